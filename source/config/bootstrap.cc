@@ -1,0 +1,385 @@
+#include "source/config/bootstrap.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
+#include "google/protobuf/duration.pb.h"
+#include "source/config/loader.h"
+
+// Checks of what the schema cannot say. Limits, and why:
+//  - port <= 65535 everywhere; 0 is fine on a listener or the admin endpoint (the kernel picks a
+//    free port) but not on an upstream endpoint, which has to be connected to.
+//  - Addresses must be IPv4 or IPv6 literals (inet_pton); names are not resolved here, and IPv6
+//    zone suffixes ("%eth0") are not accepted.
+//  - concurrency <= kMaxConcurrency: more workers than that is a typo, not a machine.
+//  - max_accepts_per_event <= kMaxAcceptsPerEvent: a bigger batch only starves the worker's other
+//    connections; 0 means the default.
+//  - per_connection_buffer_limit_bytes, if set, >= kMinBufferLimitBytes: a smaller watermark makes
+//    the proxy pause reading after nearly every read.
+//  - backlog <= INT32_MAX, because listen(2) takes an int (the kernel caps it at somaxconn anyway).
+//  - tcp_keepalive: probes <= 127 and idle_time/interval whole seconds in 1..32767, the kernel's
+//    limits for TCP_KEEPCNT / TCP_KEEPIDLE / TCP_KEEPINTVL (setsockopt fails past them).
+//  - Durations: well formed (protobuf's range, nanos and seconds of one sign) and not negative;
+//    connect_timeout, if set, positive (a zero connect timeout would fail every connect).
+// Defaults are not applied here; an unset field stays unset for the server to default.
+// A Bootstrap without listeners is valid (it may serve only the admin endpoint).
+
+namespace sluice::config {
+namespace {
+
+constexpr uint32_t kMaxPort = 65535;
+constexpr uint32_t kMaxConcurrency = 1024;
+constexpr uint32_t kMaxAcceptsPerEvent = 4096;
+constexpr uint32_t kMinBufferLimitBytes = 1024;
+constexpr uint32_t kMaxBacklog = std::numeric_limits<int32_t>::max();
+constexpr uint32_t kMaxKeepaliveProbes = 127;             // MAX_TCP_KEEPCNT
+constexpr int64_t kMaxKeepaliveSeconds = 32767;           // MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL
+constexpr int64_t kMaxDurationSeconds = 315'576'000'000;  // protobuf's Duration range
+
+// The problems found so far, each line "<source>: <path>: <problem>".
+class Problems {
+ public:
+  explicit Problems(absl::string_view source) : source_(source) {}
+
+  void Add(absl::string_view path, absl::string_view problem) {
+    lines_.push_back(absl::StrCat(source_, ": ", path, ": ", problem));
+  }
+
+  absl::Status ToStatus() const {
+    if (lines_.empty()) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrJoin(lines_, "\n"));
+  }
+
+ private:
+  std::string source_;
+  std::vector<std::string> lines_;
+};
+
+std::string Quote(absl::string_view s) {
+  return absl::StrCat("\"", absl::Utf8SafeCHexEscape(s), "\"");
+}
+
+std::string Index(absl::string_view path, int i) { return absl::StrCat(path, "[", i, "]"); }
+
+std::string Field(absl::string_view path, absl::string_view field) {
+  return absl::StrCat(path, ".", field);
+}
+
+// The canonical text of an IP literal ("::0" and "::" are the same address), or nullopt.
+std::optional<std::string> CanonicalIp(const std::string& address) {
+  unsigned char bytes[sizeof(in6_addr)];
+  char text[INET6_ADDRSTRLEN];
+  if (inet_pton(AF_INET, address.c_str(), bytes) == 1) {
+    if (inet_ntop(AF_INET, bytes, text, sizeof(text)) != nullptr) return std::string(text);
+  }
+  if (inet_pton(AF_INET6, address.c_str(), bytes) == 1) {
+    if (inet_ntop(AF_INET6, bytes, text, sizeof(text)) != nullptr) {
+      return absl::StrCat("[", text, "]");
+    }
+  }
+  return std::nullopt;
+}
+
+std::string FormatDuration(const google::protobuf::Duration& d) {
+  if (d.nanos() == 0) return absl::StrCat(d.seconds(), "s");
+  const bool negative = d.seconds() < 0 || d.nanos() < 0;
+  const int64_t seconds = d.seconds() < 0 ? -d.seconds() : d.seconds();
+  const int32_t nanos = d.nanos() < 0 ? -d.nanos() : d.nanos();
+  return absl::StrFormat("%s%d.%09ds", negative ? "-" : "", seconds, nanos);
+}
+
+// Checks a Duration's representation; false (with the problem added) when it is not one.
+bool CheckDurationWellFormed(const google::protobuf::Duration& d, absl::string_view path,
+                             Problems& problems) {
+  const bool in_range = d.seconds() >= -kMaxDurationSeconds && d.seconds() <= kMaxDurationSeconds &&
+                        d.nanos() > -1'000'000'000 && d.nanos() < 1'000'000'000;
+  const bool same_sign = !(d.seconds() > 0 && d.nanos() < 0) && !(d.seconds() < 0 && d.nanos() > 0);
+  if (!in_range || !same_sign) {
+    problems.Add(
+        path, absl::StrCat("invalid duration (seconds ", d.seconds(), ", nanos ", d.nanos(), ")"));
+    return false;
+  }
+  return true;
+}
+
+bool IsNegative(const google::protobuf::Duration& d) { return d.seconds() < 0 || d.nanos() < 0; }
+
+void CheckNonNegative(const google::protobuf::Duration& d, absl::string_view path,
+                      Problems& problems) {
+  if (!CheckDurationWellFormed(d, path, problems)) return;
+  if (IsNegative(d)) {
+    problems.Add(path, absl::StrCat("must not be negative, got ", FormatDuration(d)));
+  }
+}
+
+void CheckPositive(const google::protobuf::Duration& d, absl::string_view path,
+                   Problems& problems) {
+  if (!CheckDurationWellFormed(d, path, problems)) return;
+  if (IsNegative(d) || (d.seconds() == 0 && d.nanos() == 0)) {
+    problems.Add(path, absl::StrCat("must be positive, got ", FormatDuration(d)));
+  }
+}
+
+void CheckKeepaliveSeconds(const google::protobuf::Duration& d, absl::string_view path,
+                           Problems& problems) {
+  if (!CheckDurationWellFormed(d, path, problems)) return;
+  if (d.nanos() != 0 || d.seconds() < 1 || d.seconds() > kMaxKeepaliveSeconds) {
+    problems.Add(path, absl::StrCat("must be whole seconds from 1s to ", kMaxKeepaliveSeconds,
+                                    "s (the kernel's limit), got ", FormatDuration(d)));
+  }
+}
+
+// Checks an address; returns its canonical "ip:port" when it is valid.
+std::optional<std::string> CheckSocketAddress(const v1::SocketAddress& address,
+                                              absl::string_view path, bool upstream,
+                                              Problems& problems) {
+  bool ok = true;
+  const std::optional<std::string> ip = CanonicalIp(address.address());
+  if (address.address().empty()) {
+    problems.Add(Field(path, "address"), "required (an IPv4 or IPv6 literal, e.g. \"127.0.0.1\")");
+    ok = false;
+  } else if (!ip.has_value()) {
+    problems.Add(Field(path, "address"),
+                 absl::StrCat(Quote(address.address()),
+                              " is not an IPv4 or IPv6 address literal (names are not resolved)"));
+    ok = false;
+  }
+  if (address.port() > kMaxPort) {
+    problems.Add(Field(path, "port"), absl::StrCat("port ", address.port(), " is out of range (",
+                                                   upstream ? "1" : "0", "..", kMaxPort, ")"));
+    ok = false;
+  } else if (upstream && address.port() == 0) {
+    problems.Add(Field(path, "port"), "required: an upstream endpoint needs a port in 1..65535");
+    ok = false;
+  }
+  if (!ok) return std::nullopt;
+  return absl::StrCat(*ip, ":", address.port());
+}
+
+std::string NameList(const std::set<std::string>& names) {
+  constexpr size_t kMaxNames = 10;
+  if (names.empty()) return "no clusters are defined";
+  std::vector<std::string> quoted;
+  for (const std::string& name : names) {
+    if (quoted.size() == kMaxNames) {
+      quoted.push_back("...");
+      break;
+    }
+    quoted.push_back(Quote(name));
+  }
+  return absl::StrCat("defined: ", absl::StrJoin(quoted, ", "));
+}
+
+void CheckTcpProxy(const v1::TcpProxy& proxy, absl::string_view path,
+                   const std::set<std::string>& clusters, Problems& problems) {
+  if (proxy.cluster().empty()) {
+    problems.Add(Field(path, "cluster"), "required: the name of a cluster to proxy to");
+  } else if (!clusters.contains(proxy.cluster())) {
+    problems.Add(Field(path, "cluster"), absl::StrCat("unknown cluster ", Quote(proxy.cluster()),
+                                                      " (", NameList(clusters), ")"));
+  }
+  if (proxy.has_idle_timeout()) {
+    CheckNonNegative(proxy.idle_timeout(), Field(path, "idle_timeout"), problems);
+  }
+}
+
+void CheckFilters(const v1::Listener& listener, absl::string_view path,
+                  const std::set<std::string>& clusters, Problems& problems) {
+  const int count = listener.filters_size();
+  if (count == 0) {
+    problems.Add(Field(path, "filters"), "at least one network filter is required");
+    return;
+  }
+  for (int i = 0; i < count; ++i) {
+    const v1::NetworkFilter& filter = listener.filters(i);
+    const std::string filter_path = Index(Field(path, "filters"), i);
+    switch (filter.config_type_case()) {
+      case v1::NetworkFilter::CONFIG_TYPE_NOT_SET: {
+        // Name the choices from the schema, so the message stays right as filters are added.
+        std::vector<std::string> kinds;
+        const auto* oneof = v1::NetworkFilter::descriptor()->FindOneofByName("config_type");
+        for (int k = 0; oneof != nullptr && k < oneof->field_count(); ++k) {
+          kinds.push_back(oneof->field(k)->name());
+        }
+        problems.Add(filter_path, absl::StrCat("no filter config set (expected exactly one of: ",
+                                               absl::StrJoin(kinds, ", "), ")"));
+        break;
+      }
+      case v1::NetworkFilter::kTcpProxy:
+        CheckTcpProxy(filter.tcp_proxy(), Field(filter_path, "tcp_proxy"), clusters, problems);
+        // tcp_proxy consumes the connection's bytes; nothing after it would see any.
+        if (i != count - 1) {
+          problems.Add(filter_path,
+                       absl::StrCat("tcp_proxy must be the last filter of the chain (it is filter ",
+                                    i + 1, " of ", count, ")"));
+        }
+        break;
+    }
+  }
+}
+
+void CheckListener(const v1::Listener& listener, absl::string_view path,
+                   const std::set<std::string>& clusters,
+                   std::map<std::string, std::string>& bound_addresses, Problems& problems) {
+  if (listener.name().empty()) problems.Add(Field(path, "name"), "required");
+  if (!listener.has_address()) {
+    problems.Add(Field(path, "address"), "required");
+  } else {
+    const std::string address_path = Field(path, "address");
+    std::optional<std::string> bound =
+        CheckSocketAddress(listener.address(), address_path, /*upstream=*/false, problems);
+    // Port 0 asks for a fresh port each time, so only fixed ports can collide.
+    if (bound.has_value() && listener.address().port() != 0) {
+      auto [it, inserted] = bound_addresses.emplace(*bound, path);
+      if (!inserted) {
+        problems.Add(address_path, absl::StrCat(*bound, " is already used by ", it->second));
+      }
+    }
+  }
+  if (listener.backlog() > kMaxBacklog) {
+    problems.Add(Field(path, "backlog"),
+                 absl::StrCat("must be at most ", kMaxBacklog, ", got ", listener.backlog()));
+  }
+  if (listener.max_accepts_per_event() > kMaxAcceptsPerEvent) {
+    problems.Add(Field(path, "max_accepts_per_event"),
+                 absl::StrCat("must be at most ", kMaxAcceptsPerEvent, ", got ",
+                              listener.max_accepts_per_event()));
+  }
+  if (listener.per_connection_buffer_limit_bytes() != 0 &&
+      listener.per_connection_buffer_limit_bytes() < kMinBufferLimitBytes) {
+    problems.Add(
+        Field(path, "per_connection_buffer_limit_bytes"),
+        absl::StrCat("must be at least ", kMinBufferLimitBytes, " (or 0 for the default), got ",
+                     listener.per_connection_buffer_limit_bytes()));
+  }
+  if (listener.has_tcp_keepalive()) {
+    const v1::TcpKeepalive& keepalive = listener.tcp_keepalive();
+    const std::string keepalive_path = Field(path, "tcp_keepalive");
+    if (keepalive.probes() > kMaxKeepaliveProbes) {
+      problems.Add(Field(keepalive_path, "probes"),
+                   absl::StrCat("must be at most ", kMaxKeepaliveProbes,
+                                " (the kernel's limit), got ", keepalive.probes()));
+    }
+    if (keepalive.has_idle_time()) {
+      CheckKeepaliveSeconds(keepalive.idle_time(), Field(keepalive_path, "idle_time"), problems);
+    }
+    if (keepalive.has_interval()) {
+      CheckKeepaliveSeconds(keepalive.interval(), Field(keepalive_path, "interval"), problems);
+    }
+  }
+  CheckFilters(listener, path, clusters, problems);
+}
+
+void CheckCluster(const v1::Cluster& cluster, absl::string_view path, Problems& problems) {
+  if (cluster.endpoints_size() == 0) {
+    problems.Add(Field(path, "endpoints"), "at least one endpoint is required");
+  }
+  for (int i = 0; i < cluster.endpoints_size(); ++i) {
+    const std::string endpoint_path = Index(Field(path, "endpoints"), i);
+    const v1::Cluster::Endpoint& endpoint = cluster.endpoints(i);
+    if (!endpoint.has_address()) {
+      problems.Add(Field(endpoint_path, "address"), "required");
+      continue;
+    }
+    CheckSocketAddress(endpoint.address(), Field(endpoint_path, "address"), /*upstream=*/true,
+                       problems);
+  }
+  if (cluster.has_connect_timeout()) {
+    CheckPositive(cluster.connect_timeout(), Field(path, "connect_timeout"), problems);
+  }
+  if (!v1::Cluster::LbPolicy_IsValid(cluster.lb_policy())) {
+    problems.Add(Field(path, "lb_policy"),
+                 absl::StrCat("unknown load balancing policy ", cluster.lb_policy()));
+  }
+  if (cluster.per_connection_buffer_limit_bytes() != 0 &&
+      cluster.per_connection_buffer_limit_bytes() < kMinBufferLimitBytes) {
+    problems.Add(
+        Field(path, "per_connection_buffer_limit_bytes"),
+        absl::StrCat("must be at least ", kMinBufferLimitBytes, " (or 0 for the default), got ",
+                     cluster.per_connection_buffer_limit_bytes()));
+  }
+}
+
+}  // namespace
+
+absl::Status ValidateBootstrap(const v1::Bootstrap& bootstrap, std::string_view source) {
+  Problems problems(absl::string_view(source.data(), source.size()));
+
+  // Clusters first, so that listeners can check their references against the full set.
+  std::set<std::string> cluster_names;
+  std::map<std::string, int> first_cluster;
+  for (int i = 0; i < bootstrap.clusters_size(); ++i) {
+    const v1::Cluster& cluster = bootstrap.clusters(i);
+    const std::string path = Index("clusters", i);
+    if (cluster.name().empty()) {
+      problems.Add(Field(path, "name"), "required");
+    } else if (auto [it, inserted] = first_cluster.emplace(cluster.name(), i); !inserted) {
+      problems.Add(Field(path, "name"),
+                   absl::StrCat("duplicate cluster name ", Quote(cluster.name()),
+                                " (also clusters[", it->second, "])"));
+    }
+    if (!cluster.name().empty()) cluster_names.insert(cluster.name());
+  }
+
+  std::map<std::string, int> first_listener;
+  std::map<std::string, std::string> bound_addresses;  // "ip:port" -> the listener's path
+  for (int i = 0; i < bootstrap.listeners_size(); ++i) {
+    const v1::Listener& listener = bootstrap.listeners(i);
+    const std::string path = Index("listeners", i);
+    if (!listener.name().empty()) {
+      if (auto [it, inserted] = first_listener.emplace(listener.name(), i); !inserted) {
+        problems.Add(Field(path, "name"),
+                     absl::StrCat("duplicate listener name ", Quote(listener.name()),
+                                  " (also listeners[", it->second, "])"));
+      }
+    }
+    CheckListener(listener, path, cluster_names, bound_addresses, problems);
+  }
+
+  for (int i = 0; i < bootstrap.clusters_size(); ++i) {
+    CheckCluster(bootstrap.clusters(i), Index("clusters", i), problems);
+  }
+
+  if (bootstrap.has_admin() && bootstrap.admin().has_address()) {
+    std::optional<std::string> bound = CheckSocketAddress(
+        bootstrap.admin().address(), "admin.address", /*upstream=*/false, problems);
+    if (bound.has_value() && bootstrap.admin().address().port() != 0) {
+      if (auto it = bound_addresses.find(*bound); it != bound_addresses.end()) {
+        problems.Add("admin.address", absl::StrCat(*bound, " is already used by ", it->second));
+      }
+    }
+  }
+  if (bootstrap.concurrency() > kMaxConcurrency) {
+    problems.Add("concurrency", absl::StrCat("must be at most ", kMaxConcurrency,
+                                             " (or 0 for one "
+                                             "worker per core), got ",
+                                             bootstrap.concurrency()));
+  }
+  if (bootstrap.has_drain_timeout()) {
+    CheckNonNegative(bootstrap.drain_timeout(), "drain_timeout", problems);
+  }
+  return problems.ToStatus();
+}
+
+absl::StatusOr<v1::Bootstrap> LoadBootstrap(const std::string& path) {
+  v1::Bootstrap bootstrap;
+  if (absl::Status status = LoadFile(path, bootstrap); !status.ok()) return status;
+  if (absl::Status status = ValidateBootstrap(bootstrap, path); !status.ok()) return status;
+  return bootstrap;
+}
+
+}  // namespace sluice::config

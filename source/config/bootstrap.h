@@ -1,0 +1,20 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "api/sluice/config/v1/bootstrap.pb.h"
+
+namespace sluice::config {
+
+// Semantic checks that the schema cannot express: required fields, ranges, unique names,
+// references (a tcp_proxy's cluster exists), one terminal filter last. Reports every problem,
+// one per line, each as "<source>: <field path>: <what is wrong>".
+absl::Status ValidateBootstrap(const v1::Bootstrap& bootstrap, std::string_view source);
+
+// LoadFile + ValidateBootstrap.
+absl::StatusOr<v1::Bootstrap> LoadBootstrap(const std::string& path);
+
+}  // namespace sluice::config

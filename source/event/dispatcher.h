@@ -1,0 +1,85 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace sluice::event {
+
+// Readiness kinds for file events (bit mask).
+enum FileReadyType : uint32_t {
+  kRead = 0x1,
+  kWrite = 0x2,
+};
+
+// Interest in one fd's readiness, level-triggered. Destroying it removes the interest; it never
+// closes the fd.
+class FileEvent {
+ public:
+  virtual ~FileEvent() = default;
+  // Replaces the interest set (a FileReadyType mask; 0 = none).
+  virtual void setEnabled(uint32_t events) = 0;
+  virtual uint32_t enabled() const = 0;
+};
+using FileEventPtr = std::unique_ptr<FileEvent>;
+using FileReadyCb = std::function<void(uint32_t ready)>;
+
+// A one-shot timer; re-arm it from its own callback for periodic work.
+class Timer {
+ public:
+  virtual ~Timer() = default;
+  virtual void enableTimer(std::chrono::milliseconds delay) = 0;
+  virtual void disableTimer() = 0;
+  virtual bool enabled() const = 0;
+};
+using TimerPtr = std::unique_ptr<Timer>;
+
+class SignalEvent {
+ public:
+  virtual ~SignalEvent() = default;
+};
+using SignalEventPtr = std::unique_ptr<SignalEvent>;
+
+// An object whose destruction must wait until the current event has been handled, e.g. a
+// connection that closes itself from inside its own callback.
+class DeferredDeletable {
+ public:
+  virtual ~DeferredDeletable() = default;
+};
+using DeferredDeletablePtr = std::unique_ptr<DeferredDeletable>;
+
+// One event loop, run by exactly one thread. Everything but post() and exit() must be called on
+// that thread.
+class Dispatcher {
+ public:
+  virtual ~Dispatcher() = default;
+
+  virtual const std::string& name() const = 0;
+  virtual FileEventPtr createFileEvent(int fd, FileReadyCb cb, uint32_t events) = 0;
+  virtual TimerPtr createTimer(std::function<void()> cb) = 0;
+  // Signals are process-wide: listen on the main dispatcher only.
+  virtual SignalEventPtr listenForSignal(int signum, std::function<void()> cb) = 0;
+
+  // Runs `cb` on this dispatcher's thread soon. Safe from any thread; callbacks run in post order.
+  virtual void post(std::function<void()> cb) = 0;
+  // Destroys `obj` after the current event's callbacks have returned.
+  virtual void deferredDelete(DeferredDeletablePtr obj) = 0;
+
+  // Runs the loop until exit(). Posted callbacks still queued at exit are run first.
+  virtual void run() = 0;
+  // Makes run() return. Safe from any thread.
+  virtual void exit() = 0;
+  // True when called on the thread running this dispatcher.
+  virtual bool isThreadSafe() const = 0;
+  // The monotonic clock.
+  virtual std::chrono::steady_clock::time_point now() = 0;
+};
+using DispatcherPtr = std::unique_ptr<Dispatcher>;
+
+// libevent must be told about pthreads before the first event_base exists; call once at start.
+void InitializeLibevent();
+DispatcherPtr CreateDispatcher(std::string name);
+
+}  // namespace sluice::event

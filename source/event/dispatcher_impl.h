@@ -1,0 +1,49 @@
+#pragma once
+
+#include <event2/event.h>
+
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "source/event/dispatcher.h"
+
+namespace sluice::event {
+
+class DispatcherImpl : public Dispatcher {
+ public:
+  explicit DispatcherImpl(std::string name);
+  ~DispatcherImpl() override;
+
+  const std::string& name() const override { return name_; }
+  FileEventPtr createFileEvent(int fd, FileReadyCb cb, uint32_t events) override;
+  TimerPtr createTimer(std::function<void()> cb) override;
+  SignalEventPtr listenForSignal(int signum, std::function<void()> cb) override;
+  void post(std::function<void()> cb) override;
+  void deferredDelete(DeferredDeletablePtr obj) override;
+  void run() override;
+  void exit() override;
+  bool isThreadSafe() const override;
+  std::chrono::steady_clock::time_point now() override;
+
+  ::event_base* base() { return base_; }
+
+ private:
+  void runPosted();
+  void clearDeferred();
+
+  std::string name_;
+  ::event_base* base_;
+  std::thread::id run_thread_;
+  // Wakes the loop for posted work; activated from any thread (libevent is pthreads-aware).
+  ::event* post_event_;
+  // Runs deferred deletions once the current batch of callbacks is done.
+  ::event* deferred_event_;
+  absl::Mutex post_mu_;
+  std::vector<std::function<void()>> posted_ ABSL_GUARDED_BY(post_mu_);
+  std::vector<DeferredDeletablePtr> to_delete_;
+  bool deferred_scheduled_ = false;
+};
+
+}  // namespace sluice::event

@@ -1,0 +1,132 @@
+// sluice: an extensible L7 proxy. See README.md for the flags and configs/ for examples.
+
+#include <getopt.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "source/common/logging.h"
+#include "source/config/bootstrap.h"
+#include "source/server/server.h"
+#include "source/tls/version.h"
+
+#ifndef SLUICE_VERSION
+#define SLUICE_VERSION "0.0.0"
+#endif
+
+namespace {
+
+constexpr const char kUsage[] =
+    "Usage: sluice -c FILE [options]\n"
+    "\n"
+    "An extensible L7 proxy. FILE is YAML (.yaml/.yml), JSON (.json) or text proto\n"
+    "(.pb.txt/.pbtxt/.textproto/.txtpb) mapped onto sluice.config.v1.Bootstrap.\n"
+    "\n"
+    "Options:\n"
+    "  -c, --config FILE        the config file (required)\n"
+    "      --mode MODE          serve (default): run the proxy;\n"
+    "                           validate: check the config, print \"ok\" or the errors, exit\n"
+    "      --concurrency N      worker threads (default: the config's, else the number of cores)\n"
+    "      --ports-file PATH    write \"<listener> <address>\" lines once every socket is bound\n"
+    "      --log-level LEVEL    trace, debug, info (default), warn, error, off\n"
+    "  -h, --help               print this help and exit\n"
+    "      --version            print the version and exit\n"
+    "\n"
+    "Signals: SIGTERM/SIGINT stop accepting, let open connections finish up to the config's\n"
+    "drain_timeout, and exit 0; a second signal closes them at once.\n";
+
+enum LongOnly { kMode = 1000, kConcurrency, kPortsFile, kLogLevel, kVersion };
+
+int UsageError(const std::string& message) {
+  fprintf(stderr, "sluice: %s\n\n%s", message.c_str(), kUsage);
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  std::string mode = "serve";
+  sluice::server::Options options;
+
+  static const struct option kOptions[] = {
+      {"config", required_argument, nullptr, 'c'},
+      {"mode", required_argument, nullptr, kMode},
+      {"concurrency", required_argument, nullptr, kConcurrency},
+      {"ports-file", required_argument, nullptr, kPortsFile},
+      {"log-level", required_argument, nullptr, kLogLevel},
+      {"help", no_argument, nullptr, 'h'},
+      {"version", no_argument, nullptr, kVersion},
+      {nullptr, 0, nullptr, 0},
+  };
+  opterr = 0;
+  int opt;
+  while ((opt = getopt_long(argc, argv, ":c:h", kOptions, nullptr)) != -1) {
+    switch (opt) {
+      case 'c':
+        config_path = optarg;
+        break;
+      case kMode:
+        mode = optarg;
+        if (mode != "serve" && mode != "validate") {
+          return UsageError("--mode must be serve or validate, not \"" + mode + "\"");
+        }
+        break;
+      case kConcurrency: {
+        uint32_t n;
+        if (!absl::SimpleAtoi(optarg, &n) || n == 0 || n > 1024) {
+          return UsageError(std::string("--concurrency must be 1..1024, not \"") + optarg + "\"");
+        }
+        options.concurrency = n;
+        break;
+      }
+      case kPortsFile:
+        options.ports_file = optarg;
+        break;
+      case kLogLevel: {
+        sluice::log::Level level;
+        if (!sluice::log::ParseLevel(optarg, &level)) {
+          return UsageError(std::string("unknown --log-level \"") + optarg + "\"");
+        }
+        sluice::log::SetLevel(level);
+        break;
+      }
+      case 'h':
+        fputs(kUsage, stdout);
+        return 0;
+      case kVersion:
+        printf("sluice %s (TLS: %s)\n", SLUICE_VERSION, sluice::tls::LibraryVersion().c_str());
+        return 0;
+      case ':':
+        return UsageError(std::string("option ") + argv[optind - 1] + " needs a value");
+      default:
+        return UsageError(std::string("unknown option ") + argv[optind - 1]);
+    }
+  }
+  if (optind < argc) return UsageError(std::string("unexpected argument ") + argv[optind]);
+  if (config_path.empty()) return UsageError("a config file is required (-c FILE)");
+
+  auto bootstrap = sluice::config::LoadBootstrap(config_path);
+  if (!bootstrap.ok()) {
+    fprintf(stderr, "%s\n", std::string(bootstrap.status().message()).c_str());
+    return 1;
+  }
+  if (mode == "validate") {
+    printf("ok\n");
+    return 0;
+  }
+
+  // Writes to a closed peer must fail with EPIPE, not kill the process.
+  signal(SIGPIPE, SIG_IGN);
+  // SIGTERM/SIGINT reach the main event loop through libevent's signal events, whichever thread
+  // the kernel delivers them to.
+  auto status = sluice::server::Run(*bootstrap, options);
+  if (!status.ok()) {
+    SLUICE_LOG(kError, "%s", status.message());
+    return 1;
+  }
+  return 0;
+}

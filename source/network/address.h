@@ -1,0 +1,38 @@
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+
+namespace sluice::network {
+
+// An IPv4 or IPv6 socket address (a value type).
+class Address {
+ public:
+  Address() = default;
+  // Parses an IP literal ("127.0.0.1", "::1"); names are not resolved.
+  static absl::StatusOr<Address> fromIpPort(std::string_view ip, uint32_t port);
+  static Address fromSockaddr(const sockaddr* sa, socklen_t len);
+  // The local address bound to `fd` (getsockname), e.g. to learn the port the kernel picked.
+  static absl::StatusOr<Address> localOf(int fd);
+
+  int family() const { return storage_.ss_family; }
+  uint16_t port() const;
+  Address withPort(uint16_t port) const;
+  const sockaddr* sockaddr_ptr() const { return reinterpret_cast<const sockaddr*>(&storage_); }
+  socklen_t length() const { return len_; }
+  // "127.0.0.1:80", "[::1]:80".
+  std::string asString() const;
+  std::string ip() const;
+
+ private:
+  sockaddr_storage storage_{};
+  socklen_t len_ = 0;
+};
+
+}  // namespace sluice::network

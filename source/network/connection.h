@@ -1,0 +1,98 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "source/common/buffer.h"
+#include "source/event/dispatcher.h"
+#include "source/network/address.h"
+
+namespace sluice::network {
+
+enum class ConnectionEvent {
+  kConnected,    // a client connection finished its connect
+  kRemoteClose,  // the peer closed or reset, or an I/O error
+  kLocalClose,   // close() was called on this side
+};
+
+enum class CloseType {
+  kFlushWrite,  // send what is buffered, then close (bounded by a flush timeout)
+  kNoFlush,     // close now, dropping buffered data
+  kReset,       // close now with an RST (SO_LINGER 0)
+};
+
+// Observers of a connection's life and of its write-buffer watermarks.
+class ConnectionCallbacks {
+ public:
+  virtual ~ConnectionCallbacks() = default;
+  virtual void onEvent(ConnectionEvent event) = 0;
+  // The write buffer went above the high watermark: stop producing for this connection.
+  virtual void onAboveWriteBufferHighWatermark() {}
+  // ... and drained below the low watermark again.
+  virtual void onBelowWriteBufferLowWatermark() {}
+};
+
+enum class FilterStatus { kContinue, kStopIteration };
+
+class Connection;
+
+// What a read filter may do with its connection.
+class ReadFilterCallbacks {
+ public:
+  virtual ~ReadFilterCallbacks() = default;
+  virtual Connection& connection() = 0;
+};
+
+// A network filter on the read path, run in chain order.
+class ReadFilter {
+ public:
+  virtual ~ReadFilter() = default;
+  virtual void initializeReadFilterCallbacks(ReadFilterCallbacks& callbacks) = 0;
+  // Called once when the connection is ready (accepted and set up).
+  virtual FilterStatus onNewConnection() { return FilterStatus::kContinue; }
+  // Bytes read from the peer. The filter consumes (drains or moves) what it takes; bytes left
+  // stay buffered for the next call. `end_stream`: the peer half-closed.
+  virtual FilterStatus onData(Buffer& data, bool end_stream) = 0;
+};
+using ReadFilterPtr = std::unique_ptr<ReadFilter>;
+
+enum class ConnectionState { kOpen, kClosing, kClosed };
+
+// A TCP connection on one worker: a transport socket, read filters, bounded write buffer.
+class Connection : public event::DeferredDeletable {
+ public:
+  ~Connection() override = default;
+
+  virtual uint64_t id() const = 0;
+  virtual event::Dispatcher& dispatcher() = 0;
+  virtual void addReadFilter(ReadFilterPtr filter) = 0;
+  virtual void addConnectionCallbacks(ConnectionCallbacks& cb) = 0;
+  virtual void removeConnectionCallbacks(ConnectionCallbacks& cb) = 0;
+  // Runs the read filters' onNewConnection and starts reading.
+  virtual void initializeReadFilters() = 0;
+  // Client side: begin the non-blocking connect; kConnected or kRemoteClose follows.
+  virtual void connect() = 0;
+
+  // Moves all of `data` into the write buffer and writes what the kernel takes now.
+  // `end_stream`: half-close (shutdown SHUT_WR) once everything is written.
+  virtual void write(Buffer& data, bool end_stream) = 0;
+  virtual void close(CloseType type) = 0;
+  virtual ConnectionState state() const = 0;
+
+  // Counted: reads resume when every disable has been matched by an enable.
+  virtual void readDisable(bool disable) = 0;
+  virtual bool readEnabled() const = 0;
+  // With half-close on, a peer's FIN is passed up as end_stream and the connection stays open for
+  // writing; it closes once both directions are done. Off (default): a FIN closes the connection.
+  virtual void enableHalfClose(bool enabled) = 0;
+  // High watermark of the write buffer (low = half of it). 0: unlimited.
+  virtual void setBufferLimits(uint32_t limit) = 0;
+  virtual size_t writeBufferLength() const = 0;
+
+  virtual const Address& remoteAddress() const = 0;
+  virtual const Address& localAddress() const = 0;
+};
+using ConnectionPtr = std::unique_ptr<Connection>;
+
+}  // namespace sluice::network

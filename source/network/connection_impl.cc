@@ -1,0 +1,264 @@
+#include "source/network/connection_impl.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+
+#include "source/common/logging.h"
+#include "source/network/socket.h"
+
+namespace sluice::network {
+
+namespace {
+std::atomic<uint64_t> g_next_id{1};
+}
+
+ConnectionImpl::ConnectionImpl(event::Dispatcher& dispatcher, int fd, TransportSocketPtr transport,
+                               const Address& remote, const Address& local)
+    : id_(g_next_id.fetch_add(1, std::memory_order_relaxed)),
+      dispatcher_(dispatcher),
+      fd_(fd),
+      transport_(std::move(transport)),
+      remote_(remote),
+      local_(local) {
+  // No interest until initializeReadFilters(): filters must be in place before the first read.
+  file_event_ = dispatcher_.createFileEvent(
+      fd_, [this](uint32_t ready) { onFileEvent(ready); }, 0);
+  transport_->onConnected();
+}
+
+ConnectionImpl::ConnectionImpl(event::Dispatcher& dispatcher, const Address& remote,
+                               TransportSocketPtr transport)
+    : id_(g_next_id.fetch_add(1, std::memory_order_relaxed)),
+      dispatcher_(dispatcher),
+      transport_(std::move(transport)),
+      remote_(remote) {}
+
+ConnectionImpl::~ConnectionImpl() {
+  // Owners close first; this is the safety net that never raises events.
+  file_event_.reset();
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void ConnectionImpl::addReadFilter(ReadFilterPtr filter) {
+  filter->initializeReadFilterCallbacks(*this);
+  filters_.push_back(std::move(filter));
+}
+
+void ConnectionImpl::removeConnectionCallbacks(ConnectionCallbacks& cb) {
+  auto it = std::find(callbacks_.begin(), callbacks_.end(), &cb);
+  if (it != callbacks_.end()) *it = nullptr;  // Compacted lazily: we may be iterating.
+}
+
+void ConnectionImpl::initializeReadFilters() {
+  for (auto& f : filters_) {
+    if (f->onNewConnection() == FilterStatus::kStopIteration || state_ != ConnectionState::kOpen) {
+      break;
+    }
+  }
+  if (state_ == ConnectionState::kOpen) updateEvents();
+}
+
+void ConnectionImpl::connect() {
+  auto fd = StartConnect(remote_);
+  if (!fd.ok()) {
+    SLUICE_LOG(kDebug, "[C%d] connect to %s failed: %s", id_, remote_.asString(),
+               fd.status().message());
+    // Report on the next loop iteration: the caller is still setting us up.
+    timer_ = dispatcher_.createTimer([this] { closeSocket(ConnectionEvent::kRemoteClose); });
+    timer_->enableTimer(std::chrono::milliseconds(0));
+    return;
+  }
+  fd_ = *fd;
+  connecting_ = true;
+  file_event_ = dispatcher_.createFileEvent(
+      fd_, [this](uint32_t ready) { onFileEvent(ready); }, event::kWrite);
+}
+
+void ConnectionImpl::onFileEvent(uint32_t ready) {
+  if (connecting_) {
+    if (ready & event::kWrite) onConnectDone();
+    return;
+  }
+  if ((ready & event::kWrite) && state_ != ConnectionState::kClosed) onWriteReady();
+  if ((ready & event::kRead) && state_ != ConnectionState::kClosed) onReadReady();
+}
+
+void ConnectionImpl::onConnectDone() {
+  int err = 0;
+  socklen_t len = sizeof(err);
+  if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (err != 0) {
+    SLUICE_LOG(kDebug, "[C%d] connect to %s failed: %s", id_, remote_.asString(), strerror(err));
+    closeSocket(ConnectionEvent::kRemoteClose);
+    return;
+  }
+  connecting_ = false;
+  if (auto local = Address::localOf(fd_); local.ok()) local_ = *local;
+  SetNoDelay(fd_, true);
+  transport_->onConnected();
+  raiseEvent(ConnectionEvent::kConnected);
+  if (state_ == ConnectionState::kClosed) return;
+  if (!write_buffer_.empty() || write_end_) {
+    onWriteReady();
+  } else {
+    updateEvents();
+  }
+}
+
+void ConnectionImpl::onReadReady() {
+  if (read_disable_count_ > 0 || read_end_) return;
+  IoOutcome out = transport_->doRead(fd_, read_buffer_, kMaxReadPerEvent);
+  if (out.action == PostIoAction::kClose) {
+    closeSocket(ConnectionEvent::kRemoteClose);
+    return;
+  }
+  if (out.end_stream) read_end_ = true;
+  if (out.bytes > 0 || out.end_stream) dispatchRead();
+  if (state_ == ConnectionState::kClosed) return;
+  if (read_end_) {
+    if (!half_close_ || shutdown_sent_) {
+      closeSocket(ConnectionEvent::kRemoteClose);
+      return;
+    }
+  }
+  updateEvents();
+}
+
+void ConnectionImpl::dispatchRead() {
+  if (state_ != ConnectionState::kOpen) {
+    read_buffer_.clear();
+    return;
+  }
+  for (auto& f : filters_) {
+    if (f->onData(read_buffer_, read_end_) == FilterStatus::kStopIteration ||
+        state_ != ConnectionState::kOpen) {
+      break;
+    }
+  }
+}
+
+void ConnectionImpl::write(Buffer& data, bool end_stream) {
+  if (state_ != ConnectionState::kOpen || write_end_) {
+    data.clear();  // Nothing may follow a close or a half-close.
+    return;
+  }
+  write_buffer_.move(data);
+  if (end_stream) write_end_ = true;
+  if (connecting_ || fd_ < 0) return;  // Flushed once connected.
+  onWriteReady();
+}
+
+void ConnectionImpl::onWriteReady() {
+  if (!write_buffer_.empty()) {
+    IoOutcome out = transport_->doWrite(fd_, write_buffer_);
+    if (out.action == PostIoAction::kClose) {
+      closeSocket(ConnectionEvent::kRemoteClose);
+      return;
+    }
+  }
+  if (write_buffer_.empty()) {
+    if (state_ == ConnectionState::kClosing) {
+      closeSocket(ConnectionEvent::kLocalClose);
+      return;
+    }
+    if (write_end_ && !shutdown_sent_) {
+      ::shutdown(fd_, SHUT_WR);
+      shutdown_sent_ = true;
+      if (read_end_) {  // Both directions are done.
+        closeSocket(ConnectionEvent::kLocalClose);
+        return;
+      }
+    }
+  }
+  checkWatermarks();
+  if (state_ != ConnectionState::kClosed) updateEvents();
+}
+
+void ConnectionImpl::checkWatermarks() {
+  if (high_watermark_ == 0) return;
+  const size_t len = write_buffer_.length();
+  if (!above_high_ && len > high_watermark_) {
+    above_high_ = true;
+    for (size_t i = 0; i < callbacks_.size() && state_ != ConnectionState::kClosed; ++i) {
+      if (callbacks_[i] != nullptr) callbacks_[i]->onAboveWriteBufferHighWatermark();
+    }
+  } else if (above_high_ && len <= high_watermark_ / 2) {
+    above_high_ = false;
+    for (size_t i = 0; i < callbacks_.size() && state_ != ConnectionState::kClosed; ++i) {
+      if (callbacks_[i] != nullptr) callbacks_[i]->onBelowWriteBufferLowWatermark();
+    }
+  }
+}
+
+void ConnectionImpl::readDisable(bool disable) {
+  if (disable) {
+    if (++read_disable_count_ == 1 && state_ == ConnectionState::kOpen) updateEvents();
+  } else if (read_disable_count_ > 0) {
+    if (--read_disable_count_ == 0 && state_ == ConnectionState::kOpen) updateEvents();
+  }
+}
+
+void ConnectionImpl::updateEvents() {
+  if (!file_event_) return;
+  uint32_t mask = 0;
+  if (connecting_) {
+    mask = event::kWrite;
+  } else {
+    if (state_ == ConnectionState::kOpen && read_disable_count_ == 0 && !read_end_) {
+      mask |= event::kRead;
+    }
+    if (!write_buffer_.empty() || (write_end_ && !shutdown_sent_)) mask |= event::kWrite;
+  }
+  file_event_->setEnabled(mask);
+}
+
+void ConnectionImpl::close(CloseType type) {
+  if (state_ == ConnectionState::kClosed) return;
+  if (type == CloseType::kFlushWrite && !write_buffer_.empty() && !connecting_ && fd_ >= 0) {
+    if (state_ == ConnectionState::kClosing) return;
+    state_ = ConnectionState::kClosing;
+    read_buffer_.clear();
+    timer_ = dispatcher_.createTimer([this] {
+      SLUICE_LOG(kDebug, "[C%d] flush timeout; closing", id_);
+      closeSocket(ConnectionEvent::kLocalClose);
+    });
+    timer_->enableTimer(kFlushTimeout);
+    updateEvents();
+    return;
+  }
+  if (type == CloseType::kReset && fd_ >= 0) {
+    struct linger lg = {1, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+  }
+  closeSocket(ConnectionEvent::kLocalClose);
+}
+
+void ConnectionImpl::closeSocket(ConnectionEvent event) {
+  if (state_ == ConnectionState::kClosed) return;
+  state_ = ConnectionState::kClosed;
+  connecting_ = false;
+  file_event_.reset();
+  if (timer_) timer_->disableTimer();
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+  read_buffer_.clear();
+  write_buffer_.clear();
+  raiseEvent(event);
+}
+
+void ConnectionImpl::raiseEvent(ConnectionEvent event) {
+  // Index loop: callbacks may add or remove callbacks while we iterate.
+  for (size_t i = 0; i < callbacks_.size(); ++i) {
+    if (callbacks_[i] != nullptr) callbacks_[i]->onEvent(event);
+    if (event != ConnectionEvent::kConnected) continue;
+    if (state_ == ConnectionState::kClosed) break;
+  }
+  callbacks_.erase(std::remove(callbacks_.begin(), callbacks_.end(), nullptr), callbacks_.end());
+}
+
+}  // namespace sluice::network

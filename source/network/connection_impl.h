@@ -1,0 +1,82 @@
+#pragma once
+
+#include <chrono>
+#include <vector>
+
+#include "source/network/connection.h"
+#include "source/network/transport_socket.h"
+
+namespace sluice::network {
+
+// A connection over a non-blocking fd, driven by level-triggered events: read interest while
+// reads are enabled, write interest only while bytes (or a pending half-close) wait to be written.
+class ConnectionImpl : public Connection, private ReadFilterCallbacks {
+ public:
+  // An accepted connection (takes ownership of `fd`).
+  ConnectionImpl(event::Dispatcher& dispatcher, int fd, TransportSocketPtr transport,
+                 const Address& remote, const Address& local);
+  // A client connection to `remote`; call connect() to start it.
+  ConnectionImpl(event::Dispatcher& dispatcher, const Address& remote,
+                 TransportSocketPtr transport);
+  ~ConnectionImpl() override;
+
+  uint64_t id() const override { return id_; }
+  event::Dispatcher& dispatcher() override { return dispatcher_; }
+  void addReadFilter(ReadFilterPtr filter) override;
+  void addConnectionCallbacks(ConnectionCallbacks& cb) override { callbacks_.push_back(&cb); }
+  void removeConnectionCallbacks(ConnectionCallbacks& cb) override;
+  void initializeReadFilters() override;
+  void connect() override;
+  void write(Buffer& data, bool end_stream) override;
+  void close(CloseType type) override;
+  ConnectionState state() const override { return state_; }
+  void readDisable(bool disable) override;
+  bool readEnabled() const override { return read_disable_count_ == 0; }
+  void enableHalfClose(bool enabled) override { half_close_ = enabled; }
+  void setBufferLimits(uint32_t limit) override { high_watermark_ = limit; }
+  size_t writeBufferLength() const override { return write_buffer_.length(); }
+  const Address& remoteAddress() const override { return remote_; }
+  const Address& localAddress() const override { return local_; }
+
+  // How long close(kFlushWrite) may wait for the peer to take the buffered bytes.
+  static constexpr std::chrono::milliseconds kFlushTimeout{5000};
+  // Bytes read per readiness event at most, so one busy peer cannot starve the others.
+  static constexpr uint64_t kMaxReadPerEvent = 256 * 1024;
+
+ private:
+  Connection& connection() override { return *this; }
+  void onFileEvent(uint32_t ready);
+  void onConnectDone();
+  void onReadReady();
+  void onWriteReady();
+  void dispatchRead();
+  void checkWatermarks();
+  void updateEvents();
+  void closeSocket(ConnectionEvent event);
+  void raiseEvent(ConnectionEvent event);
+
+  const uint64_t id_;
+  event::Dispatcher& dispatcher_;
+  int fd_ = -1;
+  TransportSocketPtr transport_;
+  Address remote_;
+  Address local_;
+  event::FileEventPtr file_event_;
+  event::TimerPtr timer_;  // connect failure report or flush timeout; created on demand
+  Buffer read_buffer_;
+  Buffer write_buffer_;
+  std::vector<ReadFilterPtr> filters_;
+  std::vector<ConnectionCallbacks*> callbacks_;
+  ConnectionState state_ = ConnectionState::kOpen;
+  uint32_t read_disable_count_ = 0;
+  uint32_t high_watermark_ = 0;
+  bool above_high_ = false;
+  bool connecting_ = false;
+  bool half_close_ = false;
+  bool read_end_ = false;       // the peer's FIN was seen
+  bool write_end_ = false;      // end_stream was written into the buffer
+  bool shutdown_sent_ = false;  // shutdown(SHUT_WR) done
+  bool in_dispatch_ = false;
+};
+
+}  // namespace sluice::network

@@ -1,0 +1,29 @@
+#pragma once
+
+#include <functional>
+
+#include "source/event/dispatcher.h"
+#include "source/network/connection.h"
+
+namespace sluice::upstream {
+class WorkerClusters;
+}
+
+namespace sluice::network {
+
+// What a network filter may use of the worker it runs on.
+class FilterContext {
+ public:
+  virtual ~FilterContext() = default;
+  virtual event::Dispatcher& dispatcher() = 0;
+  virtual upstream::WorkerClusters& clusters() = 0;
+  // Takes a connection that was closed with kFlushWrite and is still flushing, and frees it once
+  // it is closed (or at worker shutdown), so its owner can go away without losing those bytes.
+  virtual void adoptClosingConnection(ConnectionPtr connection) = 0;
+};
+
+// Installs one configured filter on a new connection. Built on the main thread from config,
+// called on workers: it must only read its captured (immutable) config.
+using FilterFactory = std::function<void(Connection& connection, FilterContext& context)>;
+
+}  // namespace sluice::network

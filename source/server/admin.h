@@ -1,0 +1,50 @@
+#pragma once
+
+#include <list>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "source/common/stats.h"
+#include "source/event/dispatcher.h"
+#include "source/network/address.h"
+#include "source/network/connection.h"
+#include "source/network/listener.h"
+
+namespace sluice::server {
+
+// The admin endpoint, on the main thread. A stub until the HTTP codec lands: it reads one request
+// head (bounded in size and time), answers `GET /stats` with the counters as text, anything else
+// with 404, and closes.
+class Admin : private network::ListenerCallbacks {
+ public:
+  Admin(event::Dispatcher& dispatcher, stats::Store& store);
+  ~Admin() override;
+
+  // Binds and starts accepting; returns the bound address (port 0 resolved).
+  absl::StatusOr<network::Address> start(const network::Address& address);
+  void stop();
+
+  static constexpr size_t kMaxRequestHead = 8192;
+  static constexpr std::chrono::milliseconds kRequestTimeout{10000};
+
+ private:
+  class AdminConnection;
+
+  bool reserveConnection() override { return connections_.size() < kMaxConnections; }
+  void unreserveConnection() override {}
+  void onAccept(int fd, const network::Address& remote) override;
+  void onPaused() override {}
+  void onFdExhausted() override {}
+  void remove(AdminConnection& c);
+
+  static constexpr size_t kMaxConnections = 64;
+
+  event::Dispatcher& dispatcher_;
+  stats::Store& store_;
+  int fd_ = -1;
+  network::Address address_;
+  network::ListenerPtr listener_;
+  std::list<std::unique_ptr<AdminConnection>> connections_;
+};
+
+}  // namespace sluice::server

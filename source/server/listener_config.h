@@ -1,0 +1,52 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "api/sluice/config/v1/bootstrap.pb.h"
+#include "source/common/stats.h"
+#include "source/network/address.h"
+#include "source/network/filter_context.h"
+#include "source/network/listener.h"
+#include "source/network/socket.h"
+#include "source/upstream/cluster.h"
+
+namespace sluice::server {
+
+// One listener of a config snapshot, with defaults applied: immutable and shared by the workers
+// (only its atomics — the connection limit and the stats — change).
+struct ListenerConfig {
+  std::string name;
+  network::Address address;
+  network::ListenOptions listen_options;
+  uint32_t max_accepts_per_event;
+  bool tcp_nodelay;
+  std::optional<network::KeepaliveOptions> keepalive;
+  uint32_t buffer_limit;
+  std::vector<network::FilterFactory> filter_factories;
+  network::ConnectionLimit limit;
+
+  stats::Counter& cx_total;
+  stats::Gauge& cx_active;
+  stats::Counter& cx_overflow;
+  std::vector<stats::Counter*> worker_cx_total;  // one per worker
+
+  ListenerConfig(uint64_t max_connections, stats::Counter& total, stats::Gauge& active,
+                 stats::Counter& overflow)
+      : limit(max_connections), cx_total(total), cx_active(active), cx_overflow(overflow) {}
+};
+using ListenerConfigPtr = std::shared_ptr<ListenerConfig>;
+
+// Defaults the config reference promises (api/sluice/config/v1/listener.proto).
+inline constexpr uint32_t kDefaultMaxAcceptsPerEvent = 64;
+inline constexpr uint32_t kDefaultBufferLimit = 1024 * 1024;
+
+// Builds a validated listener into its runtime form: defaults, filter factories, stats.
+absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(const config::v1::Listener& listener,
+                                                      const upstream::ClusterManager& clusters,
+                                                      stats::Store& store, size_t workers);
+
+}  // namespace sluice::server

@@ -1,0 +1,212 @@
+#include "source/server/server.h"
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
+#include "source/common/logging.h"
+#include "source/common/stats.h"
+#include "source/event/dispatcher.h"
+#include "source/network/listen_socket_registry.h"
+#include "source/server/admin.h"
+#include "source/server/listener_config.h"
+#include "source/server/worker.h"
+#include "source/upstream/cluster.h"
+
+namespace sluice::server {
+
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+constexpr std::chrono::milliseconds kDefaultDrainTimeout{30000};
+
+// Raises the soft open-file limit to the hard one (as nginx's worker_rlimit_nofile does) and
+// returns the limit in force.
+uint64_t RaiseFileLimit() {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlim_t old = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) rl.rlim_cur = old;
+  }
+  return rl.rlim_cur == RLIM_INFINITY ? (1u << 20) : rl.rlim_cur;
+}
+
+absl::Status WritePortsFile(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << content;
+    if (!out.good()) return absl::UnavailableError(absl::StrCat("cannot write ", tmp));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot rename ", tmp, " to ", path));
+  }
+  return absl::OkStatus();
+}
+
+// The main thread's part: config, sockets, workers, admin, signals, and the drain.
+class Server {
+ public:
+  Server(const config::v1::Bootstrap& bootstrap, const Options& options)
+      : bootstrap_(bootstrap), options_(options), main_(event::CreateDispatcher("main")) {}
+
+  absl::Status run();
+
+ private:
+  void startDrain();
+  void onWorkerIdle();
+  void shutdown();
+
+  const config::v1::Bootstrap& bootstrap_;
+  const Options& options_;
+  event::DispatcherPtr main_;
+  stats::Store store_;
+  std::unique_ptr<upstream::ClusterManager> clusters_;
+  std::unique_ptr<WorkerShared> shared_;
+  network::ListenSocketRegistry sockets_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<Admin> admin_;
+  std::vector<event::SignalEventPtr> signals_;
+  event::TimerPtr drain_timer_;
+  std::chrono::milliseconds drain_timeout_ = kDefaultDrainTimeout;
+  size_t workers_stopped_ = 0;
+  size_t workers_idle_ = 0;
+  bool draining_ = false;
+};
+
+absl::Status Server::run() {
+  uint32_t concurrency = options_.concurrency != 0 ? options_.concurrency : bootstrap_.concurrency();
+  if (concurrency == 0) concurrency = std::max(1u, std::thread::hardware_concurrency());
+  if (bootstrap_.has_drain_timeout()) {
+    drain_timeout_ =
+        std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(bootstrap_.drain_timeout()));
+  }
+
+  const uint64_t nofile = RaiseFileLimit();
+  // Each proxied connection costs two descriptors; keep some for listeners, logs, admin.
+  const uint64_t max_connections = bootstrap_.max_connections() != 0
+                                       ? bootstrap_.max_connections()
+                                       : std::max<uint64_t>(1, (nofile - std::min<uint64_t>(nofile, 128)) / 2);
+  shared_ = std::make_unique<WorkerShared>(
+      max_connections, store_.counter("server.downstream_cx_total"),
+      store_.gauge("server.downstream_cx_active"), store_.counter("server.downstream_cx_overflow"),
+      store_.counter("server.accept_fd_exhausted"));
+  store_.gauge("server.concurrency").set(concurrency);
+
+  auto clusters = upstream::ClusterManager::create(bootstrap_, store_);
+  if (!clusters.ok()) return clusters.status();
+  clusters_ = std::move(*clusters);
+
+  for (uint32_t i = 0; i < concurrency; ++i) {
+    workers_.push_back(std::make_unique<Worker>(i, *shared_, *clusters_));
+  }
+
+  std::string ports;
+  for (const auto& l : bootstrap_.listeners()) {
+    auto cfg = BuildListenerConfig(l, *clusters_, store_, concurrency);
+    if (!cfg.ok()) return cfg.status();
+    const size_t count = (*cfg)->listen_options.reuse_port ? concurrency : 1;
+    auto fds = sockets_.getOrCreate((*cfg)->address, (*cfg)->listen_options, count);
+    if (!fds.ok()) {
+      return absl::Status(fds.status().code(),
+                          absl::StrCat("listener ", l.name(), ": ", fds.status().message()));
+    }
+    auto bound = network::Address::localOf(fds->front());
+    if (!bound.ok()) return bound.status();
+    (*cfg)->address = *bound;
+    for (uint32_t i = 0; i < concurrency; ++i) {
+      workers_[i]->addListener(*cfg, (*fds)[count == 1 ? 0 : i]);
+    }
+    SLUICE_LOG(kInfo, "listener %s on %s (%s, %u workers)", l.name(), bound->asString(),
+               count == 1 ? "shared socket" : "SO_REUSEPORT", concurrency);
+    absl::StrAppend(&ports, l.name(), " ", bound->asString(), "\n");
+  }
+
+  if (bootstrap_.has_admin() && bootstrap_.admin().has_address()) {
+    auto addr = network::Address::fromIpPort(bootstrap_.admin().address().address(),
+                                             bootstrap_.admin().address().port());
+    if (!addr.ok()) return addr.status();
+    admin_ = std::make_unique<Admin>(*main_, store_);
+    auto bound = admin_->start(*addr);
+    if (!bound.ok()) {
+      return absl::Status(bound.status().code(),
+                          absl::StrCat("admin: ", bound.status().message()));
+    }
+    SLUICE_LOG(kInfo, "admin on %s", bound->asString());
+    absl::StrAppend(&ports, "admin ", bound->asString(), "\n");
+  }
+
+  if (!options_.ports_file.empty()) {
+    if (auto s = WritePortsFile(options_.ports_file, ports); !s.ok()) return s;
+  }
+
+  shared_->resume_all = [this] {
+    for (auto& w : workers_) w->resumePausedListeners();
+  };
+  signals_.push_back(main_->listenForSignal(SIGTERM, [this] { startDrain(); }));
+  signals_.push_back(main_->listenForSignal(SIGINT, [this] { startDrain(); }));
+  for (auto& w : workers_) w->start();
+  SLUICE_LOG(kInfo, "sluice started with %u workers", concurrency);
+
+  main_->run();
+
+  shared_->resume_all = nullptr;
+  for (auto& w : workers_) w->stop();
+  admin_.reset();
+  workers_.clear();
+  sockets_.closeAll();
+  SLUICE_LOG(kInfo, "sluice exited cleanly");
+  return absl::OkStatus();
+}
+
+void Server::startDrain() {
+  if (draining_) {
+    SLUICE_LOG(kWarn, "second signal during drain: closing every connection now");
+    for (auto& w : workers_) w->closeConnections();
+    return;
+  }
+  draining_ = true;
+  SLUICE_LOG(kInfo, "draining: no new connections; open ones have up to %dms to finish",
+             static_cast<int>(drain_timeout_.count()));
+  drain_timer_ = main_->createTimer([this] {
+    SLUICE_LOG(kInfo, "drain timeout: closing the remaining connections");
+    for (auto& w : workers_) w->closeConnections();
+  });
+  drain_timer_->enableTimer(drain_timeout_);
+  for (auto& w : workers_) {
+    w->stopListeners([this] {
+      main_->post([this] {
+        // Once no worker polls them, the sockets can close: new connects are refused from here.
+        if (++workers_stopped_ == workers_.size()) sockets_.closeAll();
+      });
+    });
+    w->notifyWhenIdle([this] { main_->post([this] { onWorkerIdle(); }); });
+  }
+}
+
+void Server::onWorkerIdle() {
+  if (++workers_idle_ == workers_.size()) shutdown();
+}
+
+void Server::shutdown() {
+  if (drain_timer_) drain_timer_->disableTimer();
+  main_->exit();
+}
+
+}  // namespace
+
+absl::Status Run(const config::v1::Bootstrap& bootstrap, const Options& options) {
+  Server server(bootstrap, options);
+  return server.run();
+}
+
+}  // namespace sluice::server

@@ -1,0 +1,23 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "api/sluice/config/v1/bootstrap.pb.h"
+
+namespace sluice::server {
+
+// What the command line adds to the config.
+struct Options {
+  // Worker threads; 0: Bootstrap.concurrency, else the number of cores.
+  uint32_t concurrency = 0;
+  // When set: after every socket is bound, write "<listener> <address>" lines (and "admin ...")
+  // to this file, atomically, so that tests and scripts can use port 0.
+  std::string ports_file;
+};
+
+// Runs the proxy until SIGTERM/SIGINT and a drain; returns OK for a clean exit.
+absl::Status Run(const config::v1::Bootstrap& bootstrap, const Options& options);
+
+}  // namespace sluice::server

@@ -1,0 +1,56 @@
+#include "source/upstream/cluster.h"
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace sluice::upstream {
+
+namespace {
+constexpr std::chrono::milliseconds kDefaultConnectTimeout{5000};
+constexpr uint32_t kDefaultBufferLimit = 1024 * 1024;
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
+    const config::v1::Bootstrap& bootstrap, stats::Store& store) {
+  auto cm = std::make_unique<ClusterManager>();
+  for (const auto& c : bootstrap.clusters()) {
+    std::vector<network::Address> endpoints;
+    for (const auto& ep : c.endpoints()) {
+      auto a = network::Address::fromIpPort(ep.address().address(), ep.address().port());
+      if (!a.ok()) return a.status();
+      endpoints.push_back(*a);
+    }
+    auto timeout = kDefaultConnectTimeout;
+    if (c.has_connect_timeout()) {
+      timeout = std::chrono::milliseconds(
+          google::protobuf::util::TimeUtil::DurationToMilliseconds(c.connect_timeout()));
+    }
+    const uint32_t limit = c.per_connection_buffer_limit_bytes() != 0
+                               ? c.per_connection_buffer_limit_bytes()
+                               : kDefaultBufferLimit;
+    const std::string prefix = absl::StrCat("cluster.", c.name(), ".");
+    ClusterStats stats{store.counter(prefix + "upstream_cx_total"),
+                       store.gauge(prefix + "upstream_cx_active"),
+                       store.counter(prefix + "upstream_cx_connect_fail"),
+                       store.counter(prefix + "upstream_cx_connect_timeout")};
+    cm->clusters_.push_back(
+        std::make_unique<Cluster>(c.name(), std::move(endpoints), timeout, limit, stats));
+    cm->by_name_[c.name()] = cm->clusters_.back().get();
+  }
+  return cm;
+}
+
+const Cluster* ClusterManager::get(const std::string& name) const {
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second;
+}
+
+WorkerClusters::WorkerClusters(const ClusterManager& manager, size_t worker_index) {
+  for (const auto& c : manager.clusters()) {
+    lbs_[c.get()] = std::make_unique<RoundRobinLoadBalancer>(*c, worker_index);
+  }
+}
+
+LoadBalancer& WorkerClusters::loadBalancer(const Cluster& cluster) { return *lbs_.at(&cluster); }
+
+}  // namespace sluice::upstream

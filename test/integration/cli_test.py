@@ -1,0 +1,292 @@
+"""The command line: --help, --version, --mode validate, config errors, missing files, and how the
+binary is linked (BoringSSL, never OpenSSL's libssl.so.3)."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+
+def good_config():
+    return harness.tcp_proxy_config([("127.0.0.1", 1234)])
+
+
+class CliTest(harness.SluiceTestCase):
+
+    def run_cli(self, *args):
+        return harness.run_cli(list(args))
+
+    def write(self, name, content):
+        path = os.path.join(self.tmpdir, name)
+        with open(path, "w") as f:
+            f.write(content if isinstance(content, str) else json.dumps(content, indent=2))
+        return path
+
+    def validate(self, config, name="config.json"):
+        path = self.write(name, config)
+        return path, self.run_cli("--mode", "validate", "-c", path)
+
+    @staticmethod
+    def output(r):
+        return "exit %d\n--- stdout ---\n%s\n--- stderr ---\n%s" % (r.returncode, r.stdout, r.stderr)
+
+    def assertValid(self, r):
+        self.assertEqual(r.returncode, 0, self.output(r))
+        self.assertIn("ok", r.stdout.split(), self.output(r))
+
+    def assertInvalid(self, r, path, *needles):
+        """Exit 1, and stdout+stderr name the file and every needle."""
+        self.assertEqual(r.returncode, 1, self.output(r))
+        text = r.stdout + r.stderr
+        self.assertIn(os.path.basename(path), text, "the error must name the file\n" + self.output(r))
+        for n in needles:
+            self.assertIn(n, text, "the error must name %r\n%s" % (n, self.output(r)))
+
+    # -- flags --
+
+    def test_help(self):
+        r = self.run_cli("--help")
+        self.assertEqual(r.returncode, 0, self.output(r))
+        self.assertTrue((r.stdout + r.stderr).strip(), "--help printed nothing")
+        self.assertIn("-c", r.stdout + r.stderr, self.output(r))
+
+    def test_version(self):
+        r = self.run_cli("--version")
+        self.assertEqual(r.returncode, 0, self.output(r))
+        self.assertRegex(r.stdout + r.stderr, r"\d+\.\d+", "--version printed no version")
+
+    # -- validate --
+
+    def test_validate_ok_json(self):
+        _, r = self.validate(good_config())
+        self.assertValid(r)
+
+    def test_validate_ok_snake_case(self):
+        config = good_config()
+        config["clusters"][0]["connect_timeout"] = config["clusters"][0].pop("connectTimeout")
+        config["drain_timeout"] = config.pop("drainTimeout")
+        config["listeners"][0]["filters"] = [{"tcp_proxy": {"cluster": "c"}}]
+        config["listeners"][0]["max_connections"] = 10
+        config["listeners"][0]["reuse_port"] = False
+        _, r = self.validate(config)
+        self.assertValid(r)
+
+    def test_validate_ok_yaml(self):
+        yaml = """\
+# comment
+listeners:
+- name: l
+  address: {address: 127.0.0.1, port: 0}
+  filters:
+  - tcp_proxy:
+      cluster: c
+clusters:
+- name: c
+  endpoints:
+  - address:
+      address: "127.0.0.1"
+      port: 1234
+  connect_timeout: 1s
+admin:
+  address: {address: 127.0.0.1, port: 0}
+drain_timeout: 5s
+"""
+        for name in ("config.yaml", "config.yml"):
+            _, r = self.validate(yaml, name)
+            self.assertValid(r)
+
+    def test_validate_ok_text_proto(self):
+        text = """\
+listeners {
+  name: "l"
+  address { address: "127.0.0.1" port: 0 }
+  filters { tcp_proxy { cluster: "c" } }
+}
+clusters {
+  name: "c"
+  endpoints { address { address: "127.0.0.1" port: 1234 } }
+  connect_timeout { seconds: 1 }
+}
+"""
+        _, r = self.validate(text, "config.pbtxt")
+        self.assertValid(r)
+
+    def test_validate_quickstart(self):
+        path = os.path.join(harness.repo_root(), "configs", "quickstart.yaml")
+        self.assertTrue(os.path.exists(path), "%s does not exist" % path)
+        r = self.run_cli("--mode", "validate", "-c", path)
+        self.assertValid(r)
+
+    def test_validate_unknown_field(self):
+        config = good_config()
+        config["listeners"][0]["address"]["prot"] = 80
+        path, r = self.validate(config)
+        self.assertInvalid(r, path, "listeners[0].address", "prot")
+
+    def test_validate_unknown_top_level_field(self):
+        config = good_config()
+        config["listenerz"] = []
+        path, r = self.validate(config)
+        self.assertInvalid(r, path, "listenerz")
+
+    def test_validate_unknown_field_yaml(self):
+        yaml = """\
+listeners:
+- name: l
+  address: {address: 127.0.0.1, port: 0}
+  filters: [{tcp_proxy: {cluster: c}}]
+clusters:
+- name: c
+  endpoints: [{address: {address: 127.0.0.1, port: 1234}}]
+  bogus_field: 3
+"""
+        path, r = self.validate(yaml, "bad.yaml")
+        self.assertInvalid(r, path, "clusters[0]", "bogus_field")
+
+    def test_validate_wrong_type(self):
+        config = good_config()
+        config["listeners"][0]["address"]["port"] = "abc"
+        path, r = self.validate(config)
+        self.assertInvalid(r, path, "listeners[0].address.port")
+
+    def test_validate_endpoint_port_zero(self):
+        # Port 0 is fine on a listener but invalid on an upstream endpoint.
+        config = good_config()
+        config["clusters"][0]["endpoints"][0]["address"]["port"] = 0
+        path, r = self.validate(config)
+        self.assertInvalid(r, path, "clusters[0].endpoints[0].address.port")
+
+    def test_validate_port_out_of_range(self):
+        config = good_config()
+        config["clusters"][0]["endpoints"][0]["address"]["port"] = 70000
+        path, r = self.validate(config)
+        self.assertInvalid(r, path, "clusters[0].endpoints[0].address.port")
+
+    def test_validate_unknown_cluster_reference(self):
+        config = good_config()
+        config["listeners"][0]["filters"][0]["tcpProxy"]["cluster"] = "nope"
+        path, r = self.validate(config)
+        self.assertInvalid(r, path, "listeners[0].filters[0]", "nope")
+
+    def test_validate_missing_filters(self):
+        config = good_config()
+        del config["listeners"][0]["filters"]
+        path, r = self.validate(config)
+        self.assertInvalid(r, path, "listeners[0].filters")
+
+    def test_validate_missing_endpoints(self):
+        config = good_config()
+        config["clusters"][0]["endpoints"] = []
+        path, r = self.validate(config)
+        self.assertInvalid(r, path, "clusters[0].endpoints")
+
+    def test_validate_duplicate_listener_names(self):
+        config = good_config()
+        config["listeners"].append(json.loads(json.dumps(config["listeners"][0])))
+        path, r = self.validate(config)
+        self.assertInvalid(r, path, "listeners[1]")
+
+    def test_validate_duplicate_fixed_address(self):
+        # Port 0 may repeat (a fresh port each); a fixed ip:port may not.
+        config = good_config()
+        second = json.loads(json.dumps(config["listeners"][0]))
+        second["name"] = "l2"
+        config["listeners"].append(second)
+        _, r = self.validate(config, "port0.json")
+        self.assertValid(r)
+        for l in config["listeners"]:
+            l["address"]["port"] = 18080
+        path, r = self.validate(config, "fixed.json")
+        self.assertInvalid(r, path, "listeners[1].address")
+
+    def test_validate_reports_every_problem(self):
+        config = good_config()
+        config["clusters"][0]["endpoints"][0]["address"]["port"] = 0
+        del config["listeners"][0]["filters"]
+        path, r = self.validate(config)
+        self.assertInvalid(r, path, "clusters[0].endpoints[0].address.port",
+                           "listeners[0].filters")
+
+    def test_validate_bad_address(self):
+        config = good_config()
+        config["listeners"][0]["address"]["address"] = "not-an-ip"
+        path, r = self.validate(config)
+        self.assertInvalid(r, path, "listeners[0].address")
+
+    def test_validate_malformed_json(self):
+        path = self.write("broken.json", '{"listeners": [')
+        r = self.run_cli("--mode", "validate", "-c", path)
+        self.assertEqual(r.returncode, 1, self.output(r))
+        self.assertIn("broken.json", r.stdout + r.stderr, self.output(r))
+
+    def test_validate_unknown_extension(self):
+        path = self.write("config.ini", json.dumps(good_config()))
+        r = self.run_cli("--mode", "validate", "-c", path)
+        self.assertEqual(r.returncode, 1, self.output(r))
+        self.assertIn("config.ini", r.stdout + r.stderr, self.output(r))
+
+    def test_missing_file(self):
+        path = os.path.join(self.tmpdir, "does-not-exist.json")
+        for mode in ("validate", "serve"):
+            r = self.run_cli("--mode", mode, "-c", path)
+            self.assertEqual(r.returncode, 1, "mode %s\n%s" % (mode, self.output(r)))
+            self.assertIn("does-not-exist.json", r.stdout + r.stderr,
+                          "mode %s: the error must name the file\n%s" % (mode, self.output(r)))
+
+    def test_missing_file_default_mode(self):
+        path = os.path.join(self.tmpdir, "nope.yaml")
+        r = self.run_cli("-c", path)
+        self.assertEqual(r.returncode, 1, self.output(r))
+        self.assertIn("nope.yaml", r.stderr, "the error must be on stderr\n" + self.output(r))
+
+    def test_serve_invalid_config_exits_1(self):
+        config = good_config()
+        config["listeners"][0]["address"]["prot"] = 80
+        path = self.write("serve-bad.json", config)
+        ports = os.path.join(self.tmpdir, "ports")
+        r = harness.run_cli(["-c", path, "--ports-file", ports])
+        self.assertEqual(r.returncode, 1, self.output(r))
+        self.assertIn("serve-bad.json", r.stderr, self.output(r))
+        self.assertIn("listeners[0].address", r.stderr, self.output(r))
+        self.assertFalse(os.path.exists(ports), "no ports file for a config that does not load")
+
+    def test_serve_port_in_use_exits_1(self):
+        # A listener that cannot bind: sluice reports it and exits 1 rather than serving partly.
+        with harness.socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen(1)
+            port = busy.getsockname()[1]
+            config = good_config()
+            config["listeners"][0]["address"]["port"] = port
+            path = self.write("busy.json", config)
+            ports = os.path.join(self.tmpdir, "ports")
+            r = harness.run_cli(["-c", path, "--ports-file", ports])
+        self.assertEqual(r.returncode, 1, self.output(r))
+        self.assertIn(str(port), r.stderr, self.output(r))
+        self.assertFalse(os.path.exists(ports), "no ports file when a listener cannot bind")
+
+    # -- linking --
+
+    def test_links_boringssl_not_openssl(self):
+        ldd = shutil.which("ldd")
+        if not ldd:
+            self.skipTest("no ldd")
+        r = subprocess.run([ldd, harness.sluice_bin()], capture_output=True, text=True,
+                           timeout=harness.EXIT_TIMEOUT)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertNotIn("not found", r.stdout, r.stdout)
+        self.assertNotIn("libssl.so.3", r.stdout, r.stdout)
+        self.assertNotIn("libcrypto.so.3", r.stdout, r.stdout)
+        m = re.search(r"^\s*libssl\.so\.0 => (\S+)", r.stdout, re.M)
+        self.assertIsNotNone(m, "sluice does not link libssl.so.0 (BoringSSL):\n" + r.stdout)
+        self.assertIn("/android/", m.group(1), r.stdout)
+
+
+if __name__ == "__main__":
+    harness.main()

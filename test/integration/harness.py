@@ -1,0 +1,847 @@
+"""Helpers for sluice's integration tests: run the real binary against small Python upstreams.
+
+Python 3 standard library only. Everything is bounded in time: sockets carry timeouts, every wait
+has a deadline, and a wait is event-driven wherever there is an event to wait for (a polled file or
+stats endpoint is checked in a bounded loop with a short sleep).
+
+Environment:
+  SLUICE_BIN        the binary (default: <repo>/build/sluice)
+  SLUICE_REPO_ROOT  the repository root (default: two levels above this file)
+  SLUICE_SANITIZE   "1" when the binary is built with ASan + UBSan
+  SLUICE_IT_LOG_LEVEL  --log-level passed to sluice (default: info)
+"""
+
+import errno
+import hashlib
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+# Socket timeout for every blocking socket operation in the tests.
+IO_TIMEOUT = 30.0
+# How long sluice may take to bind everything and write --ports-file.
+READY_TIMEOUT = 30.0
+# How long sluice may take to exit once it should.
+EXIT_TIMEOUT = 30.0
+# How long a stats condition may take to become true.
+STATS_TIMEOUT = 30.0
+# Sleep between two polls of a file or of /stats.
+POLL_INTERVAL = 0.02
+
+MiB = 1024 * 1024
+
+
+def repo_root():
+    root = os.environ.get("SLUICE_REPO_ROOT")
+    if root:
+        return os.path.abspath(root)
+    return os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def sluice_bin():
+    path = os.environ.get("SLUICE_BIN")
+    if path:
+        return os.path.abspath(path)
+    return os.path.join(repo_root(), "build", "sluice")
+
+
+def sanitized():
+    return os.environ.get("SLUICE_SANITIZE", "") not in ("", "0", "OFF", "off", "false")
+
+
+def have_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def family_of(host):
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def unused_port(host="127.0.0.1"):
+    """A port that nothing listens on (bound, read back, closed)."""
+    with socket.socket(family_of(host), socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def write_config(config, directory, name="sluice.json"):
+    """Writes the config dict as JSON into directory; returns the path."""
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        json.dump(config, f, indent=2)
+    return path
+
+
+def tcp_proxy_config(endpoints, listener_name="l", cluster_name="c", listen_host="127.0.0.1",
+                     listener_extra=None, cluster_extra=None, tcp_proxy_extra=None,
+                     bootstrap_extra=None, drain_timeout="5s"):
+    """One listener (port 0) with a tcp_proxy to one cluster, plus an admin endpoint.
+
+    endpoints: list of (host, port).
+    """
+    tcp_proxy = {"cluster": cluster_name}
+    tcp_proxy.update(tcp_proxy_extra or {})
+    listener = {
+        "name": listener_name,
+        "address": {"address": listen_host, "port": 0},
+        "filters": [{"tcpProxy": tcp_proxy}],
+    }
+    listener.update(listener_extra or {})
+    cluster = {
+        "name": cluster_name,
+        "endpoints": [{"address": {"address": h, "port": p}} for (h, p) in endpoints],
+        "connectTimeout": "5s",
+    }
+    cluster.update(cluster_extra or {})
+    config = {
+        "listeners": [listener],
+        "clusters": [cluster],
+        "admin": {"address": {"address": "127.0.0.1", "port": 0}},
+        "drainTimeout": drain_timeout,
+    }
+    config.update(bootstrap_extra or {})
+    return config
+
+
+def run_cli(args, timeout=EXIT_TIMEOUT, env=None):
+    """Runs sluice with args to completion; returns CompletedProcess (text stdout/stderr)."""
+    return subprocess.run([sluice_bin()] + list(args), stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, errors="replace", timeout=timeout,
+                          env=env)
+
+
+# ------------------------------------------------------------------------------------------------
+# Sockets
+
+
+def connect(addr, timeout=IO_TIMEOUT, rcvbuf=None):
+    """A blocking client socket connected to addr (host, port), with a timeout."""
+    host, port = addr
+    s = socket.socket(family_of(host), socket.SOCK_STREAM)
+    try:
+        s.settimeout(timeout)
+        if rcvbuf is not None:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.connect((host, port))
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+def recv_exact(sock, n, deadline_s=IO_TIMEOUT):
+    """Reads exactly n bytes (socket timeouts and an overall deadline bound it)."""
+    deadline = time.monotonic() + deadline_s
+    chunks = []
+    got = 0
+    while got < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError("recv_exact: got %d of %d bytes before the deadline" % (got, n))
+        data = sock.recv(min(n - got, 1 << 20))
+        if not data:
+            raise EOFError("recv_exact: EOF after %d of %d bytes" % (got, n))
+        chunks.append(data)
+        got += len(data)
+    return b"".join(chunks)
+
+
+def recv_until_closed(sock, deadline_s=IO_TIMEOUT, limit=None):
+    """Reads until EOF or a reset. Returns (data, how) with how in {"eof", "reset"}.
+
+    Raises TimeoutError if neither happens before the deadline (or a recv times out), and
+    AssertionError if more than `limit` bytes arrive.
+    """
+    deadline = time.monotonic() + deadline_s
+    chunks = []
+    got = 0
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("no EOF/reset within %.0fs (got %d bytes)" % (deadline_s, got))
+        sock.settimeout(min(remaining, IO_TIMEOUT))
+        try:
+            data = sock.recv(1 << 20)
+        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
+            return b"".join(chunks), "reset"
+        except socket.timeout:
+            raise TimeoutError("no EOF/reset within %.0fs (got %d bytes)" % (deadline_s, got))
+        if not data:
+            return b"".join(chunks), "eof"
+        chunks.append(data)
+        got += len(data)
+        if limit is not None and got > limit:
+            raise AssertionError("received %d bytes, more than the %d expected" % (got, limit))
+
+
+def echo_roundtrip(sock, payload, deadline_s=IO_TIMEOUT):
+    """Sends payload (small enough to fit in the socket buffers) and reads it back."""
+    sock.sendall(payload)
+    return recv_exact(sock, len(payload), deadline_s)
+
+
+def nothing_readable(sock):
+    """True if a non-blocking recv would block right now (no data, no EOF)."""
+    old = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        sock.recv(1, socket.MSG_PEEK)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.settimeout(old)
+
+
+def connect_refused(addr, timeout=5.0):
+    """True if a TCP connect to addr is refused; False if it is accepted (the socket is closed)."""
+    host, port = addr
+    s = socket.socket(family_of(host), socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect((host, port))
+        return False
+    except ConnectionRefusedError:
+        return True
+    except (socket.timeout, ConnectionResetError, ConnectionAbortedError):
+        # Not (yet) refused: a listening socket closing mid-handshake resets the connect.
+        return False
+    finally:
+        s.close()
+
+
+class PatternStream:
+    """Deterministic pseudo-random bytes. Chunk i starts with i (8 bytes, little endian) followed
+    by a slice of a 1 MiB sha256-chained block at an offset that depends on i, so that lost,
+    duplicated or reordered chunks change the stream's hash."""
+
+    CHUNK = 64 * 1024
+    MAX_CHUNK = 1024 * 1024
+
+    def __init__(self, seed):
+        self.seed = seed
+        h = hashlib.sha256(("sluice-%s" % seed).encode()).digest()
+        parts = []
+        for _ in range((self.MAX_CHUNK + 8192) // 32):
+            h = hashlib.sha256(h).digest()
+            parts.append(h)
+        self._block = b"".join(parts)
+
+    def chunk(self, index, size=None):
+        size = self.CHUNK if size is None else size
+        assert 0 < size <= self.MAX_CHUNK
+        off = (index * 61) % 4096
+        return (index.to_bytes(8, "little") + self._block[off:off + size])[:size]
+
+    def generate(self, total, chunk_size=None):
+        """Yields the chunks of a stream of `total` bytes."""
+        chunk_size = chunk_size or self.CHUNK
+        index = 0
+        sent = 0
+        while sent < total:
+            n = min(chunk_size, total - sent)
+            yield self.chunk(index, n)
+            index += 1
+            sent += n
+
+    def digest(self, total):
+        h = hashlib.sha256()
+        for c in self.generate(total):
+            h.update(c)
+        return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------
+# Upstream servers
+
+
+class UpstreamServer:
+    """A threaded TCP server on an ephemeral port; one thread per accepted connection.
+
+    Subclasses implement handle(conn). Counts accepted / active / closed connections, and lets a
+    test wait for a condition on those counts (event-driven, bounded).
+    """
+
+    def __init__(self, host="127.0.0.1", backlog=128):
+        self.host = host
+        self.sock = socket.socket(family_of(host), socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(backlog)
+        self.sock.setblocking(False)
+        self.port = self.sock.getsockname()[1]
+        self.cond = threading.Condition()
+        self.accepted = 0
+        self.active = 0
+        self.closed = 0
+        self.errors = []
+        self._conns = set()
+        self._threads = []
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._stopping = False
+        self._accept_thread = threading.Thread(target=self._accept_loop, daemon=True,
+                                               name="%s-accept" % type(self).__name__)
+        self._accept_thread.start()
+
+    @property
+    def addr(self):
+        return (self.host, self.port)
+
+    def _accept_loop(self):
+        sel = selectors.DefaultSelector()
+        sel.register(self.sock, selectors.EVENT_READ)
+        sel.register(self._wake_r, selectors.EVENT_READ)
+        try:
+            while True:
+                for key, _ in sel.select():
+                    if key.fileobj is self._wake_r:
+                        return
+                    try:
+                        conn, _ = self.sock.accept()
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    except OSError as e:
+                        self.errors.append(e)
+                        continue
+                    conn.settimeout(IO_TIMEOUT)
+                    with self.cond:
+                        if self._stopping:
+                            conn.close()
+                            continue
+                        self.accepted += 1
+                        self.active += 1
+                        self._conns.add(conn)
+                        self.cond.notify_all()
+                    t = threading.Thread(target=self._run_conn, args=(conn,), daemon=True,
+                                         name="%s-conn" % type(self).__name__)
+                    self._threads.append(t)
+                    t.start()
+        finally:
+            sel.close()
+
+    def _run_conn(self, conn):
+        try:
+            self.handle(conn)
+        except OSError as e:
+            if not self._stopping:
+                self.errors.append(e)
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
+            with self.cond:
+                self._conns.discard(conn)
+                self.active -= 1
+                self.closed += 1
+                self.cond.notify_all()
+
+    def handle(self, conn):
+        raise NotImplementedError
+
+    def wait_for(self, predicate, timeout=STATS_TIMEOUT, what="condition"):
+        """Waits until predicate(self) is true (called under the lock); raises on timeout."""
+        with self.cond:
+            if not self.cond.wait_for(lambda: predicate(self), timeout):
+                raise AssertionError(
+                    "%s: timed out after %.0fs waiting for %s (accepted=%d active=%d closed=%d)" %
+                    (type(self).__name__, timeout, what, self.accepted, self.active, self.closed))
+
+    def close(self):
+        with self.cond:
+            self._stopping = True
+            conns = list(self._conns)
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+        self._accept_thread.join(IO_TIMEOUT)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in self._threads:
+            t.join(5.0)
+        self.sock.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+
+class EchoServer(UpstreamServer):
+    """Echoes every byte back. On EOF from the peer: finishes echoing and closes."""
+
+    def handle(self, conn):
+        while True:
+            data = conn.recv(256 * 1024)
+            if not data:
+                return
+            conn.sendall(data)
+
+
+class DigestOnEofServer(UpstreamServer):
+    """Reads until EOF, then answers "<bytes received> <sha256 hex>\\n" and closes: a response that
+    only flows after the client's half-close."""
+
+    def handle(self, conn):
+        h = hashlib.sha256()
+        n = 0
+        while True:
+            data = conn.recv(256 * 1024)
+            if not data:
+                break
+            h.update(data)
+            n += len(data)
+        conn.sendall(("%d %s\n" % (n, h.hexdigest())).encode())
+
+
+class SourceServer(UpstreamServer):
+    """Sends `total` bytes of PatternStream(seed) as fast as the peer takes them, then half-closes
+    and waits for the peer to close.
+
+    Detects backpressure: when one send makes no progress for `stall_after` seconds, `stalled` is
+    set and `sent_at_stall` records the bytes sent by then. Gives up (closes) if no progress at all
+    for IO_TIMEOUT * 2.
+    """
+
+    def __init__(self, total, seed=1, stall_after=1.0, **kw):
+        self.total = total
+        self.pattern = PatternStream(seed)
+        self.stall_after = stall_after
+        self.stalled = threading.Event()
+        self.done = threading.Event()
+        self.sent_at_stall = None
+        self.sent = 0
+        self.digest = None
+        super().__init__(**kw)
+
+    def handle(self, conn):
+        conn.settimeout(self.stall_after)
+        h = hashlib.sha256()
+        last_progress = time.monotonic()
+        for chunk in self.pattern.generate(self.total, 256 * 1024):
+            view = memoryview(chunk)
+            while view:
+                try:
+                    n = conn.send(view)
+                except socket.timeout:
+                    if not self.stalled.is_set():
+                        self.sent_at_stall = self.sent
+                        self.stalled.set()
+                    if time.monotonic() - last_progress > 2 * IO_TIMEOUT:
+                        raise
+                    continue
+                view = view[n:]
+                self.sent += n
+                last_progress = time.monotonic()
+            h.update(chunk)
+        self.digest = h.hexdigest()
+        self.done.set()
+        conn.shutdown(socket.SHUT_WR)
+        conn.settimeout(2 * IO_TIMEOUT)
+        try:
+            while conn.recv(65536):
+                pass
+        except OSError:
+            pass
+
+
+class SinkServer(UpstreamServer):
+    """Reads nothing until `release` is set, then reads until EOF, records the byte count and
+    sha256 (`received`, `digest`, event `done`) and closes."""
+
+    def __init__(self, **kw):
+        self.release = threading.Event()
+        self.done = threading.Event()
+        self.received = 0
+        self.digest = None
+        super().__init__(**kw)
+
+    def handle(self, conn):
+        if not self.release.wait(4 * IO_TIMEOUT):
+            return
+        h = hashlib.sha256()
+        while True:
+            data = conn.recv(256 * 1024)
+            if not data:
+                break
+            h.update(data)
+            self.received += len(data)
+        self.digest = h.hexdigest()
+        self.done.set()
+
+
+class ResetServer(UpstreamServer):
+    """Optionally reads `read_before` bytes, sends `send_before` bytes, then resets the connection
+    (SO_LINGER 0 + close)."""
+
+    def __init__(self, send_before=64 * 1024, read_before=0, **kw):
+        self.send_before = send_before
+        self.read_before = read_before
+        self.reset_done = threading.Event()
+        super().__init__(**kw)
+
+    def handle(self, conn):
+        got = 0
+        while got < self.read_before:
+            data = conn.recv(min(65536, self.read_before - got))
+            if not data:
+                break
+            got += len(data)
+        if self.send_before:
+            conn.sendall(PatternStream(7).chunk(0, self.send_before))
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        conn.close()
+        self.reset_done.set()
+
+
+class BlackholeServer:
+    """A listening socket whose accept queue is full, so that the kernel drops further SYNs and a
+    connect to it hangs (used for connect timeouts). `works` tells whether that holds here."""
+
+    def __init__(self, host="127.0.0.1"):
+        self.host = host
+        self.sock = socket.socket(family_of(host), socket.SOCK_STREAM)
+        self.sock.bind((host, 0))
+        self.sock.listen(0)
+        self.port = self.sock.getsockname()[1]
+        self.fillers = []
+        for _ in range(3):
+            s = socket.socket(family_of(host), socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.connect_ex((host, self.port))
+            self.fillers.append(s)
+        probe = socket.socket(family_of(host), socket.SOCK_STREAM)
+        probe.settimeout(1.0)
+        try:
+            probe.connect((host, self.port))
+            self.works = False
+        except socket.timeout:
+            self.works = True
+        except OSError:
+            self.works = False
+        finally:
+            probe.close()
+
+    @property
+    def addr(self):
+        return (self.host, self.port)
+
+    def close(self):
+        for s in self.fillers:
+            s.close()
+        self.sock.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# The sluice process
+
+
+class SluiceError(AssertionError):
+    pass
+
+
+class Sluice:
+    """One running sluice process. Use SluiceTestCase.start_sluice() to get one."""
+
+    def __init__(self, config, workdir, name="sluice", concurrency=None, args=(), env=None,
+                 log_level=None, preexec_fn=None):
+        self.name = name
+        self.workdir = workdir
+        self.config_path = write_config(config, workdir, "%s.json" % name)
+        self.ports_path = os.path.join(workdir, "%s.ports" % name)
+        self.stderr_path = os.path.join(workdir, "%s.stderr" % name)
+        self.stdout_path = os.path.join(workdir, "%s.stdout" % name)
+        self.config = config
+        cmd = [sluice_bin(), "-c", self.config_path, "--ports-file", self.ports_path,
+               "--log-level", log_level or os.environ.get("SLUICE_IT_LOG_LEVEL", "info")]
+        if concurrency is not None:
+            cmd += ["--concurrency", str(concurrency)]
+        cmd += list(args)
+        self.cmd = cmd
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self._stderr = open(self.stderr_path, "wb")
+        self._stdout = open(self.stdout_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._stdout,
+                                     stderr=self._stderr, env=full_env, preexec_fn=preexec_fn)
+        self.pid = self.proc.pid
+        self.ports = {}
+        self.returncode = None
+
+    # -- lifecycle --
+
+    def wait_ready(self, timeout=READY_TIMEOUT):
+        """Waits for --ports-file; fails fast if the process exits. Returns {name: (host, port)}."""
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(self.ports_path):
+            rc = self.proc.poll()
+            if rc is not None:
+                raise SluiceError("sluice exited with %d before writing the ports file\n%s" %
+                                  (rc, self.logs()))
+            if time.monotonic() > deadline:
+                raise SluiceError("no ports file after %.0fs\n%s" % (timeout, self.logs()))
+            time.sleep(POLL_INTERVAL)
+        with open(self.ports_path) as f:
+            text = f.read()
+        ports = {}
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) != 2:
+                raise SluiceError("malformed ports-file line %r in:\n%s" % (line, text))
+            name, hostport = parts
+            host, _, port = hostport.rpartition(":")
+            if host.startswith("[") and host.endswith("]"):
+                host = host[1:-1]
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise SluiceError("malformed ports-file line %r in:\n%s" % (line, text))
+            ports[name] = (host, int(port))
+        expected = [l["name"] for l in self.config.get("listeners", [])]
+        if self.config.get("admin", {}).get("address"):
+            expected.append("admin")
+        missing = [n for n in expected if n not in ports]
+        if missing:
+            raise SluiceError("ports file lacks %s:\n%s" % (missing, text))
+        self.ports = ports
+        return ports
+
+    def addr(self, name):
+        return self.ports[name]
+
+    def connect(self, listener, **kw):
+        return connect(self.addr(listener), **kw)
+
+    def poll(self):
+        return self.proc.poll()
+
+    def send_signal(self, sig):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout=EXIT_TIMEOUT):
+        """Waits for the process to exit; returns its exit code. Raises SluiceError on timeout."""
+        try:
+            self.returncode = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise SluiceError("sluice did not exit within %.0fs\n%s" % (timeout, self.logs()))
+        finally:
+            self._close_files()
+        return self.returncode
+
+    def stop(self, timeout=EXIT_TIMEOUT):
+        """SIGTERM, then a bounded wait. Returns the exit code."""
+        self.send_signal(signal.SIGTERM)
+        return self.wait_exit(timeout)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            try:
+                self.proc.wait(EXIT_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                pass
+        self._close_files()
+
+    def _close_files(self):
+        for f in (self._stderr, self._stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+    def logs(self, max_chars=200000):
+        out = []
+        for label, path in (("stderr", self.stderr_path), ("stdout", self.stdout_path)):
+            try:
+                with open(path, "rb") as f:
+                    text = f.read().decode("utf-8", "replace")
+            except OSError:
+                continue
+            if len(text) > max_chars:
+                text = "[... %d chars cut ...]\n" % (len(text) - max_chars) + text[-max_chars:]
+            out.append("----- %s %s (pid %d) -----\n%s" % (self.name, label, self.pid, text))
+        return "\n".join(out)
+
+    # -- admin --
+
+    def stats_response(self, timeout=IO_TIMEOUT):
+        """GET /stats; returns (status_line, headers dict (lowercase names), body bytes, sock)."""
+        s = connect(self.addr("admin"), timeout=timeout)
+        try:
+            s.sendall(b"GET /stats HTTP/1.1\r\nHost: sluice\r\nUser-Agent: sluice-it\r\n\r\n")
+            buf = b""
+            deadline = time.monotonic() + timeout
+            while b"\r\n\r\n" not in buf:
+                if time.monotonic() > deadline:
+                    raise SluiceError("admin: no response head within %.0fs" % timeout)
+                data = s.recv(65536)
+                if not data:
+                    raise SluiceError("admin: EOF before the end of the head: %r" % buf[:2000])
+                buf += data
+            head, _, body = buf.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            status = lines[0]
+            headers = {}
+            for line in lines[1:]:
+                k, sep, v = line.partition(":")
+                if not sep:
+                    raise SluiceError("admin: malformed header line %r" % line)
+                headers[k.strip().lower()] = v.strip()
+            if "content-length" not in headers:
+                raise SluiceError("admin: no Content-Length in %r" % head)
+            length = int(headers["content-length"])
+            while len(body) < length:
+                if time.monotonic() > deadline:
+                    raise SluiceError("admin: body incomplete within %.0fs" % timeout)
+                data = s.recv(65536)
+                if not data:
+                    raise SluiceError("admin: EOF after %d of %d body bytes" % (len(body), length))
+                body += data
+            if len(body) > length:
+                raise SluiceError("admin: %d bytes beyond Content-Length %d" %
+                                  (len(body) - length, length))
+            return status, headers, body, s
+        except BaseException:
+            s.close()
+            raise
+
+    def stats(self):
+        """GET /stats as {name: int}."""
+        status, headers, body, s = self.stats_response()
+        s.close()
+        if status != "HTTP/1.1 200 OK":
+            raise SluiceError("admin: status %r" % status)
+        return parse_stats(body)
+
+    def wait_stats(self, predicate, what, timeout=STATS_TIMEOUT):
+        """Polls /stats until predicate(stats) holds; returns those stats. Raises on timeout."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            if self.proc.poll() is not None:
+                raise SluiceError("sluice exited (%d) while waiting for %s\n%s" %
+                                  (self.proc.returncode, what, self.logs()))
+            last = self.stats()
+            try:
+                if predicate(last):
+                    return last
+            except (KeyError, TypeError):
+                pass
+            if time.monotonic() > deadline:
+                raise SluiceError("timed out after %.0fs waiting for %s; last stats:\n%s" %
+                                  (timeout, what, format_stats(last)))
+            time.sleep(POLL_INTERVAL * 5)
+
+    def rss_bytes(self):
+        with open("/proc/%d/status" % self.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise SluiceError("no VmRSS for pid %d" % self.pid)
+
+
+def parse_stats(body):
+    text = body.decode("utf-8")
+    stats = {}
+    for line in text.splitlines():
+        if not line:
+            continue
+        parts = line.split(" ")
+        if len(parts) != 2:
+            raise SluiceError("stats: malformed line %r" % line)
+        name, value = parts
+        try:
+            stats[name] = int(value)
+        except ValueError:
+            raise SluiceError("stats: non-integer value in %r" % line)
+    return stats
+
+
+def stats_names(body):
+    """The stat names of a /stats body, in the order served."""
+    return [line.split(" ")[0] for line in body.decode("utf-8").splitlines() if line]
+
+
+def format_stats(stats):
+    return "\n".join("  %s %s" % (k, stats[k]) for k in sorted(stats or {}))
+
+
+# ------------------------------------------------------------------------------------------------
+# Test case base
+
+
+class SluiceTestCase(unittest.TestCase):
+    """Gives each test a temp dir, starts/stops sluice and upstreams, and prints the logs of every
+    sluice it started when the test fails or errors."""
+
+    def setUp(self):
+        if not os.path.exists(sluice_bin()):
+            self.fail("sluice binary %s does not exist (set SLUICE_BIN)" % sluice_bin())
+        self.tmpdir = tempfile.mkdtemp(prefix="sluice-it-")
+        self._sluices = []
+
+    def run(self, result=None):
+        if result is None:
+            result = self.defaultTestResult()
+        before = len(result.failures) + len(result.errors)
+        try:
+            return super().run(result)
+        finally:
+            if len(result.failures) + len(result.errors) > before:
+                for s in getattr(self, "_sluices", []):
+                    sys.stderr.write("\n%s\n" % s.logs())
+                    sys.stderr.write("----- config %s -----\n" % s.config_path)
+                    try:
+                        with open(s.config_path) as f:
+                            sys.stderr.write(f.read() + "\n")
+                    except OSError:
+                        pass
+                sys.stderr.flush()
+            tmp = getattr(self, "tmpdir", None)
+            if tmp:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def start_sluice(self, config, wait=True, **kw):
+        kw.setdefault("name", "sluice%d" % len(self._sluices))
+        s = Sluice(config, self.tmpdir, **kw)
+        self._sluices.append(s)
+        self.addCleanup(s.kill)
+        if wait:
+            s.wait_ready()
+        return s
+
+    def stop_sluice(self, s, timeout=EXIT_TIMEOUT):
+        """SIGTERM and assert a clean exit (0)."""
+        rc = s.stop(timeout)
+        self.assertEqual(rc, 0, "sluice exited with %d after SIGTERM" % rc)
+
+    def server(self, cls, *args, **kw):
+        srv = cls(*args, **kw)
+        self.addCleanup(srv.close)
+        return srv
+
+    def client(self, sluice, listener="l", **kw):
+        s = sluice.connect(listener, **kw)
+        self.addCleanup(s.close)
+        return s
+
+
+def main():
+    unittest.main(verbosity=2)

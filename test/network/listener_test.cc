@@ -1,0 +1,246 @@
+// Accept path: batching ("multi accept"), pausing at a connection limit, EMFILE back-off, and the
+// listen-socket registry (shared port for SO_REUSEPORT groups on port 0).
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "source/event/dispatcher.h"
+#include "source/network/listen_socket_registry.h"
+#include "source/network/listener_impl.h"
+#include "source/network/socket.h"
+
+namespace sluice::network {
+namespace {
+
+// Blocking client connects to loopback complete through the kernel backlog without the server
+// accepting, so a test can queue N connections and then let the listener run.
+int ConnectBlocking(const Address& address) {
+  int fd = socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(0, connect(fd, address.sockaddr_ptr(), address.length())) << strerror(errno);
+  return fd;
+}
+
+class TestCallbacks : public ListenerCallbacks {
+ public:
+  bool reserveConnection() override {
+    if (limit >= 0 && active >= limit) return false;
+    ++active;
+    return true;
+  }
+  void unreserveConnection() override { --active; }
+  void onAccept(int fd, const Address&) override {
+    accepted.push_back(fd);
+    if (on_accept) on_accept();
+  }
+  void onPaused() override {
+    ++paused;
+    if (on_paused) on_paused();
+  }
+  void onFdExhausted() override {
+    ++fd_exhausted;
+    if (on_fd_exhausted) on_fd_exhausted();
+  }
+  ~TestCallbacks() override {
+    for (int fd : accepted) close(fd);
+  }
+
+  int limit = -1;
+  int active = 0;
+  int paused = 0;
+  int fd_exhausted = 0;
+  std::vector<int> accepted;
+  std::function<void()> on_accept;
+  std::function<void()> on_paused;
+  std::function<void()> on_fd_exhausted;
+};
+
+class ListenerTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    dispatcher_ = event::CreateDispatcher("test");
+    auto addr = Address::fromIpPort("127.0.0.1", 0);
+    ASSERT_TRUE(addr.ok());
+    auto fd = CreateListenSocket(*addr, ListenOptions{.reuse_port = false, .backlog = 128});
+    ASSERT_TRUE(fd.ok()) << fd.status();
+    listen_fd_ = *fd;
+    address_ = *Address::localOf(listen_fd_);
+  }
+  void TearDown() override {
+    for (int fd : clients_) close(fd);
+    close(listen_fd_);
+  }
+  void queueClients(int n) {
+    for (int i = 0; i < n; ++i) clients_.push_back(ConnectBlocking(address_));
+  }
+
+  event::DispatcherPtr dispatcher_;
+  int listen_fd_ = -1;
+  Address address_;
+  std::vector<int> clients_;
+};
+
+TEST_F(ListenerTest, AcceptsInBatchesOfMaxAcceptsPerEvent) {
+  queueClients(10);
+  TestCallbacks cb;
+  TcpListenerImpl listener(*dispatcher_, listen_fd_, cb, 3);
+  // Stop the loop after the first readiness event: posted work runs before the next I/O event.
+  cb.on_accept = [&] {
+    if (cb.accepted.size() % 3 == 1) dispatcher_->exit();
+  };
+  listener.enable();
+  dispatcher_->run();
+  EXPECT_EQ(3u, cb.accepted.size());
+  dispatcher_->run();
+  EXPECT_EQ(6u, cb.accepted.size());
+  cb.on_accept = [&] {
+    if (cb.accepted.size() == 10) dispatcher_->exit();
+  };
+  dispatcher_->run();
+  EXPECT_EQ(10u, cb.accepted.size());
+  for (int fd : cb.accepted) {
+    // accept4 flags: non-blocking and close-on-exec.
+    EXPECT_TRUE(fcntl(fd, F_GETFL) & O_NONBLOCK);
+    EXPECT_TRUE(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+  }
+}
+
+TEST_F(ListenerTest, PausesAtTheLimitAndResumes) {
+  queueClients(5);
+  TestCallbacks cb;
+  cb.limit = 2;
+  TcpListenerImpl listener(*dispatcher_, listen_fd_, cb, 64);
+  cb.on_paused = [&] { dispatcher_->exit(); };
+  listener.enable();
+  dispatcher_->run();
+  EXPECT_EQ(2u, cb.accepted.size());
+  EXPECT_EQ(1, cb.paused);
+  EXPECT_TRUE(listener.paused());
+
+  // While paused, the listener does not poll: a timer fires with no accept in between.
+  auto timer = dispatcher_->createTimer([&] { dispatcher_->exit(); });
+  timer->enableTimer(std::chrono::milliseconds(50));
+  dispatcher_->run();
+  EXPECT_EQ(2u, cb.accepted.size());
+  EXPECT_EQ(1, cb.paused);
+
+  // Room again: resume, and the queued connections are accepted from the backlog.
+  cb.limit = 5;
+  cb.on_paused = nullptr;
+  cb.on_accept = [&] {
+    if (cb.accepted.size() == 5) dispatcher_->exit();
+  };
+  listener.enable();
+  EXPECT_FALSE(listener.paused());
+  dispatcher_->run();
+  EXPECT_EQ(5u, cb.accepted.size());
+}
+
+TEST_F(ListenerTest, DisabledListenerAcceptsNothing) {
+  queueClients(2);
+  TestCallbacks cb;
+  TcpListenerImpl listener(*dispatcher_, listen_fd_, cb, 64);
+  listener.enable();
+  listener.disable();
+  auto timer = dispatcher_->createTimer([&] { dispatcher_->exit(); });
+  timer->enableTimer(std::chrono::milliseconds(20));
+  dispatcher_->run();
+  EXPECT_TRUE(cb.accepted.empty());
+}
+
+TEST_F(ListenerTest, BacksOffOnEmfileInsteadOfSpinning) {
+  queueClients(1);
+  TestCallbacks cb;
+  TcpListenerImpl listener(*dispatcher_, listen_fd_, cb, 64);
+
+  // Leave no free descriptor: accept4 fails with EMFILE.
+  struct rlimit saved;
+  ASSERT_EQ(0, getrlimit(RLIMIT_NOFILE, &saved));
+  std::vector<int> fillers;
+  struct rlimit low = saved;
+  int probe = dup(0);
+  ASSERT_GE(probe, 0);
+  close(probe);
+  low.rlim_cur = static_cast<rlim_t>(probe);  // the lowest free fd number: nothing above it
+  ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &low));
+
+  cb.on_fd_exhausted = [&] {
+    if (cb.fd_exhausted == 1) {
+      // Free descriptors again; the listener must come back by itself after its back-off.
+      setrlimit(RLIMIT_NOFILE, &saved);
+    }
+  };
+  cb.on_accept = [&] { dispatcher_->exit(); };
+  listener.enable();
+  dispatcher_->run();
+  setrlimit(RLIMIT_NOFILE, &saved);
+  // One failure, one back-off, then the accept: no busy loop of failures.
+  EXPECT_EQ(1, cb.fd_exhausted);
+  EXPECT_EQ(1u, cb.accepted.size());
+  EXPECT_EQ(0, cb.active - 1);
+}
+
+TEST(ConnectionLimitTest, CountsAndCaps) {
+  ConnectionLimit limit(2);
+  EXPECT_TRUE(limit.tryAcquire());
+  EXPECT_TRUE(limit.tryAcquire());
+  EXPECT_FALSE(limit.tryAcquire());
+  EXPECT_EQ(2u, limit.active());
+  limit.release();
+  EXPECT_TRUE(limit.tryAcquire());
+  ConnectionLimit unlimited(0);
+  for (int i = 0; i < 1000; ++i) EXPECT_TRUE(unlimited.tryAcquire());
+  EXPECT_EQ(1000u, unlimited.active());
+}
+
+TEST(ListenSocketRegistryTest, ReusePortGroupSharesTheKernelChosenPort) {
+  ListenSocketRegistry registry;
+  auto addr = Address::fromIpPort("127.0.0.1", 0);
+  ASSERT_TRUE(addr.ok());
+  auto fds = registry.getOrCreate(*addr, ListenOptions{.reuse_port = true}, 3);
+  ASSERT_TRUE(fds.ok()) << fds.status();
+  ASSERT_EQ(3u, fds->size());
+  const uint16_t port = Address::localOf((*fds)[0])->port();
+  EXPECT_NE(0, port);
+  for (int fd : *fds) EXPECT_EQ(port, Address::localOf(fd)->port());
+  EXPECT_EQ(3u, registry.sockets().size());
+
+  // A second port-0 group gets its own port and its own sockets.
+  auto other = registry.getOrCreate(*addr, ListenOptions{.reuse_port = true}, 1);
+  ASSERT_TRUE(other.ok());
+  EXPECT_NE(port, Address::localOf(other->front())->port());
+  EXPECT_EQ(4u, registry.sockets().size());
+}
+
+TEST(ListenSocketRegistryTest, AdoptedSocketIsReusedNotRebound) {
+  ListenSocketRegistry registry;
+  auto addr = Address::fromIpPort("127.0.0.1", 0);
+  auto fd = CreateListenSocket(*addr, ListenOptions{.reuse_port = false});
+  ASSERT_TRUE(fd.ok());
+  const Address bound = *Address::localOf(*fd);
+  registry.adopt(bound.asString() + "#0", *fd);
+  auto fds = registry.getOrCreate(bound, ListenOptions{.reuse_port = false}, 1);
+  ASSERT_TRUE(fds.ok()) << fds.status();
+  EXPECT_EQ(*fd, fds->front());
+}
+
+TEST(ListenSocketRegistryTest, BindConflictIsAClearError) {
+  ListenSocketRegistry registry;
+  auto addr = Address::fromIpPort("127.0.0.1", 0);
+  auto fd = CreateListenSocket(*addr, ListenOptions{.reuse_port = false});
+  ASSERT_TRUE(fd.ok());
+  const Address bound = *Address::localOf(*fd);
+  auto again = registry.getOrCreate(bound, ListenOptions{.reuse_port = false}, 1);
+  ASSERT_FALSE(again.ok());
+  EXPECT_NE(std::string::npos, std::string(again.status().message()).find("bind"));
+  EXPECT_NE(std::string::npos, std::string(again.status().message()).find(bound.asString()));
+  close(*fd);
+}
+
+}  // namespace
+}  // namespace sluice::network
