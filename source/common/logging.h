@@ -30,10 +30,10 @@ inline bool Enabled(Level level) { return level >= internal::g_level; }
 }  // namespace sluice::log
 
 // SLUICE_LOG(kInfo, "listening on %s", address): the arguments are not evaluated below the level.
-#define SLUICE_LOG(level, ...)                                                          \
-  do {                                                                                  \
-    if (::sluice::log::Enabled(::sluice::log::Level::level)) {                          \
-      ::sluice::log::Write(::sluice::log::Level::level, __FILE__, __LINE__,             \
-                           ::absl::StrFormat(__VA_ARGS__));                             \
-    }                                                                                   \
+#define SLUICE_LOG(level, ...)                                              \
+  do {                                                                      \
+    if (::sluice::log::Enabled(::sluice::log::Level::level)) {              \
+      ::sluice::log::Write(::sluice::log::Level::level, __FILE__, __LINE__, \
+                           ::absl::StrFormat(__VA_ARGS__));                 \
+    }                                                                       \
   } while (0)

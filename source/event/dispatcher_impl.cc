@@ -119,14 +119,12 @@ DispatcherImpl::DispatcherImpl(std::string name) : name_(std::move(name)) {
   }
   event_base_priority_init(base_, 2);
   post_event_ = event_new(
-      base_, -1, 0, [](evutil_socket_t, short, void* arg) {
-        static_cast<DispatcherImpl*>(arg)->runPosted();
-      },
+      base_, -1, 0,
+      [](evutil_socket_t, short, void* arg) { static_cast<DispatcherImpl*>(arg)->runPosted(); },
       this);
   deferred_event_ = event_new(
-      base_, -1, 0, [](evutil_socket_t, short, void* arg) {
-        static_cast<DispatcherImpl*>(arg)->clearDeferred();
-      },
+      base_, -1, 0,
+      [](evutil_socket_t, short, void* arg) { static_cast<DispatcherImpl*>(arg)->clearDeferred(); },
       this);
   // Lower priority than I/O: deletions run after every I/O callback of this iteration.
   event_priority_set(deferred_event_, 1);

@@ -76,7 +76,6 @@ class ConnectionImpl : public Connection, private ReadFilterCallbacks {
   bool read_end_ = false;       // the peer's FIN was seen
   bool write_end_ = false;      // end_stream was written into the buffer
   bool shutdown_sent_ = false;  // shutdown(SHUT_WR) done
-  bool in_dispatch_ = false;
 };
 
 }  // namespace sluice::network

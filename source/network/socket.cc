@@ -14,8 +14,7 @@ namespace sluice::network {
 
 namespace {
 absl::Status Errno(const char* what, const Address& address) {
-  return absl::UnavailableError(
-      absl::StrCat(what, " ", address.asString(), ": ", strerror(errno)));
+  return absl::UnavailableError(absl::StrCat(what, " ", address.asString(), ": ", strerror(errno)));
 }
 }  // namespace
 

@@ -18,9 +18,10 @@ absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(const config::v1::Listener
   auto address = network::Address::fromIpPort(l.address().address(), l.address().port());
   if (!address.ok()) return address.status();
   const std::string prefix = absl::StrCat("listener.", l.name(), ".");
-  auto cfg = std::make_shared<ListenerConfig>(
-      l.max_connections(), store.counter(prefix + "downstream_cx_total"),
-      store.gauge(prefix + "downstream_cx_active"), store.counter(prefix + "downstream_cx_overflow"));
+  auto cfg = std::make_shared<ListenerConfig>(l.max_connections(),
+                                              store.counter(prefix + "downstream_cx_total"),
+                                              store.gauge(prefix + "downstream_cx_active"),
+                                              store.counter(prefix + "downstream_cx_overflow"));
   cfg->name = l.name();
   cfg->address = *address;
   cfg->listen_options.reuse_port = l.has_reuse_port() ? l.reuse_port().value() : true;
@@ -53,8 +54,8 @@ absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(const config::v1::Listener
               absl::StrCat("listener ", l.name(), ": unknown cluster ", f.tcp_proxy().cluster()));
         }
         tp->idle_timeout = f.tcp_proxy().has_idle_timeout()
-                               ? std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(
-                                     f.tcp_proxy().idle_timeout()))
+                               ? std::chrono::milliseconds(
+                                     TimeUtil::DurationToMilliseconds(f.tcp_proxy().idle_timeout()))
                                : kDefaultTcpIdleTimeout;
         cfg->filter_factories.push_back(network::TcpProxyFilterFactory(std::move(tp)));
         break;

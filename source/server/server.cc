@@ -84,7 +84,8 @@ class Server {
 };
 
 absl::Status Server::run() {
-  uint32_t concurrency = options_.concurrency != 0 ? options_.concurrency : bootstrap_.concurrency();
+  uint32_t concurrency =
+      options_.concurrency != 0 ? options_.concurrency : bootstrap_.concurrency();
   if (concurrency == 0) concurrency = std::max(1u, std::thread::hardware_concurrency());
   if (bootstrap_.has_drain_timeout()) {
     drain_timeout_ =
@@ -92,10 +93,12 @@ absl::Status Server::run() {
   }
 
   const uint64_t nofile = RaiseFileLimit();
-  // Each proxied connection costs two descriptors; keep some for listeners, logs, admin.
+  // Each proxied connection costs two descriptors; keep some for listeners, logs and admin
+  // (128, or a quarter of a small limit).
+  const uint64_t reserve = std::min<uint64_t>(128, nofile / 4);
   const uint64_t max_connections = bootstrap_.max_connections() != 0
                                        ? bootstrap_.max_connections()
-                                       : std::max<uint64_t>(1, (nofile - std::min<uint64_t>(nofile, 128)) / 2);
+                                       : std::max<uint64_t>(1, (nofile - reserve) / 2);
   shared_ = std::make_unique<WorkerShared>(
       max_connections, store_.counter("server.downstream_cx_total"),
       store_.gauge("server.downstream_cx_active"), store_.counter("server.downstream_cx_overflow"),
@@ -138,8 +141,7 @@ absl::Status Server::run() {
     admin_ = std::make_unique<Admin>(*main_, store_);
     auto bound = admin_->start(*addr);
     if (!bound.ok()) {
-      return absl::Status(bound.status().code(),
-                          absl::StrCat("admin: ", bound.status().message()));
+      return absl::Status(bound.status().code(), absl::StrCat("admin: ", bound.status().message()));
     }
     SLUICE_LOG(kInfo, "admin on %s", bound->asString());
     absl::StrAppend(&ports, "admin ", bound->asString(), "\n");
@@ -159,8 +161,9 @@ absl::Status Server::run() {
 
   main_->run();
 
-  shared_->resume_all = nullptr;
+  // Join every worker before touching what they share: resume_all may be running on one.
   for (auto& w : workers_) w->stop();
+  shared_->resume_all = nullptr;
   admin_.reset();
   workers_.clear();
   sockets_.closeAll();

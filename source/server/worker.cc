@@ -145,6 +145,8 @@ Worker::~Worker() {
   on_idle_ = nullptr;
   listeners_.clear();
   closeAllNow();
+  // Closing a proxied connection may hand its upstream over to closing_: close those too.
+  closeAllNow();
   connections_.clear();
   closing_.clear();
   dispatcher_.reset();

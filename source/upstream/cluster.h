@@ -57,8 +57,7 @@ using LoadBalancerPtr = std::unique_ptr<LoadBalancer>;
 class RoundRobinLoadBalancer : public LoadBalancer {
  public:
   // Workers start at different offsets so that N workers do not all hit endpoint 0 first.
-  RoundRobinLoadBalancer(const Cluster& cluster, size_t start)
-      : cluster_(cluster), next_(start) {}
+  RoundRobinLoadBalancer(const Cluster& cluster, size_t start) : cluster_(cluster), next_(start) {}
   const network::Address& pick() override {
     const auto& eps = cluster_.endpoints();
     return eps[next_++ % eps.size()];

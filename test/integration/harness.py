@@ -724,7 +724,15 @@ class Sluice:
 
     def stats(self):
         """GET /stats as {name: int}."""
-        status, headers, body, s = self.stats_response()
+        try:
+            status, headers, body, s = self.stats_response()
+        except OSError as e:
+            # A refused or reset admin connection usually means that sluice died: say so.
+            try:
+                rc = self.proc.wait(2.0)
+            except subprocess.TimeoutExpired:
+                raise e
+            raise SluiceError("sluice exited with %d (GET /stats: %r)\n%s" % (rc, e, self.logs()))
         s.close()
         if status != "HTTP/1.1 200 OK":
             raise SluiceError("admin: status %r" % status)

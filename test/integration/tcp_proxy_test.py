@@ -194,7 +194,7 @@ class TcpProxyTest(harness.SluiceTestCase):
         s = self.proxy_to(srv)
         c = self.client(s)
         data, how = harness.recv_until_closed(c, limit=sent_before)
-        self.assertTrue(srv.reset_done.is_set())
+        self.assertTrue(srv.reset_done.wait(harness.IO_TIMEOUT), "the upstream never reset")
         # The proxy closes the client side by itself (the client has not closed).
         st = s.wait_stats(idle(), "proxy closed both sides after the upstream reset")
         self.assertEqual(st["cluster.c.upstream_cx_total"], 1)

@@ -61,9 +61,8 @@ class ConnectionTest : public testing::Test {
     int sv[2];
     ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv));
     peer_ = sv[1];
-    conn_ = std::make_unique<ConnectionImpl>(*dispatcher_, sv[0],
-                                             std::make_unique<RawBufferSocket>(), Address(),
-                                             Address());
+    conn_ = std::make_unique<ConnectionImpl>(
+        *dispatcher_, sv[0], std::make_unique<RawBufferSocket>(), Address(), Address());
     auto filter = std::make_unique<RecordingFilter>();
     filter_ = filter.get();
     conn_->addReadFilter(std::move(filter));

@@ -54,8 +54,7 @@ class UpstreamFilterShim : public ReadFilter {
 };
 }  // namespace
 
-TcpProxyFilter::TcpProxyFilter(std::shared_ptr<const TcpProxyConfig> config,
-                               FilterContext& context)
+TcpProxyFilter::TcpProxyFilter(std::shared_ptr<const TcpProxyConfig> config, FilterContext& context)
     : config_(std::move(config)), context_(context) {}
 
 TcpProxyFilter::~TcpProxyFilter() {
