@@ -16,24 +16,22 @@ class FileEventImpl : public FileEvent {
  public:
   FileEventImpl(::event_base* base, int fd, FileReadyCb cb, uint32_t events)
       : base_(base), fd_(fd), cb_(std::move(cb)) {
+    // One libevent event for the object's life: interest changes re-assign it in place
+    // instead of allocating (they happen on every partial write).
+    ev_ = event_new(base_, fd_, 0, &FileEventImpl::onEvent, this);
     setEnabled(events);
   }
-  ~FileEventImpl() override {
-    if (ev_ != nullptr) event_free(ev_);
-  }
+  ~FileEventImpl() override { event_free(ev_); }
 
   void setEnabled(uint32_t events) override {
-    if (ev_ != nullptr && events == enabled_) return;
+    if (events == enabled_) return;
     enabled_ = events;
-    if (ev_ != nullptr) {
-      event_free(ev_);
-      ev_ = nullptr;
-    }
+    event_del(ev_);
     if (events == 0) return;
     short what = EV_PERSIST;
     if (events & kRead) what |= EV_READ;
     if (events & kWrite) what |= EV_WRITE;
-    ev_ = event_new(base_, fd_, what, &FileEventImpl::onEvent, this);
+    event_assign(ev_, base_, fd_, what, &FileEventImpl::onEvent, this);
     event_add(ev_, nullptr);
   }
   uint32_t enabled() const override { return enabled_; }
@@ -50,7 +48,7 @@ class FileEventImpl : public FileEvent {
   ::event_base* base_;
   int fd_;
   FileReadyCb cb_;
-  ::event* ev_ = nullptr;
+  ::event* ev_;
   uint32_t enabled_ = 0;
 };
 
