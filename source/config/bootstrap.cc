@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -197,6 +198,95 @@ void CheckTcpProxy(const v1::TcpProxy& proxy, absl::string_view path,
   }
 }
 
+// RFC 9110 §5.1: a field name is a token.
+bool IsToken(absl::string_view s) {
+  if (s.empty()) return false;
+  for (unsigned char c : s) {
+    if (!(absl::ascii_isalnum(c) || absl::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
+                                        absl::string_view::npos)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void CheckHttpConnectionManager(const v1::HttpConnectionManager& hcm, absl::string_view path,
+                                Problems& problems) {
+  if (hcm.has_request_headers_timeout()) {
+    CheckNonNegative(hcm.request_headers_timeout(), Field(path, "request_headers_timeout"),
+                     problems);
+  }
+  if (hcm.has_request_body_timeout()) {
+    CheckNonNegative(hcm.request_body_timeout(), Field(path, "request_body_timeout"), problems);
+  }
+  if (hcm.has_idle_timeout()) {
+    CheckNonNegative(hcm.idle_timeout(), Field(path, "idle_timeout"), problems);
+  }
+  if (hcm.has_stream_idle_timeout()) {
+    CheckNonNegative(hcm.stream_idle_timeout(), Field(path, "stream_idle_timeout"), problems);
+  }
+  // Limits: big enough for real clients, small enough to bound memory per connection.
+  if (hcm.max_request_line_bytes() != 0 &&
+      (hcm.max_request_line_bytes() < 256 || hcm.max_request_line_bytes() > 1024 * 1024)) {
+    problems.Add(Field(path, "max_request_line_bytes"), "must be 256..1048576 (or 0: default)");
+  }
+  if (hcm.max_request_headers_bytes() != 0 &&
+      (hcm.max_request_headers_bytes() < 1024 || hcm.max_request_headers_bytes() > 1024 * 1024)) {
+    problems.Add(Field(path, "max_request_headers_bytes"), "must be 1024..1048576 (or 0: default)");
+  }
+  if (hcm.max_request_line_bytes() != 0 && hcm.max_request_headers_bytes() != 0 &&
+      hcm.max_request_line_bytes() > hcm.max_request_headers_bytes()) {
+    problems.Add(Field(path, "max_request_line_bytes"),
+                 "must not exceed max_request_headers_bytes (the head includes the request line)");
+  }
+  if (hcm.max_request_headers_count() > 10000) {
+    problems.Add(Field(path, "max_request_headers_count"), "must be at most 10000");
+  }
+  if (hcm.buffer_limit_bytes() != 0 && hcm.buffer_limit_bytes() < 1024) {
+    problems.Add(Field(path, "buffer_limit_bytes"), "must be at least 1024 (or 0: default)");
+  }
+  for (char c : hcm.server_name()) {
+    if (c == '\r' || c == '\n' || c == '\0') {
+      problems.Add(Field(path, "server_name"), "must not contain CR, LF or NUL");
+      break;
+    }
+  }
+  const int count = hcm.http_filters_size();
+  for (int i = 0; i < count; ++i) {
+    const v1::HttpFilter& f = hcm.http_filters(i);
+    const std::string fpath = Index(Field(path, "http_filters"), i);
+    switch (f.config_type_case()) {
+      case v1::HttpFilter::CONFIG_TYPE_NOT_SET:
+        problems.Add(fpath, "no filter config set (expected direct_response)");
+        break;
+      case v1::HttpFilter::kDirectResponse: {
+        const auto& dr = f.direct_response();
+        const std::string dpath = Field(fpath, "direct_response");
+        if (dr.status() != 0 && (dr.status() < 200 || dr.status() > 599)) {
+          problems.Add(Field(dpath, "status"), absl::StrCat(dr.status(), " is not in 200..599"));
+        }
+        for (int h = 0; h < dr.headers_size(); ++h) {
+          const std::string hpath = Index(Field(dpath, "headers"), h);
+          if (!IsToken(dr.headers(h).name())) {
+            problems.Add(Field(hpath, "name"),
+                         absl::StrCat(Quote(dr.headers(h).name()), " is not a valid field name"));
+          }
+          for (char c : dr.headers(h).value()) {
+            if (c == '\r' || c == '\n' || c == '\0') {
+              problems.Add(Field(hpath, "value"), "must not contain CR, LF or NUL");
+              break;
+            }
+          }
+        }
+        if (i != count - 1) {
+          problems.Add(fpath, "direct_response answers every request: it must be the last filter");
+        }
+        break;
+      }
+    }
+  }
+}
+
 void CheckFilters(const v1::Listener& listener, absl::string_view path,
                   const std::set<std::string>& clusters, Problems& problems) {
   const int count = listener.filters_size();
@@ -225,6 +315,17 @@ void CheckFilters(const v1::Listener& listener, absl::string_view path,
         if (i != count - 1) {
           problems.Add(filter_path,
                        absl::StrCat("tcp_proxy must be the last filter of the chain (it is filter ",
+                                    i + 1, " of ", count, ")"));
+        }
+        break;
+      case v1::NetworkFilter::kHttpConnectionManager:
+        CheckHttpConnectionManager(filter.http_connection_manager(),
+                                   Field(filter_path, "http_connection_manager"), problems);
+        // It consumes the connection's bytes; nothing after it would see any.
+        if (i != count - 1) {
+          problems.Add(filter_path,
+                       absl::StrCat("http_connection_manager must be the last filter of the chain "
+                                    "(it is filter ",
                                     i + 1, " of ", count, ")"));
         }
         break;

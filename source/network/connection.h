@@ -54,6 +54,9 @@ class ReadFilter {
   // Bytes read from the peer. The filter consumes (drains or moves) what it takes; bytes left
   // stay buffered for the next call. `end_stream`: the peer half-closed.
   virtual FilterStatus onData(Buffer& data, bool end_stream) = 0;
+  // The server is draining: finish what is in progress, then close (HTTP: "Connection: close"
+  // on the current response; an idle keep-alive connection closes at once).
+  virtual void onDrain() {}
 };
 using ReadFilterPtr = std::unique_ptr<ReadFilter>;
 
@@ -71,6 +74,8 @@ class Connection : public event::DeferredDeletable {
   virtual void removeConnectionCallbacks(ConnectionCallbacks& cb) = 0;
   // Runs the read filters' onNewConnection and starts reading.
   virtual void initializeReadFilters() = 0;
+  // Tells every read filter that the server drains (see ReadFilter::onDrain).
+  virtual void drain() = 0;
   // Client side: begin the non-blocking connect; kConnected or kRemoteClose follows.
   virtual void connect() = 0;
 

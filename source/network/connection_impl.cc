@@ -61,6 +61,12 @@ void ConnectionImpl::initializeReadFilters() {
   if (state_ == ConnectionState::kOpen) updateEvents();
 }
 
+void ConnectionImpl::drain() {
+  for (size_t i = 0; i < filters_.size() && state_ == ConnectionState::kOpen; ++i) {
+    filters_[i]->onDrain();
+  }
+}
+
 void ConnectionImpl::connect() {
   auto fd = StartConnect(remote_);
   if (!fd.ok()) {

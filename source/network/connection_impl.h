@@ -26,6 +26,7 @@ class ConnectionImpl : public Connection, private ReadFilterCallbacks {
   void addConnectionCallbacks(ConnectionCallbacks& cb) override { callbacks_.push_back(&cb); }
   void removeConnectionCallbacks(ConnectionCallbacks& cb) override;
   void initializeReadFilters() override;
+  void drain() override;
   void connect() override;
   void write(Buffer& data, bool end_stream) override;
   void close(CloseType type) override;

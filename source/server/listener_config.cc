@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
+#include "source/http/conn_manager.h"
 #include "source/network/filters/tcp_proxy.h"
 
 namespace sluice::server {
@@ -58,6 +59,12 @@ absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(const config::v1::Listener
                                      TimeUtil::DurationToMilliseconds(f.tcp_proxy().idle_timeout()))
                                : kDefaultTcpIdleTimeout;
         cfg->filter_factories.push_back(network::TcpProxyFilterFactory(std::move(tp)));
+        break;
+      }
+      case config::v1::NetworkFilter::kHttpConnectionManager: {
+        auto hcm = http::BuildConnectionManagerConfig(f.http_connection_manager(), l.name(), store);
+        if (!hcm.ok()) return hcm.status();
+        cfg->filter_factories.push_back(http::ConnectionManagerFilterFactory(std::move(*hcm)));
         break;
       }
       case config::v1::NetworkFilter::CONFIG_TYPE_NOT_SET:

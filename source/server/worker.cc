@@ -175,6 +175,10 @@ void Worker::start() {
 void Worker::stopListeners(std::function<void()> done) {
   dispatcher_->post([this, done = std::move(done)] {
     for (auto& l : listeners_) l->disable();
+    // Let protocols wind down politely (HTTP: "Connection: close", idle keep-alives closed).
+    std::vector<network::Connection*> all;
+    for (auto& c : connections_) all.push_back(&c->connection());
+    for (auto* c : all) c->drain();
     done();
   });
 }

@@ -634,7 +634,7 @@ TEST(ValidateTest, FilterWithoutConfigAndTcpProxyNotLast) {
             "test.yaml: listeners[0].filters[0]: tcp_proxy must be the last filter of the chain "
             "(it is filter 1 of 2)\n"
             "test.yaml: listeners[0].filters[1]: no filter config set (expected exactly one of: "
-            "tcp_proxy)");
+            "tcp_proxy, http_connection_manager)");
   bootstrap.mutable_listeners(0)->clear_filters();
   EXPECT_EQ(Msg(ValidateBootstrap(bootstrap, "test.yaml")),
             "test.yaml: listeners[0].filters: at least one network filter is required");

@@ -853,3 +853,324 @@ class SluiceTestCase(unittest.TestCase):
 
 def main():
     unittest.main(verbosity=2)
+
+
+# ------------------------------------------------------------------------------------------------
+# HTTP/1.1: configs, raw requests, response parsing
+
+
+# What direct_response_filter() answers with by default.
+DIRECT_BODY = b"hello\n"
+
+
+def direct_response_filter(status=200, body="hello\n", headers=(("x-test", "1"),)):
+    """An httpFilters entry: the built-in direct_response filter."""
+    return {"directResponse": {"status": status, "body": body,
+                               "headers": [{"name": n, "value": v} for (n, v) in headers]}}
+
+
+def http_listener(name="web", hcm=None, filters=None, listener_extra=None,
+                  listen_host="127.0.0.1"):
+    """One listener (port 0) whose only network filter is the HTTP connection manager.
+
+    hcm: extra HttpConnectionManager fields (lowerCamelCase). filters: the httpFilters list;
+    None means one direct_response_filter(); [] means no filter at all (every request is read to
+    its end, then answered 404 by the connection manager).
+    """
+    manager = {"httpFilters": [direct_response_filter()] if filters is None else list(filters)}
+    manager.update(hcm or {})
+    listener = {
+        "name": name,
+        "address": {"address": listen_host, "port": 0},
+        "filters": [{"httpConnectionManager": manager}],
+    }
+    listener.update(listener_extra or {})
+    return listener
+
+
+def http_config(listeners=None, bootstrap_extra=None, drain_timeout="5s", **listener_kw):
+    """A bootstrap with HTTP listeners (default: one http_listener(**listener_kw)) and admin."""
+    config = {
+        "listeners": list(listeners) if listeners else [http_listener(**listener_kw)],
+        "admin": {"address": {"address": "127.0.0.1", "port": 0}},
+        "drainTimeout": drain_timeout,
+    }
+    config.update(bootstrap_extra or {})
+    return config
+
+
+def http_request(method="GET", target="/", host="sluice.test", headers=(), body=b"",
+                 version="HTTP/1.1"):
+    """Raw request bytes. Host comes first unless host is None; a Content-Length is added when
+    there is a body and `headers` sets neither Content-Length nor Transfer-Encoding. Header
+    names and values are written verbatim (str or bytes), so tests can send anything."""
+
+    def b(x):
+        return x if isinstance(x, bytes) else x.encode("latin-1")
+
+    lines = [b(method) + b" " + b(target) + b" " + b(version)]
+    if host is not None:
+        lines.append(b"Host: " + b(host))
+    names = set()
+    for name, value in headers:
+        lines.append(b(name) + b": " + b(value))
+        names.add(b(name).lower())
+    if body and b"content-length" not in names and b"transfer-encoding" not in names:
+        lines.append(b"Content-Length: %d" % len(body))
+    return b"\r\n".join(lines) + b"\r\n\r\n" + b(body)
+
+
+def chunked(*chunks, trailers=()):
+    """A chunked body: one chunk per argument (bytes), then the last chunk and trailers."""
+    out = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks if c)
+    out += b"0\r\n" + b"".join(b"%s: %s\r\n" % (n, v) for (n, v) in trailers) + b"\r\n"
+    return out
+
+
+class HttpParseError(AssertionError):
+    pass
+
+
+class HttpResponse:
+    """One parsed response: version, status (int), reason, headers [(name, value)] in order,
+    body (bytes, de-chunked), raw (the bytes it was parsed from)."""
+
+    def __init__(self, version, status, reason, headers, body, raw, chunked_body=False):
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+        self.raw = raw
+        self.chunked = chunked_body
+
+    def all(self, name):
+        name = name.lower()
+        return [v for (n, v) in self.headers if n.lower() == name]
+
+    def get(self, name, default=None):
+        values = self.all(name)
+        return values[0] if values else default
+
+    def has_token(self, name, token):
+        """True if a comma-separated list header (Connection, ...) holds token (any case)."""
+        token = token.lower()
+        return any(t.strip().lower() == token for v in self.all(name) for t in v.split(","))
+
+    def __repr__(self):
+        raw = self.raw if len(self.raw) <= 600 else self.raw[:600] + b"..."
+        return "<HttpResponse %d %r>" % (self.status, raw)
+
+
+_NO_BODY_STATUSES = (204, 304)
+
+
+def parse_response(buf, head_request=False, at_eof=False):
+    """Parses the response at the start of buf (bytes).
+
+    Returns (HttpResponse, bytes consumed), or None if buf does not hold a whole response yet.
+    A body delimited by the connection's close is whole only `at_eof`. Strict about what sluice
+    must send: CRLF line endings, a 3-digit status, "name: value" fields, at most one of
+    Content-Length and Transfer-Encoding. Raises HttpParseError otherwise.
+    """
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        if len(buf) > 256 * 1024:
+            raise HttpParseError("no end of response head in %d bytes: %r" % (len(buf), buf[:300]))
+        return None
+    head = buf[:end].decode("latin-1")
+    lines = head.split("\r\n")
+    status_line = lines[0]
+    parts = status_line.split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or len(parts[1]) != 3 or \
+            not parts[1].isdigit():
+        raise HttpParseError("malformed status line %r in %r" % (status_line, buf[:300]))
+    version, status = parts[0], int(parts[1])
+    reason = parts[2] if len(parts) > 2 else ""
+    headers = []
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip() or "\n" in line or "\r" in line:
+            raise HttpParseError("malformed header line %r in %r" % (line, buf[:300]))
+        headers.append((name, value.strip(" \t")))
+    pos = end + 4
+    resp = HttpResponse(version, status, reason, headers, b"", b"")
+    cls = resp.all("content-length")
+    te = resp.all("transfer-encoding")
+    if cls and te:
+        raise HttpParseError("both Content-Length and Transfer-Encoding: %r" % buf[:pos])
+    if len(set(cls)) > 1:
+        raise HttpParseError("differing Content-Length values: %r" % buf[:pos])
+    if head_request or status < 200 or status in _NO_BODY_STATUSES:
+        resp.raw = buf[:pos]
+        return resp, pos
+    if te:
+        if [t.strip().lower() for t in ",".join(te).split(",")] != ["chunked"]:
+            raise HttpParseError("unexpected Transfer-Encoding %r" % te)
+        body = []
+        p = pos
+        while True:
+            eol = buf.find(b"\r\n", p)
+            if eol < 0:
+                return None
+            size_text = buf[p:eol].split(b";")[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise HttpParseError("bad chunk size line %r" % buf[p:eol])
+            p = eol + 2
+            if size == 0:
+                # Trailers, then the empty line.
+                while True:
+                    eol = buf.find(b"\r\n", p)
+                    if eol < 0:
+                        return None
+                    line = buf[p:eol]
+                    p = eol + 2
+                    if not line:
+                        break
+                resp.body = b"".join(body)
+                resp.raw = buf[:p]
+                resp.chunked = True
+                return resp, p
+            if len(buf) < p + size + 2:
+                return None
+            body.append(buf[p:p + size])
+            if buf[p + size:p + size + 2] != b"\r\n":
+                raise HttpParseError("chunk not followed by CRLF: %r" % buf[p:p + size + 2])
+            p += size + 2
+    if cls:
+        if not cls[0].isdigit():
+            raise HttpParseError("bad Content-Length %r" % cls[0])
+        length = int(cls[0])
+        if len(buf) < pos + length:
+            return None
+        resp.body = buf[pos:pos + length]
+        resp.raw = buf[:pos + length]
+        return resp, pos + length
+    # Delimited by the close.
+    if not at_eof:
+        return None
+    resp.body = buf[pos:]
+    resp.raw = buf
+    return resp, len(buf)
+
+
+def parse_responses(data, head_requests=(), at_eof=True):
+    """Every whole response in data, in order; returns (responses, leftover bytes).
+    head_requests: indexes of responses that answer HEAD requests (no body)."""
+    responses = []
+    while data:
+        r = parse_response(data, head_request=len(responses) in head_requests, at_eof=at_eof)
+        if r is None:
+            break
+        resp, n = r
+        responses.append(resp)
+        data = data[n:]
+    return responses, data
+
+
+class HttpClient:
+    """A raw HTTP/1.1 client connection: sends bytes verbatim, reads responses one at a time
+    (keeping what follows for the next), and observes the close. Every read is bounded."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+        self.closed_how = None  # "eof" or "reset" once the peer closed
+
+    @classmethod
+    def connect(cls, addr, timeout=IO_TIMEOUT):
+        return cls(connect(addr, timeout=timeout))
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _recv_more(self, deadline):
+        """Reads once; False at EOF/reset."""
+        if self.closed_how:
+            return False
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("HTTP: nothing more within the deadline (have %d bytes: %r)" %
+                               (len(self.buf), self.buf[:300]))
+        self.sock.settimeout(min(remaining, IO_TIMEOUT))
+        try:
+            data = self.sock.recv(1 << 20)
+        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
+            self.closed_how = "reset"
+            return False
+        except socket.timeout:
+            raise TimeoutError("HTTP: nothing more within the deadline (have %d bytes: %r)" %
+                               (len(self.buf), self.buf[:300]))
+        if not data:
+            self.closed_how = "eof"
+            return False
+        self.buf += data
+        return True
+
+    def read_response(self, head_request=False, timeout=IO_TIMEOUT, skip_interim=False):
+        """The next whole response. Raises EOFError if the connection closes before one."""
+        deadline = time.monotonic() + timeout
+        while True:
+            r = parse_response(self.buf, head_request=head_request,
+                               at_eof=self.closed_how is not None)
+            if r is not None:
+                resp, n = r
+                self.buf = self.buf[n:]
+                if skip_interim and 100 <= resp.status < 200:
+                    continue
+                return resp
+            if not self._recv_more(deadline):
+                r = parse_response(self.buf, head_request=head_request, at_eof=True)
+                if r is not None:
+                    resp, n = r
+                    self.buf = self.buf[n:]
+                    return resp
+                raise EOFError("HTTP: connection closed (%s) before a whole response; have %r" %
+                               (self.closed_how, self.buf[:500]))
+
+    def read_until_closed(self, timeout=IO_TIMEOUT, head_requests=()):
+        """Reads until the peer closes; returns (responses, leftover bytes, how).
+        Raises TimeoutError if the peer keeps the connection open past the deadline."""
+        deadline = time.monotonic() + timeout
+        while self._recv_more(deadline):
+            if len(self.buf) > 16 * MiB:
+                raise AssertionError("HTTP: more than 16 MiB before the close")
+        responses, rest = parse_responses(self.buf, head_requests=head_requests, at_eof=True)
+        self.buf = b""
+        return responses, rest, self.closed_how
+
+    def expect_closed(self, timeout=IO_TIMEOUT):
+        """Waits for the peer to close; returns whatever bytes came before (should be b"")."""
+        deadline = time.monotonic() + timeout
+        while self._recv_more(deadline):
+            pass
+        data, self.buf = self.buf, b""
+        return data
+
+    def still_open(self):
+        """True if the peer has neither closed nor sent anything unread right now."""
+        return not self.closed_how and not self.buf and nothing_readable(self.sock)
+
+
+def stat(stats, name):
+    """A counter's value, 0 if it does not exist (yet): some are created on first use."""
+    return stats.get(name, 0)
+
+
+def stats_delta(before, after, prefix=""):
+    """{name: after - before} for the counters that changed (under prefix)."""
+    out = {}
+    for name in set(before) | set(after):
+        if name.startswith(prefix):
+            d = after.get(name, 0) - before.get(name, 0)
+            if d:
+                out[name] = d
+    return out

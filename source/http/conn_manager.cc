@@ -1,0 +1,84 @@
+#include "source/http/conn_manager.h"
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
+#include "source/http/conn_manager_impl.h"
+#include "source/http/filters/direct_response.h"
+
+namespace sluice::http {
+
+namespace {
+using google::protobuf::util::TimeUtil;
+
+std::chrono::milliseconds Ms(const google::protobuf::Duration& d) {
+  return std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(d));
+}
+}  // namespace
+
+absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
+    const config::v1::HttpConnectionManager& p, const std::string& listener_name,
+    stats::Store& store) {
+  auto c = std::make_shared<ConnectionManagerConfig>();
+  if (!p.server_name().empty()) c->server_name = p.server_name();
+  if (p.has_request_headers_timeout()) c->request_headers_timeout = Ms(p.request_headers_timeout());
+  if (p.has_request_body_timeout()) c->request_body_timeout = Ms(p.request_body_timeout());
+  if (p.has_idle_timeout()) c->idle_timeout = Ms(p.idle_timeout());
+  if (p.has_stream_idle_timeout()) c->stream_idle_timeout = Ms(p.stream_idle_timeout());
+  if (p.max_requests_per_connection() != 0) {
+    c->max_requests_per_connection = p.max_requests_per_connection();
+  }
+  if (p.buffer_limit_bytes() != 0) c->buffer_limit = p.buffer_limit_bytes();
+  if (p.max_request_line_bytes() != 0) c->codec.limits.max_request_line = p.max_request_line_bytes();
+  if (p.max_request_headers_bytes() != 0) {
+    c->codec.limits.max_header_bytes = p.max_request_headers_bytes();
+  }
+  if (p.max_request_headers_count() != 0) {
+    c->codec.limits.max_headers = p.max_request_headers_count();
+  }
+  c->codec.max_request_body_bytes = p.has_max_request_body_bytes() &&
+                                            p.max_request_body_bytes().value() != 0
+                                        ? p.max_request_body_bytes().value()
+                                        : (uint64_t{1} << 30);
+  for (const auto& f : p.http_filters()) {
+    switch (f.config_type_case()) {
+      case config::v1::HttpFilter::kDirectResponse:
+        c->filter_factories.push_back(DirectResponseFilterFactory(f.direct_response()));
+        break;
+      case config::v1::HttpFilter::CONFIG_TYPE_NOT_SET:
+        return absl::InvalidArgumentError("an http filter has no config");
+    }
+  }
+  const std::string prefix =
+      absl::StrCat("http.", p.stat_prefix().empty() ? listener_name : p.stat_prefix(), ".");
+  auto counter = [&](const char* name) -> stats::Counter& {
+    return store.counter(absl::StrCat(prefix, name));
+  };
+  c->stats.reset(new ConnectionManagerStats{
+      counter("downstream_rq_total"),
+      counter("downstream_rq_1xx"),
+      counter("downstream_rq_2xx"),
+      counter("downstream_rq_3xx"),
+      counter("downstream_rq_4xx"),
+      counter("downstream_rq_5xx"),
+      store.gauge(absl::StrCat(prefix, "downstream_rq_active")),
+      counter("downstream_rq_protocol_error"),
+      counter("downstream_rq_headers_timeout"),
+      counter("downstream_rq_body_timeout"),
+      counter("downstream_rq_stream_idle_timeout"),
+      counter("downstream_rq_reset"),
+      counter("downstream_cx_idle_timeout"),
+      counter("downstream_cx_max_requests_reached"),
+      counter("downstream_cx_http1_total"),
+      store,
+      prefix,
+  });
+  return c;
+}
+
+network::FilterFactory ConnectionManagerFilterFactory(ConnectionManagerConfigPtr config) {
+  return [config](network::Connection& connection, network::FilterContext& context) {
+    connection.addReadFilter(std::make_unique<ConnectionManagerImpl>(config, context));
+  };
+}
+
+}  // namespace sluice::http

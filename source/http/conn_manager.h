@@ -1,0 +1,61 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "api/sluice/config/v1/http_connection_manager.pb.h"
+#include "source/common/stats.h"
+#include "source/http/filter.h"
+#include "source/http/http1/codec_impl.h"
+#include "source/network/filter_context.h"
+
+namespace sluice::http {
+
+struct ConnectionManagerStats {
+  stats::Counter& downstream_rq_total;
+  stats::Counter& downstream_rq_1xx;
+  stats::Counter& downstream_rq_2xx;
+  stats::Counter& downstream_rq_3xx;
+  stats::Counter& downstream_rq_4xx;
+  stats::Counter& downstream_rq_5xx;
+  stats::Gauge& downstream_rq_active;
+  stats::Counter& downstream_rq_protocol_error;  // every request the codec rejected
+  stats::Counter& downstream_rq_headers_timeout;
+  stats::Counter& downstream_rq_body_timeout;
+  stats::Counter& downstream_rq_stream_idle_timeout;
+  stats::Counter& downstream_rq_reset;
+  stats::Counter& downstream_cx_idle_timeout;
+  stats::Counter& downstream_cx_max_requests_reached;
+  stats::Counter& downstream_cx_http1_total;
+  stats::Store& store;  // for per-status error counters ("<prefix>protocol_error_<status>")
+  std::string prefix;
+};
+
+// An HTTP connection manager's config with defaults applied: immutable, shared by the workers.
+struct ConnectionManagerConfig {
+  std::string server_name = "sluice";
+  std::chrono::milliseconds request_headers_timeout{10000};
+  std::chrono::milliseconds request_body_timeout{30000};
+  std::chrono::milliseconds idle_timeout{65000};
+  std::chrono::milliseconds stream_idle_timeout{300000};
+  uint32_t max_requests_per_connection = 1000;
+  uint32_t buffer_limit = 1024 * 1024;
+  http1::CodecSettings codec;
+  std::vector<StreamFilterFactory> filter_factories;
+  std::unique_ptr<ConnectionManagerStats> stats;
+};
+using ConnectionManagerConfigPtr = std::shared_ptr<const ConnectionManagerConfig>;
+
+// Builds the runtime config from the (validated) proto; `stat_prefix` defaults to the
+// listener's name.
+absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
+    const config::v1::HttpConnectionManager& proto, const std::string& listener_name,
+    stats::Store& store);
+
+// The network filter factory for a listener's "http_connection_manager" entry.
+network::FilterFactory ConnectionManagerFilterFactory(ConnectionManagerConfigPtr config);
+
+}  // namespace sluice::http

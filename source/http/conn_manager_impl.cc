@@ -1,0 +1,686 @@
+#include "source/http/conn_manager_impl.h"
+
+#include <time.h>
+
+#include <atomic>
+
+#include "source/common/logging.h"
+#include "source/http/http1/parser.h"
+
+namespace sluice::http {
+
+namespace {
+std::atomic<uint64_t> g_next_stream_id{1};
+
+// Pipelined bytes buffered while a response is in progress; above this, stop reading.
+constexpr size_t kMaxPipelinedBytes = 64 * 1024;
+}  // namespace
+
+const std::string& ConnectionManagerImpl::CachedDate() {
+  thread_local time_t cached_second = 0;
+  thread_local std::string cached;
+  const time_t now = time(nullptr);
+  if (now != cached_second) {
+    cached_second = now;
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    char buf[64];
+    const size_t n = strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    cached.assign(buf, n);
+  }
+  return cached;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ActiveStream: one request/response exchange and its filter chain.
+//
+// Each direction iterates the filters in its order (requests: config order; responses: the
+// reverse). A filter that stops holds that direction at its position: later data is buffered
+// there (and trailers held) until the filter continues; filters before it keep seeing events.
+class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
+                                             public event::DeferredDeletable {
+ public:
+  ActiveStream(ConnectionManagerImpl& hcm, ResponseEncoder& encoder);
+  ~ActiveStream() override;
+
+  // RequestDecoder
+  void decodeHeaders(std::unique_ptr<RequestHead> head, bool end_stream) override;
+  void decodeData(Buffer& data, bool end_stream) override;
+  void decodeTrailers(std::unique_ptr<HeaderMap> trailers) override;
+  void onResetStream(StreamResetReason reason) override;
+
+  // Called by the manager once the codec wrote the last byte of the response, or on reset.
+  void complete();
+  bool responseStarted() const { return encode_.headers_entered; }
+  uint16_t responseCode() const { return info_.response_code; }
+  void sendLocalReply(uint16_t status, std::string_view body,
+                      const std::function<void(HeaderMap&)>& modify);
+  void resetFromFilter();
+  void timeout(stats::Counter& counter, const char* flag);
+
+ private:
+  enum class Stop { kNone, kData, kTrailers };
+  // One direction's iteration state. The headers and the body may be held at different
+  // filters: the headers at the filter that paused them, the body at or before it (data never
+  // passes the headers).
+  struct Direction {
+    bool decode;
+    bool headers_stopped = false;
+    size_t headers_stop_pos = 0;
+    Stop stop = Stop::kNone;  // where data (and trailers) are held
+    size_t stop_pos = 0;
+    bool headers_entered = false;  // headers have begun iterating
+    bool headers_end_stream = false;
+    bool end_seen = false;  // the source sent its last part
+    bool aborted = false;   // no more iteration (local reply, reset)
+    Buffer buffered;
+    std::unique_ptr<HeaderMap> trailers;
+  };
+
+  class FilterSlot : public DecoderFilterCallbacks, public EncoderFilterCallbacks {
+   public:
+    FilterSlot(ActiveStream& stream, size_t index, StreamFilterPtr filter)
+        : stream_(stream), index_(index), filter_(std::move(filter)) {}
+    StreamFilter& filter() { return *filter_; }
+
+    event::Dispatcher& dispatcher() override { return stream_.hcm_.context_.dispatcher(); }
+    StreamInfo& streamInfo() override { return stream_.info_; }
+    uint64_t streamId() const override { return stream_.id_; }
+    void resetStream() override { stream_.resetFromFilter(); }
+    void continueDecoding() override { stream_.resume(stream_.decode_, index_); }
+    Buffer* decodingBuffer() override { return &stream_.decode_.buffered; }
+    void sendLocalReply(uint16_t status, std::string_view body,
+                        const std::function<void(HeaderMap&)>& modify) override {
+      stream_.sendLocalReply(status, body, modify);
+    }
+    void encodeHeaders(std::unique_ptr<ResponseHead> head, bool end_stream) override {
+      stream_.startResponse(std::move(head), end_stream);
+    }
+    void encodeData(Buffer& data, bool end_stream) override {
+      stream_.sourceData(stream_.encode_, data, end_stream);
+    }
+    void encodeTrailers(std::unique_ptr<HeaderMap> trailers) override {
+      stream_.sourceTrailers(stream_.encode_, std::move(trailers));
+    }
+    RequestHead& requestHead() override { return *stream_.request_head_; }
+    void continueEncoding() override {
+      stream_.resume(stream_.encode_, stream_.filters_.size() - 1 - index_);
+    }
+    Buffer* encodingBuffer() override { return &stream_.encode_.buffered; }
+
+   private:
+    ActiveStream& stream_;
+    const size_t index_;
+    StreamFilterPtr filter_;
+  };
+
+  StreamFilter& filterAt(const Direction& d, size_t pos) {
+    return filters_[d.decode ? pos : filters_.size() - 1 - pos]->filter();
+  }
+  bool live(const Direction& d) const { return !d.aborted && !completed_; }
+
+  void startResponse(std::unique_ptr<ResponseHead> head, bool end_stream);
+  // Events from a direction's source (the codec for requests, a filter for responses).
+  void sourceData(Direction& d, Buffer& data, bool end_stream);
+  void sourceTrailers(Direction& d, std::unique_ptr<HeaderMap> trailers);
+  // Resumes `d` after the filter at `pos` (in d's order) had stopped it.
+  void resume(Direction& d, size_t pos);
+  bool iterateHeaders(Direction& d, size_t from);
+  bool deliverData(Direction& d, size_t from, Buffer& data, bool end_stream);
+  bool deliverTrailers(Direction& d, size_t from);
+  // The end of each chain: for requests nothing consumes the bytes yet (the router will); for
+  // responses the codec.
+  void sinkHeaders(Direction& d);
+  void sinkData(Direction& d, Buffer& data, bool end_stream);
+  void sinkTrailers(Direction& d);
+  void requestReachedEnd();
+  bool overBufferLimit(Direction& d);
+  void resetIdleTimer();
+  void onBodyTimeout();
+
+  ConnectionManagerImpl& hcm_;
+  ResponseEncoder& encoder_;
+  const uint64_t id_;
+  StreamInfo info_;
+  std::vector<std::unique_ptr<FilterSlot>> filters_;
+  std::unique_ptr<RequestHead> request_head_;
+  std::unique_ptr<ResponseHead> response_head_;
+  Direction decode_{.decode = true};
+  Direction encode_{.decode = false};
+  event::TimerPtr body_timer_;
+  event::TimerPtr idle_timer_;
+  bool completed_ = false;
+  bool request_complete_ = false;
+};
+
+ConnectionManagerImpl::ActiveStream::ActiveStream(ConnectionManagerImpl& hcm,
+                                                  ResponseEncoder& encoder)
+    : hcm_(hcm), encoder_(encoder), id_(g_next_stream_id.fetch_add(1, std::memory_order_relaxed)) {
+  info_.downstream_remote = hcm.connection_->remoteAddress();
+  info_.downstream_local = hcm.connection_->localAddress();
+  info_.start = hcm.context_.dispatcher().now();
+  const auto& factories = hcm.config_->filter_factories;
+  filters_.reserve(factories.size());
+  for (size_t i = 0; i < factories.size(); ++i) {
+    filters_.push_back(std::make_unique<FilterSlot>(*this, i, factories[i]()));
+    auto& slot = *filters_.back();
+    slot.filter().setDecoderFilterCallbacks(slot);
+    slot.filter().setEncoderFilterCallbacks(slot);
+  }
+  if (hcm.config_->stream_idle_timeout.count() > 0) {
+    idle_timer_ = hcm.context_.dispatcher().createTimer([this] {
+      timeout(hcm_.stats_.downstream_rq_stream_idle_timeout, "stream_idle_timeout");
+    });
+    idle_timer_->enableTimer(hcm.config_->stream_idle_timeout);
+  }
+}
+
+ConnectionManagerImpl::ActiveStream::~ActiveStream() = default;
+
+void ConnectionManagerImpl::ActiveStream::resetIdleTimer() {
+  if (idle_timer_) idle_timer_->enableTimer(hcm_.config_->stream_idle_timeout);
+}
+
+void ConnectionManagerImpl::ActiveStream::decodeHeaders(std::unique_ptr<RequestHead> head,
+                                                        bool end_stream) {
+  request_head_ = std::move(head);
+  info_.protocol = request_head_->version_minor == 0 ? Protocol::kHttp10 : Protocol::kHttp11;
+  decode_.headers_entered = true;
+  decode_.headers_end_stream = end_stream;
+  decode_.end_seen = end_stream;
+  request_complete_ = end_stream;
+  if (!end_stream) {
+    // The client may be waiting for permission to send the body.
+    encoder_.encode100Continue();
+    if (hcm_.config_->request_body_timeout.count() > 0) {
+      body_timer_ = hcm_.context_.dispatcher().createTimer([this] { onBodyTimeout(); });
+      body_timer_->enableTimer(hcm_.config_->request_body_timeout);
+    }
+  }
+  iterateHeaders(decode_, 0);
+}
+
+void ConnectionManagerImpl::ActiveStream::decodeData(Buffer& data, bool end_stream) {
+  info_.bytes_received += data.length();
+  resetIdleTimer();
+  if (end_stream) {
+    request_complete_ = true;
+    if (body_timer_) body_timer_->disableTimer();
+  } else if (body_timer_) {
+    body_timer_->enableTimer(hcm_.config_->request_body_timeout);
+  }
+  sourceData(decode_, data, end_stream);
+}
+
+void ConnectionManagerImpl::ActiveStream::decodeTrailers(std::unique_ptr<HeaderMap> trailers) {
+  resetIdleTimer();
+  request_complete_ = true;
+  if (body_timer_) body_timer_->disableTimer();
+  sourceTrailers(decode_, std::move(trailers));
+}
+
+void ConnectionManagerImpl::ActiveStream::onResetStream(StreamResetReason) {
+  decode_.aborted = true;
+  encode_.aborted = true;
+  info_.response_flags = "protocol_error";
+}
+
+void ConnectionManagerImpl::ActiveStream::startResponse(std::unique_ptr<ResponseHead> head,
+                                                        bool end_stream) {
+  if (encode_.headers_entered || completed_) return;
+  response_head_ = std::move(head);
+  encode_.headers_entered = true;
+  encode_.headers_end_stream = end_stream;
+  encode_.end_seen = end_stream;
+  // Whatever is left of the request no longer reaches a filter: the answer is given.
+  if (!request_complete_) decode_.aborted = true;
+  iterateHeaders(encode_, 0);
+}
+
+void ConnectionManagerImpl::ActiveStream::sendLocalReply(
+    uint16_t status, std::string_view body, const std::function<void(HeaderMap&)>& modify) {
+  if (completed_) return;
+  if (encode_.headers_entered) {
+    // Too late for a reply of its own: the client already has (part of) another response.
+    resetFromFilter();
+    return;
+  }
+  decode_.aborted = true;
+  auto head = std::make_unique<ResponseHead>();
+  head->status = status;
+  head->headers.add("Server", hcm_.config_->server_name);
+  head->headers.add("Date", CachedDate());
+  if (!body.empty()) head->headers.add("Content-Type", "text/plain; charset=utf-8");
+  head->headers.add("Content-Length", std::to_string(body.size()));
+  if (modify) modify(head->headers);
+  startResponse(std::move(head), body.empty());
+  if (!body.empty() && !completed_) {
+    Buffer b;
+    b.add(body);
+    sourceData(encode_, b, true);
+  }
+}
+
+void ConnectionManagerImpl::ActiveStream::resetFromFilter() {
+  if (completed_) return;
+  decode_.aborted = true;
+  encode_.aborted = true;
+  if (info_.response_flags.empty()) info_.response_flags = "reset";
+  encoder_.resetStream();  // HTTP/1: closes the connection; onEvent destroys the stream
+}
+
+void ConnectionManagerImpl::ActiveStream::timeout(stats::Counter& counter, const char* flag) {
+  if (completed_) return;
+  counter.inc();
+  info_.response_flags = flag;
+  if (!encode_.headers_entered) {
+    hcm_.codec_->shutdownNotice();
+    sendLocalReply(408, "request timeout\n", nullptr);
+  } else {
+    resetFromFilter();
+  }
+}
+
+void ConnectionManagerImpl::ActiveStream::onBodyTimeout() {
+  timeout(hcm_.stats_.downstream_rq_body_timeout, "request_body_timeout");
+}
+
+void ConnectionManagerImpl::ActiveStream::sourceData(Direction& d, Buffer& data,
+                                                     bool end_stream) {
+  if (!live(d) || (!d.decode && !d.headers_entered)) {
+    data.clear();
+    return;
+  }
+  if (!d.decode) resetIdleTimer();
+  if (end_stream) d.end_seen = true;
+  deliverData(d, 0, data, end_stream);
+}
+
+void ConnectionManagerImpl::ActiveStream::sourceTrailers(Direction& d,
+                                                         std::unique_ptr<HeaderMap> trailers) {
+  if (!live(d) || (!d.decode && !d.headers_entered)) return;
+  d.end_seen = true;
+  d.trailers = std::move(trailers);
+  deliverTrailers(d, 0);
+}
+
+bool ConnectionManagerImpl::ActiveStream::iterateHeaders(Direction& d, size_t from) {
+  for (size_t pos = from; pos < filters_.size(); ++pos) {
+    StreamFilter& f = filterAt(d, pos);
+    const FilterHeadersStatus st =
+        d.decode ? f.decodeHeaders(*request_head_, d.headers_end_stream)
+                 : f.encodeHeaders(*response_head_, d.headers_end_stream);
+    if (!live(d)) return false;
+    if (st == FilterHeadersStatus::kStopIteration) {
+      d.headers_stopped = true;
+      d.headers_stop_pos = pos;
+      return false;
+    }
+  }
+  sinkHeaders(d);
+  return live(d);
+}
+
+// Passes `data` from filter `from` on. The filter that paused the headers still gets the data:
+// it decides what happens to the body (keep it with kStopIterationAndBuffer, take it with
+// kStopIterationNoBuffer, or let everything go on with kContinue, which releases the headers too).
+bool ConnectionManagerImpl::ActiveStream::deliverData(Direction& d, size_t from, Buffer& data,
+                                                      bool end_stream) {
+  for (size_t pos = from; pos < filters_.size(); ++pos) {
+    if (d.stop == Stop::kTrailers && pos == d.stop_pos) {
+      data.clear();  // Nothing can follow trailers.
+      return false;
+    }
+    const bool at_data_stop = d.stop == Stop::kData && pos == d.stop_pos;
+    const bool at_headers_stop = d.headers_stopped && pos == d.headers_stop_pos;
+    StreamFilter& f = filterAt(d, pos);
+    const FilterDataStatus st = d.decode ? f.decodeData(data, end_stream)
+                                         : f.encodeData(data, end_stream);
+    if (!live(d)) return false;
+    if (st == FilterDataStatus::kContinue) {
+      if (at_data_stop) {
+        d.stop = Stop::kNone;
+        // Everything held at this filter goes on first, in order.
+        d.buffered.move(data);
+        data.move(d.buffered);
+      }
+      if (at_headers_stop) {
+        d.headers_stopped = false;
+        if (!iterateHeaders(d, pos + 1)) {
+          // Paused again further on: the data follows the headers up to there.
+          return live(d) && deliverData(d, pos + 1, data, end_stream);
+        }
+      }
+      continue;
+    }
+    if (!at_data_stop) {
+      d.stop = Stop::kData;
+      d.stop_pos = pos;
+    }
+    if (st == FilterDataStatus::kStopIterationAndBuffer) {
+      d.buffered.move(data);
+      overBufferLimit(d);
+    } else {
+      data.clear();
+    }
+    return false;
+  }
+  sinkData(d, data, end_stream);
+  return live(d);
+}
+
+bool ConnectionManagerImpl::ActiveStream::deliverTrailers(Direction& d, size_t from) {
+  for (size_t pos = from; pos < filters_.size(); ++pos) {
+    const bool at_data_stop = d.stop == Stop::kData && pos == d.stop_pos;
+    const bool at_headers_stop = d.headers_stopped && pos == d.headers_stop_pos;
+    StreamFilter& f = filterAt(d, pos);
+    const FilterTrailersStatus st =
+        d.decode ? f.decodeTrailers(*d.trailers) : f.encodeTrailers(*d.trailers);
+    if (!live(d)) return false;
+    if (st == FilterTrailersStatus::kStopIteration) {
+      // Held here, with any data this filter holds.
+      d.stop = Stop::kTrailers;
+      d.stop_pos = pos;
+      return false;
+    }
+    if (at_headers_stop) {
+      d.headers_stopped = false;
+      if (!iterateHeaders(d, pos + 1) && !live(d)) return false;
+    }
+    if (at_data_stop || at_headers_stop) {
+      // The filter lets go: its held data, then the trailers, move on from the next filter.
+      if (at_data_stop) d.stop = Stop::kNone;
+      Buffer held;
+      held.move(d.buffered);
+      if (!held.empty() && !deliverData(d, pos + 1, held, false)) return false;
+      return deliverTrailers(d, pos + 1);
+    }
+  }
+  sinkTrailers(d);
+  return live(d);
+}
+
+void ConnectionManagerImpl::ActiveStream::resume(Direction& d, size_t pos) {
+  if (!live(d)) return;
+  const bool headers_here = d.headers_stopped && d.headers_stop_pos == pos;
+  const bool data_here = d.stop != Stop::kNone && d.stop_pos == pos;
+  if (!headers_here && !data_here) return;  // not stopped at this filter
+  const size_t from = pos + 1;
+  if (headers_here) {
+    d.headers_stopped = false;
+    if (!iterateHeaders(d, from) && !live(d)) return;
+  }
+  // Only data held at this very filter moves on; data held earlier waits for that filter.
+  if (!data_here) return;
+  const bool held_trailers = d.stop == Stop::kTrailers;
+  d.stop = Stop::kNone;
+  if (!d.headers_end_stream) {
+    const bool end = d.end_seen && !d.trailers;
+    if (!d.buffered.empty() || (end && !held_trailers)) {
+      Buffer held;
+      held.move(d.buffered);
+      if (!deliverData(d, from, held, end)) return;
+    }
+  }
+  if (held_trailers) deliverTrailers(d, from);
+}
+
+void ConnectionManagerImpl::ActiveStream::sinkHeaders(Direction& d) {
+  if (d.decode) {
+    if (d.headers_end_stream) requestReachedEnd();
+    return;
+  }
+  info_.response_code = response_head_->status;
+  encoder_.encodeHeaders(*response_head_, d.headers_end_stream);
+}
+
+void ConnectionManagerImpl::ActiveStream::sinkData(Direction& d, Buffer& data, bool end_stream) {
+  if (d.decode) {
+    data.clear();  // No filter took it: nothing consumes request bodies yet.
+    if (end_stream) requestReachedEnd();
+    return;
+  }
+  info_.bytes_sent += data.length();
+  encoder_.encodeData(data, end_stream);
+}
+
+void ConnectionManagerImpl::ActiveStream::sinkTrailers(Direction& d) {
+  if (d.decode) {
+    requestReachedEnd();
+    return;
+  }
+  encoder_.encodeTrailers(*d.trailers);
+}
+
+void ConnectionManagerImpl::ActiveStream::requestReachedEnd() {
+  // The whole request went through every filter and none answered.
+  if (!encode_.headers_entered && !completed_) {
+    sendLocalReply(404, "no filter answered this request\n", nullptr);
+  }
+}
+
+bool ConnectionManagerImpl::ActiveStream::overBufferLimit(Direction& d) {
+  if (d.buffered.length() <= hcm_.config_->buffer_limit) return false;
+  if (d.decode) {
+    hcm_.codec_->shutdownNotice();
+    sendLocalReply(413, "request body too large to buffer\n", nullptr);
+  } else {
+    resetFromFilter();
+  }
+  return true;
+}
+
+void ConnectionManagerImpl::ActiveStream::complete() {
+  if (completed_) return;
+  completed_ = true;
+  if (body_timer_) body_timer_->disableTimer();
+  if (idle_timer_) idle_timer_->disableTimer();
+  for (auto& slot : filters_) slot->filter().onStreamComplete();
+}
+
+// ---------------------------------------------------------------------------------------------
+
+ConnectionManagerImpl::ConnectionManagerImpl(ConnectionManagerConfigPtr config,
+                                             network::FilterContext& context)
+    : config_(std::move(config)), stats_(*config_->stats), context_(context) {}
+
+ConnectionManagerImpl::~ConnectionManagerImpl() {
+  if (stream_) {
+    stream_->complete();
+    stats_.downstream_rq_active.dec();
+  }
+}
+
+void ConnectionManagerImpl::initializeReadFilterCallbacks(network::ReadFilterCallbacks& cb) {
+  connection_ = &cb.connection();
+  connection_->addConnectionCallbacks(*this);
+}
+
+network::FilterStatus ConnectionManagerImpl::onNewConnection() {
+  stats_.downstream_cx_http1_total.inc();
+  ServerConnectionCallbacks& callbacks = *this;
+  codec_ = std::make_unique<http1::ServerConnectionImpl>(*connection_, callbacks, config_->codec);
+  auto& dispatcher = context_.dispatcher();
+  resume_timer_ = dispatcher.createTimer([this] {
+    if (codec_ && !closing_) {
+      codec_->resume();
+      updateReadDisable();
+    }
+  });
+  if (config_->request_headers_timeout.count() > 0) {
+    headers_timer_ = dispatcher.createTimer([this] { onHeadersTimeout(); });
+    // The first request's head must arrive within the timeout from the connection's start:
+    // a client that connects and trickles (or sends nothing) is cut off.
+    headers_timer_->enableTimer(config_->request_headers_timeout);
+  }
+  if (config_->idle_timeout.count() > 0) {
+    idle_timer_ = dispatcher.createTimer([this] { onIdleTimeout(); });
+  }
+  return network::FilterStatus::kContinue;
+}
+
+network::FilterStatus ConnectionManagerImpl::onData(Buffer& data, bool end_stream) {
+  if (closing_) {
+    data.clear();
+    return network::FilterStatus::kStopIteration;
+  }
+  codec_->dispatch(data);
+  updateReadDisable();
+  return network::FilterStatus::kStopIteration;
+}
+
+void ConnectionManagerImpl::onDrain() {
+  if (closing_) return;
+  if (stream_ || codec_->requestInProgress()) {
+    codec_->shutdownNotice();  // the response in progress is the last one
+    return;
+  }
+  closing_ = true;
+  connection_->close(network::CloseType::kFlushWrite);
+}
+
+void ConnectionManagerImpl::updateReadDisable() {
+  if (closing_ || connection_->state() != network::ConnectionState::kOpen) return;
+  // While a response is pending, pipelined requests wait in the codec; cap how much.
+  const bool disable = codec_->waitingForResponse() && codec_->bufferedBytes() > kMaxPipelinedBytes;
+  if (disable != read_disabled_) {
+    read_disabled_ = disable;
+    connection_->readDisable(disable);
+  }
+}
+
+void ConnectionManagerImpl::onEvent(network::ConnectionEvent event) {
+  if (event == network::ConnectionEvent::kConnected) return;
+  closing_ = true;
+  if (headers_timer_) headers_timer_->disableTimer();
+  if (idle_timer_) idle_timer_->disableTimer();
+  if (resume_timer_) resume_timer_->disableTimer();
+  if (stream_) {
+    // The connection went away with a stream unfinished.
+    stats_.downstream_rq_reset.inc();
+    destroyStream();
+  }
+}
+
+RequestDecoder& ConnectionManagerImpl::newStream(ResponseEncoder& encoder) {
+  if (headers_timer_) headers_timer_->disableTimer();
+  if (idle_timer_) idle_timer_->disableTimer();
+  ++requests_;
+  stats_.downstream_rq_total.inc();
+  stats_.downstream_rq_active.inc();
+  if (requests_ >= config_->max_requests_per_connection) {
+    // This response is the connection's last.
+    stats_.downstream_cx_max_requests_reached.inc();
+    codec_->shutdownNotice();
+  }
+  stream_ = std::make_unique<ActiveStream>(*this, encoder);
+  return *stream_;
+}
+
+void ConnectionManagerImpl::onRequestStart() {
+  if (idle_timer_) idle_timer_->disableTimer();
+  if (headers_timer_ && !headers_timer_->enabled()) {
+    headers_timer_->enableTimer(config_->request_headers_timeout);
+  }
+}
+
+void ConnectionManagerImpl::onProtocolError(uint16_t status, std::string_view reason,
+                                            ResponseEncoder* encoder) {
+  stats_.downstream_rq_protocol_error.inc();
+  stats_.store.counter(stats_.prefix + "downstream_rq_protocol_error_" + std::to_string(status))
+      .inc();
+  if (headers_timer_) headers_timer_->disableTimer();
+  if (stream_) destroyStream();
+  if (encoder != nullptr) {
+    sendErrorResponse(*encoder, status, std::string(reason) + "\n");
+  } else {
+    closing_ = true;
+    connection_->close(network::CloseType::kFlushWrite);
+  }
+}
+
+void ConnectionManagerImpl::sendErrorResponse(ResponseEncoder& encoder, uint16_t status,
+                                              std::string_view body) {
+  chargeStatus(status);
+  ResponseHead head;
+  head.status = status;
+  head.headers.add("Server", config_->server_name);
+  head.headers.add("Date", CachedDate());
+  head.headers.add("Content-Type", "text/plain; charset=utf-8");
+  head.headers.add("Content-Length", std::to_string(body.size()));
+  encoder.encodeHeaders(head, false);
+  Buffer b;
+  b.add(body);
+  encoder.encodeData(b, true);  // completes the response: onResponseComplete(close=true)
+}
+
+void ConnectionManagerImpl::onResponseComplete(bool close) {
+  if (stream_) {
+    chargeStatus(stream_->responseCode());
+    destroyStream();
+  }
+  if (close) {
+    closing_ = true;
+    connection_->close(network::CloseType::kFlushWrite);
+    return;
+  }
+  if (read_disabled_) {
+    read_disabled_ = false;
+    connection_->readDisable(false);
+  }
+  if (idle_timer_) idle_timer_->enableTimer(config_->idle_timeout);
+  // Pipelined requests already buffered are parsed outside this callback chain.
+  resume_timer_->enableTimer(std::chrono::milliseconds(0));
+}
+
+void ConnectionManagerImpl::chargeStatus(uint16_t status) {
+  if (status == 0) return;
+  switch (status / 100) {
+    case 1: stats_.downstream_rq_1xx.inc(); break;
+    case 2: stats_.downstream_rq_2xx.inc(); break;
+    case 3: stats_.downstream_rq_3xx.inc(); break;
+    case 4: stats_.downstream_rq_4xx.inc(); break;
+    default: stats_.downstream_rq_5xx.inc(); break;
+  }
+}
+
+void ConnectionManagerImpl::destroyStream() {
+  std::unique_ptr<ActiveStream> stream = std::move(stream_);
+  stream->complete();
+  stats_.downstream_rq_active.dec();
+  // We may be inside one of the stream's callbacks: free it after this event.
+  context_.dispatcher().deferredDelete(std::move(stream));
+}
+
+void ConnectionManagerImpl::onHeadersTimeout() {
+  if (closing_ || stream_) return;
+  stats_.downstream_rq_headers_timeout.inc();
+  SLUICE_LOG(kDebug, "[C%d] request headers timeout", connection_->id());
+  closing_ = true;
+  if (codec_->requestInProgress()) {
+    // Part of a request arrived: say why before closing, as nginx and Envoy do.
+    chargeStatus(408);
+    ResponseHead head;
+    head.status = 408;
+    const std::string body = "request headers timeout\n";
+    head.headers.add("Server", config_->server_name);
+    head.headers.add("Date", CachedDate());
+    head.headers.add("Content-Type", "text/plain; charset=utf-8");
+    head.headers.add("Content-Length", std::to_string(body.size()));
+    head.headers.add("Connection", "close");
+    Buffer out;
+    http1::EncodeResponseHead(head, out);
+    out.add(body);
+    connection_->write(out, false);
+  }
+  connection_->close(network::CloseType::kFlushWrite);
+}
+
+void ConnectionManagerImpl::onIdleTimeout() {
+  if (closing_ || stream_ || codec_->requestInProgress()) return;
+  stats_.downstream_cx_idle_timeout.inc();
+  closing_ = true;
+  connection_->close(network::CloseType::kFlushWrite);
+}
+
+}  // namespace sluice::http

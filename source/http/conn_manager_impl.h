@@ -1,0 +1,70 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "source/http/codec.h"
+#include "source/http/conn_manager.h"
+#include "source/http/filter.h"
+#include "source/http/http1/codec_impl.h"
+#include "source/network/connection.h"
+#include "source/network/filter_context.h"
+
+namespace sluice::http {
+
+// The HTTP connection manager: a network filter that owns the codec, turns requests into streams
+// and runs each stream through the HTTP filter chain; it enforces the anti-Slowloris timeouts and
+// turns every protocol error into a well-formed local reply and a counter.
+class ConnectionManagerImpl : public network::ReadFilter,
+                              private network::ConnectionCallbacks,
+                              private ServerConnectionCallbacks {
+ public:
+  ConnectionManagerImpl(ConnectionManagerConfigPtr config, network::FilterContext& context);
+  ~ConnectionManagerImpl() override;
+
+  void initializeReadFilterCallbacks(network::ReadFilterCallbacks& callbacks) override;
+  network::FilterStatus onNewConnection() override;
+  network::FilterStatus onData(Buffer& data, bool end_stream) override;
+  void onDrain() override;
+
+  // Date header value for this second ("Sun, 06 Nov 1994 08:49:37 GMT"), cached per thread.
+  static const std::string& CachedDate();
+
+ private:
+  class ActiveStream;
+  friend class ActiveStream;
+
+  // network::ConnectionCallbacks
+  void onEvent(network::ConnectionEvent event) override;
+
+  // ServerConnectionCallbacks
+  RequestDecoder& newStream(ResponseEncoder& encoder) override;
+  void onProtocolError(uint16_t status, std::string_view reason,
+                       ResponseEncoder* encoder) override;
+  void onResponseComplete(bool close) override;
+  void onRequestStart() override;
+
+  // A response the codec writes without a stream (protocol errors, header timeout).
+  void sendErrorResponse(ResponseEncoder& encoder, uint16_t status, std::string_view body);
+  void onHeadersTimeout();
+  void onIdleTimeout();
+  void destroyStream();
+  void chargeStatus(uint16_t status);
+  void updateReadDisable();
+
+  ConnectionManagerConfigPtr config_;
+  const ConnectionManagerStats& stats_;
+  network::FilterContext& context_;
+  network::Connection* connection_ = nullptr;
+  std::unique_ptr<http1::ServerConnectionImpl> codec_;
+  std::unique_ptr<ActiveStream> stream_;
+  event::TimerPtr headers_timer_;
+  event::TimerPtr idle_timer_;
+  event::TimerPtr resume_timer_;
+  uint32_t requests_ = 0;
+  bool read_disabled_ = false;
+  bool closing_ = false;
+};
+
+}  // namespace sluice::http

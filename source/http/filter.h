@@ -1,0 +1,143 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/container/flat_hash_map.h"
+#include "source/common/buffer.h"
+#include "source/event/dispatcher.h"
+#include "source/http/codec.h"
+#include "source/http/header_map.h"
+#include "source/network/address.h"
+
+namespace sluice::http {
+
+// What a filter returns from a headers hook.
+enum class FilterHeadersStatus {
+  kContinue,       // run the next filter
+  kStopIteration,  // pause the chain here; resume with continueDecoding()/continueEncoding()
+};
+
+// What a filter returns from a data hook.
+enum class FilterDataStatus {
+  kContinue,
+  // Pause and keep this data (and what follows) in the stream's buffer, up to the buffer
+  // limit (413 on requests, 500 on responses beyond it); the filter sees it all when it resumes.
+  kStopIterationAndBuffer,
+  // Pause without buffering: the filter took what it wanted from `data`.
+  kStopIterationNoBuffer,
+};
+
+enum class FilterTrailersStatus { kContinue, kStopIteration };
+
+// Per-stream facts filters share: addresses, protocol, and a metadata map that one filter
+// writes and later ones read (key -> bytes).
+struct StreamInfo {
+  network::Address downstream_remote;
+  network::Address downstream_local;
+  Protocol protocol = Protocol::kHttp11;
+  std::chrono::steady_clock::time_point start;
+  uint16_t response_code = 0;
+  uint64_t bytes_received = 0;
+  uint64_t bytes_sent = 0;
+  // Why the stream ended the way it did (for logs): "" when normal.
+  std::string response_flags;
+  absl::flat_hash_map<std::string, std::string> metadata;
+};
+
+// What every filter may do with its stream.
+class StreamFilterCallbacks {
+ public:
+  virtual ~StreamFilterCallbacks() = default;
+  virtual event::Dispatcher& dispatcher() = 0;
+  virtual StreamInfo& streamInfo() = 0;
+  virtual uint64_t streamId() const = 0;
+  // Ends the stream now: HTTP/1 closes the connection.
+  virtual void resetStream() = 0;
+};
+
+class DecoderFilterCallbacks : public virtual StreamFilterCallbacks {
+ public:
+  // Resume the request path after kStopIteration / kStopIterationAndBuffer.
+  virtual void continueDecoding() = 0;
+  // The request body buffered so far by kStopIterationAndBuffer (nullptr when none).
+  virtual Buffer* decodingBuffer() = 0;
+  // Answer the request without going further: runs the response through the encoder filters.
+  // `modify` may add headers. Ignored once a response has started (the stream is reset then).
+  virtual void sendLocalReply(uint16_t status, std::string_view body,
+                              const std::function<void(HeaderMap&)>& modify = nullptr) = 0;
+  // For the filter that produces the response (direct response, router): sends it through the
+  // encoder filters and out.
+  virtual void encodeHeaders(std::unique_ptr<ResponseHead> head, bool end_stream) = 0;
+  virtual void encodeData(Buffer& data, bool end_stream) = 0;
+  virtual void encodeTrailers(std::unique_ptr<HeaderMap> trailers) = 0;
+  virtual RequestHead& requestHead() = 0;
+};
+
+class EncoderFilterCallbacks : public virtual StreamFilterCallbacks {
+ public:
+  virtual void continueEncoding() = 0;
+  virtual Buffer* encodingBuffer() = 0;
+};
+
+// A filter on the request path. Runs in config order.
+class StreamDecoderFilter {
+ public:
+  virtual ~StreamDecoderFilter() = default;
+  virtual void setDecoderFilterCallbacks(DecoderFilterCallbacks& callbacks) = 0;
+  virtual FilterHeadersStatus decodeHeaders(RequestHead& head, bool end_stream) = 0;
+  virtual FilterDataStatus decodeData(Buffer& data, bool end_stream) = 0;
+  virtual FilterTrailersStatus decodeTrailers(HeaderMap& trailers) = 0;
+};
+
+// A filter on the response path. Runs in reverse config order.
+class StreamEncoderFilter {
+ public:
+  virtual ~StreamEncoderFilter() = default;
+  virtual void setEncoderFilterCallbacks(EncoderFilterCallbacks& callbacks) = 0;
+  virtual FilterHeadersStatus encodeHeaders(ResponseHead& head, bool end_stream) = 0;
+  virtual FilterDataStatus encodeData(Buffer& data, bool end_stream) = 0;
+  virtual FilterTrailersStatus encodeTrailers(HeaderMap& trailers) = 0;
+};
+
+// Both paths, with pass-through defaults; and the stream-end hook (log phase).
+class StreamFilter : public StreamDecoderFilter, public StreamEncoderFilter {
+ public:
+  void setDecoderFilterCallbacks(DecoderFilterCallbacks& callbacks) override {
+    decoder_callbacks_ = &callbacks;
+  }
+  FilterHeadersStatus decodeHeaders(RequestHead&, bool) override {
+    return FilterHeadersStatus::kContinue;
+  }
+  FilterDataStatus decodeData(Buffer&, bool) override { return FilterDataStatus::kContinue; }
+  FilterTrailersStatus decodeTrailers(HeaderMap&) override {
+    return FilterTrailersStatus::kContinue;
+  }
+  void setEncoderFilterCallbacks(EncoderFilterCallbacks& callbacks) override {
+    encoder_callbacks_ = &callbacks;
+  }
+  FilterHeadersStatus encodeHeaders(ResponseHead&, bool) override {
+    return FilterHeadersStatus::kContinue;
+  }
+  FilterDataStatus encodeData(Buffer&, bool) override { return FilterDataStatus::kContinue; }
+  FilterTrailersStatus encodeTrailers(HeaderMap&) override {
+    return FilterTrailersStatus::kContinue;
+  }
+  // After the response is complete or the stream was reset (logging, metrics).
+  virtual void onStreamComplete() {}
+
+ protected:
+  DecoderFilterCallbacks* decoder_callbacks_ = nullptr;
+  EncoderFilterCallbacks* encoder_callbacks_ = nullptr;
+};
+using StreamFilterPtr = std::unique_ptr<StreamFilter>;
+
+// Creates one configured filter for a new stream (called on a worker; must only read its
+// captured, immutable config).
+using StreamFilterFactory = std::function<StreamFilterPtr()>;
+
+}  // namespace sluice::http

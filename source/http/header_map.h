@@ -1,0 +1,128 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sluice::http {
+
+// Header names the core looks up on every message: they get O(1) lookups through a slot table
+// that is filled as entries are added (no string compare on the hot path).
+enum class KnownHeader : uint8_t {
+  kHost,
+  kContentLength,
+  kTransferEncoding,
+  kConnection,
+  kKeepAlive,
+  kProxyConnection,
+  kUpgrade,
+  kExpect,
+  kTe,
+  kTrailer,
+  kDate,
+  kServer,
+  kContentType,
+  kVia,
+  kXForwardedFor,
+  kXForwardedProto,
+  kCount,  // not a header
+};
+
+// The lowercase name of a known header ("content-length").
+std::string_view KnownHeaderName(KnownHeader h);
+// The known header `name` is (case-insensitive), or KnownHeader::kCount.
+KnownHeader LookupKnownHeader(std::string_view name);
+
+// Case-insensitive ASCII equality for header names.
+bool HeaderNameEquals(std::string_view a, std::string_view b);
+
+// An ordered multimap of header fields. Names keep the case they arrived in (HTTP/1 peers see
+// what was sent) and compare case-insensitively. Entries are views: either into storage the map
+// adopted from the codec (the parsed header block; no per-field copy) or into the map's own
+// arena for fields added later. Not thread-safe (one stream, one worker).
+class HeaderMap {
+ public:
+  struct Entry {
+    std::string_view name;
+    std::string_view value;
+    KnownHeader known;  // kCount when not a known header
+  };
+
+  HeaderMap() = default;
+  HeaderMap(const HeaderMap&) = delete;
+  HeaderMap& operator=(const HeaderMap&) = delete;
+  // Moves leave `other` empty and reusable (a defaulted move would leave it with stale counts and
+  // slot indices into an emptied vector).
+  HeaderMap(HeaderMap&& other) noexcept;
+  HeaderMap& operator=(HeaderMap&& other) noexcept;
+
+  // Keeps `storage` alive as long as the map: addReference() views may point into it.
+  void adoptStorage(std::unique_ptr<char[]> storage);
+  // Appends a field whose bytes live in adopted storage (or are static).
+  void addReference(std::string_view name, std::string_view value);
+  // Appends a copy of the field. An empty name is ignored (it marks removed entries).
+  void add(std::string_view name, std::string_view value);
+  // Replaces every field named `name` with one field (at the position of the first, or at the
+  // end when there was none).
+  void set(std::string_view name, std::string_view value);
+  // Removes every field named `name`; returns how many.
+  size_t remove(std::string_view name);
+  size_t remove(KnownHeader h);
+  void clear();
+
+  // The first field named `name`, or nullptr. Valid until the map is next modified.
+  const Entry* get(std::string_view name) const;
+  const Entry* get(KnownHeader h) const;
+  // Every value of `name`, in order.
+  std::vector<std::string_view> getAll(std::string_view name) const;
+  size_t count(std::string_view name) const;
+  size_t count(KnownHeader h) const;
+
+  size_t size() const { return live_; }
+  bool empty() const { return live_ == 0; }
+  // Sum of name and value lengths (what a header-size limit counts).
+  size_t byteSize() const { return bytes_; }
+  // In order; return false from `fn` to stop.
+  void forEach(const std::function<bool(const Entry&)>& fn) const;
+  // Direct access for encoders: entries with an empty name are removed ones; skip them.
+  const std::vector<Entry>& entries() const { return entries_; }
+
+ private:
+  std::string_view copy(std::string_view s);
+  void push(std::string_view name, std::string_view value);
+  // Drops removed entries once they outnumber live ones, then rebuilds the known slots.
+  void maybeCompact();
+  void reindex();
+
+  std::vector<Entry> entries_;
+  // Index+1 into entries_ of the first live field of each known header (0: none). 32 bits: a
+  // map that plugins keep adding to must not wrap an index.
+  uint32_t known_first_[static_cast<size_t>(KnownHeader::kCount)] = {};
+  uint32_t known_count_[static_cast<size_t>(KnownHeader::kCount)] = {};
+  // Adopted head blocks and the arena blocks copies are carved from.
+  std::vector<std::unique_ptr<char[]>> storage_;
+  char* arena_pos_ = nullptr;
+  size_t arena_left_ = 0;
+  size_t live_ = 0;
+  size_t bytes_ = 0;
+};
+
+// Request-specific parts of a parsed request head.
+struct RequestHead {
+  std::string_view method;
+  std::string_view target;  // as sent: origin-form "/p?q", absolute-form, authority (CONNECT), "*"
+  uint8_t version_minor = 1;  // HTTP/1.<minor>; 0 or 1
+  HeaderMap headers;
+};
+
+struct ResponseHead {
+  uint16_t status = 0;
+  std::string_view reason;
+  uint8_t version_minor = 1;
+  HeaderMap headers;
+};
+
+}  // namespace sluice::http

@@ -1,0 +1,395 @@
+#include "source/http/http1/codec_impl.h"
+
+#include <cstring>
+
+#include "source/common/logging.h"
+
+namespace sluice::http::http1 {
+
+namespace {
+
+bool ContainsToken(std::string_view list, std::string_view token) {
+  // Comma-separated list of tokens, compared case-insensitively (Connection, Expect, ...).
+  size_t pos = 0;
+  while (pos <= list.size()) {
+    size_t comma = list.find(',', pos);
+    if (comma == std::string_view::npos) comma = list.size();
+    std::string_view item = list.substr(pos, comma - pos);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (HeaderNameEquals(item, token)) return true;
+    pos = comma + 1;
+  }
+  return false;
+}
+
+bool AnyHeaderHasToken(const HeaderMap& headers, KnownHeader h, std::string_view token) {
+  bool found = false;
+  if (headers.count(h) == 0) return false;
+  headers.forEach([&](const HeaderMap::Entry& e) {
+    if (e.known == h && ContainsToken(e.value, token)) found = true;
+    return !found;
+  });
+  return found;
+}
+
+// Fields that describe one hop (RFC 9110 §7.6.1), plus those the Connection field names: never
+// forwarded; the codec writes its own framing and connection fields.
+void RemoveHopByHop(HeaderMap& headers, bool keep_upgrade) {
+  std::vector<std::string> named;
+  headers.forEach([&](const HeaderMap::Entry& e) {
+    if (e.known != KnownHeader::kConnection) return true;
+    std::string_view list = e.value;
+    size_t pos = 0;
+    while (pos <= list.size()) {
+      size_t comma = list.find(',', pos);
+      if (comma == std::string_view::npos) comma = list.size();
+      std::string_view item = list.substr(pos, comma - pos);
+      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+      if (!item.empty()) named.emplace_back(item);
+      pos = comma + 1;
+    }
+    return true;
+  });
+  for (const auto& n : named) {
+    if (keep_upgrade && HeaderNameEquals(n, "upgrade")) continue;
+    headers.remove(n);
+  }
+  headers.remove(KnownHeader::kConnection);
+  headers.remove(KnownHeader::kKeepAlive);
+  headers.remove(KnownHeader::kProxyConnection);
+  headers.remove(KnownHeader::kTransferEncoding);
+  headers.remove(KnownHeader::kTe);
+  if (!keep_upgrade) headers.remove(KnownHeader::kUpgrade);
+}
+
+}  // namespace
+
+ServerConnectionImpl::ServerConnectionImpl(network::Connection& connection,
+                                           ServerConnectionCallbacks& callbacks,
+                                           const CodecSettings& settings)
+    : connection_(connection), callbacks_(callbacks), settings_(settings) {}
+
+ServerConnectionImpl::~ServerConnectionImpl() = default;
+
+void ServerConnectionImpl::dispatch(Buffer& data) {
+  if (state_ == State::kClosed) {
+    data.clear();
+    return;
+  }
+  buffer_.move(data);
+  process();
+}
+
+void ServerConnectionImpl::resume() {
+  if (state_ == State::kIdle && !buffer_.empty()) process();
+}
+
+void ServerConnectionImpl::process() {
+  if (in_dispatch_) return;  // A callback re-entered us; the outer loop continues.
+  in_dispatch_ = true;
+  bool progress = true;
+  while (progress) {
+    switch (state_) {
+      case State::kIdle:
+        if (buffer_.empty()) {
+          progress = false;
+          break;
+        }
+        state_ = State::kHead;
+        scanner_.reset();
+        // A new exchange: nothing of the previous response carries over (an error reply to
+        // this request must be possible).
+        response_started_ = false;
+        response_complete_ = false;
+        request_complete_ = false;
+        tunnel_response_ = false;
+        expect_continue_ = false;
+        request_is_head_ = false;
+        request_http10_ = false;
+        request_keep_alive_ = true;
+        callbacks_.onRequestStart();
+        break;
+      case State::kHead:
+        progress = processHead();
+        break;
+      case State::kBody:
+        progress = processBody();
+        break;
+      case State::kTunnel:
+        if (!buffer_.empty() && decoder_ != nullptr) decoder_->decodeData(buffer_, false);
+        buffer_.clear();
+        progress = false;
+        break;
+      case State::kRequestDone:
+      case State::kClosed:
+        progress = false;
+        break;
+    }
+  }
+  in_dispatch_ = false;
+}
+
+bool ServerConnectionImpl::processHead() {
+  switch (scanner_.scan(buffer_, settings_.limits, /*is_request=*/true)) {
+    case HeadScanner::Result::kNeedMore:
+      return false;
+    case HeadScanner::Result::kRequestLineTooLong:
+      protocolError(414, "request line too long");
+      return false;
+    case HeadScanner::Result::kHeadTooLarge:
+      protocolError(431, "request head too large");
+      return false;
+    case HeadScanner::Result::kBadLineEnding:
+      protocolError(400, "bare CR or LF in the request head");
+      return false;
+    case HeadScanner::Result::kComplete:
+      break;
+  }
+  const size_t length = scanner_.headLength();
+  auto storage = std::make_unique<char[]>(length);
+  buffer_.copyOut(0, length, storage.get());
+  buffer_.drain(length);
+  auto head = std::make_unique<RequestHead>();
+  if (auto err = ParseRequestHead(std::move(storage), length, settings_.limits, *head)) {
+    protocolError(err->status, err->reason);
+    return false;
+  }
+  if (auto err = RequestFraming(*head, framing_)) {
+    protocolError(err->status, err->reason);
+    return false;
+  }
+  if (framing_.kind == BodyFraming::Kind::kContentLength && settings_.max_request_body_bytes != 0 &&
+      framing_.content_length > settings_.max_request_body_bytes) {
+    protocolError(413, "request body larger than max_request_body_bytes");
+    return false;
+  }
+
+  // Per-request state for the response side.
+  request_http10_ = head->version_minor == 0;
+  protocol_ = request_http10_ ? Protocol::kHttp10 : Protocol::kHttp11;
+  request_is_head_ = head->method == "HEAD";
+  if (request_http10_) {
+    request_keep_alive_ =
+        AnyHeaderHasToken(head->headers, KnownHeader::kConnection, "keep-alive");
+  } else {
+    request_keep_alive_ = !AnyHeaderHasToken(head->headers, KnownHeader::kConnection, "close");
+  }
+  const bool has_body = framing_.kind == BodyFraming::Kind::kChunked ||
+                        (framing_.kind == BodyFraming::Kind::kContentLength &&
+                         framing_.content_length > 0);
+  expect_continue_ = !request_http10_ && has_body &&
+                     AnyHeaderHasToken(head->headers, KnownHeader::kExpect, "100-continue");
+  response_started_ = false;
+  response_complete_ = false;
+  request_complete_ = false;
+  tunnel_response_ = false;
+  body_received_ = 0;
+  body_remaining_ = framing_.kind == BodyFraming::Kind::kContentLength ? framing_.content_length : 0;
+  if (framing_.kind == BodyFraming::Kind::kChunked) chunked_ = std::make_unique<ChunkedDecoder>();
+
+  // The codec owns the hop: framing and connection fields are not the filters' business.
+  const bool upgrade = head->headers.count(KnownHeader::kUpgrade) > 0 &&
+                       AnyHeaderHasToken(head->headers, KnownHeader::kConnection, "upgrade");
+  RemoveHopByHop(head->headers, upgrade);
+  head->headers.remove(KnownHeader::kExpect);
+  if (framing_.kind == BodyFraming::Kind::kChunked) head->headers.remove(KnownHeader::kContentLength);
+
+  state_ = State::kBody;
+  // Mark the request complete before delivering its last part: a filter may answer (and the
+  // response complete) inside the call, and must not find the request unfinished.
+  if (!has_body) endRequest();
+  decoder_ = &callbacks_.newStream(*this);
+  decoder_->decodeHeaders(std::move(head), !has_body);
+  return state_ != State::kClosed;
+}
+
+bool ServerConnectionImpl::processBody() {
+  if (decoder_ == nullptr || state_ != State::kBody) return false;
+  if (framing_.kind == BodyFraming::Kind::kContentLength) {
+    const uint64_t n = std::min<uint64_t>(body_remaining_, buffer_.length());
+    if (n == 0) return false;
+    body_.move(buffer_, n);
+    body_remaining_ -= n;
+    body_received_ += n;
+    const bool end = body_remaining_ == 0;
+    if (end) endRequest();
+    decoder_->decodeData(body_, end);
+    body_.clear();
+    return state_ != State::kClosed && !buffer_.empty();
+  }
+  // Chunked.
+  const ChunkedDecoder::Result r = chunked_->decode(buffer_, body_, settings_.limits);
+  if (r == ChunkedDecoder::Result::kError) {
+    ParseError err = chunked_->error();
+    protocolError(err.status, err.reason);
+    return false;
+  }
+  body_received_ += body_.length();
+  if (settings_.max_request_body_bytes != 0 && body_received_ > settings_.max_request_body_bytes) {
+    protocolError(413, "request body larger than max_request_body_bytes");
+    return false;
+  }
+  const bool done = r == ChunkedDecoder::Result::kDone;
+  const bool has_trailers = done && !chunked_->trailers().empty();
+  std::unique_ptr<HeaderMap> trailers;
+  if (has_trailers) trailers = std::make_unique<HeaderMap>(std::move(chunked_->trailers()));
+  if (done) endRequest();
+  if (!body_.empty() || (done && !has_trailers)) {
+    decoder_->decodeData(body_, done && !has_trailers);
+    body_.clear();
+  }
+  // The data callback may have ended the stream (a local reply, a reset).
+  if (trailers && decoder_ != nullptr) decoder_->decodeTrailers(std::move(trailers));
+  if (done) return state_ != State::kClosed && !buffer_.empty();
+  return false;  // kNeedMore
+}
+
+void ServerConnectionImpl::endRequest() {
+  request_complete_ = true;
+  if (state_ == State::kBody) state_ = State::kRequestDone;
+}
+
+void ServerConnectionImpl::protocolError(uint16_t status, std::string_view reason) {
+  SLUICE_LOG(kDebug, "[C%d] HTTP/1 protocol error %d: %s", connection_.id(), status,
+             std::string(reason));
+  state_ = State::kClosed;
+  close_after_response_ = true;
+  buffer_.clear();
+  RequestDecoder* decoder = decoder_;
+  decoder_ = nullptr;
+  if (decoder != nullptr) decoder->onResetStream(StreamResetReason::kProtocolError);
+  // A response can still be sent unless one has begun.
+  request_is_head_ = false;
+  callbacks_.onProtocolError(status, reason, response_started_ ? nullptr : this);
+}
+
+void ServerConnectionImpl::encode100Continue() {
+  if (!expect_continue_ || response_started_) return;
+  expect_continue_ = false;
+  Buffer out;
+  out.add("HTTP/1.1 100 Continue\r\n\r\n");
+  connection_.write(out, false);
+}
+
+void ServerConnectionImpl::encodeHeaders(ResponseHead& head, bool end_stream) {
+  if (response_started_) return;
+  response_started_ = true;
+  expect_continue_ = false;
+  const uint16_t status = head.status;
+  const bool connect_ok = false;  // CONNECT tunnels come with the router.
+  tunnel_response_ = status == 101 || connect_ok;
+  RemoveHopByHop(head.headers, tunnel_response_);
+  response_has_body_ = !(request_is_head_ || status < 200 || status == 204 || status == 304);
+  response_chunked_ = false;
+  response_until_close_ = false;
+
+  if (!request_keep_alive_) close_after_response_ = true;
+  if (!request_complete_ && !(state_ == State::kBody &&
+                              framing_.kind == BodyFraming::Kind::kContentLength &&
+                              buffer_.length() >= body_remaining_)) {
+    // Answered before the request's body arrived: the rest of it cannot be told apart from a
+    // next request, so this is the connection's last response, and it says so.
+    close_after_response_ = true;
+  }
+  if (tunnel_response_) {
+    head.headers.add("Connection", "upgrade");
+  } else if (response_has_body_) {
+    if (head.headers.count(KnownHeader::kContentLength) == 0) {
+      if (end_stream) {
+        head.headers.add("Content-Length", "0");
+      } else if (!request_http10_) {
+        head.headers.add("Transfer-Encoding", "chunked");
+        response_chunked_ = true;
+      } else {
+        response_until_close_ = true;  // HTTP/1.0: the end of the body is the end of the stream
+        close_after_response_ = true;
+      }
+    }
+  } else if (status == 204 || (status < 200 && status != 101)) {
+    head.headers.remove(KnownHeader::kContentLength);
+  }
+  if (!tunnel_response_) {
+    if (close_after_response_) {
+      head.headers.add("Connection", "close");
+    } else if (request_http10_) {
+      head.headers.add("Connection", "keep-alive");
+    }
+  }
+  head.version_minor = 1;
+  Buffer out;
+  EncodeResponseHead(head, out);
+  connection_.write(out, false);
+  if (tunnel_response_) {
+    // From here on, both directions are raw bytes.
+    state_ = State::kTunnel;
+    if (!buffer_.empty()) process();
+    return;
+  }
+  if (end_stream) completeResponse();
+}
+
+void ServerConnectionImpl::encodeData(Buffer& data, bool end_stream) {
+  if (!response_started_ || response_complete_) {
+    data.clear();
+    return;
+  }
+  if (tunnel_response_) {
+    connection_.write(data, end_stream);
+    return;
+  }
+  if (!response_has_body_) {
+    data.clear();
+  } else if (response_chunked_) {
+    Buffer out;
+    if (!data.empty()) EncodeChunk(data, out);
+    if (end_stream) EncodeLastChunk(nullptr, out);
+    connection_.write(out, false);
+  } else {
+    connection_.write(data, false);
+  }
+  if (end_stream) completeResponse();
+}
+
+void ServerConnectionImpl::encodeTrailers(const HeaderMap& trailers) {
+  if (!response_started_ || response_complete_) return;
+  if (response_chunked_) {
+    Buffer out;
+    EncodeLastChunk(&trailers, out);
+    connection_.write(out, false);
+  }
+  completeResponse();
+}
+
+void ServerConnectionImpl::resetStream() {
+  // HTTP/1 has no way to abort one response but closing the connection.
+  decoder_ = nullptr;
+  state_ = State::kClosed;
+  connection_.close(network::CloseType::kNoFlush);
+}
+
+void ServerConnectionImpl::completeResponse() {
+  response_complete_ = true;
+  if (!request_complete_ && state_ == State::kBody &&
+      framing_.kind == BodyFraming::Kind::kContentLength && buffer_.length() >= body_remaining_) {
+    // Answered before the body was read (a local reply), but the rest of the body is already
+    // here: drop it and keep the connection.
+    buffer_.drain(body_remaining_);
+    body_remaining_ = 0;
+    request_complete_ = true;
+  }
+  // A request whose body was not read to the end leaves the connection out of sync.
+  if (!request_complete_) close_after_response_ = true;
+  const bool close = close_after_response_ || response_until_close_;
+  decoder_ = nullptr;
+  if (close) {
+    state_ = State::kClosed;
+    buffer_.clear();
+  } else {
+    state_ = State::kIdle;
+  }
+  callbacks_.onResponseComplete(close);
+}
+
+}  // namespace sluice::http::http1

@@ -1,0 +1,90 @@
+#pragma once
+
+#include <memory>
+
+#include "source/common/buffer.h"
+#include "source/http/codec.h"
+#include "source/http/http1/parser.h"
+#include "source/network/connection.h"
+
+namespace sluice::http::http1 {
+
+struct CodecSettings {
+  Limits limits;
+  // Largest request body; 0: unlimited. Over it: 413.
+  uint64_t max_request_body_bytes = 0;
+};
+
+// The server side of HTTP/1.1 on one connection. One request at a time: a pipelined request
+// waits (unparsed, in this codec's buffer) until the response before it is complete, so
+// responses go out in request order.
+class ServerConnectionImpl : public ServerConnection, private ResponseEncoder {
+ public:
+  ServerConnectionImpl(network::Connection& connection, ServerConnectionCallbacks& callbacks,
+                       const CodecSettings& settings);
+  ~ServerConnectionImpl() override;
+
+  void dispatch(Buffer& data) override;
+  Protocol protocol() const override { return protocol_; }
+  void shutdownNotice() override { close_after_response_ = true; }
+  bool requestInProgress() const override { return state_ != State::kIdle || !buffer_.empty(); }
+
+  // Parses what is buffered after a response completed (pipelining). The owner calls it outside
+  // any stream callback.
+  void resume();
+  // Bytes received but not parsed yet.
+  size_t bufferedBytes() const { return buffer_.length(); }
+  // Waiting for the current response before parsing more.
+  bool waitingForResponse() const { return state_ == State::kRequestDone; }
+  // A stream exists (its request is being received or its response being sent).
+  bool streamActive() const { return decoder_ != nullptr; }
+
+ private:
+  enum class State { kIdle, kHead, kBody, kRequestDone, kTunnel, kClosed };
+
+  void process();
+  bool processHead();
+  bool processBody();
+  void protocolError(uint16_t status, std::string_view reason);
+  void endRequest();
+
+  // ResponseEncoder
+  void encode100Continue() override;
+  void encodeHeaders(ResponseHead& head, bool end_stream) override;
+  void encodeData(Buffer& data, bool end_stream) override;
+  void encodeTrailers(const HeaderMap& trailers) override;
+  void resetStream() override;
+  void completeResponse();
+
+  network::Connection& connection_;
+  ServerConnectionCallbacks& callbacks_;
+  const CodecSettings& settings_;
+  Protocol protocol_ = Protocol::kHttp11;
+  State state_ = State::kIdle;
+  Buffer buffer_;  // received, not yet parsed
+  HeadScanner scanner_;
+  RequestDecoder* decoder_ = nullptr;
+  BodyFraming framing_;
+  uint64_t body_remaining_ = 0;
+  uint64_t body_received_ = 0;
+  std::unique_ptr<ChunkedDecoder> chunked_;
+  Buffer body_;
+
+  // The request being answered.
+  bool request_keep_alive_ = true;
+  bool request_is_head_ = false;
+  bool request_http10_ = false;
+  bool expect_continue_ = false;
+  bool request_complete_ = false;
+  // The response being sent.
+  bool response_started_ = false;
+  bool response_chunked_ = false;
+  bool response_until_close_ = false;
+  bool response_has_body_ = true;
+  bool response_complete_ = false;
+  bool tunnel_response_ = false;
+  bool close_after_response_ = false;
+  bool in_dispatch_ = false;
+};
+
+}  // namespace sluice::http::http1

@@ -1,0 +1,16 @@
+// libFuzzer target: an HTTP/1 response stream through the client-side read path.
+#include <cstddef>
+#include <cstdint>
+
+#include "test/fuzz/http1_fuzz_driver.h"
+
+extern "C" int SluiceFuzzHttp1Response(const uint8_t* data, size_t size) {
+  sluice::http::http1::fuzz::RunHttp1(data, size, /*is_request=*/false);
+  return 0;
+}
+
+#ifndef SLUICE_FUZZ_REPLAY
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  return SluiceFuzzHttp1Response(data, size);
+}
+#endif
