@@ -500,22 +500,12 @@ network::FilterStatus ConnectionManagerImpl::onNewConnection() {
   stats_.downstream_cx_http1_total.inc();
   ServerConnectionCallbacks& callbacks = *this;
   codec_ = std::make_unique<http1::ServerConnectionImpl>(*connection_, callbacks, config_->codec);
-  auto& dispatcher = context_.dispatcher();
-  resume_timer_ = dispatcher.createTimer([this] {
-    if (codec_ && !closing_) {
-      codec_->resume();
-      updateReadDisable();
-    }
-  });
-  if (config_->request_headers_timeout.count() > 0) {
-    headers_timer_ = dispatcher.createTimer([this] { onHeadersTimeout(); });
-    // The first request's head must arrive within the timeout from the connection's start:
-    // a client that connects and trickles (or sends nothing) is cut off.
-    headers_timer_->enableTimer(config_->request_headers_timeout);
-  }
-  if (config_->idle_timeout.count() > 0) {
-    idle_timer_ = dispatcher.createTimer([this] { onIdleTimeout(); });
-  }
+  // One timer serves every connection-level deadline, since only one applies at a time (an
+  // idle connection is the common case, and each timer costs memory per connection).
+  timer_ = context_.dispatcher().createTimer([this] { onTimer(); });
+  // The first request's head must arrive within the timeout from the connection's start:
+  // a client that connects and trickles (or sends nothing) is cut off.
+  armTimer(TimerMode::kHeaders);
   return network::FilterStatus::kContinue;
 }
 
@@ -552,9 +542,7 @@ void ConnectionManagerImpl::updateReadDisable() {
 void ConnectionManagerImpl::onEvent(network::ConnectionEvent event) {
   if (event == network::ConnectionEvent::kConnected) return;
   closing_ = true;
-  if (headers_timer_) headers_timer_->disableTimer();
-  if (idle_timer_) idle_timer_->disableTimer();
-  if (resume_timer_) resume_timer_->disableTimer();
+  armTimer(TimerMode::kNone);
   if (stream_) {
     // The connection went away with a stream unfinished.
     stats_.downstream_rq_reset.inc();
@@ -563,8 +551,8 @@ void ConnectionManagerImpl::onEvent(network::ConnectionEvent event) {
 }
 
 RequestDecoder& ConnectionManagerImpl::newStream(ResponseEncoder& encoder) {
-  if (headers_timer_) headers_timer_->disableTimer();
-  if (idle_timer_) idle_timer_->disableTimer();
+  // From here the stream's own timeouts apply.
+  armTimer(TimerMode::kNone);
   ++requests_;
   stats_.downstream_rq_total.inc();
   stats_.downstream_rq_active.inc();
@@ -578,9 +566,54 @@ RequestDecoder& ConnectionManagerImpl::newStream(ResponseEncoder& encoder) {
 }
 
 void ConnectionManagerImpl::onRequestStart() {
-  if (idle_timer_) idle_timer_->disableTimer();
-  if (headers_timer_ && !headers_timer_->enabled()) {
-    headers_timer_->enableTimer(config_->request_headers_timeout);
+  // The first request's deadline runs from the connection's start.
+  if (timer_mode_ != TimerMode::kHeaders) armTimer(TimerMode::kHeaders);
+}
+
+void ConnectionManagerImpl::armTimer(TimerMode mode) {
+  timer_mode_ = mode;
+  std::chrono::milliseconds delay{0};
+  switch (mode) {
+    case TimerMode::kNone:
+      break;
+    case TimerMode::kHeaders:
+      delay = config_->request_headers_timeout;
+      break;
+    case TimerMode::kIdle:
+      delay = config_->idle_timeout;
+      break;
+    case TimerMode::kResume:
+      timer_->enableTimer(std::chrono::milliseconds(0));
+      return;
+  }
+  if (delay.count() > 0) {
+    timer_->enableTimer(delay);
+  } else {
+    timer_mode_ = TimerMode::kNone;  // disabled by config ("0s")
+    timer_->disableTimer();
+  }
+}
+
+void ConnectionManagerImpl::onTimer() {
+  const TimerMode mode = timer_mode_;
+  timer_mode_ = TimerMode::kNone;
+  switch (mode) {
+    case TimerMode::kNone:
+      break;
+    case TimerMode::kHeaders:
+      onHeadersTimeout();
+      break;
+    case TimerMode::kIdle:
+      onIdleTimeout();
+      break;
+    case TimerMode::kResume:
+      if (codec_ && !closing_) {
+        codec_->resume();
+        updateReadDisable();
+        // Nothing was pipelined after all: the connection is idle.
+        if (!stream_ && !codec_->requestInProgress() && !closing_) armTimer(TimerMode::kIdle);
+      }
+      break;
   }
 }
 
@@ -589,7 +622,7 @@ void ConnectionManagerImpl::onProtocolError(uint16_t status, std::string_view re
   stats_.downstream_rq_protocol_error.inc();
   stats_.store.counter(stats_.prefix + "downstream_rq_protocol_error_" + std::to_string(status))
       .inc();
-  if (headers_timer_) headers_timer_->disableTimer();
+  armTimer(TimerMode::kNone);
   if (stream_) destroyStream();
   if (encoder != nullptr) {
     sendErrorResponse(*encoder, status, std::string(reason) + "\n");
@@ -628,9 +661,9 @@ void ConnectionManagerImpl::onResponseComplete(bool close) {
     read_disabled_ = false;
     connection_->readDisable(false);
   }
-  if (idle_timer_) idle_timer_->enableTimer(config_->idle_timeout);
-  // Pipelined requests already buffered are parsed outside this callback chain.
-  resume_timer_->enableTimer(std::chrono::milliseconds(0));
+  // Pipelined requests already buffered are parsed outside this callback chain; otherwise the
+  // connection is idle now.
+  armTimer(codec_->bufferedBytes() > 0 ? TimerMode::kResume : TimerMode::kIdle);
 }
 
 void ConnectionManagerImpl::chargeStatus(uint16_t status) {

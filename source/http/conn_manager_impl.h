@@ -59,9 +59,11 @@ class ConnectionManagerImpl : public network::ReadFilter,
   network::Connection* connection_ = nullptr;
   std::unique_ptr<http1::ServerConnectionImpl> codec_;
   std::unique_ptr<ActiveStream> stream_;
-  event::TimerPtr headers_timer_;
-  event::TimerPtr idle_timer_;
-  event::TimerPtr resume_timer_;
+  enum class TimerMode { kNone, kHeaders, kIdle, kResume };
+  void armTimer(TimerMode mode);
+  void onTimer();
+  event::TimerPtr timer_;
+  TimerMode timer_mode_ = TimerMode::kNone;
   uint32_t requests_ = 0;
   bool read_disabled_ = false;
   bool closing_ = false;

@@ -31,6 +31,7 @@ absl::StatusOr<Address> Address::fromIpPort(std::string_view ip, uint32_t port) 
 
 Address Address::fromSockaddr(const sockaddr* sa, socklen_t len) {
   Address a;
+  // Only AF_INET/AF_INET6 are used; anything longer is cut to what we can hold.
   len = std::min<socklen_t>(len, sizeof(a.storage_));
   memcpy(&a.storage_, sa, len);
   a.len_ = len;

@@ -21,7 +21,7 @@ class Address {
   // The local address bound to `fd` (getsockname), e.g. to learn the port the kernel picked.
   static absl::StatusOr<Address> localOf(int fd);
 
-  int family() const { return storage_.ss_family; }
+  int family() const { return storage_.sa.sa_family; }
   uint16_t port() const;
   Address withPort(uint16_t port) const;
   const sockaddr* sockaddr_ptr() const { return reinterpret_cast<const sockaddr*>(&storage_); }
@@ -31,7 +31,14 @@ class Address {
   std::string ip() const;
 
  private:
-  sockaddr_storage storage_{};
+  // Just big enough for IPv4 and IPv6 (32 bytes with the length, not sockaddr_storage's 128):
+  // every connection carries two of these.
+  union Storage {
+    sockaddr sa;
+    sockaddr_in in4;
+    sockaddr_in6 in6;
+  };
+  Storage storage_{};
   socklen_t len_ = 0;
 };
 

@@ -214,7 +214,8 @@ class HttpSmugglingTest(harness.SluiceTestCase):
         try:
             rc = cls.sluice.stop()
             if rc != 0:
-                sys.stderr.write("sluice exited with %d\n%s\n" % (rc, cls.sluice.logs()))
+                raise AssertionError("sluice exited with %d after SIGTERM\n%s" %
+                                     (rc, cls.sluice.logs()))
         finally:
             cls.sluice.kill()
             shutil.rmtree(cls.class_tmpdir, ignore_errors=True)

@@ -2,6 +2,8 @@
 
 #include <sys/uio.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -471,24 +473,34 @@ HeadScanner::Result HeadScanner::scan(const Buffer& buffer, const Limits& limits
     const uint8_t* const end = base + iov[s].iov_len;
     while (p < end) {
       if (match_ == 0) {
-        // Inside a line: jump to its CR; a LF before it is a bare LF.
+        // Inside a line: jump to its end (CR) or to a bare LF, whichever comes first.
         const auto* cr = static_cast<const uint8_t*>(std::memchr(p, '\r', end - p));
-        const uint8_t* stop = cr != nullptr ? cr : end;
-        if (std::memchr(p, '\n', stop - p) != nullptr) {
-          return done(Result::kBadLineEnding);
-        }
+        const auto* lf =
+            static_cast<const uint8_t*>(std::memchr(p, '\n', (cr != nullptr ? cr : end) - p));
+        const uint8_t* stop = lf != nullptr ? lf : (cr != nullptr ? cr : end);
         const size_t span = static_cast<size_t>(stop - p);
+        // The outcome must not depend on how the bytes were split into reads, so a limit is
+        // reported only if the byte that breaks it comes before `stop`: the 1-based position in
+        // the span of the first byte over each limit (a tie goes to 414, as byte by byte).
+        size_t over_line = SIZE_MAX;
+        if (is_request && !first_line_done_) {
+          over_line = limits.max_request_line - line_length_ + 1;
+        }
+        const size_t over_head = scanned_ + 4 > limits.max_header_bytes
+                                     ? 1
+                                     : limits.max_header_bytes - 4 - scanned_ + 1;
+        if (span >= std::min(over_line, over_head)) {
+          return done(over_line <= over_head ? Result::kRequestLineTooLong
+                                             : Result::kHeadTooLarge);
+        }
         line_length_ += span;
         scanned_ += span;
         p = stop;
-        if (is_request && !first_line_done_ && line_length_ > limits.max_request_line) {
-          return done(Result::kRequestLineTooLong);
-        }
-        if (cannot_fit()) {
-          return done(Result::kHeadTooLarge);
-        }
         if (p == end) {
           break;
+        }
+        if (p == lf) {
+          return done(Result::kBadLineEnding);
         }
         // *p is the CR.
         match_ = 1;

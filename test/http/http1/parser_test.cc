@@ -417,6 +417,9 @@ const Case kRejectedRequests[] = {
   // --- limits ---------------------------------------------------------------------------------
   {"request_line_too_long", "GET /0123456789012345678901234567 HTTP/1.1\r\nHost: a\r\n\r\n"sv, 414, "RFC 9112 §3 ¶5 / RFC 9110 §15.5.15", {}, 1, Tight()},
   {"request_line_too_long_unterminated", "GET /012345678901234567890123456789"sv, 414, "RFC 9110 §15.5.15 (answered before the line ends)", {}, 1, Tight()},
+  {"line_limit_before_bare_lf", "GET /0123456789012345678901234567890123456789\nHost: a\n\n"sv, 414, "fuzz regression: the first violation in byte order wins, however the bytes were split", {}, 1, Tight()},
+  {"bare_lf_before_line_limit", "GET /0123\n5678901234567890123456789012345678901234567890\r\n\r\n"sv, 400, "RFC 9112 §2.2 (bare LF comes first)", {}, 1, Tight()},
+  {"head_limit_before_bare_lf", "GET / HTTP/1.1\r\nHost: a\r\nX-A: 0123456789012345678901234567890123456789012345678901234567890123456789\n\r\n"sv, 431, "RFC 6585 §5 (limit crossed before the bare LF)", {}, 1, Tight()},
   {"head_too_large", "GET / HTTP/1.1\r\nHost: a\r\nX-A: 0123456789012345678901234567890123456789012345678901234567890123456789\r\n\r\n"sv, 431, "RFC 6585 §5", {}, 1, Tight()},
   {"head_too_large_unterminated", "GET / HTTP/1.1\r\nHost: a\r\nX-A: 01234567890123456789012345678901234567890123456789012345678901234567890123456789"sv, 431, "RFC 6585 §5 (answered before the head ends)", {}, 1, Tight()},
   {"too_many_fields", "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n"sv, 431, "RFC 6585 §5 (field count)", {}, 1, Tight()},
