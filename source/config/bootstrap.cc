@@ -202,8 +202,9 @@ void CheckTcpProxy(const v1::TcpProxy& proxy, absl::string_view path,
 bool IsToken(absl::string_view s) {
   if (s.empty()) return false;
   for (unsigned char c : s) {
-    if (!(absl::ascii_isalnum(c) || absl::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
-                                        absl::string_view::npos)) {
+    if (!(absl::ascii_isalnum(c) ||
+          absl::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
+              absl::string_view::npos)) {
       return false;
     }
   }

@@ -28,17 +28,18 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
     c->max_requests_per_connection = p.max_requests_per_connection();
   }
   if (p.buffer_limit_bytes() != 0) c->buffer_limit = p.buffer_limit_bytes();
-  if (p.max_request_line_bytes() != 0) c->codec.limits.max_request_line = p.max_request_line_bytes();
+  if (p.max_request_line_bytes() != 0)
+    c->codec.limits.max_request_line = p.max_request_line_bytes();
   if (p.max_request_headers_bytes() != 0) {
     c->codec.limits.max_header_bytes = p.max_request_headers_bytes();
   }
   if (p.max_request_headers_count() != 0) {
     c->codec.limits.max_headers = p.max_request_headers_count();
   }
-  c->codec.max_request_body_bytes = p.has_max_request_body_bytes() &&
-                                            p.max_request_body_bytes().value() != 0
-                                        ? p.max_request_body_bytes().value()
-                                        : (uint64_t{1} << 30);
+  c->codec.max_request_body_bytes =
+      p.has_max_request_body_bytes() && p.max_request_body_bytes().value() != 0
+          ? p.max_request_body_bytes().value()
+          : (uint64_t{1} << 30);
   for (const auto& f : p.http_filters()) {
     switch (f.config_type_case()) {
       case config::v1::HttpFilter::kDirectResponse:

@@ -37,8 +37,7 @@ const std::string& ConnectionManagerImpl::CachedDate() {
 // Each direction iterates the filters in its order (requests: config order; responses: the
 // reverse). A filter that stops holds that direction at its position: later data is buffered
 // there (and trailers held) until the filter continues; filters before it keep seeing events.
-class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
-                                             public event::DeferredDeletable {
+class ConnectionManagerImpl::ActiveStream : public RequestDecoder, public event::DeferredDeletable {
  public:
   ActiveStream(ConnectionManagerImpl& hcm, ResponseEncoder& encoder);
   ~ActiveStream() override;
@@ -168,9 +167,8 @@ ConnectionManagerImpl::ActiveStream::ActiveStream(ConnectionManagerImpl& hcm,
     slot.filter().setEncoderFilterCallbacks(slot);
   }
   if (hcm.config_->stream_idle_timeout.count() > 0) {
-    idle_timer_ = hcm.context_.dispatcher().createTimer([this] {
-      timeout(hcm_.stats_.downstream_rq_stream_idle_timeout, "stream_idle_timeout");
-    });
+    idle_timer_ = hcm.context_.dispatcher().createTimer(
+        [this] { timeout(hcm_.stats_.downstream_rq_stream_idle_timeout, "stream_idle_timeout"); });
     idle_timer_->enableTimer(hcm.config_->stream_idle_timeout);
   }
 }
@@ -285,8 +283,7 @@ void ConnectionManagerImpl::ActiveStream::onBodyTimeout() {
   timeout(hcm_.stats_.downstream_rq_body_timeout, "request_body_timeout");
 }
 
-void ConnectionManagerImpl::ActiveStream::sourceData(Direction& d, Buffer& data,
-                                                     bool end_stream) {
+void ConnectionManagerImpl::ActiveStream::sourceData(Direction& d, Buffer& data, bool end_stream) {
   if (!live(d) || (!d.decode && !d.headers_entered)) {
     data.clear();
     return;
@@ -307,9 +304,9 @@ void ConnectionManagerImpl::ActiveStream::sourceTrailers(Direction& d,
 bool ConnectionManagerImpl::ActiveStream::iterateHeaders(Direction& d, size_t from) {
   for (size_t pos = from; pos < filters_.size(); ++pos) {
     StreamFilter& f = filterAt(d, pos);
-    const FilterHeadersStatus st =
-        d.decode ? f.decodeHeaders(*request_head_, d.headers_end_stream)
-                 : f.encodeHeaders(*response_head_, d.headers_end_stream);
+    const FilterHeadersStatus st = d.decode
+                                       ? f.decodeHeaders(*request_head_, d.headers_end_stream)
+                                       : f.encodeHeaders(*response_head_, d.headers_end_stream);
     if (!live(d)) return false;
     if (st == FilterHeadersStatus::kStopIteration) {
       d.headers_stopped = true;
@@ -334,8 +331,8 @@ bool ConnectionManagerImpl::ActiveStream::deliverData(Direction& d, size_t from,
     const bool at_data_stop = d.stop == Stop::kData && pos == d.stop_pos;
     const bool at_headers_stop = d.headers_stopped && pos == d.headers_stop_pos;
     StreamFilter& f = filterAt(d, pos);
-    const FilterDataStatus st = d.decode ? f.decodeData(data, end_stream)
-                                         : f.encodeData(data, end_stream);
+    const FilterDataStatus st =
+        d.decode ? f.decodeData(data, end_stream) : f.encodeData(data, end_stream);
     if (!live(d)) return false;
     if (st == FilterDataStatus::kContinue) {
       if (at_data_stop) {
@@ -669,11 +666,21 @@ void ConnectionManagerImpl::onResponseComplete(bool close) {
 void ConnectionManagerImpl::chargeStatus(uint16_t status) {
   if (status == 0) return;
   switch (status / 100) {
-    case 1: stats_.downstream_rq_1xx.inc(); break;
-    case 2: stats_.downstream_rq_2xx.inc(); break;
-    case 3: stats_.downstream_rq_3xx.inc(); break;
-    case 4: stats_.downstream_rq_4xx.inc(); break;
-    default: stats_.downstream_rq_5xx.inc(); break;
+    case 1:
+      stats_.downstream_rq_1xx.inc();
+      break;
+    case 2:
+      stats_.downstream_rq_2xx.inc();
+      break;
+    case 3:
+      stats_.downstream_rq_3xx.inc();
+      break;
+    case 4:
+      stats_.downstream_rq_4xx.inc();
+      break;
+    default:
+      stats_.downstream_rq_5xx.inc();
+      break;
   }
 }
 

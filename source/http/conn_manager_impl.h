@@ -40,8 +40,7 @@ class ConnectionManagerImpl : public network::ReadFilter,
 
   // ServerConnectionCallbacks
   RequestDecoder& newStream(ResponseEncoder& encoder) override;
-  void onProtocolError(uint16_t status, std::string_view reason,
-                       ResponseEncoder* encoder) override;
+  void onProtocolError(uint16_t status, std::string_view reason, ResponseEncoder* encoder) override;
   void onResponseComplete(bool close) override;
   void onRequestStart() override;
 

@@ -12,9 +12,21 @@ namespace {
 constexpr size_t kKnownCount = static_cast<size_t>(KnownHeader::kCount);
 
 constexpr std::string_view kKnownNames[kKnownCount] = {
-    "host",       "content-length", "transfer-encoding", "connection",      "keep-alive",
-    "proxy-connection", "upgrade",  "expect",            "te",              "trailer",
-    "date",       "server",         "content-type",      "via",             "x-forwarded-for",
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "upgrade",
+    "expect",
+    "te",
+    "trailer",
+    "date",
+    "server",
+    "content-type",
+    "via",
+    "x-forwarded-for",
     "x-forwarded-proto",
 };
 

@@ -29,7 +29,8 @@ int main(int argc, char** argv) {
     }
     for (const auto& path : files) {
       std::ifstream in(path, std::ios::binary);
-      const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const std::string bytes((std::istreambuf_iterator<char>(in)),
+                              std::istreambuf_iterator<char>());
       const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
       SluiceFuzzHttp1Request(data, bytes.size());
       SluiceFuzzHttp1Response(data, bytes.size());

@@ -25,12 +25,12 @@
 
 namespace sluice::http::http1::fuzz {
 
-#define SLUICE_FUZZ_CHECK(cond)                                                     \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
+#define SLUICE_FUZZ_CHECK(cond)                                                         \
+  do {                                                                                  \
+    if (!(cond)) {                                                                      \
       std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                 \
-    }                                                                               \
+      std::abort();                                                                     \
+    }                                                                                   \
   } while (0)
 
 inline std::string Fields(const HeaderMap& map) {
@@ -156,7 +156,8 @@ class Reader {
           }
           const size_t left = in_.length();
           Buffer scratch;
-          SLUICE_FUZZ_CHECK(decoder_.decode(in_, scratch, limits_) == ChunkedDecoder::Result::kDone);
+          SLUICE_FUZZ_CHECK(decoder_.decode(in_, scratch, limits_) ==
+                            ChunkedDecoder::Result::kDone);
           SLUICE_FUZZ_CHECK(in_.length() == left && scratch.empty());
           complete();
           break;

@@ -23,8 +23,7 @@ namespace {
 
 class TestContext : public network::FilterContext {
  public:
-  explicit TestContext(event::Dispatcher& d)
-      : dispatcher_(d), clusters_(manager_, 0) {}
+  explicit TestContext(event::Dispatcher& d) : dispatcher_(d), clusters_(manager_, 0) {}
   event::Dispatcher& dispatcher() override { return dispatcher_; }
   upstream::WorkerClusters& clusters() override { return clusters_; }
   void adoptClosingConnection(network::ConnectionPtr) override {}
@@ -125,9 +124,9 @@ class ConnManagerTest : public testing::Test {
     int sv[2];
     ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv));
     peer_ = sv[1];
-    conn_ = std::make_unique<network::ConnectionImpl>(
-        *dispatcher_, sv[0], std::make_unique<network::RawBufferSocket>(), network::Address(),
-        network::Address());
+    conn_ = std::make_unique<network::ConnectionImpl>(*dispatcher_, sv[0],
+                                                      std::make_unique<network::RawBufferSocket>(),
+                                                      network::Address(), network::Address());
     conn_->addReadFilter(std::make_unique<ConnectionManagerImpl>(config_, *context_));
     conn_->initializeReadFilters();
   }
@@ -194,8 +193,8 @@ TEST_F(ConnManagerTest, FiltersRunInOrderAndResponsesInReverse) {
   EXPECT_NE(std::string::npos, out.find("GET /x body=")) << out;
   runUntilContains("0\r\n\r\n");
   const std::vector<std::string> expected = {"a.decodeHeaders(end)", "b.decodeHeaders(end)",
-                                             "b.encodeHeaders", "a.encodeHeaders", "a.complete",
-                                             "b.complete"};
+                                             "b.encodeHeaders",      "a.encodeHeaders",
+                                             "a.complete",           "b.complete"};
   EXPECT_EQ(expected, log_.events);
   EXPECT_EQ(1, stat("downstream_rq_2xx"));
 }
@@ -241,8 +240,7 @@ class PauseFilter : public StreamFilter {
 };
 
 TEST_F(ConnManagerTest, PauseAndResumeFromATimerWithMetadataForLaterFilters) {
-  start({[this] { return std::make_unique<PauseFilter>(log_); }, Recording("after", log_),
-         Echo()});
+  start({[this] { return std::make_unique<PauseFilter>(log_); }, Recording("after", log_), Echo()});
   send("POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello");
   const std::string out = runUntilContains("0\r\n\r\n");
   EXPECT_NE(std::string::npos, out.find("x-tag: from-pause\r\n")) << out;
@@ -273,8 +271,8 @@ class BufferFilter : public StreamFilter {
 };
 
 TEST_F(ConnManagerTest, StopAndBufferDeliversTheWholeBodyAtOnce) {
-  start({[this] { return std::make_unique<BufferFilter>(log_); }, Recording("after", log_),
-         Echo()});
+  start(
+      {[this] { return std::make_unique<BufferFilter>(log_); }, Recording("after", log_), Echo()});
   send("POST /b HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
   send("3\r\ndef\r\n0\r\n\r\n");
   const std::string out = runUntilContains("0\r\n\r\n");
@@ -416,8 +414,9 @@ TEST_F(ConnManagerTest, HeadResponseHasNoBody) {
 
 TEST_F(ConnManagerTest, ChunkedRequestWithTrailers) {
   start({Echo()});
-  send("POST /t HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
-       "4\r\nwiki\r\n0\r\nx-trailer: yes\r\n\r\n");
+  send(
+      "POST /t HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "4\r\nwiki\r\n0\r\nx-trailer: yes\r\n\r\n");
   const std::string out = runUntilContains("0\r\n\r\n");
   EXPECT_NE(std::string::npos, out.find("POST /t trailer=yes body=wiki")) << out;
 }

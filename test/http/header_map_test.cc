@@ -56,7 +56,7 @@ TEST(KnownHeaderTest, MixedCaseAndLookalikes) {
   // Case folding must be ASCII letters only: CR | 0x20 == '-', which a sloppy fold would accept.
   EXPECT_EQ(LookupKnownHeader("content\rlength"), KnownHeader::kCount);
   EXPECT_EQ(LookupKnownHeader("content\x0dlength"), KnownHeader::kCount);
-  EXPECT_EQ(LookupKnownHeader("keep\x0d" "alive"), KnownHeader::kCount);
+  EXPECT_EQ(LookupKnownHeader("keep\ralive"), KnownHeader::kCount);
   // 0xC8 ('H' | 0x80) must not fold to 'h'.
   EXPECT_EQ(LookupKnownHeader("\xC8ost"), KnownHeader::kCount);
   EXPECT_EQ(LookupKnownHeader("content_length"), KnownHeader::kCount);
@@ -97,10 +97,9 @@ TEST(HeaderMapTest, AddGetCount) {
   EXPECT_EQ(map.getAll("x-foo"), (std::vector<std::string_view>{"1", "2"}));
   EXPECT_EQ(map.getAll("missing"), std::vector<std::string_view>{});
   EXPECT_EQ(map.byteSize(), 4u + 11 + 5 + 1 + 5 + 1 + 14 + 1);
-  EXPECT_EQ(Dump(map), (Fields{{"Host", "example.com"},
-                               {"X-Foo", "1"},
-                               {"x-foo", "2"},
-                               {"Content-Length", "5"}}));
+  EXPECT_EQ(
+      Dump(map),
+      (Fields{{"Host", "example.com"}, {"X-Foo", "1"}, {"x-foo", "2"}, {"Content-Length", "5"}}));
 }
 
 TEST(HeaderMapTest, AddCopies) {
@@ -360,11 +359,31 @@ class NaiveMap {
 };
 
 TEST(HeaderMapTest, RandomizedAgainstNaiveModel) {
-  const std::vector<std::string> names = {
-      "Host", "host", "HOST", "Content-Length", "content-length", "Transfer-Encoding", "TE", "te",
-      "Connection", "X-Forwarded-For", "x-forwarded-for", "Via", "X-Custom", "x-custom", "X-Other",
-      "Cookie", "Date", "Server", "Trailer", "Upgrade", "Keep-Alive", "Proxy-Connection",
-      "Expect", "Content-Type", "X-Forwarded-Proto"};
+  const std::vector<std::string> names = {"Host",
+                                          "host",
+                                          "HOST",
+                                          "Content-Length",
+                                          "content-length",
+                                          "Transfer-Encoding",
+                                          "TE",
+                                          "te",
+                                          "Connection",
+                                          "X-Forwarded-For",
+                                          "x-forwarded-for",
+                                          "Via",
+                                          "X-Custom",
+                                          "x-custom",
+                                          "X-Other",
+                                          "Cookie",
+                                          "Date",
+                                          "Server",
+                                          "Trailer",
+                                          "Upgrade",
+                                          "Keep-Alive",
+                                          "Proxy-Connection",
+                                          "Expect",
+                                          "Content-Type",
+                                          "X-Forwarded-Proto"};
   std::mt19937 rng(12345);
   for (int round = 0; round < 40; ++round) {
     HeaderMap map;

@@ -1076,6 +1076,8 @@ class HttpClient:
 
     def __init__(self, sock):
         self.sock = sock
+        # Small writes (a request sent byte by byte) go out at once, not after a delayed ACK.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
         self.closed_how = None  # "eof" or "reset" once the peer closed
 

@@ -19,7 +19,8 @@ class DirectResponseFilter : public StreamFilter {
     std::string body;
     std::vector<std::pair<std::string, std::string>> headers;
   };
-  explicit DirectResponseFilter(std::shared_ptr<const Config> config) : config_(std::move(config)) {}
+  explicit DirectResponseFilter(std::shared_ptr<const Config> config)
+      : config_(std::move(config)) {}
 
   FilterHeadersStatus decodeHeaders(RequestHead& head, bool end_stream) override;
 

@@ -171,14 +171,13 @@ bool ServerConnectionImpl::processHead() {
   protocol_ = request_http10_ ? Protocol::kHttp10 : Protocol::kHttp11;
   request_is_head_ = head->method == "HEAD";
   if (request_http10_) {
-    request_keep_alive_ =
-        AnyHeaderHasToken(head->headers, KnownHeader::kConnection, "keep-alive");
+    request_keep_alive_ = AnyHeaderHasToken(head->headers, KnownHeader::kConnection, "keep-alive");
   } else {
     request_keep_alive_ = !AnyHeaderHasToken(head->headers, KnownHeader::kConnection, "close");
   }
-  const bool has_body = framing_.kind == BodyFraming::Kind::kChunked ||
-                        (framing_.kind == BodyFraming::Kind::kContentLength &&
-                         framing_.content_length > 0);
+  const bool has_body =
+      framing_.kind == BodyFraming::Kind::kChunked ||
+      (framing_.kind == BodyFraming::Kind::kContentLength && framing_.content_length > 0);
   expect_continue_ = !request_http10_ && has_body &&
                      AnyHeaderHasToken(head->headers, KnownHeader::kExpect, "100-continue");
   response_started_ = false;
@@ -186,7 +185,8 @@ bool ServerConnectionImpl::processHead() {
   request_complete_ = false;
   tunnel_response_ = false;
   body_received_ = 0;
-  body_remaining_ = framing_.kind == BodyFraming::Kind::kContentLength ? framing_.content_length : 0;
+  body_remaining_ =
+      framing_.kind == BodyFraming::Kind::kContentLength ? framing_.content_length : 0;
   if (framing_.kind == BodyFraming::Kind::kChunked) chunked_ = std::make_unique<ChunkedDecoder>();
 
   // The codec owns the hop: framing and connection fields are not the filters' business.
@@ -194,7 +194,8 @@ bool ServerConnectionImpl::processHead() {
                        AnyHeaderHasToken(head->headers, KnownHeader::kConnection, "upgrade");
   RemoveHopByHop(head->headers, upgrade);
   head->headers.remove(KnownHeader::kExpect);
-  if (framing_.kind == BodyFraming::Kind::kChunked) head->headers.remove(KnownHeader::kContentLength);
+  if (framing_.kind == BodyFraming::Kind::kChunked)
+    head->headers.remove(KnownHeader::kContentLength);
 
   state_ = State::kBody;
   // Mark the request complete before delivering its last part: a filter may answer (and the
@@ -286,9 +287,9 @@ void ServerConnectionImpl::encodeHeaders(ResponseHead& head, bool end_stream) {
   response_until_close_ = false;
 
   if (!request_keep_alive_) close_after_response_ = true;
-  if (!request_complete_ && !(state_ == State::kBody &&
-                              framing_.kind == BodyFraming::Kind::kContentLength &&
-                              buffer_.length() >= body_remaining_)) {
+  if (!request_complete_ &&
+      !(state_ == State::kBody && framing_.kind == BodyFraming::Kind::kContentLength &&
+        buffer_.length() >= body_remaining_)) {
     // Answered before the request's body arrived: the rest of it cannot be told apart from a
     // next request, so this is the connection's last response, and it says so.
     close_after_response_ = true;

@@ -95,6 +95,7 @@ void EncodeLastChunk(const HeaderMap* trailers, Buffer& out) {
 
 std::string_view ReasonPhrase(uint16_t status) {
   // RFC 9110 §15 (plus 429/431/511 from RFC 6585 and 103 from RFC 8297).
+  // clang-format off
   switch (status) {
     case 100: return "Continue";
     case 101: return "Switching Protocols";
@@ -152,6 +153,7 @@ std::string_view ReasonPhrase(uint16_t status) {
     case 511: return "Network Authentication Required";
     default: return "";
   }
+  // clang-format on
 }
 
 }  // namespace sluice::http::http1

@@ -412,8 +412,7 @@ std::optional<ParseError> ParseFieldLines(const char* p, const char* end, uint32
       if (IsOws(line[i])) {
         return Error(error_status, "whitespace between field name and colon");  // RFC 9112 §5.1
       }
-      return Error(error_status,
-                   line[i] == '\n' ? "bare LF" : "invalid character in field name");
+      return Error(error_status, line[i] == '\n' ? "bare LF" : "invalid character in field name");
     }
     if (i == 0) {
       return Error(error_status, "empty field name");
@@ -439,8 +438,7 @@ std::optional<ParseError> ParseFieldLines(const char* p, const char* end, uint32
 
 void HeadScanner::reset() { *this = HeadScanner(); }
 
-HeadScanner::Result HeadScanner::scan(const Buffer& buffer, const Limits& limits,
-                                      bool is_request) {
+HeadScanner::Result HeadScanner::scan(const Buffer& buffer, const Limits& limits, bool is_request) {
   if (result_ != Result::kNeedMore) {
     return result_;
   }
@@ -459,9 +457,7 @@ HeadScanner::Result HeadScanner::scan(const Buffer& buffer, const Limits& limits
   const auto done = [this](Result r) { return result_ = r; };
   // Bytes the shortest possible completion still needs after what was scanned: a line in
   // progress needs "\r\n\r\n", a CRLF already matched needs only the rest.
-  const auto cannot_fit = [&] {
-    return scanned_ + (4 - match_) > limits.max_header_bytes;
-  };
+  const auto cannot_fit = [&] { return scanned_ + (4 - match_) > limits.max_header_bytes; };
 
   size_t offset = 0;  // stream offset of slice i
   for (size_t s = 0; s < count; offset += iov[s].iov_len, ++s) {
@@ -486,12 +482,10 @@ HeadScanner::Result HeadScanner::scan(const Buffer& buffer, const Limits& limits
         if (is_request && !first_line_done_) {
           over_line = limits.max_request_line - line_length_ + 1;
         }
-        const size_t over_head = scanned_ + 4 > limits.max_header_bytes
-                                     ? 1
-                                     : limits.max_header_bytes - 4 - scanned_ + 1;
+        const size_t over_head =
+            scanned_ + 4 > limits.max_header_bytes ? 1 : limits.max_header_bytes - 4 - scanned_ + 1;
         if (span >= std::min(over_line, over_head)) {
-          return done(over_line <= over_head ? Result::kRequestLineTooLong
-                                             : Result::kHeadTooLarge);
+          return done(over_line <= over_head ? Result::kRequestLineTooLong : Result::kHeadTooLarge);
         }
         line_length_ += span;
         scanned_ += span;
@@ -612,8 +606,8 @@ std::optional<ParseError> ParseResponseHead(std::unique_ptr<char[]> storage, siz
   if (!IsDigit(line[9]) || !IsDigit(line[10]) || !IsDigit(line[11]) || line[9] == '0') {
     return Error(0, "invalid status code");
   }
-  head.status = static_cast<uint16_t>((line[9] - '0') * 100 + (line[10] - '0') * 10 +
-                                      (line[11] - '0'));
+  head.status =
+      static_cast<uint16_t>((line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0'));
   if (line.size() > 12) {
     if (line[12] != ' ') {
       return Error(0, "invalid status code");

@@ -13,11 +13,11 @@ namespace sluice::http::http1 {
 
 // Size limits of a message head; each has the status the RFCs and common practice give it.
 struct Limits {
-  uint32_t max_request_line = 8 * 1024;   // longer: 414 URI Too Long
-  uint32_t max_header_bytes = 60 * 1024;  // whole head incl. request line; larger: 431
-  uint32_t max_headers = 100;             // more fields: 431
-  uint32_t max_chunk_extension = 1024;    // per chunk line, bytes of extensions; more: 400
-  uint32_t max_trailer_bytes = 16 * 1024; // larger: 431 (chunked trailers)
+  uint32_t max_request_line = 8 * 1024;    // longer: 414 URI Too Long
+  uint32_t max_header_bytes = 60 * 1024;   // whole head incl. request line; larger: 431
+  uint32_t max_headers = 100;              // more fields: 431
+  uint32_t max_chunk_extension = 1024;     // per chunk line, bytes of extensions; more: 400
+  uint32_t max_trailer_bytes = 16 * 1024;  // larger: 431 (chunked trailers)
 };
 
 // Empty lines (CRLF) skipped before a request line (RFC 9112 §2.2: a server SHOULD ignore at
@@ -50,7 +50,9 @@ struct BodyFraming {
 // longer fit: kRequestLineTooLong (414) when the first line passes max_request_line,
 // kHeadTooLarge (431) when the head cannot end within max_header_bytes. For requests, up to
 // kMaxLeadingEmptyLines CRLFs before the request line are skipped (they count toward the head,
-// and ParseRequestHead skips them again). Any result other than kNeedMore is sticky until reset().
+// and ParseRequestHead skips them again). When several rules are broken, the first in byte order
+// decides, so the result never depends on how the bytes were split into reads. Any result other
+// than kNeedMore is sticky until reset().
 class HeadScanner {
  public:
   enum class Result { kNeedMore, kComplete, kRequestLineTooLong, kHeadTooLarge, kBadLineEnding };

@@ -30,8 +30,8 @@ constexpr std::array<uint8_t, 256> MakeCharTable() {
     uint8_t bits = 0;
     const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
     const bool digit = c >= '0' && c <= '9';
-    if (alpha || digit || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
-                              std::string_view::npos) {
+    if (alpha || digit ||
+        std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos) {
       bits |= kTokenChar;
     }
     if (c == '\t' || c == ' ' || (c >= 0x21 && c <= 0x7e) || c >= 0x80) {
@@ -48,8 +48,8 @@ constexpr std::array<uint8_t, 256> MakeCharTable() {
             std::string_view::npos) {
       bits |= kHostChar;
     }
-    if (c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c <= 0x5b) || (c >= 0x5d && c <= 0x7e) ||
-        c >= 0x80) {
+    if (c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c <= 0x5b) ||
+        (c >= 0x5d && c <= 0x7e) || c >= 0x80) {
       bits |= kQdTextChar;
     }
     t[c] = bits;

@@ -74,8 +74,8 @@ struct Message {
 };
 
 struct Outcome {
-  int status = kAccept;    // kAccept, or the status of the first error
-  std::string stage;       // where it failed: scan, head, framing, body; "incomplete" at EOF
+  int status = kAccept;  // kAccept, or the status of the first error
+  std::string stage;     // where it failed: scan, head, framing, body; "incomplete" at EOF
   std::string reason;
   std::vector<Message> messages;
 
@@ -248,12 +248,12 @@ class Reader {
 struct Case {
   const char* name;
   std::string_view raw;
-  int status;        // kAccept, or the status the message must be rejected with
-  const char* cite;  // why: the RFC section or the attack it is
-  std::string_view body = {};      // the first message's decoded body
-  size_t messages = 1;             // accepted cases: how many complete messages
+  int status;                  // kAccept, or the status the message must be rejected with
+  const char* cite;            // why: the RFC section or the attack it is
+  std::string_view body = {};  // the first message's decoded body
+  size_t messages = 1;         // accepted cases: how many complete messages
   Limits limits = {};
-  std::string_view trailers = {};  // "Name: value\n"..., checked when non-empty
+  std::string_view trailers = {};           // "Name: value\n"..., checked when non-empty
   std::string_view request_method = "GET";  // responses: the method they answer
 };
 
@@ -584,7 +584,6 @@ TEST(CorpusTest, Size) {
   EXPECT_GE(accepted, 25u);
 }
 
-
 // gtest prints parameters; the name is what identifies a case.
 void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
@@ -629,12 +628,12 @@ TEST(HeadScannerTest, HeadLimitReportedAsSoonAsTheHeadCannotFit) {
   EXPECT_EQ(fed, 61u);
 
   // A head of exactly the limit is complete; one byte more is not.
-  const std::string exact = "GET / HTTP/1.1\r\nHost: a\r\nX-A: " + std::string(64 - 34, 'v') +
-                            "\r\n\r\n";
+  const std::string exact =
+      "GET / HTTP/1.1\r\nHost: a\r\nX-A: " + std::string(64 - 34, 'v') + "\r\n\r\n";
   ASSERT_EQ(exact.size(), 64u);
   EXPECT_EQ(ScanByteByByte(exact, limits, true, &fed), HeadScanner::Result::kComplete);
-  const std::string over = "GET / HTTP/1.1\r\nHost: a\r\nX-A: " + std::string(64 - 33, 'v') +
-                           "\r\n\r\n";
+  const std::string over =
+      "GET / HTTP/1.1\r\nHost: a\r\nX-A: " + std::string(64 - 33, 'v') + "\r\n\r\n";
   EXPECT_EQ(ScanByteByByte(over, limits, true, &fed), HeadScanner::Result::kHeadTooLarge);
   EXPECT_EQ(fed, 61u);  // the last 'v': "\r\n\r\n" after it would make 65
 }
@@ -795,7 +794,8 @@ TEST(FramingTest, RequestKinds) {
   BodyFraming f;
   ASSERT_FALSE(RequestFraming(Request("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), f));
   EXPECT_EQ(f.kind, BodyFraming::Kind::kNone);
-  ASSERT_FALSE(RequestFraming(Request("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"), f));
+  ASSERT_FALSE(
+      RequestFraming(Request("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"), f));
   EXPECT_EQ(f.kind, BodyFraming::Kind::kContentLength);
   EXPECT_EQ(f.content_length, 0u);
   ASSERT_FALSE(RequestFraming(
@@ -820,8 +820,8 @@ TEST(FramingTest, ResponseKinds) {
       {"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n", "GET",
        BodyFraming::Kind::kNone, 0},
       {"HTTP/1.1 100 Continue\r\n\r\n", "POST", BodyFraming::Kind::kNone, 0},
-      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "POST",
-       BodyFraming::Kind::kChunked, 0},
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "POST", BodyFraming::Kind::kChunked,
+       0},
       // A tunnel: CL and TE (even both) are ignored on a 2xx to CONNECT.
       {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", "CONNECT",
        BodyFraming::Kind::kUntilClose, 0},
@@ -1026,8 +1026,7 @@ TEST(EncoderTest, ChunksRoundTrip) {
   HeaderMap trailers;
   trailers.add("X-Checksum", "abc");
   EncodeLastChunk(&trailers, out);
-  EXPECT_EQ(out.toString(),
-            "5\r\nhello\r\n12c\r\n" + big + "\r\n0\r\nX-Checksum: abc\r\n\r\n");
+  EXPECT_EQ(out.toString(), "5\r\nhello\r\n12c\r\n" + big + "\r\n0\r\nX-Checksum: abc\r\n\r\n");
   Buffer body;
   ChunkedDecoder decoder;
   ASSERT_EQ(decoder.decode(out, body, Limits()), ChunkedDecoder::Result::kDone);
