@@ -1,5 +1,6 @@
 #include "source/event/dispatcher_impl.h"
 
+#include <event2/event_struct.h>
 #include <event2/thread.h>
 
 #include <cassert>
@@ -12,27 +13,28 @@ namespace sluice::event {
 
 namespace {
 
+// File events and timers embed their libevent `struct event` (one allocation per object, not
+// two): every connection has one of each, so this is per-connection memory.
 class FileEventImpl : public FileEvent {
  public:
   FileEventImpl(::event_base* base, int fd, FileReadyCb cb, uint32_t events)
       : base_(base), fd_(fd), cb_(std::move(cb)) {
-    // One libevent event for the object's life: interest changes re-assign it in place
-    // instead of allocating (they happen on every partial write).
-    ev_ = event_new(base_, fd_, 0, &FileEventImpl::onEvent, this);
+    event_assign(&ev_, base_, fd_, 0, &FileEventImpl::onEvent, this);
     setEnabled(events);
   }
-  ~FileEventImpl() override { event_free(ev_); }
+  ~FileEventImpl() override { event_del(&ev_); }
 
   void setEnabled(uint32_t events) override {
     if (events == enabled_) return;
     enabled_ = events;
-    event_del(ev_);
+    // Interest changes re-assign the event in place (they happen on every partial write).
+    event_del(&ev_);
     if (events == 0) return;
     short what = EV_PERSIST;
     if (events & kRead) what |= EV_READ;
     if (events & kWrite) what |= EV_WRITE;
-    event_assign(ev_, base_, fd_, what, &FileEventImpl::onEvent, this);
-    event_add(ev_, nullptr);
+    event_assign(&ev_, base_, fd_, what, &FileEventImpl::onEvent, this);
+    event_add(&ev_, nullptr);
   }
   uint32_t enabled() const override { return enabled_; }
 
@@ -47,30 +49,30 @@ class FileEventImpl : public FileEvent {
 
   ::event_base* base_;
   int fd_;
-  FileReadyCb cb_;
-  ::event* ev_;
   uint32_t enabled_ = 0;
+  FileReadyCb cb_;
+  struct ::event ev_;
 };
 
 class TimerImpl : public Timer {
  public:
   TimerImpl(::event_base* base, std::function<void()> cb) : cb_(std::move(cb)) {
-    ev_ = evtimer_new(base, &TimerImpl::onTimer, this);
+    evtimer_assign(&ev_, base, &TimerImpl::onTimer, this);
   }
-  ~TimerImpl() override { event_free(ev_); }
+  ~TimerImpl() override { evtimer_del(&ev_); }
   void enableTimer(std::chrono::milliseconds delay) override {
     struct timeval tv;
     tv.tv_sec = delay.count() / 1000;
     tv.tv_usec = (delay.count() % 1000) * 1000;
-    evtimer_add(ev_, &tv);
+    evtimer_add(&ev_, &tv);
   }
-  void disableTimer() override { evtimer_del(ev_); }
-  bool enabled() const override { return evtimer_pending(ev_, nullptr) != 0; }
+  void disableTimer() override { evtimer_del(&ev_); }
+  bool enabled() const override { return evtimer_pending(&ev_, nullptr) != 0; }
 
  private:
   static void onTimer(evutil_socket_t, short, void* arg) { static_cast<TimerImpl*>(arg)->cb_(); }
   std::function<void()> cb_;
-  ::event* ev_;
+  struct ::event ev_;
 };
 
 class SignalEventImpl : public SignalEvent {

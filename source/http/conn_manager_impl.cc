@@ -495,8 +495,6 @@ void ConnectionManagerImpl::initializeReadFilterCallbacks(network::ReadFilterCal
 
 network::FilterStatus ConnectionManagerImpl::onNewConnection() {
   stats_.downstream_cx_http1_total.inc();
-  ServerConnectionCallbacks& callbacks = *this;
-  codec_ = std::make_unique<http1::ServerConnectionImpl>(*connection_, callbacks, config_->codec);
   // One timer serves every connection-level deadline, since only one applies at a time (an
   // idle connection is the common case, and each timer costs memory per connection).
   timer_ = context_.dispatcher().createTimer([this] { onTimer(); });
@@ -511,6 +509,12 @@ network::FilterStatus ConnectionManagerImpl::onData(Buffer& data, bool end_strea
     data.clear();
     return network::FilterStatus::kStopIteration;
   }
+  if (!codec_) {
+    // Created on the first byte of a request and released when the connection goes idle: an
+    // idle keep-alive connection holds no codec state.
+    ServerConnectionCallbacks& callbacks = *this;
+    codec_ = std::make_unique<http1::ServerConnectionImpl>(*connection_, callbacks, config_->codec);
+  }
   codec_->dispatch(data);
   updateReadDisable();
   return network::FilterStatus::kStopIteration;
@@ -518,7 +522,7 @@ network::FilterStatus ConnectionManagerImpl::onData(Buffer& data, bool end_strea
 
 void ConnectionManagerImpl::onDrain() {
   if (closing_) return;
-  if (stream_ || codec_->requestInProgress()) {
+  if (stream_ || (codec_ && codec_->requestInProgress())) {
     codec_->shutdownNotice();  // the response in progress is the last one
     return;
   }
@@ -527,7 +531,7 @@ void ConnectionManagerImpl::onDrain() {
 }
 
 void ConnectionManagerImpl::updateReadDisable() {
-  if (closing_ || connection_->state() != network::ConnectionState::kOpen) return;
+  if (!codec_ || closing_ || connection_->state() != network::ConnectionState::kOpen) return;
   // While a response is pending, pipelined requests wait in the codec; cap how much.
   const bool disable = codec_->waitingForResponse() && codec_->bufferedBytes() > kMaxPipelinedBytes;
   if (disable != read_disabled_) {
@@ -658,9 +662,15 @@ void ConnectionManagerImpl::onResponseComplete(bool close) {
     read_disabled_ = false;
     connection_->readDisable(false);
   }
-  // Pipelined requests already buffered are parsed outside this callback chain; otherwise the
-  // connection is idle now.
-  armTimer(codec_->bufferedBytes() > 0 ? TimerMode::kResume : TimerMode::kIdle);
+  // Pipelined requests already buffered are parsed outside this callback chain.
+  if (codec_->bufferedBytes() > 0) {
+    armTimer(TimerMode::kResume);
+    return;
+  }
+  // The connection is idle now: let go of the codec (we are inside one of its calls, so it is
+  // freed after this event) until the next request's first byte.
+  context_.dispatcher().deferredDelete(std::move(codec_));
+  armTimer(TimerMode::kIdle);
 }
 
 void ConnectionManagerImpl::chargeStatus(uint16_t status) {
@@ -697,7 +707,7 @@ void ConnectionManagerImpl::onHeadersTimeout() {
   stats_.downstream_rq_headers_timeout.inc();
   SLUICE_LOG(kDebug, "[C%d] request headers timeout", connection_->id());
   closing_ = true;
-  if (codec_->requestInProgress()) {
+  if (codec_ && codec_->requestInProgress()) {
     // Part of a request arrived: say why before closing, as nginx and Envoy do.
     chargeStatus(408);
     ResponseHead head;
@@ -717,7 +727,7 @@ void ConnectionManagerImpl::onHeadersTimeout() {
 }
 
 void ConnectionManagerImpl::onIdleTimeout() {
-  if (closing_ || stream_ || codec_->requestInProgress()) return;
+  if (closing_ || stream_ || (codec_ && codec_->requestInProgress())) return;
   stats_.downstream_cx_idle_timeout.inc();
   closing_ = true;
   connection_->close(network::CloseType::kFlushWrite);

@@ -13,14 +13,20 @@ namespace sluice::network {
 
 namespace {
 std::atomic<uint64_t> g_next_id{1};
+
+TransportSocket& SharedRawSocket() {
+  static RawBufferSocket raw;  // stateless: one for every plain connection
+  return raw;
 }
+}  // namespace
 
 ConnectionImpl::ConnectionImpl(event::Dispatcher& dispatcher, int fd, TransportSocketPtr transport,
                                const Address& remote, const Address& local)
     : id_(g_next_id.fetch_add(1, std::memory_order_relaxed)),
       dispatcher_(dispatcher),
       fd_(fd),
-      transport_(std::move(transport)),
+      transport_(transport ? transport.get() : &SharedRawSocket()),
+      owned_transport_(std::move(transport)),
       remote_(remote),
       local_(local) {
   // No interest until initializeReadFilters(): filters must be in place before the first read.
@@ -33,7 +39,8 @@ ConnectionImpl::ConnectionImpl(event::Dispatcher& dispatcher, const Address& rem
                                TransportSocketPtr transport)
     : id_(g_next_id.fetch_add(1, std::memory_order_relaxed)),
       dispatcher_(dispatcher),
-      transport_(std::move(transport)),
+      transport_(transport ? transport.get() : &SharedRawSocket()),
+      owned_transport_(std::move(transport)),
       remote_(remote) {}
 
 ConnectionImpl::~ConnectionImpl() {

@@ -3,6 +3,8 @@
 #include <chrono>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
+
 #include "source/network/connection.h"
 #include "source/network/transport_socket.h"
 
@@ -12,10 +14,10 @@ namespace sluice::network {
 // reads are enabled, write interest only while bytes (or a pending half-close) wait to be written.
 class ConnectionImpl : public Connection, private ReadFilterCallbacks {
  public:
-  // An accepted connection (takes ownership of `fd`).
+  // An accepted connection (takes ownership of `fd`). A null `transport` means plain TCP.
   ConnectionImpl(event::Dispatcher& dispatcher, int fd, TransportSocketPtr transport,
                  const Address& remote, const Address& local);
-  // A client connection to `remote`; call connect() to start it.
+  // A client connection to `remote`; call connect() to start it. Null `transport`: plain TCP.
   ConnectionImpl(event::Dispatcher& dispatcher, const Address& remote,
                  TransportSocketPtr transport);
   ~ConnectionImpl() override;
@@ -59,15 +61,20 @@ class ConnectionImpl : public Connection, private ReadFilterCallbacks {
   const uint64_t id_;
   event::Dispatcher& dispatcher_;
   int fd_ = -1;
-  TransportSocketPtr transport_;
+  // The transport in use: `owned_transport_`, or the shared stateless plain-TCP one (so that a
+  // plain connection costs no allocation for it).
+  TransportSocket* transport_;
+  TransportSocketPtr owned_transport_;
   Address remote_;
   Address local_;
   event::FileEventPtr file_event_;
   event::TimerPtr timer_;  // connect failure report or flush timeout; created on demand
   Buffer read_buffer_;
   Buffer write_buffer_;
-  std::vector<ReadFilterPtr> filters_;
-  std::vector<ConnectionCallbacks*> callbacks_;
+  // Inline for the usual case (one filter; the owner and that filter as callbacks): no
+  // allocation per connection.
+  absl::InlinedVector<ReadFilterPtr, 1> filters_;
+  absl::InlinedVector<ConnectionCallbacks*, 2> callbacks_;
   ConnectionState state_ = ConnectionState::kOpen;
   uint32_t read_disable_count_ = 0;
   uint32_t high_watermark_ = 0;

@@ -100,8 +100,8 @@ void Admin::stop() {
 }
 
 void Admin::onAccept(int fd, const network::Address& remote) {
-  auto connection = std::make_unique<network::ConnectionImpl>(
-      dispatcher_, fd, std::make_unique<network::RawBufferSocket>(), remote, address_);
+  auto connection =
+      std::make_unique<network::ConnectionImpl>(dispatcher_, fd, nullptr, remote, address_);
   auto* raw = connection.get();
   auto active = std::make_unique<AdminConnection>(*this, std::move(connection));
   AdminConnection& ref = *active;

@@ -26,7 +26,8 @@ class Worker::ActiveConnection : public network::ConnectionCallbacks,
   }
   network::Connection& connection() { return *connection_; }
   ActiveListener* listener() const { return listener_; }
-  std::list<std::unique_ptr<ActiveConnection>>::iterator position;
+  ActiveConnection* prev = nullptr;
+  ActiveConnection* next = nullptr;
 
  private:
   Worker& worker_;
@@ -114,8 +115,8 @@ void Worker::ActiveListener::onAccept(int fd, const network::Address& remote) {
   const ListenerConfig& cfg = *config_;
   if (cfg.tcp_nodelay) network::SetNoDelay(fd, true);
   if (cfg.keepalive) network::SetKeepalive(fd, *cfg.keepalive);
-  auto connection = std::make_unique<network::ConnectionImpl>(
-      *worker_.dispatcher_, fd, std::make_unique<network::RawBufferSocket>(), remote, cfg.address);
+  auto connection = std::make_unique<network::ConnectionImpl>(*worker_.dispatcher_, fd, nullptr,
+                                                              remote, cfg.address);
   connection->setBufferLimits(cfg.buffer_limit);
   cfg.cx_total.inc();
   cfg.cx_active.inc();
@@ -123,10 +124,9 @@ void Worker::ActiveListener::onAccept(int fd, const network::Address& remote) {
   worker_.shared_.cx_total.inc();
   worker_.shared_.cx_active.inc();
 
-  auto active = std::make_unique<ActiveConnection>(worker_, this, std::move(connection));
+  auto* active = new ActiveConnection(worker_, this, std::move(connection));
   ActiveConnection& ref = *active;
-  worker_.connections_.push_front(std::move(active));
-  ref.position = worker_.connections_.begin();
+  worker_.connections_.push(active);
   SLUICE_LOG(kTrace, "[C%d] accepted from %s on %s", ref.connection().id(), remote.asString(),
              cfg.name);
   for (const auto& factory : cfg.filter_factories) factory(ref.connection(), worker_);
@@ -147,16 +147,16 @@ Worker::~Worker() {
   closeAllNow();
   // Closing a proxied connection may hand its upstream over to closing_: close those too.
   closeAllNow();
-  connections_.clear();
-  closing_.clear();
+  connections_.deleteAll();
+  closing_.deleteAll();
   dispatcher_.reset();
 }
 
 void Worker::closeAllNow() {
   // Closing raises events that unlink connections from the lists: walk a snapshot.
   std::vector<network::Connection*> all;
-  for (auto& c : connections_) all.push_back(&c->connection());
-  for (auto& c : closing_) all.push_back(&c->connection());
+  connections_.collect(all);
+  closing_.collect(all);
   for (auto* c : all) c->close(network::CloseType::kNoFlush);
 }
 
@@ -177,7 +177,7 @@ void Worker::stopListeners(std::function<void()> done) {
     for (auto& l : listeners_) l->disable();
     // Let protocols wind down politely (HTTP: "Connection: close", idle keep-alives closed).
     std::vector<network::Connection*> all;
-    for (auto& c : connections_) all.push_back(&c->connection());
+    connections_.collect(all);
     for (auto* c : all) c->drain();
     done();
   });
@@ -213,18 +213,39 @@ void Worker::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+void Worker::ConnectionList::push(ActiveConnection* c) {
+  c->prev = nullptr;
+  c->next = head;
+  if (head != nullptr) head->prev = c;
+  head = c;
+  ++size;
+}
+
+std::unique_ptr<Worker::ActiveConnection> Worker::ConnectionList::remove(ActiveConnection* c) {
+  if (c->prev != nullptr) c->prev->next = c->next;
+  if (c->next != nullptr) c->next->prev = c->prev;
+  if (head == c) head = c->next;
+  c->prev = c->next = nullptr;
+  --size;
+  return std::unique_ptr<ActiveConnection>(c);
+}
+
+void Worker::ConnectionList::collect(std::vector<network::Connection*>& out) const {
+  for (ActiveConnection* c = head; c != nullptr; c = c->next) out.push_back(&c->connection());
+}
+
+void Worker::ConnectionList::deleteAll() {
+  while (head != nullptr) remove(head);  // the returned owner deletes each
+}
+
 void Worker::adoptClosingConnection(network::ConnectionPtr connection) {
-  auto active = std::make_unique<ActiveConnection>(*this, nullptr, std::move(connection));
-  ActiveConnection& ref = *active;
-  closing_.push_front(std::move(active));
-  ref.position = closing_.begin();
+  closing_.push(new ActiveConnection(*this, nullptr, std::move(connection)));
 }
 
 void Worker::onConnectionClosed(ActiveConnection& active) {
   ActiveListener* listener = active.listener();
   auto& list = listener != nullptr ? connections_ : closing_;
-  std::unique_ptr<ActiveConnection> owned = std::move(*active.position);
-  list.erase(active.position);
+  std::unique_ptr<ActiveConnection> owned = list.remove(&active);
   if (listener != nullptr) {
     listener->config().cx_active.dec();
     shared_.cx_active.dec();

@@ -1,7 +1,6 @@
 #pragma once
 
 #include <functional>
-#include <list>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -78,8 +77,19 @@ class Worker : public network::FilterContext {
   event::DispatcherPtr dispatcher_;
   upstream::WorkerClusters clusters_;
   std::vector<std::unique_ptr<ActiveListener>> listeners_;
-  std::list<std::unique_ptr<ActiveConnection>> connections_;
-  std::list<std::unique_ptr<ActiveConnection>> closing_;  // adopted, flushing before close
+  // Owning intrusive lists (the links live in ActiveConnection: no list node per connection).
+  struct ConnectionList {
+    ActiveConnection* head = nullptr;
+    size_t size = 0;
+    void push(ActiveConnection* c);
+    // Unlinks `c` and hands its ownership back.
+    std::unique_ptr<ActiveConnection> remove(ActiveConnection* c);
+    bool empty() const { return head == nullptr; }
+    void collect(std::vector<network::Connection*>& out) const;
+    void deleteAll();
+  };
+  ConnectionList connections_;
+  ConnectionList closing_;  // adopted, flushing before close
   std::function<void()> on_idle_;
   std::thread thread_;
 };

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "source/common/buffer.h"
+#include "source/event/dispatcher.h"
 #include "source/http/codec.h"
 #include "source/http/http1/parser.h"
 #include "source/network/connection.h"
@@ -18,7 +19,9 @@ struct CodecSettings {
 // The server side of HTTP/1.1 on one connection. One request at a time: a pipelined request
 // waits (unparsed, in this codec's buffer) until the response before it is complete, so
 // responses go out in request order.
-class ServerConnectionImpl : public ServerConnection, private ResponseEncoder {
+class ServerConnectionImpl : public ServerConnection,
+                             public event::DeferredDeletable,
+                             private ResponseEncoder {
  public:
   ServerConnectionImpl(network::Connection& connection, ServerConnectionCallbacks& callbacks,
                        const CodecSettings& settings);

@@ -77,8 +77,7 @@ FilterStatus TcpProxyFilter::onNewConnection() {
 
   const Address& host = context_.clusters().loadBalancer(cluster).pick();
   upstream_callbacks_ = std::make_unique<UpstreamCallbacks>(this);
-  auto upstream = std::make_unique<ConnectionImpl>(context_.dispatcher(), host,
-                                                   std::make_unique<RawBufferSocket>());
+  auto upstream = std::make_unique<ConnectionImpl>(context_.dispatcher(), host, nullptr);
   upstream->enableHalfClose(true);
   upstream->setBufferLimits(cluster.bufferLimit());
   upstream->addConnectionCallbacks(*upstream_callbacks_);
