@@ -167,6 +167,19 @@ void SliceDeque::clear() {
   releaseRing();
 }
 
+void SliceDeque::swap(SliceDeque& other) {
+  const bool this_inline = ring_ == inline_;
+  const bool other_inline = other.ring_ == other.inline_;
+  for (uint32_t i = 0; i < kInline; ++i) std::swap(inline_[i], other.inline_[i]);
+  std::swap(ring_, other.ring_);
+  std::swap(capacity_, other.capacity_);
+  std::swap(head_, other.head_);
+  std::swap(size_, other.size_);
+  // An inline ring's content moved with the inline arrays: point each at its own.
+  if (this_inline) other.ring_ = other.inline_;
+  if (other_inline) ring_ = inline_;
+}
+
 void SliceDeque::grow() {
   // Doubling keeps the capacity a power of two, so at() can mask instead of dividing.
   const size_t capacity = capacity_ * 2;
@@ -227,6 +240,13 @@ void Buffer::prepend(std::string_view s) {
 
 void Buffer::move(Buffer& other) {
   if (&other == this) {
+    return;
+  }
+  if (slices_.empty()) {
+    // The common case (a read handed on whole): take the other's slice ring as it is.
+    slices_.swap(other.slices_);
+    length_ = other.length_;
+    other.length_ = 0;
     return;
   }
   while (!other.slices_.empty()) {

@@ -89,19 +89,23 @@ class SliceDeque {
   SlicePtr popBack();
   // Frees every slice and any heap array.
   void clear();
+  // Exchanges contents (no slice is touched, no memory allocated).
+  void swap(SliceDeque& other);
 
  private:
-  static constexpr size_t kInline = 4;
+  // One slice inline covers most buffers (a read of up to 16 KiB, a small response); more grow
+  // a heap ring. Kept small because every connection carries two buffers.
+  static constexpr uint32_t kInline = 1;
   Slice*& at(size_t i) const { return ring_[(head_ + i) & (capacity_ - 1)]; }
   void grow();
   // Returns to the inline array, freeing any heap ring; requires size_ == 0.
   void releaseRing();
 
-  mutable Slice* inline_[kInline] = {};
   Slice** ring_ = inline_;
-  size_t capacity_ = kInline;  // always a power of two
-  size_t head_ = 0;
-  size_t size_ = 0;
+  mutable Slice* inline_[kInline] = {};
+  uint32_t capacity_ = kInline;  // always a power of two
+  uint32_t head_ = 0;
+  uint32_t size_ = 0;
 };
 
 // A chain of slices: the buffer every connection, codec and filter moves bytes through.

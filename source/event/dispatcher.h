@@ -42,6 +42,42 @@ class SignalEvent {
 };
 using SignalEventPtr = std::unique_ptr<SignalEvent>;
 
+class Deadline;
+
+// Who is told when a Deadline passes.
+class DeadlineCallbacks {
+ public:
+  virtual ~DeadlineCallbacks() = default;
+  virtual void onDeadline(Deadline& deadline) = 0;
+};
+
+// A timeout embedded in its owner: no allocation and no libevent event of its own, for the
+// long, coarse timeouts that every connection carries (idle, request headers). Deadlines armed
+// with the same duration expire in the order they were armed, so the dispatcher keeps one FIFO
+// per distinct duration with one timer each: arming and cancelling are O(1) list operations.
+// Used on the dispatcher's thread only; destroying an armed Deadline cancels it.
+class Deadline {
+ public:
+  Deadline() = default;
+  ~Deadline() { cancel(); }
+  Deadline(const Deadline&) = delete;
+  Deadline& operator=(const Deadline&) = delete;
+
+  bool armed() const { return list_ != nullptr; }
+  void cancel();
+
+  // The dispatcher's bookkeeping (defined by the implementation).
+  struct List;
+
+ private:
+  friend class DispatcherImpl;
+  Deadline* prev_ = nullptr;
+  Deadline* next_ = nullptr;
+  List* list_ = nullptr;
+  std::chrono::steady_clock::time_point expiry_;
+  DeadlineCallbacks* callbacks_ = nullptr;
+};
+
 // An object whose destruction must wait until the current event has been handled, e.g. a
 // connection that closes itself from inside its own callback.
 class DeferredDeletable {
@@ -59,6 +95,9 @@ class Dispatcher {
   virtual const std::string& name() const = 0;
   virtual FileEventPtr createFileEvent(int fd, FileReadyCb cb, uint32_t events) = 0;
   virtual TimerPtr createTimer(std::function<void()> cb) = 0;
+  // (Re-)arms `deadline` to call `callbacks` after `delay` (see Deadline).
+  virtual void armDeadline(Deadline& deadline, std::chrono::milliseconds delay,
+                           DeadlineCallbacks& callbacks) = 0;
   // Signals are process-wide: listen on the main dispatcher only.
   virtual SignalEventPtr listenForSignal(int signum, std::function<void()> cb) = 0;
 

@@ -135,6 +135,11 @@ DispatcherImpl::~DispatcherImpl() {
   clearDeferred();
   runPosted();  // Posted closures may own resources; run them rather than leak.
   clearDeferred();
+  // Owners outlive nothing here, but a Deadline left armed must not point into freed lists.
+  for (auto& l : deadline_lists_) {
+    while (l->head != nullptr) l->head->cancel();
+    evtimer_del(&l->timer);
+  }
   event_free(post_event_);
   event_free(deferred_event_);
   event_base_free(base_);
@@ -146,6 +151,79 @@ FileEventPtr DispatcherImpl::createFileEvent(int fd, FileReadyCb cb, uint32_t ev
 
 TimerPtr DispatcherImpl::createTimer(std::function<void()> cb) {
   return std::make_unique<TimerImpl>(base_, std::move(cb));
+}
+
+void Deadline::cancel() {
+  if (list_ == nullptr) return;
+  if (prev_ != nullptr)
+    prev_->next_ = next_;
+  else
+    list_->head = next_;
+  if (next_ != nullptr)
+    next_->prev_ = prev_;
+  else
+    list_->tail = prev_;
+  prev_ = next_ = nullptr;
+  list_ = nullptr;
+  // The list's timer may fire for nothing; it then re-arms for the new head or stops.
+}
+
+namespace {
+void ArmListTimer(Deadline::List& list, std::chrono::steady_clock::time_point expiry) {
+  auto wait = std::chrono::duration_cast<std::chrono::microseconds>(
+      expiry - std::chrono::steady_clock::now());
+  if (wait.count() < 0) wait = std::chrono::microseconds(0);
+  struct timeval tv;
+  tv.tv_sec = wait.count() / 1000000;
+  tv.tv_usec = wait.count() % 1000000;
+  evtimer_add(&list.timer, &tv);
+  list.timer_armed = true;
+}
+}  // namespace
+
+void DispatcherImpl::armDeadline(Deadline& d, std::chrono::milliseconds delay,
+                                 DeadlineCallbacks& callbacks) {
+  d.cancel();
+  Deadline::List* list = nullptr;
+  for (auto& l : deadline_lists_) {
+    if (l->duration == delay) {
+      list = l.get();
+      break;
+    }
+  }
+  if (list == nullptr) {
+    deadline_lists_.push_back(std::make_unique<Deadline::List>());
+    list = deadline_lists_.back().get();
+    list->duration = delay;
+    evtimer_assign(&list->timer, base_, &DispatcherImpl::onDeadlineTimer, list);
+  }
+  d.callbacks_ = &callbacks;
+  d.expiry_ = std::chrono::steady_clock::now() + delay;
+  d.list_ = list;
+  d.prev_ = list->tail;
+  d.next_ = nullptr;
+  if (list->tail != nullptr) {
+    list->tail->next_ = &d;
+  } else {
+    list->head = &d;
+  }
+  list->tail = &d;
+  // Same duration, later arming: never earlier than the head, so only an idle list needs a
+  // timer set here.
+  if (!list->timer_armed) ArmListTimer(*list, d.expiry_);
+}
+
+void DispatcherImpl::onDeadlineTimer(evutil_socket_t, short, void* arg) {
+  auto* list = static_cast<Deadline::List*>(arg);
+  list->timer_armed = false;
+  const auto now = std::chrono::steady_clock::now();
+  // Callbacks may arm or cancel deadlines (this list's too): take one head at a time.
+  while (list->head != nullptr && list->head->expiry_ <= now) {
+    Deadline* d = list->head;
+    d->cancel();
+    d->callbacks_->onDeadline(*d);
+  }
+  if (list->head != nullptr && !list->timer_armed) ArmListTimer(*list, list->head->expiry_);
 }
 
 SignalEventPtr DispatcherImpl::listenForSignal(int signum, std::function<void()> cb) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include <functional>
 #include <thread>
@@ -11,6 +12,15 @@
 
 namespace sluice::event {
 
+// The deadlines of one duration, oldest first, and the timer set for the oldest.
+struct Deadline::List {
+  std::chrono::milliseconds duration;
+  Deadline* head = nullptr;
+  Deadline* tail = nullptr;
+  struct ::event timer;
+  bool timer_armed = false;
+};
+
 class DispatcherImpl : public Dispatcher {
  public:
   explicit DispatcherImpl(std::string name);
@@ -19,6 +29,8 @@ class DispatcherImpl : public Dispatcher {
   const std::string& name() const override { return name_; }
   FileEventPtr createFileEvent(int fd, FileReadyCb cb, uint32_t events) override;
   TimerPtr createTimer(std::function<void()> cb) override;
+  void armDeadline(Deadline& deadline, std::chrono::milliseconds delay,
+                   DeadlineCallbacks& callbacks) override;
   SignalEventPtr listenForSignal(int signum, std::function<void()> cb) override;
   void post(std::function<void()> cb) override;
   void deferredDelete(DeferredDeletablePtr obj) override;
@@ -31,6 +43,7 @@ class DispatcherImpl : public Dispatcher {
 
  private:
   void runPosted();
+  static void onDeadlineTimer(evutil_socket_t, short, void* arg);
   void clearDeferred();
 
   std::string name_;
@@ -43,6 +56,8 @@ class DispatcherImpl : public Dispatcher {
   absl::Mutex post_mu_;
   std::vector<std::function<void()>> posted_ ABSL_GUARDED_BY(post_mu_);
   std::vector<DeferredDeletablePtr> to_delete_;
+  // One FIFO (and timer) per distinct Deadline duration; few exist, so a vector suffices.
+  std::vector<std::unique_ptr<Deadline::List>> deadline_lists_;
   bool deferred_scheduled_ = false;
 };
 

@@ -495,9 +495,6 @@ void ConnectionManagerImpl::initializeReadFilterCallbacks(network::ReadFilterCal
 
 network::FilterStatus ConnectionManagerImpl::onNewConnection() {
   stats_.downstream_cx_http1_total.inc();
-  // One timer serves every connection-level deadline, since only one applies at a time (an
-  // idle connection is the common case, and each timer costs memory per connection).
-  timer_ = context_.dispatcher().createTimer([this] { onTimer(); });
   // The first request's head must arrive within the timeout from the connection's start:
   // a client that connects and trickles (or sends nothing) is cut off.
   armTimer(TimerMode::kHeaders);
@@ -584,18 +581,18 @@ void ConnectionManagerImpl::armTimer(TimerMode mode) {
       delay = config_->idle_timeout;
       break;
     case TimerMode::kResume:
-      timer_->enableTimer(std::chrono::milliseconds(0));
+      context_.dispatcher().armDeadline(deadline_, std::chrono::milliseconds(0), *this);
       return;
   }
   if (delay.count() > 0) {
-    timer_->enableTimer(delay);
+    context_.dispatcher().armDeadline(deadline_, delay, *this);
   } else {
     timer_mode_ = TimerMode::kNone;  // disabled by config ("0s")
-    timer_->disableTimer();
+    deadline_.cancel();
   }
 }
 
-void ConnectionManagerImpl::onTimer() {
+void ConnectionManagerImpl::onDeadline(event::Deadline&) {
   const TimerMode mode = timer_mode_;
   timer_mode_ = TimerMode::kNone;
   switch (mode) {

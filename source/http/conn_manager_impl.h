@@ -18,7 +18,8 @@ namespace sluice::http {
 // turns every protocol error into a well-formed local reply and a counter.
 class ConnectionManagerImpl : public network::ReadFilter,
                               private network::ConnectionCallbacks,
-                              private ServerConnectionCallbacks {
+                              private ServerConnectionCallbacks,
+                              private event::DeadlineCallbacks {
  public:
   ConnectionManagerImpl(ConnectionManagerConfigPtr config, network::FilterContext& context);
   ~ConnectionManagerImpl() override;
@@ -60,8 +61,10 @@ class ConnectionManagerImpl : public network::ReadFilter,
   std::unique_ptr<ActiveStream> stream_;
   enum class TimerMode { kNone, kHeaders, kIdle, kResume };
   void armTimer(TimerMode mode);
-  void onTimer();
-  event::TimerPtr timer_;
+  void onDeadline(event::Deadline&) override;
+  // One deadline serves every connection-level timeout, since only one applies at a time; it is
+  // embedded (no timer object per connection: an idle connection is the common case).
+  event::Deadline deadline_;
   TimerMode timer_mode_ = TimerMode::kNone;
   uint32_t requests_ = 0;
   bool read_disabled_ = false;

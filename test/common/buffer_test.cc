@@ -192,7 +192,9 @@ TEST(SliceDequeTest, EmptyHoldsNoHeap) {
   EXPECT_EQ(counter.allocations(), 0);
 }
 
-TEST(SliceDequeTest, InlineCapacityWrapsAroundWithoutHeap) {
+TEST(SliceDequeTest, InlineSlotCyclesWithoutHeap) {
+  // One slice pointer is kept inline: a buffer that holds one slice at a time (the common case
+  // for a connection) never allocates a ring, however many slices pass through it.
   std::vector<SlicePtr> slices = makeSlices(64);
   std::vector<Slice*> raw;
   for (auto& s : slices) raw.push_back(s.get());
@@ -200,30 +202,23 @@ TEST(SliceDequeTest, InlineCapacityWrapsAroundWithoutHeap) {
   popped.reserve(slices.size());
   AllocationCounter counter;
   SliceDeque d;
-  // Keep three entries while the head runs around the 4-entry inline ring many times.
-  size_t next = 0;
-  size_t oldest = 0;
-  for (int i = 0; i < 3; ++i) d.pushBack(std::move(slices[next++]));
-  while (next < slices.size()) {
-    popped.push_back(d.popFront());
-    ASSERT_EQ(popped.back().get(), raw[oldest++]);
-    d.pushBack(std::move(slices[next++]));
-    ASSERT_EQ(d.size(), 3u);
-    ASSERT_EQ(&d.front(), raw[oldest]);
-    ASSERT_EQ(&d.back(), raw[next - 1]);
-    ASSERT_EQ(&d[1], raw[oldest + 1]);
+  for (size_t i = 0; i < slices.size(); ++i) {
+    if (i % 2 == 0) {
+      d.pushBack(std::move(slices[i]));
+    } else {
+      d.pushFront(std::move(slices[i]));
+    }
+    ASSERT_EQ(d.size(), 1u);
+    ASSERT_EQ(&d.front(), raw[i]);
+    ASSERT_EQ(&d.back(), raw[i]);
+    popped.push_back(i % 3 == 0 ? d.popFront() : d.popBack());
+    ASSERT_EQ(popped.back().get(), raw[i]);
+    ASSERT_TRUE(d.empty());
   }
-  // And backwards: pop at the back, push at the front.
-  for (int i = 0; i < 10; ++i) {
-    SlicePtr s = d.popBack();
-    d.pushFront(std::move(s));
-    ASSERT_EQ(d.size(), 3u);
-  }
-  EXPECT_EQ(&d.front(), raw[next - 1]);
   EXPECT_EQ(counter.allocations(), 0);
 }
 
-TEST(SliceDequeTest, PushFrontAndBackWithinInline) {
+TEST(SliceDequeTest, PushFrontAndBackPastInlineThenBackToNoHeap) {
   std::vector<SlicePtr> s = makeSlices(4);
   Slice* p[4];
   for (int i = 0; i < 4; ++i) p[i] = s[i].get();
@@ -237,10 +232,46 @@ TEST(SliceDequeTest, PushFrontAndBackWithinInline) {
   for (int i = 0; i < 4; ++i) EXPECT_EQ(&d[i], p[i]);
   EXPECT_EQ(&d.front(), p[0]);
   EXPECT_EQ(&d.back(), p[3]);
-  EXPECT_EQ(counter.allocations(), 0);
-  EXPECT_EQ(d.popBack().get(), p[3]);
-  EXPECT_EQ(d.popFront().get(), p[0]);
+  EXPECT_GT(counter.allocations(), 0);  // past the inline slot: a heap ring
+  const int64_t live_full = counter.live();
+  SlicePtr a = d.popBack();
+  SlicePtr b = d.popFront();
+  EXPECT_EQ(a.get(), p[3]);
+  EXPECT_EQ(b.get(), p[0]);
   EXPECT_EQ(d.size(), 2u);
+  EXPECT_EQ(counter.live(), live_full);  // still holding the ring
+  SlicePtr x = d.popFront();
+  SlicePtr y = d.popFront();
+  EXPECT_TRUE(d.empty());
+  EXPECT_EQ(counter.live(), live_full - 1);  // emptied: the ring is gone
+}
+
+TEST(SliceDequeTest, SwapInlineWithHeapRingBothWays) {
+  std::vector<SlicePtr> s = makeSlices(4);
+  Slice* p[4];
+  for (int i = 0; i < 4; ++i) p[i] = s[i].get();
+  SliceDeque one;    // inline
+  SliceDeque three;  // heap ring
+  one.pushBack(std::move(s[0]));
+  for (int i = 1; i < 4; ++i) three.pushBack(std::move(s[i]));
+  one.swap(three);
+  ASSERT_EQ(one.size(), 3u);
+  ASSERT_EQ(three.size(), 1u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(&one[i], p[i + 1]);
+  EXPECT_EQ(&three.front(), p[0]);
+  // Both keep working after the swap (the inline one must use its own inline slot).
+  three.pushBack(one.popFront());
+  EXPECT_EQ(&three.back(), p[1]);
+  one.swap(three);
+  ASSERT_EQ(one.size(), 2u);
+  EXPECT_EQ(&one.front(), p[0]);
+  EXPECT_EQ(&one.back(), p[1]);
+  ASSERT_EQ(three.size(), 2u);
+  EXPECT_EQ(&three.front(), p[2]);
+  SliceDeque empty;
+  empty.swap(one);
+  EXPECT_TRUE(one.empty());
+  EXPECT_EQ(empty.size(), 2u);
 }
 
 TEST(SliceDequeTest, GrowsPastInlineKeepingOrder) {
@@ -462,7 +493,9 @@ TEST(BufferTest, DrainFreesEmptiedSlices) {
   expectContent(b, all.substr(2 * kSlice + 10));
   b.drain(kSlice - 10);
   EXPECT_EQ(b.sliceCount(), 0u);
-  EXPECT_EQ(counter.live(), with_three - 3);  // only the test's own `all` string remains
+  // The three slices and the heap ring of slice pointers are gone; only the test's own `all`
+  // string remains.
+  EXPECT_EQ(counter.live(), with_three - 4);
 }
 
 TEST(BufferTest, ClearFreesEverything) {

@@ -1,6 +1,7 @@
 // Dispatcher: post() from other threads, ordering, deferred deletion, timers.
 
 #include <atomic>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -91,6 +92,60 @@ TEST(DispatcherTest, ExitFromAnotherThread) {
   d->run();  // Returns: the posted loopbreak reached the loop.
   t.join();
   SUCCEED();
+}
+
+class RecordingDeadline : public DeadlineCallbacks {
+ public:
+  RecordingDeadline(std::vector<int>& log, int id) : log_(log), id_(id) {}
+  void onDeadline(Deadline&) override {
+    log_.push_back(id_);
+    if (on_fire) on_fire();
+  }
+  Deadline deadline;
+  std::function<void()> on_fire;
+
+ private:
+  std::vector<int>& log_;
+  int id_;
+};
+
+TEST(DeadlineTest, FireInExpiryOrderAcrossDurationsAndCancel) {
+  auto d = CreateDispatcher("test");
+  std::vector<int> log;
+  RecordingDeadline a(log, 1), b(log, 2), c(log, 3), e(log, 4);
+  d->armDeadline(a.deadline, std::chrono::milliseconds(30), a);
+  d->armDeadline(b.deadline, std::chrono::milliseconds(5), b);
+  d->armDeadline(c.deadline, std::chrono::milliseconds(30), c);
+  d->armDeadline(e.deadline, std::chrono::milliseconds(5), e);
+  EXPECT_TRUE(e.deadline.armed());
+  e.deadline.cancel();
+  EXPECT_FALSE(e.deadline.armed());
+  c.on_fire = [&] { d->exit(); };
+  d->run();
+  EXPECT_EQ((std::vector<int>{2, 1, 3}), log);
+  EXPECT_FALSE(a.deadline.armed());
+}
+
+TEST(DeadlineTest, RearmFromItsOwnCallbackAndDestroyWhileArmed) {
+  auto d = CreateDispatcher("test");
+  std::vector<int> log;
+  RecordingDeadline a(log, 1);
+  int fires = 0;
+  a.on_fire = [&] {
+    if (++fires < 3) {
+      d->armDeadline(a.deadline, std::chrono::milliseconds(1), a);
+    } else {
+      d->exit();
+    }
+  };
+  d->armDeadline(a.deadline, std::chrono::milliseconds(1), a);
+  {
+    // Destroyed armed: it must unlink itself, never fire.
+    RecordingDeadline gone(log, 9);
+    d->armDeadline(gone.deadline, std::chrono::milliseconds(1), gone);
+  }
+  d->run();
+  EXPECT_EQ((std::vector<int>{1, 1, 1}), log);
 }
 
 }  // namespace
