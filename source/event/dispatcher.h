@@ -42,6 +42,47 @@ class SignalEvent {
 };
 using SignalEventPtr = std::unique_ptr<SignalEvent>;
 
+class Dispatcher;
+
+// A file event stored inside its owner, for objects that exist by the ten thousand
+// (connections): no allocation, no std::function; the libevent event itself lives in `storage_`.
+// The owner supplies a plain function (see Trampoline) that libevent calls with the owner as its
+// argument. Level-triggered, like FileEvent. Used on its dispatcher's thread only.
+class EmbeddedFileEvent {
+ public:
+  using RawCallback = void (*)(int fd, short what, void* owner);
+
+  EmbeddedFileEvent() = default;
+  ~EmbeddedFileEvent() { reset(); }
+  EmbeddedFileEvent(const EmbeddedFileEvent&) = delete;
+  EmbeddedFileEvent& operator=(const EmbeddedFileEvent&) = delete;
+
+  // Binds to `fd` with no interest yet.
+  void assign(Dispatcher& dispatcher, int fd, RawCallback callback, void* owner);
+  // Replaces the interest set (a FileReadyType mask).
+  void setEnabled(uint32_t events);
+  uint32_t enabled() const { return enabled_; }
+  bool assigned() const { return assigned_; }
+  // Removes any interest and unbinds (before the fd is closed).
+  void reset();
+
+  // libevent's readiness bits as a FileReadyType mask.
+  static uint32_t ReadyMask(short what);
+  // A RawCallback that calls `(owner->*Method)(ready_mask)`.
+  template <class Owner, void (Owner::*Method)(uint32_t)>
+  static void Trampoline(int, short what, void* owner) {
+    (static_cast<Owner*>(owner)->*Method)(ReadyMask(what));
+  }
+
+  // Bytes reserved for libevent's `struct event` (checked against it at compile time).
+  static constexpr size_t kStorage = 128;
+
+ private:
+  alignas(8) unsigned char storage_[kStorage];
+  uint32_t enabled_ = 0;
+  bool assigned_ = false;
+};
+
 class Deadline;
 
 // Who is told when a Deadline passes.

@@ -30,8 +30,9 @@ ConnectionImpl::ConnectionImpl(event::Dispatcher& dispatcher, int fd, TransportS
       remote_(remote),
       local_(local) {
   // No interest until initializeReadFilters(): filters must be in place before the first read.
-  file_event_ = dispatcher_.createFileEvent(
-      fd_, [this](uint32_t ready) { onFileEvent(ready); }, 0);
+  file_event_.assign(
+      dispatcher_, fd_,
+      &event::EmbeddedFileEvent::Trampoline<ConnectionImpl, &ConnectionImpl::onFileEvent>, this);
   transport_->onConnected();
 }
 
@@ -86,17 +87,23 @@ void ConnectionImpl::connect() {
   }
   fd_ = *fd;
   connecting_ = true;
-  file_event_ = dispatcher_.createFileEvent(
-      fd_, [this](uint32_t ready) { onFileEvent(ready); }, event::kWrite);
+  file_event_.assign(
+      dispatcher_, fd_,
+      &event::EmbeddedFileEvent::Trampoline<ConnectionImpl, &ConnectionImpl::onFileEvent>, this);
+  file_event_.setEnabled(event::kWrite);
 }
 
 void ConnectionImpl::onFileEvent(uint32_t ready) {
+  in_event_ = true;
   if (connecting_) {
     if (ready & event::kWrite) onConnectDone();
-    return;
+  } else {
+    if ((ready & event::kWrite) && state_ != ConnectionState::kClosed) onWriteReady();
+    if ((ready & event::kRead) && state_ != ConnectionState::kClosed) onReadReady();
   }
-  if ((ready & event::kWrite) && state_ != ConnectionState::kClosed) onWriteReady();
-  if ((ready & event::kRead) && state_ != ConnectionState::kClosed) onReadReady();
+  in_event_ = false;
+  // Nothing of ours holds a reference to the buffers any more.
+  releaseIdleBuffers();
 }
 
 void ConnectionImpl::onConnectDone() {
@@ -114,7 +121,7 @@ void ConnectionImpl::onConnectDone() {
   transport_->onConnected();
   raiseEvent(ConnectionEvent::kConnected);
   if (state_ == ConnectionState::kClosed) return;
-  if (!write_buffer_.empty() || write_end_) {
+  if (writePending() || write_end_) {
     onWriteReady();
   } else {
     updateEvents();
@@ -123,7 +130,7 @@ void ConnectionImpl::onConnectDone() {
 
 void ConnectionImpl::onReadReady() {
   if (read_disable_count_ > 0 || read_end_) return;
-  IoOutcome out = transport_->doRead(fd_, read_buffer_, kMaxReadPerEvent);
+  IoOutcome out = transport_->doRead(fd_, buffers().read, kMaxReadPerEvent);
   if (out.action == PostIoAction::kClose) {
     closeSocket(ConnectionEvent::kRemoteClose);
     return;
@@ -142,11 +149,12 @@ void ConnectionImpl::onReadReady() {
 
 void ConnectionImpl::dispatchRead() {
   if (state_ != ConnectionState::kOpen) {
-    read_buffer_.clear();
+    buffers().read.clear();
     return;
   }
+  Buffer& read = buffers().read;
   for (auto& f : filters_) {
-    if (f->onData(read_buffer_, read_end_) == FilterStatus::kStopIteration ||
+    if (f->onData(read, read_end_) == FilterStatus::kStopIteration ||
         state_ != ConnectionState::kOpen) {
       break;
     }
@@ -158,21 +166,24 @@ void ConnectionImpl::write(Buffer& data, bool end_stream) {
     data.clear();  // Nothing may follow a close or a half-close.
     return;
   }
-  write_buffer_.move(data);
+  buffers().write.move(data);
   if (end_stream) write_end_ = true;
   if (connecting_ || fd_ < 0) return;  // Flushed once connected.
   onWriteReady();
+  // Called from outside our own event handling (another connection's event, a timer): nothing
+  // of ours is on the stack, so an emptied buffer pair can go now.
+  if (!in_event_) releaseIdleBuffers();
 }
 
 void ConnectionImpl::onWriteReady() {
-  if (!write_buffer_.empty()) {
-    IoOutcome out = transport_->doWrite(fd_, write_buffer_);
+  if (writePending()) {
+    IoOutcome out = transport_->doWrite(fd_, buffers_->write);
     if (out.action == PostIoAction::kClose) {
       closeSocket(ConnectionEvent::kRemoteClose);
       return;
     }
   }
-  if (write_buffer_.empty()) {
+  if (!writePending()) {
     if (state_ == ConnectionState::kClosing) {
       closeSocket(ConnectionEvent::kLocalClose);
       return;
@@ -192,7 +203,7 @@ void ConnectionImpl::onWriteReady() {
 
 void ConnectionImpl::checkWatermarks() {
   if (high_watermark_ == 0) return;
-  const size_t len = write_buffer_.length();
+  const size_t len = writeBufferLength();
   if (!above_high_ && len > high_watermark_) {
     above_high_ = true;
     for (size_t i = 0; i < callbacks_.size() && state_ != ConnectionState::kClosed; ++i) {
@@ -215,7 +226,7 @@ void ConnectionImpl::readDisable(bool disable) {
 }
 
 void ConnectionImpl::updateEvents() {
-  if (!file_event_) return;
+  if (!file_event_.assigned()) return;
   uint32_t mask = 0;
   if (connecting_) {
     mask = event::kWrite;
@@ -223,17 +234,17 @@ void ConnectionImpl::updateEvents() {
     if (state_ == ConnectionState::kOpen && read_disable_count_ == 0 && !read_end_) {
       mask |= event::kRead;
     }
-    if (!write_buffer_.empty() || (write_end_ && !shutdown_sent_)) mask |= event::kWrite;
+    if (writePending() || (write_end_ && !shutdown_sent_)) mask |= event::kWrite;
   }
-  file_event_->setEnabled(mask);
+  file_event_.setEnabled(mask);
 }
 
 void ConnectionImpl::close(CloseType type) {
   if (state_ == ConnectionState::kClosed) return;
-  if (type == CloseType::kFlushWrite && !write_buffer_.empty() && !connecting_ && fd_ >= 0) {
+  if (type == CloseType::kFlushWrite && writePending() && !connecting_ && fd_ >= 0) {
     if (state_ == ConnectionState::kClosing) return;
     state_ = ConnectionState::kClosing;
-    read_buffer_.clear();
+    buffers_->read.clear();
     timer_ = dispatcher_.createTimer([this] {
       SLUICE_LOG(kDebug, "[C%d] flush timeout; closing", id_);
       closeSocket(ConnectionEvent::kLocalClose);
@@ -259,8 +270,7 @@ void ConnectionImpl::closeSocket(ConnectionEvent event) {
     ::close(fd_);
     fd_ = -1;
   }
-  read_buffer_.clear();
-  write_buffer_.clear();
+  buffers_.reset();
   raiseEvent(event);
 }
 
