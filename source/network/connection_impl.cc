@@ -57,7 +57,12 @@ void ConnectionImpl::addReadFilter(ReadFilterPtr filter) {
 
 void ConnectionImpl::removeConnectionCallbacks(ConnectionCallbacks& cb) {
   auto it = std::find(callbacks_.begin(), callbacks_.end(), &cb);
-  if (it != callbacks_.end()) *it = nullptr;  // Compacted lazily: we may be iterating.
+  if (it == callbacks_.end()) return;
+  if (raise_depth_ > 0) {
+    *it = nullptr;  // raiseEvent is iterating: it compacts when done
+  } else {
+    callbacks_.erase(it);
+  }
 }
 
 void ConnectionImpl::initializeReadFilters() {
@@ -275,13 +280,19 @@ void ConnectionImpl::closeSocket(ConnectionEvent event) {
 }
 
 void ConnectionImpl::raiseEvent(ConnectionEvent event) {
-  // Index loop: callbacks may add or remove callbacks while we iterate.
+  // Index loop: callbacks may add or remove callbacks (removal leaves a null) while we iterate,
+  // and a callback may raise another event (a close from inside kConnected): only the outermost
+  // loop compacts, so no loop ever sees its indices shift.
+  ++raise_depth_;
   for (size_t i = 0; i < callbacks_.size(); ++i) {
     if (callbacks_[i] != nullptr) callbacks_[i]->onEvent(event);
     if (event != ConnectionEvent::kConnected) continue;
     if (state_ == ConnectionState::kClosed) break;
   }
-  callbacks_.erase(std::remove(callbacks_.begin(), callbacks_.end(), nullptr), callbacks_.end());
+  if (--raise_depth_ == 0) {
+    callbacks_.erase(std::remove(callbacks_.begin(), callbacks_.end(), nullptr),
+                     callbacks_.end());
+  }
 }
 
 }  // namespace sluice::network

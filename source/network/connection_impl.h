@@ -91,6 +91,7 @@ class ConnectionImpl : public Connection, private ReadFilterCallbacks {
   absl::InlinedVector<ConnectionCallbacks*, 2> callbacks_;
   ConnectionState state_ = ConnectionState::kOpen;
   uint32_t read_disable_count_ = 0;
+  uint8_t raise_depth_ = 0;
   uint32_t high_watermark_ = 0;
   bool above_high_ = false;
   bool connecting_ = false;
