@@ -168,7 +168,7 @@ ConnectionManagerImpl::ActiveStream::ActiveStream(ConnectionManagerImpl& hcm,
   }
   if (hcm.config_->stream_idle_timeout.count() > 0) {
     idle_timer_ = hcm.context_.dispatcher().createTimer(
-        [this] { timeout(hcm_.stats_.downstream_rq_stream_idle_timeout, "stream_idle_timeout"); });
+        [this] { timeout(hcm_.stats().downstream_rq_stream_idle_timeout, "stream_idle_timeout"); });
     idle_timer_->enableTimer(hcm.config_->stream_idle_timeout);
   }
 }
@@ -280,7 +280,7 @@ void ConnectionManagerImpl::ActiveStream::timeout(stats::Counter& counter, const
 }
 
 void ConnectionManagerImpl::ActiveStream::onBodyTimeout() {
-  timeout(hcm_.stats_.downstream_rq_body_timeout, "request_body_timeout");
+  timeout(hcm_.stats().downstream_rq_body_timeout, "request_body_timeout");
 }
 
 void ConnectionManagerImpl::ActiveStream::sourceData(Direction& d, Buffer& data, bool end_stream) {
@@ -479,12 +479,12 @@ void ConnectionManagerImpl::ActiveStream::complete() {
 
 ConnectionManagerImpl::ConnectionManagerImpl(ConnectionManagerConfigPtr config,
                                              network::FilterContext& context)
-    : config_(std::move(config)), stats_(*config_->stats), context_(context) {}
+    : config_(std::move(config)), context_(context) {}
 
 ConnectionManagerImpl::~ConnectionManagerImpl() {
   if (stream_) {
     stream_->complete();
-    stats_.downstream_rq_active.dec();
+    stats().downstream_rq_active.dec();
   }
 }
 
@@ -494,7 +494,7 @@ void ConnectionManagerImpl::initializeReadFilterCallbacks(network::ReadFilterCal
 }
 
 network::FilterStatus ConnectionManagerImpl::onNewConnection() {
-  stats_.downstream_cx_http1_total.inc();
+  stats().downstream_cx_http1_total.inc();
   // The first request's head must arrive within the timeout from the connection's start:
   // a client that connects and trickles (or sends nothing) is cut off.
   armTimer(TimerMode::kHeaders);
@@ -543,7 +543,7 @@ void ConnectionManagerImpl::onEvent(network::ConnectionEvent event) {
   armTimer(TimerMode::kNone);
   if (stream_) {
     // The connection went away with a stream unfinished.
-    stats_.downstream_rq_reset.inc();
+    stats().downstream_rq_reset.inc();
     destroyStream();
   }
 }
@@ -552,11 +552,11 @@ RequestDecoder& ConnectionManagerImpl::newStream(ResponseEncoder& encoder) {
   // From here the stream's own timeouts apply.
   armTimer(TimerMode::kNone);
   ++requests_;
-  stats_.downstream_rq_total.inc();
-  stats_.downstream_rq_active.inc();
+  stats().downstream_rq_total.inc();
+  stats().downstream_rq_active.inc();
   if (requests_ >= config_->max_requests_per_connection) {
     // This response is the connection's last.
-    stats_.downstream_cx_max_requests_reached.inc();
+    stats().downstream_cx_max_requests_reached.inc();
     codec_->shutdownNotice();
   }
   stream_ = std::make_unique<ActiveStream>(*this, encoder);
@@ -617,8 +617,8 @@ void ConnectionManagerImpl::onDeadline(event::Deadline&) {
 
 void ConnectionManagerImpl::onProtocolError(uint16_t status, std::string_view reason,
                                             ResponseEncoder* encoder) {
-  stats_.downstream_rq_protocol_error.inc();
-  stats_.store.counter(stats_.prefix + "downstream_rq_protocol_error_" + std::to_string(status))
+  stats().downstream_rq_protocol_error.inc();
+  stats().store.counter(stats().prefix + "downstream_rq_protocol_error_" + std::to_string(status))
       .inc();
   armTimer(TimerMode::kNone);
   if (stream_) destroyStream();
@@ -674,19 +674,19 @@ void ConnectionManagerImpl::chargeStatus(uint16_t status) {
   if (status == 0) return;
   switch (status / 100) {
     case 1:
-      stats_.downstream_rq_1xx.inc();
+      stats().downstream_rq_1xx.inc();
       break;
     case 2:
-      stats_.downstream_rq_2xx.inc();
+      stats().downstream_rq_2xx.inc();
       break;
     case 3:
-      stats_.downstream_rq_3xx.inc();
+      stats().downstream_rq_3xx.inc();
       break;
     case 4:
-      stats_.downstream_rq_4xx.inc();
+      stats().downstream_rq_4xx.inc();
       break;
     default:
-      stats_.downstream_rq_5xx.inc();
+      stats().downstream_rq_5xx.inc();
       break;
   }
 }
@@ -694,14 +694,14 @@ void ConnectionManagerImpl::chargeStatus(uint16_t status) {
 void ConnectionManagerImpl::destroyStream() {
   std::unique_ptr<ActiveStream> stream = std::move(stream_);
   stream->complete();
-  stats_.downstream_rq_active.dec();
+  stats().downstream_rq_active.dec();
   // We may be inside one of the stream's callbacks: free it after this event.
   context_.dispatcher().deferredDelete(std::move(stream));
 }
 
 void ConnectionManagerImpl::onHeadersTimeout() {
   if (closing_ || stream_) return;
-  stats_.downstream_rq_headers_timeout.inc();
+  stats().downstream_rq_headers_timeout.inc();
   SLUICE_LOG(kDebug, "[C%d] request headers timeout", connection_->id());
   closing_ = true;
   if (codec_ && codec_->requestInProgress()) {
@@ -725,7 +725,7 @@ void ConnectionManagerImpl::onHeadersTimeout() {
 
 void ConnectionManagerImpl::onIdleTimeout() {
   if (closing_ || stream_ || (codec_ && codec_->requestInProgress())) return;
-  stats_.downstream_cx_idle_timeout.inc();
+  stats().downstream_cx_idle_timeout.inc();
   closing_ = true;
   connection_->close(network::CloseType::kFlushWrite);
 }

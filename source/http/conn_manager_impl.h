@@ -54,7 +54,9 @@ class ConnectionManagerImpl : public network::ReadFilter,
   void updateReadDisable();
 
   ConnectionManagerConfigPtr config_;
-  const ConnectionManagerStats& stats_;
+  // Through the config rather than a member of its own: every byte of this object is paid per
+  // idle connection.
+  const ConnectionManagerStats& stats() const { return *config_->stats; }
   network::FilterContext& context_;
   network::Connection* connection_ = nullptr;
   std::unique_ptr<http1::ServerConnectionImpl> codec_;
