@@ -290,8 +290,7 @@ void ConnectionImpl::raiseEvent(ConnectionEvent event) {
     if (state_ == ConnectionState::kClosed) break;
   }
   if (--raise_depth_ == 0) {
-    callbacks_.erase(std::remove(callbacks_.begin(), callbacks_.end(), nullptr),
-                     callbacks_.end());
+    callbacks_.erase(std::remove(callbacks_.begin(), callbacks_.end(), nullptr), callbacks_.end());
   }
 }
 
