@@ -463,5 +463,113 @@ TEST_F(ConnManagerTest, BodyOverMaxGives413BeforeAnyFilter) {
   EXPECT_TRUE(log_.events.empty());
 }
 
+// Pauses the headers, holds the body while paused, and resumes from a timer; records its name.
+class TimedPauseFilter : public StreamFilter {
+ public:
+  TimedPauseFilter(std::string name, Log& log) : name_(std::move(name)), log_(log) {}
+  FilterHeadersStatus decodeHeaders(RequestHead&, bool) override {
+    timer_ = decoder_callbacks_->dispatcher().createTimer([this] {
+      log_.events.push_back(name_ + ".resume");
+      paused_ = false;
+      decoder_callbacks_->continueDecoding();
+    });
+    timer_->enableTimer(std::chrono::milliseconds(2));
+    return FilterHeadersStatus::kStopIteration;
+  }
+  FilterDataStatus decodeData(Buffer& data, bool end_stream) override {
+    log_.events.push_back(name_ + ".data(" + std::to_string(data.length()) +
+                          (end_stream ? ",end)" : ")"));
+    return paused_ ? FilterDataStatus::kStopIterationAndBuffer : FilterDataStatus::kContinue;
+  }
+
+ private:
+  std::string name_;
+  Log& log_;
+  event::TimerPtr timer_;
+  bool paused_ = true;
+};
+
+TEST_F(ConnManagerTest, TwoFiltersPauseInTurnAndTheBodyArrivesOnceInOrder) {
+  start({[this] { return std::make_unique<TimedPauseFilter>("a", log_); },
+         [this] { return std::make_unique<TimedPauseFilter>("b", log_); }, Echo()});
+  send(
+      "POST /two HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "3\r\none\r\n3\r\ntwo\r\n0\r\n\r\n");
+  const std::string out = runUntilContains("0\r\n\r\n");
+  EXPECT_NE(std::string::npos, out.find("POST /two body=onetwo")) << out;
+  EXPECT_NE(log_.events.end(), std::find(log_.events.begin(), log_.events.end(), "a.resume"));
+  EXPECT_NE(log_.events.end(), std::find(log_.events.begin(), log_.events.end(), "b.resume"));
+}
+
+TEST_F(ConnManagerTest, BodyHeldEarlierWhileHeadersPausedLater) {
+  // "buffer" holds the body until the end; "pause" (after it) holds the headers until a timer.
+  start({[this] { return std::make_unique<BufferFilter>(log_); },
+         [this] { return std::make_unique<TimedPauseFilter>("pause", log_); }, Echo()});
+  send("POST /held HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
+  send("3\r\ndef\r\n0\r\n\r\n");
+  const std::string out = runUntilContains("0\r\n\r\n");
+  EXPECT_NE(std::string::npos, out.find("POST /held body=abcdef")) << out;
+}
+
+// Holds the response headers until a timer; response data is held meanwhile.
+class ResponsePauseFilter : public StreamFilter {
+ public:
+  FilterHeadersStatus encodeHeaders(ResponseHead& head, bool) override {
+    head.headers.add("x-paused", "1");
+    timer_ = encoder_callbacks_->dispatcher().createTimer([this] {
+      paused_ = false;
+      encoder_callbacks_->continueEncoding();
+    });
+    timer_->enableTimer(std::chrono::milliseconds(2));
+    return FilterHeadersStatus::kStopIteration;
+  }
+  FilterDataStatus encodeData(Buffer&, bool) override {
+    return paused_ ? FilterDataStatus::kStopIterationAndBuffer : FilterDataStatus::kContinue;
+  }
+
+ private:
+  event::TimerPtr timer_;
+  bool paused_ = true;
+};
+
+TEST_F(ConnManagerTest, EncoderPausesAndResumesTheResponse) {
+  start({[] { return std::make_unique<ResponsePauseFilter>(); }, Echo()});
+  send("GET /slow HTTP/1.1\r\nHost: h\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n");
+  const std::string out = runUntilContains("0\r\n\r\n", 2);
+  EXPECT_NE(std::string::npos, out.find("x-paused: 1")) << out;
+  const size_t slow = out.find("GET /slow body=");
+  const size_t next = out.find("GET /next body=");
+  ASSERT_NE(std::string::npos, slow) << out;
+  ASSERT_NE(std::string::npos, next) << out;
+  EXPECT_LT(slow, next);  // pipelined: the second waits for the paused first
+}
+
+// Answers, then tries a local reply once the response has begun: the stream is reset (the
+// connection closes) rather than a second response being sent.
+class LateLocalReply : public StreamFilter {
+ public:
+  FilterHeadersStatus decodeHeaders(RequestHead&, bool) override {
+    auto head = std::make_unique<ResponseHead>();
+    head->status = 200;
+    decoder_callbacks_->encodeHeaders(std::move(head), false);
+    Buffer part;
+    part.add("partial");
+    decoder_callbacks_->encodeData(part, false);
+    decoder_callbacks_->sendLocalReply(500, "late\n", nullptr);
+    return FilterHeadersStatus::kStopIteration;
+  }
+};
+
+TEST_F(ConnManagerTest, LocalReplyAfterTheResponseStartedResetsTheStream) {
+  start({[] { return std::make_unique<LateLocalReply>(); }});
+  send("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+  const std::string out = runUntilClosed();
+  EXPECT_EQ(0u, out.find("HTTP/1.1 200 OK\r\n")) << out;
+  EXPECT_EQ(std::string::npos, out.find("late")) << out;
+  EXPECT_EQ(std::string::npos, out.find("500")) << out;
+  EXPECT_TRUE(peer_closed_);
+  EXPECT_EQ(1, stat("downstream_rq_reset"));
+}
+
 }  // namespace
 }  // namespace sluice::http
