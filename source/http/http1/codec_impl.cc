@@ -8,8 +8,10 @@ namespace sluice::http::http1 {
 
 namespace {
 
-bool ContainsToken(std::string_view list, std::string_view token) {
-  // Comma-separated list of tokens, compared case-insensitively (Connection, Expect, ...).
+// Calls `fn` with each element of a comma-separated list (Connection, Expect, ...), trimmed of
+// optional whitespace, until it returns false.
+template <class F>
+void ForEachListItem(std::string_view list, F&& fn) {
   size_t pos = 0;
   while (pos <= list.size()) {
     size_t comma = list.find(',', pos);
@@ -17,10 +19,18 @@ bool ContainsToken(std::string_view list, std::string_view token) {
     std::string_view item = list.substr(pos, comma - pos);
     while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
     while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-    if (HeaderNameEquals(item, token)) return true;
+    if (!fn(item)) return;
     pos = comma + 1;
   }
-  return false;
+}
+
+bool ContainsToken(std::string_view list, std::string_view token) {
+  bool found = false;
+  ForEachListItem(list, [&](std::string_view item) {
+    found = HeaderNameEquals(item, token);
+    return !found;
+  });
+  return found;
 }
 
 bool AnyHeaderHasToken(const HeaderMap& headers, KnownHeader h, std::string_view token) {
@@ -39,17 +49,10 @@ void RemoveHopByHop(HeaderMap& headers, bool keep_upgrade) {
   std::vector<std::string> named;
   headers.forEach([&](const HeaderMap::Entry& e) {
     if (e.known != KnownHeader::kConnection) return true;
-    std::string_view list = e.value;
-    size_t pos = 0;
-    while (pos <= list.size()) {
-      size_t comma = list.find(',', pos);
-      if (comma == std::string_view::npos) comma = list.size();
-      std::string_view item = list.substr(pos, comma - pos);
-      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    ForEachListItem(e.value, [&](std::string_view item) {
       if (!item.empty()) named.emplace_back(item);
-      pos = comma + 1;
-    }
+      return true;
+    });
     return true;
   });
   for (const auto& n : named) {
