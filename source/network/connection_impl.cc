@@ -108,7 +108,11 @@ void ConnectionImpl::onFileEvent(uint32_t ready) {
   }
   in_event_ = false;
   // Nothing of ours holds a reference to the buffers any more.
-  releaseIdleBuffers();
+  if (state_ == ConnectionState::kClosed) {
+    buffers_.reset();
+  } else {
+    releaseIdleBuffers();
+  }
 }
 
 void ConnectionImpl::onConnectDone() {
@@ -249,7 +253,8 @@ void ConnectionImpl::close(CloseType type) {
   if (type == CloseType::kFlushWrite && writePending() && !connecting_ && fd_ >= 0) {
     if (state_ == ConnectionState::kClosing) return;
     state_ = ConnectionState::kClosing;
-    buffers_->read.clear();
+    // Unread input is dropped (a filter inside onData keeps its `data` until it returns).
+    if (!in_event_) buffers_->read.clear();
     timer_ = dispatcher_.createTimer([this] {
       SLUICE_LOG(kDebug, "[C%d] flush timeout; closing", id_);
       closeSocket(ConnectionEvent::kLocalClose);
@@ -275,7 +280,13 @@ void ConnectionImpl::closeSocket(ConnectionEvent event) {
     ::close(fd_);
     fd_ = -1;
   }
-  buffers_.reset();
+  if (buffers_ && in_event_) {
+    // Our own event handler may still hold a reference to a buffer up the stack (a filter
+    // inside onData): drop what was never sent, keep what was read, free both when it returns.
+    buffers_->write.clear();
+  } else {
+    buffers_.reset();
+  }
   raiseEvent(event);
 }
 

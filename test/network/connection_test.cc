@@ -231,6 +231,36 @@ TEST_F(ConnectionTest, ReadDisableIsCounted) {
   runUntil([&] { return filter_->received == "hi"; });
 }
 
+TEST_F(ConnectionTest, FilterMayUseItsDataAfterClosingTheConnection) {
+  // A filter that closes the connection from inside onData still holds `data`: the connection
+  // must not free its buffers under it (ASan would catch the use).
+  class CloseThenRead : public ReadFilter {
+   public:
+    void initializeReadFilterCallbacks(ReadFilterCallbacks& cb) override { cb_ = &cb; }
+    FilterStatus onData(Buffer& data, bool) override {
+      cb_->connection().close(CloseType::kNoFlush);
+      seen = data.toString();
+      data.drain(data.length());
+      return FilterStatus::kStopIteration;
+    }
+    std::string seen;
+
+   private:
+    ReadFilterCallbacks* cb_ = nullptr;
+  };
+  int sv[2];
+  ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv));
+  ConnectionImpl conn(*dispatcher_, sv[0], nullptr, Address(), Address());
+  auto filter = std::make_unique<CloseThenRead>();
+  CloseThenRead* f = filter.get();
+  conn.addReadFilter(std::move(filter));
+  conn.initializeReadFilters();
+  ASSERT_EQ(4, write(sv[1], "data", 4));
+  runUntil([&] { return conn.state() == ConnectionState::kClosed; });
+  EXPECT_EQ("data", f->seen);
+  close(sv[1]);
+}
+
 TEST(ClientConnectionTest, ConnectsAndReportsFailure) {
   auto dispatcher = event::CreateDispatcher("test");
   auto any = Address::fromIpPort("127.0.0.1", 0);
