@@ -147,6 +147,12 @@ void ConnectionImpl::onReadReady() {
   if (out.end_stream) read_end_ = true;
   if (out.bytes > 0 || out.end_stream) dispatchRead();
   if (state_ == ConnectionState::kClosed) return;
+  // What the filters wrote during this event goes out now, in one writev (a response head and
+  // body written separately still cost one syscall).
+  if (writePending() || (write_end_ && !shutdown_sent_)) {
+    onWriteReady();
+    if (state_ == ConnectionState::kClosed) return;
+  }
   if (read_end_) {
     if (!half_close_ || shutdown_sent_) {
       closeSocket(ConnectionEvent::kRemoteClose);
@@ -162,12 +168,14 @@ void ConnectionImpl::dispatchRead() {
     return;
   }
   Buffer& read = buffers().read;
+  in_read_dispatch_ = true;
   for (auto& f : filters_) {
     if (f->onData(read, read_end_) == FilterStatus::kStopIteration ||
         state_ != ConnectionState::kOpen) {
       break;
     }
   }
+  in_read_dispatch_ = false;
 }
 
 void ConnectionImpl::write(Buffer& data, bool end_stream) {
@@ -178,6 +186,9 @@ void ConnectionImpl::write(Buffer& data, bool end_stream) {
   buffers().write.move(data);
   if (end_stream) write_end_ = true;
   if (connecting_ || fd_ < 0) return;  // Flushed once connected.
+  // Inside our own read event the filters may write several times (head, body, ...): gather it
+  // all and write once when the event's filters are done (onReadReady).
+  if (in_read_dispatch_) return;
   onWriteReady();
   // Called from outside our own event handling (another connection's event, a timer): nothing
   // of ours is on the stack, so an emptied buffer pair can go now.

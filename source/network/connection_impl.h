@@ -96,10 +96,11 @@ class ConnectionImpl : public Connection, private ReadFilterCallbacks {
   bool above_high_ = false;
   bool connecting_ = false;
   bool half_close_ = false;
-  bool read_end_ = false;       // the peer's FIN was seen
-  bool write_end_ = false;      // end_stream was written into the buffer
-  bool shutdown_sent_ = false;  // shutdown(SHUT_WR) done
-  bool in_event_ = false;       // inside onFileEvent: buffers may be referenced up the stack
+  bool read_end_ = false;          // the peer's FIN was seen
+  bool write_end_ = false;         // end_stream was written into the buffer
+  bool shutdown_sent_ = false;     // shutdown(SHUT_WR) done
+  bool in_event_ = false;          // inside onFileEvent: buffers may be referenced up the stack
+  bool in_read_dispatch_ = false;  // read filters running: their writes are gathered
 };
 
 }  // namespace sluice::network

@@ -564,7 +564,9 @@ TEST_F(ConnManagerTest, LocalReplyAfterTheResponseStartedResetsTheStream) {
   start({[] { return std::make_unique<LateLocalReply>(); }});
   send("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
   const std::string out = runUntilClosed();
-  EXPECT_EQ(0u, out.find("HTTP/1.1 200 OK\r\n")) << out;
+  // A reset drops what was not yet written (the head and part were gathered for one writev),
+  // so the client sees at most the start of the 200 — never a second response.
+  EXPECT_TRUE(out.empty() || out.rfind("HTTP/1.1 200 OK\r\n", 0) == 0) << out;
   EXPECT_EQ(std::string::npos, out.find("late")) << out;
   EXPECT_EQ(std::string::npos, out.find("500")) << out;
   EXPECT_TRUE(peer_closed_);
