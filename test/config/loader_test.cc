@@ -605,6 +605,47 @@ TEST(ValidateTest, TcpProxyNamingAnUnknownCluster) {
               StartsWith("test.yaml: listeners[0].filters[0].tcp_proxy.cluster: required"));
 }
 
+TEST(ValidateTest, HttpConnectionManagerLimitsFiltersAndPlacement) {
+  v1::Bootstrap bootstrap = ParseOk(R"(
+listeners:
+  - name: web
+    address: {address: 127.0.0.1, port: 0}
+    filters:
+      - http_connection_manager:
+          max_request_line_bytes: 10
+          max_request_headers_bytes: 2048
+          request_headers_timeout: -1s
+          server_name: "bad\r\nname"
+          http_filters:
+            - direct_response: {status: 99, headers: [{name: "bad name", value: "x"}]}
+            - direct_response: {}
+      - tcp_proxy: {cluster: c}
+clusters:
+  - name: c
+    endpoints: [{address: {address: 127.0.0.1, port: 1}}]
+)");
+  const std::string m = Msg(ValidateBootstrap(bootstrap, "test.yaml"));
+  const std::string hcm = "test.yaml: listeners[0].filters[0].http_connection_manager.";
+  EXPECT_NE(m.find(hcm + "max_request_line_bytes: must be 256..1048576"), std::string::npos) << m;
+  EXPECT_NE(m.find(hcm + "request_headers_timeout:"), std::string::npos) << m;
+  EXPECT_NE(m.find(hcm + "server_name: must not contain CR, LF or NUL"), std::string::npos) << m;
+  EXPECT_NE(m.find(hcm + "http_filters[0].direct_response.status: 99 is not in 200..599"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find(hcm + "http_filters[0].direct_response.headers[0].name: \"bad name\" is not "
+                         "a valid field name"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find(hcm + "http_filters[0]: direct_response answers every request: it must be "
+                         "the last filter"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("test.yaml: listeners[0].filters[0]: http_connection_manager must be the last "
+                   "filter of the chain (it is filter 1 of 2)"),
+            std::string::npos)
+      << m;
+}
+
 TEST(ValidateTest, ClusterWithoutEndpoints) {
   v1::Bootstrap bootstrap = ParseOk(kValid);
   bootstrap.mutable_clusters(0)->clear_endpoints();
