@@ -4,6 +4,8 @@
 
 namespace sluice::stats {
 
+void SetThreadSlot(uint32_t worker_index) { internal::t_slot = 1 + worker_index % (kMaxSlots - 1); }
+
 Counter& Store::counter(const std::string& name) {
   absl::MutexLock lock(&mu_);
   auto& slot = counters_[name];

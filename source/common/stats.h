@@ -10,33 +10,63 @@
 
 namespace sluice::stats {
 
-// A monotonically increasing count. Updates are relaxed atomics: they take no lock, and the
-// counters a worker touches on its hot path are its own (per-worker names), so no cache line
-// bounces between cores for them.
+// Threads update stats in slots of their own, so that two workers counting the same event never
+// write the same cache line (no lock, no cache-line ping-pong on the hot path); a read sums the
+// slots. Slot 0 is the main thread's (and any thread that never called SetThreadSlot); workers take
+// 1.., wrapping around past kMaxSlots (still correct, only shared again).
+inline constexpr uint32_t kMaxSlots = 16;
+void SetThreadSlot(uint32_t worker_index);
+namespace internal {
+// Constant-initialized and inline: every use is a plain TLS load (no init-guard wrapper call).
+constinit inline thread_local uint32_t t_slot = 0;
+}  // namespace internal
+
+// A monotonically increasing count.
 class Counter {
  public:
-  void inc() { value_.fetch_add(1, std::memory_order_relaxed); }
-  void add(uint64_t n) { value_.fetch_add(n, std::memory_order_relaxed); }
-  uint64_t value() const { return value_.load(std::memory_order_relaxed); }
+  void inc() { add(1); }
+  void add(uint64_t n) { slots_[internal::t_slot].value.fetch_add(n, std::memory_order_relaxed); }
+  uint64_t value() const {
+    uint64_t sum = 0;
+    for (const auto& s : slots_) sum += s.value.load(std::memory_order_relaxed);
+    return sum;
+  }
 
  private:
-  std::atomic<uint64_t> value_{0};
+  struct alignas(64) Slot {
+    std::atomic<uint64_t> value{0};
+  };
+  Slot slots_[kMaxSlots];
 };
 
-// A value that goes up and down (open connections, ...).
+// A value that goes up and down (open connections, ...): each thread's ups and downs in its own
+// slot; the value is their sum.
 class Gauge {
  public:
-  void inc() { value_.fetch_add(1, std::memory_order_relaxed); }
-  void dec() { value_.fetch_sub(1, std::memory_order_relaxed); }
-  void set(int64_t v) { value_.store(v, std::memory_order_relaxed); }
-  int64_t value() const { return value_.load(std::memory_order_relaxed); }
+  void inc() { add(1); }
+  void dec() { add(-1); }
+  void add(int64_t n) { slots_[internal::t_slot].value.fetch_add(n, std::memory_order_relaxed); }
+  // For values owned by one thread (configuration facts): replaces the sum.
+  void set(int64_t v) {
+    for (auto& s : slots_) s.value.store(0, std::memory_order_relaxed);
+    slots_[internal::t_slot].value.store(v, std::memory_order_relaxed);
+  }
+  int64_t value() const {
+    int64_t sum = 0;
+    for (const auto& s : slots_) sum += s.value.load(std::memory_order_relaxed);
+    return sum;
+  }
 
  private:
-  std::atomic<int64_t> value_{0};
+  struct alignas(64) Slot {
+    std::atomic<int64_t> value{0};
+  };
+  Slot slots_[kMaxSlots];
 };
 
 // Owns every stat by name. Creating a stat takes a lock (start-up, config time); using one never
-// does: callers keep the returned reference, which stays valid for the store's lifetime.
+// does: callers keep the returned reference, which stays valid for the store's lifetime. Each stat
+// is about 1 KiB (kMaxSlots cache lines): there are tens of them, not thousands.
 class Store {
  public:
   Counter& counter(const std::string& name);

@@ -167,6 +167,7 @@ void Worker::addListener(ListenerConfigPtr config, int fd) {
 void Worker::start() {
   thread_ = std::thread([this] {
     log::SetThreadName(absl::StrCat("worker_", index_));
+    stats::SetThreadSlot(index_);
     for (auto& l : listeners_) l->enable();
     dispatcher_->run();
   });
