@@ -1,0 +1,162 @@
+// libFuzzer target: arbitrary bytes from a client through the HTTP/1 server codec and the
+// connection manager with its filter chain, over a fake connection (no sockets): whatever the
+// input, the manager must answer with well-formed responses or close, never crash, leak or hang.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "source/event/dispatcher.h"
+#include "source/http/conn_manager.h"
+#include "source/http/conn_manager_impl.h"
+#include "source/network/connection.h"
+#include "source/network/filter_context.h"
+#include "source/upstream/cluster.h"
+
+namespace sluice::http::fuzz {
+namespace {
+
+// A connection without a socket: what is written is collected; close raises the events.
+class FakeConnection : public network::Connection, private network::ReadFilterCallbacks {
+ public:
+  explicit FakeConnection(event::Dispatcher& d) : dispatcher_(d) {}
+  uint64_t id() const override { return 1; }
+  event::Dispatcher& dispatcher() override { return dispatcher_; }
+  void addReadFilter(network::ReadFilterPtr filter) override {
+    filter->initializeReadFilterCallbacks(*this);
+    filters_.push_back(std::move(filter));
+  }
+  void addConnectionCallbacks(network::ConnectionCallbacks& cb) override {
+    callbacks_.push_back(&cb);
+  }
+  void removeConnectionCallbacks(network::ConnectionCallbacks& cb) override {
+    for (auto*& c : callbacks_) {
+      if (c == &cb) c = nullptr;
+    }
+  }
+  void initializeReadFilters() override {
+    for (auto& f : filters_) f->onNewConnection();
+  }
+  void drain() override {
+    for (auto& f : filters_) f->onDrain();
+  }
+  void connect() override {}
+  void write(Buffer& data, bool end_stream) override {
+    if (state_ == network::ConnectionState::kOpen) out_ += data.toString();
+    data.clear();
+  }
+  void close(network::CloseType) override {
+    if (state_ == network::ConnectionState::kClosed) return;
+    state_ = network::ConnectionState::kClosed;
+    for (size_t i = 0; i < callbacks_.size(); ++i) {
+      if (callbacks_[i] != nullptr) callbacks_[i]->onEvent(network::ConnectionEvent::kLocalClose);
+    }
+  }
+  network::ConnectionState state() const override { return state_; }
+  void readDisable(bool disable) override { disabled_ += disable ? 1 : -1; }
+  bool readEnabled() const override { return disabled_ == 0; }
+  void enableHalfClose(bool) override {}
+  void setBufferLimits(uint32_t) override {}
+  size_t writeBufferLength() const override { return 0; }
+  const network::Address& remoteAddress() const override { return address_; }
+  const network::Address& localAddress() const override { return address_; }
+
+  // Feeds `bytes` to the read filters as the socket would.
+  void receive(std::string_view bytes) {
+    if (state_ != network::ConnectionState::kOpen) return;
+    Buffer b;
+    b.add(bytes);
+    for (auto& f : filters_) {
+      if (f->onData(b, false) == network::FilterStatus::kStopIteration ||
+          state_ != network::ConnectionState::kOpen) {
+        break;
+      }
+    }
+  }
+  const std::string& output() const { return out_; }
+
+ private:
+  network::Connection& connection() override { return *this; }
+
+  event::Dispatcher& dispatcher_;
+  std::vector<network::ReadFilterPtr> filters_;
+  std::vector<network::ConnectionCallbacks*> callbacks_;
+  network::ConnectionState state_ = network::ConnectionState::kOpen;
+  int disabled_ = 0;
+  network::Address address_;
+  std::string out_;
+};
+
+class FakeContext : public network::FilterContext {
+ public:
+  explicit FakeContext(event::Dispatcher& d) : dispatcher_(d), clusters_(manager_, 0) {}
+  event::Dispatcher& dispatcher() override { return dispatcher_; }
+  upstream::WorkerClusters& clusters() override { return clusters_; }
+  void adoptClosingConnection(network::ConnectionPtr) override {}
+
+ private:
+  event::Dispatcher& dispatcher_;
+  upstream::ClusterManager manager_;
+  upstream::WorkerClusters clusters_;
+};
+
+struct Setup {
+  event::DispatcherPtr dispatcher = event::CreateDispatcher("fuzz");
+  stats::Store store;
+  std::vector<ConnectionManagerConfigPtr> configs;
+  Setup() {
+    // 0: a terminal answering everything; 1: no filter (bodies read to the end, then 404);
+    // 2: small limits (431, 413 and 414 on modest inputs).
+    for (int mode = 0; mode < 3; ++mode) {
+      config::v1::HttpConnectionManager p;
+      if (mode == 0) {
+        auto* dr = p.add_http_filters()->mutable_direct_response();
+        dr->set_status(200);
+        dr->set_body("fuzz\n");
+      }
+      if (mode == 2) {
+        p.set_max_request_line_bytes(256);
+        p.set_max_request_headers_bytes(1024);
+        p.set_max_request_headers_count(8);
+        p.mutable_max_request_body_bytes()->set_value(64);
+      }
+      configs.push_back(*BuildConnectionManagerConfig(p, "fuzz", store));
+    }
+  }
+};
+
+}  // namespace
+}  // namespace sluice::http::fuzz
+
+extern "C" int SluiceFuzzHttp1Server(const uint8_t* data, size_t size) {
+  using namespace sluice::http::fuzz;
+  static Setup* setup = new Setup();
+  if (size < 2) return 0;
+  // First byte: the config; second: the chunk size the input is delivered in (1..256 bytes).
+  const auto& config = setup->configs[data[0] % setup->configs.size()];
+  const size_t chunk = static_cast<size_t>(data[1]) + 1;
+  std::string_view input(reinterpret_cast<const char*>(data + 2), size - 2);
+  {
+    FakeContext context(*setup->dispatcher);
+    FakeConnection conn(*setup->dispatcher);
+    conn.addReadFilter(std::make_unique<sluice::http::ConnectionManagerImpl>(config, context));
+    conn.initializeReadFilters();
+    for (size_t off = 0; off < input.size(); off += chunk) {
+      conn.receive(input.substr(off, chunk));
+    }
+    conn.drain();
+    conn.close(sluice::network::CloseType::kNoFlush);
+    // Whatever was answered is a sequence of HTTP/1.1 responses.
+    if (!conn.output().empty() && conn.output().rfind("HTTP/1.1 ", 0) != 0) __builtin_trap();
+    // Deferred deletions (streams, codecs) run before the connection's owners go away.
+    setup->dispatcher->exit();
+    setup->dispatcher->run();
+  }
+  return 0;
+}
+
+#ifndef SLUICE_FUZZ_REPLAY
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  return SluiceFuzzHttp1Server(data, size);
+}
+#endif
