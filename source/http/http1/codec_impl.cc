@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "absl/container/inlined_vector.h"
+
 #include "source/common/logging.h"
 
 namespace sluice::http::http1 {
@@ -46,7 +48,9 @@ bool AnyHeaderHasToken(const HeaderMap& headers, KnownHeader h, std::string_view
 // Fields that describe one hop (RFC 9110 §7.6.1), plus those the Connection field names: never
 // forwarded; the codec writes its own framing and connection fields.
 void RemoveHopByHop(HeaderMap& headers, bool keep_upgrade) {
-  std::vector<std::string> named;
+  // Views into the head's storage, which removing fields does not free; inline for the usual
+  // "Connection: keep-alive" so that the common case allocates nothing.
+  absl::InlinedVector<std::string_view, 4> named;
   headers.forEach([&](const HeaderMap::Entry& e) {
     if (e.known != KnownHeader::kConnection) return true;
     ForEachListItem(e.value, [&](std::string_view item) {
