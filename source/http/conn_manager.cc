@@ -70,10 +70,23 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
       counter("downstream_cx_idle_timeout"),
       counter("downstream_cx_max_requests_reached"),
       counter("downstream_cx_http1_total"),
-      store,
-      prefix,
+      {},
   });
+  // Every status the HTTP/1 codec answers a protocol error with; anything else is "other".
+  for (uint16_t status : {400, 413, 414, 431, 501, 505}) {
+    c->stats->protocol_error_by_status.emplace_back(
+        status, &store.counter(absl::StrCat(prefix, "downstream_rq_protocol_error_", status)));
+  }
+  c->stats->protocol_error_by_status.emplace_back(
+      0, &store.counter(absl::StrCat(prefix, "downstream_rq_protocol_error_other")));
   return c;
+}
+
+stats::Counter& ConnectionManagerStats::protocolErrorCounter(uint16_t status) const {
+  for (const auto& [s, counter] : protocol_error_by_status) {
+    if (s == status) return *counter;
+  }
+  return *protocol_error_by_status.back().second;  // "other"
 }
 
 network::FilterFactory ConnectionManagerFilterFactory(ConnectionManagerConfigPtr config) {

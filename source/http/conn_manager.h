@@ -30,8 +30,10 @@ struct ConnectionManagerStats {
   stats::Counter& downstream_cx_idle_timeout;
   stats::Counter& downstream_cx_max_requests_reached;
   stats::Counter& downstream_cx_http1_total;
-  stats::Store& store;  // for per-status error counters ("<prefix>protocol_error_<status>")
-  std::string prefix;
+  // "<prefix>downstream_rq_protocol_error_<status>" (and "_other"), created with the config so that
+  // counting a rejected request (possibly a flood of them) takes no lock on a worker.
+  std::vector<std::pair<uint16_t, stats::Counter*>> protocol_error_by_status;
+  stats::Counter& protocolErrorCounter(uint16_t status) const;
 };
 
 // An HTTP connection manager's config with defaults applied: immutable, shared by the workers.

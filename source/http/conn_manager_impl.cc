@@ -618,9 +618,7 @@ void ConnectionManagerImpl::onDeadline(event::Deadline&) {
 void ConnectionManagerImpl::onProtocolError(uint16_t status, std::string_view reason,
                                             ResponseEncoder* encoder) {
   stats().downstream_rq_protocol_error.inc();
-  stats()
-      .store.counter(stats().prefix + "downstream_rq_protocol_error_" + std::to_string(status))
-      .inc();
+  stats().protocolErrorCounter(status).inc();
   armTimer(TimerMode::kNone);
   if (stream_) destroyStream();
   if (encoder != nullptr) {

@@ -60,6 +60,22 @@ class ReadFilter {
 };
 using ReadFilterPtr = std::unique_ptr<ReadFilter>;
 
+// A read filter that forwards to one the connection does not own (an object whose lifetime its
+// owner manages, e.g. a proxy's upstream side or the admin's request reader).
+class ForwardingReadFilter : public ReadFilter {
+ public:
+  explicit ForwardingReadFilter(ReadFilter& target) : target_(target) {}
+  void initializeReadFilterCallbacks(ReadFilterCallbacks& cb) override {
+    target_.initializeReadFilterCallbacks(cb);
+  }
+  FilterStatus onData(Buffer& data, bool end_stream) override {
+    return target_.onData(data, end_stream);
+  }
+
+ private:
+  ReadFilter& target_;
+};
+
 enum class ConnectionState { kOpen, kClosing, kClosed };
 
 // A TCP connection on one worker: a transport socket, read filters, bounded write buffer.

@@ -107,19 +107,8 @@ void Admin::onAccept(int fd, const network::Address& remote) {
   AdminConnection& ref = *active;
   connections_.push_front(std::move(active));
   ref.position = connections_.begin();
-  // The connection owns its read filters, so it gets a forwarding shim to the AdminConnection.
-  class Forward : public network::ReadFilter {
-   public:
-    explicit Forward(AdminConnection& target) : target_(target) {}
-    void initializeReadFilterCallbacks(network::ReadFilterCallbacks&) override {}
-    network::FilterStatus onData(Buffer& data, bool end_stream) override {
-      return target_.onData(data, end_stream);
-    }
-
-   private:
-    AdminConnection& target_;
-  };
-  raw->addReadFilter(std::make_unique<Forward>(ref));
+  // The connection owns its read filters; the AdminConnection is owned here.
+  raw->addReadFilter(std::make_unique<network::ForwardingReadFilter>(ref));
   raw->initializeReadFilters();
 }
 

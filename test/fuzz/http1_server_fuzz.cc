@@ -12,6 +12,7 @@
 #include "source/network/connection.h"
 #include "source/network/filter_context.h"
 #include "source/upstream/cluster.h"
+#include "test/network/test_filter_context.h"
 
 namespace sluice::http::fuzz {
 namespace {
@@ -87,18 +88,7 @@ class FakeConnection : public network::Connection, private network::ReadFilterCa
   std::string out_;
 };
 
-class FakeContext : public network::FilterContext {
- public:
-  explicit FakeContext(event::Dispatcher& d) : dispatcher_(d), clusters_(manager_, 0) {}
-  event::Dispatcher& dispatcher() override { return dispatcher_; }
-  upstream::WorkerClusters& clusters() override { return clusters_; }
-  void adoptClosingConnection(network::ConnectionPtr) override {}
-
- private:
-  event::Dispatcher& dispatcher_;
-  upstream::ClusterManager manager_;
-  upstream::WorkerClusters clusters_;
-};
+using FakeContext = network::test::TestFilterContext;
 
 struct Setup {
   event::DispatcherPtr dispatcher = event::CreateDispatcher("fuzz");

@@ -17,22 +17,12 @@
 #include "source/network/connection_impl.h"
 #include "source/network/transport_socket.h"
 #include "source/upstream/cluster.h"
+#include "test/network/test_filter_context.h"
 
 namespace sluice::http {
 namespace {
 
-class TestContext : public network::FilterContext {
- public:
-  explicit TestContext(event::Dispatcher& d) : dispatcher_(d), clusters_(manager_, 0) {}
-  event::Dispatcher& dispatcher() override { return dispatcher_; }
-  upstream::WorkerClusters& clusters() override { return clusters_; }
-  void adoptClosingConnection(network::ConnectionPtr) override {}
-
- private:
-  event::Dispatcher& dispatcher_;
-  upstream::ClusterManager manager_;
-  upstream::WorkerClusters clusters_;
-};
+using TestContext = network::test::TestFilterContext;
 
 // Shared log of what the test filters saw.
 struct Log {

@@ -286,8 +286,9 @@ void ServerConnectionImpl::encodeHeaders(ResponseHead& head, bool end_stream) {
   response_started_ = true;
   expect_continue_ = false;
   const uint16_t status = head.status;
-  const bool connect_ok = false;  // CONNECT tunnels come with the router.
-  tunnel_response_ = status == 101 || connect_ok;
+  // 101 switches to raw bytes both ways (the Upgrade hook). A 2xx to CONNECT will do the same
+  // once the router can open the tunnel.
+  tunnel_response_ = status == 101;
   RemoveHopByHop(head.headers, tunnel_response_);
   response_has_body_ = !(request_is_head_ || status < 200 || status == 204 || status == 304);
   response_chunked_ = false;

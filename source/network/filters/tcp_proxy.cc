@@ -36,24 +36,6 @@ class TcpProxyFilter::UpstreamCallbacks : public ReadFilter, public ConnectionCa
   TcpProxyFilter* parent_;
 };
 
-namespace {
-// The upstream connection owns its read filter; the proxy keeps a raw pointer plus this shim
-// so the filter can be detached when the proxy goes away first.
-class UpstreamFilterShim : public ReadFilter {
- public:
-  explicit UpstreamFilterShim(ReadFilter* target) : target_(target) {}
-  void initializeReadFilterCallbacks(ReadFilterCallbacks& cb) override {
-    target_->initializeReadFilterCallbacks(cb);
-  }
-  FilterStatus onData(Buffer& data, bool end_stream) override {
-    return target_->onData(data, end_stream);
-  }
-
- private:
-  ReadFilter* target_;
-};
-}  // namespace
-
 TcpProxyFilter::TcpProxyFilter(std::shared_ptr<const TcpProxyConfig> config, FilterContext& context)
     : config_(std::move(config)), context_(context) {}
 
@@ -81,7 +63,8 @@ FilterStatus TcpProxyFilter::onNewConnection() {
   upstream->enableHalfClose(true);
   upstream->setBufferLimits(cluster.bufferLimit());
   upstream->addConnectionCallbacks(*upstream_callbacks_);
-  upstream->addReadFilter(std::make_unique<UpstreamFilterShim>(upstream_callbacks_.get()));
+  // The upstream owns its filters; ours stays with the proxy so it can be detached.
+  upstream->addReadFilter(std::make_unique<ForwardingReadFilter>(*upstream_callbacks_));
   upstream_ = std::move(upstream);
   cluster.stats().upstream_cx_total.inc();
   cluster.stats().upstream_cx_active.inc();
