@@ -43,14 +43,17 @@ class SignalEvent {
 using SignalEventPtr = std::unique_ptr<SignalEvent>;
 
 class Dispatcher;
+class IoPoller;
 
 // A file event stored inside its owner, for objects that exist by the ten thousand
-// (connections): no allocation, no std::function; the libevent event itself lives in `storage_`.
-// The owner supplies a plain function (see Trampoline) that libevent calls with the owner as its
-// argument. Level-triggered, like FileEvent. Used on its dispatcher's thread only.
+// (connections): no allocation, no std::function, 32 bytes. The owner supplies a plain function
+// (see Trampoline) called with the owner and the ready mask. Level-triggered, like FileEvent.
+// Used on its dispatcher's thread only. Once reset() (or destroyed), no readiness collected
+// earlier is delivered, even within the batch being dispatched, so an owner may free itself or
+// another owner from its callback.
 class EmbeddedFileEvent {
  public:
-  using RawCallback = void (*)(int fd, short what, void* owner);
+  using RawCallback = void (*)(void* owner, uint32_t ready);
 
   EmbeddedFileEvent() = default;
   ~EmbeddedFileEvent() { reset(); }
@@ -62,25 +65,24 @@ class EmbeddedFileEvent {
   // Replaces the interest set (a FileReadyType mask).
   void setEnabled(uint32_t events);
   uint32_t enabled() const { return enabled_; }
-  bool assigned() const { return assigned_; }
+  bool assigned() const { return poller_ != nullptr; }
   // Removes any interest and unbinds (before the fd is closed).
   void reset();
 
-  // libevent's readiness bits as a FileReadyType mask.
-  static uint32_t ReadyMask(short what);
   // A RawCallback that calls `(owner->*Method)(ready_mask)`.
   template <class Owner, void (Owner::*Method)(uint32_t)>
-  static void Trampoline(int, short what, void* owner) {
-    (static_cast<Owner*>(owner)->*Method)(ReadyMask(what));
+  static void Trampoline(void* owner, uint32_t ready) {
+    (static_cast<Owner*>(owner)->*Method)(ready);
   }
 
-  // Bytes reserved for libevent's `struct event` (checked against it at compile time).
-  static constexpr size_t kStorage = 128;
-
  private:
-  alignas(8) unsigned char storage_[kStorage];
-  uint32_t enabled_ = 0;
-  bool assigned_ = false;
+  friend class IoPoller;
+  IoPoller* poller_ = nullptr;
+  RawCallback callback_ = nullptr;
+  void* owner_ = nullptr;
+  int fd_ = -1;
+  uint8_t enabled_ = 0;      // FileReadyType mask asked for
+  bool registered_ = false;  // in the kernel's set (not while the mask is 0)
 };
 
 class Deadline;

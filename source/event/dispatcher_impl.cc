@@ -14,7 +14,8 @@ namespace sluice::event {
 namespace {
 
 // File events and timers embed their libevent `struct event` (one allocation per object, not
-// two): every connection has one of each, so this is per-connection memory.
+// two). Connections use EmbeddedFileEvent (io_poller.h) instead; these serve listeners and the
+// like.
 class FileEventImpl : public FileEvent {
  public:
   FileEventImpl(::event_base* base, int fd, FileReadyCb cb, uint32_t events)
@@ -129,6 +130,7 @@ DispatcherImpl::DispatcherImpl(std::string name) : name_(std::move(name)) {
   // Lower priority than I/O: deletions run after every I/O callback of this iteration.
   event_priority_set(deferred_event_, 1);
   event_priority_set(post_event_, 0);
+  poller_ = std::make_unique<IoPoller>(base_);
 }
 
 DispatcherImpl::~DispatcherImpl() {
@@ -140,6 +142,7 @@ DispatcherImpl::~DispatcherImpl() {
     while (l->head != nullptr) l->head->cancel();
     evtimer_del(&l->timer);
   }
+  poller_.reset();
   event_free(post_event_);
   event_free(deferred_event_);
   event_base_free(base_);
@@ -151,50 +154,6 @@ FileEventPtr DispatcherImpl::createFileEvent(int fd, FileReadyCb cb, uint32_t ev
 
 TimerPtr DispatcherImpl::createTimer(std::function<void()> cb) {
   return std::make_unique<TimerImpl>(base_, std::move(cb));
-}
-
-static_assert(sizeof(struct ::event) <= EmbeddedFileEvent::kStorage,
-              "EmbeddedFileEvent::kStorage is smaller than libevent's struct event");
-
-namespace {
-::event* AsEvent(unsigned char* storage) { return reinterpret_cast<::event*>(storage); }
-}  // namespace
-
-void EmbeddedFileEvent::assign(Dispatcher& dispatcher, int fd, RawCallback callback, void* owner) {
-  reset();
-  auto& impl = static_cast<DispatcherImpl&>(dispatcher);
-  event_assign(AsEvent(storage_), impl.base(), fd, 0, callback, owner);
-  assigned_ = true;
-  enabled_ = 0;
-}
-
-void EmbeddedFileEvent::setEnabled(uint32_t events) {
-  if (!assigned_ || events == enabled_) return;
-  enabled_ = events;
-  ::event* ev = AsEvent(storage_);
-  event_del(ev);
-  if (events == 0) return;
-  short what = EV_PERSIST;
-  if (events & kRead) what |= EV_READ;
-  if (events & kWrite) what |= EV_WRITE;
-  // Re-assign in place with the same fd, callback and argument, which libevent keeps.
-  event_assign(ev, event_get_base(ev), event_get_fd(ev), what, event_get_callback(ev),
-               event_get_callback_arg(ev));
-  event_add(ev, nullptr);
-}
-
-void EmbeddedFileEvent::reset() {
-  if (!assigned_) return;
-  event_del(AsEvent(storage_));
-  assigned_ = false;
-  enabled_ = 0;
-}
-
-uint32_t EmbeddedFileEvent::ReadyMask(short what) {
-  uint32_t ready = 0;
-  if (what & EV_READ) ready |= kRead;
-  if (what & EV_WRITE) ready |= kWrite;
-  return ready;
 }
 
 void Deadline::cancel() {

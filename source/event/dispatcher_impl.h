@@ -9,6 +9,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "source/event/dispatcher.h"
+#include "source/event/io_poller.h"
 
 namespace sluice::event {
 
@@ -40,6 +41,7 @@ class DispatcherImpl : public Dispatcher {
   std::chrono::steady_clock::time_point now() override;
 
   ::event_base* base() { return base_; }
+  IoPoller& poller() { return *poller_; }
 
  private:
   void runPosted();
@@ -59,6 +61,8 @@ class DispatcherImpl : public Dispatcher {
   // One FIFO (and timer) per distinct Deadline duration; few exist, so a vector suffices.
   std::vector<std::unique_ptr<Deadline::List>> deadline_lists_;
   bool deferred_scheduled_ = false;
+  // Readiness of the embedded file events (connections), polled as one libevent event.
+  std::unique_ptr<IoPoller> poller_;
 };
 
 }  // namespace sluice::event

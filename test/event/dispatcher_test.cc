@@ -1,7 +1,12 @@
-// Dispatcher: post() from other threads, ordering, deferred deletion, timers.
+// Dispatcher: post() from other threads, ordering, deferred deletion, timers, embedded file
+// events.
+
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -146,6 +151,114 @@ TEST(DeadlineTest, RearmFromItsOwnCallbackAndDestroyWhileArmed) {
   }
   d->run();
   EXPECT_EQ((std::vector<int>{1, 1, 1}), log);
+}
+
+// One end of a socketpair with an embedded event that records what it was told.
+struct Watched {
+  int fds[2] = {-1, -1};
+  EmbeddedFileEvent event;
+  std::vector<uint32_t> ready;
+  std::function<void(uint32_t)> on_ready;
+
+  explicit Watched(Dispatcher& d) {
+    EXPECT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds));
+    event.assign(d, fds[0], &EmbeddedFileEvent::Trampoline<Watched, &Watched::onReady>, this);
+  }
+  ~Watched() {
+    event.reset();
+    close(fds[0]);
+    close(fds[1]);
+  }
+  void onReady(uint32_t r) {
+    ready.push_back(r);
+    if (on_ready) on_ready(r);
+  }
+};
+
+TEST(EmbeddedFileEventTest, DeliversReadAndWriteReadinessAsAsked) {
+  auto d = CreateDispatcher("test");
+  Watched w(*d);
+  // Writable at once; nothing to read yet.
+  w.event.setEnabled(kRead | kWrite);
+  w.on_ready = [&](uint32_t r) {
+    if (w.ready.size() == 1) {
+      EXPECT_EQ(kWrite, r);
+      w.event.setEnabled(kRead);
+      ASSERT_EQ(1, write(w.fds[1], "x", 1));
+    } else {
+      EXPECT_EQ(kRead, r);
+      w.event.setEnabled(0);
+      d->exit();
+    }
+  };
+  d->run();
+  EXPECT_EQ((std::vector<uint32_t>{kWrite, kRead}), w.ready);
+  EXPECT_EQ(0u, w.event.enabled());
+}
+
+TEST(EmbeddedFileEventTest, HangUpReportsTheInterestedKinds) {
+  auto d = CreateDispatcher("test");
+  Watched w(*d);
+  w.event.setEnabled(kRead);
+  close(w.fds[1]);
+  w.fds[1] = -1;
+  w.on_ready = [&](uint32_t) {
+    w.event.setEnabled(0);
+    d->exit();
+  };
+  d->run();
+  ASSERT_EQ(1u, w.ready.size());
+  EXPECT_EQ(kRead, w.ready[0]);
+}
+
+// Readiness collected in one batch is not delivered to an event reset (or destroyed) by an
+// earlier callback of the same batch: the connection that owned it may be gone.
+TEST(EmbeddedFileEventTest, NothingIsDeliveredAfterResetOrDestructionWithinABatch) {
+  for (bool destroy : {false, true}) {
+    SCOPED_TRACE(destroy ? "destroyed" : "reset");
+    auto d = CreateDispatcher("test");
+    std::unique_ptr<Watched> a = std::make_unique<Watched>(*d);
+    std::unique_ptr<Watched> b = std::make_unique<Watched>(*d);
+    int calls = 0;
+    auto first = [&](Watched& self, std::unique_ptr<Watched>& other) {
+      return [&](uint32_t) {
+        ++calls;
+        self.event.setEnabled(0);
+        if (destroy) {
+          other.reset();
+        } else {
+          other->event.reset();
+        }
+        d->exit();
+      };
+    };
+    a->on_ready = first(*a, b);
+    b->on_ready = first(*b, a);
+    // Both writable before the loop starts: one epoll_wait returns both.
+    a->event.setEnabled(kWrite);
+    b->event.setEnabled(kWrite);
+    d->run();
+    EXPECT_EQ(1, calls);
+  }
+}
+
+TEST(EmbeddedFileEventTest, ReassignAfterResetAndDestroyUnassigned) {
+  auto d = CreateDispatcher("test");
+  Watched w(*d);
+  w.event.setEnabled(kWrite);
+  w.event.reset();
+  EXPECT_FALSE(w.event.assigned());
+  w.event.setEnabled(kWrite);  // ignored while unassigned
+  EXPECT_EQ(0u, w.event.enabled());
+  w.event.assign(*d, w.fds[0], &EmbeddedFileEvent::Trampoline<Watched, &Watched::onReady>, &w);
+  w.on_ready = [&](uint32_t) {
+    w.event.setEnabled(0);
+    d->exit();
+  };
+  w.event.setEnabled(kWrite);
+  d->run();
+  EXPECT_EQ((std::vector<uint32_t>{kWrite}), w.ready);
+  EmbeddedFileEvent never_assigned;  // destroying it is a no-op
 }
 
 }  // namespace

@@ -1,0 +1,113 @@
+#include "source/event/io_poller.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "source/common/logging.h"
+#include "source/event/dispatcher_impl.h"
+
+namespace sluice::event {
+
+IoPoller::IoPoller(::event_base* base) {
+  epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd_ < 0) {
+    SLUICE_LOG(kError, "epoll_create1: %s", std::strerror(errno));
+    std::abort();
+  }
+  event_assign(&event_, base, epfd_, EV_READ | EV_PERSIST, &IoPoller::onReadable, this);
+  event_add(&event_, nullptr);
+}
+
+IoPoller::~IoPoller() {
+  event_del(&event_);
+  ::close(epfd_);
+}
+
+void IoPoller::update(EmbeddedFileEvent& ev, uint32_t events) {
+  if (events == 0) {
+    if (ev.registered_) {
+      // Nothing to report: leave the set, or a hung-up peer would wake every wait.
+      epoll_ctl(epfd_, EPOLL_CTL_DEL, ev.fd_, nullptr);
+      ev.registered_ = false;
+    }
+    return;
+  }
+  epoll_event e{};
+  if (events & kRead) e.events |= EPOLLIN;
+  if (events & kWrite) e.events |= EPOLLOUT;
+  e.data.ptr = &ev;
+  const int op = ev.registered_ ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+  if (epoll_ctl(epfd_, op, ev.fd_, &e) == 0) {
+    ev.registered_ = true;
+    return;
+  }
+  // ENOMEM or ENOSPC (fs.epoll.max_user_watches): the fd waits unpolled, as it would have with
+  // libevent's event_add failing; its owner's timeouts still end it. Logged, not fatal.
+  const int err = errno;
+  static std::atomic<bool> logged{false};
+  if (!logged.exchange(true, std::memory_order_relaxed)) {
+    SLUICE_LOG(kError, "epoll_ctl(%s) on fd %d: %s (further failures are not logged)",
+               op == EPOLL_CTL_ADD ? "add" : "mod", ev.fd_, std::strerror(err));
+  }
+}
+
+void IoPoller::forget(EmbeddedFileEvent& ev) {
+  update(ev, 0);
+  for (int i = batch_next_; i < batch_size_; ++i) {
+    if (batch_[i].data.ptr == &ev) batch_[i].data.ptr = nullptr;
+  }
+}
+
+void IoPoller::onReadable(evutil_socket_t, short, void* arg) {
+  static_cast<IoPoller*>(arg)->dispatch();
+}
+
+void IoPoller::dispatch() {
+  const int n = epoll_wait(epfd_, batch_.data(), kBatch, 0);
+  if (n <= 0) return;  // EINTR, or readiness consumed meanwhile: libevent asks again
+  batch_size_ = n;
+  for (batch_next_ = 0; batch_next_ < batch_size_;) {
+    const epoll_event& e = batch_[batch_next_++];
+    auto* ev = static_cast<EmbeddedFileEvent*>(e.data.ptr);
+    if (ev == nullptr) continue;  // forgotten during this batch
+    uint32_t ready = 0;
+    if (e.events & (EPOLLERR | EPOLLHUP)) {
+      ready = kRead | kWrite;
+    } else {
+      if (e.events & EPOLLIN) ready |= kRead;
+      if (e.events & EPOLLOUT) ready |= kWrite;
+    }
+    // The interest may have narrowed earlier in this batch.
+    ready &= ev->enabled_;
+    if (ready != 0) ev->callback_(ev->owner_, ready);
+  }
+  batch_size_ = batch_next_ = 0;
+}
+
+void EmbeddedFileEvent::assign(Dispatcher& dispatcher, int fd, RawCallback callback, void* owner) {
+  reset();
+  poller_ = &static_cast<DispatcherImpl&>(dispatcher).poller();
+  callback_ = callback;
+  owner_ = owner;
+  fd_ = fd;
+  enabled_ = 0;
+}
+
+void EmbeddedFileEvent::setEnabled(uint32_t events) {
+  if (poller_ == nullptr || events == enabled_) return;
+  enabled_ = static_cast<uint8_t>(events);
+  poller_->update(*this, events);
+}
+
+void EmbeddedFileEvent::reset() {
+  if (poller_ == nullptr) return;
+  enabled_ = 0;
+  poller_->forget(*this);
+  poller_ = nullptr;
+}
+
+}  // namespace sluice::event

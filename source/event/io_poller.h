@@ -1,0 +1,56 @@
+#pragma once
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <sys/epoll.h>
+
+#include <array>
+
+#include "source/event/dispatcher.h"
+
+namespace sluice::event {
+
+// The readiness of every EmbeddedFileEvent of one dispatcher, in one epoll set of our own that
+// libevent polls as a single fd.
+//
+// Why not one libevent event per connection: libevent costs about 190 bytes of user-space
+// memory per fd (its 128-byte `struct event`, the `evmap_io` entry and the fd-indexed slot),
+// which was over a third of what an idle keep-alive connection cost in total. Here a connection
+// pays only its EmbeddedFileEvent (32 bytes); the kernel's epoll entry is the same either way.
+// nginx takes the same route (its own epoll, the event embedded in the connection).
+//
+// Level-triggered like libevent's, and with its conventions: an fd with no interest is removed
+// from the set (otherwise a hung-up socket would report EPOLLHUP on every wait), and a hang-up
+// or error reports every kind of readiness the event is interested in.
+class IoPoller {
+ public:
+  // Polls the set through `base` (EV_READ | EV_PERSIST on the epoll fd). Aborts if the kernel
+  // refuses an epoll fd: a dispatcher cannot run without one.
+  explicit IoPoller(::event_base* base);
+  ~IoPoller();
+  IoPoller(const IoPoller&) = delete;
+  IoPoller& operator=(const IoPoller&) = delete;
+
+  // Makes the kernel's interest for `ev` match `events` (add, modify or remove).
+  void update(EmbeddedFileEvent& ev, uint32_t events);
+  // Removes `ev` for good: from the set, and from the batch being dispatched, so that a
+  // readiness already collected for it is never delivered (it may be freed right after).
+  void forget(EmbeddedFileEvent& ev);
+
+  // Events taken from the kernel per wake-up. More stay readable in the set; libevent calls us
+  // again on its next iteration, after timers and other events had their turn.
+  static constexpr int kBatch = 256;
+
+ private:
+  static void onReadable(evutil_socket_t, short, void* arg);
+  void dispatch();
+
+  int epfd_;
+  struct ::event event_;
+  // The batch being dispatched: entries of events forgotten meanwhile are cleared.
+  std::array<epoll_event, kBatch> batch_;
+  int batch_size_ = 0;
+  int batch_next_ = 0;
+};
+
+}  // namespace sluice::event
