@@ -258,8 +258,21 @@ void CheckHttpConnectionManager(const v1::HttpConnectionManager& hcm, absl::stri
     const std::string fpath = Index(Field(path, "http_filters"), i);
     switch (f.config_type_case()) {
       case v1::HttpFilter::CONFIG_TYPE_NOT_SET:
-        problems.Add(fpath, "no filter config set (expected direct_response)");
+        problems.Add(fpath, "no filter config set (expected direct_response or plugin)");
         break;
+      case v1::HttpFilter::kPlugin: {
+        // The plugin itself (loading, its config type, its config_new) is checked when the
+        // config is built; here only what needs no plugin.
+        const auto& p = f.plugin();
+        const std::string ppath = Field(fpath, "plugin");
+        if (p.filter().empty()) {
+          problems.Add(Field(ppath, "filter"), "required (the name of the plugin's filter)");
+        }
+        if (p.plugin().find('\0') != std::string::npos) {
+          problems.Add(Field(ppath, "plugin"), "must not contain NUL");
+        }
+        break;
+      }
       case v1::HttpFilter::kDirectResponse: {
         const auto& dr = f.direct_response();
         const std::string dpath = Field(fpath, "direct_response");
@@ -477,9 +490,9 @@ absl::Status ValidateBootstrap(const v1::Bootstrap& bootstrap, std::string_view 
   return problems.ToStatus();
 }
 
-absl::StatusOr<v1::Bootstrap> LoadBootstrap(const std::string& path) {
+absl::StatusOr<v1::Bootstrap> LoadBootstrap(const std::string& path, ValueSources* sources) {
   v1::Bootstrap bootstrap;
-  if (absl::Status status = LoadFile(path, bootstrap); !status.ok()) return status;
+  if (absl::Status status = LoadFile(path, bootstrap, sources); !status.ok()) return status;
   if (absl::Status status = ValidateBootstrap(bootstrap, path); !status.ok()) return status;
   return bootstrap;
 }

@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "api/sluice/config/v1/bootstrap.pb.h"
+#include "source/config/loader.h"
 
 namespace sluice::config {
 
@@ -14,7 +15,9 @@ namespace sluice::config {
 // one per line, each as "<source>: <field path>: <what is wrong>".
 absl::Status ValidateBootstrap(const v1::Bootstrap& bootstrap, std::string_view source);
 
-// LoadFile + ValidateBootstrap.
-absl::StatusOr<v1::Bootstrap> LoadBootstrap(const std::string& path);
+// LoadFile + ValidateBootstrap. `sources` (optional) keeps where free-form values came from,
+// for the plugin configs checked later.
+absl::StatusOr<v1::Bootstrap> LoadBootstrap(const std::string& path,
+                                            ValueSources* sources = nullptr);
 
 }  // namespace sluice::config

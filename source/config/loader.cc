@@ -426,6 +426,22 @@ class YamlToJson {
  public:
   explicit YamlToJson(const google::protobuf::DescriptorPool* pool) : pool_(pool) {}
 
+  // Free-form values met during the walk are recorded here by field path (see ValueSources).
+  void RecordValuesTo(std::map<std::string, YAML::Node>* values) { values_ = values; }
+  // Converts `node`, the value at field path `path` of an earlier walk, for a message of type
+  // `desc`, skipping a top-level "@type" key. `marks`: the node has meaningful positions.
+  void ConvertValue(const YAML::Node& node, const Descriptor* desc, absl::string_view path,
+                    bool marks) {
+    path_ = std::string(path);
+    marks_ = marks;
+    if (node.IsNull() || !node.IsDefined()) {
+      json_ = "{}";
+      return;
+    }
+    skip_type_key_ = true;
+    MessageValue(node, desc);
+  }
+
   // Converts `root` (a whole document) for a message of type `desc`. An empty document is an
   // empty message.
   void Convert(const YAML::Node& root, const Descriptor* desc) {
@@ -493,9 +509,9 @@ class YamlToJson {
     bool ok_ = true;
   };
 
-  static std::string Where(const YAML::Node& node) {
+  std::string Where(const YAML::Node& node) const {
     const YAML::Mark mark = node.Mark();
-    if (mark.is_null()) return "";
+    if (mark.is_null() || !marks_) return "";
     return absl::StrCat(" at line ", mark.line + 1, ", column ", mark.column + 1);
   }
 
@@ -610,6 +626,7 @@ class YamlToJson {
         GenericValue(node);
         return;
       case Descriptor::WELLKNOWNTYPE_VALUE:
+        if (values_ != nullptr) (*values_)[path_] = node;
         GenericValue(node);
         return;
       case Descriptor::WELLKNOWNTYPE_ANY:
@@ -631,6 +648,8 @@ class YamlToJson {
     }
     json_.push_back('{');
     bool first = true;
+    // A plugin's typed_config names its type with "@type" beside the fields (as an Any would).
+    const bool skip_type_key = std::exchange(skip_type_key_, false);
     if (any_type_url != nullptr) {
       json_ += "\"@type\":";
       AppendJsonString(*any_type_url, json_);
@@ -640,7 +659,7 @@ class YamlToJson {
     std::map<const OneofDescriptor*, const FieldDescriptor*> set_oneofs;
     for (const auto& [key, value] : Entries(node)) {
       const std::string& name = key.Scalar();
-      if (any_type_url != nullptr && name == "@type") continue;
+      if ((any_type_url != nullptr || skip_type_key) && name == "@type") continue;
       PathScope scope(path_, name);
       const FieldDescriptor* field = FindField(desc, name);
       if (field == nullptr) {
@@ -985,6 +1004,9 @@ class YamlToJson {
   }
 
   const google::protobuf::DescriptorPool* pool_;
+  std::map<std::string, YAML::Node>* values_ = nullptr;
+  bool skip_type_key_ = false;
+  bool marks_ = true;
   std::string json_;
   std::string path_;
   std::vector<std::string> errors_;
@@ -1000,9 +1022,11 @@ std::string Prefixed(absl::string_view source, const std::vector<std::string>& l
 }
 
 absl::Status ParseYamlInto(absl::string_view content, absl::string_view source,
-                           google::protobuf::Message& msg) {
+                           google::protobuf::Message& msg,
+                           std::map<std::string, YAML::Node>* values) {
   const Descriptor* desc = msg.GetDescriptor();
   YamlToJson walker(desc->file()->pool());
+  walker.RecordValuesTo(values);
   // yaml-cpp reports errors by throwing; this is the only place exceptions are caught, and none
   // leaves it. The walk is inside too: yaml-cpp's accessors may throw on malformed trees.
   try {
@@ -1128,29 +1152,96 @@ absl::StatusOr<Format> FormatForPath(std::string_view std_path) {
                    ".pbtxt, .textproto or .txtpb)"));
 }
 
+struct ValueSources::Impl {
+  std::string source;
+  // Field path -> the node it was parsed from (nodes share their document: it stays alive).
+  std::map<std::string, YAML::Node> values;
+};
+
+ValueSources::ValueSources() : impl_(std::make_unique<Impl>()) {}
+ValueSources::~ValueSources() = default;
+const std::string& ValueSources::source() const { return impl_->source; }
+
+struct ValueSourcesAccess {
+  static auto& Of(ValueSources& s) { return *s.impl_; }
+};
+
+absl::Status ValueSources::ParseValueInto(std::string_view std_path,
+                                          const google::protobuf::Value& parsed,
+                                          google::protobuf::Message& msg) const {
+  const absl::string_view path = Absl(std_path);
+  msg.Clear();
+  const Descriptor* desc = msg.GetDescriptor();
+  YamlToJson walker(desc->file()->pool());
+  std::string source = impl_->source;
+  // Same contract as ParseYamlInto: yaml-cpp may throw; nothing leaves this function.
+  try {
+    auto it = impl_->values.find(std::string(path));
+    if (it != impl_->values.end()) {
+      walker.ConvertValue(it->second, desc, path, /*marks=*/true);
+    } else {
+      // No YAML kept for it: walk the parsed value's JSON form (positions would point into
+      // that text, not the file, so none are reported).
+      std::string json;
+      const auto status = google::protobuf::util::MessageToJsonString(parsed, &json);
+      if (!status.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(source, source.empty() ? "" : ": ", path,
+                                                       ": ", std::string(status.message())));
+      }
+      walker.ConvertValue(YAML::Load(json), desc, path, /*marks=*/false);
+    }
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, source.empty() ? "" : ": ", path, ": ", e.msg));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, source.empty() ? "" : ": ", path, ": ", e.what()));
+  }
+  if (source.empty()) source = "config";
+  if (!walker.errors().empty())
+    return absl::InvalidArgumentError(Prefixed(source, walker.errors()));
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  const auto status = google::protobuf::util::JsonStringToMessage(walker.json(), &msg, options);
+  if (!status.ok()) {
+    msg.Clear();
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": ", path, ": ", std::string(status.message())));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseInto(std::string_view std_content, Format format, std::string_view std_source,
-                       google::protobuf::Message& msg) {
+                       google::protobuf::Message& msg, ValueSources* sources) {
   const absl::string_view content = Absl(std_content);
   const absl::string_view source = Absl(std_source);
+  std::map<std::string, YAML::Node>* values = nullptr;
+  if (sources != nullptr) {
+    auto& impl = ValueSourcesAccess::Of(*sources);
+    impl.source = std::string(source);
+    impl.values.clear();
+    values = &impl.values;
+  }
   // The message is replaced, not merged into; after an error it is left empty rather than half
   // filled.
   msg.Clear();
   switch (format) {
     case Format::kYaml:
     case Format::kJson:
-      return ParseYamlInto(content, source, msg);
+      return ParseYamlInto(content, source, msg, values);
     case Format::kTextProto:
       return ParseTextProtoInto(content, source, msg);
   }
   return absl::InvalidArgumentError(absl::StrCat(source, ": unknown format"));
 }
 
-absl::Status LoadFile(const std::string& path, google::protobuf::Message& msg) {
+absl::Status LoadFile(const std::string& path, google::protobuf::Message& msg,
+                      ValueSources* sources) {
   absl::StatusOr<Format> format = FormatForPath(path);
   if (!format.ok()) return format.status();
   absl::StatusOr<std::string> content = ReadFile(path);
   if (!content.ok()) return content.status();
-  return ParseInto(*content, *format, path, msg);
+  return ParseInto(*content, *format, path, msg, sources);
 }
 
 }  // namespace sluice::config

@@ -109,12 +109,18 @@ int main(int argc, char** argv) {
   if (optind < argc) return UsageError(std::string("unexpected argument ") + argv[optind]);
   if (config_path.empty()) return UsageError("a config file is required (-c FILE)");
 
-  auto bootstrap = sluice::config::LoadBootstrap(config_path);
+  sluice::config::ValueSources sources;
+  auto bootstrap = sluice::config::LoadBootstrap(config_path, &sources);
   if (!bootstrap.ok()) {
     fprintf(stderr, "%s\n", std::string(bootstrap.status().message()).c_str());
     return 1;
   }
   if (mode == "validate") {
+    // Everything but sockets and threads: plugins are loaded and their configs built too.
+    if (auto status = sluice::server::Validate(*bootstrap, sources); !status.ok()) {
+      fprintf(stderr, "%s\n", std::string(status.message()).c_str());
+      return 1;
+    }
     printf("ok\n");
     return 0;
   }
@@ -123,7 +129,7 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   // SIGTERM/SIGINT reach the main event loop through libevent's signal events, whichever thread
   // the kernel delivers them to.
-  auto status = sluice::server::Run(*bootstrap, options);
+  auto status = sluice::server::Run(*bootstrap, sources, options);
   if (!status.ok()) {
     SLUICE_LOG(kError, "%s", status.message());
     return 1;

@@ -17,7 +17,7 @@ std::chrono::milliseconds Ms(const google::protobuf::Duration& d) {
 
 absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
     const config::v1::HttpConnectionManager& p, const std::string& listener_name,
-    stats::Store& store) {
+    stats::Store& store, const std::string& path, const PluginFilterFactoryBuilder& plugins) {
   auto c = std::make_shared<ConnectionManagerConfig>();
   if (!p.server_name().empty()) c->server_name = p.server_name();
   if (p.has_request_headers_timeout()) c->request_headers_timeout = Ms(p.request_headers_timeout());
@@ -40,11 +40,24 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
       p.has_max_request_body_bytes() && p.max_request_body_bytes().value() != 0
           ? p.max_request_body_bytes().value()
           : (uint64_t{1} << 30);
-  for (const auto& f : p.http_filters()) {
+  for (int i = 0; i < p.http_filters_size(); ++i) {
+    const auto& f = p.http_filters(i);
     switch (f.config_type_case()) {
       case config::v1::HttpFilter::kDirectResponse:
         c->filter_factories.push_back(DirectResponseFilterFactory(f.direct_response()));
         break;
+      case config::v1::HttpFilter::kPlugin: {
+        const std::string fpath = absl::StrCat(path, ".http_filters[", i, "]");
+        if (!plugins) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(fpath, ": plugin filters cannot be loaded here"));
+        }
+        auto factory =
+            plugins(f.plugin(), f.name().empty() ? f.plugin().filter() : f.name(), fpath);
+        if (!factory.ok()) return factory.status();
+        c->filter_factories.push_back(std::move(*factory));
+        break;
+      }
       case config::v1::HttpFilter::CONFIG_TYPE_NOT_SET:
         return absl::InvalidArgumentError("an http filter has no config");
     }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,11 +52,18 @@ struct ConnectionManagerConfig {
 };
 using ConnectionManagerConfigPtr = std::shared_ptr<const ConnectionManagerConfig>;
 
+// Builds the filters http does not know itself (plugins; see source/plugin/plugin.h): the
+// entry, the filter's name, the entry's field path ("listeners[0]...http_filters[2]").
+using PluginFilterFactoryBuilder = std::function<absl::StatusOr<StreamFilterFactory>(
+    const config::v1::PluginFilter& proto, const std::string& name, const std::string& path)>;
+
 // Builds the runtime config from the (validated) proto; `stat_prefix` defaults to the
-// listener's name.
+// listener's name. `path` is the manager's field path in the config (for errors); `plugins`
+// builds plugin filters (an error names the entry when there is none).
 absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
     const config::v1::HttpConnectionManager& proto, const std::string& listener_name,
-    stats::Store& store);
+    stats::Store& store, const std::string& path = "http_connection_manager",
+    const PluginFilterFactoryBuilder& plugins = nullptr);
 
 // The network filter factory for a listener's "http_connection_manager" entry.
 network::FilterFactory ConnectionManagerFilterFactory(ConnectionManagerConfigPtr config);

@@ -87,6 +87,9 @@ class HeaderMap {
   size_t byteSize() const { return bytes_; }
   // In order; return false from `fn` to stop.
   void forEach(const std::function<bool(const Entry&)>& fn) const;
+  // Copies `s` into the map's arena: the view stays valid as long as the map (for values that
+  // belong with the head but are not fields, e.g. a rewritten request target).
+  std::string_view keep(std::string_view s) { return copy(s); }
   // Direct access for encoders: entries with an empty name are removed ones; skip them.
   const std::vector<Entry>& entries() const { return entries_; }
 

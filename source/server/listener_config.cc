@@ -13,9 +13,9 @@ using google::protobuf::util::TimeUtil;
 constexpr std::chrono::milliseconds kDefaultTcpIdleTimeout{3600 * 1000};
 }  // namespace
 
-absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(const config::v1::Listener& l,
-                                                      const upstream::ClusterManager& clusters,
-                                                      stats::Store& store, size_t workers) {
+absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(
+    const config::v1::Listener& l, const upstream::ClusterManager& clusters, stats::Store& store,
+    size_t workers, const std::string& path, const http::PluginFilterFactoryBuilder& plugins) {
   auto address = network::Address::fromIpPort(l.address().address(), l.address().port());
   if (!address.ok()) return address.status();
   const std::string prefix = absl::StrCat("listener.", l.name(), ".");
@@ -45,7 +45,8 @@ absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(const config::v1::Listener
     cfg->worker_cx_total.push_back(
         &store.counter(absl::StrCat(prefix, "worker_", i, ".downstream_cx_total")));
   }
-  for (const auto& f : l.filters()) {
+  for (int i = 0; i < l.filters_size(); ++i) {
+    const auto& f = l.filters(i);
     switch (f.config_type_case()) {
       case config::v1::NetworkFilter::kTcpProxy: {
         auto tp = std::make_shared<network::TcpProxyConfig>();
@@ -62,7 +63,9 @@ absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(const config::v1::Listener
         break;
       }
       case config::v1::NetworkFilter::kHttpConnectionManager: {
-        auto hcm = http::BuildConnectionManagerConfig(f.http_connection_manager(), l.name(), store);
+        auto hcm = http::BuildConnectionManagerConfig(
+            f.http_connection_manager(), l.name(), store,
+            absl::StrCat(path, ".filters[", i, "].http_connection_manager"), plugins);
         if (!hcm.ok()) return hcm.status();
         cfg->filter_factories.push_back(http::ConnectionManagerFilterFactory(std::move(*hcm)));
         break;

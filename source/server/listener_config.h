@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "api/sluice/config/v1/bootstrap.pb.h"
 #include "source/common/stats.h"
+#include "source/http/conn_manager.h"
 #include "source/network/address.h"
 #include "source/network/filter_context.h"
 #include "source/network/listener.h"
@@ -45,8 +46,11 @@ inline constexpr uint32_t kDefaultMaxAcceptsPerEvent = 64;
 inline constexpr uint32_t kDefaultBufferLimit = 1024 * 1024;
 
 // Builds a validated listener into its runtime form: defaults, filter factories, stats.
-absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(const config::v1::Listener& listener,
-                                                      const upstream::ClusterManager& clusters,
-                                                      stats::Store& store, size_t workers);
+// `path` is its field path in the config ("listeners[2]"), for errors; `plugins` builds plugin
+// HTTP filters.
+absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(
+    const config::v1::Listener& listener, const upstream::ClusterManager& clusters,
+    stats::Store& store, size_t workers, const std::string& path = "listener",
+    const http::PluginFilterFactoryBuilder& plugins = nullptr);
 
 }  // namespace sluice::server

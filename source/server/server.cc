@@ -14,6 +14,7 @@
 #include "source/common/stats.h"
 #include "source/event/dispatcher.h"
 #include "source/network/listen_socket_registry.h"
+#include "source/plugin/plugin.h"
 #include "source/server/admin.h"
 #include "source/server/listener_config.h"
 #include "source/server/worker.h"
@@ -53,11 +54,27 @@ absl::Status WritePortsFile(const std::string& path, const std::string& content)
   return absl::OkStatus();
 }
 
+plugin::PluginManagerPtr PluginManagerFor(const config::v1::Bootstrap& bootstrap,
+                                          const config::ValueSources& sources,
+                                          stats::Store& store) {
+  return plugin::CreatePluginManager(
+      {bootstrap.plugin_dirs().begin(), bootstrap.plugin_dirs().end()}, sources, store);
+}
+
+http::PluginFilterFactoryBuilder PluginBuilder(plugin::PluginManager& plugins) {
+  return [&plugins](const config::v1::PluginFilter& proto, const std::string& name,
+                    const std::string& path) { return plugins.filterFactory(proto, name, path); };
+}
+
 // The main thread's part: config, sockets, workers, admin, signals, and the drain.
 class Server {
  public:
-  Server(const config::v1::Bootstrap& bootstrap, const Options& options)
-      : bootstrap_(bootstrap), options_(options), main_(event::CreateDispatcher("main")) {}
+  Server(const config::v1::Bootstrap& bootstrap, const config::ValueSources& sources,
+         const Options& options)
+      : bootstrap_(bootstrap),
+        sources_(sources),
+        options_(options),
+        main_(event::CreateDispatcher("main")) {}
 
   absl::Status run();
 
@@ -67,9 +84,12 @@ class Server {
   void shutdown();
 
   const config::v1::Bootstrap& bootstrap_;
+  const config::ValueSources& sources_;
   const Options& options_;
   event::DispatcherPtr main_;
   stats::Store store_;
+  // Before the workers: filter factories the workers use point into it (its metrics).
+  plugin::PluginManagerPtr plugins_;
   std::unique_ptr<upstream::ClusterManager> clusters_;
   std::unique_ptr<WorkerShared> shared_;
   network::ListenSocketRegistry sockets_;
@@ -113,9 +133,13 @@ absl::Status Server::run() {
     workers_.push_back(std::make_unique<Worker>(i, *shared_, *clusters_));
   }
 
+  plugins_ = PluginManagerFor(bootstrap_, sources_, store_);
+  const http::PluginFilterFactoryBuilder plugin_filters = PluginBuilder(*plugins_);
   std::string ports;
-  for (const auto& l : bootstrap_.listeners()) {
-    auto cfg = BuildListenerConfig(l, *clusters_, store_, concurrency);
+  for (int li = 0; li < bootstrap_.listeners_size(); ++li) {
+    const auto& l = bootstrap_.listeners(li);
+    auto cfg = BuildListenerConfig(l, *clusters_, store_, concurrency,
+                                   absl::StrCat("listeners[", li, "]"), plugin_filters);
     if (!cfg.ok()) return cfg.status();
     const size_t count = (*cfg)->listen_options.reuse_port ? concurrency : 1;
     auto fds = sockets_.getOrCreate((*cfg)->address, (*cfg)->listen_options, count);
@@ -207,9 +231,24 @@ void Server::shutdown() {
 
 }  // namespace
 
-absl::Status Run(const config::v1::Bootstrap& bootstrap, const Options& options) {
-  Server server(bootstrap, options);
+absl::Status Run(const config::v1::Bootstrap& bootstrap, const config::ValueSources& sources,
+                 const Options& options) {
+  Server server(bootstrap, sources, options);
   return server.run();
+}
+
+absl::Status Validate(const config::v1::Bootstrap& bootstrap, const config::ValueSources& sources) {
+  stats::Store store;
+  auto clusters = upstream::ClusterManager::create(bootstrap, store);
+  if (!clusters.ok()) return clusters.status();
+  plugin::PluginManagerPtr plugins = PluginManagerFor(bootstrap, sources, store);
+  const http::PluginFilterFactoryBuilder plugin_filters = PluginBuilder(*plugins);
+  for (int li = 0; li < bootstrap.listeners_size(); ++li) {
+    auto cfg = BuildListenerConfig(bootstrap.listeners(li), **clusters, store, 1,
+                                   absl::StrCat("listeners[", li, "]"), plugin_filters);
+    if (!cfg.ok()) return cfg.status();
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace sluice::server

@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "api/sluice/config/v1/bootstrap.pb.h"
+#include "source/config/loader.h"
 
 namespace sluice::server {
 
@@ -17,7 +18,14 @@ struct Options {
   std::string ports_file;
 };
 
-// Runs the proxy until SIGTERM/SIGINT and a drain; returns OK for a clean exit.
-absl::Status Run(const config::v1::Bootstrap& bootstrap, const Options& options);
+// Runs the proxy until SIGTERM/SIGINT and a drain; returns OK for a clean exit. `sources` is
+// where the config's free-form values came from (plugin configs' errors name lines).
+absl::Status Run(const config::v1::Bootstrap& bootstrap, const config::ValueSources& sources,
+                 const Options& options);
+
+// Builds everything the config describes short of sockets and threads — clusters, listeners,
+// filter chains, plugins loaded and their configs accepted — and reports the first problem.
+// (`sluice --mode validate`.)
+absl::Status Validate(const config::v1::Bootstrap& bootstrap, const config::ValueSources& sources);
 
 }  // namespace sluice::server

@@ -1,0 +1,448 @@
+/*
+ * sluice plugin ABI, version 1.0: the one header an HTTP filter plugin includes.
+ *
+ * This header is the reference for the ABI. It is pure C (C99, no C++ types), so a plugin may be
+ * written in C, C++ (see extensions/sdk/cpp/ for a header-only wrapper) or anything that speaks
+ * the C calling convention.
+ *
+ * NAMES
+ *   sl_type_*   types and constants.
+ *   sl_on_*     hooks: functions the plugin exports (extern "C", default visibility) and the host
+ *               calls. The host looks each one up with dlsym when it loads the plugin; every hook
+ *               but sl_on_abi_version and sl_on_config_new is optional.
+ *   sl_host_*   host functions: exported by the sluice executable; the plugin calls them. They
+ *               resolve when the host dlopen()s the plugin (RTLD_NOW), so link the plugin
+ *               without them (they are not in any library) and allow undefined symbols (the
+ *               default for shared objects).
+ *
+ * VERSIONING
+ *   sl_on_abi_version returns SL_ABI_VERSION as the plugin was compiled. The host loads a plugin
+ *   whose major equals its own and whose minor is not newer than its own, and refuses any other
+ *   with an error naming the file, the plugin's version and the host's. Within a major version:
+ *   nothing is removed or changed, hooks and host functions are only added (with a minor bump),
+ *   enums only gain values, and structs only grow at their end. Every struct passed across the
+ *   ABI starts with a `size` field that its writer sets to sizeof as it knows it; a reader reads
+ *   only what both know. Every enum is a fixed-width integer type with unassigned values
+ *   reserved; treat unknown values as the documentation of each says.
+ *
+ * OWNERSHIP
+ *   sl_type_str values the host passes (names, values, body chunks, config bytes) are *views*
+ *   into host memory: valid until the hook that received them returns, or until the plugin
+ *   changes the object they view (e.g. sets a header of the map it read from), whichever comes
+ *   first. Copy what you keep. Bytes the plugin passes to a host function are copied by the host
+ *   before it returns (unless the function says otherwise). Objects the plugin creates (its
+ *   config, its filters) are owned by the plugin; the host tells it when to destroy them.
+ *
+ * LIFECYCLE (one filter in one chain)
+ *
+ *   main thread:  sl_on_abi_version -> sl_on_config_type? -> sl_on_config_new ......... (config)
+ *                                                                 |
+ *   a worker, per stream:  sl_on_filter_new                       |
+ *                            -> sl_on_request_headers             |
+ *                            -> sl_on_request_body*  (if any)     |
+ *                            -> sl_on_request_trailers (if any)   |
+ *                            -> sl_on_response_headers            |
+ *                            -> sl_on_response_body* (if any)     |
+ *                            -> sl_on_response_trailers (if any)  |
+ *                            -> sl_on_stream_complete (log phase: always, once)
+ *                            -> sl_on_filter_destroy              |
+ *   main thread:  sl_on_config_destroy  <-------------------------+  (after its last stream)
+ *
+ *   Requests run the filters in config order, responses in reverse. A hook may be skipped when
+ *   its part does not exist (no body, no trailers) or when the stream ended early (a reset, a
+ *   local reply from an earlier filter); sl_on_stream_complete and sl_on_filter_destroy always
+ *   come.
+ *
+ * THREADS
+ *   Config hooks run on the main thread. A filter instance belongs to the worker that called
+ *   sl_on_filter_new: every per-stream hook for it, every timer, post and callout completion of
+ *   it runs on that worker, one at a time, and none arrives after sl_on_filter_destroy. A plugin's
+ *   config object is shared by every worker's filters: read it only (or synchronize yourself).
+ *   Host functions taking an sl_type_stream* must be called on that stream's worker from inside a
+ *   hook or a completion of it; the exceptions are marked (any thread).
+ */
+
+#ifndef SLUICE_PLUGIN_V1_SLUICE_PLUGIN_H_
+#define SLUICE_PLUGIN_V1_SLUICE_PLUGIN_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* Versions and export                                                                         */
+
+#define SL_ABI_VERSION_MAJOR 1
+#define SL_ABI_VERSION_MINOR 0
+/* major in the high 16 bits, minor in the low 16. */
+#define SL_ABI_VERSION ((uint32_t)((SL_ABI_VERSION_MAJOR << 16) | SL_ABI_VERSION_MINOR))
+
+/* Put before every hook definition, e.g. `SL_EXPORT uint32_t sl_on_abi_version(void) {...}`. */
+#if defined(__GNUC__)
+#define SL_EXPORT __attribute__((visibility("default")))
+#else
+#define SL_EXPORT
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* Basic types                                                                                 */
+
+/* A byte string: a view (data, len), not NUL-terminated; data may be NULL when len is 0. */
+typedef struct sl_type_str {
+  const char* data;
+  size_t len;
+} sl_type_str;
+
+/* A header field (views), for lists the plugin hands to the host. */
+typedef struct sl_type_header {
+  sl_type_str name;
+  sl_type_str value;
+} sl_type_header;
+
+/* What a host function reports. Negative values are errors; new errors may be added. */
+typedef int32_t sl_type_result;
+#define SL_OK 0
+#define SL_ERR_NOT_FOUND (-1)   /* no such header, metadata key, timer, ... */
+#define SL_ERR_INVALID (-2)     /* an argument is malformed (e.g. CR/LF in a header value) */
+#define SL_ERR_STATE (-3)       /* not possible now (e.g. response headers before a response) */
+#define SL_ERR_UNSUPPORTED (-4) /* this host cannot do it (yet), e.g. a feature not built */
+#define SL_ERR_LIMIT (-5)       /* a configured size or count limit would be exceeded */
+
+/* What a per-stream hook asks the host to do next. */
+typedef uint32_t sl_type_action;
+/* Go on with the next filter. */
+#define SL_ACTION_CONTINUE 0u
+/* Pause this direction at this filter; resume with sl_host_continue_request/_response (from a
+ * timer, a post or a callout completion). From a body hook: the chunk just seen goes on
+ * no further until then (drain what you do not want to pass; what is left is passed on when
+ * the direction resumes). Also the return value after sl_host_send_response. */
+#define SL_ACTION_STOP 1u
+/* Body hooks only: pause and let the host keep the body (this chunk and the ones after it)
+ * buffered, up to the stream's buffer limit (413 for requests, 500 for responses beyond it).
+ * The filter is called again with the whole buffered body when the last part arrives, or
+ * reads it with sl_host_body_* after it resumes. */
+#define SL_ACTION_STOP_AND_BUFFER 2u
+
+/* Which header map of the stream. */
+typedef uint32_t sl_type_header_map;
+/* Request headers. Also holds the pseudo-headers :method, :path, :authority and :scheme, which
+ * can be read and set (not added or removed) like fields; :authority is the Host field. */
+#define SL_HEADERS_REQUEST 0u
+/* Response headers, with the pseudo-header :status ("200"; settable to a 3-digit code). */
+#define SL_HEADERS_RESPONSE 1u
+#define SL_TRAILERS_REQUEST 2u
+#define SL_TRAILERS_RESPONSE 3u
+
+/* Which direction's body. */
+typedef uint32_t sl_type_body;
+#define SL_BODY_REQUEST 0u
+#define SL_BODY_RESPONSE 1u
+
+typedef uint32_t sl_type_log_level;
+#define SL_LOG_TRACE 0u
+#define SL_LOG_DEBUG 1u
+#define SL_LOG_INFO 2u
+#define SL_LOG_WARN 3u
+#define SL_LOG_ERROR 4u
+
+typedef uint32_t sl_type_metric_kind;
+#define SL_METRIC_COUNTER 0u   /* monotonic, uint64 */
+#define SL_METRIC_GAUGE 1u     /* a level that goes up and down, int64 */
+#define SL_METRIC_HISTOGRAM 2u /* a distribution of uint64 values (latencies in us, sizes) */
+
+typedef uint32_t sl_type_protocol;
+#define SL_PROTOCOL_HTTP10 0u
+#define SL_PROTOCOL_HTTP11 1u
+#define SL_PROTOCOL_HTTP2 2u
+#define SL_PROTOCOL_HTTP3 3u
+
+/* ------------------------------------------------------------------------------------------ */
+/* Opaque handles (host objects; the plugin only passes them back)                            */
+
+/* The config being built, during sl_on_config_new only (main thread). */
+typedef struct sl_type_config_host sl_type_config_host;
+/* One filter's view of its stream: from sl_on_filter_new to sl_on_filter_destroy. */
+typedef struct sl_type_stream sl_type_stream;
+/* A metric declared at config time; valid while the config exists, usable on any thread. */
+typedef struct sl_type_metric sl_type_metric;
+/* A counted reference to a stream's worker and filter that other threads may hold (see
+ * sl_host_stream_ref). */
+typedef struct sl_type_stream_ref sl_type_stream_ref;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Structs (each starts with `size`: set it to sizeof(the struct) before passing it)          */
+
+/* An IP socket address, raw (no formatting on the hot path). */
+typedef struct sl_type_address {
+  uint32_t size;
+  uint32_t family; /* 4 or 6; 0: none */
+  uint8_t ip[16];  /* network order; IPv4 in the first 4 bytes */
+  uint16_t port;
+} sl_type_address;
+
+/* What the host knows about a stream (see sl_host_stream_info). Views are valid until the
+ * hook returns. Fields the host does not know yet are empty / zero. */
+typedef struct sl_type_stream_info {
+  uint32_t size;
+  uint64_t stream_id;        /* unique in this process */
+  uint64_t connection_id;    /* the downstream connection */
+  sl_type_protocol protocol; /* downstream protocol */
+  sl_type_address downstream_remote;
+  sl_type_address downstream_local;
+  uint32_t tls;                 /* 1 when the downstream connection is TLS */
+  sl_type_str tls_sni;          /* server name the client asked for */
+  sl_type_str tls_alpn;         /* negotiated protocol */
+  sl_type_str tls_peer_subject; /* client certificate subject (mTLS), RFC 2253 */
+  sl_type_str route_name;       /* set by sl_host_set_upstream */
+  sl_type_str cluster_name;     /* set by sl_host_set_upstream */
+  sl_type_str filter_name;      /* this filter's name in the chain */
+} sl_type_stream_info;
+
+/* The type of a filter's config (see sl_on_config_type). */
+typedef struct sl_type_config_type {
+  uint32_t size;
+  /* Full protobuf message name, e.g. "acme.filters.v1.AddHeaders". Empty: the filter takes its
+   * config as JSON text. */
+  sl_type_str message_type;
+  /* Optional: a serialized google.protobuf.FileDescriptorSet holding the message's file and
+   * its imports (protoc --include_imports --descriptor_set_out), for plugins that do not
+   * register generated code in the host's protobuf library. Must stay valid while the plugin is
+   * loaded (static data). */
+  sl_type_str descriptor_set;
+} sl_type_config_type;
+
+/* Where and how the core sends a stream upstream (sl_host_set_upstream). */
+typedef struct sl_type_upstream_request {
+  uint32_t size;
+  sl_type_str cluster;         /* required: a cluster name from the config */
+  sl_type_str route_name;      /* for logs and stats; may be empty */
+  uint64_t timeout_ms;         /* whole exchange, 0: none */
+  uint64_t per_try_timeout_ms; /* one attempt, 0: the whole timeout */
+  uint64_t idle_timeout_ms;    /* longest silence of the upstream, 0: the stream idle timeout */
+  sl_type_str hash_key;        /* for consistent-hashing load balancers; empty: none */
+} sl_type_upstream_request;
+
+/* How one upstream attempt ended (sl_on_upstream_attempt_done). */
+typedef uint32_t sl_type_attempt_outcome;
+#define SL_ATTEMPT_RESPONSE 0u        /* a response head arrived: see `status` */
+#define SL_ATTEMPT_CONNECT_FAILURE 1u /* no connection could be made */
+#define SL_ATTEMPT_RESET 2u           /* the upstream reset or closed before a response */
+#define SL_ATTEMPT_TIMEOUT 3u         /* per-try timeout */
+#define SL_ATTEMPT_OVERFLOW 4u        /* circuit breaker / pool full */
+
+typedef struct sl_type_attempt_result {
+  uint32_t size;
+  sl_type_attempt_outcome outcome;
+  uint32_t status;  /* with SL_ATTEMPT_RESPONSE */
+  uint32_t attempt; /* 1 for the first try */
+  sl_type_str host; /* the upstream host tried, "ip:port" */
+} sl_type_attempt_result;
+
+/* The response to an HTTP callout (sl_on_callout_done). */
+typedef struct sl_type_callout_result {
+  uint32_t size;
+  /* 0 when no response arrived (then `outcome` says why), else the HTTP status. */
+  uint32_t status;
+  sl_type_attempt_outcome outcome;
+  const sl_type_header* headers;
+  size_t header_count;
+  sl_type_str body;
+} sl_type_callout_result;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Hooks the plugin exports                                                                    */
+
+/* REQUIRED. Return SL_ABI_VERSION (as compiled). Called first, once per load. */
+SL_EXPORT uint32_t sl_on_abi_version(void);
+
+/* Optional. The names of the filters this plugin provides, NULL-terminated (static data).
+ * Absent: the plugin provides exactly one filter, whose name is the plugin's file name without
+ * "lib" and ".so". A config naming a filter the plugin does not list is refused. */
+SL_EXPORT const char* const* sl_on_filter_names(void);
+
+/* Optional. The config type of filter `filter_name`: fill `out` (its size is set by the host)
+ * and return SL_OK; or return SL_ERR_NOT_FOUND (or leave the hook out) to take JSON text. */
+SL_EXPORT sl_type_result sl_on_config_type(sl_type_str filter_name, sl_type_config_type* out);
+
+/* REQUIRED. Builds the config of one instance of filter `filter_name` (main thread). `config`
+ * is the serialized protobuf message of the type sl_on_config_type named (the host has parsed
+ * and type-checked it), or JSON text ("{}" when the config gave none). Declare metrics through
+ * `host` here. On success set *config_out (any pointer, NULL allowed) and return SL_OK; on
+ * failure call sl_host_config_error with a message and return an error: the host refuses the
+ * config with the filter's name and that message. */
+SL_EXPORT sl_type_result sl_on_config_new(sl_type_config_host* host, sl_type_str filter_name,
+                                          sl_type_str config, void** config_out);
+
+/* Optional. Frees a config (main thread), once no stream uses it. */
+SL_EXPORT void sl_on_config_destroy(void* config);
+
+/* Optional. Creates the filter instance for a new stream (on its worker) and returns it; the
+ * host passes it to every per-stream hook. Return NULL to fail the stream (it is answered 500
+ * and counted). Absent: every stream's filter pointer is the config pointer (a stateless
+ * filter), and no allocation happens per stream. */
+SL_EXPORT void* sl_on_filter_new(void* config, sl_type_stream* stream);
+
+/* Optional. Frees a filter instance: the last call for it. */
+SL_EXPORT void sl_on_filter_destroy(void* filter);
+
+/* Optional per-stream hooks; absent ones act as if they returned SL_ACTION_CONTINUE.
+ * `end_stream` is 1 when this is the last part of its direction (no body or trailers follow).
+ * Headers and trailers hooks may return CONTINUE or STOP; body hooks any action. */
+SL_EXPORT sl_type_action sl_on_request_headers(void* filter, sl_type_stream* stream,
+                                               int end_stream);
+/* The chunk is readable and changeable with sl_host_body_*(stream, SL_BODY_REQUEST, ...). */
+SL_EXPORT sl_type_action sl_on_request_body(void* filter, sl_type_stream* stream, int end_stream);
+SL_EXPORT sl_type_action sl_on_request_trailers(void* filter, sl_type_stream* stream);
+SL_EXPORT sl_type_action sl_on_response_headers(void* filter, sl_type_stream* stream,
+                                                int end_stream);
+SL_EXPORT sl_type_action sl_on_response_body(void* filter, sl_type_stream* stream, int end_stream);
+SL_EXPORT sl_type_action sl_on_response_trailers(void* filter, sl_type_stream* stream);
+
+/* Optional. The stream is over (response sent, or reset): log, count. Headers, trailers and
+ * stream info are still readable; nothing can be changed or sent. */
+SL_EXPORT void sl_on_stream_complete(void* filter, sl_type_stream* stream);
+
+/* Optional. A timer this filter started (sl_host_timer_start) fired. */
+SL_EXPORT void sl_on_timer(void* filter, sl_type_stream* stream, uint64_t token);
+
+/* Optional. A callout this filter started (sl_host_callout) finished. The result's views are
+ * valid until this hook returns. */
+SL_EXPORT void sl_on_callout_done(void* filter, sl_type_stream* stream, uint64_t callout_id,
+                                  const sl_type_callout_result* result);
+
+/* Optional. An upstream attempt of this stream ended (only for streams sent upstream with
+ * sl_host_set_upstream). Return 1 and set *retry_after_ms to ask the core to try again after
+ * that delay (it re-sends the request if it still can); return 0 to let the outcome stand. */
+SL_EXPORT int sl_on_upstream_attempt_done(void* filter, sl_type_stream* stream,
+                                          const sl_type_attempt_result* result,
+                                          uint64_t* retry_after_ms);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Host functions: config time (main thread, inside sl_on_config_new)                          */
+
+/* Sets the message sl_on_config_new's failure is reported with (copied). */
+void sl_host_config_error(sl_type_config_host* host, sl_type_str message);
+
+/* Declares a metric named "plugin.<filter name>.<name>" (name: [a-zA-Z0-9_.]+). Declaring the
+ * same name and kind again returns the same metric. The metric lives as long as the process;
+ * updates are lock-free and may come from any thread. */
+sl_type_result sl_host_metric_define(sl_type_config_host* host, sl_type_metric_kind kind,
+                                     sl_type_str name, sl_type_metric** metric_out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Host functions: any thread                                                                  */
+
+void sl_host_counter_add(sl_type_metric* counter, uint64_t delta);
+void sl_host_gauge_add(sl_type_metric* gauge, int64_t delta);
+void sl_host_gauge_set(sl_type_metric* gauge, int64_t value);
+void sl_host_histogram_record(sl_type_metric* histogram, uint64_t value);
+
+/* 1 when a message at `level` would be written. */
+int sl_host_log_enabled(sl_type_log_level level);
+/* Writes one log line (the host adds time, level and thread). Never log secrets. */
+void sl_host_log(sl_type_log_level level, sl_type_str message);
+
+/* Runs `fn(ctx, stream)` on the stream's worker, soon, in post order. `stream` is the filter's
+ * stream handle, or NULL when the stream is gone by then (free `ctx` in that case). Always runs
+ * exactly once. (any thread) */
+sl_type_result sl_host_post(sl_type_stream_ref* ref,
+                            void (*fn)(void* ctx, void* filter, sl_type_stream* stream), void* ctx);
+/* Drops a reference from sl_host_stream_ref. (any thread) */
+void sl_host_stream_ref_release(sl_type_stream_ref* ref);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Host functions: per stream (its worker, inside a hook or completion)                        */
+
+/* A reference to this stream that other threads may use with sl_host_post and must release
+ * with sl_host_stream_ref_release. It stays valid (posts then see stream == NULL) after the
+ * stream is gone. */
+sl_type_stream_ref* sl_host_stream_ref(sl_type_stream* stream);
+
+/* Fills `info` (set info->size first). */
+void sl_host_stream_info(sl_type_stream* stream, sl_type_stream_info* info);
+
+/* Headers. Names compare case-insensitively. */
+/* The index-th value of `name` (0 = first) in *value. SL_ERR_NOT_FOUND past the last. */
+sl_type_result sl_host_header_get(sl_type_stream* stream, sl_type_header_map map, sl_type_str name,
+                                  size_t index, sl_type_str* value);
+/* How many fields the map has (pseudo-headers not counted), and the index-th in order. */
+size_t sl_host_header_count(sl_type_stream* stream, sl_type_header_map map);
+sl_type_result sl_host_header_at(sl_type_stream* stream, sl_type_header_map map, size_t index,
+                                 sl_type_str* name, sl_type_str* value);
+/* Replaces every field `name` with one (at the first one's place, or at the end). */
+sl_type_result sl_host_header_set(sl_type_stream* stream, sl_type_header_map map, sl_type_str name,
+                                  sl_type_str value);
+/* Appends a field. */
+sl_type_result sl_host_header_add(sl_type_stream* stream, sl_type_header_map map, sl_type_str name,
+                                  sl_type_str value);
+/* Removes every field `name`; *removed (may be NULL) gets how many. */
+sl_type_result sl_host_header_remove(sl_type_stream* stream, sl_type_header_map map,
+                                     sl_type_str name, size_t* removed);
+/* Names must be tokens (RFC 9110 §5.6.2) and values free of CR, LF and NUL: anything else is
+ * SL_ERR_INVALID and changes nothing. Trailer maps exist only once trailers arrived (or, for a
+ * filter that adds trailers, ...); before that they are SL_ERR_STATE. Response maps are
+ * SL_ERR_STATE before the response head exists. */
+
+/* Body of one direction: inside that direction's body hook, the chunk being delivered; outside
+ * it, what SL_ACTION_STOP_AND_BUFFER kept (SL_ERR_STATE / 0 if nothing). Views into the host's
+ * buffer, no copy. */
+size_t sl_host_body_length(sl_type_stream* stream, sl_type_body body);
+/* Fills up to `cap` views of the body's chunks in order; returns how many chunks there are. */
+size_t sl_host_body_chunks(sl_type_stream* stream, sl_type_body body, sl_type_str* chunks,
+                           size_t cap);
+sl_type_result sl_host_body_append(sl_type_stream* stream, sl_type_body body, sl_type_str data);
+sl_type_result sl_host_body_prepend(sl_type_stream* stream, sl_type_body body, sl_type_str data);
+/* Removes the first `len` bytes (all of them if fewer). */
+sl_type_result sl_host_body_drain(sl_type_stream* stream, sl_type_body body, size_t len);
+/* Replaces the whole body with `data`. */
+sl_type_result sl_host_body_replace(sl_type_stream* stream, sl_type_body body, sl_type_str data);
+
+/* Resumes a direction this filter paused (SL_ERR_STATE if it is not paused here). Not from
+ * inside this filter's own hook of that direction: return SL_ACTION_CONTINUE instead. */
+sl_type_result sl_host_continue_request(sl_type_stream* stream);
+sl_type_result sl_host_continue_response(sl_type_stream* stream);
+
+/* Answers the request with this response (run through the response filters) instead of going
+ * further; `details` (may be empty) is recorded for the access log. Return SL_ACTION_STOP from
+ * the hook that calls it. SL_ERR_STATE once a response has started (then reset the stream). */
+sl_type_result sl_host_send_response(sl_type_stream* stream, uint32_t status,
+                                     const sl_type_header* headers, size_t header_count,
+                                     sl_type_str body, sl_type_str details);
+/* Ends the stream abruptly (HTTP/1: closes the connection). */
+void sl_host_reset_stream(sl_type_stream* stream);
+/* Reports a failure the filter cannot handle (e.g. an exception the C++ SDK caught): the stream
+ * is answered 500 (or reset once a response started), the failure is counted
+ * (plugin.<filter>.failures) and logged with `reason`. Return SL_ACTION_STOP after it. */
+void sl_host_fail_stream(sl_type_stream* stream, sl_type_str reason);
+
+/* Per-stream metadata that filters share: key -> bytes (copied). Get's view is valid until the
+ * key is set again or the hook returns. */
+sl_type_result sl_host_metadata_set(sl_type_stream* stream, sl_type_str key, sl_type_str value);
+sl_type_result sl_host_metadata_get(sl_type_stream* stream, sl_type_str key, sl_type_str* value);
+
+/* Timers: calls sl_on_timer(filter, stream, token) once after `delay_ms`. Starting a timer with
+ * a token that is already running re-arms it. Timers die with the stream. */
+sl_type_result sl_host_timer_start(sl_type_stream* stream, uint64_t token, uint64_t delay_ms);
+sl_type_result sl_host_timer_cancel(sl_type_stream* stream, uint64_t token);
+
+/* An HTTP request to a cluster of the config; sl_on_callout_done(..., *callout_id, ...) follows
+ * on this worker (never after the stream is gone: a stream that ends cancels its callouts).
+ * Headers must include :method and :path. */
+sl_type_result sl_host_callout(sl_type_stream* stream, sl_type_str cluster,
+                               const sl_type_header* headers, size_t header_count, sl_type_str body,
+                               uint64_t timeout_ms, uint64_t* callout_id);
+
+/* The terminal decision: once the request has passed every filter, the core sends it to a host
+ * of `request->cluster` over a pooled connection and streams both ways (body bytes do not cross
+ * the ABI unless a filter asks). Call from a request hook. */
+sl_type_result sl_host_set_upstream(sl_type_stream* stream,
+                                    const sl_type_upstream_request* request);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* SLUICE_PLUGIN_V1_SLUICE_PLUGIN_H_ */

@@ -1,0 +1,45 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "source/common/stats.h"
+#include "source/http/filter.h"
+#include "source/plugin/loader.h"
+
+namespace sluice::plugin {
+
+// One configured plugin filter (an http_filters entry): the plugin's config object and what
+// every stream of it shares. Built on the main thread, then only read (by every worker).
+class PluginFilterConfig {
+ public:
+  PluginFilterConfig(const LoadedPlugin& plugin, std::string name, void* plugin_config,
+                     stats::Store& store);
+  // sl_on_config_destroy. The last reference goes with the listener config, after its streams.
+  ~PluginFilterConfig();
+  PluginFilterConfig(const PluginFilterConfig&) = delete;
+  PluginFilterConfig& operator=(const PluginFilterConfig&) = delete;
+
+  const LoadedPlugin& plugin() const { return plugin_; }
+  const Hooks& hooks() const { return plugin_.hooks(); }
+  const std::string& name() const { return name_; }
+  void* pluginConfig() const { return plugin_config_; }
+
+  // plugin.<name>.failures: streams failed by the plugin (sl_host_fail_stream, a NULL from
+  // sl_on_filter_new, a caught exception).
+  stats::Counter& failures;
+  // plugin.<name>.rejected_calls: host calls refused as invalid (bad header bytes, wrong
+  // state): a plugin bug worth seeing without reading logs.
+  stats::Counter& rejected_calls;
+
+ private:
+  const LoadedPlugin& plugin_;
+  const std::string name_;
+  void* const plugin_config_;
+};
+using PluginFilterConfigSharedPtr = std::shared_ptr<const PluginFilterConfig>;
+
+// The per-stream factory of a configured plugin filter.
+http::StreamFilterFactory PluginFilterFactory(PluginFilterConfigSharedPtr config);
+
+}  // namespace sluice::plugin

@@ -1,0 +1,542 @@
+// The host functions of the plugin ABI (sl_host_*), exported from the sluice executable for
+// plugins to call. Each checks its arguments: a plugin's mistake is an error code and a
+// counter (plugin.<name>.rejected_calls), never a crash of the process or a malformed message
+// on the wire.
+
+#include <arpa/inet.h>
+
+#include <array>
+#include <cstdio>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "source/common/logging.h"
+#include "source/http/http1/parser.h"
+#include "source/plugin/filter.h"
+#include "source/plugin/host_types.h"
+#include "source/plugin/metrics.h"
+
+using sluice::plugin::PluginFilter;
+
+namespace {
+
+std::string_view View(sl_type_str s) {
+  return s.data == nullptr ? std::string_view() : std::string_view(s.data, s.len);
+}
+sl_type_str Str(std::string_view s) { return sl_type_str{s.data(), s.size()}; }
+bool Valid(sl_type_str s) { return s.data != nullptr || s.len == 0; }
+
+sluice::log::Level LogLevel(sl_type_log_level level) {
+  switch (level) {
+    case SL_LOG_TRACE:
+      return sluice::log::Level::kTrace;
+    case SL_LOG_DEBUG:
+      return sluice::log::Level::kDebug;
+    case SL_LOG_INFO:
+      return sluice::log::Level::kInfo;
+    case SL_LOG_WARN:
+      return sluice::log::Level::kWarn;
+    default:
+      return sluice::log::Level::kError;
+  }
+}
+
+void FillAddress(const sluice::network::Address& a, sl_type_address& out) {
+  out.family = 0;
+  out.port = 0;
+  std::memset(out.ip, 0, sizeof(out.ip));
+  const sockaddr* sa = a.sockaddr_ptr();
+  if (a.length() == 0) return;
+  if (sa->sa_family == AF_INET) {
+    out.family = 4;
+    std::memcpy(out.ip, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, 4);
+  } else if (sa->sa_family == AF_INET6) {
+    out.family = 6;
+    std::memcpy(out.ip, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, 16);
+  }
+  out.port = a.port();
+}
+
+// The map `map` names for this filter, or nullptr (SL_ERR_STATE) when it does not exist yet.
+sluice::http::HeaderMap* MapOf(PluginFilter& f, sl_type_header_map map) {
+  switch (map) {
+    case SL_HEADERS_REQUEST:
+      return f.requestHead() != nullptr ? &f.requestHead()->headers : nullptr;
+    case SL_HEADERS_RESPONSE:
+      return f.responseHead() != nullptr ? &f.responseHead()->headers : nullptr;
+    case SL_TRAILERS_REQUEST:
+      return f.requestTrailers();
+    case SL_TRAILERS_RESPONSE:
+      return f.responseTrailers();
+    default:
+      return nullptr;
+  }
+}
+
+bool IsPseudo(std::string_view name) { return !name.empty() && name[0] == ':'; }
+
+// Reads a pseudo-header: SL_OK, SL_ERR_NOT_FOUND (no such pseudo-header for this map) or
+// SL_ERR_STATE.
+sl_type_result GetPseudo(PluginFilter& f, sl_type_header_map map, std::string_view name,
+                         std::string_view& value) {
+  if (map == SL_HEADERS_REQUEST) {
+    sluice::http::RequestHead* head = f.requestHead();
+    if (head == nullptr) return SL_ERR_STATE;
+    if (name == ":method") {
+      value = head->method;
+    } else if (name == ":path") {
+      value = head->target;
+    } else if (name == ":scheme") {
+      value = "http";
+    } else if (name == ":authority") {
+      const auto* host = head->headers.get(sluice::http::KnownHeader::kHost);
+      if (host == nullptr) return SL_ERR_NOT_FOUND;
+      value = host->value;
+    } else {
+      return SL_ERR_NOT_FOUND;
+    }
+    return SL_OK;
+  }
+  if (map == SL_HEADERS_RESPONSE && name == ":status") {
+    sluice::http::ResponseHead* head = f.responseHead();
+    if (head == nullptr) return SL_ERR_STATE;
+    // Three digits from a static table: a view that outlives the hook, no allocation.
+    static const auto* const kCodes = [] {
+      auto* t = new std::array<char[4], 1000>();
+      for (int i = 0; i < 1000; ++i) std::snprintf((*t)[i], 4, "%03d", i);
+      return t;
+    }();
+    value = std::string_view((*kCodes)[head->status % 1000], 3);
+    return SL_OK;
+  }
+  return SL_ERR_NOT_FOUND;
+}
+
+sl_type_result SetPseudo(PluginFilter& f, sl_type_header_map map, std::string_view name,
+                         std::string_view value) {
+  if (map == SL_HEADERS_REQUEST) {
+    sluice::http::RequestHead* head = f.requestHead();
+    if (head == nullptr) return SL_ERR_STATE;
+    if (name == ":method") {
+      if (!sluice::http::http1::IsValidFieldName(value)) return SL_ERR_INVALID;  // a token
+      head->method = head->headers.keep(value);
+    } else if (name == ":path") {
+      // Origin-form or asterisk; no whitespace or controls (it goes on the request line).
+      if (value.empty()) return SL_ERR_INVALID;
+      for (unsigned char c : value) {
+        if (c <= 0x20 || c == 0x7f) return SL_ERR_INVALID;
+      }
+      head->target = head->headers.keep(value);
+    } else if (name == ":authority") {
+      if (value.empty() || !sluice::http::http1::IsValidFieldValue(value)) return SL_ERR_INVALID;
+      head->headers.set("Host", value);
+    } else {
+      return SL_ERR_INVALID;  // :scheme and unknown pseudo-headers are not settable
+    }
+    return SL_OK;
+  }
+  if (map == SL_HEADERS_RESPONSE && name == ":status") {
+    sluice::http::ResponseHead* head = f.responseHead();
+    if (head == nullptr) return SL_ERR_STATE;
+    if (value.size() != 3) return SL_ERR_INVALID;
+    uint16_t status = 0;
+    for (char c : value) {
+      if (c < '0' || c > '9') return SL_ERR_INVALID;
+      status = static_cast<uint16_t>(status * 10 + (c - '0'));
+    }
+    if (status < 100) return SL_ERR_INVALID;
+    head->status = status;
+    head->reason = {};
+    return SL_OK;
+  }
+  return SL_ERR_INVALID;
+}
+
+bool MayChange(PluginFilter& f) { return !f.completed(); }
+
+}  // namespace
+
+extern "C" {
+
+// ----- config time -----
+
+void sl_host_config_error(sl_type_config_host* host, sl_type_str message) {
+  if (host == nullptr || !Valid(message)) return;
+  host->error.assign(View(message));
+}
+
+sl_type_result sl_host_metric_define(sl_type_config_host* host, sl_type_metric_kind kind,
+                                     sl_type_str name, sl_type_metric** metric_out) {
+  if (host == nullptr || metric_out == nullptr || !Valid(name) || host->metrics == nullptr) {
+    return SL_ERR_INVALID;
+  }
+  return host->metrics->define(host->filter_name, kind, View(name), metric_out);
+}
+
+// ----- any thread -----
+
+void sl_host_counter_add(sl_type_metric* m, uint64_t delta) {
+  if (m != nullptr && m->counter != nullptr) m->counter->add(delta);
+}
+void sl_host_gauge_add(sl_type_metric* m, int64_t delta) {
+  if (m != nullptr && m->gauge != nullptr) m->gauge->add(delta);
+}
+void sl_host_gauge_set(sl_type_metric* m, int64_t value) {
+  if (m != nullptr && m->gauge != nullptr) m->gauge->set(value);
+}
+void sl_host_histogram_record(sl_type_metric* m, uint64_t value) {
+  if (m != nullptr && m->histogram != nullptr) m->histogram->record(value);
+}
+
+int sl_host_log_enabled(sl_type_log_level level) {
+  return sluice::log::Enabled(LogLevel(level)) ? 1 : 0;
+}
+
+void sl_host_log(sl_type_log_level level, sl_type_str message) {
+  if (!Valid(message)) return;
+  const sluice::log::Level l = LogLevel(level);
+  if (!sluice::log::Enabled(l)) return;
+  sluice::log::Write(l, "plugin", 0, View(message));
+}
+
+sl_type_result sl_host_post(sl_type_stream_ref* ref,
+                            void (*fn)(void* ctx, void* filter, sl_type_stream* stream),
+                            void* ctx) {
+  if (ref == nullptr || fn == nullptr) return SL_ERR_INVALID;
+  ref->refs.fetch_add(1, std::memory_order_relaxed);
+  ref->dispatcher->post([ref, fn, ctx] {
+    PluginFilter* f = ref->filter;  // read on the worker, where it is cleared
+    if (f != nullptr && !f->completed()) {
+      fn(ctx, f->pluginFilter(), f);
+    } else {
+      fn(ctx, nullptr, nullptr);
+    }
+    ref->release();
+  });
+  return SL_OK;
+}
+
+void sl_host_stream_ref_release(sl_type_stream_ref* ref) {
+  if (ref != nullptr) ref->release();
+}
+
+// ----- per stream -----
+
+sl_type_stream_ref* sl_host_stream_ref(sl_type_stream* stream) {
+  if (stream == nullptr) return nullptr;
+  return PluginFilter::From(stream).ref();
+}
+
+void sl_host_stream_info(sl_type_stream* stream, sl_type_stream_info* out) {
+  if (stream == nullptr || out == nullptr || out->size == 0) return;
+  PluginFilter& f = PluginFilter::From(stream);
+  // Written into a full struct, then copied out as far as both sides know it.
+  sl_type_stream_info info;
+  std::memset(&info, 0, sizeof(info));
+  info.size = sizeof(info);
+  const sluice::http::StreamInfo& si = f.decoder().streamInfo();
+  info.stream_id = f.decoder().streamId();
+  info.connection_id = 0;
+  switch (si.protocol) {
+    case sluice::http::Protocol::kHttp10:
+      info.protocol = SL_PROTOCOL_HTTP10;
+      break;
+    default:
+      info.protocol = SL_PROTOCOL_HTTP11;
+      break;
+  }
+  info.downstream_remote.size = sizeof(sl_type_address);
+  info.downstream_local.size = sizeof(sl_type_address);
+  FillAddress(si.downstream_remote, info.downstream_remote);
+  FillAddress(si.downstream_local, info.downstream_local);
+  info.filter_name = Str(f.config().name());
+  const size_t n = std::min<size_t>(out->size, sizeof(info));
+  const uint32_t their_size = out->size;
+  std::memcpy(out, &info, n);
+  out->size = their_size;
+}
+
+sl_type_result sl_host_header_get(sl_type_stream* stream, sl_type_header_map map, sl_type_str name,
+                                  size_t index, sl_type_str* value) {
+  if (stream == nullptr || value == nullptr || !Valid(name)) return SL_ERR_INVALID;
+  PluginFilter& f = PluginFilter::From(stream);
+  const std::string_view n = View(name);
+  if (IsPseudo(n)) {
+    if (index != 0) return SL_ERR_NOT_FOUND;
+    std::string_view v;
+    const sl_type_result r = GetPseudo(f, map, n, v);
+    if (r == SL_OK) *value = Str(v);
+    return r;
+  }
+  sluice::http::HeaderMap* m = MapOf(f, map);
+  if (m == nullptr) return SL_ERR_STATE;
+  size_t seen = 0;
+  for (const auto& e : m->entries()) {
+    if (e.name.empty() || !sluice::http::HeaderNameEquals(e.name, n)) continue;
+    if (seen++ == index) {
+      *value = Str(e.value);
+      return SL_OK;
+    }
+  }
+  return SL_ERR_NOT_FOUND;
+}
+
+size_t sl_host_header_count(sl_type_stream* stream, sl_type_header_map map) {
+  if (stream == nullptr) return 0;
+  sluice::http::HeaderMap* m = MapOf(PluginFilter::From(stream), map);
+  return m == nullptr ? 0 : m->size();
+}
+
+sl_type_result sl_host_header_at(sl_type_stream* stream, sl_type_header_map map, size_t index,
+                                 sl_type_str* name, sl_type_str* value) {
+  if (stream == nullptr || name == nullptr || value == nullptr) return SL_ERR_INVALID;
+  sluice::http::HeaderMap* m = MapOf(PluginFilter::From(stream), map);
+  if (m == nullptr) return SL_ERR_STATE;
+  // Removed entries keep their slot (empty name) until the map compacts: skip them.
+  size_t live = 0;
+  for (const auto& e : m->entries()) {
+    if (e.name.empty()) continue;
+    if (live++ == index) {
+      *name = Str(e.name);
+      *value = Str(e.value);
+      return SL_OK;
+    }
+  }
+  return SL_ERR_NOT_FOUND;
+}
+
+sl_type_result sl_host_header_set(sl_type_stream* stream, sl_type_header_map map, sl_type_str name,
+                                  sl_type_str value) {
+  if (stream == nullptr || !Valid(name) || !Valid(value)) return SL_ERR_INVALID;
+  PluginFilter& f = PluginFilter::From(stream);
+  if (!MayChange(f)) return f.rejected(SL_ERR_STATE);
+  const std::string_view n = View(name), v = View(value);
+  if (IsPseudo(n)) {
+    const sl_type_result r = SetPseudo(f, map, n, v);
+    return r == SL_OK ? r : f.rejected(r);
+  }
+  if (!sluice::http::http1::IsValidFieldName(n) || !sluice::http::http1::IsValidFieldValue(v)) {
+    return f.rejected(SL_ERR_INVALID);
+  }
+  sluice::http::HeaderMap* m = MapOf(f, map);
+  if (m == nullptr) return f.rejected(SL_ERR_STATE);
+  m->set(n, v);
+  return SL_OK;
+}
+
+sl_type_result sl_host_header_add(sl_type_stream* stream, sl_type_header_map map, sl_type_str name,
+                                  sl_type_str value) {
+  if (stream == nullptr || !Valid(name) || !Valid(value)) return SL_ERR_INVALID;
+  PluginFilter& f = PluginFilter::From(stream);
+  if (!MayChange(f)) return f.rejected(SL_ERR_STATE);
+  const std::string_view n = View(name), v = View(value);
+  if (!sluice::http::http1::IsValidFieldName(n) || !sluice::http::http1::IsValidFieldValue(v)) {
+    return f.rejected(SL_ERR_INVALID);  // pseudo-headers included: they cannot be added
+  }
+  sluice::http::HeaderMap* m = MapOf(f, map);
+  if (m == nullptr) return f.rejected(SL_ERR_STATE);
+  m->add(n, v);
+  return SL_OK;
+}
+
+sl_type_result sl_host_header_remove(sl_type_stream* stream, sl_type_header_map map,
+                                     sl_type_str name, size_t* removed) {
+  if (removed != nullptr) *removed = 0;
+  if (stream == nullptr || !Valid(name)) return SL_ERR_INVALID;
+  PluginFilter& f = PluginFilter::From(stream);
+  if (!MayChange(f)) return f.rejected(SL_ERR_STATE);
+  if (IsPseudo(View(name))) return f.rejected(SL_ERR_INVALID);
+  sluice::http::HeaderMap* m = MapOf(f, map);
+  if (m == nullptr) return f.rejected(SL_ERR_STATE);
+  const size_t n = m->remove(View(name));
+  if (removed != nullptr) *removed = n;
+  return SL_OK;
+}
+
+size_t sl_host_body_length(sl_type_stream* stream, sl_type_body body) {
+  if (stream == nullptr || body > SL_BODY_RESPONSE) return 0;
+  sluice::Buffer* b = PluginFilter::From(stream).body(body == SL_BODY_REQUEST);
+  return b == nullptr ? 0 : b->length();
+}
+
+size_t sl_host_body_chunks(sl_type_stream* stream, sl_type_body body, sl_type_str* chunks,
+                           size_t cap) {
+  if (stream == nullptr || body > SL_BODY_RESPONSE) return 0;
+  sluice::Buffer* b = PluginFilter::From(stream).body(body == SL_BODY_REQUEST);
+  if (b == nullptr) return 0;
+  const size_t total = b->sliceCount();
+  if (chunks == nullptr || cap == 0) return total;
+  // peek() fills iovecs; convert in place-sized batches to keep this allocation-free.
+  constexpr size_t kBatch = 16;
+  struct iovec iov[kBatch];
+  if (cap <= kBatch) {
+    const size_t n = b->peek(iov, cap);
+    for (size_t i = 0; i < n; ++i) {
+      chunks[i] = sl_type_str{static_cast<const char*>(iov[i].iov_base), iov[i].iov_len};
+    }
+    return total;
+  }
+  std::vector<struct iovec> all(std::min(cap, total));
+  const size_t n = b->peek(all.data(), all.size());
+  for (size_t i = 0; i < n; ++i) {
+    chunks[i] = sl_type_str{static_cast<const char*>(all[i].iov_base), all[i].iov_len};
+  }
+  return total;
+}
+
+namespace {
+sluice::Buffer* MutableBody(PluginFilter& f, sl_type_body body) {
+  if (body > SL_BODY_RESPONSE || !MayChange(f)) return nullptr;
+  return f.body(body == SL_BODY_REQUEST);
+}
+}  // namespace
+
+sl_type_result sl_host_body_append(sl_type_stream* stream, sl_type_body body, sl_type_str data) {
+  if (stream == nullptr || !Valid(data)) return SL_ERR_INVALID;
+  PluginFilter& f = PluginFilter::From(stream);
+  sluice::Buffer* b = MutableBody(f, body);
+  if (b == nullptr) return f.rejected(SL_ERR_STATE);
+  b->add(View(data));
+  return SL_OK;
+}
+
+sl_type_result sl_host_body_prepend(sl_type_stream* stream, sl_type_body body, sl_type_str data) {
+  if (stream == nullptr || !Valid(data)) return SL_ERR_INVALID;
+  PluginFilter& f = PluginFilter::From(stream);
+  sluice::Buffer* b = MutableBody(f, body);
+  if (b == nullptr) return f.rejected(SL_ERR_STATE);
+  b->prepend(View(data));
+  return SL_OK;
+}
+
+sl_type_result sl_host_body_drain(sl_type_stream* stream, sl_type_body body, size_t len) {
+  if (stream == nullptr) return SL_ERR_INVALID;
+  PluginFilter& f = PluginFilter::From(stream);
+  sluice::Buffer* b = MutableBody(f, body);
+  if (b == nullptr) return f.rejected(SL_ERR_STATE);
+  b->drain(std::min(len, b->length()));
+  return SL_OK;
+}
+
+sl_type_result sl_host_body_replace(sl_type_stream* stream, sl_type_body body, sl_type_str data) {
+  if (stream == nullptr || !Valid(data)) return SL_ERR_INVALID;
+  PluginFilter& f = PluginFilter::From(stream);
+  sluice::Buffer* b = MutableBody(f, body);
+  if (b == nullptr) return f.rejected(SL_ERR_STATE);
+  b->clear();
+  b->add(View(data));
+  return SL_OK;
+}
+
+sl_type_result sl_host_continue_request(sl_type_stream* stream) {
+  if (stream == nullptr) return SL_ERR_INVALID;
+  PluginFilter& f = PluginFilter::From(stream);
+  if (f.completed()) return f.rejected(SL_ERR_STATE);
+  f.decoder().continueDecoding();
+  return SL_OK;
+}
+
+sl_type_result sl_host_continue_response(sl_type_stream* stream) {
+  if (stream == nullptr) return SL_ERR_INVALID;
+  PluginFilter& f = PluginFilter::From(stream);
+  if (f.completed()) return f.rejected(SL_ERR_STATE);
+  f.encoder().continueEncoding();
+  return SL_OK;
+}
+
+sl_type_result sl_host_send_response(sl_type_stream* stream, uint32_t status,
+                                     const sl_type_header* headers, size_t header_count,
+                                     sl_type_str body, sl_type_str details) {
+  if (stream == nullptr || !Valid(body) || !Valid(details) ||
+      (headers == nullptr && header_count != 0)) {
+    return SL_ERR_INVALID;
+  }
+  PluginFilter& f = PluginFilter::From(stream);
+  if (f.completed() || f.responseHead() != nullptr) return f.rejected(SL_ERR_STATE);
+  if (status < 200 || status > 599) return f.rejected(SL_ERR_INVALID);
+  for (size_t i = 0; i < header_count; ++i) {
+    if (!Valid(headers[i].name) || !Valid(headers[i].value) ||
+        !sluice::http::http1::IsValidFieldName(View(headers[i].name)) ||
+        !sluice::http::http1::IsValidFieldValue(View(headers[i].value))) {
+      return f.rejected(SL_ERR_INVALID);
+    }
+  }
+  if (details.len != 0) {
+    auto& flags = f.decoder().streamInfo().response_flags;
+    if (flags.empty()) flags.assign(View(details));
+  }
+  f.decoder().sendLocalReply(static_cast<uint16_t>(status), View(body),
+                             [headers, header_count](sluice::http::HeaderMap& m) {
+                               for (size_t i = 0; i < header_count; ++i) {
+                                 // The host's own framing fields stay the host's.
+                                 const std::string_view n = View(headers[i].name);
+                                 if (sluice::http::HeaderNameEquals(n, "content-length") ||
+                                     sluice::http::HeaderNameEquals(n, "transfer-encoding")) {
+                                   continue;
+                                 }
+                                 m.set(n, View(headers[i].value));
+                               }
+                             });
+  return SL_OK;
+}
+
+void sl_host_reset_stream(sl_type_stream* stream) {
+  if (stream == nullptr) return;
+  PluginFilter& f = PluginFilter::From(stream);
+  if (!f.completed()) f.decoder().resetStream();
+}
+
+void sl_host_fail_stream(sl_type_stream* stream, sl_type_str reason) {
+  if (stream == nullptr) return;
+  PluginFilter& f = PluginFilter::From(stream);
+  if (f.completed()) return;
+  f.fail(Valid(reason) ? View(reason) : std::string_view("(no reason)"));
+}
+
+sl_type_result sl_host_metadata_set(sl_type_stream* stream, sl_type_str key, sl_type_str value) {
+  if (stream == nullptr || !Valid(key) || !Valid(value) || key.len == 0) return SL_ERR_INVALID;
+  PluginFilter& f = PluginFilter::From(stream);
+  auto& md = f.decoder().streamInfo().metadata;
+  md[std::string(View(key))].assign(View(value));
+  return SL_OK;
+}
+
+sl_type_result sl_host_metadata_get(sl_type_stream* stream, sl_type_str key, sl_type_str* value) {
+  if (stream == nullptr || !Valid(key) || value == nullptr) return SL_ERR_INVALID;
+  PluginFilter& f = PluginFilter::From(stream);
+  const auto& md = f.decoder().streamInfo().metadata;
+  auto it = md.find(std::string(View(key)));
+  if (it == md.end()) return SL_ERR_NOT_FOUND;
+  *value = Str(it->second);
+  return SL_OK;
+}
+
+sl_type_result sl_host_timer_start(sl_type_stream* stream, uint64_t token, uint64_t delay_ms) {
+  if (stream == nullptr) return SL_ERR_INVALID;
+  return PluginFilter::From(stream).startTimer(token, delay_ms);
+}
+
+sl_type_result sl_host_timer_cancel(sl_type_stream* stream, uint64_t token) {
+  if (stream == nullptr) return SL_ERR_INVALID;
+  return PluginFilter::From(stream).cancelTimer(token);
+}
+
+sl_type_result sl_host_callout(sl_type_stream* stream, sl_type_str, const sl_type_header*, size_t,
+                               sl_type_str, uint64_t, uint64_t* callout_id) {
+  // Needs the upstream connection pools (the upstream issue); the signature is final.
+  if (callout_id != nullptr) *callout_id = 0;
+  return SL_ERR_UNSUPPORTED;
+}
+
+sl_type_result sl_host_set_upstream(sl_type_stream* stream, const sl_type_upstream_request*) {
+  // Needs the upstream engine (the upstream issue); the signature is final.
+  return SL_ERR_UNSUPPORTED;
+}
+
+}  // extern "C"
+
+namespace sluice::plugin {
+// Referenced by the plugin manager so that the linker keeps this object file (and with it every
+// sl_host_* symbol) in any binary that can load plugins.
+void LinkHostFunctions() {}
+}  // namespace sluice::plugin

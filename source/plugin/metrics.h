@@ -1,0 +1,31 @@
+#pragma once
+
+#include <deque>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "absl/synchronization/mutex.h"
+#include "source/common/stats.h"
+#include "source/plugin/host_types.h"
+
+namespace sluice::plugin {
+
+// The metrics plugins declared, as handles onto the stats store: "plugin.<filter>.<name>".
+// Declaring happens at config time; handles live as long as the registry (the process), so a
+// plugin may keep them in its config and update them from any thread.
+class MetricRegistry {
+ public:
+  explicit MetricRegistry(stats::Store& store) : store_(store) {}
+
+  sl_type_result define(const std::string& filter_name, sl_type_metric_kind kind,
+                        std::string_view name, sl_type_metric** out);
+
+ private:
+  stats::Store& store_;
+  absl::Mutex mu_;
+  std::map<std::string, sl_type_metric*> by_name_ ABSL_GUARDED_BY(mu_);
+  std::deque<sl_type_metric> metrics_ ABSL_GUARDED_BY(mu_);  // stable addresses
+};
+
+}  // namespace sluice::plugin

@@ -1,0 +1,231 @@
+#include <stdlib.h>
+
+#include <map>
+#include <memory>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/descriptor.pb.h"
+#include "google/protobuf/dynamic_message.h"
+#include "google/protobuf/util/json_util.h"
+#include "source/plugin/filter.h"
+#include "source/plugin/loader.h"
+#include "source/plugin/metrics.h"
+#include "source/plugin/plugin.h"
+
+namespace sluice::plugin {
+
+void LinkHostFunctions();
+
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::DescriptorPool;
+
+// A loaded plugin and what the host built for it. Process lifetime, like the mapping itself.
+struct PluginEntry {
+  std::unique_ptr<LoadedPlugin> plugin;
+  // Types from the plugin's descriptor sets (sl_on_config_type), when its generated code is not
+  // in the host's pool. Created on first use.
+  std::unique_ptr<DescriptorPool> pool;
+  std::unique_ptr<google::protobuf::DynamicMessageFactory> factory;
+};
+
+absl::Mutex g_plugins_mu;
+std::map<std::string, std::unique_ptr<PluginEntry>>& Plugins() {
+  static auto* plugins = new std::map<std::string, std::unique_ptr<PluginEntry>>();
+  return *plugins;
+}
+
+// Loads `path` once per process (keyed by its real path).
+absl::StatusOr<PluginEntry*> LoadOnce(const std::string& path) {
+  char* real = realpath(path.c_str(), nullptr);
+  const std::string key = real != nullptr ? real : path;
+  free(real);
+  absl::MutexLock lock(&g_plugins_mu);
+  auto& slot = Plugins()[key];
+  if (slot) return slot.get();
+  auto loaded = LoadPlugin(key);
+  if (!loaded.ok()) {
+    Plugins().erase(key);
+    return loaded.status();
+  }
+  slot = std::make_unique<PluginEntry>();
+  slot->plugin = std::move(*loaded);
+  return slot.get();
+}
+
+std::string_view View(sl_type_str s) {
+  return s.data == nullptr ? std::string_view() : std::string_view(s.data, s.len);
+}
+
+class PluginManagerImpl : public PluginManager {
+ public:
+  PluginManagerImpl(std::vector<std::string> dirs, const config::ValueSources& sources,
+                    stats::Store& store)
+      : dirs_(std::move(dirs)), sources_(sources), store_(store), metrics_(store) {
+    dirs_.push_back(DefaultPluginDir());
+    LinkHostFunctions();
+  }
+
+  absl::StatusOr<http::StreamFilterFactory> filterFactory(const config::v1::PluginFilter& proto,
+                                                          const std::string& name,
+                                                          const std::string& path) override {
+    const std::string& file_name = sources_.source();
+    const std::string where = absl::StrCat(file_name, file_name.empty() ? "" : ": ", path,
+                                           ": filter \"", proto.filter(), "\": ");
+    const std::string& plugin_name = proto.plugin().empty() ? proto.filter() : proto.plugin();
+    auto file = ResolvePlugin(plugin_name, dirs_);
+    if (!file.ok()) return Error(where, file.status().message());
+    auto entry = LoadOnce(*file);
+    if (!entry.ok()) return Error(where, entry.status().message());
+    const LoadedPlugin& plugin = *(*entry)->plugin;
+    if (!plugin.providesFilter(proto.filter())) {
+      return Error(where,
+                   absl::StrCat("plugin ", plugin.path(), " provides no such filter (it has: ",
+                                absl::StrJoin(plugin.filterNames(), ", "), ")"));
+    }
+    auto bytes = configBytes(**entry, proto, path, where);
+    if (!bytes.ok()) return bytes.status();
+
+    sl_type_config_host host;
+    host.filter_name = name;
+    host.metrics = &metrics_;
+    void* plugin_config = nullptr;
+    const sl_type_result r =
+        plugin.hooks().config_new(&host, sl_type_str{proto.filter().data(), proto.filter().size()},
+                                  sl_type_str{bytes->data(), bytes->size()}, &plugin_config);
+    if (r != SL_OK) {
+      return Error(where, absl::StrCat("the plugin rejected its config: ",
+                                       host.error.empty() ? "(no message)" : host.error,
+                                       " (plugin ", plugin.path(), ")"));
+    }
+    auto config = std::make_shared<const PluginFilterConfig>(plugin, name, plugin_config, store_);
+    return PluginFilterFactory(std::move(config));
+  }
+
+ private:
+  static absl::Status Error(const std::string& where, absl::string_view problem) {
+    return absl::InvalidArgumentError(absl::StrCat(where, problem));
+  }
+
+  // The bytes sl_on_config_new gets: the typed message serialized, or JSON text.
+  absl::StatusOr<std::string> configBytes(PluginEntry& entry, const config::v1::PluginFilter& proto,
+                                          const std::string& path, const std::string& where) {
+    const LoadedPlugin& plugin = *entry.plugin;
+    sl_type_config_type type{};
+    type.size = sizeof(type);
+    bool typed = false;
+    if (plugin.hooks().config_type != nullptr) {
+      const std::string& filter = proto.filter();
+      typed =
+          plugin.hooks().config_type(sl_type_str{filter.data(), filter.size()}, &type) == SL_OK &&
+          type.message_type.len != 0;
+    }
+    if (!typed) {
+      if (!proto.has_typed_config()) return std::string("{}");
+      std::string json;
+      const auto status = google::protobuf::util::MessageToJsonString(proto.typed_config(), &json);
+      if (!status.ok()) return Error(where, std::string(status.message()));
+      return json;
+    }
+    const std::string type_name(View(type.message_type));
+    auto desc = resolveType(entry, type_name, View(type.descriptor_set), where);
+    if (!desc.ok()) return desc.status();
+
+    const std::string value_path = absl::StrCat(path, ".plugin.typed_config");
+    if (proto.has_typed_config()) {
+      const google::protobuf::Value& v = proto.typed_config();
+      if (v.kind_case() != google::protobuf::Value::kStructValue) {
+        return Error(where, absl::StrCat(value_path, ": expected a mapping with \"@type\": \"",
+                                         "type.googleapis.com/", type_name, "\""));
+      }
+      const auto& fields = v.struct_value().fields();
+      auto it = fields.find("@type");
+      if (it == fields.end() || it->second.kind_case() != google::protobuf::Value::kStringValue) {
+        return Error(where,
+                     absl::StrCat(value_path, ": \"@type\" is required (\"type.googleapis.com/",
+                                  type_name, "\")"));
+      }
+      const std::string& url = it->second.string_value();
+      const size_t slash = url.rfind('/');
+      if (slash == std::string::npos || url.substr(slash + 1) != type_name) {
+        return Error(where, absl::StrCat(value_path, ".@type: \"", url,
+                                         "\" is not this filter's config type (",
+                                         "type.googleapis.com/", type_name, ")"));
+      }
+    }
+    const google::protobuf::Message* prototype = prototypeOf(entry, *desc);
+    std::unique_ptr<google::protobuf::Message> msg(prototype->New());
+    if (proto.has_typed_config()) {
+      absl::Status status = sources_.ParseValueInto(value_path, proto.typed_config(), *msg);
+      if (!status.ok()) return status;
+    }
+    std::string bytes;
+    if (!msg->SerializeToString(&bytes)) return Error(where, "cannot serialize the config");
+    return bytes;
+  }
+
+  absl::StatusOr<const Descriptor*> resolveType(PluginEntry& entry, const std::string& type_name,
+                                                std::string_view descriptor_set,
+                                                const std::string& where) {
+    // The plugin's generated code registered it in the (shared) protobuf library: use that.
+    if (const Descriptor* d = DescriptorPool::generated_pool()->FindMessageTypeByName(type_name)) {
+      return d;
+    }
+    if (descriptor_set.empty()) {
+      return Error(where, absl::StrCat("config type ", type_name,
+                                       " is not registered by the plugin's generated code and the "
+                                       "plugin gives no descriptor set for it"));
+    }
+    absl::MutexLock lock(&g_plugins_mu);
+    if (!entry.pool) {
+      google::protobuf::FileDescriptorSet set;
+      if (!set.ParseFromArray(descriptor_set.data(), static_cast<int>(descriptor_set.size()))) {
+        return Error(where, "the plugin's descriptor set is not a serialized FileDescriptorSet");
+      }
+      // Files the host already has (well-known types, ...) come from its own pool.
+      auto pool = std::make_unique<DescriptorPool>(DescriptorPool::generated_pool());
+      for (const auto& file : set.file()) {
+        if (DescriptorPool::generated_pool()->FindFileByName(file.name()) != nullptr) continue;
+        if (pool->BuildFile(file) == nullptr) {
+          return Error(where, absl::StrCat("the plugin's descriptor set does not build (file ",
+                                           file.name(), ")"));
+        }
+      }
+      entry.pool = std::move(pool);
+      entry.factory = std::make_unique<google::protobuf::DynamicMessageFactory>(entry.pool.get());
+    }
+    const Descriptor* d = entry.pool->FindMessageTypeByName(type_name);
+    if (d == nullptr) {
+      return Error(
+          where, absl::StrCat("config type ", type_name, " is not in the plugin's descriptor set"));
+    }
+    return d;
+  }
+
+  static const google::protobuf::Message* prototypeOf(PluginEntry& entry, const Descriptor* d) {
+    if (d->file()->pool() == DescriptorPool::generated_pool()) {
+      return google::protobuf::MessageFactory::generated_factory()->GetPrototype(d);
+    }
+    absl::MutexLock lock(&g_plugins_mu);
+    return entry.factory->GetPrototype(d);
+  }
+
+  std::vector<std::string> dirs_;
+  const config::ValueSources& sources_;
+  stats::Store& store_;
+  MetricRegistry metrics_;
+};
+
+}  // namespace
+
+PluginManagerPtr CreatePluginManager(std::vector<std::string> dirs,
+                                     const config::ValueSources& sources, stats::Store& store) {
+  return std::make_unique<PluginManagerImpl>(std::move(dirs), sources, store);
+}
+
+}  // namespace sluice::plugin
