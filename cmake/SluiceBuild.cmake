@@ -63,3 +63,78 @@ function(sluice_proto_library)
   # Generated code is not ours to keep warning-free.
   target_compile_options(${A_NAME} PRIVATE -w)
 endfunction()
+
+# A plugin: a shared object loaded through the plugin ABI (api/sluice/plugin/v1/sluice_plugin.h).
+#
+#   sluice_plugin(NAME n SRCS ... [PROTOS ...] [DESCRIPTOR_SETS ...] [DEPS ...] [OUTPUT_DIR d]
+#                 [FILE_NAME f])
+#
+# Built as "<OUTPUT_DIR>/<f>.so" (f defaults to n; OUTPUT_DIR to <build>/plugins, where sluice
+# looks for its own plugins) with hidden visibility, so only the SL_EXPORT hooks are exported. It sees the ABI
+# header and the C++ SDK the way an installed plugin does ("sluice/plugin/v1/sluice_plugin.h",
+# "sluice/sdk/filter.h"). PROTOS are compiled into it (generated code registers its types in the
+# shared libprotobuf, where the host finds the config type); their import root is the repo, so
+# file names stay unique across plugins. DESCRIPTOR_SETS protos are instead embedded as a
+# serialized FileDescriptorSet (with imports) in a generated C file defining
+# `const unsigned char <stem>_descriptor_set[]` and `const size_t <stem>_descriptor_set_size`,
+# for plugins that do not link protobuf.
+function(sluice_plugin)
+  cmake_parse_arguments(A "" "NAME;OUTPUT_DIR;FILE_NAME" "SRCS;PROTOS;DESCRIPTOR_SETS;DEPS" ${ARGN})
+  if(NOT A_FILE_NAME)
+    set(A_FILE_NAME ${A_NAME})
+  endif()
+  if(NOT A_OUTPUT_DIR)
+    set(A_OUTPUT_DIR ${PROJECT_BINARY_DIR}/plugins)
+  endif()
+  set(gen_dir ${PROJECT_BINARY_DIR}/plugin_gen)
+  set(generated)
+  foreach(proto ${A_PROTOS})
+    get_filename_component(abs ${proto} ABSOLUTE)
+    file(RELATIVE_PATH rel ${PROJECT_SOURCE_DIR} ${abs})
+    string(REGEX REPLACE "\\.proto$" "" base ${rel})
+    add_custom_command(
+      OUTPUT ${gen_dir}/${base}.pb.cc ${gen_dir}/${base}.pb.h
+      COMMAND ${CMAKE_COMMAND} -E make_directory ${gen_dir}
+      COMMAND protobuf::protoc --cpp_out=${gen_dir} -I${PROJECT_SOURCE_DIR}
+              -I${Protobuf_INCLUDE_DIR} ${rel}
+      DEPENDS ${abs} protobuf::protoc
+      WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
+      COMMENT "protoc ${rel} (plugin ${A_NAME})")
+    list(APPEND generated ${gen_dir}/${base}.pb.cc)
+  endforeach()
+  foreach(proto ${A_DESCRIPTOR_SETS})
+    get_filename_component(abs ${proto} ABSOLUTE)
+    get_filename_component(stem ${proto} NAME_WE)
+    file(RELATIVE_PATH rel ${PROJECT_SOURCE_DIR} ${abs})
+    set(pb ${gen_dir}/${A_NAME}_${stem}.pb)
+    set(c ${gen_dir}/${A_NAME}_${stem}_descriptor_set.c)
+    add_custom_command(
+      OUTPUT ${c}
+      COMMAND ${CMAKE_COMMAND} -E make_directory ${gen_dir}
+      COMMAND protobuf::protoc --include_imports --descriptor_set_out=${pb} -I${PROJECT_SOURCE_DIR}
+              -I${Protobuf_INCLUDE_DIR} ${rel}
+      COMMAND ${CMAKE_COMMAND} -DIN=${pb} -DOUT=${c} -DNAME=${stem}_descriptor_set
+              -P ${PROJECT_SOURCE_DIR}/cmake/EmbedFile.cmake
+      DEPENDS ${abs} protobuf::protoc ${PROJECT_SOURCE_DIR}/cmake/EmbedFile.cmake
+      WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
+      COMMENT "descriptor set of ${rel} (plugin ${A_NAME})")
+    list(APPEND generated ${c})
+  endforeach()
+  add_library(${A_NAME} MODULE ${A_SRCS} ${generated})
+  set_target_properties(${A_NAME} PROPERTIES
+    PREFIX ""
+    OUTPUT_NAME ${A_FILE_NAME}
+    LIBRARY_OUTPUT_DIRECTORY ${A_OUTPUT_DIR}
+    C_VISIBILITY_PRESET hidden
+    CXX_VISIBILITY_PRESET hidden
+    VISIBILITY_INLINES_HIDDEN ON)
+  target_include_directories(${A_NAME} PRIVATE
+    ${PROJECT_SOURCE_DIR}/api ${PROJECT_SOURCE_DIR}/extensions/sdk/cpp ${gen_dir})
+  if(A_PROTOS)
+    target_link_libraries(${A_NAME} PRIVATE protobuf::libprotobuf)
+  endif()
+  if(generated)
+    set_source_files_properties(${generated} PROPERTIES COMPILE_OPTIONS "-w")
+  endif()
+  target_link_libraries(${A_NAME} PRIVATE ${A_DEPS})
+endfunction()

@@ -433,6 +433,7 @@ class YamlToJson {
   void ConvertValue(const YAML::Node& node, const Descriptor* desc, absl::string_view path,
                     bool marks) {
     path_ = std::string(path);
+    canon_path_ = path_;
     marks_ = marks;
     if (node.IsNull() || !node.IsDefined()) {
       json_ = "{}";
@@ -626,7 +627,7 @@ class YamlToJson {
         GenericValue(node);
         return;
       case Descriptor::WELLKNOWNTYPE_VALUE:
-        if (values_ != nullptr) (*values_)[path_] = node;
+        if (values_ != nullptr) (*values_)[canon_path_] = node;
         GenericValue(node);
         return;
       case Descriptor::WELLKNOWNTYPE_ANY:
@@ -666,6 +667,7 @@ class YamlToJson {
         Error(key, UnknownFieldMessage(desc, name));
         continue;
       }
+      PathScope canonical(canon_path_, field->name());
       if (auto [previous, inserted] = set_fields.emplace(field->number(), key); !inserted) {
         Error(key, absl::StrCat("field \"", field->name(), "\" is set twice (also as \"",
                                 previous->second.Scalar(), "\"", Where(previous->second), ")"));
@@ -712,6 +714,7 @@ class YamlToJson {
     size_t index = 0;
     for (const YAML::Node& element : node) {
       PathScope scope(path_, index);
+      PathScope canonical(canon_path_, index);
       if (index++ > 0) json_.push_back(',');
       SingleValue(element, field);
     }
@@ -730,6 +733,7 @@ class YamlToJson {
     for (const auto& [key, value] : Entries(node)) {
       const std::string& text = key.Scalar();
       PathScope scope(path_, PathScope::MapKey{text});
+      PathScope canonical(canon_path_, PathScope::MapKey{text});
       // JSON object keys are strings; a non-string key type is checked and then quoted.
       std::string key_json;
       std::string problem;
@@ -988,6 +992,7 @@ class YamlToJson {
     for (const auto& [key, value] : Entries(node)) {
       if (key.Scalar() == "@type") continue;
       PathScope scope(path_, key.Scalar());
+      PathScope canonical(canon_path_, key.Scalar());
       if (key.Scalar() != "value") {
         Error(key, absl::StrCat("unknown field (an Any holding ", type->full_name(),
                                 " has only \"@type\" and \"value\")"));
@@ -1008,7 +1013,10 @@ class YamlToJson {
   bool skip_type_key_ = false;
   bool marks_ = true;
   std::string json_;
+  // The field path as written (json_name or proto name, for errors), and with proto field names
+  // (the key free-form values are recorded under).
   std::string path_;
+  std::string canon_path_;
   std::vector<std::string> errors_;
   int depth_ = 0;
   size_t nodes_ = 0;

@@ -32,7 +32,8 @@ class ValueSources {
   ValueSources(const ValueSources&) = delete;
   ValueSources& operator=(const ValueSources&) = delete;
 
-  // Parses the value that was at field path `path` (as errors name fields, e.g.
+  // Parses the value that was at field path `path` (with proto field names, whichever spelling
+  // the file used, e.g.
   // "listeners[0].filters[0].http_connection_manager.http_filters[1].plugin.typed_config") into
   // `msg`, with the same rules as ParseInto, skipping a top-level "@type" key. Errors start with
   // the source and the full field path. When no source was kept for `path` (text-proto files,

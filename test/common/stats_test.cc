@@ -49,5 +49,44 @@ TEST(StatsTest, SetReplacesTheSumAndDumpIsSorted) {
   EXPECT_EQ(store.valueOf("missing"), 0);
 }
 
+TEST(HistogramTest, BucketsAreLogLinearAndContiguous) {
+  // Every value lands in the bucket whose upper bound is the first one not below it.
+  for (uint64_t v : {0ull, 1ull, 2ull, 3ull, 4ull, 5ull, 6ull, 7ull, 8ull, 11ull, 12ull, 1000ull,
+                     (1ull << 40) + 12345, ~0ull}) {
+    const size_t b = Histogram::BucketOf(v);
+    ASSERT_LT(b, Histogram::kBuckets);
+    EXPECT_LE(v, Histogram::UpperBound(b)) << v;
+    if (b > 0) {
+      EXPECT_GT(v, Histogram::UpperBound(b - 1)) << v;
+    }
+  }
+  EXPECT_EQ(5u, Histogram::UpperBound(Histogram::BucketOf(5)));  // [4, 6)
+  EXPECT_EQ(7u, Histogram::UpperBound(Histogram::BucketOf(6)));  // [6, 8)
+}
+
+TEST(HistogramTest, CountSumAndQuantilesOverThreads) {
+  Store store;
+  Histogram& h = store.histogram("test.latency");
+  EXPECT_EQ(0u, h.quantile(0.5));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      SetThreadSlot(static_cast<uint32_t>(t));
+      for (uint64_t v = 1; v <= 100; ++v) h.record(v);
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(400u, h.count());
+  EXPECT_EQ(4u * 5050u, h.sum());
+  // Bucket bounds: the median (50) is in [48, 64), p99 (99) in [96, 128).
+  EXPECT_EQ(63u, h.quantile(0.5));
+  EXPECT_EQ(127u, h.quantile(0.99));
+  EXPECT_EQ(1u, h.quantile(0.001));
+  const std::string dump = store.dumpText();
+  EXPECT_NE(std::string::npos, dump.find("test.latency.count 400\n"));
+  EXPECT_NE(std::string::npos, dump.find("test.latency.sum 20200\n"));
+  EXPECT_NE(std::string::npos, dump.find("test.latency.p50 63\n"));
+}
+
 }  // namespace
 }  // namespace sluice::stats

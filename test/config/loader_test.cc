@@ -19,6 +19,7 @@ namespace {
 
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 const std::string kTestdata = SLUICE_TESTDATA_DIR;
@@ -746,6 +747,56 @@ clusters:
             "test.yaml: listeners[0].address.port: port 99999 is out of range (0..65535)");
   EXPECT_THAT(lines[4], StartsWith("test.yaml: listeners[0].filters[0]: no filter config set"));
   EXPECT_THAT(lines[5], StartsWith("test.yaml: clusters[0].endpoints[0].address.port: required"));
+}
+
+// Free-form values (a plugin's typed_config) are kept with their position, under the field
+// path with proto names whichever spelling the file used, and parsed later against a type.
+TEST(ValueSourcesTest, ParsesAKeptValueLaterWithPathAndLine) {
+  const std::string yaml =
+      "listeners:\n"
+      "  - name: l\n"
+      "    filters:\n"
+      "      - httpConnectionManager:\n"
+      "          httpFilters:\n"
+      "            - plugin:\n"
+      "                filter: x\n"
+      "                typedConfig:\n"
+      "                  \"@type\": type.googleapis.com/sluice.config.v1.SocketAddress\n"
+      "                  address: 127.0.0.1\n"
+      "                  port: seventy\n";
+  v1::Bootstrap b;
+  ValueSources sources;
+  ASSERT_TRUE(ParseInto(yaml, Format::kYaml, "f.yaml", b, &sources).ok());
+  EXPECT_EQ("f.yaml", sources.source());
+  const std::string path =
+      "listeners[0].filters[0].http_connection_manager.http_filters[0].plugin.typed_config";
+  const auto& value =
+      b.listeners(0).filters(0).http_connection_manager().http_filters(0).plugin().typed_config();
+  v1::SocketAddress addr;
+  const absl::Status status = sources.ParseValueInto(path, value, addr);
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ("f.yaml: " + path +
+                ".port: expected an unsigned integer, got \"seventy\" at line 11, "
+                "column 25",
+            std::string(status.message()));
+}
+
+TEST(ValueSourcesTest, WithoutAKeptSourceTheParsedValueIsUsedWithoutLines) {
+  const std::string text =
+      "listeners { name: \"l\" filters { http_connection_manager { http_filters { plugin {\n"
+      "  filter: \"x\"\n"
+      "  typed_config { struct_value { fields { key: \"port\" value { string_value: \"x\" } }\n"
+      "  fields { key: \"address\" value { string_value: \"::1\" } } } } } } } } }\n";
+  v1::Bootstrap b;
+  ValueSources sources;
+  ASSERT_TRUE(ParseInto(text, Format::kTextProto, "f.pb.txt", b, &sources).ok());
+  const auto& value =
+      b.listeners(0).filters(0).http_connection_manager().http_filters(0).plugin().typed_config();
+  v1::SocketAddress addr;
+  const absl::Status bad = sources.ParseValueInto("p", value, addr);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.message()), StartsWith("f.pb.txt: p.port: expected an unsigned"));
+  EXPECT_THAT(std::string(bad.message()), Not(HasSubstr("line")));
 }
 
 }  // namespace

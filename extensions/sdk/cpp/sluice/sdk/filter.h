@@ -1,0 +1,482 @@
+// The sluice C++ plugin SDK: a header-only layer over the C plugin ABI
+// (sluice/plugin/v1/sluice_plugin.h). It knows nothing of sluice's internals; everything goes
+// through the ABI's hooks and host functions.
+//
+//   #include "sluice/sdk/filter.h"
+//
+//   class AddHeader : public sluice::sdk::Filter {
+//    public:
+//     explicit AddHeader(const MyConfig& c) : c_(c) {}
+//     sl_type_action onResponseHeaders(sluice::sdk::Stream& s, bool) override {
+//       s.responseHeaders().add("x-hello", c_.value);
+//       return SL_ACTION_CONTINUE;
+//     }
+//    private:
+//     const MyConfig& c_;
+//   };
+//
+//   class MyConfig : public sluice::sdk::FilterConfig {
+//    public:
+//     std::string value;
+//     static std::unique_ptr<MyConfig> create(sluice::sdk::ConfigContext& ctx);  // nullptr +
+//                                                                               // ctx.fail(...)
+//     std::unique_ptr<sluice::sdk::Filter> newFilter(sluice::sdk::Stream&) override {
+//       return std::make_unique<AddHeader>(*this);
+//     }
+//   };
+//
+//   SLUICE_PLUGIN_FILTERS(sluice::sdk::Register<MyConfig>("add_header"));
+//
+// Exactly one source file of a plugin uses SLUICE_PLUGIN_FILTERS: it defines the exported hooks.
+// An exception that escapes a filter's method is caught at the ABI boundary: the stream fails
+// (500, or a reset once the response started) and the host counts it; the process goes on.
+
+#ifndef SLUICE_SDK_FILTER_H_
+#define SLUICE_SDK_FILTER_H_
+
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "sluice/plugin/v1/sluice_plugin.h"
+
+namespace sluice::sdk {
+
+inline sl_type_str Str(std::string_view s) { return sl_type_str{s.data(), s.size()}; }
+inline std::string_view View(sl_type_str s) {
+  return s.data == nullptr ? std::string_view() : std::string_view(s.data, s.len);
+}
+
+// Logging through the host (which adds time, level and thread).
+inline bool LogEnabled(sl_type_log_level level) { return sl_host_log_enabled(level) != 0; }
+inline void Log(sl_type_log_level level, std::string_view message) {
+  sl_host_log(level, Str(message));
+}
+
+// One header map of a stream (a view; cheap to copy). Lookups are case-insensitive.
+class Headers {
+ public:
+  Headers(sl_type_stream* stream, sl_type_header_map map) : stream_(stream), map_(map) {}
+
+  // The first (or index-th) value of `name`; std::nullopt when absent. The view is valid until
+  // the hook returns or this map changes.
+  std::optional<std::string_view> get(std::string_view name, size_t index = 0) const {
+    sl_type_str v{};
+    if (sl_host_header_get(stream_, map_, Str(name), index, &v) != SL_OK) return std::nullopt;
+    return View(v);
+  }
+  std::vector<std::string_view> getAll(std::string_view name) const {
+    std::vector<std::string_view> out;
+    for (size_t i = 0;; ++i) {
+      auto v = get(name, i);
+      if (!v) break;
+      out.push_back(*v);
+    }
+    return out;
+  }
+  size_t size() const { return sl_host_header_count(stream_, map_); }
+  // Calls fn(name, value) for every field in order.
+  template <class Fn>
+  void forEach(Fn&& fn) const {
+    const size_t n = size();
+    for (size_t i = 0; i < n; ++i) {
+      sl_type_str name{}, value{};
+      if (sl_host_header_at(stream_, map_, i, &name, &value) != SL_OK) break;
+      fn(View(name), View(value));
+    }
+  }
+  sl_type_result set(std::string_view name, std::string_view value) {
+    return sl_host_header_set(stream_, map_, Str(name), Str(value));
+  }
+  sl_type_result add(std::string_view name, std::string_view value) {
+    return sl_host_header_add(stream_, map_, Str(name), Str(value));
+  }
+  size_t remove(std::string_view name) {
+    size_t removed = 0;
+    sl_host_header_remove(stream_, map_, Str(name), &removed);
+    return removed;
+  }
+
+ private:
+  sl_type_stream* stream_;
+  sl_type_header_map map_;
+};
+
+// One direction's body as the host holds it (see sl_host_body_*): views, no copy.
+class Body {
+ public:
+  Body(sl_type_stream* stream, sl_type_body which) : stream_(stream), which_(which) {}
+  size_t length() const { return sl_host_body_length(stream_, which_); }
+  std::vector<std::string_view> chunks() const {
+    std::vector<sl_type_str> raw(sl_host_body_chunks(stream_, which_, nullptr, 0));
+    const size_t n = sl_host_body_chunks(stream_, which_, raw.data(), raw.size());
+    std::vector<std::string_view> out;
+    out.reserve(n);
+    for (size_t i = 0; i < n && i < raw.size(); ++i) out.push_back(View(raw[i]));
+    return out;
+  }
+  // A copy of the whole body (for filters that need it contiguous).
+  std::string toString() const {
+    std::string s;
+    s.reserve(length());
+    for (std::string_view c : chunks()) s.append(c);
+    return s;
+  }
+  sl_type_result append(std::string_view data) {
+    return sl_host_body_append(stream_, which_, Str(data));
+  }
+  sl_type_result prepend(std::string_view data) {
+    return sl_host_body_prepend(stream_, which_, Str(data));
+  }
+  sl_type_result drain(size_t n) { return sl_host_body_drain(stream_, which_, n); }
+  sl_type_result replace(std::string_view data) {
+    return sl_host_body_replace(stream_, which_, Str(data));
+  }
+
+ private:
+  sl_type_stream* stream_;
+  sl_type_body which_;
+};
+
+// A filter's stream: what the host functions offer, as methods. A handle (cheap to copy),
+// valid while the filter instance lives.
+class Stream {
+ public:
+  explicit Stream(sl_type_stream* s) : s_(s) {}
+  sl_type_stream* raw() const { return s_; }
+
+  Headers requestHeaders() const { return Headers(s_, SL_HEADERS_REQUEST); }
+  Headers responseHeaders() const { return Headers(s_, SL_HEADERS_RESPONSE); }
+  Headers requestTrailers() const { return Headers(s_, SL_TRAILERS_REQUEST); }
+  Headers responseTrailers() const { return Headers(s_, SL_TRAILERS_RESPONSE); }
+  Body requestBody() const { return Body(s_, SL_BODY_REQUEST); }
+  Body responseBody() const { return Body(s_, SL_BODY_RESPONSE); }
+
+  sl_type_result continueRequest() const { return sl_host_continue_request(s_); }
+  sl_type_result continueResponse() const { return sl_host_continue_response(s_); }
+  sl_type_result sendResponse(uint32_t status, std::string_view body,
+                              const std::vector<std::pair<std::string, std::string>>& headers = {},
+                              std::string_view details = {}) const {
+    std::vector<sl_type_header> h;
+    h.reserve(headers.size());
+    for (const auto& [n, v] : headers) h.push_back(sl_type_header{Str(n), Str(v)});
+    return sl_host_send_response(s_, status, h.data(), h.size(), Str(body), Str(details));
+  }
+  void reset() const { sl_host_reset_stream(s_); }
+  void fail(std::string_view reason) const { sl_host_fail_stream(s_, Str(reason)); }
+
+  sl_type_result setMetadata(std::string_view key, std::string_view value) const {
+    return sl_host_metadata_set(s_, Str(key), Str(value));
+  }
+  std::optional<std::string_view> metadata(std::string_view key) const {
+    sl_type_str v{};
+    if (sl_host_metadata_get(s_, Str(key), &v) != SL_OK) return std::nullopt;
+    return View(v);
+  }
+
+  sl_type_stream_info info() const {
+    sl_type_stream_info i;
+    std::memset(&i, 0, sizeof(i));
+    i.size = sizeof(i);
+    sl_host_stream_info(s_, &i);
+    return i;
+  }
+
+  // Filter::onTimer(stream, token) after `delay_ms`.
+  sl_type_result startTimer(uint64_t token, uint64_t delay_ms) const {
+    return sl_host_timer_start(s_, token, delay_ms);
+  }
+  sl_type_result cancelTimer(uint64_t token) const { return sl_host_timer_cancel(s_, token); }
+
+ private:
+  sl_type_stream* s_;
+};
+
+// Metric handles, declared at config time (ConfigContext), updated from any thread.
+class Counter {
+ public:
+  Counter() = default;
+  explicit Counter(sl_type_metric* m) : m_(m) {}
+  void inc(uint64_t n = 1) const { sl_host_counter_add(m_, n); }
+
+ private:
+  sl_type_metric* m_ = nullptr;
+};
+class Gauge {
+ public:
+  Gauge() = default;
+  explicit Gauge(sl_type_metric* m) : m_(m) {}
+  void add(int64_t n) const { sl_host_gauge_add(m_, n); }
+  void set(int64_t v) const { sl_host_gauge_set(m_, v); }
+
+ private:
+  sl_type_metric* m_ = nullptr;
+};
+class Histogram {
+ public:
+  Histogram() = default;
+  explicit Histogram(sl_type_metric* m) : m_(m) {}
+  void record(uint64_t v) const { sl_host_histogram_record(m_, v); }
+
+ private:
+  sl_type_metric* m_ = nullptr;
+};
+
+// What a config's create() gets: the filter's name, its config bytes, metric declaration and the
+// error channel.
+class ConfigContext {
+ public:
+  ConfigContext(sl_type_config_host* host, std::string_view filter_name, std::string_view bytes)
+      : host_(host), filter_name_(filter_name), bytes_(bytes) {}
+
+  std::string_view filterName() const { return filter_name_; }
+  // The serialized protobuf message (typed filters) or the JSON text (untyped ones).
+  std::string_view bytes() const { return bytes_; }
+  // Parses the typed config into a generated message (anything with ParseFromArray).
+  template <class Message>
+  bool parse(Message& out) const {
+    return out.ParseFromArray(bytes_.data(), static_cast<int>(bytes_.size()));
+  }
+
+  Counter counter(std::string_view name) { return Counter(define(SL_METRIC_COUNTER, name)); }
+  Gauge gauge(std::string_view name) { return Gauge(define(SL_METRIC_GAUGE, name)); }
+  Histogram histogram(std::string_view name) {
+    return Histogram(define(SL_METRIC_HISTOGRAM, name));
+  }
+
+  // Refuses the config with this message (return nullptr from create() after it).
+  void fail(std::string_view message) { sl_host_config_error(host_, Str(message)); }
+
+ private:
+  sl_type_metric* define(sl_type_metric_kind kind, std::string_view name) {
+    sl_type_metric* m = nullptr;
+    if (sl_host_metric_define(host_, kind, Str(name), &m) != SL_OK) return nullptr;
+    return m;
+  }
+
+  sl_type_config_host* host_;
+  std::string_view filter_name_;
+  std::string_view bytes_;
+};
+
+// A filter instance: one per stream. Every hook defaults to "continue, touch nothing".
+class Filter {
+ public:
+  virtual ~Filter() = default;
+  virtual sl_type_action onRequestHeaders(Stream&, bool /*end_stream*/) {
+    return SL_ACTION_CONTINUE;
+  }
+  virtual sl_type_action onRequestBody(Stream&, bool /*end_stream*/) { return SL_ACTION_CONTINUE; }
+  virtual sl_type_action onRequestTrailers(Stream&) { return SL_ACTION_CONTINUE; }
+  virtual sl_type_action onResponseHeaders(Stream&, bool /*end_stream*/) {
+    return SL_ACTION_CONTINUE;
+  }
+  virtual sl_type_action onResponseBody(Stream&, bool /*end_stream*/) {
+    return SL_ACTION_CONTINUE;
+  }
+  virtual sl_type_action onResponseTrailers(Stream&) { return SL_ACTION_CONTINUE; }
+  virtual void onStreamComplete(Stream&) {}
+  virtual void onTimer(Stream&, uint64_t /*token*/) {}
+  virtual void onCalloutDone(Stream&, uint64_t /*id*/, const sl_type_callout_result&) {}
+  virtual bool onUpstreamAttemptDone(Stream&, const sl_type_attempt_result&,
+                                     uint64_t* /*retry_after_ms*/) {
+    return false;
+  }
+};
+
+// A filter's config: built once per http_filters entry (main thread), shared by every worker's
+// streams (read it only).
+class FilterConfig {
+ public:
+  virtual ~FilterConfig() = default;
+  virtual std::unique_ptr<Filter> newFilter(Stream& stream) = 0;
+};
+
+// One filter a plugin provides: its name, its config type (empty: JSON), and how to build its
+// config.
+struct FilterRegistration {
+  const char* name;
+  const char* config_type;        // full protobuf message name, or "" for JSON
+  std::string_view descriptor_set;  // serialized FileDescriptorSet, or empty
+  std::unique_ptr<FilterConfig> (*create)(ConfigContext&);
+};
+
+// Register<MyConfig>("name"[, "pkg.Message"]): MyConfig derives from FilterConfig and has
+// `static std::unique_ptr<MyConfig> create(ConfigContext&)`.
+template <class Config>
+constexpr FilterRegistration Register(const char* name, const char* config_type = "",
+                                      std::string_view descriptor_set = {}) {
+  return FilterRegistration{name, config_type, descriptor_set,
+                            [](ConfigContext& ctx) -> std::unique_ptr<FilterConfig> {
+                              return Config::create(ctx);
+                            }};
+}
+
+namespace internal {
+
+// Runs `fn`; an escaping exception fails the stream (the host answers 500 / resets, counts it).
+template <class Fn>
+sl_type_action Guard(sl_type_stream* s, Fn&& fn) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    sl_host_fail_stream(s, Str(std::string("exception: ") + e.what()));
+  } catch (...) {
+    sl_host_fail_stream(s, Str("exception of unknown type"));
+  }
+  return SL_ACTION_STOP;
+}
+
+struct ConfigHolder {
+  const FilterRegistration* registration;
+  std::unique_ptr<FilterConfig> config;
+};
+
+inline Filter* AsFilter(void* f) { return static_cast<Filter*>(f); }
+
+}  // namespace internal
+}  // namespace sluice::sdk
+
+// Defines the plugin's exported hooks for the filters listed (FilterRegistration values).
+// Use once per plugin, at namespace scope.
+#define SLUICE_PLUGIN_FILTERS(...)                                                              \
+  namespace sluice_sdk_plugin {                                                                 \
+  static const ::sluice::sdk::FilterRegistration kFilters[] = {__VA_ARGS__};                   \
+  static constexpr size_t kFilterCount = sizeof(kFilters) / sizeof(kFilters[0]);                \
+  static const ::sluice::sdk::FilterRegistration* Find(sl_type_str name) {                      \
+    for (const auto& r : kFilters) {                                                            \
+      if (::sluice::sdk::View(name) == r.name) return &r;                                       \
+    }                                                                                           \
+    return nullptr;                                                                             \
+  }                                                                                             \
+  }                                                                                             \
+  extern "C" {                                                                                  \
+  SL_EXPORT uint32_t sl_on_abi_version(void) { return SL_ABI_VERSION; }                         \
+  SL_EXPORT const char* const* sl_on_filter_names(void) {                                       \
+    static const char* names[sluice_sdk_plugin::kFilterCount + 1] = {};                         \
+    for (size_t i = 0; i < sluice_sdk_plugin::kFilterCount; ++i) {                              \
+      names[i] = sluice_sdk_plugin::kFilters[i].name;                                           \
+    }                                                                                           \
+    return names;                                                                               \
+  }                                                                                             \
+  SL_EXPORT sl_type_result sl_on_config_type(sl_type_str name, sl_type_config_type* out) {      \
+    const auto* r = sluice_sdk_plugin::Find(name);                                              \
+    if (r == nullptr || r->config_type[0] == '\0') return SL_ERR_NOT_FOUND;                     \
+    out->message_type = ::sluice::sdk::Str(r->config_type);                                     \
+    if (out->size >= offsetof(sl_type_config_type, descriptor_set) + sizeof(sl_type_str)) {     \
+      out->descriptor_set = ::sluice::sdk::Str(r->descriptor_set);                              \
+    }                                                                                           \
+    return SL_OK;                                                                               \
+  }                                                                                             \
+  SL_EXPORT sl_type_result sl_on_config_new(sl_type_config_host* host, sl_type_str name,        \
+                                            sl_type_str config, void** out) {                   \
+    const auto* r = sluice_sdk_plugin::Find(name);                                              \
+    ::sluice::sdk::ConfigContext ctx(host, ::sluice::sdk::View(name),                           \
+                                     ::sluice::sdk::View(config));                              \
+    if (r == nullptr) {                                                                         \
+      ctx.fail("no such filter in this plugin");                                                \
+      return SL_ERR_NOT_FOUND;                                                                  \
+    }                                                                                           \
+    try {                                                                                       \
+      auto c = r->create(ctx);                                                                  \
+      if (!c) return SL_ERR_INVALID;                                                            \
+      *out = new ::sluice::sdk::internal::ConfigHolder{r, std::move(c)};                        \
+      return SL_OK;                                                                             \
+    } catch (const std::exception& e) {                                                         \
+      ctx.fail(std::string("exception: ") + e.what());                                          \
+    } catch (...) {                                                                             \
+      ctx.fail("exception of unknown type");                                                    \
+    }                                                                                           \
+    return SL_ERR_INVALID;                                                                      \
+  }                                                                                             \
+  SL_EXPORT void sl_on_config_destroy(void* config) {                                           \
+    delete static_cast<::sluice::sdk::internal::ConfigHolder*>(config);                         \
+  }                                                                                             \
+  SL_EXPORT void* sl_on_filter_new(void* config, sl_type_stream* s) {                           \
+    try {                                                                                       \
+      ::sluice::sdk::Stream stream(s);                                                          \
+      return static_cast<::sluice::sdk::internal::ConfigHolder*>(config)                        \
+          ->config->newFilter(stream)                                                           \
+          .release();                                                                           \
+    } catch (...) {                                                                             \
+      return nullptr; /* the host fails the stream (500) and counts it */                       \
+    }                                                                                           \
+  }                                                                                             \
+  SL_EXPORT void sl_on_filter_destroy(void* f) { delete ::sluice::sdk::internal::AsFilter(f); } \
+  SL_EXPORT sl_type_action sl_on_request_headers(void* f, sl_type_stream* s, int end) {         \
+    return ::sluice::sdk::internal::Guard(s, [&] {                                              \
+      ::sluice::sdk::Stream st(s);                                                              \
+      return ::sluice::sdk::internal::AsFilter(f)->onRequestHeaders(st, end != 0);              \
+    });                                                                                         \
+  }                                                                                             \
+  SL_EXPORT sl_type_action sl_on_request_body(void* f, sl_type_stream* s, int end) {            \
+    return ::sluice::sdk::internal::Guard(s, [&] {                                              \
+      ::sluice::sdk::Stream st(s);                                                              \
+      return ::sluice::sdk::internal::AsFilter(f)->onRequestBody(st, end != 0);                 \
+    });                                                                                         \
+  }                                                                                             \
+  SL_EXPORT sl_type_action sl_on_request_trailers(void* f, sl_type_stream* s) {                 \
+    return ::sluice::sdk::internal::Guard(s, [&] {                                              \
+      ::sluice::sdk::Stream st(s);                                                              \
+      return ::sluice::sdk::internal::AsFilter(f)->onRequestTrailers(st);                       \
+    });                                                                                         \
+  }                                                                                             \
+  SL_EXPORT sl_type_action sl_on_response_headers(void* f, sl_type_stream* s, int end) {        \
+    return ::sluice::sdk::internal::Guard(s, [&] {                                              \
+      ::sluice::sdk::Stream st(s);                                                              \
+      return ::sluice::sdk::internal::AsFilter(f)->onResponseHeaders(st, end != 0);             \
+    });                                                                                         \
+  }                                                                                             \
+  SL_EXPORT sl_type_action sl_on_response_body(void* f, sl_type_stream* s, int end) {           \
+    return ::sluice::sdk::internal::Guard(s, [&] {                                              \
+      ::sluice::sdk::Stream st(s);                                                              \
+      return ::sluice::sdk::internal::AsFilter(f)->onResponseBody(st, end != 0);                \
+    });                                                                                         \
+  }                                                                                             \
+  SL_EXPORT sl_type_action sl_on_response_trailers(void* f, sl_type_stream* s) {                \
+    return ::sluice::sdk::internal::Guard(s, [&] {                                              \
+      ::sluice::sdk::Stream st(s);                                                              \
+      return ::sluice::sdk::internal::AsFilter(f)->onResponseTrailers(st);                      \
+    });                                                                                         \
+  }                                                                                             \
+  SL_EXPORT void sl_on_stream_complete(void* f, sl_type_stream* s) {                            \
+    ::sluice::sdk::internal::Guard(s, [&] {                                                     \
+      ::sluice::sdk::Stream st(s);                                                              \
+      ::sluice::sdk::internal::AsFilter(f)->onStreamComplete(st);                               \
+      return SL_ACTION_CONTINUE;                                                                \
+    });                                                                                         \
+  }                                                                                             \
+  SL_EXPORT void sl_on_timer(void* f, sl_type_stream* s, uint64_t token) {                      \
+    ::sluice::sdk::internal::Guard(s, [&] {                                                     \
+      ::sluice::sdk::Stream st(s);                                                              \
+      ::sluice::sdk::internal::AsFilter(f)->onTimer(st, token);                                 \
+      return SL_ACTION_CONTINUE;                                                                \
+    });                                                                                         \
+  }                                                                                             \
+  SL_EXPORT void sl_on_callout_done(void* f, sl_type_stream* s, uint64_t id,                    \
+                                    const sl_type_callout_result* r) {                          \
+    ::sluice::sdk::internal::Guard(s, [&] {                                                     \
+      ::sluice::sdk::Stream st(s);                                                              \
+      ::sluice::sdk::internal::AsFilter(f)->onCalloutDone(st, id, *r);                          \
+      return SL_ACTION_CONTINUE;                                                                \
+    });                                                                                         \
+  }                                                                                             \
+  SL_EXPORT int sl_on_upstream_attempt_done(void* f, sl_type_stream* s,                         \
+                                            const sl_type_attempt_result* r, uint64_t* delay) { \
+    bool retry = false;                                                                         \
+    ::sluice::sdk::internal::Guard(s, [&] {                                                     \
+      ::sluice::sdk::Stream st(s);                                                              \
+      retry = ::sluice::sdk::internal::AsFilter(f)->onUpstreamAttemptDone(st, *r, delay);       \
+      return SL_ACTION_CONTINUE;                                                                \
+    });                                                                                         \
+    return retry ? 1 : 0;                                                                       \
+  }                                                                                             \
+  } /* extern "C" */
+
+#endif  // SLUICE_SDK_FILTER_H_

@@ -1,0 +1,203 @@
+"""HTTP filters from plugins (the plugin ABI) in the real binary, with real clients: every part of
+the ABI the plugins under test/plugin/plugins use — header changes on both paths, a pause resumed
+from a timer, a local reply, a response body rewritten, metadata passed from one plugin to the
+next, metrics in /stats, an exception caught at the boundary (500, counted, process alive), a
+plugin that cannot create its filter, a typed config from a descriptor set, and the config
+errors `--mode validate` and start-up report."""
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import http_request as req  # noqa: E402
+
+PLUGIN_DIR = os.environ.get("SLUICE_TEST_PLUGIN_DIR",
+                            os.path.join(harness.repo_root(), "build", "test", "plugin", "plugins"))
+
+
+def plugin(filter_name, plugin_name="test_filters", typed=None, name=None):
+    """An httpFilters entry for a plugin filter; `typed` is (message, fields) or a JSON value."""
+    entry = {"plugin": {"filter": filter_name, "plugin": plugin_name}}
+    if isinstance(typed, tuple):
+        message, fields = typed
+        config = {"@type": "type.googleapis.com/" + message}
+        config.update(fields)
+        entry["plugin"]["typedConfig"] = config
+    elif typed is not None:
+        entry["plugin"]["typedConfig"] = typed
+    if name:
+        entry["name"] = name
+    return entry
+
+
+def headers_filter(**fields):
+    return plugin("headers", typed=("sluice.test.plugin.HeaderMutation", fields))
+
+
+DIRECT = harness.direct_response_filter()
+
+
+def config(listeners):
+    return harness.http_config([harness.http_listener(n, filters=f) for (n, f) in listeners],
+                               bootstrap_extra={"pluginDirs": [PLUGIN_DIR]})
+
+
+class PluginTest(harness.SluiceTestCase):
+
+    def get(self, s, listener, headers=(), target="/", method="GET", body=b""):
+        c = harness.HttpClient.connect(s.addr(listener))
+        self.addCleanup(c.close)
+        c.send(req(method, target, headers=headers, body=body))
+        return c.read_response(head_request=(method == "HEAD"))
+
+    def test_a_chain_of_plugins_changes_headers_passes_metadata_and_counts(self):
+        chain = [
+            plugin("meta_set", typed=("sluice.test.plugin.Metadata", {"key": "who",
+                                                                       "header": "x-who"})),
+            headers_filter(requestSet=[{"name": "x-echo", "value": "set-by-plugin"}],
+                           responseSet=[{"name": "x-plugin", "value": "headers"}],
+                           responseRemove=["x-test"]),
+            plugin("count", name="counting"),
+            plugin("meta_get", typed=("sluice.test.plugin.Metadata", {"key": "who",
+                                                                       "header": "x-meta"})),
+            DIRECT,
+        ]
+        s = self.start_sluice(config([("web", chain)]))
+        r = self.get(s, "web", headers=[("x-who", "alice"), ("x-echo", "from-client")],
+                     target="/some/path")
+        self.assertEqual(200, r.status, r.raw)
+        self.assertEqual(harness.DIRECT_BODY, r.body)
+        self.assertEqual("headers", r.get("x-plugin"))
+        self.assertIsNone(r.get("x-test"), "response_remove did not remove x-test")
+        # The request header the plugin set replaced the client's (seen on the response path).
+        self.assertEqual("set-by-plugin", r.get("x-echoed"))
+        self.assertEqual("/some/path", r.get("x-path"))
+        # Metadata written by the first plugin, read by a later one.
+        self.assertEqual("alice", r.get("x-meta"))
+        r2 = self.get(s, "web")
+        self.assertEqual("(none)", r2.get("x-meta"))
+        # Metrics the plugin declared, under the filter's name.
+        st = s.wait_stats(lambda st: harness.stat(st, "plugin.counting.requests") == 2,
+                          "plugin.counting.requests == 2")
+        self.assertEqual(2, harness.stat(st, "plugin.counting.path_length.count"))
+        self.assertEqual(len("/some/path") + 1, harness.stat(st, "plugin.counting.path_length.sum"))
+        # Every stream's filter is gone once its stream is: the gauge comes back to 0.
+        s.wait_stats(lambda st: harness.stat(st, "plugin.counting.active") == 0,
+                     "plugin.counting.active == 0")
+
+    def test_pause_and_resume_from_a_timer(self):
+        chain = [plugin("pause", typed=("sluice.test.plugin.Pause", {"delay": "0.05s"})),
+                 headers_filter(), DIRECT]
+        s = self.start_sluice(config([("web", chain)]))
+        c = harness.HttpClient.connect(s.addr("web"))
+        self.addCleanup(c.close)
+        for _ in range(3):  # keep-alive: every request pauses and resumes
+            c.send(req("GET", "/"))
+            r = c.read_response()
+            self.assertEqual(200, r.status, r.raw)
+            self.assertEqual("timer", r.get("x-resumed-by"))
+            self.assertEqual(harness.DIRECT_BODY, r.body)
+
+    def test_local_reply_from_a_plugin(self):
+        chain = [headers_filter(responseSet=[{"name": "x-plugin", "value": "headers"}]),
+                 plugin("deny", typed=("sluice.test.plugin.Deny", {"header": "x-deny",
+                                                                   "status": 403,
+                                                                   "body": "denied\n"})),
+                 DIRECT]
+        s = self.start_sluice(config([("web", chain)]))
+        r = self.get(s, "web", headers=[("x-deny", "1")])
+        self.assertEqual(403, r.status, r.raw)
+        self.assertEqual(b"denied\n", r.body)
+        self.assertEqual("deny", r.get("x-denied-by"))
+        self.assertEqual("7", r.get("content-length"))
+        self.assertIsNotNone(r.get("date"))
+        # The reply went back through the filters before the one that sent it.
+        self.assertEqual("headers", r.get("x-plugin"))
+        ok = self.get(s, "web")
+        self.assertEqual(200, ok.status)
+        s.wait_stats(lambda st: harness.stat(st, "http.web.downstream_rq_4xx") == 1 and
+                     harness.stat(st, "http.web.downstream_rq_2xx") == 1, "one 403, one 200")
+
+    def test_response_body_rewritten_with_its_length(self):
+        chain = [plugin("uppercase"),
+                 harness.direct_response_filter(body="hello plugin\n")]
+        s = self.start_sluice(config([("web", chain)]))
+        for target in ("/a", "/b"):
+            r = self.get(s, "web", target=target)
+            self.assertEqual(200, r.status, r.raw)
+            self.assertEqual(b"HELLO PLUGIN\n(rewritten)\n", r.body)
+            self.assertEqual(str(len(r.body)), r.get("content-length"))
+        head = self.get(s, "web", method="HEAD")
+        self.assertEqual(200, head.status)
+
+    def test_an_exception_in_a_hook_is_a_500_and_a_counter_not_a_crash(self):
+        s = self.start_sluice(config([("web", [plugin("throw"), DIRECT]),
+                                      ("nofilter", [plugin("fail_new"), DIRECT])]))
+        r = self.get(s, "web", headers=[("x-throw", "1")])
+        self.assertEqual(500, r.status, r.raw)
+        ok = self.get(s, "web")
+        self.assertEqual(200, ok.status)
+        self.assertEqual(harness.DIRECT_BODY, ok.body)
+        # A filter that cannot be created (sl_on_filter_new returns NULL) fails its stream too.
+        r2 = self.get(s, "nofilter")
+        self.assertEqual(500, r2.status, r2.raw)
+        st = s.wait_stats(lambda st: harness.stat(st, "plugin.throw.failures") == 1 and
+                          harness.stat(st, "plugin.fail_new.failures") == 1,
+                          "one failure counted per plugin")
+        self.assertEqual(0, harness.stat(st, "plugin.throw.rejected_calls"))
+        self.assertIn("asked to throw", s.logs())
+        self.assertIsNone(s.poll(), "sluice exited")
+
+    def test_c_plugins_typed_by_a_descriptor_set_and_stateless(self):
+        tag = plugin("tag", "described", typed=("sluice.test.described.Tag",
+                                                {"header": "x-tag", "value": "from-c"}))
+        noops = [plugin("noop", "noop") for _ in range(10)]
+        s = self.start_sluice(config([("web", [tag] + noops + [DIRECT])]))
+        r = self.get(s, "web")
+        self.assertEqual(200, r.status, r.raw)
+        self.assertEqual("from-c", r.get("x-tag"))
+
+
+class PluginConfigErrorTest(harness.SluiceTestCase):
+
+    def validate(self, cfg):
+        path = harness.write_config(cfg, self.tmpdir, "config.json")
+        return path, harness.run_cli(["--mode", "validate", "-c", path])
+
+    def test_validate_runs_the_plugins_config_checks(self):
+        good = config([("web", [headers_filter(responseSet=[{"name": "a", "value": "b"}]),
+                                DIRECT])])
+        _, r = self.validate(good)
+        self.assertEqual(0, r.returncode, r.stderr)
+        self.assertEqual("ok\n", r.stdout)
+
+        # A field the plugin's type does not have: file, full field path, line.
+        bad = config([("web", [headers_filter(responseSett=[]), DIRECT])])
+        path, r = self.validate(bad)
+        self.assertEqual(1, r.returncode, r.stdout)
+        self.assertIn(path + ": listeners[0].filters[0].http_connection_manager.http_filters[0]"
+                      ".plugin.typed_config.responseSett: unknown field", r.stderr)
+        self.assertIn("at line", r.stderr)
+
+        # The plugin's own config_new refuses it.
+        refused = config([("web", [headers_filter(responseSet=[{"name": "forbidden",
+                                                                 "value": "x"}]), DIRECT])])
+        _, r = self.validate(refused)
+        self.assertEqual(1, r.returncode)
+        self.assertIn("filter \"headers\": the plugin rejected its config", r.stderr)
+
+    def test_startup_refuses_a_plugin_of_another_abi_version(self):
+        cfg = config([("web", [plugin("bad_version", "bad_version"), DIRECT])])
+        _, r = self.validate(cfg)
+        self.assertEqual(1, r.returncode)
+        self.assertIn("bad_version.so: built for plugin ABI 2.0, but this sluice implements "
+                      "plugin ABI 1.0", r.stderr)
+        s = self.start_sluice(cfg, wait=False)
+        self.assertEqual(1, s.wait_exit())
+        self.assertIn("built for plugin ABI 2.0", s.logs())
+
+
+if __name__ == "__main__":
+    harness.main()

@@ -1,0 +1,274 @@
+// The host side of the plugin ABI, without a server: loading (the version handshake, required
+// symbols, bad files), and building plugin filters from config (typed configs from generated
+// code and from descriptor sets, errors with file, field path and line, a plugin refusing its
+// config). What plugins do to streams is tested against the real binary
+// (test/integration/plugin_test.py).
+
+#include "source/plugin/loader.h"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "api/sluice/config/v1/bootstrap.pb.h"
+#include "source/config/loader.h"
+#include "source/plugin/plugin.h"
+
+namespace sluice::plugin {
+namespace {
+
+using ::testing::HasSubstr;
+
+const std::string kDir = SLUICE_TEST_PLUGIN_DIR;
+std::string Plugin(const std::string& name) { return kDir + "/" + name + ".so"; }
+
+std::string Message(const absl::Status& s) { return std::string(s.message()); }
+
+TEST(LoaderTest, LoadsAndListsFilters) {
+  auto sdk = LoadPlugin(Plugin("test_filters"));
+  ASSERT_TRUE(sdk.ok()) << sdk.status();
+  EXPECT_EQ(SL_ABI_VERSION, (*sdk)->version());
+  EXPECT_TRUE((*sdk)->providesFilter("headers"));
+  EXPECT_TRUE((*sdk)->providesFilter("pause"));
+  EXPECT_FALSE((*sdk)->providesFilter("nope"));
+  EXPECT_NE(nullptr, (*sdk)->hooks().filter_new);
+  EXPECT_NE(nullptr, (*sdk)->hooks().response_body);
+
+  // No sl_on_filter_names: the one filter is named after the file; absent hooks stay null.
+  auto noop = LoadPlugin(Plugin("noop"));
+  ASSERT_TRUE(noop.ok()) << noop.status();
+  EXPECT_EQ(std::vector<std::string>{"noop"}, (*noop)->filterNames());
+  EXPECT_EQ(nullptr, (*noop)->hooks().filter_new);
+  EXPECT_EQ(nullptr, (*noop)->hooks().response_headers);
+  EXPECT_NE(nullptr, (*noop)->hooks().request_headers);
+}
+
+TEST(LoaderTest, RefusesAnotherMajorVersionNamingBothVersionsAndTheFile) {
+  auto r = LoadPlugin(Plugin("bad_version"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(Message(r.status()), HasSubstr(Plugin("bad_version")));
+  EXPECT_THAT(Message(r.status()), HasSubstr("built for plugin ABI 2.0"));
+  EXPECT_THAT(Message(r.status()), HasSubstr("implements plugin ABI " + VersionString(SL_ABI_VERSION)));
+}
+
+TEST(LoaderTest, RefusesANewerMinorVersion) {
+  auto r = LoadPlugin(Plugin("newer_minor"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(Message(r.status()),
+              HasSubstr("built for plugin ABI " +
+                        VersionString(SL_ABI_VERSION + 1)));
+}
+
+TEST(LoaderTest, RefusesAMissingRequiredSymbol) {
+  auto r = LoadPlugin(Plugin("no_config_new"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(Message(r.status()), HasSubstr("missing required symbol sl_on_config_new"));
+  EXPECT_THAT(Message(r.status()), HasSubstr(Plugin("no_config_new")));
+}
+
+TEST(LoaderTest, RefusesAFileThatIsNotASharedObject) {
+  char dir[] = "/tmp/sluice-plugin-test-XXXXXX";
+  ASSERT_NE(nullptr, mkdtemp(dir));
+  const std::string path = std::string(dir) + "/junk.so";
+  std::ofstream(path) << "not an ELF file\n";
+  auto r = LoadPlugin(path);
+  unlink(path.c_str());
+  rmdir(dir);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(Message(r.status()), HasSubstr("junk.so: cannot load"));
+}
+
+TEST(ResolveTest, SearchesDirsInOrderWithAndWithoutLibAndNamesWhatItTried) {
+  auto found = ResolvePlugin("noop", {"/nonexistent", kDir});
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(Plugin("noop"), *found);
+  auto path = ResolvePlugin(Plugin("noop"), {});
+  ASSERT_TRUE(path.ok());
+  EXPECT_EQ(Plugin("noop"), *path);
+  auto missing = ResolvePlugin("absent", {"/nonexistent", kDir});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_THAT(Message(missing.status()), HasSubstr("/nonexistent/absent.so"));
+  EXPECT_THAT(Message(missing.status()), HasSubstr(kDir + "/libabsent.so"));
+}
+
+// A bootstrap whose only HTTP connection manager holds `filters` (YAML list items, indented
+// for their place), parsed as "test.yaml" with its value sources kept.
+class ManagerTest : public ::testing::Test {
+ protected:
+  absl::StatusOr<http::StreamFilterFactory> build(const std::string& filters, int index = 0) {
+    const std::string yaml = std::string(
+                                 "listeners:\n"
+                                 "  - name: l\n"
+                                 "    address: {address: 127.0.0.1, port: 0}\n"
+                                 "    filters:\n"
+                                 "      - http_connection_manager:\n"
+                                 "          http_filters:\n") +
+                             filters;
+    absl::Status parsed = config::ParseInto(yaml, config::Format::kYaml, "test.yaml", bootstrap_,
+                                            &sources_);
+    if (!parsed.ok()) return parsed;
+    manager_ = CreatePluginManager({kDir}, sources_, store_);
+    const auto& f =
+        bootstrap_.listeners(0).filters(0).http_connection_manager().http_filters(index);
+    return manager_->filterFactory(
+        f.plugin(), f.name().empty() ? f.plugin().filter() : f.name(),
+        "listeners[0].filters[0].http_connection_manager.http_filters[" + std::to_string(index) +
+            "]");
+  }
+
+  config::v1::Bootstrap bootstrap_;
+  config::ValueSources sources_;
+  stats::Store store_;
+  PluginManagerPtr manager_;
+};
+
+TEST_F(ManagerTest, BuildsATypedFilterFromGeneratedCode) {
+  auto f = build(
+      "            - plugin:\n"
+      "                filter: headers\n"
+      "                plugin: test_filters\n"
+      "                typed_config:\n"
+      "                  \"@type\": type.googleapis.com/sluice.test.plugin.HeaderMutation\n"
+      "                  response_set: [{name: x-a, value: b}]\n");
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_NE(nullptr, (*f)());  // a filter per stream
+}
+
+TEST_F(ManagerTest, ABadTypedConfigNamesTheFileTheFieldPathAndTheLine) {
+  auto f = build(
+      "            - plugin:\n"
+      "                filter: headers\n"
+      "                plugin: test_filters\n"
+      "                typed_config:\n"
+      "                  \"@type\": type.googleapis.com/sluice.test.plugin.HeaderMutation\n"
+      "                  response_sett: [{name: x-a, value: b}]\n");
+  ASSERT_FALSE(f.ok());
+  EXPECT_THAT(Message(f.status()), HasSubstr("test.yaml: "));
+  EXPECT_THAT(Message(f.status()),
+              HasSubstr("listeners[0].filters[0].http_connection_manager.http_filters[0].plugin."
+                        "typed_config.response_sett: unknown field"));
+  EXPECT_THAT(Message(f.status()), HasSubstr("response_set"));  // did you mean
+  EXPECT_THAT(Message(f.status()), HasSubstr("at line 12, column 19"));
+
+  auto g = build(
+      "            - plugin:\n"
+      "                filter: pause\n"
+      "                plugin: test_filters\n"
+      "                typed_config:\n"
+      "                  \"@type\": type.googleapis.com/sluice.test.plugin.Pause\n"
+      "                  delay: soon\n");
+  ASSERT_FALSE(g.ok());
+  EXPECT_THAT(Message(g.status()), HasSubstr("plugin.typed_config.delay: "));
+  EXPECT_THAT(Message(g.status()), HasSubstr("at line 12"));
+}
+
+TEST_F(ManagerTest, TheTypeMustBeNamedAndMustBeTheFiltersType) {
+  auto missing = build(
+      "            - plugin:\n"
+      "                filter: deny\n"
+      "                plugin: test_filters\n"
+      "                typed_config: {header: x, status: 403}\n");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_THAT(Message(missing.status()), HasSubstr("\"@type\" is required"));
+  EXPECT_THAT(Message(missing.status()), HasSubstr("sluice.test.plugin.Deny"));
+
+  auto wrong = build(
+      "            - plugin:\n"
+      "                filter: deny\n"
+      "                plugin: test_filters\n"
+      "                typed_config:\n"
+      "                  \"@type\": type.googleapis.com/sluice.test.plugin.Pause\n");
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_THAT(Message(wrong.status()), HasSubstr("is not this filter's config type"));
+}
+
+TEST_F(ManagerTest, APluginRefusingItsConfigIsReportedWithItsMessage) {
+  auto f = build(
+      "            - plugin:\n"
+      "                filter: headers\n"
+      "                plugin: test_filters\n"
+      "                typed_config:\n"
+      "                  \"@type\": type.googleapis.com/sluice.test.plugin.HeaderMutation\n"
+      "                  response_set: [{name: forbidden, value: b}]\n");
+  ASSERT_FALSE(f.ok());
+  EXPECT_THAT(Message(f.status()), HasSubstr("filter \"headers\""));
+  EXPECT_THAT(Message(f.status()),
+              HasSubstr("the plugin rejected its config: response_set: \"forbidden\""));
+}
+
+TEST_F(ManagerTest, AFilterThePluginDoesNotProvideOrAPluginThatIsNotThere) {
+  auto f = build(
+      "            - plugin: {filter: nope, plugin: test_filters}\n");
+  ASSERT_FALSE(f.ok());
+  EXPECT_THAT(Message(f.status()), HasSubstr("provides no such filter (it has: headers, pause"));
+  auto g = build("            - plugin: {filter: not_a_plugin}\n");
+  ASSERT_FALSE(g.ok());
+  EXPECT_THAT(Message(g.status()), HasSubstr("plugin \"not_a_plugin\" not found (tried"));
+  auto h = build("            - plugin: {filter: bad_version}\n");
+  ASSERT_FALSE(h.ok());
+  EXPECT_THAT(Message(h.status()), HasSubstr("built for plugin ABI 2.0"));
+}
+
+TEST_F(ManagerTest, TypedConfigFromAnEmbeddedDescriptorSet) {
+  auto ok = build(
+      "            - plugin:\n"
+      "                filter: tag\n"
+      "                plugin: described\n"
+      "                typed_config:\n"
+      "                  \"@type\": type.googleapis.com/sluice.test.described.Tag\n"
+      "                  header: x-tag\n"
+      "                  value: v\n"
+      "                  unused_delay: 1.5s\n");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+
+  auto bad = build(
+      "            - plugin:\n"
+      "                filter: tag\n"
+      "                plugin: described\n"
+      "                typed_config:\n"
+      "                  \"@type\": type.googleapis.com/sluice.test.described.Tag\n"
+      "                  header: x-tag\n"
+      "                  unused_delay: [1]\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(Message(bad.status()), HasSubstr("plugin.typed_config.unused_delay: "));
+  EXPECT_THAT(Message(bad.status()), HasSubstr("at line 13"));
+
+  // The plugin's own check (a C plugin reading the serialized message).
+  auto refused = build(
+      "            - plugin:\n"
+      "                filter: tag\n"
+      "                plugin: described\n"
+      "                typed_config:\n"
+      "                  \"@type\": type.googleapis.com/sluice.test.described.Tag\n"
+      "                  value: v\n");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(Message(refused.status()), HasSubstr("header is required"));
+}
+
+TEST_F(ManagerTest, MetricsDeclaredAtConfigTimeAppearUnderThePluginsName) {
+  auto f = build(
+      "            - name: counting\n"
+      "              plugin: {filter: count, plugin: test_filters}\n");
+  ASSERT_TRUE(f.ok()) << f.status();
+  const std::string stats = store_.dumpText();
+  EXPECT_THAT(stats, HasSubstr("plugin.counting.requests 0\n"));
+  EXPECT_THAT(stats, HasSubstr("plugin.counting.active 0\n"));
+  EXPECT_THAT(stats, HasSubstr("plugin.counting.path_length.count 0\n"));
+  EXPECT_THAT(stats, HasSubstr("plugin.counting.failures 0\n"));
+}
+
+TEST(HostSymbolsTest, TheHostFunctionsAreExportedForPlugins) {
+  // A plugin binds sl_host_* at dlopen: they must be in this binary's dynamic symbol table.
+  void* self = dlopen(nullptr, RTLD_NOW);
+  ASSERT_NE(nullptr, self);
+  EXPECT_NE(nullptr, dlsym(self, "sl_host_header_get"));
+  EXPECT_NE(nullptr, dlsym(self, "sl_host_send_response"));
+  EXPECT_NE(nullptr, dlsym(self, "sl_host_set_upstream"));
+}
+
+}  // namespace
+}  // namespace sluice::plugin

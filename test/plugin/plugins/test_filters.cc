@@ -1,0 +1,285 @@
+// A plugin of test filters, written with the C++ SDK and typed (generated-code) configs: each
+// filter exercises one part of the ABI for test/plugin/ and the integration tests.
+
+#include <algorithm>
+#include <cctype>
+#include <stdexcept>
+#include <string>
+
+#include "sluice/sdk/filter.h"
+#include "test/plugin/plugins/test_filters.pb.h"
+
+namespace {
+
+using sluice::sdk::ConfigContext;
+using sluice::sdk::Filter;
+using sluice::sdk::FilterConfig;
+using sluice::sdk::Stream;
+namespace pb = sluice::test::plugin;
+
+// ----- headers -----
+class HeadersConfig : public FilterConfig {
+ public:
+  pb::HeaderMutation proto;
+  static std::unique_ptr<HeadersConfig> create(ConfigContext& ctx) {
+    auto c = std::make_unique<HeadersConfig>();
+    if (!ctx.parse(c->proto)) {
+      ctx.fail("cannot parse HeaderMutation");
+      return nullptr;
+    }
+    for (const auto& h : c->proto.response_set()) {
+      if (h.name() == "forbidden") {
+        ctx.fail("response_set: \"forbidden\" is not allowed here");
+        return nullptr;
+      }
+    }
+    return c;
+  }
+  std::unique_ptr<Filter> newFilter(Stream&) override;
+};
+
+class HeadersFilter : public Filter {
+ public:
+  explicit HeadersFilter(const HeadersConfig& c) : c_(c) {}
+  sl_type_action onRequestHeaders(Stream& s, bool) override {
+    for (const auto& h : c_.proto.request_set()) s.requestHeaders().set(h.name(), h.value());
+    for (const auto& n : c_.proto.request_remove()) s.requestHeaders().remove(n);
+    return SL_ACTION_CONTINUE;
+  }
+  sl_type_action onResponseHeaders(Stream& s, bool) override {
+    for (const auto& h : c_.proto.response_set()) s.responseHeaders().set(h.name(), h.value());
+    for (const auto& n : c_.proto.response_remove()) s.responseHeaders().remove(n);
+    // What the request looked like when it reached this filter, for the tests to see.
+    if (auto v = s.requestHeaders().get("x-echo")) s.responseHeaders().set("x-echoed", *v);
+    if (auto p = s.requestHeaders().get(":path")) s.responseHeaders().set("x-path", *p);
+    return SL_ACTION_CONTINUE;
+  }
+
+ private:
+  const HeadersConfig& c_;
+};
+std::unique_ptr<Filter> HeadersConfig::newFilter(Stream&) {
+  return std::make_unique<HeadersFilter>(*this);
+}
+
+// ----- pause -----
+class PauseConfig : public FilterConfig {
+ public:
+  uint64_t delay_ms = 0;
+  static std::unique_ptr<PauseConfig> create(ConfigContext& ctx) {
+    pb::Pause p;
+    if (!ctx.parse(p)) return nullptr;
+    auto c = std::make_unique<PauseConfig>();
+    c->delay_ms = static_cast<uint64_t>(p.delay().seconds()) * 1000 + p.delay().nanos() / 1000000;
+    return c;
+  }
+  std::unique_ptr<Filter> newFilter(Stream&) override;
+};
+
+class PauseFilter : public Filter {
+ public:
+  explicit PauseFilter(const PauseConfig& c) : c_(c) {}
+  sl_type_action onRequestHeaders(Stream& s, bool) override {
+    if (s.startTimer(7, c_.delay_ms) != SL_OK) s.fail("timer refused");
+    return SL_ACTION_STOP;
+  }
+  void onTimer(Stream& s, uint64_t token) override {
+    s.requestHeaders().set("x-paused", std::to_string(token));
+    paused_ = true;
+    s.continueRequest();
+  }
+  sl_type_action onResponseHeaders(Stream& s, bool) override {
+    if (paused_) s.responseHeaders().set("x-resumed-by", "timer");
+    return SL_ACTION_CONTINUE;
+  }
+
+ private:
+  const PauseConfig& c_;
+  bool paused_ = false;
+};
+std::unique_ptr<Filter> PauseConfig::newFilter(Stream&) {
+  return std::make_unique<PauseFilter>(*this);
+}
+
+// ----- deny -----
+class DenyConfig : public FilterConfig {
+ public:
+  pb::Deny proto;
+  static std::unique_ptr<DenyConfig> create(ConfigContext& ctx) {
+    auto c = std::make_unique<DenyConfig>();
+    if (!ctx.parse(c->proto)) return nullptr;
+    if (c->proto.status() < 200 || c->proto.status() > 599) {
+      ctx.fail("status must be in 200..599");
+      return nullptr;
+    }
+    return c;
+  }
+  std::unique_ptr<Filter> newFilter(Stream&) override;
+};
+
+class DenyFilter : public Filter {
+ public:
+  explicit DenyFilter(const DenyConfig& c) : c_(c) {}
+  sl_type_action onRequestHeaders(Stream& s, bool) override {
+    if (!s.requestHeaders().get(c_.proto.header())) return SL_ACTION_CONTINUE;
+    s.sendResponse(c_.proto.status(), c_.proto.body(), {{"x-denied-by", "deny"}}, "denied");
+    return SL_ACTION_STOP;
+  }
+
+ private:
+  const DenyConfig& c_;
+};
+std::unique_ptr<Filter> DenyConfig::newFilter(Stream&) {
+  return std::make_unique<DenyFilter>(*this);
+}
+
+// ----- uppercase: buffers the whole response body, rewrites it, fixes Content-Length -----
+class UppercaseConfig : public FilterConfig {
+ public:
+  static std::unique_ptr<UppercaseConfig> create(ConfigContext&) {
+    return std::make_unique<UppercaseConfig>();
+  }
+  std::unique_ptr<Filter> newFilter(Stream&) override;
+};
+
+class UppercaseFilter : public Filter {
+ public:
+  sl_type_action onResponseHeaders(Stream&, bool end_stream) override {
+    return end_stream ? SL_ACTION_CONTINUE : SL_ACTION_STOP;
+  }
+  sl_type_action onResponseBody(Stream& s, bool end_stream) override {
+    if (!end_stream) return SL_ACTION_STOP_AND_BUFFER;
+    std::string body = s.responseBody().toString();
+    std::transform(body.begin(), body.end(), body.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    body += "(rewritten)\n";
+    s.responseBody().replace(body);
+    s.responseHeaders().set("content-length", std::to_string(body.size()));
+    return SL_ACTION_CONTINUE;
+  }
+};
+std::unique_ptr<Filter> UppercaseConfig::newFilter(Stream&) {
+  return std::make_unique<UppercaseFilter>();
+}
+
+// ----- metadata -----
+class MetaConfig : public FilterConfig {
+ public:
+  pb::Metadata proto;
+  bool set = false;
+  template <bool kSet>
+  static std::unique_ptr<MetaConfig> Create(ConfigContext& ctx) {
+    auto c = std::make_unique<MetaConfig>();
+    if (!ctx.parse(c->proto)) return nullptr;
+    c->set = kSet;
+    return c;
+  }
+  std::unique_ptr<Filter> newFilter(Stream&) override;
+};
+struct MetaSetConfig : MetaConfig {
+  static std::unique_ptr<MetaConfig> create(ConfigContext& ctx) { return Create<true>(ctx); }
+};
+struct MetaGetConfig : MetaConfig {
+  static std::unique_ptr<MetaConfig> create(ConfigContext& ctx) { return Create<false>(ctx); }
+};
+
+class MetaFilter : public Filter {
+ public:
+  explicit MetaFilter(const MetaConfig& c) : c_(c) {}
+  sl_type_action onRequestHeaders(Stream& s, bool) override {
+    if (c_.set) {
+      if (auto v = s.requestHeaders().get(c_.proto.header())) s.setMetadata(c_.proto.key(), *v);
+    }
+    return SL_ACTION_CONTINUE;
+  }
+  sl_type_action onResponseHeaders(Stream& s, bool) override {
+    if (!c_.set) {
+      auto v = s.metadata(c_.proto.key());
+      s.responseHeaders().set(c_.proto.header(), v ? *v : "(none)");
+    }
+    return SL_ACTION_CONTINUE;
+  }
+
+ private:
+  const MetaConfig& c_;
+};
+std::unique_ptr<Filter> MetaConfig::newFilter(Stream&) {
+  return std::make_unique<MetaFilter>(*this);
+}
+
+// ----- count: metrics of every kind (JSON config, ignored) -----
+class CountConfig : public FilterConfig {
+ public:
+  sluice::sdk::Counter requests;
+  sluice::sdk::Gauge active;
+  sluice::sdk::Histogram path_length;
+  static std::unique_ptr<CountConfig> create(ConfigContext& ctx) {
+    auto c = std::make_unique<CountConfig>();
+    c->requests = ctx.counter("requests");
+    c->active = ctx.gauge("active");
+    c->path_length = ctx.histogram("path_length");
+    return c;
+  }
+  std::unique_ptr<Filter> newFilter(Stream&) override;
+};
+
+class CountFilter : public Filter {
+ public:
+  explicit CountFilter(const CountConfig& c) : c_(c) { c_.active.add(1); }
+  ~CountFilter() override { c_.active.add(-1); }
+  sl_type_action onRequestHeaders(Stream& s, bool) override {
+    c_.requests.inc();
+    if (auto p = s.requestHeaders().get(":path")) c_.path_length.record(p->size());
+    return SL_ACTION_CONTINUE;
+  }
+
+ private:
+  const CountConfig& c_;
+};
+std::unique_ptr<Filter> CountConfig::newFilter(Stream&) {
+  return std::make_unique<CountFilter>(*this);
+}
+
+// ----- throw: a C++ exception escapes a hook when the request asks for it -----
+class ThrowConfig : public FilterConfig {
+ public:
+  static std::unique_ptr<ThrowConfig> create(ConfigContext&) {
+    return std::make_unique<ThrowConfig>();
+  }
+  std::unique_ptr<Filter> newFilter(Stream&) override;
+};
+
+class ThrowFilter : public Filter {
+ public:
+  sl_type_action onRequestHeaders(Stream& s, bool) override {
+    if (s.requestHeaders().get("x-throw")) throw std::runtime_error("asked to throw");
+    return SL_ACTION_CONTINUE;
+  }
+};
+std::unique_ptr<Filter> ThrowConfig::newFilter(Stream&) {
+  return std::make_unique<ThrowFilter>();
+}
+
+// ----- fail_new: its filter constructor always throws (sl_on_filter_new returns NULL) -----
+class FailNewConfig : public FilterConfig {
+ public:
+  static std::unique_ptr<FailNewConfig> create(ConfigContext&) {
+    return std::make_unique<FailNewConfig>();
+  }
+  std::unique_ptr<Filter> newFilter(Stream&) override {
+    throw std::runtime_error("no filter today");
+  }
+};
+
+}  // namespace
+
+SLUICE_PLUGIN_FILTERS(
+    sluice::sdk::Register<HeadersConfig>("headers", "sluice.test.plugin.HeaderMutation"),
+    sluice::sdk::Register<PauseConfig>("pause", "sluice.test.plugin.Pause"),
+    sluice::sdk::Register<DenyConfig>("deny", "sluice.test.plugin.Deny"),
+    sluice::sdk::Register<UppercaseConfig>("uppercase"),
+    sluice::sdk::Register<MetaSetConfig>("meta_set", "sluice.test.plugin.Metadata"),
+    sluice::sdk::Register<MetaGetConfig>("meta_get", "sluice.test.plugin.Metadata"),
+    sluice::sdk::Register<CountConfig>("count"),
+    sluice::sdk::Register<ThrowConfig>("throw"),
+    sluice::sdk::Register<FailNewConfig>("fail_new"))
