@@ -137,4 +137,37 @@ function(sluice_plugin)
     set_source_files_properties(${generated} PROPERTIES COMPILE_OPTIONS "-w")
   endif()
   target_link_libraries(${A_NAME} PRIVATE ${A_DEPS})
+  # sluice's own plugins (the default OUTPUT_DIR) are installed beside the binary's libdir.
+  if(NOT A_OUTPUT_DIR STREQUAL "${PROJECT_BINARY_DIR}/plugins")
+    return()
+  endif()
+  include(GNUInstallDirs)
+  install(TARGETS ${A_NAME} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/sluice/plugins)
+endfunction()
+
+# An integration test: a Python 3 script (standard library only, test/integration/harness.py on
+# its path) that drives the real sluice binary. SERIAL: runs alone (it measures memory or opens
+# hundreds of connections).
+#
+#   sluice_integration_test(NAME n SCRIPT path.py [SERIAL])
+function(sluice_integration_test)
+  cmake_parse_arguments(A "SERIAL" "NAME;SCRIPT" "" ${ARGN})
+  set(env
+    "SLUICE_BIN=$<TARGET_FILE:sluice>"
+    "SLUICE_REPO_ROOT=${PROJECT_SOURCE_DIR}"
+    "SLUICE_BUILD_DIR=${PROJECT_BINARY_DIR}"
+    "SLUICE_PLUGIN_DIR=${PROJECT_BINARY_DIR}/plugins"
+    "SLUICE_TEST_PLUGIN_DIR=${PROJECT_BINARY_DIR}/test/plugin/plugins"
+    "PYTHONPATH=${PROJECT_SOURCE_DIR}/test/integration")
+  if(SLUICE_SANITIZE)
+    list(APPEND env "SLUICE_SANITIZE=1")
+  endif()
+  add_test(NAME integration_${A_NAME} COMMAND python3 ${A_SCRIPT})
+  set_tests_properties(integration_${A_NAME} PROPERTIES
+    ENVIRONMENT "${env}"
+    LABELS integration
+    TIMEOUT 300)
+  if(A_SERIAL)
+    set_tests_properties(integration_${A_NAME} PROPERTIES RUN_SERIAL TRUE)
+  endif()
 endfunction()

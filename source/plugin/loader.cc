@@ -182,7 +182,7 @@ std::string DefaultPluginDir() {
     struct stat st;
     const std::string build = exe_dir + "/plugins";
     if (stat(build.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return build;
-    const std::string installed = exe_dir + "/../lib/sluice/plugins";
+    const std::string installed = exe_dir + "/../" + SLUICE_PLUGIN_RELATIVE_DIR;
     if (stat(installed.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return installed;
   }
   return SLUICE_PLUGIN_INSTALL_DIR;

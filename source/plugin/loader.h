@@ -76,7 +76,8 @@ absl::StatusOr<std::string> ResolvePlugin(std::string_view name,
 absl::StatusOr<std::unique_ptr<LoadedPlugin>> LoadPlugin(const std::string& path);
 
 // The directory of sluice's own plugins: "plugins" beside the executable (a build tree), else
-// "<prefix>/lib/sluice/plugins" relative to it (an install), else the compiled-in install path.
+// "<exe>/../<libdir>/sluice/plugins" (an install, wherever its prefix was moved), else the
+// compiled-in install path.
 std::string DefaultPluginDir();
 
 }  // namespace sluice::plugin

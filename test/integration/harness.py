@@ -560,7 +560,7 @@ class Sluice:
     """One running sluice process. Use SluiceTestCase.start_sluice() to get one."""
 
     def __init__(self, config, workdir, name="sluice", concurrency=None, args=(), env=None,
-                 log_level=None, preexec_fn=None):
+                 log_level=None, preexec_fn=None, binary=None):
         self.name = name
         self.workdir = workdir
         self.config_path = write_config(config, workdir, "%s.json" % name)
@@ -568,7 +568,7 @@ class Sluice:
         self.stderr_path = os.path.join(workdir, "%s.stderr" % name)
         self.stdout_path = os.path.join(workdir, "%s.stdout" % name)
         self.config = config
-        cmd = [sluice_bin(), "-c", self.config_path, "--ports-file", self.ports_path,
+        cmd = [binary or sluice_bin(), "-c", self.config_path, "--ports-file", self.ports_path,
                "--log-level", log_level or os.environ.get("SLUICE_IT_LOG_LEVEL", "info")]
         if concurrency is not None:
             cmd += ["--concurrency", str(concurrency)]

@@ -12,9 +12,9 @@
 #include <fstream>
 #include <string>
 
+#include "api/sluice/config/v1/bootstrap.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "api/sluice/config/v1/bootstrap.pb.h"
 #include "source/config/loader.h"
 #include "source/plugin/plugin.h"
 
@@ -52,15 +52,15 @@ TEST(LoaderTest, RefusesAnotherMajorVersionNamingBothVersionsAndTheFile) {
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(Message(r.status()), HasSubstr(Plugin("bad_version")));
   EXPECT_THAT(Message(r.status()), HasSubstr("built for plugin ABI 2.0"));
-  EXPECT_THAT(Message(r.status()), HasSubstr("implements plugin ABI " + VersionString(SL_ABI_VERSION)));
+  EXPECT_THAT(Message(r.status()),
+              HasSubstr("implements plugin ABI " + VersionString(SL_ABI_VERSION)));
 }
 
 TEST(LoaderTest, RefusesANewerMinorVersion) {
   auto r = LoadPlugin(Plugin("newer_minor"));
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(Message(r.status()),
-              HasSubstr("built for plugin ABI " +
-                        VersionString(SL_ABI_VERSION + 1)));
+              HasSubstr("built for plugin ABI " + VersionString(SL_ABI_VERSION + 1)));
 }
 
 TEST(LoaderTest, RefusesAMissingRequiredSymbol) {
@@ -108,16 +108,15 @@ class ManagerTest : public ::testing::Test {
                                  "      - http_connection_manager:\n"
                                  "          http_filters:\n") +
                              filters;
-    absl::Status parsed = config::ParseInto(yaml, config::Format::kYaml, "test.yaml", bootstrap_,
-                                            &sources_);
+    absl::Status parsed =
+        config::ParseInto(yaml, config::Format::kYaml, "test.yaml", bootstrap_, &sources_);
     if (!parsed.ok()) return parsed;
     manager_ = CreatePluginManager({kDir}, sources_, store_);
     const auto& f =
         bootstrap_.listeners(0).filters(0).http_connection_manager().http_filters(index);
-    return manager_->filterFactory(
-        f.plugin(), f.name().empty() ? f.plugin().filter() : f.name(),
-        "listeners[0].filters[0].http_connection_manager.http_filters[" + std::to_string(index) +
-            "]");
+    return manager_->filterFactory(f.plugin(), f.name().empty() ? f.plugin().filter() : f.name(),
+                                   "listeners[0].filters[0].http_connection_manager.http_filters[" +
+                                       std::to_string(index) + "]");
   }
 
   config::v1::Bootstrap bootstrap_;
@@ -201,8 +200,7 @@ TEST_F(ManagerTest, APluginRefusingItsConfigIsReportedWithItsMessage) {
 }
 
 TEST_F(ManagerTest, AFilterThePluginDoesNotProvideOrAPluginThatIsNotThere) {
-  auto f = build(
-      "            - plugin: {filter: nope, plugin: test_filters}\n");
+  auto f = build("            - plugin: {filter: nope, plugin: test_filters}\n");
   ASSERT_FALSE(f.ok());
   EXPECT_THAT(Message(f.status()), HasSubstr("provides no such filter (it has: headers, pause"));
   auto g = build("            - plugin: {filter: not_a_plugin}\n");

@@ -256,9 +256,7 @@ class ThrowFilter : public Filter {
     return SL_ACTION_CONTINUE;
   }
 };
-std::unique_ptr<Filter> ThrowConfig::newFilter(Stream&) {
-  return std::make_unique<ThrowFilter>();
-}
+std::unique_ptr<Filter> ThrowConfig::newFilter(Stream&) { return std::make_unique<ThrowFilter>(); }
 
 // ----- fail_new: its filter constructor always throws (sl_on_filter_new returns NULL) -----
 class FailNewConfig : public FilterConfig {
@@ -280,6 +278,5 @@ SLUICE_PLUGIN_FILTERS(
     sluice::sdk::Register<UppercaseConfig>("uppercase"),
     sluice::sdk::Register<MetaSetConfig>("meta_set", "sluice.test.plugin.Metadata"),
     sluice::sdk::Register<MetaGetConfig>("meta_get", "sluice.test.plugin.Metadata"),
-    sluice::sdk::Register<CountConfig>("count"),
-    sluice::sdk::Register<ThrowConfig>("throw"),
+    sluice::sdk::Register<CountConfig>("count"), sluice::sdk::Register<ThrowConfig>("throw"),
     sluice::sdk::Register<FailNewConfig>("fail_new"))

@@ -34,6 +34,7 @@
 #ifndef SLUICE_SDK_FILTER_H_
 #define SLUICE_SDK_FILTER_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -277,9 +278,7 @@ class Filter {
   virtual sl_type_action onResponseHeaders(Stream&, bool /*end_stream*/) {
     return SL_ACTION_CONTINUE;
   }
-  virtual sl_type_action onResponseBody(Stream&, bool /*end_stream*/) {
-    return SL_ACTION_CONTINUE;
-  }
+  virtual sl_type_action onResponseBody(Stream&, bool /*end_stream*/) { return SL_ACTION_CONTINUE; }
   virtual sl_type_action onResponseTrailers(Stream&) { return SL_ACTION_CONTINUE; }
   virtual void onStreamComplete(Stream&) {}
   virtual void onTimer(Stream&, uint64_t /*token*/) {}
@@ -288,6 +287,10 @@ class Filter {
                                      uint64_t* /*retry_after_ms*/) {
     return false;
   }
+
+ private:
+  friend struct FilterAccess;
+  bool shared_ = false;  // returned by FilterConfig::sharedFilter(): never deleted per stream
 };
 
 // A filter's config: built once per http_filters entry (main thread), shared by every worker's
@@ -295,14 +298,25 @@ class Filter {
 class FilterConfig {
  public:
   virtual ~FilterConfig() = default;
+  // A filter instance for a new stream.
   virtual std::unique_ptr<Filter> newFilter(Stream& stream) = 0;
+  // For filters with no per-stream state: one filter, owned by the config, that every stream of
+  // every worker shares (its methods must then be safe to call concurrently: read-only). When
+  // this returns non-null, newFilter is not called and no allocation happens per stream.
+  virtual Filter* sharedFilter() { return nullptr; }
+};
+
+// The SDK's access to Filter internals.
+struct FilterAccess {
+  static void markShared(Filter& f) { f.shared_ = true; }
+  static bool shared(const Filter& f) { return f.shared_; }
 };
 
 // One filter a plugin provides: its name, its config type (empty: JSON), and how to build its
 // config.
 struct FilterRegistration {
   const char* name;
-  const char* config_type;        // full protobuf message name, or "" for JSON
+  const char* config_type;          // full protobuf message name, or "" for JSON
   std::string_view descriptor_set;  // serialized FileDescriptorSet, or empty
   std::unique_ptr<FilterConfig> (*create)(ConfigContext&);
 };
@@ -312,10 +326,9 @@ struct FilterRegistration {
 template <class Config>
 constexpr FilterRegistration Register(const char* name, const char* config_type = "",
                                       std::string_view descriptor_set = {}) {
-  return FilterRegistration{name, config_type, descriptor_set,
-                            [](ConfigContext& ctx) -> std::unique_ptr<FilterConfig> {
-                              return Config::create(ctx);
-                            }};
+  return FilterRegistration{
+      name, config_type, descriptor_set,
+      [](ConfigContext& ctx) -> std::unique_ptr<FilterConfig> { return Config::create(ctx); }};
 }
 
 namespace internal {
@@ -347,7 +360,7 @@ inline Filter* AsFilter(void* f) { return static_cast<Filter*>(f); }
 // Use once per plugin, at namespace scope.
 #define SLUICE_PLUGIN_FILTERS(...)                                                              \
   namespace sluice_sdk_plugin {                                                                 \
-  static const ::sluice::sdk::FilterRegistration kFilters[] = {__VA_ARGS__};                   \
+  static const ::sluice::sdk::FilterRegistration kFilters[] = {__VA_ARGS__};                    \
   static constexpr size_t kFilterCount = sizeof(kFilters) / sizeof(kFilters[0]);                \
   static const ::sluice::sdk::FilterRegistration* Find(sl_type_str name) {                      \
     for (const auto& r : kFilters) {                                                            \
@@ -386,6 +399,10 @@ inline Filter* AsFilter(void* f) { return static_cast<Filter*>(f); }
     try {                                                                                       \
       auto c = r->create(ctx);                                                                  \
       if (!c) return SL_ERR_INVALID;                                                            \
+      /* Marked here, on the main thread, not by the workers that hand it out. */               \
+      if (::sluice::sdk::Filter* shared = c->sharedFilter()) {                                  \
+        ::sluice::sdk::FilterAccess::markShared(*shared);                                       \
+      }                                                                                         \
       *out = new ::sluice::sdk::internal::ConfigHolder{r, std::move(c)};                        \
       return SL_OK;                                                                             \
     } catch (const std::exception& e) {                                                         \
@@ -400,15 +417,18 @@ inline Filter* AsFilter(void* f) { return static_cast<Filter*>(f); }
   }                                                                                             \
   SL_EXPORT void* sl_on_filter_new(void* config, sl_type_stream* s) {                           \
     try {                                                                                       \
+      auto* holder = static_cast<::sluice::sdk::internal::ConfigHolder*>(config);               \
+      if (::sluice::sdk::Filter* shared = holder->config->sharedFilter()) return shared;        \
       ::sluice::sdk::Stream stream(s);                                                          \
-      return static_cast<::sluice::sdk::internal::ConfigHolder*>(config)                        \
-          ->config->newFilter(stream)                                                           \
-          .release();                                                                           \
+      return holder->config->newFilter(stream).release();                                       \
     } catch (...) {                                                                             \
       return nullptr; /* the host fails the stream (500) and counts it */                       \
     }                                                                                           \
   }                                                                                             \
-  SL_EXPORT void sl_on_filter_destroy(void* f) { delete ::sluice::sdk::internal::AsFilter(f); } \
+  SL_EXPORT void sl_on_filter_destroy(void* f) {                                                \
+    ::sluice::sdk::Filter* filter = ::sluice::sdk::internal::AsFilter(f);                       \
+    if (!::sluice::sdk::FilterAccess::shared(*filter)) delete filter;                           \
+  }                                                                                             \
   SL_EXPORT sl_type_action sl_on_request_headers(void* f, sl_type_stream* s, int end) {         \
     return ::sluice::sdk::internal::Guard(s, [&] {                                              \
       ::sluice::sdk::Stream st(s);                                                              \
