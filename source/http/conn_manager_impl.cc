@@ -4,6 +4,7 @@
 
 #include <atomic>
 
+#include "source/common/block_cache.h"
 #include "source/common/logging.h"
 #include "source/http/http1/parser.h"
 
@@ -37,10 +38,15 @@ const std::string& ConnectionManagerImpl::CachedDate() {
 // Each direction iterates the filters in its order (requests: config order; responses: the
 // reverse). A filter that stops holds that direction at its position: later data is buffered
 // there (and trailers held) until the filter continues; filters before it keep seeing events.
-class ConnectionManagerImpl::ActiveStream : public RequestDecoder, public event::DeferredDeletable {
+class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
+                                            public event::DeferredDeletable,
+                                            private event::DeadlineCallbacks {
  public:
-  ActiveStream(ConnectionManagerImpl& hcm, ResponseEncoder& encoder);
+  // One allocation holds the stream, its filter slots and the filters built in place.
+  static std::unique_ptr<ActiveStream> Create(ConnectionManagerImpl& hcm, ResponseEncoder& encoder);
   ~ActiveStream() override;
+  // Frees the block Create() allocated (the stream and what trails it).
+  static void operator delete(void* p) { BlockCache::Free(p); }
 
   // RequestDecoder
   void decodeHeaders(std::unique_ptr<RequestHead> head, bool end_stream) override;
@@ -78,9 +84,21 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder, public event:
 
   class FilterSlot : public DecoderFilterCallbacks, public EncoderFilterCallbacks {
    public:
-    FilterSlot(ActiveStream& stream, size_t index, StreamFilterPtr filter)
-        : stream_(stream), index_(index), filter_(std::move(filter)) {}
+    FilterSlot(ActiveStream& stream, size_t index) : stream_(stream), index_(index) {}
+    ~FilterSlot() override {
+      if (owned_) {
+        delete filter_;
+      } else if (filter_ != nullptr) {
+        filter_->~StreamFilter();  // built in place in the stream's block
+      }
+    }
+    void set(StreamFilter* filter, bool owned) {
+      filter_ = filter;
+      owned_ = owned;
+    }
     StreamFilter& filter() { return *filter_; }
+    void cacheHooks() { hooks_ = filter_->hooks(); }
+    bool wants(uint32_t hook) const { return (hooks_ & hook) != 0; }
 
     event::Dispatcher& dispatcher() override { return stream_.hcm_.context_.dispatcher(); }
     StreamInfo& streamInfo() override { return stream_.info_; }
@@ -102,20 +120,31 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder, public event:
       stream_.sourceTrailers(stream_.encode_, std::move(trailers));
     }
     RequestHead& requestHead() override { return *stream_.request_head_; }
+    bool streamCompleted() const override { return stream_.completed_; }
+    RequestHead* requestHeadIfAny() override { return stream_.request_head_.get(); }
+    ResponseHead* responseHeadIfAny() override { return stream_.response_head_.get(); }
+    HeaderMap* requestTrailers() override { return stream_.decode_.trailers.get(); }
+    HeaderMap* responseTrailers() override { return stream_.encode_.trailers.get(); }
     void continueEncoding() override {
-      stream_.resume(stream_.encode_, stream_.filters_.size() - 1 - index_);
+      stream_.resume(stream_.encode_, stream_.filter_count_ - 1 - index_);
     }
     Buffer* encodingBuffer() override { return &stream_.encode_.buffered; }
 
    private:
     ActiveStream& stream_;
     const size_t index_;
-    StreamFilterPtr filter_;
+    StreamFilter* filter_ = nullptr;
+    uint32_t hooks_ = kAllHooks;
+    bool owned_ = false;
   };
 
-  StreamFilter& filterAt(const Direction& d, size_t pos) {
-    return filters_[d.decode ? pos : filters_.size() - 1 - pos]->filter();
+  ActiveStream(ConnectionManagerImpl& hcm, ResponseEncoder& encoder, FilterSlot* slots,
+               char* in_place);
+
+  FilterSlot& slotAt(const Direction& d, size_t pos) {
+    return slots_[d.decode ? pos : filter_count_ - 1 - pos];
   }
+  StreamFilter& filterAt(const Direction& d, size_t pos) { return slotAt(d, pos).filter(); }
   bool live(const Direction& d) const { return !d.aborted && !completed_; }
 
   void startResponse(std::unique_ptr<ResponseHead> head, bool end_stream);
@@ -135,48 +164,95 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder, public event:
   void requestReachedEnd();
   bool overBufferLimit(Direction& d);
   void resetIdleTimer();
-  void onBodyTimeout();
+  void onDeadline(event::Deadline& deadline) override;
 
   ConnectionManagerImpl& hcm_;
   ResponseEncoder& encoder_;
   const uint64_t id_;
   StreamInfo info_;
-  std::vector<std::unique_ptr<FilterSlot>> filters_;
+  // In the block after this object: filter_count_ slots, then the filters built in place.
+  FilterSlot* const slots_;
+  const size_t filter_count_;
   std::unique_ptr<RequestHead> request_head_;
   std::unique_ptr<ResponseHead> response_head_;
   Direction decode_{.decode = true};
   Direction encode_{.decode = false};
-  event::TimerPtr body_timer_;
-  event::TimerPtr idle_timer_;
+  // Embedded: no timer object (and no libevent timer) per request.
+  event::Deadline body_deadline_;
+  event::Deadline idle_deadline_;
   bool completed_ = false;
   bool request_complete_ = false;
 };
 
+namespace {
+constexpr size_t AlignUp(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
+}  // namespace
+
+std::unique_ptr<ConnectionManagerImpl::ActiveStream> ConnectionManagerImpl::ActiveStream::Create(
+    ConnectionManagerImpl& hcm, ResponseEncoder& encoder) {
+  const auto& factories = hcm.config_->filter_factories;
+  constexpr size_t kAlign = StreamFilterFactory::kInPlaceAlign;
+  const size_t slots_at = AlignUp(sizeof(ActiveStream), alignof(FilterSlot));
+  const size_t filters_at = AlignUp(slots_at + factories.size() * sizeof(FilterSlot), kAlign);
+  size_t total = filters_at;
+  for (const auto& f : factories) total += f.inPlaceSize();
+  static_assert(alignof(ActiveStream) <= 16 && kAlign <= 16);
+  // Same-sized blocks come back at every request: a per-thread cache keeps them (a chain of
+  // filters makes the block larger than malloc's own per-thread cache).
+  char* block = static_cast<char*>(BlockCache::Allocate(total));
+  auto* stream = new (block) ActiveStream(
+      hcm, encoder, reinterpret_cast<FilterSlot*>(block + slots_at), block + filters_at);
+  return std::unique_ptr<ActiveStream>(stream);
+}
+
 ConnectionManagerImpl::ActiveStream::ActiveStream(ConnectionManagerImpl& hcm,
-                                                  ResponseEncoder& encoder)
-    : hcm_(hcm), encoder_(encoder), id_(g_next_stream_id.fetch_add(1, std::memory_order_relaxed)) {
+                                                  ResponseEncoder& encoder, FilterSlot* slots,
+                                                  char* in_place)
+    : hcm_(hcm),
+      encoder_(encoder),
+      id_(g_next_stream_id.fetch_add(1, std::memory_order_relaxed)),
+      slots_(slots),
+      filter_count_(hcm.config_->filter_factories.size()) {
   info_.downstream_remote = hcm.connection_->remoteAddress();
   info_.downstream_local = hcm.connection_->localAddress();
   info_.start = hcm.context_.dispatcher().now();
   const auto& factories = hcm.config_->filter_factories;
-  filters_.reserve(factories.size());
-  for (size_t i = 0; i < factories.size(); ++i) {
-    filters_.push_back(std::make_unique<FilterSlot>(*this, i, factories[i]()));
-    auto& slot = *filters_.back();
+  for (size_t i = 0; i < filter_count_; ++i) {
+    FilterSlot& slot = *new (&slots_[i]) FilterSlot(*this, i);
+    const StreamFilterFactory& f = factories[i];
+    if (f.inPlaceSize() != 0) {
+      slot.set(f.construct(in_place), /*owned=*/false);
+      in_place += f.inPlaceSize();
+    } else {
+      slot.set(f.create().release(), /*owned=*/true);
+    }
     slot.filter().setDecoderFilterCallbacks(slot);
     slot.filter().setEncoderFilterCallbacks(slot);
+    slot.cacheHooks();
   }
   if (hcm.config_->stream_idle_timeout.count() > 0) {
-    idle_timer_ = hcm.context_.dispatcher().createTimer(
-        [this] { timeout(hcm_.stats().downstream_rq_stream_idle_timeout, "stream_idle_timeout"); });
-    idle_timer_->enableTimer(hcm.config_->stream_idle_timeout);
+    hcm.context_.dispatcher().armDeadline(idle_deadline_, hcm.config_->stream_idle_timeout, *this);
   }
 }
 
-ConnectionManagerImpl::ActiveStream::~ActiveStream() = default;
+ConnectionManagerImpl::ActiveStream::~ActiveStream() {
+  // Filters go before the stream state they may refer to, last built first.
+  for (size_t i = filter_count_; i > 0; --i) slots_[i - 1].~FilterSlot();
+}
 
 void ConnectionManagerImpl::ActiveStream::resetIdleTimer() {
-  if (idle_timer_) idle_timer_->enableTimer(hcm_.config_->stream_idle_timeout);
+  if (idle_deadline_.armed()) {
+    hcm_.context_.dispatcher().armDeadline(idle_deadline_, hcm_.config_->stream_idle_timeout,
+                                           *this);
+  }
+}
+
+void ConnectionManagerImpl::ActiveStream::onDeadline(event::Deadline& deadline) {
+  if (&deadline == &body_deadline_) {
+    timeout(hcm_.stats().downstream_rq_body_timeout, "request_body_timeout");
+  } else {
+    timeout(hcm_.stats().downstream_rq_stream_idle_timeout, "stream_idle_timeout");
+  }
 }
 
 void ConnectionManagerImpl::ActiveStream::decodeHeaders(std::unique_ptr<RequestHead> head,
@@ -191,8 +267,8 @@ void ConnectionManagerImpl::ActiveStream::decodeHeaders(std::unique_ptr<RequestH
     // The client may be waiting for permission to send the body.
     encoder_.encode100Continue();
     if (hcm_.config_->request_body_timeout.count() > 0) {
-      body_timer_ = hcm_.context_.dispatcher().createTimer([this] { onBodyTimeout(); });
-      body_timer_->enableTimer(hcm_.config_->request_body_timeout);
+      hcm_.context_.dispatcher().armDeadline(body_deadline_, hcm_.config_->request_body_timeout,
+                                             *this);
     }
   }
   iterateHeaders(decode_, 0);
@@ -203,9 +279,10 @@ void ConnectionManagerImpl::ActiveStream::decodeData(Buffer& data, bool end_stre
   resetIdleTimer();
   if (end_stream) {
     request_complete_ = true;
-    if (body_timer_) body_timer_->disableTimer();
-  } else if (body_timer_) {
-    body_timer_->enableTimer(hcm_.config_->request_body_timeout);
+    body_deadline_.cancel();
+  } else if (body_deadline_.armed()) {
+    hcm_.context_.dispatcher().armDeadline(body_deadline_, hcm_.config_->request_body_timeout,
+                                           *this);
   }
   sourceData(decode_, data, end_stream);
 }
@@ -213,7 +290,7 @@ void ConnectionManagerImpl::ActiveStream::decodeData(Buffer& data, bool end_stre
 void ConnectionManagerImpl::ActiveStream::decodeTrailers(std::unique_ptr<HeaderMap> trailers) {
   resetIdleTimer();
   request_complete_ = true;
-  if (body_timer_) body_timer_->disableTimer();
+  body_deadline_.cancel();
   sourceTrailers(decode_, std::move(trailers));
 }
 
@@ -279,10 +356,6 @@ void ConnectionManagerImpl::ActiveStream::timeout(stats::Counter& counter, const
   }
 }
 
-void ConnectionManagerImpl::ActiveStream::onBodyTimeout() {
-  timeout(hcm_.stats().downstream_rq_body_timeout, "request_body_timeout");
-}
-
 void ConnectionManagerImpl::ActiveStream::sourceData(Direction& d, Buffer& data, bool end_stream) {
   if (!live(d) || (!d.decode && !d.headers_entered)) {
     data.clear();
@@ -302,8 +375,11 @@ void ConnectionManagerImpl::ActiveStream::sourceTrailers(Direction& d,
 }
 
 bool ConnectionManagerImpl::ActiveStream::iterateHeaders(Direction& d, size_t from) {
-  for (size_t pos = from; pos < filters_.size(); ++pos) {
-    StreamFilter& f = filterAt(d, pos);
+  const uint32_t hook = d.decode ? kHookDecodeHeaders : kHookEncodeHeaders;
+  for (size_t pos = from; pos < filter_count_; ++pos) {
+    FilterSlot& slot = slotAt(d, pos);
+    if (!slot.wants(hook)) continue;
+    StreamFilter& f = slot.filter();
     const FilterHeadersStatus st = d.decode
                                        ? f.decodeHeaders(*request_head_, d.headers_end_stream)
                                        : f.encodeHeaders(*response_head_, d.headers_end_stream);
@@ -323,14 +399,19 @@ bool ConnectionManagerImpl::ActiveStream::iterateHeaders(Direction& d, size_t fr
 // kStopIterationNoBuffer, or let everything go on with kContinue, which releases the headers too).
 bool ConnectionManagerImpl::ActiveStream::deliverData(Direction& d, size_t from, Buffer& data,
                                                       bool end_stream) {
-  for (size_t pos = from; pos < filters_.size(); ++pos) {
+  for (size_t pos = from; pos < filter_count_; ++pos) {
     if (d.stop == Stop::kTrailers && pos == d.stop_pos) {
       data.clear();  // Nothing can follow trailers.
       return false;
     }
     const bool at_data_stop = d.stop == Stop::kData && pos == d.stop_pos;
     const bool at_headers_stop = d.headers_stopped && pos == d.headers_stop_pos;
-    StreamFilter& f = filterAt(d, pos);
+    FilterSlot& slot = slotAt(d, pos);
+    if (!at_data_stop && !at_headers_stop &&
+        !slot.wants(d.decode ? kHookDecodeData : kHookEncodeData)) {
+      continue;
+    }
+    StreamFilter& f = slot.filter();
     const FilterDataStatus st =
         d.decode ? f.decodeData(data, end_stream) : f.encodeData(data, end_stream);
     if (!live(d)) return false;
@@ -367,10 +448,15 @@ bool ConnectionManagerImpl::ActiveStream::deliverData(Direction& d, size_t from,
 }
 
 bool ConnectionManagerImpl::ActiveStream::deliverTrailers(Direction& d, size_t from) {
-  for (size_t pos = from; pos < filters_.size(); ++pos) {
+  for (size_t pos = from; pos < filter_count_; ++pos) {
     const bool at_data_stop = d.stop == Stop::kData && pos == d.stop_pos;
     const bool at_headers_stop = d.headers_stopped && pos == d.headers_stop_pos;
-    StreamFilter& f = filterAt(d, pos);
+    FilterSlot& slot = slotAt(d, pos);
+    if (!at_data_stop && !at_headers_stop &&
+        !slot.wants(d.decode ? kHookDecodeTrailers : kHookEncodeTrailers)) {
+      continue;
+    }
+    StreamFilter& f = slot.filter();
     const FilterTrailersStatus st =
         d.decode ? f.decodeTrailers(*d.trailers) : f.encodeTrailers(*d.trailers);
     if (!live(d)) return false;
@@ -470,9 +556,11 @@ bool ConnectionManagerImpl::ActiveStream::overBufferLimit(Direction& d) {
 void ConnectionManagerImpl::ActiveStream::complete() {
   if (completed_) return;
   completed_ = true;
-  if (body_timer_) body_timer_->disableTimer();
-  if (idle_timer_) idle_timer_->disableTimer();
-  for (auto& slot : filters_) slot->filter().onStreamComplete();
+  body_deadline_.cancel();
+  idle_deadline_.cancel();
+  for (size_t i = 0; i < filter_count_; ++i) {
+    if (slots_[i].wants(kHookStreamComplete)) slots_[i].filter().onStreamComplete();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -559,7 +647,7 @@ RequestDecoder& ConnectionManagerImpl::newStream(ResponseEncoder& encoder) {
     stats().downstream_cx_max_requests_reached.inc();
     codec_->shutdownNotice();
   }
-  stream_ = std::make_unique<ActiveStream>(*this, encoder);
+  stream_ = ActiveStream::Create(*this, encoder);
   return *stream_;
 }
 

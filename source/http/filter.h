@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "absl/container/flat_hash_map.h"
 #include "source/common/buffer.h"
@@ -58,6 +59,13 @@ class StreamFilterCallbacks {
   virtual uint64_t streamId() const = 0;
   // Ends the stream now: HTTP/1 closes the connection.
   virtual void resetStream() = 0;
+  // True once the stream is over (response sent or reset): nothing may change any more.
+  virtual bool streamCompleted() const = 0;
+  // The stream's heads and trailers as far as they exist (nullptr before that).
+  virtual RequestHead* requestHeadIfAny() = 0;
+  virtual ResponseHead* responseHeadIfAny() = 0;
+  virtual HeaderMap* requestTrailers() = 0;
+  virtual HeaderMap* responseTrailers() = 0;
 };
 
 class DecoderFilterCallbacks : public virtual StreamFilterCallbacks {
@@ -104,9 +112,27 @@ class StreamEncoderFilter {
   virtual FilterTrailersStatus encodeTrailers(HeaderMap& trailers) = 0;
 };
 
+// The hooks of a StreamFilter, as bits (see StreamFilter::hooks()).
+enum FilterHook : uint32_t {
+  kHookDecodeHeaders = 1u << 0,
+  kHookDecodeData = 1u << 1,
+  kHookDecodeTrailers = 1u << 2,
+  kHookEncodeHeaders = 1u << 3,
+  kHookEncodeData = 1u << 4,
+  kHookEncodeTrailers = 1u << 5,
+  kHookStreamComplete = 1u << 6,
+  kAllHooks = (1u << 7) - 1,
+};
+
 // Both paths, with pass-through defaults; and the stream-end hook (log phase).
 class StreamFilter : public StreamDecoderFilter, public StreamEncoderFilter {
  public:
+  // The hooks this filter needs called (a FilterHook mask), asked once per stream after the
+  // callbacks are set. The chain skips the others as if they had continued — except the data
+  // and trailers of a direction this filter holds stopped, which it always gets — so a long
+  // chain of filters that each look at one thing stays cheap. Default: every hook.
+  virtual uint32_t hooks() const { return kAllHooks; }
+
   void setDecoderFilterCallbacks(DecoderFilterCallbacks& callbacks) override {
     decoder_callbacks_ = &callbacks;
   }
@@ -136,8 +162,41 @@ class StreamFilter : public StreamDecoderFilter, public StreamEncoderFilter {
 };
 using StreamFilterPtr = std::unique_ptr<StreamFilter>;
 
-// Creates one configured filter for a new stream (called on a worker; must only read its
-// captured, immutable config).
-using StreamFilterFactory = std::function<StreamFilterPtr()>;
+// Creates one configured filter for each new stream (called on a worker; it must only read its
+// captured, immutable config). A filter whose size is known up front is built in place, inside
+// the stream's own allocation (one allocation per stream for the whole chain rather than one
+// per filter: a chain of ten filters would otherwise cost ten mallocs and frees per request);
+// any other is allocated on its own.
+class StreamFilterFactory {
+ public:
+  StreamFilterFactory() = default;
+  // A factory of heap-allocated filters.
+  template <class F,
+            class = std::enable_if_t<std::is_invocable_r_v<StreamFilterPtr, const F&> &&
+                                     !std::is_same_v<std::decay_t<F>, StreamFilterFactory>>>
+  StreamFilterFactory(F create) : create_(std::move(create)) {}  // NOLINT: implicit on purpose
+
+  // A factory of filters built in place: `construct(storage)` builds one in `size` bytes
+  // (aligned to kInPlaceAlign) and returns it; its owner destroys it by calling its destructor,
+  // never `delete`.
+  static constexpr size_t kInPlaceAlign = 16;
+  static StreamFilterFactory InPlace(size_t size,
+                                     std::function<StreamFilter*(void* storage)> construct) {
+    StreamFilterFactory f;
+    f.size_ = (size + kInPlaceAlign - 1) & ~(kInPlaceAlign - 1);
+    f.construct_ = std::move(construct);
+    return f;
+  }
+
+  // Bytes an in-place filter needs (a multiple of kInPlaceAlign); 0 for a heap filter.
+  size_t inPlaceSize() const { return size_; }
+  StreamFilter* construct(void* storage) const { return construct_(storage); }
+  StreamFilterPtr create() const { return create_(); }
+
+ private:
+  std::function<StreamFilterPtr()> create_;
+  std::function<StreamFilter*(void*)> construct_;
+  size_t size_ = 0;
+};
 
 }  // namespace sluice::http

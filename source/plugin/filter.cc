@@ -1,5 +1,7 @@
 #include "source/plugin/filter.h"
 
+#include <new>
+
 #include "absl/strings/str_cat.h"
 #include "source/common/logging.h"
 
@@ -9,22 +11,40 @@ using http::FilterDataStatus;
 using http::FilterHeadersStatus;
 using http::FilterTrailersStatus;
 
+namespace {
+uint32_t HookMask(const Hooks& h) {
+  // Headers always: a failed sl_on_filter_new is answered there. Bodies and trailers of a
+  // direction whose headers this filter paused reach it anyway (see StreamFilter::hooks()).
+  uint32_t mask = http::kHookDecodeHeaders;
+  if (h.request_body != nullptr) mask |= http::kHookDecodeData;
+  if (h.request_trailers != nullptr) mask |= http::kHookDecodeTrailers;
+  if (h.response_headers != nullptr) mask |= http::kHookEncodeHeaders;
+  if (h.response_body != nullptr) mask |= http::kHookEncodeData;
+  if (h.response_trailers != nullptr) mask |= http::kHookEncodeTrailers;
+  // Timers are disarmed at the stream's end.
+  if (h.stream_complete != nullptr || h.timer != nullptr) mask |= http::kHookStreamComplete;
+  return mask;
+}
+}  // namespace
+
 PluginFilterConfig::PluginFilterConfig(const LoadedPlugin& plugin, std::string name,
                                        void* plugin_config, stats::Store& store)
     : failures(store.counter(absl::StrCat("plugin.", name, ".failures"))),
       rejected_calls(store.counter(absl::StrCat("plugin.", name, ".rejected_calls"))),
       plugin_(plugin),
       name_(std::move(name)),
-      plugin_config_(plugin_config) {}
+      plugin_config_(plugin_config),
+      hook_mask_(HookMask(plugin.hooks())) {}
 
 PluginFilterConfig::~PluginFilterConfig() {
   if (hooks().config_destroy != nullptr) hooks().config_destroy(plugin_config_);
 }
 
 http::StreamFilterFactory PluginFilterFactory(PluginFilterConfigSharedPtr config) {
-  return [config = std::move(config)]() -> http::StreamFilterPtr {
-    return std::make_unique<PluginFilter>(*config);
-  };
+  // Built inside the stream's allocation: a chain of plugins costs no allocation per filter.
+  return http::StreamFilterFactory::InPlace(sizeof(PluginFilter), [config](void* storage) {
+    return new (storage) PluginFilter(*config);
+  });
 }
 
 PluginFilter::PluginFilter(const PluginFilterConfig& config) : config_(config) {
@@ -40,10 +60,12 @@ PluginFilter::PluginFilter(const PluginFilterConfig& config) : config_(config) {
 }
 
 PluginFilter::~PluginFilter() {
-  timers_.clear();  // no sl_on_timer after this point
-  if (ref_ != nullptr) {
-    ref_->filter = nullptr;  // posts still queued see a gone stream
-    ref_->release();
+  if (extras_) {
+    extras_->timers.clear();  // no sl_on_timer after this point
+    if (extras_->ref != nullptr) {
+      extras_->ref->filter = nullptr;  // posts still queued see a gone stream
+      extras_->ref->release();
+    }
   }
   if (config_.hooks().filter_new != nullptr && plugin_filter_ != nullptr &&
       config_.hooks().filter_destroy != nullptr) {
@@ -72,8 +94,10 @@ Buffer* PluginFilter::body(bool request) {
   return response_chunk_ != nullptr ? response_chunk_ : encoder_callbacks_->encodingBuffer();
 }
 
-FilterDataStatus PluginFilter::DataStatus(sl_type_action action) {
+FilterDataStatus PluginFilter::DataStatus(sl_type_action action, bool paused) {
   switch (action) {
+    case SL_ACTION_DEFAULT:
+      return paused ? FilterDataStatus::kStopIterationAndBuffer : FilterDataStatus::kContinue;
     case SL_ACTION_STOP:
       return FilterDataStatus::kStopIterationNoBuffer;
     case SL_ACTION_STOP_AND_BUFFER:
@@ -83,92 +107,116 @@ FilterDataStatus PluginFilter::DataStatus(sl_type_action action) {
   }
 }
 
-FilterHeadersStatus PluginFilter::decodeHeaders(http::RequestHead& head, bool end_stream) {
-  request_head_ = &head;
+uint32_t PluginFilter::hooks() const { return config_.hookMask(); }
+
+FilterHeadersStatus PluginFilter::decodeHeaders(http::RequestHead&, bool end_stream) {
   if (failed_new_) {
     fail("sl_on_filter_new returned NULL");
     return FilterHeadersStatus::kStopIteration;
   }
   if (config_.hooks().request_headers == nullptr) return FilterHeadersStatus::kContinue;
   const sl_type_action a = config_.hooks().request_headers(plugin_filter_, this, end_stream);
-  return a == SL_ACTION_CONTINUE ? FilterHeadersStatus::kContinue
-                                 : FilterHeadersStatus::kStopIteration;
+  if (a == SL_ACTION_CONTINUE) return FilterHeadersStatus::kContinue;
+  request_paused_ = true;
+  return FilterHeadersStatus::kStopIteration;
 }
 
 FilterDataStatus PluginFilter::decodeData(Buffer& data, bool end_stream) {
-  if (config_.hooks().request_body == nullptr || failed_new_) return FilterDataStatus::kContinue;
+  if (failed_new_) return FilterDataStatus::kContinue;
+  if (config_.hooks().request_body == nullptr) {
+    // Paused without a body hook: keep the body until the plugin continues.
+    return request_paused_ ? FilterDataStatus::kStopIterationAndBuffer
+                           : FilterDataStatus::kContinue;
+  }
   request_chunk_ = &data;
   const sl_type_action a = config_.hooks().request_body(plugin_filter_, this, end_stream);
   request_chunk_ = nullptr;
-  return DataStatus(a);
+  if (a != SL_ACTION_DEFAULT) request_paused_ = false;  // the plugin decided about this body
+  return DataStatus(a, request_paused_);
 }
 
-FilterTrailersStatus PluginFilter::decodeTrailers(http::HeaderMap& trailers) {
-  request_trailers_ = &trailers;
-  if (config_.hooks().request_trailers == nullptr || failed_new_) {
-    return FilterTrailersStatus::kContinue;
+FilterTrailersStatus PluginFilter::decodeTrailers(http::HeaderMap&) {
+  if (failed_new_) return FilterTrailersStatus::kContinue;
+  if (config_.hooks().request_trailers == nullptr) {
+    return request_paused_ ? FilterTrailersStatus::kStopIteration : FilterTrailersStatus::kContinue;
   }
   const sl_type_action a = config_.hooks().request_trailers(plugin_filter_, this);
+  if (a == SL_ACTION_DEFAULT) {
+    return request_paused_ ? FilterTrailersStatus::kStopIteration : FilterTrailersStatus::kContinue;
+  }
   return a == SL_ACTION_CONTINUE ? FilterTrailersStatus::kContinue
                                  : FilterTrailersStatus::kStopIteration;
 }
 
-FilterHeadersStatus PluginFilter::encodeHeaders(http::ResponseHead& head, bool end_stream) {
-  response_head_ = &head;
+FilterHeadersStatus PluginFilter::encodeHeaders(http::ResponseHead&, bool end_stream) {
   if (config_.hooks().response_headers == nullptr || failed_new_) {
     return FilterHeadersStatus::kContinue;
   }
   const sl_type_action a = config_.hooks().response_headers(plugin_filter_, this, end_stream);
-  return a == SL_ACTION_CONTINUE ? FilterHeadersStatus::kContinue
-                                 : FilterHeadersStatus::kStopIteration;
+  if (a == SL_ACTION_CONTINUE) return FilterHeadersStatus::kContinue;
+  response_paused_ = true;
+  return FilterHeadersStatus::kStopIteration;
 }
 
 FilterDataStatus PluginFilter::encodeData(Buffer& data, bool end_stream) {
-  if (config_.hooks().response_body == nullptr || failed_new_) return FilterDataStatus::kContinue;
+  if (failed_new_) return FilterDataStatus::kContinue;
+  if (config_.hooks().response_body == nullptr) {
+    return response_paused_ ? FilterDataStatus::kStopIterationAndBuffer
+                            : FilterDataStatus::kContinue;
+  }
   response_chunk_ = &data;
   const sl_type_action a = config_.hooks().response_body(plugin_filter_, this, end_stream);
   response_chunk_ = nullptr;
-  return DataStatus(a);
+  if (a != SL_ACTION_DEFAULT) response_paused_ = false;
+  return DataStatus(a, response_paused_);
 }
 
-FilterTrailersStatus PluginFilter::encodeTrailers(http::HeaderMap& trailers) {
-  response_trailers_ = &trailers;
-  if (config_.hooks().response_trailers == nullptr || failed_new_) {
-    return FilterTrailersStatus::kContinue;
+FilterTrailersStatus PluginFilter::encodeTrailers(http::HeaderMap&) {
+  if (failed_new_) return FilterTrailersStatus::kContinue;
+  if (config_.hooks().response_trailers == nullptr) {
+    return response_paused_ ? FilterTrailersStatus::kStopIteration
+                            : FilterTrailersStatus::kContinue;
   }
   const sl_type_action a = config_.hooks().response_trailers(plugin_filter_, this);
+  if (a == SL_ACTION_DEFAULT) {
+    return response_paused_ ? FilterTrailersStatus::kStopIteration
+                            : FilterTrailersStatus::kContinue;
+  }
   return a == SL_ACTION_CONTINUE ? FilterTrailersStatus::kContinue
                                  : FilterTrailersStatus::kStopIteration;
 }
 
 void PluginFilter::onStreamComplete() {
-  completed_ = true;
   // Disarmed, not freed: this may run inside one of them (a timer hook that sent a response).
-  for (auto& t : timers_) t.timer->disableTimer();
+  if (extras_) {
+    for (auto& t : extras_->timers) t.timer->disableTimer();
+  }
   if (config_.hooks().stream_complete != nullptr && !failed_new_) {
     config_.hooks().stream_complete(plugin_filter_, this);
   }
 }
 
 sl_type_result PluginFilter::startTimer(uint64_t token, uint64_t delay_ms) {
-  if (completed_) return rejected(SL_ERR_STATE);
+  if (completed()) return rejected(SL_ERR_STATE);
   if (config_.hooks().timer == nullptr) return rejected(SL_ERR_STATE);
-  for (auto& t : timers_) {
+  auto& timers = extras().timers;
+  for (auto& t : timers) {
     if (t.token == token) {
       t.timer->enableTimer(std::chrono::milliseconds(delay_ms));
       return SL_OK;
     }
   }
-  if (timers_.size() >= 64) return rejected(SL_ERR_LIMIT);
+  if (timers.size() >= 64) return rejected(SL_ERR_LIMIT);
   auto timer = decoder_callbacks_->dispatcher().createTimer([this, token] { onTimer(token); });
   timer->enableTimer(std::chrono::milliseconds(delay_ms));
-  timers_.push_back(PluginTimer{token, std::move(timer)});
+  timers.push_back(PluginTimer{token, std::move(timer)});
   return SL_OK;
 }
 
 sl_type_result PluginFilter::cancelTimer(uint64_t token) {
   // Disarmed, not freed: the hook cancelling may be running inside this very timer's callback.
-  for (auto& t : timers_) {
+  if (!extras_) return SL_ERR_NOT_FOUND;
+  for (auto& t : extras_->timers) {
     if (t.token == token && t.timer->enabled()) {
       t.timer->disableTimer();
       return SL_OK;
@@ -180,18 +228,19 @@ sl_type_result PluginFilter::cancelTimer(uint64_t token) {
 void PluginFilter::onTimer(uint64_t token) {
   // Timer objects stay until the stream ends (a fired one is re-armed if its token is started
   // again), so none is freed while its own callback runs.
-  if (completed_) return;
+  if (completed()) return;
   config_.hooks().timer(plugin_filter_, this, token);
 }
 
 sl_type_stream_ref* PluginFilter::ref() {
-  if (ref_ == nullptr) {
-    ref_ = new sl_type_stream_ref;
-    ref_->dispatcher = &decoder_callbacks_->dispatcher();
-    ref_->filter = this;
+  sl_type_stream_ref*& ref = extras().ref;
+  if (ref == nullptr) {
+    ref = new sl_type_stream_ref;  // one count held by this filter
+    ref->dispatcher = &decoder_callbacks_->dispatcher();
+    ref->filter = this;
   }
-  ref_->refs.fetch_add(1, std::memory_order_relaxed);
-  return ref_;
+  ref->refs.fetch_add(1, std::memory_order_relaxed);
+  return ref;
 }
 
 }  // namespace sluice::plugin

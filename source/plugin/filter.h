@@ -29,23 +29,33 @@ class PluginFilter : public http::StreamFilter, public sl_type_stream {
   http::FilterDataStatus encodeData(Buffer& data, bool end_stream) override;
   http::FilterTrailersStatus encodeTrailers(http::HeaderMap& trailers) override;
   void onStreamComplete() override;
+  uint32_t hooks() const override;
 
   // For the host functions.
   const PluginFilterConfig& config() const { return config_; }
   void* pluginFilter() const { return plugin_filter_; }
   http::DecoderFilterCallbacks& decoder() { return *decoder_callbacks_; }
   http::EncoderFilterCallbacks& encoder() { return *encoder_callbacks_; }
-  http::RequestHead* requestHead() { return request_head_; }
-  http::ResponseHead* responseHead() { return response_head_; }
-  http::HeaderMap* requestTrailers() { return request_trailers_; }
-  http::HeaderMap* responseTrailers() { return response_trailers_; }
+  http::RequestHead* requestHead() { return decoder_callbacks_->requestHeadIfAny(); }
+  http::ResponseHead* responseHead() { return decoder_callbacks_->responseHeadIfAny(); }
+  http::HeaderMap* requestTrailers() { return decoder_callbacks_->requestTrailers(); }
+  http::HeaderMap* responseTrailers() { return decoder_callbacks_->responseTrailers(); }
   // The body sl_host_body_* works on: the chunk in the current body hook, else what the
   // stream buffered for this direction (nullptr: none).
   Buffer* body(bool request);
-  bool completed() const { return completed_; }
+  bool completed() const { return decoder_callbacks_->streamCompleted(); }
   // Counts a host call refused as invalid; returns `result` for convenience.
   sl_type_result rejected(sl_type_result result);
   void fail(std::string_view reason);
+  // sl_host_continue_request / _response.
+  void continueRequest() {
+    request_paused_ = false;
+    decoder_callbacks_->continueDecoding();
+  }
+  void continueResponse() {
+    response_paused_ = false;
+    encoder_callbacks_->continueEncoding();
+  }
 
   sl_type_result startTimer(uint64_t token, uint64_t delay_ms);
   sl_type_result cancelTimer(uint64_t token);
@@ -56,22 +66,29 @@ class PluginFilter : public http::StreamFilter, public sl_type_stream {
     uint64_t token;
     event::TimerPtr timer;
   };
+  // What few streams use (timers, cross-thread references), allocated on first use: a chain of
+  // plugin filters is built inside each stream's block, so every byte here is paid per request.
+  struct Extras {
+    std::vector<PluginTimer> timers;  // few per stream, if any
+    sl_type_stream_ref* ref = nullptr;
+  };
+  Extras& extras() {
+    if (!extras_) extras_ = std::make_unique<Extras>();
+    return *extras_;
+  }
   void onTimer(uint64_t token);
-  bool alive() const { return plugin_filter_ != nullptr || !config_.hooks().filter_new; }
-  static http::FilterDataStatus DataStatus(sl_type_action action);
+  static http::FilterDataStatus DataStatus(sl_type_action action, bool paused);
 
   const PluginFilterConfig& config_;
   void* plugin_filter_ = nullptr;
-  bool failed_new_ = false;
-  bool completed_ = false;
-  http::RequestHead* request_head_ = nullptr;
-  http::ResponseHead* response_head_ = nullptr;
-  http::HeaderMap* request_trailers_ = nullptr;
-  http::HeaderMap* response_trailers_ = nullptr;
   Buffer* request_chunk_ = nullptr;   // during sl_on_request_body
   Buffer* response_chunk_ = nullptr;  // during sl_on_response_body
-  std::vector<PluginTimer> timers_;   // few per stream, if any
-  sl_type_stream_ref* ref_ = nullptr;
+  std::unique_ptr<Extras> extras_;
+  bool failed_new_ = false;
+  // This filter stopped that direction's headers and has no body/trailers hook: it holds what
+  // follows (buffered) until it continues, as a paused plugin expects.
+  bool request_paused_ = false;
+  bool response_paused_ = false;
 };
 
 }  // namespace sluice::plugin

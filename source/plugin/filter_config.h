@@ -24,6 +24,8 @@ class PluginFilterConfig {
   const Hooks& hooks() const { return plugin_.hooks(); }
   const std::string& name() const { return name_; }
   void* pluginConfig() const { return plugin_config_; }
+  // The http::FilterHook mask of the hooks the plugin has (computed once, read per stream).
+  uint32_t hookMask() const { return hook_mask_; }
 
   // plugin.<name>.failures: streams failed by the plugin (sl_host_fail_stream, a NULL from
   // sl_on_filter_new, a caught exception).
@@ -36,6 +38,7 @@ class PluginFilterConfig {
   const LoadedPlugin& plugin_;
   const std::string name_;
   void* const plugin_config_;
+  const uint32_t hook_mask_;
 };
 using PluginFilterConfigSharedPtr = std::shared_ptr<const PluginFilterConfig>;
 

@@ -432,7 +432,7 @@ sl_type_result sl_host_continue_request(sl_type_stream* stream) {
   if (stream == nullptr) return SL_ERR_INVALID;
   PluginFilter& f = PluginFilter::From(stream);
   if (f.completed()) return f.rejected(SL_ERR_STATE);
-  f.decoder().continueDecoding();
+  f.continueRequest();
   return SL_OK;
 }
 
@@ -440,7 +440,7 @@ sl_type_result sl_host_continue_response(sl_type_stream* stream) {
   if (stream == nullptr) return SL_ERR_INVALID;
   PluginFilter& f = PluginFilter::From(stream);
   if (f.completed()) return f.rejected(SL_ERR_STATE);
-  f.encoder().continueEncoding();
+  f.continueResponse();
   return SL_OK;
 }
 

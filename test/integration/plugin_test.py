@@ -100,6 +100,24 @@ class PluginTest(harness.SluiceTestCase):
             self.assertEqual("timer", r.get("x-resumed-by"))
             self.assertEqual(harness.DIRECT_BODY, r.body)
 
+    def test_a_paused_request_holds_its_body_until_the_plugin_continues(self):
+        # The pause plugin has no body hook: the body must wait with the headers (it must not
+        # release them early), then reach the next filter whole.
+        chain = [plugin("pause", typed=("sluice.test.plugin.Pause", {"delay": "0.05s"})),
+                 plugin("uppercase"), DIRECT]
+        s = self.start_sluice(config([("web", chain)]))
+        c = harness.HttpClient.connect(s.addr("web"))
+        self.addCleanup(c.close)
+        c.send(req("POST", "/", body=b"x" * 5000))
+        r = c.read_response()
+        self.assertEqual(200, r.status, r.raw)
+        self.assertEqual("timer", r.get("x-resumed-by"))
+        c.send(req("POST", "/", headers=[("Transfer-Encoding", "chunked")],
+                   body=harness.chunked(b"abc", b"def", trailers=[(b"x-t", b"1")])))
+        r = c.read_response()
+        self.assertEqual(200, r.status, r.raw)
+        self.assertEqual("timer", r.get("x-resumed-by"))
+
     def test_local_reply_from_a_plugin(self):
         chain = [headers_filter(responseSet=[{"name": "x-plugin", "value": "headers"}]),
                  plugin("deny", typed=("sluice.test.plugin.Deny", {"header": "x-deny",

@@ -21,7 +21,11 @@ StreamFilterFactory DirectResponseFilterFactory(const config::v1::DirectResponse
   config->status = proto.status() != 0 ? static_cast<uint16_t>(proto.status()) : 200;
   config->body = proto.body();
   for (const auto& h : proto.headers()) config->headers.emplace_back(h.name(), h.value());
-  return [config]() -> StreamFilterPtr { return std::make_unique<DirectResponseFilter>(config); };
+  // In place, holding a plain pointer: the factory (and with it the config) outlives every
+  // stream, and a shared_ptr copy per request would bounce its count between the workers.
+  return StreamFilterFactory::InPlace(sizeof(DirectResponseFilter), [config](void* storage) {
+    return new (storage) DirectResponseFilter(config.get());
+  });
 }
 
 }  // namespace sluice::http

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <new>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,13 +20,13 @@ class DirectResponseFilter : public StreamFilter {
     std::string body;
     std::vector<std::pair<std::string, std::string>> headers;
   };
-  explicit DirectResponseFilter(std::shared_ptr<const Config> config)
-      : config_(std::move(config)) {}
+  // `config` outlives the filter (its factory owns it).
+  explicit DirectResponseFilter(const Config* config) : config_(config) {}
 
   FilterHeadersStatus decodeHeaders(RequestHead& head, bool end_stream) override;
 
  private:
-  std::shared_ptr<const Config> config_;
+  const Config* config_;
 };
 
 StreamFilterFactory DirectResponseFilterFactory(const config::v1::DirectResponse& proto);

@@ -269,6 +269,15 @@ class FailNewConfig : public FilterConfig {
   }
 };
 
+// ----- nothing: a no-op SDK filter with per-stream state (the SDK's cost, for the bench) -----
+class NothingConfig : public FilterConfig {
+ public:
+  static std::unique_ptr<NothingConfig> create(ConfigContext&) {
+    return std::make_unique<NothingConfig>();
+  }
+  std::unique_ptr<Filter> newFilter(Stream&) override { return std::make_unique<Filter>(); }
+};
+
 }  // namespace
 
 SLUICE_PLUGIN_FILTERS(
@@ -279,4 +288,5 @@ SLUICE_PLUGIN_FILTERS(
     sluice::sdk::Register<MetaSetConfig>("meta_set", "sluice.test.plugin.Metadata"),
     sluice::sdk::Register<MetaGetConfig>("meta_get", "sluice.test.plugin.Metadata"),
     sluice::sdk::Register<CountConfig>("count"), sluice::sdk::Register<ThrowConfig>("throw"),
-    sluice::sdk::Register<FailNewConfig>("fail_new"))
+    sluice::sdk::Register<FailNewConfig>("fail_new"),
+    sluice::sdk::Register<NothingConfig>("nothing"))

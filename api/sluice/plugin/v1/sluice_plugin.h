@@ -125,6 +125,11 @@ typedef uint32_t sl_type_action;
  * The filter is called again with the whole buffered body when the last part arrives, or
  * reads it with sl_host_body_* after it resumes. */
 #define SL_ACTION_STOP_AND_BUFFER 2u
+/* Body and trailers hooks only: do what the host does when the hook is absent — continue,
+ * unless this filter paused this direction's headers, in which case the data (or trailers)
+ * waits, buffered, until the filter continues. For hooks that exist only to look (the C++ SDK's
+ * defaults return it), so that looking never releases a pause by accident. */
+#define SL_ACTION_DEFAULT 3u
 
 /* Which header map of the stream. */
 typedef uint32_t sl_type_header_map;
@@ -290,7 +295,9 @@ SL_EXPORT void sl_on_filter_destroy(void* filter);
 
 /* Optional per-stream hooks; absent ones act as if they returned SL_ACTION_CONTINUE.
  * `end_stream` is 1 when this is the last part of its direction (no body or trailers follow).
- * Headers and trailers hooks may return CONTINUE or STOP; body hooks any action. */
+ * Headers hooks return CONTINUE or STOP; trailers hooks CONTINUE, STOP or DEFAULT; body hooks
+ * any action. Note (as in Envoy): a body hook that returns CONTINUE while this filter holds the
+ * headers of its direction paused releases them with the data. */
 SL_EXPORT sl_type_action sl_on_request_headers(void* filter, sl_type_stream* stream,
                                                int end_stream);
 /* The chunk is readable and changeable with sl_host_body_*(stream, SL_BODY_REQUEST, ...). */

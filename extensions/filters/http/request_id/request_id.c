@@ -12,9 +12,9 @@
 #include "sluice/plugin/v1/sluice_plugin.h"
 
 typedef struct {
-  char header[64];       /* field name, default "x-request-id" */
-  int keep_incoming;     /* keep a request's own ID (default 1: trust it) */
-  int echo_on_response;  /* copy the ID onto the response (default 1) */
+  char header[64];      /* field name, default "x-request-id" */
+  int keep_incoming;    /* keep a request's own ID (default 1: trust it) */
+  int echo_on_response; /* copy the ID onto the response (default 1) */
 } config;
 
 static sl_type_str str(const char* s, size_t n) {
@@ -155,8 +155,8 @@ static uint64_t next_random(void) {
 /* A version-4 UUID, 36 characters. */
 static void uuid4(char out[37]) {
   uint64_t hi = next_random(), lo = next_random();
-  hi = (hi & ~0xf000ull) | 0x4000ull;                 /* version 4 */
-  lo = (lo & ~(3ull << 62)) | (2ull << 62);           /* variant 10 */
+  hi = (hi & ~0xf000ull) | 0x4000ull;       /* version 4 */
+  lo = (lo & ~(3ull << 62)) | (2ull << 62); /* variant 10 */
   snprintf(out, 37, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(hi >> 32),
            (unsigned)((hi >> 16) & 0xffff), (unsigned)(hi & 0xffff), (unsigned)(lo >> 48),
            (unsigned long long)(lo & 0xffffffffffffull));

@@ -266,20 +266,23 @@ class ConfigContext {
   std::string_view bytes_;
 };
 
-// A filter instance: one per stream. Every hook defaults to "continue, touch nothing".
+// A filter instance: one per stream. Every hook defaults to "touch nothing, go on"; the body and
+// trailers defaults return SL_ACTION_DEFAULT, so that a filter which paused its headers (STOP
+// from onRequestHeaders, continueRequest() later) keeps the body waiting too without writing a
+// body hook. Override a body hook and return SL_ACTION_CONTINUE to pass data while paused.
 class Filter {
  public:
   virtual ~Filter() = default;
   virtual sl_type_action onRequestHeaders(Stream&, bool /*end_stream*/) {
     return SL_ACTION_CONTINUE;
   }
-  virtual sl_type_action onRequestBody(Stream&, bool /*end_stream*/) { return SL_ACTION_CONTINUE; }
-  virtual sl_type_action onRequestTrailers(Stream&) { return SL_ACTION_CONTINUE; }
+  virtual sl_type_action onRequestBody(Stream&, bool /*end_stream*/) { return SL_ACTION_DEFAULT; }
+  virtual sl_type_action onRequestTrailers(Stream&) { return SL_ACTION_DEFAULT; }
   virtual sl_type_action onResponseHeaders(Stream&, bool /*end_stream*/) {
     return SL_ACTION_CONTINUE;
   }
-  virtual sl_type_action onResponseBody(Stream&, bool /*end_stream*/) { return SL_ACTION_CONTINUE; }
-  virtual sl_type_action onResponseTrailers(Stream&) { return SL_ACTION_CONTINUE; }
+  virtual sl_type_action onResponseBody(Stream&, bool /*end_stream*/) { return SL_ACTION_DEFAULT; }
+  virtual sl_type_action onResponseTrailers(Stream&) { return SL_ACTION_DEFAULT; }
   virtual void onStreamComplete(Stream&) {}
   virtual void onTimer(Stream&, uint64_t /*token*/) {}
   virtual void onCalloutDone(Stream&, uint64_t /*id*/, const sl_type_callout_result&) {}

@@ -1,0 +1,25 @@
+#pragma once
+
+#include <cstddef>
+
+namespace sluice {
+
+// Per-thread free lists of same-sized memory blocks, for objects made and destroyed at a high
+// rate whose size is only known at run time, e.g. an HTTP stream allocated together with its
+// filter chain. Reusing a block is a few instructions; malloc of a block larger than glibc's
+// per-thread cache (about 1 KiB) takes its slow, consolidating path instead, which profiles
+// showed as the largest user-space cost of a stream with ten filters.
+//
+// Bounded: each thread keeps at most kMaxBlocks blocks per size, for a few sizes; beyond that
+// blocks go back to malloc. A block may be freed on another thread than the one that allocated
+// it (it then joins that thread's lists). Blocks are 16-byte aligned.
+class BlockCache {
+ public:
+  static constexpr size_t kMaxBlocks = 128;
+  static constexpr size_t kSizes = 8;
+
+  static void* Allocate(size_t size);
+  static void Free(void* block);
+};
+
+}  // namespace sluice
