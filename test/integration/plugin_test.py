@@ -178,6 +178,55 @@ class PluginTest(harness.SluiceTestCase):
         self.assertEqual("from-c", r.get("x-tag"))
 
 
+class PluginHostFunctionsTest(harness.SluiceTestCase):
+    """The "inspect" test filter reports what the host functions gave it in response fields.
+    No terminal filter: every request is read to its end and answered 404 by the manager."""
+
+    def setUp(self):
+        super().setUp()
+        self.s = self.start_sluice(config([("web", [plugin("inspect"), headers_filter()])]))
+
+    def exchange(self, data):
+        c = harness.HttpClient.connect(self.s.addr("web"))
+        self.addCleanup(c.close)
+        c.send(data)
+        return c, c.read_response()
+
+    def test_headers_multi_values_stream_info_and_path_rewrite(self):
+        c, r = self.exchange(req("GET", "/old", headers=[("x-multi", "a"), ("x-other", "o"),
+                                                          ("x-multi", "b"),
+                                                          ("x-rewrite", "/new?q=1")]))
+        self.assertEqual(404, r.status, r.raw)
+        self.assertEqual("a|b", r.get("x-multi-all"))
+        self.assertEqual("5", r.get("x-request-fields"))  # Host, x-multi x2, x-other, x-rewrite
+        self.assertEqual(str(c.sock.getsockname()[1]), r.get("x-downstream-port"))
+        self.assertEqual("inspect", r.get("x-filter-name"))
+        self.assertEqual("/new?q=1", r.get("x-path"))  # the next filter saw the rewritten :path
+
+    def test_request_body_and_trailers(self):
+        body = bytes(range(65, 91)) * 400
+        _, r = self.exchange(req("POST", "/", body=body))
+        self.assertEqual(str(len(body)), r.get("x-body-length"))
+        self.assertEqual(body[:8].decode(), r.get("x-body-head"))
+        _, r = self.exchange(req("POST", "/", headers=[("Transfer-Encoding", "chunked")],
+                                 body=harness.chunked(b"abc", b"defg", trailers=[(b"t", b"v")])))
+        self.assertEqual("v", r.get("x-trailer-t"))
+        self.assertEqual("7", r.get("x-body-length"))
+
+    def test_an_invalid_header_value_is_refused_and_counted(self):
+        _, r = self.exchange(req("GET", "/", headers=[("x-bad-header", "1")]))
+        self.assertEqual("-2", r.get("x-bad-header-result"))  # SL_ERR_INVALID
+        self.assertIsNone(r.get("x-evil"))
+        self.s.wait_stats(lambda st: harness.stat(st, "plugin.inspect.rejected_calls") == 1,
+                          "plugin.inspect.rejected_calls == 1")
+
+    def test_a_post_from_another_thread_resumes_the_stream(self):
+        for _ in range(5):
+            _, r = self.exchange(req("GET", "/", headers=[("x-post", "1")]))
+            self.assertEqual(404, r.status, r.raw)
+            self.assertEqual("worker", r.get("x-posted"))
+
+
 class PluginConfigErrorTest(harness.SluiceTestCase):
 
     def validate(self, cfg):

@@ -5,6 +5,9 @@
 #include <cctype>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <utility>
+#include <vector>
 
 #include "sluice/sdk/filter.h"
 #include "test/plugin/plugins/test_filters.pb.h"
@@ -14,6 +17,7 @@ namespace {
 using sluice::sdk::ConfigContext;
 using sluice::sdk::Filter;
 using sluice::sdk::FilterConfig;
+using sluice::sdk::Headers;
 using sluice::sdk::Stream;
 namespace pb = sluice::test::plugin;
 
@@ -269,6 +273,78 @@ class FailNewConfig : public FilterConfig {
   }
 };
 
+// ----- inspect: the rest of the ABI, reported in response fields -----
+//  - request body: its length and first bytes (x-body-length, x-body-head), by buffering it whole
+//  - x-multi: every value, joined (x-multi-all), and the field count (x-request-fields)
+//  - "x-rewrite: /new": rewrites :path (the next filter sees it)
+//  - "x-bad-header: 1": tries to set a value with CR LF (refused: x-bad-header-result)
+//  - "x-post: 1": pauses, a thread of its own posts back to the worker, which resumes
+//  - stream info: x-downstream-port, x-filter-name
+//  - request trailers: x-trailer-t (the value of trailer "t")
+class InspectConfig : public FilterConfig {
+ public:
+  static std::unique_ptr<InspectConfig> create(ConfigContext&) {
+    return std::make_unique<InspectConfig>();
+  }
+  std::unique_ptr<Filter> newFilter(Stream&) override;
+};
+
+class InspectFilter : public Filter {
+ public:
+  sl_type_action onRequestHeaders(Stream& s, bool end_stream) override {
+    Headers h = s.requestHeaders();
+    std::string multi;
+    for (auto v : h.getAll("x-multi"))
+      multi += std::string(multi.empty() ? "" : "|") + std::string(v);
+    report_.push_back({"x-multi-all", multi});
+    report_.push_back({"x-request-fields", std::to_string(h.size())});
+    if (auto path = h.get("x-rewrite")) h.set(":path", *path);
+    if (h.get("x-bad-header")) {
+      report_.push_back({"x-bad-header-result", std::to_string(h.set("x-evil", "a\r\nb"))});
+    }
+    const sl_type_stream_info info = s.info();
+    report_.push_back({"x-downstream-port", std::to_string(info.downstream_remote.port)});
+    report_.push_back({"x-filter-name", std::string(sluice::sdk::View(info.filter_name))});
+    if (h.get("x-post")) {
+      // Another thread posts back to this stream's worker; the request waits until then.
+      std::thread([ref = std::make_shared<sluice::sdk::StreamRef>(s)] {
+        ref->post([](Filter* f, Stream* stream) {
+          if (stream == nullptr) return;
+          static_cast<InspectFilter*>(f)->report_.push_back({"x-posted", "worker"});
+          stream->continueRequest();
+        });
+      }).detach();
+      return SL_ACTION_STOP;
+    }
+    body_ = !end_stream;
+    return SL_ACTION_CONTINUE;
+  }
+  sl_type_action onRequestBody(Stream& s, bool end_stream) override {
+    if (!end_stream) return SL_ACTION_STOP_AND_BUFFER;
+    const std::string body = s.requestBody().toString();
+    report_.push_back({"x-body-length", std::to_string(body.size())});
+    report_.push_back({"x-body-head", body.substr(0, 8)});
+    return SL_ACTION_CONTINUE;
+  }
+  sl_type_action onRequestTrailers(Stream& s) override {
+    if (auto t = s.requestTrailers().get("t")) report_.push_back({"x-trailer-t", std::string(*t)});
+    // The body hook sees no end_stream when trailers follow: report what it buffered.
+    report_.push_back({"x-body-length", std::to_string(s.requestBody().length())});
+    return SL_ACTION_CONTINUE;
+  }
+  sl_type_action onResponseHeaders(Stream& s, bool) override {
+    for (const auto& [n, v] : report_) s.responseHeaders().set(n, v);
+    return SL_ACTION_CONTINUE;
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> report_;
+  bool body_ = false;
+};
+std::unique_ptr<Filter> InspectConfig::newFilter(Stream&) {
+  return std::make_unique<InspectFilter>();
+}
+
 // ----- nothing: a no-op SDK filter with per-stream state (the SDK's cost, for the bench) -----
 class NothingConfig : public FilterConfig {
  public:
@@ -289,4 +365,5 @@ SLUICE_PLUGIN_FILTERS(
     sluice::sdk::Register<MetaGetConfig>("meta_get", "sluice.test.plugin.Metadata"),
     sluice::sdk::Register<CountConfig>("count"), sluice::sdk::Register<ThrowConfig>("throw"),
     sluice::sdk::Register<FailNewConfig>("fail_new"),
-    sluice::sdk::Register<NothingConfig>("nothing"))
+    sluice::sdk::Register<NothingConfig>("nothing"),
+    sluice::sdk::Register<InspectConfig>("inspect"))

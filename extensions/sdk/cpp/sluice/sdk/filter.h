@@ -199,6 +199,42 @@ class Stream {
   sl_type_stream* s_;
 };
 
+class Filter;
+
+// A counted reference to a stream that other threads may hold (RAII; movable). post() runs a
+// function on the stream's worker, soon, with the stream's filter and stream — or with nullptrs
+// when the stream is gone by then (so what it captured can still be released). Create it on the
+// worker (inside a hook); use and destroy it anywhere.
+class StreamRef {
+ public:
+  explicit StreamRef(const Stream& stream) : ref_(sl_host_stream_ref(stream.raw())) {}
+  ~StreamRef() {
+    if (ref_ != nullptr) sl_host_stream_ref_release(ref_);
+  }
+  StreamRef(StreamRef&& other) noexcept : ref_(std::exchange(other.ref_, nullptr)) {}
+  StreamRef& operator=(StreamRef&& other) noexcept {
+    std::swap(ref_, other.ref_);
+    return *this;
+  }
+  StreamRef(const StreamRef&) = delete;
+  StreamRef& operator=(const StreamRef&) = delete;
+
+  // fn(Filter* filter, Stream* stream): both nullptr if the stream ended meanwhile.
+  template <class Fn>
+  sl_type_result post(Fn fn) const {
+    auto* box = new Fn(std::move(fn));
+    const sl_type_result r = sl_host_post(ref_, &Run<Fn>, box);
+    if (r != SL_OK) delete box;
+    return r;
+  }
+
+ private:
+  template <class Fn>
+  static void Run(void* ctx, void* filter, sl_type_stream* stream);
+
+  sl_type_stream_ref* ref_;
+};
+
 // Metric handles, declared at config time (ConfigContext), updated from any thread.
 class Counter {
  public:
@@ -332,6 +368,23 @@ constexpr FilterRegistration Register(const char* name, const char* config_type 
   return FilterRegistration{
       name, config_type, descriptor_set,
       [](ConfigContext& ctx) -> std::unique_ptr<FilterConfig> { return Config::create(ctx); }};
+}
+
+template <class Fn>
+void StreamRef::Run(void* ctx, void* filter, sl_type_stream* stream) {
+  std::unique_ptr<Fn> fn(static_cast<Fn*>(ctx));
+  if (stream == nullptr) {
+    (*fn)(static_cast<Filter*>(nullptr), static_cast<Stream*>(nullptr));
+    return;
+  }
+  Stream s(stream);
+  try {
+    (*fn)(static_cast<Filter*>(filter), &s);
+  } catch (const std::exception& e) {
+    sl_host_fail_stream(stream, Str(std::string("exception: ") + e.what()));
+  } catch (...) {
+    sl_host_fail_stream(stream, Str("exception of unknown type"));
+  }
 }
 
 namespace internal {
