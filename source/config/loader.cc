@@ -1029,6 +1029,24 @@ std::string Prefixed(absl::string_view source, const std::vector<std::string>& l
   });
 }
 
+// The end of every walk: the walker's errors, else protobuf's JSON parser (the final authority)
+// fills `msg` from the walker's JSON; its errors start with `source` and `prefix`.
+absl::Status Finish(const YamlToJson& walker, absl::string_view source, absl::string_view prefix,
+                    google::protobuf::Message& msg) {
+  if (!walker.errors().empty()) {
+    return absl::InvalidArgumentError(Prefixed(source, walker.errors()));
+  }
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  const auto status = google::protobuf::util::JsonStringToMessage(walker.json(), &msg, options);
+  if (!status.ok()) {
+    msg.Clear();
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": ", prefix, std::string(status.message())));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseYamlInto(absl::string_view content, absl::string_view source,
                            google::protobuf::Message& msg,
                            std::map<std::string, YAML::Node>* values) {
@@ -1058,16 +1076,7 @@ absl::Status ParseYamlInto(absl::string_view content, absl::string_view source,
     // E.g. std::bad_alloc from a huge document: still an error for this file, not a crash.
     return absl::InvalidArgumentError(absl::StrCat(source, ": ", e.what()));
   }
-  if (!walker.errors().empty()) {
-    return absl::InvalidArgumentError(Prefixed(source, walker.errors()));
-  }
-  google::protobuf::util::JsonParseOptions options;
-  options.ignore_unknown_fields = false;
-  const auto status = google::protobuf::util::JsonStringToMessage(walker.json(), &msg, options);
-  if (!status.ok()) {
-    msg.Clear();
-    return absl::InvalidArgumentError(absl::StrCat(source, ": ", std::string(status.message())));
-  }
+  if (absl::Status status = Finish(walker, source, "", msg); !status.ok()) return status;
   return absl::OkStatus();
 }
 
@@ -1206,17 +1215,7 @@ absl::Status ValueSources::ParseValueInto(std::string_view std_path,
         absl::StrCat(source, source.empty() ? "" : ": ", path, ": ", e.what()));
   }
   if (source.empty()) source = "config";
-  if (!walker.errors().empty())
-    return absl::InvalidArgumentError(Prefixed(source, walker.errors()));
-  google::protobuf::util::JsonParseOptions options;
-  options.ignore_unknown_fields = false;
-  const auto status = google::protobuf::util::JsonStringToMessage(walker.json(), &msg, options);
-  if (!status.ok()) {
-    msg.Clear();
-    return absl::InvalidArgumentError(
-        absl::StrCat(source, ": ", path, ": ", std::string(status.message())));
-  }
-  return absl::OkStatus();
+  return Finish(walker, source, absl::StrCat(path, ": "), msg);
 }
 
 absl::Status ParseInto(std::string_view std_content, Format format, std::string_view std_source,

@@ -62,6 +62,9 @@ class ServerConnectionCallbacks {
   virtual void onResponseComplete(bool close) = 0;
   // The first bytes of a new request arrived (the request-headers timeout starts).
   virtual void onRequestStart() = 0;
+  // A response body did not match the Content-Length its head announced (a filter's mistake):
+  // the codec sent at most what was announced and closes the connection after it.
+  virtual void onResponseFramingError() {}
 };
 
 // Server side of an HTTP connection: bytes in, streams out.

@@ -83,6 +83,7 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
       counter("downstream_cx_idle_timeout"),
       counter("downstream_cx_max_requests_reached"),
       counter("downstream_cx_http1_total"),
+      counter("downstream_rs_framing_error"),
       {},
   });
   // Every status the HTTP/1 codec answers a protocol error with; anything else is "other".

@@ -31,6 +31,9 @@ struct ConnectionManagerStats {
   stats::Counter& downstream_cx_idle_timeout;
   stats::Counter& downstream_cx_max_requests_reached;
   stats::Counter& downstream_cx_http1_total;
+  // Responses whose body did not match their Content-Length, or with an invalid one (a
+  // filter's mistake, corrected by the codec).
+  stats::Counter& downstream_rs_framing_error;
   // "<prefix>downstream_rq_protocol_error_<status>" (and "_other"), created with the config so that
   // counting a rejected request (possibly a flood of them) takes no lock on a worker.
   std::vector<std::pair<uint16_t, stats::Counter*>> protocol_error_by_status;

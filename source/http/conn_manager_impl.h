@@ -44,6 +44,7 @@ class ConnectionManagerImpl : public network::ReadFilter,
   void onProtocolError(uint16_t status, std::string_view reason, ResponseEncoder* encoder) override;
   void onResponseComplete(bool close) override;
   void onRequestStart() override;
+  void onResponseFramingError() override { stats().downstream_rs_framing_error.inc(); }
 
   // A response the codec writes without a stream (protocol errors, header timeout).
   void sendErrorResponse(ResponseEncoder& encoder, uint16_t status, std::string_view body);

@@ -327,6 +327,123 @@ TEST_F(ConnManagerTest, EncoderFilterRewritesTheResponseBody) {
   EXPECT_NE(std::string::npos, out.find("GET /LOWER BODY=")) << out;
 }
 
+// Answers with the given fields and body, whatever they say: what a buggy filter might send.
+class RawReply : public StreamFilter {
+ public:
+  RawReply(std::vector<std::pair<std::string, std::string>> fields, std::string body)
+      : fields_(std::move(fields)), body_(std::move(body)) {}
+  FilterHeadersStatus decodeHeaders(RequestHead&, bool) override {
+    auto head = std::make_unique<ResponseHead>();
+    head->status = 200;
+    for (const auto& [n, v] : fields_) head->headers.add(n, v);
+    decoder_callbacks_->encodeHeaders(std::move(head), body_.empty());
+    if (!body_.empty()) {
+      Buffer b;
+      b.add(body_);
+      decoder_callbacks_->encodeData(b, true);
+    }
+    return FilterHeadersStatus::kStopIteration;
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> fields_;
+  std::string body_;
+};
+
+// The encoder is the last place a response that does not match its own framing can be caught:
+// it never sends more than the head announced, never lets a short body run into the next
+// response, and never sends an invalid Content-Length (or a filter's Transfer-Encoding).
+TEST_F(ConnManagerTest, ResponseFramingFromFiltersIsEnforced) {
+  struct Case {
+    const char* name;
+    std::vector<std::pair<std::string, std::string>> fields;
+    std::string body;
+    std::string expect_head;  // must be in the head
+    std::string expect_body;  // exactly what follows the head
+    bool closed;              // the connection closes after it
+    int framing_errors;       // downstream_rs_framing_error
+  };
+  const std::vector<Case> cases = {
+      {"longer body: cut to the length, then close",
+       {{"Content-Length", "3"}},
+       "hello\n",
+       "Content-Length: 3\r\n",
+       "hel",
+       true,
+       1},
+      {"shorter body: what there is, then close",
+       {{"Content-Length", "10"}},
+       "hello\n",
+       "Content-Length: 10\r\n",
+       "hello\n",
+       true,
+       1},
+      {"no body at all for a length",
+       {{"Content-Length", "4"}},
+       "",
+       "Content-Length: 4\r\n",
+       "",
+       true,
+       1},
+      {"invalid length: dropped, chunked",
+       {{"Content-Length", "abc"}},
+       "hello\n",
+       "Transfer-Encoding: chunked\r\n",
+       "6\r\nhello\n\r\n0\r\n\r\n",
+       false,
+       2},
+      {"differing lengths: dropped, chunked",
+       {{"Content-Length", "6"}, {"Content-Length", "7"}},
+       "hello\n",
+       "Transfer-Encoding: chunked\r\n",
+       "6\r\nhello\n\r\n0\r\n\r\n",
+       false,
+       2},
+      {"equal list: one value",
+       {{"Content-Length", "6, 6"}},
+       "hello\n",
+       "Content-Length: 6\r\n",
+       "hello\n",
+       false,
+       0},
+      {"a filter's Transfer-Encoding is not the encoder's",
+       {{"Transfer-Encoding", "chunked"}, {"Content-Length", "6"}},
+       "hello\n",
+       "Content-Length: 6\r\n",
+       "hello\n",
+       false,
+       0},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    TearDown();
+    received_.clear();
+    peer_closed_ = false;
+    SetUp();
+    start({[&c] { return std::make_unique<RawReply>(c.fields, c.body); }});
+    const int64_t errors_before = stat("downstream_rs_framing_error");
+    // A second, pipelined request: it must be answered after a well-framed response, or not at
+    // all when the connection closes — never read as part of the first response's body.
+    send("GET / HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    const std::string out =
+        c.closed ? runUntilClosed() : runUntilContains("HTTP/1.1 200", /*times=*/2);
+    const size_t head_end = out.find("\r\n\r\n");
+    ASSERT_NE(std::string::npos, head_end) << out;
+    const std::string head = out.substr(0, head_end + 2);
+    EXPECT_NE(std::string::npos, head.find(c.expect_head)) << head;
+    EXPECT_EQ(std::string::npos, head.find("Transfer-Encoding: chunked\r\nContent-Length")) << head;
+    EXPECT_EQ(c.framing_errors, stat("downstream_rs_framing_error") - errors_before);
+    if (c.closed) {
+      EXPECT_TRUE(peer_closed_);
+      EXPECT_EQ(c.expect_body, out.substr(head_end + 4)) << out;
+    } else {
+      EXPECT_EQ(0u, out.find(head)) << out;
+      EXPECT_EQ(c.expect_body, out.substr(head_end + 4, c.expect_body.size())) << out;
+      EXPECT_EQ(head_end + 4 + c.expect_body.size(), out.find("HTTP/1.1 200", 1)) << out;
+    }
+  }
+}
+
 TEST_F(ConnManagerTest, NoTerminalFilterGives404) {
   start({Recording("only", log_)});
   send("GET / HTTP/1.1\r\nHost: h\r\n\r\n");

@@ -302,6 +302,29 @@ void ServerConnectionImpl::encodeHeaders(ResponseHead& head, bool end_stream) {
     // next request, so this is the connection's last response, and it says so.
     close_after_response_ = true;
   }
+  response_counted_ = false;
+  response_remaining_ = 0;
+  if (response_has_body_ && !tunnel_response_ &&
+      head.headers.count(KnownHeader::kContentLength) != 0) {
+    // RFC 9110 §8.6, as strictly as for requests. Anything else (a filter's mistake) is
+    // dropped and the body goes chunked; a valid list ("5, 5") is written as one value.
+    uint64_t length = 0;
+    const bool valid = ParseResponseContentLength(head.headers, length);
+    if (valid) {
+      response_counted_ = true;
+      response_remaining_ = length;
+      const std::string canonical = std::to_string(length);  // short: no allocation
+      if (head.headers.count(KnownHeader::kContentLength) != 1 ||
+          head.headers.get(KnownHeader::kContentLength)->value != canonical) {
+        head.headers.set("Content-Length", canonical);
+      }
+    } else {
+      SLUICE_LOG(kDebug, "[C%d] response Content-Length is invalid; sending it chunked",
+                 connection_.id());
+      callbacks_.onResponseFramingError();
+      head.headers.remove(KnownHeader::kContentLength);
+    }
+  }
   if (tunnel_response_) {
     head.headers.add("Connection", "upgrade");
   } else if (response_has_body_) {
@@ -336,7 +359,17 @@ void ServerConnectionImpl::encodeHeaders(ResponseHead& head, bool end_stream) {
     if (!buffer_.empty()) process();
     return;
   }
-  if (end_stream) completeResponse();
+  if (end_stream) {
+    if (response_counted_ && response_remaining_ != 0) responseLengthMismatch("no body");
+    completeResponse();
+  }
+}
+
+void ServerConnectionImpl::responseLengthMismatch(const char* what) {
+  SLUICE_LOG(kDebug, "[C%d] response body does not match its Content-Length (%s); closing after it",
+             connection_.id(), what);
+  close_after_response_ = true;
+  callbacks_.onResponseFramingError();
 }
 
 void ServerConnectionImpl::encodeData(Buffer& data, bool end_stream) {
@@ -355,6 +388,17 @@ void ServerConnectionImpl::encodeData(Buffer& data, bool end_stream) {
     if (!data.empty()) EncodeChunk(data, out);
     if (end_stream) EncodeLastChunk(nullptr, out);
     connection_.write(out, false);
+  } else if (response_counted_) {
+    if (data.length() > response_remaining_) {
+      Buffer announced;
+      announced.move(data, response_remaining_);
+      data.clear();
+      data.move(announced);
+      responseLengthMismatch("body longer");
+    }
+    response_remaining_ -= data.length();
+    connection_.write(data, false);
+    if (end_stream && response_remaining_ != 0) responseLengthMismatch("body shorter");
   } else {
     connection_.write(data, false);
   }
@@ -363,6 +407,7 @@ void ServerConnectionImpl::encodeData(Buffer& data, bool end_stream) {
 
 void ServerConnectionImpl::encodeTrailers(const HeaderMap& trailers) {
   if (!response_started_ || response_complete_) return;
+  if (response_counted_ && response_remaining_ != 0) responseLengthMismatch("body shorter");
   if (response_chunked_) {
     Buffer out;
     EncodeLastChunk(&trailers, out);

@@ -58,6 +58,10 @@ class ServerConnectionImpl : public ServerConnection,
   void encodeTrailers(const HeaderMap& trailers) override;
   void resetStream() override;
   void completeResponse();
+  // The body sent does not match the head's Content-Length: what was announced is sent at most,
+  // and the connection closes after it (a short body then reads as truncated, never as the
+  // start of another response).
+  void responseLengthMismatch(const char* what);
 
   network::Connection& connection_;
   ServerConnectionCallbacks& callbacks_;
@@ -84,6 +88,11 @@ class ServerConnectionImpl : public ServerConnection,
   bool response_chunked_ = false;
   bool response_until_close_ = false;
   bool response_has_body_ = true;
+  // Content-Length framing: the bytes the head announced that are still to be sent. Filters can
+  // change a body without fixing its length; the encoder is the last place where a message
+  // that does not match its framing can be stopped from reaching the client.
+  bool response_counted_ = false;
+  uint64_t response_remaining_ = 0;
   bool response_complete_ = false;
   bool tunnel_response_ = false;
   bool close_after_response_ = false;

@@ -377,6 +377,11 @@ std::optional<ParseError> CheckTransferEncoding(const HeaderMap& headers, uint16
 
 }  // namespace
 
+bool ParseResponseContentLength(const HeaderMap& headers, uint64_t& length) {
+  if (headers.count(KnownHeader::kContentLength) == 0) return false;
+  return !ParseContentLength(headers, 0, length).has_value();
+}
+
 namespace internal {
 
 std::optional<ParseError> ParseFieldLines(const char* p, const char* end, uint32_t max_fields,

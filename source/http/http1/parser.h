@@ -187,6 +187,10 @@ void EncodeLastChunk(const HeaderMap* trailers, Buffer& out);
 // The standard reason phrase of `status` ("Not Found"), or "" for codes without one.
 std::string_view ReasonPhrase(uint16_t status);
 
+// The Content-Length of a response head about to be sent, checked with the same rules as a
+// received one (every value 1*DIGIT and equal, fits 63 bits). False when absent or invalid.
+bool ParseResponseContentLength(const HeaderMap& headers, uint64_t& length);
+
 // RFC 9110 §5.1 / §5.5: a name is a non-empty token; a value is *(VCHAR / obs-text / SP / HTAB)
 // (no CR, LF, NUL or other controls). For checking fields set through the plugin ABI.
 bool IsValidFieldName(std::string_view name);
