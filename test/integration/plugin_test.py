@@ -220,6 +220,13 @@ class PluginHostFunctionsTest(harness.SluiceTestCase):
         self.s.wait_stats(lambda st: harness.stat(st, "plugin.inspect.rejected_calls") == 1,
                           "plugin.inspect.rejected_calls == 1")
 
+    def test_plugin_log_lines_go_to_sluices_log_at_their_level(self):
+        _, r = self.exchange(req("GET", "/", headers=[("x-log", "hello-from-the-plugin")]))
+        self.assertEqual("info", r.get("x-log-enabled"))  # sluice runs at --log-level info
+        # Written (one write(2)) inside the hook, before the response existed.
+        self.assertIn("[warn]", [l for l in self.s.logs().splitlines()
+                                 if "inspect says hello-from-the-plugin" in l][0])
+
     def test_a_post_from_another_thread_resumes_the_stream(self):
         for _ in range(5):
             _, r = self.exchange(req("GET", "/", headers=[("x-post", "1")]))

@@ -302,6 +302,11 @@ class InspectFilter : public Filter {
     if (h.get("x-bad-header")) {
       report_.push_back({"x-bad-header-result", std::to_string(h.set("x-evil", "a\r\nb"))});
     }
+    if (auto say = h.get("x-log")) {
+      sluice::sdk::Log(SL_LOG_WARN, "inspect says " + std::string(*say));
+      report_.push_back(
+          {"x-log-enabled", sluice::sdk::LogEnabled(SL_LOG_DEBUG) ? "debug" : "info"});
+    }
     const sl_type_stream_info info = s.info();
     report_.push_back({"x-downstream-port", std::to_string(info.downstream_remote.port)});
     report_.push_back({"x-filter-name", std::string(sluice::sdk::View(info.filter_name))});
