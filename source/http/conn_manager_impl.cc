@@ -103,6 +103,7 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
     event::Dispatcher& dispatcher() override { return stream_.hcm_.context_.dispatcher(); }
     StreamInfo& streamInfo() override { return stream_.info_; }
     uint64_t streamId() const override { return stream_.id_; }
+    uint64_t connectionId() const override { return stream_.hcm_.connection_->id(); }
     void resetStream() override { stream_.resetFromFilter(); }
     void continueDecoding() override { stream_.resume(stream_.decode_, index_); }
     Buffer* decodingBuffer() override { return &stream_.decode_.buffered; }

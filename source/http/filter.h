@@ -57,6 +57,8 @@ class StreamFilterCallbacks {
   virtual event::Dispatcher& dispatcher() = 0;
   virtual StreamInfo& streamInfo() = 0;
   virtual uint64_t streamId() const = 0;
+  // The downstream connection's id (as in logs: "[C<id>]").
+  virtual uint64_t connectionId() const = 0;
   // Ends the stream now: HTTP/1 closes the connection.
   virtual void resetStream() = 0;
   // True once the stream is over (response sent or reset): nothing may change any more.

@@ -236,7 +236,7 @@ void sl_host_stream_info(sl_type_stream* stream, sl_type_stream_info* out) {
   info.size = sizeof(info);
   const sluice::http::StreamInfo& si = f.decoder().streamInfo();
   info.stream_id = f.decoder().streamId();
-  info.connection_id = 0;
+  info.connection_id = f.decoder().connectionId();
   switch (si.protocol) {
     case sluice::http::Protocol::kHttp10:
       info.protocol = SL_PROTOCOL_HTTP10;

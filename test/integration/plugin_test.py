@@ -202,6 +202,15 @@ class PluginHostFunctionsTest(harness.SluiceTestCase):
         self.assertEqual(str(c.sock.getsockname()[1]), r.get("x-downstream-port"))
         self.assertEqual("inspect", r.get("x-filter-name"))
         self.assertEqual("/new?q=1", r.get("x-path"))  # the next filter saw the rewritten :path
+        # Connection and stream ids: a second request on the same connection keeps the first,
+        # not the second.
+        c.send(req("GET", "/"))
+        r2 = c.read_response()
+        conn1, stream1 = r.get("x-ids").split("/")
+        conn2, stream2 = r2.get("x-ids").split("/")
+        self.assertEqual(conn1, conn2)
+        self.assertNotEqual(stream1, stream2)
+        self.assertNotEqual("0", conn1)
 
     def test_request_body_and_trailers(self):
         body = bytes(range(65, 91)) * 400

@@ -310,6 +310,8 @@ class InspectFilter : public Filter {
     const sl_type_stream_info info = s.info();
     report_.push_back({"x-downstream-port", std::to_string(info.downstream_remote.port)});
     report_.push_back({"x-filter-name", std::string(sluice::sdk::View(info.filter_name))});
+    report_.push_back(
+        {"x-ids", std::to_string(info.connection_id) + "/" + std::to_string(info.stream_id)});
     if (h.get("x-post")) {
       // Another thread posts back to this stream's worker; the request waits until then.
       std::thread([ref = std::make_shared<sluice::sdk::StreamRef>(s)] {

@@ -22,8 +22,10 @@
  *   nothing is removed or changed, hooks and host functions are only added (with a minor bump),
  *   enums only gain values, and structs only grow at their end. Every struct passed across the
  *   ABI starts with a `size` field that its writer sets to sizeof as it knows it; a reader reads
- *   only what both know. Every enum is a fixed-width integer type with unassigned values
- *   reserved; treat unknown values as the documentation of each says.
+ *   only what both know. The two plain view types, sl_type_str and sl_type_header, are frozen as
+ *   they are (a pointer and a length; two of those) and carry no size. Every enum is a fixed-width
+ * integer type with unassigned values reserved; treat unknown values as the documentation of each
+ * says.
  *
  * OWNERSHIP
  *   sl_type_str values the host passes (names, values, body chunks, config bytes) are *views*
