@@ -35,6 +35,32 @@ class ResponseEncoder {
   virtual void resetStream() = 0;
 };
 
+// Client side (upstream): sends one request. The codec owns framing as on the server side.
+class RequestEncoder {
+ public:
+  virtual ~RequestEncoder() = default;
+  virtual void encodeHeaders(RequestHead& head, bool end_stream) = 0;
+  virtual void encodeData(Buffer& data, bool end_stream) = 0;
+  virtual void encodeTrailers(const HeaderMap& trailers) = 0;
+};
+
+// Why an upstream exchange ended without a whole response.
+enum class UpstreamFailure {
+  kConnectionClosed,  // the upstream closed or reset the connection
+  kProtocolError,     // the upstream sent something that is not a valid response
+};
+
+// Client side: receives one response from the codec.
+class ResponseDecoder {
+ public:
+  virtual ~ResponseDecoder() = default;
+  virtual void decodeHeaders(std::unique_ptr<ResponseHead> head, bool end_stream) = 0;
+  virtual void decodeData(Buffer& data, bool end_stream) = 0;
+  virtual void decodeTrailers(std::unique_ptr<HeaderMap> trailers) = 0;
+  // The exchange failed; nothing more comes. `response_started`: decodeHeaders was called.
+  virtual void onUpstreamFailure(UpstreamFailure failure, bool response_started) = 0;
+};
+
 // Server side: receives one request from the codec.
 class RequestDecoder {
  public:

@@ -12,82 +12,13 @@
 #include "source/network/connection.h"
 #include "source/network/filter_context.h"
 #include "source/upstream/cluster.h"
+#include "test/network/fake_connection.h"
 #include "test/network/test_filter_context.h"
 
 namespace sluice::http::fuzz {
 namespace {
 
-// A connection without a socket: what is written is collected; close raises the events.
-class FakeConnection : public network::Connection, private network::ReadFilterCallbacks {
- public:
-  explicit FakeConnection(event::Dispatcher& d) : dispatcher_(d) {}
-  uint64_t id() const override { return 1; }
-  event::Dispatcher& dispatcher() override { return dispatcher_; }
-  void addReadFilter(network::ReadFilterPtr filter) override {
-    filter->initializeReadFilterCallbacks(*this);
-    filters_.push_back(std::move(filter));
-  }
-  void addConnectionCallbacks(network::ConnectionCallbacks& cb) override {
-    callbacks_.push_back(&cb);
-  }
-  void removeConnectionCallbacks(network::ConnectionCallbacks& cb) override {
-    for (auto*& c : callbacks_) {
-      if (c == &cb) c = nullptr;
-    }
-  }
-  void initializeReadFilters() override {
-    for (auto& f : filters_) f->onNewConnection();
-  }
-  void drain() override {
-    for (auto& f : filters_) f->onDrain();
-  }
-  void connect() override {}
-  void write(Buffer& data, bool end_stream) override {
-    if (state_ == network::ConnectionState::kOpen) out_ += data.toString();
-    data.clear();
-  }
-  void close(network::CloseType) override {
-    if (state_ == network::ConnectionState::kClosed) return;
-    state_ = network::ConnectionState::kClosed;
-    for (size_t i = 0; i < callbacks_.size(); ++i) {
-      if (callbacks_[i] != nullptr) callbacks_[i]->onEvent(network::ConnectionEvent::kLocalClose);
-    }
-  }
-  network::ConnectionState state() const override { return state_; }
-  void readDisable(bool disable) override { disabled_ += disable ? 1 : -1; }
-  bool readEnabled() const override { return disabled_ == 0; }
-  void enableHalfClose(bool) override {}
-  void setBufferLimits(uint32_t) override {}
-  size_t writeBufferLength() const override { return 0; }
-  const network::Address& remoteAddress() const override { return address_; }
-  const network::Address& localAddress() const override { return address_; }
-
-  // Feeds `bytes` to the read filters as the socket would.
-  void receive(std::string_view bytes) {
-    if (state_ != network::ConnectionState::kOpen) return;
-    Buffer b;
-    b.add(bytes);
-    for (auto& f : filters_) {
-      if (f->onData(b, false) == network::FilterStatus::kStopIteration ||
-          state_ != network::ConnectionState::kOpen) {
-        break;
-      }
-    }
-  }
-  const std::string& output() const { return out_; }
-
- private:
-  network::Connection& connection() override { return *this; }
-
-  event::Dispatcher& dispatcher_;
-  std::vector<network::ReadFilterPtr> filters_;
-  std::vector<network::ConnectionCallbacks*> callbacks_;
-  network::ConnectionState state_ = network::ConnectionState::kOpen;
-  int disabled_ = 0;
-  network::Address address_;
-  std::string out_;
-};
-
+using network::test::FakeConnection;
 using FakeContext = network::test::TestFilterContext;
 
 struct Setup {

@@ -2,76 +2,10 @@
 
 #include <cstring>
 
-#include "absl/container/inlined_vector.h"
-
 #include "source/common/logging.h"
+#include "source/http/http1/header_utils.h"
 
 namespace sluice::http::http1 {
-
-namespace {
-
-// Calls `fn` with each element of a comma-separated list (Connection, Expect, ...), trimmed of
-// optional whitespace, until it returns false.
-template <class F>
-void ForEachListItem(std::string_view list, F&& fn) {
-  size_t pos = 0;
-  while (pos <= list.size()) {
-    size_t comma = list.find(',', pos);
-    if (comma == std::string_view::npos) comma = list.size();
-    std::string_view item = list.substr(pos, comma - pos);
-    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-    if (!fn(item)) return;
-    pos = comma + 1;
-  }
-}
-
-bool ContainsToken(std::string_view list, std::string_view token) {
-  bool found = false;
-  ForEachListItem(list, [&](std::string_view item) {
-    found = HeaderNameEquals(item, token);
-    return !found;
-  });
-  return found;
-}
-
-bool AnyHeaderHasToken(const HeaderMap& headers, KnownHeader h, std::string_view token) {
-  bool found = false;
-  if (headers.count(h) == 0) return false;
-  headers.forEach([&](const HeaderMap::Entry& e) {
-    if (e.known == h && ContainsToken(e.value, token)) found = true;
-    return !found;
-  });
-  return found;
-}
-
-// Fields that describe one hop (RFC 9110 §7.6.1), plus those the Connection field names: never
-// forwarded; the codec writes its own framing and connection fields.
-void RemoveHopByHop(HeaderMap& headers, bool keep_upgrade) {
-  // Views into the head's storage, which removing fields does not free; inline for the usual
-  // "Connection: keep-alive" so that the common case allocates nothing.
-  absl::InlinedVector<std::string_view, 4> named;
-  headers.forEach([&](const HeaderMap::Entry& e) {
-    if (e.known != KnownHeader::kConnection) return true;
-    ForEachListItem(e.value, [&](std::string_view item) {
-      if (!item.empty()) named.emplace_back(item);
-      return true;
-    });
-    return true;
-  });
-  for (const auto& n : named) {
-    if (keep_upgrade && HeaderNameEquals(n, "upgrade")) continue;
-    headers.remove(n);
-  }
-  headers.remove(KnownHeader::kConnection);
-  headers.remove(KnownHeader::kKeepAlive);
-  headers.remove(KnownHeader::kProxyConnection);
-  headers.remove(KnownHeader::kTransferEncoding);
-  headers.remove(KnownHeader::kTe);
-  if (!keep_upgrade) headers.remove(KnownHeader::kUpgrade);
-}
-
-}  // namespace
 
 ServerConnectionImpl::ServerConnectionImpl(network::Connection& connection,
                                            ServerConnectionCallbacks& callbacks,

@@ -1,0 +1,51 @@
+#include "source/http/http1/header_utils.h"
+
+#include "absl/container/inlined_vector.h"
+
+namespace sluice::http::http1 {
+
+bool ContainsToken(std::string_view list, std::string_view token) {
+  bool found = false;
+  ForEachListItem(list, [&](std::string_view item) {
+    found = HeaderNameEquals(item, token);
+    return !found;
+  });
+  return found;
+}
+
+bool AnyHeaderHasToken(const HeaderMap& headers, KnownHeader h, std::string_view token) {
+  bool found = false;
+  if (headers.count(h) == 0) return false;
+  headers.forEach([&](const HeaderMap::Entry& e) {
+    if (e.known == h && ContainsToken(e.value, token)) found = true;
+    return !found;
+  });
+  return found;
+}
+
+void RemoveHopByHop(HeaderMap& headers, bool keep_upgrade) {
+  // Views into the head's storage, which removing fields does not free; inline for the usual
+  // "Connection: keep-alive" so that the common case allocates nothing.
+  absl::InlinedVector<std::string_view, 4> named;
+  headers.forEach([&](const HeaderMap::Entry& e) {
+    if (e.known != KnownHeader::kConnection) return true;
+    ForEachListItem(e.value, [&](std::string_view item) {
+      if (!item.empty()) named.emplace_back(item);
+      return true;
+    });
+    return true;
+  });
+  for (const auto& n : named) {
+    if (keep_upgrade && HeaderNameEquals(n, "upgrade")) continue;
+    headers.remove(n);
+  }
+  headers.remove(KnownHeader::kConnection);
+  headers.remove(KnownHeader::kKeepAlive);
+  headers.remove(KnownHeader::kProxyConnection);
+  headers.remove(KnownHeader::kTransferEncoding);
+  headers.remove(KnownHeader::kTe);
+  if (!keep_upgrade) headers.remove(KnownHeader::kUpgrade);
+}
+
+
+}  // namespace sluice::http::http1

@@ -1,0 +1,228 @@
+// The upstream HTTP/1.1 codec: request framing it owns, strict response parsing (fed whole and
+// split at every byte), keep-alive decisions, interim responses, failures.
+
+#include "source/http/http1/client_codec.h"
+
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "test/network/fake_connection.h"
+
+namespace sluice::http::http1 {
+namespace {
+
+struct Recorder : ResponseDecoder, ClientConnectionImpl::Callbacks {
+  std::vector<std::string> events;
+  std::string body;
+  int complete = 0;
+  bool reusable = false;
+  bool failed = false;
+
+  void decodeHeaders(std::unique_ptr<ResponseHead> head, bool end) override {
+    std::string e = "headers " + std::to_string(head->status);
+    head->headers.forEach([&](const HeaderMap::Entry& f) {
+      e.append(" ").append(f.name).append("=").append(f.value);
+      return true;
+    });
+    if (end) e.append(" end");
+    events.push_back(e);
+  }
+  void decodeData(Buffer& data, bool end) override {
+    body += data.toString();
+    data.clear();
+    if (end) events.push_back("end");
+  }
+  void decodeTrailers(std::unique_ptr<HeaderMap> t) override {
+    std::string e = "trailers";
+    t->forEach([&](const HeaderMap::Entry& f) {
+      e.append(" ").append(f.name).append("=").append(f.value);
+      return true;
+    });
+    events.push_back(e);
+  }
+  void onUpstreamFailure(UpstreamFailure f, bool started) override {
+    std::string e = f == UpstreamFailure::kProtocolError ? "protocol" : "closed";
+    e.append(started ? " after head" : " before head");
+    events.push_back(e);
+  }
+  void onExchangeComplete(bool r) override {
+    ++complete;
+    reusable = r;
+  }
+  void onCodecFailed() override { failed = true; }
+};
+
+class ClientCodecTest : public ::testing::Test {
+ protected:
+  event::DispatcherPtr dispatcher_ = event::CreateDispatcher("test");
+  network::test::FakeConnection conn_{*dispatcher_};
+  Limits limits_;
+
+  // Sends `method` `target` (with `body` if any), then feeds `response` split at `split` (0: whole).
+  Recorder exchange(const std::string& method, const std::string& response, size_t split = 0,
+                    const std::string& body = "", bool counted = true) {
+    Recorder r;
+    ClientConnectionImpl codec(conn_, r, limits_);
+    RequestHead head;
+    head.method = method;
+    head.target = "/x";
+    head.headers.add("Host", "h");
+    if (!body.empty() && counted) head.headers.add("Content-Length", std::to_string(body.size()));
+    RequestEncoder& enc = codec.newExchange(r);
+    enc.encodeHeaders(head, body.empty());
+    if (!body.empty()) {
+      Buffer b;
+      b.add(body);
+      enc.encodeData(b, true);
+    }
+    feed(codec, response, split);
+    return r;
+  }
+  void feed(ClientConnectionImpl& codec, const std::string& bytes, size_t split) {
+    if (split == 0 || split >= bytes.size()) {
+      Buffer b;
+      b.add(bytes);
+      codec.dispatch(b);
+      return;
+    }
+    Buffer a, b;
+    a.add(bytes.substr(0, split));
+    b.add(bytes.substr(split));
+    codec.dispatch(a);
+    codec.dispatch(b);
+  }
+};
+
+TEST_F(ClientCodecTest, ContentLengthResponseAtEverySplit) {
+  const std::string resp = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello";
+  for (size_t split = 0; split < resp.size(); ++split) {
+    SCOPED_TRACE(split);
+    Recorder r = exchange("GET", resp, split);
+    ASSERT_EQ(2u, r.events.size());
+    EXPECT_EQ("headers 200 Content-Length=5 X-A=b", r.events[0]);
+    EXPECT_EQ("end", r.events[1]);
+    EXPECT_EQ("hello", r.body);
+    EXPECT_EQ(1, r.complete);
+    EXPECT_TRUE(r.reusable);
+  }
+  EXPECT_EQ(0u, conn_.output().find("GET /x HTTP/1.1\r\nHost: h\r\n\r\n"));
+}
+
+TEST_F(ClientCodecTest, ChunkedResponseWithTrailersAtEverySplit) {
+  const std::string resp =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nt: v\r\n\r\n";
+  for (size_t split = 0; split < resp.size(); ++split) {
+    SCOPED_TRACE(split);
+    Recorder r = exchange("GET", resp, split);
+    ASSERT_FALSE(r.events.empty());
+    EXPECT_EQ("headers 200", r.events[0]);  // Transfer-Encoding is the hop's
+    EXPECT_EQ("trailers t=v", r.events.back());
+    EXPECT_EQ("abcde", r.body);
+    EXPECT_TRUE(r.reusable);
+  }
+}
+
+TEST_F(ClientCodecTest, KeepAliveDecisions) {
+  EXPECT_FALSE(exchange("GET", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+                   .reusable);
+  EXPECT_FALSE(exchange("GET", "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").reusable);
+  EXPECT_TRUE(exchange("GET", "HTTP/1.1 204 No Content\r\n\r\n").reusable);
+  // HEAD: a length but no body.
+  Recorder head = exchange("HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n");
+  EXPECT_EQ(1, head.complete);
+  EXPECT_TRUE(head.reusable);
+}
+
+TEST_F(ClientCodecTest, CloseDelimitedBodyEndsWithTheConnection) {
+  Recorder r;
+  ClientConnectionImpl codec(conn_, r, limits_);
+  RequestHead head;
+  head.method = "GET";
+  head.target = "/";
+  head.headers.add("Host", "h");
+  codec.newExchange(r).encodeHeaders(head, true);
+  feed(codec, "HTTP/1.0 200 OK\r\n\r\nsome bytes", 0);
+  EXPECT_EQ(0, r.complete);
+  codec.onUpstreamClosed();
+  EXPECT_EQ("some bytes", r.body);
+  EXPECT_EQ(1, r.complete);
+  EXPECT_FALSE(r.reusable);
+}
+
+TEST_F(ClientCodecTest, InterimResponsesAreSkipped) {
+  Recorder r = exchange("POST",
+                        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n"
+                        "\r\nok",
+                        0, "data");
+  ASSERT_EQ(2u, r.events.size());
+  EXPECT_EQ("headers 201 Content-Length=2", r.events[0]);
+  EXPECT_EQ("ok", r.body);
+}
+
+TEST_F(ClientCodecTest, AmbiguousOrBrokenResponsesFailTheExchange) {
+  const std::vector<std::string> bad = {
+      "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nX: a\nY: b\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+      "HTTP/1.1 2000 OK\r\n\r\n",
+      "NOT HTTP\r\n\r\n",
+  };
+  for (const auto& b : bad) {
+    SCOPED_TRACE(b);
+    Recorder r = exchange("GET", b);
+    ASSERT_FALSE(r.events.empty());
+    EXPECT_NE(std::string::npos, r.events.back().find("protocol")) << r.events.back();
+    EXPECT_TRUE(r.failed);
+    EXPECT_EQ(0, r.complete);
+  }
+}
+
+TEST_F(ClientCodecTest, CloseBeforeTheEndFailsTheExchange) {
+  Recorder r;
+  ClientConnectionImpl codec(conn_, r, limits_);
+  RequestHead head;
+  head.method = "GET";
+  head.target = "/";
+  head.headers.add("Host", "h");
+  codec.newExchange(r).encodeHeaders(head, true);
+  feed(codec, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 0);
+  codec.onUpstreamClosed();
+  ASSERT_EQ(2u, r.events.size());
+  EXPECT_EQ("closed after head", r.events[1]);
+  EXPECT_TRUE(r.failed);
+}
+
+TEST_F(ClientCodecTest, RequestFramingIsTheCodecs) {
+  // A counted body: never more than announced.
+  exchange("POST", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0, "0123456789");
+  EXPECT_NE(std::string::npos, conn_.output().find("Content-Length: 10\r\n\r\n0123456789"));
+  // No length: chunked.
+  network::test::FakeConnection other(*dispatcher_);
+  Recorder r;
+  ClientConnectionImpl codec(other, r, limits_);
+  RequestHead head;
+  head.method = "PUT";
+  head.target = "/";
+  head.headers.add("Host", "h");
+  head.headers.add("Transfer-Encoding", "gzip");  // a filter's: not the codec's framing
+  RequestEncoder& enc = codec.newExchange(r);
+  enc.encodeHeaders(head, false);
+  Buffer b;
+  b.add("abc");
+  enc.encodeData(b, true);
+  EXPECT_EQ("PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+            other.output());
+}
+
+TEST_F(ClientCodecTest, BytesWithNoRequestOutstandingFailTheConnection) {
+  Recorder r;
+  ClientConnectionImpl codec(conn_, r, limits_);
+  feed(codec, "HTTP/1.1 200 OK\r\n\r\n", 0);
+  EXPECT_TRUE(r.failed);
+}
+
+}  // namespace
+}  // namespace sluice::http::http1
