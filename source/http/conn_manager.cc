@@ -20,6 +20,7 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
     stats::Store& store, const std::string& path, const PluginFilterFactoryBuilder& plugins) {
   auto c = std::make_shared<ConnectionManagerConfig>();
   if (!p.server_name().empty()) c->server_name = p.server_name();
+  c->via = p.via();
   if (p.has_request_headers_timeout()) c->request_headers_timeout = Ms(p.request_headers_timeout());
   if (p.has_request_body_timeout()) c->request_body_timeout = Ms(p.request_body_timeout());
   if (p.has_idle_timeout()) c->idle_timeout = Ms(p.idle_timeout());

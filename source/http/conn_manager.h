@@ -43,6 +43,8 @@ struct ConnectionManagerStats {
 // An HTTP connection manager's config with defaults applied: immutable, shared by the workers.
 struct ConnectionManagerConfig {
   std::string server_name = "sluice";
+  // Added as a Via field to proxied requests and responses when not empty.
+  std::string via;
   std::chrono::milliseconds request_headers_timeout{10000};
   std::chrono::milliseconds request_body_timeout{30000};
   std::chrono::milliseconds idle_timeout{65000};

@@ -7,6 +7,8 @@
 #include "source/common/block_cache.h"
 #include "source/common/logging.h"
 #include "source/http/http1/parser.h"
+#include "source/http/upstream_request.h"
+#include "source/upstream/cluster.h"
 
 namespace sluice::http {
 
@@ -40,7 +42,8 @@ const std::string& ConnectionManagerImpl::CachedDate() {
 // there (and trailers held) until the filter continues; filters before it keep seeing events.
 class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
                                             public event::DeferredDeletable,
-                                            private event::DeadlineCallbacks {
+                                            private event::DeadlineCallbacks,
+                                            private UpstreamRequestCallbacks {
  public:
   // One allocation holds the stream, its filter slots and the filters built in place.
   static std::unique_ptr<ActiveStream> Create(ConnectionManagerImpl& hcm, ResponseEncoder& encoder);
@@ -106,6 +109,7 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
     uint64_t connectionId() const override { return stream_.hcm_.connection_->id(); }
     void resetStream() override { stream_.resetFromFilter(); }
     void continueDecoding() override { stream_.resume(stream_.decode_, index_); }
+    bool setUpstream(const UpstreamSpec& spec) override { return stream_.setUpstream(spec); }
     Buffer* decodingBuffer() override { return &stream_.decode_.buffered; }
     void sendLocalReply(uint16_t status, std::string_view body,
                         const std::function<void(HeaderMap&)>& modify) override {
@@ -167,6 +171,22 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   void resetIdleTimer();
   void onDeadline(event::Deadline& deadline) override;
 
+ public:
+  bool setUpstream(const UpstreamSpec& spec);
+  // The downstream's write buffer went above / below its watermarks.
+  void onDownstreamWatermark(bool above) {
+    if (upstream_) upstream_->readDisable(above);
+  }
+
+ private:
+  void startUpstream(bool end_stream);
+  // UpstreamRequestCallbacks
+  void onUpstreamHeaders(std::unique_ptr<ResponseHead> head, bool end_stream) override;
+  void onUpstreamData(Buffer& data, bool end_stream) override;
+  void onUpstreamTrailers(std::unique_ptr<HeaderMap> trailers) override;
+  void onUpstreamError(uint16_t status, const char* flag) override;
+  void readDisableDownstream(bool disable) override;
+
   ConnectionManagerImpl& hcm_;
   ResponseEncoder& encoder_;
   const uint64_t id_;
@@ -178,6 +198,10 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   std::unique_ptr<ResponseHead> response_head_;
   Direction decode_{.decode = true};
   Direction encode_{.decode = false};
+  // The terminal decision, and the exchange that carries it out.
+  std::unique_ptr<UpstreamTarget> upstream_target_;
+  std::unique_ptr<UpstreamRequest> upstream_;
+  uint32_t downstream_read_disables_ = 0;
   // Embedded: no timer object (and no libevent timer) per request.
   event::Deadline body_deadline_;
   event::Deadline idle_deadline_;
@@ -511,6 +535,10 @@ void ConnectionManagerImpl::ActiveStream::resume(Direction& d, size_t pos) {
 
 void ConnectionManagerImpl::ActiveStream::sinkHeaders(Direction& d) {
   if (d.decode) {
+    if (upstream_target_) {
+      startUpstream(d.headers_end_stream);
+      return;
+    }
     if (d.headers_end_stream) requestReachedEnd();
     return;
   }
@@ -520,7 +548,11 @@ void ConnectionManagerImpl::ActiveStream::sinkHeaders(Direction& d) {
 
 void ConnectionManagerImpl::ActiveStream::sinkData(Direction& d, Buffer& data, bool end_stream) {
   if (d.decode) {
-    data.clear();  // No filter took it: nothing consumes request bodies yet.
+    if (upstream_) {
+      upstream_->sendData(data, end_stream);
+      return;
+    }
+    data.clear();  // No filter took it and nothing goes upstream.
     if (end_stream) requestReachedEnd();
     return;
   }
@@ -530,6 +562,10 @@ void ConnectionManagerImpl::ActiveStream::sinkData(Direction& d, Buffer& data, b
 
 void ConnectionManagerImpl::ActiveStream::sinkTrailers(Direction& d) {
   if (d.decode) {
+    if (upstream_) {
+      upstream_->sendTrailers(*d.trailers);
+      return;
+    }
     requestReachedEnd();
     return;
   }
@@ -554,9 +590,85 @@ bool ConnectionManagerImpl::ActiveStream::overBufferLimit(Direction& d) {
   return true;
 }
 
+bool ConnectionManagerImpl::ActiveStream::setUpstream(const UpstreamSpec& spec) {
+  const upstream::Cluster* cluster =
+      hcm_.context_.clusters().manager().get(std::string(spec.cluster));
+  if (cluster == nullptr || upstream_) return false;
+  auto target = std::make_unique<UpstreamTarget>();
+  target->cluster = cluster;
+  target->route_name.assign(spec.route_name);
+  target->timeout = spec.timeout;
+  target->idle_timeout = spec.idle_timeout;
+  target->hash_key.assign(spec.hash_key);
+  info_.route_name = target->route_name;
+  info_.cluster_name = cluster->name();
+  upstream_target_ = std::move(target);
+  return true;
+}
+
+void ConnectionManagerImpl::ActiveStream::startUpstream(bool end_stream) {
+  RequestHead& head = *request_head_;
+  // Proxy fields (RFC 7239's de-facto predecessors): the client's address appended to
+  // X-Forwarded-For, the scheme it used in X-Forwarded-Proto (this hop's: plain HTTP).
+  const std::string client = info_.downstream_remote.ip();
+  if (const HeaderMap::Entry* xff = head.headers.get(KnownHeader::kXForwardedFor)) {
+    std::string joined(xff->value);
+    joined.append(", ").append(client);
+    head.headers.set("X-Forwarded-For", joined);
+  } else {
+    head.headers.add("X-Forwarded-For", client);
+  }
+  head.headers.set("X-Forwarded-Proto", "http");
+  if (!hcm_.config_->via.empty()) head.headers.add("Via", hcm_.config_->via);
+  UpstreamRequestCallbacks& callbacks = *this;
+  upstream_ = std::make_unique<UpstreamRequest>(callbacks, hcm_.context_.dispatcher(),
+                                                hcm_.context_.clusters(), *upstream_target_,
+                                                hcm_.config_->buffer_limit);
+  upstream_->start(head, end_stream);
+}
+
+void ConnectionManagerImpl::ActiveStream::onUpstreamHeaders(std::unique_ptr<ResponseHead> head,
+                                                            bool end_stream) {
+  if (!hcm_.config_->via.empty()) head->headers.add("Via", hcm_.config_->via);
+  startResponse(std::move(head), end_stream);
+}
+
+void ConnectionManagerImpl::ActiveStream::onUpstreamData(Buffer& data, bool end_stream) {
+  sourceData(encode_, data, end_stream);
+}
+
+void ConnectionManagerImpl::ActiveStream::onUpstreamTrailers(std::unique_ptr<HeaderMap> trailers) {
+  sourceTrailers(encode_, std::move(trailers));
+}
+
+void ConnectionManagerImpl::ActiveStream::onUpstreamError(uint16_t status, const char* flag) {
+  if (info_.response_flags.empty()) info_.response_flags = flag;
+  if (encode_.headers_entered) {
+    resetFromFilter();  // part of a response is out: the client must see it cut
+    return;
+  }
+  sendLocalReply(status, std::string(flag) + "\n", nullptr);
+}
+
+void ConnectionManagerImpl::ActiveStream::readDisableDownstream(bool disable) {
+  if (disable) {
+    ++downstream_read_disables_;
+  } else if (downstream_read_disables_ > 0) {
+    --downstream_read_disables_;
+  } else {
+    return;
+  }
+  if (hcm_.connection_->state() == network::ConnectionState::kOpen) {
+    hcm_.connection_->readDisable(disable);
+  }
+}
+
 void ConnectionManagerImpl::ActiveStream::complete() {
   if (completed_) return;
   completed_ = true;
+  // A request still in flight upstream is abandoned (freed with the stream, after this event).
+  if (upstream_) upstream_->reset();
+  while (downstream_read_disables_ > 0) readDisableDownstream(false);
   body_deadline_.cancel();
   idle_deadline_.cancel();
   for (size_t i = 0; i < filter_count_; ++i) {
@@ -624,6 +736,14 @@ void ConnectionManagerImpl::updateReadDisable() {
     read_disabled_ = disable;
     connection_->readDisable(disable);
   }
+}
+
+void ConnectionManagerImpl::onAboveWriteBufferHighWatermark() {
+  if (stream_) stream_->onDownstreamWatermark(true);
+}
+
+void ConnectionManagerImpl::onBelowWriteBufferLowWatermark() {
+  if (stream_) stream_->onDownstreamWatermark(false);
 }
 
 void ConnectionManagerImpl::onEvent(network::ConnectionEvent event) {

@@ -38,6 +38,9 @@ class ConnectionManagerImpl : public network::ReadFilter,
 
   // network::ConnectionCallbacks
   void onEvent(network::ConnectionEvent event) override;
+  // A slow client: the response being proxied pauses until the client catches up.
+  void onAboveWriteBufferHighWatermark() override;
+  void onBelowWriteBufferLowWatermark() override;
 
   // ServerConnectionCallbacks
   RequestDecoder& newStream(ResponseEncoder& encoder) override;

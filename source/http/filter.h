@@ -47,6 +47,9 @@ struct StreamInfo {
   uint64_t bytes_sent = 0;
   // Why the stream ended the way it did (for logs): "" when normal.
   std::string response_flags;
+  // Set with the upstream decision (DecoderFilterCallbacks::setUpstream).
+  std::string route_name;
+  std::string cluster_name;
   absl::flat_hash_map<std::string, std::string> metadata;
 };
 
@@ -70,8 +73,23 @@ class StreamFilterCallbacks {
   virtual HeaderMap* responseTrailers() = 0;
 };
 
+// The terminal decision for a stream (see DecoderFilterCallbacks::setUpstream).
+struct UpstreamSpec {
+  std::string_view cluster;
+  std::string_view route_name;
+  // Whole exchange from the end of the request; 0: none.
+  std::chrono::milliseconds timeout{0};
+  // Longest silence of the upstream; 0: none.
+  std::chrono::milliseconds idle_timeout{0};
+  std::string_view hash_key;
+};
+
 class DecoderFilterCallbacks : public virtual StreamFilterCallbacks {
  public:
+  // Once the request has passed every filter, send it to a host of `spec.cluster` over a pooled
+  // connection and stream the response back through the response filters. False (nothing
+  // changes) when the config has no such cluster. A later call replaces an earlier one.
+  virtual bool setUpstream(const UpstreamSpec& spec) = 0;
   // Resume the request path after kStopIteration / kStopIterationAndBuffer.
   virtual void continueDecoding() = 0;
   // The request body buffered so far by kStopIterationAndBuffer (nullptr when none).

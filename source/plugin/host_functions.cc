@@ -250,6 +250,8 @@ void sl_host_stream_info(sl_type_stream* stream, sl_type_stream_info* out) {
   FillAddress(si.downstream_remote, info.downstream_remote);
   FillAddress(si.downstream_local, info.downstream_local);
   info.filter_name = Str(f.config().name());
+  info.route_name = Str(si.route_name);
+  info.cluster_name = Str(si.cluster_name);
   const size_t n = std::min<size_t>(out->size, sizeof(info));
   const uint32_t their_size = out->size;
   std::memcpy(out, &info, n);
@@ -528,9 +530,27 @@ sl_type_result sl_host_callout(sl_type_stream* stream, sl_type_str, const sl_typ
   return SL_ERR_UNSUPPORTED;
 }
 
-sl_type_result sl_host_set_upstream(sl_type_stream* stream, const sl_type_upstream_request*) {
-  // Needs the upstream engine (the upstream issue); the signature is final.
-  return SL_ERR_UNSUPPORTED;
+sl_type_result sl_host_set_upstream(sl_type_stream* stream,
+                                    const sl_type_upstream_request* request) {
+  if (stream == nullptr || request == nullptr || request->size < sizeof(uint32_t) ||
+      !Valid(request->cluster)) {
+    return SL_ERR_INVALID;
+  }
+  PluginFilter& f = PluginFilter::From(stream);
+  if (f.completed() || f.responseHead() != nullptr) return f.rejected(SL_ERR_STATE);
+  // Read only the fields the plugin's struct has (it may be from an older minor version).
+  sl_type_upstream_request r;
+  std::memset(&r, 0, sizeof(r));
+  std::memcpy(&r, request, std::min<size_t>(request->size, sizeof(r)));
+  if (!Valid(r.route_name) || !Valid(r.hash_key)) return f.rejected(SL_ERR_INVALID);
+  sluice::http::UpstreamSpec spec;
+  spec.cluster = View(r.cluster);
+  spec.route_name = View(r.route_name);
+  spec.timeout = std::chrono::milliseconds(r.timeout_ms);
+  spec.idle_timeout = std::chrono::milliseconds(r.idle_timeout_ms);
+  spec.hash_key = View(r.hash_key);
+  if (!f.decoder().setUpstream(spec)) return SL_ERR_NOT_FOUND;
+  return SL_OK;
 }
 
 }  // extern "C"

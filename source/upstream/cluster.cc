@@ -33,8 +33,28 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
                        store.gauge(prefix + "upstream_cx_active"),
                        store.counter(prefix + "upstream_cx_connect_fail"),
                        store.counter(prefix + "upstream_cx_connect_timeout")};
-    cm->clusters_.push_back(
-        std::make_unique<Cluster>(c.name(), std::move(endpoints), timeout, limit, stats));
+    PoolSettings pool;
+    pool.connect_timeout = timeout;
+    pool.buffer_limit = limit;
+    const auto& hp = c.http_pool();
+    if (hp.has_idle_timeout()) {
+      pool.idle_timeout = std::chrono::milliseconds(
+          google::protobuf::util::TimeUtil::DurationToMilliseconds(hp.idle_timeout()));
+    }
+    pool.max_requests_per_connection = hp.max_requests_per_connection();
+    if (hp.max_pending_requests() != 0) pool.max_pending = hp.max_pending_requests();
+    if (hp.max_connections() != 0) pool.max_connections = hp.max_connections();
+    // The same counters as the TCP proxy's connections, plus the pool's own.
+    PoolStats pool_stats{stats.upstream_cx_total,
+                         stats.upstream_cx_active,
+                         stats.upstream_cx_connect_fail,
+                         stats.upstream_cx_connect_timeout,
+                         store.counter(prefix + "upstream_rq_total"),
+                         store.counter(prefix + "upstream_rq_reused"),
+                         store.counter(prefix + "upstream_rq_pending_overflow"),
+                         store.counter(prefix + "upstream_cx_idle_timeout")};
+    cm->clusters_.push_back(std::make_unique<Cluster>(c.name(), std::move(endpoints), timeout,
+                                                      limit, stats, pool, pool_stats));
     cm->by_name_[c.name()] = cm->clusters_.back().get();
   }
   return cm;
@@ -45,12 +65,26 @@ const Cluster* ClusterManager::get(const std::string& name) const {
   return it == by_name_.end() ? nullptr : it->second;
 }
 
-WorkerClusters::WorkerClusters(const ClusterManager& manager, size_t worker_index) {
+WorkerClusters::WorkerClusters(const ClusterManager& manager, size_t worker_index)
+    : manager_(manager) {
   for (const auto& c : manager.clusters()) {
     lbs_[c.get()] = std::make_unique<RoundRobinLoadBalancer>(*c, worker_index);
   }
 }
 
+WorkerClusters::~WorkerClusters() = default;
+
 LoadBalancer& WorkerClusters::loadBalancer(const Cluster& cluster) { return *lbs_.at(&cluster); }
+
+HttpConnPool& WorkerClusters::httpPool(const Cluster& cluster, const network::Address& host,
+                                       event::Dispatcher& dispatcher) {
+  std::string key(reinterpret_cast<const char*>(host.sockaddr_ptr()), host.length());
+  auto& slot = pools_[{&cluster, std::move(key)}];
+  if (!slot) {
+    slot = std::make_unique<HttpConnPool>(dispatcher, host, cluster.poolSettings(),
+                                          cluster.poolStats());
+  }
+  return *slot;
+}
 
 }  // namespace sluice::upstream

@@ -10,6 +10,7 @@
 #include "api/sluice/config/v1/bootstrap.pb.h"
 #include "source/common/stats.h"
 #include "source/network/address.h"
+#include "source/upstream/http_conn_pool.h"
 
 namespace sluice::upstream {
 
@@ -25,18 +26,23 @@ struct ClusterStats {
 class Cluster {
  public:
   Cluster(std::string name, std::vector<network::Address> endpoints,
-          std::chrono::milliseconds connect_timeout, uint32_t buffer_limit, ClusterStats stats)
+          std::chrono::milliseconds connect_timeout, uint32_t buffer_limit, ClusterStats stats,
+          PoolSettings pool_settings, PoolStats pool_stats)
       : name_(std::move(name)),
         endpoints_(std::move(endpoints)),
         connect_timeout_(connect_timeout),
         buffer_limit_(buffer_limit),
-        stats_(stats) {}
+        stats_(stats),
+        pool_settings_(pool_settings),
+        pool_stats_(pool_stats) {}
 
   const std::string& name() const { return name_; }
   const std::vector<network::Address>& endpoints() const { return endpoints_; }
   std::chrono::milliseconds connectTimeout() const { return connect_timeout_; }
   uint32_t bufferLimit() const { return buffer_limit_; }
   ClusterStats& stats() const { return stats_; }
+  const PoolSettings& poolSettings() const { return pool_settings_; }
+  PoolStats& poolStats() const { return pool_stats_; }
 
  private:
   const std::string name_;
@@ -44,6 +50,8 @@ class Cluster {
   const std::chrono::milliseconds connect_timeout_;
   const uint32_t buffer_limit_;
   mutable ClusterStats stats_;
+  const PoolSettings pool_settings_;
+  mutable PoolStats pool_stats_;
 };
 
 // Picks the host for a new upstream connection. One instance per worker and cluster.
@@ -82,14 +90,22 @@ class ClusterManager {
   absl::flat_hash_map<std::string, const Cluster*> by_name_;
 };
 
-// A worker's load balancers, one per cluster. Used only on that worker's thread.
+// A worker's load balancers (one per cluster) and HTTP connection pools (one per cluster and
+// host, created on first use). Used only on that worker's thread.
 class WorkerClusters {
  public:
   WorkerClusters(const ClusterManager& manager, size_t worker_index);
+  ~WorkerClusters();
   LoadBalancer& loadBalancer(const Cluster& cluster);
+  HttpConnPool& httpPool(const Cluster& cluster, const network::Address& host,
+                         event::Dispatcher& dispatcher);
+  const ClusterManager& manager() const { return manager_; }
 
  private:
+  const ClusterManager& manager_;
   absl::flat_hash_map<const Cluster*, LoadBalancerPtr> lbs_;
+  // Keyed by cluster and the host's address bytes.
+  absl::flat_hash_map<std::pair<const Cluster*, std::string>, std::unique_ptr<HttpConnPool>> pools_;
 };
 
 }  // namespace sluice::upstream

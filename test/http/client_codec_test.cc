@@ -59,7 +59,8 @@ class ClientCodecTest : public ::testing::Test {
   network::test::FakeConnection conn_{*dispatcher_};
   Limits limits_;
 
-  // Sends `method` `target` (with `body` if any), then feeds `response` split at `split` (0: whole).
+  // Sends `method` `target` (with `body` if any), then feeds `response` split at `split` (0:
+  // whole).
   Recorder exchange(const std::string& method, const std::string& response, size_t split = 0,
                     const std::string& body = "", bool counted = true) {
     Recorder r;
@@ -111,7 +112,8 @@ TEST_F(ClientCodecTest, ContentLengthResponseAtEverySplit) {
 
 TEST_F(ClientCodecTest, ChunkedResponseWithTrailersAtEverySplit) {
   const std::string resp =
-      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nt: v\r\n\r\n";
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nt: "
+      "v\r\n\r\n";
   for (size_t split = 0; split < resp.size(); ++split) {
     SCOPED_TRACE(split);
     Recorder r = exchange("GET", resp, split);

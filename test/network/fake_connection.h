@@ -22,9 +22,7 @@ class FakeConnection : public Connection, private ReadFilterCallbacks {
     filter->initializeReadFilterCallbacks(*this);
     filters_.push_back(std::move(filter));
   }
-  void addConnectionCallbacks(ConnectionCallbacks& cb) override {
-    callbacks_.push_back(&cb);
-  }
+  void addConnectionCallbacks(ConnectionCallbacks& cb) override { callbacks_.push_back(&cb); }
   void removeConnectionCallbacks(ConnectionCallbacks& cb) override {
     for (auto*& c : callbacks_) {
       if (c == &cb) c = nullptr;
@@ -63,8 +61,7 @@ class FakeConnection : public Connection, private ReadFilterCallbacks {
     Buffer b;
     b.add(bytes);
     for (auto& f : filters_) {
-      if (f->onData(b, false) == FilterStatus::kStopIteration ||
-          state_ != ConnectionState::kOpen) {
+      if (f->onData(b, false) == FilterStatus::kStopIteration || state_ != ConnectionState::kOpen) {
         break;
       }
     }

@@ -166,8 +166,7 @@ bool ClientConnectionImpl::processHead() {
     fail(UpstreamFailure::kProtocolError, err->reason.c_str());
     return false;
   }
-  response_keep_alive_ = response_keep_alive_ && !request_close_ &&
-                         head->version_minor == 1 &&
+  response_keep_alive_ = response_keep_alive_ && !request_close_ && head->version_minor == 1 &&
                          !AnyHeaderHasToken(head->headers, KnownHeader::kConnection, "close") &&
                          framing_.kind != BodyFraming::Kind::kUntilClose;
   // The hop's own fields stay here; the downstream codec writes its own framing.

@@ -28,8 +28,7 @@ class ClientConnectionImpl : public RequestEncoder {
     virtual void onCodecFailed() = 0;
   };
 
-  ClientConnectionImpl(network::Connection& connection, Callbacks& callbacks,
-                       const Limits& limits);
+  ClientConnectionImpl(network::Connection& connection, Callbacks& callbacks, const Limits& limits);
 
   // Starts an exchange; `decoder` gets the response. One at a time: call again only after
   // onExchangeComplete.

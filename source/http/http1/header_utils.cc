@@ -47,5 +47,4 @@ void RemoveHopByHop(HeaderMap& headers, bool keep_upgrade) {
   if (!keep_upgrade) headers.remove(KnownHeader::kUpgrade);
 }
 
-
 }  // namespace sluice::http::http1

@@ -352,6 +352,51 @@ std::unique_ptr<Filter> InspectConfig::newFilter(Stream&) {
   return std::make_unique<InspectFilter>();
 }
 
+// ----- to_cluster: the terminal decision -----
+uint64_t Ms(const google::protobuf::Duration& d) {
+  return static_cast<uint64_t>(d.seconds()) * 1000 + static_cast<uint64_t>(d.nanos()) / 1000000;
+}
+
+class ToClusterFilter : public Filter {
+ public:
+  explicit ToClusterFilter(const pb::ToCluster& c) : c_(c) {}
+  sl_type_action onRequestHeaders(Stream& s, bool) override {
+    std::string cluster = c_.cluster();
+    if (auto named = s.requestHeaders().get("x-cluster")) cluster = std::string(*named);
+    const sl_type_result r =
+        s.setUpstream(cluster, "test_route", Ms(c_.timeout()), Ms(c_.idle_timeout()));
+    if (r == SL_ERR_NOT_FOUND) {
+      s.sendResponse(404, "no such cluster\n");
+      return SL_ACTION_STOP;
+    }
+    return SL_ACTION_CONTINUE;
+  }
+  sl_type_action onResponseHeaders(Stream& s, bool) override {
+    const sl_type_stream_info info = s.info();
+    s.responseHeaders().set("x-routed-to", std::string(sluice::sdk::View(info.cluster_name)));
+    return SL_ACTION_CONTINUE;
+  }
+
+ private:
+  const pb::ToCluster& c_;
+};
+
+// Stateless: every stream shares the one filter.
+class ToClusterConfig : public FilterConfig {
+ public:
+  pb::ToCluster proto;
+  ToClusterFilter shared{proto};
+  static std::unique_ptr<ToClusterConfig> create(ConfigContext& ctx) {
+    auto c = std::make_unique<ToClusterConfig>();
+    if (!ctx.parse(c->proto)) return nullptr;
+    return c;
+  }
+  Filter* sharedFilter() override { return &shared; }
+  std::unique_ptr<Filter> newFilter(Stream&) override {
+    return std::make_unique<ToClusterFilter>(proto);
+  }
+};
+
 // ----- nothing: a no-op SDK filter with per-stream state (the SDK's cost, for the bench) -----
 class NothingConfig : public FilterConfig {
  public:
@@ -373,4 +418,5 @@ SLUICE_PLUGIN_FILTERS(
     sluice::sdk::Register<CountConfig>("count"), sluice::sdk::Register<ThrowConfig>("throw"),
     sluice::sdk::Register<FailNewConfig>("fail_new"),
     sluice::sdk::Register<NothingConfig>("nothing"),
-    sluice::sdk::Register<InspectConfig>("inspect"))
+    sluice::sdk::Register<InspectConfig>("inspect"),
+    sluice::sdk::Register<ToClusterConfig>("to_cluster", "sluice.test.plugin.ToCluster"))

@@ -446,7 +446,11 @@ sl_type_result sl_host_callout(sl_type_stream* stream, sl_type_str cluster,
 
 /* The terminal decision: once the request has passed every filter, the core sends it to a host
  * of `request->cluster` over a pooled connection and streams both ways (body bytes do not cross
- * the ABI unless a filter asks). Call from a request hook. */
+ * the ABI unless a filter asks). The core adds X-Forwarded-For / X-Forwarded-Proto (and Via
+ * when configured) and maps failures to local replies: no connection 503, upstream reset or
+ * invalid response 502, timeout 504 (the response flag says which). Call from a request hook,
+ * before any response exists; SL_ERR_NOT_FOUND when the config has no such cluster.
+ * per_try_timeout_ms is accepted and not used yet (it comes with retries). */
 sl_type_result sl_host_set_upstream(sl_type_stream* stream,
                                     const sl_type_upstream_request* request);
 

@@ -189,6 +189,22 @@ class Stream {
     return i;
   }
 
+  // The terminal decision (see sl_host_set_upstream): after the request passed every filter,
+  // the core sends it to a host of `cluster`. SL_ERR_NOT_FOUND: no such cluster.
+  sl_type_result setUpstream(std::string_view cluster, std::string_view route_name = {},
+                             uint64_t timeout_ms = 0, uint64_t idle_timeout_ms = 0,
+                             std::string_view hash_key = {}) const {
+    sl_type_upstream_request r;
+    std::memset(&r, 0, sizeof(r));
+    r.size = sizeof(r);
+    r.cluster = Str(cluster);
+    r.route_name = Str(route_name);
+    r.timeout_ms = timeout_ms;
+    r.idle_timeout_ms = idle_timeout_ms;
+    r.hash_key = Str(hash_key);
+    return sl_host_set_upstream(s_, &r);
+  }
+
   // Filter::onTimer(stream, token) after `delay_ms`.
   sl_type_result startTimer(uint64_t token, uint64_t delay_ms) const {
     return sl_host_timer_start(s_, token, delay_ms);

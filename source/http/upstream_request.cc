@@ -1,0 +1,203 @@
+#include "source/http/upstream_request.h"
+
+#include "source/common/logging.h"
+
+namespace sluice::http {
+
+UpstreamRequest::UpstreamRequest(UpstreamRequestCallbacks& callbacks,
+                                 event::Dispatcher& dispatcher, upstream::WorkerClusters& clusters,
+                                 const UpstreamTarget& target, uint32_t buffer_limit)
+    : callbacks_(callbacks),
+      dispatcher_(dispatcher),
+      target_(target),
+      buffer_limit_(buffer_limit) {
+  const network::Address& host = clusters.loadBalancer(*target.cluster).pick();
+  pool_ = &clusters.httpPool(*target.cluster, host, dispatcher);
+}
+
+UpstreamRequest::~UpstreamRequest() { reset(); }
+
+void UpstreamRequest::reset() {
+  failed_ = true;
+  if (timeout_timer_) timeout_timer_->disableTimer();
+  if (idle_timer_) idle_timer_->disableTimer();
+  if (pending_ != nullptr) {
+    pending_->cancel();
+    pending_ = nullptr;
+  }
+  // Mid-exchange: the connection cannot be reused (the rest of the response would be stray).
+  if (stream_ != nullptr) {
+    stream_->abandon();
+    stream_ = nullptr;
+  }
+  if (downstream_paused_) {
+    downstream_paused_ = false;
+    callbacks_.readDisableDownstream(false);
+  }
+}
+
+void UpstreamRequest::start(RequestHead& head, bool end_stream) {
+  head_ = &head;
+  request_end_ = end_stream;
+  // Either calls back now (an idle connection, or overflow) or later.
+  pending_ = pool_->newStream(*this, *this);
+  if (end_stream && !failed_) requestComplete();
+}
+
+void UpstreamRequest::sendData(Buffer& data, bool end_stream) {
+  if (failed_ || response_done_) {
+    data.clear();
+    return;
+  }
+  if (end_stream) request_end_ = true;
+  if (encoder_ == nullptr) {
+    // Not connected yet: keep it, bounded; past the limit stop reading the client until the
+    // connection takes it.
+    held_body_.move(data);
+    if (held_body_.length() > buffer_limit_ && !downstream_paused_) {
+      downstream_paused_ = true;
+      callbacks_.readDisableDownstream(true);
+    }
+  } else {
+    encoder_->encodeData(data, end_stream);
+  }
+  if (end_stream) requestComplete();
+}
+
+void UpstreamRequest::sendTrailers(const HeaderMap& trailers) {
+  if (failed_ || response_done_) return;
+  request_end_ = true;
+  if (encoder_ == nullptr) {
+    held_trailers_ = std::make_unique<HeaderMap>();
+    for (const auto& e : trailers.entries()) {
+      if (!e.name.empty()) held_trailers_->add(e.name, e.value);
+    }
+  } else {
+    encoder_->encodeTrailers(trailers);
+  }
+  requestComplete();
+}
+
+void UpstreamRequest::requestComplete() {
+  // The route timeout runs from the end of the request (as Envoy's): a slow upload is the
+  // client's time, not the upstream's.
+  if (target_.timeout.count() > 0 && !timeout_timer_) {
+    timeout_timer_ = dispatcher_.createTimer([this] { fail(504, "upstream_request_timeout"); });
+    timeout_timer_->enableTimer(target_.timeout);
+  }
+}
+
+void UpstreamRequest::onPoolReady(RequestEncoder& encoder, upstream::PoolStream& stream,
+                                  const network::Address& host) {
+  pending_ = nullptr;
+  encoder_ = &encoder;
+  stream_ = &stream;
+  host_ = &host;
+  armIdle();
+  const bool headers_only = request_end_ && held_body_.empty() && !held_trailers_;
+  encoder.encodeHeaders(*head_, headers_only);
+  if (!headers_only && (!held_body_.empty() || (request_end_ && !held_trailers_))) {
+    encoder.encodeData(held_body_, request_end_ && !held_trailers_);
+  }
+  if (held_trailers_) encoder.encodeTrailers(*held_trailers_);
+  held_trailers_.reset();
+  if (downstream_paused_) {
+    downstream_paused_ = false;
+    callbacks_.readDisableDownstream(false);
+  }
+  for (uint32_t i = 0; i < read_disabled_; ++i) stream.readDisable(true);
+}
+
+void UpstreamRequest::onPoolFailure(upstream::PoolFailure failure) {
+  pending_ = nullptr;
+  switch (failure) {
+    case upstream::PoolFailure::kConnectFailure:
+      fail(503, "upstream_connect_failure");
+      break;
+    case upstream::PoolFailure::kConnectTimeout:
+      fail(503, "upstream_connect_timeout");
+      break;
+    case upstream::PoolFailure::kOverflow:
+      fail(503, "upstream_overflow");
+      break;
+  }
+}
+
+void UpstreamRequest::onUpstreamAboveWriteBufferHighWatermark() {
+  // The upstream reads the body slower than the client sends it.
+  if (!downstream_paused_) {
+    downstream_paused_ = true;
+    callbacks_.readDisableDownstream(true);
+  }
+}
+
+void UpstreamRequest::onUpstreamBelowWriteBufferLowWatermark() {
+  if (downstream_paused_) {
+    downstream_paused_ = false;
+    callbacks_.readDisableDownstream(false);
+  }
+}
+
+void UpstreamRequest::readDisable(bool disable) {
+  if (disable) {
+    ++read_disabled_;
+  } else if (read_disabled_ > 0) {
+    --read_disabled_;
+  } else {
+    return;
+  }
+  if (stream_ != nullptr && !response_done_) stream_->readDisable(disable);
+}
+
+void UpstreamRequest::decodeHeaders(std::unique_ptr<ResponseHead> head, bool end_stream) {
+  response_started_ = true;
+  armIdle();
+  if (end_stream) finished();
+  callbacks_.onUpstreamHeaders(std::move(head), end_stream);
+}
+
+void UpstreamRequest::decodeData(Buffer& data, bool end_stream) {
+  armIdle();
+  if (end_stream) finished();
+  callbacks_.onUpstreamData(data, end_stream);
+}
+
+void UpstreamRequest::decodeTrailers(std::unique_ptr<HeaderMap> trailers) {
+  finished();
+  callbacks_.onUpstreamTrailers(std::move(trailers));
+}
+
+void UpstreamRequest::onUpstreamFailure(UpstreamFailure failure, bool) {
+  stream_ = nullptr;  // the pool closes the connection
+  fail(502, failure == UpstreamFailure::kProtocolError ? "upstream_protocol_error"
+                                                      : "upstream_reset");
+}
+
+void UpstreamRequest::finished() {
+  response_done_ = true;
+  // The pool takes the connection back once the codec is done with it: reading as before.
+  if (stream_ != nullptr) {
+    for (uint32_t i = 0; i < read_disabled_; ++i) stream_->readDisable(false);
+  }
+  stream_ = nullptr;
+  if (timeout_timer_) timeout_timer_->disableTimer();
+  if (idle_timer_) idle_timer_->disableTimer();
+}
+
+void UpstreamRequest::armIdle() {
+  if (target_.idle_timeout.count() <= 0) return;
+  if (!idle_timer_) {
+    idle_timer_ = dispatcher_.createTimer([this] { fail(504, "upstream_idle_timeout"); });
+  }
+  idle_timer_->enableTimer(target_.idle_timeout);
+}
+
+void UpstreamRequest::fail(uint16_t status, const char* flag) {
+  if (failed_ || response_done_) return;
+  reset();
+  SLUICE_LOG(kDebug, "upstream request to cluster %s failed: %s", target_.cluster->name(), flag);
+  // The stream answers or resets; it frees this request only with itself (deferred).
+  callbacks_.onUpstreamError(status, flag);
+}
+
+}  // namespace sluice::http

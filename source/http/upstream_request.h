@@ -1,0 +1,106 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "source/common/buffer.h"
+#include "source/event/dispatcher.h"
+#include "source/http/codec.h"
+#include "source/upstream/cluster.h"
+#include "source/upstream/http_conn_pool.h"
+
+namespace sluice::http {
+
+// Where and how a stream goes upstream: the terminal decision a filter (the router plugin)
+// makes through sl_host_set_upstream. The core carries it out (host, pooled connection, both
+// directions streamed).
+struct UpstreamTarget {
+  const upstream::Cluster* cluster = nullptr;
+  std::string route_name;
+  // Whole exchange, from the end of the request to the end of the response; 0: none.
+  std::chrono::milliseconds timeout{0};
+  // Longest silence of the upstream while a response is awaited or streams; 0: none.
+  std::chrono::milliseconds idle_timeout{0};
+  std::string hash_key;
+};
+
+// What the upstream side tells its stream.
+class UpstreamRequestCallbacks {
+ public:
+  virtual ~UpstreamRequestCallbacks() = default;
+  virtual void onUpstreamHeaders(std::unique_ptr<ResponseHead> head, bool end_stream) = 0;
+  virtual void onUpstreamData(Buffer& data, bool end_stream) = 0;
+  virtual void onUpstreamTrailers(std::unique_ptr<HeaderMap> trailers) = 0;
+  // The exchange failed: answer `status` with `flag` as the reason (no response yet), or reset
+  // the stream (a response had started). Nothing else follows.
+  virtual void onUpstreamError(uint16_t status, const char* flag) = 0;
+  // Flow control: stop / resume reading the downstream (the upstream is not taking the body).
+  virtual void readDisableDownstream(bool disable) = 0;
+};
+
+// One stream's exchange with an upstream host: takes a pooled connection, sends the request
+// (buffering the body, bounded, until the connection is ready), passes the response back, and
+// maps failures to 502 (reset, protocol error), 503 (no connection) and 504 (timeout).
+class UpstreamRequest : public ResponseDecoder, public upstream::PoolCallbacks {
+ public:
+  UpstreamRequest(UpstreamRequestCallbacks& callbacks, event::Dispatcher& dispatcher,
+                  upstream::WorkerClusters& clusters, const UpstreamTarget& target,
+                  uint32_t buffer_limit);
+  // Withdraws a pending request or abandons an exchange in progress.
+  ~UpstreamRequest() override;
+
+  // The request. `head` must live until the response ends (the stream owns it).
+  void start(RequestHead& head, bool end_stream);
+  void sendData(Buffer& data, bool end_stream);
+  void sendTrailers(const HeaderMap& trailers);
+  // Stops everything (the stream ended early): withdraws a pending request, abandons an
+  // exchange in progress, nothing is called back after. Idempotent.
+  void reset();
+  // The downstream cannot take more of the response (its write buffer is full) / can again.
+  void readDisable(bool disable);
+  const network::Address* host() const { return host_; }
+
+  // ResponseDecoder
+  void decodeHeaders(std::unique_ptr<ResponseHead> head, bool end_stream) override;
+  void decodeData(Buffer& data, bool end_stream) override;
+  void decodeTrailers(std::unique_ptr<HeaderMap> trailers) override;
+  void onUpstreamFailure(UpstreamFailure failure, bool response_started) override;
+
+  // upstream::PoolCallbacks
+  void onPoolReady(RequestEncoder& encoder, upstream::PoolStream& stream,
+                   const network::Address& host) override;
+  void onPoolFailure(upstream::PoolFailure failure) override;
+  void onUpstreamAboveWriteBufferHighWatermark() override;
+  void onUpstreamBelowWriteBufferLowWatermark() override;
+
+ private:
+  void requestComplete();
+  void fail(uint16_t status, const char* flag);
+  void armIdle();
+  void finished();
+
+  UpstreamRequestCallbacks& callbacks_;
+  event::Dispatcher& dispatcher_;
+  const UpstreamTarget& target_;
+  const uint32_t buffer_limit_;
+  upstream::HttpConnPool* pool_ = nullptr;
+  upstream::Cancellable* pending_ = nullptr;
+  upstream::PoolStream* stream_ = nullptr;
+  RequestEncoder* encoder_ = nullptr;
+  const network::Address* host_ = nullptr;
+  RequestHead* head_ = nullptr;
+  // Request parts that arrived before the connection was ready.
+  Buffer held_body_;
+  std::unique_ptr<HeaderMap> held_trailers_;
+  bool request_end_ = false;    // the downstream sent its last part
+  bool response_started_ = false;
+  bool response_done_ = false;
+  bool failed_ = false;
+  bool downstream_paused_ = false;  // we asked the stream to stop reading the client
+  uint32_t read_disabled_ = 0;      // the downstream asked us to stop reading the upstream
+  event::TimerPtr timeout_timer_;
+  event::TimerPtr idle_timer_;
+};
+
+}  // namespace sluice::http

@@ -1,0 +1,253 @@
+#include "source/upstream/http_conn_pool.h"
+
+#include "source/common/logging.h"
+#include "source/http/http1/client_codec.h"
+#include "source/network/connection_impl.h"
+
+namespace sluice::upstream {
+
+// A stream waiting for a connection.
+struct HttpConnPool::Pending : public Cancellable {
+  Pending(HttpConnPool& pool, http::ResponseDecoder& decoder, PoolCallbacks& callbacks)
+      : pool(pool), decoder(decoder), callbacks(callbacks) {}
+  void cancel() override {
+    for (auto it = pool.pending_.begin(); it != pool.pending_.end(); ++it) {
+      if (it->get() == this) {
+        pool.pending_.erase(it);  // destroys this
+        return;
+      }
+    }
+  }
+  HttpConnPool& pool;
+  http::ResponseDecoder& decoder;
+  PoolCallbacks& callbacks;
+};
+
+// One upstream connection with its codec. Its exchanges' decoders are the streams'; the pool
+// learns from the codec when an exchange ends and whether the connection may be reused.
+class HttpConnPool::ActiveClient : public event::DeferredDeletable,
+                                   public network::ConnectionCallbacks,
+                                   public network::ReadFilter,
+                                   public http::http1::ClientConnectionImpl::Callbacks,
+                                   public PoolStream {
+ public:
+  explicit ActiveClient(HttpConnPool& pool)
+      : pool_(pool),
+        connection_(std::make_unique<network::ConnectionImpl>(pool.dispatcher_, pool.host_,
+                                                              nullptr)),
+        codec_(*connection_, *this, pool.settings_.limits) {
+    connection_->setBufferLimits(pool.settings_.buffer_limit);
+    connection_->addConnectionCallbacks(*this);
+    connection_->addReadFilter(std::make_unique<network::ForwardingReadFilter>(*this));
+    timer_ = pool.dispatcher_.createTimer([this] { onTimer(); });
+    timer_->enableTimer(pool.settings_.connect_timeout);
+    connection_->connect();
+  }
+  ~ActiveClient() override {
+    if (connection_->state() != network::ConnectionState::kClosed) {
+      connection_->removeConnectionCallbacks(*this);
+      connection_->close(network::CloseType::kNoFlush);
+    }
+  }
+
+  bool connected() const { return connected_; }
+  bool connectTimedOut() const { return connect_timed_out_; }
+  uint64_t requests() const { return requests_; }
+  http::http1::ClientConnectionImpl& codec() { return codec_; }
+  PoolCallbacks* callbacks() const { return callbacks_; }
+
+  void startExchange(http::ResponseDecoder& decoder, PoolCallbacks& callbacks) {
+    timer_->disableTimer();
+    callbacks_ = &callbacks;
+    ++requests_;
+    http::RequestEncoder& encoder = codec_.newExchange(decoder);
+    callbacks.onPoolReady(encoder, *this, pool_.host_);
+  }
+  void armIdleTimer() {
+    callbacks_ = nullptr;
+    if (pool_.settings_.idle_timeout.count() > 0) timer_->enableTimer(pool_.settings_.idle_timeout);
+  }
+  void close() { connection_->close(network::CloseType::kNoFlush); }
+
+  // PoolStream
+  void abandon() override {
+    callbacks_ = nullptr;
+    codec_.abandonExchange();
+    close();
+  }
+  void readDisable(bool disable) override { connection_->readDisable(disable); }
+  size_t writeBufferLength() const override { return connection_->writeBufferLength(); }
+
+  // network::ReadFilter
+  void initializeReadFilterCallbacks(network::ReadFilterCallbacks&) override {}
+  network::FilterStatus onData(Buffer& data, bool) override {
+    codec_.dispatch(data);
+    return network::FilterStatus::kStopIteration;
+  }
+
+  // network::ConnectionCallbacks
+  void onEvent(network::ConnectionEvent event) override {
+    if (event == network::ConnectionEvent::kConnected) {
+      connected_ = true;
+      pool_.onClientConnected(*this);
+      return;
+    }
+    timer_->disableTimer();
+    const bool was_connected = connected_;
+    if (!was_connected) {
+      if (connect_timed_out_) {
+        pool_.stats_.cx_connect_timeout.inc();
+      } else {
+        pool_.stats_.cx_connect_fail.inc();
+      }
+    }
+    // An exchange in progress fails (or a close-delimited body ends) through its decoder.
+    codec_.onUpstreamClosed();
+    pool_.onClientClosed(*this, was_connected);  // may destroy this (deferred)
+  }
+  void onAboveWriteBufferHighWatermark() override {
+    if (callbacks_ != nullptr) callbacks_->onUpstreamAboveWriteBufferHighWatermark();
+  }
+  void onBelowWriteBufferLowWatermark() override {
+    if (callbacks_ != nullptr) callbacks_->onUpstreamBelowWriteBufferLowWatermark();
+  }
+
+  // ClientConnectionImpl::Callbacks
+  void onExchangeComplete(bool reusable) override {
+    callbacks_ = nullptr;
+    const uint32_t max = pool_.settings_.max_requests_per_connection;
+    if (!reusable || (max != 0 && requests_ >= max)) {
+      close();
+      return;
+    }
+    pool_.onClientIdle(*this);
+  }
+  void onCodecFailed() override {
+    callbacks_ = nullptr;
+    close();
+  }
+
+  std::list<std::unique_ptr<ActiveClient>>::iterator self;
+  bool in_idle = false;
+
+ private:
+  void onTimer() {
+    if (!connected_) {
+      connect_timed_out_ = true;
+      close();  // onEvent reports the failure
+      return;
+    }
+    pool_.stats_.cx_idle_timeout.inc();
+    close();
+  }
+
+  HttpConnPool& pool_;
+  std::unique_ptr<network::ConnectionImpl> connection_;
+  http::http1::ClientConnectionImpl codec_;
+  event::TimerPtr timer_;  // connect timeout, then idle timeout
+  PoolCallbacks* callbacks_ = nullptr;
+  uint64_t requests_ = 0;
+  bool connected_ = false;
+  bool connect_timed_out_ = false;
+};
+
+HttpConnPool::HttpConnPool(event::Dispatcher& dispatcher, const network::Address& host,
+                           const PoolSettings& settings, PoolStats& stats)
+    : dispatcher_(dispatcher), host_(host), settings_(settings), stats_(stats) {}
+
+HttpConnPool::~HttpConnPool() {
+  pending_.clear();
+  idle_.clear();
+  busy_.clear();
+}
+
+size_t HttpConnPool::idleCount() const { return idle_.size(); }
+size_t HttpConnPool::busyCount() const { return busy_.size(); }
+size_t HttpConnPool::pendingCount() const { return pending_.size(); }
+
+Cancellable* HttpConnPool::newStream(http::ResponseDecoder& decoder, PoolCallbacks& callbacks) {
+  stats_.rq_total.inc();
+  if (!idle_.empty()) {
+    // Most recently used first: it is the likeliest to be alive, and the others may time out.
+    std::unique_ptr<ActiveClient> client = std::move(idle_.front());
+    idle_.pop_front();
+    client->in_idle = false;
+    ActiveClient& c = *client;
+    busy_.push_front(std::move(client));
+    c.self = busy_.begin();
+    stats_.rq_reused.inc();
+    c.startExchange(decoder, callbacks);
+    return nullptr;
+  }
+  if (pending_.size() >= settings_.max_pending) {
+    stats_.rq_pending_overflow.inc();
+    callbacks.onPoolFailure(PoolFailure::kOverflow);
+    return nullptr;
+  }
+  pending_.push_back(std::make_unique<Pending>(*this, decoder, callbacks));
+  Pending* p = pending_.back().get();
+  // A new connection unless enough are already on their way for those waiting.
+  if (connecting_ < pending_.size() && busy_.size() < settings_.max_connections) createClient();
+  return p;
+}
+
+void HttpConnPool::createClient() {
+  stats_.cx_total.inc();
+  stats_.cx_active.inc();
+  ++connecting_;
+  busy_.push_front(std::make_unique<ActiveClient>(*this));
+  busy_.front()->self = busy_.begin();
+}
+
+void HttpConnPool::onClientConnected(ActiveClient& client) {
+  --connecting_;
+  serveOrRelease(client);
+}
+
+void HttpConnPool::onClientIdle(ActiveClient& client) { serveOrRelease(client); }
+
+void HttpConnPool::serveOrRelease(ActiveClient& client) {
+  if (!pending_.empty()) {
+    std::unique_ptr<Pending> p = std::move(pending_.front());
+    pending_.pop_front();
+    if (client.requests() > 0) stats_.rq_reused.inc();
+    client.startExchange(p->decoder, p->callbacks);
+    return;
+  }
+  // Nobody waits: idle, most recently used at the front.
+  std::unique_ptr<ActiveClient> owned = std::move(*client.self);
+  busy_.erase(client.self);
+  idle_.push_front(std::move(owned));
+  client.self = idle_.begin();
+  client.in_idle = true;
+  client.armIdleTimer();
+}
+
+void HttpConnPool::onClientClosed(ActiveClient& client, bool connected) {
+  if (!connected) --connecting_;
+  stats_.cx_active.dec();
+  auto& list = client.in_idle ? idle_ : busy_;
+  std::unique_ptr<ActiveClient> owned = std::move(*client.self);
+  list.erase(client.self);
+  const bool timed_out = owned->connectTimedOut();
+  // We are inside the connection's own event: free it after.
+  dispatcher_.deferredDelete(std::move(owned));
+  if (!connected && connecting_ < pending_.size()) {
+    // A connect failed while streams wait. Fail one (the one this connection was for) rather
+    // than retrying in a loop against a host that refuses: the stream, and a retry policy
+    // above it, decide what comes next.
+    failPending(timed_out ? PoolFailure::kConnectTimeout : PoolFailure::kConnectFailure);
+  } else if (connecting_ < pending_.size() && busy_.size() < settings_.max_connections) {
+    createClient();
+  }
+}
+
+void HttpConnPool::failPending(PoolFailure failure) {
+  // Only as many as the connections that will not come: one per failed connect.
+  if (pending_.empty()) return;
+  std::unique_ptr<Pending> p = std::move(pending_.front());
+  pending_.pop_front();
+  p->callbacks.onPoolFailure(failure);
+}
+
+}  // namespace sluice::upstream
