@@ -16,6 +16,8 @@ target_link_libraries(sluice_libevent INTERFACE ${LIBEVENT_CORE_LIB} ${LIBEVENT_
                                                 Threads::Threads)
 
 pkg_check_modules(NGHTTP2 REQUIRED IMPORTED_TARGET libnghttp2)
+# RE2 (libre2-dev): linear-time regular expressions for the router's matchers.
+pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
 
 # BoringSSL from android-libboringssl-dev: headers under <include>/android, libraries under
 # <libdir>/android with SONAMEs libssl.so.0 / libcrypto.so.0. The include dir must come before

@@ -4,13 +4,10 @@
 
 namespace sluice::http {
 
-UpstreamRequest::UpstreamRequest(UpstreamRequestCallbacks& callbacks,
-                                 event::Dispatcher& dispatcher, upstream::WorkerClusters& clusters,
-                                 const UpstreamTarget& target, uint32_t buffer_limit)
-    : callbacks_(callbacks),
-      dispatcher_(dispatcher),
-      target_(target),
-      buffer_limit_(buffer_limit) {
+UpstreamRequest::UpstreamRequest(UpstreamRequestCallbacks& callbacks, event::Dispatcher& dispatcher,
+                                 upstream::WorkerClusters& clusters, const UpstreamTarget& target,
+                                 uint32_t buffer_limit)
+    : callbacks_(callbacks), dispatcher_(dispatcher), target_(target), buffer_limit_(buffer_limit) {
   const network::Address& host = clusters.loadBalancer(*target.cluster).pick();
   pool_ = &clusters.httpPool(*target.cluster, host, dispatcher);
 }
@@ -169,8 +166,8 @@ void UpstreamRequest::decodeTrailers(std::unique_ptr<HeaderMap> trailers) {
 
 void UpstreamRequest::onUpstreamFailure(UpstreamFailure failure, bool) {
   stream_ = nullptr;  // the pool closes the connection
-  fail(502, failure == UpstreamFailure::kProtocolError ? "upstream_protocol_error"
-                                                      : "upstream_reset");
+  fail(502,
+       failure == UpstreamFailure::kProtocolError ? "upstream_protocol_error" : "upstream_reset");
 }
 
 void UpstreamRequest::finished() {

@@ -93,7 +93,7 @@ class UpstreamRequest : public ResponseDecoder, public upstream::PoolCallbacks {
   // Request parts that arrived before the connection was ready.
   Buffer held_body_;
   std::unique_ptr<HeaderMap> held_trailers_;
-  bool request_end_ = false;    // the downstream sent its last part
+  bool request_end_ = false;  // the downstream sent its last part
   bool response_started_ = false;
   bool response_done_ = false;
   bool failed_ = false;

@@ -33,8 +33,8 @@ class HttpConnPool::ActiveClient : public event::DeferredDeletable,
  public:
   explicit ActiveClient(HttpConnPool& pool)
       : pool_(pool),
-        connection_(std::make_unique<network::ConnectionImpl>(pool.dispatcher_, pool.host_,
-                                                              nullptr)),
+        connection_(
+            std::make_unique<network::ConnectionImpl>(pool.dispatcher_, pool.host_, nullptr)),
         codec_(*connection_, *this, pool.settings_.limits) {
     connection_->setBufferLimits(pool.settings_.buffer_limit);
     connection_->addConnectionCallbacks(*this);

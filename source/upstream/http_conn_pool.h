@@ -120,8 +120,8 @@ class HttpConnPool {
   const network::Address host_;
   const PoolSettings& settings_;
   PoolStats& stats_;
-  std::list<std::unique_ptr<ActiveClient>> idle_;        // front: most recently used
-  std::list<std::unique_ptr<ActiveClient>> busy_;        // connecting or in an exchange
+  std::list<std::unique_ptr<ActiveClient>> idle_;  // front: most recently used
+  std::list<std::unique_ptr<ActiveClient>> busy_;  // connecting or in an exchange
   std::list<std::unique_ptr<Pending>> pending_;
   size_t connecting_ = 0;
 };

@@ -4,106 +4,13 @@ connection and streams both ways. Proves keep-alive reuse by the upstream's own 
 count, request and response bodies (counted and chunked), proxy fields, and the mapping of
 failures: connect failure 503, timeout 504, upstream reset 502, invalid response 502."""
 
-import http.server
 import os
-import socket
-import socketserver
-import threading
 
 import harness
 from harness import http_request as req
 
 PLUGIN_DIR = os.environ.get("SLUICE_TEST_PLUGIN_DIR",
                             os.path.join(harness.repo_root(), "build", "test", "plugin", "plugins"))
-
-
-class Origin:
-    """A keep-alive HTTP/1.1 origin (Python's http.server, one thread per connection) that
-    counts the connections it accepted and answers with what it saw."""
-
-    def __init__(self):
-        self.connections = 0
-        self.lock = threading.Lock()
-        origin = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def setup(self):
-                super().setup()
-                with origin.lock:
-                    origin.connections += 1
-
-            def log_message(self, *args):
-                pass
-
-            def answer(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                    body = self.read_chunked()
-                if self.path.startswith("/slow"):
-                    threading.Event().wait(2.0)
-                if self.path.startswith("/reset"):
-                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                               b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                    self.connection.close()
-                    self.close_connection = True
-                    return
-                if self.path.startswith("/bad"):
-                    self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
-                                     b"Transfer-Encoding: chunked\r\n\r\n")
-                    self.close_connection = True
-                    return
-                out = b"%s %s xff=%s xfp=%s via=%s body=%d:%s" % (
-                    self.command.encode(), self.path.encode(),
-                    (self.headers.get("X-Forwarded-For") or "").encode(),
-                    (self.headers.get("X-Forwarded-Proto") or "").encode(),
-                    (self.headers.get("Via") or "").encode(), len(body), body[:16])
-                if self.path.startswith("/big"):
-                    size = int(self.path.split("/")[2])
-                    self.send_response(200)
-                    self.send_header("Transfer-Encoding", "chunked")
-                    self.end_headers()
-                    chunk = b"x" * 65536
-                    sent = 0
-                    while sent < size:
-                        n = min(len(chunk), size - sent)
-                        self.wfile.write(b"%x\r\n%s\r\n" % (n, chunk[:n]))
-                        sent += n
-                    self.wfile.write(b"0\r\n\r\n")
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(out)))
-                self.send_header("X-Origin", "yes")
-                self.end_headers()
-                self.wfile.write(out)
-
-            def read_chunked(self):
-                data = b""
-                while True:
-                    size = int(self.rfile.readline().strip().split(b";")[0], 16)
-                    if size == 0:
-                        while self.rfile.readline() not in (b"\r\n", b""):
-                            pass
-                        return data
-                    data += self.rfile.read(size)
-                    self.rfile.readline()
-
-            do_GET = do_POST = do_PUT = do_HEAD = answer
-
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.addr = self.server.server_address
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def to_cluster(cluster="origin", timeout="5s", idle=None):
@@ -118,7 +25,7 @@ class ProxyTest(harness.SluiceTestCase):
 
     def setUp(self):
         super().setUp()
-        self.origin = Origin()
+        self.origin = harness.HttpOrigin()
         self.addCleanup(self.origin.close)
 
     def start(self, route=None, hcm=None, clusters=None):
