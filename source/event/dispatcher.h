@@ -69,6 +69,15 @@ class EmbeddedFileEvent {
   // Removes any interest and unbinds (before the fd is closed).
   void reset();
 
+  // While the dispatcher is running an embedded event's callback (this one's or another's),
+  // queues `fn(owner)` to run once that callback has returned, and returns true; returns false
+  // (nothing queued) otherwise. For gathering writes: what several callbacks of one event write
+  // to a connection (a proxied response's head and body) goes out in one syscall.
+  using FlushCallback = void (*)(void* owner);
+  bool deferToEndOfCallback(FlushCallback fn, void* owner);
+  // Withdraws what deferToEndOfCallback queued for `owner` (it is going away).
+  void cancelDeferred(void* owner);
+
   // A RawCallback that calls `(owner->*Method)(ready_mask)`.
   template <class Owner, void (Owner::*Method)(uint32_t)>
   static void Trampoline(void* owner, uint32_t ready) {

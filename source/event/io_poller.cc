@@ -83,9 +83,43 @@ void IoPoller::dispatch() {
     }
     // The interest may have narrowed earlier in this batch.
     ready &= ev->enabled_;
-    if (ready != 0) ev->callback_(ev->owner_, ready);
+    if (ready == 0) continue;
+    in_callback_ = true;
+    ev->callback_(ev->owner_, ready);
+    // What the callback deferred (gathered writes) runs now; those may defer more.
+    while (!deferred_.empty()) {
+      running_.swap(deferred_);
+      for (size_t i = 0; i < running_.size(); ++i) {
+        if (running_[i].second != nullptr) running_[i].first(running_[i].second);
+      }
+      running_.clear();
+    }
+    in_callback_ = false;
   }
   batch_size_ = batch_next_ = 0;
+}
+
+bool IoPoller::deferToEndOfCallback(EmbeddedFileEvent::FlushCallback fn, void* owner) {
+  if (!in_callback_) return false;
+  deferred_.emplace_back(fn, owner);
+  return true;
+}
+
+void IoPoller::cancelDeferred(void* owner) {
+  for (auto& d : deferred_) {
+    if (d.second == owner) d.second = nullptr;
+  }
+  for (auto& d : running_) {
+    if (d.second == owner) d.second = nullptr;
+  }
+}
+
+bool EmbeddedFileEvent::deferToEndOfCallback(FlushCallback fn, void* owner) {
+  return poller_ != nullptr && poller_->deferToEndOfCallback(fn, owner);
+}
+
+void EmbeddedFileEvent::cancelDeferred(void* owner) {
+  if (poller_ != nullptr) poller_->cancelDeferred(owner);
 }
 
 void EmbeddedFileEvent::assign(Dispatcher& dispatcher, int fd, RawCallback callback, void* owner) {

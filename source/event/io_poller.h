@@ -5,6 +5,8 @@
 #include <sys/epoll.h>
 
 #include <array>
+#include <utility>
+#include <vector>
 
 #include "source/event/dispatcher.h"
 
@@ -37,6 +39,10 @@ class IoPoller {
   // readiness already collected for it is never delivered (it may be freed right after).
   void forget(EmbeddedFileEvent& ev);
 
+  // See EmbeddedFileEvent::deferToEndOfCallback.
+  bool deferToEndOfCallback(EmbeddedFileEvent::FlushCallback fn, void* owner);
+  void cancelDeferred(void* owner);
+
   // Events taken from the kernel per wake-up. More stay readable in the set; libevent calls us
   // again on its next iteration, after timers and other events had their turn.
   static constexpr int kBatch = 256;
@@ -51,6 +57,10 @@ class IoPoller {
   std::array<epoll_event, kBatch> batch_;
   int batch_size_ = 0;
   int batch_next_ = 0;
+  bool in_callback_ = false;
+  // Run after the current callback, in order (owners set to null were withdrawn).
+  std::vector<std::pair<EmbeddedFileEvent::FlushCallback, void*>> deferred_;
+  std::vector<std::pair<EmbeddedFileEvent::FlushCallback, void*>> running_;
 };
 
 }  // namespace sluice::event

@@ -46,6 +46,7 @@ ConnectionImpl::ConnectionImpl(event::Dispatcher& dispatcher, const Address& rem
 
 ConnectionImpl::~ConnectionImpl() {
   // Owners close first; this is the safety net that never raises events.
+  if (flush_deferred_) file_event_.cancelDeferred(this);
   file_event_.reset();
   if (fd_ >= 0) ::close(fd_);
 }
@@ -188,11 +189,26 @@ void ConnectionImpl::write(Buffer& data, bool end_stream) {
   if (connecting_ || fd_ < 0) return;  // Flushed once connected.
   // Inside our own read event the filters may write several times (head, body, ...): gather it
   // all and write once when the event's filters are done (onReadReady).
-  if (in_read_dispatch_) return;
+  if (in_read_dispatch_ || flush_deferred_) return;
+  // Inside another connection's event (a proxied response arriving from the upstream): the same,
+  // once that event's callback returns.
+  if (file_event_.deferToEndOfCallback(&ConnectionImpl::FlushTrampoline, this)) {
+    flush_deferred_ = true;
+    return;
+  }
   onWriteReady();
   // Called from outside our own event handling (another connection's event, a timer): nothing
   // of ours is on the stack, so an emptied buffer pair can go now.
   if (!in_event_) releaseIdleBuffers();
+}
+
+void ConnectionImpl::flushDeferred() {
+  flush_deferred_ = false;
+  if (state_ == ConnectionState::kClosed || fd_ < 0 || connecting_) return;
+  if (writePending() || (write_end_ && !shutdown_sent_) || state_ == ConnectionState::kClosing) {
+    onWriteReady();
+  }
+  if (state_ != ConnectionState::kClosed && !in_event_) releaseIdleBuffers();
 }
 
 void ConnectionImpl::onWriteReady() {
@@ -285,6 +301,10 @@ void ConnectionImpl::closeSocket(ConnectionEvent event) {
   if (state_ == ConnectionState::kClosed) return;
   state_ = ConnectionState::kClosed;
   connecting_ = false;
+  if (flush_deferred_) {
+    file_event_.cancelDeferred(this);
+    flush_deferred_ = false;
+  }
   file_event_.reset();
   if (timer_) timer_->disableTimer();
   if (fd_ >= 0) {

@@ -57,6 +57,8 @@ class ConnectionImpl : public Connection, private ReadFilterCallbacks {
   void updateEvents();
   void closeSocket(ConnectionEvent event);
   void raiseEvent(ConnectionEvent event);
+  void flushDeferred();
+  static void FlushTrampoline(void* self) { static_cast<ConnectionImpl*>(self)->flushDeferred(); }
 
   const uint64_t id_;
   event::Dispatcher& dispatcher_;
@@ -101,6 +103,9 @@ class ConnectionImpl : public Connection, private ReadFilterCallbacks {
   bool shutdown_sent_ = false;     // shutdown(SHUT_WR) done
   bool in_event_ = false;          // inside onFileEvent: buffers may be referenced up the stack
   bool in_read_dispatch_ = false;  // read filters running: their writes are gathered
+  // A flush is queued for the end of the current event callback (another connection's): what
+  // is written until then goes out in one writev.
+  bool flush_deferred_ = false;
 };
 
 }  // namespace sluice::network

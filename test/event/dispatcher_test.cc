@@ -7,6 +7,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -259,6 +260,33 @@ TEST(EmbeddedFileEventTest, ReassignAfterResetAndDestroyUnassigned) {
   d->run();
   EXPECT_EQ((std::vector<uint32_t>{kWrite}), w.ready);
   EmbeddedFileEvent never_assigned;  // destroying it is a no-op
+}
+
+// What a callback defers runs once it has returned (not before, not outside a callback), and a
+// withdrawn entry never runs: the write gathering of connections relies on it.
+TEST(EmbeddedFileEventTest, DeferredToTheEndOfTheCallback) {
+  auto d = CreateDispatcher("test");
+  Watched w(*d);
+  std::vector<std::string> order;
+  EXPECT_FALSE(w.event.deferToEndOfCallback([](void*) {}, &w));  // not inside a callback
+  static std::vector<std::string>* log;
+  log = &order;
+  int kept = 1, withdrawn = 2;
+  w.on_ready = [&](uint32_t) {
+    order.push_back("callback");
+    EXPECT_TRUE(w.event.deferToEndOfCallback(
+        [](void* p) { log->push_back("deferred " + std::to_string(*static_cast<int*>(p))); },
+        &kept));
+    EXPECT_TRUE(
+        w.event.deferToEndOfCallback([](void*) { log->push_back("withdrawn ran"); }, &withdrawn));
+    w.event.cancelDeferred(&withdrawn);
+    order.push_back("callback end");
+    w.event.setEnabled(0);
+    d->exit();
+  };
+  w.event.setEnabled(kWrite);
+  d->run();
+  EXPECT_EQ((std::vector<std::string>{"callback", "callback end", "deferred 1"}), order);
 }
 
 }  // namespace

@@ -41,7 +41,7 @@ bool IsToken(std::string_view s) {
   if (s.empty()) return false;
   for (unsigned char c : s) {
     if (!(std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
-                                  std::string_view::npos)) {
+                                 std::string_view::npos)) {
       return false;
     }
   }
@@ -189,8 +189,7 @@ struct Route {
         }
         break;
     }
-    if (!methods.empty() &&
-        std::find(methods.begin(), methods.end(), method) == methods.end()) {
+    if (!methods.empty() && std::find(methods.begin(), methods.end(), method) == methods.end()) {
       return false;
     }
     for (const auto& m : headers) {
@@ -319,7 +318,8 @@ class RouterConfig : public FilterConfig {
         } else if (l.size() > 2 && l.compare(l.size() - 2, 2, ".*") == 0) {
           prefixes.emplace_back(l.substr(0, l.size() - 1), vhosts.size());
         } else if (l.find('*') != std::string::npos) {
-          error = where + ".domains: \"" + d + "\": a wildcard only as \"*\", \"*.suffix\" or "
+          error = where + ".domains: \"" + d +
+                  "\": a wildcard only as \"*\", \"*.suffix\" or "
                   "\"prefix.*\"";
           return false;
         } else {
@@ -445,8 +445,7 @@ class RouterConfig : public FilterConfig {
         r.action = Route::Action::kRedirect;
         r.redirect = rp.redirect();
         const uint32_t code = r.redirect.response_code();
-        if (code != 0 && code != 301 && code != 302 && code != 303 && code != 307 &&
-            code != 308) {
+        if (code != 0 && code != 301 && code != 302 && code != 303 && code != 307 && code != 308) {
           error = where + ".redirect.response_code: 301, 302, 303, 307 or 308";
           return false;
         }
@@ -505,8 +504,8 @@ sl_type_action RouterFilter::onRequestHeaders(Stream& s, bool) {
     location += rd.host_redirect().empty() ? std::string(authority) : rd.host_redirect();
     location += rd.path_redirect().empty() ? std::string(path) : rd.path_redirect();
     if (!rd.strip_query() && q != std::string_view::npos) location.append(target.substr(q));
-    s.sendResponse(rd.response_code() != 0 ? rd.response_code() : 301, "",
-                   {{"Location", location}}, "redirect");
+    s.sendResponse(rd.response_code() != 0 ? rd.response_code() : 301, "", {{"Location", location}},
+                   "redirect");
     return SL_ACTION_STOP;
   }
   // Rewrites, then field changes (virtual host first, then route), then the decision.
