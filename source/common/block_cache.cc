@@ -24,13 +24,15 @@ struct Bin {
 
 struct Cache {
   Bin bins[BlockCache::kSizes];
-  ~Cache() {
+  ~Cache() { release(); }
+  void release() {
     for (Bin& b : bins) {
       while (b.head != nullptr) {
         FreeBlock* f = b.head;
         b.head = f->next;
-        std::free(reinterpret_cast<char*>(f) - kHeader);
+        ::operator delete(reinterpret_cast<char*>(f) - kHeader);
       }
+      b.count = 0;
     }
   }
   Bin* find(size_t size, bool claim) {
@@ -60,8 +62,10 @@ void* BlockCache::Allocate(size_t size) {
     --b->count;
     return f;
   }
-  void* raw = std::aligned_alloc(16, rounded + kHeader);
-  if (raw == nullptr) throw std::bad_alloc();
+  // ::operator new is 16-byte aligned here (__STDCPP_DEFAULT_NEW_ALIGNMENT__) and visible to
+  // allocation-counting tests.
+  static_assert(__STDCPP_DEFAULT_NEW_ALIGNMENT__ >= 16);
+  void* raw = ::operator new(rounded + kHeader);
   *static_cast<size_t*>(raw) = rounded;
   return static_cast<char*>(raw) + kHeader;
 }
@@ -71,8 +75,8 @@ void BlockCache::Free(void* block) {
   char* raw = static_cast<char*>(block) - kHeader;
   const size_t size = *reinterpret_cast<size_t*>(raw);
   Bin* b = t_cache.find(size, /*claim=*/true);
-  if (b == nullptr || b->count >= kMaxBlocks) {
-    std::free(raw);
+  if (b == nullptr || b->count >= kMaxBlocks || (b->count + 1) * size > kMaxBytesPerSize) {
+    ::operator delete(raw);
     return;
   }
   auto* f = static_cast<FreeBlock*>(block);
@@ -80,5 +84,7 @@ void BlockCache::Free(void* block) {
   b->head = f;
   ++b->count;
 }
+
+void BlockCache::ReleaseThreadCache() { t_cache.release(); }
 
 }  // namespace sluice

@@ -10,16 +10,21 @@ namespace sluice {
 // per-thread cache (about 1 KiB) takes its slow, consolidating path instead, which profiles
 // showed as the largest user-space cost of a stream with ten filters.
 //
-// Bounded: each thread keeps at most kMaxBlocks blocks per size, for a few sizes; beyond that
-// blocks go back to malloc. A block may be freed on another thread than the one that allocated
-// it (it then joins that thread's lists). Blocks are 16-byte aligned.
+// Bounded: each thread keeps, per size (a few sizes), at most kMaxBlocks blocks and at most
+// kMaxBytesPerSize bytes; beyond that blocks go back to malloc. A block may be freed on another
+// thread than the one that allocated it (it then joins that thread's lists). Blocks are 16-byte
+// aligned.
 class BlockCache {
  public:
   static constexpr size_t kMaxBlocks = 128;
+  static constexpr size_t kMaxBytesPerSize = 256 * 1024;
   static constexpr size_t kSizes = 8;
 
   static void* Allocate(size_t size);
   static void Free(void* block);
+  // Returns this thread's cached blocks to the allocator (e.g. a worker going idle for long;
+  // tests that count allocations).
+  static void ReleaseThreadCache();
 };
 
 }  // namespace sluice

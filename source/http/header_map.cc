@@ -184,6 +184,8 @@ void HeaderMap::push(std::string_view name, std::string_view value) {
     return;
   }
   const KnownHeader known = LookupKnownHeader(name);
+  // One allocation for a typical head instead of five doublings (1, 2, 4, 8, 16).
+  if (entries_.capacity() == 0) entries_.reserve(16);
   entries_.push_back(Entry{name, value, known});
   if (known != KnownHeader::kCount) {
     const size_t slot = Slot(known);

@@ -16,8 +16,8 @@ UpstreamRequest::~UpstreamRequest() { reset(); }
 
 void UpstreamRequest::reset() {
   failed_ = true;
-  if (timeout_timer_) timeout_timer_->disableTimer();
-  if (idle_timer_) idle_timer_->disableTimer();
+  timeout_deadline_.cancel();
+  idle_deadline_.cancel();
   if (pending_ != nullptr) {
     pending_->cancel();
     pending_ = nullptr;
@@ -78,9 +78,8 @@ void UpstreamRequest::sendTrailers(const HeaderMap& trailers) {
 void UpstreamRequest::requestComplete() {
   // The route timeout runs from the end of the request (as Envoy's): a slow upload is the
   // client's time, not the upstream's.
-  if (target_.timeout.count() > 0 && !timeout_timer_) {
-    timeout_timer_ = dispatcher_.createTimer([this] { fail(504, "upstream_request_timeout"); });
-    timeout_timer_->enableTimer(target_.timeout);
+  if (target_.timeout.count() > 0 && !timeout_deadline_.armed() && !failed_) {
+    dispatcher_.armDeadline(timeout_deadline_, target_.timeout, *this);
   }
 }
 
@@ -177,16 +176,17 @@ void UpstreamRequest::finished() {
     for (uint32_t i = 0; i < read_disabled_; ++i) stream_->readDisable(false);
   }
   stream_ = nullptr;
-  if (timeout_timer_) timeout_timer_->disableTimer();
-  if (idle_timer_) idle_timer_->disableTimer();
+  timeout_deadline_.cancel();
+  idle_deadline_.cancel();
 }
 
 void UpstreamRequest::armIdle() {
-  if (target_.idle_timeout.count() <= 0) return;
-  if (!idle_timer_) {
-    idle_timer_ = dispatcher_.createTimer([this] { fail(504, "upstream_idle_timeout"); });
-  }
-  idle_timer_->enableTimer(target_.idle_timeout);
+  if (target_.idle_timeout.count() <= 0 || failed_ || response_done_) return;
+  dispatcher_.armDeadline(idle_deadline_, target_.idle_timeout, *this);
+}
+
+void UpstreamRequest::onDeadline(event::Deadline& deadline) {
+  fail(504, &deadline == &timeout_deadline_ ? "upstream_request_timeout" : "upstream_idle_timeout");
 }
 
 void UpstreamRequest::fail(uint16_t status, const char* flag) {

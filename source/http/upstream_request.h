@@ -42,7 +42,9 @@ class UpstreamRequestCallbacks {
 // One stream's exchange with an upstream host: takes a pooled connection, sends the request
 // (buffering the body, bounded, until the connection is ready), passes the response back, and
 // maps failures to 502 (reset, protocol error), 503 (no connection) and 504 (timeout).
-class UpstreamRequest : public ResponseDecoder, public upstream::PoolCallbacks {
+class UpstreamRequest : public ResponseDecoder,
+                        public upstream::PoolCallbacks,
+                        private event::DeadlineCallbacks {
  public:
   UpstreamRequest(UpstreamRequestCallbacks& callbacks, event::Dispatcher& dispatcher,
                   upstream::WorkerClusters& clusters, const UpstreamTarget& target,
@@ -79,6 +81,7 @@ class UpstreamRequest : public ResponseDecoder, public upstream::PoolCallbacks {
   void fail(uint16_t status, const char* flag);
   void armIdle();
   void finished();
+  void onDeadline(event::Deadline& deadline) override;
 
   UpstreamRequestCallbacks& callbacks_;
   event::Dispatcher& dispatcher_;
@@ -99,8 +102,9 @@ class UpstreamRequest : public ResponseDecoder, public upstream::PoolCallbacks {
   bool failed_ = false;
   bool downstream_paused_ = false;  // we asked the stream to stop reading the client
   uint32_t read_disabled_ = 0;      // the downstream asked us to stop reading the upstream
-  event::TimerPtr timeout_timer_;
-  event::TimerPtr idle_timer_;
+  // Embedded: no timer object or libevent timer per request.
+  event::Deadline timeout_deadline_;
+  event::Deadline idle_deadline_;
 };
 
 }  // namespace sluice::http

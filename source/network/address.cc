@@ -65,8 +65,19 @@ Address Address::withPort(uint16_t port) const {
 std::string Address::ip() const {
   char buf[INET6_ADDRSTRLEN] = {};
   if (family() == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, buf,
-              sizeof(buf));
+    // Per proxied request (X-Forwarded-For): by hand, as glibc's inet_ntop goes through
+    // sprintf (a quarter of the request's formatting cost in profiles).
+    const auto* b = reinterpret_cast<const uint8_t*>(
+        &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr);
+    char* p = buf;
+    for (int i = 0; i < 4; ++i) {
+      uint8_t v = b[i];
+      if (v >= 100) *p++ = static_cast<char>('0' + v / 100);
+      if (v >= 10) *p++ = static_cast<char>('0' + (v / 10) % 10);
+      *p++ = static_cast<char>('0' + v % 10);
+      if (i < 3) *p++ = '.';
+    }
+    return std::string(buf, static_cast<size_t>(p - buf));
   } else if (family() == AF_INET6) {
     inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, buf,
               sizeof(buf));

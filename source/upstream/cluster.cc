@@ -1,5 +1,7 @@
 #include "source/upstream/cluster.h"
 
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -78,8 +80,10 @@ LoadBalancer& WorkerClusters::loadBalancer(const Cluster& cluster) { return *lbs
 
 HttpConnPool& WorkerClusters::httpPool(const Cluster& cluster, const network::Address& host,
                                        event::Dispatcher& dispatcher) {
-  std::string key(reinterpret_cast<const char*>(host.sockaddr_ptr()), host.length());
-  auto& slot = pools_[{&cluster, std::move(key)}];
+  PoolKey key{&cluster, {}};
+  std::memcpy(key.address.data(), host.sockaddr_ptr(),
+              std::min<size_t>(host.length(), key.address.size()));
+  auto& slot = pools_[key];
   if (!slot) {
     slot = std::make_unique<HttpConnPool>(dispatcher, host, cluster.poolSettings(),
                                           cluster.poolStats());

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -104,8 +105,17 @@ class WorkerClusters {
  private:
   const ClusterManager& manager_;
   absl::flat_hash_map<const Cluster*, LoadBalancerPtr> lbs_;
-  // Keyed by cluster and the host's address bytes.
-  absl::flat_hash_map<std::pair<const Cluster*, std::string>, std::unique_ptr<HttpConnPool>> pools_;
+  // Keyed by cluster and the host's address bytes (fixed size: no allocation per lookup).
+  struct PoolKey {
+    const Cluster* cluster;
+    std::array<char, 28> address;  // sockaddr_in6 at most
+    template <typename H>
+    friend H AbslHashValue(H h, const PoolKey& k) {
+      return H::combine(std::move(h), k.cluster, absl::string_view(k.address.data(), 28));
+    }
+    bool operator==(const PoolKey& o) const { return cluster == o.cluster && address == o.address; }
+  };
+  absl::flat_hash_map<PoolKey, std::unique_ptr<HttpConnPool>> pools_;
 };
 
 }  // namespace sluice::upstream

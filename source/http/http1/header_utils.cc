@@ -14,13 +14,12 @@ bool ContainsToken(std::string_view list, std::string_view token) {
 }
 
 bool AnyHeaderHasToken(const HeaderMap& headers, KnownHeader h, std::string_view token) {
-  bool found = false;
   if (headers.count(h) == 0) return false;
-  headers.forEach([&](const HeaderMap::Entry& e) {
-    if (e.known == h && ContainsToken(e.value, token)) found = true;
-    return !found;
-  });
-  return found;
+  // Direct iteration: forEach's std::function may allocate, and this runs per message.
+  for (const HeaderMap::Entry& e : headers.entries()) {
+    if (e.known == h && !e.name.empty() && ContainsToken(e.value, token)) return true;
+  }
+  return false;
 }
 
 void RemoveHopByHop(HeaderMap& headers, bool keep_upgrade) {
