@@ -85,6 +85,8 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
       counter("downstream_cx_max_requests_reached"),
       counter("downstream_cx_http1_total"),
       counter("downstream_rs_framing_error"),
+      counter("downstream_flow_control_paused_reading_total"),
+      counter("upstream_flow_control_paused_reading_total"),
       {},
   });
   // Every status the HTTP/1 codec answers a protocol error with; anything else is "other".

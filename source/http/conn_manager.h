@@ -34,6 +34,10 @@ struct ConnectionManagerStats {
   // Responses whose body did not match their Content-Length, or with an invalid one (a
   // filter's mistake, corrected by the codec).
   stats::Counter& downstream_rs_framing_error;
+  // Flow control: reading the client paused because the upstream is not taking the body, and
+  // reading the upstream paused because the client is not taking the response.
+  stats::Counter& downstream_flow_control_paused_reading_total;
+  stats::Counter& upstream_flow_control_paused_reading_total;
   // "<prefix>downstream_rq_protocol_error_<status>" (and "_other"), created with the config so that
   // counting a rejected request (possibly a flood of them) takes no lock on a worker.
   std::vector<std::pair<uint16_t, stats::Counter*>> protocol_error_by_status;

@@ -176,7 +176,9 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   bool setUpstream(const UpstreamSpec& spec);
   // The downstream's write buffer went above / below its watermarks.
   void onDownstreamWatermark(bool above) {
-    if (upstream_) upstream_->readDisable(above);
+    if (!upstream_) return;
+    if (above) hcm_.stats().upstream_flow_control_paused_reading_total.inc();
+    upstream_->readDisable(above);
   }
 
  private:
@@ -652,6 +654,9 @@ void ConnectionManagerImpl::ActiveStream::onUpstreamError(uint16_t status, const
 
 void ConnectionManagerImpl::ActiveStream::readDisableDownstream(bool disable) {
   if (disable) {
+    if (downstream_read_disables_ == 0) {
+      hcm_.stats().downstream_flow_control_paused_reading_total.inc();
+    }
     ++downstream_read_disables_;
   } else if (downstream_read_disables_ > 0) {
     --downstream_read_disables_;

@@ -1192,6 +1192,9 @@ class HttpOrigin:
         self.name = name
         self.connections = 0
         self.requests = []  # (method, path, headers) as received
+        # "/sink" requests wait for this before reading their body (a slow upstream).
+        self.sink_gate = threading.Event()
+        self.sink_received = 0
         self.lock = threading.Lock()
         origin = self
 
@@ -1213,6 +1216,21 @@ class HttpOrigin:
                 with origin.lock:
                     origin.requests.append((self.command, self.path, dict(self.headers)))
                 length = int(self.headers.get("Content-Length") or 0)
+                if self.path.startswith("/sink"):
+                    origin.sink_gate.wait(120)
+                    got = 0
+                    while got < length:
+                        data = self.rfile.read(min(1 << 20, length - got))
+                        if not data:
+                            break
+                        got += len(data)
+                    origin.sink_received = got
+                    out = b"received %d" % got
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(out)))
+                    self.end_headers()
+                    self.wfile.write(out)
+                    return
                 body = self.rfile.read(length) if length else b""
                 if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
                     body = self.read_chunked()
