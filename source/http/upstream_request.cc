@@ -8,7 +8,9 @@ UpstreamRequest::UpstreamRequest(UpstreamRequestCallbacks& callbacks, event::Dis
                                  upstream::WorkerClusters& clusters, const UpstreamTarget& target,
                                  uint32_t buffer_limit)
     : callbacks_(callbacks), dispatcher_(dispatcher), target_(target), buffer_limit_(buffer_limit) {
-  const network::Address& host = clusters.loadBalancer(*target.cluster).pick();
+  upstream::LbContext lb;
+  lb.hash_key = target.hash_key;
+  const size_t host = clusters.loadBalancer(*target.cluster).pickIndex(lb);
   pool_ = &clusters.httpPool(*target.cluster, host, dispatcher);
 }
 

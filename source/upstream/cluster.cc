@@ -1,7 +1,5 @@
 #include "source/upstream/cluster.h"
 
-#include <cstring>
-
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -17,10 +15,12 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
   auto cm = std::make_unique<ClusterManager>();
   for (const auto& c : bootstrap.clusters()) {
     std::vector<network::Address> endpoints;
+    std::vector<uint32_t> weights;
     for (const auto& ep : c.endpoints()) {
       auto a = network::Address::fromIpPort(ep.address().address(), ep.address().port());
       if (!a.ok()) return a.status();
       endpoints.push_back(*a);
+      weights.push_back(ep.weight() != 0 ? ep.weight() : 1);
     }
     auto timeout = kDefaultConnectTimeout;
     if (c.has_connect_timeout()) {
@@ -57,6 +57,21 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
                          store.counter(prefix + "upstream_cx_idle_timeout")};
     cm->clusters_.push_back(std::make_unique<Cluster>(c.name(), std::move(endpoints), timeout,
                                                       limit, stats, pool, pool_stats));
+    LbPolicy policy = LbPolicy::kRoundRobin;
+    switch (c.lb_policy()) {
+      case config::v1::Cluster::LEAST_REQUEST:
+        policy = LbPolicy::kLeastRequest;
+        break;
+      case config::v1::Cluster::RANDOM:
+        policy = LbPolicy::kRandom;
+        break;
+      case config::v1::Cluster::MAGLEV:
+        policy = LbPolicy::kMaglev;
+        break;
+      default:
+        break;
+    }
+    cm->clusters_.back()->setLoadBalancing(policy, std::move(weights));
     cm->by_name_[c.name()] = cm->clusters_.back().get();
   }
   return cm;
@@ -70,23 +85,25 @@ const Cluster* ClusterManager::get(const std::string& name) const {
 WorkerClusters::WorkerClusters(const ClusterManager& manager, size_t worker_index)
     : manager_(manager) {
   for (const auto& c : manager.clusters()) {
-    lbs_[c.get()] = std::make_unique<RoundRobinLoadBalancer>(*c, worker_index);
+    auto per = std::make_unique<PerCluster>();
+    per->pools.resize(c->endpoints().size());
+    per->lb = CreateLoadBalancer(*c, worker_index, *per);
+    clusters_[c.get()] = std::move(per);
   }
 }
 
 WorkerClusters::~WorkerClusters() = default;
 
-LoadBalancer& WorkerClusters::loadBalancer(const Cluster& cluster) { return *lbs_.at(&cluster); }
+LoadBalancer& WorkerClusters::loadBalancer(const Cluster& cluster) {
+  return *clusters_.at(&cluster)->lb;
+}
 
-HttpConnPool& WorkerClusters::httpPool(const Cluster& cluster, const network::Address& host,
+HttpConnPool& WorkerClusters::httpPool(const Cluster& cluster, size_t host_index,
                                        event::Dispatcher& dispatcher) {
-  PoolKey key{&cluster, {}};
-  std::memcpy(key.address.data(), host.sockaddr_ptr(),
-              std::min<size_t>(host.length(), key.address.size()));
-  auto& slot = pools_[key];
+  auto& slot = clusters_.at(&cluster)->pools[host_index];
   if (!slot) {
-    slot = std::make_unique<HttpConnPool>(dispatcher, host, cluster.poolSettings(),
-                                          cluster.poolStats());
+    slot = std::make_unique<HttpConnPool>(dispatcher, cluster.endpoints()[host_index],
+                                          cluster.poolSettings(), cluster.poolStats());
   }
   return *slot;
 }

@@ -12,8 +12,11 @@
 #include "source/common/stats.h"
 #include "source/network/address.h"
 #include "source/upstream/http_conn_pool.h"
+#include "source/upstream/load_balancer.h"
 
 namespace sluice::upstream {
+
+enum class LbPolicy { kRoundRobin, kLeastRequest, kRandom, kMaglev };
 
 struct ClusterStats {
   stats::Counter& upstream_cx_total;
@@ -45,6 +48,24 @@ class Cluster {
   const PoolSettings& poolSettings() const { return pool_settings_; }
   PoolStats& poolStats() const { return pool_stats_; }
 
+  // Load balancing: the policy, each endpoint's weight (default 1) and their sum, and the
+  // Maglev table when the policy is MAGLEV.
+  LbPolicy lbPolicy() const { return lb_policy_; }
+  const std::vector<uint32_t>& weights() const { return weights_; }
+  uint64_t totalWeight() const { return total_weight_; }
+  const MaglevTable* maglev() const { return maglev_.get(); }
+  void setLoadBalancing(LbPolicy policy, std::vector<uint32_t> weights) {
+    lb_policy_ = policy;
+    weights_ = std::move(weights);
+    total_weight_ = 0;
+    for (uint32_t w : weights_) total_weight_ += w;
+    if (policy == LbPolicy::kMaglev) {
+      std::vector<std::string> names;
+      for (const auto& e : endpoints_) names.push_back(e.asString());
+      maglev_ = std::make_unique<MaglevTable>(names, weights_);
+    }
+  }
+
  private:
   const std::string name_;
   const std::vector<network::Address> endpoints_;
@@ -53,28 +74,10 @@ class Cluster {
   mutable ClusterStats stats_;
   const PoolSettings pool_settings_;
   mutable PoolStats pool_stats_;
-};
-
-// Picks the host for a new upstream connection. One instance per worker and cluster.
-class LoadBalancer {
- public:
-  virtual ~LoadBalancer() = default;
-  virtual const network::Address& pick() = 0;
-};
-using LoadBalancerPtr = std::unique_ptr<LoadBalancer>;
-
-class RoundRobinLoadBalancer : public LoadBalancer {
- public:
-  // Workers start at different offsets so that N workers do not all hit endpoint 0 first.
-  RoundRobinLoadBalancer(const Cluster& cluster, size_t start) : cluster_(cluster), next_(start) {}
-  const network::Address& pick() override {
-    const auto& eps = cluster_.endpoints();
-    return eps[next_++ % eps.size()];
-  }
-
- private:
-  const Cluster& cluster_;
-  size_t next_;
+  LbPolicy lb_policy_ = LbPolicy::kRoundRobin;
+  std::vector<uint32_t> weights_;
+  uint64_t total_weight_ = 0;
+  std::unique_ptr<MaglevTable> maglev_;
 };
 
 // Every cluster of a config snapshot.
@@ -98,24 +101,23 @@ class WorkerClusters {
   WorkerClusters(const ClusterManager& manager, size_t worker_index);
   ~WorkerClusters();
   LoadBalancer& loadBalancer(const Cluster& cluster);
-  HttpConnPool& httpPool(const Cluster& cluster, const network::Address& host,
-                         event::Dispatcher& dispatcher);
+  // The pool for the cluster's endpoint `host_index` (as picked by its load balancer).
+  HttpConnPool& httpPool(const Cluster& cluster, size_t host_index, event::Dispatcher& dispatcher);
   const ClusterManager& manager() const { return manager_; }
 
  private:
-  const ClusterManager& manager_;
-  absl::flat_hash_map<const Cluster*, LoadBalancerPtr> lbs_;
-  // Keyed by cluster and the host's address bytes (fixed size: no allocation per lookup).
-  struct PoolKey {
-    const Cluster* cluster;
-    std::array<char, 28> address;  // sockaddr_in6 at most
-    template <typename H>
-    friend H AbslHashValue(H h, const PoolKey& k) {
-      return H::combine(std::move(h), k.cluster, absl::string_view(k.address.data(), 28));
+  // Per cluster: its balancer and one pool per endpoint (by index), whose busy and pending
+  // counts are the host's load for least-request picks.
+  struct PerCluster : public HostLoad {
+    LoadBalancerPtr lb;
+    std::vector<std::unique_ptr<HttpConnPool>> pools;
+    uint64_t activeRequests(size_t host_index) const override {
+      const auto& p = pools[host_index];
+      return p ? p->busyCount() + p->pendingCount() : 0;
     }
-    bool operator==(const PoolKey& o) const { return cluster == o.cluster && address == o.address; }
   };
-  absl::flat_hash_map<PoolKey, std::unique_ptr<HttpConnPool>> pools_;
+  const ClusterManager& manager_;
+  absl::flat_hash_map<const Cluster*, std::unique_ptr<PerCluster>> clusters_;
 };
 
 }  // namespace sluice::upstream

@@ -441,9 +441,10 @@ TEST(ParseErrorTest, BadDurations) {
 }
 
 TEST(ParseErrorTest, BadEnum) {
-  EXPECT_THAT(ParseError("clusters:\n  - lb_policy: RANDOM\n"),
-              StartsWith("test.yaml: clusters[0].lb_policy: expected one of ROUND_ROBIN (enum "
-                         "sluice.config.v1.Cluster.LbPolicy), got \"RANDOM\" at line 2"));
+  EXPECT_THAT(ParseError("clusters:\n  - lb_policy: FASTEST\n"),
+              StartsWith("test.yaml: clusters[0].lb_policy: expected one of ROUND_ROBIN, "
+                         "LEAST_REQUEST, RANDOM, MAGLEV (enum sluice.config.v1.Cluster.LbPolicy), "
+                         "got \"FASTEST\" at line 2"));
   EXPECT_THAT(ParseError("clusters: [{lb_policy: 7}]"),
               StartsWith("test.yaml: clusters[0].lb_policy: expected one of ROUND_ROBIN"));
 }

@@ -167,6 +167,7 @@ struct Route {
   std::string host_rewrite;
   uint64_t timeout_ms = 15000;
   uint64_t idle_timeout_ms = 0;
+  std::vector<pb::HashPolicy> hash_policies;
   pb::RedirectAction redirect;
   pb::DirectResponseAction direct;
   Mutations mutations;
@@ -439,6 +440,7 @@ class RouterConfig : public FilterConfig {
         r.host_rewrite = a.host_rewrite();
         if (a.has_timeout()) r.timeout_ms = Ms(a.timeout());
         if (a.has_idle_timeout()) r.idle_timeout_ms = Ms(a.idle_timeout());
+        for (const auto& hp : a.hash_policy()) r.hash_policies.push_back(hp);
         break;
       }
       case pb::Route::kRedirect: {
@@ -466,6 +468,46 @@ class RouterConfig : public FilterConfig {
     return r.mutations.load(rp.headers(), where + ".headers", error);
   }
 };
+
+// The first hash policy that yields a key.
+std::string HashKey(const Route& r, Stream& s, const Headers& h) {
+  for (const auto& p : r.hash_policies) {
+    switch (p.policy_specifier_case()) {
+      case pb::HashPolicy::kHeader:
+        if (auto v = h.get(p.header())) return std::string(*v);
+        break;
+      case pb::HashPolicy::kCookie: {
+        // Cookie: a=1; b=2 (RFC 6265 §4.2.1), in any of the Cookie fields.
+        for (std::string_view line : h.getAll("cookie")) {
+          size_t pos = 0;
+          while (pos < line.size()) {
+            size_t end = line.find(';', pos);
+            if (end == std::string_view::npos) end = line.size();
+            std::string_view pair = line.substr(pos, end - pos);
+            while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+            const size_t eq = pair.find('=');
+            if (eq != std::string_view::npos && pair.substr(0, eq) == p.cookie()) {
+              return std::string(pair.substr(eq + 1));
+            }
+            pos = end + 1;
+          }
+        }
+        break;
+      }
+      case pb::HashPolicy::kSourceIp: {
+        if (!p.source_ip()) break;
+        const sl_type_stream_info info = s.info();
+        const auto& a = info.downstream_remote;
+        if (a.family == 4) return std::string(reinterpret_cast<const char*>(a.ip), 4);
+        if (a.family == 6) return std::string(reinterpret_cast<const char*>(a.ip), 16);
+        break;
+      }
+      case pb::HashPolicy::POLICY_SPECIFIER_NOT_SET:
+        break;
+    }
+  }
+  return {};
+}
 
 sl_type_action RouterFilter::onRequestHeaders(Stream& s, bool) {
   Headers h = s.requestHeaders();
@@ -522,7 +564,8 @@ sl_type_action RouterFilter::onRequestHeaders(Stream& s, bool) {
   Mutations::Apply(h, vhost_->mutations.request_remove, vhost_->mutations.request_add);
   Mutations::Apply(h, r.mutations.request_remove, r.mutations.request_add);
   const std::string& cluster = config_.pickCluster(r);
-  if (s.setUpstream(cluster, r.name, r.timeout_ms, r.idle_timeout_ms) != SL_OK) {
+  const std::string key = HashKey(r, s, h);
+  if (s.setUpstream(cluster, r.name, r.timeout_ms, r.idle_timeout_ms, key) != SL_OK) {
     s.sendResponse(503, "no such cluster\n", {}, "no_cluster");
     return SL_ACTION_STOP;
   }
