@@ -61,7 +61,9 @@ class RoundRobin : public LoadBalancer {
 class RandomLb : public LoadBalancer {
  public:
   RandomLb(const Cluster& cluster, size_t worker) : LoadBalancer(cluster), random_(worker + 1) {}
-  size_t pickIndex(const LbContext&) override { return weighted(random_.below(cluster_.totalWeight())); }
+  size_t pickIndex(const LbContext&) override {
+    return weighted(random_.below(cluster_.totalWeight()));
+  }
 
  protected:
   size_t weighted(uint64_t n) const {
@@ -105,7 +107,8 @@ class Maglev : public RandomLb {
  public:
   Maglev(const Cluster& cluster, size_t worker) : RandomLb(cluster, worker) {}
   size_t pickIndex(const LbContext& context) override {
-    if (context.hash_key.empty() || cluster_.maglev() == nullptr) return RandomLb::pickIndex(context);
+    if (context.hash_key.empty() || cluster_.maglev() == nullptr)
+      return RandomLb::pickIndex(context);
     return cluster_.maglev()->lookup(StableHash(context.hash_key));
   }
 };
