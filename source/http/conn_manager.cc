@@ -21,6 +21,16 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
   auto c = std::make_shared<ConnectionManagerConfig>();
   if (!p.server_name().empty()) c->server_name = p.server_name();
   c->via = p.via();
+  switch (p.forwarded_for()) {
+    case config::v1::HttpConnectionManager::REPLACE:
+      c->forwarded_for = ConnectionManagerConfig::ForwardedFor::kReplace;
+      break;
+    case config::v1::HttpConnectionManager::KEEP:
+      c->forwarded_for = ConnectionManagerConfig::ForwardedFor::kKeep;
+      break;
+    default:
+      break;
+  }
   if (p.has_request_headers_timeout()) c->request_headers_timeout = Ms(p.request_headers_timeout());
   if (p.has_request_body_timeout()) c->request_body_timeout = Ms(p.request_body_timeout());
   if (p.has_idle_timeout()) c->idle_timeout = Ms(p.idle_timeout());

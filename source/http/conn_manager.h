@@ -49,6 +49,8 @@ struct ConnectionManagerConfig {
   std::string server_name = "sluice";
   // Added as a Via field to proxied requests and responses when not empty.
   std::string via;
+  // X-Forwarded-For on proxied requests (http_connection_manager.proto, forwarded_for).
+  enum class ForwardedFor { kAppend, kReplace, kKeep } forwarded_for = ForwardedFor::kAppend;
   std::chrono::milliseconds request_headers_timeout{10000};
   std::chrono::milliseconds request_body_timeout{30000};
   std::chrono::milliseconds idle_timeout{65000};

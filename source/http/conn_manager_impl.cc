@@ -611,15 +611,25 @@ bool ConnectionManagerImpl::ActiveStream::setUpstream(const UpstreamSpec& spec) 
 
 void ConnectionManagerImpl::ActiveStream::startUpstream(bool end_stream) {
   RequestHead& head = *request_head_;
-  // Proxy fields (RFC 7239's de-facto predecessors): the client's address appended to
-  // X-Forwarded-For, the scheme it used in X-Forwarded-Proto (this hop's: plain HTTP).
-  const std::string client = info_.downstream_remote.ip();
-  if (const HeaderMap::Entry* xff = head.headers.get(KnownHeader::kXForwardedFor)) {
-    std::string joined(xff->value);
-    joined.append(", ").append(client);
-    head.headers.set("X-Forwarded-For", joined);
-  } else {
-    head.headers.add("X-Forwarded-For", client);
+  // Proxy fields (RFC 7239's de-facto predecessors): the client's address in X-Forwarded-For
+  // as configured, the scheme it used in X-Forwarded-Proto (this hop's: plain HTTP).
+  using ForwardedFor = ConnectionManagerConfig::ForwardedFor;
+  const ForwardedFor xff = hcm_.config_->forwarded_for;
+  if (xff != ForwardedFor::kKeep) {
+    const std::string client = info_.downstream_remote.ip();
+    const HeaderMap::Entry* existing = head.headers.get(KnownHeader::kXForwardedFor);
+    if (xff == ForwardedFor::kAppend && existing != nullptr) {
+      // Every X-Forwarded-For field, joined, then ours (RFC 9110 §5.3: one list).
+      std::string joined;
+      for (std::string_view v : head.headers.getAll("x-forwarded-for")) {
+        if (!joined.empty()) joined.append(", ");
+        joined.append(v);
+      }
+      joined.append(", ").append(client);
+      head.headers.set("X-Forwarded-For", joined);
+    } else {
+      head.headers.set("X-Forwarded-For", client);
+    }
   }
   head.headers.set("X-Forwarded-Proto", "http");
   if (!hcm_.config_->via.empty()) head.headers.add("Via", hcm_.config_->via);

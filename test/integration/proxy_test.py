@@ -63,6 +63,19 @@ class ProxyTest(harness.SluiceTestCase):
         self.assertEqual(29, harness.stat(st, "cluster.origin.upstream_rq_reused"))
         self.assertEqual(1, harness.stat(st, "cluster.origin.upstream_cx_total"))
 
+    def test_forwarded_for_policies(self):
+        for policy, expected in (("APPEND", b"xff=10.0.0.1, 10.0.0.2, 127.0.0.1"),
+                                 ("REPLACE", b"xff=127.0.0.1 "),
+                                 # Untouched: the origin reads the first of the two fields.
+                                 ("KEEP", b"xff=10.0.0.1 ")):
+            s = self.start(hcm={"forwardedFor": policy})
+            c = self.client(s)
+            c.send(req("GET", "/", headers=[("X-Forwarded-For", "10.0.0.1"),
+                                            ("X-Forwarded-For", "10.0.0.2")]))
+            r = c.read_response()
+            self.assertIn(expected, r.body, policy)
+            self.stop_sluice(s)
+
     def test_request_and_response_bodies_stream_both_ways(self):
         s = self.start()
         c = self.client(s)

@@ -16,29 +16,13 @@ using sluice::sdk::FilterConfig;
 using sluice::sdk::Headers;
 using sluice::sdk::Stream;
 
-// RFC 9110 §5.6.2 token characters.
-bool IsToken(const std::string& s) {
-  if (s.empty()) return false;
-  for (unsigned char c : s) {
-    const bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-    if (!alnum && std::string("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) == std::string::npos) {
-      return false;
-    }
-  }
-  return true;
-}
-
-bool IsValue(const std::string& s) {
-  for (unsigned char c : s) {
-    if (c == '\r' || c == '\n' || c == '\0') return false;
-  }
-  return true;
-}
+using sluice::sdk::IsValidFieldName;
+using sluice::sdk::IsValidFieldValue;
 
 // Checks one Mutations at config time, so that nothing the host would refuse reaches a stream.
 bool Check(const pb::Mutations& m, const char* where, ConfigContext& ctx) {
   for (int i = 0; i < m.remove_size(); ++i) {
-    if (!IsToken(m.remove(i))) {
+    if (!IsValidFieldName(m.remove(i))) {
       ctx.fail(std::string(where) + ".remove[" + std::to_string(i) + "]: \"" + m.remove(i) +
                "\" is not a field name");
       return false;
@@ -47,11 +31,11 @@ bool Check(const pb::Mutations& m, const char* where, ConfigContext& ctx) {
   for (int i = 0; i < m.set_size(); ++i) {
     const auto& h = m.set(i);
     const std::string at = std::string(where) + ".set[" + std::to_string(i) + "]";
-    if (!IsToken(h.name())) {
+    if (!IsValidFieldName(h.name())) {
       ctx.fail(at + ".name: \"" + h.name() + "\" is not a field name");
       return false;
     }
-    if (!IsValue(h.value())) {
+    if (!IsValidFieldValue(h.value())) {
       ctx.fail(at + ".value: must not contain CR, LF or NUL");
       return false;
     }

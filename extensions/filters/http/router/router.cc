@@ -37,16 +37,7 @@ uint64_t Ms(const google::protobuf::Duration& d) {
   return static_cast<uint64_t>(d.seconds()) * 1000 + static_cast<uint64_t>(d.nanos()) / 1000000;
 }
 
-bool IsToken(std::string_view s) {
-  if (s.empty()) return false;
-  for (unsigned char c : s) {
-    if (!(std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
-                                 std::string_view::npos)) {
-      return false;
-    }
-  }
-  return true;
-}
+using sluice::sdk::IsValidFieldName;
 
 // A compiled RE2, or the reason it did not compile.
 std::unique_ptr<re2::RE2> Compile(const std::string& pattern, std::string& error) {
@@ -73,12 +64,12 @@ struct Mutations {
     for (const auto& h : m.response_add()) response_add.push_back(h);
     for (const auto* list : {&request_add, &response_add}) {
       for (const auto& h : *list) {
-        if (!IsToken(h.name())) {
+        if (!IsValidFieldName(h.name())) {
           error = where + ": \"" + h.name() + "\" is not a field name";
           return false;
         }
-        if (h.value().find_first_of(std::string("\r\n\0", 3)) != std::string::npos) {
-          error = where + ": the value of " + h.name() + " has CR, LF or NUL";
+        if (!sluice::sdk::IsValidFieldValue(h.value())) {
+          error = where + ": the value of " + h.name() + " has CR, LF, NUL or another control";
           return false;
         }
       }
@@ -372,7 +363,7 @@ class RouterConfig : public FilterConfig {
       HeaderMatch hm;
       hm.name = hp.name();
       hm.invert = hp.invert();
-      if (!IsToken(hm.name)) {
+      if (!IsValidFieldName(hm.name)) {
         error = where + ".match.headers[" + std::to_string(i) + "].name: not a field name";
         return false;
       }

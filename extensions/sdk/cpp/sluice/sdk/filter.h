@@ -54,6 +54,28 @@ inline std::string_view View(sl_type_str s) {
   return s.data == nullptr ? std::string_view() : std::string_view(s.data, s.len);
 }
 
+// Field checks for config time (the host refuses bad fields at run time, with
+// SL_ERR_INVALID; checking them when the config is built reports them where they are written).
+// RFC 9110 §5.6.2: a field name is a token.
+inline bool IsValidFieldName(std::string_view name) {
+  if (name.empty()) return false;
+  for (unsigned char c : name) {
+    const bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (!alnum &&
+        std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) == std::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
+}
+// RFC 9110 §5.5: no CR, LF or NUL (nor other controls but HTAB).
+inline bool IsValidFieldValue(std::string_view value) {
+  for (unsigned char c : value) {
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+  }
+  return true;
+}
+
 // Logging through the host (which adds time, level and thread).
 inline bool LogEnabled(sl_type_log_level level) { return sl_host_log_enabled(level) != 0; }
 inline void Log(sl_type_log_level level, std::string_view message) {
