@@ -76,15 +76,7 @@ void ClientConnectionImpl::encodeData(Buffer& data, bool end_stream) {
   }
   if (request_counted_) {
     // Never more than announced: the rest would be read as a next request (smuggling).
-    if (data.length() > request_remaining_) {
-      Buffer announced;
-      announced.move(data, request_remaining_);
-      data.clear();
-      data.move(announced);
-      request_close_ = true;
-    }
-    request_remaining_ -= data.length();
-    if (end_stream && request_remaining_ != 0) request_close_ = true;
+    if (!FitToLength(data, end_stream, request_remaining_)) request_close_ = true;
   }
   connection_.write(data, false);
   if (request_close_) {

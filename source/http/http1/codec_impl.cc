@@ -238,6 +238,7 @@ void ServerConnectionImpl::encodeHeaders(ResponseHead& head, bool end_stream) {
   }
   response_counted_ = false;
   response_remaining_ = 0;
+  response_mismatch_ = false;
   if (response_has_body_ && !tunnel_response_ &&
       head.headers.count(KnownHeader::kContentLength) != 0) {
     // RFC 9110 §8.6, as strictly as for requests. Anything else (a filter's mistake) is
@@ -300,6 +301,8 @@ void ServerConnectionImpl::encodeHeaders(ResponseHead& head, bool end_stream) {
 }
 
 void ServerConnectionImpl::responseLengthMismatch(const char* what) {
+  if (response_mismatch_) return;  // once per response
+  response_mismatch_ = true;
   SLUICE_LOG(kDebug, "[C%d] response body does not match its Content-Length (%s); closing after it",
              connection_.id(), what);
   close_after_response_ = true;
@@ -323,16 +326,9 @@ void ServerConnectionImpl::encodeData(Buffer& data, bool end_stream) {
     if (end_stream) EncodeLastChunk(nullptr, out);
     connection_.write(out, false);
   } else if (response_counted_) {
-    if (data.length() > response_remaining_) {
-      Buffer announced;
-      announced.move(data, response_remaining_);
-      data.clear();
-      data.move(announced);
-      responseLengthMismatch("body longer");
-    }
-    response_remaining_ -= data.length();
+    const bool matches = FitToLength(data, end_stream, response_remaining_);
     connection_.write(data, false);
-    if (end_stream && response_remaining_ != 0) responseLengthMismatch("body shorter");
+    if (!matches) responseLengthMismatch("body longer or shorter than its Content-Length");
   } else {
     connection_.write(data, false);
   }

@@ -92,6 +92,7 @@ class ServerConnectionImpl : public ServerConnection,
   // change a body without fixing its length; the encoder is the last place where a message
   // that does not match its framing can be stopped from reaching the client.
   bool response_counted_ = false;
+  bool response_mismatch_ = false;
   uint64_t response_remaining_ = 0;
   bool response_complete_ = false;
   bool tunnel_response_ = false;

@@ -46,4 +46,18 @@ void RemoveHopByHop(HeaderMap& headers, bool keep_upgrade) {
   if (!keep_upgrade) headers.remove(KnownHeader::kUpgrade);
 }
 
+bool FitToLength(Buffer& data, bool end_stream, uint64_t& remaining) {
+  bool matches = true;
+  if (data.length() > remaining) {
+    Buffer announced;
+    announced.move(data, remaining);
+    data.clear();
+    data.move(announced);
+    matches = false;
+  }
+  remaining -= data.length();
+  if (end_stream && remaining != 0) matches = false;
+  return matches;
+}
+
 }  // namespace sluice::http::http1

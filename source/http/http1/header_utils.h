@@ -4,6 +4,7 @@
 
 #include <string_view>
 
+#include "source/common/buffer.h"
 #include "source/http/header_map.h"
 
 namespace sluice::http::http1 {
@@ -32,5 +33,10 @@ bool AnyHeaderHasToken(const HeaderMap& headers, KnownHeader h, std::string_view
 // forwarded; the codec writes its own framing and connection fields. `keep_upgrade` keeps
 // Upgrade (and its mention in Connection) for a protocol switch.
 void RemoveHopByHop(HeaderMap& headers, bool keep_upgrade);
+
+// For a body framed by Content-Length: keeps at most `remaining` bytes of `data` (what is past
+// the announced length would be read as the start of a next message: dropped) and counts them
+// off. False when the body did not match its length (longer, or short at `end_stream`).
+bool FitToLength(Buffer& data, bool end_stream, uint64_t& remaining);
 
 }  // namespace sluice::http::http1
