@@ -47,14 +47,18 @@ http::StreamFilterFactory PluginFilterFactory(PluginFilterConfigSharedPtr config
   });
 }
 
-PluginFilter::PluginFilter(const PluginFilterConfig& config) : config_(config) {
+PluginFilter::PluginFilter(const PluginFilterConfig& config) : config_(config) {}
+
+void PluginFilter::setEncoderFilterCallbacks(http::EncoderFilterCallbacks& callbacks) {
+  http::StreamFilter::setEncoderFilterCallbacks(callbacks);
+  // The stream's callbacks are both set now (decoder first, then encoder): only from here may
+  // the plugin's sl_on_filter_new use host functions on its stream.
   const Hooks& h = config_.hooks();
   if (h.filter_new == nullptr) {
     plugin_filter_ = config_.pluginConfig();
   } else {
     plugin_filter_ = h.filter_new(config_.pluginConfig(), this);
-    // Answered (500) when the request headers reach this filter: the callbacks to do it are
-    // not set yet.
+    // Answered (500) when the request headers reach this filter.
     failed_new_ = plugin_filter_ == nullptr;
   }
 }

@@ -22,6 +22,7 @@ class PluginFilter : public http::StreamFilter, public sl_type_stream {
   static PluginFilter& From(sl_type_stream* s) { return *static_cast<PluginFilter*>(s); }
 
   // http::StreamFilter
+  void setEncoderFilterCallbacks(http::EncoderFilterCallbacks& callbacks) override;
   http::FilterHeadersStatus decodeHeaders(http::RequestHead& head, bool end_stream) override;
   http::FilterDataStatus decodeData(Buffer& data, bool end_stream) override;
   http::FilterTrailersStatus decodeTrailers(http::HeaderMap& trailers) override;

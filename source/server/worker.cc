@@ -149,6 +149,9 @@ Worker::~Worker() {
   closeAllNow();
   connections_.deleteAll();
   closing_.deleteAll();
+  // Pooled upstream connections go while their dispatcher (and its poller) still exists, and
+  // before the deferred deletions their closing queues.
+  clusters_.releaseConnections();
   dispatcher_.reset();
 }
 

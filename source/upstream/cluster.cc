@@ -94,6 +94,12 @@ WorkerClusters::WorkerClusters(const ClusterManager& manager, size_t worker_inde
 
 WorkerClusters::~WorkerClusters() = default;
 
+void WorkerClusters::releaseConnections() {
+  for (auto& [cluster, per] : clusters_) {
+    for (auto& pool : per->pools) pool.reset();
+  }
+}
+
 LoadBalancer& WorkerClusters::loadBalancer(const Cluster& cluster) {
   return *clusters_.at(&cluster)->lb;
 }

@@ -104,6 +104,8 @@ class WorkerClusters {
   // The pool for the cluster's endpoint `host_index` (as picked by its load balancer).
   HttpConnPool& httpPool(const Cluster& cluster, size_t host_index, event::Dispatcher& dispatcher);
   const ClusterManager& manager() const { return manager_; }
+  // Closes every pooled connection (worker teardown: before the dispatcher goes).
+  void releaseConnections();
 
  private:
   // Per cluster: its balancer and one pool per endpoint (by index), whose busy and pending

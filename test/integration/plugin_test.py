@@ -207,6 +207,7 @@ class PluginHostFunctionsTest(harness.SluiceTestCase):
         c.send(req("GET", "/"))
         r2 = c.read_response()
         conn1, stream1 = r.get("x-ids").split("/")
+        self.assertEqual(stream1, r.get("x-created-for"))  # filter_new saw its stream
         conn2, stream2 = r2.get("x-ids").split("/")
         self.assertEqual(conn1, conn2)
         self.assertNotEqual(stream1, stream2)

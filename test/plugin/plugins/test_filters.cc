@@ -341,15 +341,21 @@ class InspectFilter : public Filter {
   }
   sl_type_action onResponseHeaders(Stream& s, bool) override {
     for (const auto& [n, v] : report_) s.responseHeaders().set(n, v);
+    s.responseHeaders().set("x-created-for", std::to_string(created_for_));
     return SL_ACTION_CONTINUE;
   }
+
+  uint64_t created_for_ = 0;
 
  private:
   std::vector<std::pair<std::string, std::string>> report_;
   bool body_ = false;
 };
-std::unique_ptr<Filter> InspectConfig::newFilter(Stream&) {
-  return std::make_unique<InspectFilter>();
+std::unique_ptr<Filter> InspectConfig::newFilter(Stream& s) {
+  // Host functions work from sl_on_filter_new already: the stream's id is known.
+  auto f = std::make_unique<InspectFilter>();
+  f->created_for_ = s.info().stream_id;
+  return f;
 }
 
 // ----- to_cluster: the terminal decision -----
