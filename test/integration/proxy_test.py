@@ -63,6 +63,55 @@ class ProxyTest(harness.SluiceTestCase):
         self.assertEqual(29, harness.stat(st, "cluster.origin.upstream_rq_reused"))
         self.assertEqual(1, harness.stat(st, "cluster.origin.upstream_cx_total"))
 
+    def pool_clusters(self, **pool):
+        return [{"name": "origin", "connectTimeout": "2s", "httpPool": pool,
+                 "endpoints": [{"address": {"address": "127.0.0.1",
+                                            "port": self.origin.addr[1]}}]}]
+
+    def test_pool_limits_requests_per_connection_and_closes_idle_ones(self):
+        s = self.start(clusters=self.pool_clusters(maxRequestsPerConnection=2,
+                                                   idleTimeout="0.2s"))
+        c = self.client(s)
+        for i in range(6):
+            c.send(req("GET", "/r%d" % i))
+            self.assertEqual(200, c.read_response().status)
+        # Two requests per connection: three connections for six requests, one at a time (each
+        # closed after its second request).
+        self.assertEqual(3, self.origin.connections)
+        # A seventh opens a fourth, which then idles past the timeout and is closed; the next
+        # request needs a fifth.
+        c.send(req("GET", "/r6"))
+        self.assertEqual(200, c.read_response().status)
+        self.assertEqual(4, self.origin.connections)
+        s.wait_stats(lambda st: harness.stat(st, "cluster.origin.upstream_cx_idle_timeout") == 1,
+                     "the idle upstream connection closed")
+        c.send(req("GET", "/after-idle"))
+        self.assertEqual(200, c.read_response().status)
+        self.assertEqual(5, self.origin.connections)
+
+    def test_pending_requests_beyond_the_bound_get_503(self):
+        s = self.start(route=to_cluster(timeout="10s"),
+                       clusters=self.pool_clusters(maxConnections=1, maxPendingRequests=1))
+        # One request occupies the only connection (slow), one waits, the third overflows.
+        first = self.client(s)
+        first.send(req("GET", "/slow"))
+        s.wait_stats(lambda st: harness.stat(st, "cluster.origin.upstream_rq_total") >= 1,
+                     "the first request upstream")
+        second = self.client(s)
+        second.send(req("GET", "/second"))
+        s.wait_stats(lambda st: harness.stat(st, "cluster.origin.upstream_rq_total") >= 2,
+                     "the second request waiting")
+        third = self.client(s)
+        third.send(req("GET", "/third"))
+        r = third.read_response()
+        self.assertEqual(503, r.status, r.raw)
+        self.assertIn(b"upstream_overflow", r.body)
+        self.assertEqual(200, first.read_response(timeout=30).status)
+        self.assertEqual(200, second.read_response(timeout=30).status)
+        st = s.stats()
+        self.assertEqual(1, harness.stat(st, "cluster.origin.upstream_rq_pending_overflow"))
+        self.assertEqual(1, harness.stat(st, "cluster.origin.upstream_cx_total"))
+
     def test_forwarded_for_policies(self):
         for policy, expected in (("APPEND", b"xff=10.0.0.1, 10.0.0.2, 127.0.0.1"),
                                  ("REPLACE", b"xff=127.0.0.1 "),
