@@ -80,6 +80,14 @@ class ClientCodecTest : public ::testing::Test {
     feed(codec, response, split);
     return r;
   }
+  // A GET / without a body, on `codec`, for tests that drive the rest by hand.
+  static void startGet(ClientConnectionImpl& codec, Recorder& r) {
+    RequestHead head;
+    head.method = "GET";
+    head.target = "/";
+    head.headers.add("Host", "h");
+    codec.newExchange(r).encodeHeaders(head, true);
+  }
   void feed(ClientConnectionImpl& codec, const std::string& bytes, size_t split) {
     if (split == 0 || split >= bytes.size()) {
       Buffer b;
@@ -139,11 +147,7 @@ TEST_F(ClientCodecTest, KeepAliveDecisions) {
 TEST_F(ClientCodecTest, CloseDelimitedBodyEndsWithTheConnection) {
   Recorder r;
   ClientConnectionImpl codec(conn_, r, limits_);
-  RequestHead head;
-  head.method = "GET";
-  head.target = "/";
-  head.headers.add("Host", "h");
-  codec.newExchange(r).encodeHeaders(head, true);
+  startGet(codec, r);
   feed(codec, "HTTP/1.0 200 OK\r\n\r\nsome bytes", 0);
   EXPECT_EQ(0, r.complete);
   codec.onUpstreamClosed();
@@ -185,11 +189,7 @@ TEST_F(ClientCodecTest, AmbiguousOrBrokenResponsesFailTheExchange) {
 TEST_F(ClientCodecTest, CloseBeforeTheEndFailsTheExchange) {
   Recorder r;
   ClientConnectionImpl codec(conn_, r, limits_);
-  RequestHead head;
-  head.method = "GET";
-  head.target = "/";
-  head.headers.add("Host", "h");
-  codec.newExchange(r).encodeHeaders(head, true);
+  startGet(codec, r);
   feed(codec, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 0);
   codec.onUpstreamClosed();
   ASSERT_EQ(2u, r.events.size());
@@ -222,7 +222,7 @@ TEST_F(ClientCodecTest, RequestFramingIsTheCodecs) {
 TEST_F(ClientCodecTest, BytesWithNoRequestOutstandingFailTheConnection) {
   Recorder r;
   ClientConnectionImpl codec(conn_, r, limits_);
-  feed(codec, "HTTP/1.1 200 OK\r\n\r\n", 0);
+  feed(codec, "HTTP/1.1 200 OK\r\n\r\n", 0);  // no exchange started
   EXPECT_TRUE(r.failed);
 }
 
