@@ -86,11 +86,10 @@ void UpstreamRequest::requestComplete() {
 }
 
 void UpstreamRequest::onPoolReady(RequestEncoder& encoder, upstream::PoolStream& stream,
-                                  const network::Address& host) {
+                                  const network::Address&) {
   pending_ = nullptr;
   encoder_ = &encoder;
   stream_ = &stream;
-  host_ = &host;
   armIdle();
   const bool headers_only = request_end_ && held_body_.empty() && !held_trailers_;
   encoder.encodeHeaders(*head_, headers_only);

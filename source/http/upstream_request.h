@@ -61,7 +61,6 @@ class UpstreamRequest : public ResponseDecoder,
   void reset();
   // The downstream cannot take more of the response (its write buffer is full) / can again.
   void readDisable(bool disable);
-  const network::Address* host() const { return host_; }
 
   // ResponseDecoder
   void decodeHeaders(std::unique_ptr<ResponseHead> head, bool end_stream) override;
@@ -91,7 +90,6 @@ class UpstreamRequest : public ResponseDecoder,
   upstream::Cancellable* pending_ = nullptr;
   upstream::PoolStream* stream_ = nullptr;
   RequestEncoder* encoder_ = nullptr;
-  const network::Address* host_ = nullptr;
   RequestHead* head_ = nullptr;
   // Request parts that arrived before the connection was ready.
   Buffer held_body_;

@@ -1,5 +1,7 @@
 #include "source/upstream/http_conn_pool.h"
 
+#include <iterator>
+
 #include "source/common/logging.h"
 #include "source/http/http1/client_codec.h"
 #include "source/network/connection_impl.h"
@@ -10,17 +12,11 @@ namespace sluice::upstream {
 struct HttpConnPool::Pending : public Cancellable {
   Pending(HttpConnPool& pool, http::ResponseDecoder& decoder, PoolCallbacks& callbacks)
       : pool(pool), decoder(decoder), callbacks(callbacks) {}
-  void cancel() override {
-    for (auto it = pool.pending_.begin(); it != pool.pending_.end(); ++it) {
-      if (it->get() == this) {
-        pool.pending_.erase(it);  // destroys this
-        return;
-      }
-    }
-  }
+  void cancel() override { pool.pending_.erase(self); }  // destroys this
   HttpConnPool& pool;
   http::ResponseDecoder& decoder;
   PoolCallbacks& callbacks;
+  std::list<std::unique_ptr<Pending>>::iterator self;  // where it waits: O(1) withdrawal
 };
 
 // One upstream connection with its codec. Its exchanges' decoders are the streams'; the pool
@@ -50,11 +46,8 @@ class HttpConnPool::ActiveClient : public event::DeferredDeletable,
     }
   }
 
-  bool connected() const { return connected_; }
   bool connectTimedOut() const { return connect_timed_out_; }
   uint64_t requests() const { return requests_; }
-  http::http1::ClientConnectionImpl& codec() { return codec_; }
-  PoolCallbacks* callbacks() const { return callbacks_; }
 
   void startExchange(http::ResponseDecoder& decoder, PoolCallbacks& callbacks) {
     timer_->disableTimer();
@@ -184,6 +177,7 @@ Cancellable* HttpConnPool::newStream(http::ResponseDecoder& decoder, PoolCallbac
   }
   pending_.push_back(std::make_unique<Pending>(*this, decoder, callbacks));
   Pending* p = pending_.back().get();
+  p->self = std::prev(pending_.end());
   // A new connection unless enough are already on their way for those waiting.
   if (connecting_ < pending_.size() && busy_.size() < settings_.max_connections) createClient();
   return p;

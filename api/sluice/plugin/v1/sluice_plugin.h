@@ -354,8 +354,9 @@ int sl_host_log_enabled(sl_type_log_level level);
 /* Writes one log line (the host adds time, level and thread). Never log secrets. */
 void sl_host_log(sl_type_log_level level, sl_type_str message);
 
-/* Runs `fn(ctx, stream)` on the stream's worker, soon, in post order. `stream` is the filter's
- * stream handle, or NULL when the stream is gone by then (free `ctx` in that case). Always runs
+/* Runs `fn(ctx, filter, stream)` on the stream's worker, soon, in post order: the filter
+ * instance and its stream handle, or NULL for both when the stream is gone by then (free `ctx`
+ * in that case). Always runs
  * exactly once. (any thread) */
 sl_type_result sl_host_post(sl_type_stream_ref* ref,
                             void (*fn)(void* ctx, void* filter, sl_type_stream* stream), void* ctx);
@@ -391,9 +392,9 @@ sl_type_result sl_host_header_add(sl_type_stream* stream, sl_type_header_map map
 sl_type_result sl_host_header_remove(sl_type_stream* stream, sl_type_header_map map,
                                      sl_type_str name, size_t* removed);
 /* Names must be tokens (RFC 9110 §5.6.2) and values free of CR, LF and NUL: anything else is
- * SL_ERR_INVALID and changes nothing. Trailer maps exist only once trailers arrived (or, for a
- * filter that adds trailers, ...); before that they are SL_ERR_STATE. Response maps are
- * SL_ERR_STATE before the response head exists. */
+ * SL_ERR_INVALID and changes nothing. Trailer maps exist only once trailers arrived (adding
+ * trailers to a message that has none is not possible in 1.0); before that they are
+ * SL_ERR_STATE. Response maps are SL_ERR_STATE before the response head exists. */
 
 /* Body of one direction: inside that direction's body hook, the chunk being delivered; outside
  * it, what SL_ACTION_STOP_AND_BUFFER kept (SL_ERR_STATE / 0 if nothing). Views into the host's
