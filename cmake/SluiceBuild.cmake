@@ -145,8 +145,15 @@ function(sluice_plugin)
   install(TARGETS ${A_NAME} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/sluice/plugins)
 endfunction()
 
-# An integration test: a Python 3 script (standard library only, test/integration/harness.py on
-# its path) that drives the real sluice binary. SERIAL: runs alone (it measures memory or opens
+# The interpreter of the integration tests: Debian's, whose packages (python3-websockets, from
+# tools/deps) the tests use, ahead of any other python3 on the PATH.
+find_program(SLUICE_PYTHON3 NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
+if(NOT SLUICE_PYTHON3)
+  find_program(SLUICE_PYTHON3 NAMES python3 REQUIRED)
+endif()
+
+# An integration test: a Python 3 script (the standard library and Debian's python3 packages,
+# test/integration/harness.py on its path) that drives the real sluice binary. SERIAL: runs alone (it measures memory or opens
 # hundreds of connections).
 #
 #   sluice_integration_test(NAME n SCRIPT path.py [SERIAL])
@@ -162,7 +169,7 @@ function(sluice_integration_test)
   if(SLUICE_SANITIZE)
     list(APPEND env "SLUICE_SANITIZE=1")
   endif()
-  add_test(NAME integration_${A_NAME} COMMAND python3 ${A_SCRIPT})
+  add_test(NAME integration_${A_NAME} COMMAND ${SLUICE_PYTHON3} ${A_SCRIPT})
   set_tests_properties(integration_${A_NAME} PROPERTIES
     ENVIRONMENT "${env}"
     LABELS integration

@@ -1,9 +1,11 @@
 #include "source/http/conn_manager.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
 #include "source/http/conn_manager_impl.h"
 #include "source/http/filters/direct_response.h"
+#include "source/http/http1/header_utils.h"
 
 namespace sluice::http {
 
@@ -39,6 +41,17 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
     c->max_requests_per_connection = p.max_requests_per_connection();
   }
   if (p.buffer_limit_bytes() != 0) c->buffer_limit = p.buffer_limit_bytes();
+  for (int i = 0; i < p.upgrade_types_size(); ++i) {
+    const std::string& type = p.upgrade_types(i);
+    if (type == "CONNECT") {
+      c->codec.allow_connect = true;
+    } else if (http1::IsToken(type)) {
+      c->codec.upgrade_types.push_back(absl::AsciiStrToLower(type));
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ".upgrade_types[", i, "]: \"", type, "\" is not a protocol token or CONNECT"));
+    }
+  }
   if (p.max_request_line_bytes() != 0)
     c->codec.limits.max_request_line = p.max_request_line_bytes();
   if (p.max_request_headers_bytes() != 0) {
@@ -97,6 +110,8 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
       counter("downstream_rs_framing_error"),
       counter("downstream_flow_control_paused_reading_total"),
       counter("upstream_flow_control_paused_reading_total"),
+      counter("downstream_cx_upgrades_total"),
+      store.gauge(absl::StrCat(prefix, "downstream_cx_upgrades_active")),
       {},
   });
   // Every status the HTTP/1 codec answers a protocol error with; anything else is "other".

@@ -38,6 +38,9 @@ struct ConnectionManagerStats {
   // reading the upstream paused because the client is not taking the response.
   stats::Counter& downstream_flow_control_paused_reading_total;
   stats::Counter& upstream_flow_control_paused_reading_total;
+  // Tunnels opened (WebSocket and other upgrades, CONNECT), and open now.
+  stats::Counter& downstream_cx_upgrades_total;
+  stats::Gauge& downstream_cx_upgrades_active;
   // "<prefix>downstream_rq_protocol_error_<status>" (and "_other"), created with the config so that
   // counting a rejected request (possibly a flood of them) takes no lock on a worker.
   std::vector<std::pair<uint16_t, stats::Counter*>> protocol_error_by_status;

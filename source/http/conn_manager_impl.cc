@@ -61,6 +61,7 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   // Called by the manager once the codec wrote the last byte of the response, or on reset.
   void complete();
   bool responseStarted() const { return encode_.headers_entered; }
+  bool tunneling() const { return tunneling_; }
   uint16_t responseCode() const { return info_.response_code; }
   void sendLocalReply(uint16_t status, std::string_view body,
                       const std::function<void(HeaderMap&)>& modify);
@@ -211,6 +212,8 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   event::Deadline idle_deadline_;
   bool completed_ = false;
   bool request_complete_ = false;
+  bool tunnel_request_ = false;  // the codec holds an allowed Upgrade or CONNECT
+  bool tunneling_ = false;       // ... and the response opened it
 };
 
 namespace {
@@ -292,7 +295,10 @@ void ConnectionManagerImpl::ActiveStream::decodeHeaders(std::unique_ptr<RequestH
   decode_.headers_end_stream = end_stream;
   decode_.end_seen = end_stream;
   request_complete_ = end_stream;
-  if (!end_stream) {
+  // A tunnel's request side is the client's bytes once it opens: no body deadline (the
+  // stream's idle timeout still applies), nothing to continue.
+  tunnel_request_ = hcm_.codec_->tunnelRequest();
+  if (!end_stream && !tunnel_request_) {
     // The client may be waiting for permission to send the body.
     encoder_.encode100Continue();
     if (hcm_.config_->request_body_timeout.count() > 0) {
@@ -336,8 +342,12 @@ void ConnectionManagerImpl::ActiveStream::startResponse(std::unique_ptr<Response
   encode_.headers_entered = true;
   encode_.headers_end_stream = end_stream;
   encode_.end_seen = end_stream;
-  // Whatever is left of the request no longer reaches a filter: the answer is given.
-  if (!request_complete_) decode_.aborted = true;
+  // Whatever is left of the request no longer reaches a filter: the answer is given. Except
+  // in a tunnel, which the answer opens.
+  const uint16_t status = response_head_->status;
+  const bool opens_tunnel =
+      tunnel_request_ && (request_head_->method == "CONNECT" ? status / 100 == 2 : status == 101);
+  if (!request_complete_ && !opens_tunnel) decode_.aborted = true;
   iterateHeaders(encode_, 0);
 }
 
@@ -548,6 +558,11 @@ void ConnectionManagerImpl::ActiveStream::sinkHeaders(Direction& d) {
   }
   info_.response_code = response_head_->status;
   encoder_.encodeHeaders(*response_head_, d.headers_end_stream);
+  if (!completed_ && hcm_.codec_ && hcm_.codec_->tunneling() && !tunneling_) {
+    tunneling_ = true;
+    hcm_.stats().downstream_cx_upgrades_total.inc();
+    hcm_.stats().downstream_cx_upgrades_active.inc();
+  }
 }
 
 void ConnectionManagerImpl::ActiveStream::sinkData(Direction& d, Buffer& data, bool end_stream) {
@@ -636,7 +651,7 @@ void ConnectionManagerImpl::ActiveStream::startUpstream(bool end_stream) {
   UpstreamRequestCallbacks& callbacks = *this;
   upstream_.emplace(callbacks, hcm_.context_.dispatcher(), hcm_.context_.clusters(),
                     *upstream_target_, hcm_.config_->buffer_limit);
-  upstream_->start(head, end_stream);
+  upstream_->start(head, end_stream, tunnel_request_);
 }
 
 void ConnectionManagerImpl::ActiveStream::onUpstreamHeaders(std::unique_ptr<ResponseHead> head,
@@ -681,6 +696,7 @@ void ConnectionManagerImpl::ActiveStream::readDisableDownstream(bool disable) {
 void ConnectionManagerImpl::ActiveStream::complete() {
   if (completed_) return;
   completed_ = true;
+  if (tunneling_) hcm_.stats().downstream_cx_upgrades_active.dec();
   // A request still in flight upstream is abandoned (freed with the stream, after this event).
   if (upstream_) upstream_->reset();
   while (downstream_read_disables_ > 0) readDisableDownstream(false);
@@ -729,6 +745,8 @@ network::FilterStatus ConnectionManagerImpl::onData(Buffer& data, bool end_strea
     codec_ = std::make_unique<http1::ServerConnectionImpl>(*connection_, callbacks, config_->codec);
   }
   codec_->dispatch(data);
+  // Only a tunnel reads half-closes (otherwise a FIN closes the connection).
+  if (end_stream && codec_) codec_->onRemoteHalfClose();
   updateReadDisable();
   return network::FilterStatus::kStopIteration;
 }
@@ -766,8 +784,8 @@ void ConnectionManagerImpl::onEvent(network::ConnectionEvent event) {
   closing_ = true;
   armTimer(TimerMode::kNone);
   if (stream_) {
-    // The connection went away with a stream unfinished.
-    stats().downstream_rq_reset.inc();
+    // The connection went away with a stream unfinished (for a tunnel that is how it ends).
+    if (!stream_->tunneling()) stats().downstream_rq_reset.inc();
     destroyStream();
   }
 }

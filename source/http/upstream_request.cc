@@ -35,9 +35,10 @@ void UpstreamRequest::reset() {
   }
 }
 
-void UpstreamRequest::start(RequestHead& head, bool end_stream) {
+void UpstreamRequest::start(RequestHead& head, bool end_stream, bool tunnel) {
   head_ = &head;
   request_end_ = end_stream;
+  tunnel_ = tunnel;
   // Either calls back now (an idle connection, or overflow) or later.
   pending_ = pool_->newStream(*this, *this);
   if (end_stream && !failed_) requestComplete();
@@ -58,6 +59,7 @@ void UpstreamRequest::sendData(Buffer& data, bool end_stream) {
       callbacks_.readDisableDownstream(true);
     }
   } else {
+    if (tunnel_) armIdle();  // a tunnel is idle only when neither side sends
     encoder_->encodeData(data, end_stream);
   }
   if (end_stream) requestComplete();
@@ -80,7 +82,7 @@ void UpstreamRequest::sendTrailers(const HeaderMap& trailers) {
 void UpstreamRequest::requestComplete() {
   // The route timeout runs from the end of the request (as Envoy's): a slow upload is the
   // client's time, not the upstream's.
-  if (target_.timeout.count() > 0 && !timeout_deadline_.armed() && !failed_) {
+  if (target_.timeout.count() > 0 && !timeout_deadline_.armed() && !failed_ && !tunnel_) {
     dispatcher_.armDeadline(timeout_deadline_, target_.timeout, *this);
   }
 }

@@ -52,8 +52,10 @@ class UpstreamRequest : public ResponseDecoder,
   // Withdraws a pending request or abandons an exchange in progress.
   ~UpstreamRequest() override;
 
-  // The request. `head` must live until the response ends (the stream owns it).
-  void start(RequestHead& head, bool end_stream);
+  // The request. `head` must live until the response ends (the stream owns it). `tunnel`: an
+  // Upgrade or CONNECT (no route timeout: a tunnel lives as long as its ends keep it busy; the
+  // idle timeout counts traffic either way).
+  void start(RequestHead& head, bool end_stream, bool tunnel);
   void sendData(Buffer& data, bool end_stream);
   void sendTrailers(const HeaderMap& trailers);
   // Stops everything (the stream ended early): withdraws a pending request, abandons an
@@ -95,6 +97,7 @@ class UpstreamRequest : public ResponseDecoder,
   Buffer held_body_;
   std::unique_ptr<HeaderMap> held_trailers_;
   bool request_end_ = false;  // the downstream sent its last part
+  bool tunnel_ = false;
   bool response_started_ = false;
   bool response_done_ = false;
   bool failed_ = false;

@@ -17,6 +17,9 @@ RequestEncoder& ClientConnectionImpl::newExchange(ResponseDecoder& decoder) {
   body_remaining_ = 0;
   response_started_ = false;
   response_keep_alive_ = true;
+  tunnel_request_ = false;
+  tunnel_is_connect_ = false;
+  tunneling_ = false;
   request_close_ = false;
   request_chunked_ = false;
   request_counted_ = false;
@@ -33,10 +36,16 @@ void ClientConnectionImpl::abandonExchange() {
 
 void ClientConnectionImpl::encodeHeaders(RequestHead& head, bool end_stream) {
   // The codec owns framing and the hop: whatever filters left, recompute it here.
-  const bool upgrade = head.headers.count(KnownHeader::kUpgrade) > 0;
+  // The server side kept Upgrade only on an allowed upgrade request.
+  tunnel_is_connect_ = head.method == "CONNECT";
+  const bool upgrade = !tunnel_is_connect_ && head.headers.count(KnownHeader::kUpgrade) > 0;
+  tunnel_request_ = upgrade || tunnel_is_connect_;
   RemoveHopByHop(head.headers, upgrade);
   request_method_.assign(head.method);
-  if (end_stream) {
+  if (tunnel_request_) {
+    // No body of its own: what follows is the tunnel's, once the response opens it.
+    head.headers.remove(KnownHeader::kContentLength);
+  } else if (end_stream) {
     // No body: a Content-Length only where a body is meaningful (RFC 9110 §8.6: a user agent
     // should send one for POST/PUT without a body).
     head.headers.remove(KnownHeader::kContentLength);
@@ -65,6 +74,19 @@ void ClientConnectionImpl::encodeHeaders(RequestHead& head, bool end_stream) {
 void ClientConnectionImpl::encodeData(Buffer& data, bool end_stream) {
   if (state_ == State::kFailed || state_ == State::kIdle) {
     data.clear();
+    return;
+  }
+  if (tunnel_request_) {
+    if (!tunneling_) {
+      // Before the upstream opened the tunnel there is nowhere for these bytes: they would be
+      // read as a next request. (The downstream codec holds the client's until then.)
+      SLUICE_LOG(kDebug, "[C%d] data for a tunnel that is not open; dropped", connection_.id());
+      data.clear();
+      response_keep_alive_ = false;
+      return;
+    }
+    // The client's half-close is passed on as ours.
+    connection_.write(data, end_stream);
     return;
   }
   if (request_chunked_) {
@@ -154,15 +176,28 @@ bool ClientConnectionImpl::processHead() {
     scanner_.reset();
     return true;
   }
-  if (auto err = ResponseFraming(*head, request_method_, framing_)) {
+  if (head->status == 101 && (!tunnel_request_ || tunnel_is_connect_)) {
+    fail(UpstreamFailure::kProtocolError, "101 to a request that asked for no upgrade");
+    return false;
+  }
+  tunneling_ = tunnel_request_ && (tunnel_is_connect_ ? head->status / 100 == 2
+                                                      : head->status == 101);
+  if (tunneling_) {
+    // Raw bytes until the upstream closes (RFC 9110 §9.3.6, §15.2.2), whatever fields it sent.
+    framing_ = BodyFraming{};
+    framing_.kind = BodyFraming::Kind::kUntilClose;
+    head->headers.remove(KnownHeader::kContentLength);
+  } else if (auto err = ResponseFraming(*head, request_method_, framing_)) {
     fail(UpstreamFailure::kProtocolError, err->reason.c_str());
     return false;
   }
+  // A refused tunnel: the upstream may have read on past the head; do not reuse.
+  if (tunnel_request_) response_keep_alive_ = false;
   response_keep_alive_ = response_keep_alive_ && !request_close_ && head->version_minor == 1 &&
                          !AnyHeaderHasToken(head->headers, KnownHeader::kConnection, "close") &&
                          framing_.kind != BodyFraming::Kind::kUntilClose;
   // The hop's own fields stay here; the downstream codec writes its own framing.
-  RemoveHopByHop(head->headers, /*keep_upgrade=*/head->status == 101);
+  RemoveHopByHop(head->headers, /*keep_upgrade=*/tunneling_ && !tunnel_is_connect_);
   if (framing_.kind == BodyFraming::Kind::kChunked) {
     head->headers.remove(KnownHeader::kContentLength);
     chunked_ = std::make_unique<ChunkedDecoder>();

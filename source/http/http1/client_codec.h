@@ -66,6 +66,11 @@ class ClientConnectionImpl : public RequestEncoder {
   uint64_t body_remaining_ = 0;
   std::unique_ptr<ChunkedDecoder> chunked_;
   std::string request_method_;
+  // An Upgrade or CONNECT: after a 101 (2xx to CONNECT) the connection is a tunnel, its bytes
+  // the bodies both ways, and it is never reused.
+  bool tunnel_request_ = false;
+  bool tunnel_is_connect_ = false;
+  bool tunneling_ = false;
   bool request_close_ = false;
   bool request_chunked_ = false;
   bool request_counted_ = false;

@@ -46,6 +46,7 @@ void ServerConnectionImpl::process() {
         response_complete_ = false;
         request_complete_ = false;
         tunnel_response_ = false;
+        tunnel_request_ = false;
         expect_continue_ = false;
         request_is_head_ = false;
         request_http10_ = false;
@@ -130,10 +131,27 @@ bool ServerConnectionImpl::processHead() {
       framing_.kind == BodyFraming::Kind::kContentLength ? framing_.content_length : 0;
   if (framing_.kind == BodyFraming::Kind::kChunked) chunked_ = std::make_unique<ChunkedDecoder>();
 
+  // Tunnels: CONNECT (RFC 9110 §9.3.6) and Upgrade (§7.8), each only where configured. Either
+  // carries no body of its own; what follows the head is the tunnel's, held in the buffer until
+  // the response opens the tunnel (sent ahead of a refusal, it must not be read as a request).
+  tunnel_is_connect_ = head->method == "CONNECT";
+  tunnel_request_ = false;
+  if (tunnel_is_connect_) {
+    if (!settings_.allow_connect) {
+      protocolError(501, "CONNECT is not enabled on this listener");
+      return false;
+    }
+    if (has_body) {
+      protocolError(400, "CONNECT request with a body");
+      return false;
+    }
+    tunnel_request_ = true;
+  } else if (!has_body && !request_http10_ && IsAllowedUpgrade(*head)) {
+    tunnel_request_ = true;
+  }
+
   // The codec owns the hop: framing and connection fields are not the filters' business.
-  const bool upgrade = head->headers.count(KnownHeader::kUpgrade) > 0 &&
-                       AnyHeaderHasToken(head->headers, KnownHeader::kConnection, "upgrade");
-  RemoveHopByHop(head->headers, upgrade);
+  RemoveHopByHop(head->headers, tunnel_request_ && !tunnel_is_connect_);
   head->headers.remove(KnownHeader::kExpect);
   if (framing_.kind == BodyFraming::Kind::kChunked)
     head->headers.remove(KnownHeader::kContentLength);
@@ -143,8 +161,26 @@ bool ServerConnectionImpl::processHead() {
   // response complete) inside the call, and must not find the request unfinished.
   if (!has_body) endRequest();
   decoder_ = &callbacks_.newStream(*this);
-  decoder_->decodeHeaders(std::move(head), !has_body);
+  decoder_->decodeHeaders(std::move(head), !has_body && !tunnel_request_);
   return state_ != State::kClosed;
+}
+
+bool ServerConnectionImpl::IsAllowedUpgrade(const RequestHead& head) const {
+  if (settings_.upgrade_types.empty()) return false;
+  if (!AnyHeaderHasToken(head.headers, KnownHeader::kConnection, "upgrade")) return false;
+  const HeaderMap::Entry* upgrade = head.headers.get(KnownHeader::kUpgrade);
+  if (upgrade == nullptr || head.headers.count(KnownHeader::kUpgrade) != 1) return false;
+  // One protocol (a list of several asks the server to choose, which a proxy cannot do for it).
+  for (const std::string& type : settings_.upgrade_types) {
+    if (HeaderNameEquals(upgrade->value, type)) return true;
+  }
+  return false;
+}
+
+void ServerConnectionImpl::onRemoteHalfClose() {
+  if (state_ != State::kTunnel || decoder_ == nullptr) return;
+  Buffer empty;
+  decoder_->decodeData(empty, true);
 }
 
 bool ServerConnectionImpl::processBody() {
@@ -220,10 +256,22 @@ void ServerConnectionImpl::encodeHeaders(ResponseHead& head, bool end_stream) {
   response_started_ = true;
   expect_continue_ = false;
   const uint16_t status = head.status;
-  // 101 switches to raw bytes both ways (the Upgrade hook). A 2xx to CONNECT will do the same
-  // once the router can open the tunnel.
-  tunnel_response_ = status == 101;
-  RemoveHopByHop(head.headers, tunnel_response_);
+  // A 101 to an allowed Upgrade, or a 2xx to CONNECT, switches to raw bytes both ways.
+  tunnel_response_ = tunnel_request_ && (tunnel_is_connect_ ? status >= 200 && status < 300
+                                                            : status == 101);
+  if (status == 101 && !tunnel_response_) {
+    // Nothing asked to switch protocols (a filter's mistake): the client must not be told so.
+    SLUICE_LOG(kDebug, "[C%d] 101 response to a request that asked for no upgrade; closing",
+               connection_.id());
+    callbacks_.onResponseFramingError();
+    resetStream();
+    return;
+  }
+  // A refused tunnel: what the client sent after its head may be the tunnel's first bytes.
+  if (tunnel_request_ && !tunnel_response_) close_after_response_ = true;
+  RemoveHopByHop(head.headers, tunnel_response_ && !tunnel_is_connect_);
+  // RFC 9110 §9.3.6: no framing fields on a 2xx to CONNECT.
+  if (tunnel_response_) head.headers.remove(KnownHeader::kContentLength);
   response_has_body_ = !(request_is_head_ || status < 200 || status == 204 || status == 304);
   response_chunked_ = false;
   response_until_close_ = false;
@@ -261,7 +309,7 @@ void ServerConnectionImpl::encodeHeaders(ResponseHead& head, bool end_stream) {
     }
   }
   if (tunnel_response_) {
-    head.headers.add("Connection", "upgrade");
+    if (!tunnel_is_connect_) head.headers.add("Connection", "upgrade");
   } else if (response_has_body_) {
     if (head.headers.count(KnownHeader::kContentLength) == 0) {
       if (end_stream) {
@@ -289,8 +337,10 @@ void ServerConnectionImpl::encodeHeaders(ResponseHead& head, bool end_stream) {
   EncodeResponseHead(head, out);
   connection_.write(out, false);
   if (tunnel_response_) {
-    // From here on, both directions are raw bytes.
+    // From here on, both directions are raw bytes, and a half-close from the client ends only
+    // its direction (the upstream may still answer).
     state_ = State::kTunnel;
+    connection_.enableHalfClose(true);
     if (!buffer_.empty()) process();
     return;
   }
@@ -315,7 +365,12 @@ void ServerConnectionImpl::encodeData(Buffer& data, bool end_stream) {
     return;
   }
   if (tunnel_response_) {
-    connection_.write(data, end_stream);
+    connection_.write(data, false);
+    if (end_stream) {
+      // The upstream side ended: nothing more can flow either way.
+      close_after_response_ = true;
+      completeResponse();
+    }
     return;
   }
   if (!response_has_body_) {

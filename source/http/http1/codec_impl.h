@@ -1,6 +1,8 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "source/common/buffer.h"
 #include "source/event/dispatcher.h"
@@ -14,6 +16,12 @@ struct CodecSettings {
   Limits limits;
   // Largest request body; 0: unlimited. Over it: 413.
   uint64_t max_request_body_bytes = 0;
+  // Upgrade tokens ("websocket", lower case) a request may ask for: such a request becomes a
+  // tunnel once the response is 101. Any other Upgrade field is dropped (the request goes on as
+  // an ordinary one).
+  std::vector<std::string> upgrade_types;
+  // CONNECT requests become tunnels once the response is a 2xx; refused with 501 otherwise.
+  bool allow_connect = false;
 };
 
 // The server side of HTTP/1.1 on one connection. One request at a time: a pipelined request
@@ -41,6 +49,15 @@ class ServerConnectionImpl : public ServerConnection,
   bool waitingForResponse() const { return state_ == State::kRequestDone; }
   // A stream exists (its request is being received or its response being sent).
   bool streamActive() const { return decoder_ != nullptr; }
+  // The request in progress asked for a tunnel (an allowed Upgrade, or CONNECT): its stream is
+  // not ended by the head; after a 101 (2xx to CONNECT) both directions carry raw bytes, which
+  // the request and response bodies then are.
+  bool tunnelRequest() const { return tunnel_request_; }
+  // The response switched the connection to a tunnel.
+  bool tunneling() const { return state_ == State::kTunnel; }
+  // The peer half-closed (only passed on in a tunnel, whose connection reads half-closes): the
+  // request side of the tunnel ends.
+  void onRemoteHalfClose();
 
  private:
   enum class State { kIdle, kHead, kBody, kRequestDone, kTunnel, kClosed };
@@ -49,6 +66,7 @@ class ServerConnectionImpl : public ServerConnection,
   bool processHead();
   bool processBody();
   void protocolError(uint16_t status, std::string_view reason);
+  bool IsAllowedUpgrade(const RequestHead& head) const;
   void endRequest();
 
   // ResponseEncoder
@@ -96,6 +114,8 @@ class ServerConnectionImpl : public ServerConnection,
   uint64_t response_remaining_ = 0;
   bool response_complete_ = false;
   bool tunnel_response_ = false;
+  bool tunnel_request_ = false;
+  bool tunnel_is_connect_ = false;
   bool close_after_response_ = false;
   bool in_dispatch_ = false;
 };

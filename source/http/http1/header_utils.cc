@@ -1,8 +1,17 @@
 #include "source/http/http1/header_utils.h"
 
 #include "absl/container/inlined_vector.h"
+#include "source/http/http1/parser_internal.h"
 
 namespace sluice::http::http1 {
+
+bool IsToken(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!internal::Is(c, internal::kTokenChar)) return false;
+  }
+  return true;
+}
 
 bool ContainsToken(std::string_view list, std::string_view token) {
   bool found = false;

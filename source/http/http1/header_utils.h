@@ -25,6 +25,8 @@ void ForEachListItem(std::string_view list, F&& fn) {
   }
 }
 
+// A non-empty RFC 9110 token (field names, methods, protocol names).
+bool IsToken(std::string_view s);
 // True if the comma-separated `list` has `token` (case-insensitive).
 bool ContainsToken(std::string_view list, std::string_view token);
 // True if any field `h` holds `token` in its list.

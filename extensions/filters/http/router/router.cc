@@ -148,6 +148,7 @@ struct Route {
   std::vector<std::string> methods;
   std::vector<HeaderMatch> headers;
   std::vector<QueryMatch> query;
+  bool connect = false;
   // Action.
   enum class Action { kRoute, kRedirect, kDirect } action = Action::kRoute;
   std::vector<std::pair<std::string, uint32_t>> clusters;  // one, or weighted
@@ -165,6 +166,7 @@ struct Route {
 
   bool matches(std::string_view method, std::string_view path_only, std::string_view query_str,
                const Headers& h) const {
+    if (connect != (method == "CONNECT")) return false;
     switch (path_kind) {
       case PathKind::kAny:
         break;
@@ -357,6 +359,11 @@ class RouterConfig : public FilterConfig {
       case pb::RouteMatch::PATH_SPECIFIER_NOT_SET:
         break;
     }
+    r.connect = m.connect();
+    if (r.connect && r.path_kind != Route::PathKind::kAny) {
+      error = where + ".match.connect: a CONNECT target is not a path; no path specifier with it";
+      return false;
+    }
     for (const auto& meth : m.methods()) r.methods.push_back(meth);
     for (int i = 0; i < m.headers_size(); ++i) {
       const auto& hp = m.headers(i);
@@ -415,6 +422,10 @@ class RouterConfig : public FilterConfig {
         r.prefix_rewrite = a.prefix_rewrite();
         if (!r.prefix_rewrite.empty() && r.path_kind != Route::PathKind::kPrefix) {
           error = where + ".route.prefix_rewrite: only with a prefix match";
+          return false;
+        }
+        if (a.has_regex_rewrite() && r.connect) {
+          error = where + ".route.regex_rewrite: a CONNECT target is not a path";
           return false;
         }
         if (a.has_regex_rewrite()) {
