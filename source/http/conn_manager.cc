@@ -48,8 +48,8 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
     } else if (http1::IsToken(type)) {
       c->codec.upgrade_types.push_back(absl::AsciiStrToLower(type));
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ".upgrade_types[", i, "]: \"", type, "\" is not a protocol token or CONNECT"));
+      return absl::InvalidArgumentError(absl::StrCat(path, ".upgrade_types[", i, "]: \"", type,
+                                                     "\" is not a protocol token or CONNECT"));
     }
   }
   if (p.max_request_line_bytes() != 0)

@@ -156,6 +156,77 @@ TEST_F(ClientCodecTest, CloseDelimitedBodyEndsWithTheConnection) {
   EXPECT_FALSE(r.reusable);
 }
 
+TEST_F(ClientCodecTest, UpgradeAndConnectBecomeTunnelsOnlyWhenTheResponseOpensThem) {
+  struct Case {
+    const char* method;
+    bool upgrade;
+    const char* response;
+    bool tunnel;
+  };
+  const std::vector<Case> cases = {
+      {"GET", true,
+       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+       true},
+      {"CONNECT", false, "HTTP/1.1 200 Connection Established\r\n\r\n", true},
+      // Framing fields on a 2xx to CONNECT mean nothing (RFC 9110 §9.3.6): still a tunnel.
+      {"CONNECT", false, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", true},
+      // Refused: an ordinary response, and the connection is not reused.
+      {"GET", true, "HTTP/1.1 426 Upgrade Required\r\nContent-Length: 2\r\n\r\nno", false},
+      {"CONNECT", false, "HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno", false},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.response);
+    network::test::FakeConnection conn(*dispatcher_);
+    Recorder r;
+    ClientConnectionImpl codec(conn, r, limits_);
+    RequestHead head;
+    head.method = c.method;
+    head.target = c.upgrade ? "/ws" : "example.test:443";
+    head.headers.add("Host", "h");
+    if (c.upgrade) head.headers.add("Upgrade", "websocket");
+    RequestEncoder& enc = codec.newExchange(r);
+    enc.encodeHeaders(head, false);
+    // No framing of its own: what follows is the tunnel's.
+    EXPECT_EQ(std::string::npos, conn.output().find("Transfer-Encoding"));
+    EXPECT_EQ(std::string::npos, conn.output().find("Content-Length"));
+    EXPECT_EQ(c.upgrade, conn.output().find("Connection: upgrade") != std::string::npos);
+    feed(codec, std::string(c.response) + (c.tunnel ? "from upstream" : ""), 0);
+    ASSERT_FALSE(r.events.empty());
+    if (!c.tunnel) {
+      EXPECT_EQ(1, r.complete);
+      EXPECT_FALSE(r.reusable);
+      continue;
+    }
+    EXPECT_EQ("from upstream", r.body);
+    const size_t before = conn.output().size();
+    Buffer up;
+    up.add("from client");
+    enc.encodeData(up, false);
+    EXPECT_EQ("from client", conn.output().substr(before));  // raw: no chunk framing
+    EXPECT_EQ(0, r.complete);
+    codec.onUpstreamClosed();  // the tunnel ends with the upstream's close
+    EXPECT_EQ("end", r.events.back());
+    EXPECT_EQ(1, r.complete);
+    EXPECT_FALSE(r.reusable);
+  }
+}
+
+TEST_F(ClientCodecTest, A101NobodyAskedForFailsTheExchange) {
+  for (const char* method : {"GET", "CONNECT"}) {
+    Recorder r;
+    ClientConnectionImpl codec(conn_, r, limits_);
+    RequestHead head;
+    head.method = method;
+    head.target = "/";
+    head.headers.add("Host", "h");
+    codec.newExchange(r).encodeHeaders(head, std::string_view(method) == "GET");
+    feed(codec, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", 0);
+    ASSERT_EQ(1u, r.events.size());
+    EXPECT_EQ("protocol before head", r.events[0]);
+    EXPECT_TRUE(r.failed);
+  }
+}
+
 TEST_F(ClientCodecTest, InterimResponsesAreSkipped) {
   Recorder r = exchange("POST",
                         "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n"

@@ -257,8 +257,8 @@ void ServerConnectionImpl::encodeHeaders(ResponseHead& head, bool end_stream) {
   expect_continue_ = false;
   const uint16_t status = head.status;
   // A 101 to an allowed Upgrade, or a 2xx to CONNECT, switches to raw bytes both ways.
-  tunnel_response_ = tunnel_request_ && (tunnel_is_connect_ ? status >= 200 && status < 300
-                                                            : status == 101);
+  tunnel_response_ =
+      tunnel_request_ && (tunnel_is_connect_ ? status >= 200 && status < 300 : status == 101);
   if (status == 101 && !tunnel_response_) {
     // Nothing asked to switch protocols (a filter's mistake): the client must not be told so.
     SLUICE_LOG(kDebug, "[C%d] 101 response to a request that asked for no upgrade; closing",
