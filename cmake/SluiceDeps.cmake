@@ -18,6 +18,8 @@ target_link_libraries(sluice_libevent INTERFACE ${LIBEVENT_CORE_LIB} ${LIBEVENT_
 pkg_check_modules(NGHTTP2 REQUIRED IMPORTED_TARGET libnghttp2)
 # RE2 (libre2-dev): linear-time regular expressions for the router's matchers.
 pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
+# c-ares (libc-ares-dev): asynchronous DNS for STRICT_DNS clusters, on the main thread's loop.
+pkg_check_modules(CARES REQUIRED IMPORTED_TARGET libcares)
 
 # BoringSSL from android-libboringssl-dev: headers under <include>/android, libraries under
 # <libdir>/android with SONAMEs libssl.so.0 / libcrypto.so.0. The include dir must come before

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/duration.pb.h"
 #include "source/config/loader.h"
@@ -399,9 +400,41 @@ void CheckListener(const v1::Listener& listener, absl::string_view path,
   CheckFilters(listener, path, clusters, problems);
 }
 
+// A DNS name as RFC 1123 allows a host name: dot-separated labels of letters, digits and
+// hyphens (not at a label's ends), at most 63 bytes each and 253 in all; a trailing dot is fine.
+bool IsDnsName(std::string_view name) {
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  if (name.empty() || name.size() > 253) return false;
+  for (absl::string_view label : absl::StrSplit(absl::string_view(name.data(), name.size()), '.')) {
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
+      return false;
+    }
+    for (char c : label) {
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
+    }
+  }
+  return true;
+}
+
+void CheckDnsEndpoint(const v1::SocketAddress& address, absl::string_view path,
+                      Problems& problems) {
+  if (!IsDnsName(address.address()) && !CanonicalIp(address.address()).has_value()) {
+    problems.Add(Field(path, "address"), absl::StrCat(Quote(address.address()),
+                                                      " is neither a DNS name nor an IP literal"));
+  }
+  if (address.port() == 0 || address.port() > kMaxPort) {
+    problems.Add(Field(path, "port"),
+                 absl::StrCat("port ", address.port(), " is out of range (1..", kMaxPort, ")"));
+  }
+}
+
 void CheckCluster(const v1::Cluster& cluster, absl::string_view path, Problems& problems) {
   if (cluster.endpoints_size() == 0) {
     problems.Add(Field(path, "endpoints"), "at least one endpoint is required");
+  }
+  const bool dns = cluster.type() == v1::Cluster::STRICT_DNS;
+  if (!v1::Cluster::DiscoveryType_IsValid(cluster.type())) {
+    problems.Add(Field(path, "type"), absl::StrCat("unknown discovery type ", cluster.type()));
   }
   for (int i = 0; i < cluster.endpoints_size(); ++i) {
     const std::string endpoint_path = Index(Field(path, "endpoints"), i);
@@ -410,8 +443,34 @@ void CheckCluster(const v1::Cluster& cluster, absl::string_view path, Problems& 
       problems.Add(Field(endpoint_path, "address"), "required");
       continue;
     }
-    CheckSocketAddress(endpoint.address(), Field(endpoint_path, "address"), /*upstream=*/true,
-                       problems);
+    if (dns) {
+      CheckDnsEndpoint(endpoint.address(), Field(endpoint_path, "address"), problems);
+    } else {
+      CheckSocketAddress(endpoint.address(), Field(endpoint_path, "address"), /*upstream=*/true,
+                         problems);
+    }
+  }
+  if (dns) {
+    const auto& rate = cluster.dns_refresh_rate();
+    if (cluster.has_dns_refresh_rate() &&
+        CheckDurationWellFormed(rate, Field(path, "dns_refresh_rate"), problems) &&
+        (IsNegative(rate) || (rate.seconds() == 0 && rate.nanos() < 10'000'000))) {
+      problems.Add(Field(path, "dns_refresh_rate"),
+                   absl::StrCat("must be at least 10ms, got ", FormatDuration(rate)));
+    }
+    if (!v1::Cluster::DnsLookupFamily_IsValid(cluster.dns_lookup_family())) {
+      problems.Add(Field(path, "dns_lookup_family"),
+                   absl::StrCat("unknown lookup family ", cluster.dns_lookup_family()));
+    }
+    for (int i = 0; i < cluster.dns_resolvers_size(); ++i) {
+      CheckSocketAddress(cluster.dns_resolvers(i), Index(Field(path, "dns_resolvers"), i),
+                         /*upstream=*/true, problems);
+    }
+  } else if (cluster.has_dns_refresh_rate() || cluster.respect_dns_ttl() ||
+             cluster.dns_lookup_family() != v1::Cluster::V4_PREFERRED ||
+             cluster.dns_resolvers_size() != 0) {
+    problems.Add(Field(path, "type"),
+                 "dns_* settings need type STRICT_DNS (this cluster's endpoints are static)");
   }
   if (cluster.has_connect_timeout()) {
     CheckPositive(cluster.connect_timeout(), Field(path, "connect_timeout"), problems);

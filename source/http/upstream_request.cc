@@ -7,12 +7,11 @@ namespace sluice::http {
 UpstreamRequest::UpstreamRequest(UpstreamRequestCallbacks& callbacks, event::Dispatcher& dispatcher,
                                  upstream::WorkerClusters& clusters, const UpstreamTarget& target,
                                  uint32_t buffer_limit)
-    : callbacks_(callbacks), dispatcher_(dispatcher), target_(target), buffer_limit_(buffer_limit) {
-  upstream::LbContext lb;
-  lb.hash_key = target.hash_key;
-  const size_t host = clusters.loadBalancer(*target.cluster).pickIndex(lb);
-  pool_ = &clusters.httpPool(*target.cluster, host, dispatcher);
-}
+    : callbacks_(callbacks),
+      dispatcher_(dispatcher),
+      clusters_(clusters),
+      target_(target),
+      buffer_limit_(buffer_limit) {}
 
 UpstreamRequest::~UpstreamRequest() { reset(); }
 
@@ -39,8 +38,16 @@ void UpstreamRequest::start(RequestHead& head, bool end_stream, bool tunnel) {
   head_ = &head;
   request_end_ = end_stream;
   tunnel_ = tunnel;
+  upstream::LbContext lb;
+  lb.hash_key = target_.hash_key;
+  upstream::HttpConnPool* pool = clusters_.pickHttpPool(*target_.cluster, lb, dispatcher_);
+  if (pool == nullptr) {
+    // No hosts (a DNS name that has not resolved yet).
+    fail(503, "no_healthy_upstream");
+    return;
+  }
   // Either calls back now (an idle connection, or overflow) or later.
-  pending_ = pool_->newStream(*this, *this);
+  pending_ = pool->newStream(*this, *this);
   if (end_stream && !failed_) requestComplete();
 }
 

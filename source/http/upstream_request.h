@@ -86,9 +86,9 @@ class UpstreamRequest : public ResponseDecoder,
 
   UpstreamRequestCallbacks& callbacks_;
   event::Dispatcher& dispatcher_;
+  upstream::WorkerClusters& clusters_;
   const UpstreamTarget& target_;
   const uint32_t buffer_limit_;
-  upstream::HttpConnPool* pool_ = nullptr;
   upstream::Cancellable* pending_ = nullptr;
   upstream::PoolStream* stream_ = nullptr;
   RequestEncoder* encoder_ = nullptr;

@@ -19,6 +19,7 @@
 #include "source/server/listener_config.h"
 #include "source/server/worker.h"
 #include "source/upstream/cluster.h"
+#include "source/upstream/dns_cluster.h"
 
 namespace sluice::server {
 
@@ -91,6 +92,7 @@ class Server {
   // Before the workers: filter factories the workers use point into it (its metrics).
   plugin::PluginManagerPtr plugins_;
   std::unique_ptr<upstream::ClusterManager> clusters_;
+  std::unique_ptr<upstream::DnsClusters> dns_clusters_;
   std::unique_ptr<WorkerShared> shared_;
   network::ListenSocketRegistry sockets_;
   std::vector<std::unique_ptr<Worker>> workers_;
@@ -128,6 +130,19 @@ absl::Status Server::run() {
   auto clusters = upstream::ClusterManager::create(bootstrap_, store_);
   if (!clusters.ok()) return clusters.status();
   clusters_ = std::move(*clusters);
+
+  // STRICT_DNS clusters: looked up on this thread's loop; the workers get every change by
+  // posting. The listeners open once each has had its first answer (or failed: c-ares's own
+  // timeouts bound the wait), so that the first requests find hosts.
+  dns_clusters_ = std::make_unique<upstream::DnsClusters>();
+  auto on_hosts = [this](const upstream::Cluster& cluster, upstream::HostSetPtr hosts) {
+    for (auto& w : workers_) w->updateHosts(cluster, hosts);
+  };
+  if (auto s = dns_clusters_->init(*clusters_, *main_, on_hosts); !s.ok()) return s;
+  if (!dns_clusters_->empty()) {
+    dns_clusters_->start([this] { main_->exit(); });
+    main_->run();
+  }
 
   for (uint32_t i = 0; i < concurrency; ++i) {
     workers_.push_back(std::make_unique<Worker>(i, *shared_, *clusters_));
@@ -189,6 +204,7 @@ absl::Status Server::run() {
   for (auto& w : workers_) w->stop();
   shared_->resume_all = nullptr;
   admin_.reset();
+  dns_clusters_.reset();  // its lookups post to the workers
   workers_.clear();
   sockets_.closeAll();
   SLUICE_LOG(kInfo, "sluice exited cleanly");

@@ -202,6 +202,12 @@ void Worker::checkIdle() {
   }
 }
 
+void Worker::updateHosts(const upstream::Cluster& cluster, upstream::HostSetPtr hosts) {
+  dispatcher_->post([this, &cluster, hosts = std::move(hosts)]() mutable {
+    clusters_.updateHosts(cluster, std::move(hosts));
+  });
+}
+
 void Worker::closeConnections() {
   dispatcher_->post([this] { closeAllNow(); });
 }

@@ -54,6 +54,8 @@ class Worker : public network::FilterContext {
   void closeConnections();
   // (any thread) Wake listeners paused at a connection limit.
   void resumePausedListeners();
+  // (any thread) A cluster's hosts changed (DNS): the worker takes the new set.
+  void updateHosts(const upstream::Cluster& cluster, upstream::HostSetPtr hosts);
   // (any thread) Stop the loop and join the thread.
   void stop();
 

@@ -8,25 +8,18 @@ namespace sluice::upstream {
 namespace {
 constexpr std::chrono::milliseconds kDefaultConnectTimeout{5000};
 constexpr uint32_t kDefaultBufferLimit = 1024 * 1024;
+
+std::chrono::milliseconds Ms(const google::protobuf::Duration& d) {
+  return std::chrono::milliseconds(google::protobuf::util::TimeUtil::DurationToMilliseconds(d));
+}
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
     const config::v1::Bootstrap& bootstrap, stats::Store& store) {
   auto cm = std::make_unique<ClusterManager>();
   for (const auto& c : bootstrap.clusters()) {
-    std::vector<network::Address> endpoints;
-    std::vector<uint32_t> weights;
-    for (const auto& ep : c.endpoints()) {
-      auto a = network::Address::fromIpPort(ep.address().address(), ep.address().port());
-      if (!a.ok()) return a.status();
-      endpoints.push_back(*a);
-      weights.push_back(ep.weight() != 0 ? ep.weight() : 1);
-    }
     auto timeout = kDefaultConnectTimeout;
-    if (c.has_connect_timeout()) {
-      timeout = std::chrono::milliseconds(
-          google::protobuf::util::TimeUtil::DurationToMilliseconds(c.connect_timeout()));
-    }
+    if (c.has_connect_timeout()) timeout = Ms(c.connect_timeout());
     const uint32_t limit = c.per_connection_buffer_limit_bytes() != 0
                                ? c.per_connection_buffer_limit_bytes()
                                : kDefaultBufferLimit;
@@ -34,15 +27,18 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
     ClusterStats stats{store.counter(prefix + "upstream_cx_total"),
                        store.gauge(prefix + "upstream_cx_active"),
                        store.counter(prefix + "upstream_cx_connect_fail"),
-                       store.counter(prefix + "upstream_cx_connect_timeout")};
+                       store.counter(prefix + "upstream_cx_connect_timeout"),
+                       store.counter(prefix + "upstream_rq_no_host"),
+                       store.counter(prefix + "update_attempt"),
+                       store.counter(prefix + "update_success"),
+                       store.counter(prefix + "update_failure"),
+                       store.counter(prefix + "membership_change"),
+                       store.gauge(prefix + "membership_total")};
     PoolSettings pool;
     pool.connect_timeout = timeout;
     pool.buffer_limit = limit;
     const auto& hp = c.http_pool();
-    if (hp.has_idle_timeout()) {
-      pool.idle_timeout = std::chrono::milliseconds(
-          google::protobuf::util::TimeUtil::DurationToMilliseconds(hp.idle_timeout()));
-    }
+    if (hp.has_idle_timeout()) pool.idle_timeout = Ms(hp.idle_timeout());
     pool.max_requests_per_connection = hp.max_requests_per_connection();
     if (hp.max_pending_requests() != 0) pool.max_pending = hp.max_pending_requests();
     if (hp.max_connections() != 0) pool.max_connections = hp.max_connections();
@@ -55,8 +51,6 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
                          store.counter(prefix + "upstream_rq_reused"),
                          store.counter(prefix + "upstream_rq_pending_overflow"),
                          store.counter(prefix + "upstream_cx_idle_timeout")};
-    cm->clusters_.push_back(std::make_unique<Cluster>(c.name(), std::move(endpoints), timeout,
-                                                      limit, stats, pool, pool_stats));
     LbPolicy policy = LbPolicy::kRoundRobin;
     switch (c.lb_policy()) {
       case config::v1::Cluster::LEAST_REQUEST:
@@ -71,10 +65,57 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
       default:
         break;
     }
-    cm->clusters_.back()->setLoadBalancing(policy, std::move(weights));
-    cm->by_name_[c.name()] = cm->clusters_.back().get();
+    auto cluster =
+        std::make_unique<Cluster>(c.name(), timeout, limit, stats, pool, pool_stats, policy);
+    if (c.type() == config::v1::Cluster::STRICT_DNS) {
+      auto dns = std::make_unique<DnsSettings>();
+      for (const auto& ep : c.endpoints()) {
+        dns->names.push_back({ep.address().address(), static_cast<uint16_t>(ep.address().port()),
+                              ep.weight() != 0 ? ep.weight() : 1});
+      }
+      if (c.has_dns_refresh_rate()) dns->refresh_rate = Ms(c.dns_refresh_rate());
+      dns->respect_ttl = c.respect_dns_ttl();
+      switch (c.dns_lookup_family()) {
+        case config::v1::Cluster::V4_ONLY:
+          dns->family = network::DnsLookupFamily::kV4Only;
+          break;
+        case config::v1::Cluster::V6_ONLY:
+          dns->family = network::DnsLookupFamily::kV6Only;
+          break;
+        case config::v1::Cluster::ALL:
+          dns->family = network::DnsLookupFamily::kAll;
+          break;
+        default:
+          break;
+      }
+      for (const auto& r : c.dns_resolvers()) {
+        auto a = network::Address::fromIpPort(r.address(), r.port());
+        if (!a.ok()) return a.status();
+        dns->resolvers.push_back(*a);
+      }
+      cluster->setDns(std::move(dns));
+      cluster->setHosts({}, {});  // until the first lookup
+    } else {
+      std::vector<network::Address> endpoints;
+      std::vector<uint32_t> weights;
+      for (const auto& ep : c.endpoints()) {
+        auto a = network::Address::fromIpPort(ep.address().address(), ep.address().port());
+        if (!a.ok()) return a.status();
+        endpoints.push_back(*a);
+        weights.push_back(ep.weight() != 0 ? ep.weight() : 1);
+      }
+      cluster->setHosts(std::move(endpoints), std::move(weights));
+    }
+    cm->by_name_[c.name()] = cluster.get();
+    cm->clusters_.push_back(std::move(cluster));
   }
   return cm;
+}
+
+void Cluster::setHosts(std::vector<network::Address> addresses, std::vector<uint32_t> weights) {
+  stats_.membership_total.set(addresses.size());
+  hosts_ = std::make_shared<const HostSet>(std::move(addresses), std::move(weights),
+                                           lb_policy_ == LbPolicy::kMaglev);
 }
 
 const Cluster* ClusterManager::get(const std::string& name) const {
@@ -82,12 +123,21 @@ const Cluster* ClusterManager::get(const std::string& name) const {
   return it == by_name_.end() ? nullptr : it->second;
 }
 
+Cluster* ClusterManager::getMutable(const std::string& name) {
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : const_cast<Cluster*>(it->second);
+}
+
 WorkerClusters::WorkerClusters(const ClusterManager& manager, size_t worker_index)
-    : manager_(manager) {
+    : manager_(manager), worker_index_(worker_index) {
+  // On the main thread, before the worker runs: the clusters' host sets as they are now.
   for (const auto& c : manager.clusters()) {
     auto per = std::make_unique<PerCluster>();
-    per->pools.resize(c->endpoints().size());
-    per->lb = CreateLoadBalancer(*c, worker_index, *per);
+    per->hosts = c->hosts();
+    per->pools.resize(per->hosts->size());
+    if (!per->hosts->empty()) {
+      per->lb = CreateLoadBalancer(c->lbPolicy(), *per->hosts, worker_index, *per);
+    }
     clusters_[c.get()] = std::move(per);
   }
 }
@@ -98,20 +148,69 @@ void WorkerClusters::releaseConnections() {
   for (auto& [cluster, per] : clusters_) {
     for (auto& pool : per->pools) pool.reset();
   }
+  retired_.clear();
 }
 
-LoadBalancer& WorkerClusters::loadBalancer(const Cluster& cluster) {
-  return *clusters_.at(&cluster)->lb;
-}
-
-HttpConnPool& WorkerClusters::httpPool(const Cluster& cluster, size_t host_index,
-                                       event::Dispatcher& dispatcher) {
-  auto& slot = clusters_.at(&cluster)->pools[host_index];
+HttpConnPool* WorkerClusters::pickHttpPool(const Cluster& cluster, const LbContext& context,
+                                           event::Dispatcher& dispatcher) {
+  PerCluster& per = *clusters_.at(&cluster);
+  if (!per.lb) {
+    cluster.stats().upstream_rq_no_host.inc();
+    return nullptr;
+  }
+  const size_t host = per.lb->pickIndex(context);
+  auto& slot = per.pools[host];
   if (!slot) {
-    slot = std::make_unique<HttpConnPool>(dispatcher, cluster.endpoints()[host_index],
+    slot = std::make_unique<HttpConnPool>(dispatcher, per.hosts->address(host),
                                           cluster.poolSettings(), cluster.poolStats());
   }
-  return *slot;
+  return slot.get();
+}
+
+const network::Address* WorkerClusters::pickHost(const Cluster& cluster, const LbContext& context) {
+  PerCluster& per = *clusters_.at(&cluster);
+  if (!per.lb) {
+    cluster.stats().upstream_rq_no_host.inc();
+    return nullptr;
+  }
+  return &per.hosts->address(per.lb->pickIndex(context));
+}
+
+void WorkerClusters::updateHosts(const Cluster& cluster, HostSetPtr hosts) {
+  PerCluster& per = *clusters_.at(&cluster);
+  // Pools follow their host's address to its new index.
+  absl::flat_hash_map<std::string, std::unique_ptr<HttpConnPool>> by_address;
+  for (size_t i = 0; i < per.pools.size(); ++i) {
+    if (per.pools[i]) by_address[per.hosts->address(i).asString()] = std::move(per.pools[i]);
+  }
+  std::vector<std::unique_ptr<HttpConnPool>> pools(hosts->size());
+  for (size_t i = 0; i < hosts->size(); ++i) {
+    auto it = by_address.find(hosts->address(i).asString());
+    if (it != by_address.end()) {
+      pools[i] = std::move(it->second);
+      by_address.erase(it);
+    }
+  }
+  for (auto& [address, pool] : by_address) retire(std::move(pool));
+  per.lb.reset();  // refers to the old host set
+  per.pools = std::move(pools);
+  per.hosts = std::move(hosts);
+  if (!per.hosts->empty()) {
+    per.lb = CreateLoadBalancer(cluster.lbPolicy(), *per.hosts, worker_index_, per);
+  }
+}
+
+void WorkerClusters::retire(std::unique_ptr<HttpConnPool> pool) {
+  HttpConnPool* p = pool.get();
+  retired_[p] = std::move(pool);
+  p->drain([this, p] {
+    // Called from inside one of the pool's connection events: free it after.
+    auto it = retired_.find(p);
+    if (it == retired_.end()) return;
+    std::unique_ptr<HttpConnPool> owned = std::move(it->second);
+    retired_.erase(it);
+    owned->dispatcher().deferredDelete(std::move(owned));
+  });
 }
 
 }  // namespace sluice::upstream

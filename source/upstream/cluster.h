@@ -11,73 +11,83 @@
 #include "api/sluice/config/v1/bootstrap.pb.h"
 #include "source/common/stats.h"
 #include "source/network/address.h"
+#include "source/network/dns_resolver.h"
 #include "source/upstream/http_conn_pool.h"
 #include "source/upstream/load_balancer.h"
 
 namespace sluice::upstream {
-
-enum class LbPolicy { kRoundRobin, kLeastRequest, kRandom, kMaglev };
 
 struct ClusterStats {
   stats::Counter& upstream_cx_total;
   stats::Gauge& upstream_cx_active;
   stats::Counter& upstream_cx_connect_fail;
   stats::Counter& upstream_cx_connect_timeout;
+  // Requests that found the cluster without hosts (a name that did not resolve yet): 503.
+  stats::Counter& upstream_rq_no_host;
+  // Host discovery (STRICT_DNS): lookups, their outcomes, changes of the host set, its size.
+  stats::Counter& update_attempt;
+  stats::Counter& update_success;
+  stats::Counter& update_failure;
+  stats::Counter& membership_change;
+  stats::Gauge& membership_total;
 };
 
-// An upstream cluster as configured: immutable once built on the main thread, shared read-only
-// by the workers (per-worker state such as the round-robin position lives in WorkerClusters).
+// How a STRICT_DNS cluster finds its hosts (cluster.proto).
+struct DnsSettings {
+  struct Name {
+    std::string name;
+    uint16_t port;
+    uint32_t weight;
+  };
+  std::vector<Name> names;
+  std::chrono::milliseconds refresh_rate{5000};
+  bool respect_ttl = false;
+  network::DnsLookupFamily family = network::DnsLookupFamily::kV4Preferred;
+  std::vector<network::Address> resolvers;  // empty: the system's
+};
+
+// An upstream cluster as configured: built on the main thread, then shared read-only by the
+// workers (per-worker state such as the round-robin position lives in WorkerClusters). Its host
+// set is the main thread's: workers get theirs at start and by posting (WorkerClusters).
 class Cluster {
  public:
-  Cluster(std::string name, std::vector<network::Address> endpoints,
-          std::chrono::milliseconds connect_timeout, uint32_t buffer_limit, ClusterStats stats,
-          PoolSettings pool_settings, PoolStats pool_stats)
+  Cluster(std::string name, std::chrono::milliseconds connect_timeout, uint32_t buffer_limit,
+          ClusterStats stats, PoolSettings pool_settings, PoolStats pool_stats, LbPolicy policy)
       : name_(std::move(name)),
-        endpoints_(std::move(endpoints)),
         connect_timeout_(connect_timeout),
         buffer_limit_(buffer_limit),
         stats_(stats),
         pool_settings_(pool_settings),
-        pool_stats_(pool_stats) {}
+        pool_stats_(pool_stats),
+        lb_policy_(policy) {}
 
   const std::string& name() const { return name_; }
-  const std::vector<network::Address>& endpoints() const { return endpoints_; }
   std::chrono::milliseconds connectTimeout() const { return connect_timeout_; }
   uint32_t bufferLimit() const { return buffer_limit_; }
   ClusterStats& stats() const { return stats_; }
   const PoolSettings& poolSettings() const { return pool_settings_; }
   PoolStats& poolStats() const { return pool_stats_; }
-
-  // Load balancing: the policy, each endpoint's weight (default 1) and their sum, and the
-  // Maglev table when the policy is MAGLEV.
   LbPolicy lbPolicy() const { return lb_policy_; }
-  const std::vector<uint32_t>& weights() const { return weights_; }
-  uint64_t totalWeight() const { return total_weight_; }
-  const MaglevTable* maglev() const { return maglev_.get(); }
-  void setLoadBalancing(LbPolicy policy, std::vector<uint32_t> weights) {
-    lb_policy_ = policy;
-    weights_ = std::move(weights);
-    total_weight_ = 0;
-    for (uint32_t w : weights_) total_weight_ += w;
-    if (policy == LbPolicy::kMaglev) {
-      std::vector<std::string> names;
-      for (const auto& e : endpoints_) names.push_back(e.asString());
-      maglev_ = std::make_unique<MaglevTable>(names, weights_);
-    }
-  }
+  // STRICT_DNS clusters: how to find the hosts; nullptr for static ones.
+  const DnsSettings* dns() const { return dns_.get(); }
+  void setDns(std::unique_ptr<DnsSettings> dns) { dns_ = std::move(dns); }
+
+  // Main thread only (workers keep their own copy).
+  const HostSetPtr& hosts() const { return hosts_; }
+  // A new host set from addresses and weights (Maglev table built here, once, for every
+  // worker). Main thread only.
+  void setHosts(std::vector<network::Address> addresses, std::vector<uint32_t> weights);
 
  private:
   const std::string name_;
-  const std::vector<network::Address> endpoints_;
   const std::chrono::milliseconds connect_timeout_;
   const uint32_t buffer_limit_;
   mutable ClusterStats stats_;
   const PoolSettings pool_settings_;
   mutable PoolStats pool_stats_;
-  LbPolicy lb_policy_ = LbPolicy::kRoundRobin;
-  std::vector<uint32_t> weights_;
-  uint64_t total_weight_ = 0;
-  std::unique_ptr<MaglevTable> maglev_;
+  const LbPolicy lb_policy_;
+  std::unique_ptr<DnsSettings> dns_;
+  HostSetPtr hosts_;
 };
 
 // Every cluster of a config snapshot.
@@ -88,38 +98,54 @@ class ClusterManager {
       const config::v1::Bootstrap& bootstrap, stats::Store& store);
   const Cluster* get(const std::string& name) const;
   const std::vector<std::unique_ptr<Cluster>>& clusters() const { return clusters_; }
+  // Main thread: STRICT_DNS clusters' hosts change (see DnsClusterUpdater).
+  Cluster* getMutable(const std::string& name);
 
  private:
   std::vector<std::unique_ptr<Cluster>> clusters_;
   absl::flat_hash_map<std::string, const Cluster*> by_name_;
 };
 
-// A worker's load balancers (one per cluster) and HTTP connection pools (one per cluster and
-// host, created on first use). Used only on that worker's thread.
+// A worker's view of the clusters: per cluster its host set, load balancer and HTTP
+// connection pools (one per host, created on first use). Used only on that worker's thread.
 class WorkerClusters {
  public:
   WorkerClusters(const ClusterManager& manager, size_t worker_index);
   ~WorkerClusters();
-  LoadBalancer& loadBalancer(const Cluster& cluster);
-  // The pool for the cluster's endpoint `host_index` (as picked by its load balancer).
-  HttpConnPool& httpPool(const Cluster& cluster, size_t host_index, event::Dispatcher& dispatcher);
   const ClusterManager& manager() const { return manager_; }
+
+  // Picks a host for a request and returns its pool; nullptr when the cluster has no hosts
+  // (counted in upstream_rq_no_host).
+  HttpConnPool* pickHttpPool(const Cluster& cluster, const LbContext& context,
+                             event::Dispatcher& dispatcher);
+  // Picks a host's address (TCP proxy); nullptr when the cluster has no hosts.
+  const network::Address* pickHost(const Cluster& cluster, const LbContext& context = {});
+  // The cluster's hosts changed (posted by the main thread). Pools of hosts that stay are
+  // kept; those of hosts that left drain: no new requests, idle connections closed, the rest
+  // closed as their requests end, then freed.
+  void updateHosts(const Cluster& cluster, HostSetPtr hosts);
   // Closes every pooled connection (worker teardown: before the dispatcher goes).
   void releaseConnections();
 
  private:
-  // Per cluster: its balancer and one pool per endpoint (by index), whose busy and pending
-  // counts are the host's load for least-request picks.
+  // Per cluster: its hosts, its balancer and one pool per host (by index), whose busy and
+  // pending counts are the host's load for least-request picks.
   struct PerCluster : public HostLoad {
-    LoadBalancerPtr lb;
+    HostSetPtr hosts;
+    LoadBalancerPtr lb;  // null while there are no hosts
     std::vector<std::unique_ptr<HttpConnPool>> pools;
     uint64_t activeRequests(size_t host_index) const override {
       const auto& p = pools[host_index];
       return p ? p->busyCount() + p->pendingCount() : 0;
     }
   };
+  void retire(std::unique_ptr<HttpConnPool> pool);
+
   const ClusterManager& manager_;
+  const size_t worker_index_;
   absl::flat_hash_map<const Cluster*, std::unique_ptr<PerCluster>> clusters_;
+  // Pools of hosts that left, finishing what they carry.
+  absl::flat_hash_map<HttpConnPool*, std::unique_ptr<HttpConnPool>> retired_;
 };
 
 }  // namespace sluice::upstream

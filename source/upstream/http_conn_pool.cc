@@ -154,6 +154,21 @@ HttpConnPool::~HttpConnPool() {
   busy_.clear();
 }
 
+void HttpConnPool::drain(std::function<void()> drained) {
+  drained_ = std::move(drained);
+  // Closing removes each from the list (onClientClosed).
+  while (!idle_.empty()) idle_.front()->close();
+  checkDrained();
+}
+
+void HttpConnPool::checkDrained() {
+  if (drained_ && idle_.empty() && busy_.empty() && pending_.empty()) {
+    std::function<void()> done = std::move(drained_);
+    drained_ = nullptr;
+    done();
+  }
+}
+
 size_t HttpConnPool::idleCount() const { return idle_.size(); }
 size_t HttpConnPool::busyCount() const { return busy_.size(); }
 size_t HttpConnPool::pendingCount() const { return pending_.size(); }
@@ -206,6 +221,10 @@ void HttpConnPool::serveOrRelease(ActiveClient& client) {
     client.startExchange(p->decoder, p->callbacks);
     return;
   }
+  if (drained_) {
+    client.close();  // the host left: no reuse (onClientClosed follows)
+    return;
+  }
   // Nobody waits: idle, most recently used at the front (the iterator stays valid).
   idle_.splice(idle_.begin(), busy_, client.self);
   client.in_idle = true;
@@ -229,6 +248,7 @@ void HttpConnPool::onClientClosed(ActiveClient& client, bool connected) {
   } else if (connecting_ < pending_.size() && busy_.size() < settings_.max_connections) {
     createClient();
   }
+  checkDrained();
 }
 
 void HttpConnPool::failPending(PoolFailure failure) {

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 
@@ -85,11 +86,11 @@ struct PoolStats {
 // reused (most recently used first, so the rest can time out), new ones are opened while under
 // max_connections, and streams wait in FIFO order (bounded) for one to free up. Worker thread
 // only.
-class HttpConnPool {
+class HttpConnPool : public event::DeferredDeletable {
  public:
   HttpConnPool(event::Dispatcher& dispatcher, const network::Address& host,
                const PoolSettings& settings, PoolStats& stats);
-  ~HttpConnPool();
+  ~HttpConnPool() override;
   HttpConnPool(const HttpConnPool&) = delete;
   HttpConnPool& operator=(const HttpConnPool&) = delete;
 
@@ -99,6 +100,11 @@ class HttpConnPool {
   Cancellable* newStream(http::ResponseDecoder& decoder, PoolCallbacks& callbacks);
 
   const network::Address& host() const { return host_; }
+  event::Dispatcher& dispatcher() { return dispatcher_; }
+  // The host left its cluster: no new streams come; idle connections close now, busy ones as
+  // their exchange ends, streams already waiting are still served. `drained` runs once when no
+  // connection or waiting stream is left (possibly inside this call).
+  void drain(std::function<void()> drained);
   size_t idleCount() const;
   size_t busyCount() const;
   size_t pendingCount() const;
@@ -124,6 +130,8 @@ class HttpConnPool {
   std::list<std::unique_ptr<ActiveClient>> busy_;  // connecting or in an exchange
   std::list<std::unique_ptr<Pending>> pending_;
   size_t connecting_ = 0;
+  std::function<void()> drained_;  // set while draining
+  void checkDrained();
 };
 
 }  // namespace sluice::upstream

@@ -2,8 +2,6 @@
 
 #include <numeric>
 
-#include "source/upstream/cluster.h"
-
 namespace sluice::upstream {
 
 namespace {
@@ -36,14 +34,13 @@ class Random {
 // five a's in a row. Equal weights reduce to plain round robin.
 class RoundRobin : public LoadBalancer {
  public:
-  RoundRobin(const Cluster& cluster, size_t worker)
-      : LoadBalancer(cluster), current_(cluster.endpoints().size(), 0) {
+  RoundRobin(const HostSet& hosts, size_t worker) : LoadBalancer(hosts), current_(hosts.size(), 0) {
     // Workers start at different hosts so that N workers do not all hit host 0 first.
     for (size_t i = 0; i < worker % std::max<size_t>(1, current_.size()); ++i) pickIndex({});
   }
   size_t pickIndex(const LbContext&) override {
-    const auto& w = cluster_.weights();
-    const int64_t total = cluster_.totalWeight();
+    const auto& w = hosts_.weights();
+    const int64_t total = hosts_.totalWeight();
     size_t best = 0;
     for (size_t i = 0; i < current_.size(); ++i) {
       current_[i] += w[i];
@@ -60,14 +57,14 @@ class RoundRobin : public LoadBalancer {
 // Random, weighted.
 class RandomLb : public LoadBalancer {
  public:
-  RandomLb(const Cluster& cluster, size_t worker) : LoadBalancer(cluster), random_(worker + 1) {}
+  RandomLb(const HostSet& hosts, size_t worker) : LoadBalancer(hosts), random_(worker + 1) {}
   size_t pickIndex(const LbContext&) override {
-    return weighted(random_.below(cluster_.totalWeight()));
+    return weighted(random_.below(hosts_.totalWeight()));
   }
 
  protected:
   size_t weighted(uint64_t n) const {
-    const auto& w = cluster_.weights();
+    const auto& w = hosts_.weights();
     for (size_t i = 0; i < w.size(); ++i) {
       if (n < w[i]) return i;
       n -= w[i];
@@ -82,15 +79,15 @@ class RandomLb : public LoadBalancer {
 // every host, at constant cost, and without herding onto one idle host.
 class LeastRequest : public RandomLb {
  public:
-  LeastRequest(const Cluster& cluster, size_t worker, const HostLoad& load)
-      : RandomLb(cluster, worker), load_(load) {}
+  LeastRequest(const HostSet& hosts, size_t worker, const HostLoad& load)
+      : RandomLb(hosts, worker), load_(load) {}
   size_t pickIndex(const LbContext&) override {
-    const size_t n = cluster_.endpoints().size();
+    const size_t n = hosts_.size();
     if (n == 1) return 0;
-    const size_t a = weighted(random_.below(cluster_.totalWeight()));
-    size_t b = weighted(random_.below(cluster_.totalWeight()));
+    const size_t a = weighted(random_.below(hosts_.totalWeight()));
+    size_t b = weighted(random_.below(hosts_.totalWeight()));
     if (b == a) b = (a + 1 + random_.below(n - 1)) % n;
-    const auto& w = cluster_.weights();
+    const auto& w = hosts_.weights();
     // Compare active_a / w_a with active_b / w_b without division.
     const uint64_t la = load_.activeRequests(a) * w[b];
     const uint64_t lb = load_.activeRequests(b) * w[a];
@@ -105,18 +102,25 @@ class LeastRequest : public RandomLb {
 // Maglev consistent hashing on the request's hash key; without a key, a random pick.
 class Maglev : public RandomLb {
  public:
-  Maglev(const Cluster& cluster, size_t worker) : RandomLb(cluster, worker) {}
+  Maglev(const HostSet& hosts, size_t worker) : RandomLb(hosts, worker) {}
   size_t pickIndex(const LbContext& context) override {
-    if (context.hash_key.empty() || cluster_.maglev() == nullptr)
-      return RandomLb::pickIndex(context);
-    return cluster_.maglev()->lookup(StableHash(context.hash_key));
+    if (context.hash_key.empty() || hosts_.maglev() == nullptr) return RandomLb::pickIndex(context);
+    return hosts_.maglev()->lookup(StableHash(context.hash_key));
   }
 };
 
 }  // namespace
 
-const network::Address& LoadBalancer::pick(const LbContext& context) {
-  return cluster_.endpoints()[pickIndex(context)];
+HostSet::HostSet(std::vector<network::Address> addresses, std::vector<uint32_t> weights,
+                 bool with_maglev)
+    : addresses_(std::move(addresses)), weights_(std::move(weights)) {
+  for (uint32_t w : weights_) total_weight_ += w;
+  if (with_maglev && !addresses_.empty()) {
+    std::vector<std::string> names;
+    names.reserve(addresses_.size());
+    for (const auto& a : addresses_) names.push_back(a.asString());
+    maglev_ = std::make_unique<MaglevTable>(names, weights_);
+  }
 }
 
 uint64_t StableHash(std::string_view bytes, uint64_t seed) {
@@ -163,18 +167,19 @@ MaglevTable::MaglevTable(const std::vector<std::string>& names,
   }
 }
 
-LoadBalancerPtr CreateLoadBalancer(const Cluster& cluster, size_t worker, const HostLoad& load) {
-  switch (cluster.lbPolicy()) {
+LoadBalancerPtr CreateLoadBalancer(LbPolicy policy, const HostSet& hosts, size_t worker,
+                                   const HostLoad& load) {
+  switch (policy) {
     case LbPolicy::kLeastRequest:
-      return std::make_unique<LeastRequest>(cluster, worker, load);
+      return std::make_unique<LeastRequest>(hosts, worker, load);
     case LbPolicy::kRandom:
-      return std::make_unique<RandomLb>(cluster, worker);
+      return std::make_unique<RandomLb>(hosts, worker);
     case LbPolicy::kMaglev:
-      return std::make_unique<Maglev>(cluster, worker);
+      return std::make_unique<Maglev>(hosts, worker);
     case LbPolicy::kRoundRobin:
       break;
   }
-  return std::make_unique<RoundRobin>(cluster, worker);
+  return std::make_unique<RoundRobin>(hosts, worker);
 }
 
 }  // namespace sluice::upstream

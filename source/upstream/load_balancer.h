@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -9,7 +10,42 @@
 
 namespace sluice::upstream {
 
-class Cluster;
+// Maglev lookup table (Google's Maglev paper, NSDI 2016) for a cluster's hosts and weights:
+// consistent hashing with even spread and minimal disruption when hosts change. Built once per
+// host set (immutable, shared by the workers).
+class MaglevTable {
+ public:
+  static constexpr uint64_t kSize = 65537;  // prime, well above 100 entries per host
+  // `names` identify hosts (their addresses as text); `weights` > 0.
+  MaglevTable(const std::vector<std::string>& names, const std::vector<uint32_t>& weights);
+  size_t lookup(uint64_t hash) const { return table_[hash % kSize]; }
+
+ private:
+  std::vector<uint32_t> table_;
+};
+
+// A cluster's hosts at one moment: addresses, weights and (for MAGLEV) the lookup table.
+// Immutable; a change (DNS) makes a new one, which the main thread posts to each worker.
+class HostSet {
+ public:
+  HostSet(std::vector<network::Address> addresses, std::vector<uint32_t> weights, bool with_maglev);
+  size_t size() const { return addresses_.size(); }
+  bool empty() const { return addresses_.empty(); }
+  const network::Address& address(size_t i) const { return addresses_[i]; }
+  const std::vector<network::Address>& addresses() const { return addresses_; }
+  const std::vector<uint32_t>& weights() const { return weights_; }
+  uint64_t totalWeight() const { return total_weight_; }
+  const MaglevTable* maglev() const { return maglev_.get(); }
+
+ private:
+  const std::vector<network::Address> addresses_;
+  const std::vector<uint32_t> weights_;
+  uint64_t total_weight_ = 0;
+  std::unique_ptr<MaglevTable> maglev_;
+};
+using HostSetPtr = std::shared_ptr<const HostSet>;
+
+enum class LbPolicy { kRoundRobin, kLeastRequest, kRandom, kMaglev };
 
 // What a pick may depend on: the request's hash key (consistent hashing), and how busy each
 // host is on this worker (least request).
@@ -25,16 +61,16 @@ class HostLoad {
   virtual uint64_t activeRequests(size_t host_index) const = 0;
 };
 
-// Picks the host for a request. One instance per worker and cluster; worker thread only.
+// Picks the host for a request from a non-empty host set (which must outlive it). One instance
+// per worker and cluster (replaced with the host set); worker thread only.
 class LoadBalancer {
  public:
   virtual ~LoadBalancer() = default;
   virtual size_t pickIndex(const LbContext& context) = 0;
-  const network::Address& pick(const LbContext& context = {});
 
  protected:
-  explicit LoadBalancer(const Cluster& cluster) : cluster_(cluster) {}
-  const Cluster& cluster_;
+  explicit LoadBalancer(const HostSet& hosts) : hosts_(hosts) {}
+  const HostSet& hosts_;
 };
 using LoadBalancerPtr = std::unique_ptr<LoadBalancer>;
 
@@ -42,22 +78,9 @@ using LoadBalancerPtr = std::unique_ptr<LoadBalancer>;
 // host in every worker and after a restart, which a per-process seeded hash would not give.
 uint64_t StableHash(std::string_view bytes, uint64_t seed = 0);
 
-// Maglev lookup table (Google's Maglev paper, NSDI 2016) for a cluster's hosts and weights:
-// consistent hashing with even spread and minimal disruption when hosts change. Built once per
-// cluster config (immutable, shared by the workers).
-class MaglevTable {
- public:
-  static constexpr uint64_t kSize = 65537;  // prime, well above 100 entries per host
-  // `names` identify hosts (their addresses as text); `weights` > 0.
-  MaglevTable(const std::vector<std::string>& names, const std::vector<uint32_t>& weights);
-  size_t lookup(uint64_t hash) const { return table_[hash % kSize]; }
-
- private:
-  std::vector<uint32_t> table_;
-};
-
 // The load balancer a cluster's lb_policy names, for one worker (`worker` offsets the start of
 // round robin so workers do not all begin with the same host; it also seeds random picks).
-LoadBalancerPtr CreateLoadBalancer(const Cluster& cluster, size_t worker, const HostLoad& load);
+LoadBalancerPtr CreateLoadBalancer(LbPolicy policy, const HostSet& hosts, size_t worker,
+                                   const HostLoad& load);
 
 }  // namespace sluice::upstream

@@ -21,6 +21,7 @@ import shutil
 import signal
 import socket
 import socketserver
+import struct
 import subprocess
 import sys
 import tempfile
@@ -1188,7 +1189,7 @@ class HttpOrigin:
     """A keep-alive HTTP/1.1 origin (Python's http.server, one thread per connection) that
     counts the connections it accepted and answers with what it saw."""
 
-    def __init__(self, name="origin"):
+    def __init__(self, name="origin", host="127.0.0.1", port=0):
         self.name = name
         self.connections = 0
         self.requests = []  # (method, path, headers) as received
@@ -1289,7 +1290,7 @@ class HttpOrigin:
             daemon_threads = True
             allow_reuse_address = True
 
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server = Server((host, port), Handler)
         self.addr = self.server.server_address
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -1297,3 +1298,89 @@ class HttpOrigin:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+# ------------------------------------------------------------------------------------------------
+# DNS
+
+class DnsServer:
+    """An authoritative DNS server on loopback UDP for tests: A records from `records`
+    ({name: [ipv4, ...]}, changeable at any time), NXDOMAIN for other names, empty answers for
+    other types. `mode`: "answer", "servfail" (every query fails) or "drop" (no reply)."""
+
+    def __init__(self, records=None, ttl=1, host="127.0.0.1"):
+        self.records = dict(records or {})
+        self.ttl = ttl
+        self.mode = "answer"
+        self.queries = 0
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.addr = self.sock.getsockname()
+        self._stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def set(self, name, ips):
+        with self.lock:
+            if ips is None:
+                self.records.pop(name, None)
+            else:
+                self.records[name] = list(ips)
+
+    def _serve(self):
+        self.sock.settimeout(0.2)
+        while not self._stop:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            reply = self._answer(data)
+            if reply is not None:
+                try:
+                    self.sock.sendto(reply, peer)
+                except OSError:
+                    pass
+
+    def _answer(self, data):
+        if len(data) < 12:
+            return None
+        qid, flags, qdcount = struct.unpack(">HHH", data[:6])
+        if qdcount != 1:
+            return None
+        i, labels = 12, []
+        while i < len(data) and data[i] != 0:
+            n = data[i]
+            labels.append(data[i + 1:i + 1 + n].decode("ascii", "replace").lower())
+            i += 1 + n
+        i += 1
+        if i + 4 > len(data):
+            return None
+        qtype = struct.unpack(">H", data[i:i + 2])[0]
+        question = data[12:i + 4]
+        name = ".".join(labels)
+        with self.lock:
+            self.queries += 1
+            mode, ips, ttl = self.mode, self.records.get(name), self.ttl
+        if mode == "drop":
+            return None
+        rcode, answers = 0, []
+        if mode == "servfail":
+            rcode = 2
+        elif ips is None:
+            rcode = 3  # NXDOMAIN
+        elif qtype == 1:
+            answers = ips
+        # QR, AA, RD copied, RA.
+        out_flags = 0x8000 | 0x0400 | (flags & 0x0100) | 0x0080 | rcode
+        reply = struct.pack(">HHHHHH", qid, out_flags, 1, len(answers), 0, 0) + question
+        for ip in answers:
+            reply += b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, ttl, 4) + socket.inet_aton(ip)
+        return reply
+
+    def close(self):
+        self._stop = True
+        self.thread.join(IO_TIMEOUT)
+        self.sock.close()

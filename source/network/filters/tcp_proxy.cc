@@ -57,7 +57,13 @@ FilterStatus TcpProxyFilter::onNewConnection() {
   // Nothing to send until the upstream connects: don't read (memory stays bounded).
   downstream_->readDisable(true);
 
-  const Address& host = context_.clusters().loadBalancer(cluster).pick();
+  const Address* picked = context_.clusters().pickHost(cluster);
+  if (picked == nullptr) {
+    // No hosts (a DNS name that has not resolved yet): nothing to connect to.
+    downstream_->close(CloseType::kNoFlush);
+    return FilterStatus::kStopIteration;
+  }
+  const Address host = *picked;
   upstream_callbacks_ = std::make_unique<UpstreamCallbacks>(this);
   auto upstream = std::make_unique<ConnectionImpl>(context_.dispatcher(), host, nullptr);
   upstream->enableHalfClose(true);
