@@ -42,6 +42,7 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
     pool.max_requests_per_connection = hp.max_requests_per_connection();
     if (hp.max_pending_requests() != 0) pool.max_pending = hp.max_pending_requests();
     if (hp.max_connections() != 0) pool.max_connections = hp.max_connections();
+    if (hp.max_idle_connections() != 0) pool.max_idle = hp.max_idle_connections();
     // The same counters as the TCP proxy's connections, plus the pool's own.
     PoolStats pool_stats{stats.upstream_cx_total,
                          stats.upstream_cx_active,

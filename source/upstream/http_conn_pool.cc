@@ -229,6 +229,9 @@ void HttpConnPool::serveOrRelease(ActiveClient& client) {
   idle_.splice(idle_.begin(), busy_, client.self);
   client.in_idle = true;
   client.armIdleTimer();
+  // Over the cap: the least recently used goes (the likeliest to have been closed by the
+  // upstream's own idle timeout anyway). Closing removes it from the list.
+  if (idle_.size() > settings_.max_idle) idle_.back()->close();
 }
 
 void HttpConnPool::onClientClosed(ActiveClient& client, bool connected) {

@@ -66,6 +66,9 @@ struct PoolSettings {
   uint32_t max_pending = 1024;
   // Connections to this host from this worker, busy or connecting (idle ones not counted).
   uint32_t max_connections = 1024;
+  // Idle connections kept to this host (from this worker); beyond it the least recently used
+  // one closes.
+  uint32_t max_idle = 256;
   uint32_t buffer_limit = 1024 * 1024;
   http::http1::Limits limits;
 };

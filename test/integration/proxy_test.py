@@ -89,6 +89,24 @@ class ProxyTest(harness.SluiceTestCase):
         self.assertEqual(200, c.read_response().status)
         self.assertEqual(5, self.origin.connections)
 
+    def test_idle_connections_beyond_the_cap_close(self):
+        s = self.start(route=to_cluster(timeout="10s"),
+                       clusters=self.pool_clusters(maxIdleConnections=1))
+        # Three requests at once: three upstream connections.
+        clients = [self.client(s) for _ in range(3)]
+        for i, c in enumerate(clients):
+            c.send(req("GET", "/slow/%d" % i))
+        s.wait_stats(lambda st: harness.stat(st, "cluster.origin.upstream_cx_total") == 3,
+                     "three upstream connections")
+        for c in clients:
+            self.assertEqual(200, c.read_response(timeout=30).status)
+        # As they go idle, only one is kept.
+        s.wait_stats(lambda st: st["cluster.origin.upstream_cx_active"] == 1,
+                     "one idle upstream connection kept")
+        clients[0].send(req("GET", "/again"))
+        self.assertEqual(200, clients[0].read_response().status)
+        self.assertEqual(3, self.origin.connections)  # the kept one was reused
+
     def test_pending_requests_beyond_the_bound_get_503(self):
         s = self.start(route=to_cluster(timeout="10s"),
                        clusters=self.pool_clusters(maxConnections=1, maxPendingRequests=1))
