@@ -73,6 +73,12 @@ void* BlockCache::Allocate(size_t size) {
 void BlockCache::Free(void* block) {
   if (block == nullptr) return;
   char* raw = static_cast<char*>(block) - kHeader;
+#if defined(__SANITIZE_ADDRESS__)
+  // Under AddressSanitizer every block goes back to the allocator, so that a use after free of
+  // a cached object is caught instead of hidden by the block's reuse.
+  ::operator delete(raw);
+  return;
+#endif
   const size_t size = *reinterpret_cast<size_t*>(raw);
   Bin* b = t_cache.find(size, /*claim=*/true);
   if (b == nullptr || b->count >= kMaxBlocks || (b->count + 1) * size > kMaxBytesPerSize) {

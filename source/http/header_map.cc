@@ -184,8 +184,6 @@ void HeaderMap::push(std::string_view name, std::string_view value) {
     return;
   }
   const KnownHeader known = LookupKnownHeader(name);
-  // One allocation for a typical head instead of five doublings (1, 2, 4, 8, 16).
-  if (entries_.capacity() == 0) entries_.reserve(16);
   entries_.push_back(Entry{name, value, known});
   if (known != KnownHeader::kCount) {
     const size_t slot = Slot(known);
@@ -385,7 +383,9 @@ void HeaderMap::maybeCompact() {
   if (entries_.size() < kCompactMin || holes <= live_) {
     return;
   }
-  std::erase_if(entries_, [](const Entry& e) { return e.name.empty(); });
+  entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
+                                [](const Entry& e) { return e.name.empty(); }),
+                 entries_.end());
   reindex();
 }
 

@@ -7,6 +7,9 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
+#include "source/common/block_cache.h"
+
 namespace sluice::http {
 
 // Header names the core looks up on every message: they get O(1) lookups through a slot table
@@ -91,7 +94,8 @@ class HeaderMap {
   // belong with the head but are not fields, e.g. a rewritten request target).
   std::string_view keep(std::string_view s) { return copy(s); }
   // Direct access for encoders: entries with an empty name are removed ones; skip them.
-  const std::vector<Entry>& entries() const { return entries_; }
+  using Entries = absl::InlinedVector<Entry, 16>;
+  const Entries& entries() const { return entries_; }
 
  private:
   std::string_view copy(std::string_view s);
@@ -100,28 +104,31 @@ class HeaderMap {
   void maybeCompact();
   void reindex();
 
-  std::vector<Entry> entries_;
+  // Inline for a typical head (no allocation per request; the head itself is block-cached).
+  Entries entries_;
   // Index+1 into entries_ of the first live field of each known header (0: none). 32 bits: a
   // map that plugins keep adding to must not wrap an index.
   uint32_t known_first_[static_cast<size_t>(KnownHeader::kCount)] = {};
   uint32_t known_count_[static_cast<size_t>(KnownHeader::kCount)] = {};
-  // Adopted head blocks and the arena blocks copies are carved from.
-  std::vector<std::unique_ptr<char[]>> storage_;
+  // Adopted head blocks and the arena blocks copies are carved from (a proxied head has one of
+  // each: inline, no allocation for the list itself).
+  absl::InlinedVector<std::unique_ptr<char[]>, 2> storage_;
   char* arena_pos_ = nullptr;
   size_t arena_left_ = 0;
   size_t live_ = 0;
   size_t bytes_ = 0;
 };
 
-// Request-specific parts of a parsed request head.
-struct RequestHead {
+// Request-specific parts of a parsed request head. Made and freed at every request: the block
+// comes from the per-thread cache.
+struct RequestHead : BlockCached {
   std::string_view method;
   std::string_view target;  // as sent: origin-form "/p?q", absolute-form, authority (CONNECT), "*"
   uint8_t version_minor = 1;  // HTTP/1.<minor>; 0 or 1
   HeaderMap headers;
 };
 
-struct ResponseHead {
+struct ResponseHead : BlockCached {
   uint16_t status = 0;
   std::string_view reason;
   uint8_t version_minor = 1;

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "source/common/block_cache.h"
 #include "source/common/buffer.h"
 #include "source/event/dispatcher.h"
 #include "source/http/codec.h"
@@ -31,6 +32,11 @@ class ServerConnectionImpl : public ServerConnection,
                              public event::DeferredDeletable,
                              private ResponseEncoder {
  public:
+  // Made at a request's first byte and freed when the connection goes idle: at every request on
+  // a keep-alive connection, hence from the per-thread block cache.
+  static void* operator new(size_t size) { return BlockCache::Allocate(size); }
+  static void operator delete(void* p) { BlockCache::Free(p); }
+
   ServerConnectionImpl(network::Connection& connection, ServerConnectionCallbacks& callbacks,
                        const CodecSettings& settings);
   ~ServerConnectionImpl() override;
