@@ -80,13 +80,19 @@ class ClientCodecTest : public ::testing::Test {
     feed(codec, response, split);
     return r;
   }
-  // A GET / without a body, on `codec`, for tests that drive the rest by hand.
-  static void startGet(ClientConnectionImpl& codec, Recorder& r) {
+  // Starts `method` `target` on `codec` (Host: h, `upgrade` as an Upgrade field), for tests
+  // that drive the rest by hand.
+  static RequestEncoder& start(ClientConnectionImpl& codec, Recorder& r, const char* method = "GET",
+                               const char* target = "/", bool end_stream = true,
+                               const char* upgrade = nullptr) {
     RequestHead head;
-    head.method = "GET";
-    head.target = "/";
+    head.method = method;
+    head.target = target;
     head.headers.add("Host", "h");
-    codec.newExchange(r).encodeHeaders(head, true);
+    if (upgrade != nullptr) head.headers.add("Upgrade", upgrade);
+    RequestEncoder& enc = codec.newExchange(r);
+    enc.encodeHeaders(head, end_stream);
+    return enc;
   }
   void feed(ClientConnectionImpl& codec, const std::string& bytes, size_t split) {
     if (split == 0 || split >= bytes.size()) {
@@ -147,7 +153,7 @@ TEST_F(ClientCodecTest, KeepAliveDecisions) {
 TEST_F(ClientCodecTest, CloseDelimitedBodyEndsWithTheConnection) {
   Recorder r;
   ClientConnectionImpl codec(conn_, r, limits_);
-  startGet(codec, r);
+  start(codec, r);
   feed(codec, "HTTP/1.0 200 OK\r\n\r\nsome bytes", 0);
   EXPECT_EQ(0, r.complete);
   codec.onUpstreamClosed();
@@ -179,13 +185,8 @@ TEST_F(ClientCodecTest, UpgradeAndConnectBecomeTunnelsOnlyWhenTheResponseOpensTh
     network::test::FakeConnection conn(*dispatcher_);
     Recorder r;
     ClientConnectionImpl codec(conn, r, limits_);
-    RequestHead head;
-    head.method = c.method;
-    head.target = c.upgrade ? "/ws" : "example.test:443";
-    head.headers.add("Host", "h");
-    if (c.upgrade) head.headers.add("Upgrade", "websocket");
-    RequestEncoder& enc = codec.newExchange(r);
-    enc.encodeHeaders(head, false);
+    RequestEncoder& enc = start(codec, r, c.method, c.upgrade ? "/ws" : "example.test:443",
+                                /*end_stream=*/false, c.upgrade ? "websocket" : nullptr);
     // No framing of its own: what follows is the tunnel's.
     EXPECT_EQ(std::string::npos, conn.output().find("Transfer-Encoding"));
     EXPECT_EQ(std::string::npos, conn.output().find("Content-Length"));
@@ -215,11 +216,7 @@ TEST_F(ClientCodecTest, A101NobodyAskedForFailsTheExchange) {
   for (const char* method : {"GET", "CONNECT"}) {
     Recorder r;
     ClientConnectionImpl codec(conn_, r, limits_);
-    RequestHead head;
-    head.method = method;
-    head.target = "/";
-    head.headers.add("Host", "h");
-    codec.newExchange(r).encodeHeaders(head, std::string_view(method) == "GET");
+    start(codec, r, method, "/", /*end_stream=*/std::string_view(method) == "GET");
     feed(codec, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", 0);
     ASSERT_EQ(1u, r.events.size());
     EXPECT_EQ("protocol before head", r.events[0]);
@@ -260,7 +257,7 @@ TEST_F(ClientCodecTest, AmbiguousOrBrokenResponsesFailTheExchange) {
 TEST_F(ClientCodecTest, CloseBeforeTheEndFailsTheExchange) {
   Recorder r;
   ClientConnectionImpl codec(conn_, r, limits_);
-  startGet(codec, r);
+  start(codec, r);
   feed(codec, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 0);
   codec.onUpstreamClosed();
   ASSERT_EQ(2u, r.events.size());

@@ -36,6 +36,9 @@ class DnsClusterTest(harness.SluiceTestCase):
         listener = harness.http_listener(
             "web", filters=[{"plugin": {"filter": "router", "typedConfig": router}}])
         cfg = harness.http_config([listener])
+        # The TCP proxy picks from the same host set.
+        cfg["listeners"].append({"name": "tcp", "address": {"address": "127.0.0.1", "port": 0},
+                                 "filters": [{"tcpProxy": {"cluster": "svc"}}]})
         cluster = {"name": "svc", "type": "STRICT_DNS", "dnsRefreshRate": "0.1s",
                    "dnsLookupFamily": "V4_ONLY",
                    "dnsResolvers": [{"address": "127.0.0.1", "port": self.dns.addr[1]}],
@@ -117,6 +120,24 @@ class DnsClusterTest(harness.SluiceTestCase):
         self.dns.set(NAME, ["127.0.0.2"])
         self.wait_hosts(s, 1, 1)
         self.assertEqual({"a"}, self.served_by(s))
+
+    def tcp_get(self, s):
+        c = harness.HttpClient.connect(s.addr("tcp"))
+        try:
+            c.send(req("GET", "/tcp", headers=[("Connection", "close")]))
+            responses, _, _ = c.read_until_closed()
+            return responses
+        finally:
+            c.close()
+
+    def test_the_tcp_proxy_follows_the_dns_too(self):
+        s = self.start()
+        # No hosts yet: the connection is closed at once, nothing sent.
+        self.assertEqual([], self.tcp_get(s))
+        self.dns.set(NAME, ["127.0.0.3"])
+        self.wait_hosts(s, 1, 1)
+        [r] = self.tcp_get(s)
+        self.assertEqual("b", r.get("x-origin-name"))
 
     def test_a_name_that_stops_existing_empties_the_cluster(self):
         self.dns.set(NAME, ["127.0.0.2"])

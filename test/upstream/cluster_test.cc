@@ -1,0 +1,93 @@
+// A worker's view of a cluster whose hosts change (DNS): pools follow their host's address,
+// hosts that left stop being picked, an empty host set answers "no host" and counts it.
+
+#include "source/upstream/cluster.h"
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace sluice::upstream {
+namespace {
+
+network::Address Addr(const std::string& ip, uint16_t port = 80) {
+  return *network::Address::fromIpPort(ip, port);
+}
+
+class WorkerClustersTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config::v1::Bootstrap bootstrap;
+    auto* c = bootstrap.add_clusters();
+    c->set_name("svc");
+    for (const char* ip : {"10.0.0.1", "10.0.0.2"}) {
+      auto* ep = c->add_endpoints()->mutable_address();
+      ep->set_address(ip);
+      ep->set_port(80);
+    }
+    manager_ = std::move(*ClusterManager::create(bootstrap, store_));
+    cluster_ = manager_->getMutable("svc");
+  }
+
+  // The pools of `n` round-robin picks, by their host's address.
+  std::vector<std::pair<std::string, HttpConnPool*>> pick(WorkerClusters& wc, size_t n) {
+    std::vector<std::pair<std::string, HttpConnPool*>> out;
+    for (size_t i = 0; i < n; ++i) {
+      HttpConnPool* p = wc.pickHttpPool(*cluster_, {}, *dispatcher_);
+      out.emplace_back(p != nullptr ? p->host().asString() : "none", p);
+    }
+    return out;
+  }
+
+  HostSetPtr hosts(std::vector<network::Address> addresses) {
+    std::vector<uint32_t> weights(addresses.size(), 1);
+    cluster_->setHosts(std::move(addresses), std::move(weights));
+    return cluster_->hosts();
+  }
+
+  stats::Store store_;
+  event::DispatcherPtr dispatcher_ = event::CreateDispatcher("test");
+  std::unique_ptr<ClusterManager> manager_;
+  Cluster* cluster_ = nullptr;
+};
+
+TEST_F(WorkerClustersTest, PoolsFollowTheirHostAcrossHostSets) {
+  WorkerClusters wc(*manager_, 0);
+  auto before = pick(wc, 2);
+  std::map<std::string, HttpConnPool*> by_host(before.begin(), before.end());
+  ASSERT_EQ(2u, by_host.size());
+  ASSERT_TRUE(by_host.count("10.0.0.2:80"));
+
+  // 10.0.0.1 leaves, 10.0.0.3 joins; 10.0.0.2 moves to index 0.
+  wc.updateHosts(*cluster_, hosts({Addr("10.0.0.2"), Addr("10.0.0.3")}));
+  std::map<std::string, HttpConnPool*> after;
+  for (auto& [host, pool] : pick(wc, 4)) after[host] = pool;
+  EXPECT_EQ((std::set<std::string>{"10.0.0.2:80", "10.0.0.3:80"}),
+            (std::set<std::string>{after.begin()->first, std::next(after.begin())->first}));
+  // The host that stayed keeps its pool (and its idle connections).
+  EXPECT_EQ(by_host["10.0.0.2:80"], after["10.0.0.2:80"]);
+}
+
+TEST_F(WorkerClustersTest, NoHostsMeansNoPoolAndACounter) {
+  WorkerClusters wc(*manager_, 0);
+  wc.updateHosts(*cluster_, hosts({}));
+  EXPECT_EQ(nullptr, wc.pickHttpPool(*cluster_, {}, *dispatcher_));
+  EXPECT_EQ(nullptr, wc.pickHost(*cluster_));
+  EXPECT_EQ(2u, cluster_->stats().upstream_rq_no_host.value());
+  EXPECT_EQ(0u, cluster_->stats().membership_total.value());
+  // Hosts again: picks resume.
+  wc.updateHosts(*cluster_, hosts({Addr("10.0.0.9")}));
+  ASSERT_NE(nullptr, wc.pickHost(*cluster_));
+  EXPECT_EQ("10.0.0.9:80", wc.pickHost(*cluster_)->asString());
+}
+
+TEST_F(WorkerClustersTest, AWorkerBuiltLaterStartsFromTheCurrentHosts) {
+  hosts({Addr("10.0.0.7")});
+  WorkerClusters wc(*manager_, 1);
+  EXPECT_EQ("10.0.0.7:80", wc.pickHost(*cluster_)->asString());
+}
+
+}  // namespace
+}  // namespace sluice::upstream
