@@ -20,6 +20,12 @@ enum class StreamResetReason {
   kProtocolError,
 };
 
+// Whether a response with `status` turns a tunnel request into a tunnel: a 2xx to CONNECT
+// (RFC 9110 §9.3.6), a 101 to an Upgrade (§15.2.2).
+inline bool OpensTunnel(bool connect, uint16_t status) {
+  return connect ? status / 100 == 2 : status == 101;
+}
+
 // Server side: sends the response of one request. Codec-neutral (HTTP/1 now, HTTP/2 later).
 class ResponseEncoder {
  public:

@@ -344,9 +344,8 @@ void ConnectionManagerImpl::ActiveStream::startResponse(std::unique_ptr<Response
   encode_.end_seen = end_stream;
   // Whatever is left of the request no longer reaches a filter: the answer is given. Except
   // in a tunnel, which the answer opens.
-  const uint16_t status = response_head_->status;
   const bool opens_tunnel =
-      tunnel_request_ && (request_head_->method == "CONNECT" ? status / 100 == 2 : status == 101);
+      tunnel_request_ && OpensTunnel(request_head_->method == "CONNECT", response_head_->status);
   if (!request_complete_ && !opens_tunnel) decode_.aborted = true;
   iterateHeaders(encode_, 0);
 }

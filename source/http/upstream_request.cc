@@ -48,7 +48,7 @@ void UpstreamRequest::start(RequestHead& head, bool end_stream, bool tunnel) {
   }
   // Either calls back now (an idle connection, or overflow) or later.
   pending_ = pool->newStream(*this, *this);
-  if (end_stream && !failed_) requestComplete();
+  if ((end_stream || tunnel) && !failed_) requestComplete();
 }
 
 void UpstreamRequest::sendData(Buffer& data, bool end_stream) {
@@ -88,8 +88,9 @@ void UpstreamRequest::sendTrailers(const HeaderMap& trailers) {
 
 void UpstreamRequest::requestComplete() {
   // The route timeout runs from the end of the request (as Envoy's): a slow upload is the
-  // client's time, not the upstream's.
-  if (target_.timeout.count() > 0 && !timeout_deadline_.armed() && !failed_ && !tunnel_) {
+  // client's time, not the upstream's. A tunnel's request is its head: the timeout bounds the
+  // wait for the upstream to open it, and ends once it answers.
+  if (target_.timeout.count() > 0 && !timeout_deadline_.armed() && !failed_) {
     dispatcher_.armDeadline(timeout_deadline_, target_.timeout, *this);
   }
 }
@@ -157,6 +158,7 @@ void UpstreamRequest::readDisable(bool disable) {
 
 void UpstreamRequest::decodeHeaders(std::unique_ptr<ResponseHead> head, bool end_stream) {
   response_started_ = true;
+  if (tunnel_) timeout_deadline_.cancel();  // open (or refused): no deadline on its life
   armIdle();
   if (end_stream) finished();
   callbacks_.onUpstreamHeaders(std::move(head), end_stream);

@@ -53,8 +53,8 @@ class UpstreamRequest : public ResponseDecoder,
   ~UpstreamRequest() override;
 
   // The request. `head` must live until the response ends (the stream owns it). `tunnel`: an
-  // Upgrade or CONNECT (no route timeout: a tunnel lives as long as its ends keep it busy; the
-  // idle timeout counts traffic either way).
+  // Upgrade or CONNECT (the route timeout bounds only the wait for the upstream's answer: a
+  // tunnel lives as long as its ends keep it busy; the idle timeout counts traffic either way).
   void start(RequestHead& head, bool end_stream, bool tunnel);
   void sendData(Buffer& data, bool end_stream);
   void sendTrailers(const HeaderMap& trailers);

@@ -140,6 +140,8 @@ class TunnelTest(harness.SluiceTestCase):
         router = {"@type": ROUTER, "virtualHosts": [{"name": "v", "domains": ["*"], "routes": [
             {"name": "tunnel", "match": {"connect": True}, "route": {"cluster": "proxy"}},
             {"name": "ws", "match": {"prefix": "/ws"}, "route": {"cluster": "ws"}},
+            {"name": "slow", "match": {"prefix": "/slow"},
+             "route": {"cluster": "origin", "timeout": "0.3s"}},
             {"name": "rest", "route": {"cluster": "origin"}},
         ]}]}
         hcm = {"upgradeTypes": list(upgrade_types)} if upgrade_types else None
@@ -279,6 +281,16 @@ class TunnelTest(harness.SluiceTestCase):
         self.assertTrue(responses[0].has_token("connection", "close"))
         self.assertEqual(["/not-ws"], [p for _, p, _ in self.origin.requests])
         self.assertEqual(0, harness.stat(s.stats(), "http.web.downstream_cx_upgrades_total"))
+
+    def test_the_route_timeout_bounds_the_wait_for_the_upstreams_answer(self):
+        # The origin answers /slow after 2 s; the route allows 0.3 s for the handshake.
+        s = self.start()
+        c = self.client(s)
+        c.send(req("GET", "/slow/ws", headers=[("Upgrade", "websocket"),
+                                               ("Connection", "Upgrade")]))
+        responses, _, _ = c.read_until_closed()
+        self.assertEqual([504], [r.status for r in responses])
+        self.assertIn(b"upstream_request_timeout", responses[0].body)
 
     def test_upgrade_with_a_body_is_not_a_tunnel(self):
         s = self.start()

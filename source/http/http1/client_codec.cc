@@ -180,8 +180,7 @@ bool ClientConnectionImpl::processHead() {
     fail(UpstreamFailure::kProtocolError, "101 to a request that asked for no upgrade");
     return false;
   }
-  tunneling_ =
-      tunnel_request_ && (tunnel_is_connect_ ? head->status / 100 == 2 : head->status == 101);
+  tunneling_ = tunnel_request_ && OpensTunnel(tunnel_is_connect_, head->status);
   if (tunneling_) {
     // Raw bytes until the upstream closes (RFC 9110 §9.3.6, §15.2.2), whatever fields it sent.
     framing_ = BodyFraming{};

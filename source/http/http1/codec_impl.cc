@@ -146,7 +146,7 @@ bool ServerConnectionImpl::processHead() {
       return false;
     }
     tunnel_request_ = true;
-  } else if (!has_body && !request_http10_ && IsAllowedUpgrade(*head)) {
+  } else if (!has_body && !request_http10_ && isAllowedUpgrade(*head)) {
     tunnel_request_ = true;
   }
 
@@ -165,7 +165,7 @@ bool ServerConnectionImpl::processHead() {
   return state_ != State::kClosed;
 }
 
-bool ServerConnectionImpl::IsAllowedUpgrade(const RequestHead& head) const {
+bool ServerConnectionImpl::isAllowedUpgrade(const RequestHead& head) const {
   if (settings_.upgrade_types.empty()) return false;
   if (!AnyHeaderHasToken(head.headers, KnownHeader::kConnection, "upgrade")) return false;
   const HeaderMap::Entry* upgrade = head.headers.get(KnownHeader::kUpgrade);
@@ -257,8 +257,7 @@ void ServerConnectionImpl::encodeHeaders(ResponseHead& head, bool end_stream) {
   expect_continue_ = false;
   const uint16_t status = head.status;
   // A 101 to an allowed Upgrade, or a 2xx to CONNECT, switches to raw bytes both ways.
-  tunnel_response_ =
-      tunnel_request_ && (tunnel_is_connect_ ? status >= 200 && status < 300 : status == 101);
+  tunnel_response_ = tunnel_request_ && OpensTunnel(tunnel_is_connect_, status);
   if (status == 101 && !tunnel_response_) {
     // Nothing asked to switch protocols (a filter's mistake): the client must not be told so.
     SLUICE_LOG(kDebug, "[C%d] 101 response to a request that asked for no upgrade; closing",

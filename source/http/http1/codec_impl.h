@@ -72,7 +72,7 @@ class ServerConnectionImpl : public ServerConnection,
   bool processHead();
   bool processBody();
   void protocolError(uint16_t status, std::string_view reason);
-  bool IsAllowedUpgrade(const RequestHead& head) const;
+  bool isAllowedUpgrade(const RequestHead& head) const;
   void endRequest();
 
   // ResponseEncoder
