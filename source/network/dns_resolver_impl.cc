@@ -43,6 +43,9 @@ class DnsResolverImpl : public DnsResolver {
 
   ~DnsResolverImpl() override {
     destroying_ = true;
+    // Stop watching c-ares's sockets while they are still open (it closes them next).
+    events_.clear();
+    retired_.clear();
     // Ends every query in progress (their callbacks see ARES_EDESTRUCTION and free them).
     if (channel_ != nullptr) ares_destroy(channel_);
     timer_->disableTimer();
