@@ -35,14 +35,15 @@ void RemoveHopByHop(HeaderMap& headers, bool keep_upgrade) {
   // Views into the head's storage, which removing fields does not free; inline for the usual
   // "Connection: keep-alive" so that the common case allocates nothing.
   absl::InlinedVector<std::string_view, 4> named;
-  headers.forEach([&](const HeaderMap::Entry& e) {
-    if (e.known != KnownHeader::kConnection) return true;
-    ForEachListItem(e.value, [&](std::string_view item) {
-      if (!item.empty()) named.emplace_back(item);
-      return true;
-    });
-    return true;
-  });
+  if (headers.count(KnownHeader::kConnection) != 0) {
+    for (const HeaderMap::Entry& e : headers.entries()) {
+      if (e.known != KnownHeader::kConnection || e.name.empty()) continue;
+      ForEachListItem(e.value, [&](std::string_view item) {
+        if (!item.empty()) named.emplace_back(item);
+        return true;
+      });
+    }
+  }
   for (const auto& n : named) {
     if (keep_upgrade && HeaderNameEquals(n, "upgrade")) continue;
     headers.remove(n);
