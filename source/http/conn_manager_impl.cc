@@ -7,6 +7,7 @@
 
 #include "source/common/block_cache.h"
 #include "source/common/logging.h"
+#include "source/http/connect_tunnel.h"
 #include "source/http/http1/parser.h"
 #include "source/http/upstream_request.h"
 #include "source/upstream/cluster.h"
@@ -177,7 +178,7 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   bool setUpstream(const UpstreamSpec& spec);
   // The downstream's write buffer went above / below its watermarks.
   void onDownstreamWatermark(bool above) {
-    if (!upstream_) return;
+    if (upstream_ == nullptr) return;
     if (above) hcm_.stats().upstream_flow_control_paused_reading_total.inc();
     upstream_->readDisable(above);
   }
@@ -205,7 +206,9 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   // The terminal decision, and the exchange that carries it out.
   // In the stream's own block: no allocation per proxied request.
   std::optional<UpstreamTarget> upstream_target_;
-  std::optional<UpstreamRequest> upstream_;
+  std::optional<UpstreamRequest> upstream_request_;
+  std::unique_ptr<ConnectTunnel> connect_tunnel_;  // rare: CONNECT ending here
+  UpstreamExchange* upstream_ = nullptr;           // whichever of the two carries the stream
   uint32_t downstream_read_disables_ = 0;
   // Embedded: no timer object (and no libevent timer) per request.
   event::Deadline body_deadline_;
@@ -566,7 +569,7 @@ void ConnectionManagerImpl::ActiveStream::sinkHeaders(Direction& d) {
 
 void ConnectionManagerImpl::ActiveStream::sinkData(Direction& d, Buffer& data, bool end_stream) {
   if (d.decode) {
-    if (upstream_) {
+    if (upstream_ != nullptr) {
       upstream_->sendData(data, end_stream);
       return;
     }
@@ -580,7 +583,7 @@ void ConnectionManagerImpl::ActiveStream::sinkData(Direction& d, Buffer& data, b
 
 void ConnectionManagerImpl::ActiveStream::sinkTrailers(Direction& d) {
   if (d.decode) {
-    if (upstream_) {
+    if (upstream_ != nullptr) {
       upstream_->sendTrailers(*d.trailers);
       return;
     }
@@ -611,13 +614,14 @@ bool ConnectionManagerImpl::ActiveStream::overBufferLimit(Direction& d) {
 bool ConnectionManagerImpl::ActiveStream::setUpstream(const UpstreamSpec& spec) {
   const upstream::Cluster* cluster =
       hcm_.context_.clusters().manager().get(std::string(spec.cluster));
-  if (cluster == nullptr || upstream_) return false;
+  if (cluster == nullptr || upstream_ != nullptr) return false;
   UpstreamTarget& target = upstream_target_.emplace();
   target.cluster = cluster;
   target.route_name.assign(spec.route_name);
   target.timeout = spec.timeout;
   target.idle_timeout = spec.idle_timeout;
   target.hash_key.assign(spec.hash_key);
+  target.terminate_connect = spec.terminate_connect;
   info_.route_name = target.route_name;
   info_.cluster_name = cluster->name();
   return true;
@@ -625,6 +629,16 @@ bool ConnectionManagerImpl::ActiveStream::setUpstream(const UpstreamSpec& spec) 
 
 void ConnectionManagerImpl::ActiveStream::startUpstream(bool end_stream) {
   RequestHead& head = *request_head_;
+  UpstreamRequestCallbacks& callbacks = *this;
+  if (upstream_target_->terminate_connect && tunnel_request_ && head.method == "CONNECT") {
+    // The tunnel ends here: no request goes upstream, so no proxy fields either.
+    connect_tunnel_ = std::make_unique<ConnectTunnel>(callbacks, hcm_.context_.dispatcher(),
+                                                      hcm_.context_.clusters(), *upstream_target_,
+                                                      hcm_.config_->buffer_limit);
+    upstream_ = connect_tunnel_.get();
+    upstream_->start(head, end_stream, tunnel_request_);
+    return;
+  }
   // Proxy fields (RFC 7239's de-facto predecessors): the client's address in X-Forwarded-For
   // as configured, the scheme it used in X-Forwarded-Proto (this hop's: plain HTTP).
   using ForwardedFor = ConnectionManagerConfig::ForwardedFor;
@@ -647,9 +661,9 @@ void ConnectionManagerImpl::ActiveStream::startUpstream(bool end_stream) {
   }
   head.headers.set("X-Forwarded-Proto", "http");
   if (!hcm_.config_->via.empty()) head.headers.add("Via", hcm_.config_->via);
-  UpstreamRequestCallbacks& callbacks = *this;
-  upstream_.emplace(callbacks, hcm_.context_.dispatcher(), hcm_.context_.clusters(),
-                    *upstream_target_, hcm_.config_->buffer_limit);
+  upstream_ =
+      &upstream_request_.emplace(callbacks, hcm_.context_.dispatcher(), hcm_.context_.clusters(),
+                                 *upstream_target_, hcm_.config_->buffer_limit);
   upstream_->start(head, end_stream, tunnel_request_);
 }
 
@@ -697,7 +711,7 @@ void ConnectionManagerImpl::ActiveStream::complete() {
   completed_ = true;
   if (tunneling_) hcm_.stats().downstream_cx_upgrades_active.dec();
   // A request still in flight upstream is abandoned (freed with the stream, after this event).
-  if (upstream_) upstream_->reset();
+  if (upstream_ != nullptr) upstream_->reset();
   while (downstream_read_disables_ > 0) readDisableDownstream(false);
   body_deadline_.cancel();
   idle_deadline_.cancel();

@@ -82,6 +82,8 @@ struct UpstreamSpec {
   // Longest silence of the upstream; 0: none.
   std::chrono::milliseconds idle_timeout{0};
   std::string_view hash_key;
+  // A CONNECT request ends here: a TCP connection to a host of the cluster carries the tunnel.
+  bool terminate_connect = false;
 };
 
 class DecoderFilterCallbacks : public virtual StreamFilterCallbacks {

@@ -23,6 +23,8 @@ struct UpstreamTarget {
   // Longest silence of the upstream while a response is awaited or streams; 0: none.
   std::chrono::milliseconds idle_timeout{0};
   std::string hash_key;
+  // CONNECT ends here (SL_UPSTREAM_TERMINATE_CONNECT): a TCP connection carries the tunnel.
+  bool terminate_connect = false;
 };
 
 // What the upstream side tells its stream.
@@ -39,10 +41,28 @@ class UpstreamRequestCallbacks {
   virtual void readDisableDownstream(bool disable) = 0;
 };
 
+// What carries a stream's request upstream: an HTTP exchange on a pooled connection
+// (UpstreamRequest), or a CONNECT tunnel that ends here (ConnectTunnel). It reports through
+// UpstreamRequestCallbacks; after reset() nothing more is called back.
+class UpstreamExchange {
+ public:
+  virtual ~UpstreamExchange() = default;
+  // `head` must live until the response ends (the stream owns it). `tunnel`: an allowed
+  // Upgrade or CONNECT request.
+  virtual void start(RequestHead& head, bool end_stream, bool tunnel) = 0;
+  virtual void sendData(Buffer& data, bool end_stream) = 0;
+  virtual void sendTrailers(const HeaderMap& trailers) = 0;
+  // Stops everything (the stream ended early). Idempotent.
+  virtual void reset() = 0;
+  // The downstream cannot take more of the response (its write buffer is full) / can again.
+  virtual void readDisable(bool disable) = 0;
+};
+
 // One stream's exchange with an upstream host: takes a pooled connection, sends the request
 // (buffering the body, bounded, until the connection is ready), passes the response back, and
 // maps failures to 502 (reset, protocol error), 503 (no connection) and 504 (timeout).
-class UpstreamRequest : public ResponseDecoder,
+class UpstreamRequest : public UpstreamExchange,
+                        public ResponseDecoder,
                         public upstream::PoolCallbacks,
                         private event::DeadlineCallbacks {
  public:
@@ -55,14 +75,12 @@ class UpstreamRequest : public ResponseDecoder,
   // The request. `head` must live until the response ends (the stream owns it). `tunnel`: an
   // Upgrade or CONNECT (the route timeout bounds only the wait for the upstream's answer: a
   // tunnel lives as long as its ends keep it busy; the idle timeout counts traffic either way).
-  void start(RequestHead& head, bool end_stream, bool tunnel);
-  void sendData(Buffer& data, bool end_stream);
-  void sendTrailers(const HeaderMap& trailers);
-  // Stops everything (the stream ended early): withdraws a pending request, abandons an
-  // exchange in progress, nothing is called back after. Idempotent.
-  void reset();
-  // The downstream cannot take more of the response (its write buffer is full) / can again.
-  void readDisable(bool disable);
+  void start(RequestHead& head, bool end_stream, bool tunnel) override;
+  void sendData(Buffer& data, bool end_stream) override;
+  void sendTrailers(const HeaderMap& trailers) override;
+  // Withdraws a pending request or abandons an exchange in progress.
+  void reset() override;
+  void readDisable(bool disable) override;
 
   // ResponseDecoder
   void decodeHeaders(std::unique_ptr<ResponseHead> head, bool end_stream) override;

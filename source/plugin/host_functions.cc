@@ -549,6 +549,7 @@ sl_type_result sl_host_set_upstream(sl_type_stream* stream,
   spec.timeout = std::chrono::milliseconds(r.timeout_ms);
   spec.idle_timeout = std::chrono::milliseconds(r.idle_timeout_ms);
   spec.hash_key = View(r.hash_key);
+  spec.terminate_connect = (r.flags & SL_UPSTREAM_TERMINATE_CONNECT) != 0;
   if (!f.decoder().setUpstream(spec)) return SL_ERR_NOT_FOUND;
   return SL_OK;
 }

@@ -136,9 +136,13 @@ class TunnelTest(harness.SluiceTestCase):
         self.addCleanup(self.origin.close)
         self.proxy = self.server(ForwardProxy)
 
-    def start(self, upgrade_types=("websocket", "CONNECT")):
+    def start(self, upgrade_types=("websocket", "CONNECT"), terminate=None):
+        tunnel = {"cluster": "proxy"}
+        if terminate:
+            # CONNECT ends at sluice: the tunnel goes to a host of `terminate`.
+            tunnel = {"cluster": terminate, "connectConfig": {}, "timeout": "5s"}
         router = {"@type": ROUTER, "virtualHosts": [{"name": "v", "domains": ["*"], "routes": [
-            {"name": "tunnel", "match": {"connect": True}, "route": {"cluster": "proxy"}},
+            {"name": "tunnel", "match": {"connect": True}, "route": tunnel},
             {"name": "ws", "match": {"prefix": "/ws"}, "route": {"cluster": "ws"}},
             {"name": "slow", "match": {"prefix": "/slow"},
              "route": {"cluster": "origin", "timeout": "0.3s"}},
@@ -148,10 +152,13 @@ class TunnelTest(harness.SluiceTestCase):
         listener = harness.http_listener(
             "web", hcm=hcm, filters=[{"plugin": {"filter": "router", "typedConfig": router}}])
         cfg = harness.http_config([listener])
+        self.echo = self.server(harness.EchoServer)
         cfg["clusters"] = [
             {"name": n, "endpoints": [{"address": {"address": "127.0.0.1", "port": a[1]}}]}
             for n, a in (("ws", self.ws.addr), ("origin", self.origin.addr),
-                         ("proxy", self.proxy.addr))]
+                         ("proxy", self.proxy.addr), ("echo", self.echo.addr))]
+        cfg["clusters"].append({"name": "nowhere", "connectTimeout": "2s", "endpoints": [
+            {"address": {"address": "127.0.0.1", "port": harness.unused_port()}}]})
         return self.start_sluice(cfg, concurrency=1)
 
     def client(self, s):
@@ -230,9 +237,8 @@ class TunnelTest(harness.SluiceTestCase):
 
     def test_connect_half_close_is_passed_on(self):
         s = self.start()
-        echo = self.server(harness.EchoServer)
         c = self.client(s)
-        target = "127.0.0.1:%d" % echo.addr[1]
+        target = "127.0.0.1:%d" % self.echo.addr[1]
         c.send(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target)).encode())
         head = read_head(c)
         self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)
@@ -245,6 +251,47 @@ class TunnelTest(harness.SluiceTestCase):
         c.sock.shutdown(socket.SHUT_WR)
         self.assertEqual(b"", c.expect_closed())
         self.assertEqual("eof", c.closed_how)
+
+    def test_connect_terminated_here_with_curl(self):
+        # curl asks for a tunnel to a name that does not even exist; the route decides where it
+        # goes (the origin's cluster), and sluice opens it itself.
+        s = self.start(terminate="origin")
+        port = s.addr("web")[1]
+        out = subprocess.run(
+            ["curl", "-sS", "--max-time", "20", "-p", "-x", "http://127.0.0.1:%d" % port,
+             "http://not-a-real-host.invalid:8080/terminated"],
+            capture_output=True, timeout=30)
+        self.assertEqual(0, out.returncode, out.stderr)
+        self.assertTrue(out.stdout.startswith(b"GET /terminated "), out.stdout)
+        self.assertEqual([], self.proxy.targets)  # no forward proxy involved
+        s.wait_stats(lambda st: st.get("http.web.downstream_cx_upgrades_total") == 1 and
+                     st.get("http.web.downstream_cx_upgrades_active") == 0 and
+                     st.get("cluster.origin.upstream_cx_active") == 0,
+                     "the tunnel and its upstream connection closed")
+
+    def test_connect_terminated_here_relays_bytes_and_half_close(self):
+        s = self.start(terminate="echo")
+        c = self.client(s)
+        c.send(b"CONNECT anywhere:22 HTTP/1.1\r\nHost: anywhere:22\r\n\r\n")
+        head = read_head(c)
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)
+        self.assertNotIn(b"Content-Length", head)
+        payload = os.urandom(512 * 1024)
+        c.send(payload)
+        self.assertEqual(payload, recv_exact(c, len(payload)))
+        c.sock.shutdown(socket.SHUT_WR)
+        self.assertEqual(b"", c.expect_closed())
+
+    def test_connect_terminated_to_a_host_that_refuses_is_503(self):
+        s = self.start(terminate="nowhere")
+        c = self.client(s)
+        c.send(b"CONNECT anywhere:22 HTTP/1.1\r\nHost: anywhere:22\r\n\r\n")
+        responses, _, _ = c.read_until_closed()
+        self.assertEqual([503], [r.status for r in responses])
+        self.assertIn(b"upstream_connect_failure", responses[0].body)
+        st = s.stats()
+        self.assertEqual(1, st["cluster.nowhere.upstream_cx_connect_fail"])
+        self.assertEqual(0, st["cluster.nowhere.upstream_cx_active"])
 
     def test_upgrade_not_allowed_goes_on_as_an_ordinary_request(self):
         s = self.start(upgrade_types=())

@@ -78,7 +78,7 @@ extern "C" {
 /* Versions and export                                                                         */
 
 #define SL_ABI_VERSION_MAJOR 1
-#define SL_ABI_VERSION_MINOR 0
+#define SL_ABI_VERSION_MINOR 1
 /* major in the high 16 bits, minor in the low 16. */
 #define SL_ABI_VERSION ((uint32_t)((SL_ABI_VERSION_MAJOR << 16) | SL_ABI_VERSION_MINOR))
 
@@ -230,7 +230,16 @@ typedef struct sl_type_upstream_request {
   uint64_t per_try_timeout_ms; /* one attempt, 0: the whole timeout */
   uint64_t idle_timeout_ms;    /* longest silence of the upstream, 0: the stream idle timeout */
   sl_type_str hash_key;        /* for consistent-hashing load balancers; empty: none */
+  /* Since 1.1: SL_UPSTREAM_* bits. */
+  uint32_t flags;
 } sl_type_upstream_request;
+
+/* sl_type_upstream_request.flags */
+/* A CONNECT request (on a listener that allows CONNECT) ends here: the core opens a TCP
+ * connection to a host of the cluster, answers 200 once it is up, and relays the client's bytes
+ * to it as they are (the target in the request is not used: the cluster decides). Without it a
+ * CONNECT is forwarded to the cluster like any request. Ignored for other methods. */
+#define SL_UPSTREAM_TERMINATE_CONNECT 1u
 
 /* How one upstream attempt ended (sl_on_upstream_attempt_done). */
 typedef uint32_t sl_type_attempt_outcome;

@@ -163,6 +163,7 @@ struct Route {
   uint64_t timeout_ms = 15000;
   uint64_t idle_timeout_ms = 0;
   std::vector<pb::HashPolicy> hash_policies;
+  bool terminate_connect = false;
   pb::RedirectAction redirect;
   pb::DirectResponseAction direct;
   Mutations mutations;
@@ -448,6 +449,13 @@ class RouterConfig : public FilterConfig {
         if (a.has_timeout()) r.timeout_ms = Ms(a.timeout());
         if (a.has_idle_timeout()) r.idle_timeout_ms = Ms(a.idle_timeout());
         for (const auto& hp : a.hash_policy()) r.hash_policies.push_back(hp);
+        if (a.has_connect_config()) {
+          if (!r.connect) {
+            error = where + ".route.connect_config: only on a route with match.connect";
+            return false;
+          }
+          r.terminate_connect = true;
+        }
         break;
       }
       case pb::Route::kRedirect: {
@@ -572,7 +580,8 @@ sl_type_action RouterFilter::onRequestHeaders(Stream& s, bool) {
   Mutations::Apply(h, r.mutations.request_remove, r.mutations.request_add);
   const std::string& cluster = config_.pickCluster(r);
   const std::string key = HashKey(r, s, h);
-  if (s.setUpstream(cluster, r.name, r.timeout_ms, r.idle_timeout_ms, key) != SL_OK) {
+  const uint32_t flags = r.terminate_connect ? SL_UPSTREAM_TERMINATE_CONNECT : 0;
+  if (s.setUpstream(cluster, r.name, r.timeout_ms, r.idle_timeout_ms, key, flags) != SL_OK) {
     s.sendResponse(503, "no such cluster\n", {}, "no_cluster");
     return SL_ACTION_STOP;
   }

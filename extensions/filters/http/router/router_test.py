@@ -144,6 +144,32 @@ class RouterTest(harness.SluiceTestCase):
         self.assertEqual(1, r.returncode, r.stdout)
         self.assertIn("virtual_hosts[0].routes[0].match.regex: invalid regex", r.stderr)
 
+    def test_connect_settings_belong_to_connect_routes(self):
+        cases = [
+            ({"match": {"prefix": "/"}, "route": {"cluster": "a", "connectConfig": {}}},
+             "routes[0].route.connect_config: only on a route with match.connect"),
+            ({"match": {"connect": True, "prefix": "/"}, "route": {"cluster": "a"}},
+             "routes[0].match.connect: a CONNECT target is not a path"),
+        ]
+        for route, error in cases:
+            with self.subTest(error=error):
+                cfg = harness.http_config([harness.http_listener("web", filters=[
+                    {"plugin": {"filter": "router", "typedConfig": {"@type": TYPE, "virtualHosts": [
+                        {"name": "v", "domains": ["*"], "routes": [route]}]}}}])])
+                path = harness.write_config(cfg, self.tmpdir, "bad.json")
+                r = harness.run_cli(["--mode", "validate", "-c", path])
+                self.assertEqual(1, r.returncode, r.stdout)
+                self.assertIn(error, r.stderr)
+
+    def test_connect_routes_match_only_connect(self):
+        s = self.start({"virtualHosts": [{"name": "v", "domains": ["*"], "routes": [
+            {"name": "c", "match": {"connect": True},
+             "directResponse": {"status": 403, "body": "no tunnels\n"}},
+            {"name": "rest", "route": {"cluster": "a"}}]}]})
+        # Without CONNECT allowed on the listener the codec refuses it first (501); here the
+        # route is reached by ordinary requests only if they are not CONNECT.
+        self.assertEqual("a", self.get(s, "/x").get("x-origin-name"))
+
 
 if __name__ == "__main__":
     harness.main()

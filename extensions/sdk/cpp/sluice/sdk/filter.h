@@ -213,9 +213,10 @@ class Stream {
 
   // The terminal decision (see sl_host_set_upstream): after the request passed every filter,
   // the core sends it to a host of `cluster`. SL_ERR_NOT_FOUND: no such cluster.
+  // `flags`: SL_UPSTREAM_* bits (e.g. SL_UPSTREAM_TERMINATE_CONNECT).
   sl_type_result setUpstream(std::string_view cluster, std::string_view route_name = {},
                              uint64_t timeout_ms = 0, uint64_t idle_timeout_ms = 0,
-                             std::string_view hash_key = {}) const {
+                             std::string_view hash_key = {}, uint32_t flags = 0) const {
     sl_type_upstream_request r;
     std::memset(&r, 0, sizeof(r));
     r.size = sizeof(r);
@@ -224,6 +225,7 @@ class Stream {
     r.timeout_ms = timeout_ms;
     r.idle_timeout_ms = idle_timeout_ms;
     r.hash_key = Str(hash_key);
+    r.flags = flags;
     return sl_host_set_upstream(s_, &r);
   }
 
