@@ -31,6 +31,7 @@ void ConnectTunnel::start(RequestHead&, bool end_stream, bool) {
   connection_->addReadFilter(std::make_unique<network::ForwardingReadFilter>(reader));
   cluster.stats().upstream_cx_total.inc();
   cluster.stats().upstream_cx_active.inc();
+  counted_active_ = true;
   dispatcher_.armDeadline(connect_deadline_, cluster.connectTimeout(), *this);
   // The route timeout bounds the wait for the tunnel to open, not its life.
   if (target_.timeout.count() > 0) {
@@ -40,6 +41,7 @@ void ConnectTunnel::start(RequestHead&, bool end_stream, bool) {
 }
 
 void ConnectTunnel::onEvent(network::ConnectionEvent event) {
+  if (event != network::ConnectionEvent::kConnected) releaseActive();
   if (done_) return;
   if (event == network::ConnectionEvent::kConnected) {
     connected_ = true;
@@ -56,7 +58,6 @@ void ConnectTunnel::onEvent(network::ConnectionEvent event) {
     return;
   }
   const upstream::Cluster& cluster = *target_.cluster;
-  cluster.stats().upstream_cx_active.dec();
   if (!connected_) {
     cluster.stats().upstream_cx_connect_fail.inc();
     done_ = true;
@@ -153,13 +154,20 @@ void ConnectTunnel::reset() {
   closeUpstream(network::CloseType::kNoFlush);
 }
 
+void ConnectTunnel::releaseActive() {
+  // Exactly once per connection, whichever side closed it first.
+  if (!counted_active_) return;
+  counted_active_ = false;
+  target_.cluster->stats().upstream_cx_active.dec();
+}
+
 void ConnectTunnel::closeUpstream(network::CloseType how) {
   if (connection_ == nullptr) return;
   if (connection_->state() != network::ConnectionState::kClosed) {
     connection_->removeConnectionCallbacks(*this);
     connection_->close(how);
-    target_.cluster->stats().upstream_cx_active.dec();
   }
+  releaseActive();
   // Freed after the event we may be in (the connection's own, possibly).
   dispatcher_.deferredDelete(std::move(connection_));
 }

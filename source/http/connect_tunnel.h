@@ -46,6 +46,7 @@ class ConnectTunnel : public UpstreamExchange,
   void pauseDownstream(bool pause);
   void armIdle();
   void closeUpstream(network::CloseType how);
+  void releaseActive();
 
   UpstreamRequestCallbacks& callbacks_;
   event::Dispatcher& dispatcher_;
@@ -58,6 +59,7 @@ class ConnectTunnel : public UpstreamExchange,
   bool connected_ = false;
   bool done_ = false;  // failed, reset or ended: nothing more is called back
   bool downstream_paused_ = false;
+  bool counted_active_ = false;  // in the cluster's upstream_cx_active
   event::Deadline connect_deadline_;
   event::Deadline timeout_deadline_;
   event::Deadline idle_deadline_;
