@@ -48,11 +48,6 @@ class ConnectTunnel : public UpstreamExchange,
   void closeUpstream(network::CloseType how);
   void releaseActive();
 
-  UpstreamRequestCallbacks& callbacks_;
-  event::Dispatcher& dispatcher_;
-  upstream::WorkerClusters& clusters_;
-  const UpstreamTarget& target_;
-  const uint32_t buffer_limit_;
   std::unique_ptr<network::ConnectionImpl> connection_;
   Buffer held_;  // the client's bytes before the connection is up (bounded)
   bool held_end_ = false;

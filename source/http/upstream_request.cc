@@ -7,11 +7,7 @@ namespace sluice::http {
 UpstreamRequest::UpstreamRequest(UpstreamRequestCallbacks& callbacks, event::Dispatcher& dispatcher,
                                  upstream::WorkerClusters& clusters, const UpstreamTarget& target,
                                  uint32_t buffer_limit)
-    : callbacks_(callbacks),
-      dispatcher_(dispatcher),
-      clusters_(clusters),
-      target_(target),
-      buffer_limit_(buffer_limit) {}
+    : UpstreamExchange(callbacks, dispatcher, clusters, target, buffer_limit) {}
 
 UpstreamRequest::~UpstreamRequest() { reset(); }
 

@@ -56,6 +56,24 @@ class UpstreamExchange {
   virtual void reset() = 0;
   // The downstream cannot take more of the response (its write buffer is full) / can again.
   virtual void readDisable(bool disable) = 0;
+
+ protected:
+  // What every kind of exchange works with: the stream to report to, its worker's dispatcher
+  // and clusters, the filter's decision, and how much of the request it may hold.
+  UpstreamExchange(UpstreamRequestCallbacks& callbacks, event::Dispatcher& dispatcher,
+                   upstream::WorkerClusters& clusters, const UpstreamTarget& target,
+                   uint32_t buffer_limit)
+      : callbacks_(callbacks),
+        dispatcher_(dispatcher),
+        clusters_(clusters),
+        target_(target),
+        buffer_limit_(buffer_limit) {}
+
+  UpstreamRequestCallbacks& callbacks_;
+  event::Dispatcher& dispatcher_;
+  upstream::WorkerClusters& clusters_;
+  const UpstreamTarget& target_;
+  const uint32_t buffer_limit_;
 };
 
 // One stream's exchange with an upstream host: takes a pooled connection, sends the request
@@ -102,11 +120,6 @@ class UpstreamRequest : public UpstreamExchange,
   void finished();
   void onDeadline(event::Deadline& deadline) override;
 
-  UpstreamRequestCallbacks& callbacks_;
-  event::Dispatcher& dispatcher_;
-  upstream::WorkerClusters& clusters_;
-  const UpstreamTarget& target_;
-  const uint32_t buffer_limit_;
   upstream::Cancellable* pending_ = nullptr;
   upstream::PoolStream* stream_ = nullptr;
   RequestEncoder* encoder_ = nullptr;
