@@ -53,15 +53,9 @@ void ConnectTunnel::onEvent(network::ConnectionEvent event) {
     pauseDownstream(false);
     return;
   }
-  const upstream::Cluster& cluster = *target_.cluster;
   if (!connected_) {
-    cluster.stats().upstream_cx_connect_fail.inc();
-    done_ = true;
-    connect_deadline_.cancel();
-    timeout_deadline_.cancel();
-    pauseDownstream(false);
-    SLUICE_LOG(kDebug, "CONNECT tunnel to cluster %s: connect failed", cluster.name());
-    callbacks_.onUpstreamError(503, "upstream_connect_failure");
+    target_.cluster->stats().upstream_cx_connect_fail.inc();
+    fail(503, "upstream_connect_failure");
     return;
   }
   // The host closed (or reset) its side for good: the tunnel is over.

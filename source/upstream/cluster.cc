@@ -124,11 +124,6 @@ const Cluster* ClusterManager::get(const std::string& name) const {
   return it == by_name_.end() ? nullptr : it->second;
 }
 
-Cluster* ClusterManager::getMutable(const std::string& name) {
-  auto it = by_name_.find(name);
-  return it == by_name_.end() ? nullptr : const_cast<Cluster*>(it->second);
-}
-
 WorkerClusters::WorkerClusters(const ClusterManager& manager, size_t worker_index)
     : manager_(manager), worker_index_(worker_index) {
   // On the main thread, before the worker runs: the clusters' host sets as they are now.

@@ -97,9 +97,9 @@ class ClusterManager {
   static absl::StatusOr<std::unique_ptr<ClusterManager>> create(
       const config::v1::Bootstrap& bootstrap, stats::Store& store);
   const Cluster* get(const std::string& name) const;
+  // The clusters themselves stay mutable for the main thread (STRICT_DNS host sets change:
+  // DnsClusterUpdater); workers see them through get() and WorkerClusters.
   const std::vector<std::unique_ptr<Cluster>>& clusters() const { return clusters_; }
-  // Main thread: STRICT_DNS clusters' hosts change (see DnsClusterUpdater).
-  Cluster* getMutable(const std::string& name);
 
  private:
   std::vector<std::unique_ptr<Cluster>> clusters_;

@@ -119,8 +119,8 @@ absl::Status DnsClusters::init(ClusterManager& manager, event::Dispatcher& dispa
       return absl::Status(resolver.status().code(),
                           absl::StrCat("cluster ", c->name(), ": ", resolver.status().message()));
     }
-    updaters_.push_back(std::make_unique<DnsClusterUpdater>(
-        *manager.getMutable(c->name()), dispatcher, std::move(*resolver), on_update));
+    updaters_.push_back(
+        std::make_unique<DnsClusterUpdater>(*c, dispatcher, std::move(*resolver), on_update));
   }
   return absl::OkStatus();
 }

@@ -28,7 +28,7 @@ class WorkerClustersTest : public ::testing::Test {
       ep->set_port(80);
     }
     manager_ = std::move(*ClusterManager::create(bootstrap, store_));
-    cluster_ = manager_->getMutable("svc");
+    cluster_ = manager_->clusters().front().get();
   }
 
   // The pools of `n` round-robin picks, by their host's address.
