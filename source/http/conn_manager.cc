@@ -41,6 +41,24 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
     c->max_requests_per_connection = p.max_requests_per_connection();
   }
   if (p.buffer_limit_bytes() != 0) c->buffer_limit = p.buffer_limit_bytes();
+  if (p.has_normalize_path()) c->path.normalize = p.normalize_path().value();
+  if (p.has_merge_slashes()) c->path.merge_slashes = p.merge_slashes().value();
+  using Slashes = PathNormalization::EscapedSlashes;
+  switch (p.path_with_escaped_slashes_action()) {
+    case config::v1::HttpConnectionManager::UNESCAPE_AND_FORWARD:
+      c->path.escaped_slashes = Slashes::kUnescapeAndForward;
+      break;
+    case config::v1::HttpConnectionManager::REJECT_REQUEST:
+      c->path.escaped_slashes = Slashes::kReject;
+      break;
+    case config::v1::HttpConnectionManager::KEEP_UNCHANGED:
+      c->path.escaped_slashes = Slashes::kKeep;
+      break;
+    default:
+      c->path.escaped_slashes = Slashes::kUnescapeAndRedirect;
+      break;
+  }
+  c->forward_path_as_received = p.upstream_path() == config::v1::HttpConnectionManager::AS_RECEIVED;
   for (int i = 0; i < p.upgrade_types_size(); ++i) {
     const std::string& type = p.upgrade_types(i);
     if (type == "CONNECT") {
@@ -112,6 +130,9 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
       counter("upstream_flow_control_paused_reading_total"),
       counter("downstream_cx_upgrades_total"),
       store.gauge(absl::StrCat(prefix, "downstream_cx_upgrades_active")),
+      counter("downstream_rq_path_normalized"),
+      counter("downstream_rq_path_rejected"),
+      counter("downstream_rq_path_redirected"),
       {},
   });
   // Every status the HTTP/1 codec answers a protocol error with; anything else is "other".

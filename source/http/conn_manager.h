@@ -11,6 +11,7 @@
 #include "source/common/stats.h"
 #include "source/http/filter.h"
 #include "source/http/http1/codec_impl.h"
+#include "source/http/path_normalizer.h"
 #include "source/network/filter_context.h"
 
 namespace sluice::http {
@@ -41,6 +42,11 @@ struct ConnectionManagerStats {
   // Tunnels opened (WebSocket and other upgrades, CONNECT), and open now.
   stats::Counter& downstream_cx_upgrades_total;
   stats::Gauge& downstream_cx_upgrades_active;
+  // Request targets changed to canonical form, refused (400) and redirected (307; escaped
+  // slashes) by path normalization.
+  stats::Counter& downstream_rq_path_normalized;
+  stats::Counter& downstream_rq_path_rejected;
+  stats::Counter& downstream_rq_path_redirected;
   // "<prefix>downstream_rq_protocol_error_<status>" (and "_other"), created with the config so that
   // counting a rejected request (possibly a flood of them) takes no lock on a worker.
   std::vector<std::pair<uint16_t, stats::Counter*>> protocol_error_by_status;
@@ -60,6 +66,9 @@ struct ConnectionManagerConfig {
   std::chrono::milliseconds stream_idle_timeout{300000};
   uint32_t max_requests_per_connection = 1000;
   uint32_t buffer_limit = 1024 * 1024;
+  PathNormalization path;
+  // The upstream gets the path as received (routes still match the canonical one).
+  bool forward_path_as_received = false;
   http1::CodecSettings codec;
   std::vector<StreamFilterFactory> filter_factories;
   std::unique_ptr<ConnectionManagerStats> stats;

@@ -9,6 +9,7 @@
 #include "source/common/logging.h"
 #include "source/http/connect_tunnel.h"
 #include "source/http/http1/parser.h"
+#include "source/http/path_normalizer.h"
 #include "source/http/upstream_request.h"
 #include "source/upstream/cluster.h"
 
@@ -170,6 +171,9 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   void sinkData(Direction& d, Buffer& data, bool end_stream);
   void sinkTrailers(Direction& d);
   void requestReachedEnd();
+  // Absolute-form to origin-form, then the path in canonical form (path_normalizer.h). False
+  // when the request was answered instead (400, 307).
+  bool normalizeTarget();
   bool overBufferLimit(Direction& d);
   void resetIdleTimer();
   void onDeadline(event::Deadline& deadline) override;
@@ -201,6 +205,10 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   const size_t filter_count_;
   std::unique_ptr<RequestHead> request_head_;
   std::unique_ptr<ResponseHead> response_head_;
+  // The origin-form target as received, and the canonical one the filters were given (both
+  // views into the request head's storage).
+  std::string_view received_target_;
+  std::string_view canonical_target_;
   Direction decode_{.decode = true};
   Direction encode_{.decode = false};
   // The terminal decision, and the exchange that carries it out.
@@ -309,7 +317,45 @@ void ConnectionManagerImpl::ActiveStream::decodeHeaders(std::unique_ptr<RequestH
                                              *this);
     }
   }
+  if (!normalizeTarget()) return;
   iterateHeaders(decode_, 0);
+}
+
+bool ConnectionManagerImpl::ActiveStream::normalizeTarget() {
+  RequestHead& head = *request_head_;
+  if (head.method == "CONNECT") return true;  // authority-form: no path
+  thread_local std::string scratch;
+  std::string_view authority;
+  if (!head.target.empty() && head.target[0] != '/' &&
+      SplitAbsoluteForm(head.target, authority, scratch)) {
+    // RFC 9112 §3.2.2: the target's authority wins over Host. Upstreams get origin-form.
+    head.headers.set("Host", authority);
+    head.target = head.headers.keep(scratch);
+  }
+  received_target_ = head.target;
+  canonical_target_ = head.target;
+  const ConnectionManagerConfig& config = *hcm_.config_;
+  const char* reason = "";
+  switch (NormalizePath(head.target, config.path, scratch, reason)) {
+    case PathResult::kUnchanged:
+      return true;
+    case PathResult::kNormalized:
+      hcm_.stats().downstream_rq_path_normalized.inc();
+      canonical_target_ = head.target = head.headers.keep(scratch);
+      return true;
+    case PathResult::kReject:
+      hcm_.stats().downstream_rq_path_rejected.inc();
+      info_.response_flags = "invalid_path";
+      sendLocalReply(400, std::string(reason) + "\n", nullptr);
+      return false;
+    case PathResult::kRedirect: {
+      hcm_.stats().downstream_rq_path_redirected.inc();
+      const std::string_view location = head.headers.keep(scratch);
+      sendLocalReply(307, "", [location](HeaderMap& h) { h.add("Location", location); });
+      return false;
+    }
+  }
+  return true;
 }
 
 void ConnectionManagerImpl::ActiveStream::decodeData(Buffer& data, bool end_stream) {
@@ -661,6 +707,10 @@ void ConnectionManagerImpl::ActiveStream::startUpstream(bool end_stream) {
   }
   head.headers.set("X-Forwarded-Proto", "http");
   if (!hcm_.config_->via.empty()) head.headers.add("Via", hcm_.config_->via);
+  if (hcm_.config_->forward_path_as_received && head.target.data() == canonical_target_.data() &&
+      head.target.size() == canonical_target_.size()) {
+    head.target = received_target_;  // no filter rewrote it
+  }
   upstream_ =
       &upstream_request_.emplace(callbacks, hcm_.context_.dispatcher(), hcm_.context_.clusters(),
                                  *upstream_target_, hcm_.config_->buffer_limit);
