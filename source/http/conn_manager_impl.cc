@@ -665,6 +665,7 @@ bool ConnectionManagerImpl::ActiveStream::setUpstream(const UpstreamSpec& spec) 
   target.cluster = cluster;
   target.route_name.assign(spec.route_name);
   target.timeout = spec.timeout;
+  target.response_headers_timeout = spec.response_headers_timeout;
   target.idle_timeout = spec.idle_timeout;
   target.hash_key.assign(spec.hash_key);
   target.terminate_connect = spec.terminate_connect;

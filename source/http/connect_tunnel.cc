@@ -29,10 +29,11 @@ void ConnectTunnel::start(RequestHead&, bool end_stream, bool) {
   cluster.stats().upstream_cx_active.inc();
   counted_active_ = true;
   dispatcher_.armDeadline(connect_deadline_, cluster.connectTimeout(), *this);
-  // The route timeout bounds the wait for the tunnel to open, not its life.
-  if (target_.timeout.count() > 0) {
-    dispatcher_.armDeadline(timeout_deadline_, target_.timeout, *this);
-  }
+  // The route's timeouts bound the wait for the tunnel to open (the shorter one), not its life.
+  std::chrono::milliseconds wait = target_.timeout;
+  const std::chrono::milliseconds head = target_.response_headers_timeout;
+  if (head.count() > 0 && (wait.count() == 0 || head < wait)) wait = head;
+  if (wait.count() > 0) dispatcher_.armDeadline(timeout_deadline_, wait, *this);
   connection_->connect();
 }
 

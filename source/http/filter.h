@@ -79,6 +79,8 @@ struct UpstreamSpec {
   std::string_view route_name;
   // Whole exchange from the end of the request; 0: none.
   std::chrono::milliseconds timeout{0};
+  // From the end of the request to the response head (a tunnel's answer); 0: none.
+  std::chrono::milliseconds response_headers_timeout{0};
   // Longest silence of the upstream; 0: none.
   std::chrono::milliseconds idle_timeout{0};
   std::string_view hash_key;

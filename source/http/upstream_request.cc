@@ -14,6 +14,7 @@ UpstreamRequest::~UpstreamRequest() { reset(); }
 void UpstreamRequest::reset() {
   failed_ = true;
   timeout_deadline_.cancel();
+  headers_deadline_.cancel();
   idle_deadline_.cancel();
   if (pending_ != nullptr) {
     pending_->cancel();
@@ -83,11 +84,15 @@ void UpstreamRequest::sendTrailers(const HeaderMap& trailers) {
 }
 
 void UpstreamRequest::requestComplete() {
-  // The route timeout runs from the end of the request (as Envoy's): a slow upload is the
-  // client's time, not the upstream's. A tunnel's request is its head: the timeout bounds the
-  // wait for the upstream to open it, and ends once it answers.
-  if (target_.timeout.count() > 0 && !timeout_deadline_.armed() && !failed_) {
+  // The route's timeouts run from the end of the request (as Envoy's): a slow upload is the
+  // client's time, not the upstream's. A tunnel's request is its head: they bound the wait for
+  // the upstream to open it, and end once it answers.
+  if (failed_ || response_started_) return;
+  if (target_.timeout.count() > 0 && !timeout_deadline_.armed()) {
     dispatcher_.armDeadline(timeout_deadline_, target_.timeout, *this);
+  }
+  if (target_.response_headers_timeout.count() > 0 && !headers_deadline_.armed()) {
+    dispatcher_.armDeadline(headers_deadline_, target_.response_headers_timeout, *this);
   }
 }
 
@@ -154,6 +159,7 @@ void UpstreamRequest::readDisable(bool disable) {
 
 void UpstreamRequest::decodeHeaders(std::unique_ptr<ResponseHead> head, bool end_stream) {
   response_started_ = true;
+  headers_deadline_.cancel();
   if (tunnel_) timeout_deadline_.cancel();  // open (or refused): no deadline on its life
   armIdle();
   if (end_stream) finished();
@@ -185,6 +191,7 @@ void UpstreamRequest::finished() {
   }
   stream_ = nullptr;
   timeout_deadline_.cancel();
+  headers_deadline_.cancel();
   idle_deadline_.cancel();
 }
 
@@ -194,7 +201,13 @@ void UpstreamRequest::armIdle() {
 }
 
 void UpstreamRequest::onDeadline(event::Deadline& deadline) {
-  fail(504, &deadline == &timeout_deadline_ ? "upstream_request_timeout" : "upstream_idle_timeout");
+  if (&deadline == &timeout_deadline_) {
+    fail(504, "upstream_request_timeout");
+  } else if (&deadline == &headers_deadline_) {
+    fail(504, "upstream_response_headers_timeout");
+  } else {
+    fail(504, "upstream_idle_timeout");
+  }
 }
 
 void UpstreamRequest::fail(uint16_t status, const char* flag) {

@@ -20,6 +20,9 @@ struct UpstreamTarget {
   std::string route_name;
   // Whole exchange, from the end of the request to the end of the response; 0: none.
   std::chrono::milliseconds timeout{0};
+  // From the end of the request to the response head; 0: none. For a tunnel: the wait for the
+  // upstream to answer (the tunnel's life has no bound but its idle timeout).
+  std::chrono::milliseconds response_headers_timeout{0};
   // Longest silence of the upstream while a response is awaited or streams; 0: none.
   std::chrono::milliseconds idle_timeout{0};
   std::string hash_key;
@@ -136,6 +139,7 @@ class UpstreamRequest : public UpstreamExchange,
   uint32_t read_disabled_ = 0;      // the downstream asked us to stop reading the upstream
   // Embedded: no timer object or libevent timer per request.
   event::Deadline timeout_deadline_;
+  event::Deadline headers_deadline_;
   event::Deadline idle_deadline_;
 };
 

@@ -547,6 +547,7 @@ sl_type_result sl_host_set_upstream(sl_type_stream* stream,
   spec.cluster = View(r.cluster);
   spec.route_name = View(r.route_name);
   spec.timeout = std::chrono::milliseconds(r.timeout_ms);
+  spec.response_headers_timeout = std::chrono::milliseconds(r.response_headers_timeout_ms);
   spec.idle_timeout = std::chrono::milliseconds(r.idle_timeout_ms);
   spec.hash_key = View(r.hash_key);
   spec.terminate_connect = (r.flags & SL_UPSTREAM_TERMINATE_CONNECT) != 0;

@@ -16,6 +16,7 @@ RequestEncoder& ClientConnectionImpl::newExchange(ResponseDecoder& decoder) {
   chunked_.reset();
   body_remaining_ = 0;
   response_started_ = false;
+  pending_head_.reset();
   response_keep_alive_ = true;
   tunnel_request_ = false;
   tunnel_is_connect_ = false;
@@ -145,7 +146,16 @@ void ClientConnectionImpl::dispatch(Buffer& data) {
         break;
     }
   }
+  // Everything that came with the head decoded cleanly (or nothing did yet).
+  if (state_ == State::kBody) deliverHead();
   in_dispatch_ = false;
+}
+
+void ClientConnectionImpl::deliverHead() {
+  if (!pending_head_) return;
+  response_started_ = true;
+  std::unique_ptr<ResponseHead> head = std::move(pending_head_);
+  if (decoder_ != nullptr) decoder_->decodeHeaders(std::move(head), false);
 }
 
 bool ClientConnectionImpl::processHead() {
@@ -205,13 +215,15 @@ bool ClientConnectionImpl::processHead() {
       framing_.kind == BodyFraming::Kind::kContentLength ? framing_.content_length : 0;
   const bool no_body = framing_.kind == BodyFraming::Kind::kNone ||
                        (framing_.kind == BodyFraming::Kind::kContentLength && body_remaining_ == 0);
-  response_started_ = true;
-  state_ = no_body ? State::kDone : State::kBody;
-  if (decoder_ != nullptr) decoder_->decodeHeaders(std::move(head), no_body);
   if (no_body) {
+    response_started_ = true;
+    state_ = State::kDone;
+    if (decoder_ != nullptr) decoder_->decodeHeaders(std::move(head), true);
     completeResponse();
     return false;
   }
+  state_ = State::kBody;
+  pending_head_ = std::move(head);
   return true;
 }
 
@@ -224,6 +236,7 @@ bool ClientConnectionImpl::processBody() {
       chunk.move(buffer_, n);
       body_remaining_ -= n;
       const bool end = body_remaining_ == 0;
+      deliverHead();
       if (end) state_ = State::kDone;
       if (decoder_ != nullptr) decoder_->decodeData(chunk, end);
       if (end) {
@@ -241,6 +254,7 @@ bool ClientConnectionImpl::processBody() {
       }
       const bool done = r == ChunkedDecoder::Result::kDone;
       const bool has_trailers = done && !chunked_->trailers().empty();
+      deliverHead();
       if (done) state_ = State::kDone;
       if (decoder_ != nullptr && (!out.empty() || (done && !has_trailers))) {
         decoder_->decodeData(out, done && !has_trailers);
@@ -255,6 +269,7 @@ bool ClientConnectionImpl::processBody() {
       return false;  // kNeedMore: everything available was consumed
     }
     case BodyFraming::Kind::kUntilClose:
+      deliverHead();
       if (!buffer_.empty() && decoder_ != nullptr) decoder_->decodeData(buffer_, false);
       buffer_.clear();
       return false;
@@ -266,6 +281,7 @@ bool ClientConnectionImpl::processBody() {
 
 void ClientConnectionImpl::onUpstreamClosed() {
   if (state_ == State::kBody && framing_.kind == BodyFraming::Kind::kUntilClose) {
+    deliverHead();  // normally done already, at the end of the dispatch that read it
     state_ = State::kDone;
     Buffer empty;
     if (decoder_ != nullptr) decoder_->decodeData(empty, true);

@@ -52,6 +52,8 @@ class ClientConnectionImpl : public RequestEncoder {
   enum class State { kIdle, kHead, kBody, kDone, kFailed };
   bool processHead();
   bool processBody();
+  // Passes on the head held since processHead(), if any.
+  void deliverHead();
   void completeResponse();
   void fail(UpstreamFailure failure, const char* reason);
 
@@ -65,6 +67,10 @@ class ClientConnectionImpl : public RequestEncoder {
   BodyFraming framing_;
   uint64_t body_remaining_ = 0;
   std::unique_ptr<ChunkedDecoder> chunked_;
+  // A response head is held until the body bytes that came with it in the same read have been
+  // decoded: if they are broken (a garbage chunk-size line), the client gets a 502 instead of a
+  // head followed by a reset.
+  std::unique_ptr<ResponseHead> pending_head_;
   std::string request_method_;
   // An Upgrade or CONNECT: after a 101 (2xx to CONNECT) the connection is a tunnel, its bytes
   // the bodies both ways, and it is never reused.

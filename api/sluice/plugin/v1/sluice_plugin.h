@@ -78,7 +78,7 @@ extern "C" {
 /* Versions and export                                                                         */
 
 #define SL_ABI_VERSION_MAJOR 1
-#define SL_ABI_VERSION_MINOR 1
+#define SL_ABI_VERSION_MINOR 2
 /* major in the high 16 bits, minor in the low 16. */
 #define SL_ABI_VERSION ((uint32_t)((SL_ABI_VERSION_MAJOR << 16) | SL_ABI_VERSION_MINOR))
 
@@ -226,12 +226,16 @@ typedef struct sl_type_upstream_request {
   uint32_t size;
   sl_type_str cluster;         /* required: a cluster name from the config */
   sl_type_str route_name;      /* for logs and stats; may be empty */
-  uint64_t timeout_ms;         /* whole exchange, 0: none */
+  uint64_t timeout_ms;         /* whole exchange, from the end of the request; 0: none */
   uint64_t per_try_timeout_ms; /* one attempt, 0: the whole timeout */
   uint64_t idle_timeout_ms;    /* longest silence of the upstream, 0: the stream idle timeout */
   sl_type_str hash_key;        /* for consistent-hashing load balancers; empty: none */
   /* Since 1.1: SL_UPSTREAM_* bits. */
   uint32_t flags;
+  /* Since 1.2: from the end of the request until the response head arrives; 0: none. What
+   * bounds a slow origin without cutting a long, healthy download (timeout_ms bounds the whole
+   * exchange and is for when that is wanted). For a tunnel, the wait for the upstream's answer. */
+  uint64_t response_headers_timeout_ms;
 } sl_type_upstream_request;
 
 /* sl_type_upstream_request.flags */

@@ -160,8 +160,9 @@ struct Route {
   std::unique_ptr<re2::RE2> rewrite_regex;
   std::string rewrite_substitution;
   std::string host_rewrite;
-  uint64_t timeout_ms = 15000;
-  uint64_t idle_timeout_ms = 0;
+  uint64_t timeout_ms = 0;
+  uint64_t response_headers_timeout_ms = 15000;
+  uint64_t idle_timeout_ms = 60000;
   std::vector<pb::HashPolicy> hash_policies;
   bool terminate_connect = false;
   pb::RedirectAction redirect;
@@ -448,6 +449,9 @@ class RouterConfig : public FilterConfig {
         r.host_rewrite = a.host_rewrite();
         if (a.has_timeout()) r.timeout_ms = Ms(a.timeout());
         if (a.has_idle_timeout()) r.idle_timeout_ms = Ms(a.idle_timeout());
+        if (a.has_response_headers_timeout()) {
+          r.response_headers_timeout_ms = Ms(a.response_headers_timeout());
+        }
         for (const auto& hp : a.hash_policy()) r.hash_policies.push_back(hp);
         if (a.has_connect_config()) {
           if (!r.connect) {
@@ -580,8 +584,15 @@ sl_type_action RouterFilter::onRequestHeaders(Stream& s, bool) {
   Mutations::Apply(h, r.mutations.request_remove, r.mutations.request_add);
   const std::string& cluster = config_.pickCluster(r);
   const std::string key = HashKey(r, s, h);
-  const uint32_t flags = r.terminate_connect ? SL_UPSTREAM_TERMINATE_CONNECT : 0;
-  if (s.setUpstream(cluster, r.name, r.timeout_ms, r.idle_timeout_ms, key, flags) != SL_OK) {
+  Stream::Upstream u;
+  u.cluster = cluster;
+  u.route_name = r.name;
+  u.timeout_ms = r.timeout_ms;
+  u.response_headers_timeout_ms = r.response_headers_timeout_ms;
+  u.idle_timeout_ms = r.idle_timeout_ms;
+  u.hash_key = key;
+  u.flags = r.terminate_connect ? SL_UPSTREAM_TERMINATE_CONNECT : 0;
+  if (s.setUpstream(u) != SL_OK) {
     s.sendResponse(503, "no such cluster\n", {}, "no_cluster");
     return SL_ACTION_STOP;
   }

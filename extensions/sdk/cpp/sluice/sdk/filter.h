@@ -217,15 +217,36 @@ class Stream {
   sl_type_result setUpstream(std::string_view cluster, std::string_view route_name = {},
                              uint64_t timeout_ms = 0, uint64_t idle_timeout_ms = 0,
                              std::string_view hash_key = {}, uint32_t flags = 0) const {
+    Upstream u;
+    u.cluster = cluster;
+    u.route_name = route_name;
+    u.timeout_ms = timeout_ms;
+    u.idle_timeout_ms = idle_timeout_ms;
+    u.hash_key = hash_key;
+    u.flags = flags;
+    return setUpstream(u);
+  }
+  // Every field of sl_type_upstream_request (see there for each one's meaning).
+  struct Upstream {
+    std::string_view cluster;
+    std::string_view route_name;
+    uint64_t timeout_ms = 0;
+    uint64_t response_headers_timeout_ms = 0;
+    uint64_t idle_timeout_ms = 0;
+    std::string_view hash_key;
+    uint32_t flags = 0;
+  };
+  sl_type_result setUpstream(const Upstream& u) const {
     sl_type_upstream_request r;
     std::memset(&r, 0, sizeof(r));
     r.size = sizeof(r);
-    r.cluster = Str(cluster);
-    r.route_name = Str(route_name);
-    r.timeout_ms = timeout_ms;
-    r.idle_timeout_ms = idle_timeout_ms;
-    r.hash_key = Str(hash_key);
-    r.flags = flags;
+    r.cluster = Str(u.cluster);
+    r.route_name = Str(u.route_name);
+    r.timeout_ms = u.timeout_ms;
+    r.response_headers_timeout_ms = u.response_headers_timeout_ms;
+    r.idle_timeout_ms = u.idle_timeout_ms;
+    r.hash_key = Str(u.hash_key);
+    r.flags = u.flags;
     return sl_host_set_upstream(s_, &r);
   }
 
