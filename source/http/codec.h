@@ -52,7 +52,10 @@ class RequestEncoder {
 
 // Why an upstream exchange ended without a whole response.
 enum class UpstreamFailure {
-  kConnectionClosed,  // the upstream closed or reset the connection
+  kConnectionClosed,  // the upstream closed or reset the connection during its response
+  // ... before any byte of a response: on a reused connection, most likely closed by the
+  // upstream's keep-alive timeout as the request went out (the request was never processed).
+  kClosedBeforeResponse,
   kProtocolError,     // the upstream sent something that is not a valid response
 };
 

@@ -1,5 +1,9 @@
 #include "source/http/upstream_request.h"
 
+#include <sys/uio.h>
+
+#include <string>
+
 #include "source/common/logging.h"
 
 namespace sluice::http {
@@ -35,6 +39,14 @@ void UpstreamRequest::start(RequestHead& head, bool end_stream, bool tunnel) {
   head_ = &head;
   request_end_ = end_stream;
   tunnel_ = tunnel;
+  const std::string_view m = head.method;
+  replayable_ = !tunnel && (m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" ||
+                            m == "PUT" || m == "DELETE");
+  connect(/*fresh=*/false);
+  if ((end_stream || tunnel) && !failed_) requestComplete();
+}
+
+void UpstreamRequest::connect(bool fresh) {
   upstream::LbContext lb;
   lb.hash_key = target_.hash_key;
   upstream::HttpConnPool* pool = clusters_.pickHttpPool(*target_.cluster, lb, dispatcher_);
@@ -44,8 +56,46 @@ void UpstreamRequest::start(RequestHead& head, bool end_stream, bool tunnel) {
     return;
   }
   // Either calls back now (an idle connection, or overflow) or later.
-  pending_ = pool->newStream(*this, *this);
-  if ((end_stream || tunnel) && !failed_) requestComplete();
+  pending_ = pool->newStream(*this, *this, fresh);
+}
+
+void UpstreamRequest::keepForReplay(const Buffer& data) {
+  if (!replayable_ || response_started_ || stream_ == nullptr || !stream_->reused()) return;
+  if (replay_body_.length() + data.length() > buffer_limit_) {
+    replayable_ = false;
+    replay_body_.clear();
+    return;
+  }
+  // A copy (slices have one owner): only idempotent requests with a body on a reused
+  // connection pay it, and only until the response starts.
+  struct iovec iov[16];
+  const size_t n = data.peek(iov, 16);
+  size_t copied = 0;
+  for (size_t i = 0; i < n; ++i) {
+    replay_body_.add(iov[i].iov_base, iov[i].iov_len);
+    copied += iov[i].iov_len;
+  }
+  if (copied < data.length()) {  // more than 16 slices
+    std::string rest(data.length() - copied, '\0');
+    data.copyOut(copied, rest.size(), rest.data());
+    replay_body_.add(rest);
+  }
+}
+
+bool UpstreamRequest::retryOnFreshConnection() {
+  if (retried_ || !replayable_ || response_started_ || failed_) return false;
+  retried_ = true;
+  target_.cluster->stats().upstream_rq_retry_stale_connection.inc();
+  SLUICE_LOG(kDebug, "upstream connection to cluster %s closed before a response; retrying once",
+             target_.cluster->name());
+  encoder_ = nullptr;
+  stream_ = nullptr;
+  idle_deadline_.cancel();
+  // Sent again from the start: what was kept, then whatever the client had not sent yet.
+  replay_body_.move(held_body_);
+  held_body_.move(replay_body_);
+  connect(/*fresh=*/true);
+  return true;
 }
 
 void UpstreamRequest::sendData(Buffer& data, bool end_stream) {
@@ -64,6 +114,7 @@ void UpstreamRequest::sendData(Buffer& data, bool end_stream) {
     }
   } else {
     if (tunnel_) armIdle();  // a tunnel is idle only when neither side sends
+    keepForReplay(data);
     encoder_->encodeData(data, end_stream);
   }
   if (end_stream) requestComplete();
@@ -72,6 +123,7 @@ void UpstreamRequest::sendData(Buffer& data, bool end_stream) {
 void UpstreamRequest::sendTrailers(const HeaderMap& trailers) {
   if (failed_ || response_done_) return;
   request_end_ = true;
+  replayable_ = false;  // trailers are not kept for a retry
   if (encoder_ == nullptr) {
     held_trailers_ = std::make_unique<HeaderMap>();
     for (const auto& e : trailers.entries()) {
@@ -105,6 +157,7 @@ void UpstreamRequest::onPoolReady(RequestEncoder& encoder, upstream::PoolStream&
   const bool headers_only = request_end_ && held_body_.empty() && !held_trailers_;
   encoder.encodeHeaders(*head_, headers_only);
   if (!headers_only && (!held_body_.empty() || (request_end_ && !held_trailers_))) {
+    keepForReplay(held_body_);
     encoder.encodeData(held_body_, request_end_ && !held_trailers_);
   }
   if (held_trailers_) encoder.encodeTrailers(*held_trailers_);
@@ -159,6 +212,7 @@ void UpstreamRequest::readDisable(bool disable) {
 
 void UpstreamRequest::decodeHeaders(std::unique_ptr<ResponseHead> head, bool end_stream) {
   response_started_ = true;
+  replay_body_.clear();
   headers_deadline_.cancel();
   if (tunnel_) timeout_deadline_.cancel();  // open (or refused): no deadline on its life
   armIdle();
@@ -178,7 +232,11 @@ void UpstreamRequest::decodeTrailers(std::unique_ptr<HeaderMap> trailers) {
 }
 
 void UpstreamRequest::onUpstreamFailure(UpstreamFailure failure, bool) {
+  const bool reused = stream_ != nullptr && stream_->reused();
   stream_ = nullptr;  // the pool closes the connection
+  if (failure == UpstreamFailure::kClosedBeforeResponse && reused && retryOnFreshConnection()) {
+    return;
+  }
   fail(502,
        failure == UpstreamFailure::kProtocolError ? "upstream_protocol_error" : "upstream_reset");
 }

@@ -118,6 +118,15 @@ class UpstreamRequest : public UpstreamExchange,
 
  private:
   void requestComplete();
+  // Picks a host and asks its pool for a connection (`fresh`: not an idle one).
+  void connect(bool fresh);
+  // A reused connection failed before any response byte: send the request again, once, on a
+  // new connection, if its method is idempotent (RFC 9110 §9.2.2; a proxy must not retry
+  // others, RFC 9112 §9.3.1) and everything sent so far was kept. True when it was.
+  bool retryOnFreshConnection();
+  // Keeps a copy of request bytes going out on a reused connection until the response starts
+  // (bounded by the buffer limit; past it, or with trailers, the request is not replayable).
+  void keepForReplay(const Buffer& data);
   void fail(uint16_t status, const char* flag);
   void armIdle();
   void finished();
@@ -130,6 +139,10 @@ class UpstreamRequest : public UpstreamExchange,
   // Request parts that arrived before the connection was ready.
   Buffer held_body_;
   std::unique_ptr<HeaderMap> held_trailers_;
+  // What went out on a reused connection, for a retry (see keepForReplay).
+  Buffer replay_body_;
+  bool replayable_ = false;
+  bool retried_ = false;
   bool request_end_ = false;  // the downstream sent its last part
   bool tunnel_ = false;
   bool response_started_ = false;

@@ -44,6 +44,13 @@ ConnectionImpl::ConnectionImpl(event::Dispatcher& dispatcher, const Address& rem
       owned_transport_(std::move(transport)),
       remote_(remote) {}
 
+bool ConnectionImpl::idlePeerAlive() const {
+  if (fd_ < 0 || state_ != ConnectionState::kOpen) return false;
+  char byte;
+  const ssize_t rc = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+}
+
 ConnectionImpl::~ConnectionImpl() {
   // Owners close first; this is the safety net that never raises events.
   if (flush_deferred_) file_event_.cancelDeferred(this);

@@ -41,6 +41,10 @@ class ConnectionImpl : public Connection, private ReadFilterCallbacks {
   size_t writeBufferLength() const override { return buffers_ ? buffers_->write.length() : 0; }
   const Address& remoteAddress() const override { return remote_; }
   const Address& localAddress() const override { return local_; }
+  // For a connection that has been idle (nothing expected from the peer): false when the peer
+  // closed it or sent bytes nobody asked for — either way it cannot carry a next exchange. One
+  // non-blocking recv(MSG_PEEK); the event loop finds the same later, this finds it now.
+  bool idlePeerAlive() const;
 
   // How long close(kFlushWrite) may wait for the peer to take the buffered bytes.
   static constexpr std::chrono::milliseconds kFlushTimeout{5000};

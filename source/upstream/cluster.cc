@@ -29,6 +29,7 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
                        store.counter(prefix + "upstream_cx_connect_fail"),
                        store.counter(prefix + "upstream_cx_connect_timeout"),
                        store.counter(prefix + "upstream_rq_no_host"),
+                       store.counter(prefix + "upstream_rq_retry_stale_connection"),
                        store.counter(prefix + "update_attempt"),
                        store.counter(prefix + "update_success"),
                        store.counter(prefix + "update_failure"),
@@ -51,7 +52,8 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
                          store.counter(prefix + "upstream_rq_total"),
                          store.counter(prefix + "upstream_rq_reused"),
                          store.counter(prefix + "upstream_rq_pending_overflow"),
-                         store.counter(prefix + "upstream_cx_idle_timeout")};
+                         store.counter(prefix + "upstream_cx_idle_timeout"),
+                         store.counter(prefix + "upstream_cx_stale_closed")};
     LbPolicy policy = LbPolicy::kRoundRobin;
     switch (c.lb_policy()) {
       case config::v1::Cluster::LEAST_REQUEST:

@@ -24,6 +24,9 @@ struct ClusterStats {
   stats::Counter& upstream_cx_connect_timeout;
   // Requests that found the cluster without hosts (a name that did not resolve yet): 503.
   stats::Counter& upstream_rq_no_host;
+  // Requests sent again on a new connection after a reused one failed before any response
+  // byte (the upstream closed it as the request went out).
+  stats::Counter& upstream_rq_retry_stale_connection;
   // Host discovery (STRICT_DNS): lookups, their outcomes, changes of the host set, its size.
   stats::Counter& update_attempt;
   stats::Counter& update_success;

@@ -48,6 +48,11 @@ class HttpConnPool::ActiveClient : public event::DeferredDeletable,
 
   bool connectTimedOut() const { return connect_timed_out_; }
   uint64_t requests() const { return requests_; }
+  // Whether an idle connection can carry a next exchange (see PoolSettings::idle_check_after).
+  bool usable() {
+    if (pool_.dispatcher_.now() - idle_since_ < pool_.settings_.idle_check_after) return true;
+    return connection_->idlePeerAlive();
+  }
 
   void startExchange(http::ResponseDecoder& decoder, PoolCallbacks& callbacks) {
     timer_->disableTimer();
@@ -58,6 +63,7 @@ class HttpConnPool::ActiveClient : public event::DeferredDeletable,
   }
   void armIdleTimer() {
     callbacks_ = nullptr;
+    idle_since_ = pool_.dispatcher_.now();
     if (pool_.settings_.idle_timeout.count() > 0) timer_->enableTimer(pool_.settings_.idle_timeout);
   }
   void close() { connection_->close(network::CloseType::kNoFlush); }
@@ -70,6 +76,7 @@ class HttpConnPool::ActiveClient : public event::DeferredDeletable,
   }
   void readDisable(bool disable) override { connection_->readDisable(disable); }
   size_t writeBufferLength() const override { return connection_->writeBufferLength(); }
+  bool reused() const override { return requests_ > 1; }
 
   // network::ReadFilter
   void initializeReadFilterCallbacks(network::ReadFilterCallbacks&) override {}
@@ -139,6 +146,7 @@ class HttpConnPool::ActiveClient : public event::DeferredDeletable,
   http::http1::ClientConnectionImpl codec_;
   event::TimerPtr timer_;  // connect timeout, then idle timeout
   PoolCallbacks* callbacks_ = nullptr;
+  std::chrono::steady_clock::time_point idle_since_;
   uint64_t requests_ = 0;
   bool connected_ = false;
   bool connect_timed_out_ = false;
@@ -173,9 +181,15 @@ size_t HttpConnPool::idleCount() const { return idle_.size(); }
 size_t HttpConnPool::busyCount() const { return busy_.size(); }
 size_t HttpConnPool::pendingCount() const { return pending_.size(); }
 
-Cancellable* HttpConnPool::newStream(http::ResponseDecoder& decoder, PoolCallbacks& callbacks) {
+Cancellable* HttpConnPool::newStream(http::ResponseDecoder& decoder, PoolCallbacks& callbacks,
+                                     bool fresh) {
   stats_.rq_total.inc();
-  if (!idle_.empty()) {
+  // The upstream may have closed an idle connection since its last event: those go first.
+  while (!fresh && !idle_.empty() && !idle_.front()->usable()) {
+    stats_.cx_stale_closed.inc();
+    idle_.front()->close();  // removes it from the list (onClientClosed)
+  }
+  if (!fresh && !idle_.empty()) {
     // Most recently used first: it is the likeliest to be alive, and the others may time out.
     // Moved between the lists by splicing: no list node allocated per request.
     ActiveClient& c = *idle_.front();

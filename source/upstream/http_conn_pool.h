@@ -32,6 +32,10 @@ class PoolStream {
   virtual void readDisable(bool disable) = 0;
   // Bytes waiting to be written upstream (the request side's flow control).
   virtual size_t writeBufferLength() const = 0;
+  // The connection carried an exchange before this one. A reused connection that fails before
+  // any response byte may have been closed by the upstream just as the request went out (its
+  // keep-alive timeout): the request never reached it, and may be sent again.
+  virtual bool reused() const = 0;
 };
 
 // What a stream waiting for a connection is told, exactly once: ready or failed.
@@ -69,6 +73,10 @@ struct PoolSettings {
   // Idle connections kept to this host (from this worker); beyond it the least recently used
   // one closes.
   uint32_t max_idle = 256;
+  // An idle connection reused after at least this long is checked for the upstream's close
+  // first (idlePeerAlive: one syscall). Younger ones are not: an upstream's keep-alive timeout
+  // is seconds, and the event loop sees a close within an iteration.
+  std::chrono::milliseconds idle_check_after{200};
   uint32_t buffer_limit = 1024 * 1024;
   http::http1::Limits limits;
 };
@@ -83,6 +91,8 @@ struct PoolStats {
   stats::Counter& rq_reused;
   stats::Counter& rq_pending_overflow;
   stats::Counter& cx_idle_timeout;
+  // Idle connections found closed by the upstream when about to be reused.
+  stats::Counter& cx_stale_closed;
 };
 
 // Keep-alive HTTP/1.1 connections from one worker to one upstream host: idle connections are
@@ -100,7 +110,9 @@ class HttpConnPool : public event::DeferredDeletable {
   // Asks for a connection for one exchange. The callbacks run now (an idle connection, or
   // overflow) or later; in the latter case the returned handle withdraws the request until
   // then. Returns nullptr when the callbacks already ran.
-  Cancellable* newStream(http::ResponseDecoder& decoder, PoolCallbacks& callbacks);
+  // `fresh`: not on an idle connection (a retry after a reused one failed).
+  Cancellable* newStream(http::ResponseDecoder& decoder, PoolCallbacks& callbacks,
+                         bool fresh = false);
 
   const network::Address& host() const { return host_; }
   event::Dispatcher& dispatcher() { return dispatcher_; }

@@ -123,5 +123,124 @@ class UpstreamTimeoutsTest(harness.SluiceTestCase):
         self.assertEqual(b"ok", self.get(s, "/fine").read_response().body)
 
 
+
+class KeepAliveCloser(harness.UpstreamServer):
+    """A keep-alive origin that closes connections at chosen requests without answering, as an
+    origin's keep-alive timeout does when it fires just as a request arrives.
+
+    close_at(connection_index, request_index) -> True to read that request and close (both
+    1-based, connections in accept order). Answers others with "<method> <path> <body length>"
+    and records (connection_index, method, path, body) of every request it read."""
+
+    def __init__(self, close_at):
+        self.close_at = close_at
+        self.seen = []
+        self.lock = threading.Lock()
+        self.count = 0
+        super().__init__()
+
+    def handle(self, conn):
+        with self.lock:
+            self.count += 1
+            index = self.count
+        buf = b""
+        n = 0
+        while True:
+            while b"\r\n\r\n" not in buf:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buf += data
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            lines = head.split(b"\r\n")
+            method, path = lines[0].split(b" ")[:2]
+            length = 0
+            for line in lines[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            while len(buf) < length:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buf += data
+            body, buf = buf[:length], buf[length:]
+            n += 1
+            with self.lock:
+                self.seen.append((index, method.decode(), path.decode(), body))
+            if self.close_at(index, n):
+                return  # closed without a byte of response
+            out = b"%s %s %d" % (method, path, len(body))
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (
+                len(out), out if method != b"HEAD" else b""))
+
+
+class StaleConnectionTest(harness.SluiceTestCase):
+    """A request that meets a pooled connection the origin has just closed is sent again on a new
+    connection (idempotent methods, once), so the client never sees the race."""
+
+    def start(self, origin):
+        self.addCleanup(origin.close)
+        cfg = harness.http_config([harness.http_listener("web", filters=[{"plugin": {
+            "filter": "router", "typedConfig": {"@type": TYPE, "virtualHosts": [
+                {"name": "v", "domains": ["*"], "routes": [{"route": {"cluster": "o"}}]}]}}}])])
+        cfg["clusters"] = [{"name": "o", "endpoints": [
+            {"address": {"address": "127.0.0.1", "port": origin.port}}]}]
+        return self.start_sluice(cfg, concurrency=1)
+
+    def request(self, client, method, path, body=b""):
+        client.send(req(method, path, body=body,
+                        headers=[("Content-Length", str(len(body)))] if body else ()))
+        return client.read_response()
+
+    def test_idempotent_requests_are_resent_on_a_new_connection(self):
+        # Every connection answers its first request and closes at its second.
+        origin = KeepAliveCloser(lambda conn, n: n == 2)
+        s = self.start(origin)
+        c = harness.HttpClient.connect(s.addr("web"))
+        self.addCleanup(c.close)
+        rounds = [("GET", "/a", b""), ("HEAD", "/b", b""), ("PUT", "/c", b"x" * 100000),
+                  ("DELETE", "/d", b""), ("OPTIONS", "/e", b""), ("GET", "/f", b"")]
+        for method, path, body in rounds:
+            client_req = req(method, path, body=body)
+            c.send(client_req)
+            r = c.read_response(head_request=method == "HEAD")
+            self.assertEqual(200, r.status, (method, r.raw[:200]))
+            if method != "HEAD":
+                self.assertEqual(b"%s %s %d" % (method.encode(), path.encode(), len(body)), r.body)
+        # Each request after the first met a connection that closed, and went again on a new one
+        # with its whole body.
+        st = s.stats()
+        self.assertEqual(len(rounds) - 1, st["cluster.o.upstream_rq_retry_stale_connection"])
+        self.assertEqual(len(rounds), origin.count)
+        put = [x for x in origin.seen if x[1] == "PUT"]
+        self.assertEqual(2, len(put))
+        self.assertEqual([b"x" * 100000] * 2, [x[3] for x in put])
+
+    def test_non_idempotent_requests_are_not_resent(self):
+        origin = KeepAliveCloser(lambda conn, n: n == 2)
+        s = self.start(origin)
+        c = harness.HttpClient.connect(s.addr("web"))
+        self.addCleanup(c.close)
+        self.assertEqual(200, self.request(c, "GET", "/first").status)
+        r = self.request(c, "POST", "/pay", b"once")
+        self.assertEqual(502, r.status, r.raw)
+        self.assertEqual(1, len([x for x in origin.seen if x[1] == "POST"]))
+        self.assertEqual(0, s.stats()["cluster.o.upstream_rq_retry_stale_connection"])
+
+    def test_a_request_is_resent_once_only(self):
+        # The first connection closes at its second request; the retry's new connection closes
+        # at once too: the client gets the 502, and the origin saw the request twice, not more.
+        origin = KeepAliveCloser(lambda conn, n: (conn, n) in ((1, 2), (2, 1)))
+        s = self.start(origin)
+        c = harness.HttpClient.connect(s.addr("web"))
+        self.addCleanup(c.close)
+        self.assertEqual(200, self.request(c, "GET", "/first").status)
+        r = self.request(c, "GET", "/twice")
+        self.assertEqual(502, r.status, r.raw)
+        self.assertEqual(2, len([x for x in origin.seen if x[2] == "/twice"]))
+        self.assertEqual(1, s.stats()["cluster.o.upstream_rq_retry_stale_connection"])
+
+
 if __name__ == "__main__":
     harness.main()

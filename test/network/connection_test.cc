@@ -127,6 +127,22 @@ TEST_F(ConnectionTest, PeerFinClosesWithoutHalfClose) {
   EXPECT_EQ(ConnectionEvent::kRemoteClose, callbacks_.events[0]);
 }
 
+// What a pool asks before it reuses an idle connection, answered before the loop has seen the
+// peer's close or bytes (no event is run here).
+TEST_F(ConnectionTest, IdlePeerAliveSeesACloseOrStrayBytesBeforeTheLoopDoes) {
+  conn_->initializeReadFilters();
+  EXPECT_TRUE(conn_->idlePeerAlive());
+  ASSERT_EQ(1, write(peer_, "x", 1));
+  EXPECT_FALSE(conn_->idlePeerAlive());  // bytes nobody asked for
+  EXPECT_FALSE(conn_->idlePeerAlive());  // only peeked: still there
+  runUntil([&] { return filter_->received == "x"; });
+  EXPECT_TRUE(conn_->idlePeerAlive());
+  shutdown(peer_, SHUT_WR);
+  EXPECT_FALSE(conn_->idlePeerAlive());  // the peer's FIN
+  conn_->close(CloseType::kNoFlush);
+  EXPECT_FALSE(conn_->idlePeerAlive());
+}
+
 TEST_F(ConnectionTest, HalfCloseKeepsWritingUntilBothSidesAreDone) {
   conn_->enableHalfClose(true);
   conn_->initializeReadFilters();

@@ -16,6 +16,7 @@ RequestEncoder& ClientConnectionImpl::newExchange(ResponseDecoder& decoder) {
   chunked_.reset();
   body_remaining_ = 0;
   response_started_ = false;
+  response_bytes_ = false;
   pending_head_.reset();
   response_keep_alive_ = true;
   tunnel_request_ = false;
@@ -121,6 +122,7 @@ void ClientConnectionImpl::encodeTrailers(const HeaderMap& trailers) {
 }
 
 void ClientConnectionImpl::dispatch(Buffer& data) {
+  if (!data.empty()) response_bytes_ = true;
   buffer_.move(data);
   if (in_dispatch_) return;
   in_dispatch_ = true;
@@ -289,7 +291,9 @@ void ClientConnectionImpl::onUpstreamClosed() {
     completeResponse();
     return;
   }
-  if (state_ == State::kHead || state_ == State::kBody) {
+  if (state_ == State::kHead && !response_bytes_) {
+    fail(UpstreamFailure::kClosedBeforeResponse, "upstream closed the connection before a response");
+  } else if (state_ == State::kHead || state_ == State::kBody) {
     fail(UpstreamFailure::kConnectionClosed, "upstream closed the connection");
   }
 }

@@ -82,6 +82,7 @@ class ClientConnectionImpl : public RequestEncoder {
   bool request_counted_ = false;
   uint64_t request_remaining_ = 0;
   bool response_started_ = false;
+  bool response_bytes_ = false;  // some byte of this exchange's response arrived
   bool response_keep_alive_ = true;
   bool in_dispatch_ = false;
 };
