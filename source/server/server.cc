@@ -80,6 +80,7 @@ class Server {
   absl::Status run();
 
  private:
+  void listenForOtherSignals();
   void startDrain();
   void onWorkerIdle();
   void shutdown();
@@ -106,6 +107,7 @@ class Server {
 };
 
 absl::Status Server::run() {
+  listenForOtherSignals();
   uint32_t concurrency =
       options_.concurrency != 0 ? options_.concurrency : bootstrap_.concurrency();
   if (concurrency == 0) concurrency = std::max(1u, std::thread::hardware_concurrency());
@@ -186,15 +188,18 @@ absl::Status Server::run() {
     absl::StrAppend(&ports, "admin ", bound->asString(), "\n");
   }
 
+  shared_->resume_all = [this] {
+    for (auto& w : workers_) w->resumePausedListeners();
+  };
+  // Before the ports file, which tells scripts and tests that sluice is up: a SIGTERM sent from
+  // then on drains (it is handled once the loop runs, after the workers start).
+  signals_.push_back(main_->listenForSignal(SIGTERM, [this] { startDrain(); }));
+  signals_.push_back(main_->listenForSignal(SIGINT, [this] { startDrain(); }));
+
   if (!options_.ports_file.empty()) {
     if (auto s = WritePortsFile(options_.ports_file, ports); !s.ok()) return s;
   }
 
-  shared_->resume_all = [this] {
-    for (auto& w : workers_) w->resumePausedListeners();
-  };
-  signals_.push_back(main_->listenForSignal(SIGTERM, [this] { startDrain(); }));
-  signals_.push_back(main_->listenForSignal(SIGINT, [this] { startDrain(); }));
   for (auto& w : workers_) w->start();
   SLUICE_LOG(kInfo, "sluice started with %u workers", concurrency);
 
@@ -209,6 +214,25 @@ absl::Status Server::run() {
   sockets_.closeAll();
   SLUICE_LOG(kInfo, "sluice exited cleanly");
   return absl::OkStatus();
+}
+
+void Server::listenForOtherSignals() {
+  // main() ignores these until here; from now on they are handled on this loop (the workers
+  // block them, see Worker::start) and never end the process.
+  signals_.push_back(main_->listenForSignal(SIGHUP, [] {
+    SLUICE_LOG(kInfo,
+               "SIGHUP received and ignored: sluice does not reload its config on SIGHUP (a config "
+               "change will take a hot restart, which comes later); restart it to apply a change");
+  }));
+  signals_.push_back(main_->listenForSignal(SIGUSR1, [] {
+    // nginx and Envoy reopen their log files on SIGUSR1 (log rotation). sluice's log is stderr.
+    SLUICE_LOG(kInfo,
+               "SIGUSR1 received (reopen log files): nothing to reopen, sluice logs to stderr "
+               "only");
+  }));
+  signals_.push_back(main_->listenForSignal(SIGUSR2, [] {
+    SLUICE_LOG(kInfo, "SIGUSR2 received and ignored: it has no meaning in sluice yet");
+  }));
 }
 
 void Server::startDrain() {
