@@ -201,6 +201,7 @@ absl::Status Server::run() {
   }
 
   for (auto& w : workers_) w->start();
+  if (admin_) admin_->setState(Admin::State::kLive);
   SLUICE_LOG(kInfo, "sluice started with %u workers", concurrency);
 
   main_->run();
@@ -242,6 +243,7 @@ void Server::startDrain() {
     return;
   }
   draining_ = true;
+  if (admin_) admin_->setState(Admin::State::kDraining);
   SLUICE_LOG(kInfo, "draining: no new connections; open ones have up to %dms to finish",
              static_cast<int>(drain_timeout_.count()));
   drain_timer_ = main_->createTimer([this] {
