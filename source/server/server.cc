@@ -81,6 +81,7 @@ class Server {
 
  private:
   void listenForOtherSignals();
+  absl::Status reserveListenerAddress(ListenerConfig& listener);
   void startDrain();
   void onWorkerIdle();
   void shutdown();
@@ -152,28 +153,41 @@ absl::Status Server::run() {
 
   plugins_ = PluginManagerFor(bootstrap_, sources_, store_);
   const http::PluginFilterFactoryBuilder plugin_filters = PluginBuilder(*plugins_);
-  std::string ports;
+  std::vector<ListenerConfigPtr> listeners;
   for (int li = 0; li < bootstrap_.listeners_size(); ++li) {
-    const auto& l = bootstrap_.listeners(li);
-    auto cfg = BuildListenerConfig(l, *clusters_, store_, concurrency,
+    auto cfg = BuildListenerConfig(bootstrap_.listeners(li), *clusters_, store_, concurrency,
                                    absl::StrCat("listeners[", li, "]"), plugin_filters);
     if (!cfg.ok()) return cfg.status();
-    const size_t count = (*cfg)->listen_options.reuse_port ? concurrency : 1;
-    auto fds = sockets_.getOrCreate((*cfg)->address, (*cfg)->listen_options, count);
+    listeners.push_back(std::move(*cfg));
+  }
+  // Every address is checked before this process binds any socket of its own, so that listeners
+  // of this config on overlapping addresses (0.0.0.0:80 and 127.0.0.1:80) do not take each
+  // other for another process.
+  for (auto& cfg : listeners) {
+    if (auto s = reserveListenerAddress(*cfg); !s.ok()) return s;
+  }
+  std::string ports;
+  for (auto& cfg : listeners) {
+    const size_t count = cfg->listen_options.reuse_port ? concurrency : 1;
+    auto fds = sockets_.getOrCreate(cfg->address, cfg->listen_options, count);
     if (!fds.ok()) {
       return absl::Status(fds.status().code(),
-                          absl::StrCat("listener ", l.name(), ": ", fds.status().message()));
+                          absl::StrCat("listener ", cfg->name, ": ", fds.status().message()));
     }
     auto bound = network::Address::localOf(fds->front());
     if (!bound.ok()) return bound.status();
-    (*cfg)->address = *bound;
+    cfg->address = *bound;
     for (uint32_t i = 0; i < concurrency; ++i) {
-      workers_[i]->addListener(*cfg, (*fds)[count == 1 ? 0 : i]);
+      workers_[i]->addListener(cfg, (*fds)[count == 1 ? 0 : i]);
     }
-    SLUICE_LOG(kInfo, "listener %s on %s (%s, %u workers)", l.name(), bound->asString(),
-               count == 1 ? "shared socket" : "SO_REUSEPORT", concurrency);
-    absl::StrAppend(&ports, l.name(), " ", bound->asString(), "\n");
+    SLUICE_LOG(
+        kInfo, "listener %s on %s (%s, %u workers%s)", cfg->name, bound->asString(),
+        count == 1 ? "shared socket" : "SO_REUSEPORT", concurrency,
+        cfg->reuse_port_with_other_processes ? ", port shared with other processes allowed" : "");
+    absl::StrAppend(&ports, cfg->name, " ", bound->asString(), "\n");
   }
+  // Our sockets listen now: another process's check fails on them from here on.
+  sockets_.releaseReservations();
 
   if (bootstrap_.has_admin() && bootstrap_.admin().has_address()) {
     auto addr = network::Address::fromIpPort(bootstrap_.admin().address().address(),
@@ -234,6 +248,29 @@ void Server::listenForOtherSignals() {
   signals_.push_back(main_->listenForSignal(SIGUSR2, [] {
     SLUICE_LOG(kInfo, "SIGUSR2 received and ignored: it has no meaning in sluice yet");
   }));
+}
+
+absl::Status Server::reserveListenerAddress(ListenerConfig& listener) {
+  if (listener.reuse_port_with_other_processes) return absl::OkStatus();
+  auto reserved = sockets_.reserve(listener.address);
+  if (absl::IsAlreadyExists(reserved.status())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "listener ", listener.name, ": another process is already listening on ",
+        listener.address.asString(),
+        " (or on an address overlapping it: the same port on the wildcard address, or a "
+        "specific address under this wildcard). sluice does not share a port with another "
+        "process, since the kernel would split new connections between the two (SO_REUSEPORT). "
+        "Stop the other process or choose another port; to share the port on purpose, set "
+        "reuse_port_with_other_processes: true on listener ",
+        listener.name, "."));
+  }
+  if (!reserved.ok()) {
+    return absl::Status(reserved.status().code(), absl::StrCat("listener ", listener.name, ": ",
+                                                               reserved.status().message()));
+  }
+  // Port 0: our sockets take the port the kernel chose for the reservation.
+  listener.address = *reserved;
+  return absl::OkStatus();
 }
 
 void Server::startDrain() {
