@@ -20,9 +20,10 @@ absl::StatusOr<int> CreateListenSocket(const Address& address, const ListenOptio
 // Checks that no socket listens on `address` or on an address overlapping it (the same port on
 // the wildcard address, or a specific one under this wildcard), and holds the port until the fd
 // is closed. It binds with SO_REUSEADDR but without SO_REUSEPORT and does not listen: Linux then
-// refuses the bind (EADDRINUSE) exactly when a listening socket is there — SO_REUSEPORT would let
-// a second process join the group and take a share of the connections — while sockets in
-// TIME_WAIT or connections a draining process still serves do not count. SO_REUSEPORT sockets
+// refuses the bind (EADDRINUSE) when a socket listens there — SO_REUSEPORT would let a second
+// process join the group and take a share of the connections — or is bound there without
+// SO_REUSEADDR, while sockets in TIME_WAIT or connections a draining process still serves do not
+// count. SO_REUSEPORT sockets
 // bound afterwards (this process's own) are not blocked by it, since it does not listen. Port 0:
 // the kernel picks a free port, which the returned fd holds (read it with Address::localOf).
 // Returns AlreadyExistsError when the address is taken, another error when the bind fails for
