@@ -36,7 +36,9 @@ constexpr const char kUsage[] =
     "      --version            print the version and exit\n"
     "\n"
     "Signals: SIGTERM/SIGINT stop accepting, let open connections finish up to the config's\n"
-    "drain_timeout, and exit 0; a second signal closes them at once.\n";
+    "drain_timeout, and exit 0; a second signal closes them at once. SIGHUP is logged and\n"
+    "ignored (no config reload yet: it will come with hot restart), SIGUSR1 is logged (it would\n"
+    "reopen log files; sluice logs to stderr only), SIGUSR2 is logged and ignored.\n";
 
 enum LongOnly { kMode = 1000, kConcurrency, kPortsFile, kLogLevel, kVersion };
 
@@ -109,6 +111,14 @@ int main(int argc, char** argv) {
   if (optind < argc) return UsageError(std::string("unexpected argument ") + argv[optind]);
   if (config_path.empty()) return UsageError("a config file is required (-c FILE)");
 
+  if (mode == "serve") {
+    // A proxy never dies of these: ignored until the server's main loop listens for them (it
+    // logs them, see server.cc), so that one sent while the config loads is harmless too.
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
+    signal(SIGUSR2, SIG_IGN);
+  }
+
   sluice::config::ValueSources sources;
   auto bootstrap = sluice::config::LoadBootstrap(config_path, &sources);
   if (!bootstrap.ok()) {
@@ -127,8 +137,8 @@ int main(int argc, char** argv) {
 
   // Writes to a closed peer must fail with EPIPE, not kill the process.
   signal(SIGPIPE, SIG_IGN);
-  // SIGTERM/SIGINT reach the main event loop through libevent's signal events, whichever thread
-  // the kernel delivers them to.
+  // SIGTERM, SIGINT, SIGHUP, SIGUSR1 and SIGUSR2 reach the main event loop through libevent's
+  // signal events; worker threads block them, so the kernel delivers them to the main thread.
   auto status = sluice::server::Run(*bootstrap, sources, options);
   if (!status.ok()) {
     SLUICE_LOG(kError, "%s", status.message());

@@ -55,6 +55,18 @@ uint16_t Address::port() const {
   return 0;
 }
 
+bool Address::isLoopback() const {
+  if (family() == AF_INET) {
+    return (ntohl(storage_.in4.sin_addr.s_addr) >> 24) == 127;
+  }
+  if (family() == AF_INET6) {
+    const in6_addr& a = storage_.in6.sin6_addr;
+    if (IN6_IS_ADDR_LOOPBACK(&a)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&a) && a.s6_addr[12] == 127;
+  }
+  return false;
+}
+
 Address Address::withPort(uint16_t port) const {
   Address a = *this;
   if (family() == AF_INET) reinterpret_cast<sockaddr_in*>(&a.storage_)->sin_port = htons(port);

@@ -29,6 +29,9 @@ class Address {
   // "127.0.0.1:80", "[::1]:80".
   std::string asString() const;
   std::string ip() const;
+  // 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104: reachable from this host only. The wildcard
+  // addresses (0.0.0.0, ::) are not: they listen on every interface.
+  bool isLoopback() const;
 
  private:
   // Just big enough for IPv4 and IPv6 (32 bytes with the length, not sockaddr_storage's 128):

@@ -6,7 +6,29 @@
 
 namespace sluice::network {
 
-ListenSocketRegistry::~ListenSocketRegistry() { closeAll(); }
+ListenSocketRegistry::~ListenSocketRegistry() {
+  releaseReservations();
+  closeAll();
+}
+
+absl::StatusOr<Address> ListenSocketRegistry::reserve(const Address& address) {
+  if (address.port() != 0 && holds(address)) return address;
+  auto fd = ReserveAddress(address);
+  if (!fd.ok()) return fd.status();
+  reservations_.push_back(*fd);
+  return Address::localOf(*fd);
+}
+
+void ListenSocketRegistry::releaseReservations() {
+  for (int fd : reservations_) ::close(fd);
+  reservations_.clear();
+}
+
+bool ListenSocketRegistry::holds(const Address& address) const {
+  const std::string prefix = absl::StrCat(address.asString(), "#");
+  auto it = sockets_.lower_bound(prefix);
+  return it != sockets_.end() && it->first.compare(0, prefix.size(), prefix) == 0;
+}
 
 absl::StatusOr<std::vector<int>> ListenSocketRegistry::getOrCreate(const Address& address,
                                                                    const ListenOptions& options,

@@ -56,6 +56,26 @@ absl::StatusOr<int> CreateListenSocket(const Address& address, const ListenOptio
   return fd;
 }
 
+absl::StatusOr<int> ReserveAddress(const Address& address) {
+  int fd = socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Errno("socket", address);
+  int one = 1;
+  // Without SO_REUSEADDR, TIME_WAIT sockets of the port (a restart) would count as taken.
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (address.family() == AF_INET6) {
+    // As the listening sockets will be: "::" claims IPv6 only.
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  }
+  if (bind(fd, address.sockaddr_ptr(), address.length()) != 0) {
+    const int err = errno;
+    auto status = Errno("bind", address);
+    close(fd);
+    if (err == EADDRINUSE) return absl::AlreadyExistsError(status.message());
+    return status;
+  }
+  return fd;
+}
+
 void SetNoDelay(int fd, bool on) {
   int v = on ? 1 : 0;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof(v));

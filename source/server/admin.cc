@@ -49,11 +49,24 @@ class Admin::AdminConnection : public network::ReadFilter,
     std::string body;
     if (absl::StartsWith(request_, "GET /stats ") || absl::StartsWith(request_, "GET /stats?")) {
       body = admin_.store_.dumpText();
-    } else if (absl::StartsWith(request_, "GET /ready ")) {
-      body = "LIVE\n";
+    } else if (absl::StartsWith(request_, "GET /ready ") ||
+               absl::StartsWith(request_, "GET /ready?")) {
+      switch (admin_.state_) {
+        case State::kLive:
+          body = "LIVE\n";
+          break;
+        case State::kStarting:
+          status = "503 Service Unavailable";
+          body = "STARTING\n";
+          break;
+        case State::kDraining:
+          status = "503 Service Unavailable";
+          body = "DRAINING\n";
+          break;
+      }
     } else {
       status = "404 Not Found";
-      body = "not found; try GET /stats\n";
+      body = "not found; try GET /stats or GET /ready\n";
     }
     Buffer out;
     out.add(absl::StrCat("HTTP/1.1 ", status,
@@ -81,6 +94,14 @@ absl::StatusOr<network::Address> Admin::start(const network::Address& address) {
   auto bound = network::Address::localOf(fd_);
   if (!bound.ok()) return bound.status();
   address_ = *bound;
+  if (!address_.isLoopback()) {
+    SLUICE_LOG(kWarn,
+               "admin endpoint on %s is exposed beyond this host (not a loopback address): it has "
+               "no authentication, so anyone who can reach that address can read every counter "
+               "and, as the admin interface grows, act on the proxy. Bind it to 127.0.0.1 or ::1, "
+               "or firewall the port.",
+               address_.asString());
+  }
   network::ListenerCallbacks& callbacks = *this;
   listener_ = std::make_unique<network::TcpListenerImpl>(dispatcher_, fd_, callbacks, 16);
   listener_->enable();

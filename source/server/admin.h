@@ -13,16 +13,22 @@
 namespace sluice::server {
 
 // The admin endpoint, on the main thread. A stub until the HTTP codec lands: it reads one request
-// head (bounded in size and time), answers `GET /stats` with the counters as text, anything else
-// with 404, and closes.
+// head (bounded in size and time), answers `GET /stats` with the counters as text, `GET /ready`
+// with 200 while the workers serve and 503 before and during the drain (so that a load balancer
+// that polls it stops sending new connections), anything else with 404, and closes.
 class Admin : private network::ListenerCallbacks {
  public:
+  // What `GET /ready` reports.
+  enum class State { kStarting, kLive, kDraining };
+
   Admin(event::Dispatcher& dispatcher, stats::Store& store);
   ~Admin() override;
 
-  // Binds and starts accepting; returns the bound address (port 0 resolved).
+  // Binds and starts accepting; returns the bound address (port 0 resolved). Warns in the log
+  // when the address is not a loopback one: the endpoint has no authentication.
   absl::StatusOr<network::Address> start(const network::Address& address);
   void stop();
+  void setState(State state) { state_ = state; }
 
   static constexpr size_t kMaxRequestHead = 8192;
   static constexpr std::chrono::milliseconds kRequestTimeout{10000};
@@ -45,6 +51,7 @@ class Admin : private network::ListenerCallbacks {
   network::Address address_;
   network::ListenerPtr listener_;
   std::list<std::unique_ptr<AdminConnection>> connections_;
+  State state_ = State::kStarting;
 };
 
 }  // namespace sluice::server

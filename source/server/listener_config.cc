@@ -27,6 +27,7 @@ absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(
   cfg->address = *address;
   cfg->listen_options.reuse_port = l.has_reuse_port() ? l.reuse_port().value() : true;
   cfg->listen_options.backlog = static_cast<int>(l.backlog());
+  cfg->reuse_port_with_other_processes = l.reuse_port_with_other_processes();
   cfg->max_accepts_per_event =
       l.max_accepts_per_event() != 0 ? l.max_accepts_per_event() : kDefaultMaxAcceptsPerEvent;
   cfg->tcp_nodelay = l.has_tcp_nodelay() ? l.tcp_nodelay().value() : true;

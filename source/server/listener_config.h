@@ -23,6 +23,8 @@ struct ListenerConfig {
   std::string name;
   network::Address address;
   network::ListenOptions listen_options;
+  // Listener.reuse_port_with_other_processes: skip the check that no other process listens there.
+  bool reuse_port_with_other_processes = false;
   uint32_t max_accepts_per_event;
   bool tcp_nodelay;
   std::optional<network::KeepaliveOptions> keepalive;

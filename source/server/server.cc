@@ -80,6 +80,8 @@ class Server {
   absl::Status run();
 
  private:
+  void listenForOtherSignals();
+  absl::Status reserveListenerAddress(ListenerConfig& listener);
   void startDrain();
   void onWorkerIdle();
   void shutdown();
@@ -106,6 +108,7 @@ class Server {
 };
 
 absl::Status Server::run() {
+  listenForOtherSignals();
   uint32_t concurrency =
       options_.concurrency != 0 ? options_.concurrency : bootstrap_.concurrency();
   if (concurrency == 0) concurrency = std::max(1u, std::thread::hardware_concurrency());
@@ -150,28 +153,41 @@ absl::Status Server::run() {
 
   plugins_ = PluginManagerFor(bootstrap_, sources_, store_);
   const http::PluginFilterFactoryBuilder plugin_filters = PluginBuilder(*plugins_);
-  std::string ports;
+  std::vector<ListenerConfigPtr> listeners;
   for (int li = 0; li < bootstrap_.listeners_size(); ++li) {
-    const auto& l = bootstrap_.listeners(li);
-    auto cfg = BuildListenerConfig(l, *clusters_, store_, concurrency,
+    auto cfg = BuildListenerConfig(bootstrap_.listeners(li), *clusters_, store_, concurrency,
                                    absl::StrCat("listeners[", li, "]"), plugin_filters);
     if (!cfg.ok()) return cfg.status();
-    const size_t count = (*cfg)->listen_options.reuse_port ? concurrency : 1;
-    auto fds = sockets_.getOrCreate((*cfg)->address, (*cfg)->listen_options, count);
+    listeners.push_back(std::move(*cfg));
+  }
+  // Every address is checked before this process binds any socket of its own, so that listeners
+  // of this config on overlapping addresses (0.0.0.0:80 and 127.0.0.1:80) do not take each
+  // other for another process.
+  for (auto& cfg : listeners) {
+    if (auto s = reserveListenerAddress(*cfg); !s.ok()) return s;
+  }
+  std::string ports;
+  for (auto& cfg : listeners) {
+    const size_t count = cfg->listen_options.reuse_port ? concurrency : 1;
+    auto fds = sockets_.getOrCreate(cfg->address, cfg->listen_options, count);
     if (!fds.ok()) {
       return absl::Status(fds.status().code(),
-                          absl::StrCat("listener ", l.name(), ": ", fds.status().message()));
+                          absl::StrCat("listener ", cfg->name, ": ", fds.status().message()));
     }
     auto bound = network::Address::localOf(fds->front());
     if (!bound.ok()) return bound.status();
-    (*cfg)->address = *bound;
+    cfg->address = *bound;
     for (uint32_t i = 0; i < concurrency; ++i) {
-      workers_[i]->addListener(*cfg, (*fds)[count == 1 ? 0 : i]);
+      workers_[i]->addListener(cfg, (*fds)[count == 1 ? 0 : i]);
     }
-    SLUICE_LOG(kInfo, "listener %s on %s (%s, %u workers)", l.name(), bound->asString(),
-               count == 1 ? "shared socket" : "SO_REUSEPORT", concurrency);
-    absl::StrAppend(&ports, l.name(), " ", bound->asString(), "\n");
+    SLUICE_LOG(
+        kInfo, "listener %s on %s (%s, %u workers%s)", cfg->name, bound->asString(),
+        count == 1 ? "shared socket" : "SO_REUSEPORT", concurrency,
+        cfg->reuse_port_with_other_processes ? ", port shared with other processes allowed" : "");
+    absl::StrAppend(&ports, cfg->name, " ", bound->asString(), "\n");
   }
+  // Our sockets listen now: another process's check fails on them from here on.
+  sockets_.releaseReservations();
 
   if (bootstrap_.has_admin() && bootstrap_.admin().has_address()) {
     auto addr = network::Address::fromIpPort(bootstrap_.admin().address().address(),
@@ -186,16 +202,20 @@ absl::Status Server::run() {
     absl::StrAppend(&ports, "admin ", bound->asString(), "\n");
   }
 
+  shared_->resume_all = [this] {
+    for (auto& w : workers_) w->resumePausedListeners();
+  };
+  // Before the ports file, which tells scripts and tests that sluice is up: a SIGTERM sent from
+  // then on drains (it is handled once the loop runs, after the workers start).
+  signals_.push_back(main_->listenForSignal(SIGTERM, [this] { startDrain(); }));
+  signals_.push_back(main_->listenForSignal(SIGINT, [this] { startDrain(); }));
+
   if (!options_.ports_file.empty()) {
     if (auto s = WritePortsFile(options_.ports_file, ports); !s.ok()) return s;
   }
 
-  shared_->resume_all = [this] {
-    for (auto& w : workers_) w->resumePausedListeners();
-  };
-  signals_.push_back(main_->listenForSignal(SIGTERM, [this] { startDrain(); }));
-  signals_.push_back(main_->listenForSignal(SIGINT, [this] { startDrain(); }));
   for (auto& w : workers_) w->start();
+  if (admin_) admin_->setState(Admin::State::kLive);
   SLUICE_LOG(kInfo, "sluice started with %u workers", concurrency);
 
   main_->run();
@@ -211,6 +231,48 @@ absl::Status Server::run() {
   return absl::OkStatus();
 }
 
+void Server::listenForOtherSignals() {
+  // main() ignores these until here; from now on they are handled on this loop (the workers
+  // block them, see Worker::start) and never end the process.
+  signals_.push_back(main_->listenForSignal(SIGHUP, [] {
+    SLUICE_LOG(kInfo,
+               "SIGHUP received and ignored: sluice does not reload its config on SIGHUP (a config "
+               "change will take a hot restart, which comes later); restart it to apply a change");
+  }));
+  signals_.push_back(main_->listenForSignal(SIGUSR1, [] {
+    // nginx and Envoy reopen their log files on SIGUSR1 (log rotation). sluice's log is stderr.
+    SLUICE_LOG(kInfo,
+               "SIGUSR1 received (reopen log files): nothing to reopen, sluice logs to stderr "
+               "only");
+  }));
+  signals_.push_back(main_->listenForSignal(SIGUSR2, [] {
+    SLUICE_LOG(kInfo, "SIGUSR2 received and ignored: it has no meaning in sluice yet");
+  }));
+}
+
+absl::Status Server::reserveListenerAddress(ListenerConfig& listener) {
+  if (listener.reuse_port_with_other_processes) return absl::OkStatus();
+  auto reserved = sockets_.reserve(listener.address);
+  if (absl::IsAlreadyExists(reserved.status())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "listener ", listener.name, ": another process is already listening on ",
+        listener.address.asString(),
+        " (or on an address overlapping it: the same port on the wildcard address, or a "
+        "specific address under this wildcard). sluice does not share a port with another "
+        "process, since the kernel would split new connections between the two (SO_REUSEPORT). "
+        "Stop the other process or choose another port; to share the port on purpose, set "
+        "reuse_port_with_other_processes: true on listener ",
+        listener.name, "."));
+  }
+  if (!reserved.ok()) {
+    return absl::Status(reserved.status().code(), absl::StrCat("listener ", listener.name, ": ",
+                                                               reserved.status().message()));
+  }
+  // Port 0: our sockets take the port the kernel chose for the reservation.
+  listener.address = *reserved;
+  return absl::OkStatus();
+}
+
 void Server::startDrain() {
   if (draining_) {
     SLUICE_LOG(kWarn, "second signal during drain: closing every connection now");
@@ -218,6 +280,7 @@ void Server::startDrain() {
     return;
   }
   draining_ = true;
+  if (admin_) admin_->setState(Admin::State::kDraining);
   SLUICE_LOG(kInfo, "draining: no new connections; open ones have up to %dms to finish",
              static_cast<int>(drain_timeout_.count()));
   drain_timer_ = main_->createTimer([this] {

@@ -1,5 +1,7 @@
 #include "source/server/worker.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
@@ -168,12 +170,23 @@ void Worker::addListener(ListenerConfigPtr config, int fd) {
 }
 
 void Worker::start() {
+  // The process's signals are the main loop's (server.cc listens for them through libevent). A
+  // worker blocks them so that the kernel delivers them to the main thread: libevent's handler
+  // would pass them on from any thread, but a worker that took one would see its epoll_wait
+  // interrupted for nothing. The thread inherits the mask it is created with, so it never has a
+  // moment without it.
+  sigset_t block;
+  sigemptyset(&block);
+  for (int sig : kMainLoopSignals) sigaddset(&block, sig);
+  sigset_t previous;
+  pthread_sigmask(SIG_BLOCK, &block, &previous);
   thread_ = std::thread([this] {
     log::SetThreadName(absl::StrCat("worker_", index_));
     stats::SetThreadSlot(index_);
     for (auto& l : listeners_) l->enable();
     dispatcher_->run();
   });
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 }
 
 void Worker::stopListeners(std::function<void()> done) {

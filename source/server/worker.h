@@ -1,5 +1,8 @@
 #pragma once
 
+#include <signal.h>
+
+#include <array>
 #include <functional>
 #include <memory>
 #include <thread>
@@ -13,6 +16,9 @@
 #include "source/upstream/cluster.h"
 
 namespace sluice::server {
+
+// The signals the main loop handles (server.cc). Worker threads block them.
+inline constexpr std::array<int, 5> kMainLoopSignals = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2};
 
 // Process-wide state the workers share: the global connection limit, its stats, and the hooks
 // back to the main thread. Only atomics and immutable data.

@@ -682,13 +682,36 @@ class Sluice:
             out.append("----- %s %s (pid %d) -----\n%s" % (self.name, label, self.pid, text))
         return "\n".join(out)
 
+    def log_text(self):
+        with open(self.stderr_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_log(self, needle, timeout=STATS_TIMEOUT, after=0):
+        """Polls stderr until `needle` appears at or beyond character offset `after`; returns the
+        offset just past it. Raises if sluice exits first or on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log_text()
+            at = text.find(needle, after)
+            if at >= 0:
+                return at + len(needle)
+            if self.proc.poll() is not None:
+                raise SluiceError("sluice exited (%d) before logging %r\n%s" %
+                                  (self.proc.returncode, needle, self.logs()))
+            if time.monotonic() > deadline:
+                raise SluiceError("no %r in the log after %.0fs\n%s" %
+                                  (needle, timeout, self.logs()))
+            time.sleep(POLL_INTERVAL)
+
     # -- admin --
 
-    def stats_response(self, timeout=IO_TIMEOUT):
-        """GET /stats; returns (status_line, headers dict (lowercase names), body bytes, sock)."""
+    def stats_response(self, timeout=IO_TIMEOUT, path="/stats"):
+        """GET path (/stats) on the admin endpoint; returns (status_line, headers dict (lowercase
+        names), body bytes, sock)."""
         s = connect(self.addr("admin"), timeout=timeout)
         try:
-            s.sendall(b"GET /stats HTTP/1.1\r\nHost: sluice\r\nUser-Agent: sluice-it\r\n\r\n")
+            s.sendall(b"GET %s HTTP/1.1\r\nHost: sluice\r\nUser-Agent: sluice-it\r\n\r\n" %
+                      path.encode())
             buf = b""
             deadline = time.monotonic() + timeout
             while b"\r\n\r\n" not in buf:
@@ -724,6 +747,15 @@ class Sluice:
         except BaseException:
             s.close()
             raise
+
+    def admin_get(self, path, timeout=IO_TIMEOUT):
+        """GET path on the admin endpoint; returns (status code, body bytes)."""
+        status, _, body, s = self.stats_response(timeout=timeout, path=path)
+        s.close()
+        parts = status.split(" ")
+        if len(parts) < 2 or not parts[1].isdigit():
+            raise SluiceError("admin: malformed status line %r" % status)
+        return int(parts[1]), body
 
     def stats(self):
         """GET /stats as {name: int}."""

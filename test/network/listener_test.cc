@@ -242,5 +242,86 @@ TEST(ListenSocketRegistryTest, BindConflictIsAClearError) {
   close(*fd);
 }
 
+// Another process's SO_REUSEPORT listener, as far as this process can tell: a listening socket
+// the registry did not create.
+int ForeignReusePortListener(const Address& address) {
+  auto fd = CreateListenSocket(address, ListenOptions{.reuse_port = true});
+  EXPECT_TRUE(fd.ok()) << fd.status();
+  return fd.ok() ? *fd : -1;
+}
+
+TEST(ListenSocketRegistryTest, ReserveRefusesAnAddressAnotherSocketListensOn) {
+  const int foreign = ForeignReusePortListener(*Address::fromIpPort("127.0.0.1", 0));
+  const Address taken = *Address::localOf(foreign);
+  ListenSocketRegistry registry;
+  auto same = registry.reserve(taken);
+  EXPECT_TRUE(absl::IsAlreadyExists(same.status())) << same.status();
+  EXPECT_NE(std::string::npos, std::string(same.status().message()).find(taken.asString()));
+  // The wildcard address overlaps it: connections to 127.0.0.1 would be split as well.
+  auto wildcard = registry.reserve(*Address::fromIpPort("0.0.0.0", taken.port()));
+  EXPECT_TRUE(absl::IsAlreadyExists(wildcard.status())) << wildcard.status();
+  // Without the check, the kernel lets a SO_REUSEPORT group join: what the check is for.
+  auto joined = registry.getOrCreate(taken, ListenOptions{.reuse_port = true}, 1);
+  EXPECT_TRUE(joined.ok()) << joined.status();
+  close(foreign);
+}
+
+TEST(ListenSocketRegistryTest, ReservationHoldsThePortForOurOwnReusePortGroup) {
+  ListenSocketRegistry registry;
+  auto reserved = registry.reserve(*Address::fromIpPort("127.0.0.1", 0));
+  ASSERT_TRUE(reserved.ok()) << reserved.status();
+  ASSERT_NE(0, reserved->port());
+  // Our own sockets bind to the reserved port while the reservation is held.
+  auto fds = registry.getOrCreate(*reserved, ListenOptions{.reuse_port = true}, 3);
+  ASSERT_TRUE(fds.ok()) << fds.status();
+  for (int fd : *fds) EXPECT_EQ(reserved->port(), Address::localOf(fd)->port());
+  registry.releaseReservations();
+  EXPECT_EQ(3u, registry.sockets().size());
+  // Now that they listen, another process's check fails on them.
+  ListenSocketRegistry other;
+  EXPECT_TRUE(absl::IsAlreadyExists(other.reserve(*reserved).status()));
+}
+
+TEST(ListenSocketRegistryTest, OverlappingAddressesOfOneProcessReserveTogether) {
+  // All reservations come before any socket listens, so 0.0.0.0:P and 127.0.0.1:P of one config
+  // do not refuse each other.
+  ListenSocketRegistry registry;
+  auto any = registry.reserve(*Address::fromIpPort("0.0.0.0", 0));
+  ASSERT_TRUE(any.ok()) << any.status();
+  auto local = registry.reserve(*Address::fromIpPort("127.0.0.1", any->port()));
+  ASSERT_TRUE(local.ok()) << local.status();
+  EXPECT_TRUE(registry.getOrCreate(*any, ListenOptions{.reuse_port = true}, 2).ok());
+  EXPECT_TRUE(registry.getOrCreate(*local, ListenOptions{.reuse_port = true}, 2).ok());
+  registry.releaseReservations();
+}
+
+TEST(ListenSocketRegistryTest, ConnectionsOfAClosedListenerDoNotHoldItsPort) {
+  // A predecessor that is draining has closed its listeners but still serves connections
+  // accepted on the port: a new process may take the port.
+  const int listener = ForeignReusePortListener(*Address::fromIpPort("127.0.0.1", 0));
+  const Address address = *Address::localOf(listener);
+  const int client = ConnectBlocking(address);
+  const int served = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(served, 0) << strerror(errno);
+  close(listener);
+  ListenSocketRegistry registry;
+  auto reserved = registry.reserve(address);
+  EXPECT_TRUE(reserved.ok()) << reserved.status();
+  close(served);
+  close(client);
+}
+
+TEST(ListenSocketRegistryTest, AdoptedAddressIsNotChecked) {
+  // Inherited sockets (hot restart) listen on the address, and they are ours.
+  auto fd = CreateListenSocket(*Address::fromIpPort("127.0.0.1", 0), ListenOptions{});
+  ASSERT_TRUE(fd.ok());
+  const Address bound = *Address::localOf(*fd);
+  ListenSocketRegistry registry;
+  registry.adopt(bound.asString() + "#0", *fd);
+  auto reserved = registry.reserve(bound);
+  ASSERT_TRUE(reserved.ok()) << reserved.status();
+  EXPECT_EQ(bound.asString(), reserved->asString());
+}
+
 }  // namespace
 }  // namespace sluice::network
