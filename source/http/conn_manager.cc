@@ -37,6 +37,8 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
   if (p.has_request_body_timeout()) c->request_body_timeout = Ms(p.request_body_timeout());
   if (p.has_idle_timeout()) c->idle_timeout = Ms(p.idle_timeout());
   if (p.has_stream_idle_timeout()) c->stream_idle_timeout = Ms(p.stream_idle_timeout());
+  if (p.has_lingering_timeout()) c->lingering_timeout = Ms(p.lingering_timeout());
+  if (p.has_lingering_time()) c->lingering_time = Ms(p.lingering_time());
   if (p.max_requests_per_connection() != 0) {
     c->max_requests_per_connection = p.max_requests_per_connection();
   }
@@ -133,6 +135,7 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
       counter("downstream_rq_path_normalized"),
       counter("downstream_rq_path_rejected"),
       counter("downstream_rq_path_redirected"),
+      counter("downstream_cx_lingering_close"),
       {},
   });
   // Every status the HTTP/1 codec answers a protocol error with; anything else is "other".

@@ -47,6 +47,8 @@ struct ConnectionManagerStats {
   stats::Counter& downstream_rq_path_normalized;
   stats::Counter& downstream_rq_path_rejected;
   stats::Counter& downstream_rq_path_redirected;
+  // Connections closed lingering (input unread when the last response was sent).
+  stats::Counter& downstream_cx_lingering_close;
   // "<prefix>downstream_rq_protocol_error_<status>" (and "_other"), created with the config so that
   // counting a rejected request (possibly a flood of them) takes no lock on a worker.
   std::vector<std::pair<uint16_t, stats::Counter*>> protocol_error_by_status;
@@ -64,6 +66,8 @@ struct ConnectionManagerConfig {
   std::chrono::milliseconds request_body_timeout{30000};
   std::chrono::milliseconds idle_timeout{65000};
   std::chrono::milliseconds stream_idle_timeout{300000};
+  std::chrono::milliseconds lingering_timeout{5000};
+  std::chrono::milliseconds lingering_time{30000};
   uint32_t max_requests_per_connection = 1000;
   uint32_t buffer_limit = 1024 * 1024;
   PathNormalization path;

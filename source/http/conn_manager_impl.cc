@@ -930,9 +930,18 @@ void ConnectionManagerImpl::onProtocolError(uint16_t status, std::string_view re
   if (encoder != nullptr) {
     sendErrorResponse(*encoder, status, std::string(reason) + "\n");
   } else {
-    closing_ = true;
-    connection_->close(network::CloseType::kFlushWrite);
+    closeConnection(/*linger=*/true);
   }
+}
+
+void ConnectionManagerImpl::closeConnection(bool linger) {
+  closing_ = true;
+  if (linger && config_->lingering_timeout.count() > 0) {
+    stats().downstream_cx_lingering_close.inc();
+    connection_->closeLingering(config_->lingering_timeout, config_->lingering_time);
+    return;
+  }
+  connection_->close(network::CloseType::kFlushWrite);
 }
 
 void ConnectionManagerImpl::sendErrorResponse(ResponseEncoder& encoder, uint16_t status,
@@ -956,8 +965,7 @@ void ConnectionManagerImpl::onResponseComplete(bool close) {
     destroyStream();
   }
   if (close) {
-    closing_ = true;
-    connection_->close(network::CloseType::kFlushWrite);
+    closeConnection(codec_->inputUnread());
     return;
   }
   if (read_disabled_) {
@@ -1025,7 +1033,8 @@ void ConnectionManagerImpl::onHeadersTimeout() {
     out.add(body);
     connection_->write(out, false);
   }
-  connection_->close(network::CloseType::kFlushWrite);
+  // Not lingering: a client this slow is what the timeout is for (Slowloris).
+  closeConnection(/*linger=*/false);
 }
 
 void ConnectionManagerImpl::onIdleTimeout() {

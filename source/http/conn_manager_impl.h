@@ -54,6 +54,8 @@ class ConnectionManagerImpl : public network::ReadFilter,
   void onHeadersTimeout();
   void onIdleTimeout();
   void destroyStream();
+  // Closes after the last response; `linger`: the client may still be sending.
+  void closeConnection(bool linger);
   void chargeStatus(uint16_t status);
   void updateReadDisable();
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -99,6 +100,12 @@ class Connection : public event::DeferredDeletable {
   // `end_stream`: half-close (shutdown SHUT_WR) once everything is written.
   virtual void write(Buffer& data, bool end_stream) = 0;
   virtual void close(CloseType type) = 0;
+  // Lingering close (nginx's lingering_close): sends what is buffered, half-closes, then reads
+  // and drops whatever the peer still sends until it closes, `idle` passes with nothing read, or
+  // `total` passes. A reply sent while the peer was still sending (a 413 during an upload) is
+  // then not destroyed by the RST that closing a socket with unread input makes the kernel send.
+  // `idle` of 0: close(kFlushWrite). No read filter sees anything from here on.
+  virtual void closeLingering(std::chrono::milliseconds idle, std::chrono::milliseconds total) = 0;
   virtual ConnectionState state() const = 0;
 
   // Counted: reads resume when every disable has been matched by an enable.

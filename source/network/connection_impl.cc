@@ -146,6 +146,10 @@ void ConnectionImpl::onConnectDone() {
 }
 
 void ConnectionImpl::onReadReady() {
+  if (linger_) {
+    lingerRead();
+    return;
+  }
   if (read_disable_count_ > 0 || read_end_) return;
   IoOutcome out = transport_->doRead(fd_, buffers().read, kMaxReadPerEvent);
   if (out.action == PostIoAction::kClose) {
@@ -227,6 +231,20 @@ void ConnectionImpl::onWriteReady() {
     }
   }
   if (!writePending()) {
+    if (linger_) {
+      // Everything is out: our FIN follows it, and the peer's bytes are read until its own.
+      if (!shutdown_sent_) {
+        ::shutdown(fd_, SHUT_WR);
+        shutdown_sent_ = true;
+        armLingerTimer();
+      }
+      if (read_end_) {
+        closeSocket(ConnectionEvent::kLocalClose);
+        return;
+      }
+      updateEvents();
+      return;
+    }
     if (state_ == ConnectionState::kClosing) {
       closeSocket(ConnectionEvent::kLocalClose);
       return;
@@ -274,7 +292,8 @@ void ConnectionImpl::updateEvents() {
   if (connecting_) {
     mask = event::kWrite;
   } else {
-    if (state_ == ConnectionState::kOpen && read_disable_count_ == 0 && !read_end_) {
+    if ((state_ == ConnectionState::kOpen && read_disable_count_ == 0 && !read_end_) ||
+        (linger_ && !read_end_)) {
       mask |= event::kRead;
     }
     if (writePending() || (write_end_ && !shutdown_sent_)) mask |= event::kWrite;
@@ -302,6 +321,63 @@ void ConnectionImpl::close(CloseType type) {
     setsockopt(fd_, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
   }
   closeSocket(ConnectionEvent::kLocalClose);
+}
+
+void ConnectionImpl::closeLingering(std::chrono::milliseconds idle,
+                                    std::chrono::milliseconds total) {
+  if (state_ == ConnectionState::kClosed) return;
+  if (idle.count() <= 0 || total.count() <= 0 || connecting_ || fd_ < 0 || read_end_ ||
+      state_ == ConnectionState::kClosing) {
+    close(CloseType::kFlushWrite);
+    return;
+  }
+  SLUICE_LOG(kDebug, "[C%d] lingering close", id_);
+  state_ = ConnectionState::kClosing;
+  linger_ = std::make_unique<Linger>();
+  linger_->end = dispatcher_.now() + total;
+  linger_->idle = idle;
+  // Unread input is dropped (a filter inside onData keeps its `data` until it returns).
+  if (!in_event_ && buffers_) buffers_->read.clear();
+  if (!timer_) timer_ = dispatcher_.createTimer([this] {
+    SLUICE_LOG(kDebug, "[C%d] flush or linger timeout; closing", id_);
+    closeSocket(ConnectionEvent::kLocalClose);
+  });
+  if (writePending()) {
+    // The reply goes out first, bounded as any flush is.
+    timer_->enableTimer(std::min(kFlushTimeout, total));
+    updateEvents();
+    return;
+  }
+  onWriteReady();  // half-closes now and starts reading
+}
+
+void ConnectionImpl::armLingerTimer() {
+  const auto now = dispatcher_.now();
+  if (now >= linger_->end) {
+    timer_->enableTimer(std::chrono::milliseconds(0));
+    return;
+  }
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(linger_->end - now);
+  timer_->enableTimer(std::min(linger_->idle, left));
+}
+
+void ConnectionImpl::lingerRead() {
+  // Raw bytes, dropped: nothing of them is parsed or kept (a TLS peer's records included).
+  char scratch[16 * 1024];
+  for (int i = 0; i < 16; ++i) {
+    const ssize_t n = ::recv(fd_, scratch, sizeof(scratch), MSG_DONTWAIT);
+    if (n > 0) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n < 0 && errno == EINTR) continue;
+    read_end_ = true;  // EOF or an error: the peer is done
+    break;
+  }
+  if (read_end_ && !writePending()) {
+    closeSocket(ConnectionEvent::kLocalClose);
+    return;
+  }
+  if (shutdown_sent_) armLingerTimer();  // it is still sending: wait for more, bounded
+  updateEvents();
 }
 
 void ConnectionImpl::closeSocket(ConnectionEvent event) {

@@ -33,6 +33,7 @@ class ConnectionImpl : public Connection, private ReadFilterCallbacks {
   void connect() override;
   void write(Buffer& data, bool end_stream) override;
   void close(CloseType type) override;
+  void closeLingering(std::chrono::milliseconds idle, std::chrono::milliseconds total) override;
   ConnectionState state() const override { return state_; }
   void readDisable(bool disable) override;
   bool readEnabled() const override { return read_disable_count_ == 0; }
@@ -61,6 +62,9 @@ class ConnectionImpl : public Connection, private ReadFilterCallbacks {
   void checkWatermarks();
   void updateEvents();
   void closeSocket(ConnectionEvent event);
+  // Lingering close: reads and drops what the peer sends; closes at its EOF or error.
+  void lingerRead();
+  void armLingerTimer();
   void raiseEvent(ConnectionEvent event);
   void flushDeferred();
   static void FlushTrampoline(void* self) { static_cast<ConnectionImpl*>(self)->flushDeferred(); }
@@ -76,7 +80,13 @@ class ConnectionImpl : public Connection, private ReadFilterCallbacks {
   Address local_;
   // Embedded: no allocation for the socket's readiness (connections exist by the ten thousand).
   event::EmbeddedFileEvent file_event_;
-  event::TimerPtr timer_;  // connect failure report or flush timeout; created on demand
+  event::TimerPtr timer_;  // connect failure report, flush or linger timeout; created on demand
+  // Set only while a lingering close is under way (a pointer: idle connections pay 8 bytes).
+  struct Linger {
+    std::chrono::steady_clock::time_point end;
+    std::chrono::milliseconds idle;
+  };
+  std::unique_ptr<Linger> linger_;
   // Both buffers exist only while the connection moves bytes: an idle connection holds none
   // (one small block per burst of activity instead of 80 bytes per idle connection). Made and
   // freed at every request, hence from the per-thread block cache.

@@ -124,6 +124,34 @@ TEST_F(ClientCodecTest, ContentLengthResponseAtEverySplit) {
   EXPECT_EQ(0u, conn_.output().find("GET /x HTTP/1.1\r\nHost: h\r\n\r\n"));
 }
 
+// An origin that answers before it has the whole body (a 401 or 413) still expects the rest:
+// its next bytes would be read as the body, so the connection is never reused. Once the body
+// was all sent first, it is.
+TEST_F(ClientCodecTest, AResponseBeforeTheWholeRequestWasSentEndsTheConnection) {
+  const std::string resp = "HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\nno";
+  for (bool chunked : {false, true}) {
+    SCOPED_TRACE(chunked);
+    Recorder r;
+    ClientConnectionImpl codec(conn_, r, limits_);
+    RequestHead head;
+    head.method = "POST";
+    head.target = "/";
+    head.headers.add("Host", "h");
+    if (!chunked) head.headers.add("Content-Length", "10");
+    RequestEncoder& enc = codec.newExchange(r);
+    enc.encodeHeaders(head, false);
+    Buffer part;
+    part.add("12345");
+    enc.encodeData(part, false);
+    feed(codec, resp, 0);
+    EXPECT_EQ(1, r.complete);
+    EXPECT_FALSE(r.reusable);
+  }
+  Recorder done = exchange("POST", resp, 0, "0123456789");
+  EXPECT_EQ(1, done.complete);
+  EXPECT_TRUE(done.reusable);
+}
+
 TEST_F(ClientCodecTest, ChunkedResponseWithTrailersAtEverySplit) {
   const std::string resp =
       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nt: "

@@ -143,6 +143,42 @@ TEST_F(ConnectionTest, IdlePeerAliveSeesACloseOrStrayBytesBeforeTheLoopDoes) {
   EXPECT_FALSE(conn_->idlePeerAlive());
 }
 
+// Lingering close: the reply goes out and is followed by our FIN; what the peer still sends is
+// read and dropped (no filter sees it, no RST); the peer's own close ends it.
+TEST_F(ConnectionTest, LingeringCloseDrainsThePeerUntilItCloses) {
+  conn_->initializeReadFilters();
+  Buffer reply;
+  reply.add("reply");
+  conn_->write(reply, false);
+  conn_->closeLingering(std::chrono::milliseconds(10000), std::chrono::milliseconds(30000));
+  EXPECT_EQ(ConnectionState::kClosing, conn_->state());
+  EXPECT_EQ("reply", readPeer());
+  EXPECT_TRUE(peer_eof_);  // our FIN came right after the reply
+  const std::string junk(100000, 'j');
+  size_t sent = 0;
+  // More than the socket buffers hold: only a reader on the other side lets it all through.
+  runUntil([&] {
+    const ssize_t n = write(peer_, junk.data(), junk.size());
+    if (n > 0) sent += static_cast<size_t>(n);
+    return sent >= 40 * junk.size();
+  });
+  shutdown(peer_, SHUT_WR);
+  runUntil([&] { return conn_->state() == ConnectionState::kClosed; });
+  EXPECT_EQ("", filter_->received);
+  ASSERT_EQ(1u, callbacks_.events.size());
+  EXPECT_EQ(ConnectionEvent::kLocalClose, callbacks_.events[0]);
+}
+
+// A peer that goes silent without closing is let go after the idle bound.
+TEST_F(ConnectionTest, LingeringCloseEndsWhenThePeerGoesSilent) {
+  conn_->initializeReadFilters();
+  ASSERT_EQ(3, write(peer_, "abc", 3));
+  conn_->closeLingering(std::chrono::milliseconds(20), std::chrono::milliseconds(30000));
+  runUntil([&] { return conn_->state() == ConnectionState::kClosed; });
+  EXPECT_EQ("", readPeer());
+  EXPECT_TRUE(peer_eof_);
+}
+
 TEST_F(ConnectionTest, HalfCloseKeepsWritingUntilBothSidesAreDone) {
   conn_->enableHalfClose(true);
   conn_->initializeReadFilters();

@@ -46,6 +46,11 @@ class FakeConnection : public Connection, private ReadFilterCallbacks {
       if (callbacks_[i] != nullptr) callbacks_[i]->onEvent(ConnectionEvent::kLocalClose);
     }
   }
+  void closeLingering(std::chrono::milliseconds, std::chrono::milliseconds) override {
+    lingered_ = true;
+    close(CloseType::kFlushWrite);
+  }
+  bool lingered() const { return lingered_; }
   ConnectionState state() const override { return state_; }
   void readDisable(bool disable) override { disabled_ += disable ? 1 : -1; }
   bool readEnabled() const override { return disabled_ == 0; }
@@ -75,6 +80,7 @@ class FakeConnection : public Connection, private ReadFilterCallbacks {
   std::vector<ReadFilterPtr> filters_;
   std::vector<ConnectionCallbacks*> callbacks_;
   ConnectionState state_ = ConnectionState::kOpen;
+  bool lingered_ = false;
   int disabled_ = 0;
   Address address_;
   std::string out_;

@@ -26,6 +26,7 @@ RequestEncoder& ClientConnectionImpl::newExchange(ResponseDecoder& decoder) {
   request_chunked_ = false;
   request_counted_ = false;
   request_remaining_ = 0;
+  request_sent_ = false;
   return *this;
 }
 
@@ -68,6 +69,7 @@ void ClientConnectionImpl::encodeHeaders(RequestHead& head, bool end_stream) {
   }
   if (upgrade) head.headers.add("Connection", "upgrade");
   head.version_minor = 1;
+  request_sent_ = end_stream;
   Buffer out;
   EncodeRequestHead(head, out);
   connection_.write(out, false);
@@ -91,6 +93,7 @@ void ClientConnectionImpl::encodeData(Buffer& data, bool end_stream) {
     connection_.write(data, end_stream);
     return;
   }
+  if (end_stream) request_sent_ = true;
   if (request_chunked_) {
     Buffer out;
     if (!data.empty()) EncodeChunk(data, out);
@@ -113,6 +116,7 @@ void ClientConnectionImpl::encodeData(Buffer& data, bool end_stream) {
 
 void ClientConnectionImpl::encodeTrailers(const HeaderMap& trailers) {
   if (state_ == State::kFailed || state_ == State::kIdle) return;
+  request_sent_ = true;
   if (request_chunked_) {
     Buffer out;
     EncodeLastChunk(&trailers, out);
@@ -299,7 +303,8 @@ void ClientConnectionImpl::onUpstreamClosed() {
 }
 
 void ClientConnectionImpl::completeResponse() {
-  const bool reusable = response_keep_alive_ && buffer_.empty() && decoder_ != nullptr;
+  const bool reusable =
+      response_keep_alive_ && request_sent_ && buffer_.empty() && decoder_ != nullptr;
   decoder_ = nullptr;
   state_ = reusable ? State::kIdle : State::kFailed;
   callbacks_.onExchangeComplete(reusable);

@@ -81,6 +81,10 @@ class ClientConnectionImpl : public RequestEncoder {
   bool request_chunked_ = false;
   bool request_counted_ = false;
   uint64_t request_remaining_ = 0;
+  // The whole request went out. A response that ends before (an origin answering early, as
+  // with 401 or 413) leaves the origin still expecting body bytes: the connection cannot carry
+  // another request.
+  bool request_sent_ = false;
   bool response_started_ = false;
   bool response_bytes_ = false;  // some byte of this exchange's response arrived
   bool response_keep_alive_ = true;

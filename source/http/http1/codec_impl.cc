@@ -422,6 +422,7 @@ void ServerConnectionImpl::completeResponse() {
   const bool close = close_after_response_ || response_until_close_;
   decoder_ = nullptr;
   if (close) {
+    input_unread_ = !request_complete_ || !buffer_.empty();
     state_ = State::kClosed;
     buffer_.clear();
   } else {

@@ -51,6 +51,10 @@ class ServerConnectionImpl : public ServerConnection,
   void resume();
   // Bytes received but not parsed yet.
   size_t bufferedBytes() const { return buffer_.length(); }
+  // The last response closes the connection with input unread: a request body not read to its
+  // end, a request after it, or bytes after a protocol error. The client may still be sending:
+  // the connection is closed lingering (see network::Connection::closeLingering).
+  bool inputUnread() const { return input_unread_; }
   // Waiting for the current response before parsing more.
   bool waitingForResponse() const { return state_ == State::kRequestDone; }
   // A stream exists (its request is being received or its response being sent).
@@ -123,6 +127,7 @@ class ServerConnectionImpl : public ServerConnection,
   bool tunnel_request_ = false;
   bool tunnel_is_connect_ = false;
   bool close_after_response_ = false;
+  bool input_unread_ = false;
   bool in_dispatch_ = false;
 };
 
