@@ -64,9 +64,13 @@ std::string_view View(sl_type_str s) {
 
 class PluginManagerImpl : public PluginManager {
  public:
-  PluginManagerImpl(std::vector<std::string> dirs, const config::ValueSources& sources,
-                    stats::Store& store)
-      : dirs_(std::move(dirs)), sources_(sources), store_(store), metrics_(store) {
+  PluginManagerImpl(std::vector<std::string> dirs, std::vector<std::string> clusters,
+                    const config::ValueSources& sources, stats::Store& store)
+      : dirs_(std::move(dirs)),
+        clusters_(std::move(clusters)),
+        sources_(sources),
+        store_(store),
+        metrics_(store) {
     dirs_.push_back(DefaultPluginDir());
     LinkHostFunctions();
   }
@@ -94,6 +98,7 @@ class PluginManagerImpl : public PluginManager {
     sl_type_config_host host;
     host.filter_name = name;
     host.metrics = &metrics_;
+    host.clusters = &clusters_;
     void* plugin_config = nullptr;
     const sl_type_result r =
         plugin.hooks().config_new(&host, sl_type_str{proto.filter().data(), proto.filter().size()},
@@ -216,6 +221,7 @@ class PluginManagerImpl : public PluginManager {
   }
 
   std::vector<std::string> dirs_;
+  const std::vector<std::string> clusters_;
   const config::ValueSources& sources_;
   stats::Store& store_;
   MetricRegistry metrics_;
@@ -224,8 +230,9 @@ class PluginManagerImpl : public PluginManager {
 }  // namespace
 
 PluginManagerPtr CreatePluginManager(std::vector<std::string> dirs,
+                                     std::vector<std::string> clusters,
                                      const config::ValueSources& sources, stats::Store& store) {
-  return std::make_unique<PluginManagerImpl>(std::move(dirs), sources, store);
+  return std::make_unique<PluginManagerImpl>(std::move(dirs), std::move(clusters), sources, store);
 }
 
 }  // namespace sluice::plugin

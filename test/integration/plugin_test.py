@@ -277,7 +277,7 @@ class PluginConfigErrorTest(harness.SluiceTestCase):
         _, r = self.validate(cfg)
         self.assertEqual(1, r.returncode)
         self.assertIn("bad_version.so: built for plugin ABI 2.0, but this sluice implements "
-                      "plugin ABI 1.1", r.stderr)
+                      "plugin ABI 1.2", r.stderr)
         s = self.start_sluice(cfg, wait=False)
         self.assertEqual(1, s.wait_exit())
         self.assertIn("built for plugin ABI 2.0", s.logs())
