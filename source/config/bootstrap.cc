@@ -66,13 +66,16 @@ constexpr uint32_t kMaxKeepaliveProbes = 127;             // MAX_TCP_KEEPCNT
 constexpr int64_t kMaxKeepaliveSeconds = 32767;           // MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL
 constexpr int64_t kMaxDurationSeconds = 315'576'000'000;  // protobuf's Duration range
 
-// The problems found so far, each line "<source>: <path>: <problem>".
+// The problems found so far, each line "<source>: <path>: <problem>[ at line N, column M]".
 class Problems {
  public:
-  explicit Problems(absl::string_view source) : source_(source) {}
+  Problems(absl::string_view source, const ValueSources* sources)
+      : source_(source), sources_(sources) {}
 
   void Add(absl::string_view path, absl::string_view problem) {
-    lines_.push_back(absl::StrCat(source_, ": ", path, ": ", problem));
+    lines_.push_back(absl::StrCat(
+        source_, ": ", path, ": ", problem,
+        sources_ != nullptr ? sources_->WhereIs(std::string_view(path.data(), path.size())) : ""));
   }
 
   absl::Status ToStatus() const {
@@ -82,6 +85,7 @@ class Problems {
 
  private:
   std::string source_;
+  const ValueSources* sources_;
   std::vector<std::string> lines_;
 };
 
@@ -570,8 +574,9 @@ void CheckCluster(const v1::Cluster& cluster, absl::string_view path, Problems& 
 
 }  // namespace
 
-absl::Status ValidateBootstrap(const v1::Bootstrap& bootstrap, std::string_view source) {
-  Problems problems(absl::string_view(source.data(), source.size()));
+absl::Status ValidateBootstrap(const v1::Bootstrap& bootstrap, std::string_view source,
+                               const ValueSources* sources) {
+  Problems problems(absl::string_view(source.data(), source.size()), sources);
 
   // Clusters first, so that listeners can check their references against the full set.
   std::set<std::string> cluster_names;
@@ -643,9 +648,14 @@ absl::Status ValidateBootstrap(const v1::Bootstrap& bootstrap, std::string_view 
 }
 
 absl::StatusOr<v1::Bootstrap> LoadBootstrap(const std::string& path, ValueSources* sources) {
+  // The sources give validation errors their line numbers, whether or not the caller keeps them.
+  ValueSources local;
+  if (sources == nullptr) sources = &local;
   v1::Bootstrap bootstrap;
   if (absl::Status status = LoadFile(path, bootstrap, sources); !status.ok()) return status;
-  if (absl::Status status = ValidateBootstrap(bootstrap, path); !status.ok()) return status;
+  if (absl::Status status = ValidateBootstrap(bootstrap, path, sources); !status.ok()) {
+    return status;
+  }
   return bootstrap;
 }
 

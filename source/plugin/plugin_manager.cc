@@ -3,6 +3,7 @@
 #include <map>
 #include <memory>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -106,7 +107,7 @@ class PluginManagerImpl : public PluginManager {
     if (r != SL_OK) {
       return Error(where, absl::StrCat("the plugin rejected its config: ",
                                        host.error.empty() ? "(no message)" : host.error,
-                                       " (plugin ", plugin.path(), ")"));
+                                       locate(path, host.error), " (plugin ", plugin.path(), ")"));
     }
     auto config = std::make_shared<const PluginFilterConfig>(plugin, name, plugin_config, store_);
     return PluginFilterFactory(std::move(config));
@@ -115,6 +116,25 @@ class PluginManagerImpl : public PluginManager {
  private:
   static absl::Status Error(const std::string& where, absl::string_view problem) {
     return absl::InvalidArgumentError(absl::StrCat(where, problem));
+  }
+
+  // A plugin's message that starts with a field path of its config, as sluice's own do
+  // ("virtual_hosts[0].routes[1].route.cluster: unknown cluster ..."), gets the position of that
+  // field (or of its closest parent written in the file, down to typed_config itself): " at
+  // line N, column M", or "" when the message starts with no such path.
+  std::string locate(const std::string& filter_path, std::string_view message) const {
+    const size_t end = message.find(": ");
+    if (end == std::string_view::npos || end == 0) return "";
+    const std::string_view lead = message.substr(0, end);
+    for (const char c : lead) {
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '[' &&
+          c != ']') {
+        return "";
+      }
+    }
+    const std::string value_path = absl::StrCat(filter_path, ".plugin.typed_config");
+    return sources_.WhereIs(
+        absl::StrCat(value_path, ".", absl::string_view(lead.data(), lead.size())), value_path);
   }
 
   // The bytes sl_on_config_new gets: the typed message serialized, or JSON text.

@@ -220,7 +220,11 @@ TEST(LoadBootstrapTest, ReportsValidationErrorsOfTheFile) {
   EXPECT_THAT(lines[0], StartsWith(path + ": listeners[0].address.address: \"localhost\""));
   EXPECT_THAT(lines[1], StartsWith(path + ": listeners[0].filters[0].tcp_proxy.cluster: unknown "
                                           "cluster \"nowhere\""));
-  EXPECT_EQ(lines[2], path + ": clusters[0].endpoints: at least one endpoint is required");
+  // Semantic errors end with the position of the field, as parse errors do.
+  EXPECT_THAT(lines[0], HasSubstr("(names are not resolved) at line 4, column 24"));
+  EXPECT_EQ(lines[2], path +
+                          ": clusters[0].endpoints: at least one endpoint is required at line 9, "
+                          "column 16");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -882,6 +886,39 @@ plugin_dirs: [/opt/plugins, "relative dir"]
 )yaml");
   const absl::Status status = ValidateBootstrap(bootstrap, "test.yaml");
   EXPECT_TRUE(status.ok()) << status;
+}
+
+// With the sources of the parse, a semantic error points at the field, or at the closest parent
+// written in the file when the field itself is missing.
+TEST(ValidateTest, ErrorsCarryTheLineOfTheFieldOrItsParent) {
+  ValueSources sources;
+  v1::Bootstrap bootstrap;
+  ASSERT_TRUE(ParseInto(R"(
+listeners:
+  - name: web
+    address: {address: 127.0.0.1, port: 0}
+    filters:
+      - http_connection_manager:
+          via: "a\x01"
+          http_filters: [{direct_response: {}}]
+  - address: {address: 127.0.0.1, port: 0}
+    filters: [{tcp_proxy: {cluster: backend}}]
+clusters:
+  - name: backend
+    connectTimeout: 0.1ms
+    endpoints: [{address: {address: 127.0.0.1, port: 8080}}]
+)",
+                        Format::kYaml, "test.yaml", bootstrap, &sources)
+                  .ok());
+  const std::vector<std::string> lines =
+      absl::StrSplit(Msg(ValidateBootstrap(bootstrap, "test.yaml", &sources)), '\n');
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_THAT(lines[0], AllOf(StartsWith("test.yaml: listeners[0].filters[0]."
+                                         "http_connection_manager.via: "),
+                              HasSubstr(" at line 7, column 16")));
+  EXPECT_EQ(lines[1], "test.yaml: listeners[1].name: required at line 9, column 5");
+  EXPECT_THAT(lines[2], AllOf(StartsWith("test.yaml: clusters[0].connect_timeout: "),
+                              HasSubstr(" at line 13, column 21")));
 }
 
 TEST(ValidateTest, AConfigWithoutListenersIsAnError) {

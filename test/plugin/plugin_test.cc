@@ -198,6 +198,8 @@ TEST_F(ManagerTest, APluginRefusingItsConfigIsReportedWithItsMessage) {
   EXPECT_THAT(Message(f.status()), HasSubstr("filter \"headers\""));
   EXPECT_THAT(Message(f.status()),
               HasSubstr("the plugin rejected its config: response_set: \"forbidden\""));
+  // A message that starts with a field path of the plugin's config gets that field's position.
+  EXPECT_THAT(Message(f.status()), HasSubstr(" at line 12, column "));
 }
 
 TEST_F(ManagerTest, AFilterThePluginDoesNotProvideOrAPluginThatIsNotThere) {
@@ -270,7 +272,7 @@ TEST_F(ManagerTest, APluginSeesTheConfigsClustersAtConfigTime) {
       "                typed_config: \"canary,nope\"\n");
   ASSERT_FALSE(f.ok());
   EXPECT_THAT(Message(f.status()),
-              HasSubstr("the plugin rejected its config: clusters: backend canary; canary "
+              HasSubstr("the plugin rejected its config: saw clusters: backend canary; canary "
                         "exists; nope unknown (plugin "));
 
   clusters_.clear();
@@ -281,7 +283,7 @@ TEST_F(ManagerTest, APluginSeesTheConfigsClustersAtConfigTime) {
       "                typed_config: \"backend\"\n");
   ASSERT_FALSE(none.ok());
   EXPECT_THAT(Message(none.status()),
-              HasSubstr("the plugin rejected its config: clusters:; backend unknown (plugin "));
+              HasSubstr("the plugin rejected its config: saw clusters:; backend unknown (plugin "));
 }
 
 // The versioning promise: plugins built for older minors of the same major still load and

@@ -418,7 +418,7 @@ class NothingConfig : public FilterConfig {
 class ClustersConfig : public FilterConfig {
  public:
   static std::unique_ptr<ClustersConfig> create(ConfigContext& ctx) {
-    std::string report = "clusters:";
+    std::string report = "saw clusters:";
     for (std::string_view c : ctx.clusters()) report += " " + std::string(c);
     std::string_view ask = ctx.bytes();  // "\"a,nope\"" (no escapes in cluster names)
     if (ask.size() >= 2 && ask.front() == '"' && ask.back() == '"') {
