@@ -419,7 +419,7 @@ class ClustersConfig : public FilterConfig {
  public:
   static std::unique_ptr<ClustersConfig> create(ConfigContext& ctx) {
     std::string report = "saw clusters:";
-    for (std::string_view c : ctx.clusters()) report += " " + std::string(c);
+    for (std::string_view c : ctx.clusters()) report.append(" ").append(c);
     std::string_view ask = ctx.bytes();  // "\"a,nope\"" (no escapes in cluster names)
     if (ask.size() >= 2 && ask.front() == '"' && ask.back() == '"') {
       ask = ask.substr(1, ask.size() - 2);
@@ -429,7 +429,7 @@ class ClustersConfig : public FilterConfig {
     while (!ask.empty()) {
       const size_t comma = ask.find(',');
       const std::string_view name = ask.substr(0, comma);
-      report += "; " + std::string(name) + (ctx.hasCluster(name) ? " exists" : " unknown");
+      report.append("; ").append(name).append(ctx.hasCluster(name) ? " exists" : " unknown");
       ask = comma == std::string_view::npos ? std::string_view() : ask.substr(comma + 1);
     }
     ctx.fail(report);

@@ -515,7 +515,8 @@ class RouterConfig : public FilterConfig {
     std::string defined;
     constexpr size_t kMaxNames = 10;
     for (size_t i = 0; i < clusters.size() && i < kMaxNames; ++i) {
-      defined += (i == 0 ? "" : ", ") + Quoted(clusters[i]);
+      if (i > 0) defined += ", ";
+      defined += Quoted(clusters[i]);
     }
     if (clusters.size() > kMaxNames) defined += ", ...";
     error = where + ": unknown cluster " + Quoted(name) + " (" +
