@@ -134,10 +134,11 @@ bool IsValidHostPort(std::string_view s) {
 // ignored when matching).
 bool IsValidDomain(std::string_view d) {
   if (d == "*") return true;
-  if (d.size() > 2 && d.substr(0, 2) == "*.")
+  if (d.size() > 2 && d.substr(0, 2) == "*.") {
     d.remove_prefix(2);
-  else if (d.size() > 2 && d.substr(d.size() - 2) == ".*")
+  } else if (d.size() > 2 && d.substr(d.size() - 2) == ".*") {
     d.remove_suffix(2);
+  }
   return IsValidHostName(d);
 }
 
