@@ -21,6 +21,7 @@
 #include "absl/strings/string_view.h"
 #include "google/protobuf/duration.pb.h"
 #include "source/config/loader.h"
+#include "source/http/http1/parser.h"
 
 // Checks of what the schema cannot say. Limits, and why:
 //  - port <= 65535 everywhere; 0 is fine on a listener or the admin endpoint (the kernel picks a
@@ -37,8 +38,21 @@
 //    limits for TCP_KEEPCNT / TCP_KEEPIDLE / TCP_KEEPINTVL (setsockopt fails past them).
 //  - Durations: well formed (protobuf's range, nanos and seconds of one sign) and not negative;
 //    connect_timeout, if set, positive (a zero connect timeout would fail every connect).
+//    Timeouts are kept in whole milliseconds, where 0 means "none": a timeout between 0 and 1ms
+//    (exclusive) would silently turn into no timeout at all, so it is refused with the minimum.
+//  - Strings that reach the wire, the logs, stat names or the ports file are checked for what
+//    each place can carry (the classes below), so that a config value can never split a
+//    response, forge a log or stats line, or make a request hang on a header the codec refuses:
+//      names (listeners, clusters, filters, stat_prefix): letters, digits, '_', '-', '.'
+//        (they become parts of stat names, log lines and `<name> <address>` ports-file lines);
+//      header field names: tokens (RFC 9110 §5.6.2); header field values (server_name, via,
+//        direct_response headers): no CR, LF, NUL or other controls but HTAB (RFC 9110 §5.5);
+//      file paths (plugin_dirs, plugin): no control characters (they are logged, and a NUL
+//        would cut the path short at open(2));
+//      addresses: no NUL (inet_pton would read only up to it).
+//    direct_response.body is sent as the body, never inside a head: any bytes are fine.
 // Defaults are not applied here; an unset field stays unset for the server to default.
-// A Bootstrap without listeners is valid (it may serve only the admin endpoint).
+// A Bootstrap without listeners is an error: the process would run and serve nothing.
 
 namespace sluice::config {
 namespace {
@@ -52,13 +66,16 @@ constexpr uint32_t kMaxKeepaliveProbes = 127;             // MAX_TCP_KEEPCNT
 constexpr int64_t kMaxKeepaliveSeconds = 32767;           // MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL
 constexpr int64_t kMaxDurationSeconds = 315'576'000'000;  // protobuf's Duration range
 
-// The problems found so far, each line "<source>: <path>: <problem>".
+// The problems found so far, each line "<source>: <path>: <problem>[ at line N, column M]".
 class Problems {
  public:
-  explicit Problems(absl::string_view source) : source_(source) {}
+  Problems(absl::string_view source, const ValueSources* sources)
+      : source_(source), sources_(sources) {}
 
   void Add(absl::string_view path, absl::string_view problem) {
-    lines_.push_back(absl::StrCat(source_, ": ", path, ": ", problem));
+    lines_.push_back(absl::StrCat(
+        source_, ": ", path, ": ", problem,
+        sources_ != nullptr ? sources_->WhereIs(std::string_view(path.data(), path.size())) : ""));
   }
 
   absl::Status ToStatus() const {
@@ -68,6 +85,7 @@ class Problems {
 
  private:
   std::string source_;
+  const ValueSources* sources_;
   std::vector<std::string> lines_;
 };
 
@@ -83,6 +101,8 @@ std::string Field(absl::string_view path, absl::string_view field) {
 
 // The canonical text of an IP literal ("::0" and "::" are the same address), or nullopt.
 std::optional<std::string> CanonicalIp(const std::string& address) {
+  // inet_pton reads a C string: "127.0.0.1\0junk" would pass as 127.0.0.1.
+  if (address.find('\0') != std::string::npos) return std::nullopt;
   unsigned char bytes[sizeof(in6_addr)];
   char text[INET6_ADDRSTRLEN];
   if (inet_pton(AF_INET, address.c_str(), bytes) == 1) {
@@ -120,19 +140,34 @@ bool CheckDurationWellFormed(const google::protobuf::Duration& d, absl::string_v
 
 bool IsNegative(const google::protobuf::Duration& d) { return d.seconds() < 0 || d.nanos() < 0; }
 
-void CheckNonNegative(const google::protobuf::Duration& d, absl::string_view path,
-                      Problems& problems) {
+// Timeouts are whole milliseconds at run time, and 0 means "none": a value in (0, 1ms) would
+// become no timeout at all instead of a very short one.
+bool BelowOneMillisecond(const google::protobuf::Duration& d) {
+  return d.seconds() == 0 && d.nanos() > 0 && d.nanos() < 1'000'000;
+}
+
+// A timeout where 0 disables it: not negative, and 0 or at least 1ms.
+void CheckTimeout(const google::protobuf::Duration& d, absl::string_view path, Problems& problems) {
   if (!CheckDurationWellFormed(d, path, problems)) return;
   if (IsNegative(d)) {
     problems.Add(path, absl::StrCat("must not be negative, got ", FormatDuration(d)));
+  } else if (BelowOneMillisecond(d)) {
+    problems.Add(path, absl::StrCat("must be 0s (no timeout) or at least 1ms (timeouts count "
+                                    "whole milliseconds), got ",
+                                    FormatDuration(d)));
   }
 }
 
-void CheckPositive(const google::protobuf::Duration& d, absl::string_view path,
-                   Problems& problems) {
+// A timeout that must be set to something: at least 1ms.
+void CheckPositiveTimeout(const google::protobuf::Duration& d, absl::string_view path,
+                          Problems& problems) {
   if (!CheckDurationWellFormed(d, path, problems)) return;
   if (IsNegative(d) || (d.seconds() == 0 && d.nanos() == 0)) {
     problems.Add(path, absl::StrCat("must be positive, got ", FormatDuration(d)));
+  } else if (BelowOneMillisecond(d)) {
+    problems.Add(path,
+                 absl::StrCat("must be at least 1ms (timeouts count whole milliseconds), got ",
+                              FormatDuration(d)));
   }
 }
 
@@ -172,6 +207,53 @@ std::optional<std::string> CheckSocketAddress(const v1::SocketAddress& address,
   return absl::StrCat(*ip, ":", address.port());
 }
 
+// A name that becomes part of stat names ("listener.<name>.downstream_cx_total"), log lines and
+// the ports file ("<name> <address>"): letters, digits, '_', '-' and '.'. Anything else could
+// split a line or a stat name's fields.
+bool IsValidName(absl::string_view name) {
+  if (name.empty()) return false;
+  for (const char c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
+constexpr absl::string_view kNameRule =
+    "letters, digits, '_', '-' and '.' only (it becomes part of stat names and log lines)";
+
+// `name` at `path`: required or optional (empty allowed), and of the name charset.
+void CheckName(absl::string_view name, absl::string_view path, bool required, Problems& problems) {
+  if (name.empty()) {
+    if (required) problems.Add(path, "required");
+    return;
+  }
+  if (!IsValidName(name)) {
+    problems.Add(path, absl::StrCat(Quote(name), " is not a valid name: ", kNameRule));
+  }
+}
+
+// A value sent as a header field value (RFC 9110 §5.5), as the HTTP/1 encoder writes it.
+void CheckFieldValue(absl::string_view value, absl::string_view path, Problems& problems) {
+  if (!http::http1::IsValidFieldValue(std::string_view(value.data(), value.size()))) {
+    problems.Add(path, absl::StrCat(Quote(value),
+                                    " must not contain CR, LF, NUL or other control characters "
+                                    "(it is sent as a header field value)"));
+  }
+}
+
+// A file path or name: logged and passed to open(2), so no controls (NUL would cut it short).
+void CheckFilePath(absl::string_view value, absl::string_view path, Problems& problems) {
+  for (const char c : value) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      problems.Add(path, absl::StrCat(Quote(value), " must not contain control characters"));
+      return;
+    }
+  }
+}
+
 std::string NameList(const std::set<std::string>& names) {
   constexpr size_t kMaxNames = 10;
   if (names.empty()) return "no clusters are defined";
@@ -195,37 +277,40 @@ void CheckTcpProxy(const v1::TcpProxy& proxy, absl::string_view path,
                                                       " (", NameList(clusters), ")"));
   }
   if (proxy.has_idle_timeout()) {
-    CheckNonNegative(proxy.idle_timeout(), Field(path, "idle_timeout"), problems);
+    CheckTimeout(proxy.idle_timeout(), Field(path, "idle_timeout"), problems);
   }
 }
 
-// RFC 9110 §5.1: a field name is a token.
+// RFC 9110 §5.6.2: a field name (and an upgrade protocol name) is a token.
 bool IsToken(absl::string_view s) {
-  if (s.empty()) return false;
-  for (unsigned char c : s) {
-    if (!(absl::ascii_isalnum(c) ||
-          absl::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
-              absl::string_view::npos)) {
-      return false;
-    }
-  }
-  return true;
+  return http::http1::IsValidFieldName(std::string_view(s.data(), s.size()));
 }
 
 void CheckHttpConnectionManager(const v1::HttpConnectionManager& hcm, absl::string_view path,
                                 Problems& problems) {
+  CheckName(hcm.stat_prefix(), Field(path, "stat_prefix"), /*required=*/false, problems);
+  CheckFieldValue(hcm.server_name(), Field(path, "server_name"), problems);
+  CheckFieldValue(hcm.via(), Field(path, "via"), problems);
+  for (int i = 0; i < hcm.upgrade_types_size(); ++i) {
+    const std::string& type = hcm.upgrade_types(i);
+    if (type != "CONNECT" && !IsToken(type)) {
+      problems.Add(Index(Field(path, "upgrade_types"), i),
+                   absl::StrCat(Quote(type),
+                                " is not a protocol token (e.g. \"websocket\") or "
+                                "\"CONNECT\""));
+    }
+  }
   if (hcm.has_request_headers_timeout()) {
-    CheckNonNegative(hcm.request_headers_timeout(), Field(path, "request_headers_timeout"),
-                     problems);
+    CheckTimeout(hcm.request_headers_timeout(), Field(path, "request_headers_timeout"), problems);
   }
   if (hcm.has_request_body_timeout()) {
-    CheckNonNegative(hcm.request_body_timeout(), Field(path, "request_body_timeout"), problems);
+    CheckTimeout(hcm.request_body_timeout(), Field(path, "request_body_timeout"), problems);
   }
   if (hcm.has_idle_timeout()) {
-    CheckNonNegative(hcm.idle_timeout(), Field(path, "idle_timeout"), problems);
+    CheckTimeout(hcm.idle_timeout(), Field(path, "idle_timeout"), problems);
   }
   if (hcm.has_stream_idle_timeout()) {
-    CheckNonNegative(hcm.stream_idle_timeout(), Field(path, "stream_idle_timeout"), problems);
+    CheckTimeout(hcm.stream_idle_timeout(), Field(path, "stream_idle_timeout"), problems);
   }
   // Limits: big enough for real clients, small enough to bound memory per connection.
   if (hcm.max_request_line_bytes() != 0 &&
@@ -247,16 +332,12 @@ void CheckHttpConnectionManager(const v1::HttpConnectionManager& hcm, absl::stri
   if (hcm.buffer_limit_bytes() != 0 && hcm.buffer_limit_bytes() < 1024) {
     problems.Add(Field(path, "buffer_limit_bytes"), "must be at least 1024 (or 0: default)");
   }
-  for (char c : hcm.server_name()) {
-    if (c == '\r' || c == '\n' || c == '\0') {
-      problems.Add(Field(path, "server_name"), "must not contain CR, LF or NUL");
-      break;
-    }
-  }
   const int count = hcm.http_filters_size();
   for (int i = 0; i < count; ++i) {
     const v1::HttpFilter& f = hcm.http_filters(i);
     const std::string fpath = Index(Field(path, "http_filters"), i);
+    // Names plugin stats ("plugin.<name>.failures") and log lines.
+    CheckName(f.name(), Field(fpath, "name"), /*required=*/false, problems);
     switch (f.config_type_case()) {
       case v1::HttpFilter::CONFIG_TYPE_NOT_SET:
         problems.Add(fpath, "no filter config set (expected direct_response or plugin)");
@@ -268,10 +349,13 @@ void CheckHttpConnectionManager(const v1::HttpConnectionManager& hcm, absl::stri
         const std::string ppath = Field(fpath, "plugin");
         if (p.filter().empty()) {
           problems.Add(Field(ppath, "filter"), "required (the name of the plugin's filter)");
+        } else if (f.name().empty()) {
+          // The filter's name is then the stats and logs name.
+          CheckName(p.filter(), Field(ppath, "filter"), /*required=*/true, problems);
+        } else {
+          CheckFilePath(p.filter(), Field(ppath, "filter"), problems);
         }
-        if (p.plugin().find('\0') != std::string::npos) {
-          problems.Add(Field(ppath, "plugin"), "must not contain NUL");
-        }
+        CheckFilePath(p.plugin(), Field(ppath, "plugin"), problems);
         break;
       }
       case v1::HttpFilter::kDirectResponse: {
@@ -286,12 +370,7 @@ void CheckHttpConnectionManager(const v1::HttpConnectionManager& hcm, absl::stri
             problems.Add(Field(hpath, "name"),
                          absl::StrCat(Quote(dr.headers(h).name()), " is not a valid field name"));
           }
-          for (char c : dr.headers(h).value()) {
-            if (c == '\r' || c == '\n' || c == '\0') {
-              problems.Add(Field(hpath, "value"), "must not contain CR, LF or NUL");
-              break;
-            }
-          }
+          CheckFieldValue(dr.headers(h).value(), Field(hpath, "value"), problems);
         }
         if (i != count - 1) {
           problems.Add(fpath, "direct_response answers every request: it must be the last filter");
@@ -312,6 +391,7 @@ void CheckFilters(const v1::Listener& listener, absl::string_view path,
   for (int i = 0; i < count; ++i) {
     const v1::NetworkFilter& filter = listener.filters(i);
     const std::string filter_path = Index(Field(path, "filters"), i);
+    CheckName(filter.name(), Field(filter_path, "name"), /*required=*/false, problems);
     switch (filter.config_type_case()) {
       case v1::NetworkFilter::CONFIG_TYPE_NOT_SET: {
         // Name the choices from the schema, so the message stays right as filters are added.
@@ -351,7 +431,7 @@ void CheckFilters(const v1::Listener& listener, absl::string_view path,
 void CheckListener(const v1::Listener& listener, absl::string_view path,
                    const std::set<std::string>& clusters,
                    std::map<std::string, std::string>& bound_addresses, Problems& problems) {
-  if (listener.name().empty()) problems.Add(Field(path, "name"), "required");
+  CheckName(listener.name(), Field(path, "name"), /*required=*/true, problems);
   if (!listener.has_address()) {
     problems.Add(Field(path, "address"), "required");
   } else {
@@ -473,7 +553,11 @@ void CheckCluster(const v1::Cluster& cluster, absl::string_view path, Problems& 
                  "dns_* settings need type STRICT_DNS (this cluster's endpoints are static)");
   }
   if (cluster.has_connect_timeout()) {
-    CheckPositive(cluster.connect_timeout(), Field(path, "connect_timeout"), problems);
+    CheckPositiveTimeout(cluster.connect_timeout(), Field(path, "connect_timeout"), problems);
+  }
+  if (cluster.has_http_pool() && cluster.http_pool().has_idle_timeout()) {
+    CheckTimeout(cluster.http_pool().idle_timeout(), Field(path, "http_pool.idle_timeout"),
+                 problems);
   }
   if (!v1::Cluster::LbPolicy_IsValid(cluster.lb_policy())) {
     problems.Add(Field(path, "lb_policy"),
@@ -490,8 +574,9 @@ void CheckCluster(const v1::Cluster& cluster, absl::string_view path, Problems& 
 
 }  // namespace
 
-absl::Status ValidateBootstrap(const v1::Bootstrap& bootstrap, std::string_view source) {
-  Problems problems(absl::string_view(source.data(), source.size()));
+absl::Status ValidateBootstrap(const v1::Bootstrap& bootstrap, std::string_view source,
+                               const ValueSources* sources) {
+  Problems problems(absl::string_view(source.data(), source.size()), sources);
 
   // Clusters first, so that listeners can check their references against the full set.
   std::set<std::string> cluster_names;
@@ -499,8 +584,8 @@ absl::Status ValidateBootstrap(const v1::Bootstrap& bootstrap, std::string_view 
   for (int i = 0; i < bootstrap.clusters_size(); ++i) {
     const v1::Cluster& cluster = bootstrap.clusters(i);
     const std::string path = Index("clusters", i);
-    if (cluster.name().empty()) {
-      problems.Add(Field(path, "name"), "required");
+    if (cluster.name().empty() || !IsValidName(cluster.name())) {
+      CheckName(cluster.name(), Field(path, "name"), /*required=*/true, problems);
     } else if (auto [it, inserted] = first_cluster.emplace(cluster.name(), i); !inserted) {
       problems.Add(Field(path, "name"),
                    absl::StrCat("duplicate cluster name ", Quote(cluster.name()),
@@ -509,6 +594,11 @@ absl::Status ValidateBootstrap(const v1::Bootstrap& bootstrap, std::string_view 
     if (!cluster.name().empty()) cluster_names.insert(cluster.name());
   }
 
+  if (bootstrap.listeners_size() == 0) {
+    problems.Add("listeners",
+                 "at least one listener is required (without one, sluice would run and serve "
+                 "nothing)");
+  }
   std::map<std::string, int> first_listener;
   std::map<std::string, std::string> bound_addresses;  // "ip:port" -> the listener's path
   for (int i = 0; i < bootstrap.listeners_size(); ++i) {
@@ -544,15 +634,28 @@ absl::Status ValidateBootstrap(const v1::Bootstrap& bootstrap, std::string_view 
                                              bootstrap.concurrency()));
   }
   if (bootstrap.has_drain_timeout()) {
-    CheckNonNegative(bootstrap.drain_timeout(), "drain_timeout", problems);
+    CheckTimeout(bootstrap.drain_timeout(), "drain_timeout", problems);
+  }
+  for (int i = 0; i < bootstrap.plugin_dirs_size(); ++i) {
+    const std::string path = Index("plugin_dirs", i);
+    if (bootstrap.plugin_dirs(i).empty()) {
+      problems.Add(path, "must not be empty (a directory to search for plugins)");
+    } else {
+      CheckFilePath(bootstrap.plugin_dirs(i), path, problems);
+    }
   }
   return problems.ToStatus();
 }
 
 absl::StatusOr<v1::Bootstrap> LoadBootstrap(const std::string& path, ValueSources* sources) {
+  // The sources give validation errors their line numbers, whether or not the caller keeps them.
+  ValueSources local;
+  if (sources == nullptr) sources = &local;
   v1::Bootstrap bootstrap;
   if (absl::Status status = LoadFile(path, bootstrap, sources); !status.ok()) return status;
-  if (absl::Status status = ValidateBootstrap(bootstrap, path); !status.ok()) return status;
+  if (absl::Status status = ValidateBootstrap(bootstrap, path, sources); !status.ok()) {
+    return status;
+  }
   return bootstrap;
 }
 

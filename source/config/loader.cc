@@ -428,6 +428,9 @@ class YamlToJson {
 
   // Free-form values met during the walk are recorded here by field path (see ValueSources).
   void RecordValuesTo(std::map<std::string, YAML::Node>* values) { values_ = values; }
+  // Where each field and list element was written is recorded here by field path (proto
+  // names), for errors found after the walk (semantic validation, plugins' own checks).
+  void RecordPositionsTo(std::map<std::string, YAML::Mark>* positions) { positions_ = positions; }
   // Converts `node`, the value at field path `path` of an earlier walk, for a message of type
   // `desc`, skipping a top-level "@type" key. `marks`: the node has meaningful positions.
   void ConvertValue(const YAML::Node& node, const Descriptor* desc, absl::string_view path,
@@ -696,8 +699,15 @@ class YamlToJson {
     json_.push_back('}');
   }
 
+  void RecordPosition(const YAML::Node& node) {
+    if (positions_ == nullptr || !marks_) return;
+    const YAML::Mark mark = node.Mark();
+    if (!mark.is_null()) positions_->emplace(canon_path_, mark);
+  }
+
   // The value of one field: a list for a repeated field, a mapping for a map field.
   void FieldValue(const YAML::Node& node, const FieldDescriptor* field) {
+    RecordPosition(node);
     if (field->is_map()) {
       MapValue(node, field);
       return;
@@ -715,6 +725,7 @@ class YamlToJson {
     for (const YAML::Node& element : node) {
       PathScope scope(path_, index);
       PathScope canonical(canon_path_, index);
+      RecordPosition(element);
       if (index++ > 0) json_.push_back(',');
       SingleValue(element, field);
     }
@@ -734,6 +745,7 @@ class YamlToJson {
       const std::string& text = key.Scalar();
       PathScope scope(path_, PathScope::MapKey{text});
       PathScope canonical(canon_path_, PathScope::MapKey{text});
+      RecordPosition(value);
       // JSON object keys are strings; a non-string key type is checked and then quoted.
       std::string key_json;
       std::string problem;
@@ -1010,6 +1022,7 @@ class YamlToJson {
 
   const google::protobuf::DescriptorPool* pool_;
   std::map<std::string, YAML::Node>* values_ = nullptr;
+  std::map<std::string, YAML::Mark>* positions_ = nullptr;
   bool skip_type_key_ = false;
   bool marks_ = true;
   std::string json_;
@@ -1049,10 +1062,12 @@ absl::Status Finish(const YamlToJson& walker, absl::string_view source, absl::st
 
 absl::Status ParseYamlInto(absl::string_view content, absl::string_view source,
                            google::protobuf::Message& msg,
-                           std::map<std::string, YAML::Node>* values) {
+                           std::map<std::string, YAML::Node>* values,
+                           std::map<std::string, YAML::Mark>* positions) {
   const Descriptor* desc = msg.GetDescriptor();
   YamlToJson walker(desc->file()->pool());
   walker.RecordValuesTo(values);
+  walker.RecordPositionsTo(positions);
   // yaml-cpp reports errors by throwing; this is the only place exceptions are caught, and none
   // leaves it. The walk is inside too: yaml-cpp's accessors may throw on malformed trees.
   try {
@@ -1173,11 +1188,28 @@ struct ValueSources::Impl {
   std::string source;
   // Field path -> the node it was parsed from (nodes share their document: it stays alive).
   std::map<std::string, YAML::Node> values;
+  // Field path -> where it was written: the file's fields, and those of the free-form values
+  // parsed later (ParseValueInto adds them, under the value's path).
+  std::map<std::string, YAML::Mark> positions;
 };
 
 ValueSources::ValueSources() : impl_(std::make_unique<Impl>()) {}
 ValueSources::~ValueSources() = default;
 const std::string& ValueSources::source() const { return impl_->source; }
+
+std::string ValueSources::WhereIs(std::string_view std_path, std::string_view floor) const {
+  std::string path(std_path);
+  while (!path.empty() && path.size() >= floor.size()) {
+    if (auto it = impl_->positions.find(path); it != impl_->positions.end()) {
+      return absl::StrCat(" at line ", it->second.line + 1, ", column ", it->second.column + 1);
+    }
+    // The closest ancestor: drop the last ".field" or "[index]".
+    const size_t cut = path.find_last_of(".[");
+    if (cut == std::string::npos) break;
+    path.resize(cut);
+  }
+  return "";
+}
 
 struct ValueSourcesAccess {
   static auto& Of(ValueSources& s) { return *s.impl_; }
@@ -1195,6 +1227,9 @@ absl::Status ValueSources::ParseValueInto(std::string_view std_path,
   try {
     auto it = impl_->values.find(std::string(path));
     if (it != impl_->values.end()) {
+      // Positions inside the value are added too, so that errors a plugin finds in its own
+      // config can be located (WhereIs).
+      walker.RecordPositionsTo(&impl_->positions);
       walker.ConvertValue(it->second, desc, path, /*marks=*/true);
     } else {
       // No YAML kept for it: walk the parsed value's JSON form (positions would point into
@@ -1223,11 +1258,14 @@ absl::Status ParseInto(std::string_view std_content, Format format, std::string_
   const absl::string_view content = Absl(std_content);
   const absl::string_view source = Absl(std_source);
   std::map<std::string, YAML::Node>* values = nullptr;
+  std::map<std::string, YAML::Mark>* positions = nullptr;
   if (sources != nullptr) {
     auto& impl = ValueSourcesAccess::Of(*sources);
     impl.source = std::string(source);
     impl.values.clear();
+    impl.positions.clear();
     values = &impl.values;
+    positions = &impl.positions;
   }
   // The message is replaced, not merged into; after an error it is left empty rather than half
   // filled.
@@ -1235,7 +1273,7 @@ absl::Status ParseInto(std::string_view std_content, Format format, std::string_
   switch (format) {
     case Format::kYaml:
     case Format::kJson:
-      return ParseYamlInto(content, source, msg, values);
+      return ParseYamlInto(content, source, msg, values, positions);
     case Format::kTextProto:
       return ParseTextProtoInto(content, source, msg);
   }

@@ -42,6 +42,13 @@ class ValueSources {
                               google::protobuf::Message& msg) const;
   // The file (or other source name) the values came from; "" before any ParseInto.
   const std::string& source() const;
+  // " at line N, column M" (as parse errors end) for where field path `path` (proto field names,
+  // e.g. "clusters[0].connect_timeout") was written in the file, or else its closest ancestor
+  // that was (a required field that is missing points at its parent); "" when none was (a
+  // text-proto file, a value built in code). Covers every field of the file, and the fields of
+  // free-form values once ParseValueInto has parsed them.
+  // Ancestors shorter than `floor` (a path prefix of `path`) are not tried.
+  std::string WhereIs(std::string_view path, std::string_view floor = {}) const;
 
  private:
   friend struct ValueSourcesAccess;

@@ -173,6 +173,24 @@ sl_type_result sl_host_metric_define(sl_type_config_host* host, sl_type_metric_k
   return host->metrics->define(host->filter_name, kind, View(name), metric_out);
 }
 
+size_t sl_host_config_clusters(sl_type_config_host* host, sl_type_str* names, size_t cap) {
+  if (host == nullptr || host->clusters == nullptr) return 0;
+  const std::vector<std::string>& clusters = *host->clusters;
+  for (size_t i = 0; names != nullptr && i < cap && i < clusters.size(); ++i) {
+    names[i] = Str(clusters[i]);
+  }
+  return clusters.size();
+}
+
+sl_type_result sl_host_config_cluster_exists(sl_type_config_host* host, sl_type_str name) {
+  if (host == nullptr || !Valid(name)) return SL_ERR_INVALID;
+  if (host->clusters == nullptr) return SL_ERR_NOT_FOUND;
+  for (const std::string& cluster : *host->clusters) {
+    if (cluster == View(name)) return SL_OK;
+  }
+  return SL_ERR_NOT_FOUND;
+}
+
 // ----- any thread -----
 
 void sl_host_counter_add(sl_type_metric* m, uint64_t delta) {

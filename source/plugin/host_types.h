@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <string>
+#include <vector>
 
 #include "api/sluice/plugin/v1/sluice_plugin.h"
 #include "source/common/stats.h"
@@ -15,11 +16,13 @@ class MetricRegistry;
 class PluginFilter;
 }  // namespace sluice::plugin
 
-// What sl_on_config_new may use: the filter's name, where its error goes, its metrics.
+// What sl_on_config_new may use: the filter's name, where its error goes, its metrics, and the
+// names of the config's clusters (sl_host_config_clusters; none when null).
 struct sl_type_config_host {
   std::string filter_name;
   std::string error;
   sluice::plugin::MetricRegistry* metrics = nullptr;
+  const std::vector<std::string>* clusters = nullptr;
 };
 
 // A declared metric: one of the store's stats, by kind.

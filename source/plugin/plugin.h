@@ -28,10 +28,13 @@ class PluginManager {
 };
 using PluginManagerPtr = std::unique_ptr<PluginManager>;
 
-// `dirs`: the bootstrap's plugin_dirs (DefaultPluginDir() is searched after them). `sources`
+// `dirs`: the bootstrap's plugin_dirs (DefaultPluginDir() is searched after them). `clusters`:
+// the names of the bootstrap's clusters, in config order, which plugins see at config time
+// (sl_host_config_clusters) to refuse references to clusters that do not exist. `sources`
 // locates typed_config values in the config file for errors; `store` gets the plugins' stats.
 // The manager must outlive the filter factories it built (they use its metrics).
 PluginManagerPtr CreatePluginManager(std::vector<std::string> dirs,
+                                     std::vector<std::string> clusters,
                                      const config::ValueSources& sources, stats::Store& store);
 
 }  // namespace sluice::plugin

@@ -3,6 +3,7 @@
 #include <map>
 #include <memory>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -64,9 +65,13 @@ std::string_view View(sl_type_str s) {
 
 class PluginManagerImpl : public PluginManager {
  public:
-  PluginManagerImpl(std::vector<std::string> dirs, const config::ValueSources& sources,
-                    stats::Store& store)
-      : dirs_(std::move(dirs)), sources_(sources), store_(store), metrics_(store) {
+  PluginManagerImpl(std::vector<std::string> dirs, std::vector<std::string> clusters,
+                    const config::ValueSources& sources, stats::Store& store)
+      : dirs_(std::move(dirs)),
+        clusters_(std::move(clusters)),
+        sources_(sources),
+        store_(store),
+        metrics_(store) {
     dirs_.push_back(DefaultPluginDir());
     LinkHostFunctions();
   }
@@ -94,6 +99,7 @@ class PluginManagerImpl : public PluginManager {
     sl_type_config_host host;
     host.filter_name = name;
     host.metrics = &metrics_;
+    host.clusters = &clusters_;
     void* plugin_config = nullptr;
     const sl_type_result r =
         plugin.hooks().config_new(&host, sl_type_str{proto.filter().data(), proto.filter().size()},
@@ -101,7 +107,7 @@ class PluginManagerImpl : public PluginManager {
     if (r != SL_OK) {
       return Error(where, absl::StrCat("the plugin rejected its config: ",
                                        host.error.empty() ? "(no message)" : host.error,
-                                       " (plugin ", plugin.path(), ")"));
+                                       locate(path, host.error), " (plugin ", plugin.path(), ")"));
     }
     auto config = std::make_shared<const PluginFilterConfig>(plugin, name, plugin_config, store_);
     return PluginFilterFactory(std::move(config));
@@ -110,6 +116,25 @@ class PluginManagerImpl : public PluginManager {
  private:
   static absl::Status Error(const std::string& where, absl::string_view problem) {
     return absl::InvalidArgumentError(absl::StrCat(where, problem));
+  }
+
+  // A plugin's message that starts with a field path of its config, as sluice's own do
+  // ("virtual_hosts[0].routes[1].route.cluster: unknown cluster ..."), gets the position of that
+  // field (or of its closest parent written in the file, down to typed_config itself): " at
+  // line N, column M", or "" when the message starts with no such path.
+  std::string locate(const std::string& filter_path, std::string_view message) const {
+    const size_t end = message.find(": ");
+    if (end == std::string_view::npos || end == 0) return "";
+    const std::string_view lead = message.substr(0, end);
+    for (const char c : lead) {
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '[' &&
+          c != ']') {
+        return "";
+      }
+    }
+    const std::string value_path = absl::StrCat(filter_path, ".plugin.typed_config");
+    return sources_.WhereIs(
+        absl::StrCat(value_path, ".", absl::string_view(lead.data(), lead.size())), value_path);
   }
 
   // The bytes sl_on_config_new gets: the typed message serialized, or JSON text.
@@ -216,6 +241,7 @@ class PluginManagerImpl : public PluginManager {
   }
 
   std::vector<std::string> dirs_;
+  const std::vector<std::string> clusters_;
   const config::ValueSources& sources_;
   stats::Store& store_;
   MetricRegistry metrics_;
@@ -224,8 +250,9 @@ class PluginManagerImpl : public PluginManager {
 }  // namespace
 
 PluginManagerPtr CreatePluginManager(std::vector<std::string> dirs,
+                                     std::vector<std::string> clusters,
                                      const config::ValueSources& sources, stats::Store& store) {
-  return std::make_unique<PluginManagerImpl>(std::move(dirs), sources, store);
+  return std::make_unique<PluginManagerImpl>(std::move(dirs), std::move(clusters), sources, store);
 }
 
 }  // namespace sluice::plugin

@@ -58,8 +58,11 @@ absl::Status WritePortsFile(const std::string& path, const std::string& content)
 plugin::PluginManagerPtr PluginManagerFor(const config::v1::Bootstrap& bootstrap,
                                           const config::ValueSources& sources,
                                           stats::Store& store) {
+  std::vector<std::string> clusters;
+  for (const auto& c : bootstrap.clusters()) clusters.push_back(c.name());
   return plugin::CreatePluginManager(
-      {bootstrap.plugin_dirs().begin(), bootstrap.plugin_dirs().end()}, sources, store);
+      {bootstrap.plugin_dirs().begin(), bootstrap.plugin_dirs().end()}, std::move(clusters),
+      sources, store);
 }
 
 http::PluginFilterFactoryBuilder PluginBuilder(plugin::PluginManager& plugins) {

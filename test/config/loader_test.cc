@@ -220,7 +220,11 @@ TEST(LoadBootstrapTest, ReportsValidationErrorsOfTheFile) {
   EXPECT_THAT(lines[0], StartsWith(path + ": listeners[0].address.address: \"localhost\""));
   EXPECT_THAT(lines[1], StartsWith(path + ": listeners[0].filters[0].tcp_proxy.cluster: unknown "
                                           "cluster \"nowhere\""));
-  EXPECT_EQ(lines[2], path + ": clusters[0].endpoints: at least one endpoint is required");
+  // Semantic errors end with the position of the field, as parse errors do.
+  EXPECT_THAT(lines[0], HasSubstr("(names are not resolved) at line 4, column 24"));
+  EXPECT_EQ(lines[2], path +
+                          ": clusters[0].endpoints: at least one endpoint is required at line 9, "
+                          "column 16");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -630,7 +634,10 @@ clusters:
   const std::string hcm = "test.yaml: listeners[0].filters[0].http_connection_manager.";
   EXPECT_NE(m.find(hcm + "max_request_line_bytes: must be 256..1048576"), std::string::npos) << m;
   EXPECT_NE(m.find(hcm + "request_headers_timeout:"), std::string::npos) << m;
-  EXPECT_NE(m.find(hcm + "server_name: must not contain CR, LF or NUL"), std::string::npos) << m;
+  EXPECT_NE(m.find(hcm + "server_name: \"bad\\r\\nname\" must not contain CR, LF, NUL or other "
+                         "control characters"),
+            std::string::npos)
+      << m;
   EXPECT_NE(m.find(hcm + "http_filters[0].direct_response.status: 99 is not in 200..599"),
             std::string::npos)
       << m;
@@ -729,6 +736,263 @@ TEST(ValidateTest, MalformedDurationBuiltInCode) {
   bootstrap.mutable_drain_timeout()->set_nanos(-1);
   EXPECT_THAT(Msg(ValidateBootstrap(bootstrap, "test.yaml")),
               StartsWith("test.yaml: drain_timeout: invalid duration"));
+}
+
+// Every config string that reaches a header, a log line, a stat name or the ports file is
+// checked for what that place can carry: one bad value per field, each named by its path.
+TEST(ValidateTest, StringsThatReachTheWireLogsOrStatsAreChecked) {
+  constexpr std::string_view kHttp = R"(
+listeners:
+  - name: web
+    address: {address: 127.0.0.1, port: 0}
+    filters:
+      - http_connection_manager:
+          http_filters:
+            - direct_response: {status: 200, headers: [{name: x-a, value: b}]}
+clusters:
+  - name: backend
+    endpoints: [{address: {address: 127.0.0.1, port: 8080}}]
+)";
+  using Change = void (*)(v1::Bootstrap&);
+  const std::string h = "listeners[0].filters[0].http_connection_manager.";
+  const struct {
+    Change change;
+    std::string expected;
+  } cases[] = {
+      // Names (stats, logs, the ports file): letters, digits, '_', '-', '.'.
+      {[](v1::Bootstrap& b) { b.mutable_listeners(0)->set_name("web\n1.2.3.4:80"); },
+       "listeners[0].name: \"web\\n1.2.3.4:80\" is not a valid name: letters, digits, '_', "
+       "'-' and '.' only"},
+      {[](v1::Bootstrap& b) { b.mutable_clusters(0)->set_name("back end"); },
+       "clusters[0].name: \"back end\" is not a valid name"},
+      {[](v1::Bootstrap& b) { b.mutable_listeners(0)->mutable_filters(0)->set_name("f:1"); },
+       "listeners[0].filters[0].name: \"f:1\" is not a valid name"},
+      {[](v1::Bootstrap& b) {
+         b.mutable_listeners(0)
+             ->mutable_filters(0)
+             ->mutable_http_connection_manager()
+             ->set_stat_prefix("web\nserver.x 1");
+       },
+       h + "stat_prefix: \"web\\nserver.x 1\" is not a valid name"},
+      {[](v1::Bootstrap& b) {
+         b.mutable_listeners(0)
+             ->mutable_filters(0)
+             ->mutable_http_connection_manager()
+             ->mutable_http_filters(0)
+             ->set_name("dr\t");
+       },
+       h + "http_filters[0].name: \"dr\\t\" is not a valid name"},
+      // Header field values: no CR, LF, NUL or other controls (HTAB is fine).
+      {[](v1::Bootstrap& b) {
+         b.mutable_listeners(0)->mutable_filters(0)->mutable_http_connection_manager()->set_via(
+             "1.1 a\r\nx: y");
+       },
+       h + "via: \"1.1 a\\r\\nx: y\" must not contain CR, LF, NUL or other control characters"},
+      {[](v1::Bootstrap& b) {
+         b.mutable_listeners(0)
+             ->mutable_filters(0)
+             ->mutable_http_connection_manager()
+             ->set_server_name(std::string("a\0b", 3));
+       },
+       h + "server_name: \"a\\x00\\x62\" must not contain"},
+      {[](v1::Bootstrap& b) {
+         b.mutable_listeners(0)
+             ->mutable_filters(0)
+             ->mutable_http_connection_manager()
+             ->mutable_http_filters(0)
+             ->mutable_direct_response()
+             ->mutable_headers(0)
+             ->set_value("b\x7f");
+       },
+       h + "http_filters[0].direct_response.headers[0].value: "},
+      // Tokens: field names, upgrade protocols.
+      {[](v1::Bootstrap& b) {
+         b.mutable_listeners(0)
+             ->mutable_filters(0)
+             ->mutable_http_connection_manager()
+             ->mutable_http_filters(0)
+             ->mutable_direct_response()
+             ->mutable_headers(0)
+             ->set_name("x:a");
+       },
+       h + "http_filters[0].direct_response.headers[0].name: \"x:a\" is not a valid field name"},
+      {[](v1::Bootstrap& b) {
+         b.mutable_listeners(0)
+             ->mutable_filters(0)
+             ->mutable_http_connection_manager()
+             ->add_upgrade_types("web socket");
+       },
+       h + "upgrade_types[0]: \"web socket\" is not a protocol token"},
+      // Plugin names and file paths.
+      {[](v1::Bootstrap& b) {
+         auto* p = b.mutable_listeners(0)
+                       ->mutable_filters(0)
+                       ->mutable_http_connection_manager()
+                       ->mutable_http_filters(0)
+                       ->mutable_plugin();
+         p->set_filter("router\n");
+       },
+       h + "http_filters[0].plugin.filter: \"router\\n\" is not a valid name"},
+      {[](v1::Bootstrap& b) {
+         auto* p = b.mutable_listeners(0)
+                       ->mutable_filters(0)
+                       ->mutable_http_connection_manager()
+                       ->mutable_http_filters(0)
+                       ->mutable_plugin();
+         p->set_filter("router");
+         p->set_plugin("/opt/p\r.so");
+       },
+       h + "http_filters[0].plugin.plugin: \"/opt/p\\r.so\" must not contain control characters"},
+      {[](v1::Bootstrap& b) { b.add_plugin_dirs("/opt/\x1b[31m"); },
+       "plugin_dirs[0]: \"/opt/\\x1b[31m\" must not contain control characters"},
+      {[](v1::Bootstrap& b) { b.add_plugin_dirs(""); }, "plugin_dirs[0]: must not be empty"},
+      // An address literal with a NUL: inet_pton would stop at it.
+      {[](v1::Bootstrap& b) {
+         b.mutable_clusters(0)->mutable_endpoints(0)->mutable_address()->set_address(
+             std::string("127.0.0.1\0x", 11));
+       },
+       "clusters[0].endpoints[0].address.address: \"127.0.0.1\\x00x\" is not an IPv4 or IPv6 "
+       "address literal"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.expected);
+    v1::Bootstrap bootstrap = ParseOk(kHttp);
+    ASSERT_TRUE(ValidateBootstrap(bootstrap, "test.yaml").ok());
+    c.change(bootstrap);
+    EXPECT_THAT(Msg(ValidateBootstrap(bootstrap, "test.yaml")),
+                StartsWith("test.yaml: " + c.expected));
+  }
+}
+
+TEST(ValidateTest, NamesAndValuesConfigsUseTodayStayValid) {
+  v1::Bootstrap bootstrap = ParseOk(R"yaml(
+listeners:
+  - name: origin_a-1.public
+    address: {address: 127.0.0.1, port: 0}
+    filters:
+      - name: hcm.main
+        http_connection_manager:
+          stat_prefix: web-1.x_y
+          server_name: "sluice/1.0 (linux;\tx86)"
+          via: "1.1 sluice"
+          upgrade_types: [websocket, CONNECT]
+          http_filters:
+            - name: rid
+              plugin: {filter: request_id, plugin: /opt/sluice plugins/request_id.so}
+            - direct_response: {status: 200, body: "any\r\nbytes\u0000", headers: [{name: x-a, value: "b\tc"}]}
+clusters:
+  - {name: A.b-c_1, endpoints: [{address: {address: "::1", port: 1}}]}
+plugin_dirs: [/opt/plugins, "relative dir"]
+)yaml");
+  const absl::Status status = ValidateBootstrap(bootstrap, "test.yaml");
+  EXPECT_TRUE(status.ok()) << status;
+}
+
+// With the sources of the parse, a semantic error points at the field, or at the closest parent
+// written in the file when the field itself is missing.
+TEST(ValidateTest, ErrorsCarryTheLineOfTheFieldOrItsParent) {
+  ValueSources sources;
+  v1::Bootstrap bootstrap;
+  ASSERT_TRUE(ParseInto(R"(
+listeners:
+  - name: web
+    address: {address: 127.0.0.1, port: 0}
+    filters:
+      - http_connection_manager:
+          via: "a\x01"
+          http_filters: [{direct_response: {}}]
+  - address: {address: 127.0.0.1, port: 0}
+    filters: [{tcp_proxy: {cluster: backend}}]
+clusters:
+  - name: backend
+    connectTimeout: 0.1ms
+    endpoints: [{address: {address: 127.0.0.1, port: 8080}}]
+)",
+                        Format::kYaml, "test.yaml", bootstrap, &sources)
+                  .ok());
+  const std::vector<std::string> lines =
+      absl::StrSplit(Msg(ValidateBootstrap(bootstrap, "test.yaml", &sources)), '\n');
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_THAT(lines[0], AllOf(StartsWith("test.yaml: listeners[0].filters[0]."
+                                         "http_connection_manager.via: "),
+                              HasSubstr(" at line 7, column 16")));
+  EXPECT_EQ(lines[1], "test.yaml: listeners[1].name: required at line 9, column 5");
+  EXPECT_THAT(lines[2], AllOf(StartsWith("test.yaml: clusters[0].connect_timeout: "),
+                              HasSubstr(" at line 13, column 21")));
+}
+
+TEST(ValidateTest, AConfigWithoutListenersIsAnError) {
+  v1::Bootstrap bootstrap;
+  EXPECT_EQ(Msg(ValidateBootstrap(bootstrap, "test.yaml")),
+            "test.yaml: listeners: at least one listener is required (without one, sluice would "
+            "run and serve nothing)");
+  bootstrap.mutable_admin()->mutable_address()->set_address("127.0.0.1");
+  EXPECT_THAT(Msg(ValidateBootstrap(bootstrap, "test.yaml")),
+              StartsWith("test.yaml: listeners: at least one listener is required"));
+}
+
+// Timeouts are whole milliseconds at run time, and 0 means none: a value between 0 and 1ms
+// would silently disable the timeout. Refused, naming the minimum.
+TEST(ValidateTest, TimeoutsBelowOneMillisecondAreRefused) {
+  v1::Bootstrap bootstrap = ParseOk(R"(
+listeners:
+  - name: web
+    address: {address: 127.0.0.1, port: 0}
+    filters:
+      - http_connection_manager:
+          request_headers_timeout: 0.0001s
+          request_body_timeout: 999999ns
+          idle_timeout: 1us
+          stream_idle_timeout: 0.5ms
+          http_filters: [{direct_response: {}}]
+  - name: tcp
+    address: {address: 127.0.0.1, port: 0}
+    filters: [{tcp_proxy: {cluster: backend, idle_timeout: 100us}}]
+clusters:
+  - name: backend
+    connect_timeout: 0.9ms
+    http_pool: {idle_timeout: 10ns}
+    endpoints: [{address: {address: 127.0.0.1, port: 8080}}]
+drain_timeout: 0.0002s
+)");
+  const std::string error = Msg(ValidateBootstrap(bootstrap, "test.yaml"));
+  const std::vector<std::string> lines = absl::StrSplit(error, '\n');
+  EXPECT_EQ(lines.size(), 8u) << error;
+  const std::string hcm = "test.yaml: listeners[0].filters[0].http_connection_manager.";
+  const std::string rule =
+      ": must be 0s (no timeout) or at least 1ms (timeouts count whole milliseconds), got ";
+  for (const std::string& expected : {
+           hcm + "request_headers_timeout" + rule + "0.000100000s",
+           hcm + "request_body_timeout" + rule + "0.000999999s",
+           hcm + "idle_timeout" + rule + "0.000001000s",
+           hcm + "stream_idle_timeout" + rule + "0.000500000s",
+           "test.yaml: listeners[1].filters[0].tcp_proxy.idle_timeout" + rule + "0.000100000s",
+           std::string("test.yaml: clusters[0].connect_timeout: must be at least 1ms (timeouts "
+                       "count whole milliseconds), got 0.000900000s"),
+           "test.yaml: clusters[0].http_pool.idle_timeout" + rule + "0.000000010s",
+           "test.yaml: drain_timeout" + rule + "0.000200000s",
+       }) {
+    EXPECT_THAT(error, HasSubstr(expected));
+  }
+  // The edges: 0s (none) and exactly 1ms are fine.
+  bootstrap = ParseOk(R"(
+listeners:
+  - name: web
+    address: {address: 127.0.0.1, port: 0}
+    filters:
+      - http_connection_manager:
+          request_headers_timeout: 0s
+          request_body_timeout: 1ms
+          http_filters: [{direct_response: {}}]
+clusters:
+  - name: backend
+    connect_timeout: 1ms
+    http_pool: {idle_timeout: 0s}
+    endpoints: [{address: {address: 127.0.0.1, port: 8080}}]
+drain_timeout: 0s
+)");
+  EXPECT_TRUE(ValidateBootstrap(bootstrap, "test.yaml").ok())
+      << ValidateBootstrap(bootstrap, "test.yaml");
 }
 
 TEST(ValidateTest, MultipleErrorsAreReportedTogether) {

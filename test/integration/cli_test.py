@@ -219,6 +219,133 @@ clusters:
         path, r = self.validate(config)
         self.assertInvalid(r, path, "listeners[0].address")
 
+    def test_validate_every_example_config(self):
+        # configs/ holds the examples users copy: each validates, plugins and all.
+        configs = os.path.join(harness.repo_root(), "configs")
+        names = [n for n in sorted(os.listdir(configs))
+                 if n.endswith((".yaml", ".yml", ".json", ".pbtxt", ".pb.txt", ".textproto"))]
+        self.assertTrue(names, "no configs in %s" % configs)
+        for name in names:
+            with self.subTest(config=name):
+                self.assertValid(self.run_cli("--mode", "validate", "-c",
+                                              os.path.join(configs, name)))
+
+    def test_validate_empty_config(self):
+        # It would run and serve nothing.
+        for name, content in (("empty.yaml", ""), ("empty.json", {}),
+                              ("admin-only.json", {"admin": {"address": {
+                                  "address": "127.0.0.1", "port": 0}}})):
+            with self.subTest(config=name):
+                path, r = self.validate(content, name)
+                self.assertInvalid(r, path, "listeners: at least one listener is required")
+
+    def test_validate_timeouts_below_a_millisecond(self):
+        # Timeouts count whole milliseconds and 0 means none: "0.0001s" would silently become
+        # no timeout at all. Refused with the minimum; 0s and 1ms are fine.
+        cases = [
+            (lambda c, v: c["clusters"][0].update(connectTimeout=v),
+             "clusters[0].connect_timeout: must be at least 1ms"),
+            (lambda c, v: c["listeners"][0]["filters"][0]["tcpProxy"].update(idleTimeout=v),
+             "listeners[0].filters[0].tcp_proxy.idle_timeout: must be 0s (no timeout) or at "
+             "least 1ms"),
+            (lambda c, v: c.update(drainTimeout=v), "drain_timeout: must be 0s"),
+            (lambda c, v: c["clusters"][0].update(httpPool={"idleTimeout": v}),
+             "clusters[0].http_pool.idle_timeout: must be 0s"),
+        ]
+        for i, (set_value, needle) in enumerate(cases):
+            with self.subTest(needle=needle):
+                config = good_config()
+                set_value(config, "0.0001s")
+                path, r = self.validate(config, "timeout%d.json" % i)
+                self.assertInvalid(r, path, needle, "got 0.000100000s")
+                set_value(config, "1ms")
+                _, r = self.validate(config, "timeout%d-ok.json" % i)
+                self.assertValid(r)
+        config = harness.http_config(hcm={"requestHeadersTimeout": "999us",
+                                          "idleTimeout": "0s"})
+        path, r = self.validate(config)
+        self.assertInvalid(r, path, "listeners[0].filters[0].http_connection_manager."
+                                    "request_headers_timeout: must be 0s (no timeout) or at "
+                                    "least 1ms")
+
+    def test_validate_strings_that_reach_the_wire_logs_and_stats(self):
+        # One bad value per class of config string, each refused with its field path: names
+        # (stats, logs, the ports file), header field values and names, file paths, addresses.
+        hcm_path = "listeners[0].filters[0].http_connection_manager"
+
+        def http(**hcm):
+            return harness.http_config(hcm=hcm)
+
+        def with_filters(filters):
+            return harness.http_config(filters=filters)
+
+        def tcp(change):
+            config = good_config()
+            change(config)
+            return config
+
+        cases = [
+            # Names: letters, digits, '_', '-', '.'.
+            (tcp(lambda c: c["listeners"][0].update(name="l\nforged 1.2.3.4:80")),
+             "listeners[0].name: \"l\\nforged 1.2.3.4:80\" is not a valid name"),
+            (tcp(lambda c: (c["clusters"][0].update(name="c 1"),
+                            c["listeners"][0]["filters"][0]["tcpProxy"].update(cluster="c 1"))),
+             "clusters[0].name: \"c 1\" is not a valid name"),
+            (tcp(lambda c: c["listeners"][0]["filters"][0].update(name="tcp\r")),
+             "listeners[0].filters[0].name: "),
+            (http(statPrefix="web\nserver.downstream_cx_total 0"), hcm_path + ".stat_prefix: "),
+            (with_filters([dict(harness.direct_response_filter(), name="a b")]),
+             hcm_path + ".http_filters[0].name: "),
+            (with_filters([{"plugin": {"filter": "request_id\n"}}]),
+             hcm_path + ".http_filters[0].plugin.filter: "),
+            # Header field values: no CR, LF, NUL or other controls.
+            (http(via="1.1 sluice\r\nx-injected: 1"), hcm_path + ".via: "),
+            (http(serverName="sluice\x01"), hcm_path + ".server_name: "),
+            (with_filters([harness.direct_response_filter(headers=[("x-a", "b\x00c")])]),
+             hcm_path + ".http_filters[0].direct_response.headers[0].value: "),
+            # Header field names and protocol names: tokens.
+            (with_filters([harness.direct_response_filter(headers=[("x a", "b")])]),
+             hcm_path + ".http_filters[0].direct_response.headers[0].name: "),
+            (http(upgradeTypes=["web socket"]), hcm_path + ".upgrade_types[0]: "),
+            # File paths: no controls (logged; NUL would cut the path short).
+            (tcp(lambda c: c.update(pluginDirs=["/opt/plugins\n"])), "plugin_dirs[0]: "),
+            (with_filters([{"plugin": {"filter": "request_id", "plugin": "request_id\x00x"}}]),
+             hcm_path + ".http_filters[0].plugin.plugin: "),
+            # Addresses: a NUL would end the literal early for inet_pton.
+            (tcp(lambda c: c["listeners"][0]["address"].update(address="127.0.0.1\x00x")),
+             "listeners[0].address.address: "),
+        ]
+        for i, (config, needle) in enumerate(cases):
+            with self.subTest(needle=needle):
+                path, r = self.validate(config, "strings%d.json" % i)
+                self.assertInvalid(r, path, needle)
+        # What configs use today stays valid.
+        config = harness.http_config(hcm={"statPrefix": "web-1.public_x", "via": "1.1 sluice",
+                                          "serverName": "sluice/1.0 (x\ty)",
+                                          "upgradeTypes": ["websocket", "CONNECT"]},
+                                     name="web_1.a-b")
+        _, r = self.validate(config)
+        self.assertValid(r)
+
+    def test_validate_unknown_cluster_in_a_route(self):
+        # The router learns the config's clusters through the plugin ABI (1.2) and refuses a
+        # route to one that does not exist, with its field path.
+        router = {"@type": "type.googleapis.com/sluice.extensions.router.v1.Router",
+                  "virtualHosts": [{"name": "v", "domains": ["*"], "routes": [
+                      {"name": "r", "route": {"weightedClusters": {"clusters": [
+                          {"name": "c", "weight": 1}, {"name": "typo", "weight": 1}]}}}]}]}
+        config = harness.http_config(filters=[{"plugin": {"filter": "router",
+                                                          "typedConfig": router}}])
+        config["clusters"] = good_config()["clusters"]
+        path, r = self.validate(config)
+        self.assertInvalid(r, path, "listeners[0].filters[0].http_connection_manager."
+                                    "http_filters[0]: filter \"router\"",
+                           "virtual_hosts[0].routes[0].route.weighted_clusters.clusters[1].name: "
+                           "unknown cluster \"typo\" (defined: \"c\")")
+        router["virtualHosts"][0]["routes"][0]["route"]["weightedClusters"]["clusters"].pop()
+        _, r = self.validate(config)
+        self.assertValid(r)
+
     def test_validate_malformed_json(self):
         path = self.write("broken.json", '{"listeners": [')
         r = self.run_cli("--mode", "validate", "-c", path)

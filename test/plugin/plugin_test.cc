@@ -111,7 +111,7 @@ class ManagerTest : public ::testing::Test {
     absl::Status parsed =
         config::ParseInto(yaml, config::Format::kYaml, "test.yaml", bootstrap_, &sources_);
     if (!parsed.ok()) return parsed;
-    manager_ = CreatePluginManager({kDir}, sources_, store_);
+    manager_ = CreatePluginManager({kDir}, clusters_, sources_, store_);
     const auto& f =
         bootstrap_.listeners(0).filters(0).http_connection_manager().http_filters(index);
     return manager_->filterFactory(f.plugin(), f.name().empty() ? f.plugin().filter() : f.name(),
@@ -119,6 +119,7 @@ class ManagerTest : public ::testing::Test {
                                        std::to_string(index) + "]");
   }
 
+  std::vector<std::string> clusters_ = {"backend", "canary"};
   config::v1::Bootstrap bootstrap_;
   config::ValueSources sources_;
   stats::Store store_;
@@ -197,6 +198,8 @@ TEST_F(ManagerTest, APluginRefusingItsConfigIsReportedWithItsMessage) {
   EXPECT_THAT(Message(f.status()), HasSubstr("filter \"headers\""));
   EXPECT_THAT(Message(f.status()),
               HasSubstr("the plugin rejected its config: response_set: \"forbidden\""));
+  // A message that starts with a field path of the plugin's config gets that field's position.
+  EXPECT_THAT(Message(f.status()), HasSubstr(" at line 12, column "));
 }
 
 TEST_F(ManagerTest, AFilterThePluginDoesNotProvideOrAPluginThatIsNotThere) {
@@ -259,6 +262,44 @@ TEST_F(ManagerTest, MetricsDeclaredAtConfigTimeAppearUnderThePluginsName) {
   EXPECT_THAT(stats, HasSubstr("plugin.counting.failures 0\n"));
 }
 
+// ABI 1.2: a plugin sees the config's clusters at config time (the test plugin reports what
+// it saw as its config error).
+TEST_F(ManagerTest, APluginSeesTheConfigsClustersAtConfigTime) {
+  auto f = build(
+      "            - plugin:\n"
+      "                filter: clusters\n"
+      "                plugin: test_filters\n"
+      "                typed_config: \"canary,nope\"\n");
+  ASSERT_FALSE(f.ok());
+  EXPECT_THAT(Message(f.status()),
+              HasSubstr("the plugin rejected its config: saw clusters: backend canary; canary "
+                        "exists; nope unknown (plugin "));
+
+  clusters_.clear();
+  auto none = build(
+      "            - plugin:\n"
+      "                filter: clusters\n"
+      "                plugin: test_filters\n"
+      "                typed_config: \"backend\"\n");
+  ASSERT_FALSE(none.ok());
+  EXPECT_THAT(Message(none.status()),
+              HasSubstr("the plugin rejected its config: saw clusters:; backend unknown (plugin "));
+}
+
+// The versioning promise: plugins built for older minors of the same major still load and
+// build their configs (they never call what came later).
+TEST_F(ManagerTest, PluginsBuiltForOlderMinorVersionsStillLoad) {
+  for (const char* name : {"abi_1_0", "abi_1_1"}) {
+    SCOPED_TRACE(name);
+    auto loaded = LoadPlugin(Plugin(name));
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    EXPECT_EQ(name == std::string("abi_1_0") ? 0x10000u : 0x10001u, (*loaded)->version());
+    auto f = build(std::string("            - plugin: {filter: ") + name + "}\n");
+    EXPECT_TRUE(f.ok()) << f.status();
+  }
+  static_assert(SL_ABI_VERSION == 0x10002u, "a minor bump: add its plugin to this test");
+}
+
 TEST(HostSymbolsTest, TheHostFunctionsAreExportedForPlugins) {
   // A plugin binds sl_host_* at dlopen: they must be in this binary's dynamic symbol table.
   void* self = dlopen(nullptr, RTLD_NOW);
@@ -266,6 +307,8 @@ TEST(HostSymbolsTest, TheHostFunctionsAreExportedForPlugins) {
   EXPECT_NE(nullptr, dlsym(self, "sl_host_header_get"));
   EXPECT_NE(nullptr, dlsym(self, "sl_host_send_response"));
   EXPECT_NE(nullptr, dlsym(self, "sl_host_set_upstream"));
+  EXPECT_NE(nullptr, dlsym(self, "sl_host_config_clusters"));
+  EXPECT_NE(nullptr, dlsym(self, "sl_host_config_cluster_exists"));
 }
 
 }  // namespace

@@ -412,6 +412,32 @@ class NothingConfig : public FilterConfig {
   std::unique_ptr<Filter> newFilter(Stream&) override { return std::make_unique<Filter>(); }
 };
 
+// ----- clusters: reports what sl_host_config_clusters / _cluster_exists (ABI 1.2) show it as
+// its config error, so that a test can read it. Its config (JSON) is one string of cluster
+// names to ask about: typed_config: "a,nope" -----
+class ClustersConfig : public FilterConfig {
+ public:
+  static std::unique_ptr<ClustersConfig> create(ConfigContext& ctx) {
+    std::string report = "saw clusters:";
+    for (std::string_view c : ctx.clusters()) report.append(" ").append(c);
+    std::string_view ask = ctx.bytes();  // "\"a,nope\"" (no escapes in cluster names)
+    if (ask.size() >= 2 && ask.front() == '"' && ask.back() == '"') {
+      ask = ask.substr(1, ask.size() - 2);
+    } else {
+      ask = {};
+    }
+    while (!ask.empty()) {
+      const size_t comma = ask.find(',');
+      const std::string_view name = ask.substr(0, comma);
+      report.append("; ").append(name).append(ctx.hasCluster(name) ? " exists" : " unknown");
+      ask = comma == std::string_view::npos ? std::string_view() : ask.substr(comma + 1);
+    }
+    ctx.fail(report);
+    return nullptr;
+  }
+  std::unique_ptr<Filter> newFilter(Stream&) override { return std::make_unique<Filter>(); }
+};
+
 }  // namespace
 
 SLUICE_PLUGIN_FILTERS(
@@ -425,4 +451,5 @@ SLUICE_PLUGIN_FILTERS(
     sluice::sdk::Register<FailNewConfig>("fail_new"),
     sluice::sdk::Register<NothingConfig>("nothing"),
     sluice::sdk::Register<InspectConfig>("inspect"),
-    sluice::sdk::Register<ToClusterConfig>("to_cluster", "sluice.test.plugin.ToCluster"))
+    sluice::sdk::Register<ToClusterConfig>("to_cluster", "sluice.test.plugin.ToCluster"),
+    sluice::sdk::Register<ClustersConfig>("clusters"))

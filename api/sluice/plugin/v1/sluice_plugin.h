@@ -1,5 +1,5 @@
 /*
- * sluice plugin ABI, version 1.0: the one header an HTTP filter plugin includes.
+ * sluice plugin ABI, version 1.2: the one header an HTTP filter plugin includes.
  *
  * This header is the reference for the ABI. It is pure C (C99, no C++ types), so a plugin may be
  * written in C, C++ (see extensions/sdk/cpp/ for a header-only wrapper) or anything that speaks
@@ -353,6 +353,18 @@ void sl_host_config_error(sl_type_config_host* host, sl_type_str message);
  * updates are lock-free and may come from any thread. */
 sl_type_result sl_host_metric_define(sl_type_config_host* host, sl_type_metric_kind kind,
                                      sl_type_str name, sl_type_metric** metric_out);
+
+/* Since 1.2. The clusters of the config being built (the bootstrap's `clusters`), so that a
+ * filter which names clusters (a router) can refuse a name that does not exist when the config
+ * is loaded, with the name's field path, rather than answer 503 for it at run time. Both are
+ * host functions a 1.0 or 1.1 plugin never calls; a plugin that calls them is built against
+ * 1.2 and so only loads into a host that has them. */
+/* Fills up to `cap` views of the cluster names, in config order (valid until sl_on_config_new
+ * returns; `names` may be NULL when `cap` is 0) and returns how many clusters there are. */
+size_t sl_host_config_clusters(sl_type_config_host* host, sl_type_str* names, size_t cap);
+/* SL_OK when the config has a cluster named exactly `name`, SL_ERR_NOT_FOUND when it has not,
+ * SL_ERR_INVALID for a NULL host or a NULL name with a length. */
+sl_type_result sl_host_config_cluster_exists(sl_type_config_host* host, sl_type_str name);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Host functions: any thread                                                                  */

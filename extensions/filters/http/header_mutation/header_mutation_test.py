@@ -53,6 +53,17 @@ class HeaderMutationTest(harness.SluiceTestCase):
         self.assertEqual(1, r.returncode, r.stdout)
         self.assertIn("filter \"header_mutation\": the plugin rejected its config: "
                       "response.set[0].name: \"bad name\" is not a field name", r.stderr)
+        # The error starts with the field path, so sluice adds the field's line.
+        self.assertRegex(r.stderr, r"is not a field name at line \d+, column \d+ \(plugin ")
+        # A value that would split the message (CR/LF) never reaches a stream.
+        split = harness.http_config([harness.http_listener("web", filters=[
+            mutation(request={"set": [{"name": "x-a", "value": "v\r\nx-injected: 1"}]}),
+            harness.direct_response_filter()])])
+        path = harness.write_config(split, self.tmpdir, "split.json")
+        r = harness.run_cli(["--mode", "validate", "-c", path])
+        self.assertEqual(1, r.returncode, r.stdout)
+        self.assertIn("the plugin rejected its config: request.set[0].value: must not contain CR, "
+                      "LF or NUL", r.stderr)
         unknown = harness.http_config([harness.http_listener("web", filters=[
             mutation(response={"sett": []}), harness.direct_response_filter()])])
         path = harness.write_config(unknown, self.tmpdir, "unknown.json")

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -41,6 +42,122 @@ uint64_t Ms(const google::protobuf::Duration& d) {
 }
 
 using sluice::sdk::IsValidFieldName;
+using sluice::sdk::IsValidFieldValue;
+
+// Config checks. Every string of the config that reaches the wire (a field, a Location, a
+// request target), a log line or a stat name is checked at load for what that place can carry,
+// so that a value can never split a message, forge a log line or make the host refuse a field
+// at run time (a refused Location would leave the request unanswered).
+
+std::string Quoted(std::string_view s) {
+  // Escaped so that the error itself stays one line whatever the value holds.
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c == 0x7f) {
+      static const char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+// Names for logs and the stream info (and stat tags): letters, digits, '_', '-', '.'.
+bool IsValidName(std::string_view s) {
+  if (s.empty()) return false;
+  for (unsigned char c : s) {
+    if (!std::isalnum(c) && c != '_' && c != '-' && c != '.') return false;
+  }
+  return true;
+}
+constexpr const char* kNameRule = "letters, digits, '_', '-' and '.' only";
+
+// Printable ASCII without spaces: what a request target or a query may hold as sent.
+bool IsTargetChars(std::string_view s) {
+  for (unsigned char c : s) {
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return true;
+}
+
+// An absolute path: '/' and then target characters (percent-escapes, sub-delims, ':' and '@'
+// included; RFC 3986 §3.3). `query_ok`: '?' may start a query (a redirect's path may carry one).
+bool IsValidPath(std::string_view s, bool query_ok) {
+  if (s.empty() || s[0] != '/' || !IsTargetChars(s)) return false;
+  if (s.find('#') != std::string_view::npos) return false;
+  return query_ok || s.find('?') == std::string_view::npos;
+}
+
+// A host name as RFC 3986's reg-name is used for DNS (letters, digits, '-', '.', and '_' which
+// real internal names carry), an IPv4 address, or an IPv6 literal in brackets.
+bool IsValidHostName(std::string_view s) {
+  if (s.empty() || s.size() > 255) return false;
+  if (s.front() == '[') {
+    if (s.size() < 3 || s.back() != ']') return false;
+    for (unsigned char c : s.substr(1, s.size() - 2)) {
+      if (!std::isxdigit(c) && c != ':' && c != '.') return false;
+    }
+    return true;
+  }
+  for (unsigned char c : s) {
+    if (!std::isalnum(c) && c != '-' && c != '.' && c != '_') return false;
+  }
+  return true;
+}
+
+// uri-host [":" port] (RFC 3986 §3.2.2/§3.2.3), port 1..65535: a Host field or a redirect's host.
+bool IsValidHostPort(std::string_view s) {
+  std::string_view host = s;
+  const size_t colon = s.rfind(':');
+  const size_t bracket = s.rfind(']');
+  if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
+    const std::string_view port = s.substr(colon + 1);
+    if (port.empty() || port.size() > 5) return false;
+    uint32_t n = 0;
+    for (unsigned char c : port) {
+      if (!std::isdigit(c)) return false;
+      n = n * 10 + (c - '0');
+    }
+    if (n == 0 || n > 65535) return false;
+    host = s.substr(0, colon);
+  }
+  return IsValidHostName(host);
+}
+
+// A virtual host's domain: "*", "*.suffix", "prefix.*" or a host name (no port: ports are
+// ignored when matching).
+bool IsValidDomain(std::string_view d) {
+  if (d == "*") return true;
+  if (d.size() > 2 && d.substr(0, 2) == "*.") {
+    d.remove_prefix(2);
+  } else if (d.size() > 2 && d.substr(d.size() - 2) == ".*") {
+    d.remove_suffix(2);
+  }
+  return IsValidHostName(d);
+}
+
+// A duration as whole milliseconds (what the core takes), or the reason it is not a timeout:
+// negative, malformed, or between 0 and 1ms (which would become 0, i.e. no timeout at all).
+bool TimeoutMs(const google::protobuf::Duration& d, uint64_t& ms, std::string& why) {
+  if (d.seconds() < 0 || d.nanos() < 0 || d.nanos() >= 1000000000 || d.seconds() > 315576000000) {
+    why = "must be a duration from 0s up (\"0s\": none), got " + std::to_string(d.seconds()) +
+          "s " + std::to_string(d.nanos()) + "ns";
+    return false;
+  }
+  if (d.seconds() == 0 && d.nanos() > 0 && d.nanos() < 1000000) {
+    why = "must be 0s (none) or at least 1ms (timeouts count whole milliseconds), got " +
+          std::to_string(d.nanos()) + "ns";
+    return false;
+  }
+  ms = Ms(d);
+  return true;
+}
 
 // A compiled RE2, or the reason it did not compile.
 std::unique_ptr<re2::RE2> Compile(const std::string& pattern, std::string& error) {
@@ -65,14 +182,28 @@ struct Mutations {
     for (const auto& n : m.response_remove()) response_remove.push_back(n);
     for (const auto& h : m.request_add()) request_add.push_back(h);
     for (const auto& h : m.response_add()) response_add.push_back(h);
-    for (const auto* list : {&request_add, &response_add}) {
-      for (const auto& h : *list) {
-        if (!IsValidFieldName(h.name())) {
-          error = where + ": \"" + h.name() + "\" is not a field name";
+    for (const auto& [list, field] : {std::pair{&request_remove, ".request_remove"},
+                                      std::pair{&response_remove, ".response_remove"}}) {
+      for (size_t i = 0; i < list->size(); ++i) {
+        if (!IsValidFieldName((*list)[i])) {
+          error = where + field + "[" + std::to_string(i) + "]: " + Quoted((*list)[i]) +
+                  " is not a field name";
           return false;
         }
-        if (!sluice::sdk::IsValidFieldValue(h.value())) {
-          error = where + ": the value of " + h.name() + " has CR, LF, NUL or another control";
+      }
+    }
+    for (const auto& [list, field] :
+         {std::pair{&request_add, ".request_add"}, std::pair{&response_add, ".response_add"}}) {
+      for (size_t i = 0; i < list->size(); ++i) {
+        const pb::HeaderValue& h = (*list)[i];
+        const std::string at = where + field + "[" + std::to_string(i) + "]";
+        if (!IsValidFieldName(h.name())) {
+          error = at + ".name: " + Quoted(h.name()) + " is not a field name";
+          return false;
+        }
+        if (!IsValidFieldValue(h.value())) {
+          error = at + ".value: " + Quoted(h.value()) +
+                  " must not contain CR, LF, NUL or other control characters";
           return false;
         }
       }
@@ -240,7 +371,7 @@ class RouterConfig : public FilterConfig {
     }
     auto c = std::make_unique<RouterConfig>();
     std::string error;
-    if (!c->load(proto, error)) {
+    if (!c->load(proto, ctx, error)) {
       ctx.fail(error);
       return nullptr;
     }
@@ -300,38 +431,72 @@ class RouterConfig : public FilterConfig {
   }
 
  private:
-  bool load(const pb::Router& proto, std::string& error) {
+  bool load(const pb::Router& proto, const ConfigContext& ctx, std::string& error) {
+    // Lower-cased domain -> the virtual host that has it; virtual host names -> index.
+    std::map<std::string, int> domains;
+    std::map<std::string, int> names;
     for (int vi = 0; vi < proto.virtual_hosts_size(); ++vi) {
       const auto& vp = proto.virtual_hosts(vi);
       const std::string where = "virtual_hosts[" + std::to_string(vi) + "]";
       VirtualHost vh;
       vh.name = vp.name();
+      if (vh.name.empty()) {
+        error = where + ".name: required (it names the virtual host in logs)";
+        return false;
+      }
+      if (!IsValidName(vh.name)) {
+        error = where + ".name: " + Quoted(vh.name) + " is not a valid name: " + kNameRule;
+        return false;
+      }
+      if (auto [it, inserted] = names.emplace(vh.name, vi); !inserted) {
+        error = where + ".name: duplicate virtual host name " + Quoted(vh.name) +
+                " (also virtual_hosts[" + std::to_string(it->second) + "])";
+        return false;
+      }
       if (vp.domains_size() == 0) {
         error = where + ".domains: at least one is required";
         return false;
       }
-      for (const auto& d : vp.domains()) {
+      for (int di = 0; di < vp.domains_size(); ++di) {
+        const std::string& d = vp.domains(di);
+        const std::string dwhere = where + ".domains[" + std::to_string(di) + "]";
         const std::string l = Lower(d);
+        if (!IsValidDomain(l)) {
+          error = dwhere + ": " + Quoted(d) +
+                  " is not a domain: a host name without port, \"*\", \"*.suffix\" or "
+                  "\"prefix.*\"";
+          return false;
+        }
+        // The same domain twice: only the first virtual host could ever get its requests.
+        if (auto [it, inserted] = domains.emplace(l, vi); !inserted) {
+          error = dwhere + ": duplicate domain " + Quoted(d) + " (also in virtual_hosts[" +
+                  std::to_string(it->second) + "])";
+          return false;
+        }
         if (l == "*") {
           any = vhosts.size();
-        } else if (l.size() > 2 && l.compare(0, 2, "*.") == 0) {
+        } else if (l.compare(0, 2, "*.") == 0) {
           suffixes.emplace_back(l.substr(1), vhosts.size());
         } else if (l.size() > 2 && l.compare(l.size() - 2, 2, ".*") == 0) {
           prefixes.emplace_back(l.substr(0, l.size() - 1), vhosts.size());
-        } else if (l.find('*') != std::string::npos) {
-          error = where + ".domains: \"" + d +
-                  "\": a wildcard only as \"*\", \"*.suffix\" or "
-                  "\"prefix.*\"";
-          return false;
         } else {
           exact.emplace_back(l, vhosts.size());
         }
       }
       if (!vh.mutations.load(vp.headers(), where + ".headers", error)) return false;
+      std::map<std::string, int> route_names;
       for (int ri = 0; ri < vp.routes_size(); ++ri) {
         Route r;
-        if (!loadRoute(vp.routes(ri), where + ".routes[" + std::to_string(ri) + "]", r, error)) {
-          return false;
+        const std::string rwhere = where + ".routes[" + std::to_string(ri) + "]";
+        if (!loadRoute(vp.routes(ri), rwhere, ctx, r, error)) return false;
+        // Logs and the stream info name the route: two of one name would be told apart by
+        // nothing. Names are optional; unnamed routes do not collide.
+        if (!r.name.empty()) {
+          if (auto [it, inserted] = route_names.emplace(r.name, ri); !inserted) {
+            error = rwhere + ".name: duplicate route name " + Quoted(r.name) + " (also " + where +
+                    ".routes[" + std::to_string(it->second) + "])";
+            return false;
+          }
         }
         vh.routes.push_back(std::move(r));
       }
@@ -340,18 +505,55 @@ class RouterConfig : public FilterConfig {
     return true;
   }
 
-  static bool loadRoute(const pb::Route& rp, const std::string& where, Route& r,
-                        std::string& error) {
+  // `name`, at `where`, is a cluster of the config; otherwise the error lists the ones there are.
+  static bool CheckCluster(const std::string& name, const std::string& where,
+                           const ConfigContext& ctx, std::string& error) {
+    if (name.empty()) {
+      error = where + ": required (the name of a cluster)";
+      return false;
+    }
+    if (ctx.hasCluster(name)) return true;
+    const std::vector<std::string_view> clusters = ctx.clusters();
+    std::string defined;
+    constexpr size_t kMaxNames = 10;
+    for (size_t i = 0; i < clusters.size() && i < kMaxNames; ++i) {
+      if (i > 0) defined += ", ";
+      defined += Quoted(clusters[i]);
+    }
+    if (clusters.size() > kMaxNames) defined += ", ...";
+    error = where + ": unknown cluster " + Quoted(name) + " (" +
+            (clusters.empty() ? "no clusters are defined" : "defined: " + defined) + ")";
+    return false;
+  }
+
+  static bool loadRoute(const pb::Route& rp, const std::string& where, const ConfigContext& ctx,
+                        Route& r, std::string& error) {
     r.name = rp.name();
+    if (!r.name.empty() && !IsValidName(r.name)) {
+      error = where + ".name: " + Quoted(r.name) + " is not a valid name: " + kNameRule;
+      return false;
+    }
     const auto& m = rp.match();
     switch (m.path_specifier_case()) {
       case pb::RouteMatch::kPrefix:
         r.path_kind = Route::PathKind::kPrefix;
         r.path = m.prefix();
+        if (!IsValidPath(r.path, /*query_ok=*/false)) {
+          error = where + ".match.prefix: " + Quoted(r.path) +
+                  " is not a path prefix: it starts with '/' and has no spaces, controls, '?' "
+                  "or '#' (it is matched against the path before any query)";
+          return false;
+        }
         break;
       case pb::RouteMatch::kPath:
         r.path_kind = Route::PathKind::kExact;
         r.path = m.path();
+        if (!IsValidPath(r.path, /*query_ok=*/false)) {
+          error = where + ".match.path: " + Quoted(r.path) +
+                  " is not a path: it starts with '/' and has no spaces, controls, '?' or '#' "
+                  "(it is matched against the path before any query)";
+          return false;
+        }
         break;
       case pb::RouteMatch::kRegex:
         r.path_kind = Route::PathKind::kRegex;
@@ -369,26 +571,40 @@ class RouterConfig : public FilterConfig {
       error = where + ".match.connect: a CONNECT target is not a path; no path specifier with it";
       return false;
     }
-    for (const auto& meth : m.methods()) r.methods.push_back(meth);
+    for (int i = 0; i < m.methods_size(); ++i) {
+      // A method is a token (RFC 9110 §9.1); anything else could never match.
+      if (!IsValidFieldName(m.methods(i))) {
+        error = where + ".match.methods[" + std::to_string(i) + "]: " + Quoted(m.methods(i)) +
+                " is not a method (a token, e.g. \"GET\")";
+        return false;
+      }
+      r.methods.push_back(m.methods(i));
+    }
     for (int i = 0; i < m.headers_size(); ++i) {
       const auto& hp = m.headers(i);
+      const std::string hwhere = where + ".match.headers[" + std::to_string(i) + "]";
       HeaderMatch hm;
       hm.name = hp.name();
       hm.invert = hp.invert();
       if (!IsValidFieldName(hm.name)) {
-        error = where + ".match.headers[" + std::to_string(i) + "].name: not a field name";
+        error = hwhere + ".name: " + Quoted(hm.name) + " is not a field name";
         return false;
       }
       switch (hp.match_case()) {
         case pb::HeaderMatcher::kExact:
           hm.kind = HeaderMatch::Kind::kExact;
           hm.exact = hp.exact();
+          if (!IsValidFieldValue(hm.exact)) {
+            error = hwhere + ".exact: " + Quoted(hm.exact) +
+                    " has CR, LF, NUL or another control character: no field value can match it";
+            return false;
+          }
           break;
         case pb::HeaderMatcher::kRegex:
           hm.kind = HeaderMatch::Kind::kRegex;
           hm.regex = Compile(hp.regex(), error);
           if (!hm.regex) {
-            error = where + ".match.headers[" + std::to_string(i) + "].regex: " + error;
+            error = hwhere + ".regex: " + error;
             return false;
           }
           break;
@@ -400,62 +616,129 @@ class RouterConfig : public FilterConfig {
       }
       r.headers.push_back(std::move(hm));
     }
-    for (const auto& qp : m.query_parameters()) {
+    for (int i = 0; i < m.query_parameters_size(); ++i) {
+      const auto& qp = m.query_parameters(i);
+      const std::string qwhere = where + ".match.query_parameters[" + std::to_string(i) + "]";
+      // Compared with the raw query: a space or control could never be in it.
+      if (qp.name().empty() || !IsTargetChars(qp.name())) {
+        error = qwhere + ".name: " + Quoted(qp.name()) +
+                " is not a query parameter name (required; no spaces or controls)";
+        return false;
+      }
       QueryMatch q;
       q.name = qp.name();
-      if (qp.match_case() == pb::QueryParameterMatcher::kExact) q.exact = qp.exact();
+      if (qp.match_case() == pb::QueryParameterMatcher::kExact) {
+        if (!IsTargetChars(qp.exact())) {
+          error = qwhere + ".exact: " + Quoted(qp.exact()) +
+                  " has spaces or controls: no raw query value can match it";
+          return false;
+        }
+        q.exact = qp.exact();
+      }
       if (qp.match_case() == pb::QueryParameterMatcher::kPresent) q.present = qp.present();
       r.query.push_back(std::move(q));
     }
     switch (rp.action_case()) {
       case pb::Route::kRoute: {
         const auto& a = rp.route();
+        const std::string awhere = where + ".route";
         r.action = Route::Action::kRoute;
         if (a.cluster_specifier_case() == pb::RouteAction::kCluster) {
+          if (!CheckCluster(a.cluster(), awhere + ".cluster", ctx, error)) return false;
           r.clusters.emplace_back(a.cluster(), 1);
         } else if (a.cluster_specifier_case() == pb::RouteAction::kWeightedClusters) {
-          for (const auto& wc : a.weighted_clusters().clusters()) {
-            if (wc.weight() == 0) continue;
-            r.clusters.emplace_back(wc.name(), wc.weight());
+          const auto& wcs = a.weighted_clusters().clusters();
+          for (int i = 0; i < wcs.size(); ++i) {
+            // Zero weights too: a typo there would surface when the weight is raised.
+            if (!CheckCluster(
+                    wcs[i].name(),
+                    awhere + ".weighted_clusters.clusters[" + std::to_string(i) + "].name", ctx,
+                    error)) {
+              return false;
+            }
+            if (wcs[i].weight() == 0) continue;
+            r.clusters.emplace_back(wcs[i].name(), wcs[i].weight());
           }
         }
         for (const auto& [n, w] : r.clusters) r.total_weight += w;
         if (r.clusters.empty() || r.total_weight == 0) {
-          error = where + ".route: a cluster (or weighted clusters with a weight) is required";
+          error = awhere + ": a cluster (or weighted clusters with a weight) is required";
           return false;
         }
         r.prefix_rewrite = a.prefix_rewrite();
         if (!r.prefix_rewrite.empty() && r.path_kind != Route::PathKind::kPrefix) {
-          error = where + ".route.prefix_rewrite: only with a prefix match";
+          error = awhere + ".prefix_rewrite: only with a prefix match";
+          return false;
+        }
+        if (!r.prefix_rewrite.empty() && !IsValidPath(r.prefix_rewrite, /*query_ok=*/false)) {
+          error = awhere + ".prefix_rewrite: " + Quoted(r.prefix_rewrite) +
+                  " is not a path prefix: it starts with '/' and has no spaces, controls, '?' "
+                  "or '#'";
           return false;
         }
         if (a.has_regex_rewrite() && r.connect) {
-          error = where + ".route.regex_rewrite: a CONNECT target is not a path";
+          error = awhere + ".regex_rewrite: a CONNECT target is not a path";
           return false;
         }
         if (a.has_regex_rewrite()) {
           r.rewrite_regex = Compile(a.regex_rewrite().pattern(), error);
           if (!r.rewrite_regex) {
-            error = where + ".route.regex_rewrite.pattern: " + error;
+            error = awhere + ".regex_rewrite.pattern: " + error;
             return false;
           }
           r.rewrite_substitution = a.regex_rewrite().substitution();
           std::string why;
           if (!r.rewrite_regex->CheckRewriteString(r.rewrite_substitution, &why)) {
-            error = where + ".route.regex_rewrite.substitution: " + why;
+            error = awhere + ".regex_rewrite.substitution: " + why;
+            return false;
+          }
+          // What it writes goes into the request target (the request line).
+          if (!IsTargetChars(r.rewrite_substitution)) {
+            error = awhere + ".regex_rewrite.substitution: " + Quoted(r.rewrite_substitution) +
+                    " has spaces or control characters (it is written into the request target)";
             return false;
           }
         }
         r.host_rewrite = a.host_rewrite();
-        if (a.has_timeout()) r.timeout_ms = Ms(a.timeout());
-        if (a.has_idle_timeout()) r.idle_timeout_ms = Ms(a.idle_timeout());
-        if (a.has_response_headers_timeout()) {
-          r.response_headers_timeout_ms = Ms(a.response_headers_timeout());
+        if (!r.host_rewrite.empty() && !IsValidHostPort(r.host_rewrite)) {
+          error = awhere + ".host_rewrite: " + Quoted(r.host_rewrite) +
+                  " is not a host[:port] (a host name, IPv4 address or [IPv6] literal, and a "
+                  "port 1..65535)";
+          return false;
         }
-        for (const auto& hp : a.hash_policy()) r.hash_policies.push_back(hp);
+        std::string why;
+        if (a.has_timeout() && !TimeoutMs(a.timeout(), r.timeout_ms, why)) {
+          error = awhere + ".timeout: " + why;
+          return false;
+        }
+        if (a.has_idle_timeout() && !TimeoutMs(a.idle_timeout(), r.idle_timeout_ms, why)) {
+          error = awhere + ".idle_timeout: " + why;
+          return false;
+        }
+        if (a.has_response_headers_timeout() &&
+            !TimeoutMs(a.response_headers_timeout(), r.response_headers_timeout_ms, why)) {
+          error = awhere + ".response_headers_timeout: " + why;
+          return false;
+        }
+        for (int i = 0; i < a.hash_policy_size(); ++i) {
+          const auto& hp = a.hash_policy(i);
+          const std::string pwhere = awhere + ".hash_policy[" + std::to_string(i) + "]";
+          if (hp.policy_specifier_case() == pb::HashPolicy::kHeader &&
+              !IsValidFieldName(hp.header())) {
+            error = pwhere + ".header: " + Quoted(hp.header()) + " is not a field name";
+            return false;
+          }
+          // RFC 6265 §4.1.1: a cookie-name is a token.
+          if (hp.policy_specifier_case() == pb::HashPolicy::kCookie &&
+              !IsValidFieldName(hp.cookie())) {
+            error = pwhere + ".cookie: " + Quoted(hp.cookie()) + " is not a cookie name (a token)";
+            return false;
+          }
+          r.hash_policies.push_back(hp);
+        }
         if (a.has_connect_config()) {
           if (!r.connect) {
-            error = where + ".route.connect_config: only on a route with match.connect";
+            error = awhere + ".connect_config: only on a route with match.connect";
             return false;
           }
           r.terminate_connect = true;
@@ -465,9 +748,30 @@ class RouterConfig : public FilterConfig {
       case pb::Route::kRedirect: {
         r.action = Route::Action::kRedirect;
         r.redirect = rp.redirect();
+        const std::string rwhere = where + ".redirect";
         const uint32_t code = r.redirect.response_code();
         if (code != 0 && code != 301 && code != 302 && code != 303 && code != 307 && code != 308) {
-          error = where + ".redirect.response_code: 301, 302, 303, 307 or 308";
+          error = rwhere + ".response_code: 301, 302, 303, 307 or 308";
+          return false;
+        }
+        // All three end up in the Location field: the host refuses a field with CR/LF, which
+        // would leave the request unanswered.
+        const std::string& host = r.redirect.host_redirect();
+        if (!host.empty() && !IsValidHostPort(host)) {
+          error = rwhere + ".host_redirect: " + Quoted(host) +
+                  " is not a host[:port] (a host name, IPv4 address or [IPv6] literal, and a "
+                  "port 1..65535)";
+          return false;
+        }
+        const std::string& path = r.redirect.path_redirect();
+        if (!path.empty() && !IsValidPath(path, /*query_ok=*/true)) {
+          error = rwhere + ".path_redirect: " + Quoted(path) +
+                  " is not a path: it starts with '/' and has no spaces, controls or '#'";
+          return false;
+        }
+        const std::string& scheme = r.redirect.scheme_redirect();
+        if (!scheme.empty() && scheme != "http" && scheme != "https") {
+          error = rwhere + ".scheme_redirect: " + Quoted(scheme) + " is not \"http\" or \"https\"";
           return false;
         }
         break;

@@ -134,15 +134,29 @@ class RouterTest(harness.SluiceTestCase):
         self.assertEqual(404, r.status)
         s.wait_stats(lambda st: harness.stat(st, "plugin.router.no_route") == 1, "no_route == 1")
 
-    def test_config_errors_name_the_field(self):
+    def validate(self, router, clusters=("a", "b")):
+        """`sluice --mode validate` of a config whose router is `router`, with `clusters`."""
         cfg = harness.http_config([harness.http_listener("web", filters=[
-            {"plugin": {"filter": "router", "typedConfig": {"@type": TYPE, "virtualHosts": [
-                {"name": "v", "domains": ["*"], "routes": [
-                    {"match": {"regex": "(unclosed"}, "route": {"cluster": "a"}}]}]}}}])])
-        path = harness.write_config(cfg, self.tmpdir, "bad.json")
-        r = harness.run_cli(["--mode", "validate", "-c", path])
-        self.assertEqual(1, r.returncode, r.stdout)
-        self.assertIn("virtual_hosts[0].routes[0].match.regex: invalid regex", r.stderr)
+            {"plugin": {"filter": "router", "typedConfig": dict(router, **{"@type": TYPE})}}])])
+        cfg["clusters"] = [
+            {"name": n, "endpoints": [{"address": {"address": "127.0.0.1", "port": 1}}]}
+            for n in clusters]
+        path = harness.write_config(cfg, self.tmpdir, "router.json")
+        return harness.run_cli(["--mode", "validate", "-c", path])
+
+    def assertRefused(self, router, *needles):
+        r = self.validate(router)
+        self.assertEqual(1, r.returncode, r.stdout + r.stderr)
+        self.assertIn("router.json: listeners[0].filters[0].http_connection_manager."
+                      "http_filters[0]: filter \"router\": the plugin rejected its config: ",
+                      r.stderr)
+        for n in needles:
+            self.assertIn(n, r.stderr)
+
+    def test_config_errors_name_the_field(self):
+        self.assertRefused({"virtualHosts": [{"name": "v", "domains": ["*"], "routes": [
+            {"match": {"regex": "(unclosed"}, "route": {"cluster": "a"}}]}]},
+            "virtual_hosts[0].routes[0].match.regex: invalid regex")
 
     def test_connect_settings_belong_to_connect_routes(self):
         cases = [
@@ -153,13 +167,111 @@ class RouterTest(harness.SluiceTestCase):
         ]
         for route, error in cases:
             with self.subTest(error=error):
-                cfg = harness.http_config([harness.http_listener("web", filters=[
-                    {"plugin": {"filter": "router", "typedConfig": {"@type": TYPE, "virtualHosts": [
-                        {"name": "v", "domains": ["*"], "routes": [route]}]}}}])])
-                path = harness.write_config(cfg, self.tmpdir, "bad.json")
-                r = harness.run_cli(["--mode", "validate", "-c", path])
-                self.assertEqual(1, r.returncode, r.stdout)
-                self.assertIn(error, r.stderr)
+                self.assertRefused({"virtualHosts": [
+                    {"name": "v", "domains": ["*"], "routes": [route]}]}, error)
+
+    def test_unknown_clusters_are_refused_at_load(self):
+        # The plugin ABI (1.2) gives the router the config's clusters: a name that does not
+        # exist is an error with its field path, not a 503 for every request at run time.
+        vh = lambda route: {"virtualHosts": [{"name": "v", "domains": ["*"], "routes": [
+            {"name": "ok", "match": {"prefix": "/ok"}, "route": {"cluster": "b"}}, route]}]}
+        self.assertRefused(vh({"route": {"cluster": "nope"}}),
+                           "virtual_hosts[0].routes[1].route.cluster: unknown cluster \"nope\" "
+                           "(defined: \"a\", \"b\")")
+        self.assertRefused(vh({"route": {"weightedClusters": {"clusters": [
+            {"name": "a", "weight": 1}, {"name": "gone", "weight": 0}]}}}),
+            "routes[1].route.weighted_clusters.clusters[1].name: unknown cluster \"gone\"")
+        # Cluster names are exact: another case is another cluster.
+        self.assertRefused(vh({"route": {"cluster": "A"}}), "unknown cluster \"A\"")
+        r = self.validate(vh({"route": {"cluster": "a"}}), clusters=())
+        self.assertEqual(1, r.returncode, r.stderr)
+        self.assertIn("routes[0].route.cluster: unknown cluster \"b\" (no clusters are defined)",
+                      r.stderr)
+        # The same routes with the clusters defined validate.
+        r = self.validate(vh({"route": {"weightedClusters": {"clusters": [
+            {"name": "a", "weight": 1}, {"name": "b", "weight": 0}]}}}))
+        self.assertEqual(0, r.returncode, r.stdout + r.stderr)
+
+    def test_duplicate_domains_and_names_are_refused(self):
+        route = {"route": {"cluster": "a"}}
+        self.assertRefused({"virtualHosts": [
+            {"name": "one", "domains": ["api.example.test", "*"], "routes": [route]},
+            {"name": "two", "domains": ["www.example.test", "API.Example.test"],
+             "routes": [route]}]},
+            "virtual_hosts[1].domains[1]: duplicate domain \"API.Example.test\" "
+            "(also in virtual_hosts[0])")
+        self.assertRefused({"virtualHosts": [
+            {"name": "one", "domains": ["a.test"], "routes": [route]},
+            {"name": "one", "domains": ["b.test"], "routes": [route]}]},
+            "virtual_hosts[1].name: duplicate virtual host name \"one\" (also virtual_hosts[0])")
+        self.assertRefused({"virtualHosts": [{"name": "v", "domains": ["*"], "routes": [
+            dict(route, name="r"), dict(route, name="other"), dict(route, name="r")]}]},
+            "virtual_hosts[0].routes[2].name: duplicate route name \"r\" "
+            "(also virtual_hosts[0].routes[0])")
+        # The same route name in two virtual hosts is fine (logs name both), as are unnamed
+        # routes.
+        r = self.validate({"virtualHosts": [
+            {"name": "one", "domains": ["a.test"], "routes": [dict(route, name="r"), route]},
+            {"name": "two", "domains": ["b.test"], "routes": [dict(route, name="r"), route]}]})
+        self.assertEqual(0, r.returncode, r.stdout + r.stderr)
+
+    def test_values_that_reach_the_wire_or_the_logs_are_checked(self):
+        # One bad value per class of string; each is refused naming its field path.
+        def one(route=None, vh_extra=None, name="v", domains=("*",)):
+            vh = {"name": name, "domains": list(domains),
+                  "routes": [route or {"route": {"cluster": "a"}}]}
+            vh.update(vh_extra or {})
+            return {"virtualHosts": [vh]}
+
+        redirect = lambda **kw: one({"match": {"prefix": "/"}, "redirect": kw})
+        action = lambda **kw: one({"match": {"prefix": "/"}, "route": dict({"cluster": "a"}, **kw)})
+        cases = [
+            # Hosts: a host[:port].
+            (redirect(hostRedirect="evil.test\r\nx-injected: 1"), "redirect.host_redirect: "),
+            (redirect(hostRedirect="a.test:99999"), "redirect.host_redirect: "),
+            (action(hostRewrite="a b"), "route.host_rewrite: "),
+            # Paths: '/' first, no spaces or controls.
+            (redirect(pathRedirect="no-slash"), "redirect.path_redirect: "),
+            (redirect(pathRedirect="/a\nb"), "redirect.path_redirect: "),
+            (redirect(schemeRedirect="javascript"), "redirect.scheme_redirect: "),
+            (action(prefixRewrite="x/"), "route.prefix_rewrite: "),
+            (one({"match": {"prefix": "/a b"}, "route": {"cluster": "a"}}), "match.prefix: "),
+            (one({"match": {"path": "/a?b"}, "route": {"cluster": "a"}}), "match.path: "),
+            (action(regexRewrite={"pattern": "^/(.*)", "substitution": "/\\1 x"}),
+             "route.regex_rewrite.substitution: "),
+            # Field names (tokens) and values (no CR/LF/NUL/controls).
+            (one({"match": {"headers": [{"name": "x y", "present": True}]},
+                  "route": {"cluster": "a"}}), "match.headers[0].name: "),
+            (one({"match": {"headers": [{"name": "x", "exact": "a\rb"}]},
+                  "route": {"cluster": "a"}}), "match.headers[0].exact: "),
+            (one({"match": {"methods": ["GE T"]}, "route": {"cluster": "a"}}),
+             "match.methods[0]: "),
+            (one(vh_extra={"headers": {"responseAdd": [{"name": "x", "value": "a\nb"}]}}),
+             "virtual_hosts[0].headers.response_add[0].value: "),
+            (one(vh_extra={"headers": {"requestRemove": ["bad name"]}}),
+             "virtual_hosts[0].headers.request_remove[0]: "),
+            (action(hashPolicy=[{"cookie": "a=b"}]), "route.hash_policy[0].cookie: "),
+            # Names (logs, stream info): letters, digits, '_', '-', '.'.
+            (one(name="v\nforged"), "virtual_hosts[0].name: "),
+            (one(name=""), "virtual_hosts[0].name: required"),
+            (one({"name": "r 1", "route": {"cluster": "a"}}), "routes[0].name: "),
+            # Domains: host names, "*", "*.suffix", "prefix.*"; no port.
+            (one(domains=["a.test:80"]), "virtual_hosts[0].domains[0]: "),
+            (one(domains=["a*.test"]), "virtual_hosts[0].domains[0]: "),
+            # Timeouts: whole milliseconds; below 1ms would silently be no timeout.
+            (action(timeout="0.0001s"), "route.timeout: must be 0s (none) or at least 1ms"),
+            (action(idleTimeout="500us"), "route.idle_timeout: must be 0s (none) or at least 1ms"),
+        ]
+        for router, needle in cases:
+            with self.subTest(needle=needle, router=router):
+                self.assertRefused(router, needle)
+        # The edges of each class are accepted.
+        r = self.validate(one({"name": "r-1.x_y", "match": {"prefix": "/a/%20b"},
+                               "route": {"cluster": "a", "hostRewrite": "[::1]:8080",
+                                         "prefixRewrite": "/", "timeout": "0.001s",
+                                         "idleTimeout": "0s"}},
+                              domains=["*.example.test", "api.*", "Host_1.test", "[::1]"]))
+        self.assertEqual(0, r.returncode, r.stdout + r.stderr)
 
     def test_connect_routes_match_only_connect(self):
         s = self.start({"virtualHosts": [{"name": "v", "domains": ["*"], "routes": [

@@ -351,6 +351,21 @@ class ConfigContext {
   // Refuses the config with this message (return nullptr from create() after it).
   void fail(std::string_view message) { sl_host_config_error(host_, Str(message)); }
 
+  // The names of the config's clusters, in config order (ABI 1.2; views valid during create()).
+  // For filters that name clusters: refuse an unknown one at load, with its field path.
+  std::vector<std::string_view> clusters() const {
+    std::vector<sl_type_str> raw(sl_host_config_clusters(host_, nullptr, 0));
+    const size_t n = sl_host_config_clusters(host_, raw.data(), raw.size());
+    std::vector<std::string_view> out;
+    out.reserve(n);
+    for (size_t i = 0; i < n && i < raw.size(); ++i) out.push_back(View(raw[i]));
+    return out;
+  }
+  // Whether the config has a cluster named exactly `name` (ABI 1.2).
+  bool hasCluster(std::string_view name) const {
+    return sl_host_config_cluster_exists(host_, Str(name)) == SL_OK;
+  }
+
  private:
   sl_type_metric* define(sl_type_metric_kind kind, std::string_view name) {
     sl_type_metric* m = nullptr;
