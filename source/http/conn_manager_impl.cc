@@ -81,6 +81,10 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
     size_t headers_stop_pos = 0;
     Stop stop = Stop::kNone;  // where data (and trailers) are held
     size_t stop_pos = 0;
+    // The filter at stop_pos asked to buffer (kStopIterationAndBuffer): each later part is added
+    // to `buffered` and the filter is called with all of it, so the call with end_stream sees
+    // the whole body (the promise of SL_ACTION_STOP_AND_BUFFER).
+    bool buffering = false;
     bool headers_entered = false;  // headers have begun iterating
     bool headers_end_stream = false;
     bool end_seen = false;  // the source sent its last part
@@ -499,12 +503,17 @@ bool ConnectionManagerImpl::ActiveStream::deliverData(Direction& d, size_t from,
       continue;
     }
     StreamFilter& f = slot.filter();
+    // A buffering filter sees everything it holds, the new part at its end.
+    const bool whole = at_data_stop && d.buffering;
+    if (whole) d.buffered.move(data);
+    Buffer& arg = whole ? d.buffered : data;
     const FilterDataStatus st =
-        d.decode ? f.decodeData(data, end_stream) : f.encodeData(data, end_stream);
+        d.decode ? f.decodeData(arg, end_stream) : f.encodeData(arg, end_stream);
     if (!live(d)) return false;
     if (st == FilterDataStatus::kContinue) {
       if (at_data_stop) {
         d.stop = Stop::kNone;
+        d.buffering = false;
         // Everything held at this filter goes on first, in order.
         d.buffered.move(data);
         data.move(d.buffered);
@@ -523,9 +532,13 @@ bool ConnectionManagerImpl::ActiveStream::deliverData(Direction& d, size_t from,
       d.stop_pos = pos;
     }
     if (st == FilterDataStatus::kStopIterationAndBuffer) {
+      d.buffering = true;
       d.buffered.move(data);
       overBufferLimit(d);
     } else {
+      // The filter took what it wanted (of all it was shown).
+      d.buffering = false;
+      if (whole) d.buffered.clear();
       data.clear();
     }
     return false;
@@ -559,7 +572,10 @@ bool ConnectionManagerImpl::ActiveStream::deliverTrailers(Direction& d, size_t f
     }
     if (at_data_stop || at_headers_stop) {
       // The filter lets go: its held data, then the trailers, move on from the next filter.
-      if (at_data_stop) d.stop = Stop::kNone;
+      if (at_data_stop) {
+        d.stop = Stop::kNone;
+        d.buffering = false;
+      }
       Buffer held;
       held.move(d.buffered);
       if (!held.empty() && !deliverData(d, pos + 1, held, false)) return false;
@@ -584,6 +600,7 @@ void ConnectionManagerImpl::ActiveStream::resume(Direction& d, size_t pos) {
   if (!data_here) return;
   const bool held_trailers = d.stop == Stop::kTrailers;
   d.stop = Stop::kNone;
+  d.buffering = false;
   if (!d.headers_end_stream) {
     const bool end = d.end_seen && !d.trailers;
     if (!d.buffered.empty() || (end && !held_trailers)) {

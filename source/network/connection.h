@@ -114,7 +114,9 @@ class Connection : public event::DeferredDeletable {
   // With half-close on, a peer's FIN is passed up as end_stream and the connection stays open for
   // writing; it closes once both directions are done. Off (default): a FIN closes the connection.
   virtual void enableHalfClose(bool enabled) = 0;
-  // High watermark of the write buffer (low = half of it). 0: unlimited.
+  // The connection's buffer bound: reads take at most this much per event, and the write buffer
+  // is "above its high watermark" once more than half of it waits there, "below its low
+  // watermark" again once it is empty. 0: unlimited.
   virtual void setBufferLimits(uint32_t limit) = 0;
   virtual size_t writeBufferLength() const = 0;
 

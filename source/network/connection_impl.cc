@@ -151,7 +151,11 @@ void ConnectionImpl::onReadReady() {
     return;
   }
   if (read_disable_count_ > 0 || read_end_) return;
-  IoOutcome out = transport_->doRead(fd_, buffers().read, kMaxReadPerEvent);
+  // Never more at once than the connection may buffer: what is read goes on to the other side's
+  // write buffer, whose bound is only kept if a read cannot overshoot it by much.
+  const uint64_t limit =
+      high_watermark_ != 0 ? std::min<uint64_t>(kMaxReadPerEvent, high_watermark_) : kMaxReadPerEvent;
+  IoOutcome out = transport_->doRead(fd_, buffers().read, limit);
   if (out.action == PostIoAction::kClose) {
     closeSocket(ConnectionEvent::kRemoteClose);
     return;
@@ -265,12 +269,12 @@ void ConnectionImpl::onWriteReady() {
 void ConnectionImpl::checkWatermarks() {
   if (high_watermark_ == 0) return;
   const size_t len = writeBufferLength();
-  if (!above_high_ && len > high_watermark_) {
+  if (!above_high_ && len > high_watermark_ / 2) {
     above_high_ = true;
     for (size_t i = 0; i < callbacks_.size() && state_ != ConnectionState::kClosed; ++i) {
       if (callbacks_[i] != nullptr) callbacks_[i]->onAboveWriteBufferHighWatermark();
     }
-  } else if (above_high_ && len <= high_watermark_ / 2) {
+  } else if (above_high_ && len == 0) {
     above_high_ = false;
     for (size_t i = 0; i < callbacks_.size() && state_ != ConnectionState::kClosed; ++i) {
       if (callbacks_[i] != nullptr) callbacks_[i]->onBelowWriteBufferLowWatermark();

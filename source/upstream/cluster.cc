@@ -7,7 +7,8 @@ namespace sluice::upstream {
 
 namespace {
 constexpr std::chrono::milliseconds kDefaultConnectTimeout{5000};
-constexpr uint32_t kDefaultBufferLimit = 1024 * 1024;
+// See listener_config.h: the same reasoning on the upstream side.
+constexpr uint32_t kDefaultBufferLimit = 8 * 1024;
 
 std::chrono::milliseconds Ms(const google::protobuf::Duration& d) {
   return std::chrono::milliseconds(google::protobuf::util::TimeUtil::DurationToMilliseconds(d));

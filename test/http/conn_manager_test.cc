@@ -247,7 +247,8 @@ TEST_F(ConnManagerTest, PauseAndResumeFromATimerWithMetadataForLaterFilters) {
 class BufferFilter : public StreamFilter {
  public:
   explicit BufferFilter(Log& log) : log_(log) {}
-  FilterDataStatus decodeData(Buffer&, bool end_stream) override {
+  FilterDataStatus decodeData(Buffer& data, bool end_stream) override {
+    log_.events.push_back("buffer.decodeData(" + data.toString() + (end_stream ? ",end)" : ")"));
     if (!end_stream) return FilterDataStatus::kStopIterationAndBuffer;
     return FilterDataStatus::kContinue;
   }
@@ -264,6 +265,8 @@ TEST_F(ConnManagerTest, StopAndBufferDeliversTheWholeBodyAtOnce) {
   start(
       {[this] { return std::make_unique<BufferFilter>(log_); }, Recording("after", log_), Echo()});
   send("POST /b HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
+  // The first part is in before the rest is sent: the body arrives in two reads.
+  runUntil([this](const std::string&) { return !log_.events.empty(); });
   send("3\r\ndef\r\n0\r\n\r\n");
   const std::string out = runUntilContains("0\r\n\r\n");
   EXPECT_NE(std::string::npos, out.find("body=abcdef")) << out;
@@ -271,6 +274,15 @@ TEST_F(ConnManagerTest, StopAndBufferDeliversTheWholeBodyAtOnce) {
   // The filter after the buffer saw one data call with everything.
   EXPECT_NE(log_.events.end(),
             std::find(log_.events.begin(), log_.events.end(), "after.decodeData(6,end)"));
+  // The buffering filter itself was shown all it held each time, the whole body at the end
+  // (SL_ACTION_STOP_AND_BUFFER's promise), however the body was split.
+  std::vector<std::string> calls;
+  for (const auto& e : log_.events) {
+    if (e.rfind("buffer.", 0) == 0) calls.push_back(e);
+  }
+  ASSERT_FALSE(calls.empty());
+  EXPECT_EQ("buffer.decodeData(abcdef,end)", calls.back());
+  EXPECT_EQ("buffer.decodeData(abc)", calls.front());
 }
 
 TEST_F(ConnManagerTest, BufferLimitGives413) {

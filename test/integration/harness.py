@@ -1197,6 +1197,15 @@ class HttpClient:
         return not self.closed_how and not self.buf and nothing_readable(self.sock)
 
 
+def wait_until(predicate, what, timeout=STATS_TIMEOUT):
+    """Polls predicate() until it is true (bounded); raises AssertionError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
+        time.sleep(POLL_INTERVAL * 5)
+
+
 def stat(stats, name):
     """A counter's value, 0 if it does not exist (yet): some are created on first use."""
     return stats.get(name, 0)
