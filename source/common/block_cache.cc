@@ -51,6 +51,7 @@ struct Cache {
 };
 
 thread_local Cache t_cache;
+thread_local size_t t_released = 0;
 
 }  // namespace
 
@@ -82,6 +83,7 @@ void BlockCache::Free(void* block) {
   const size_t size = *reinterpret_cast<size_t*>(raw);
   Bin* b = t_cache.find(size, /*claim=*/true);
   if (b == nullptr || b->count >= kMaxBlocks || (b->count + 1) * size > kMaxBytesPerSize) {
+    t_released += size;
     ::operator delete(raw);
     return;
   }
@@ -92,5 +94,11 @@ void BlockCache::Free(void* block) {
 }
 
 void BlockCache::ReleaseThreadCache() { t_cache.release(); }
+
+size_t BlockCache::TakeReleasedBytes() {
+  const size_t n = t_released;
+  t_released = 0;
+  return n;
+}
 
 }  // namespace sluice

@@ -25,6 +25,9 @@ class BlockCache {
   // Returns this thread's cached blocks to the allocator (e.g. a worker going idle for long;
   // tests that count allocations).
   static void ReleaseThreadCache();
+  // Bytes this thread has handed back to malloc since the last call (blocks the cache would not
+  // keep), for deciding when to return freed memory to the system (malloc_trim).
+  static size_t TakeReleasedBytes();
 };
 
 // A base for objects made and freed at a high rate (per request): `new` takes their block from

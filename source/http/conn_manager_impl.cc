@@ -686,6 +686,7 @@ bool ConnectionManagerImpl::ActiveStream::setUpstream(const UpstreamSpec& spec) 
   target.idle_timeout = spec.idle_timeout;
   target.hash_key.assign(spec.hash_key);
   target.terminate_connect = spec.terminate_connect;
+  target.request_buffer_bytes = spec.request_buffer_bytes;
   info_.route_name = target.route_name;
   info_.cluster_name = cluster->name();
   return true;

@@ -86,6 +86,8 @@ struct UpstreamSpec {
   std::string_view hash_key;
   // A CONNECT request ends here: a TCP connection to a host of the cluster carries the tunnel.
   bool terminate_connect = false;
+  // Bodies up to this many bytes are read whole before a connection is taken; 0: streamed.
+  uint64_t request_buffer_bytes = 0;
 };
 
 class DecoderFilterCallbacks : public virtual StreamFilterCallbacks {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "source/common/logging.h"
+#include "source/http/http1/parser.h"
 
 namespace sluice::http {
 
@@ -42,8 +43,24 @@ void UpstreamRequest::start(RequestHead& head, bool end_stream, bool tunnel) {
   const std::string_view m = head.method;
   replayable_ = !tunnel && (m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" ||
                             m == "PUT" || m == "DELETE");
+  if (!end_stream && !tunnel && target_.request_buffer_bytes > 0) {
+    // A body announced larger than the bound streams from the start.
+    uint64_t length = 0;
+    const bool counted = http1::ParseResponseContentLength(head.headers, length);
+    if (counted && length > target_.request_buffer_bytes) {
+      target_.cluster->stats().upstream_rq_body_buffer_overflow.inc();
+    } else {
+      buffering_body_ = true;  // no connection until the body is in (or over the bound)
+      return;
+    }
+  }
   connect(/*fresh=*/false);
   if ((end_stream || tunnel) && !failed_) requestComplete();
+}
+
+void UpstreamRequest::stopBuffering() {
+  buffering_body_ = false;
+  connect(/*fresh=*/false);
 }
 
 void UpstreamRequest::connect(bool fresh) {
@@ -104,6 +121,18 @@ void UpstreamRequest::sendData(Buffer& data, bool end_stream) {
     return;
   }
   if (end_stream) request_end_ = true;
+  if (buffering_body_) {
+    held_body_.move(data);
+    if (end_stream) {
+      target_.cluster->stats().upstream_rq_body_buffered.inc();
+      stopBuffering();
+      if (!failed_) requestComplete();
+    } else if (held_body_.length() > target_.request_buffer_bytes) {
+      target_.cluster->stats().upstream_rq_body_buffer_overflow.inc();
+      stopBuffering();
+    }
+    return;
+  }
   if (encoder_ == nullptr) {
     // Not connected yet: keep it, bounded; past the limit stop reading the client until the
     // connection takes it.
@@ -128,6 +157,11 @@ void UpstreamRequest::sendTrailers(const HeaderMap& trailers) {
     held_trailers_ = std::make_unique<HeaderMap>();
     for (const auto& e : trailers.entries()) {
       if (!e.name.empty()) held_trailers_->add(e.name, e.value);
+    }
+    if (buffering_body_) {
+      target_.cluster->stats().upstream_rq_body_buffered.inc();
+      stopBuffering();
+      if (failed_) return;
     }
   } else {
     encoder_->encodeTrailers(trailers);

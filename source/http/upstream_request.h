@@ -23,6 +23,9 @@ struct UpstreamTarget {
   // From the end of the request to the response head; 0: none. For a tunnel: the wait for the
   // upstream to answer (the tunnel's life has no bound but its idle timeout).
   std::chrono::milliseconds response_headers_timeout{0};
+  // A request body up to this size is read whole before a connection is taken (a slow upload
+  // then holds no upstream connection); larger ones stream. 0: always streamed.
+  uint64_t request_buffer_bytes = 0;
   // Longest silence of the upstream while a response is awaited or streams; 0: none.
   std::chrono::milliseconds idle_timeout{0};
   std::string hash_key;
@@ -143,6 +146,10 @@ class UpstreamRequest : public UpstreamExchange,
   Buffer replay_body_;
   bool replayable_ = false;
   bool retried_ = false;
+  // Reading the request body whole before connecting (UpstreamTarget::request_buffer_bytes).
+  bool buffering_body_ = false;
+  // Stops buffering: takes a connection now for what is held and what follows.
+  void stopBuffering();
   bool request_end_ = false;  // the downstream sent its last part
   bool tunnel_ = false;
   bool response_started_ = false;

@@ -569,6 +569,7 @@ sl_type_result sl_host_set_upstream(sl_type_stream* stream,
   spec.idle_timeout = std::chrono::milliseconds(r.idle_timeout_ms);
   spec.hash_key = View(r.hash_key);
   spec.terminate_connect = (r.flags & SL_UPSTREAM_TERMINATE_CONNECT) != 0;
+  spec.request_buffer_bytes = r.request_buffer_bytes;
   if (!f.decoder().setUpstream(spec)) return SL_ERR_NOT_FOUND;
   return SL_OK;
 }

@@ -1,16 +1,24 @@
 #include "source/server/worker.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+#include "source/common/block_cache.h"
 #include "source/common/logging.h"
 #include "source/network/connection_impl.h"
 #include "source/network/listener_impl.h"
 #include "source/network/transport_socket.h"
 
 namespace sluice::server {
+
+namespace {
+// How often a worker checks whether it freed enough to give memory back, and how much is enough.
+constexpr std::chrono::milliseconds kTrimInterval{5000};
+constexpr size_t kTrimAfterBytes = 8 * 1024 * 1024;
+}  // namespace
 
 // A connection the worker owns, and its way back to the worker when it closes.
 class Worker::ActiveConnection : public network::ConnectionCallbacks,
@@ -184,9 +192,21 @@ void Worker::start() {
     log::SetThreadName(absl::StrCat("worker_", index_));
     stats::SetThreadSlot(index_);
     for (auto& l : listeners_) l->enable();
+    trim_timer_ = dispatcher_->createTimer([this] { trimMemory(); });
+    trim_timer_->enableTimer(kTrimInterval);
     dispatcher_->run();
+    trim_timer_.reset();
   });
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+}
+
+void Worker::trimMemory() {
+  // After a burst (thousands of slow clients gone, a flood of uploads), glibc keeps the freed
+  // chunks in this thread's arena: RSS would stay at the peak. Once enough was freed, hand the
+  // free pages back (madvise, arena by arena). Rare, so its cost — it walks the arenas, taking
+  // each one's lock briefly — stays off the request path.
+  if (BlockCache::TakeReleasedBytes() >= kTrimAfterBytes) malloc_trim(0);
+  trim_timer_->enableTimer(kTrimInterval);
 }
 
 void Worker::stopListeners(std::function<void()> done) {

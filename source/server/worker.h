@@ -83,6 +83,9 @@ class Worker : public network::FilterContext {
   const size_t index_;
   WorkerShared& shared_;
   event::DispatcherPtr dispatcher_;
+  // Returns memory freed by this worker to the system (see Worker::start).
+  event::TimerPtr trim_timer_;
+  void trimMemory();
   upstream::WorkerClusters clusters_;
   std::vector<std::unique_ptr<ActiveListener>> listeners_;
   // Owning intrusive lists (the links live in ActiveConnection: no list node per connection).

@@ -31,6 +31,8 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
                        store.counter(prefix + "upstream_cx_connect_timeout"),
                        store.counter(prefix + "upstream_rq_no_host"),
                        store.counter(prefix + "upstream_rq_retry_stale_connection"),
+                       store.counter(prefix + "upstream_rq_body_buffered"),
+                       store.counter(prefix + "upstream_rq_body_buffer_overflow"),
                        store.counter(prefix + "update_attempt"),
                        store.counter(prefix + "update_success"),
                        store.counter(prefix + "update_failure"),

@@ -27,6 +27,10 @@ struct ClusterStats {
   // Requests sent again on a new connection after a reused one failed before any response
   // byte (the upstream closed it as the request went out).
   stats::Counter& upstream_rq_retry_stale_connection;
+  // Request bodies read whole before a connection was taken, and bodies that turned out larger
+  // than the route's bound (streamed instead).
+  stats::Counter& upstream_rq_body_buffered;
+  stats::Counter& upstream_rq_body_buffer_overflow;
   // Host discovery (STRICT_DNS): lookups, their outcomes, changes of the host set, its size.
   stats::Counter& update_attempt;
   stats::Counter& update_success;

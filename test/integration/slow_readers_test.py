@@ -17,8 +17,10 @@ TYPE = "type.googleapis.com/sluice.extensions.router.v1.Router"
 READERS = int(os.environ.get("SLUICE_SLOW_READERS", "1000"))
 RESPONSE = 16 * harness.MiB
 # RSS per slow reader while they hold their responses: the connection, stream and upstream
-# connection objects plus at most one per-connection buffer's worth of the response.
-MAX_BYTES_PER_READER = 20 * 1024
+# connection objects (~6 KiB) plus at most a per-connection buffer and a half (8 KiB default) of
+# the response. Typically ~16 KiB (1.1 MiB before buffers were bounded); the bound leaves room
+# for the allocator's own spread.
+MAX_BYTES_PER_READER = 24 * 1024
 # RSS over the baseline once every reader is gone.
 MAX_LEFT_AFTER = 16 * harness.MiB
 

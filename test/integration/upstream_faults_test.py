@@ -242,5 +242,112 @@ class StaleConnectionTest(harness.SluiceTestCase):
         self.assertEqual(1, s.stats()["cluster.o.upstream_rq_retry_stale_connection"])
 
 
+
+class RequestBufferingTest(harness.SluiceTestCase):
+    """Slow uploads do not hold upstream connections: a body up to the route's bound is read
+    whole before a connection is taken (nginx's proxy_request_buffering), so a cluster with one
+    connection still serves everyone while an upload crawls."""
+
+    def setUp(self):
+        super().setUp()
+        self.origin = harness.HttpOrigin("o")
+        self.addCleanup(self.origin.close)
+
+    def start(self, hcm=None, **route):
+        router = {"@type": TYPE, "virtualHosts": [{"name": "v", "domains": ["*"], "routes": [
+            {"route": dict({"cluster": "o"}, **route)}]}]}
+        cfg = harness.http_config([harness.http_listener("web", hcm=hcm, filters=[
+            {"plugin": {"filter": "router", "typedConfig": router}}])])
+        cfg["clusters"] = [{"name": "o",
+                            "httpPool": {"maxConnections": 1, "maxPendingRequests": 1},
+                            "endpoints": [{"address": {"address": "127.0.0.1",
+                                                       "port": self.origin.addr[1]}}]}]
+        return self.start_sluice(cfg, concurrency=1)
+
+    def slow_upload(self, s, headers, first_part):
+        """Starts an upload: the head and a first part of the body, then nothing (yet)."""
+        c = harness.HttpClient.connect(s.addr("web"))
+        self.addCleanup(c.close)
+        c.send(req("POST", "/upload", headers=headers) + first_part)
+        s.wait_stats(lambda st: st["http.web.downstream_rq_total"] >= 1, "the upload started")
+        return c
+
+    def get(self, s, path):
+        c = harness.HttpClient.connect(s.addr("web"))
+        self.addCleanup(c.close)
+        c.send(req("GET", path))
+        return c.read_response()
+
+    def test_a_slow_upload_holds_no_upstream_connection(self):
+        s = self.start()  # the default bound, 64 KiB
+        for headers, first, rest, total in (
+                ([("Content-Length", "1000")], b"a" * 100, b"b" * 900, 1000),
+                ([("Transfer-Encoding", "chunked")], b"64\r\n" + b"c" * 100 + b"\r\n",
+                 harness.chunked(b"d" * 50), 150)):
+            before = s.stats()["http.web.downstream_rq_total"]
+            up = harness.HttpClient.connect(s.addr("web"))
+            self.addCleanup(up.close)
+            up.send(req("POST", "/upload", headers=headers) + first)
+            s.wait_stats(lambda st: st["http.web.downstream_rq_total"] > before,
+                         "the upload started")
+            # The only upstream connection is free for everyone else meanwhile.
+            for i in range(3):
+                self.assertEqual(200, self.get(s, "/other/%d" % i).status)
+            self.assertEqual([], [r for r in self.origin.requests if r[1] == "/upload"])
+            up.send(rest)
+            r = up.read_response()
+            self.assertEqual(200, r.status, r.raw)
+            self.assertIn(b"POST /upload ", r.body)
+            self.assertIn(b"body=%d:" % total, r.body)
+            self.origin.requests.clear()
+        self.assertEqual(2, s.stats()["cluster.o.upstream_rq_body_buffered"])
+
+    def test_without_buffering_a_slow_upload_starves_the_cluster(self):
+        # What the default prevents: the upload takes the only connection, the next request
+        # waits, the one after is refused.
+        s = self.start(requestBufferMaxBytes=0)
+        self.slow_upload(s, [("Content-Length", "1000")], b"a" * 100)
+        s.wait_stats(lambda st: harness.stat(st, "cluster.o.upstream_rq_total") == 1,
+                     "the upload took the connection")
+        waiting = harness.HttpClient.connect(s.addr("web"))
+        self.addCleanup(waiting.close)
+        waiting.send(req("GET", "/waits"))
+        s.wait_stats(lambda st: harness.stat(st, "cluster.o.upstream_rq_total") == 2,
+                     "the second request waits")
+        r = self.get(s, "/refused")
+        self.assertEqual(503, r.status)
+        self.assertIn(b"upstream_overflow", r.body)
+
+    def test_a_body_over_the_bound_streams(self):
+        s = self.start(requestBufferMaxBytes=1024)
+        # Announced larger: streamed from the start.
+        self.slow_upload(s, [("Content-Length", "5000")], b"a" * 100)
+        s.wait_stats(lambda st: harness.stat(st, "cluster.o.upstream_rq_total") == 1,
+                     "the upload took a connection at once")
+        st = s.stats()
+        self.assertEqual(1, st["cluster.o.upstream_rq_body_buffer_overflow"])
+        self.assertEqual(0, st["cluster.o.upstream_rq_body_buffered"])
+
+    def test_a_chunked_body_that_outgrows_the_bound_streams_from_there(self):
+        s = self.start(requestBufferMaxBytes=1024)
+        c = self.slow_upload(s, [("Transfer-Encoding", "chunked")],
+                             b"800\r\n" + b"x" * 2048 + b"\r\n")
+        s.wait_stats(lambda st: harness.stat(st, "cluster.o.upstream_rq_total") == 1,
+                     "past the bound: a connection is taken")
+        c.send(harness.chunked(b"y" * 10))
+        r = c.read_response()
+        self.assertIn(b"body=2058:", r.body)
+        self.assertEqual(1, s.stats()["cluster.o.upstream_rq_body_buffer_overflow"])
+
+    def test_the_request_body_timeout_still_applies_while_buffering(self):
+        s = self.start(hcm={"requestBodyTimeout": "0.3s"})
+        c = self.slow_upload(s, [("Content-Length", "1000")], b"a" * 100)
+        r = c.read_response()
+        self.assertEqual(408, r.status)
+        st = s.stats()
+        self.assertEqual(1, st["http.web.downstream_rq_body_timeout"])
+        self.assertEqual(0, harness.stat(st, "cluster.o.upstream_rq_total"))
+
+
 if __name__ == "__main__":
     harness.main()

@@ -236,6 +236,12 @@ typedef struct sl_type_upstream_request {
    * bounds a slow origin without cutting a long, healthy download (timeout_ms bounds the whole
    * exchange and is for when that is wanted). For a tunnel, the wait for the upstream's answer. */
   uint64_t response_headers_timeout_ms;
+  /* Since 1.2: request buffering (nginx's proxy_request_buffering). Above 0, a request body of
+   * up to this many bytes is read whole before a connection to the upstream is taken, so a slow
+   * upload holds no upstream connection; a body that turns out larger (or announces a larger
+   * Content-Length) is streamed as it arrives, as with 0. The downstream's request body timeout
+   * still bounds each pause of the upload. */
+  uint64_t request_buffer_bytes;
 } sl_type_upstream_request;
 
 /* sl_type_upstream_request.flags */

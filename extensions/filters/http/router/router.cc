@@ -294,6 +294,7 @@ struct Route {
   uint64_t timeout_ms = 0;
   uint64_t response_headers_timeout_ms = 15000;
   uint64_t idle_timeout_ms = 60000;
+  uint64_t request_buffer_bytes = 64 * 1024;
   std::vector<pb::HashPolicy> hash_policies;
   bool terminate_connect = false;
   pb::RedirectAction redirect;
@@ -715,6 +716,9 @@ class RouterConfig : public FilterConfig {
           error = awhere + ".idle_timeout: " + why;
           return false;
         }
+        if (a.has_request_buffer_max_bytes()) {
+          r.request_buffer_bytes = a.request_buffer_max_bytes().value();
+        }
         if (a.has_response_headers_timeout() &&
             !TimeoutMs(a.response_headers_timeout(), r.response_headers_timeout_ms, why)) {
           error = awhere + ".response_headers_timeout: " + why;
@@ -894,6 +898,7 @@ sl_type_action RouterFilter::onRequestHeaders(Stream& s, bool) {
   u.timeout_ms = r.timeout_ms;
   u.response_headers_timeout_ms = r.response_headers_timeout_ms;
   u.idle_timeout_ms = r.idle_timeout_ms;
+  u.request_buffer_bytes = r.request_buffer_bytes;
   u.hash_key = key;
   u.flags = r.terminate_connect ? SL_UPSTREAM_TERMINATE_CONNECT : 0;
   if (s.setUpstream(u) != SL_OK) {

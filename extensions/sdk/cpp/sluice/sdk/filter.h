@@ -235,6 +235,7 @@ class Stream {
     uint64_t idle_timeout_ms = 0;
     std::string_view hash_key;
     uint32_t flags = 0;
+    uint64_t request_buffer_bytes = 0;
   };
   sl_type_result setUpstream(const Upstream& u) const {
     sl_type_upstream_request r;
@@ -247,6 +248,7 @@ class Stream {
     r.idle_timeout_ms = u.idle_timeout_ms;
     r.hash_key = Str(u.hash_key);
     r.flags = u.flags;
+    r.request_buffer_bytes = u.request_buffer_bytes;
     return sl_host_set_upstream(s_, &r);
   }
 
