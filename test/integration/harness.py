@@ -82,10 +82,14 @@ def unused_port(host="127.0.0.1"):
 
 
 def write_config(config, directory, name="sluice.json"):
-    """Writes the config dict as JSON into directory; returns the path."""
+    """Writes the config into directory: a dict as JSON, a str as it is (YAML, e.g. a file of
+    configs/ with its ports swapped); returns the path."""
     path = os.path.join(directory, name)
     with open(path, "w") as f:
-        json.dump(config, f, indent=2)
+        if isinstance(config, str):
+            f.write(config)
+        else:
+            json.dump(config, f, indent=2)
     return path
 
 
@@ -566,7 +570,8 @@ class Sluice:
                  log_level=None, preexec_fn=None, binary=None):
         self.name = name
         self.workdir = workdir
-        self.config_path = write_config(config, workdir, "%s.json" % name)
+        self.config_path = write_config(
+            config, workdir, "%s.%s" % (name, "yaml" if isinstance(config, str) else "json"))
         self.ports_path = os.path.join(workdir, "%s.ports" % name)
         self.stderr_path = os.path.join(workdir, "%s.stderr" % name)
         self.stdout_path = os.path.join(workdir, "%s.stdout" % name)
@@ -616,8 +621,10 @@ class Sluice:
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise SluiceError("malformed ports-file line %r in:\n%s" % (line, text))
             ports[name] = (host, int(port))
-        expected = [l["name"] for l in self.config.get("listeners", [])]
-        if self.config.get("admin", {}).get("address"):
+        # (A config given as text is not parsed here: the ports file is trusted as it is.)
+        config = self.config if isinstance(self.config, dict) else {}
+        expected = [l["name"] for l in config.get("listeners", [])]
+        if config.get("admin", {}).get("address"):
             expected.append("admin")
         missing = [n for n in expected if n not in ports]
         if missing:

@@ -4,6 +4,8 @@ characters, doubled slashes, backslashes, absolute-form targets, escaped slashes
 does; what the origin receives is the canonical target (or, when configured, the target as
 received); bad encodings are refused and counted."""
 
+import os
+
 import harness
 from harness import http_request as req
 
@@ -149,6 +151,34 @@ class PathNormalizationTest(harness.SluiceTestCase):
                        ("/%61dmin", 200, "/%61dmin", None),
                        ("/admin", 403, None, None)])
         self.assertEqual(0, s.stats()["http.web.downstream_rq_path_normalized"])
+
+
+
+class EdgeConfigTest(harness.SluiceTestCase):
+    """configs/edge.yaml, as shipped (only its ports swapped for the test's): the bypass classes
+    are closed and the origin gets the canonical path."""
+
+    def test_the_edge_example_config(self):
+        origin = harness.HttpOrigin("app")
+        self.addCleanup(origin.close)
+        with open(os.path.join(harness.repo_root(), "configs", "edge.yaml")) as f:
+            text = f.read()
+        for fixed, port in (("port: 8000}", 0), ("port: 9901}", 0),
+                            ("port: 8080}", origin.addr[1])):
+            self.assertIn(fixed, text)
+            text = text.replace(fixed, "port: %d}" % port)
+        s = self.start_sluice(text, concurrency=1)
+        for target, status, seen in (("/x/../admin", 403, None), ("//%61dmin", 403, None),
+                                     ("http://h/admin/", 403, None), ("/app/./a//b", 200, "/app/a/b")):
+            with self.subTest(target=target):
+                before = len(origin.requests)
+                c = harness.HttpClient.connect(s.addr("edge"))
+                self.addCleanup(c.close)
+                c.send(req("GET", target, host="example.test"))
+                r = c.read_response()
+                self.assertEqual(status, r.status)
+                got = origin.requests[before:]
+                self.assertEqual(seen, got[0][1] if got else None)
 
 
 if __name__ == "__main__":
