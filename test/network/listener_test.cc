@@ -42,9 +42,15 @@ class TestCallbacks : public ListenerCallbacks {
     ++paused;
     if (on_paused) on_paused();
   }
-  void onFdExhausted() override {
+  AtLimit onLimitReached(bool waiting) override {
+    limit_reached.push_back(waiting);
+    if (on_limit) return on_limit(waiting);
+    return AtLimit::kPause;
+  }
+  bool onFdExhausted(bool may_free) override {
     ++fd_exhausted;
     if (on_fd_exhausted) on_fd_exhausted();
+    return may_free && free_fds && free_fds();
   }
   ~TestCallbacks() override {
     for (int fd : accepted) close(fd);
@@ -58,6 +64,11 @@ class TestCallbacks : public ListenerCallbacks {
   std::function<void()> on_accept;
   std::function<void()> on_paused;
   std::function<void()> on_fd_exhausted;
+  // onLimitReached's answer (default kPause) and what it was told.
+  std::function<AtLimit(bool waiting)> on_limit;
+  std::vector<bool> limit_reached;
+  // onFdExhausted(may_free = true): frees descriptors and says whether it did.
+  std::function<bool()> free_fds;
 };
 
 class ListenerTest : public testing::Test {
