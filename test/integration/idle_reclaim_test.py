@@ -131,7 +131,9 @@ class IdleReclaimTest(harness.SluiceTestCase):
         origin = harness.HttpOrigin()
         self.addCleanup(origin.close)
         self.addCleanup(origin.sink_gate.set)
-        listener = harness.http_listener("web", filters=[to_cluster()])
+        # Requests in progress stay so for the whole test (no headers or body timeout).
+        listener = harness.http_listener("web", filters=[to_cluster()], hcm={
+            "requestHeadersTimeout": "120s", "requestBodyTimeout": "120s"})
         config = harness.http_config([listener], bootstrap_extra={
             "maxConnections": 4, "pluginDirs": [PLUGIN_DIR]})
         config["clusters"] = [{"name": "origin", "connectTimeout": "2s", "endpoints": [
