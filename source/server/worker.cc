@@ -94,13 +94,15 @@ class Worker::ActiveListener : public network::ListenerCallbacks, public network
 
   // network::ListenerCallbacks
   bool reserveConnection() override {
-    if (!worker_.shared_.global_limit.tryAcquire()) {
-      blocked_by_global_ = true;
+    // The listener's own limit first: when both are reached, closing one of its idle
+    // connections makes room under both at once.
+    if (!config_->limit.tryAcquire()) {
+      blocked_by_global_ = false;
       return false;
     }
-    if (!config_->limit.tryAcquire()) {
-      worker_.shared_.global_limit.release();
-      blocked_by_global_ = false;
+    if (!worker_.shared_.global_limit.tryAcquire()) {
+      config_->limit.release();
+      blocked_by_global_ = true;
       return false;
     }
     return true;

@@ -127,6 +127,24 @@ class IdleReclaimTest(harness.SluiceTestCase):
         self.assertEqual(1, st["server.downstream_cx_idle_reclaimed"], harness.format_stats(st))
         self.stop_sluice(s)
 
+    def test_both_limits_reached_cost_one_connection(self):
+        # The global limit and the listener's own are both reached: one of the listener's own
+        # idle connections makes room under both; the other listener's older ones stay.
+        web = harness.http_listener("web", listener_extra={"maxConnections": 2})
+        other = harness.http_listener("other")
+        s = self.start_sluice(harness.http_config([web, other],
+                                                  bootstrap_extra={"maxConnections": 4}),
+                              concurrency=1)
+        others = self.open_idle(s, 2, "other")
+        webs = self.open_idle(s, 2, "web")
+        newcomer = self.http(s, "web")
+        self.exchange(newcomer, "/new")
+        self.assert_closed(webs[0], "web's least recently active idle connection")
+        self.assert_open_and_working(others + webs[1:], "an idle connection")
+        st = s.stats()
+        self.assertEqual(1, st["server.downstream_cx_idle_reclaimed"], harness.format_stats(st))
+        self.stop_sluice(s)
+
     def test_connections_with_a_request_in_progress_are_never_closed(self):
         origin = harness.HttpOrigin()
         self.addCleanup(origin.close)
