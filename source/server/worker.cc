@@ -54,6 +54,7 @@ class Worker::ActiveListener : public network::ListenerCallbacks, public network
 
   void enable() { listener_->enable(); }
   void disable() {
+    if (!listener_) return;
     listener_->disable();
     retry_timer_->disableTimer();
     if (paused_) {
@@ -62,6 +63,7 @@ class Worker::ActiveListener : public network::ListenerCallbacks, public network
     }
   }
   void resumeIfPaused() {
+    if (!listener_) return;  // stopped polling: a closure posted before the worker stopped
     retry_timer_->disableTimer();
     if (!paused_) return;
     paused_ = false;
@@ -69,7 +71,8 @@ class Worker::ActiveListener : public network::ListenerCallbacks, public network
     listener_->enable();
   }
   // At worker teardown, before the dispatcher goes: the socket's events and the timer are its.
-  // The rest lives on while connections that have it as their context are destroyed.
+  // The rest lives on while connections that have it as their context are destroyed (and
+  // closures still posted to the loop run).
   void stopPolling() {
     listener_.reset();
     retry_timer_.reset();
