@@ -22,9 +22,11 @@ class ReclaimableFilter : public ReadFilter {
  public:
   // Closes the connection now, since its slot is needed. Called only while the filter is in an
   // IdleConnectionPool, from the worker's loop (never from inside this filter's own calls).
-  // False when it cannot go without a loss after all: bytes of the last response are still
-  // being written, or the client's next request already waits unread. It then stays idle (as
-  // recently active).
+  // True means closed on return: the worker accepts into the freed slot at once (a protocol with
+  // something to say first, such as HTTP/2's GOAWAY, writes it without waiting for the peer and
+  // closes without flushing what the socket does not take). False when it cannot go without a
+  // loss after all: bytes of the last response are still being written, or the client's next
+  // request already waits unread. It then stays idle (as recently active).
   virtual bool reclaim() = 0;
 
   // In an IdleConnectionPool now.
