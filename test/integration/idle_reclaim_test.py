@@ -145,6 +145,20 @@ class IdleReclaimTest(harness.SluiceTestCase):
         self.assertEqual(1, st["server.downstream_cx_idle_reclaimed"], harness.format_stats(st))
         self.stop_sluice(s)
 
+    def test_a_silent_connection_counts_as_idle(self):
+        # Connected, not a byte sent: nothing in progress either (as in nginx), so silent
+        # connections cannot hold every slot until the request headers timeout.
+        s = self.start_sluice(harness.http_config(bootstrap_extra={"maxConnections": 2}),
+                              concurrency=1)
+        silent = self.http(s)
+        s.wait_stats(lambda st: st["server.downstream_cx_active"] == 1, "the silent one accepted")
+        keepalive = self.open_idle(s, 1)[0]
+        newcomer = self.http(s)
+        self.exchange(newcomer, "/new")
+        self.assert_closed(silent, "the silent connection (the least recently active)")
+        self.assert_open_and_working([keepalive, newcomer], "a connection")
+        self.stop_sluice(s)
+
     def test_connections_with_a_request_in_progress_are_never_closed(self):
         origin = harness.HttpOrigin()
         self.addCleanup(origin.close)
