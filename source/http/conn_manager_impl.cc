@@ -795,7 +795,12 @@ ConnectionManagerImpl::ConnectionManagerImpl(ConnectionManagerConfigPtr config,
                                              network::FilterContext& context)
     : config_(std::move(config)), context_(context) {}
 
+// Paid per idle keep-alive connection (tools/bench/idle_memory): 152 bytes is malloc's 160-byte
+// chunk, the idle-list links included. Check the benchmark before growing it.
+static_assert(sizeof(ConnectionManagerImpl) <= 152, "ConnectionManagerImpl grew");
+
 ConnectionManagerImpl::~ConnectionManagerImpl() {
+  if (idleListed()) context_.idleConnections()->remove(*this);
   if (stream_) {
     stream_->complete();
     stats().downstream_rq_active.dec();
@@ -812,6 +817,10 @@ network::FilterStatus ConnectionManagerImpl::onNewConnection() {
   // The first request's head must arrive within the timeout from the connection's start:
   // a client that connects and trickles (or sends nothing) is cut off.
   armTimer(TimerMode::kHeaders);
+  // Nothing in progress yet: reclaimable like a keep-alive connection between requests (as in
+  // nginx), the least recently active first, so a flood of silent connections cannot hold every
+  // slot until the headers timeout.
+  updateIdle();
   return network::FilterStatus::kContinue;
 }
 
@@ -820,6 +829,9 @@ network::FilterStatus ConnectionManagerImpl::onData(Buffer& data, bool end_strea
     data.clear();
     return network::FilterStatus::kStopIteration;
   }
+  // Activity: out of the idle list while these bytes are handled; back in at the most recent
+  // end if they leave nothing in progress.
+  if (idleListed()) context_.idleConnections()->remove(*this);
   if (!codec_) {
     // Created on the first byte of a request and released when the connection goes idle: an
     // idle keep-alive connection holds no codec state.
@@ -830,6 +842,7 @@ network::FilterStatus ConnectionManagerImpl::onData(Buffer& data, bool end_strea
   // Only a tunnel reads half-closes (otherwise a FIN closes the connection).
   if (end_stream && codec_) codec_->onRemoteHalfClose();
   updateReadDisable();
+  updateIdle();
   return network::FilterStatus::kStopIteration;
 }
 
@@ -839,8 +852,38 @@ void ConnectionManagerImpl::onDrain() {
     codec_->shutdownNotice();  // the response in progress is the last one
     return;
   }
-  closing_ = true;
+  beginClose();
   connection_->close(network::CloseType::kFlushWrite);
+}
+
+bool ConnectionManagerImpl::reclaim() {
+  // Listed only while nothing is in progress here. What the manager does not see: the last
+  // response's bytes still in the write buffer (a slow reader), and the client's next request
+  // already in the socket, unread — closing then would lose either.
+  if (connection_->writeBufferLength() > 0 || connection_->inputPending()) return false;
+  SLUICE_LOG(kDebug, "[C%d] idle connection closed to make room for a new one", connection_->id());
+  beginClose();
+  armTimer(TimerMode::kNone);
+  connection_->close(network::CloseType::kNoFlush);
+  return true;
+}
+
+void ConnectionManagerImpl::beginClose() {
+  closing_ = true;
+  if (idleListed()) context_.idleConnections()->remove(*this);
+}
+
+void ConnectionManagerImpl::updateIdle() {
+  const bool idle = !closing_ && !stream_ && !(codec_ && codec_->requestInProgress()) &&
+                    connection_->state() == network::ConnectionState::kOpen;
+  if (idle == idleListed()) return;
+  network::IdleConnectionPool* pool = context_.idleConnections();
+  if (pool == nullptr) return;
+  if (idle) {
+    pool->add(*this);
+  } else {
+    pool->remove(*this);
+  }
 }
 
 void ConnectionManagerImpl::updateReadDisable() {
@@ -863,7 +906,7 @@ void ConnectionManagerImpl::onBelowWriteBufferLowWatermark() {
 
 void ConnectionManagerImpl::onEvent(network::ConnectionEvent event) {
   if (event == network::ConnectionEvent::kConnected) return;
-  closing_ = true;
+  beginClose();
   armTimer(TimerMode::kNone);
   if (stream_) {
     // The connection went away with a stream unfinished (for a tunnel that is how it ends).
@@ -875,6 +918,7 @@ void ConnectionManagerImpl::onEvent(network::ConnectionEvent event) {
 RequestDecoder& ConnectionManagerImpl::newStream(ResponseEncoder& encoder) {
   // From here the stream's own timeouts apply.
   armTimer(TimerMode::kNone);
+  if (idleListed()) context_.idleConnections()->remove(*this);
   ++requests_;
   stats().downstream_rq_total.inc();
   stats().downstream_rq_active.inc();
@@ -933,7 +977,10 @@ void ConnectionManagerImpl::onDeadline(event::Deadline&) {
         codec_->resume();
         updateReadDisable();
         // Nothing was pipelined after all: the connection is idle.
-        if (!stream_ && !codec_->requestInProgress() && !closing_) armTimer(TimerMode::kIdle);
+        if (!stream_ && !codec_->requestInProgress() && !closing_) {
+          armTimer(TimerMode::kIdle);
+          updateIdle();
+        }
       }
       break;
   }
@@ -953,7 +1000,7 @@ void ConnectionManagerImpl::onProtocolError(uint16_t status, std::string_view re
 }
 
 void ConnectionManagerImpl::closeConnection(bool linger) {
-  closing_ = true;
+  beginClose();
   if (linger && config_->lingering_timeout.count() > 0) {
     stats().downstream_cx_lingering_close.inc();
     connection_->closeLingering(config_->lingering_timeout, config_->lingering_time);
@@ -999,6 +1046,7 @@ void ConnectionManagerImpl::onResponseComplete(bool close) {
   // freed after this event) until the next request's first byte.
   context_.dispatcher().deferredDelete(std::move(codec_));
   armTimer(TimerMode::kIdle);
+  updateIdle();
 }
 
 void ConnectionManagerImpl::chargeStatus(uint16_t status) {
@@ -1034,7 +1082,7 @@ void ConnectionManagerImpl::onHeadersTimeout() {
   if (closing_ || stream_) return;
   stats().downstream_rq_headers_timeout.inc();
   SLUICE_LOG(kDebug, "[C%d] request headers timeout", connection_->id());
-  closing_ = true;
+  beginClose();
   if (codec_ && codec_->requestInProgress()) {
     // Part of a request arrived: say why before closing, as nginx and Envoy do.
     chargeStatus(408);
@@ -1058,7 +1106,7 @@ void ConnectionManagerImpl::onHeadersTimeout() {
 void ConnectionManagerImpl::onIdleTimeout() {
   if (closing_ || stream_ || (codec_ && codec_->requestInProgress())) return;
   stats().downstream_cx_idle_timeout.inc();
-  closing_ = true;
+  beginClose();
   connection_->close(network::CloseType::kFlushWrite);
 }
 

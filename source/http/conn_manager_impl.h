@@ -10,13 +10,16 @@
 #include "source/http/http1/codec_impl.h"
 #include "source/network/connection.h"
 #include "source/network/filter_context.h"
+#include "source/network/idle_connections.h"
 
 namespace sluice::http {
 
 // The HTTP connection manager: a network filter that owns the codec, turns requests into streams
 // and runs each stream through the HTTP filter chain; it enforces the anti-Slowloris timeouts and
-// turns every protocol error into a well-formed local reply and a counter.
-class ConnectionManagerImpl : public network::ReadFilter,
+// turns every protocol error into a well-formed local reply and a counter. Between requests the
+// connection is idle and reclaimable: it sits in its listener's idle list (when the context has
+// one), from which the worker may close it to admit a new connection at a limit.
+class ConnectionManagerImpl : public network::ReclaimableFilter,
                               private network::ConnectionCallbacks,
                               private ServerConnectionCallbacks,
                               private event::DeadlineCallbacks {
@@ -28,6 +31,8 @@ class ConnectionManagerImpl : public network::ReadFilter,
   network::FilterStatus onNewConnection() override;
   network::FilterStatus onData(Buffer& data, bool end_stream) override;
   void onDrain() override;
+  // network::ReclaimableFilter
+  bool reclaim() override;
 
   // Date header value for this second ("Sun, 06 Nov 1994 08:49:37 GMT"), cached per thread.
   static const std::string& CachedDate();
@@ -58,6 +63,11 @@ class ConnectionManagerImpl : public network::ReadFilter,
   void closeConnection(bool linger);
   void chargeStatus(uint16_t status);
   void updateReadDisable();
+  // The connection is going away: it is no longer idle, whatever happens next.
+  void beginClose();
+  // Enters the listener's idle list when nothing is in progress (no stream, no partial
+  // request, nothing buffered), leaves it otherwise.
+  void updateIdle();
 
   ConnectionManagerConfigPtr config_;
   // Through the config rather than a member of its own: every byte of this object is paid per
@@ -67,14 +77,15 @@ class ConnectionManagerImpl : public network::ReadFilter,
   network::Connection* connection_ = nullptr;
   std::unique_ptr<http1::ServerConnectionImpl> codec_;
   std::unique_ptr<ActiveStream> stream_;
-  enum class TimerMode { kNone, kHeaders, kIdle, kResume };
+  enum class TimerMode : uint8_t { kNone, kHeaders, kIdle, kResume };
   void armTimer(TimerMode mode);
   void onDeadline(event::Deadline&) override;
   // One deadline serves every connection-level timeout, since only one applies at a time; it is
   // embedded (no timer object per connection: an idle connection is the common case).
   event::Deadline deadline_;
-  TimerMode timer_mode_ = TimerMode::kNone;
   uint32_t requests_ = 0;
+  // Small, and after requests_, so that they share its word.
+  TimerMode timer_mode_ = TimerMode::kNone;
   bool read_disabled_ = false;
   bool closing_ = false;
 };

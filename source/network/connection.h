@@ -119,6 +119,10 @@ class Connection : public event::DeferredDeletable {
   // watermark" again once it is empty. 0: unlimited.
   virtual void setBufferLimits(uint32_t limit) = 0;
   virtual size_t writeBufferLength() const = 0;
+  // Bytes from the peer that no read filter has consumed yet: left in the read buffer, or
+  // waiting in the socket (one non-blocking recv(MSG_PEEK)). For a connection believed idle,
+  // true means the client's next request is already on its way.
+  virtual bool inputPending() const = 0;
 
   virtual const Address& remoteAddress() const = 0;
   virtual const Address& localAddress() const = 0;

@@ -51,6 +51,13 @@ bool ConnectionImpl::idlePeerAlive() const {
   return rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
 }
 
+bool ConnectionImpl::inputPending() const {
+  if (buffers_ && !buffers_->read.empty()) return true;
+  if (fd_ < 0 || state_ != ConnectionState::kOpen || read_end_) return false;
+  char byte;
+  return ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 ConnectionImpl::~ConnectionImpl() {
   // Owners close first; this is the safety net that never raises events.
   if (flush_deferred_) file_event_.cancelDeferred(this);

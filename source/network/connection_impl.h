@@ -40,6 +40,7 @@ class ConnectionImpl : public Connection, private ReadFilterCallbacks {
   void enableHalfClose(bool enabled) override { half_close_ = enabled; }
   void setBufferLimits(uint32_t limit) override { high_watermark_ = limit; }
   size_t writeBufferLength() const override { return buffers_ ? buffers_->write.length() : 0; }
+  bool inputPending() const override;
   const Address& remoteAddress() const override { return remote_; }
   const Address& localAddress() const override { return local_; }
   // For a connection that has been idle (nothing expected from the peer): false when the peer

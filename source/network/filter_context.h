@@ -4,6 +4,7 @@
 
 #include "source/event/dispatcher.h"
 #include "source/network/connection.h"
+#include "source/network/idle_connections.h"
 
 namespace sluice::upstream {
 class WorkerClusters;
@@ -20,6 +21,10 @@ class FilterContext {
   // Takes a connection that was closed with kFlushWrite and is still flushing, and frees it once
   // it is closed (or at worker shutdown), so its owner can go away without losing those bytes.
   virtual void adoptClosingConnection(ConnectionPtr connection) = 0;
+  // Where a protocol filter registers its connection while it is idle, so that the worker can
+  // close it to admit a new connection at a limit (idle_connections.h). Null: this listener's
+  // connections are not reclaimed (Listener.reclaim_idle_connections false, or no worker).
+  virtual IdleConnectionPool* idleConnections() { return nullptr; }
 };
 
 // Installs one configured filter on a new connection. Built on the main thread from config,

@@ -45,10 +45,22 @@ class ListenerCallbacks {
   virtual void unreserveConnection() = 0;
   // A new connection: the callee owns `fd`.
   virtual void onAccept(int fd, const Address& remote) = 0;
+  // What to do when reserveConnection() said no.
+  enum class AtLimit {
+    kRetry,  // room was made (an idle connection closed): reserve again, then accept
+    kWait,   // keep polling: room can be made for a connection known to wait (next readiness)
+    kPause,  // stop polling until enable(); onPaused() follows
+  };
+  // `waiting`: a connection is known to wait in the backlog (the first accept of a readiness
+  // event); otherwise the backlog may as well be empty, and closing an idle connection for it
+  // could be for nothing.
+  virtual AtLimit onLimitReached(bool waiting) { return AtLimit::kPause; }
   // The listener paused because reserveConnection() said no.
   virtual void onPaused() = 0;
-  // accept4 failed with EMFILE/ENFILE: the listener backs off for a moment.
-  virtual void onFdExhausted() = 0;
+  // accept4 failed with EMFILE/ENFILE (or ENOBUFS/ENOMEM). With `may_free` (once per readiness
+  // event) the callee may close idle connections to free descriptors, and returns true when it
+  // did: accept again at once. False: the listener backs off for a moment.
+  virtual bool onFdExhausted(bool may_free) = 0;
 };
 
 // A worker's view of one listening socket: polls it and accepts in batches.

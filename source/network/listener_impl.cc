@@ -38,13 +38,24 @@ void TcpListenerImpl::disable() {
 }
 
 void TcpListenerImpl::onReadable() {
+  bool freed_fds = false;
   for (uint32_t i = 0; i < max_accepts_; ++i) {
     if (!callbacks_.reserveConnection()) {
-      // At the limit: stop polling; the kernel's backlog absorbs the burst until resume.
-      paused_ = true;
-      file_event_->setEnabled(0);
-      callbacks_.onPaused();
-      return;
+      // At the limit. Only this event's first accept knows that a connection waits: room made
+      // later in the batch could be for nobody. Level-triggered polling brings the next one.
+      const auto action = callbacks_.onLimitReached(/*waiting=*/i == 0);
+      if (action == ListenerCallbacks::AtLimit::kRetry && callbacks_.reserveConnection()) {
+        // Room made: accept below.
+      } else if (action != ListenerCallbacks::AtLimit::kPause) {
+        // kWait, or the room went to another worker first: ask again at the next readiness.
+        return;
+      } else {
+        // Stop polling; the kernel's backlog absorbs the burst until resume.
+        paused_ = true;
+        file_event_->setEnabled(0);
+        callbacks_.onPaused();
+        return;
+      }
     }
     sockaddr_storage ss;
     socklen_t len = sizeof(ss);
@@ -71,8 +82,13 @@ void TcpListenerImpl::onReadable() {
       case ENFILE:
       case ENOBUFS:
       case ENOMEM:
-        // Out of descriptors or memory: polling again at once would spin on the same error.
-        callbacks_.onFdExhausted();
+        // Out of descriptors or memory: polling again at once would spin on the same error,
+        // unless the callee freed descriptors (closed idle connections) — once per event, in
+        // case other threads take them first.
+        if (callbacks_.onFdExhausted(/*may_free=*/!freed_fds)) {
+          freed_fds = true;
+          continue;
+        }
         file_event_->setEnabled(0);
         backoff_timer_->enableTimer(kFdExhaustedBackoff);
         return;

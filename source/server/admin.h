@@ -40,7 +40,7 @@ class Admin : private network::ListenerCallbacks {
   void unreserveConnection() override {}
   void onAccept(int fd, const network::Address& remote) override;
   void onPaused() override {}
-  void onFdExhausted() override {}
+  bool onFdExhausted(bool) override { return false; }
   void remove(AdminConnection& c);
 
   static constexpr size_t kMaxConnections = 64;

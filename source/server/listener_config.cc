@@ -19,10 +19,13 @@ absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(
   auto address = network::Address::fromIpPort(l.address().address(), l.address().port());
   if (!address.ok()) return address.status();
   const std::string prefix = absl::StrCat("listener.", l.name(), ".");
-  auto cfg = std::make_shared<ListenerConfig>(l.max_connections(),
-                                              store.counter(prefix + "downstream_cx_total"),
-                                              store.gauge(prefix + "downstream_cx_active"),
-                                              store.counter(prefix + "downstream_cx_overflow"));
+  auto cfg = std::make_shared<ListenerConfig>(
+      l.max_connections(), store.counter(prefix + "downstream_cx_total"),
+      store.gauge(prefix + "downstream_cx_active"),
+      store.counter(prefix + "downstream_cx_overflow"),
+      store.counter(prefix + "downstream_cx_idle_reclaimed"));
+  // The limit itself, for dashboards next to downstream_cx_active (0: none of its own).
+  store.gauge(prefix + "downstream_cx_limit").set(l.max_connections());
   cfg->name = l.name();
   cfg->address = *address;
   cfg->listen_options.reuse_port = l.has_reuse_port() ? l.reuse_port().value() : true;
@@ -69,6 +72,8 @@ absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(
             absl::StrCat(path, ".filters[", i, "].http_connection_manager"), plugins);
         if (!hcm.ok()) return hcm.status();
         cfg->filter_factories.push_back(http::ConnectionManagerFilterFactory(std::move(*hcm)));
+        cfg->reclaim_idle =
+            l.has_reclaim_idle_connections() ? l.reclaim_idle_connections().value() : true;
         break;
       }
       case config::v1::NetworkFilter::CONFIG_TYPE_NOT_SET:

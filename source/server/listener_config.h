@@ -31,15 +31,23 @@ struct ListenerConfig {
   uint32_t buffer_limit;
   std::vector<network::FilterFactory> filter_factories;
   network::ConnectionLimit limit;
+  // Its idle connections may be closed to admit new ones at a limit: Listener.reclaim_idle_
+  // connections, and a filter that says when a connection is idle (the HTTP connection manager).
+  bool reclaim_idle = false;
 
   stats::Counter& cx_total;
   stats::Gauge& cx_active;
   stats::Counter& cx_overflow;
+  stats::Counter& cx_idle_reclaimed;
   std::vector<stats::Counter*> worker_cx_total;  // one per worker
 
   ListenerConfig(uint64_t max_connections, stats::Counter& total, stats::Gauge& active,
-                 stats::Counter& overflow)
-      : limit(max_connections), cx_total(total), cx_active(active), cx_overflow(overflow) {}
+                 stats::Counter& overflow, stats::Counter& idle_reclaimed)
+      : limit(max_connections),
+        cx_total(total),
+        cx_active(active),
+        cx_overflow(overflow),
+        cx_idle_reclaimed(idle_reclaimed) {}
 };
 using ListenerConfigPtr = std::shared_ptr<ListenerConfig>;
 

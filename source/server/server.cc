@@ -130,8 +130,11 @@ absl::Status Server::run() {
   shared_ = std::make_unique<WorkerShared>(
       max_connections, store_.counter("server.downstream_cx_total"),
       store_.gauge("server.downstream_cx_active"), store_.counter("server.downstream_cx_overflow"),
-      store_.counter("server.accept_fd_exhausted"));
+      store_.counter("server.accept_fd_exhausted"),
+      store_.counter("server.downstream_cx_idle_reclaimed"));
+  shared_->workers = concurrency;
   store_.gauge("server.concurrency").set(concurrency);
+  store_.gauge("server.downstream_cx_limit").set(static_cast<int64_t>(max_connections));
 
   auto clusters = upstream::ClusterManager::create(bootstrap_, store_);
   if (!clusters.ok()) return clusters.status();
@@ -161,6 +164,7 @@ absl::Status Server::run() {
     auto cfg = BuildListenerConfig(bootstrap_.listeners(li), *clusters_, store_, concurrency,
                                    absl::StrCat("listeners[", li, "]"), plugin_filters);
     if (!cfg.ok()) return cfg.status();
+    if ((*cfg)->reclaim_idle) shared_->reclaim_any = true;
     listeners.push_back(std::move(*cfg));
   }
   // Every address is checked before this process binds any socket of its own, so that listeners
@@ -208,6 +212,9 @@ absl::Status Server::run() {
   shared_->resume_all = [this] {
     for (auto& w : workers_) w->resumePausedListeners();
   };
+  shared_->reclaim_on = [this](size_t index, const ListenerConfig* listener, size_t hops) {
+    workers_[index % workers_.size()]->reclaimForPeer(listener, hops);
+  };
   // Before the ports file, which tells scripts and tests that sluice is up: a SIGTERM sent from
   // then on drains (it is handled once the loop runs, after the workers start).
   signals_.push_back(main_->listenForSignal(SIGTERM, [this] { startDrain(); }));
@@ -226,6 +233,7 @@ absl::Status Server::run() {
   // Join every worker before touching what they share: resume_all may be running on one.
   for (auto& w : workers_) w->stop();
   shared_->resume_all = nullptr;
+  shared_->reclaim_on = nullptr;
   admin_.reset();
   dns_clusters_.reset();  // its lookups post to the workers
   workers_.clear();

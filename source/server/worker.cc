@@ -5,10 +5,13 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "source/common/block_cache.h"
 #include "source/common/logging.h"
 #include "source/network/connection_impl.h"
+#include "source/network/idle_connection_list.h"
 #include "source/network/listener_impl.h"
 #include "source/network/transport_socket.h"
 
@@ -45,50 +48,97 @@ class Worker::ActiveConnection : public network::ConnectionCallbacks,
   network::ConnectionPtr connection_;
 };
 
-// One listener on this worker: accepts, enforces the limits, builds the filter chain.
-class Worker::ActiveListener : public network::ListenerCallbacks {
+// One listener on this worker: accepts, enforces the limits, builds the filter chain. It is its
+// connections' filter context, so that they enter its idle list.
+class Worker::ActiveListener : public network::ListenerCallbacks, public network::FilterContext {
  public:
   ActiveListener(Worker& worker, ListenerConfigPtr config, int fd)
       : worker_(worker),
         config_(std::move(config)),
         listener_(std::make_unique<network::TcpListenerImpl>(*worker.dispatcher_, fd, *this,
-                                                             config_->max_accepts_per_event)) {}
+                                                             config_->max_accepts_per_event)),
+        idle_(worker.idle_clock_),
+        retry_timer_(worker.dispatcher_->createTimer([this] { resumeIfPaused(); })) {}
 
   void enable() { listener_->enable(); }
   void disable() {
+    if (!listener_) return;
     listener_->disable();
+    retry_timer_->disableTimer();
     if (paused_) {
       paused_ = false;
       worker_.shared_.paused_listeners.fetch_sub(1);
     }
   }
   void resumeIfPaused() {
+    if (!listener_) return;  // stopped polling: a closure posted before the worker stopped
+    retry_timer_->disableTimer();
     if (!paused_) return;
     paused_ = false;
     worker_.shared_.paused_listeners.fetch_sub(1);
     listener_->enable();
+  }
+  // At worker teardown, before the dispatcher goes: the socket's events and the timer are its.
+  // The rest lives on while connections that have it as their context are destroyed (and
+  // closures still posted to the loop run).
+  void stopPolling() {
+    listener_.reset();
+    retry_timer_.reset();
   }
   void release() {
     config_->limit.release();
     worker_.shared_.global_limit.release();
   }
   const ListenerConfig& config() const { return *config_; }
+  network::IdleConnectionList& idle() { return idle_; }
+  const network::IdleConnectionList& idle() const { return idle_; }
 
+  // network::FilterContext
+  event::Dispatcher& dispatcher() override { return *worker_.dispatcher_; }
+  upstream::WorkerClusters& clusters() override { return worker_.clusters_; }
+  void adoptClosingConnection(network::ConnectionPtr connection) override {
+    worker_.adoptClosingConnection(std::move(connection));
+  }
+  network::IdleConnectionPool* idleConnections() override {
+    return config_->reclaim_idle ? &idle_ : nullptr;
+  }
+
+  // network::ListenerCallbacks
   bool reserveConnection() override {
-    if (!worker_.shared_.global_limit.tryAcquire()) {
-      blocked_by_global_ = true;
+    // The listener's own limit first: when both are reached, closing one of its idle
+    // connections makes room under both at once.
+    if (!config_->limit.tryAcquire()) {
+      blocked_by_global_ = false;
       return false;
     }
-    if (!config_->limit.tryAcquire()) {
-      worker_.shared_.global_limit.release();
-      blocked_by_global_ = false;
+    if (!worker_.shared_.global_limit.tryAcquire()) {
+      config_->limit.release();
+      blocked_by_global_ = true;
       return false;
     }
     return true;
   }
   void unreserveConnection() override { release(); }
+  AtLimit onLimitReached(bool waiting) override {
+    // At the global limit any idle connection makes room; at the listener's own, only one of
+    // its own.
+    const ListenerConfig* scope = blocked_by_global_ ? nullptr : config_.get();
+    if (!(scope != nullptr ? scope->reclaim_idle : worker_.shared_.reclaim_any)) {
+      return AtLimit::kPause;  // nothing can ever be reclaimed for it: wait for a close
+    }
+    if (!waiting) return AtLimit::kWait;
+    if (worker_.reclaimIdle(scope, 1) > 0) return AtLimit::kRetry;
+    // None here (or none that could go): the other workers may have some.
+    reclaim_elsewhere_ = true;
+    return AtLimit::kPause;
+  }
   void onPaused() override {
-    (blocked_by_global_ ? worker_.shared_.cx_overflow : config_->cx_overflow).inc();
+    // Once per stretch at the limit: polling again (a resume, a retry) to find the room taken
+    // is the same overflow.
+    if (!overflow_counted_) {
+      overflow_counted_ = true;
+      (blocked_by_global_ ? worker_.shared_.cx_overflow : config_->cx_overflow).inc();
+    }
     paused_ = true;
     worker_.shared_.paused_listeners.fetch_add(1);
     // A connection may have closed between the failed reservation and the pause: look again,
@@ -99,8 +149,16 @@ class Worker::ActiveListener : public network::ListenerCallbacks {
         worker_.dispatcher_->post([this] { resumeIfPaused(); });
       }
     }
+    if (reclaim_elsewhere_) {
+      // A client waits. Another worker closing an idle connection wakes us (resume_all on every
+      // close while a listener is paused). Look again after a while anyway: a connection busy
+      // now may be idle then, and becoming idle wakes nobody.
+      reclaim_elsewhere_ = false;
+      worker_.askOthersToReclaim(blocked_by_global_ ? nullptr : config_.get());
+      retry_timer_->enableTimer(kReclaimRetry);
+    }
   }
-  void onFdExhausted() override {
+  bool onFdExhausted(bool may_free) override {
     worker_.shared_.fd_exhausted.inc();
     if (!logged_fd_exhausted_) {
       logged_fd_exhausted_ = true;
@@ -109,20 +167,43 @@ class Worker::ActiveListener : public network::ListenerCallbacks {
                  "(logged once; see server.accept_fd_exhausted)",
                  config_->name);
     }
+    if (!may_free || !worker_.shared_.reclaim_any) return false;
+    // Descriptors are the whole process's (upstream connections need them too): free a batch,
+    // as nginx does when it runs short — an eighth of the idle connections, 1 to 32.
+    const size_t idle = worker_.idleCount(nullptr);
+    if (idle > 0 &&
+        worker_.reclaimIdle(nullptr, std::clamp<size_t>(idle / 8, 1, kMaxReclaimBatch)) > 0) {
+      return true;
+    }
+    // None here: the listener backs off, and retries once another worker may have closed one.
+    worker_.askOthersToReclaim(nullptr);
+    return false;
   }
   void onAccept(int fd, const network::Address& remote) override;
+
+  // How long a listener paused with a client waiting stays paused before it looks again for an
+  // idle connection to close.
+  static constexpr std::chrono::milliseconds kReclaimRetry{100};
+  static constexpr size_t kMaxReclaimBatch = 32;
 
  private:
   Worker& worker_;
   ListenerConfigPtr config_;
   network::ListenerPtr listener_;
+  network::IdleConnectionList idle_;
+  event::TimerPtr retry_timer_;
   bool paused_ = false;
   bool blocked_by_global_ = false;
   bool logged_fd_exhausted_ = false;
+  // onLimitReached found a client waiting and no idle connection here to close for it.
+  bool reclaim_elsewhere_ = false;
+  // This stretch at the limit is counted in *_overflow (until the next accept).
+  bool overflow_counted_ = false;
 };
 
 void Worker::ActiveListener::onAccept(int fd, const network::Address& remote) {
   const ListenerConfig& cfg = *config_;
+  overflow_counted_ = false;
   if (cfg.tcp_nodelay) network::SetNoDelay(fd, true);
   if (cfg.keepalive) network::SetKeepalive(fd, *cfg.keepalive);
   auto connection = std::make_unique<network::ConnectionImpl>(*worker_.dispatcher_, fd, nullptr,
@@ -139,7 +220,7 @@ void Worker::ActiveListener::onAccept(int fd, const network::Address& remote) {
   worker_.connections_.push(active);
   SLUICE_LOG(kTrace, "[C%d] accepted from %s on %s", ref.connection().id(), remote.asString(),
              cfg.name);
-  for (const auto& factory : cfg.filter_factories) factory(ref.connection(), worker_);
+  for (const auto& factory : cfg.filter_factories) factory(ref.connection(), *this);
   ref.connection().initializeReadFilters();
 }
 
@@ -153,7 +234,7 @@ Worker::~Worker() {
   // stop() joined the thread; what is left is torn down here, on the owner's thread, with the
   // loop no longer running.
   on_idle_ = nullptr;
-  listeners_.clear();
+  for (auto& l : listeners_) l->stopPolling();
   closeAllNow();
   // Closing a proxied connection may hand its upstream over to closing_: close those too.
   closeAllNow();
@@ -163,6 +244,9 @@ Worker::~Worker() {
   // before the deferred deletions their closing queues.
   clusters_.releaseConnections();
   dispatcher_.reset();
+  // Last: the listeners are their connections' filter context, and the deferred deletions
+  // above destroyed the last of those.
+  listeners_.clear();
 }
 
 void Worker::closeAllNow() {
@@ -249,6 +333,55 @@ void Worker::resumePausedListeners() {
   dispatcher_->post([this] {
     for (auto& l : listeners_) l->resumeIfPaused();
   });
+}
+
+void Worker::reclaimForPeer(const ListenerConfig* listener, size_t hops) {
+  dispatcher_->post([this, listener, hops] {
+    if (reclaimIdle(listener, 1) > 0 || hops <= 1 || !shared_.reclaim_on) return;
+    shared_.reclaim_on(index_ + 1, listener, hops - 1);
+  });
+}
+
+void Worker::askOthersToReclaim(const ListenerConfig* only) {
+  if (shared_.workers > 1 && shared_.reclaim_on) {
+    shared_.reclaim_on(index_ + 1, only, shared_.workers - 1);
+  }
+}
+
+size_t Worker::idleCount(const ListenerConfig* only) const {
+  size_t n = 0;
+  for (const auto& l : listeners_) {
+    if (only == nullptr || &l->config() == only) n += l->idle().size();
+  }
+  return n;
+}
+
+size_t Worker::reclaimIdle(const ListenerConfig* only, size_t count) {
+  size_t closed = 0;
+  // An entry that cannot go now (see ReclaimableFilter::reclaim) moves to the recent end: bound
+  // the tries so that a list of such entries is not walked round and round.
+  size_t tries = std::min(idleCount(only), 2 * count + 8);
+  while (closed < count && tries-- > 0) {
+    // The least recently active entry over the lists in scope: their heads, compared on the
+    // worker's clock.
+    ActiveListener* from = nullptr;
+    for (auto& l : listeners_) {
+      if (l->idle().empty() || (only != nullptr && &l->config() != only)) continue;
+      if (from == nullptr || l->idle().oldestOrder() < from->idle().oldestOrder()) from = l.get();
+    }
+    if (from == nullptr) break;
+    if (!from->idle().reclaimOldest()) continue;
+    ++closed;
+    from->config().cx_idle_reclaimed.inc();
+    shared_.cx_idle_reclaimed.inc();
+  }
+  if (closed > 0 && !shared_.reclaim_logged.exchange(true, std::memory_order_relaxed)) {
+    SLUICE_LOG(kWarn,
+               "at a connection limit (or out of file descriptors): closing idle keep-alive "
+               "connections, least recently active first, to admit new ones (logged once; see "
+               "server.downstream_cx_idle_reclaimed)");
+  }
+  return closed;
 }
 
 void Worker::stop() {

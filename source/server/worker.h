@@ -28,26 +28,45 @@ struct WorkerShared {
   stats::Gauge& cx_active;
   stats::Counter& cx_overflow;
   stats::Counter& fd_exhausted;
+  // Idle connections closed to admit new ones (at a limit, or out of descriptors).
+  stats::Counter& cx_idle_reclaimed;
+  // Some listener's connections can be reclaimed (ListenerConfig::reclaim_idle). Set before the
+  // workers start.
+  bool reclaim_any = false;
   // Listeners paused at a limit, over all workers: a close anywhere must wake them.
   std::atomic<int> paused_listeners{0};
+  // The first reclaim is logged, once per process.
+  std::atomic<bool> reclaim_logged{false};
   // Posts "resume paused listeners" to every worker (set by the server).
   std::function<void()> resume_all;
+  // Asks worker `index` (modulo the number of workers) to close one idle connection of
+  // `listener` (null: of any listener) for a worker that has none; it passes the request on to
+  // the next worker, up to `hops` workers in all, until one could (set by the server).
+  std::function<void(size_t index, const ListenerConfig* listener, size_t hops)> reclaim_on;
+  size_t workers = 1;
 
   WorkerShared(uint64_t max, stats::Counter& total, stats::Gauge& active, stats::Counter& overflow,
-               stats::Counter& exhausted)
+               stats::Counter& exhausted, stats::Counter& idle_reclaimed)
       : global_limit(max),
         cx_total(total),
         cx_active(active),
         cx_overflow(overflow),
-        fd_exhausted(exhausted) {}
+        fd_exhausted(exhausted),
+        cx_idle_reclaimed(idle_reclaimed) {}
 };
 
 // One event loop thread: it owns its listeners' polling, its connections and its load balancers.
 // A connection lives and dies on one worker. Methods marked (any thread) post to the loop.
-class Worker : public network::FilterContext {
+//
+// Idle connections (an HTTP keep-alive connection between requests) sit in one LRU list per
+// listener. When a listener cannot accept — at its own limit, at the global one, or when
+// accept4 runs out of descriptors — the worker closes the least recently active idle connection
+// that frees the room needed, one per waiting client (a batch when out of descriptors), instead of
+// leaving new clients in the backlog. A worker with none of its own asks the others in turn.
+class Worker {
  public:
   Worker(size_t index, WorkerShared& shared, const upstream::ClusterManager& clusters);
-  ~Worker() override;
+  ~Worker();
 
   // Before start(): poll `fd` for `config` (the fd stays owned by the socket registry).
   void addListener(ListenerConfigPtr config, int fd);
@@ -60,6 +79,9 @@ class Worker : public network::FilterContext {
   void closeConnections();
   // (any thread) Wake listeners paused at a connection limit.
   void resumePausedListeners();
+  // (any thread) Close one idle connection of `listener` (null: of any) for another worker that
+  // is at a limit; if there is none here, pass the request on (WorkerShared::reclaim_on).
+  void reclaimForPeer(const ListenerConfig* listener, size_t hops);
   // (any thread) A cluster's hosts changed (DNS): the worker takes the new set.
   void updateHosts(const upstream::Cluster& cluster, upstream::HostSetPtr hosts);
   // (any thread) Stop the loop and join the thread.
@@ -67,10 +89,8 @@ class Worker : public network::FilterContext {
 
   size_t index() const { return index_; }
 
-  // network::FilterContext
-  event::Dispatcher& dispatcher() override { return *dispatcher_; }
-  upstream::WorkerClusters& clusters() override { return clusters_; }
-  void adoptClosingConnection(network::ConnectionPtr connection) override;
+  // Takes a connection closed with kFlushWrite (FilterContext::adoptClosingConnection).
+  void adoptClosingConnection(network::ConnectionPtr connection);
 
  private:
   class ActiveListener;
@@ -79,6 +99,13 @@ class Worker : public network::FilterContext {
   void onConnectionClosed(ActiveConnection& active);
   void checkIdle();
   void closeAllNow();
+  // Closes up to `count` idle connections, least recently active first: of `only`'s listener,
+  // or of any listener when null. Returns how many closed.
+  size_t reclaimIdle(const ListenerConfig* only, size_t count);
+  // Idle connections `reclaimIdle(only, ...)` could close.
+  size_t idleCount(const ListenerConfig* only) const;
+  // Asks the other workers, in turn, to close one idle connection (see reclaimForPeer).
+  void askOthersToReclaim(const ListenerConfig* only);
 
   const size_t index_;
   WorkerShared& shared_;
@@ -88,6 +115,8 @@ class Worker : public network::FilterContext {
   void trimMemory();
   upstream::WorkerClusters clusters_;
   std::vector<std::unique_ptr<ActiveListener>> listeners_;
+  // Orders the idle lists of every listener of this worker together.
+  uint64_t idle_clock_ = 0;
   // Owning intrusive lists (the links live in ActiveConnection: no list node per connection).
   struct ConnectionList {
     ActiveConnection* head = nullptr;

@@ -15,6 +15,7 @@
 #include "source/http/conn_manager.h"
 #include "source/http/conn_manager_impl.h"
 #include "source/network/connection_impl.h"
+#include "source/network/idle_connection_list.h"
 #include "source/network/transport_socket.h"
 #include "source/upstream/cluster.h"
 #include "test/network/test_filter_context.h"
@@ -690,6 +691,89 @@ TEST_F(ConnManagerTest, LocalReplyAfterTheResponseStartedResetsTheStream) {
   EXPECT_EQ(std::string::npos, out.find("500")) << out;
   EXPECT_TRUE(peer_closed_);
   EXPECT_EQ(1, stat("downstream_rq_reset"));
+}
+
+// Between requests the connection is in its listener's idle list, from which it can be closed
+// to admit a new one; with a request in progress it is not.
+class ConnManagerIdleTest : public ConnManagerTest {
+ protected:
+  void SetUp() override {
+    ConnManagerTest::SetUp();
+    context_->setIdleConnections(&idle_);
+  }
+  // Runs the loop until the manager has handled what the peer sent (bounded).
+  void runUntilListed(bool listed) {
+    runUntil([&](const std::string&) { return (idle_.size() == 1) == listed; });
+  }
+
+  uint64_t clock_ = 0;
+  network::IdleConnectionList idle_{clock_};
+};
+
+TEST_F(ConnManagerIdleTest, IdleOnlyWhileNothingIsInProgress) {
+  start({Echo()});
+  // Not a byte yet: nothing in progress.
+  EXPECT_EQ(1u, idle_.size());
+  send("GET /1 HTTP/1.1\r\nHost: h\r\n");  // half a head
+  runUntilListed(false);
+  EXPECT_EQ(0u, idle_.size());
+  send("\r\n");
+  runUntilContains("0\r\n\r\n");
+  runUntilListed(true);
+  EXPECT_EQ(1u, idle_.size());
+  // A body in progress.
+  send("POST /2 HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nab");
+  runUntilListed(false);
+  EXPECT_EQ(0u, idle_.size());
+  send("cd");
+  runUntilContains("POST /2 body=abcd");
+  runUntilListed(true);
+  EXPECT_FALSE(peer_closed_);
+}
+
+TEST_F(ConnManagerIdleTest, ReclaimClosesAnIdleConnection) {
+  start({Echo()});
+  send("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n");
+  runUntilContains("0\r\n\r\n");
+  runUntilListed(true);
+  EXPECT_TRUE(idle_.reclaimOldest());
+  EXPECT_EQ(network::ConnectionState::kClosed, conn_->state());
+  EXPECT_TRUE(idle_.empty());
+  runUntilClosed();
+  EXPECT_TRUE(peer_closed_);
+  // Nothing was cut: the whole response came before the close.
+  EXPECT_NE(std::string::npos, received_.find("GET /1 body=")) << received_;
+}
+
+TEST_F(ConnManagerIdleTest, ReclaimRefusedWhileTheNextRequestWaitsUnread) {
+  start({Echo()});
+  send("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n");
+  runUntilContains("0\r\n\r\n");
+  runUntilListed(true);
+  // The next request is in the socket, not read yet: closing now would lose it.
+  send("GET /2 HTTP/1.1\r\nHost: h\r\n\r\n");
+  EXPECT_FALSE(idle_.reclaimOldest());
+  EXPECT_EQ(network::ConnectionState::kOpen, conn_->state());
+  runUntilContains("GET /2 body=");
+  EXPECT_FALSE(peer_closed_);
+}
+
+TEST_F(ConnManagerIdleTest, ClosingLeavesTheList) {
+  start({Echo()});
+  EXPECT_EQ(1u, idle_.size());
+  close(peer_);
+  peer_ = -1;
+  runUntilListed(false);
+  EXPECT_EQ(network::ConnectionState::kClosed, conn_->state());
+}
+
+TEST_F(ConnManagerIdleTest, NotListedWithoutAPool) {
+  context_->setIdleConnections(nullptr);
+  start({Echo()});
+  EXPECT_EQ(0u, idle_.size());
+  send("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n");
+  runUntilContains("0\r\n\r\n");
+  EXPECT_EQ(0u, idle_.size());
 }
 
 }  // namespace

@@ -107,6 +107,10 @@ class LimitsTest(harness.SluiceTestCase):
         st = s.wait_stats(lambda st: st["server.downstream_cx_overflow"] >= 1 or
                           st["server.accept_fd_exhausted"] >= 1,
                           "server.downstream_cx_overflow or server.accept_fd_exhausted >= 1")
+        # The limit in force: two descriptors per connection, after a reserve of a quarter of a
+        # small file limit.
+        self.assertEqual((nofile - nofile // 4) // 2, st["server.downstream_cx_limit"],
+                         harness.format_stats(st))
         # Serve them all: read each echo as it arrives and close that connection, which lets
         # a waiting one in.
         sel = selectors.DefaultSelector()

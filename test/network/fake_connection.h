@@ -57,6 +57,7 @@ class FakeConnection : public Connection, private ReadFilterCallbacks {
   void enableHalfClose(bool) override {}
   void setBufferLimits(uint32_t) override {}
   size_t writeBufferLength() const override { return 0; }
+  bool inputPending() const override { return false; }
   const Address& remoteAddress() const override { return address_; }
   const Address& localAddress() const override { return address_; }
 

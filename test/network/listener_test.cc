@@ -42,9 +42,15 @@ class TestCallbacks : public ListenerCallbacks {
     ++paused;
     if (on_paused) on_paused();
   }
-  void onFdExhausted() override {
+  AtLimit onLimitReached(bool waiting) override {
+    limit_reached.push_back(waiting);
+    if (on_limit) return on_limit(waiting);
+    return AtLimit::kPause;
+  }
+  bool onFdExhausted(bool may_free) override {
     ++fd_exhausted;
     if (on_fd_exhausted) on_fd_exhausted();
+    return may_free && free_fds && free_fds();
   }
   ~TestCallbacks() override {
     for (int fd : accepted) close(fd);
@@ -58,6 +64,11 @@ class TestCallbacks : public ListenerCallbacks {
   std::function<void()> on_accept;
   std::function<void()> on_paused;
   std::function<void()> on_fd_exhausted;
+  // onLimitReached's answer (default kPause) and what it was told.
+  std::function<AtLimit(bool waiting)> on_limit;
+  std::vector<bool> limit_reached;
+  // onFdExhausted(may_free = true): frees descriptors and says whether it did.
+  std::function<bool()> free_fds;
 };
 
 class ListenerTest : public testing::Test {
@@ -183,6 +194,121 @@ TEST_F(ListenerTest, BacksOffOnEmfileInsteadOfSpinning) {
   EXPECT_EQ(1, cb.fd_exhausted);
   EXPECT_EQ(1u, cb.accepted.size());
   EXPECT_EQ(0, cb.active - 1);
+}
+
+// Leaves no free descriptor (accept4 fails with EMFILE) until the returned guard restores the
+// limit (or restore() is called).
+class NoFreeDescriptors {
+ public:
+  NoFreeDescriptors() {
+    EXPECT_EQ(0, getrlimit(RLIMIT_NOFILE, &saved_));
+    int probe = dup(0);
+    EXPECT_GE(probe, 0);
+    close(probe);
+    struct rlimit low = saved_;
+    low.rlim_cur = static_cast<rlim_t>(probe);  // the lowest free fd number: nothing above it
+    EXPECT_EQ(0, setrlimit(RLIMIT_NOFILE, &low));
+  }
+  ~NoFreeDescriptors() { restore(); }
+  void restore() { setrlimit(RLIMIT_NOFILE, &saved_); }
+
+ private:
+  struct rlimit saved_;
+};
+
+TEST_F(ListenerTest, EmfileAcceptsAgainAtOnceWhenDescriptorsWereFreed) {
+  queueClients(1);
+  TestCallbacks cb;
+  TcpListenerImpl listener(*dispatcher_, listen_fd_, cb, 64);
+  NoFreeDescriptors no_fds;
+  bool in_failed_event = false;
+  cb.free_fds = [&] {
+    no_fds.restore();  // as if idle connections had been closed
+    in_failed_event = true;
+    dispatcher_->post([&] { in_failed_event = false; });
+    return true;
+  };
+  bool accepted_in_same_event = false;
+  cb.on_accept = [&] {
+    accepted_in_same_event = in_failed_event;
+    dispatcher_->exit();
+  };
+  listener.enable();
+  dispatcher_->run();
+  EXPECT_EQ(1, cb.fd_exhausted);
+  ASSERT_EQ(1u, cb.accepted.size());
+  // No back-off: accepted within the readiness event that failed.
+  EXPECT_TRUE(accepted_in_same_event);
+}
+
+TEST_F(ListenerTest, EmfileFreesDescriptorsOncePerEventThenBacksOff) {
+  queueClients(1);
+  TestCallbacks cb;
+  TcpListenerImpl listener(*dispatcher_, listen_fd_, cb, 64);
+  NoFreeDescriptors no_fds;
+  int freed = 0;
+  cb.free_fds = [&] {
+    ++freed;  // says it freed some, but others took them: EMFILE again
+    return true;
+  };
+  cb.on_fd_exhausted = [&] {
+    if (cb.fd_exhausted == 2) no_fds.restore();
+  };
+  cb.on_accept = [&] { dispatcher_->exit(); };
+  listener.enable();
+  dispatcher_->run();
+  // The second failure of the same event backed off instead of closing more.
+  EXPECT_EQ(1, freed);
+  EXPECT_EQ(2, cb.fd_exhausted);
+  EXPECT_EQ(1u, cb.accepted.size());
+}
+
+TEST_F(ListenerTest, AtTheLimitRoomIsMadeOnlyForAConnectionKnownToWait) {
+  queueClients(3);
+  TestCallbacks cb;
+  cb.limit = 1;
+  TcpListenerImpl listener(*dispatcher_, listen_fd_, cb, 64);
+  int made_room = 0;
+  cb.on_limit = [&](bool waiting) {
+    if (!waiting) return ListenerCallbacks::AtLimit::kWait;
+    --cb.active;  // as if an idle connection had been closed
+    ++made_room;
+    return ListenerCallbacks::AtLimit::kRetry;
+  };
+  cb.on_accept = [&] {
+    if (cb.accepted.size() == 3) dispatcher_->exit();
+  };
+  listener.enable();
+  dispatcher_->run();
+  EXPECT_EQ(3u, cb.accepted.size());
+  // Room for the 2nd and 3rd, each at the first accept of an event; never for nobody, and no
+  // pause.
+  EXPECT_EQ(2, made_room);
+  EXPECT_EQ(0, cb.paused);
+  EXPECT_FALSE(listener.paused());
+  EXPECT_EQ((std::vector<bool>{false, true, false, true, false}), cb.limit_reached);
+}
+
+TEST_F(ListenerTest, RoomTakenBeforeTheRetryWaitsForTheNextEvent) {
+  queueClients(2);
+  TestCallbacks cb;
+  cb.limit = 1;
+  TcpListenerImpl listener(*dispatcher_, listen_fd_, cb, 64);
+  int calls = 0;
+  cb.on_limit = [&](bool waiting) {
+    // 1: the first event's second accept (kWait). 2: the next event; another worker takes the
+    // room made before the retry. 3: the event after, room is made (4: its second accept).
+    if (++calls == 3) --cb.active;
+    return waiting ? ListenerCallbacks::AtLimit::kRetry : ListenerCallbacks::AtLimit::kWait;
+  };
+  cb.on_accept = [&] {
+    if (cb.accepted.size() == 2) dispatcher_->exit();
+  };
+  listener.enable();
+  dispatcher_->run();
+  EXPECT_EQ(2u, cb.accepted.size());
+  EXPECT_EQ((std::vector<bool>{false, true, true, false}), cb.limit_reached);
+  EXPECT_EQ(0, cb.paused);
 }
 
 TEST(ConnectionLimitTest, CountsAndCaps) {
