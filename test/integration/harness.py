@@ -150,6 +150,19 @@ def connect(addr, timeout=IO_TIMEOUT, rcvbuf=None):
     return s
 
 
+def recv_head(sock, buf=b""):
+    """For scripted origins: reads until `buf` plus what arrives holds a whole head (CRLFCRLF).
+    Returns (head without its final CRLFCRLF, the bytes after it), or (None, b"") when the peer
+    closed first."""
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(65536)
+        if not data:
+            return None, b""
+        buf += data
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    return head, rest
+
+
 def recv_exact(sock, n, deadline_s=IO_TIMEOUT):
     """Reads exactly n bytes (socket timeouts and an overall deadline bound it)."""
     deadline = time.monotonic() + deadline_s

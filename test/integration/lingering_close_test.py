@@ -25,12 +25,8 @@ class EarlyAnswerOrigin(harness.UpstreamServer):
     still going when the answer is complete); waits for the proxy to close the connection."""
 
     def handle(self, conn):
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            data = conn.recv(65536)
-            if not data:
-                return
-            buf += data
+        if harness.recv_head(conn)[0] is None:
+            return
         conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: %d\r\n\r\n%s" % (
             len(DENIED), DENIED))
         # The proxy must not reuse this connection (the body would be read as a next request):

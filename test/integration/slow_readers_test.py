@@ -33,12 +33,9 @@ class BigOrigin(harness.UpstreamServer):
         buf = b""
         block = b"x" * 65536
         while True:
-            while b"\r\n\r\n" not in buf:
-                data = conn.recv(65536)
-                if not data:
-                    return
-                buf += data
-            buf = buf.split(b"\r\n\r\n", 1)[1]
+            head, buf = harness.recv_head(conn, buf)
+            if head is None:
+                return
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % RESPONSE)
             for _ in range(RESPONSE // len(block)):
                 conn.sendall(block)

@@ -25,13 +25,10 @@ class ScriptedOrigin(harness.UpstreamServer):
         super().__init__()
 
     def handle(self, conn):
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            data = conn.recv(65536)
-            if not data:
-                return
-            buf += data
-        path = buf.split(b" ", 2)[1].decode()
+        head, _ = harness.recv_head(conn)
+        if head is None:
+            return
+        path = head.split(b" ", 2)[1].decode()
         chunked_head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
         if path.startswith("/trickle/"):
             conn.sendall(chunked_head)
@@ -146,12 +143,9 @@ class KeepAliveCloser(harness.UpstreamServer):
         buf = b""
         n = 0
         while True:
-            while b"\r\n\r\n" not in buf:
-                data = conn.recv(65536)
-                if not data:
-                    return
-                buf += data
-            head, buf = buf.split(b"\r\n\r\n", 1)
+            head, buf = harness.recv_head(conn, buf)
+            if head is None:
+                return
             lines = head.split(b"\r\n")
             method, path = lines[0].split(b" ")[:2]
             length = 0
