@@ -56,7 +56,7 @@ enum class UpstreamFailure {
   // ... before any byte of a response: on a reused connection, most likely closed by the
   // upstream's keep-alive timeout as the request went out (the request was never processed).
   kClosedBeforeResponse,
-  kProtocolError,     // the upstream sent something that is not a valid response
+  kProtocolError,  // the upstream sent something that is not a valid response
 };
 
 // Client side: receives one response from the codec.

@@ -131,7 +131,8 @@ PathResult NormalizePath(std::string_view target, const PathNormalization& o, st
     out.assign(decoded);
   }
   if (q != std::string_view::npos) out.append(target.substr(q));
-  if (unescaped_slash && o.escaped_slashes == PathNormalization::EscapedSlashes::kUnescapeAndRedirect) {
+  if (unescaped_slash &&
+      o.escaped_slashes == PathNormalization::EscapedSlashes::kUnescapeAndRedirect) {
     return PathResult::kRedirect;
   }
   if (out == target) {

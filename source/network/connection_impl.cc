@@ -160,8 +160,9 @@ void ConnectionImpl::onReadReady() {
   if (read_disable_count_ > 0 || read_end_) return;
   // Never more at once than the connection may buffer: what is read goes on to the other side's
   // write buffer, whose bound is only kept if a read cannot overshoot it by much.
-  const uint64_t limit =
-      high_watermark_ != 0 ? std::min<uint64_t>(kMaxReadPerEvent, high_watermark_) : kMaxReadPerEvent;
+  const uint64_t limit = high_watermark_ != 0
+                             ? std::min<uint64_t>(kMaxReadPerEvent, high_watermark_)
+                             : kMaxReadPerEvent;
   IoOutcome out = transport_->doRead(fd_, buffers().read, limit);
   if (out.action == PostIoAction::kClose) {
     closeSocket(ConnectionEvent::kRemoteClose);
@@ -349,10 +350,11 @@ void ConnectionImpl::closeLingering(std::chrono::milliseconds idle,
   linger_->idle = idle;
   // Unread input is dropped (a filter inside onData keeps its `data` until it returns).
   if (!in_event_ && buffers_) buffers_->read.clear();
-  if (!timer_) timer_ = dispatcher_.createTimer([this] {
-    SLUICE_LOG(kDebug, "[C%d] flush or linger timeout; closing", id_);
-    closeSocket(ConnectionEvent::kLocalClose);
-  });
+  if (!timer_)
+    timer_ = dispatcher_.createTimer([this] {
+      SLUICE_LOG(kDebug, "[C%d] flush or linger timeout; closing", id_);
+      closeSocket(ConnectionEvent::kLocalClose);
+    });
   if (writePending()) {
     // The reply goes out first, bounded as any flush is.
     timer_->enableTimer(std::min(kFlushTimeout, total));

@@ -78,7 +78,8 @@ TEST(PathNormalizerTest, DefaultsCanonicalizeEveryBypassClass) {
           {"//..//admin", "/admin"},
           // Backslashes read as separators.
           {"/x\\..\\admin", "/admin"},
-          {"\\admin", nullptr},  // not origin-form: the parser never lets it through
+          // Not origin-form: the parser never lets it through.
+          {"\\admin", nullptr},
           // Escaped slashes: decoded, normalized again, and the client redirected there.
           {"/admin%2Fx", ">/admin/x"},
           {"/x%2f..%2fadmin", ">/admin"},

@@ -296,7 +296,8 @@ void ClientConnectionImpl::onUpstreamClosed() {
     return;
   }
   if (state_ == State::kHead && !response_bytes_) {
-    fail(UpstreamFailure::kClosedBeforeResponse, "upstream closed the connection before a response");
+    fail(UpstreamFailure::kClosedBeforeResponse,
+         "upstream closed the connection before a response");
   } else if (state_ == State::kHead || state_ == State::kBody) {
     fail(UpstreamFailure::kConnectionClosed, "upstream closed the connection");
   }
