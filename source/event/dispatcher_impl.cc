@@ -201,7 +201,7 @@ void DispatcherImpl::armDeadline(Deadline& d, std::chrono::milliseconds delay,
     evtimer_assign(&list->timer, base_, &DispatcherImpl::onDeadlineTimer, list);
   }
   d.callbacks_ = &callbacks;
-  d.expiry_ = std::chrono::steady_clock::now() + delay;
+  d.expiry_ = now() + delay;
   d.list_ = list;
   d.prev_ = list->tail;
   d.next_ = nullptr;
@@ -286,7 +286,9 @@ void DispatcherImpl::exit() {
 bool DispatcherImpl::isThreadSafe() const { return std::this_thread::get_id() == run_thread_; }
 
 std::chrono::steady_clock::time_point DispatcherImpl::now() {
-  // A vDSO call: cheap enough per event, and monotonic unlike libevent's cached wall clock.
+  // Inside a batch of I/O events, the batch's time (see IoPoller::batchTime); elsewhere (timers,
+  // posted work, other threads' setup) the clock: monotonic, unlike libevent's cached wall clock.
+  if (poller_ && poller_->inBatch()) return poller_->batchTime();
   return std::chrono::steady_clock::now();
 }
 

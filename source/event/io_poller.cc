@@ -69,6 +69,7 @@ void IoPoller::onReadable(evutil_socket_t, short, void* arg) {
 void IoPoller::dispatch() {
   const int n = epoll_wait(epfd_, batch_.data(), kBatch, 0);
   if (n <= 0) return;  // EINTR, or readiness consumed meanwhile: libevent asks again
+  batch_time_ = std::chrono::steady_clock::now();
   batch_size_ = n;
   for (batch_next_ = 0; batch_next_ < batch_size_;) {
     const epoll_event& e = batch_[batch_next_++];

@@ -5,6 +5,7 @@
 #include <sys/epoll.h>
 
 #include <array>
+#include <chrono>
 #include <utility>
 #include <vector>
 
@@ -47,6 +48,13 @@ class IoPoller {
   // again on its next iteration, after timers and other events had their turn.
   static constexpr int kBatch = 256;
 
+  // While a batch is dispatched: the time it was taken from the kernel (as nginx caches its
+  // time once per wake-up). Deadlines armed in the batch run from it: a request arms several
+  // (stream idle, time to the response head, upstream idle — each re-armed as bytes move), and
+  // a clock read for each showed in profiles. Staleness is the batch's own duration.
+  bool inBatch() const { return batch_size_ != 0; }
+  std::chrono::steady_clock::time_point batchTime() const { return batch_time_; }
+
  private:
   static void onReadable(evutil_socket_t, short, void* arg);
   void dispatch();
@@ -57,6 +65,7 @@ class IoPoller {
   std::array<epoll_event, kBatch> batch_;
   int batch_size_ = 0;
   int batch_next_ = 0;
+  std::chrono::steady_clock::time_point batch_time_;
   bool in_callback_ = false;
   // Run after the current callback, in order (owners set to null were withdrawn).
   std::vector<std::pair<EmbeddedFileEvent::FlushCallback, void*>> deferred_;
