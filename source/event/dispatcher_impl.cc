@@ -186,12 +186,16 @@ void ArmListTimer(Deadline::List& list, std::chrono::steady_clock::time_point ex
 
 void DispatcherImpl::armDeadline(Deadline& d, std::chrono::milliseconds delay,
                                  DeadlineCallbacks& callbacks) {
+  // Re-arming with the same duration (an idle timeout pushed back as bytes move, several times
+  // per request) keeps the list: no search.
+  Deadline::List* list = d.list_ != nullptr && d.list_->duration == delay ? d.list_ : nullptr;
   d.cancel();
-  Deadline::List* list = nullptr;
-  for (auto& l : deadline_lists_) {
-    if (l->duration == delay) {
-      list = l.get();
-      break;
+  if (list == nullptr) {
+    for (auto& l : deadline_lists_) {
+      if (l->duration == delay) {
+        list = l.get();
+        break;
+      }
     }
   }
   if (list == nullptr) {
