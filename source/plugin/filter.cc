@@ -31,6 +31,12 @@ PluginFilterConfig::PluginFilterConfig(const LoadedPlugin& plugin, std::string n
                                        void* plugin_config, stats::Store& store)
     : failures(store.counter(absl::StrCat("plugin.", name, ".failures"))),
       rejected_calls(store.counter(absl::StrCat("plugin.", name, ".rejected_calls"))),
+      misuse_unknown_action(store.counter(absl::StrCat("plugin.", name, ".misuse_unknown_action"))),
+      misuse_buffer_from_headers(
+          store.counter(absl::StrCat("plugin.", name, ".misuse_buffer_from_headers"))),
+      misuse_continue_inside_hook(
+          store.counter(absl::StrCat("plugin.", name, ".misuse_continue_inside_hook"))),
+      misuse_refused_reply(store.counter(absl::StrCat("plugin.", name, ".misuse_refused_reply"))),
       plugin_(plugin),
       name_(std::move(name)),
       plugin_config_(plugin_config),
@@ -98,6 +104,49 @@ Buffer* PluginFilter::body(bool request) {
   return response_chunk_ != nullptr ? response_chunk_ : encoder_callbacks_->encodingBuffer();
 }
 
+void PluginFilter::misuse(stats::Counter& counter, const char* what) {
+  if (misuse_what_ != nullptr) return;  // the first one decides
+  misuse_what_ = what;
+  misuse_counter_ = &counter;
+}
+
+bool PluginFilter::endIfMisused() {
+  if (misuse_what_ == nullptr) return false;
+  const char* what = misuse_what_;
+  misuse_what_ = nullptr;
+  misuse_counter_->inc();
+  SLUICE_LOG(kError, "plugin filter %s misused the plugin ABI in %s: %s; stream %u ended",
+             config_.name(), hook_ != nullptr ? hook_ : "a hook", what,
+             decoder_callbacks_->streamId());
+  auto& info = decoder_callbacks_->streamInfo();
+  if (info.response_flags.empty()) info.response_flags = "plugin_misuse";
+  // A reply of its own when no response has started; a reset otherwise.
+  decoder_callbacks_->sendLocalReply(500, "internal error\n", nullptr);
+  return true;
+}
+
+bool PluginFilter::validAction(sl_type_action action, bool headers_hook, bool trailers_hook) {
+  switch (action) {
+    case SL_ACTION_CONTINUE:
+    case SL_ACTION_STOP:
+      return true;
+    case SL_ACTION_STOP_AND_BUFFER:
+      if (!headers_hook && !trailers_hook) return true;
+      misuse(headers_hook ? config_.misuse_buffer_from_headers : config_.misuse_unknown_action,
+             headers_hook ? "SL_ACTION_STOP_AND_BUFFER from a headers hook (body hooks only)"
+                          : "SL_ACTION_STOP_AND_BUFFER from a trailers hook (body hooks only)");
+      return false;
+    case SL_ACTION_DEFAULT:
+      if (!headers_hook) return true;
+      misuse(config_.misuse_unknown_action,
+             "SL_ACTION_DEFAULT from a headers hook (body and trailers hooks only)");
+      return false;
+    default:
+      misuse(config_.misuse_unknown_action, "an unknown action");
+      return false;
+  }
+}
+
 FilterDataStatus PluginFilter::DataStatus(sl_type_action action, bool paused) {
   switch (action) {
     case SL_ACTION_DEFAULT:
@@ -119,7 +168,10 @@ FilterHeadersStatus PluginFilter::decodeHeaders(http::RequestHead&, bool end_str
     return FilterHeadersStatus::kStopIteration;
   }
   if (config_.hooks().request_headers == nullptr) return FilterHeadersStatus::kContinue;
+  HookScope scope(*this, "sl_on_request_headers", /*request=*/true);
   const sl_type_action a = config_.hooks().request_headers(plugin_filter_, this, end_stream);
+  validAction(a, true, false);  // records a misuse when it is not valid
+  if (endIfMisused()) return FilterHeadersStatus::kStopIteration;
   if (a == SL_ACTION_CONTINUE) return FilterHeadersStatus::kContinue;
   request_paused_ = true;
   return FilterHeadersStatus::kStopIteration;
@@ -133,8 +185,13 @@ FilterDataStatus PluginFilter::decodeData(Buffer& data, bool end_stream) {
                            : FilterDataStatus::kContinue;
   }
   request_chunk_ = &data;
+  HookScope scope(*this, "sl_on_request_body", /*request=*/true);
   const sl_type_action a = config_.hooks().request_body(plugin_filter_, this, end_stream);
   request_chunk_ = nullptr;
+  validAction(a, false, false);  // records a misuse when it is not valid
+  if (endIfMisused()) {
+    return FilterDataStatus::kStopIterationNoBuffer;
+  }
   if (a != SL_ACTION_DEFAULT) request_paused_ = false;  // the plugin decided about this body
   return DataStatus(a, request_paused_);
 }
@@ -144,7 +201,10 @@ FilterTrailersStatus PluginFilter::decodeTrailers(http::HeaderMap&) {
   if (config_.hooks().request_trailers == nullptr) {
     return request_paused_ ? FilterTrailersStatus::kStopIteration : FilterTrailersStatus::kContinue;
   }
+  HookScope scope(*this, "sl_on_request_trailers", /*request=*/true);
   const sl_type_action a = config_.hooks().request_trailers(plugin_filter_, this);
+  validAction(a, false, true);  // records a misuse when it is not valid
+  if (endIfMisused()) return FilterTrailersStatus::kStopIteration;
   if (a == SL_ACTION_DEFAULT) {
     return request_paused_ ? FilterTrailersStatus::kStopIteration : FilterTrailersStatus::kContinue;
   }
@@ -156,7 +216,10 @@ FilterHeadersStatus PluginFilter::encodeHeaders(http::ResponseHead&, bool end_st
   if (config_.hooks().response_headers == nullptr || failed_new_) {
     return FilterHeadersStatus::kContinue;
   }
+  HookScope scope(*this, "sl_on_response_headers", /*request=*/false);
   const sl_type_action a = config_.hooks().response_headers(plugin_filter_, this, end_stream);
+  validAction(a, true, false);  // records a misuse when it is not valid
+  if (endIfMisused()) return FilterHeadersStatus::kStopIteration;
   if (a == SL_ACTION_CONTINUE) return FilterHeadersStatus::kContinue;
   response_paused_ = true;
   return FilterHeadersStatus::kStopIteration;
@@ -169,8 +232,13 @@ FilterDataStatus PluginFilter::encodeData(Buffer& data, bool end_stream) {
                             : FilterDataStatus::kContinue;
   }
   response_chunk_ = &data;
+  HookScope scope(*this, "sl_on_response_body", /*request=*/false);
   const sl_type_action a = config_.hooks().response_body(plugin_filter_, this, end_stream);
   response_chunk_ = nullptr;
+  validAction(a, false, false);  // records a misuse when it is not valid
+  if (endIfMisused()) {
+    return FilterDataStatus::kStopIterationNoBuffer;
+  }
   if (a != SL_ACTION_DEFAULT) response_paused_ = false;
   return DataStatus(a, response_paused_);
 }
@@ -181,7 +249,10 @@ FilterTrailersStatus PluginFilter::encodeTrailers(http::HeaderMap&) {
     return response_paused_ ? FilterTrailersStatus::kStopIteration
                             : FilterTrailersStatus::kContinue;
   }
+  HookScope scope(*this, "sl_on_response_trailers", /*request=*/false);
   const sl_type_action a = config_.hooks().response_trailers(plugin_filter_, this);
+  validAction(a, false, true);  // records a misuse when it is not valid
+  if (endIfMisused()) return FilterTrailersStatus::kStopIteration;
   if (a == SL_ACTION_DEFAULT) {
     return response_paused_ ? FilterTrailersStatus::kStopIteration
                             : FilterTrailersStatus::kContinue;

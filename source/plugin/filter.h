@@ -50,12 +50,29 @@ class PluginFilter : public http::StreamFilter, public sl_type_stream {
   void fail(std::string_view reason);
   // sl_host_continue_request / _response.
   void continueRequest() {
+    if (hook_ != nullptr && hook_request_) {
+      misuse(config_.misuse_continue_inside_hook,
+             "sl_host_continue_request from inside its own hook");
+      return;
+    }
     request_paused_ = false;
     decoder_callbacks_->continueDecoding();
   }
   void continueResponse() {
+    if (hook_ != nullptr && !hook_request_) {
+      misuse(config_.misuse_continue_inside_hook,
+             "sl_host_continue_response from inside its own hook");
+      return;
+    }
     response_paused_ = false;
     encoder_callbacks_->continueEncoding();
+  }
+  // A send_response the host refused (the response had started) from inside a response hook:
+  // the plugin meant to end the stream, so it ends.
+  void onRefusedReply() {
+    if (hook_ != nullptr && !hook_request_) {
+      misuse(config_.misuse_refused_reply, "sl_host_send_response after the response started");
+    }
   }
 
   sl_type_result startTimer(uint64_t token, uint64_t delay_ms);
@@ -79,6 +96,23 @@ class PluginFilter : public http::StreamFilter, public sl_type_stream {
   }
   void onTimer(uint64_t token);
   static http::FilterDataStatus DataStatus(sl_type_action action, bool paused);
+  // An ABI misuse in the hook under way: recorded, and acted on once the hook returns (the
+  // stream is ended then, not from under the plugin's feet).
+  void misuse(stats::Counter& counter, const char* what);
+  // After a hook returned: ends the stream if the hook misused the ABI (true).
+  bool endIfMisused();
+  // Checks a hook's action against what that kind of hook may return; false (a misuse
+  // recorded) when it may not.
+  bool validAction(sl_type_action action, bool headers_hook, bool trailers_hook);
+  // Marks the hook under way (for the misuse checks): its name and direction.
+  struct HookScope {
+    HookScope(PluginFilter& f, const char* name, bool request) : f(f) {
+      f.hook_ = name;
+      f.hook_request_ = request;
+    }
+    ~HookScope() { f.hook_ = nullptr; }
+    PluginFilter& f;
+  };
 
   const PluginFilterConfig& config_;
   void* plugin_filter_ = nullptr;
@@ -90,6 +124,11 @@ class PluginFilter : public http::StreamFilter, public sl_type_stream {
   // follows (buffered) until it continues, as a paused plugin expects.
   bool request_paused_ = false;
   bool response_paused_ = false;
+  bool hook_request_ = false;
+  const char* hook_ = nullptr;  // the hook under way, or nullptr
+  // The misuse recorded in the hook under way (what, and its counter).
+  const char* misuse_what_ = nullptr;
+  stats::Counter* misuse_counter_ = nullptr;
 };
 
 }  // namespace sluice::plugin

@@ -472,7 +472,11 @@ sl_type_result sl_host_send_response(sl_type_stream* stream, uint32_t status,
     return SL_ERR_INVALID;
   }
   PluginFilter& f = PluginFilter::From(stream);
-  if (f.completed() || f.responseHead() != nullptr) return f.rejected(SL_ERR_STATE);
+  if (f.completed()) return f.rejected(SL_ERR_STATE);
+  if (f.responseHead() != nullptr) {
+    f.onRefusedReply();  // from a response hook: the stream ends once the hook returns
+    return f.rejected(SL_ERR_STATE);
+  }
   if (status < 200 || status > 599) return f.rejected(SL_ERR_INVALID);
   for (size_t i = 0; i < header_count; ++i) {
     if (!Valid(headers[i].name) || !Valid(headers[i].value) ||

@@ -293,5 +293,54 @@ class PluginConfigErrorTest(harness.SluiceTestCase):
         self.assertIn("built for plugin ABI 2.0", s.logs())
 
 
+
+class PluginMisuseTest(harness.SluiceTestCase):
+    """ABI misuses end their stream at once — 500 while no response has started, a reset after —
+    are counted by reason and logged with the plugin and the hook; none leaves a stream hanging
+    until the stream idle timeout."""
+
+    def test_each_misuse_ends_the_stream_and_is_counted(self):
+        # stream_idle_timeout far beyond the test's socket timeout: a hang would fail it.
+        listener = harness.http_listener("web", filters=[plugin("misuse"), DIRECT],
+                                         hcm={"streamIdleTimeout": "600s"})
+        s = self.start_sluice(harness.http_config(
+            [listener], bootstrap_extra={"pluginDirs": [PLUGIN_DIR]}), concurrency=1)
+        request_side = (("unknown-action", "misuse_unknown_action"),
+                        ("buffer-from-headers", "misuse_buffer_from_headers"),
+                        ("continue-inside", "misuse_continue_inside_hook"),
+                        ("unknown-body-action", "misuse_unknown_action"))
+        for how, counter in request_side:
+            with self.subTest(misuse=how):
+                before = harness.stat(s.stats(), "plugin.misuse." + counter)
+                c = harness.HttpClient.connect(s.addr("web"))
+                self.addCleanup(c.close)
+                c.send(req("POST", "/", headers=[("x-misuse", how)], body=b"body"))
+                r = c.read_response()
+                self.assertEqual(500, r.status, r.raw)
+                self.assertEqual(before + 1,
+                                 harness.stat(s.stats(), "plugin.misuse." + counter))
+        # In a response hook the response has started: the stream is reset.
+        for how, counter in (("refused-reply", "misuse_refused_reply"),
+                             ("continue-response-inside", "misuse_continue_inside_hook")):
+            with self.subTest(misuse=how):
+                before = harness.stat(s.stats(), "plugin.misuse." + counter)
+                c = harness.HttpClient.connect(s.addr("web"))
+                self.addCleanup(c.close)
+                c.send(req("GET", "/", headers=[("x-misuse", how)]))
+                data, how_closed = harness.recv_until_closed(c.sock)
+                self.assertEqual(b"", data)
+                self.assertEqual(before + 1,
+                                 harness.stat(s.stats(), "plugin.misuse." + counter))
+        logs = s.logs()
+        self.assertIn("plugin filter misuse misused the plugin ABI in sl_on_request_headers: "
+                      "an unknown action", logs)
+        self.assertIn("in sl_on_response_headers: sl_host_send_response after the response "
+                      "started", logs)
+        # A well-behaved request on the same listener is untouched.
+        c = harness.HttpClient.connect(s.addr("web"))
+        self.addCleanup(c.close)
+        c.send(req("GET", "/"))
+        self.assertEqual(200, c.read_response().status)
+
 if __name__ == "__main__":
     harness.main()

@@ -438,6 +438,50 @@ class ClustersConfig : public FilterConfig {
   std::unique_ptr<Filter> newFilter(Stream&) override { return std::make_unique<Filter>(); }
 };
 
+// ----- misuse: misuses the plugin ABI as the request's x-misuse field says, to prove that each
+// misuse ends the stream at once (instead of leaving it hanging) and is counted -----
+class MisuseFilter : public Filter {
+ public:
+  sl_type_action onRequestHeaders(Stream& s, bool) override {
+    how_ = std::string(s.requestHeaders().get("x-misuse").value_or(""));
+    if (how_ == "unknown-action") return static_cast<sl_type_action>(77);
+    if (how_ == "buffer-from-headers") return SL_ACTION_STOP_AND_BUFFER;
+    if (how_ == "continue-inside") {
+      s.continueRequest();
+      return SL_ACTION_STOP;
+    }
+    // Held here, so that the body comes to this filter before any answer.
+    if (how_ == "unknown-body-action") return SL_ACTION_STOP;
+    return SL_ACTION_CONTINUE;
+  }
+  sl_type_action onRequestBody(Stream&, bool) override {
+    if (how_ == "unknown-body-action") return static_cast<sl_type_action>(1000);
+    return SL_ACTION_DEFAULT;
+  }
+  sl_type_action onResponseHeaders(Stream& s, bool) override {
+    if (how_ == "refused-reply") {
+      s.sendResponse(403, "too late\n");  // refused: the response has started
+      return SL_ACTION_STOP;
+    }
+    if (how_ == "continue-response-inside") {
+      s.continueResponse();
+      return SL_ACTION_STOP;
+    }
+    return SL_ACTION_CONTINUE;
+  }
+
+ private:
+  std::string how_;
+};
+
+class MisuseConfig : public FilterConfig {
+ public:
+  static std::unique_ptr<MisuseConfig> create(ConfigContext&) {
+    return std::make_unique<MisuseConfig>();
+  }
+  std::unique_ptr<Filter> newFilter(Stream&) override { return std::make_unique<MisuseFilter>(); }
+};
+
 }  // namespace
 
 SLUICE_PLUGIN_FILTERS(
@@ -452,4 +496,5 @@ SLUICE_PLUGIN_FILTERS(
     sluice::sdk::Register<NothingConfig>("nothing"),
     sluice::sdk::Register<InspectConfig>("inspect"),
     sluice::sdk::Register<ToClusterConfig>("to_cluster", "sluice.test.plugin.ToCluster"),
-    sluice::sdk::Register<ClustersConfig>("clusters"))
+    sluice::sdk::Register<ClustersConfig>("clusters"),
+    sluice::sdk::Register<MisuseConfig>("misuse"))

@@ -442,13 +442,17 @@ sl_type_result sl_host_body_drain(sl_type_stream* stream, sl_type_body body, siz
 sl_type_result sl_host_body_replace(sl_type_stream* stream, sl_type_body body, sl_type_str data);
 
 /* Resumes a direction this filter paused (SL_ERR_STATE if it is not paused here). Not from
- * inside this filter's own hook of that direction: return SL_ACTION_CONTINUE instead. */
+ * inside this filter's own hook of that direction: return SL_ACTION_CONTINUE instead (called
+ * there, it is a misuse: the stream is ended when the hook returns, 500, and counted in
+ * plugin.<filter>.misuse_continue_inside_hook). Any action a hook may not return ends its
+ * stream the same way (misuse_unknown_action, misuse_buffer_from_headers). */
 sl_type_result sl_host_continue_request(sl_type_stream* stream);
 sl_type_result sl_host_continue_response(sl_type_stream* stream);
 
 /* Answers the request with this response (run through the response filters) instead of going
  * further; `details` (may be empty) is recorded for the access log. Return SL_ACTION_STOP from
- * the hook that calls it. SL_ERR_STATE once a response has started (then reset the stream). */
+ * the hook that calls it. SL_ERR_STATE once a response has started; from a response hook the
+ * stream is then reset when the hook returns (misuse_refused_reply). */
 sl_type_result sl_host_send_response(sl_type_stream* stream, uint32_t status,
                                      const sl_type_header* headers, size_t header_count,
                                      sl_type_str body, sl_type_str details);
