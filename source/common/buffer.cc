@@ -299,6 +299,12 @@ void Buffer::clear() {
   length_ = 0;
 }
 
+void Buffer::addCopy(const Buffer& other) {
+  for (size_t i = 0; i < other.slices_.size(); ++i) {
+    add(other.slices_[i].data(), other.slices_[i].length());
+  }
+}
+
 void Buffer::copyOut(size_t start, size_t n, void* out) const {
   assert(start + n <= length_);
   auto* dst = static_cast<uint8_t*>(out);

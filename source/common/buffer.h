@@ -128,6 +128,9 @@ class Buffer {
   // Copies `n` bytes to the end.
   void add(const void* data, size_t n);
   void add(std::string_view s) { add(s.data(), s.size()); }
+  // Copies all of `other` to the end (slices have one owner: this is a copy, `other` keeps its
+  // bytes).
+  void addCopy(const Buffer& other);
   // Copies `n` bytes to the front.
   void prepend(std::string_view s);
   // Moves every slice of `other` to the end of this buffer (no byte copied); `other` ends empty.

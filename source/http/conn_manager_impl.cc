@@ -800,7 +800,7 @@ ConnectionManagerImpl::ConnectionManagerImpl(ConnectionManagerConfigPtr config,
 static_assert(sizeof(ConnectionManagerImpl) <= 152, "ConnectionManagerImpl grew");
 
 ConnectionManagerImpl::~ConnectionManagerImpl() {
-  if (idleListed()) context_.idleConnections()->remove(*this);
+  leaveIdle();
   if (stream_) {
     stream_->complete();
     stats().downstream_rq_active.dec();
@@ -831,7 +831,7 @@ network::FilterStatus ConnectionManagerImpl::onData(Buffer& data, bool end_strea
   }
   // Activity: out of the idle list while these bytes are handled; back in at the most recent
   // end if they leave nothing in progress.
-  if (idleListed()) context_.idleConnections()->remove(*this);
+  leaveIdle();
   if (!codec_) {
     // Created on the first byte of a request and released when the connection goes idle: an
     // idle keep-alive connection holds no codec state.
@@ -870,7 +870,7 @@ bool ConnectionManagerImpl::reclaim() {
 
 void ConnectionManagerImpl::beginClose() {
   closing_ = true;
-  if (idleListed()) context_.idleConnections()->remove(*this);
+  leaveIdle();
 }
 
 void ConnectionManagerImpl::updateIdle() {
@@ -918,7 +918,7 @@ void ConnectionManagerImpl::onEvent(network::ConnectionEvent event) {
 RequestDecoder& ConnectionManagerImpl::newStream(ResponseEncoder& encoder) {
   // From here the stream's own timeouts apply.
   armTimer(TimerMode::kNone);
-  if (idleListed()) context_.idleConnections()->remove(*this);
+  leaveIdle();
   ++requests_;
   stats().downstream_rq_total.inc();
   stats().downstream_rq_active.inc();

@@ -65,6 +65,10 @@ class ConnectionManagerImpl : public network::ReclaimableFilter,
   void updateReadDisable();
   // The connection is going away: it is no longer idle, whatever happens next.
   void beginClose();
+  // Out of the listener's idle list, if in it.
+  void leaveIdle() {
+    if (idleListed()) context_.idleConnections()->remove(*this);
+  }
   // Enters the listener's idle list when nothing is in progress (no stream, no partial
   // request, nothing buffered), leaves it otherwise.
   void updateIdle();

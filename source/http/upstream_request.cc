@@ -1,9 +1,5 @@
 #include "source/http/upstream_request.h"
 
-#include <sys/uio.h>
-
-#include <string>
-
 #include "source/common/logging.h"
 #include "source/http/http1/parser.h"
 
@@ -83,20 +79,9 @@ void UpstreamRequest::keepForReplay(const Buffer& data) {
     replay_body_.clear();
     return;
   }
-  // A copy (slices have one owner): only idempotent requests with a body on a reused
-  // connection pay it, and only until the response starts.
-  struct iovec iov[16];
-  const size_t n = data.peek(iov, 16);
-  size_t copied = 0;
-  for (size_t i = 0; i < n; ++i) {
-    replay_body_.add(iov[i].iov_base, iov[i].iov_len);
-    copied += iov[i].iov_len;
-  }
-  if (copied < data.length()) {  // more than 16 slices
-    std::string rest(data.length() - copied, '\0');
-    data.copyOut(copied, rest.size(), rest.data());
-    replay_body_.add(rest);
-  }
+  // A copy: only idempotent requests with a body on a reused connection pay it, and only until
+  // the response starts.
+  replay_body_.addCopy(data);
 }
 
 bool UpstreamRequest::retryOnFreshConnection() {

@@ -44,18 +44,24 @@ ConnectionImpl::ConnectionImpl(event::Dispatcher& dispatcher, const Address& rem
       owned_transport_(std::move(transport)),
       remote_(remote) {}
 
-bool ConnectionImpl::idlePeerAlive() const {
-  if (fd_ < 0 || state_ != ConnectionState::kOpen) return false;
+ConnectionImpl::Peeked ConnectionImpl::peekSocket() const {
   char byte;
   const ssize_t rc = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  return rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+  if (rc > 0) return Peeked::kData;
+  if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    return Peeked::kNothing;
+  return Peeked::kClosed;  // EOF or an error
+}
+
+bool ConnectionImpl::idlePeerAlive() const {
+  if (fd_ < 0 || state_ != ConnectionState::kOpen) return false;
+  return peekSocket() == Peeked::kNothing;
 }
 
 bool ConnectionImpl::inputPending() const {
   if (buffers_ && !buffers_->read.empty()) return true;
   if (fd_ < 0 || state_ != ConnectionState::kOpen || read_end_) return false;
-  char byte;
-  return ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+  return peekSocket() == Peeked::kData;
 }
 
 ConnectionImpl::~ConnectionImpl() {

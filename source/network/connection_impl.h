@@ -54,6 +54,9 @@ class ConnectionImpl : public Connection, private ReadFilterCallbacks {
   static constexpr uint64_t kMaxReadPerEvent = 256 * 1024;
 
  private:
+  // What one non-blocking recv(MSG_PEEK) of a byte finds on the socket.
+  enum class Peeked { kNothing, kData, kClosed };
+  Peeked peekSocket() const;
   Connection& connection() override { return *this; }
   void onFileEvent(uint32_t ready);
   void onConnectDone();

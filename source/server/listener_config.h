@@ -54,7 +54,8 @@ using ListenerConfigPtr = std::shared_ptr<ListenerConfig>;
 // Defaults the config reference promises (api/sluice/config/v1/listener.proto).
 inline constexpr uint32_t kDefaultMaxAcceptsPerEvent = 64;
 // The kernel's socket buffers carry a stream's bulk; what a slow reader holds in sluice stays
-// small (8 KiB: 5,000 slow readers in under 100 MB; nginx reads into 4-8 KiB buffers, HAProxy
+// small (8 KiB: ~20 KiB per slow reader, 98 MiB for 5,000 in docs/performance.md; nginx reads
+// into 4-8 KiB buffers, HAProxy
 // 16 KiB). Bulk transfers pay more read calls: clusters or listeners that carry them may raise it.
 inline constexpr uint32_t kDefaultBufferLimit = 8 * 1024;
 

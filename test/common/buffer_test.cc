@@ -381,6 +381,25 @@ TEST(SliceDequeTest, DestructorFreesEverything) {
 // ---------------------------------------------------------------------------------------------
 // Buffer: basics
 
+TEST(BufferTest, AddCopyCopiesEverySliceAndLeavesTheSource) {
+  Buffer src;
+  std::string expected;
+  for (int i = 0; i < 40; ++i) {  // many slices (more than an iovec batch)
+    Buffer part;
+    part.add(std::string(1000 + i, static_cast<char>('a' + i % 26)));
+    expected += part.toString();
+    src.move(part);
+  }
+  Buffer dst;
+  dst.add("head:");
+  dst.addCopy(src);
+  EXPECT_EQ("head:" + expected, dst.toString());
+  EXPECT_EQ(expected, src.toString());
+  Buffer empty;
+  dst.addCopy(empty);
+  EXPECT_EQ("head:" + expected, dst.toString());
+}
+
 TEST(BufferTest, EmptyBufferOperations) {
   Buffer b;
   EXPECT_EQ(b.length(), 0u);
