@@ -954,6 +954,26 @@ def http_config(listeners=None, bootstrap_extra=None, drain_timeout="5s", **list
     return config
 
 
+ROUTER_TYPE = "type.googleapis.com/sluice.extensions.router.v1.Router"
+
+
+def routed_config(origin_port, route=None, routes=None, hcm=None, pool=None, cluster="o"):
+    """One HTTP listener "web" whose router (the plugin) sends requests to `cluster`, one origin
+    on 127.0.0.1:origin_port. `route`: extra RouteAction fields of the one catch-all route;
+    `routes`: the routes instead; `pool`: the cluster's httpPool."""
+    if routes is None:
+        routes = [{"route": dict({"cluster": cluster}, **(route or {}))}]
+    router = {"@type": ROUTER_TYPE,
+              "virtualHosts": [{"name": "v", "domains": ["*"], "routes": routes}]}
+    cfg = http_config([http_listener("web", hcm=hcm, filters=[
+        {"plugin": {"filter": "router", "typedConfig": router}}])])
+    cfg["clusters"] = [{"name": cluster, "endpoints": [
+        {"address": {"address": "127.0.0.1", "port": origin_port}}]}]
+    if pool:
+        cfg["clusters"][0]["httpPool"] = pool
+    return cfg
+
+
 def http_request(method="GET", target="/", host="sluice.test", headers=(), body=b"",
                  version="HTTP/1.1"):
     """Raw request bytes. Host comes first unless host is None; a Content-Length is added when

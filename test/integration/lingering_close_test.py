@@ -11,7 +11,6 @@ import socket
 import harness
 from harness import http_request as req
 
-TYPE = "type.googleapis.com/sluice.extensions.router.v1.Router"
 ROUNDS = 12
 # Larger than what the socket buffers and sluice's own can hold: the upload is still going
 # when the answer is complete.
@@ -74,13 +73,7 @@ class LingeringCloseTest(harness.SluiceTestCase):
     def test_an_origins_early_401_reaches_the_client(self):
         origin = EarlyAnswerOrigin()
         self.addCleanup(origin.close)
-        router = {"@type": TYPE, "virtualHosts": [{"name": "v", "domains": ["*"], "routes": [
-            {"route": {"cluster": "o"}}]}]}
-        cfg = harness.http_config(filters=[{"plugin": {"filter": "router",
-                                                       "typedConfig": router}}])
-        cfg["clusters"] = [{"name": "o", "endpoints": [
-            {"address": {"address": "127.0.0.1", "port": origin.port}}]}]
-        s = self.start_sluice(cfg, concurrency=1)
+        s = self.start_sluice(harness.routed_config(origin.port), concurrency=1)
         self.check_every_round(s, "/upload", 401, DENIED)
         st = s.stats()
         self.assertEqual(ROUNDS, st["http.web.downstream_cx_lingering_close"])

@@ -9,7 +9,6 @@ import os
 import harness
 from harness import http_request as req
 
-TYPE = "type.googleapis.com/sluice.extensions.router.v1.Router"
 
 # (request-target, status, path the origin receives (None: no request reaches it), Location)
 DEFAULT_CASES = [
@@ -65,16 +64,11 @@ class PathNormalizationTest(harness.SluiceTestCase):
         self.addCleanup(self.origin.close)
 
     def start(self, **hcm):
-        router = {"@type": TYPE, "virtualHosts": [{"name": "v", "domains": ["*"], "routes": [
+        return self.start_sluice(harness.routed_config(self.origin.addr[1], hcm=hcm, routes=[
             {"name": "deny", "match": {"prefix": "/admin"},
              "directResponse": {"status": 403, "body": "forbidden\n"}},
-            {"name": "rest", "route": {"cluster": "a"}},
-        ]}]}
-        cfg = harness.http_config([harness.http_listener(
-            "web", hcm=hcm, filters=[{"plugin": {"filter": "router", "typedConfig": router}}])])
-        cfg["clusters"] = [{"name": "a", "endpoints": [
-            {"address": {"address": "127.0.0.1", "port": self.origin.addr[1]}}]}]
-        return self.start_sluice(cfg, concurrency=1)
+            {"name": "rest", "route": {"cluster": "o"}},
+        ]), concurrency=1)
 
     def ask(self, s, target, host="example.test"):
         """Sends one request; returns (response, the path the origin received or None)."""
@@ -151,7 +145,6 @@ class PathNormalizationTest(harness.SluiceTestCase):
                        ("/%61dmin", 200, "/%61dmin", None),
                        ("/admin", 403, None, None)])
         self.assertEqual(0, s.stats()["http.web.downstream_rq_path_normalized"])
-
 
 
 class EdgeConfigTest(harness.SluiceTestCase):

@@ -13,7 +13,6 @@ import threading
 import harness
 from harness import http_request as req
 
-TYPE = "type.googleapis.com/sluice.extensions.router.v1.Router"
 READERS = int(os.environ.get("SLUICE_SLOW_READERS", "1000"))
 RESPONSE = 16 * harness.MiB
 # RSS per slow reader while they hold their responses: the connection, stream and upstream
@@ -48,14 +47,9 @@ class SlowReadersTest(harness.SluiceTestCase):
             self.skipTest("RSS says nothing under ASan (its allocator keeps freed memory)")
         origin = BigOrigin(backlog=READERS)
         self.addCleanup(origin.close)
-        router = {"@type": TYPE, "virtualHosts": [{"name": "v", "domains": ["*"], "routes": [
-            {"route": {"cluster": "o", "idleTimeout": "0s"}}]}]}
-        cfg = harness.http_config(filters=[{"plugin": {"filter": "router",
-                                                       "typedConfig": router}}])
-        cfg["clusters"] = [{"name": "o", "httpPool": {"maxConnections": READERS * 2},
-                            "endpoints": [{"address": {"address": "127.0.0.1",
-                                                       "port": origin.port}}]}]
-        s = self.start_sluice(cfg, concurrency=1)
+        s = self.start_sluice(harness.routed_config(
+            origin.port, route={"idleTimeout": "0s"}, pool={"maxConnections": READERS * 2}),
+            concurrency=1)
         # Warm up: one fast request through every layer, so the baseline holds what a running
         # proxy always holds.
         warm = harness.HttpClient.connect(s.addr("web"))

@@ -10,7 +10,6 @@ import threading
 import harness
 from harness import http_request as req
 
-TYPE = "type.googleapis.com/sluice.extensions.router.v1.Router"
 CONNECTIONS = 200
 # How long each attack runs (slowhttptest -l), and the bound on waiting for it.
 LENGTH_S = 6
@@ -26,14 +25,8 @@ class SlowHttpTest(harness.SluiceTestCase):
         self.addCleanup(self.origin.close)
 
     def start(self, pool=None, **hcm):
-        router = {"@type": TYPE, "virtualHosts": [{"name": "v", "domains": ["*"], "routes": [
-            {"route": {"cluster": "o"}}]}]}
-        cfg = harness.http_config([harness.http_listener("web", hcm=hcm, filters=[
-            {"plugin": {"filter": "router", "typedConfig": router}}])])
-        cfg["clusters"] = [{"name": "o", "httpPool": pool or {"maxConnections": 1},
-                            "endpoints": [{"address": {"address": "127.0.0.1",
-                                                       "port": self.origin.addr[1]}}]}]
-        return self.start_sluice(cfg, concurrency=1)
+        return self.start_sluice(harness.routed_config(
+            self.origin.addr[1], hcm=hcm, pool=pool or {"maxConnections": 1}), concurrency=1)
 
     def attack(self, s, path, *args):
         host, port = s.addr("web")

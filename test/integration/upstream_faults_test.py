@@ -9,8 +9,6 @@ import time
 import harness
 from harness import http_request as req
 
-TYPE = "type.googleapis.com/sluice.extensions.router.v1.Router"
-
 
 class ScriptedOrigin(harness.UpstreamServer):
     """Reads one request head per connection and acts on its path:
@@ -63,13 +61,8 @@ class UpstreamTimeoutsTest(harness.SluiceTestCase):
         self.addCleanup(self.origin.gate.set)
 
     def start(self, **route):
-        router = {"@type": TYPE, "virtualHosts": [{"name": "v", "domains": ["*"], "routes": [
-            {"name": "r", "route": dict({"cluster": "o"}, **route)}]}]}
-        cfg = harness.http_config([harness.http_listener(
-            "web", filters=[{"plugin": {"filter": "router", "typedConfig": router}}])])
-        cfg["clusters"] = [{"name": "o", "endpoints": [
-            {"address": {"address": "127.0.0.1", "port": self.origin.port}}]}]
-        return self.start_sluice(cfg, concurrency=1)
+        return self.start_sluice(harness.routed_config(self.origin.port, route=route),
+                                 concurrency=1)
 
     def get(self, s, path):
         c = harness.HttpClient.connect(s.addr("web"))
@@ -118,7 +111,6 @@ class UpstreamTimeoutsTest(harness.SluiceTestCase):
         self.assertIn(b"upstream_protocol_error", r.body)
         # The next request is fine.
         self.assertEqual(b"ok", self.get(s, "/fine").read_response().body)
-
 
 
 class KeepAliveCloser(harness.UpstreamServer):
@@ -175,12 +167,7 @@ class StaleConnectionTest(harness.SluiceTestCase):
 
     def start(self, origin):
         self.addCleanup(origin.close)
-        cfg = harness.http_config([harness.http_listener("web", filters=[{"plugin": {
-            "filter": "router", "typedConfig": {"@type": TYPE, "virtualHosts": [
-                {"name": "v", "domains": ["*"], "routes": [{"route": {"cluster": "o"}}]}]}}}])])
-        cfg["clusters"] = [{"name": "o", "endpoints": [
-            {"address": {"address": "127.0.0.1", "port": origin.port}}]}]
-        return self.start_sluice(cfg, concurrency=1)
+        return self.start_sluice(harness.routed_config(origin.port), concurrency=1)
 
     def request(self, client, method, path, body=b""):
         client.send(req(method, path, body=body,
@@ -236,7 +223,6 @@ class StaleConnectionTest(harness.SluiceTestCase):
         self.assertEqual(1, s.stats()["cluster.o.upstream_rq_retry_stale_connection"])
 
 
-
 class RequestBufferingTest(harness.SluiceTestCase):
     """Slow uploads do not hold upstream connections: a body up to the route's bound is read
     whole before a connection is taken (nginx's proxy_request_buffering), so a cluster with one
@@ -248,15 +234,9 @@ class RequestBufferingTest(harness.SluiceTestCase):
         self.addCleanup(self.origin.close)
 
     def start(self, hcm=None, **route):
-        router = {"@type": TYPE, "virtualHosts": [{"name": "v", "domains": ["*"], "routes": [
-            {"route": dict({"cluster": "o"}, **route)}]}]}
-        cfg = harness.http_config([harness.http_listener("web", hcm=hcm, filters=[
-            {"plugin": {"filter": "router", "typedConfig": router}}])])
-        cfg["clusters"] = [{"name": "o",
-                            "httpPool": {"maxConnections": 1, "maxPendingRequests": 1},
-                            "endpoints": [{"address": {"address": "127.0.0.1",
-                                                       "port": self.origin.addr[1]}}]}]
-        return self.start_sluice(cfg, concurrency=1)
+        return self.start_sluice(harness.routed_config(
+            self.origin.addr[1], route=route, hcm=hcm,
+            pool={"maxConnections": 1, "maxPendingRequests": 1}), concurrency=1)
 
     def slow_upload(self, s, headers, first_part):
         """Starts an upload: the head and a first part of the body, then nothing (yet)."""
