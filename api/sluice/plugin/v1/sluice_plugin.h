@@ -1,5 +1,5 @@
 /*
- * sluice plugin ABI, version 1.2: the one header an HTTP filter plugin includes.
+ * sluice plugin ABI, version 1.3: the one header an HTTP filter plugin includes.
  *
  * This header is the reference for the ABI. It is pure C (C99, no C++ types), so a plugin may be
  * written in C, C++ (see extensions/sdk/cpp/ for a header-only wrapper) or anything that speaks
@@ -78,7 +78,7 @@ extern "C" {
 /* Versions and export                                                                         */
 
 #define SL_ABI_VERSION_MAJOR 1
-#define SL_ABI_VERSION_MINOR 2
+#define SL_ABI_VERSION_MINOR 3
 /* major in the high 16 bits, minor in the low 16. */
 #define SL_ABI_VERSION ((uint32_t)((SL_ABI_VERSION_MAJOR << 16) | SL_ABI_VERSION_MINOR))
 
