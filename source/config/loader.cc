@@ -1230,7 +1230,11 @@ absl::Status ValueSources::ParseValueInto(std::string_view std_path,
       // Positions inside the value are added too, so that errors a plugin finds in its own
       // config can be located (WhereIs).
       walker.RecordPositionsTo(&impl_->positions);
-      walker.ConvertValue(it->second, desc, path, /*marks=*/true);
+      // And free-form values inside it, for a later stage to parse in turn (a route's config
+      // for another filter, inside the router's config).
+      walker.RecordValuesTo(&impl_->values);
+      const YAML::Node node = it->second;
+      walker.ConvertValue(node, desc, path, /*marks=*/true);
     } else {
       // No YAML kept for it: walk the parsed value's JSON form (positions would point into
       // that text, not the file, so none are reported).

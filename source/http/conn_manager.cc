@@ -19,7 +19,7 @@ std::chrono::milliseconds Ms(const google::protobuf::Duration& d) {
 
 absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
     const config::v1::HttpConnectionManager& p, const std::string& listener_name,
-    stats::Store& store, const std::string& path, const PluginFilterFactoryBuilder& plugins) {
+    stats::Store& store, const std::string& path, PluginFilterBuilder* plugins) {
   auto c = std::make_shared<ConnectionManagerConfig>();
   if (!p.server_name().empty()) c->server_name = p.server_name();
   c->via = p.via();
@@ -84,6 +84,7 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
       p.has_max_request_body_bytes() && p.max_request_body_bytes().value() != 0
           ? p.max_request_body_bytes().value()
           : (uint64_t{1} << 30);
+  if (plugins != nullptr) plugins->chainBegin(path);
   for (int i = 0; i < p.http_filters_size(); ++i) {
     const auto& f = p.http_filters(i);
     switch (f.config_type_case()) {
@@ -92,12 +93,12 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
         break;
       case config::v1::HttpFilter::kPlugin: {
         const std::string fpath = absl::StrCat(path, ".http_filters[", i, "]");
-        if (!plugins) {
+        if (plugins == nullptr) {
           return absl::InvalidArgumentError(
               absl::StrCat(fpath, ": plugin filters cannot be loaded here"));
         }
-        auto factory =
-            plugins(f.plugin(), f.name().empty() ? f.plugin().filter() : f.name(), fpath);
+        auto factory = plugins->filterFactory(
+            f.plugin(), f.name().empty() ? f.plugin().filter() : f.name(), fpath);
         if (!factory.ok()) return factory.status();
         c->filter_factories.push_back(std::move(*factory));
         break;
@@ -105,6 +106,9 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
       case config::v1::HttpFilter::CONFIG_TYPE_NOT_SET:
         return absl::InvalidArgumentError("an http filter has no config");
     }
+  }
+  if (plugins != nullptr) {
+    if (absl::Status done = plugins->chainDone(); !done.ok()) return done;
   }
   const std::string prefix =
       absl::StrCat("http.", p.stat_prefix().empty() ? listener_name : p.stat_prefix(), ".");

@@ -79,10 +79,21 @@ struct ConnectionManagerConfig {
 };
 using ConnectionManagerConfigPtr = std::shared_ptr<const ConnectionManagerConfig>;
 
-// Builds the filters http does not know itself (plugins; see source/plugin/plugin.h): the
-// entry, the filter's name, the entry's field path ("listeners[0]...http_filters[2]").
-using PluginFilterFactoryBuilder = std::function<absl::StatusOr<StreamFilterFactory>(
-    const config::v1::PluginFilter& proto, const std::string& name, const std::string& path)>;
+// Builds the filters http does not know itself (plugins; see source/plugin/plugin.h), one
+// http_filters list at a time.
+class PluginFilterBuilder {
+ public:
+  virtual ~PluginFilterBuilder() = default;
+  // A list starts (its field path, "listeners[0]...http_connection_manager").
+  virtual void chainBegin(const std::string& path) = 0;
+  // One entry: the filter's name, the entry's field path ("...http_filters[2]").
+  virtual absl::StatusOr<StreamFilterFactory> filterFactory(const config::v1::PluginFilter& proto,
+                                                            const std::string& name,
+                                                            const std::string& path) = 0;
+  // Every entry of the list is built: what links its filters (a route's config for another
+  // filter of the list) is checked and built now.
+  virtual absl::Status chainDone() = 0;
+};
 
 // Builds the runtime config from the (validated) proto; `stat_prefix` defaults to the
 // listener's name. `path` is the manager's field path in the config (for errors); `plugins`
@@ -90,7 +101,7 @@ using PluginFilterFactoryBuilder = std::function<absl::StatusOr<StreamFilterFact
 absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
     const config::v1::HttpConnectionManager& proto, const std::string& listener_name,
     stats::Store& store, const std::string& path = "http_connection_manager",
-    const PluginFilterFactoryBuilder& plugins = nullptr);
+    PluginFilterBuilder* plugins = nullptr);
 
 // The network filter factory for a listener's "http_connection_manager" entry.
 network::FilterFactory ConnectionManagerFilterFactory(ConnectionManagerConfigPtr config);

@@ -35,6 +35,24 @@ enum class FilterDataStatus {
 
 enum class FilterTrailersStatus { kContinue, kStopIteration };
 
+// A route chosen for a stream by the filter of its chain that defines routes (the plugin
+// layer's sl_type_route derives from it): http only carries it between the stream's filters.
+struct RouteHandle {
+ protected:
+  ~RouteHandle() = default;
+};
+
+// The filter of a chain that defines routes (the router), asked for the stream's route the
+// first time a filter of the stream needs it (Envoy's route cache, filled lazily).
+class RouteSelector {
+ public:
+  // The route for the request as it is now, or nullptr when none matches.
+  virtual const RouteHandle* selectRoute() = 0;
+
+ protected:
+  ~RouteSelector() = default;
+};
+
 // Per-stream facts filters share: addresses, protocol, and a metadata map that one filter
 // writes and later ones read (key -> bytes).
 struct StreamInfo {
@@ -51,6 +69,11 @@ struct StreamInfo {
   std::string route_name;
   std::string cluster_name;
   absl::flat_hash_map<std::string, std::string> metadata;
+  // The route: chosen by `route_selector` (set by that filter when the stream is created) on
+  // first use, kept until a filter clears it (route_selected false).
+  RouteSelector* route_selector = nullptr;
+  const RouteHandle* route = nullptr;
+  bool route_selected = false;
 };
 
 // What every filter may do with its stream.

@@ -43,7 +43,15 @@ PluginFilterConfig::PluginFilterConfig(const LoadedPlugin& plugin, std::string n
       hook_mask_(HookMask(plugin.hooks())) {}
 
 PluginFilterConfig::~PluginFilterConfig() {
+  if (hooks().route_config_destroy != nullptr) {
+    for (void* c : route_configs_) hooks().route_config_destroy(c);
+  }
   if (hooks().config_destroy != nullptr) hooks().config_destroy(plugin_config_);
+}
+
+void PluginFilterConfig::adoptRoutes(std::vector<std::unique_ptr<sl_type_route>> routes) {
+  for (auto& r : routes) r->owner = this;
+  routes_ = std::move(routes);
 }
 
 http::StreamFilterFactory PluginFilterFactory(PluginFilterConfigSharedPtr config) {
@@ -67,6 +75,36 @@ void PluginFilter::setEncoderFilterCallbacks(http::EncoderFilterCallbacks& callb
     // Answered (500) when the request headers reach this filter.
     failed_new_ = plugin_filter_ == nullptr;
   }
+  if (config_.definesRoutes()) callbacks.streamInfo().route_selector = this;
+}
+
+const http::RouteHandle* PluginFilter::selectRoute() {
+  if (failed_new_ || config_.hooks().route_select == nullptr) return nullptr;
+  const sl_type_route* route = config_.hooks().route_select(plugin_filter_, this);
+  if (route != nullptr && route->owner != &config_) {
+    // Not a handle of this filter's config: a plugin bug, and a dangerous one to follow.
+    config_.rejected_calls.inc();
+    SLUICE_LOG(kError, "plugin filter %s: sl_on_route_select returned a route it did not define",
+               config_.name());
+    return nullptr;
+  }
+  return route;
+}
+
+const sl_type_route* PluginFilter::route() {
+  http::StreamInfo& info = decoder_callbacks_->streamInfo();
+  if (!info.route_selected) {
+    // Set first: a selector asking for the route from inside its own selection sees none.
+    info.route_selected = true;
+    info.route = info.route_selector != nullptr ? info.route_selector->selectRoute() : nullptr;
+  }
+  return static_cast<const sl_type_route*>(info.route);
+}
+
+void PluginFilter::clearRoute() {
+  http::StreamInfo& info = decoder_callbacks_->streamInfo();
+  info.route_selected = false;
+  info.route = nullptr;
 }
 
 PluginFilter::~PluginFilter() {

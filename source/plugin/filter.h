@@ -14,7 +14,7 @@ namespace sluice::plugin {
 // The bridge between one plugin filter instance and the stream's filter chain: it calls the
 // plugin's hooks with views of the stream's heads and body (no copies), and is itself the
 // sl_type_stream the host functions receive.
-class PluginFilter : public http::StreamFilter, public sl_type_stream {
+class PluginFilter : public http::StreamFilter, public http::RouteSelector, public sl_type_stream {
  public:
   explicit PluginFilter(const PluginFilterConfig& config);
   ~PluginFilter() override;
@@ -74,6 +74,12 @@ class PluginFilter : public http::StreamFilter, public sl_type_stream {
       misuse(config_.misuse_refused_reply, "sl_host_send_response after the response started");
     }
   }
+
+  // http::RouteSelector (registered for the stream when this filter's config defines routes).
+  const http::RouteHandle* selectRoute() override;
+  // The stream's route, chosen now if it is not yet (nullptr: none matched, or no selector).
+  const sl_type_route* route();
+  void clearRoute();
 
   sl_type_result startTimer(uint64_t token, uint64_t delay_ms);
   sl_type_result cancelTimer(uint64_t token);

@@ -2,9 +2,11 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "source/common/stats.h"
 #include "source/http/filter.h"
+#include "source/plugin/host_types.h"
 #include "source/plugin/loader.h"
 
 namespace sluice::plugin {
@@ -15,6 +17,7 @@ class PluginFilterConfig {
  public:
   PluginFilterConfig(const LoadedPlugin& plugin, std::string name, void* plugin_config,
                      stats::Store& store);
+  // sl_on_route_config_destroy for the per-route configs built for it, then
   // sl_on_config_destroy. The last reference goes with the listener config, after its streams.
   ~PluginFilterConfig();
   PluginFilterConfig(const PluginFilterConfig&) = delete;
@@ -26,6 +29,13 @@ class PluginFilterConfig {
   void* pluginConfig() const { return plugin_config_; }
   // The http::FilterHook mask of the hooks the plugin has (computed once, read per stream).
   uint32_t hookMask() const { return hook_mask_; }
+
+  // Config time only (main thread, before any worker sees the config).
+  // The routes this filter defined (it is its chain's route selector when there are any).
+  void adoptRoutes(std::vector<std::unique_ptr<sl_type_route>> routes);
+  bool definesRoutes() const { return !routes_.empty(); }
+  // A per-route config the plugin built for this filter (destroyed with it).
+  void adoptRouteConfig(void* route_config) { route_configs_.push_back(route_config); }
 
   // plugin.<name>.failures: streams failed by the plugin (sl_host_fail_stream, a NULL from
   // sl_on_filter_new, a caught exception).
@@ -48,6 +58,8 @@ class PluginFilterConfig {
   const std::string name_;
   void* const plugin_config_;
   const uint32_t hook_mask_;
+  std::vector<std::unique_ptr<sl_type_route>> routes_;
+  std::vector<void*> route_configs_;
 };
 using PluginFilterConfigSharedPtr = std::shared_ptr<const PluginFilterConfig>;
 

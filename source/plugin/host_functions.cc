@@ -191,6 +191,55 @@ sl_type_result sl_host_config_cluster_exists(sl_type_config_host* host, sl_type_
   return SL_ERR_NOT_FOUND;
 }
 
+sl_type_result sl_host_config_route_define(sl_type_config_host* host, const sl_type_route_def* def,
+                                           const sl_type_route** route_out) {
+  if (host == nullptr || def == nullptr || route_out == nullptr || def->size < sizeof(uint32_t)) {
+    return SL_ERR_INVALID;
+  }
+  if (host->routes == nullptr || host->route_configs == nullptr) return SL_ERR_STATE;
+  // Read only what the plugin's struct has (a later minor may grow it).
+  sl_type_route_def d;
+  std::memset(&d, 0, sizeof(d));
+  std::memcpy(&d, def, std::min<size_t>(def->size, sizeof(d)));
+  if (!Valid(d.name) || (d.metadata == nullptr && d.metadata_count != 0) ||
+      (d.filter_configs == nullptr && d.filter_config_count != 0)) {
+    return SL_ERR_INVALID;
+  }
+  auto route = std::make_unique<sl_type_route>();
+  route->name.assign(View(d.name));
+  route->data = d.data;
+  for (size_t i = 0; i < d.metadata_count; ++i) {
+    const sl_type_header& m = d.metadata[i];
+    if (!Valid(m.name) || !Valid(m.value) || m.name.len == 0) return SL_ERR_INVALID;
+    std::string_view value = View(m.value);
+    if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+      return SL_ERR_INVALID;
+    }
+    route->metadata.emplace_back(View(m.name), value);
+  }
+  std::vector<sluice::plugin::PendingRouteConfig> pending;
+  for (size_t i = 0; i < d.filter_config_count; ++i) {
+    sl_type_route_filter_config c;
+    std::memset(&c, 0, sizeof(c));
+    if (d.filter_configs[i].size < sizeof(uint32_t)) return SL_ERR_INVALID;
+    std::memcpy(&c, &d.filter_configs[i], std::min<size_t>(d.filter_configs[i].size, sizeof(c)));
+    if (!Valid(c.filter_name) || c.filter_name.len == 0 || !Valid(c.value) ||
+        !Valid(c.field_path) ||
+        (c.format != SL_ROUTE_CONFIG_PROTO_VALUE && c.format != SL_ROUTE_CONFIG_JSON)) {
+      return SL_ERR_INVALID;
+    }
+    for (const auto& p : pending) {
+      if (p.filter_name == View(c.filter_name)) return SL_ERR_INVALID;  // one per filter
+    }
+    pending.push_back({route.get(), std::string(View(c.filter_name)), std::string(View(c.value)),
+                       c.format, std::string(View(c.field_path))});
+  }
+  *route_out = route.get();
+  host->routes->push_back(std::move(route));
+  for (auto& p : pending) host->route_configs->push_back(std::move(p));
+  return SL_OK;
+}
+
 // ----- any thread -----
 
 void sl_host_counter_add(sl_type_metric* m, uint64_t delta) {
@@ -550,6 +599,53 @@ sl_type_result sl_host_callout(sl_type_stream* stream, sl_type_str, const sl_typ
   // Needs the upstream connection pools (the upstream issue); the signature is final.
   if (callout_id != nullptr) *callout_id = 0;
   return SL_ERR_UNSUPPORTED;
+}
+
+sl_type_result sl_host_route_config(sl_type_stream* stream, void** route_config) {
+  if (stream == nullptr || route_config == nullptr) return SL_ERR_INVALID;
+  PluginFilter& f = PluginFilter::From(stream);
+  if (f.requestHead() == nullptr) return f.rejected(SL_ERR_STATE);
+  const sl_type_route* route = f.route();
+  if (route == nullptr) return SL_ERR_NOT_FOUND;
+  for (const auto& c : route->filter_configs) {
+    if (c.filter == &f.config()) {
+      *route_config = c.config;
+      return SL_OK;
+    }
+  }
+  return SL_ERR_NOT_FOUND;
+}
+
+sl_type_result sl_host_route_metadata_get(sl_type_stream* stream, sl_type_str key,
+                                          sl_type_str* value) {
+  if (stream == nullptr || !Valid(key) || value == nullptr) return SL_ERR_INVALID;
+  PluginFilter& f = PluginFilter::From(stream);
+  if (f.requestHead() == nullptr) return f.rejected(SL_ERR_STATE);
+  const sl_type_route* route = f.route();
+  if (route == nullptr) return SL_ERR_NOT_FOUND;
+  for (const auto& [k, v] : route->metadata) {
+    if (k == View(key)) {
+      *value = Str(v);
+      return SL_OK;
+    }
+  }
+  return SL_ERR_NOT_FOUND;
+}
+
+sl_type_result sl_host_route_data(sl_type_stream* stream, void** data) {
+  if (stream == nullptr || data == nullptr) return SL_ERR_INVALID;
+  PluginFilter& f = PluginFilter::From(stream);
+  if (f.requestHead() == nullptr) return f.rejected(SL_ERR_STATE);
+  const sl_type_route* route = f.route();
+  if (route == nullptr || route->owner != &f.config()) return SL_ERR_NOT_FOUND;
+  *data = route->data;
+  return SL_OK;
+}
+
+sl_type_result sl_host_route_clear(sl_type_stream* stream) {
+  if (stream == nullptr) return SL_ERR_INVALID;
+  PluginFilter::From(stream).clearRoute();
+  return SL_OK;
 }
 
 sl_type_result sl_host_set_upstream(sl_type_stream* stream,

@@ -4,25 +4,57 @@
 // incomplete; plugins never see inside). Internal to source/plugin.
 
 #include <atomic>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "api/sluice/plugin/v1/sluice_plugin.h"
 #include "source/common/stats.h"
 #include "source/event/dispatcher.h"
+#include "source/http/filter.h"
 
 namespace sluice::plugin {
 class MetricRegistry;
 class PluginFilter;
+class PluginFilterConfig;
+
+// A route's config for another filter of the chain, as its definer gave it: built once the
+// whole chain is (PluginManager's chainDone).
+struct PendingRouteConfig {
+  sl_type_route* route;
+  std::string filter_name;
+  std::string value;
+  uint32_t format;
+  std::string field_path;
+};
 }  // namespace sluice::plugin
 
-// What sl_on_config_new may use: the filter's name, where its error goes, its metrics, and the
-// names of the config's clusters (sl_host_config_clusters; none when null).
+// A route a filter defined (sl_host_config_route_define). Owned by the definer's config; read
+// by every worker.
+struct sl_type_route : sluice::http::RouteHandle {
+  std::string name;
+  void* data = nullptr;
+  // The definer's config (set once it exists): only it gets `data` back.
+  const sluice::plugin::PluginFilterConfig* owner = nullptr;
+  std::vector<std::pair<std::string, std::string>> metadata;
+  // Per-route configs by target filter (few per route: a linear scan beats a map).
+  struct FilterConfig {
+    const sluice::plugin::PluginFilterConfig* filter;
+    void* config;
+  };
+  std::vector<FilterConfig> filter_configs;
+};
+
+// What sl_on_config_new may use: the filter's name, where its error goes, its metrics, the
+// names of the config's clusters (sl_host_config_clusters; none when null), and where the
+// routes it defines go (sl_host_config_route_define; refused when null).
 struct sl_type_config_host {
   std::string filter_name;
   std::string error;
   sluice::plugin::MetricRegistry* metrics = nullptr;
   const std::vector<std::string>* clusters = nullptr;
+  std::vector<std::unique_ptr<sl_type_route>>* routes = nullptr;
+  std::vector<sluice::plugin::PendingRouteConfig>* route_configs = nullptr;
 };
 
 // A declared metric: one of the store's stats, by kind.

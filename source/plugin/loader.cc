@@ -152,6 +152,14 @@ absl::StatusOr<std::unique_ptr<LoadedPlugin>> LoadPlugin(const std::string& path
   Lookup(handle, "sl_on_timer", hooks.timer);
   Lookup(handle, "sl_on_callout_done", hooks.callout_done);
   Lookup(handle, "sl_on_upstream_attempt_done", hooks.upstream_attempt_done);
+  // A plugin built for an older minor cannot mean the later hooks (a same-named function of
+  // its own would be called with arguments it does not expect).
+  if (minor >= 3) {
+    Lookup(handle, "sl_on_route_config_type", hooks.route_config_type);
+    Lookup(handle, "sl_on_route_config_new", hooks.route_config_new);
+    Lookup(handle, "sl_on_route_config_destroy", hooks.route_config_destroy);
+    Lookup(handle, "sl_on_route_select", hooks.route_select);
+  }
 
   std::vector<std::string> names;
   if (hooks.filter_names != nullptr) {

@@ -30,6 +30,12 @@ struct Hooks {
   void (*callout_done)(void*, sl_type_stream*, uint64_t, const sl_type_callout_result*) = nullptr;
   int (*upstream_attempt_done)(void*, sl_type_stream*, const sl_type_attempt_result*,
                                uint64_t*) = nullptr;
+  // Since 1.3 (looked up only in plugins built for 1.3 or later).
+  sl_type_result (*route_config_type)(sl_type_str, sl_type_config_type*) = nullptr;
+  sl_type_result (*route_config_new)(sl_type_config_host*, void*, sl_type_str, sl_type_str,
+                                     void**) = nullptr;
+  void (*route_config_destroy)(void*) = nullptr;
+  const sl_type_route* (*route_select)(void*, sl_type_stream*) = nullptr;
 };
 
 // A plugin file, loaded with dlopen(RTLD_NOW | RTLD_LOCAL) after the version handshake. Never

@@ -96,10 +96,14 @@ class PluginManagerImpl : public PluginManager {
     auto bytes = configBytes(**entry, proto, path, where);
     if (!bytes.ok()) return bytes.status();
 
+    std::vector<std::unique_ptr<sl_type_route>> routes;
+    std::vector<PendingRouteConfig> route_configs;
     sl_type_config_host host;
     host.filter_name = name;
     host.metrics = &metrics_;
     host.clusters = &clusters_;
+    host.routes = &routes;
+    host.route_configs = &route_configs;
     void* plugin_config = nullptr;
     const sl_type_result r =
         plugin.hooks().config_new(&host, sl_type_str{proto.filter().data(), proto.filter().size()},
@@ -109,13 +113,148 @@ class PluginManagerImpl : public PluginManager {
                                        host.error.empty() ? "(no message)" : host.error,
                                        locate(path, host.error), " (plugin ", plugin.path(), ")"));
     }
-    auto config = std::make_shared<const PluginFilterConfig>(plugin, name, plugin_config, store_);
+    auto config = std::make_shared<PluginFilterConfig>(plugin, name, plugin_config, store_);
+    if (!routes.empty()) {
+      if (plugin.hooks().route_select == nullptr) {
+        return Error(where, absl::StrCat("the plugin defines routes but exports no "
+                                         "sl_on_route_select (plugin ",
+                                         plugin.path(), ")"));
+      }
+      if (chain_.definer != nullptr) {
+        return Error(where, absl::StrCat("only one filter of an http_filters list may define "
+                                         "routes, and \"",
+                                         chain_.definer->name(), "\" does already"));
+      }
+      chain_.definer = config.get();
+      chain_.definer_path = path;
+      config->adoptRoutes(std::move(routes));
+      for (auto& c : route_configs) chain_.pending.push_back(std::move(c));
+    }
+    chain_.filters.push_back({config.get(), *entry, proto.filter(), path});
     return PluginFilterFactory(std::move(config));
+  }
+
+  void chainBegin(const std::string& path) override {
+    chain_ = Chain();
+    chain_.path = path;
+  }
+
+  absl::Status chainDone() override {
+    Chain chain = std::move(chain_);
+    chain_ = Chain();
+    for (const PendingRouteConfig& pending : chain.pending) {
+      absl::Status s = buildRouteConfig(chain, pending);
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
   }
 
  private:
   static absl::Status Error(const std::string& where, absl::string_view problem) {
     return absl::InvalidArgumentError(absl::StrCat(where, problem));
+  }
+
+  // The http_filters list being built: its plugin filters (by name), the one that defines
+  // routes, and the per-route configs its routes carry, built by chainDone.
+  struct ChainFilter {
+    PluginFilterConfig* config;
+    PluginEntry* entry;
+    std::string filter;  // the plugin's name for it (`filter`), which its hooks get
+    std::string path;
+  };
+  struct Chain {
+    std::string path;
+    std::vector<ChainFilter> filters;
+    PluginFilterConfig* definer = nullptr;
+    std::string definer_path;
+    std::vector<PendingRouteConfig> pending;
+  };
+
+  // One route's config for one filter of the chain: parsed as that filter's per-route type
+  // (errors at the value's own field path and line) and built by its sl_on_route_config_new.
+  absl::Status buildRouteConfig(const Chain& chain, const PendingRouteConfig& pending) {
+    const std::string& file_name = sources_.source();
+    const std::string value_path =
+        absl::StrCat(chain.definer_path, ".plugin.typed_config.", pending.field_path);
+    const std::string where =
+        absl::StrCat(file_name, file_name.empty() ? "" : ": ", chain.definer_path, ": filter \"",
+                     chain.definer->name(), "\": ", value_path, ": ");
+    const std::string at = sources_.WhereIs(value_path);
+    auto fail = [&](absl::string_view problem) { return Error(where, absl::StrCat(problem, at)); };
+    // parseTyped's own messages start with the value's path.
+    const std::string type_where =
+        absl::StrCat(file_name, file_name.empty() ? "" : ": ", chain.definer_path, ": filter \"",
+                     chain.definer->name(), "\": ");
+    const ChainFilter* target = nullptr;
+    std::vector<std::string> names;
+    for (const ChainFilter& f : chain.filters) {
+      names.push_back(absl::StrCat("\"", f.config->name(), "\""));
+      if (f.config->name() != pending.filter_name) continue;
+      if (target != nullptr) {
+        return fail(absl::StrCat("two filters of this http_filters list are named \"",
+                                 pending.filter_name, "\" (", target->path, " and ", f.path,
+                                 "): give one a `name` of its own"));
+      }
+      target = &f;
+    }
+    if (target == nullptr) {
+      return fail(absl::StrCat("no plugin filter named \"", pending.filter_name,
+                               "\" in this http_filters list (it has: ", absl::StrJoin(names, ", "),
+                               ")"));
+    }
+    const LoadedPlugin& plugin = *target->entry->plugin;
+    if (plugin.hooks().route_config_new == nullptr) {
+      return fail(absl::StrCat("filter \"", pending.filter_name,
+                               "\" takes no per-route config (its plugin exports no "
+                               "sl_on_route_config_new; plugin ",
+                               plugin.path(), ")"));
+    }
+    google::protobuf::Value value;
+    if (pending.format == SL_ROUTE_CONFIG_JSON) {
+      const auto status = google::protobuf::util::JsonStringToMessage(pending.value, &value);
+      if (!status.ok()) {
+        return fail(absl::StrCat("not JSON: ", std::string(status.message())));
+      }
+    } else if (!value.ParseFromString(pending.value)) {
+      return fail("not a serialized google.protobuf.Value");
+    }
+    // The filter's per-route type: its own hook, or its config's type.
+    const std::string& filter = target->filter;
+    sl_type_config_type type{};
+    type.size = sizeof(type);
+    bool typed = false;
+    auto type_hook = plugin.hooks().route_config_type != nullptr ? plugin.hooks().route_config_type
+                                                                 : plugin.hooks().config_type;
+    if (type_hook != nullptr) {
+      typed = type_hook(sl_type_str{filter.data(), filter.size()}, &type) == SL_OK &&
+              type.message_type.len != 0;
+    }
+    std::string bytes;
+    if (!typed) {
+      const auto status = google::protobuf::util::MessageToJsonString(value, &bytes);
+      if (!status.ok()) return fail(std::string(status.message()));
+    } else {
+      auto parsed = parseTyped(*target->entry, type, value, value_path, type_where);
+      if (!parsed.ok()) return parsed.status();
+      bytes = std::move(*parsed);
+    }
+    sl_type_config_host host;
+    host.filter_name = target->config->name();
+    host.metrics = &metrics_;
+    host.clusters = &clusters_;
+    void* route_config = nullptr;
+    const sl_type_result r = plugin.hooks().route_config_new(
+        &host, target->config->pluginConfig(), sl_type_str{filter.data(), filter.size()},
+        sl_type_str{bytes.data(), bytes.size()}, &route_config);
+    if (r != SL_OK) {
+      return Error(where, absl::StrCat("filter \"", pending.filter_name,
+                                       "\" rejected its per-route config: ",
+                                       host.error.empty() ? "(no message)" : host.error, at,
+                                       " (plugin ", plugin.path(), ")"));
+    }
+    target->config->adoptRouteConfig(route_config);
+    pending.route->filter_configs.push_back({target->config, route_config});
+    return absl::OkStatus();
   }
 
   // A plugin's message that starts with a field path of its config, as sluice's own do
@@ -157,13 +296,28 @@ class PluginManagerImpl : public PluginManager {
       if (!status.ok()) return Error(where, std::string(status.message()));
       return json;
     }
+    const std::string value_path = absl::StrCat(path, ".plugin.typed_config");
+    return parseTyped(entry, type, proto.has_typed_config() ? &proto.typed_config() : nullptr,
+                      value_path, where);
+  }
+
+  absl::StatusOr<std::string> parseTyped(PluginEntry& entry, const sl_type_config_type& type,
+                                         const google::protobuf::Value& value,
+                                         const std::string& value_path, const std::string& where) {
+    return parseTyped(entry, type, &value, value_path, where);
+  }
+
+  // Parses `value` (none: the type's defaults) as the message `type` names, found in the
+  // host's pool or the plugin's descriptor set; "@type" must name it. The serialized message.
+  absl::StatusOr<std::string> parseTyped(PluginEntry& entry, const sl_type_config_type& type,
+                                         const google::protobuf::Value* value,
+                                         const std::string& value_path, const std::string& where) {
     const std::string type_name(View(type.message_type));
     auto desc = resolveType(entry, type_name, View(type.descriptor_set), where);
     if (!desc.ok()) return desc.status();
 
-    const std::string value_path = absl::StrCat(path, ".plugin.typed_config");
-    if (proto.has_typed_config()) {
-      const google::protobuf::Value& v = proto.typed_config();
+    if (value != nullptr) {
+      const google::protobuf::Value& v = *value;
       if (v.kind_case() != google::protobuf::Value::kStructValue) {
         return Error(where, absl::StrCat(value_path, ": expected a mapping with \"@type\": \"",
                                          "type.googleapis.com/", type_name, "\""));
@@ -180,13 +334,14 @@ class PluginManagerImpl : public PluginManager {
       if (slash == std::string::npos || url.substr(slash + 1) != type_name) {
         return Error(where, absl::StrCat(value_path, ".@type: \"", url,
                                          "\" is not this filter's config type (",
-                                         "type.googleapis.com/", type_name, ")"));
+                                         "type.googleapis.com/", type_name, ")",
+                                         sources_.WhereIs(value_path + ".@type", value_path)));
       }
     }
     const google::protobuf::Message* prototype = prototypeOf(entry, *desc);
     std::unique_ptr<google::protobuf::Message> msg(prototype->New());
-    if (proto.has_typed_config()) {
-      absl::Status status = sources_.ParseValueInto(value_path, proto.typed_config(), *msg);
+    if (value != nullptr) {
+      absl::Status status = sources_.ParseValueInto(value_path, *value, *msg);
       if (!status.ok()) return status;
     }
     std::string bytes;
@@ -241,6 +396,7 @@ class PluginManagerImpl : public PluginManager {
   }
 
   std::vector<std::string> dirs_;
+  Chain chain_;
   const std::vector<std::string> clusters_;
   const config::ValueSources& sources_;
   stats::Store& store_;

@@ -13,9 +13,11 @@ using google::protobuf::util::TimeUtil;
 constexpr std::chrono::milliseconds kDefaultTcpIdleTimeout{3600 * 1000};
 }  // namespace
 
-absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(
-    const config::v1::Listener& l, const upstream::ClusterManager& clusters, stats::Store& store,
-    size_t workers, const std::string& path, const http::PluginFilterFactoryBuilder& plugins) {
+absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(const config::v1::Listener& l,
+                                                      const upstream::ClusterManager& clusters,
+                                                      stats::Store& store, size_t workers,
+                                                      const std::string& path,
+                                                      http::PluginFilterBuilder* plugins) {
   auto address = network::Address::fromIpPort(l.address().address(), l.address().port());
   if (!address.ok()) return address.status();
   const std::string prefix = absl::StrCat("listener.", l.name(), ".");

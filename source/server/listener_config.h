@@ -62,9 +62,10 @@ inline constexpr uint32_t kDefaultBufferLimit = 8 * 1024;
 // Builds a validated listener into its runtime form: defaults, filter factories, stats.
 // `path` is its field path in the config ("listeners[2]"), for errors; `plugins` builds plugin
 // HTTP filters.
-absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(
-    const config::v1::Listener& listener, const upstream::ClusterManager& clusters,
-    stats::Store& store, size_t workers, const std::string& path = "listener",
-    const http::PluginFilterFactoryBuilder& plugins = nullptr);
+absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(const config::v1::Listener& listener,
+                                                      const upstream::ClusterManager& clusters,
+                                                      stats::Store& store, size_t workers,
+                                                      const std::string& path = "listener",
+                                                      http::PluginFilterBuilder* plugins = nullptr);
 
 }  // namespace sluice::server

@@ -65,11 +65,6 @@ plugin::PluginManagerPtr PluginManagerFor(const config::v1::Bootstrap& bootstrap
       sources, store);
 }
 
-http::PluginFilterFactoryBuilder PluginBuilder(plugin::PluginManager& plugins) {
-  return [&plugins](const config::v1::PluginFilter& proto, const std::string& name,
-                    const std::string& path) { return plugins.filterFactory(proto, name, path); };
-}
-
 // The main thread's part: config, sockets, workers, admin, signals, and the drain.
 class Server {
  public:
@@ -158,11 +153,10 @@ absl::Status Server::run() {
   }
 
   plugins_ = PluginManagerFor(bootstrap_, sources_, store_);
-  const http::PluginFilterFactoryBuilder plugin_filters = PluginBuilder(*plugins_);
   std::vector<ListenerConfigPtr> listeners;
   for (int li = 0; li < bootstrap_.listeners_size(); ++li) {
     auto cfg = BuildListenerConfig(bootstrap_.listeners(li), *clusters_, store_, concurrency,
-                                   absl::StrCat("listeners[", li, "]"), plugin_filters);
+                                   absl::StrCat("listeners[", li, "]"), plugins_.get());
     if (!cfg.ok()) return cfg.status();
     if ((*cfg)->reclaim_idle) shared_->reclaim_any = true;
     listeners.push_back(std::move(*cfg));
@@ -332,10 +326,9 @@ absl::Status Validate(const config::v1::Bootstrap& bootstrap, const config::Valu
   auto clusters = upstream::ClusterManager::create(bootstrap, store);
   if (!clusters.ok()) return clusters.status();
   plugin::PluginManagerPtr plugins = PluginManagerFor(bootstrap, sources, store);
-  const http::PluginFilterFactoryBuilder plugin_filters = PluginBuilder(*plugins);
   for (int li = 0; li < bootstrap.listeners_size(); ++li) {
     auto cfg = BuildListenerConfig(bootstrap.listeners(li), **clusters, store, 1,
-                                   absl::StrCat("listeners[", li, "]"), plugin_filters);
+                                   absl::StrCat("listeners[", li, "]"), plugins.get());
     if (!cfg.ok()) return cfg.status();
   }
   return absl::OkStatus();

@@ -278,6 +278,47 @@ typedef struct sl_type_callout_result {
   sl_type_str body;
 } sl_type_callout_result;
 
+/* Since 1.3. Routes and per-route filter config (see ROUTES below). */
+/* A route a plugin (the router) defined at config time (sl_host_config_route_define). A host
+ * object: valid as long as the config of the filter that defined it. */
+typedef struct sl_type_route sl_type_route;
+
+/* Config for one filter of the chain, carried by a route (Envoy's typed_per_filter_config). */
+typedef struct sl_type_route_filter_config {
+  uint32_t size;
+  /* The name of a filter in the same http_filters list (its `name`, or its `filter` when it
+   * has none). */
+  sl_type_str filter_name;
+  /* The config, in `format`. */
+  sl_type_str value;
+  /* SL_ROUTE_CONFIG_PROTO_VALUE: a serialized google.protobuf.Value, as a
+   * `map<string, google.protobuf.Value>` field of the definer's own config carried it (the host
+   * kept where each part was written, so its errors name the line). SL_ROUTE_CONFIG_JSON: JSON
+   * text. Either way the host parses it as the target filter's per-route config type. */
+  uint32_t format;
+  /* Where the value is in the defining filter's config, in proto field names, e.g.
+   * `virtual_hosts[0].routes[2].typed_per_filter_config["auth"]`: errors start with it. */
+  sl_type_str field_path;
+} sl_type_route_filter_config;
+#define SL_ROUTE_CONFIG_PROTO_VALUE 0u
+#define SL_ROUTE_CONFIG_JSON 1u
+
+/* A route, as its defining plugin describes it to the host (sl_host_config_route_define). */
+typedef struct sl_type_route_def {
+  uint32_t size;
+  /* For logs and errors, e.g. "vhost/route". */
+  sl_type_str name;
+  /* The definer's own object for the route: sl_host_route_data gives it back to the definer
+   * (only) for the stream's route. Owned by the definer. */
+  void* data;
+  /* Key -> value strings any filter of the stream may read (sl_host_route_metadata_get). */
+  const sl_type_header* metadata;
+  size_t metadata_count;
+  /* Config for other filters of the chain on this route (at most one per filter). */
+  const sl_type_route_filter_config* filter_configs;
+  size_t filter_config_count;
+} sl_type_route_def;
+
 /* ------------------------------------------------------------------------------------------ */
 /* Hooks the plugin exports                                                                    */
 
@@ -348,6 +389,48 @@ SL_EXPORT int sl_on_upstream_attempt_done(void* filter, sl_type_stream* stream,
                                           const sl_type_attempt_result* result,
                                           uint64_t* retry_after_ms);
 
+/* ROUTES (since 1.3)
+ *   One filter of a chain may define routes (the router does): in sl_on_config_new it calls
+ *   sl_host_config_route_define for each, with the route's metadata and the config it carries
+ *   for other filters of the chain, and it exports sl_on_route_select. The stream's route is
+ *   chosen lazily, as Envoy's route cache is: the first time any filter of the stream asks for
+ *   it (sl_host_route_config, sl_host_route_metadata_get, sl_host_route_data), the host calls
+ *   the definer's sl_on_route_select with the request as it is then, and keeps the answer for
+ *   the stream — so a filter placed before the router in the chain sees the route the router
+ *   will take. A filter that changes what routing looks at (the path, the authority, a header a
+ *   route matches) and wants the route chosen again calls sl_host_route_clear.
+ *   A filter that accepts per-route config exports sl_on_route_config_new (and, optionally,
+ *   sl_on_route_config_type and sl_on_route_config_destroy); the host parses each route's value
+ *   for it (typed like the filter's config, errors with field path and line) after the whole
+ *   chain is configured, whatever the order of the filters in it, and refuses a config that
+ *   names a filter not in the chain or one that takes no per-route config. */
+
+/* Optional (since 1.3). The type of filter `filter_name`'s per-route config, as
+ * sl_on_config_type (SL_ERR_NOT_FOUND or empty: JSON text). Absent: the same type as the
+ * filter's own config. */
+SL_EXPORT sl_type_result sl_on_route_config_type(sl_type_str filter_name,
+                                                 sl_type_config_type* out);
+
+/* Optional (since 1.3). Builds a per-route config of filter `filter_name` (main thread, after
+ * every filter of the chain has its config): `config` is that filter's own config object,
+ * `route_config` the parsed bytes (serialized message, or JSON text). Set *route_config_out and
+ * return SL_OK, or refuse with sl_host_config_error and an error. Absent: per-route config for
+ * this filter is refused at load. */
+SL_EXPORT sl_type_result sl_on_route_config_new(sl_type_config_host* host, void* config,
+                                                sl_type_str filter_name, sl_type_str route_config,
+                                                void** route_config_out);
+
+/* Optional (since 1.3). Frees a per-route config (main thread), before the filter's own config
+ * is destroyed and after the last stream that could read it. */
+SL_EXPORT void sl_on_route_config_destroy(void* route_config);
+
+/* Optional (since 1.3), for a filter that defines routes. Chooses the stream's route from its
+ * request (headers readable as in a request hook; nothing may be changed, paused or sent here):
+ * a route this filter's config defined, or NULL when none matches. Called at most once per
+ * stream until sl_host_route_clear, from inside whichever hook first needed the route (possibly
+ * another filter's). */
+SL_EXPORT const sl_type_route* sl_on_route_select(void* filter, sl_type_stream* stream);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Host functions: config time (main thread, inside sl_on_config_new)                          */
 
@@ -371,6 +454,14 @@ size_t sl_host_config_clusters(sl_type_config_host* host, sl_type_str* names, si
 /* SL_OK when the config has a cluster named exactly `name`, SL_ERR_NOT_FOUND when it has not,
  * SL_ERR_INVALID for a NULL host or a NULL name with a length. */
 sl_type_result sl_host_config_cluster_exists(sl_type_config_host* host, sl_type_str name);
+
+/* Since 1.3. Defines a route (see ROUTES): copies `def` (names, metadata, values) and returns
+ * the host's handle in *route_out, which sl_on_route_select returns for it. Per-route configs
+ * are checked after the chain is built (errors then name def->filter_configs[i].field_path).
+ * SL_ERR_INVALID: a metadata key that is empty, a value with CR/LF/NUL, the same filter twice,
+ * an unknown format. At most one filter of a chain may define routes. */
+sl_type_result sl_host_config_route_define(sl_type_config_host* host, const sl_type_route_def* def,
+                                           const sl_type_route** route_out);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Host functions: any thread                                                                  */
@@ -479,6 +570,22 @@ sl_type_result sl_host_timer_cancel(sl_type_stream* stream, uint64_t token);
 sl_type_result sl_host_callout(sl_type_stream* stream, sl_type_str cluster,
                                const sl_type_header* headers, size_t header_count, sl_type_str body,
                                uint64_t timeout_ms, uint64_t* callout_id);
+
+/* Since 1.3: the stream's route (see ROUTES). Each chooses the route first if it is not chosen
+ * yet (calling the definer's sl_on_route_select); from a request hook or later. */
+/* This filter's config for the route (the object its sl_on_route_config_new made) in
+ * *route_config. SL_ERR_NOT_FOUND: no route, or the route carries none for this filter (use the
+ * filter's own config). SL_ERR_STATE: before the request head. */
+sl_type_result sl_host_route_config(sl_type_stream* stream, void** route_config);
+/* The route's metadata value for `key`. SL_ERR_NOT_FOUND: no route or no such key. */
+sl_type_result sl_host_route_metadata_get(sl_type_stream* stream, sl_type_str key,
+                                          sl_type_str* value);
+/* For the filter that defined the routes: the sl_type_route_def.data of the stream's route.
+ * SL_ERR_NOT_FOUND: no route matched (or the caller is not the definer). */
+sl_type_result sl_host_route_data(sl_type_stream* stream, void** data);
+/* Forgets the stream's route: the next question chooses again (Envoy's clearRouteCache), e.g.
+ * after this filter rewrote :path. */
+sl_type_result sl_host_route_clear(sl_type_stream* stream);
 
 /* The terminal decision: once the request has passed every filter, the core sends it to a host
  * of `request->cluster` over a pooled connection and streams both ways (body bytes do not cross

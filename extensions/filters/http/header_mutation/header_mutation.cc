@@ -83,6 +83,29 @@ class HeaderMutationConfig : public FilterConfig {
     return config;
   }
 
+  // A route's own HeaderMutation replaces this one on that route (ABI 1.3 per-route config):
+  // e.g. one route that must not get a header every other route gets.
+  std::unique_ptr<sluice::sdk::RouteConfig> newRouteConfig(ConfigContext& ctx) override {
+    auto route = std::make_unique<PerRoute>();
+    if (!ctx.parse(route->proto)) {
+      ctx.fail("cannot decode the HeaderMutation config");
+      return nullptr;
+    }
+    if (!Check(route->proto.request(), "request", ctx) ||
+        !Check(route->proto.response(), "response", ctx)) {
+      return nullptr;
+    }
+    return route;
+  }
+  struct PerRoute : sluice::sdk::RouteConfig {
+    pb::HeaderMutation proto;
+  };
+  // The mutations for the stream's route.
+  const pb::HeaderMutation& forStream(Stream& stream) const {
+    const PerRoute* route = stream.routeConfig<PerRoute>();
+    return route != nullptr ? route->proto : proto;
+  }
+
   // No per-stream state: every stream shares one filter (no allocation per request).
   Filter* sharedFilter() override { return &shared_; }
   std::unique_ptr<Filter> newFilter(Stream&) override {
@@ -94,12 +117,12 @@ class HeaderMutationConfig : public FilterConfig {
 };
 
 sl_type_action HeaderMutationFilter::onRequestHeaders(Stream& stream, bool) {
-  Apply(config_.proto.request(), stream.requestHeaders());
+  Apply(config_.forStream(stream).request(), stream.requestHeaders());
   return SL_ACTION_CONTINUE;
 }
 
 sl_type_action HeaderMutationFilter::onResponseHeaders(Stream& stream, bool) {
-  Apply(config_.proto.response(), stream.responseHeaders());
+  Apply(config_.forStream(stream).response(), stream.responseHeaders());
   return SL_ACTION_CONTINUE;
 }
 

@@ -273,6 +273,8 @@ struct QueryMatch {
   }
 };
 
+struct VirtualHost;
+
 struct Route {
   std::string name;
   // Match.
@@ -300,6 +302,9 @@ struct Route {
   pb::RedirectAction redirect;
   pb::DirectResponseAction direct;
   Mutations mutations;
+  // The host's handle for the route (sl_host_config_route_define) and its virtual host.
+  const sl_type_route* handle = nullptr;
+  const VirtualHost* vhost = nullptr;
 
   bool matches(std::string_view method, std::string_view path_only, std::string_view query_str,
                const Headers& h) const {
@@ -344,12 +349,12 @@ class RouterConfig;
 class RouterFilter : public Filter {
  public:
   explicit RouterFilter(const RouterConfig& config) : config_(config) {}
+  const sl_type_route* onSelectRoute(Stream& s) override;
   sl_type_action onRequestHeaders(Stream& s, bool end_stream) override;
   sl_type_action onResponseHeaders(Stream& s, bool end_stream) override;
 
  private:
   const RouterConfig& config_;
-  const VirtualHost* vhost_ = nullptr;
   const Route* route_ = nullptr;
 };
 
@@ -502,6 +507,74 @@ class RouterConfig : public FilterConfig {
         vh.routes.push_back(std::move(r));
       }
       vhosts.push_back(std::move(vh));
+    }
+    // The routes are where they stay now: tell the host about each (its handle is what
+    // onSelectRoute returns), with what it carries for other filters.
+    for (size_t vi = 0; vi < vhosts.size(); ++vi) {
+      const auto& vp = proto.virtual_hosts(static_cast<int>(vi));
+      const std::string where = "virtual_hosts[" + std::to_string(vi) + "]";
+      if (!CheckPerFilter(vp.typed_per_filter_config(), vp.metadata(), where, error)) return false;
+      for (size_t ri = 0; ri < vhosts[vi].routes.size(); ++ri) {
+        Route& r = vhosts[vi].routes[ri];
+        const auto& rp = vp.routes(static_cast<int>(ri));
+        const std::string rwhere = where + ".routes[" + std::to_string(ri) + "]";
+        if (!CheckPerFilter(rp.typed_per_filter_config(), rp.metadata(), rwhere, error)) {
+          return false;
+        }
+        r.vhost = &vhosts[vi];
+        ConfigContext::RouteDefinition def;
+        def.name = vhosts[vi].name + "/" + (r.name.empty() ? std::to_string(ri) : r.name);
+        def.data = &r;
+        // The route's own entries, then the virtual host's for filters the route leaves out.
+        std::map<std::string, std::string> metadata(rp.metadata().begin(), rp.metadata().end());
+        metadata.insert(vp.metadata().begin(), vp.metadata().end());
+        def.metadata.assign(metadata.begin(), metadata.end());
+        const std::map<std::string, google::protobuf::Value> own(
+            rp.typed_per_filter_config().begin(), rp.typed_per_filter_config().end());
+        const std::map<std::string, google::protobuf::Value> inherited(
+            vp.typed_per_filter_config().begin(), vp.typed_per_filter_config().end());
+        for (const auto& [filter, value] : own) {
+          def.filter_configs.push_back({filter, value.SerializeAsString(),
+                                        SL_ROUTE_CONFIG_PROTO_VALUE,
+                                        rwhere + ".typed_per_filter_config[\"" + filter + "\"]"});
+        }
+        for (const auto& [filter, value] : inherited) {
+          if (own.count(filter) != 0) continue;
+          def.filter_configs.push_back({filter, value.SerializeAsString(),
+                                        SL_ROUTE_CONFIG_PROTO_VALUE,
+                                        where + ".typed_per_filter_config[\"" + filter + "\"]"});
+        }
+        r.handle = ctx.defineRoute(def);
+        if (r.handle == nullptr) {
+          error = rwhere + ": the host refused the route's definition";
+          return false;
+        }
+      }
+    }
+    return true;
+  }
+
+  // typed_per_filter_config keys name filters; metadata keys are non-empty and values one line.
+  static bool CheckPerFilter(
+      const google::protobuf::Map<std::string, google::protobuf::Value>& per_filter,
+      const google::protobuf::Map<std::string, std::string>& metadata, const std::string& where,
+      std::string& error) {
+    for (const auto& [filter, value] : per_filter) {
+      if (!IsValidName(filter)) {
+        error = where + ".typed_per_filter_config: " + Quoted(filter) +
+                " is not a filter name: " + kNameRule;
+        return false;
+      }
+    }
+    for (const auto& [key, value] : metadata) {
+      if (key.empty()) {
+        error = where + ".metadata: an empty key";
+        return false;
+      }
+      if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+        error = where + ".metadata[\"" + key + "\"]: a value with CR, LF or NUL";
+        return false;
+      }
     }
     return true;
   }
@@ -836,7 +909,9 @@ std::string HashKey(const Route& r, Stream& s, const Headers& h) {
   return {};
 }
 
-sl_type_action RouterFilter::onRequestHeaders(Stream& s, bool) {
+// The route is chosen here, when a filter of the stream first needs it (the host caches the
+// answer): the router's own request hook, or an earlier filter reading its per-route config.
+const sl_type_route* RouterFilter::onSelectRoute(Stream& s) {
   Headers h = s.requestHeaders();
   const std::string_view authority = h.get(":authority").value_or("");
   const std::string_view target = h.get(":path").value_or("/");
@@ -845,15 +920,21 @@ sl_type_action RouterFilter::onRequestHeaders(Stream& s, bool) {
   const std::string_view path = target.substr(0, q);
   const std::string_view query =
       q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
-  vhost_ = config_.findHost(authority);
-  if (vhost_ != nullptr) {
-    for (const Route& r : vhost_->routes) {
-      if (r.matches(method, path, query, h)) {
-        route_ = &r;
-        break;
-      }
-    }
+  const VirtualHost* vhost = config_.findHost(authority);
+  if (vhost == nullptr) return nullptr;
+  for (const Route& r : vhost->routes) {
+    if (r.matches(method, path, query, h)) return r.handle;
   }
+  return nullptr;
+}
+
+sl_type_action RouterFilter::onRequestHeaders(Stream& s, bool) {
+  Headers h = s.requestHeaders();
+  const std::string_view authority = h.get(":authority").value_or("");
+  const std::string_view target = h.get(":path").value_or("/");
+  const size_t q = target.find('?');
+  const std::string_view path = target.substr(0, q);
+  route_ = static_cast<const Route*>(s.routeData());
   if (route_ == nullptr) {
     config_.no_route.inc();
     s.sendResponse(404, "no route\n", {}, "no_route");
@@ -888,7 +969,7 @@ sl_type_action RouterFilter::onRequestHeaders(Stream& s, bool) {
     h.set(":path", p);
   }
   if (!r.host_rewrite.empty()) h.set(":authority", r.host_rewrite);
-  Mutations::Apply(h, vhost_->mutations.request_remove, vhost_->mutations.request_add);
+  Mutations::Apply(h, r.vhost->mutations.request_remove, r.vhost->mutations.request_add);
   Mutations::Apply(h, r.mutations.request_remove, r.mutations.request_add);
   const std::string& cluster = config_.pickCluster(r);
   const std::string key = HashKey(r, s, h);
@@ -912,7 +993,8 @@ sl_type_action RouterFilter::onResponseHeaders(Stream& s, bool) {
   if (route_ == nullptr) return SL_ACTION_CONTINUE;
   Headers h = s.responseHeaders();
   Mutations::Apply(h, route_->mutations.response_remove, route_->mutations.response_add);
-  Mutations::Apply(h, vhost_->mutations.response_remove, vhost_->mutations.response_add);
+  Mutations::Apply(h, route_->vhost->mutations.response_remove,
+                   route_->vhost->mutations.response_add);
   return SL_ACTION_CONTINUE;
 }
 

@@ -167,6 +167,8 @@ class Body {
   sl_type_body which_;
 };
 
+class RouteConfig;
+
 // A filter's stream: what the host functions offer, as methods. A handle (cheap to copy),
 // valid while the filter instance lives.
 class Stream {
@@ -252,6 +254,28 @@ class Stream {
     return sl_host_set_upstream(s_, &r);
   }
 
+  // The stream's route (ABI 1.3, see ROUTES in sluice_plugin.h), chosen on first use.
+  // This filter's per-route config (the object its FilterConfig::newRouteConfig made), or
+  // nullptr when the route carries none for it (or there is no route).
+  template <class T>
+  const T* routeConfig() const {
+    void* c = nullptr;
+    if (sl_host_route_config(s_, &c) != SL_OK) return nullptr;
+    return static_cast<const T*>(static_cast<const RouteConfig*>(c));
+  }
+  std::optional<std::string_view> routeMetadata(std::string_view key) const {
+    sl_type_str v{};
+    if (sl_host_route_metadata_get(s_, Str(key), &v) != SL_OK) return std::nullopt;
+    return View(v);
+  }
+  // For the filter that defines the routes: the data it gave the stream's route.
+  void* routeData() const {
+    void* d = nullptr;
+    return sl_host_route_data(s_, &d) == SL_OK ? d : nullptr;
+  }
+  // Forgets the route: the next question chooses again (after a rewrite routing depends on).
+  void clearRoute() const { sl_host_route_clear(s_); }
+
   // Filter::onTimer(stream, token) after `delay_ms`.
   sl_type_result startTimer(uint64_t token, uint64_t delay_ms) const {
     return sl_host_timer_start(s_, token, delay_ms);
@@ -263,6 +287,13 @@ class Stream {
 };
 
 class Filter;
+
+// A per-route config object (ABI 1.3): what FilterConfig::newRouteConfig returns, and
+// Stream::routeConfig<T>() gives back. Built on the main thread, read by every worker.
+class RouteConfig {
+ public:
+  virtual ~RouteConfig() = default;
+};
 
 // A counted reference to a stream that other threads may hold (RAII; movable). post() runs a
 // function on the stream's worker, soon, with the stream's filter and stream — or with nullptrs
@@ -368,6 +399,52 @@ class ConfigContext {
     return sl_host_config_cluster_exists(host_, Str(name)) == SL_OK;
   }
 
+  // For a filter that defines routes (ABI 1.3, see ROUTES in sluice_plugin.h): one route, its
+  // metadata and the config it carries for other filters of the chain. Returns the handle
+  // Filter::onSelectRoute returns for it, or nullptr (refused: an invalid definition).
+  struct RouteFilterConfig {
+    std::string filter;  // a filter name of the chain
+    std::string value;   // a serialized google.protobuf.Value, or JSON text
+    uint32_t format = SL_ROUTE_CONFIG_PROTO_VALUE;
+    std::string field_path;  // where it is in this filter's config, for errors
+  };
+  struct RouteDefinition {
+    std::string name;
+    void* data = nullptr;
+    std::vector<std::pair<std::string, std::string>> metadata;
+    std::vector<RouteFilterConfig> filter_configs;
+  };
+  const sl_type_route* defineRoute(const RouteDefinition& d) const {
+    std::vector<sl_type_header> md;
+    md.reserve(d.metadata.size());
+    for (const auto& [k, v] : d.metadata) md.push_back(sl_type_header{Str(k), Str(v)});
+    std::vector<sl_type_route_filter_config> fc;
+    fc.reserve(d.filter_configs.size());
+    for (const auto& c : d.filter_configs) {
+      sl_type_route_filter_config r;
+      std::memset(&r, 0, sizeof(r));
+      r.size = sizeof(r);
+      r.filter_name = Str(c.filter);
+      r.value = Str(c.value);
+      r.format = c.format;
+      r.field_path = Str(c.field_path);
+      fc.push_back(r);
+    }
+    sl_type_route_def def;
+    std::memset(&def, 0, sizeof(def));
+    def.size = sizeof(def);
+    def.name = Str(d.name);
+    def.data = d.data;
+    def.metadata = md.data();
+    def.metadata_count = md.size();
+    def.filter_configs = fc.data();
+    def.filter_config_count = fc.size();
+    const sl_type_route* route = nullptr;
+    if (sl_host_config_route_define(host_, &def, &route) != SL_OK) return nullptr;
+    return route;
+  }
+  sl_type_config_host* raw() const { return host_; }
+
  private:
   sl_type_metric* define(sl_type_metric_kind kind, std::string_view name) {
     sl_type_metric* m = nullptr;
@@ -404,6 +481,9 @@ class Filter {
                                      uint64_t* /*retry_after_ms*/) {
     return false;
   }
+  // For a filter whose config defines routes (ABI 1.3): the stream's route (a handle from
+  // ConfigContext::defineRoute), or nullptr when none matches. Only reads the request.
+  virtual const sl_type_route* onSelectRoute(Stream&) { return nullptr; }
 
  private:
   friend struct FilterAccess;
@@ -421,6 +501,13 @@ class FilterConfig {
   // every worker shares (its methods must then be safe to call concurrently: read-only). When
   // this returns non-null, newFilter is not called and no allocation happens per stream.
   virtual Filter* sharedFilter() { return nullptr; }
+  // Per-route config for this filter (ABI 1.3): `ctx.bytes()` is a route's value, parsed as the
+  // registration's route config type. Return nullptr after ctx.fail() to refuse it. The default
+  // refuses: the filter takes no per-route config.
+  virtual std::unique_ptr<RouteConfig> newRouteConfig(ConfigContext& ctx) {
+    ctx.fail("this filter takes no per-route config");
+    return nullptr;
+  }
 };
 
 // The SDK's access to Filter internals.
@@ -436,16 +523,22 @@ struct FilterRegistration {
   const char* config_type;          // full protobuf message name, or "" for JSON
   std::string_view descriptor_set;  // serialized FileDescriptorSet, or empty
   std::unique_ptr<FilterConfig> (*create)(ConfigContext&);
+  // The per-route config's message type (ABI 1.3): nullptr means the config's own type, ""
+  // JSON.
+  const char* route_config_type = nullptr;
 };
 
-// Register<MyConfig>("name"[, "pkg.Message"]): MyConfig derives from FilterConfig and has
+// Register<MyConfig>("name"[, "pkg.Message"[, descriptor_set[, "pkg.PerRouteMessage"]]]):
+// MyConfig derives from FilterConfig and has
 // `static std::unique_ptr<MyConfig> create(ConfigContext&)`.
 template <class Config>
 constexpr FilterRegistration Register(const char* name, const char* config_type = "",
-                                      std::string_view descriptor_set = {}) {
+                                      std::string_view descriptor_set = {},
+                                      const char* route_config_type = nullptr) {
   return FilterRegistration{
       name, config_type, descriptor_set,
-      [](ConfigContext& ctx) -> std::unique_ptr<FilterConfig> { return Config::create(ctx); }};
+      [](ConfigContext& ctx) -> std::unique_ptr<FilterConfig> { return Config::create(ctx); },
+      route_config_type};
 }
 
 template <class Fn>
@@ -492,145 +585,184 @@ inline Filter* AsFilter(void* f) { return static_cast<Filter*>(f); }
 
 // Defines the plugin's exported hooks for the filters listed (FilterRegistration values).
 // Use once per plugin, at namespace scope.
-#define SLUICE_PLUGIN_FILTERS(...)                                                              \
-  namespace sluice_sdk_plugin {                                                                 \
-  static const ::sluice::sdk::FilterRegistration kFilters[] = {__VA_ARGS__};                    \
-  static constexpr size_t kFilterCount = sizeof(kFilters) / sizeof(kFilters[0]);                \
-  static const ::sluice::sdk::FilterRegistration* Find(sl_type_str name) {                      \
-    for (const auto& r : kFilters) {                                                            \
-      if (::sluice::sdk::View(name) == r.name) return &r;                                       \
-    }                                                                                           \
-    return nullptr;                                                                             \
-  }                                                                                             \
-  }                                                                                             \
-  extern "C" {                                                                                  \
-  SL_EXPORT uint32_t sl_on_abi_version(void) { return SL_ABI_VERSION; }                         \
-  SL_EXPORT const char* const* sl_on_filter_names(void) {                                       \
-    static const char* names[sluice_sdk_plugin::kFilterCount + 1] = {};                         \
-    for (size_t i = 0; i < sluice_sdk_plugin::kFilterCount; ++i) {                              \
-      names[i] = sluice_sdk_plugin::kFilters[i].name;                                           \
-    }                                                                                           \
-    return names;                                                                               \
-  }                                                                                             \
-  SL_EXPORT sl_type_result sl_on_config_type(sl_type_str name, sl_type_config_type* out) {      \
-    const auto* r = sluice_sdk_plugin::Find(name);                                              \
-    if (r == nullptr || r->config_type[0] == '\0') return SL_ERR_NOT_FOUND;                     \
-    out->message_type = ::sluice::sdk::Str(r->config_type);                                     \
-    if (out->size >= offsetof(sl_type_config_type, descriptor_set) + sizeof(sl_type_str)) {     \
-      out->descriptor_set = ::sluice::sdk::Str(r->descriptor_set);                              \
-    }                                                                                           \
-    return SL_OK;                                                                               \
-  }                                                                                             \
-  SL_EXPORT sl_type_result sl_on_config_new(sl_type_config_host* host, sl_type_str name,        \
-                                            sl_type_str config, void** out) {                   \
-    const auto* r = sluice_sdk_plugin::Find(name);                                              \
-    ::sluice::sdk::ConfigContext ctx(host, ::sluice::sdk::View(name),                           \
-                                     ::sluice::sdk::View(config));                              \
-    if (r == nullptr) {                                                                         \
-      ctx.fail("no such filter in this plugin");                                                \
-      return SL_ERR_NOT_FOUND;                                                                  \
-    }                                                                                           \
-    try {                                                                                       \
-      auto c = r->create(ctx);                                                                  \
-      if (!c) return SL_ERR_INVALID;                                                            \
-      /* Marked here, on the main thread, not by the workers that hand it out. */               \
-      if (::sluice::sdk::Filter* shared = c->sharedFilter()) {                                  \
-        ::sluice::sdk::FilterAccess::markShared(*shared);                                       \
-      }                                                                                         \
-      *out = new ::sluice::sdk::internal::ConfigHolder{r, std::move(c)};                        \
-      return SL_OK;                                                                             \
-    } catch (const std::exception& e) {                                                         \
-      ctx.fail(std::string("exception: ") + e.what());                                          \
-    } catch (...) {                                                                             \
-      ctx.fail("exception of unknown type");                                                    \
-    }                                                                                           \
-    return SL_ERR_INVALID;                                                                      \
-  }                                                                                             \
-  SL_EXPORT void sl_on_config_destroy(void* config) {                                           \
-    delete static_cast<::sluice::sdk::internal::ConfigHolder*>(config);                         \
-  }                                                                                             \
-  SL_EXPORT void* sl_on_filter_new(void* config, sl_type_stream* s) {                           \
-    try {                                                                                       \
-      auto* holder = static_cast<::sluice::sdk::internal::ConfigHolder*>(config);               \
-      if (::sluice::sdk::Filter* shared = holder->config->sharedFilter()) return shared;        \
-      ::sluice::sdk::Stream stream(s);                                                          \
-      return holder->config->newFilter(stream).release();                                       \
-    } catch (...) {                                                                             \
-      return nullptr; /* the host fails the stream (500) and counts it */                       \
-    }                                                                                           \
-  }                                                                                             \
-  SL_EXPORT void sl_on_filter_destroy(void* f) {                                                \
-    ::sluice::sdk::Filter* filter = ::sluice::sdk::internal::AsFilter(f);                       \
-    if (!::sluice::sdk::FilterAccess::shared(*filter)) delete filter;                           \
-  }                                                                                             \
-  SL_EXPORT sl_type_action sl_on_request_headers(void* f, sl_type_stream* s, int end) {         \
-    return ::sluice::sdk::internal::Guard(s, [&] {                                              \
-      ::sluice::sdk::Stream st(s);                                                              \
-      return ::sluice::sdk::internal::AsFilter(f)->onRequestHeaders(st, end != 0);              \
-    });                                                                                         \
-  }                                                                                             \
-  SL_EXPORT sl_type_action sl_on_request_body(void* f, sl_type_stream* s, int end) {            \
-    return ::sluice::sdk::internal::Guard(s, [&] {                                              \
-      ::sluice::sdk::Stream st(s);                                                              \
-      return ::sluice::sdk::internal::AsFilter(f)->onRequestBody(st, end != 0);                 \
-    });                                                                                         \
-  }                                                                                             \
-  SL_EXPORT sl_type_action sl_on_request_trailers(void* f, sl_type_stream* s) {                 \
-    return ::sluice::sdk::internal::Guard(s, [&] {                                              \
-      ::sluice::sdk::Stream st(s);                                                              \
-      return ::sluice::sdk::internal::AsFilter(f)->onRequestTrailers(st);                       \
-    });                                                                                         \
-  }                                                                                             \
-  SL_EXPORT sl_type_action sl_on_response_headers(void* f, sl_type_stream* s, int end) {        \
-    return ::sluice::sdk::internal::Guard(s, [&] {                                              \
-      ::sluice::sdk::Stream st(s);                                                              \
-      return ::sluice::sdk::internal::AsFilter(f)->onResponseHeaders(st, end != 0);             \
-    });                                                                                         \
-  }                                                                                             \
-  SL_EXPORT sl_type_action sl_on_response_body(void* f, sl_type_stream* s, int end) {           \
-    return ::sluice::sdk::internal::Guard(s, [&] {                                              \
-      ::sluice::sdk::Stream st(s);                                                              \
-      return ::sluice::sdk::internal::AsFilter(f)->onResponseBody(st, end != 0);                \
-    });                                                                                         \
-  }                                                                                             \
-  SL_EXPORT sl_type_action sl_on_response_trailers(void* f, sl_type_stream* s) {                \
-    return ::sluice::sdk::internal::Guard(s, [&] {                                              \
-      ::sluice::sdk::Stream st(s);                                                              \
-      return ::sluice::sdk::internal::AsFilter(f)->onResponseTrailers(st);                      \
-    });                                                                                         \
-  }                                                                                             \
-  SL_EXPORT void sl_on_stream_complete(void* f, sl_type_stream* s) {                            \
-    ::sluice::sdk::internal::Guard(s, [&] {                                                     \
-      ::sluice::sdk::Stream st(s);                                                              \
-      ::sluice::sdk::internal::AsFilter(f)->onStreamComplete(st);                               \
-      return SL_ACTION_CONTINUE;                                                                \
-    });                                                                                         \
-  }                                                                                             \
-  SL_EXPORT void sl_on_timer(void* f, sl_type_stream* s, uint64_t token) {                      \
-    ::sluice::sdk::internal::Guard(s, [&] {                                                     \
-      ::sluice::sdk::Stream st(s);                                                              \
-      ::sluice::sdk::internal::AsFilter(f)->onTimer(st, token);                                 \
-      return SL_ACTION_CONTINUE;                                                                \
-    });                                                                                         \
-  }                                                                                             \
-  SL_EXPORT void sl_on_callout_done(void* f, sl_type_stream* s, uint64_t id,                    \
-                                    const sl_type_callout_result* r) {                          \
-    ::sluice::sdk::internal::Guard(s, [&] {                                                     \
-      ::sluice::sdk::Stream st(s);                                                              \
-      ::sluice::sdk::internal::AsFilter(f)->onCalloutDone(st, id, *r);                          \
-      return SL_ACTION_CONTINUE;                                                                \
-    });                                                                                         \
-  }                                                                                             \
-  SL_EXPORT int sl_on_upstream_attempt_done(void* f, sl_type_stream* s,                         \
-                                            const sl_type_attempt_result* r, uint64_t* delay) { \
-    bool retry = false;                                                                         \
-    ::sluice::sdk::internal::Guard(s, [&] {                                                     \
-      ::sluice::sdk::Stream st(s);                                                              \
-      retry = ::sluice::sdk::internal::AsFilter(f)->onUpstreamAttemptDone(st, *r, delay);       \
-      return SL_ACTION_CONTINUE;                                                                \
-    });                                                                                         \
-    return retry ? 1 : 0;                                                                       \
-  }                                                                                             \
+#define SLUICE_PLUGIN_FILTERS(...)                                                                 \
+  namespace sluice_sdk_plugin {                                                                    \
+  static const ::sluice::sdk::FilterRegistration kFilters[] = {__VA_ARGS__};                       \
+  static constexpr size_t kFilterCount = sizeof(kFilters) / sizeof(kFilters[0]);                   \
+  static const ::sluice::sdk::FilterRegistration* Find(sl_type_str name) {                         \
+    for (const auto& r : kFilters) {                                                               \
+      if (::sluice::sdk::View(name) == r.name) return &r;                                          \
+    }                                                                                              \
+    return nullptr;                                                                                \
+  }                                                                                                \
+  }                                                                                                \
+  extern "C" {                                                                                     \
+  SL_EXPORT uint32_t sl_on_abi_version(void) { return SL_ABI_VERSION; }                            \
+  SL_EXPORT const char* const* sl_on_filter_names(void) {                                          \
+    static const char* names[sluice_sdk_plugin::kFilterCount + 1] = {};                            \
+    for (size_t i = 0; i < sluice_sdk_plugin::kFilterCount; ++i) {                                 \
+      names[i] = sluice_sdk_plugin::kFilters[i].name;                                              \
+    }                                                                                              \
+    return names;                                                                                  \
+  }                                                                                                \
+  SL_EXPORT sl_type_result sl_on_config_type(sl_type_str name, sl_type_config_type* out) {         \
+    const auto* r = sluice_sdk_plugin::Find(name);                                                 \
+    if (r == nullptr || r->config_type[0] == '\0') return SL_ERR_NOT_FOUND;                        \
+    out->message_type = ::sluice::sdk::Str(r->config_type);                                        \
+    if (out->size >= offsetof(sl_type_config_type, descriptor_set) + sizeof(sl_type_str)) {        \
+      out->descriptor_set = ::sluice::sdk::Str(r->descriptor_set);                                 \
+    }                                                                                              \
+    return SL_OK;                                                                                  \
+  }                                                                                                \
+  SL_EXPORT sl_type_result sl_on_config_new(sl_type_config_host* host, sl_type_str name,           \
+                                            sl_type_str config, void** out) {                      \
+    const auto* r = sluice_sdk_plugin::Find(name);                                                 \
+    ::sluice::sdk::ConfigContext ctx(host, ::sluice::sdk::View(name),                              \
+                                     ::sluice::sdk::View(config));                                 \
+    if (r == nullptr) {                                                                            \
+      ctx.fail("no such filter in this plugin");                                                   \
+      return SL_ERR_NOT_FOUND;                                                                     \
+    }                                                                                              \
+    try {                                                                                          \
+      auto c = r->create(ctx);                                                                     \
+      if (!c) return SL_ERR_INVALID;                                                               \
+      /* Marked here, on the main thread, not by the workers that hand it out. */                  \
+      if (::sluice::sdk::Filter* shared = c->sharedFilter()) {                                     \
+        ::sluice::sdk::FilterAccess::markShared(*shared);                                          \
+      }                                                                                            \
+      *out = new ::sluice::sdk::internal::ConfigHolder{r, std::move(c)};                           \
+      return SL_OK;                                                                                \
+    } catch (const std::exception& e) {                                                            \
+      ctx.fail(std::string("exception: ") + e.what());                                             \
+    } catch (...) {                                                                                \
+      ctx.fail("exception of unknown type");                                                       \
+    }                                                                                              \
+    return SL_ERR_INVALID;                                                                         \
+  }                                                                                                \
+  SL_EXPORT void sl_on_config_destroy(void* config) {                                              \
+    delete static_cast<::sluice::sdk::internal::ConfigHolder*>(config);                            \
+  }                                                                                                \
+  SL_EXPORT void* sl_on_filter_new(void* config, sl_type_stream* s) {                              \
+    try {                                                                                          \
+      auto* holder = static_cast<::sluice::sdk::internal::ConfigHolder*>(config);                  \
+      if (::sluice::sdk::Filter* shared = holder->config->sharedFilter()) return shared;           \
+      ::sluice::sdk::Stream stream(s);                                                             \
+      return holder->config->newFilter(stream).release();                                          \
+    } catch (...) {                                                                                \
+      return nullptr; /* the host fails the stream (500) and counts it */                          \
+    }                                                                                              \
+  }                                                                                                \
+  SL_EXPORT void sl_on_filter_destroy(void* f) {                                                   \
+    ::sluice::sdk::Filter* filter = ::sluice::sdk::internal::AsFilter(f);                          \
+    if (!::sluice::sdk::FilterAccess::shared(*filter)) delete filter;                              \
+  }                                                                                                \
+  SL_EXPORT sl_type_action sl_on_request_headers(void* f, sl_type_stream* s, int end) {            \
+    return ::sluice::sdk::internal::Guard(s, [&] {                                                 \
+      ::sluice::sdk::Stream st(s);                                                                 \
+      return ::sluice::sdk::internal::AsFilter(f)->onRequestHeaders(st, end != 0);                 \
+    });                                                                                            \
+  }                                                                                                \
+  SL_EXPORT sl_type_action sl_on_request_body(void* f, sl_type_stream* s, int end) {               \
+    return ::sluice::sdk::internal::Guard(s, [&] {                                                 \
+      ::sluice::sdk::Stream st(s);                                                                 \
+      return ::sluice::sdk::internal::AsFilter(f)->onRequestBody(st, end != 0);                    \
+    });                                                                                            \
+  }                                                                                                \
+  SL_EXPORT sl_type_action sl_on_request_trailers(void* f, sl_type_stream* s) {                    \
+    return ::sluice::sdk::internal::Guard(s, [&] {                                                 \
+      ::sluice::sdk::Stream st(s);                                                                 \
+      return ::sluice::sdk::internal::AsFilter(f)->onRequestTrailers(st);                          \
+    });                                                                                            \
+  }                                                                                                \
+  SL_EXPORT sl_type_action sl_on_response_headers(void* f, sl_type_stream* s, int end) {           \
+    return ::sluice::sdk::internal::Guard(s, [&] {                                                 \
+      ::sluice::sdk::Stream st(s);                                                                 \
+      return ::sluice::sdk::internal::AsFilter(f)->onResponseHeaders(st, end != 0);                \
+    });                                                                                            \
+  }                                                                                                \
+  SL_EXPORT sl_type_action sl_on_response_body(void* f, sl_type_stream* s, int end) {              \
+    return ::sluice::sdk::internal::Guard(s, [&] {                                                 \
+      ::sluice::sdk::Stream st(s);                                                                 \
+      return ::sluice::sdk::internal::AsFilter(f)->onResponseBody(st, end != 0);                   \
+    });                                                                                            \
+  }                                                                                                \
+  SL_EXPORT sl_type_action sl_on_response_trailers(void* f, sl_type_stream* s) {                   \
+    return ::sluice::sdk::internal::Guard(s, [&] {                                                 \
+      ::sluice::sdk::Stream st(s);                                                                 \
+      return ::sluice::sdk::internal::AsFilter(f)->onResponseTrailers(st);                         \
+    });                                                                                            \
+  }                                                                                                \
+  SL_EXPORT void sl_on_stream_complete(void* f, sl_type_stream* s) {                               \
+    ::sluice::sdk::internal::Guard(s, [&] {                                                        \
+      ::sluice::sdk::Stream st(s);                                                                 \
+      ::sluice::sdk::internal::AsFilter(f)->onStreamComplete(st);                                  \
+      return SL_ACTION_CONTINUE;                                                                   \
+    });                                                                                            \
+  }                                                                                                \
+  SL_EXPORT void sl_on_timer(void* f, sl_type_stream* s, uint64_t token) {                         \
+    ::sluice::sdk::internal::Guard(s, [&] {                                                        \
+      ::sluice::sdk::Stream st(s);                                                                 \
+      ::sluice::sdk::internal::AsFilter(f)->onTimer(st, token);                                    \
+      return SL_ACTION_CONTINUE;                                                                   \
+    });                                                                                            \
+  }                                                                                                \
+  SL_EXPORT void sl_on_callout_done(void* f, sl_type_stream* s, uint64_t id,                       \
+                                    const sl_type_callout_result* r) {                             \
+    ::sluice::sdk::internal::Guard(s, [&] {                                                        \
+      ::sluice::sdk::Stream st(s);                                                                 \
+      ::sluice::sdk::internal::AsFilter(f)->onCalloutDone(st, id, *r);                             \
+      return SL_ACTION_CONTINUE;                                                                   \
+    });                                                                                            \
+  }                                                                                                \
+  SL_EXPORT sl_type_result sl_on_route_config_type(sl_type_str name, sl_type_config_type* out) {   \
+    const auto* r = sluice_sdk_plugin::Find(name);                                                 \
+    if (r == nullptr) return SL_ERR_NOT_FOUND;                                                     \
+    const char* type = r->route_config_type != nullptr ? r->route_config_type : r->config_type;    \
+    if (type[0] == '\0') return SL_ERR_NOT_FOUND;                                                  \
+    out->message_type = ::sluice::sdk::Str(type);                                                  \
+    if (out->size >= offsetof(sl_type_config_type, descriptor_set) + sizeof(sl_type_str)) {        \
+      out->descriptor_set = ::sluice::sdk::Str(r->descriptor_set);                                 \
+    }                                                                                              \
+    return SL_OK;                                                                                  \
+  }                                                                                                \
+  SL_EXPORT sl_type_result sl_on_route_config_new(sl_type_config_host* host, void* config,         \
+                                                  sl_type_str name, sl_type_str bytes,             \
+                                                  void** out) {                                    \
+    ::sluice::sdk::ConfigContext ctx(host, ::sluice::sdk::View(name), ::sluice::sdk::View(bytes)); \
+    try {                                                                                          \
+      auto* holder = static_cast<::sluice::sdk::internal::ConfigHolder*>(config);                  \
+      auto c = holder->config->newRouteConfig(ctx);                                                \
+      if (!c) return SL_ERR_INVALID;                                                               \
+      *out = c.release();                                                                          \
+      return SL_OK;                                                                                \
+    } catch (const std::exception& e) {                                                            \
+      ctx.fail(std::string("exception: ") + e.what());                                             \
+    } catch (...) {                                                                                \
+      ctx.fail("exception of unknown type");                                                       \
+    }                                                                                              \
+    return SL_ERR_INVALID;                                                                         \
+  }                                                                                                \
+  SL_EXPORT void sl_on_route_config_destroy(void* c) {                                             \
+    delete static_cast<::sluice::sdk::RouteConfig*>(c);                                            \
+  }                                                                                                \
+  SL_EXPORT const sl_type_route* sl_on_route_select(void* f, sl_type_stream* s) {                  \
+    try {                                                                                          \
+      ::sluice::sdk::Stream st(s);                                                                 \
+      return ::sluice::sdk::internal::AsFilter(f)->onSelectRoute(st);                              \
+    } catch (...) {                                                                                \
+      return nullptr; /* no route: the router answers 404 */                                       \
+    }                                                                                              \
+  }                                                                                                \
+  SL_EXPORT int sl_on_upstream_attempt_done(void* f, sl_type_stream* s,                            \
+                                            const sl_type_attempt_result* r, uint64_t* delay) {    \
+    bool retry = false;                                                                            \
+    ::sluice::sdk::internal::Guard(s, [&] {                                                        \
+      ::sluice::sdk::Stream st(s);                                                                 \
+      retry = ::sluice::sdk::internal::AsFilter(f)->onUpstreamAttemptDone(st, *r, delay);          \
+      return SL_ACTION_CONTINUE;                                                                   \
+    });                                                                                            \
+    return retry ? 1 : 0;                                                                          \
+  }                                                                                                \
   } /* extern "C" */
 
 #endif  // SLUICE_SDK_FILTER_H_
