@@ -112,6 +112,17 @@ class OutOfTreeTest(harness.SluiceTestCase):
             f.write(yaml_text)
         return run([self.sluice, "--mode", "validate", "-c", path])
 
+    def test_docs_show_the_example_files(self):
+        """Every block of docs/plugins.md marked `<!-- example: path -->` is a verbatim part of
+        that file, so that the walk-through shows the code built here."""
+        with open(os.path.join(harness.repo_root(), "docs", "plugins.md")) as f:
+            doc = f.read()
+        blocks = re.findall(r"<!-- example: (\S+) -->\n```[a-z+]*\n(.*?)```", doc, re.S)
+        self.assertGreaterEqual(len(blocks), 5)
+        for path, block in blocks:
+            with open(os.path.join(harness.repo_root(), path)) as f:
+                self.assertIn(block, f.read(), "docs/plugins.md shows %s as:\n%s" % (path, block))
+
     def test_plugins_are_linked_as_promised(self):
         greeting = os.path.join(self.greeting_dir, "greeting.so")
         needed = run_ok(["readelf", "-d", greeting])
