@@ -75,18 +75,13 @@ function(_sluice_plugin_require_protobuf plugin)
                         "apt install protobuf-compiler libprotobuf-dev")
   endif()
 
-  # protoc's version, once per protoc (it runs at every configure otherwise).
-  if(NOT _SLUICE_PROTOC_VERSION_OF STREQUAL Protobuf_PROTOC_EXECUTABLE)
-    execute_process(COMMAND "${Protobuf_PROTOC_EXECUTABLE}" --version
-                    OUTPUT_VARIABLE protoc_out ERROR_VARIABLE protoc_out RESULT_VARIABLE rc)
-    string(REGEX MATCH "[0-9]+\\.[0-9]+(\\.[0-9]+)?" protoc_version "${protoc_out}")
-    if(NOT rc EQUAL 0)
-      set(protoc_version "")
-    endif()
-    set(_SLUICE_PROTOC_VERSION "${protoc_version}" CACHE INTERNAL "")
-    set(_SLUICE_PROTOC_VERSION_OF "${Protobuf_PROTOC_EXECUTABLE}" CACHE INTERNAL "")
+  execute_process(COMMAND "${Protobuf_PROTOC_EXECUTABLE}" --version
+                  OUTPUT_VARIABLE protoc_out ERROR_VARIABLE protoc_out RESULT_VARIABLE rc)
+  string(REGEX MATCH "[0-9]+\\.[0-9]+(\\.[0-9]+)?" protoc_version "${protoc_out}")
+  if(NOT rc EQUAL 0)
+    set(protoc_version "")
   endif()
-  _sluice_protobuf_release(protoc_release "${_SLUICE_PROTOC_VERSION}")
+  _sluice_protobuf_release(protoc_release "${protoc_version}")
   _sluice_protobuf_release(lib_release "${Protobuf_VERSION}")
 
   # The SONAME of the libprotobuf found, when objdump can read it.
@@ -107,8 +102,8 @@ function(_sluice_plugin_require_protobuf plugin)
     string(APPEND problems "\n  libprotobuf headers ${Protobuf_VERSION} (${Protobuf_INCLUDE_DIR})")
   endif()
   if(NOT protoc_release STREQUAL host_release)
-    if(_SLUICE_PROTOC_VERSION)
-      string(APPEND problems "\n  protoc ${_SLUICE_PROTOC_VERSION} (${Protobuf_PROTOC_EXECUTABLE})")
+    if(protoc_version)
+      string(APPEND problems "\n  protoc ${protoc_version} (${Protobuf_PROTOC_EXECUTABLE})")
     else()
       string(APPEND problems "\n  protoc of unknown version (${Protobuf_PROTOC_EXECUTABLE} "
                              "--version says: ${protoc_out})")
