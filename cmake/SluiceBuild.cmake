@@ -128,8 +128,9 @@ function(sluice_plugin)
     C_VISIBILITY_PRESET hidden
     CXX_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON)
-  target_include_directories(${A_NAME} PRIVATE
-    ${PROJECT_SOURCE_DIR}/api ${PROJECT_SOURCE_DIR}/extensions/sdk/cpp ${gen_dir})
+  # The same targets an out-of-tree plugin gets as SluicePlugin::sdk (extensions/CMakeLists.txt).
+  target_link_libraries(${A_NAME} PRIVATE sluice_plugin_sdk)
+  target_include_directories(${A_NAME} PRIVATE ${gen_dir})
   if(A_PROTOS)
     target_link_libraries(${A_NAME} PRIVATE protobuf::libprotobuf)
   endif()
