@@ -10,12 +10,15 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "api/sluice/config/v1/bootstrap.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "source/config/loader.h"
+#include "source/plugin/host_types.h"
 #include "source/plugin/plugin.h"
 
 namespace sluice::plugin {
@@ -309,6 +312,90 @@ TEST(HostSymbolsTest, TheHostFunctionsAreExportedForPlugins) {
   EXPECT_NE(nullptr, dlsym(self, "sl_host_set_upstream"));
   EXPECT_NE(nullptr, dlsym(self, "sl_host_config_clusters"));
   EXPECT_NE(nullptr, dlsym(self, "sl_host_config_cluster_exists"));
+}
+
+}  // namespace
+}  // namespace sluice::plugin
+
+namespace sluice::plugin {
+namespace {
+
+// sl_host_config_route_define checks what the header promises it refuses (SL_ERR_INVALID), and
+// copies what it keeps (the plugin's buffers may go away after the call).
+TEST(RouteDefineTest, RefusesInvalidDefinitionsAndCopiesValidOnes) {
+  std::vector<std::unique_ptr<sl_type_route>> routes;
+  std::vector<PendingRouteConfig> pending;
+  sl_type_config_host host;
+  host.filter_name = "router";
+  host.routes = &routes;
+  host.route_configs = &pending;
+
+  auto str = [](const std::string& s) { return sl_type_str{s.data(), s.size()}; };
+  std::string name = "v/r", key = "team", value = "core", filter = "auth", cfg = "{}",
+              field = "virtual_hosts[0].routes[0].typed_per_filter_config[\"auth\"]";
+  sl_type_header md{str(key), str(value)};
+  sl_type_route_filter_config fc{};
+  fc.size = sizeof(fc);
+  fc.filter_name = str(filter);
+  fc.value = str(cfg);
+  fc.format = SL_ROUTE_CONFIG_JSON;
+  fc.field_path = str(field);
+  sl_type_route_def def{};
+  def.size = sizeof(def);
+  def.name = str(name);
+  int data = 0;
+  def.data = &data;
+  def.metadata = &md;
+  def.metadata_count = 1;
+  def.filter_configs = &fc;
+  def.filter_config_count = 1;
+  const sl_type_route* route = nullptr;
+  ASSERT_EQ(SL_OK, sl_host_config_route_define(&host, &def, &route));
+  ASSERT_EQ(1u, routes.size());
+  EXPECT_EQ(routes[0].get(), route);
+  // Copied: the plugin's strings may change or go.
+  name = "changed";
+  value = "changed";
+  cfg = "changed";
+  EXPECT_EQ("v/r", routes[0]->name);
+  EXPECT_EQ(&data, routes[0]->data);
+  ASSERT_EQ(1u, routes[0]->metadata.size());
+  EXPECT_EQ("core", routes[0]->metadata[0].second);
+  ASSERT_EQ(1u, pending.size());
+  EXPECT_EQ("auth", pending[0].filter_name);
+  EXPECT_EQ("{}", pending[0].value);
+  EXPECT_EQ(field, pending[0].field_path);
+
+  auto refused = [&](auto mutate) {
+    sl_type_route_def d = def;
+    sl_type_header m = md;
+    sl_type_route_filter_config f = fc;
+    sl_type_route_filter_config two[2] = {fc, fc};
+    d.metadata = &m;
+    d.filter_configs = &f;
+    mutate(d, m, f, two);
+    const size_t before = routes.size();
+    const sl_type_route* out = nullptr;
+    const sl_type_result r = sl_host_config_route_define(&host, &d, &out);
+    EXPECT_EQ(before, routes.size());
+    return r;
+  };
+  const std::string empty, crlf = "a\r\nb";
+  EXPECT_EQ(SL_ERR_INVALID, refused([&](auto&, auto& m, auto&, auto*) { m.name = str(empty); }));
+  EXPECT_EQ(SL_ERR_INVALID, refused([&](auto&, auto& m, auto&, auto*) { m.value = str(crlf); }));
+  EXPECT_EQ(SL_ERR_INVALID, refused([&](auto&, auto&, auto& f, auto*) { f.format = 7; }));
+  EXPECT_EQ(SL_ERR_INVALID,
+            refused([&](auto&, auto&, auto& f, auto*) { f.filter_name = str(empty); }));
+  EXPECT_EQ(SL_ERR_INVALID, refused([&](auto& d, auto&, auto&, auto* two) {
+              d.filter_configs = two;  // the same filter twice
+              d.filter_config_count = 2;
+            }));
+  EXPECT_EQ(SL_ERR_INVALID, refused([&](auto& d, auto&, auto&, auto*) {
+              d.metadata = nullptr;  // a count without a list
+            }));
+  // Outside sl_on_config_new (no route list): not now.
+  sl_type_config_host other;
+  EXPECT_EQ(SL_ERR_STATE, sl_host_config_route_define(&other, &def, &route));
 }
 
 }  // namespace
