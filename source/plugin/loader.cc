@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/match.h"
@@ -94,6 +95,11 @@ absl::StatusOr<std::unique_ptr<LoadedPlugin>> LoadPlugin(const std::string& path
   // Whatever OpenSSL objects were there before (none, in sluice) are not this plugin's doing.
   static const std::vector<std::string_view> kOpenSsl = {"libssl.so.3", "libcrypto.so.3"};
   const size_t openssl_before = LoadedObjects(kOpenSsl).size();
+  // Two protobuf runtimes in one process share symbol names and each keeps its own descriptor
+  // pool: a plugin built against another libprotobuf than sluice's crashes at its first message.
+  static const std::vector<std::string_view> kProtobuf = {"libprotobuf.so.",
+                                                          "libprotobuf-lite.so."};
+  const std::vector<std::string> protobuf_before = LoadedObjects(kProtobuf);
 
   dlerror();
   void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
@@ -109,6 +115,21 @@ absl::StatusOr<std::unique_ptr<LoadedPlugin>> LoadPlugin(const std::string& path
     return absl::FailedPreconditionError(absl::StrCat(
         "plugin ", path, ": it brought OpenSSL into the process (", absl::StrJoin(openssl, ", "),
         "), which clashes with sluice's BoringSSL; build it without libssl.so.3/libcrypto.so.3"));
+  }
+  std::vector<std::string> protobuf = LoadedObjects(kProtobuf);
+  if (protobuf.size() > protobuf_before.size()) {
+    std::vector<std::string> added;
+    for (const std::string& p : protobuf) {
+      if (std::find(protobuf_before.begin(), protobuf_before.end(), p) == protobuf_before.end()) {
+        added.push_back(p);
+      }
+    }
+    return absl::FailedPreconditionError(
+        absl::StrCat("plugin ", path, ": it brought another protobuf runtime into the process (",
+                     absl::StrJoin(added, ", "), ") beside sluice's (",
+                     protobuf_before.empty() ? "none" : absl::StrJoin(protobuf_before, ", "),
+                     "); rebuild it against the libprotobuf sluice uses "
+                     "(find_package(SluicePlugin) checks it)"));
   }
 
   Hooks hooks;

@@ -303,6 +303,24 @@ TEST_F(ManagerTest, PluginsBuiltForOlderMinorVersionsStillLoad) {
   static_assert(SL_ABI_VERSION == 0x10003u, "a minor bump: add its plugin to this test");
 }
 
+// A plugin that brings a library clashing with sluice's own into the process is refused at
+// load, with the library named (its constructor loads it, as a DT_NEEDED dependency would).
+TEST(LoaderTest, RefusesPluginsThatBringOpenSslOrAnotherProtobuf) {
+  if (access("/usr/lib/x86_64-linux-gnu/libssl.so.3", F_OK) == 0 ||
+      access("/lib/x86_64-linux-gnu/libssl.so.3", F_OK) == 0) {
+    auto ssl = LoadPlugin(Plugin("brings_openssl"));
+    ASSERT_FALSE(ssl.ok());
+    EXPECT_THAT(Message(ssl.status()), HasSubstr("it brought OpenSSL into the process"));
+    EXPECT_THAT(Message(ssl.status()), HasSubstr("libssl.so.3"));
+  }
+  auto pb = LoadPlugin(Plugin("brings_protobuf"));
+  ASSERT_FALSE(pb.ok());
+  EXPECT_THAT(Message(pb.status()),
+              HasSubstr("it brought another protobuf runtime into the process ("));
+  // sluice's own runtime (the test binary's) is named as the one to build against.
+  EXPECT_THAT(Message(pb.status()), HasSubstr("libprotobuf.so.99) beside sluice's (/"));
+}
+
 TEST(HostSymbolsTest, TheHostFunctionsAreExportedForPlugins) {
   // A plugin binds sl_host_* at dlopen: they must be in this binary's dynamic symbol table.
   void* self = dlopen(nullptr, RTLD_NOW);
