@@ -132,6 +132,8 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
       counter("downstream_cx_max_requests_reached"),
       counter("downstream_cx_http1_total"),
       counter("downstream_rs_framing_error"),
+      counter("downstream_rq_too_large"),
+      counter("downstream_rs_too_large"),
       counter("downstream_flow_control_paused_reading_total"),
       counter("upstream_flow_control_paused_reading_total"),
       counter("downstream_cx_upgrades_total"),

@@ -35,6 +35,10 @@ struct ConnectionManagerStats {
   // Responses whose body did not match their Content-Length, or with an invalid one (a
   // filter's mistake, corrected by the codec).
   stats::Counter& downstream_rs_framing_error;
+  // Bodies a filter buffered (kStopIterationAndBuffer) beyond the buffer limit: requests answered
+  // 413, responses answered 500 (head still held) or reset (head already sent).
+  stats::Counter& downstream_rq_too_large;
+  stats::Counter& downstream_rs_too_large;
   // Flow control: reading the client paused because the upstream is not taking the body, and
   // reading the upstream paused because the client is not taking the response.
   stats::Counter& downstream_flow_control_paused_reading_total;

@@ -118,7 +118,7 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
     void resetStream() override { stream_.resetFromFilter(); }
     void continueDecoding() override { stream_.resume(stream_.decode_, index_); }
     bool setUpstream(const UpstreamSpec& spec) override { return stream_.setUpstream(spec); }
-    Buffer* decodingBuffer() override { return &stream_.decode_.buffered; }
+    Buffer* decodingBuffer() override { return stream_.heldAt(stream_.decode_, index_); }
     void sendLocalReply(uint16_t status, std::string_view body,
                         const std::function<void(HeaderMap&)>& modify) override {
       stream_.sendLocalReply(status, body, modify);
@@ -141,7 +141,9 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
     void continueEncoding() override {
       stream_.resume(stream_.encode_, stream_.filter_count_ - 1 - index_);
     }
-    Buffer* encodingBuffer() override { return &stream_.encode_.buffered; }
+    Buffer* encodingBuffer() override {
+      return stream_.heldAt(stream_.encode_, stream_.filter_count_ - 1 - index_);
+    }
 
    private:
     ActiveStream& stream_;
@@ -159,6 +161,11 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   }
   StreamFilter& filterAt(const Direction& d, size_t pos) { return slotAt(d, pos).filter(); }
   bool live(const Direction& d) const { return !d.aborted && !completed_; }
+  // The body `d` holds at the filter at `pos` (in d's order), or nullptr when that filter holds
+  // none of it: a filter may change only what it holds.
+  Buffer* heldAt(Direction& d, size_t pos) {
+    return d.stop != Stop::kNone && d.stop_pos == pos ? &d.buffered : nullptr;
+  }
 
   void startResponse(std::unique_ptr<ResponseHead> head, bool end_stream);
   // Events from a direction's source (the codec for requests, a filter for responses).
@@ -503,9 +510,13 @@ bool ConnectionManagerImpl::ActiveStream::deliverData(Direction& d, size_t from,
       continue;
     }
     StreamFilter& f = slot.filter();
-    // A buffering filter sees everything it holds, the new part at its end.
+    // A buffering filter sees everything it holds, the new part at its end; never more than the
+    // buffer limit (checked before the call, so the last call too).
     const bool whole = at_data_stop && d.buffering;
-    if (whole) d.buffered.move(data);
+    if (whole) {
+      d.buffered.move(data);
+      if (overBufferLimit(d)) return false;
+    }
     Buffer& arg = whole ? d.buffered : data;
     const FilterDataStatus st =
         d.decode ? f.decodeData(arg, end_stream) : f.encodeData(arg, end_stream);
@@ -531,16 +542,12 @@ bool ConnectionManagerImpl::ActiveStream::deliverData(Direction& d, size_t from,
       d.stop = Stop::kData;
       d.stop_pos = pos;
     }
-    if (st == FilterDataStatus::kStopIterationAndBuffer) {
-      d.buffering = true;
-      d.buffered.move(data);
-      overBufferLimit(d);
-    } else {
-      // The filter took what it wanted (of all it was shown).
-      d.buffering = false;
-      if (whole) d.buffered.clear();
-      data.clear();
-    }
+    // Either way what is left of what the filter was shown waits here until it continues:
+    // kStopIterationAndBuffer shows it again with each later part, kStopIterationNoBuffer does
+    // not (the filter drained what it took; later parts are shown one by one).
+    d.buffering = st == FilterDataStatus::kStopIterationAndBuffer;
+    d.buffered.move(data);
+    overBufferLimit(d);
     return false;
   }
   sinkData(d, data, end_stream);
@@ -665,12 +672,33 @@ void ConnectionManagerImpl::ActiveStream::requestReachedEnd() {
 
 bool ConnectionManagerImpl::ActiveStream::overBufferLimit(Direction& d) {
   if (d.buffered.length() <= hcm_.config_->buffer_limit) return false;
+  d.buffered.clear();
   if (d.decode) {
-    hcm_.codec_->shutdownNotice();
+    hcm_.stats().downstream_rq_too_large.inc();
+    if (info_.response_flags.empty()) info_.response_flags = "request_too_large";
+    hcm_.codec_->shutdownNotice();  // the rest of the body is not read
     sendLocalReply(413, "request body too large to buffer\n", nullptr);
-  } else {
-    resetFromFilter();
+    return true;
   }
+  hcm_.stats().downstream_rs_too_large.inc();
+  if (info_.response_flags.empty()) info_.response_flags = "response_too_large";
+  if (!d.headers_stopped) {
+    resetFromFilter();  // its head is out: the client must see the response cut
+    return true;
+  }
+  // Its head is still held by a filter: nothing reached the client, so it can be told with a
+  // response of its own. The rest of the upstream's response is not read (its connection is
+  // not reused), and the reply starts afresh through every response filter.
+  if (upstream_ != nullptr) upstream_->reset();
+  response_head_.reset();
+  d.headers_stopped = false;
+  d.stop = Stop::kNone;
+  d.buffering = false;
+  d.headers_entered = false;
+  d.headers_end_stream = false;
+  d.end_seen = false;
+  d.trailers.reset();
+  sendLocalReply(500, "response body too large to buffer\n", nullptr);
   return true;
 }
 

@@ -205,6 +205,7 @@ FilterHeadersStatus PluginFilter::decodeHeaders(http::RequestHead&, bool end_str
     fail("sl_on_filter_new returned NULL");
     return FilterHeadersStatus::kStopIteration;
   }
+  request_paused_ = false;  // each head decides afresh
   if (config_.hooks().request_headers == nullptr) return FilterHeadersStatus::kContinue;
   HookScope scope(*this, "sl_on_request_headers", /*request=*/true);
   const sl_type_action a = config_.hooks().request_headers(plugin_filter_, this, end_stream);
@@ -251,6 +252,9 @@ FilterTrailersStatus PluginFilter::decodeTrailers(http::HeaderMap&) {
 }
 
 FilterHeadersStatus PluginFilter::encodeHeaders(http::ResponseHead&, bool end_stream) {
+  // Each response head decides afresh: a local reply that replaces a response this filter held
+  // (a body over the buffer limit) comes through here again.
+  response_paused_ = false;
   if (config_.hooks().response_headers == nullptr || failed_new_) {
     return FilterHeadersStatus::kContinue;
   }
