@@ -8,8 +8,15 @@
  * end replaces the body with a summary the test can check against what it sent:
  *   "whole <length> <fnv-1a 64, hex> calls=<body hook calls> grew=<1: never shrank> ends=<1>\n"
  * The end is the body hook with end_stream, or the trailers hook when trailers follow (the body
- * hook then never sees end_stream; sl_host_body_* there reads the whole body). Filter name
- * "whole_body" (from the file name). */
+ * hook then never sees end_stream; sl_host_body_* there reads the whole body).
+ *
+ * Two more modes of x-whole-body:
+ *   "response-late": the response head passes (CONTINUE); the body is buffered and passed on
+ *     unchanged at its end (over the buffer limit the client sees the response cut).
+ *   "request-drop-first": the request head passes; the body hook drains the body's first byte
+ *     and returns STOP until the end, then CONTINUE: what is left of each part waits, and all of
+ *     it goes on in order (SL_ACTION_STOP from a body hook keeps the undrained rest).
+ * Filter name "whole_body" (from the file name). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +25,8 @@
 
 typedef struct {
   int buffering; /* this direction's body is buffered by this filter */
+  int late;      /* ... with its head passed on already: the body goes on unchanged */
+  int drop_first; /* STOP mode: drain the first byte, hold the rest until the end */
   unsigned calls;
   unsigned ends;
   size_t last_len;
@@ -103,12 +112,13 @@ static void finish(direction* d, sl_type_stream* s, sl_type_body which, int set_
   }
 }
 
-static int wants(sl_type_stream* s, const char* which) {
+static int is(sl_type_stream* s, const char* mode) {
   sl_type_str v;
   if (sl_host_header_get(s, SL_HEADERS_REQUEST, str("x-whole-body"), 0, &v) != SL_OK) return 0;
-  return (v.len == strlen(which) && memcmp(v.data, which, v.len) == 0) ||
-         (v.len == 4 && memcmp(v.data, "both", 4) == 0);
+  return v.len == strlen(mode) && memcmp(v.data, mode, v.len) == 0;
 }
+
+static int wants(sl_type_stream* s, const char* which) { return is(s, which) || is(s, "both"); }
 
 static sl_type_action on_headers(whole_body* f, sl_type_stream* s, sl_type_body which,
                                  int end_stream) {
@@ -117,22 +127,30 @@ static sl_type_action on_headers(whole_body* f, sl_type_stream* s, sl_type_body 
   d->calls = d->ends = 0;
   d->last_len = 0;
   d->grew = 1;
-  return d->buffering ? SL_ACTION_STOP : SL_ACTION_CONTINUE;
+  d->late = which == SL_BODY_RESPONSE && !end_stream && is(s, "response-late");
+  d->drop_first = which == SL_BODY_REQUEST && !end_stream && is(s, "request-drop-first");
+  if (d->late || d->drop_first) d->buffering = 1;
+  return d->buffering && !d->late && !d->drop_first ? SL_ACTION_STOP : SL_ACTION_CONTINUE;
 }
 
 static sl_type_action on_body(whole_body* f, sl_type_stream* s, sl_type_body which,
                               int end_stream) {
   direction* d = &f->d[which];
   if (!d->buffering) return SL_ACTION_CONTINUE;
+  if (d->drop_first) {
+    if (d->calls++ == 0) sl_host_body_drain(s, which, 1);
+    return end_stream ? SL_ACTION_CONTINUE : SL_ACTION_STOP;
+  }
   see(d, s, which);
   if (!end_stream) return SL_ACTION_STOP_AND_BUFFER;
+  if (d->late) return SL_ACTION_CONTINUE;
   finish(d, s, which, 1);
   return SL_ACTION_CONTINUE;
 }
 
 static sl_type_action on_trailers(whole_body* f, sl_type_stream* s, sl_type_body which) {
   direction* d = &f->d[which];
-  if (!d->buffering) return SL_ACTION_CONTINUE;
+  if (!d->buffering || d->late || d->drop_first) return SL_ACTION_CONTINUE;
   finish(d, s, which, 0);
   return SL_ACTION_CONTINUE;
 }
