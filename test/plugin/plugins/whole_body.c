@@ -24,8 +24,8 @@
 #include "sluice/plugin/v1/sluice_plugin.h"
 
 typedef struct {
-  int buffering; /* this direction's body is buffered by this filter */
-  int late;      /* ... with its head passed on already: the body goes on unchanged */
+  int buffering;  /* this direction's body is buffered by this filter */
+  int late;       /* ... with its head passed on already: the body goes on unchanged */
   int drop_first; /* STOP mode: drain the first byte, hold the rest until the end */
   unsigned calls;
   unsigned ends;
@@ -98,15 +98,13 @@ static void finish(direction* d, sl_type_stream* s, sl_type_body which, int set_
   const size_t len = sl_host_body_length(s, which);
   char summary[160];
   snprintf(summary, sizeof(summary), "whole %zu %016llx calls=%u grew=%d ends=%u\n",
-           total == len ? total : (size_t)-1, (unsigned long long)hash, d->calls, d->grew,
-           d->ends);
+           total == len ? total : (size_t)-1, (unsigned long long)hash, d->calls, d->grew, d->ends);
   sl_host_body_replace(s, which, str(summary));
   if (set_length) {
     char n[32];
     snprintf(n, sizeof(n), "%zu", strlen(summary));
-    sl_host_header_remove(
-        s, which == SL_BODY_REQUEST ? SL_HEADERS_REQUEST : SL_HEADERS_RESPONSE,
-        str("transfer-encoding"), NULL);
+    sl_host_header_remove(s, which == SL_BODY_REQUEST ? SL_HEADERS_REQUEST : SL_HEADERS_RESPONSE,
+                          str("transfer-encoding"), NULL);
     sl_host_header_set(s, which == SL_BODY_REQUEST ? SL_HEADERS_REQUEST : SL_HEADERS_RESPONSE,
                        str("content-length"), str(n));
   }

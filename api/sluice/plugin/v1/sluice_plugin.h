@@ -118,14 +118,23 @@ typedef uint32_t sl_type_action;
 /* Go on with the next filter. */
 #define SL_ACTION_CONTINUE 0u
 /* Pause this direction at this filter; resume with sl_host_continue_request/_response (from a
- * timer, a post or a callout completion). From a body hook: the chunk just seen goes on
- * no further until then (drain what you do not want to pass; what is left is passed on when
- * the direction resumes). Also the return value after sl_host_send_response. */
+ * timer, a post or a callout completion). From a body hook: what is left of the part just shown
+ * (drain what you do not want to pass) is kept here, and so are later parts, each shown alone to
+ * the body hook as it arrives; all of it goes on, in order, when the direction resumes (or a
+ * later body hook returns CONTINUE). What is kept counts against the buffer limit, as below.
+ * Also the return value after sl_host_send_response. */
 #define SL_ACTION_STOP 1u
-/* Body hooks only: pause and let the host keep the body (this chunk and the ones after it)
- * buffered, up to the stream's buffer limit (413 for requests, 500 for responses beyond it).
- * The filter is called again with the whole buffered body when the last part arrives, or
- * reads it with sl_host_body_* after it resumes. */
+/* Body hooks only: pause and let the host keep the body (this part and the ones after it)
+ * buffered. The body hook is called again as each later part arrives, each time with everything
+ * buffered so far (the new part at its end), so the call with end_stream = 1 sees the whole body,
+ * once; return STOP_AND_BUFFER to go on buffering, CONTINUE to pass it all on. When trailers
+ * follow, no body call has end_stream: the trailers hook is the end, and sl_host_body_* there
+ * reads the whole body. The buffer limit (the connection manager's buffer_limit_bytes) is checked
+ * before every call, the last one too: over it the filter is not called; a request is answered
+ * 413, a response 500 if a filter still holds its head, else it is reset (counted in
+ * downstream_rq_too_large / downstream_rs_too_large). To change the body's length, hold the
+ * head (STOP from the headers hook) and set Content-Length in the last call: the head then goes
+ * on with it and frames the new body, whatever framing the body came with. */
 #define SL_ACTION_STOP_AND_BUFFER 2u
 /* Body and trailers hooks only: do what the host does when the hook is absent — continue,
  * unless this filter paused this direction's headers, in which case the data (or trailers)
@@ -518,9 +527,11 @@ sl_type_result sl_host_header_remove(sl_type_stream* stream, sl_type_header_map 
  * trailers to a message that has none is not possible in 1.0); before that they are
  * SL_ERR_STATE. Response maps are SL_ERR_STATE before the response head exists. */
 
-/* Body of one direction: inside that direction's body hook, the chunk being delivered; outside
- * it, what SL_ACTION_STOP_AND_BUFFER kept (SL_ERR_STATE / 0 if nothing). Views into the host's
- * buffer, no copy. */
+/* Body of one direction: inside that direction's body hook, what the hook is shown (the part
+ * just arrived; while SL_ACTION_STOP_AND_BUFFER is in effect, everything buffered so far).
+ * Outside it (its trailers hook, another hook, a timer, a completion): what this filter holds of
+ * that body (kept by STOP_AND_BUFFER or STOP), and none when it holds none: length and chunks 0,
+ * changes SL_ERR_STATE. Views into the host's buffer, no copy. */
 size_t sl_host_body_length(sl_type_stream* stream, sl_type_body body);
 /* Fills up to `cap` views of the body's chunks in order; returns how many chunks there are. */
 size_t sl_host_body_chunks(sl_type_stream* stream, sl_type_body body, sl_type_str* chunks,

@@ -113,8 +113,7 @@ class BodyRewriteFilter : public Filter {
                   end_stream);
   }
   sl_type_action onResponseTrailers(Stream& s) override {
-    return OnTrailers(response_, config_.proto.response(), s.responseBody(),
-                      s.responseHeaders());
+    return OnTrailers(response_, config_.proto.response(), s.responseBody(), s.responseHeaders());
   }
 
  private:
@@ -164,8 +163,7 @@ class BodyRewriteFilter : public Filter {
 
   // Trailers follow the body (chunked): the body hook saw no end_stream; the whole body is
   // read here. It stays chunked (trailers need it), so no Content-Length.
-  sl_type_action OnTrailers(bool& active, const pb::Rewrite& r, Body body,
-                            Headers headers) const {
+  sl_type_action OnTrailers(bool& active, const pb::Rewrite& r, Body body, Headers headers) const {
     if (!active) return SL_ACTION_CONTINUE;
     Rewrite(r, body);
     headers.remove("content-length");
