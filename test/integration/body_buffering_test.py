@@ -282,6 +282,35 @@ class BodyBufferingTest(harness.SluiceTestCase):
                      harness.stat(st, "http.web.downstream_rq_too_large") == 2,
                      "two responses and two requests over the limit counted")
 
+    def test_body_outside_a_body_hook_is_what_the_filter_holds(self):
+        s = self.proxy("whole_body")
+        c = harness.HttpClient.connect(s.addr("web"))
+        self.addCleanup(c.close)
+        r = self.exchange(c, req("GET", "/resp/cl/100/100", headers=[("x-whole-body", "probe")]))
+        # Holding no body, the filter can change none (SL_ERR_STATE), and nothing leaks in.
+        self.assertEqual(("-3", "-3"), (r.get("x-append-request"), r.get("x-append-response")))
+        self.assertEqual(pattern(100), r.body)
+
+    def test_two_buffering_filters_in_a_chain(self):
+        cfg = harness.routed_config(self.origin.port)
+        filters = cfg["listeners"][0]["filters"][0]["httpConnectionManager"]["httpFilters"]
+        # Responses run in reverse: uppercase buffers and rewrites first, whole_body sees its
+        # result whole.
+        filters[0:0] = [{"plugin": {"filter": "whole_body", "plugin": "whole_body"}},
+                        {"plugin": {"filter": "uppercase", "plugin": "test_filters"}}]
+        cfg["pluginDirs"] = [PLUGIN_DIR]
+        s = self.start_sluice(cfg)
+        c = harness.HttpClient.connect(s.addr("web"))
+        self.addCleanup(c.close)
+        for framing in ("cl", "chunked"):
+            with self.subTest(framing=framing):
+                r = self.exchange(c, req("GET", "/resp/%s/100000/999" % framing,
+                                         headers=[("x-whole-body", "response")]))
+                self.assertEqual(200, r.status, r.raw[:300])
+                self.assertTrue(r.body.startswith(summary(pattern(100000).upper() +
+                                                          b"(rewritten)\n")), r.body)
+                self.assertEqual(str(len(r.body)), r.get("content-length"))
+
     def test_sdk_filter_rewrites_responses_from_a_real_origin(self):
         s = self.proxy("uppercase")
         c = harness.HttpClient.connect(s.addr("web"))

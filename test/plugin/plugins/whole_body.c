@@ -16,6 +16,8 @@
  *   "request-drop-first": the request head passes; the body hook drains the body's first byte
  *     and returns STOP until the end, then CONTINUE: what is left of each part waits, and all of
  *     it goes on in order (SL_ACTION_STOP from a body hook keeps the undrained rest).
+ *   "probe": the response headers hook tries sl_host_body_append on both bodies, which this
+ *     filter does not hold, and reports the results in x-append-request / x-append-response.
  * Filter name "whole_body" (from the file name). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,9 +120,18 @@ static int is(sl_type_stream* s, const char* mode) {
 
 static int wants(sl_type_stream* s, const char* which) { return is(s, which) || is(s, "both"); }
 
+static void probe(sl_type_stream* s) {
+  char r[16];
+  snprintf(r, sizeof(r), "%d", (int)sl_host_body_append(s, SL_BODY_REQUEST, str("x")));
+  sl_host_header_set(s, SL_HEADERS_RESPONSE, str("x-append-request"), str(r));
+  snprintf(r, sizeof(r), "%d", (int)sl_host_body_append(s, SL_BODY_RESPONSE, str("x")));
+  sl_host_header_set(s, SL_HEADERS_RESPONSE, str("x-append-response"), str(r));
+}
+
 static sl_type_action on_headers(whole_body* f, sl_type_stream* s, sl_type_body which,
                                  int end_stream) {
   direction* d = &f->d[which];
+  if (which == SL_BODY_RESPONSE && is(s, "probe")) probe(s);
   d->buffering = !end_stream && wants(s, which == SL_BODY_REQUEST ? "request" : "response");
   d->calls = d->ends = 0;
   d->last_len = 0;
