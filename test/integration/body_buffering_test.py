@@ -92,7 +92,7 @@ class RawOrigin(harness.UpstreamServer):
 
     @staticmethod
     def send_body(conn, framing, body, piece):
-        if framing == "chunked":
+        if framing in ("chunked", "trailers"):
             conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
             batch = []
             for i in range(0, len(body), piece):
@@ -101,7 +101,8 @@ class RawOrigin(harness.UpstreamServer):
                 if len(batch) >= 64:  # many chunks per send: thousands of tiny chunks stay fast
                     conn.sendall(b"".join(batch))
                     batch = []
-            conn.sendall(b"".join(batch) + b"0\r\n\r\n")
+            last = b"0\r\nx-t: 1\r\n\r\n" if framing == "trailers" else b"0\r\n\r\n"
+            conn.sendall(b"".join(batch) + last)
         else:
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
             for i in range(0, len(body), piece):
@@ -162,6 +163,14 @@ class BodyBufferingTest(harness.SluiceTestCase):
         r = self.exchange(c, req("GET", "/resp/chunked/0/1", headers=[("x-whole-body", "response")]))
         self.assertTrue(r.body.startswith(summary(b"")), r.body)
         self.assertIn(b"calls=1 grew=1 ends=1\n", r.body)
+        # Trailers follow: the trailers hook is the end; the new body stays chunked, and the
+        # trailers go on after it.
+        r = self.exchange(c, req("GET", "/resp/trailers/70000/1000",
+                                 headers=[("x-whole-body", "response")]))
+        self.assertTrue(r.body.startswith(summary(pattern(70000))), r.body)
+        self.assertIsNone(r.get("content-length"))
+        self.assertEqual("chunked", r.get("transfer-encoding"))
+        self.assertIn(b"\r\nx-t: 1\r\n", r.raw)
         # An empty Content-Length body ends with the head: nothing to buffer, nothing changed.
         r = self.exchange(c, req("GET", "/resp/cl/0/1", headers=[("x-whole-body", "response")]))
         self.assertEqual((200, b"", "0"), (r.status, r.body, r.get("content-length")))
