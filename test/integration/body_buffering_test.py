@@ -331,6 +331,10 @@ class BodyBufferingTest(harness.SluiceTestCase):
                     self.assertEqual(200, r.status, r.raw[:300])
                     self.assertEqual(pattern(size).upper() + b"(rewritten)\n", r.body)
                     self.assertEqual(str(len(r.body)), r.get("content-length"))
+        # Trailers end the body and "uppercase" has no trailers hook of its own (the SDK's
+        # default returns SL_ACTION_DEFAULT): what it buffered goes on unchanged, head included.
+        r = self.exchange(c, req("GET", "/resp/trailers/20000/1000"))
+        self.assertEqual((200, pattern(20000)), (r.status, r.body))
         self.assertEqual(0, harness.stat(s.stats(), "http.web.downstream_rs_framing_error"))
 
 
