@@ -189,8 +189,8 @@ std::string Store::dumpPrometheus() const {
   };
   for (const auto& [key, c] : counters_) {
     const auto [name, labels] = SplitKey(key);
-    absl::StrAppend(&family(name, "counter").samples, PrometheusName(name), labels, " ",
-                    c->value(), "\n");
+    absl::StrAppend(&family(name, "counter").samples, PrometheusName(name), labels, " ", c->value(),
+                    "\n");
   }
   for (const auto& [key, g] : gauges_) {
     const auto [name, labels] = SplitKey(key);
@@ -213,8 +213,8 @@ std::string Store::dumpPrometheus() const {
       // Bucket 2 ([1.5, 2) of the first power) holds no integer: it would repeat le="1".
       if (b == 2) continue;
       absl::StrAppend(&out, prom, "_bucket",
-                      WithLabel(labels, absl::StrCat("le=\"", Histogram::UpperBound(b), "\"")),
-                      " ", cumulative, "\n");
+                      WithLabel(labels, absl::StrCat("le=\"", Histogram::UpperBound(b), "\"")), " ",
+                      cumulative, "\n");
     }
     const uint64_t total = h->count();
     absl::StrAppend(&out, prom, "_bucket", WithLabel(labels, "le=\"+Inf\""), " ", total, "\n");

@@ -173,7 +173,7 @@ class UpstreamRequest : public UpstreamExchange,
   uint64_t attempt_received_ = 0;
   std::chrono::steady_clock::time_point attempt_start_;
   std::string attempt_host_;
-  uint32_t read_disabled_ = 0;      // the downstream asked us to stop reading the upstream
+  uint32_t read_disabled_ = 0;  // the downstream asked us to stop reading the upstream
   // Embedded: no timer object or libevent timer per request.
   event::Deadline timeout_deadline_;
   event::Deadline headers_deadline_;

@@ -257,8 +257,7 @@ FilterHeadersStatus PluginFilter::encodeHeaders(http::ResponseHead&, bool end_st
   if (config_.hooks().response_headers == nullptr || failed_new_) {
     return FilterHeadersStatus::kContinue;
   }
-  HookScope scope(*this, "sl_on_response_headers", /*request=*/false, /*headers=*/true,
-                  end_stream);
+  HookScope scope(*this, "sl_on_response_headers", /*request=*/false, /*headers=*/true, end_stream);
   const sl_type_action a = config_.hooks().response_headers(plugin_filter_, this, end_stream);
   validAction(a, true, false);  // records a misuse when it is not valid
   if (endIfMisused()) return FilterHeadersStatus::kStopIteration;
@@ -274,8 +273,7 @@ FilterDataStatus PluginFilter::encodeData(Buffer& data, bool end_stream) {
                             : FilterDataStatus::kContinue;
   }
   response_chunk_ = &data;
-  HookScope scope(*this, "sl_on_response_body", /*request=*/false, /*headers=*/false,
-                  end_stream);
+  HookScope scope(*this, "sl_on_response_body", /*request=*/false, /*headers=*/false, end_stream);
   const sl_type_action a = config_.hooks().response_body(plugin_filter_, this, end_stream);
   response_chunk_ = nullptr;
   validAction(a, false, false);  // records a misuse when it is not valid

@@ -75,8 +75,8 @@ class Admin::AdminConnection : public network::ReadFilter,
     }
     Buffer out;
     out.add(absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", content_type,
-                         "\r\nContent-Length: ", body.size(),
-                         "\r\nConnection: close\r\n\r\n", body));
+                         "\r\nContent-Length: ", body.size(), "\r\nConnection: close\r\n\r\n",
+                         body));
     connection_->write(out, false);
     connection_->close(network::CloseType::kFlushWrite);
   }

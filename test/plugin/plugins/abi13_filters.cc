@@ -58,8 +58,8 @@ class HeaderListFilter : public Filter {
     }
     // Past the end, and a list call with too small an array, say so.
     sl_type_str n{}, v{};
-    const bool past_end = sl_host_header_at(s.raw(), SL_HEADERS_REQUEST, count, &n, &v) ==
-                          SL_ERR_NOT_FOUND;
+    const bool past_end =
+        sl_host_header_at(s.raw(), SL_HEADERS_REQUEST, count, &n, &v) == SL_ERR_NOT_FOUND;
     sl_type_header one[1];
     size_t total = 0;
     const bool small_ok =
@@ -169,11 +169,11 @@ class TaggedConfig : public FilterConfig {
     c->body_bytes = ctx.histogram("body_bytes", {{"dir", "rs"}});
     // Each of these must be refused.
     const std::vector<ConfigContext::Tags> invalid = {
-        {{"le", "1"}},                     // reserved for histogram buckets
-        {{"__name", "x"}},                 // reserved prefix
-        {{"1abc", "x"}},                   // not a label name
-        {{"k", "a\nb"}},                   // LF in a value
-        {{"k", "a"}, {"k", "b"}},          // a key twice
+        {{"le", "1"}},             // reserved for histogram buckets
+        {{"__name", "x"}},         // reserved prefix
+        {{"1abc", "x"}},           // not a label name
+        {{"k", "a\nb"}},           // LF in a value
+        {{"k", "a"}, {"k", "b"}},  // a key twice
     };
     int64_t refused = 0;
     for (const auto& tags : invalid) {
@@ -188,8 +188,8 @@ class TaggedConfig : public FilterConfig {
     // One name, one kind: "requests" as a gauge is refused.
     sl_type_metric* m = nullptr;
     sl_type_header tag{sluice::sdk::Str("method"), sluice::sdk::Str("PUT")};
-    if (sl_host_metric_define_tagged(ctx.raw(), SL_METRIC_GAUGE, sluice::sdk::Str("requests"),
-                                     &tag, 1, &m) == SL_ERR_INVALID) {
+    if (sl_host_metric_define_tagged(ctx.raw(), SL_METRIC_GAUGE, sluice::sdk::Str("requests"), &tag,
+                                     1, &m) == SL_ERR_INVALID) {
       ++refused;
     }
     ctx.gauge("invalid_refused").set(refused);
@@ -219,8 +219,8 @@ sl_type_action TaggedFilter::onResponseBody(Stream& s, bool) {
 
 // ----- attempts -----
 
-const char* const kOutcomes[] = {"response", "connect_failure", "reset", "timeout",
-                                 "overflow", "protocol_error", "cancelled"};
+const char* const kOutcomes[] = {"response", "connect_failure", "reset",    "timeout",
+                                 "overflow", "protocol_error",  "cancelled"};
 constexpr size_t kOutcomeCount = sizeof(kOutcomes) / sizeof(kOutcomes[0]);
 
 class AttemptsConfig;

@@ -815,17 +815,17 @@ inline Filter* AsFilter(void* f) { return static_cast<Filter*>(f); }
 
 // sl_on_upstream_attempt_done, exported only on request (see Filter::onUpstreamAttemptDone).
 #ifdef SLUICE_SDK_OBSERVE_UPSTREAM_ATTEMPTS
-#define SLUICE_SDK_INTERNAL_ATTEMPT_HOOK                                                          \
-  SL_EXPORT int sl_on_upstream_attempt_done(void* f, sl_type_stream* s,                          \
-                                            const sl_type_attempt_result* r, uint64_t* delay) {  \
-    bool retry = false;                                                                          \
-    try {                                                                                        \
-      ::sluice::sdk::Stream st(s);                                                               \
-      retry = ::sluice::sdk::internal::AsFilter(f)->onUpstreamAttemptDone(st, *r, delay);        \
-    } catch (...) {                                                                              \
-      /* observe-only: nothing to fail */                                                        \
-    }                                                                                            \
-    return retry ? 1 : 0;                                                                        \
+#define SLUICE_SDK_INTERNAL_ATTEMPT_HOOK                                                        \
+  SL_EXPORT int sl_on_upstream_attempt_done(void* f, sl_type_stream* s,                         \
+                                            const sl_type_attempt_result* r, uint64_t* delay) { \
+    bool retry = false;                                                                         \
+    try {                                                                                       \
+      ::sluice::sdk::Stream st(s);                                                              \
+      retry = ::sluice::sdk::internal::AsFilter(f)->onUpstreamAttemptDone(st, *r, delay);       \
+    } catch (...) {                                                                             \
+      /* observe-only: nothing to fail */                                                       \
+    }                                                                                           \
+    return retry ? 1 : 0;                                                                       \
   }
 #else
 #define SLUICE_SDK_INTERNAL_ATTEMPT_HOOK
