@@ -392,7 +392,9 @@ SL_EXPORT void sl_on_callout_done(void* filter, sl_type_stream* stream, uint64_t
 /* Optional. An upstream attempt of this stream ended (only for streams sent upstream with
  * sl_host_set_upstream). Return 1 and set *retry_after_ms to ask the core to try again after
  * that delay (it re-sends the request if it still can); return 0 to let the outcome stand.
- * Called since 1.3 (1.0-1.2 hosts looked it up and never called it): once per attempt, on the
+ * Called since 1.3 (1.0-1.2 hosts looked it up and never called it), and looked up only in
+ * plugins built for 1.3 or later (older C++ SDKs exported it from every plugin): once per
+ * attempt, on the
  * stream's worker, after the attempt's last response byte arrived and before it is passed on
  * (so before sl_on_stream_complete), or when it failed (before the local reply the failure
  * becomes), or when the stream ended while it was under way (SL_ATTEMPT_CANCELLED). The core's
