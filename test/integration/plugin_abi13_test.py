@@ -4,7 +4,8 @@ header_at after a removal), trailers added to messages that had none (chunked wh
 declared them, dropped and counted when the message is framed by Content-Length, appended when
 the origin sent some), labelled metrics in /stats and GET /stats/prometheus (HELP/TYPE, labels,
 histogram buckets), sl_on_upstream_attempt_done for a response, a connect failure, a reset and a
-stream cancelled under way, and the example config configs/plugin_observability.yaml."""
+stream cancelled under way; the example configs configs/prometheus.yaml and
+test/plugin/configs/abi13_observability.yaml."""
 
 import os
 import re
@@ -340,27 +341,51 @@ class PluginAbi13Test(harness.SluiceTestCase):
 
 
 class ExampleConfigTest(harness.SluiceTestCase):
-    def test_the_example_config(self):
-        origin = harness.HttpOrigin()
-        self.addCleanup(origin.close)
-        with open(os.path.join(harness.repo_root(), "configs", "plugin_observability.yaml")) as f:
+    def load(self, path, replacements):
+        with open(path) as f:
             text = f.read()
-        for fixed, value in (("port: 8000}", "port: 0}"), ("port: 9901}", "port: 0}"),
-                             ("port: 8080}", "port: %d}" % origin.addr[1]),
-                             ("[build/test/plugin/plugins]", "[%s]" % PLUGIN_DIR)):
+        for fixed, value in replacements:
             self.assertIn(fixed, text)
             text = text.replace(fixed, value)
-        s = self.start_sluice(text, concurrency=1)
+        return self.start_sluice(text, concurrency=1)
+
+    def get(self, s):
         c = harness.HttpClient.connect(s.addr("web"))
         self.addCleanup(c.close)
         c.send(req("GET", "/"))
         self.assertEqual(200, c.read_response().status)
+
+    def test_the_prometheus_example_config(self):
+        origin = harness.HttpOrigin()
+        self.addCleanup(origin.close)
+        s = self.load(os.path.join(harness.repo_root(), "configs", "prometheus.yaml"),
+                      (("port: 8000}", "port: 0}"), ("port: 9901}", "port: 0}"),
+                       ("port: 8080}", "port: %d}" % origin.addr[1])))
+        self.get(s)
+        s.wait_stats(lambda st: st["http.web.downstream_rq_2xx"] == 1, "the request counted")
+        code, body = s.admin_get("/stats/prometheus")
+        self.assertEqual(200, code)
+        lines = body.decode().splitlines()
+        self.assertIn("# HELP http_web_downstream_rq_2xx http.web.downstream_rq_2xx", lines)
+        self.assertIn("# TYPE http_web_downstream_rq_2xx counter", lines)
+        self.assertIn("http_web_downstream_rq_2xx 1", lines)
+
+    def test_the_abi13_observability_config(self):
+        origin = harness.HttpOrigin()
+        self.addCleanup(origin.close)
+        s = self.load(os.path.join(harness.repo_root(), "test", "plugin", "configs",
+                                   "abi13_observability.yaml"),
+                      (("port: 8000}", "port: 0}"), ("port: 9901}", "port: 0}"),
+                       ("port: 8080}", "port: %d}" % origin.addr[1]),
+                       ("[build/test/plugin/plugins]", "[%s]" % PLUGIN_DIR)))
+        self.get(s)
         st = s.wait_stats(lambda st: st['plugin.attempts.attempts{outcome="response"}'] == 1,
                           "the attempt observed")
         self.assertEqual(1, st['plugin.tagged_metrics.requests{listener="web",method="GET"}'])
         code, body = s.admin_get("/stats/prometheus")
         self.assertEqual(200, code)
         self.assertIn(b'plugin_attempts_attempts{outcome="response"} 1', body)
+        self.assertIn(b"# TYPE plugin_attempts_duration_us histogram", body)
 
 
 if __name__ == "__main__":
