@@ -53,7 +53,10 @@ PluginFilterConfig::~PluginFilterConfig() {
 }
 
 void PluginFilterConfig::adoptRoutes(std::vector<std::unique_ptr<sl_type_route>> routes) {
-  for (auto& r : routes) r->owner = this;
+  for (auto& r : routes) {
+    r->owner = this;
+    route_set_.insert(r.get());
+  }
   routes_ = std::move(routes);
 }
 
@@ -84,7 +87,7 @@ void PluginFilter::setEncoderFilterCallbacks(http::EncoderFilterCallbacks& callb
 const http::RouteHandle* PluginFilter::selectRoute() {
   if (failed_new_ || config_.hooks().route_select == nullptr) return nullptr;
   const sl_type_route* route = config_.hooks().route_select(plugin_filter_, this);
-  if (route != nullptr && route->owner != &config_) {
+  if (route != nullptr && !config_.ownsRoute(route)) {
     // Not a handle of this filter's config: a plugin bug, and a dangerous one to follow.
     config_.rejected_calls.inc();
     SLUICE_LOG(kError, "plugin filter %s: sl_on_route_select returned a route it did not define",
