@@ -122,7 +122,7 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
     uint64_t streamId() const override { return stream_.id_; }
     uint64_t connectionId() const override { return stream_.hcm_.connection_->id(); }
     void resetStream() override { stream_.resetFromFilter(); }
-    void continueDecoding() override { stream_.resume(stream_.decode_, index_); }
+    bool continueDecoding() override { return stream_.resume(stream_.decode_, index_); }
     bool setUpstream(const UpstreamSpec& spec) override { return stream_.setUpstream(spec); }
     Buffer* decodingBuffer() override { return stream_.heldAt(stream_.decode_, index_); }
     void sendLocalReply(uint16_t status, std::string_view body,
@@ -147,8 +147,8 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
     HeaderMap* addTrailers(bool request) override {
       return stream_.addTrailers(request ? stream_.decode_ : stream_.encode_);
     }
-    void continueEncoding() override {
-      stream_.resume(stream_.encode_, stream_.filter_count_ - 1 - index_);
+    bool continueEncoding() override {
+      return stream_.resume(stream_.encode_, stream_.filter_count_ - 1 - index_);
     }
     Buffer* encodingBuffer() override {
       return stream_.heldAt(stream_.encode_, stream_.filter_count_ - 1 - index_);
@@ -181,7 +181,8 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   void sourceData(Direction& d, Buffer& data, bool end_stream);
   void sourceTrailers(Direction& d, std::unique_ptr<HeaderMap> trailers);
   // Resumes `d` after the filter at `pos` (in d's order) had stopped it.
-  void resume(Direction& d, size_t pos);
+  // Resumes direction `d` stopped at filter `pos`; false when it is not stopped there.
+  bool resume(Direction& d, size_t pos);
   bool iterateHeaders(Direction& d, size_t from);
   bool deliverData(Direction& d, size_t from, Buffer& data, bool end_stream);
   bool deliverDataChain(Direction& d, size_t from, Buffer& data, bool end_stream);
@@ -641,18 +642,18 @@ bool ConnectionManagerImpl::ActiveStream::deliverTrailers(Direction& d, size_t f
   return live(d);
 }
 
-void ConnectionManagerImpl::ActiveStream::resume(Direction& d, size_t pos) {
-  if (!live(d)) return;
+bool ConnectionManagerImpl::ActiveStream::resume(Direction& d, size_t pos) {
+  if (!live(d)) return false;
   const bool headers_here = d.headers_stopped && d.headers_stop_pos == pos;
   const bool data_here = d.stop != Stop::kNone && d.stop_pos == pos;
-  if (!headers_here && !data_here) return;  // not stopped at this filter
+  if (!headers_here && !data_here) return false;  // not stopped at this filter
   const size_t from = pos + 1;
   if (headers_here) {
     d.headers_stopped = false;
-    if (!iterateHeaders(d, from) && !live(d)) return;
+    if (!iterateHeaders(d, from) && !live(d)) return true;
   }
   // Only data held at this very filter moves on; data held earlier waits for that filter.
-  if (!data_here) return;
+  if (!data_here) return true;
   const bool held_trailers = d.stop == Stop::kTrailers;
   d.stop = Stop::kNone;
   d.buffering = false;
@@ -661,10 +662,11 @@ void ConnectionManagerImpl::ActiveStream::resume(Direction& d, size_t pos) {
     if (!d.buffered.empty() || (end && !held_trailers)) {
       Buffer held;
       held.move(d.buffered);
-      if (!deliverData(d, from, held, end)) return;
+      if (!deliverData(d, from, held, end)) return true;
     }
   }
   if (held_trailers) deliverTrailers(d, from);
+  return true;
 }
 
 void ConnectionManagerImpl::ActiveStream::sinkHeaders(Direction& d) {

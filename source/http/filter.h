@@ -143,8 +143,9 @@ class DecoderFilterCallbacks : public virtual StreamFilterCallbacks {
   // connection and stream the response back through the response filters. False (nothing
   // changes) when the config has no such cluster. A later call replaces an earlier one.
   virtual bool setUpstream(const UpstreamSpec& spec) = 0;
-  // Resume the request path after kStopIteration / kStopIterationAndBuffer.
-  virtual void continueDecoding() = 0;
+  // Resume the request path after kStopIteration / kStopIterationAndBuffer. False (nothing
+  // happens) when the request path is not stopped at this filter.
+  virtual bool continueDecoding() = 0;
   // The request body buffered so far by kStopIterationAndBuffer (nullptr when none).
   virtual Buffer* decodingBuffer() = 0;
   // Answer the request without going further: runs the response through the encoder filters.
@@ -161,7 +162,8 @@ class DecoderFilterCallbacks : public virtual StreamFilterCallbacks {
 
 class EncoderFilterCallbacks : public virtual StreamFilterCallbacks {
  public:
-  virtual void continueEncoding() = 0;
+  // As continueDecoding(), for the response path.
+  virtual bool continueEncoding() = 0;
   virtual Buffer* encodingBuffer() = 0;
 };
 

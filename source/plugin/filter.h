@@ -65,24 +65,25 @@ class PluginFilter : public http::StreamFilter, public http::RouteSelector, publ
   // Counts a host call refused as invalid; returns `result` for convenience.
   sl_type_result rejected(sl_type_result result);
   void fail(std::string_view reason);
-  // sl_host_continue_request / _response.
-  void continueRequest() {
+  // sl_host_continue_request / _response: false when that direction is not paused at this
+  // filter (or the call was a misuse, which ends the stream when the hook returns).
+  bool continueRequest() {
     if (hook_ != nullptr && hook_request_) {
       misuse(config_.misuse_continue_inside_hook,
              "sl_host_continue_request from inside its own hook");
-      return;
+      return false;
     }
     request_paused_ = false;
-    decoder_callbacks_->continueDecoding();
+    return decoder_callbacks_->continueDecoding();
   }
-  void continueResponse() {
+  bool continueResponse() {
     if (hook_ != nullptr && !hook_request_) {
       misuse(config_.misuse_continue_inside_hook,
              "sl_host_continue_response from inside its own hook");
-      return;
+      return false;
     }
     response_paused_ = false;
-    encoder_callbacks_->continueEncoding();
+    return encoder_callbacks_->continueEncoding();
   }
   // A send_response the host refused (the response had started) from inside a response hook:
   // the plugin meant to end the stream, so it ends.

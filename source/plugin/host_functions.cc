@@ -563,16 +563,14 @@ sl_type_result sl_host_continue_request(sl_type_stream* stream) {
   if (stream == nullptr) return SL_ERR_INVALID;
   PluginFilter& f = PluginFilter::From(stream);
   if (!MayChange(f)) return f.rejected(SL_ERR_STATE);
-  f.continueRequest();
-  return SL_OK;
+  return f.continueRequest() ? SL_OK : f.rejected(SL_ERR_STATE);
 }
 
 sl_type_result sl_host_continue_response(sl_type_stream* stream) {
   if (stream == nullptr) return SL_ERR_INVALID;
   PluginFilter& f = PluginFilter::From(stream);
   if (!MayChange(f)) return f.rejected(SL_ERR_STATE);
-  f.continueResponse();
-  return SL_OK;
+  return f.continueResponse() ? SL_OK : f.rejected(SL_ERR_STATE);
 }
 
 sl_type_result sl_host_send_response(sl_type_stream* stream, uint32_t status,

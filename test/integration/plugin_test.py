@@ -108,7 +108,10 @@ class PluginTest(harness.SluiceTestCase):
             r = c.read_response()
             self.assertEqual(200, r.status, r.raw)
             self.assertEqual("timer", r.get("x-resumed-by"))
+            # continue_response while the response is not paused: SL_ERR_STATE (-3), counted.
+            self.assertEqual("-3", r.get("x-continue-unpaused"))
             self.assertEqual(harness.DIRECT_BODY, r.body)
+        self.assertEqual(3, s.stats().get("plugin.pause.rejected_calls"))
 
     def test_a_paused_request_holds_its_body_until_the_plugin_continues(self):
         # The pause plugin has no body hook: the body must wait with the headers (it must not

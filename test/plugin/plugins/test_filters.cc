@@ -90,15 +90,21 @@ class PauseFilter : public Filter {
   void onTimer(Stream& s, uint64_t token) override {
     s.requestHeaders().set("x-paused", std::to_string(token));
     paused_ = true;
-    s.continueRequest();
+    // The response is not paused here: the host says so (SL_ERR_STATE) and nothing happens.
+    unpaused_result_ = s.continueResponse();
+    if (s.continueRequest() != SL_OK) s.fail("continue_request of a paused request refused");
   }
   sl_type_action onResponseHeaders(Stream& s, bool) override {
-    if (paused_) s.responseHeaders().set("x-resumed-by", "timer");
+    if (paused_) {
+      s.responseHeaders().set("x-resumed-by", "timer");
+      s.responseHeaders().set("x-continue-unpaused", std::to_string(unpaused_result_));
+    }
     return SL_ACTION_CONTINUE;
   }
 
  private:
   const PauseConfig& c_;
+  sl_type_result unpaused_result_ = 1;
   bool paused_ = false;
 };
 std::unique_ptr<Filter> PauseConfig::newFilter(Stream&) {
