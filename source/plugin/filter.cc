@@ -43,6 +43,7 @@ PluginFilterConfig::PluginFilterConfig(const LoadedPlugin& plugin, std::string n
       hook_mask_(HookMask(plugin.hooks())) {}
 
 PluginFilterConfig::~PluginFilterConfig() {
+  crash::PluginCallScope call(name_.c_str(), "sl_on_config_destroy");
   if (hooks().route_config_destroy != nullptr) {
     for (void* c : route_configs_) hooks().route_config_destroy(c);
   }
@@ -71,6 +72,7 @@ void PluginFilter::setEncoderFilterCallbacks(http::EncoderFilterCallbacks& callb
   if (h.filter_new == nullptr) {
     plugin_filter_ = config_.pluginConfig();
   } else {
+    crash::PluginCallScope call(config_.name().c_str(), "sl_on_filter_new");
     plugin_filter_ = h.filter_new(config_.pluginConfig(), this);
     // Answered (500) when the request headers reach this filter.
     failed_new_ = plugin_filter_ == nullptr;
@@ -80,6 +82,7 @@ void PluginFilter::setEncoderFilterCallbacks(http::EncoderFilterCallbacks& callb
 
 const http::RouteHandle* PluginFilter::selectRoute() {
   if (failed_new_ || config_.hooks().route_select == nullptr) return nullptr;
+  crash::PluginCallScope call(config_.name().c_str(), "sl_on_route_select");
   const sl_type_route* route = config_.hooks().route_select(plugin_filter_, this);
   if (route != nullptr && route->owner != &config_) {
     // Not a handle of this filter's config: a plugin bug, and a dangerous one to follow.
@@ -117,6 +120,7 @@ PluginFilter::~PluginFilter() {
   }
   if (config_.hooks().filter_new != nullptr && plugin_filter_ != nullptr &&
       config_.hooks().filter_destroy != nullptr) {
+    crash::PluginCallScope call(config_.name().c_str(), "sl_on_filter_destroy");
     config_.hooks().filter_destroy(plugin_filter_);
   }
 }
@@ -305,6 +309,7 @@ void PluginFilter::onStreamComplete() {
     for (auto& t : extras_->timers) t.timer->disableTimer();
   }
   if (config_.hooks().stream_complete != nullptr && !failed_new_) {
+    crash::PluginCallScope call(config_.name().c_str(), "sl_on_stream_complete");
     config_.hooks().stream_complete(plugin_filter_, this);
   }
 }
@@ -342,6 +347,7 @@ void PluginFilter::onTimer(uint64_t token) {
   // Timer objects stay until the stream ends (a fired one is re-armed if its token is started
   // again), so none is freed while its own callback runs.
   if (completed()) return;
+  crash::PluginCallScope call(config_.name().c_str(), "sl_on_timer");
   config_.hooks().timer(plugin_filter_, this, token);
 }
 
@@ -350,6 +356,7 @@ sl_type_stream_ref* PluginFilter::ref() {
   if (ref == nullptr) {
     ref = new sl_type_stream_ref;  // one count held by this filter
     ref->dispatcher = &decoder_callbacks_->dispatcher();
+    ref->filter_name = config_.name().c_str();
     ref->filter = this;
   }
   ref->refs.fetch_add(1, std::memory_order_relaxed);
