@@ -57,7 +57,16 @@ void SetThreadName(std::string name) { t_thread_name = std::move(name); }
 
 namespace {
 void WriteAll(const std::string& out) {
-  WriteAll(out);
+  // One write per line: stderr is unbuffered and shared by every thread.
+  size_t off = 0;
+  while (off < out.size()) {
+    ssize_t n = ::write(STDERR_FILENO, out.data() + off, out.size() - off);
+    if (n <= 0) {
+      if (n < 0 && errno == EINTR) continue;
+      break;
+    }
+    off += static_cast<size_t>(n);
+  }
 }
 
 std::string Prefix(Level level) {
@@ -126,7 +135,9 @@ std::string EscapeUntrusted(std::string_view text, size_t max_bytes) {
 }
 
 void WriteTagged(Level level, std::string_view tag, std::string_view message) {
-  WriteAll(absl::StrCat(Prefix(level), "[", tag, "] ", message, "\n"));
+  std::string out = Prefix(level);
+  out.append("[").append(tag).append("] ").append(message).append("\n");
+  WriteAll(out);
 }
 
 void Write(Level level, const char* file, int line, std::string_view message) {
