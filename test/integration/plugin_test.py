@@ -295,7 +295,8 @@ class PluginConfigErrorTest(harness.SluiceTestCase):
 
 
 class PluginMisuseTest(harness.SluiceTestCase):
-    """ABI misuses end their stream at once — 500 while no response has started, a reset after —
+    """ABI misuses end their stream at once — 500 while no response has reached the client, a
+    reset after —
     are counted by reason and logged with the plugin and the hook; none leaves a stream hanging
     until the stream idle timeout."""
 
@@ -319,7 +320,8 @@ class PluginMisuseTest(harness.SluiceTestCase):
                 self.assertEqual(500, r.status, r.raw)
                 self.assertEqual(before + 1,
                                  harness.stat(s.stats(), "plugin.misuse." + counter))
-        # In a response hook the response has started: the stream is reset.
+        # In the response headers hook nothing has reached the client yet: still a 500, in place
+        # of the response the filters were passing on.
         for how, counter in (("refused-reply", "misuse_refused_reply"),
                              ("continue-response-inside", "misuse_continue_inside_hook")):
             with self.subTest(misuse=how):
@@ -327,10 +329,22 @@ class PluginMisuseTest(harness.SluiceTestCase):
                 c = harness.HttpClient.connect(s.addr("web"))
                 self.addCleanup(c.close)
                 c.send(req("GET", "/", headers=[("x-misuse", how)]))
-                data, how_closed = harness.recv_until_closed(c.sock)
-                self.assertEqual(b"", data)
+                r = c.read_response()
+                self.assertEqual(500, r.status, r.raw)
+                self.assertIsNone(r.get("x-test"), "the abandoned response's fields leaked")
                 self.assertEqual(before + 1,
                                  harness.stat(s.stats(), "plugin.misuse." + counter))
+        # In the response body hook the head has reached the client: the stream is reset.
+        before = harness.stat(s.stats(), "plugin.misuse.misuse_refused_reply")
+        c = harness.HttpClient.connect(s.addr("web"))
+        self.addCleanup(c.close)
+        c.send(req("GET", "/", headers=[("x-misuse", "refused-reply-in-body")]))
+        # (What of the head was still buffered when the connection was cut, the client may
+        # never see: an abortive close discards it.)
+        data, how_closed = harness.recv_until_closed(c.sock)
+        self.assertFalse(data.endswith(harness.DIRECT_BODY), data)
+        self.assertNotIn(b" 403 ", data)
+        self.assertEqual(before + 1, harness.stat(s.stats(), "plugin.misuse.misuse_refused_reply"))
         logs = s.logs()
         self.assertIn("plugin filter misuse misused the plugin ABI in sl_on_request_headers: "
                       "an unknown action", logs)
@@ -341,6 +355,54 @@ class PluginMisuseTest(harness.SluiceTestCase):
         self.addCleanup(c.close)
         c.send(req("GET", "/"))
         self.assertEqual(200, c.read_response().status)
+
+class PluginExceptionTest(harness.SluiceTestCase):
+    """An exception escaping an SDK filter's response hook, with a real origin: a 500 while the
+    response head has not reached the client (the origin's response is dropped), a reset once it
+    has; counted and logged either way, and the process goes on."""
+
+    def setUp(self):
+        super().setUp()
+        self.origin = harness.HttpOrigin()
+        self.addCleanup(self.origin.close)
+        cfg = harness.routed_config(self.origin.addr[1])
+        cfg["pluginDirs"] = [PLUGIN_DIR]
+        hcm = cfg["listeners"][0]["filters"][0]["httpConnectionManager"]
+        hcm["httpFilters"].insert(0, plugin("throw"))
+        self.s = self.start_sluice(cfg, concurrency=1)
+
+    def test_an_exception_in_the_response_headers_hook_is_a_500(self):
+        c = harness.HttpClient.connect(self.s.addr("web"))
+        self.addCleanup(c.close)
+        c.send(req("GET", "/answered", headers=[("x-throw", "response-headers")]))
+        r = c.read_response()
+        self.assertEqual(500, r.status, r.raw)
+        self.assertEqual(b"internal error\n", r.body)
+        self.assertEqual(1, len(self.origin.requests), "the origin was asked and answered")
+        # Nothing of the origin's response reached the client, and the connection lives on.
+        self.assertNotIn(b"GET /answered", r.raw)
+        c.send(req("GET", "/next"))
+        ok = c.read_response()
+        self.assertEqual(200, ok.status, ok.raw)
+        self.assertTrue(ok.body.startswith(b"GET /next"), ok.body)
+        self.s.wait_stats(lambda st: harness.stat(st, "plugin.throw.failures") == 1,
+                          "plugin.throw.failures == 1")
+        self.assertIn("exception: asked to throw in onResponseHeaders", self.s.logs())
+
+    def test_an_exception_once_the_response_head_is_out_resets_the_stream(self):
+        c = harness.HttpClient.connect(self.s.addr("web"))
+        self.addCleanup(c.close)
+        c.send(req("GET", "/big/1000000", headers=[("x-throw", "response-body")]))
+        # Closed (an abortive close may discard what was still buffered), and never a 500 after
+        # the head of a 200.
+        data, _ = harness.recv_until_closed(c.sock)
+        self.assertLess(len(data), 1000000, "the whole body went through")
+        self.assertNotIn(b"HTTP/1.1 500", data)
+        self.s.wait_stats(lambda st: harness.stat(st, "plugin.throw.failures") == 1,
+                          "plugin.throw.failures == 1")
+        self.assertIn("exception: asked to throw in onResponseBody", self.s.logs())
+        self.assertIsNone(self.s.poll(), "sluice exited")
+
 
 if __name__ == "__main__":
     harness.main()

@@ -488,6 +488,13 @@ class MisuseFilter : public Filter {
     }
     return SL_ACTION_CONTINUE;
   }
+  sl_type_action onResponseBody(Stream& s, bool) override {
+    if (how_ == "refused-reply-in-body") {
+      s.sendResponse(403, "too late\n");  // refused: the response head reached the client
+      return SL_ACTION_STOP;
+    }
+    return SL_ACTION_DEFAULT;
+  }
 
  private:
   std::string how_;
