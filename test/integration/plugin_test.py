@@ -282,6 +282,46 @@ class PluginConfigErrorTest(harness.SluiceTestCase):
         self.assertEqual(1, r.returncode)
         self.assertIn("filter \"headers\": the plugin rejected its config", r.stderr)
 
+    def test_every_plugin_config_error_is_reported_not_just_the_first(self):
+        # Three refusals in two listeners, and a plugin that does not exist: each is reported,
+        # by --mode validate and at start-up alike.
+        cfg = config([
+            ("web", [plugin("loud", "loud", typed="bad one", name="first"),
+                     headers_filter(responseSet=[{"name": "forbidden", "value": "x"}]),
+                     DIRECT]),
+            ("api", [plugin("nope", "no_such_plugin"),
+                     plugin("loud", "loud", typed="bad two", name="second"), DIRECT]),
+        ])
+        path, r = self.validate(cfg)
+        self.assertEqual(1, r.returncode, r.stdout)
+        for needle in ("listeners[0].filters[0].http_connection_manager.http_filters[0]: "
+                       "filter \"loud\": the plugin rejected its config",
+                       "listeners[0].filters[0].http_connection_manager.http_filters[1]: "
+                       "filter \"headers\": the plugin rejected its config",
+                       "listeners[1].filters[0].http_connection_manager.http_filters[0]: "
+                       "filter \"nope\": plugin \"no_such_plugin\" not found",
+                       "listeners[1].filters[0].http_connection_manager.http_filters[1]: "
+                       "filter \"loud\": the plugin rejected its config"):
+            self.assertIn(needle, r.stderr)
+        s = self.start_sluice(cfg, wait=False)
+        self.assertEqual(1, s.wait_exit())
+        logs = s.logs()
+        self.assertEqual(2, logs.count("filter \"loud\": the plugin rejected its config"), logs)
+        self.assertIn("filter \"headers\": the plugin rejected its config", logs)
+        self.assertIn("plugin \"no_such_plugin\" not found", logs)
+
+    def test_a_plugins_config_error_is_escaped_and_bounded(self):
+        # loud's error holds an ESC sequence, CR LF and invalid UTF-8, and is 10 000 bytes long.
+        _, r = self.validate(config([("web", [plugin("loud", "loud", typed="bad"), DIRECT])]))
+        self.assertEqual(1, r.returncode)
+        raw = r.stderr
+        self.assertNotIn("\x1b", raw)
+        self.assertNotIn("\r", raw)
+        self.assertIn(r"loud says \x1b[31mred\x1b[0m\x0d\x0a[2026-01-01T00:00:00.000Z] [error] "
+                      r"[main] forged \xff\xfe end", raw)
+        self.assertRegex(raw, r"xxx\.\.\.\[cut: \d+ more bytes\]")
+        self.assertLess(len(raw), 4096 + 1000, "the error was not bounded")
+
     def test_startup_refuses_a_plugin_of_another_abi_version(self):
         cfg = config([("web", [plugin("bad_version", "bad_version"), DIRECT])])
         _, r = self.validate(cfg)
@@ -355,6 +395,53 @@ class PluginMisuseTest(harness.SluiceTestCase):
         self.addCleanup(c.close)
         c.send(req("GET", "/"))
         self.assertEqual(200, c.read_response().status)
+
+class PluginTextTest(harness.SluiceTestCase):
+    """What a plugin hands the host for the log (messages, failure reasons) is tagged with the
+    filter's name, escaped and bounded (test/plugin/plugins/loud.c)."""
+
+    def setUp(self):
+        super().setUp()
+        self.s = self.start_sluice(config([("web", [plugin("loud", "loud", name="loudly"),
+                                                    DIRECT])]), concurrency=1)
+
+    def send(self, how):
+        c = harness.HttpClient.connect(self.s.addr("web"))
+        self.addCleanup(c.close)
+        c.send(req("GET", "/", headers=[("x-loud", how)]))
+        return c.read_response()
+
+    def stderr_bytes(self):
+        with open(self.s.stderr_path, "rb") as f:
+            return f.read()
+
+    def test_a_log_line_with_terminal_escapes_is_escaped_and_tagged(self):
+        self.assertEqual(200, self.send("log").status)
+        raw = self.stderr_bytes()
+        self.assertNotIn(b"\x1b", raw)
+        self.assertNotIn(b"\r", raw)
+        self.assertNotIn(b"\xff", raw)
+        lines = [l for l in raw.decode().splitlines() if "loud says" in l]
+        self.assertEqual(1, len(lines), raw)
+        # One line: the forged one stays inside it, visibly.
+        self.assertIn("[warn] [worker_0] [plugin:loudly] loud says \\x1b[31mred\\x1b[0m"
+                      "\\x0d\\x0a[2026-01-01T00:00:00.000Z] [error] [main] forged \\xff\\xfe end",
+                      lines[0])
+
+    def test_a_huge_log_message_is_cut(self):
+        self.assertEqual(200, self.send("huge").status)
+        lines = [l for l in self.stderr_bytes().decode().splitlines() if "huge:" in l]
+        self.assertEqual(1, len(lines))
+        self.assertIn("hhh...[cut: ", lines[0])
+        self.assertLess(len(lines[0]), 1024 + 200, "the message was not bounded")
+
+    def test_a_failure_reason_is_escaped(self):
+        r = self.send("fail")
+        self.assertEqual(500, r.status, r.raw)
+        raw = self.stderr_bytes()
+        self.assertNotIn(b"\x1b", raw)
+        self.assertIn(b"plugin filter loudly failed stream 1: loud says \\x1b[31mred", raw)
+
 
 class PluginExceptionTest(harness.SluiceTestCase):
     """An exception escaping an SDK filter's response hook, with a real origin: a 500 while the
