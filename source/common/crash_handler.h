@@ -12,6 +12,7 @@
 // calls only async-signal-safe functions, plus backtrace() (warmed up at install so that it
 // does not load libgcc inside the handler) and dladdr().
 
+#include <atomic>
 #include <string_view>
 
 namespace sluice::crash {
@@ -44,10 +45,17 @@ extern constinit thread_local PluginCall t_plugin_call;
 
 class PluginCallScope {
  public:
+  // The signal fences (compiler barriers, no instruction) keep the stores where they are: a
+  // compiler that sees the code in between not reading t_plugin_call would otherwise drop them,
+  // and the crash handler reads it.
   PluginCallScope(const char* filter, const char* hook) : saved_(t_plugin_call) {
     t_plugin_call = PluginCall{filter, hook};
+    std::atomic_signal_fence(std::memory_order_seq_cst);
   }
-  ~PluginCallScope() { t_plugin_call = saved_; }
+  ~PluginCallScope() {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    t_plugin_call = saved_;
+  }
   PluginCallScope(const PluginCallScope&) = delete;
   PluginCallScope& operator=(const PluginCallScope&) = delete;
 
