@@ -38,13 +38,13 @@ constexpr bool kAsan = false;
 struct FatalSignal {
   int sig;
   const char* name;
-  bool asan_owns;  // AddressSanitizer handles it by default (handle_segv, handle_sigbus, ...)
+  bool asan_owns;        // AddressSanitizer handles it by default (handle_segv, handle_sigbus, ...)
   char description[64];  // strsignal(), copied at install time (it is not async-signal-safe)
   bool installed;
 };
 FatalSignal g_signals[] = {
-    {SIGSEGV, "SIGSEGV", true, {}, false}, {SIGBUS, "SIGBUS", true, {}, false},
-    {SIGFPE, "SIGFPE", true, {}, false},   {SIGILL, "SIGILL", false, {}, false},
+    {SIGSEGV, "SIGSEGV", true, {}, false},  {SIGBUS, "SIGBUS", true, {}, false},
+    {SIGFPE, "SIGFPE", true, {}, false},    {SIGILL, "SIGILL", false, {}, false},
     {SIGABRT, "SIGABRT", false, {}, false},
 };
 
@@ -52,8 +52,8 @@ FatalSignal g_signals[] = {
 // complete before `g_plugin_count` counts it), read lock-free by the handler.
 constexpr size_t kMaxPlugins = 128;
 struct PluginEntry {
-  const void* base;  // dli_fbase of the object
-  const char* path;  // never freed
+  const void* base;                           // dli_fbase of the object
+  const char* path;                           // never freed
   std::atomic<const char*> filters{nullptr};  // replaced whole (old copies leak: config time)
 };
 PluginEntry g_plugins[kMaxPlugins];
@@ -203,7 +203,7 @@ uintptr_t FaultingPc(const void* context) {
 }
 
 void Restore(int sig) {
-  struct sigaction dfl{};
+  struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
   sigemptyset(&dfl.sa_mask);
   sigaction(sig, &dfl, nullptr);
@@ -301,7 +301,7 @@ void Install() {
       strncpy(s.description, d, sizeof(s.description) - 1);
     }
     if (kAsan && s.asan_owns) continue;
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_sigaction = Handler;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);

@@ -572,8 +572,9 @@ void sl_host_fail_stream(sl_type_stream* stream, sl_type_str reason) {
   if (stream == nullptr) return;
   PluginFilter& f = PluginFilter::From(stream);
   if (f.completed()) return;
-  f.fail(Valid(reason) ? sluice::log::EscapeUntrusted(View(reason), sluice::plugin::kMaxFailReasonBytes)
-                       : std::string("(no reason)"));
+  f.fail(Valid(reason)
+             ? sluice::log::EscapeUntrusted(View(reason), sluice::plugin::kMaxFailReasonBytes)
+             : std::string("(no reason)"));
 }
 
 sl_type_result sl_host_metadata_set(sl_type_stream* stream, sl_type_str key, sl_type_str value) {

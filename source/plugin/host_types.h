@@ -18,11 +18,11 @@ class MetricRegistry;
 
 // Bounds on the text a plugin hands the host that reaches a log or a terminal; each is also
 // escaped (log::EscapeUntrusted). docs/plugins.md, "When a plugin fails", promises them.
-inline constexpr size_t kMaxLogMessageBytes = 1024;    // sl_host_log
-inline constexpr size_t kMaxFailReasonBytes = 1024;    // sl_host_fail_stream (and SDK exceptions)
-inline constexpr size_t kMaxDetailsBytes = 256;        // sl_host_send_response's details
-inline constexpr size_t kMaxConfigErrorBytes = 4096;   // sl_host_config_error
-inline constexpr size_t kMaxFilterNameBytes = 256;     // sl_on_filter_names, in messages
+inline constexpr size_t kMaxLogMessageBytes = 1024;   // sl_host_log
+inline constexpr size_t kMaxFailReasonBytes = 1024;   // sl_host_fail_stream (and SDK exceptions)
+inline constexpr size_t kMaxDetailsBytes = 256;       // sl_host_send_response's details
+inline constexpr size_t kMaxConfigErrorBytes = 4096;  // sl_host_config_error
+inline constexpr size_t kMaxFilterNameBytes = 256;    // sl_on_filter_names, in messages
 class PluginFilter;
 class PluginFilterConfig;
 

@@ -111,8 +111,9 @@ class PluginManagerImpl : public PluginManager {
       for (const std::string& n : plugin.filterNames()) {
         names.push_back(log::EscapeUntrusted(n, kMaxFilterNameBytes));
       }
-      return Error(where, absl::StrCat("plugin ", plugin.path(), " provides no such filter (it has: ",
-                                       absl::StrJoin(names, ", "), ")"));
+      return Error(where,
+                   absl::StrCat("plugin ", plugin.path(), " provides no such filter (it has: ",
+                                absl::StrJoin(names, ", "), ")"));
     }
     absl::StatusOr<std::string> bytes;
     {
@@ -133,7 +134,8 @@ class PluginManagerImpl : public PluginManager {
     sl_type_result r;
     {
       crash::PluginCallScope call(name.c_str(), "sl_on_config_new");
-      r = plugin.hooks().config_new(&host, sl_type_str{proto.filter().data(), proto.filter().size()},
+      r = plugin.hooks().config_new(&host,
+                                    sl_type_str{proto.filter().data(), proto.filter().size()},
                                     sl_type_str{bytes->data(), bytes->size()}, &plugin_config);
     }
     if (r != SL_OK) {
@@ -281,9 +283,9 @@ class PluginManagerImpl : public PluginManager {
     sl_type_result r;
     {
       crash::PluginCallScope call(target->config->name().c_str(), "sl_on_route_config_new");
-      r = plugin.hooks().route_config_new(
-          &host, target->config->pluginConfig(), sl_type_str{filter.data(), filter.size()},
-          sl_type_str{bytes.data(), bytes.size()}, &route_config);
+      r = plugin.hooks().route_config_new(&host, target->config->pluginConfig(),
+                                          sl_type_str{filter.data(), filter.size()},
+                                          sl_type_str{bytes.data(), bytes.size()}, &route_config);
     }
     if (r != SL_OK) {
       return Error(where, absl::StrCat("filter \"", pending.filter_name,

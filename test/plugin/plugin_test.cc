@@ -66,9 +66,9 @@ TEST(AbiHeaderTest, OpeningCommentNamesTheVersionOfTheMacros) {
   }
   const std::string expected = absl::StrCat(" * sluice plugin ABI, version ", SL_ABI_VERSION_MAJOR,
                                             ".", SL_ABI_VERSION_MINOR, ":");
-  EXPECT_EQ(0u, first.rfind(expected, 0)) << "the header's first line is \"" << first
-                                          << "\", the macros say " << SL_ABI_VERSION_MAJOR << "."
-                                          << SL_ABI_VERSION_MINOR;
+  EXPECT_EQ(0u, first.rfind(expected, 0))
+      << "the header's first line is \"" << first << "\", the macros say " << SL_ABI_VERSION_MAJOR
+      << "." << SL_ABI_VERSION_MINOR;
 }
 
 TEST(LoaderTest, RefusesAnotherMajorVersionNamingBothVersionsAndTheFile) {

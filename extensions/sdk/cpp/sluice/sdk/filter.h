@@ -39,8 +39,8 @@
 #define SLUICE_SDK_FILTER_H_
 
 #include <cstddef>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -554,8 +554,9 @@ class ExceptionText {
  public:
   explicit ExceptionText(const char* what) noexcept {
     const int n = std::snprintf(buf_, sizeof(buf_), "exception: %s", what != nullptr ? what : "");
-    len_ = n < 0 ? 0 : (static_cast<size_t>(n) < sizeof(buf_) ? static_cast<size_t>(n)
-                                                                : sizeof(buf_) - 1);
+    len_ =
+        n < 0 ? 0
+              : (static_cast<size_t>(n) < sizeof(buf_) ? static_cast<size_t>(n) : sizeof(buf_) - 1);
   }
   sl_type_str str() const noexcept { return sl_type_str{buf_, len_}; }
 
@@ -585,7 +586,7 @@ inline void LogCurrentException(const char* where) noexcept {
     if (n > 0) {
       sl_host_log(SL_LOG_ERROR,
                   sl_type_str{buf, static_cast<size_t>(n) < sizeof(buf) ? static_cast<size_t>(n)
-                                                                         : sizeof(buf) - 1});
+                                                                        : sizeof(buf) - 1});
     }
   } catch (...) {
     sl_host_log(SL_LOG_ERROR, Str("exception of unknown type"));
