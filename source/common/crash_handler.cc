@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 namespace sluice::crash {
 
@@ -58,6 +59,9 @@ struct PluginEntry {
 };
 PluginEntry g_plugins[kMaxPlugins];
 std::atomic<size_t> g_plugin_count{0};
+// Filter lists replaced by longer ones: kept (and reachable, for leak checkers) since the
+// handler may be reading one.
+std::vector<const char*>* g_retired = new std::vector<const char*>();
 
 // The thread that is reporting (0: none): a second crashing thread waits for it to finish; a
 // fault inside the handler itself ends the process at once.
@@ -77,7 +81,9 @@ struct AltStack {
 thread_local AltStack t_alt_stack;
 
 void SetUpAltStack() {
-  if (t_alt_stack.mem != nullptr) return;
+  // Under ASan the faults (stack overflows included) are ASan's, on its own alternate stack,
+  // which this must not replace.
+  if (kAsan || t_alt_stack.mem != nullptr) return;
   void* mem =
       mmap(nullptr, kAltStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) return;  // no report for a stack overflow on this thread, that's all
@@ -120,10 +126,11 @@ class Out {
     while (n > 0) c(tmp[--n]);
     return *this;
   }
-  Out& dec(int64_t v) {
-    if (v < 0) {
+  Out& dec(int64_t value) {
+    uint64_t v = static_cast<uint64_t>(value);
+    if (value < 0) {
       c('-');
-      v = -v;
+      v = 0 - v;  // no overflow for the most negative value
     }
     char tmp[24];
     size_t n = 0;
@@ -338,6 +345,7 @@ void AddPluginFilter(std::string_view path, std::string_view filter_name) {
     if (!text.empty()) text.append(", ");
     text.append(quoted);
     e.filters.store(strdup(text.c_str()), std::memory_order_release);
+    if (old != nullptr) g_retired->push_back(old);
     return;
   }
 }
