@@ -142,7 +142,8 @@ void PluginFilter::fail(std::string_view reason) {
              decoder_callbacks_->streamId(), reason);
   auto& info = decoder_callbacks_->streamInfo();
   if (info.response_flags.empty()) info.response_flags = "plugin_failure";
-  // A reply of its own when no response has started; a reset otherwise (sendLocalReply decides).
+  // 500 while no response head has reached the codec (even one the filters are passing on, as
+  // in a response hook); a reset otherwise (sendLocalReply decides).
   decoder_callbacks_->sendLocalReply(500, "internal error\n", nullptr);
 }
 
@@ -168,7 +169,7 @@ bool PluginFilter::endIfMisused() {
              decoder_callbacks_->streamId());
   auto& info = decoder_callbacks_->streamInfo();
   if (info.response_flags.empty()) info.response_flags = "plugin_misuse";
-  // A reply of its own when no response has started; a reset otherwise.
+  // 500 while no response head has reached the codec; a reset otherwise.
   decoder_callbacks_->sendLocalReply(500, "internal error\n", nullptr);
   return true;
 }
