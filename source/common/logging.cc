@@ -4,7 +4,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
+
+#include "absl/strings/str_cat.h"
 
 namespace sluice::log {
 
@@ -50,6 +55,91 @@ bool ParseLevel(std::string_view name, Level* out) {
 
 void SetThreadName(std::string name) { t_thread_name = std::move(name); }
 
+namespace {
+void WriteAll(const std::string& out) {
+  // One write per line: stderr is unbuffered and shared by every thread.
+  size_t off = 0;
+  while (off < out.size()) {
+    ssize_t n = ::write(STDERR_FILENO, out.data() + off, out.size() - off);
+    if (n <= 0) {
+      if (n < 0 && errno == EINTR) continue;
+      break;
+    }
+    off += static_cast<size_t>(n);
+  }
+}
+
+std::string Prefix(Level level) {
+  struct timeval tv;
+  gettimeofday(&tv, nullptr);
+  struct tm tm;
+  gmtime_r(&tv.tv_sec, &tm);
+  return absl::StrFormat("[%04d-%02d-%02dT%02d:%02d:%02d.%03dZ] [%s] [%s] ", tm.tm_year + 1900,
+                         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                         static_cast<int>(tv.tv_usec / 1000), LevelName(level), t_thread_name);
+}
+
+// The length of the well-formed UTF-8 sequence (RFC 3629: no overlongs, no surrogates, at most
+// U+10FFFF) that starts `s`, or 0.
+size_t Utf8Length(std::string_view s) {
+  const auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char c = b(0);
+  auto cont = [&](size_t i) { return i < s.size() && (b(i) & 0xc0) == 0x80; };
+  if (c >= 0xc2 && c <= 0xdf) return cont(1) ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) {
+    if (!cont(1) || !cont(2)) return 0;
+    if (c == 0xe0 && b(1) < 0xa0) return 0;   // overlong
+    if (c == 0xed && b(1) >= 0xa0) return 0;  // surrogates
+    return 3;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    if (c == 0xf0 && b(1) < 0x90) return 0;   // overlong
+    if (c == 0xf4 && b(1) >= 0x90) return 0;  // beyond U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+}  // namespace
+
+std::string EscapeUntrusted(std::string_view text, size_t max_bytes) {
+  std::string out;
+  out.reserve(std::min(text.size(), max_bytes));
+  size_t i = 0;
+  char esc[5];
+  while (i < text.size()) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    std::string_view piece;
+    size_t consumed = 1;
+    if (c >= 0x20 && c < 0x7f) {
+      piece = text.substr(i, 1);
+    } else if (size_t n = c >= 0x80 ? Utf8Length(text.substr(i)) : 0; n != 0) {
+      // U+0080..U+009F (C2 80..C2 9F) are C1 controls: CSI (U+009B) drives some terminals.
+      if (n == 2 && c == 0xc2 && static_cast<unsigned char>(text[i + 1]) < 0xa0) {
+        n = 0;
+      } else {
+        piece = text.substr(i, n);
+        consumed = n;
+      }
+    }
+    if (piece.empty()) {
+      snprintf(esc, sizeof(esc), "\\x%02x", c);
+      piece = esc;
+    }
+    if (out.size() + piece.size() > max_bytes) break;
+    out.append(piece);
+    i += consumed;
+  }
+  if (i < text.size()) absl::StrAppend(&out, "...[cut: ", text.size() - i, " more bytes]");
+  return out;
+}
+
+void WriteTagged(Level level, std::string_view tag, std::string_view message) {
+  std::string out = Prefix(level);
+  out.append("[").append(tag).append("] ").append(message).append("\n");
+  WriteAll(out);
+}
+
 void Write(Level level, const char* file, int line, std::string_view message) {
   struct timeval tv;
   gettimeofday(&tv, nullptr);
@@ -61,16 +151,7 @@ void Write(Level level, const char* file, int line, std::string_view message) {
                                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
                                     tm.tm_min, tm.tm_sec, static_cast<int>(tv.tv_usec / 1000),
                                     LevelName(level), t_thread_name, base, line, message);
-  // One write per line: stderr is unbuffered and shared by every thread.
-  size_t off = 0;
-  while (off < out.size()) {
-    ssize_t n = ::write(STDERR_FILENO, out.data() + off, out.size() - off);
-    if (n <= 0) {
-      if (n < 0 && errno == EINTR) continue;
-      break;
-    }
-    off += static_cast<size_t>(n);
-  }
+  WriteAll(out);
 }
 
 }  // namespace sluice::log

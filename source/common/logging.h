@@ -21,6 +21,17 @@ void SetThreadName(std::string name);
 
 // Writes one line to stderr with a single write(2), so lines of different threads never interleave.
 void Write(Level level, const char* file, int line, std::string_view message);
+// The same with a tag of the caller's in place of "file:line" ("[plugin:<filter>]").
+void WriteTagged(Level level, std::string_view tag, std::string_view message);
+
+// Text from outside sluice (a plugin's log message, config error or failure reason) made safe to
+// reach a terminal or a log: printable ASCII and well-formed UTF-8 stay as they are; control
+// characters (ESC, CR and LF included), DEL, C1 controls (U+0080..U+009F) and bytes that are not
+// well-formed UTF-8 are written as \xNN, so that nothing the text holds can drive a terminal or
+// forge a log line. (A backslash stays as it is: a message is read, not parsed back.) At most
+// `max_bytes` bytes of output are kept, cut at a character boundary and marked "...[cut: N more
+// bytes]".
+std::string EscapeUntrusted(std::string_view text, size_t max_bytes);
 
 namespace internal {
 extern Level g_level;

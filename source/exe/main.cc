@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/strings/numbers.h"
+#include "source/common/crash_handler.h"
 #include "source/common/logging.h"
 #include "source/config/bootstrap.h"
 #include "source/server/server.h"
@@ -50,6 +51,8 @@ int UsageError(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First: a crash anywhere after this (a plugin's included, at load or at run time) is reported.
+  sluice::crash::Install();
   std::string config_path;
   std::string mode = "serve";
   sluice::server::Options options;

@@ -2,6 +2,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "google/protobuf/util/time_util.h"
 #include "source/http/conn_manager_impl.h"
 #include "source/http/filters/direct_response.h"
@@ -85,6 +86,9 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
           ? p.max_request_body_bytes().value()
           : (uint64_t{1} << 30);
   if (plugins != nullptr) plugins->chainBegin(path);
+  // Every plugin filter's error, not just the first: a plugin refusing its config must not hide
+  // what the next one would say.
+  std::vector<std::string> errors;
   for (int i = 0; i < p.http_filters_size(); ++i) {
     const auto& f = p.http_filters(i);
     switch (f.config_type_case()) {
@@ -99,7 +103,10 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
         }
         auto factory = plugins->filterFactory(
             f.plugin(), f.name().empty() ? f.plugin().filter() : f.name(), fpath);
-        if (!factory.ok()) return factory.status();
+        if (!factory.ok()) {
+          errors.emplace_back(factory.status().message());
+          break;
+        }
         c->filter_factories.push_back(std::move(*factory));
         break;
       }
@@ -108,8 +115,9 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
     }
   }
   if (plugins != nullptr) {
-    if (absl::Status done = plugins->chainDone(); !done.ok()) return done;
+    if (absl::Status done = plugins->chainDone(); !done.ok()) errors.emplace_back(done.message());
   }
+  if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
   const std::string prefix =
       absl::StrCat("http.", p.stat_prefix().empty() ? listener_name : p.stat_prefix(), ".");
   auto counter = [&](const char* name) -> stats::Counter& {

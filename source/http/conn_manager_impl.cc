@@ -68,6 +68,9 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   void sendLocalReply(uint16_t status, std::string_view body,
                       const std::function<void(HeaderMap&)>& modify);
   void resetFromFilter();
+  // A local reply once the response's head entered the filters but has not reached the codec.
+  void sendDirectLocalReply(uint16_t status, std::string_view body,
+                            const std::function<void(HeaderMap&)>& modify);
   void timeout(stats::Counter& counter, const char* flag);
 
  private:
@@ -249,6 +252,9 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   bool request_complete_ = false;
   bool tunnel_request_ = false;  // the codec holds an allowed Upgrade or CONNECT
   bool tunneling_ = false;       // ... and the response opened it
+  // The response's head reached the codec: from here on the client may have (part of) it, and
+  // a failure can only reset the stream.
+  bool response_head_sent_ = false;
 };
 
 namespace {
@@ -426,9 +432,15 @@ void ConnectionManagerImpl::ActiveStream::startResponse(std::unique_ptr<Response
 void ConnectionManagerImpl::ActiveStream::sendLocalReply(
     uint16_t status, std::string_view body, const std::function<void(HeaderMap&)>& modify) {
   if (completed_) return;
-  if (encode_.headers_entered) {
+  if (response_head_sent_) {
     // Too late for a reply of its own: the client already has (part of) another response.
     resetFromFilter();
+    return;
+  }
+  if (encode_.headers_entered) {
+    // A response is on its way through the filters (one of them failed on it), but the client
+    // has nothing yet: it gets this reply instead.
+    sendDirectLocalReply(status, body, modify);
     return;
   }
   decode_.aborted = true;
@@ -444,6 +456,31 @@ void ConnectionManagerImpl::ActiveStream::sendLocalReply(
     Buffer b;
     b.add(body);
     sourceData(encode_, b, true);
+  }
+}
+
+void ConnectionManagerImpl::ActiveStream::sendDirectLocalReply(
+    uint16_t status, std::string_view body, const std::function<void(HeaderMap&)>& modify) {
+  // Straight to the codec, as Envoy does in this state: the filters already iterating the
+  // abandoned response (one of them is on the stack) must not be shown a second one. The rest
+  // of the abandoned response (an upstream's body) is dropped.
+  decode_.aborted = true;
+  encode_.aborted = true;
+  ResponseHead head;
+  head.status = status;
+  head.headers.add("Server", hcm_.config_->server_name);
+  head.headers.add("Date", CachedDate());
+  if (!body.empty()) head.headers.add("Content-Type", "text/plain; charset=utf-8");
+  head.headers.add("Content-Length", std::to_string(body.size()));
+  if (modify) modify(head.headers);
+  info_.response_code = status;
+  response_head_sent_ = true;
+  encoder_.encodeHeaders(head, body.empty());
+  if (!body.empty() && !completed_) {
+    Buffer b;
+    b.add(body);
+    info_.bytes_sent += b.length();
+    encoder_.encodeData(b, true);
   }
 }
 
@@ -679,6 +716,7 @@ void ConnectionManagerImpl::ActiveStream::sinkHeaders(Direction& d) {
     return;
   }
   info_.response_code = response_head_->status;
+  response_head_sent_ = true;
   encoder_.encodeHeaders(*response_head_, d.headers_end_stream);
   if (!completed_ && hcm_.codec_ && hcm_.codec_->tunneling() && !tunneling_) {
     tunneling_ = true;

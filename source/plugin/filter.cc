@@ -46,6 +46,7 @@ PluginFilterConfig::PluginFilterConfig(const LoadedPlugin& plugin, std::string n
       hook_mask_(HookMask(plugin.hooks())) {}
 
 PluginFilterConfig::~PluginFilterConfig() {
+  crash::PluginCallScope call(name_.c_str(), "sl_on_config_destroy");
   if (hooks().route_config_destroy != nullptr) {
     for (void* c : route_configs_) hooks().route_config_destroy(c);
   }
@@ -77,6 +78,7 @@ void PluginFilter::setEncoderFilterCallbacks(http::EncoderFilterCallbacks& callb
   if (h.filter_new == nullptr) {
     plugin_filter_ = config_.pluginConfig();
   } else {
+    crash::PluginCallScope call(config_.name().c_str(), "sl_on_filter_new");
     plugin_filter_ = h.filter_new(config_.pluginConfig(), this);
     // Answered (500) when the request headers reach this filter.
     failed_new_ = plugin_filter_ == nullptr;
@@ -86,6 +88,7 @@ void PluginFilter::setEncoderFilterCallbacks(http::EncoderFilterCallbacks& callb
 
 const http::RouteHandle* PluginFilter::selectRoute() {
   if (failed_new_ || config_.hooks().route_select == nullptr) return nullptr;
+  crash::PluginCallScope call(config_.name().c_str(), "sl_on_route_select");
   const sl_type_route* route = config_.hooks().route_select(plugin_filter_, this);
   if (route != nullptr && !config_.ownsRoute(route)) {
     // Not a handle of this filter's config: a plugin bug, and a dangerous one to follow.
@@ -123,6 +126,7 @@ PluginFilter::~PluginFilter() {
   }
   if (config_.hooks().filter_new != nullptr && plugin_filter_ != nullptr &&
       config_.hooks().filter_destroy != nullptr) {
+    crash::PluginCallScope call(config_.name().c_str(), "sl_on_filter_destroy");
     config_.hooks().filter_destroy(plugin_filter_);
   }
 }
@@ -138,7 +142,8 @@ void PluginFilter::fail(std::string_view reason) {
              decoder_callbacks_->streamId(), reason);
   auto& info = decoder_callbacks_->streamInfo();
   if (info.response_flags.empty()) info.response_flags = "plugin_failure";
-  // A reply of its own when no response has started; a reset otherwise (sendLocalReply decides).
+  // 500 while no response head has reached the codec (even one the filters are passing on, as
+  // in a response hook); a reset otherwise (sendLocalReply decides).
   decoder_callbacks_->sendLocalReply(500, "internal error\n", nullptr);
 }
 
@@ -164,7 +169,7 @@ bool PluginFilter::endIfMisused() {
              decoder_callbacks_->streamId());
   auto& info = decoder_callbacks_->streamInfo();
   if (info.response_flags.empty()) info.response_flags = "plugin_misuse";
-  // A reply of its own when no response has started; a reset otherwise.
+  // 500 while no response head has reached the codec; a reset otherwise.
   decoder_callbacks_->sendLocalReply(500, "internal error\n", nullptr);
   return true;
 }
@@ -315,6 +320,7 @@ void PluginFilter::onStreamComplete() {
     for (auto& t : extras_->timers) t.timer->disableTimer();
   }
   if (config_.hooks().stream_complete != nullptr && !failed_new_) {
+    crash::PluginCallScope call(config_.name().c_str(), "sl_on_stream_complete");
     config_.hooks().stream_complete(plugin_filter_, this);
   }
 }
@@ -355,6 +361,7 @@ void PluginFilter::onUpstreamAttemptDone(const http::UpstreamAttempt& a) {
   r.duration_us = static_cast<uint64_t>(a.duration.count());
   uint64_t retry_after_ms = 0;
   observing_ = true;
+  crash::PluginCallScope call(config_.name().c_str(), "sl_on_upstream_attempt_done");
   // Observe-only until retries exist: the answer is not acted on.
   (void)config_.hooks().upstream_attempt_done(plugin_filter_, this, &r, &retry_after_ms);
   observing_ = false;
@@ -393,6 +400,7 @@ void PluginFilter::onTimer(uint64_t token) {
   // Timer objects stay until the stream ends (a fired one is re-armed if its token is started
   // again), so none is freed while its own callback runs.
   if (completed()) return;
+  crash::PluginCallScope call(config_.name().c_str(), "sl_on_timer");
   config_.hooks().timer(plugin_filter_, this, token);
 }
 
@@ -401,6 +409,7 @@ sl_type_stream_ref* PluginFilter::ref() {
   if (ref == nullptr) {
     ref = new sl_type_stream_ref;  // one count held by this filter
     ref->dispatcher = &decoder_callbacks_->dispatcher();
+    ref->filter_name = config_.name().c_str();
     ref->filter = this;
   }
   ref->refs.fetch_add(1, std::memory_order_relaxed);

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "source/common/crash_handler.h"
 #include "source/http/filter.h"
 #include "source/plugin/filter_config.h"
 #include "source/plugin/host_types.h"
@@ -129,10 +130,11 @@ class PluginFilter : public http::StreamFilter, public http::RouteSelector, publ
   // recorded) when it may not.
   bool validAction(sl_type_action action, bool headers_hook, bool trailers_hook);
   // Marks the hook under way (for the misuse checks): its name and direction.
+  // Also tells the thread's log lines and crash report which filter's hook is running.
   struct HookScope {
     HookScope(PluginFilter& f, const char* name, bool request, bool headers = false,
               bool end_stream = false)
-        : f(f) {
+        : f(f), call(f.config_.name().c_str(), name) {
       f.hook_ = name;
       f.hook_request_ = request;
       f.hook_headers_ = headers;
@@ -144,6 +146,7 @@ class PluginFilter : public http::StreamFilter, public http::RouteSelector, publ
       f.hook_end_stream_ = false;
     }
     PluginFilter& f;
+    crash::PluginCallScope call;
   };
 
   const PluginFilterConfig& config_;

@@ -48,10 +48,10 @@ class PluginFilterConfig {
   // state): a plugin bug worth seeing without reading logs.
   stats::Counter& rejected_calls;
   // plugin.<name>.misuse_<reason>: ABI misuses that would have left a stream hanging, each
-  // ending its stream at once (500, or a reset once the response started) and logged: a hook
-  // returning an action it may not (unknown, or STOP_AND_BUFFER from a headers hook), a
-  // continue_* from inside the filter's own hook of that direction, a send_response refused in
-  // a response hook (the response had started).
+  // ending its stream at once (500, or a reset once the response head reached the client) and
+  // logged: a hook returning an action it may not (unknown, or STOP_AND_BUFFER from a headers
+  // hook), a continue_* from inside the filter's own hook of that direction, a send_response
+  // refused in a response hook (the response had started).
   stats::Counter& misuse_unknown_action;
   stats::Counter& misuse_buffer_from_headers;
   stats::Counter& misuse_continue_inside_hook;

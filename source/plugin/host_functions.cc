@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "source/common/crash_handler.h"
 #include "source/common/logging.h"
 #include "source/http/http1/parser.h"
 #include "source/plugin/filter.h"
@@ -162,7 +163,8 @@ extern "C" {
 
 void sl_host_config_error(sl_type_config_host* host, sl_type_str message) {
   if (host == nullptr || !Valid(message)) return;
-  host->error.assign(View(message));
+  // Bounded and escaped: it is printed (validate, start-up) as it stands.
+  host->error = sluice::log::EscapeUntrusted(View(message), sluice::plugin::kMaxConfigErrorBytes);
 }
 
 sl_type_result sl_host_metric_define(sl_type_config_host* host, sl_type_metric_kind kind,
@@ -279,7 +281,11 @@ void sl_host_log(sl_type_log_level level, sl_type_str message) {
   if (!Valid(message)) return;
   const sluice::log::Level l = LogLevel(level);
   if (!sluice::log::Enabled(l)) return;
-  sluice::log::Write(l, "plugin", 0, View(message));
+  // Tagged with the filter whose code is running on this thread (a plugin's own thread: none).
+  const char* filter = sluice::crash::t_plugin_call.filter;
+  sluice::log::WriteTagged(
+      l, filter != nullptr ? absl::StrCat("plugin:", filter) : std::string("plugin"),
+      sluice::log::EscapeUntrusted(View(message), sluice::plugin::kMaxLogMessageBytes));
 }
 
 sl_type_result sl_host_post(sl_type_stream_ref* ref,
@@ -289,6 +295,7 @@ sl_type_result sl_host_post(sl_type_stream_ref* ref,
   ref->refs.fetch_add(1, std::memory_order_relaxed);
   ref->dispatcher->post([ref, fn, ctx] {
     PluginFilter* f = ref->filter;  // read on the worker, where it is cleared
+    sluice::crash::PluginCallScope call(ref->filter_name, "a function given to sl_host_post");
     if (f != nullptr && !f->completed()) {
       fn(ctx, f->pluginFilter(), f);
     } else {
@@ -596,7 +603,9 @@ sl_type_result sl_host_send_response(sl_type_stream* stream, uint32_t status,
   }
   if (details.len != 0) {
     auto& flags = f.decoder().streamInfo().response_flags;
-    if (flags.empty()) flags.assign(View(details));
+    if (flags.empty()) {
+      flags = sluice::log::EscapeUntrusted(View(details), sluice::plugin::kMaxDetailsBytes);
+    }
   }
   f.decoder().sendLocalReply(static_cast<uint16_t>(status), View(body),
                              [headers, header_count](sluice::http::HeaderMap& m) {
@@ -623,7 +632,9 @@ void sl_host_fail_stream(sl_type_stream* stream, sl_type_str reason) {
   if (stream == nullptr) return;
   PluginFilter& f = PluginFilter::From(stream);
   if (!MayChange(f)) return;
-  f.fail(Valid(reason) ? View(reason) : std::string_view("(no reason)"));
+  f.fail(Valid(reason)
+             ? sluice::log::EscapeUntrusted(View(reason), sluice::plugin::kMaxFailReasonBytes)
+             : std::string("(no reason)"));
 }
 
 sl_type_result sl_host_metadata_set(sl_type_stream* stream, sl_type_str key, sl_type_str value) {

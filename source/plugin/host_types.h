@@ -15,6 +15,14 @@
 
 namespace sluice::plugin {
 class MetricRegistry;
+
+// Bounds on the text a plugin hands the host that reaches a log or a terminal; each is also
+// escaped (log::EscapeUntrusted). docs/plugins.md, "When a plugin fails", promises them.
+inline constexpr size_t kMaxLogMessageBytes = 1024;   // sl_host_log
+inline constexpr size_t kMaxFailReasonBytes = 1024;   // sl_host_fail_stream (and SDK exceptions)
+inline constexpr size_t kMaxDetailsBytes = 256;       // sl_host_send_response's details
+inline constexpr size_t kMaxConfigErrorBytes = 4096;  // sl_host_config_error
+inline constexpr size_t kMaxFilterNameBytes = 256;    // sl_on_filter_names, in messages
 class PluginFilter;
 class PluginFilterConfig;
 
@@ -74,6 +82,7 @@ struct sl_type_stream {};
 struct sl_type_stream_ref {
   std::atomic<uint32_t> refs{1};
   sluice::event::Dispatcher* dispatcher = nullptr;
+  const char* filter_name = nullptr;  // the config's (it outlives every stream of it)
   sluice::plugin::PluginFilter* filter = nullptr;
 
   void release() {

@@ -11,7 +11,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "source/common/crash_handler.h"
 #include "source/common/logging.h"
+#include "source/plugin/host_types.h"
 
 namespace sluice::plugin {
 
@@ -198,8 +200,12 @@ absl::StatusOr<std::unique_ptr<LoadedPlugin>> LoadPlugin(const std::string& path
   } else {
     names.push_back(FilterNameFromFile(path));
   }
+  std::vector<std::string> shown;
+  for (const std::string& n : names) shown.push_back(log::EscapeUntrusted(n, kMaxFilterNameBytes));
   SLUICE_LOG(kInfo, "plugin %s loaded (ABI %s; filters: %s)", path, VersionString(version),
-             absl::StrJoin(names, ", "));
+             absl::StrJoin(shown, ", "));
+  // Frames in it are reported as this plugin's if the process crashes.
+  crash::RegisterPlugin(reinterpret_cast<const void*>(hooks.abi_version), path);
   return std::make_unique<LoadedPlugin>(path, handle, version, hooks, std::move(names));
 }
 

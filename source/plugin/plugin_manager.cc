@@ -1,5 +1,6 @@
 #include <stdlib.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 
@@ -12,6 +13,8 @@
 #include "google/protobuf/descriptor.pb.h"
 #include "google/protobuf/dynamic_message.h"
 #include "google/protobuf/util/json_util.h"
+#include "source/common/crash_handler.h"
+#include "source/common/logging.h"
 #include "source/plugin/filter.h"
 #include "source/plugin/loader.h"
 #include "source/plugin/metrics.h"
@@ -79,6 +82,21 @@ class PluginManagerImpl : public PluginManager {
   absl::StatusOr<http::StreamFilterFactory> filterFactory(const config::v1::PluginFilter& proto,
                                                           const std::string& name,
                                                           const std::string& path) override {
+    auto factory = build(proto, name, path);
+    // Its routes' configs for other filters are not built (chainDone): errors about them would
+    // only repeat this one.
+    if (!factory.ok()) chain_.failed.push_back(name);
+    return factory;
+  }
+
+  void chainBegin(const std::string& path) override {
+    chain_ = Chain();
+    chain_.path = path;
+  }
+
+  absl::StatusOr<http::StreamFilterFactory> build(const config::v1::PluginFilter& proto,
+                                                  const std::string& name,
+                                                  const std::string& path) {
     const std::string& file_name = sources_.source();
     const std::string where = absl::StrCat(file_name, file_name.empty() ? "" : ": ", path,
                                            ": filter \"", proto.filter(), "\": ");
@@ -89,11 +107,19 @@ class PluginManagerImpl : public PluginManager {
     if (!entry.ok()) return Error(where, entry.status().message());
     const LoadedPlugin& plugin = *(*entry)->plugin;
     if (!plugin.providesFilter(proto.filter())) {
+      std::vector<std::string> names;
+      for (const std::string& n : plugin.filterNames()) {
+        names.push_back(log::EscapeUntrusted(n, kMaxFilterNameBytes));
+      }
       return Error(where,
                    absl::StrCat("plugin ", plugin.path(), " provides no such filter (it has: ",
-                                absl::StrJoin(plugin.filterNames(), ", "), ")"));
+                                absl::StrJoin(names, ", "), ")"));
     }
-    auto bytes = configBytes(**entry, proto, path, where);
+    absl::StatusOr<std::string> bytes;
+    {
+      crash::PluginCallScope call(name.c_str(), "sl_on_config_type");
+      bytes = configBytes(**entry, proto, path, where);
+    }
     if (!bytes.ok()) return bytes.status();
 
     std::vector<std::unique_ptr<sl_type_route>> routes;
@@ -105,15 +131,20 @@ class PluginManagerImpl : public PluginManager {
     host.routes = &routes;
     host.route_configs = &route_configs;
     void* plugin_config = nullptr;
-    const sl_type_result r =
-        plugin.hooks().config_new(&host, sl_type_str{proto.filter().data(), proto.filter().size()},
-                                  sl_type_str{bytes->data(), bytes->size()}, &plugin_config);
+    sl_type_result r;
+    {
+      crash::PluginCallScope call(name.c_str(), "sl_on_config_new");
+      r = plugin.hooks().config_new(&host,
+                                    sl_type_str{proto.filter().data(), proto.filter().size()},
+                                    sl_type_str{bytes->data(), bytes->size()}, &plugin_config);
+    }
     if (r != SL_OK) {
       return Error(where, absl::StrCat("the plugin rejected its config: ",
                                        host.error.empty() ? "(no message)" : host.error,
                                        locate(path, host.error), " (plugin ", plugin.path(), ")"));
     }
     auto config = std::make_shared<PluginFilterConfig>(plugin, name, plugin_config, store_);
+    crash::AddPluginFilter(plugin.path(), log::EscapeUntrusted(name, kMaxFilterNameBytes));
     if (!routes.empty()) {
       if (plugin.hooks().route_select == nullptr) {
         return Error(where, absl::StrCat("the plugin defines routes but exports no "
@@ -134,19 +165,17 @@ class PluginManagerImpl : public PluginManager {
     return PluginFilterFactory(std::move(config));
   }
 
-  void chainBegin(const std::string& path) override {
-    chain_ = Chain();
-    chain_.path = path;
-  }
-
   absl::Status chainDone() override {
     Chain chain = std::move(chain_);
     chain_ = Chain();
+    // Every error, not just the first: a config with several mistakes is fixed in one go.
+    std::vector<std::string> errors;
     for (const PendingRouteConfig& pending : chain.pending) {
       absl::Status s = buildRouteConfig(chain, pending);
-      if (!s.ok()) return s;
+      if (!s.ok()) errors.emplace_back(s.message());
     }
-    return absl::OkStatus();
+    if (errors.empty()) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
   }
 
  private:
@@ -168,6 +197,9 @@ class PluginManagerImpl : public PluginManager {
     PluginFilterConfig* definer = nullptr;
     std::string definer_path;
     std::vector<PendingRouteConfig> pending;
+    // Filters of this list whose config failed (already reported): per-route configs for them
+    // are not checked, since "no filter named ..." would be wrong.
+    std::vector<std::string> failed;
   };
 
   // One route's config for one filter of the chain: parsed as that filter's per-route type
@@ -198,6 +230,10 @@ class PluginManagerImpl : public PluginManager {
       target = &f;
     }
     if (target == nullptr) {
+      if (std::find(chain.failed.begin(), chain.failed.end(), pending.filter_name) !=
+          chain.failed.end()) {
+        return absl::OkStatus();
+      }
       return fail(absl::StrCat("no plugin filter named \"", pending.filter_name,
                                "\" in this http_filters list (it has: ", absl::StrJoin(names, ", "),
                                ")"));
@@ -226,6 +262,7 @@ class PluginManagerImpl : public PluginManager {
     auto type_hook = plugin.hooks().route_config_type != nullptr ? plugin.hooks().route_config_type
                                                                  : plugin.hooks().config_type;
     if (type_hook != nullptr) {
+      crash::PluginCallScope call(target->config->name().c_str(), "sl_on_route_config_type");
       typed = type_hook(sl_type_str{filter.data(), filter.size()}, &type) == SL_OK &&
               type.message_type.len != 0;
     }
@@ -243,9 +280,13 @@ class PluginManagerImpl : public PluginManager {
     host.metrics = &metrics_;
     host.clusters = &clusters_;
     void* route_config = nullptr;
-    const sl_type_result r = plugin.hooks().route_config_new(
-        &host, target->config->pluginConfig(), sl_type_str{filter.data(), filter.size()},
-        sl_type_str{bytes.data(), bytes.size()}, &route_config);
+    sl_type_result r;
+    {
+      crash::PluginCallScope call(target->config->name().c_str(), "sl_on_route_config_new");
+      r = plugin.hooks().route_config_new(&host, target->config->pluginConfig(),
+                                          sl_type_str{filter.data(), filter.size()},
+                                          sl_type_str{bytes.data(), bytes.size()}, &route_config);
+    }
     if (r != SL_OK) {
       return Error(where, absl::StrCat("filter \"", pending.filter_name,
                                        "\" rejected its per-route config: ",

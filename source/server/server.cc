@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "google/protobuf/util/time_util.h"
 #include "source/common/logging.h"
 #include "source/common/stats.h"
@@ -154,13 +155,19 @@ absl::Status Server::run() {
 
   plugins_ = PluginManagerFor(bootstrap_, sources_, store_);
   std::vector<ListenerConfigPtr> listeners;
+  // Every listener's errors before giving up, as --mode validate reports them.
+  std::vector<std::string> errors;
   for (int li = 0; li < bootstrap_.listeners_size(); ++li) {
     auto cfg = BuildListenerConfig(bootstrap_.listeners(li), *clusters_, store_, concurrency,
                                    absl::StrCat("listeners[", li, "]"), plugins_.get());
-    if (!cfg.ok()) return cfg.status();
+    if (!cfg.ok()) {
+      errors.emplace_back(cfg.status().message());
+      continue;
+    }
     if ((*cfg)->reclaim_idle) shared_->reclaim_any = true;
     listeners.push_back(std::move(*cfg));
   }
+  if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
   // Every address is checked before this process binds any socket of its own, so that listeners
   // of this config on overlapping addresses (0.0.0.0:80 and 127.0.0.1:80) do not take each
   // other for another process.
@@ -326,11 +333,14 @@ absl::Status Validate(const config::v1::Bootstrap& bootstrap, const config::Valu
   auto clusters = upstream::ClusterManager::create(bootstrap, store);
   if (!clusters.ok()) return clusters.status();
   plugin::PluginManagerPtr plugins = PluginManagerFor(bootstrap, sources, store);
+  // Every listener's errors (each reports every plugin filter's), not just the first.
+  std::vector<std::string> errors;
   for (int li = 0; li < bootstrap.listeners_size(); ++li) {
     auto cfg = BuildListenerConfig(bootstrap.listeners(li), **clusters, store, 1,
                                    absl::StrCat("listeners[", li, "]"), plugins.get());
-    if (!cfg.ok()) return cfg.status();
+    if (!cfg.ok()) errors.emplace_back(cfg.status().message());
   }
+  if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
   return absl::OkStatus();
 }
 

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "source/common/block_cache.h"
+#include "source/common/crash_handler.h"
 #include "source/common/logging.h"
 #include "source/network/connection_impl.h"
 #include "source/network/idle_connection_list.h"
@@ -274,6 +275,8 @@ void Worker::start() {
   pthread_sigmask(SIG_BLOCK, &block, &previous);
   thread_ = std::thread([this] {
     log::SetThreadName(absl::StrCat("worker_", index_));
+    // The OS's name for it (crash reports, top -H, gdb) and its alternate signal stack.
+    crash::OnThreadStart(absl::StrCat("sluice-wrk-", index_).c_str());
     stats::SetThreadSlot(index_);
     for (auto& l : listeners_) l->enable();
     trim_timer_ = dispatcher_->createTimer([this] { trimMemory(); });

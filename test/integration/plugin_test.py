@@ -285,6 +285,46 @@ class PluginConfigErrorTest(harness.SluiceTestCase):
         self.assertEqual(1, r.returncode)
         self.assertIn("filter \"headers\": the plugin rejected its config", r.stderr)
 
+    def test_every_plugin_config_error_is_reported_not_just_the_first(self):
+        # Three refusals in two listeners, and a plugin that does not exist: each is reported,
+        # by --mode validate and at start-up alike.
+        cfg = config([
+            ("web", [plugin("loud", "loud", typed="bad one", name="first"),
+                     headers_filter(responseSet=[{"name": "forbidden", "value": "x"}]),
+                     DIRECT]),
+            ("api", [plugin("nope", "no_such_plugin"),
+                     plugin("loud", "loud", typed="bad two", name="second"), DIRECT]),
+        ])
+        path, r = self.validate(cfg)
+        self.assertEqual(1, r.returncode, r.stdout)
+        for needle in ("listeners[0].filters[0].http_connection_manager.http_filters[0]: "
+                       "filter \"loud\": the plugin rejected its config",
+                       "listeners[0].filters[0].http_connection_manager.http_filters[1]: "
+                       "filter \"headers\": the plugin rejected its config",
+                       "listeners[1].filters[0].http_connection_manager.http_filters[0]: "
+                       "filter \"nope\": plugin \"no_such_plugin\" not found",
+                       "listeners[1].filters[0].http_connection_manager.http_filters[1]: "
+                       "filter \"loud\": the plugin rejected its config"):
+            self.assertIn(needle, r.stderr)
+        s = self.start_sluice(cfg, wait=False)
+        self.assertEqual(1, s.wait_exit())
+        logs = s.logs()
+        self.assertEqual(2, logs.count("filter \"loud\": the plugin rejected its config"), logs)
+        self.assertIn("filter \"headers\": the plugin rejected its config", logs)
+        self.assertIn("plugin \"no_such_plugin\" not found", logs)
+
+    def test_a_plugins_config_error_is_escaped_and_bounded(self):
+        # loud's error holds an ESC sequence, CR LF and invalid UTF-8, and is 10 000 bytes long.
+        _, r = self.validate(config([("web", [plugin("loud", "loud", typed="bad"), DIRECT])]))
+        self.assertEqual(1, r.returncode)
+        raw = r.stderr
+        self.assertNotIn("\x1b", raw)
+        self.assertNotIn("\r", raw)
+        self.assertIn(r"loud says \x1b[31mred\x1b[0m\x0d\x0a[2026-01-01T00:00:00.000Z] [error] "
+                      r"[main] forged \xff\xfe end", raw)
+        self.assertRegex(raw, r"xxx\.\.\.\[cut: \d+ more bytes\]")
+        self.assertLess(len(raw), 4096 + 1000, "the error was not bounded")
+
     def test_startup_refuses_a_plugin_of_another_abi_version(self):
         cfg = config([("web", [plugin("bad_version", "bad_version"), DIRECT])])
         _, r = self.validate(cfg)
@@ -298,7 +338,8 @@ class PluginConfigErrorTest(harness.SluiceTestCase):
 
 
 class PluginMisuseTest(harness.SluiceTestCase):
-    """ABI misuses end their stream at once — 500 while no response has started, a reset after —
+    """ABI misuses end their stream at once — 500 while no response has reached the client, a
+    reset after —
     are counted by reason and logged with the plugin and the hook; none leaves a stream hanging
     until the stream idle timeout."""
 
@@ -322,7 +363,8 @@ class PluginMisuseTest(harness.SluiceTestCase):
                 self.assertEqual(500, r.status, r.raw)
                 self.assertEqual(before + 1,
                                  harness.stat(s.stats(), "plugin.misuse." + counter))
-        # In a response hook the response has started: the stream is reset.
+        # In the response headers hook nothing has reached the client yet: still a 500, in place
+        # of the response the filters were passing on.
         for how, counter in (("refused-reply", "misuse_refused_reply"),
                              ("continue-response-inside", "misuse_continue_inside_hook")):
             with self.subTest(misuse=how):
@@ -330,10 +372,22 @@ class PluginMisuseTest(harness.SluiceTestCase):
                 c = harness.HttpClient.connect(s.addr("web"))
                 self.addCleanup(c.close)
                 c.send(req("GET", "/", headers=[("x-misuse", how)]))
-                data, how_closed = harness.recv_until_closed(c.sock)
-                self.assertEqual(b"", data)
+                r = c.read_response()
+                self.assertEqual(500, r.status, r.raw)
+                self.assertIsNone(r.get("x-test"), "the abandoned response's fields leaked")
                 self.assertEqual(before + 1,
                                  harness.stat(s.stats(), "plugin.misuse." + counter))
+        # In the response body hook the head has reached the client: the stream is reset.
+        before = harness.stat(s.stats(), "plugin.misuse.misuse_refused_reply")
+        c = harness.HttpClient.connect(s.addr("web"))
+        self.addCleanup(c.close)
+        c.send(req("GET", "/", headers=[("x-misuse", "refused-reply-in-body")]))
+        # (What of the head was still buffered when the connection was cut, the client may
+        # never see: an abortive close discards it.)
+        data, how_closed = harness.recv_until_closed(c.sock)
+        self.assertFalse(data.endswith(harness.DIRECT_BODY), data)
+        self.assertNotIn(b" 403 ", data)
+        self.assertEqual(before + 1, harness.stat(s.stats(), "plugin.misuse.misuse_refused_reply"))
         logs = s.logs()
         self.assertIn("plugin filter misuse misused the plugin ABI in sl_on_request_headers: "
                       "an unknown action", logs)
@@ -344,6 +398,101 @@ class PluginMisuseTest(harness.SluiceTestCase):
         self.addCleanup(c.close)
         c.send(req("GET", "/"))
         self.assertEqual(200, c.read_response().status)
+
+class PluginTextTest(harness.SluiceTestCase):
+    """What a plugin hands the host for the log (messages, failure reasons) is tagged with the
+    filter's name, escaped and bounded (test/plugin/plugins/loud.c)."""
+
+    def setUp(self):
+        super().setUp()
+        self.s = self.start_sluice(config([("web", [plugin("loud", "loud", name="loudly"),
+                                                    DIRECT])]), concurrency=1)
+
+    def send(self, how):
+        c = harness.HttpClient.connect(self.s.addr("web"))
+        self.addCleanup(c.close)
+        c.send(req("GET", "/", headers=[("x-loud", how)]))
+        return c.read_response()
+
+    def stderr_bytes(self):
+        with open(self.s.stderr_path, "rb") as f:
+            return f.read()
+
+    def test_a_log_line_with_terminal_escapes_is_escaped_and_tagged(self):
+        self.assertEqual(200, self.send("log").status)
+        raw = self.stderr_bytes()
+        self.assertNotIn(b"\x1b", raw)
+        self.assertNotIn(b"\r", raw)
+        self.assertNotIn(b"\xff", raw)
+        lines = [l for l in raw.decode().splitlines() if "loud says" in l]
+        self.assertEqual(1, len(lines), raw)
+        # One line: the forged one stays inside it, visibly.
+        self.assertIn("[warn] [worker_0] [plugin:loudly] loud says \\x1b[31mred\\x1b[0m"
+                      "\\x0d\\x0a[2026-01-01T00:00:00.000Z] [error] [main] forged \\xff\\xfe end",
+                      lines[0])
+
+    def test_a_huge_log_message_is_cut(self):
+        self.assertEqual(200, self.send("huge").status)
+        lines = [l for l in self.stderr_bytes().decode().splitlines() if "huge:" in l]
+        self.assertEqual(1, len(lines))
+        self.assertIn("hhh...[cut: ", lines[0])
+        self.assertLess(len(lines[0]), 1024 + 200, "the message was not bounded")
+
+    def test_a_failure_reason_is_escaped(self):
+        r = self.send("fail")
+        self.assertEqual(500, r.status, r.raw)
+        raw = self.stderr_bytes()
+        self.assertNotIn(b"\x1b", raw)
+        self.assertIn(b"plugin filter loudly failed stream 1: loud says \\x1b[31mred", raw)
+
+
+class PluginExceptionTest(harness.SluiceTestCase):
+    """An exception escaping an SDK filter's response hook, with a real origin: a 500 while the
+    response head has not reached the client (the origin's response is dropped), a reset once it
+    has; counted and logged either way, and the process goes on."""
+
+    def setUp(self):
+        super().setUp()
+        self.origin = harness.HttpOrigin()
+        self.addCleanup(self.origin.close)
+        cfg = harness.routed_config(self.origin.addr[1])
+        cfg["pluginDirs"] = [PLUGIN_DIR]
+        hcm = cfg["listeners"][0]["filters"][0]["httpConnectionManager"]
+        hcm["httpFilters"].insert(0, plugin("throw"))
+        self.s = self.start_sluice(cfg, concurrency=1)
+
+    def test_an_exception_in_the_response_headers_hook_is_a_500(self):
+        c = harness.HttpClient.connect(self.s.addr("web"))
+        self.addCleanup(c.close)
+        c.send(req("GET", "/answered", headers=[("x-throw", "response-headers")]))
+        r = c.read_response()
+        self.assertEqual(500, r.status, r.raw)
+        self.assertEqual(b"internal error\n", r.body)
+        self.assertEqual(1, len(self.origin.requests), "the origin was asked and answered")
+        # Nothing of the origin's response reached the client, and the connection lives on.
+        self.assertNotIn(b"GET /answered", r.raw)
+        c.send(req("GET", "/next"))
+        ok = c.read_response()
+        self.assertEqual(200, ok.status, ok.raw)
+        self.assertTrue(ok.body.startswith(b"GET /next"), ok.body)
+        self.s.wait_stats(lambda st: harness.stat(st, "plugin.throw.failures") == 1,
+                          "plugin.throw.failures == 1")
+        self.assertIn("exception: asked to throw in onResponseHeaders", self.s.logs())
+
+    def test_an_exception_once_the_response_head_is_out_resets_the_stream(self):
+        c = harness.HttpClient.connect(self.s.addr("web"))
+        self.addCleanup(c.close)
+        c.send(req("GET", "/big/1000000", headers=[("x-throw", "response-body")]))
+        # Closed (an abortive close may discard what was still buffered), and never a 500 after
+        # the head of a 200.
+        data, _ = harness.recv_until_closed(c.sock)
+        self.assertLess(len(data), 1000000, "the whole body went through")
+        self.assertNotIn(b"HTTP/1.1 500", data)
+        self.s.wait_stats(lambda st: harness.stat(st, "plugin.throw.failures") == 1,
+                          "plugin.throw.failures == 1")
+        self.assertIn("exception: asked to throw in onResponseBody", self.s.logs())
+        self.assertIsNone(self.s.poll(), "sluice exited")
+
 
 if __name__ == "__main__":
     harness.main()

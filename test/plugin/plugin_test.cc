@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "api/sluice/config/v1/bootstrap.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -48,6 +49,26 @@ TEST(LoaderTest, LoadsAndListsFilters) {
   EXPECT_EQ(nullptr, (*noop)->hooks().filter_new);
   EXPECT_EQ(nullptr, (*noop)->hooks().response_headers);
   EXPECT_NE(nullptr, (*noop)->hooks().request_headers);
+}
+
+// The header's opening comment says which version it is; it must be the one its macros say
+// (a minor bump that forgets the comment misleads every plugin author reading it).
+TEST(AbiHeaderTest, OpeningCommentNamesTheVersionOfTheMacros) {
+  const std::string path = std::string(SLUICE_SOURCE_DIR) + "/api/sluice/plugin/v1/sluice_plugin.h";
+  std::ifstream in(path);
+  ASSERT_TRUE(in.good()) << path;
+  std::string line;
+  std::string first;  // the first line of the comment's text
+  while (std::getline(in, line)) {
+    if (line == "/*") continue;
+    first = line;
+    break;
+  }
+  const std::string expected = absl::StrCat(" * sluice plugin ABI, version ", SL_ABI_VERSION_MAJOR,
+                                            ".", SL_ABI_VERSION_MINOR, ":");
+  EXPECT_EQ(0u, first.rfind(expected, 0))
+      << "the header's first line is \"" << first << "\", the macros say " << SL_ABI_VERSION_MAJOR
+      << "." << SL_ABI_VERSION_MINOR;
 }
 
 TEST(LoaderTest, RefusesAnotherMajorVersionNamingBothVersionsAndTheFile) {

@@ -259,12 +259,31 @@ class ThrowConfig : public FilterConfig {
   std::unique_ptr<Filter> newFilter(Stream&) override;
 };
 
+// x-throw: any value throws in onRequestHeaders, except "response-headers" and "response-body",
+// which throw in that response hook instead (the first before anything reached the client, the
+// second once the response head has).
 class ThrowFilter : public Filter {
  public:
   sl_type_action onRequestHeaders(Stream& s, bool) override {
-    if (s.requestHeaders().get("x-throw")) throw std::runtime_error("asked to throw");
+    const auto how = s.requestHeaders().get("x-throw");
+    if (!how) return SL_ACTION_CONTINUE;
+    how_ = std::string(*how);
+    if (how_ != "response-headers" && how_ != "response-body") {
+      throw std::runtime_error("asked to throw");
+    }
     return SL_ACTION_CONTINUE;
   }
+  sl_type_action onResponseHeaders(Stream&, bool) override {
+    if (how_ == "response-headers") throw std::runtime_error("asked to throw in onResponseHeaders");
+    return SL_ACTION_CONTINUE;
+  }
+  sl_type_action onResponseBody(Stream&, bool) override {
+    if (how_ == "response-body") throw std::runtime_error("asked to throw in onResponseBody");
+    return SL_ACTION_DEFAULT;
+  }
+
+ private:
+  std::string how_;
 };
 std::unique_ptr<Filter> ThrowConfig::newFilter(Stream&) { return std::make_unique<ThrowFilter>(); }
 
@@ -474,6 +493,13 @@ class MisuseFilter : public Filter {
       return SL_ACTION_STOP;
     }
     return SL_ACTION_CONTINUE;
+  }
+  sl_type_action onResponseBody(Stream& s, bool) override {
+    if (how_ == "refused-reply-in-body") {
+      s.sendResponse(403, "too late\n");  // refused: the response head reached the client
+      return SL_ACTION_STOP;
+    }
+    return SL_ACTION_DEFAULT;
   }
 
  private:

@@ -62,6 +62,14 @@
  *   config object is shared by every worker's filters: read it only (or synchronize yourself).
  *   Host functions taking an sl_type_stream* must be called on that stream's worker from inside a
  *   hook or a completion of it; the exceptions are marked (any thread).
+ *
+ * FAILURES (docs/plugins.md, "When a plugin fails")
+ *   Hooks are C functions: nothing may unwind out of them. A C++ exception that escapes a hook
+ *   unwinds through the host's C frames — undefined behaviour, in practice std::terminate — so
+ *   catch everything at the hook's edge (the C++ SDK does, and fails the stream) and report it
+ *   with sl_host_fail_stream. A plugin that crashes (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT)
+ *   takes the process down; the host first writes a report to stderr naming the signal, the
+ *   thread, the filter and hook under way, the plugin's file and a backtrace.
  */
 
 #ifndef SLUICE_PLUGIN_V1_SLUICE_PLUGIN_H_
@@ -435,8 +443,7 @@ SL_EXPORT int sl_on_upstream_attempt_done(void* filter, sl_type_stream* stream,
 /* Optional (since 1.3). The type of filter `filter_name`'s per-route config, as
  * sl_on_config_type (SL_ERR_NOT_FOUND or empty: JSON text). Absent: the same type as the
  * filter's own config. */
-SL_EXPORT sl_type_result sl_on_route_config_type(sl_type_str filter_name,
-                                                 sl_type_config_type* out);
+SL_EXPORT sl_type_result sl_on_route_config_type(sl_type_str filter_name, sl_type_config_type* out);
 
 /* Optional (since 1.3). Builds a per-route config of filter `filter_name` (main thread, after
  * every filter of the chain has its config): `config` is that filter's own config object,
@@ -461,7 +468,9 @@ SL_EXPORT const sl_type_route* sl_on_route_select(void* filter, sl_type_stream* 
 /* ------------------------------------------------------------------------------------------ */
 /* Host functions: config time (main thread, inside sl_on_config_new)                          */
 
-/* Sets the message sl_on_config_new's failure is reported with (copied). */
+/* Sets the message sl_on_config_new's failure is reported with (copied; cut at 4 KiB and escaped
+ * like sl_host_log's messages). Every filter's refusal in a config is reported, not just the
+ * first. */
 void sl_host_config_error(sl_type_config_host* host, sl_type_str message);
 
 /* Declares a metric named "plugin.<filter name>.<name>" (name: [a-zA-Z0-9_.]+). Declaring the
@@ -513,7 +522,10 @@ void sl_host_histogram_record(sl_type_metric* histogram, uint64_t value);
 
 /* 1 when a message at `level` would be written. */
 int sl_host_log_enabled(sl_type_log_level level);
-/* Writes one log line (the host adds time, level and thread). Never log secrets. */
+/* Writes one log line (the host adds time, level, thread and "[plugin:<filter name>]" when called
+ * from one of the filter's hooks). Never log secrets. The message is cut at 1 KiB and escaped:
+ * control characters (ESC, CR, LF...), C1 controls and bytes that are not UTF-8 are written as
+ * \xNN, so one call is one line whatever it holds. */
 void sl_host_log(sl_type_log_level level, sl_type_str message);
 
 /* Runs `fn(ctx, filter, stream)` on the stream's worker, soon, in post order: the filter
@@ -614,17 +626,21 @@ sl_type_result sl_host_continue_request(sl_type_stream* stream);
 sl_type_result sl_host_continue_response(sl_type_stream* stream);
 
 /* Answers the request with this response (run through the response filters) instead of going
- * further; `details` (may be empty) is recorded for the access log. Return SL_ACTION_STOP from
- * the hook that calls it. SL_ERR_STATE once a response has started; from a response hook the
- * stream is then reset when the hook returns (misuse_refused_reply). */
+ * further; `details` (may be empty; cut at 256 bytes and escaped) is recorded for the access
+ * log. Return SL_ACTION_STOP from the hook that calls it. SL_ERR_STATE once a response has
+ * started; from a response hook the stream is then ended when the hook returns
+ * (misuse_refused_reply): 500 while the response head has not reached the client (it was still
+ * in the filters), a reset after. */
 sl_type_result sl_host_send_response(sl_type_stream* stream, uint32_t status,
                                      const sl_type_header* headers, size_t header_count,
                                      sl_type_str body, sl_type_str details);
 /* Ends the stream abruptly (HTTP/1: closes the connection). */
 void sl_host_reset_stream(sl_type_stream* stream);
 /* Reports a failure the filter cannot handle (e.g. an exception the C++ SDK caught): the stream
- * is answered 500 (or reset once a response started), the failure is counted
- * (plugin.<filter>.failures) and logged with `reason`. Return SL_ACTION_STOP after it. */
+ * is answered 500 while no response head has reached the client — from a response hook too,
+ * the response the filters were passing on is dropped — and reset after; the failure is counted
+ * (plugin.<filter>.failures) and logged with `reason` (cut at 1 KiB and escaped). Return
+ * SL_ACTION_STOP after it. */
 void sl_host_fail_stream(sl_type_stream* stream, sl_type_str reason);
 
 /* Per-stream metadata that filters share: key -> bytes (copied). Get's view is valid until the

@@ -29,7 +29,11 @@
 //
 // Exactly one source file of a plugin uses SLUICE_PLUGIN_FILTERS: it defines the exported hooks.
 // An exception that escapes a filter's method is caught at the ABI boundary: the stream fails
-// (500, or a reset once the response started) and the host counts it; the process goes on.
+// (500 while no response has reached the client — from a response hook too —, a reset once one
+// has) and the host counts and logs it; the process goes on. Likewise for create() and
+// newRouteConfig() (a config error with the exception's what()), newFilter() (500),
+// onSelectRoute() (no route) and functions given to StreamRef::post(). Destructors must not
+// throw: C++ makes that std::terminate, which the host reports as a crash (SIGABRT).
 
 #ifndef SLUICE_SDK_FILTER_H_
 #define SLUICE_SDK_FILTER_H_
@@ -37,6 +41,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -598,37 +603,89 @@ constexpr FilterRegistration Register(const char* name, const char* config_type 
       route_config_type};
 }
 
+namespace internal {
+
+// "exception: <what>" in a fixed buffer: reporting an exception must not throw (a bad_alloc
+// from building a std::string would escape into the host's C frames).
+class ExceptionText {
+ public:
+  explicit ExceptionText(const char* what) noexcept {
+    const int n = std::snprintf(buf_, sizeof(buf_), "exception: %s", what != nullptr ? what : "");
+    len_ =
+        n < 0 ? 0
+              : (static_cast<size_t>(n) < sizeof(buf_) ? static_cast<size_t>(n) : sizeof(buf_) - 1);
+  }
+  sl_type_str str() const noexcept { return sl_type_str{buf_, len_}; }
+
+ private:
+  char buf_[512];
+  size_t len_ = 0;
+};
+
+// Fails the stream for the exception being handled (call only inside a catch block).
+inline void FailForCurrentException(sl_type_stream* s) noexcept {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    sl_host_fail_stream(s, ExceptionText(e.what()).str());
+  } catch (...) {
+    sl_host_fail_stream(s, Str("exception of unknown type"));
+  }
+}
+
+// Logs the exception being handled where no stream can be failed (call only inside a catch).
+inline void LogCurrentException(const char* where) noexcept {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    char buf[600];
+    const int n = std::snprintf(buf, sizeof(buf), "%s: exception: %s", where, e.what());
+    if (n > 0) {
+      sl_host_log(SL_LOG_ERROR,
+                  sl_type_str{buf, static_cast<size_t>(n) < sizeof(buf) ? static_cast<size_t>(n)
+                                                                        : sizeof(buf) - 1});
+    }
+  } catch (...) {
+    sl_host_log(SL_LOG_ERROR, Str("exception of unknown type"));
+  }
+}
+
+// Runs `fn`; an escaping exception fails the stream: the host answers 500 when no response has
+// reached the client yet (even from a response hook), resets the stream otherwise, counts it in
+// plugin.<filter>.failures and logs the exception's what().
+template <class Fn>
+sl_type_action Guard(sl_type_stream* s, Fn&& fn) noexcept {
+  try {
+    return fn();
+  } catch (...) {
+    FailForCurrentException(s);
+  }
+  return SL_ACTION_STOP;
+}
+
+}  // namespace internal
+
 template <class Fn>
 void StreamRef::Run(void* ctx, void* filter, sl_type_stream* stream) {
   std::unique_ptr<Fn> fn(static_cast<Fn*>(ctx));
   if (stream == nullptr) {
-    (*fn)(static_cast<Filter*>(nullptr), static_cast<Stream*>(nullptr));
+    // The stream is gone: nothing to fail, but the exception must not reach the host's frames.
+    try {
+      (*fn)(static_cast<Filter*>(nullptr), static_cast<Stream*>(nullptr));
+    } catch (...) {
+      internal::LogCurrentException("a function posted to a gone stream");
+    }
     return;
   }
   Stream s(stream);
   try {
     (*fn)(static_cast<Filter*>(filter), &s);
-  } catch (const std::exception& e) {
-    sl_host_fail_stream(stream, Str(std::string("exception: ") + e.what()));
   } catch (...) {
-    sl_host_fail_stream(stream, Str("exception of unknown type"));
+    internal::FailForCurrentException(stream);
   }
 }
 
 namespace internal {
-
-// Runs `fn`; an escaping exception fails the stream (the host answers 500 / resets, counts it).
-template <class Fn>
-sl_type_action Guard(sl_type_stream* s, Fn&& fn) {
-  try {
-    return fn();
-  } catch (const std::exception& e) {
-    sl_host_fail_stream(s, Str(std::string("exception: ") + e.what()));
-  } catch (...) {
-    sl_host_fail_stream(s, Str("exception of unknown type"));
-  }
-  return SL_ACTION_STOP;
-}
 
 struct ConfigHolder {
   const FilterRegistration* registration;
@@ -690,7 +747,7 @@ inline Filter* AsFilter(void* f) { return static_cast<Filter*>(f); }
       *out = new ::sluice::sdk::internal::ConfigHolder{r, std::move(c)};                           \
       return SL_OK;                                                                                \
     } catch (const std::exception& e) {                                                            \
-      ctx.fail(std::string("exception: ") + e.what());                                             \
+      sl_host_config_error(host, ::sluice::sdk::internal::ExceptionText(e.what()).str());          \
     } catch (...) {                                                                                \
       ctx.fail("exception of unknown type");                                                       \
     }                                                                                              \
@@ -706,6 +763,7 @@ inline Filter* AsFilter(void* f) { return static_cast<Filter*>(f); }
       ::sluice::sdk::Stream stream(s);                                                             \
       return holder->config->newFilter(stream).release();                                          \
     } catch (...) {                                                                                \
+      ::sluice::sdk::internal::LogCurrentException("newFilter");                                   \
       return nullptr; /* the host fails the stream (500) and counts it */                          \
     }                                                                                              \
   }                                                                                                \
@@ -793,7 +851,7 @@ inline Filter* AsFilter(void* f) { return static_cast<Filter*>(f); }
       *out = c.release();                                                                          \
       return SL_OK;                                                                                \
     } catch (const std::exception& e) {                                                            \
-      ctx.fail(std::string("exception: ") + e.what());                                             \
+      sl_host_config_error(host, ::sluice::sdk::internal::ExceptionText(e.what()).str());          \
     } catch (...) {                                                                                \
       ctx.fail("exception of unknown type");                                                       \
     }                                                                                              \
@@ -807,6 +865,7 @@ inline Filter* AsFilter(void* f) { return static_cast<Filter*>(f); }
       ::sluice::sdk::Stream st(s);                                                                 \
       return ::sluice::sdk::internal::AsFilter(f)->onSelectRoute(st);                              \
     } catch (...) {                                                                                \
+      ::sluice::sdk::internal::LogCurrentException("onSelectRoute");                               \
       return nullptr; /* no route: the router answers 404 */                                       \
     }                                                                                              \
   }                                                                                                \
@@ -823,7 +882,8 @@ inline Filter* AsFilter(void* f) { return static_cast<Filter*>(f); }
       ::sluice::sdk::Stream st(s);                                                              \
       retry = ::sluice::sdk::internal::AsFilter(f)->onUpstreamAttemptDone(st, *r, delay);       \
     } catch (...) {                                                                             \
-      /* observe-only: nothing to fail */                                                       \
+      /* observe-only: nothing to fail, but said */                                             \
+      ::sluice::sdk::internal::LogCurrentException("onUpstreamAttemptDone");                    \
     }                                                                                           \
     return retry ? 1 : 0;                                                                       \
   }
