@@ -39,7 +39,7 @@ class CalloutImpl : public Callout, public ResponseDecoder, public upstream::Poo
     for (const auto& e : request.headers.entries()) {
       if (!e.name.empty() && !ClientOwned(e.name)) head_->headers.add(e.name, e.value);
     }
-    body_.move(request.body);
+    body_.add(request.body);
     // The codec keeps a Content-Length that is present: the body goes out counted, not chunked
     // (some services refuse chunked requests).
     if (!body_.empty()) head_->headers.add("Content-Length", std::to_string(body_.length()));

@@ -36,7 +36,7 @@ struct CalloutRequest {
   // Fields in order. Framing fields (Content-Length, Transfer-Encoding) and hop-by-hop fields
   // are the client's: any given are dropped.
   HeaderMap headers;
-  Buffer body;
+  std::string body;
 };
 
 struct CalloutOptions {

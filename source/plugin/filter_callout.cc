@@ -91,7 +91,7 @@ sl_type_result PluginFilter::startCallout(sl_type_str cluster, const sl_type_hea
   // Checked before the request is built further: an unknown name is the plugin's config
   // mistake, answered now rather than as an outcome.
   if (!client->hasCluster(View(cluster))) return SL_ERR_NOT_FOUND;
-  request.body.add(View(body));
+  request.body.assign(View(body));
 
   http::CalloutOptions options;
   options.timeout = std::chrono::milliseconds(timeout_ms != 0 ? timeout_ms
