@@ -25,8 +25,7 @@ bool ClientOwned(std::string_view name) {
 class CalloutImpl : public Callout, public ResponseDecoder, public upstream::PoolCallbacks {
  public:
   CalloutImpl(event::Dispatcher& dispatcher, const upstream::Cluster& cluster,
-              CalloutRequest& request, const CalloutOptions& options,
-              CalloutCallbacks& callbacks)
+              CalloutRequest& request, const CalloutOptions& options, CalloutCallbacks& callbacks)
       : dispatcher_(dispatcher),
         cluster_(cluster),
         options_(options),
@@ -80,7 +79,7 @@ class CalloutImpl : public Callout, public ResponseDecoder, public upstream::Poo
   void onPoolFailure(upstream::PoolFailure failure) override {
     pending_ = nullptr;
     finish(failure == upstream::PoolFailure::kOverflow ? CalloutOutcome::kOverflow
-                                                        : CalloutOutcome::kConnectFailure);
+                                                       : CalloutOutcome::kConnectFailure);
   }
 
   // ResponseDecoder
@@ -199,7 +198,9 @@ absl::StatusOr<CalloutPtr> CalloutClient::send(std::string_view cluster, Callout
                                                const CalloutOptions& options,
                                                CalloutCallbacks& callbacks) {
   const upstream::Cluster* c = clusters_.manager().get(std::string(cluster));
-  if (c == nullptr) return absl::NotFoundError(absl::StrCat("no cluster named ", absl::string_view(cluster.data(), cluster.size())));
+  if (c == nullptr)
+    return absl::NotFoundError(
+        absl::StrCat("no cluster named ", absl::string_view(cluster.data(), cluster.size())));
   if (request.method.empty() || request.path.empty()) {
     return absl::InvalidArgumentError("a callout needs a method and a path");
   }

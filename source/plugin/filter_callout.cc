@@ -94,8 +94,8 @@ sl_type_result PluginFilter::startCallout(sl_type_str cluster, const sl_type_hea
   request.body.assign(View(body));
 
   http::CalloutOptions options;
-  options.timeout = std::chrono::milliseconds(timeout_ms != 0 ? timeout_ms
-                                                              : SL_CALLOUT_DEFAULT_TIMEOUT_MS);
+  options.timeout =
+      std::chrono::milliseconds(timeout_ms != 0 ? timeout_ms : SL_CALLOUT_DEFAULT_TIMEOUT_MS);
   options.max_response_bytes = limit;
   Extras& x = extras();
   auto active = std::make_unique<ActiveCallout>(*this, x.last_callout_id + 1);
@@ -118,7 +118,8 @@ void PluginFilter::onCalloutComplete(ActiveCallout& callout, http::CalloutRespon
   // Out of the list first: the hook may start new callouts, or end the stream (which withdraws
   // the others). The callout object goes after this event (it is still on the stack).
   auto& list = extras_->callouts;
-  auto it = std::find_if(list.begin(), list.end(), [&](const auto& c) { return c.get() == &callout; });
+  auto it =
+      std::find_if(list.begin(), list.end(), [&](const auto& c) { return c.get() == &callout; });
   if (it == list.end()) return;  // not ours any more: cannot happen (withdrawn ones are quiet)
   std::unique_ptr<ActiveCallout> owned = std::move(*it);
   list.erase(it);
@@ -145,7 +146,8 @@ void PluginFilter::onCalloutComplete(ActiveCallout& callout, http::CalloutRespon
   fields.reserve(response.headers.size());
   for (const auto& e : response.headers.entries()) {
     if (e.name.empty()) continue;
-    fields.push_back(sl_type_header{{e.name.data(), e.name.size()}, {e.value.data(), e.value.size()}});
+    fields.push_back(
+        sl_type_header{{e.name.data(), e.name.size()}, {e.value.data(), e.value.size()}});
   }
   sl_type_callout_result result;
   std::memset(&result, 0, sizeof(result));

@@ -595,8 +595,8 @@ sl_type_result sl_host_timer_cancel(sl_type_stream* stream, uint64_t token) {
 }
 
 sl_type_result sl_host_callout(sl_type_stream* stream, sl_type_str cluster,
-                               const sl_type_header* headers, size_t header_count,
-                               sl_type_str body, uint64_t timeout_ms, uint64_t* callout_id) {
+                               const sl_type_header* headers, size_t header_count, sl_type_str body,
+                               uint64_t timeout_ms, uint64_t* callout_id) {
   if (stream == nullptr) {
     if (callout_id != nullptr) *callout_id = 0;
     return SL_ERR_INVALID;

@@ -109,8 +109,8 @@ class Origin {
         std::lock_guard<std::mutex> l(mu_);
         requests_.push_back(head + body);
       }
-      const std::string path = head.substr(head.find(' ') + 1,
-                                           head.find(' ', head.find(' ') + 1) - head.find(' ') - 1);
+      const std::string path =
+          head.substr(head.find(' ') + 1, head.find(' ', head.find(' ') + 1) - head.find(' ') - 1);
       std::string out;
       if (path == "/ok") {
         out = "HTTP/1.1 200 OK\r\nX-Origin: yes\r\nContent-Length: 5\r\n\r\nhello";

@@ -566,5 +566,4 @@ SLUICE_PLUGIN_FILTERS(
     sluice::sdk::Register<InspectConfig>("inspect"),
     sluice::sdk::Register<ToClusterConfig>("to_cluster", "sluice.test.plugin.ToCluster"),
     sluice::sdk::Register<ClustersConfig>("clusters"),
-    sluice::sdk::Register<MisuseConfig>("misuse"),
-    sluice::sdk::Register<CalloutConfig>("callout"))
+    sluice::sdk::Register<MisuseConfig>("misuse"), sluice::sdk::Register<CalloutConfig>("callout"))

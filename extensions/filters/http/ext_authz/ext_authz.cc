@@ -103,13 +103,12 @@ class ExtAuthzConfig : public FilterConfig {
         ctx.fail("timeout: must be at least 1ms");
         return nullptr;
       }
-      c->timeout_ms = static_cast<uint64_t>(d.seconds()) * 1000 +
-                      static_cast<uint64_t>(d.nanos()) / 1000000;
+      c->timeout_ms =
+          static_cast<uint64_t>(d.seconds()) * 1000 + static_cast<uint64_t>(d.nanos()) / 1000000;
     }
     if (p.status_on_error() != 0) {
       if (p.status_on_error() < 200 || p.status_on_error() > 599) {
-        ctx.fail("status_on_error: must be 200-599, got " +
-                 std::to_string(p.status_on_error()));
+        ctx.fail("status_on_error: must be 200-599, got " + std::to_string(p.status_on_error()));
         return nullptr;
       }
       c->status_on_error = p.status_on_error();
@@ -150,14 +149,16 @@ class ExtAuthzConfig : public FilterConfig {
 sl_type_action ExtAuthzFilter::onRequestHeaders(Stream& stream, bool) {
   auto headers = stream.requestHeaders();
   const std::string method(headers.get(":method").value_or("GET"));
-  const std::string path = config_.proto.path_prefix() + std::string(headers.get(":path").value_or("/"));
+  const std::string path =
+      config_.proto.path_prefix() + std::string(headers.get(":path").value_or("/"));
   Stream::CalloutRequest check;
   check.method = method;
   check.path = path;
   const std::string authority(headers.get(":authority").value_or(""));
   check.authority = authority;
   for (const auto& name : config_.request_headers) {
-    for (std::string_view v : headers.getAll(name)) check.headers.emplace_back(name, std::string(v));
+    for (std::string_view v : headers.getAll(name))
+      check.headers.emplace_back(name, std::string(v));
   }
   // A body the client sends waits (buffered by the host) while the check runs.
   check.timeout_ms = config_.timeout_ms;
@@ -210,5 +211,5 @@ bool ExtAuthzFilter::onError(Stream& stream) {
 
 }  // namespace
 
-SLUICE_PLUGIN_FILTERS(sluice::sdk::Register<ExtAuthzConfig>("ext_authz",
-                                                            "sluice.extensions.ext_authz.v1.ExtAuthz"))
+SLUICE_PLUGIN_FILTERS(
+    sluice::sdk::Register<ExtAuthzConfig>("ext_authz", "sluice.extensions.ext_authz.v1.ExtAuthz"))
