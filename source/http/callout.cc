@@ -48,7 +48,6 @@ class CalloutImpl : public Callout, public ResponseDecoder, public upstream::Poo
 
   void start(upstream::WorkerClusters& clusters) {
     timer_->enableTimer(options_.timeout);
-    starting_ = true;
     upstream::HttpConnPool* pool = clusters.pickHttpPool(cluster_, {}, dispatcher_);
     if (pool == nullptr) {
       finish(CalloutOutcome::kConnectFailure);  // no host (a name not resolved yet)
@@ -57,7 +56,6 @@ class CalloutImpl : public Callout, public ResponseDecoder, public upstream::Poo
       upstream::Cancellable* pending = pool->newStream(*this, *this);
       if (!done_) pending_ = pending;
     }
-    starting_ = false;
   }
 
   void cancel() override {
@@ -123,7 +121,7 @@ class CalloutImpl : public Callout, public ResponseDecoder, public upstream::Poo
     finish(CalloutOutcome::kResponse);
   }
 
-  void finish(CalloutOutcome outcome) {
+  void finish(CalloutOutcome outcome, bool from_timer = false) {
     if (done_) return;
     done_ = true;
     response_.outcome = outcome;
@@ -133,8 +131,11 @@ class CalloutImpl : public Callout, public ResponseDecoder, public upstream::Poo
       response_.body.clear();
     }
     release();
-    if (starting_) {
-      // Never inside send(): the caller does not even hold the handle yet.
+    if (!from_timer) {
+      // Told from the event loop, not from inside send() (the caller does not hold the handle
+      // yet) nor from inside the codec or the pool: by then a whole exchange's connection is
+      // back in its pool, so a callout started from the completion can reuse it, and the
+      // callbacks run on a clean stack.
       deliver_ = true;
       timer_->enableTimer(std::chrono::milliseconds(0));
       return;
@@ -168,7 +169,7 @@ class CalloutImpl : public Callout, public ResponseDecoder, public upstream::Poo
       deliver();
       return;
     }
-    finish(CalloutOutcome::kTimeout);
+    finish(CalloutOutcome::kTimeout, /*from_timer=*/true);
   }
 
   event::Dispatcher& dispatcher_;
@@ -184,7 +185,6 @@ class CalloutImpl : public Callout, public ResponseDecoder, public upstream::Poo
   upstream::PoolStream* stream_ = nullptr;
   CalloutResponse response_;
   bool done_ = false;
-  bool starting_ = false;
   bool deliver_ = false;  // an outcome waits for the timer to be told
 };
 

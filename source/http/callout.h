@@ -57,8 +57,10 @@ struct CalloutResponse {
   std::string body;
 };
 
-// Told exactly once how a callout ended — never inside CalloutClient::send() and never after
-// the Callout was destroyed or cancelled.
+// Told exactly once how a callout ended, from the event loop: never inside CalloutClient::send()
+// nor inside the codec's or the pool's callbacks (a whole exchange's connection is back in its
+// pool by then, so a callout started from the completion reuses it), and never after the
+// Callout was destroyed or cancelled.
 class CalloutCallbacks {
  public:
   virtual ~CalloutCallbacks() = default;

@@ -247,6 +247,19 @@ TEST_F(CalloutTest, WholeResponseAndConnectionBackToThePool) {
   EXPECT_EQ(1u, store_.counter("cluster.auth.upstream_rq_reused").value());
 }
 
+TEST_F(CalloutTest, ACalloutFromACompletionReusesTheConnection) {
+  Origin origin;
+  build(origin.port());
+  Recorder first, second;
+  CalloutPtr c2;
+  first.then = [&] { c2 = send(get("/ok"), second); };
+  CalloutPtr c1 = send(get("/ok"), first);
+  runUntil([&] { return second.calls == 1; });
+  EXPECT_EQ(CalloutOutcome::kResponse, *second.outcome);
+  EXPECT_EQ(1, origin.accepted());
+  dispatcher_->deferredDelete(std::move(c1));
+}
+
 TEST_F(CalloutTest, TimeoutClosesTheConnection) {
   Origin origin;
   build(origin.port());
