@@ -24,9 +24,11 @@ bool ClientOwned(std::string_view name) {
 // (bounded), and tells its callbacks once.
 class CalloutImpl : public Callout, public ResponseDecoder, public upstream::PoolCallbacks {
  public:
-  CalloutImpl(event::Dispatcher& dispatcher, const upstream::Cluster& cluster,
-              CalloutRequest& request, const CalloutOptions& options, CalloutCallbacks& callbacks)
+  CalloutImpl(event::Dispatcher& dispatcher, upstream::WorkerClusters& clusters,
+              const upstream::Cluster& cluster, CalloutRequest& request,
+              const CalloutOptions& options, CalloutCallbacks& callbacks)
       : dispatcher_(dispatcher),
+        clusters_(clusters),
         cluster_(cluster),
         options_(options),
         callbacks_(callbacks),
@@ -38,7 +40,11 @@ class CalloutImpl : public Callout, public ResponseDecoder, public upstream::Poo
     for (const auto& e : request.headers.entries()) {
       if (!e.name.empty() && !ClientOwned(e.name)) head_->headers.add(e.name, e.value);
     }
-    body_.add(request.body);
+    body_ = std::move(request.body);
+    const std::string_view m = head_->method;
+    // RFC 9110 §9.2.2: only these may be sent again when a reused connection turns out closed.
+    idempotent_ =
+        m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
     // The codec keeps a Content-Length that is present: the body goes out counted, not chunked
     // (some services refuse chunked requests).
     if (!body_.empty()) head_->headers.add("Content-Length", std::to_string(body_.length()));
@@ -46,16 +52,9 @@ class CalloutImpl : public Callout, public ResponseDecoder, public upstream::Poo
   }
   ~CalloutImpl() override { cancel(); }
 
-  void start(upstream::WorkerClusters& clusters) {
+  void start() {
     timer_->enableTimer(options_.timeout);
-    upstream::HttpConnPool* pool = clusters.pickHttpPool(cluster_, {}, dispatcher_);
-    if (pool == nullptr) {
-      finish(CalloutOutcome::kConnectFailure);  // no host (a name not resolved yet)
-    } else {
-      // Calls back now (an idle connection, or overflow) or later.
-      upstream::Cancellable* pending = pool->newStream(*this, *this);
-      if (!done_) pending_ = pending;
-    }
+    connect(/*fresh=*/false);
   }
 
   void cancel() override {
@@ -72,7 +71,12 @@ class CalloutImpl : public Callout, public ResponseDecoder, public upstream::Poo
     stream_ = &stream;
     const bool headers_only = body_.empty();
     encoder.encodeHeaders(*head_, headers_only);
-    if (!headers_only) encoder.encodeData(body_, true);
+    if (!headers_only) {
+      // A copy per send: the body is kept for a send on a fresh connection (onUpstreamFailure).
+      Buffer body;
+      body.add(body_);
+      encoder.encodeData(body, true);
+    }
   }
   void onPoolFailure(upstream::PoolFailure failure) override {
     pending_ = nullptr;
@@ -109,12 +113,34 @@ class CalloutImpl : public Callout, public ResponseDecoder, public upstream::Poo
     // Trailers end the response; a callout's consumer gets head and body only.
     if (!done_) complete();
   }
-  void onUpstreamFailure(UpstreamFailure, bool) override {
+  void onUpstreamFailure(UpstreamFailure failure, bool) override {
+    const bool reused = stream_ != nullptr && stream_->reused();
     stream_ = nullptr;  // the pool closes the connection
-    if (!done_) finish(CalloutOutcome::kReset);
+    if (done_) return;
+    // A kept-alive connection the service closed just as the request went out (its own idle
+    // timeout): the request was not processed. Once, on a new connection, as proxied requests.
+    if (failure == UpstreamFailure::kClosedBeforeResponse && reused && idempotent_ && !retried_) {
+      retried_ = true;
+      cluster_.stats().upstream_rq_retry_stale_connection.inc();
+      connect(/*fresh=*/true);
+      return;
+    }
+    finish(CalloutOutcome::kReset);
   }
 
  private:
+  // Picks a host and asks its pool for a connection (`fresh`: not an idle one).
+  void connect(bool fresh) {
+    upstream::HttpConnPool* pool = clusters_.pickHttpPool(cluster_, {}, dispatcher_);
+    if (pool == nullptr) {
+      finish(CalloutOutcome::kConnectFailure);  // no host (a name not resolved yet)
+      return;
+    }
+    // Calls back now (an idle connection, or overflow) or later.
+    upstream::Cancellable* pending = pool->newStream(*this, *this, fresh);
+    if (!done_) pending_ = pending;
+  }
+
   // The response is whole: the connection goes back to its pool (the codec hands it back).
   void complete() {
     stream_ = nullptr;
@@ -173,18 +199,21 @@ class CalloutImpl : public Callout, public ResponseDecoder, public upstream::Poo
   }
 
   event::Dispatcher& dispatcher_;
+  upstream::WorkerClusters& clusters_;
   const upstream::Cluster& cluster_;
   const CalloutOptions options_;
   CalloutCallbacks& callbacks_;
   // The request lives until the exchange ends (the encoder may keep views of it).
   std::unique_ptr<RequestHead> head_;
-  Buffer body_;
+  std::string body_;
   // The timeout; also delivers, on the next loop iteration, an outcome known inside send().
   event::TimerPtr timer_;
   upstream::Cancellable* pending_ = nullptr;
   upstream::PoolStream* stream_ = nullptr;
   CalloutResponse response_;
   bool done_ = false;
+  bool idempotent_ = false;
+  bool retried_ = false;
   bool deliver_ = false;  // an outcome waits for the timer to be told
 };
 
@@ -208,8 +237,9 @@ absl::StatusOr<CalloutPtr> CalloutClient::send(std::string_view cluster, Callout
     return absl::InvalidArgumentError("a callout cannot be a CONNECT");
   }
   if (options.timeout.count() <= 0) return absl::InvalidArgumentError("a callout needs a timeout");
-  auto callout = std::make_unique<CalloutImpl>(dispatcher_, *c, request, options, callbacks);
-  callout->start(clusters_);
+  auto callout =
+      std::make_unique<CalloutImpl>(dispatcher_, clusters_, *c, request, options, callbacks);
+  callout->start();
   return CalloutPtr(std::move(callout));
 }
 

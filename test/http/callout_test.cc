@@ -85,6 +85,7 @@ class Origin {
   void serve(int c) {
     std::string in;
     bool open = true;
+    bool drop_next = false;
     while (open && !stop_) {
       size_t end;
       while ((end = in.find("\r\n\r\n")) == std::string::npos) {
@@ -112,7 +113,9 @@ class Origin {
       const std::string path =
           head.substr(head.find(' ') + 1, head.find(' ', head.find(' ') + 1) - head.find(' ') - 1);
       std::string out;
-      if (path == "/ok") {
+      if (drop_next) break;  // closed as the request came: as at the end of a keep-alive timeout
+      if (path == "/ok" || path == "/drop-next") {
+        drop_next = path == "/drop-next";
         out = "HTTP/1.1 200 OK\r\nX-Origin: yes\r\nContent-Length: 5\r\n\r\nhello";
       } else if (path == "/big") {
         out = "HTTP/1.1 200 OK\r\nContent-Length: 4000\r\n\r\n" + std::string(4000, 'b');
@@ -258,6 +261,31 @@ TEST_F(CalloutTest, ACalloutFromACompletionReusesTheConnection) {
   EXPECT_EQ(CalloutOutcome::kResponse, *second.outcome);
   EXPECT_EQ(1, origin.accepted());
   dispatcher_->deferredDelete(std::move(c1));
+}
+
+TEST_F(CalloutTest, AReusedConnectionClosedUnderTheRequestIsRetriedOnce) {
+  Origin origin;
+  build(origin.port());
+  Recorder first;
+  CalloutPtr c1 = send(get("/drop-next"), first);
+  runUntil([&] { return first.calls == 1; });
+  // The kept-alive connection takes the next GET and closes without an answer: sent again on a
+  // new connection.
+  Recorder second;
+  CalloutPtr c2 = send(get("/ok"), second);
+  runUntil([&] { return second.calls == 1; });
+  EXPECT_EQ(CalloutOutcome::kResponse, *second.outcome);
+  EXPECT_EQ(2, origin.accepted());
+  EXPECT_EQ(1u, store_.counter("cluster.auth.upstream_rq_retry_stale_connection").value());
+  // Not a POST: it may have had an effect.
+  Recorder third, fourth;
+  CalloutPtr c3 = send(get("/drop-next"), third);
+  runUntil([&] { return third.calls == 1; });
+  CalloutRequest post = get("/ok");
+  post.method = "POST";
+  CalloutPtr c4 = send(std::move(post), fourth);
+  runUntil([&] { return fourth.calls == 1; });
+  EXPECT_EQ(CalloutOutcome::kReset, *fourth.outcome);
 }
 
 TEST_F(CalloutTest, TimeoutClosesTheConnection) {

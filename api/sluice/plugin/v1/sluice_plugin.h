@@ -591,11 +591,17 @@ sl_type_result sl_host_timer_cancel(sl_type_stream* stream, uint64_t token);
  * once on this worker — never from inside this call, and never after the stream is gone: a
  * stream that ends (response sent, reset, client gone) withdraws its callouts in flight (a
  * waiting request leaves the pool's queue, an exchange under way closes its connection), and
- * counts them in plugin.<filter>.callouts_cancelled. A completion may start another callout.
+ * counts them in plugin.<filter>.callouts_cancelled. A completion may start another callout
+ * (a kept-alive connection its predecessor returned is reused). A reused connection the service
+ * closed just as the request went out (its keep-alive timeout) is no failure of the service: a
+ * GET, HEAD, OPTIONS, TRACE, PUT or DELETE is sent once more on a new connection (as proxied
+ * requests are; cluster.<name>.upstream_rq_retry_stale_connection), any other method ends as
+ * SL_ATTEMPT_RESET.
  *   headers: must hold :method (a token; not CONNECT) and :path (origin-form); :authority is
  *            sent as Host (absent: the cluster's name); :scheme is ignored (the cluster decides).
  *            Framing and hop-by-hop fields (Content-Length, Transfer-Encoding, Connection,
- *            Upgrade, TE, ...) are the host's: given ones are dropped. A non-empty body goes
+ *            Upgrade, TE, ...) are the host's: given ones are dropped, as is a Host field (use
+ *            :authority). A non-empty body goes
  *            with a Content-Length.
  *   body:    copied; at most the stream's buffer limit (the connection manager's
  *            buffer_limit_bytes), else SL_ERR_LIMIT. The response body is bounded by the same

@@ -55,9 +55,15 @@ class ExtAuthzFilter : public Filter {
   // The check could not be made or did not finish: answers status_on_error and returns false,
   // or (failure_mode_allow) marks the request and returns true: the caller lets it through.
   bool onError(Stream& stream);
+  // Sends check_ (again).
+  bool startCheck(Stream& stream);
 
   const ExtAuthzConfig& config_;
+  // Kept for a second try: strings the request's views point into.
+  std::string method_, path_, authority_;
+  Stream::CalloutRequest check_;
   uint64_t callout_ = 0;
+  bool retried_ = false;
 };
 
 class ExtAuthzConfig : public FilterConfig {
@@ -68,7 +74,7 @@ class ExtAuthzConfig : public FilterConfig {
   std::vector<std::string> request_headers;   // lowercase
   std::vector<std::string> upstream_headers;  // lowercase
   std::vector<std::string> client_headers;    // lowercase; empty: all but framing
-  Counter ok, denied, error, failure_mode_allowed;
+  Counter ok, denied, error, failure_mode_allowed, retried;
 
   static std::unique_ptr<ExtAuthzConfig> create(ConfigContext& ctx) {
     auto c = std::make_unique<ExtAuthzConfig>();
@@ -124,6 +130,7 @@ class ExtAuthzConfig : public FilterConfig {
     c->denied = ctx.counter("denied");
     c->error = ctx.counter("error");
     c->failure_mode_allowed = ctx.counter("failure_mode_allowed");
+    c->retried = ctx.counter("retried");
     return c;
   }
 
@@ -148,29 +155,40 @@ class ExtAuthzConfig : public FilterConfig {
 
 sl_type_action ExtAuthzFilter::onRequestHeaders(Stream& stream, bool) {
   auto headers = stream.requestHeaders();
-  const std::string method(headers.get(":method").value_or("GET"));
-  const std::string path =
-      config_.proto.path_prefix() + std::string(headers.get(":path").value_or("/"));
-  Stream::CalloutRequest check;
-  check.method = method;
-  check.path = path;
-  const std::string authority(headers.get(":authority").value_or(""));
-  check.authority = authority;
+  method_ = std::string(headers.get(":method").value_or("GET"));
+  path_ = config_.proto.path_prefix() + std::string(headers.get(":path").value_or("/"));
+  authority_ = std::string(headers.get(":authority").value_or(""));
+  check_.method = method_;
+  check_.path = path_;
+  check_.authority = authority_;
   for (const auto& name : config_.request_headers) {
-    for (std::string_view v : headers.getAll(name))
-      check.headers.emplace_back(name, std::string(v));
+    for (std::string_view v : headers.getAll(name)) {
+      check_.headers.emplace_back(name, std::string(v));
+    }
   }
+  check_.timeout_ms = config_.timeout_ms;
   // A body the client sends waits (buffered by the host) while the check runs.
-  check.timeout_ms = config_.timeout_ms;
-  if (stream.callout(config_.proto.cluster(), check, &callout_) != SL_OK) {
+  if (!startCheck(stream)) {
     // E.g. SL_ERR_LIMIT for a request head over the buffer limit: an error like any other.
     return onError(stream) ? SL_ACTION_CONTINUE : SL_ACTION_STOP;
   }
   return SL_ACTION_STOP;
 }
 
+bool ExtAuthzFilter::startCheck(Stream& stream) {
+  return stream.callout(config_.proto.cluster(), check_, &callout_) == SL_OK;
+}
+
 void ExtAuthzFilter::onCalloutDone(Stream& stream, uint64_t id, const sl_type_callout_result& r) {
   if (id != callout_) return;
+  if (r.outcome == SL_ATTEMPT_RESET && !retried_) {
+    // The service closed the connection before answering: most likely a kept-alive connection
+    // it closed as the check went out (the host sends only idempotent methods again itself). A
+    // check changes nothing, so it is sent once more, whatever the client's method.
+    retried_ = true;
+    config_.retried.inc();
+    if (startCheck(stream)) return;
+  }
   if (r.outcome != SL_ATTEMPT_RESPONSE) {
     if (onError(stream)) stream.continueRequest();
     return;

@@ -44,6 +44,13 @@ class AuthService:
                 with service.lock:
                     service.checks.append((self.command, self.path, self.headers))
                 auth = self.headers.get("Authorization", "")
+                if getattr(self, "drop_next", False):
+                    # Closed as the check came, unanswered: a keep-alive timeout's race.
+                    self.close_connection = True
+                    return
+                if auth == "Bearer drop-next":
+                    self.drop_next = True
+                    auth = "Bearer good"
                 if auth == "Bearer good":
                     self.send_response(200)
                     self.send_header("x-user", "alice")
@@ -212,6 +219,20 @@ class ExtAuthzTest(harness.SluiceTestCase):
         self.assertEqual(0, harness.stat(st, "plugin.ext_authz.callouts_timeout"))
         self.assertEqual(2, harness.stat(st, "plugin.ext_authz.callouts_started"))
         self.assertEqual(1, len(self.origin.requests))
+
+    def test_a_check_reset_by_the_service_is_sent_once_more(self):
+        s = self.start_sluice(config(self.origin.addr[1], self.authz.port), concurrency=1)
+        r = self.request(s, "POST", "/1", headers=[("Authorization", "Bearer drop-next")])
+        self.assertEqual(200, r.status, r.raw)
+        # The kept-alive connection to the service takes this POST's check and closes: the host
+        # does not send a POST again, the filter does (a check has no effect).
+        r = self.request(s, "POST", "/2", headers=[("Authorization", "Bearer good")])
+        self.assertEqual(200, r.status, r.raw)
+        self.assertEqual(["/1", "/2"], [p for (_, p, _) in self.origin.requests])
+        st = s.stats()
+        self.assertEqual(1, harness.stat(st, "plugin.ext_authz.retried"))
+        self.assertEqual(2, harness.stat(st, "plugin.ext_authz.ok"))
+        self.assertEqual(0, harness.stat(st, "plugin.ext_authz.error"))
 
     def test_the_example_config(self):
         with open(os.path.join(harness.repo_root(), "configs", "ext_authz.yaml")) as f:
