@@ -70,6 +70,21 @@ class CalloutTest(harness.SluiceTestCase):
         self.assertEqual(3, harness.stat(st, "plugin.callout.rejected_calls"))
         self.assertEqual(1, harness.stat(st, "plugin.callout.callouts_started"))
 
+    def test_a_filter_without_the_completion_hook_cannot_start_one(self):
+        cfg = config(self.origin.addr[1])
+        plugin_dir = os.path.dirname(PLUGIN)
+        cfg["listeners"][0]["filters"][0]["httpConnectionManager"]["httpFilters"] = [
+            {"plugin": {"filter": "callout_no_hook",
+                        "plugin": os.path.join(plugin_dir, "callout_no_hook.so")}}]
+        s = self.start_sluice(cfg)
+        c = harness.HttpClient.connect(s.addr("web"))
+        self.addCleanup(c.close)
+        c.send(req("GET", "/"))
+        r = c.read_response()
+        # SL_ERR_STATE, then SL_ERR_INVALID for a NULL id; the id is zeroed on failure.
+        self.assertEqual(b"state=-3 null_id=-2 id=0", r.body)
+        self.assertEqual([], self.origin.requests)
+
     def test_in_flight_bound(self):
         s = self.start_sluice(config(self.origin.addr[1]))
         out = self.ask(s, count=17)
