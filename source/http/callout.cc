@@ -125,7 +125,8 @@ class CalloutImpl : public Callout, public ResponseDecoder, public upstream::Poo
       connect(/*fresh=*/true);
       return;
     }
-    finish(CalloutOutcome::kReset);
+    finish(failure == UpstreamFailure::kProtocolError ? CalloutOutcome::kProtocolError
+                                                      : CalloutOutcome::kReset);
   }
 
  private:

@@ -21,7 +21,8 @@ namespace sluice::http {
 enum class CalloutOutcome {
   kResponse,        // a whole response arrived (status, headers, body)
   kConnectFailure,  // no connection could be made (refused, unreachable, connect timeout, no host)
-  kReset,           // the upstream closed, reset or sent an invalid response before it was whole
+  kReset,           // the upstream closed or reset the connection before the response was whole
+  kProtocolError,   // the upstream sent something that is not a valid HTTP response
   kTimeout,         // the whole exchange took longer than its timeout
   kOverflow,        // the response body was larger than allowed, or the pool's queue was full
 };

@@ -132,6 +132,8 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
       counter("downstream_cx_max_requests_reached"),
       counter("downstream_cx_http1_total"),
       counter("downstream_rs_framing_error"),
+      counter("downstream_rq_too_large"),
+      counter("downstream_rs_too_large"),
       counter("downstream_flow_control_paused_reading_total"),
       counter("upstream_flow_control_paused_reading_total"),
       counter("downstream_cx_upgrades_total"),
@@ -140,6 +142,8 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
       counter("downstream_rq_path_rejected"),
       counter("downstream_rq_path_redirected"),
       counter("downstream_cx_lingering_close"),
+      counter("downstream_rs_trailers_dropped"),
+      counter("upstream_rq_trailers_dropped"),
       {},
   });
   // Every status the HTTP/1 codec answers a protocol error with; anything else is "other".

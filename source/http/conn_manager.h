@@ -35,6 +35,10 @@ struct ConnectionManagerStats {
   // Responses whose body did not match their Content-Length, or with an invalid one (a
   // filter's mistake, corrected by the codec).
   stats::Counter& downstream_rs_framing_error;
+  // Bodies a filter buffered (kStopIterationAndBuffer) beyond the buffer limit: requests answered
+  // 413, responses answered 500 (head still held) or reset (head already sent).
+  stats::Counter& downstream_rq_too_large;
+  stats::Counter& downstream_rs_too_large;
   // Flow control: reading the client paused because the upstream is not taking the body, and
   // reading the upstream paused because the client is not taking the response.
   stats::Counter& downstream_flow_control_paused_reading_total;
@@ -49,6 +53,10 @@ struct ConnectionManagerStats {
   stats::Counter& downstream_rq_path_redirected;
   // Connections closed lingering (input unread when the last response was sent).
   stats::Counter& downstream_cx_lingering_close;
+  // Trailers that could not go out on HTTP/1 (a body framed by Content-Length, or an HTTP/1.0
+  // response delimited by the close): a filter added trailers without sl_host_trailers_expect.
+  stats::Counter& downstream_rs_trailers_dropped;
+  stats::Counter& upstream_rq_trailers_dropped;
   // "<prefix>downstream_rq_protocol_error_<status>" (and "_other"), created with the config so that
   // counting a rejected request (possibly a flood of them) takes no lock on a worker.
   std::vector<std::pair<uint16_t, stats::Counter*>> protocol_error_by_status;

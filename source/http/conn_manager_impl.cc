@@ -89,6 +89,12 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
     bool headers_end_stream = false;
     bool end_seen = false;  // the source sent its last part
     bool aborted = false;   // no more iteration (local reply, reset)
+    // A filter added trailers to a message that had none (addTrailers) from the data hook that
+    // carried the end: they follow the data from filter `trailers_from` once it passed.
+    bool trailers_pending = false;
+    // The data hook now under way carries the direction's end (addTrailers is allowed there).
+    bool end_in_hook = false;
+    size_t trailers_from = 0;
     Buffer buffered;
     std::unique_ptr<HeaderMap> trailers;
   };
@@ -118,7 +124,7 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
     void resetStream() override { stream_.resetFromFilter(); }
     void continueDecoding() override { stream_.resume(stream_.decode_, index_); }
     bool setUpstream(const UpstreamSpec& spec) override { return stream_.setUpstream(spec); }
-    Buffer* decodingBuffer() override { return &stream_.decode_.buffered; }
+    Buffer* decodingBuffer() override { return stream_.heldAt(stream_.decode_, index_); }
     void sendLocalReply(uint16_t status, std::string_view body,
                         const std::function<void(HeaderMap&)>& modify) override {
       stream_.sendLocalReply(status, body, modify);
@@ -140,10 +146,15 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
     HeaderMap* responseTrailers() override { return stream_.encode_.trailers.get(); }
     CalloutClient* calloutClient() override { return stream_.hcm_.context_.calloutClient(); }
     uint32_t bufferLimit() const override { return stream_.hcm_.config_->buffer_limit; }
+    HeaderMap* addTrailers(bool request) override {
+      return stream_.addTrailers(request ? stream_.decode_ : stream_.encode_);
+    }
     void continueEncoding() override {
       stream_.resume(stream_.encode_, stream_.filter_count_ - 1 - index_);
     }
-    Buffer* encodingBuffer() override { return &stream_.encode_.buffered; }
+    Buffer* encodingBuffer() override {
+      return stream_.heldAt(stream_.encode_, stream_.filter_count_ - 1 - index_);
+    }
 
    private:
     ActiveStream& stream_;
@@ -161,6 +172,11 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   }
   StreamFilter& filterAt(const Direction& d, size_t pos) { return slotAt(d, pos).filter(); }
   bool live(const Direction& d) const { return !d.aborted && !completed_; }
+  // The body `d` holds at the filter at `pos` (in d's order), or nullptr when that filter holds
+  // none of it: a filter may change only what it holds.
+  Buffer* heldAt(Direction& d, size_t pos) {
+    return d.stop != Stop::kNone && d.stop_pos == pos ? &d.buffered : nullptr;
+  }
 
   void startResponse(std::unique_ptr<ResponseHead> head, bool end_stream);
   // Events from a direction's source (the codec for requests, a filter for responses).
@@ -170,6 +186,8 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   void resume(Direction& d, size_t pos);
   bool iterateHeaders(Direction& d, size_t from);
   bool deliverData(Direction& d, size_t from, Buffer& data, bool end_stream);
+  bool deliverDataChain(Direction& d, size_t from, Buffer& data, bool end_stream);
+  HeaderMap* addTrailers(Direction& d);
   bool deliverTrailers(Direction& d, size_t from);
   // The end of each chain: for requests nothing consumes the bytes yet (the router will); for
   // responses the codec.
@@ -201,6 +219,7 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   void onUpstreamTrailers(std::unique_ptr<HeaderMap> trailers) override;
   void onUpstreamError(uint16_t status, const char* flag) override;
   void readDisableDownstream(bool disable) override;
+  void onUpstreamAttemptDone(const UpstreamAttempt& attempt) override;
 
   ConnectionManagerImpl& hcm_;
   ResponseEncoder& encoder_;
@@ -487,11 +506,29 @@ bool ConnectionManagerImpl::ActiveStream::iterateHeaders(Direction& d, size_t fr
   return live(d);
 }
 
+HeaderMap* ConnectionManagerImpl::ActiveStream::addTrailers(Direction& d) {
+  if (!live(d) || !d.end_in_hook) return nullptr;
+  if (d.trailers == nullptr) d.trailers = std::make_unique<HeaderMap>();
+  return d.trailers.get();
+}
+
+// Passes `data` on, then the trailers a filter added on the way (if it let the data go on;
+// otherwise they wait with it, see deliverDataChain).
+bool ConnectionManagerImpl::ActiveStream::deliverData(Direction& d, size_t from, Buffer& data,
+                                                      bool end_stream) {
+  const bool ok = deliverDataChain(d, from, data, end_stream);
+  if (d.trailers_pending && live(d)) {
+    d.trailers_pending = false;
+    return deliverTrailers(d, d.trailers_from);
+  }
+  return ok;
+}
+
 // Passes `data` from filter `from` on. The filter that paused the headers still gets the data:
 // it decides what happens to the body (keep it with kStopIterationAndBuffer, take it with
 // kStopIterationNoBuffer, or let everything go on with kContinue, which releases the headers too).
-bool ConnectionManagerImpl::ActiveStream::deliverData(Direction& d, size_t from, Buffer& data,
-                                                      bool end_stream) {
+bool ConnectionManagerImpl::ActiveStream::deliverDataChain(Direction& d, size_t from, Buffer& data,
+                                                           bool end_stream) {
   for (size_t pos = from; pos < filter_count_; ++pos) {
     if (d.stop == Stop::kTrailers && pos == d.stop_pos) {
       data.clear();  // Nothing can follow trailers.
@@ -505,13 +542,35 @@ bool ConnectionManagerImpl::ActiveStream::deliverData(Direction& d, size_t from,
       continue;
     }
     StreamFilter& f = slot.filter();
-    // A buffering filter sees everything it holds, the new part at its end.
+    // A buffering filter sees everything it holds, the new part at its end; never more than the
+    // buffer limit (checked before the call, so the last call too).
     const bool whole = at_data_stop && d.buffering;
-    if (whole) d.buffered.move(data);
+    if (whole) {
+      d.buffered.move(data);
+      if (overBufferLimit(d)) return false;
+    }
     Buffer& arg = whole ? d.buffered : data;
+    const bool had_trailers = d.trailers != nullptr;
+    d.end_in_hook = end_stream;
     const FilterDataStatus st =
         d.decode ? f.decodeData(arg, end_stream) : f.encodeData(arg, end_stream);
+    d.end_in_hook = false;
     if (!live(d)) return false;
+    if (end_stream && !had_trailers && d.trailers != nullptr) {
+      // This filter added trailers: the message no longer ends with this data.
+      end_stream = false;
+      if (st != FilterDataStatus::kContinue) {
+        // It holds the data: the trailers wait here with it and go on when it resumes.
+        d.stop = Stop::kTrailers;
+        d.stop_pos = pos;
+        d.buffering = st == FilterDataStatus::kStopIterationAndBuffer;
+        d.buffered.move(data);  // what the filter left of it, as below
+        overBufferLimit(d);
+        return false;
+      }
+      d.trailers_pending = true;
+      d.trailers_from = pos + 1;
+    }
     if (st == FilterDataStatus::kContinue) {
       if (at_data_stop) {
         d.stop = Stop::kNone;
@@ -524,7 +583,7 @@ bool ConnectionManagerImpl::ActiveStream::deliverData(Direction& d, size_t from,
         d.headers_stopped = false;
         if (!iterateHeaders(d, pos + 1)) {
           // Paused again further on: the data follows the headers up to there.
-          return live(d) && deliverData(d, pos + 1, data, end_stream);
+          return live(d) && deliverDataChain(d, pos + 1, data, end_stream);
         }
       }
       continue;
@@ -533,16 +592,12 @@ bool ConnectionManagerImpl::ActiveStream::deliverData(Direction& d, size_t from,
       d.stop = Stop::kData;
       d.stop_pos = pos;
     }
-    if (st == FilterDataStatus::kStopIterationAndBuffer) {
-      d.buffering = true;
-      d.buffered.move(data);
-      overBufferLimit(d);
-    } else {
-      // The filter took what it wanted (of all it was shown).
-      d.buffering = false;
-      if (whole) d.buffered.clear();
-      data.clear();
-    }
+    // Either way what is left of what the filter was shown waits here until it continues:
+    // kStopIterationAndBuffer shows it again with each later part, kStopIterationNoBuffer does
+    // not (the filter drained what it took; later parts are shown one by one).
+    d.buffering = st == FilterDataStatus::kStopIterationAndBuffer;
+    d.buffered.move(data);
+    overBufferLimit(d);
     return false;
   }
   sinkData(d, data, end_stream);
@@ -649,6 +704,11 @@ void ConnectionManagerImpl::ActiveStream::sinkData(Direction& d, Buffer& data, b
 void ConnectionManagerImpl::ActiveStream::sinkTrailers(Direction& d) {
   if (d.decode) {
     if (upstream_ != nullptr) {
+      // HTTP/1 upstream: a body the codec frames by Content-Length has no place for trailers.
+      if (!d.trailers->empty() && !tunnel_request_ &&
+          request_head_->headers.count(KnownHeader::kContentLength) != 0) {
+        hcm_.stats().upstream_rq_trailers_dropped.inc();
+      }
       upstream_->sendTrailers(*d.trailers);
       return;
     }
@@ -667,12 +727,34 @@ void ConnectionManagerImpl::ActiveStream::requestReachedEnd() {
 
 bool ConnectionManagerImpl::ActiveStream::overBufferLimit(Direction& d) {
   if (d.buffered.length() <= hcm_.config_->buffer_limit) return false;
+  d.buffered.clear();
   if (d.decode) {
-    hcm_.codec_->shutdownNotice();
+    hcm_.stats().downstream_rq_too_large.inc();
+    if (info_.response_flags.empty()) info_.response_flags = "request_too_large";
+    hcm_.codec_->shutdownNotice();  // the rest of the body is not read
     sendLocalReply(413, "request body too large to buffer\n", nullptr);
-  } else {
-    resetFromFilter();
+    return true;
   }
+  hcm_.stats().downstream_rs_too_large.inc();
+  if (info_.response_flags.empty()) info_.response_flags = "response_too_large";
+  if (!d.headers_stopped) {
+    resetFromFilter();  // its head is out: the client must see the response cut
+    return true;
+  }
+  // Its head is still held by a filter: nothing reached the client, so it can be told with a
+  // response of its own. The rest of the upstream's response is not read (its connection is
+  // not reused), and the reply starts afresh through every response filter.
+  if (upstream_ != nullptr) upstream_->reset();
+  response_head_.reset();
+  d.headers_stopped = false;
+  d.stop = Stop::kNone;
+  d.buffering = false;
+  d.headers_entered = false;
+  d.headers_end_stream = false;
+  d.end_seen = false;
+  d.trailers_pending = false;
+  d.trailers.reset();
+  sendLocalReply(500, "response body too large to buffer\n", nullptr);
   return true;
 }
 
@@ -735,6 +817,13 @@ void ConnectionManagerImpl::ActiveStream::startUpstream(bool end_stream) {
   upstream_ =
       &upstream_request_.emplace(callbacks, hcm_.context_.dispatcher(), hcm_.context_.clusters(),
                                  *upstream_target_, hcm_.config_->buffer_limit);
+  // Attempts are measured only for a chain with a filter that observes them.
+  for (size_t i = 0; i < filter_count_; ++i) {
+    if (slots_[i].wants(kHookUpstreamAttempt)) {
+      upstream_request_->observeAttempts();
+      break;
+    }
+  }
   upstream_->start(head, end_stream, tunnel_request_);
 }
 
@@ -759,6 +848,12 @@ void ConnectionManagerImpl::ActiveStream::onUpstreamError(uint16_t status, const
     return;
   }
   sendLocalReply(status, std::string(flag) + "\n", nullptr);
+}
+
+void ConnectionManagerImpl::ActiveStream::onUpstreamAttemptDone(const UpstreamAttempt& attempt) {
+  for (size_t i = 0; i < filter_count_; ++i) {
+    if (slots_[i].wants(kHookUpstreamAttempt)) slots_[i].filter().onUpstreamAttemptDone(attempt);
+  }
 }
 
 void ConnectionManagerImpl::ActiveStream::readDisableDownstream(bool disable) {

@@ -34,6 +34,8 @@ sl_type_attempt_outcome Outcome(http::CalloutOutcome o) {
       return SL_ATTEMPT_CONNECT_FAILURE;
     case http::CalloutOutcome::kReset:
       return SL_ATTEMPT_RESET;
+    case http::CalloutOutcome::kProtocolError:
+      return SL_ATTEMPT_PROTOCOL_ERROR;
     case http::CalloutOutcome::kTimeout:
       return SL_ATTEMPT_TIMEOUT;
     case http::CalloutOutcome::kOverflow:

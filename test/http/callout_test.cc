@@ -119,6 +119,8 @@ class Origin {
         out = "HTTP/1.1 200 OK\r\nX-Origin: yes\r\nContent-Length: 5\r\n\r\nhello";
       } else if (path == "/big") {
         out = "HTTP/1.1 200 OK\r\nContent-Length: 4000\r\n\r\n" + std::string(4000, 'b');
+      } else if (path == "/garbage") {
+        out = "NOT HTTP\r\n\r\n";
       } else if (path == "/close") {
         break;
       } else {  // /hang: wait for the peer to give up
@@ -323,6 +325,16 @@ TEST_F(CalloutTest, CloseBeforeAResponseIsAReset) {
   CalloutPtr c = send(get("/close"), rec);
   runUntil([&] { return rec.calls == 1; });
   EXPECT_EQ(CalloutOutcome::kReset, *rec.outcome);
+}
+
+TEST_F(CalloutTest, NotAnHttpResponseIsAProtocolError) {
+  Origin origin;
+  build(origin.port());
+  Recorder rec;
+  CalloutPtr c = send(get("/garbage"), rec);
+  runUntil([&] { return rec.calls == 1; });
+  EXPECT_EQ(CalloutOutcome::kProtocolError, *rec.outcome);
+  EXPECT_EQ(0, rec.status);
 }
 
 TEST_F(CalloutTest, BodyOverTheBoundIsAnOverflowAndIsNotKept) {
