@@ -147,6 +147,8 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
     ResponseHead* responseHeadIfAny() override { return stream_.response_head_.get(); }
     HeaderMap* requestTrailers() override { return stream_.decode_.trailers.get(); }
     HeaderMap* responseTrailers() override { return stream_.encode_.trailers.get(); }
+    CalloutClient* calloutClient() override { return stream_.hcm_.context_.calloutClient(); }
+    uint32_t bufferLimit() const override { return stream_.hcm_.config_->buffer_limit; }
     HeaderMap* addTrailers(bool request) override {
       return stream_.addTrailers(request ? stream_.decode_ : stream_.encode_);
     }

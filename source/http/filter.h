@@ -17,6 +17,8 @@
 
 namespace sluice::http {
 
+class CalloutClient;
+
 // What a filter returns from a headers hook.
 enum class FilterHeadersStatus {
   kContinue,       // run the next filter
@@ -94,6 +96,10 @@ class StreamFilterCallbacks {
   virtual ResponseHead* responseHeadIfAny() = 0;
   virtual HeaderMap* requestTrailers() = 0;
   virtual HeaderMap* responseTrailers() = 0;
+  // The worker's callout client (nullptr when the stream's context has none), and the stream's
+  // buffer limit (what one direction may hold buffered; callout bodies are bounded by it too).
+  virtual CalloutClient* calloutClient() = 0;
+  virtual uint32_t bufferLimit() const = 0;
   // Trailers for a message that has none, created from the filter's data hook that carried the
   // direction's end (end_stream): that data then goes on with end_stream false and the trailers
   // follow it from the next filter. nullptr when the direction's end is not at this filter now.

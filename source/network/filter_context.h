@@ -9,6 +9,9 @@
 namespace sluice::upstream {
 class WorkerClusters;
 }
+namespace sluice::http {
+class CalloutClient;
+}
 
 namespace sluice::network {
 
@@ -25,6 +28,9 @@ class FilterContext {
   // close it to admit a new connection at a limit (idle_connections.h). Null: this listener's
   // connections are not reclaimed (Listener.reclaim_idle_connections false, or no worker).
   virtual IdleConnectionPool* idleConnections() { return nullptr; }
+  // The worker's client for callouts (HTTP requests filters make on their own to a cluster).
+  // Null: none on this context (callouts are refused as unsupported).
+  virtual http::CalloutClient* calloutClient() { return nullptr; }
 };
 
 // Installs one configured filter on a new connection. Built on the main thread from config,

@@ -22,8 +22,10 @@ uint32_t HookMask(const Hooks& h) {
   if (h.response_headers != nullptr) mask |= http::kHookEncodeHeaders;
   if (h.response_body != nullptr) mask |= http::kHookEncodeData;
   if (h.response_trailers != nullptr) mask |= http::kHookEncodeTrailers;
-  // Timers are disarmed at the stream's end.
-  if (h.stream_complete != nullptr || h.timer != nullptr) mask |= http::kHookStreamComplete;
+  // Timers are disarmed and callouts withdrawn at the stream's end.
+  if (h.stream_complete != nullptr || h.timer != nullptr || h.callout_done != nullptr) {
+    mask |= http::kHookStreamComplete;
+  }
   // Only an exporter makes the core measure upstream attempts.
   if (h.upstream_attempt_done != nullptr) mask |= http::kHookUpstreamAttempt;
   return mask;
@@ -40,6 +42,12 @@ PluginFilterConfig::PluginFilterConfig(const LoadedPlugin& plugin, std::string n
       misuse_continue_inside_hook(
           store.counter(absl::StrCat("plugin.", name, ".misuse_continue_inside_hook"))),
       misuse_refused_reply(store.counter(absl::StrCat("plugin.", name, ".misuse_refused_reply"))),
+      callouts_started(store.counter(absl::StrCat("plugin.", name, ".callouts_started"))),
+      callouts_ok(store.counter(absl::StrCat("plugin.", name, ".callouts_ok"))),
+      callouts_timeout(store.counter(absl::StrCat("plugin.", name, ".callouts_timeout"))),
+      callouts_failed(store.counter(absl::StrCat("plugin.", name, ".callouts_failed"))),
+      callouts_overflow(store.counter(absl::StrCat("plugin.", name, ".callouts_overflow"))),
+      callouts_cancelled(store.counter(absl::StrCat("plugin.", name, ".callouts_cancelled"))),
       plugin_(plugin),
       name_(std::move(name)),
       plugin_config_(plugin_config),
@@ -118,6 +126,7 @@ void PluginFilter::clearRoute() {
 
 PluginFilter::~PluginFilter() {
   if (extras_) {
+    cancelCallouts();         // no sl_on_callout_done after this point
     extras_->timers.clear();  // no sl_on_timer after this point
     if (extras_->ref != nullptr) {
       extras_->ref->filter = nullptr;  // posts still queued see a gone stream
@@ -318,6 +327,7 @@ void PluginFilter::onStreamComplete() {
   // Disarmed, not freed: this may run inside one of them (a timer hook that sent a response).
   if (extras_) {
     for (auto& t : extras_->timers) t.timer->disableTimer();
+    cancelCallouts();
   }
   if (config_.hooks().stream_complete != nullptr && !failed_new_) {
     crash::PluginCallScope call(config_.name().c_str(), "sl_on_stream_complete");

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "source/common/crash_handler.h"
+#include "source/http/callout.h"
 #include "source/http/filter.h"
 #include "source/plugin/filter_config.h"
 #include "source/plugin/host_types.h"
@@ -104,7 +105,26 @@ class PluginFilter : public http::StreamFilter, public http::RouteSelector, publ
   sl_type_result cancelTimer(uint64_t token);
   sl_type_stream_ref* ref();
 
+  // sl_host_callout (filter_callout.cc).
+  sl_type_result startCallout(sl_type_str cluster, const sl_type_header* headers,
+                              size_t header_count, sl_type_str body, uint64_t timeout_ms,
+                              uint64_t* callout_id);
+
  private:
+  // A callout in flight: its handle, and where its completion goes (this filter, under its id).
+  struct ActiveCallout : http::CalloutCallbacks {
+    ActiveCallout(PluginFilter& filter, uint64_t id) : filter(filter), id(id) {}
+    void onCalloutComplete(http::CalloutResponse& response) override {
+      filter.onCalloutComplete(*this, response);
+    }
+    PluginFilter& filter;
+    const uint64_t id;
+    http::CalloutPtr callout;
+  };
+  void onCalloutComplete(ActiveCallout& callout, http::CalloutResponse& response);
+  // The stream is over: every callout in flight is withdrawn (and counted), none completes.
+  void cancelCallouts();
+
   struct PluginTimer {
     uint64_t token;
     event::TimerPtr timer;
@@ -114,6 +134,8 @@ class PluginFilter : public http::StreamFilter, public http::RouteSelector, publ
   struct Extras {
     std::vector<PluginTimer> timers;  // few per stream, if any
     sl_type_stream_ref* ref = nullptr;
+    std::vector<std::unique_ptr<ActiveCallout>> callouts;  // in flight, at most a few
+    uint64_t last_callout_id = 0;
   };
   Extras& extras() {
     if (!extras_) extras_ = std::make_unique<Extras>();

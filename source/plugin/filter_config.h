@@ -56,6 +56,15 @@ class PluginFilterConfig {
   stats::Counter& misuse_buffer_from_headers;
   stats::Counter& misuse_continue_inside_hook;
   stats::Counter& misuse_refused_reply;
+  // plugin.<name>.callouts_*: callouts started (sl_host_callout returned SL_OK), and how they
+  // ended: a whole response (any status), a timeout, a connection failure or reset, a response
+  // over the bound (or a full pool), or withdrawn because the stream ended first (no completion).
+  stats::Counter& callouts_started;
+  stats::Counter& callouts_ok;
+  stats::Counter& callouts_timeout;
+  stats::Counter& callouts_failed;
+  stats::Counter& callouts_overflow;
+  stats::Counter& callouts_cancelled;
 
  private:
   const LoadedPlugin& plugin_;

@@ -665,11 +665,15 @@ sl_type_result sl_host_timer_cancel(sl_type_stream* stream, uint64_t token) {
   return PluginFilter::From(stream).cancelTimer(token);
 }
 
-sl_type_result sl_host_callout(sl_type_stream* stream, sl_type_str, const sl_type_header*, size_t,
-                               sl_type_str, uint64_t, uint64_t* callout_id) {
-  // Needs the upstream connection pools (the upstream issue); the signature is final.
-  if (callout_id != nullptr) *callout_id = 0;
-  return SL_ERR_UNSUPPORTED;
+sl_type_result sl_host_callout(sl_type_stream* stream, sl_type_str cluster,
+                               const sl_type_header* headers, size_t header_count, sl_type_str body,
+                               uint64_t timeout_ms, uint64_t* callout_id) {
+  if (stream == nullptr) {
+    if (callout_id != nullptr) *callout_id = 0;
+    return SL_ERR_INVALID;
+  }
+  return PluginFilter::From(stream).startCallout(cluster, headers, header_count, body, timeout_ms,
+                                                 callout_id);
 }
 
 sl_type_result sl_host_route_config(sl_type_stream* stream, void** route_config) {

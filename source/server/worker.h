@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "source/event/dispatcher.h"
+#include "source/http/callout.h"
 #include "source/network/connection.h"
 #include "source/network/filter_context.h"
 #include "source/network/listener.h"
@@ -114,6 +115,8 @@ class Worker {
   event::TimerPtr trim_timer_;
   void trimMemory();
   upstream::WorkerClusters clusters_;
+  // Callouts of this worker's streams, on clusters_' pools (the streams own the callouts).
+  http::CalloutClient callout_client_{*dispatcher_, clusters_};
   std::vector<std::unique_ptr<ActiveListener>> listeners_;
   // Orders the idle lists of every listener of this worker together.
   uint64_t idle_clock_ = 0;

@@ -514,6 +514,75 @@ class MisuseConfig : public FilterConfig {
   std::unique_ptr<Filter> newFilter(Stream&) override { return std::make_unique<MisuseFilter>(); }
 };
 
+// ----- callout: makes the callouts the request's x-callout-* fields describe (sl_host_callout)
+// and answers with how each start and each completion went -----
+class CalloutFilter : public Filter {
+ public:
+  sl_type_action onRequestHeaders(Stream& s, bool) override {
+    Headers h = s.requestHeaders();
+    cluster_ = std::string(h.get("x-callout-cluster").value_or("svc"));
+    path_ = std::string(h.get("x-callout-path").value_or("/"));
+    chain_ = h.get("x-callout-chain").has_value();
+    const int count = std::stoi(std::string(h.get("x-callout-count").value_or("1")));
+    body_.assign(std::stoul(std::string(h.get("x-callout-body-size").value_or("0"))), 'a');
+    timeout_ = std::stoull(std::string(h.get("x-callout-timeout-ms").value_or("0")));
+    extra_name_ = std::string(h.get("x-callout-header-name").value_or("x-from-callout"));
+    no_path_ = h.get("x-callout-no-path").has_value();
+    out_ = "start=";
+    for (int i = 0; i < count; ++i) {
+      const sl_type_result rc = start(s);
+      out_ += std::to_string(rc) + ",";
+      if (rc == SL_OK) ++pending_;
+    }
+    // A completion inside sl_host_callout would have been recorded before this point.
+    out_ += " inside=" + std::to_string(done_ > 0 ? 1 : 0);
+    if (pending_ == 0) {
+      s.sendResponse(200, out_ + "\n");
+      return SL_ACTION_STOP;
+    }
+    return SL_ACTION_STOP;
+  }
+  void onCalloutDone(Stream& s, uint64_t id, const sl_type_callout_result& r) override {
+    ++done_;
+    --pending_;
+    out_ += " done=" + std::to_string(id) + ":" + std::to_string(r.outcome) + ":" +
+            std::to_string(r.status) + ":" + std::to_string(r.body.len) + ":" +
+            std::string(sluice::sdk::CalloutHeader(r, "x-origin").value_or("-"));
+    if (chain_) {
+      chain_ = false;  // one more, from this completion
+      const sl_type_result rc = start(s);
+      out_ += " chained=" + std::to_string(rc);
+      if (rc == SL_OK) ++pending_;
+    }
+    if (pending_ == 0) s.sendResponse(200, out_ + "\n");
+  }
+
+ private:
+  sl_type_result start(Stream& s) {
+    std::vector<sl_type_header> h;
+    h.push_back({sluice::sdk::Str(":method"), sluice::sdk::Str("POST")});
+    if (!no_path_) h.push_back({sluice::sdk::Str(":path"), sluice::sdk::Str(path_)});
+    h.push_back({sluice::sdk::Str(extra_name_), sluice::sdk::Str("1")});
+    uint64_t id = 0;
+    return sl_host_callout(s.raw(), sluice::sdk::Str(cluster_), h.data(), h.size(),
+                           sluice::sdk::Str(body_), timeout_, &id);
+  }
+  std::string cluster_, path_, body_, extra_name_, out_;
+  uint64_t timeout_ = 0;
+  int pending_ = 0;
+  int done_ = 0;
+  bool chain_ = false;
+  bool no_path_ = false;
+};
+
+class CalloutConfig : public FilterConfig {
+ public:
+  static std::unique_ptr<CalloutConfig> create(ConfigContext&) {
+    return std::make_unique<CalloutConfig>();
+  }
+  std::unique_ptr<Filter> newFilter(Stream&) override { return std::make_unique<CalloutFilter>(); }
+};
+
 }  // namespace
 
 SLUICE_PLUGIN_FILTERS(
@@ -529,4 +598,4 @@ SLUICE_PLUGIN_FILTERS(
     sluice::sdk::Register<InspectConfig>("inspect"),
     sluice::sdk::Register<ToClusterConfig>("to_cluster", "sluice.test.plugin.ToCluster"),
     sluice::sdk::Register<ClustersConfig>("clusters"),
-    sluice::sdk::Register<MisuseConfig>("misuse"))
+    sluice::sdk::Register<MisuseConfig>("misuse"), sluice::sdk::Register<CalloutConfig>("callout"))

@@ -291,7 +291,23 @@ typedef struct sl_type_attempt_result {
   uint64_t duration_us;    /* from the attempt's start (asking for a connection) to its end */
 } sl_type_attempt_result;
 
-/* The response to an HTTP callout (sl_on_callout_done). */
+/* How an HTTP callout ended (sl_on_callout_done); its views are valid until the hook returns.
+ * By `outcome`:
+ *   SL_ATTEMPT_RESPONSE        a whole response arrived: its final `status`, its
+ *                              header fields (pseudo-headers not included) and the whole body.
+ *   SL_ATTEMPT_CONNECT_FAILURE no connection could be made (refused, unreachable, the cluster's
+ *                              connect timeout, no host resolved yet): status 0, nothing else.
+ *   SL_ATTEMPT_RESET           the service closed or reset the connection before the response
+ *                              was whole: status 0, nothing else.
+ *   SL_ATTEMPT_PROTOCOL_ERROR  the service sent something that is not a valid HTTP response:
+ *                              status 0, nothing else (the connection is closed).
+ *   SL_ATTEMPT_TIMEOUT         the callout's timeout passed first: status 0, nothing else.
+ *   SL_ATTEMPT_OVERFLOW        the response body was larger than the stream's buffer limit
+ *                              (status and headers as they arrived, body empty; the rest was
+ *                              not read and the connection closed), or the cluster's pool had
+ *                              too many requests waiting (status 0).
+ * SL_ATTEMPT_CANCELLED never comes: a callout withdrawn because its stream ended has no
+ * completion at all (it is counted in plugin.<filter>.callouts_cancelled). */
 typedef struct sl_type_callout_result {
   uint32_t size;
   /* 0 when no response arrived (then `outcome` says why), else the HTTP status. */
@@ -301,6 +317,11 @@ typedef struct sl_type_callout_result {
   size_t header_count;
   sl_type_str body;
 } sl_type_callout_result;
+
+/* sl_host_callout's timeout when it is given as 0, in milliseconds. */
+#define SL_CALLOUT_DEFAULT_TIMEOUT_MS 5000u
+/* The most callouts one filter of one stream may have in flight (beyond: SL_ERR_LIMIT). */
+#define SL_CALLOUT_MAX_IN_FLIGHT 16u
 
 /* Since 1.3. Routes and per-route filter config (see ROUTES below). */
 /* A route a plugin (the router) defined at config time (sl_host_config_route_define). A host
@@ -653,9 +674,36 @@ sl_type_result sl_host_metadata_get(sl_type_stream* stream, sl_type_str key, sl_
 sl_type_result sl_host_timer_start(sl_type_stream* stream, uint64_t token, uint64_t delay_ms);
 sl_type_result sl_host_timer_cancel(sl_type_stream* stream, uint64_t token);
 
-/* An HTTP request to a cluster of the config; sl_on_callout_done(..., *callout_id, ...) follows
- * on this worker (never after the stream is gone: a stream that ends cancels its callouts).
- * Headers must include :method and :path. */
+/* An HTTP request to a cluster of the config (Envoy's async HTTP client), sent through the
+ * worker's connection pools for that cluster (the same pools, limits and cluster.<name>.*
+ * counters as proxied requests). On SL_OK, *callout_id is set (unique for this filter of this
+ * stream, never 0) and sl_on_callout_done(filter, stream, *callout_id, result) follows exactly
+ * once on this worker — never from inside this call, and never after the stream is gone: a
+ * stream that ends (response sent, reset, client gone) withdraws its callouts in flight (a
+ * waiting request leaves the pool's queue, an exchange under way closes its connection), and
+ * counts them in plugin.<filter>.callouts_cancelled. A completion may start another callout
+ * (a kept-alive connection its predecessor returned is reused). A reused connection the service
+ * closed just as the request went out (its keep-alive timeout) is no failure of the service: a
+ * GET, HEAD, OPTIONS, TRACE, PUT or DELETE is sent once more on a new connection (as proxied
+ * requests are; cluster.<name>.upstream_rq_retry_stale_connection), any other method ends as
+ * SL_ATTEMPT_RESET.
+ *   headers: must hold :method (a token; not CONNECT) and :path (origin-form); :authority is
+ *            sent as Host (absent: the cluster's name); :scheme is ignored (the cluster decides).
+ *            Framing and hop-by-hop fields (Content-Length, Transfer-Encoding, Connection,
+ *            Upgrade, TE, ...) are the host's: given ones are dropped, as is a Host field (use
+ *            :authority). A non-empty body goes
+ *            with a Content-Length.
+ *   body:    copied; at most the stream's buffer limit (the connection manager's
+ *            buffer_limit_bytes), else SL_ERR_LIMIT. The response body is bounded by the same
+ *            limit (beyond it: SL_ATTEMPT_OVERFLOW).
+ *   timeout_ms: the whole exchange, from this call; 0: SL_CALLOUT_DEFAULT_TIMEOUT_MS.
+ * Errors (nothing is sent): SL_ERR_NOT_FOUND no such cluster; SL_ERR_INVALID a missing or
+ * malformed :method/:path, another pseudo-header, a field name that is not a token, a value with
+ * CR/LF/NUL, a NULL callout_id; SL_ERR_LIMIT SL_CALLOUT_MAX_IN_FLIGHT callouts of this filter
+ * already in flight, or the body over the limit; SL_ERR_STATE the stream is over, or the plugin
+ * has no sl_on_callout_done; SL_ERR_UNSUPPORTED this stream cannot make callouts. Counters:
+ * plugin.<filter>.callouts_started (SL_OK), then one of _ok (SL_ATTEMPT_RESPONSE, any status),
+ * _timeout, _failed (connect failure, reset, protocol error), _overflow, _cancelled. */
 sl_type_result sl_host_callout(sl_type_stream* stream, sl_type_str cluster,
                                const sl_type_header* headers, size_t header_count, sl_type_str body,
                                uint64_t timeout_ms, uint64_t* callout_id);

@@ -319,9 +319,50 @@ class Stream {
   }
   sl_type_result cancelTimer(uint64_t token) const { return sl_host_timer_cancel(s_, token); }
 
+  // An HTTP request of the filter's own to a cluster of the config (see sl_host_callout):
+  // Filter::onCalloutDone(stream, id, result) follows once, on this worker, with the id set in
+  // *id — unless the stream ends first (then nothing follows). Errors as sl_host_callout's.
+  struct CalloutRequest {
+    std::string_view method = "GET";
+    std::string_view path = "/";
+    std::string_view authority;  // the Host field; empty: the cluster's name
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string_view body;
+    uint64_t timeout_ms = 0;  // 0: SL_CALLOUT_DEFAULT_TIMEOUT_MS
+  };
+  sl_type_result callout(std::string_view cluster, const CalloutRequest& r,
+                         uint64_t* id = nullptr) const {
+    std::vector<sl_type_header> h;
+    h.reserve(r.headers.size() + 3);
+    h.push_back(sl_type_header{Str(":method"), Str(r.method)});
+    h.push_back(sl_type_header{Str(":path"), Str(r.path)});
+    if (!r.authority.empty()) h.push_back(sl_type_header{Str(":authority"), Str(r.authority)});
+    for (const auto& [n, v] : r.headers) h.push_back(sl_type_header{Str(n), Str(v)});
+    uint64_t ignored = 0;
+    return sl_host_callout(s_, Str(cluster), h.data(), h.size(), Str(r.body), r.timeout_ms,
+                           id != nullptr ? id : &ignored);
+  }
+
  private:
   sl_type_stream* s_;
 };
+
+// Reading an sl_type_callout_result (Filter::onCalloutDone): the first value of field `name`
+// (case-insensitive), or nothing.
+inline std::optional<std::string_view> CalloutHeader(const sl_type_callout_result& r,
+                                                     std::string_view name) {
+  for (size_t i = 0; i < r.header_count; ++i) {
+    const std::string_view n = View(r.headers[i].name);
+    if (n.size() != name.size()) continue;
+    bool same = true;
+    for (size_t k = 0; k < n.size() && same; ++k) {
+      auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+      same = lower(n[k]) == lower(name[k]);
+    }
+    if (same) return View(r.headers[i].value);
+  }
+  return std::nullopt;
+}
 
 class Filter;
 
@@ -534,6 +575,8 @@ class Filter {
   virtual sl_type_action onResponseTrailers(Stream&) { return SL_ACTION_DEFAULT; }
   virtual void onStreamComplete(Stream&) {}
   virtual void onTimer(Stream&, uint64_t /*token*/) {}
+  // A callout this filter started (Stream::callout) ended; `result` (views) is valid during the
+  // call. Never called once the stream is over.
   virtual void onCalloutDone(Stream&, uint64_t /*id*/, const sl_type_callout_result&) {}
   // Called (ABI 1.3) after each upstream attempt only in a plugin that defines
   // SLUICE_SDK_OBSERVE_UPSTREAM_ATTEMPTS before including this header: otherwise the plugin does
