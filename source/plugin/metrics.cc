@@ -1,25 +1,13 @@
 #include "source/plugin/metrics.h"
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "source/plugin/host_checks.h"
 
 namespace sluice::plugin {
 
-namespace {
-bool ValidMetricName(std::string_view name) {
-  if (name.empty() || name.size() > 128 || name.front() == '.' || name.back() == '.') return false;
-  for (char c : name) {
-    if (!(absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.')) {
-      return false;
-    }
-  }
-  return true;
-}
-}  // namespace
-
 sl_type_result MetricRegistry::define(const std::string& filter_name, sl_type_metric_kind kind,
                                       std::string_view name, sl_type_metric** out) {
-  if (kind > SL_METRIC_HISTOGRAM || !ValidMetricName(name)) return SL_ERR_INVALID;
+  if (!checks::MetricKind(kind) || !checks::MetricName(name)) return SL_ERR_INVALID;
   const std::string full =
       absl::StrCat("plugin.", filter_name, ".", absl::string_view(name.data(), name.size()));
   absl::MutexLock lock(&mu_);
