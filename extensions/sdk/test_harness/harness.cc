@@ -610,6 +610,11 @@ void StreamState::sendLocalReply(size_t filter, LocalReply reply) {
   const size_t start = filters.size() - 1 - filter;
   deliver(resp, start, Event{Event::kHeaders, "", reply.body.empty()});
   if (!reply.body.empty()) deliver(resp, start, Event{Event::kData, reply.body, true});
+  // Recorded as it left them (a filter may still hold part of it paused).
+  if (local_reply) {
+    local_reply->headers = maps[SL_HEADERS_RESPONSE].fields;
+    local_reply->body = resp.forwarded;
+  }
 }
 
 void StreamState::deliver(Direction& d, size_t pos, Event ev) {
@@ -834,12 +839,15 @@ Flow Stream::requestTrailers(const Headers& trailers) {
 }
 
 Flow Stream::responseHeaders(const Headers& headers, bool end_stream) {
+  // A local reply is the response: no upstream one follows it.
+  if (state_->local_reply) return Flow::kEnded;
   SetHead(state_->maps[SL_HEADERS_RESPONSE], headers);
   state_->deliver(state_->resp, 0, Event{Event::kHeaders, "", end_stream});
   return responseFlow();
 }
 
 Flow Stream::responseBody(const std::string& data, bool end_stream) {
+  if (state_->local_reply) return Flow::kEnded;
   state_->deliver(state_->resp, 0, Event{Event::kData, data, end_stream});
   return responseFlow();
 }
@@ -856,6 +864,7 @@ Flow Stream::responseBodyChunked(const std::string& data, size_t chunk, bool end
 }
 
 Flow Stream::responseTrailers(const Headers& trailers) {
+  if (state_->local_reply) return Flow::kEnded;
   SetHead(state_->maps[SL_TRAILERS_RESPONSE], trailers);
   state_->deliver(state_->resp, 0, Event{Event::kTrailers, "", true});
   return responseFlow();

@@ -155,7 +155,7 @@ class Chain {
 // A local reply a filter sent (sl_host_send_response), as it left the response filters.
 struct LocalReply {
   uint32_t status = 0;
-  Headers headers;  // as the plugin gave them (framing fields dropped, as the host does)
+  Headers headers;  // without :status; framing fields the plugin gave are dropped, as the host does
   std::string body;
   std::string details;
   size_t filter = 0;  // index in the chain of the filter that sent it
