@@ -213,8 +213,7 @@ sl_type_result sl_host_config_route_define(sl_type_config_host* host, const sl_t
     if (d.filter_configs[i].size < sizeof(uint32_t)) return SL_ERR_INVALID;
     std::memcpy(&c, &d.filter_configs[i], std::min<size_t>(d.filter_configs[i].size, sizeof(c)));
     if (!Valid(c.filter_name) || c.filter_name.len == 0 || !Valid(c.value) ||
-        !Valid(c.field_path) ||
-        !checks::RouteConfigFormat(c.format)) {
+        !Valid(c.field_path) || !checks::RouteConfigFormat(c.format)) {
       return SL_ERR_INVALID;
     }
     for (const auto& p : pending) {
@@ -518,7 +517,8 @@ sl_type_result sl_host_send_response(sl_type_stream* stream, uint32_t status,
   if (!checks::LocalReplyStatus(status)) return f.rejected(SL_ERR_INVALID);
   for (size_t i = 0; i < header_count; ++i) {
     if (!Valid(headers[i].name) || !Valid(headers[i].value) ||
-        !checks::HeaderName(View(headers[i].name)) || !checks::HeaderValue(View(headers[i].value))) {
+        !checks::HeaderName(View(headers[i].name)) ||
+        !checks::HeaderValue(View(headers[i].value))) {
       return f.rejected(SL_ERR_INVALID);
     }
   }

@@ -166,8 +166,8 @@ TEST_F(HarnessTest, CalloutsAreAnsweredByTheTest) {
 
   auto denied = chain.newStream();
   denied->requestHeaders(req);
-  EXPECT_TRUE(denied->completeCallout(denied->pendingCallouts().at(0).id, 0, {}, "",
-                                      SL_ATTEMPT_TIMEOUT));
+  EXPECT_TRUE(
+      denied->completeCallout(denied->pendingCallouts().at(0).id, 0, {}, "", SL_ATTEMPT_TIMEOUT));
   ASSERT_TRUE(denied->localReply().has_value());
   EXPECT_EQ(403u, denied->localReply()->status);
 

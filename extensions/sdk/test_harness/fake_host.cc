@@ -498,9 +498,7 @@ sl_type_result Continue(sl_type_stream* stream, bool request) {
 
 sl_type_result sl_host_continue_request(sl_type_stream* stream) { return Continue(stream, true); }
 
-sl_type_result sl_host_continue_response(sl_type_stream* stream) {
-  return Continue(stream, false);
-}
+sl_type_result sl_host_continue_response(sl_type_stream* stream) { return Continue(stream, false); }
 
 sl_type_result sl_host_send_response(sl_type_stream* stream, uint32_t status,
                                      const sl_type_header* headers, size_t header_count,
@@ -519,7 +517,8 @@ sl_type_result sl_host_send_response(sl_type_stream* stream, uint32_t status,
   if (!checks::LocalReplyStatus(status)) return s.rejectedCall(SL_ERR_INVALID);
   for (size_t i = 0; i < header_count; ++i) {
     if (!Valid(headers[i].name) || !Valid(headers[i].value) ||
-        !checks::HeaderName(View(headers[i].name)) || !checks::HeaderValue(View(headers[i].value))) {
+        !checks::HeaderName(View(headers[i].name)) ||
+        !checks::HeaderValue(View(headers[i].value))) {
       return s.rejectedCall(SL_ERR_INVALID);
     }
   }
@@ -527,7 +526,8 @@ sl_type_result sl_host_send_response(sl_type_stream* stream, uint32_t status,
   reply.status = status;
   for (size_t i = 0; i < header_count; ++i) {
     if (checks::IsFramingHeader(View(headers[i].name))) continue;
-    reply.headers.push_back({std::string(View(headers[i].name)), std::string(View(headers[i].value))});
+    reply.headers.push_back(
+        {std::string(View(headers[i].name)), std::string(View(headers[i].value))});
   }
   reply.body.assign(View(body));
   reply.details.assign(View(details));

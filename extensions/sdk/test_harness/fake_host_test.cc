@@ -50,7 +50,10 @@ TEST(FakeHostTest, ExportsOnlyHostFunctionsAndTheHarnessApi) {
   void* lib = dlopen(SLUICE_HARNESS_LIBRARY, RTLD_NOW | RTLD_LOCAL);
   ASSERT_NE(nullptr, lib) << dlerror();
   // Symbols of sluice code linked inside (config parsing) stay local.
-  EXPECT_EQ(nullptr, dlsym(lib, "_ZN6sluice6config9ParseIntoESt17basic_string_viewIcSt11char_traitsIcEENS0_6FormatES4_RN6google8protobuf7MessageEPNS0_12ValueSourcesE"));
+  EXPECT_EQ(nullptr,
+            dlsym(lib,
+                  "_ZN6sluice6config9ParseIntoESt17basic_string_viewIcSt11char_traitsIcEENS0_"
+                  "6FormatES4_RN6google8protobuf7MessageEPNS0_12ValueSourcesE"));
   EXPECT_NE(nullptr, dlsym(lib, "sl_host_log"));
 }
 

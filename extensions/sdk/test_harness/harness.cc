@@ -9,12 +9,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "extensions/sdk/test_harness/internal.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "google/protobuf/dynamic_message.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
-#include "extensions/sdk/test_harness/internal.h"
 #include "source/config/loader.h"
 
 namespace sluice::plugin_test {
@@ -40,7 +40,9 @@ bool NameEquals(std::string_view a, std::string_view b) {
 
 namespace {
 
-std::string View(sl_type_str s) { return s.data == nullptr ? std::string() : std::string(s.data, s.len); }
+std::string View(sl_type_str s) {
+  return s.data == nullptr ? std::string() : std::string(s.data, s.len);
+}
 sl_type_str Str(const std::string& s) { return sl_type_str{s.data(), s.size()}; }
 
 std::string Concat(const std::deque<std::string>& chunks) {
@@ -156,7 +158,9 @@ Plugin* Host::linked(const std::string& filter_name, std::string* error) {
   return state_->plugins.back().get();
 }
 
-void Host::setClusters(std::vector<std::string> clusters) { state_->clusters = std::move(clusters); }
+void Host::setClusters(std::vector<std::string> clusters) {
+  state_->clusters = std::move(clusters);
+}
 void Host::setLogLevel(sl_type_log_level level) { state_->log_level = level; }
 uint64_t Host::now() const { return state_->now; }
 
@@ -259,7 +263,8 @@ const google::protobuf::Message* Prototype(Plugin::Impl& p, const sl_type_config
     for (const auto& file : set.file()) {
       if (DescriptorPool::generated_pool()->FindFileByName(file.name()) != nullptr) continue;
       if (pool->BuildFile(file) == nullptr) {
-        *error = absl::StrCat("the plugin's descriptor set does not build (file ", file.name(), ")");
+        *error =
+            absl::StrCat("the plugin's descriptor set does not build (file ", file.name(), ")");
         return nullptr;
       }
     }
@@ -281,8 +286,8 @@ bool ConfigBytes(Plugin::Impl& p, sl_type_result (*type_hook)(sl_type_str, sl_ty
                  const std::string& path, std::string* out, std::string* error) {
   sl_type_config_type type{};
   type.size = sizeof(type);
-  const bool typed = type_hook != nullptr && type_hook(Str(filter), &type) == SL_OK &&
-                     type.message_type.len != 0;
+  const bool typed =
+      type_hook != nullptr && type_hook(Str(filter), &type) == SL_OK && type.message_type.len != 0;
   if (!typed) {
     if (value == nullptr) {
       *out = "{}";
@@ -349,8 +354,9 @@ std::string Chain::add(Plugin* plugin, const std::string& filter, const std::str
   const std::string fname = name.empty() ? filter : name;
   const std::string where = absl::StrCat("filter \"", filter, "\": ");
   if (std::find(p.filter_names.begin(), p.filter_names.end(), filter) == p.filter_names.end()) {
-    return absl::StrCat(where, "plugin ", p.path, " provides no such filter (it has: ",
-                        absl::StrJoin(p.filter_names, ", "), ")");
+    return absl::StrCat(where, "plugin ", p.path,
+                        " provides no such filter (it has: ", absl::StrJoin(p.filter_names, ", "),
+                        ")");
   }
   std::string bytes;
   std::string error;
@@ -391,7 +397,8 @@ std::string Chain::add(Plugin* plugin, const std::string& filter, const std::str
       return where + "the plugin defines routes but exports no sl_on_route_select";
     }
     if (state_->definer != nullptr) {
-      return absl::StrCat(where, "only one filter of an http_filters list may define routes, and \"",
+      return absl::StrCat(where,
+                          "only one filter of an http_filters list may define routes, and \"",
                           state_->definer->name, "\" does already");
     }
     state_->definer = raw;
@@ -435,8 +442,8 @@ std::string Chain::build() {
       auto type_hook =
           p.hooks.route_config_type != nullptr ? p.hooks.route_config_type : p.hooks.config_type;
       std::string bytes, error;
-      if (!ConfigBytes(p, type_hook, target->filter, &value,
-                       "typed_config." + pending.field_path, &bytes, &error)) {
+      if (!ConfigBytes(p, type_hook, target->filter, &value, "typed_config." + pending.field_path,
+                       &bytes, &error)) {
         return absl::StrCat("filter \"", state_->definer->name, "\": ", error);
       }
       sl_type_config_host host;
@@ -446,9 +453,9 @@ std::string Chain::build() {
       const sl_type_result r =
           p.hooks.route_config_new(&host, target->config, Str(target->filter), Str(bytes), &rc);
       if (r != SL_OK) {
-        return absl::StrCat(where, "filter \"", pending.filter_name,
-                            "\" rejected its per-route config: ",
-                            host.error.empty() ? "(no message)" : host.error);
+        return absl::StrCat(
+            where, "filter \"", pending.filter_name,
+            "\" rejected its per-route config: ", host.error.empty() ? "(no message)" : host.error);
       }
       target->route_configs.push_back(rc);
       route->filter_configs.push_back({target, rc});
@@ -580,8 +587,8 @@ void StreamState::fail(size_t filter, std::string reason) {
   if (!failure.empty() || completed) return;
   failure = reason.empty() ? "(no reason)" : std::move(reason);
   std::lock_guard<std::mutex> lock(host->mu);
-  host->logs.push_back({SL_LOG_ERROR, "plugin filter \"" + chain->filters[filter]->name +
-                                          "\" failed: " + failure});
+  host->logs.push_back(
+      {SL_LOG_ERROR, "plugin filter \"" + chain->filters[filter]->name + "\" failed: " + failure});
   auto& m = host->metrics["plugin." + chain->filters[filter]->name + ".failures"];
   m.kind = SL_METRIC_COUNTER;
   ++m.value;

@@ -24,8 +24,8 @@ SL_EXPORT sl_type_action sl_on_request_headers(void* filter, sl_type_stream* str
   (void)filter, (void)end_stream;
   sl_type_str user = {NULL, 0};
   sl_host_header_get(stream, SL_HEADERS_REQUEST, S("x-user"), 0, &user);
-  sl_type_header headers[3] = {{S(":method"), S("GET")}, {S(":path"), S("/check")},
-                               {S("x-user"), user}};
+  sl_type_header headers[3] = {
+      {S(":method"), S("GET")}, {S(":path"), S("/check")}, {S("x-user"), user}};
   uint64_t id = 0;
   if (sl_host_callout(stream, S("auth"), headers, 3, S(""), 500, &id) != SL_OK) {
     sl_host_send_response(stream, 503, NULL, 0, S("no auth\n"), S("callout_refused"));

@@ -33,13 +33,16 @@ request:
     - {name: x-list, value: b, append: true}
 )"));
   auto s = chain.newStream();
-  EXPECT_EQ(Flow::kContinued,
-            s->requestHeaders({{":method", "GET"}, {":path", "/"}, {":authority", "h"},
-                               {"X-Secret", "s"}, {"x-a", "old"}, {"x-a", "older"},
-                               {"x-list", "a"}}));
+  EXPECT_EQ(Flow::kContinued, s->requestHeaders({{":method", "GET"},
+                                                 {":path", "/"},
+                                                 {":authority", "h"},
+                                                 {"X-Secret", "s"},
+                                                 {"x-a", "old"},
+                                                 {"x-a", "older"},
+                                                 {"x-list", "a"}}));
   EXPECT_FALSE(s->hasRequestHeader("x-secret"));
   EXPECT_EQ("one", s->requestHeader("x-a"));
-  Headers want{{":method", "GET"}, {":path", "/"}, {":authority", "h"}, {"host", "h"},
+  Headers want{{":method", "GET"}, {":path", "/"},  {":authority", "h"}, {"host", "h"},
                {"x-a", "one"},     {"x-list", "a"}, {"x-list", "b"}};
   EXPECT_EQ(want, s->requestHeaders());
 }
@@ -81,7 +84,8 @@ virtual_hosts:
 
 TEST_F(HeaderMutationTest, BadNamesAndValuesAreRefusedAtLoad) {
   Chain a(host_);
-  EXPECT_NE("", a.add(plugin_, "header_mutation", "request: {set: [{name: 'bad name', value: v}]}"));
+  EXPECT_NE("",
+            a.add(plugin_, "header_mutation", "request: {set: [{name: 'bad name', value: v}]}"));
   Chain b(host_);
   EXPECT_NE("", b.add(plugin_, "header_mutation",
                       R"({"request": {"set": [{"name": "x", "value": "a\r\nb"}]}})",

@@ -29,7 +29,8 @@ TEST_F(RequestIdTest, GeneratesAUuidAndEchoesIt) {
   Chain chain(host_);
   ASSERT_EQ("", chain.add(plugin_, "request_id"));  // no config: the defaults
   auto a = chain.newStream();
-  EXPECT_EQ(Flow::kContinued, a->requestHeaders({{":method", "GET"}, {":path", "/"}, {":authority", "h"}}));
+  EXPECT_EQ(Flow::kContinued,
+            a->requestHeaders({{":method", "GET"}, {":path", "/"}, {":authority", "h"}}));
   const std::string id = a->requestHeader("x-request-id");
   EXPECT_TRUE(std::regex_match(id, kUuid4)) << id;
   a->responseHeaders({{":status", "200"}});
@@ -44,14 +45,16 @@ TEST_F(RequestIdTest, KeepsAnIncomingIdUnlessToldNotTo) {
   Chain keep(host_);
   ASSERT_EQ("", keep.add(plugin_, "request_id", "{}", sluice::plugin_test::Format::kJson));
   auto s = keep.newStream();
-  s->requestHeaders({{":method", "GET"}, {":path", "/"}, {":authority", "h"}, {"x-request-id", "client-1"}});
+  s->requestHeaders(
+      {{":method", "GET"}, {":path", "/"}, {":authority", "h"}, {"x-request-id", "client-1"}});
   EXPECT_EQ("client-1", s->requestHeader("x-request-id"));
 
   Chain edge(host_);
   ASSERT_EQ("", edge.add(plugin_, "request_id",
                          "header: x-trace\nkeep_incoming: false\necho_on_response: false"));
   auto e = edge.newStream();
-  e->requestHeaders({{":method", "GET"}, {":path", "/"}, {":authority", "h"}, {"x-trace", "client-1"}});
+  e->requestHeaders(
+      {{":method", "GET"}, {":path", "/"}, {":authority", "h"}, {"x-trace", "client-1"}});
   EXPECT_TRUE(std::regex_match(e->requestHeader("x-trace"), kUuid4)) << e->requestHeader("x-trace");
   e->responseHeaders({{":status", "204"}});
   EXPECT_FALSE(e->hasResponseHeader("x-trace"));

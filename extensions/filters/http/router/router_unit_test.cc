@@ -64,7 +64,8 @@ TEST_F(RouterTest, FirstMatchingRouteChoosesTheCluster) {
   auto chain = chainWith(kRoutes);
   auto s = chain->newStream();
   EXPECT_EQ(Flow::kContinued,
-            s->requestHeaders({{":method", "GET"}, {":path", "/users/42"}, {":authority", "api.example.com"}}));
+            s->requestHeaders(
+                {{":method", "GET"}, {":path", "/users/42"}, {":authority", "api.example.com"}}));
   ASSERT_TRUE(s->upstream().has_value());
   EXPECT_EQ("users", s->upstream()->cluster);
   EXPECT_EQ("users", s->upstream()->route_name);
@@ -74,7 +75,8 @@ TEST_F(RouterTest, FirstMatchingRouteChoosesTheCluster) {
 
   // Same path, a method the route does not take: the catch-all.
   auto post = chain->newStream();
-  post->requestHeaders({{":method", "POST"}, {":path", "/users/42"}, {":authority", "api.example.com"}});
+  post->requestHeaders(
+      {{":method", "POST"}, {":path", "/users/42"}, {":authority", "api.example.com"}});
   ASSERT_TRUE(post->upstream().has_value());
   EXPECT_EQ("v1", post->upstream()->cluster);
 }
@@ -82,7 +84,9 @@ TEST_F(RouterTest, FirstMatchingRouteChoosesTheCluster) {
 TEST_F(RouterTest, WildcardDomainsAndHeaderMatchersAndRewrite) {
   auto chain = chainWith(kRoutes);
   auto s = chain->newStream();
-  s->requestHeaders({{":method", "GET"}, {":path", "/v2/items"}, {":authority", "eu.api.example.com:8080"},
+  s->requestHeaders({{":method", "GET"},
+                     {":path", "/v2/items"},
+                     {":authority", "eu.api.example.com:8080"},
                      {"x-beta", "1"}});
   ASSERT_TRUE(s->upstream().has_value());
   EXPECT_EQ("v2", s->upstream()->cluster);
@@ -90,7 +94,8 @@ TEST_F(RouterTest, WildcardDomainsAndHeaderMatchersAndRewrite) {
   EXPECT_EQ("beta", s->requestHeader("x-route"));
 
   auto no_beta = chain->newStream();
-  no_beta->requestHeaders({{":method", "GET"}, {":path", "/v2/items"}, {":authority", "api.example.com"}});
+  no_beta->requestHeaders(
+      {{":method", "GET"}, {":path", "/v2/items"}, {":authority", "api.example.com"}});
   ASSERT_TRUE(no_beta->upstream().has_value());
   EXPECT_EQ("v1", no_beta->upstream()->cluster);
   EXPECT_EQ("/v2/items", no_beta->requestHeader(":path"));
@@ -100,8 +105,9 @@ TEST_F(RouterTest, WildcardDomainsAndHeaderMatchersAndRewrite) {
 TEST_F(RouterTest, UnknownAuthorityIs404AndCounted) {
   auto chain = chainWith(kRoutes);
   auto s = chain->newStream();
-  EXPECT_EQ(Flow::kEnded,
-            s->requestHeaders({{":method", "GET"}, {":path", "/"}, {":authority", "other.example.com"}}));
+  EXPECT_EQ(
+      Flow::kEnded,
+      s->requestHeaders({{":method", "GET"}, {":path", "/"}, {":authority", "other.example.com"}}));
   ASSERT_TRUE(s->localReply().has_value());
   EXPECT_EQ(404u, s->localReply()->status);
   EXPECT_FALSE(s->upstream().has_value());
@@ -111,7 +117,8 @@ TEST_F(RouterTest, UnknownAuthorityIs404AndCounted) {
 TEST_F(RouterTest, RedirectAndDirectResponse) {
   auto chain = chainWith(kRoutes);
   auto r = chain->newStream();
-  r->requestHeaders({{":method", "GET"}, {":path", "/docs/intro"}, {":authority", "api.example.com"}});
+  r->requestHeaders(
+      {{":method", "GET"}, {":path", "/docs/intro"}, {":authority", "api.example.com"}});
   ASSERT_TRUE(r->localReply().has_value());
   EXPECT_EQ(308u, r->localReply()->status);
   EXPECT_EQ("308", r->responseHeader(":status"));
@@ -164,8 +171,8 @@ TEST_F(RouterTest, RouteMetadataAndPerRouteConfigForAFilterBeforeTheRouter) {
   Plugin* hm = host_.load(SLUICE_PLUGIN_DIR "/header_mutation.so", &error);
   ASSERT_NE(nullptr, hm) << error;
   Chain chain(host_);
-  ASSERT_EQ("", chain.add(hm, "header_mutation",
-                          "request: {set: [{name: x-where, value: default}]}"));
+  ASSERT_EQ("",
+            chain.add(hm, "header_mutation", "request: {set: [{name: x-where, value: default}]}"));
   ASSERT_EQ("", chain.add(plugin_, "router", R"(
 virtual_hosts:
   - name: api
