@@ -14,7 +14,8 @@
 //
 // C++17, no dependency in this header but the ABI header. Not thread-safe: one test thread (the
 // "worker" and the "main thread" both), except sl_host_post / metric updates, which may come from
-// other threads as the ABI allows.
+// other threads as the ABI allows. Lifetimes nest: a Host outlives its Chains, a Chain its
+// Streams (declare them in that order). Log lines go to the Host made last.
 //
 //   sluice::plugin_test::Host host;                 // clusters: host.setClusters({"backend"})
 //   auto* plugin = host.load("build/plugins/header_mutation.so");
@@ -244,7 +245,9 @@ class Stream {
   const std::optional<LocalReply>& localReply() const;
   const std::optional<Upstream>& upstream() const;
   bool wasReset() const;
-  // sl_host_fail_stream's reason ("" when not failed).
+  // Why the stream failed ("" when it did not): sl_host_fail_stream's reason, a misuse, or
+  // sl_on_filter_new returning NULL. sluice answers such a stream 500 (or resets it); the fake
+  // records the failure (and counts plugin.<filter>.failures) and ends the stream.
   const std::string& failure() const;
   // ABI misuses the real host ends the stream for (e.g. "misuse_continue_inside_hook").
   const std::vector<std::string>& misuses() const;
