@@ -144,7 +144,7 @@ class InstallTest(harness.SluiceTestCase):
         self.run_ok(["cmake", "-S", src, "-B", build, "-DCMAKE_PREFIX_PATH=" + prefix,
                      "-DCMAKE_CXX_FLAGS=-Wall -Werror"])
         self.run_ok(["cmake", "--build", build])
-        out = self.run_ok([os.path.join(build, "harness_user")])
+        out = self.run_ok([os.path.join(build, "harness_user")], env=harness.sanitizer_env())
         self.assertIn("x-a=b", out)
 
 

@@ -176,7 +176,7 @@ class OutOfTreeTest(harness.SluiceTestCase):
         test = os.path.join(self.greeting_build, "greeting_test")
         self.assertTrue(os.access(test, os.X_OK),
                         "greeting_test not built: SluicePlugin::test_harness or GTest not found")
-        out = run_ok([test])
+        out = run_ok([test], env=harness.sanitizer_env())
         self.assertIn("[  PASSED  ] 3 tests", out)
 
     def test_typed_config_errors(self):
