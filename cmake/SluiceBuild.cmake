@@ -139,8 +139,27 @@ function(sluice_plugin)
   endif()
   target_link_libraries(${A_NAME} PRIVATE ${A_DEPS})
   # sluice's own plugins (the default OUTPUT_DIR) are installed beside the binary's libdir.
+  # (Test plugins, elsewhere, are sometimes wrong on purpose: they are not held to the rules.)
   if(NOT A_OUTPUT_DIR STREQUAL "${PROJECT_BINARY_DIR}/plugins")
     return()
+  endif()
+  # The rules sluice_add_plugin() (cmake/SluicePluginFunctions.cmake) applies to out-of-tree
+  # plugins hold for ours too: only the hooks exported, and the loader's view checked after the
+  # link (nothing undefined but sl_host_*, no OpenSSL). Not under the sanitizers, whose runtime
+  # the executable provides (every plugin then has undefined __asan_/__ubsan_ symbols).
+  set(exports "${PROJECT_BINARY_DIR}/sluice_plugin_exports.map")
+  if(NOT EXISTS "${exports}")
+    file(WRITE "${exports}" "{ global: sl_on_*; local: *; };\n")
+  endif()
+  target_link_options(${A_NAME} PRIVATE "LINKER:--version-script=${exports}")
+  set_property(TARGET ${A_NAME} APPEND PROPERTY LINK_DEPENDS "${exports}")
+  find_program(SLUICE_PLUGIN_LDD ldd)
+  if(SLUICE_PLUGIN_LDD AND NOT SLUICE_SANITIZE AND NOT CMAKE_CROSSCOMPILING)
+    add_custom_command(TARGET ${A_NAME} POST_BUILD
+      COMMAND "${CMAKE_COMMAND}" "-DPLUGIN=$<TARGET_FILE:${A_NAME}>" "-DLDD=${SLUICE_PLUGIN_LDD}"
+              -P "${PROJECT_SOURCE_DIR}/cmake/SluicePluginCheck.cmake"
+      COMMENT "checking plugin ${A_NAME}: symbols and libraries"
+      VERBATIM)
   endif()
   include(GNUInstallDirs)
   install(TARGETS ${A_NAME} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/sluice/plugins)

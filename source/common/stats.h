@@ -5,6 +5,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 
@@ -80,6 +82,8 @@ class Histogram {
   uint64_t sum() const;
   // The upper bound of the bucket holding the q-quantile (0 < q <= 1); 0 when empty.
   uint64_t quantile(double q) const;
+  // Every bucket's count, summed over the threads' slots.
+  void bucketCounts(uint64_t (&out)[kBuckets]) const;
 
   static size_t BucketOf(uint64_t value);
   // The largest value bucket `b` holds.
@@ -93,6 +97,10 @@ class Histogram {
   Slot slots_[kMaxSlots];
 };
 
+// Labels of a stat (key, value); keys [a-zA-Z_][a-zA-Z0-9_]*, values free of CR, LF and NUL
+// (the caller checks). A stat is its name plus its labels: each set of values is its own stat.
+using Tags = std::vector<std::pair<std::string, std::string>>;
+
 // Owns every stat by name. Creating a stat takes a lock (start-up, config time); using one never
 // does: callers keep the returned reference, which stays valid for the store's lifetime. Each stat
 // is about 1 KiB (kMaxSlots cache lines): there are tens of them, not thousands.
@@ -101,9 +109,20 @@ class Store {
   Counter& counter(const std::string& name);
   Gauge& gauge(const std::string& name);
   Histogram& histogram(const std::string& name);
-  // "name value\n" lines sorted by name (the admin /stats text format). A histogram shows as
-  // name.count, name.sum, name.p50, name.p90 and name.p99.
+  // Labelled stats (sorted by key; the same set in any order is the same stat).
+  Counter& counter(const std::string& name, Tags tags);
+  Gauge& gauge(const std::string& name, Tags tags);
+  Histogram& histogram(const std::string& name, Tags tags);
+  // "name value\n" lines sorted by name (the admin /stats text format); a labelled stat is
+  // `name{key="value",...}`. A histogram shows as name.count, name.sum, name.p50, name.p90 and
+  // name.p99 (the labels after the suffix).
   std::string dumpText() const;
+  // The Prometheus text exposition format (version 0.0.4): names with every character outside
+  // [a-zA-Z0-9_:] replaced by '_', # HELP (the stat's own name) and # TYPE per family, labels;
+  // histograms as cumulative name_bucket{le="..."} series for the log-linear bucket bounds
+  // 0, 1, 2, 3, 5, 7, 11, 15, 23, 31, ... (inclusive upper bounds, two per power of two) up to
+  // the highest bucket that holds a value, then le="+Inf", name_sum and name_count.
+  std::string dumpPrometheus() const;
   // 0 when no such stat exists (tests, admin).
   int64_t valueOf(const std::string& name) const;
 

@@ -100,6 +100,8 @@ class ServerConnectionCallbacks {
   // A response body did not match the Content-Length its head announced (a filter's mistake):
   // the codec sent at most what was announced and closes the connection after it.
   virtual void onResponseFramingError() {}
+  // Response trailers were dropped: the body was not chunked (Content-Length, or HTTP/1.0).
+  virtual void onResponseTrailersDropped() {}
 };
 
 // Server side of an HTTP connection: bytes in, streams out.

@@ -140,6 +140,8 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
       counter("downstream_rq_path_rejected"),
       counter("downstream_rq_path_redirected"),
       counter("downstream_cx_lingering_close"),
+      counter("downstream_rs_trailers_dropped"),
+      counter("upstream_rq_trailers_dropped"),
       {},
   });
   // Every status the HTTP/1 codec answers a protocol error with; anything else is "other".

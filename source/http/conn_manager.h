@@ -49,6 +49,10 @@ struct ConnectionManagerStats {
   stats::Counter& downstream_rq_path_redirected;
   // Connections closed lingering (input unread when the last response was sent).
   stats::Counter& downstream_cx_lingering_close;
+  // Trailers that could not go out on HTTP/1 (a body framed by Content-Length, or an HTTP/1.0
+  // response delimited by the close): a filter added trailers without sl_host_trailers_expect.
+  stats::Counter& downstream_rs_trailers_dropped;
+  stats::Counter& upstream_rq_trailers_dropped;
   // "<prefix>downstream_rq_protocol_error_<status>" (and "_other"), created with the config so that
   // counting a rejected request (possibly a flood of them) takes no lock on a worker.
   std::vector<std::pair<uint16_t, stats::Counter*>> protocol_error_by_status;

@@ -89,6 +89,12 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
     bool headers_end_stream = false;
     bool end_seen = false;  // the source sent its last part
     bool aborted = false;   // no more iteration (local reply, reset)
+    // A filter added trailers to a message that had none (addTrailers) from the data hook that
+    // carried the end: they follow the data from filter `trailers_from` once it passed.
+    bool trailers_pending = false;
+    // The data hook now under way carries the direction's end (addTrailers is allowed there).
+    bool end_in_hook = false;
+    size_t trailers_from = 0;
     Buffer buffered;
     std::unique_ptr<HeaderMap> trailers;
   };
@@ -138,6 +144,9 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
     ResponseHead* responseHeadIfAny() override { return stream_.response_head_.get(); }
     HeaderMap* requestTrailers() override { return stream_.decode_.trailers.get(); }
     HeaderMap* responseTrailers() override { return stream_.encode_.trailers.get(); }
+    HeaderMap* addTrailers(bool request) override {
+      return stream_.addTrailers(request ? stream_.decode_ : stream_.encode_);
+    }
     void continueEncoding() override {
       stream_.resume(stream_.encode_, stream_.filter_count_ - 1 - index_);
     }
@@ -168,6 +177,8 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   void resume(Direction& d, size_t pos);
   bool iterateHeaders(Direction& d, size_t from);
   bool deliverData(Direction& d, size_t from, Buffer& data, bool end_stream);
+  bool deliverDataChain(Direction& d, size_t from, Buffer& data, bool end_stream);
+  HeaderMap* addTrailers(Direction& d);
   bool deliverTrailers(Direction& d, size_t from);
   // The end of each chain: for requests nothing consumes the bytes yet (the router will); for
   // responses the codec.
@@ -199,6 +210,7 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   void onUpstreamTrailers(std::unique_ptr<HeaderMap> trailers) override;
   void onUpstreamError(uint16_t status, const char* flag) override;
   void readDisableDownstream(bool disable) override;
+  void onUpstreamAttemptDone(const UpstreamAttempt& attempt) override;
 
   ConnectionManagerImpl& hcm_;
   ResponseEncoder& encoder_;
@@ -485,11 +497,29 @@ bool ConnectionManagerImpl::ActiveStream::iterateHeaders(Direction& d, size_t fr
   return live(d);
 }
 
+HeaderMap* ConnectionManagerImpl::ActiveStream::addTrailers(Direction& d) {
+  if (!live(d) || !d.end_in_hook) return nullptr;
+  if (d.trailers == nullptr) d.trailers = std::make_unique<HeaderMap>();
+  return d.trailers.get();
+}
+
+// Passes `data` on, then the trailers a filter added on the way (if it let the data go on;
+// otherwise they wait with it, see deliverDataChain).
+bool ConnectionManagerImpl::ActiveStream::deliverData(Direction& d, size_t from, Buffer& data,
+                                                      bool end_stream) {
+  const bool ok = deliverDataChain(d, from, data, end_stream);
+  if (d.trailers_pending && live(d)) {
+    d.trailers_pending = false;
+    return deliverTrailers(d, d.trailers_from);
+  }
+  return ok;
+}
+
 // Passes `data` from filter `from` on. The filter that paused the headers still gets the data:
 // it decides what happens to the body (keep it with kStopIterationAndBuffer, take it with
 // kStopIterationNoBuffer, or let everything go on with kContinue, which releases the headers too).
-bool ConnectionManagerImpl::ActiveStream::deliverData(Direction& d, size_t from, Buffer& data,
-                                                      bool end_stream) {
+bool ConnectionManagerImpl::ActiveStream::deliverDataChain(Direction& d, size_t from, Buffer& data,
+                                                           bool end_stream) {
   for (size_t pos = from; pos < filter_count_; ++pos) {
     if (d.stop == Stop::kTrailers && pos == d.stop_pos) {
       data.clear();  // Nothing can follow trailers.
@@ -507,9 +537,32 @@ bool ConnectionManagerImpl::ActiveStream::deliverData(Direction& d, size_t from,
     const bool whole = at_data_stop && d.buffering;
     if (whole) d.buffered.move(data);
     Buffer& arg = whole ? d.buffered : data;
+    const bool had_trailers = d.trailers != nullptr;
+    d.end_in_hook = end_stream;
     const FilterDataStatus st =
         d.decode ? f.decodeData(arg, end_stream) : f.encodeData(arg, end_stream);
+    d.end_in_hook = false;
     if (!live(d)) return false;
+    if (end_stream && !had_trailers && d.trailers != nullptr) {
+      // This filter added trailers: the message no longer ends with this data.
+      end_stream = false;
+      if (st != FilterDataStatus::kContinue) {
+        // It holds the data: the trailers wait here with it and go on when it resumes.
+        d.stop = Stop::kTrailers;
+        d.stop_pos = pos;
+        if (st == FilterDataStatus::kStopIterationAndBuffer) {
+          d.buffering = true;
+          d.buffered.move(data);
+          overBufferLimit(d);
+        } else {
+          if (whole) d.buffered.clear();
+          data.clear();
+        }
+        return false;
+      }
+      d.trailers_pending = true;
+      d.trailers_from = pos + 1;
+    }
     if (st == FilterDataStatus::kContinue) {
       if (at_data_stop) {
         d.stop = Stop::kNone;
@@ -522,7 +575,7 @@ bool ConnectionManagerImpl::ActiveStream::deliverData(Direction& d, size_t from,
         d.headers_stopped = false;
         if (!iterateHeaders(d, pos + 1)) {
           // Paused again further on: the data follows the headers up to there.
-          return live(d) && deliverData(d, pos + 1, data, end_stream);
+          return live(d) && deliverDataChain(d, pos + 1, data, end_stream);
         }
       }
       continue;
@@ -647,6 +700,11 @@ void ConnectionManagerImpl::ActiveStream::sinkData(Direction& d, Buffer& data, b
 void ConnectionManagerImpl::ActiveStream::sinkTrailers(Direction& d) {
   if (d.decode) {
     if (upstream_ != nullptr) {
+      // HTTP/1 upstream: a body the codec frames by Content-Length has no place for trailers.
+      if (!d.trailers->empty() && !tunnel_request_ &&
+          request_head_->headers.count(KnownHeader::kContentLength) != 0) {
+        hcm_.stats().upstream_rq_trailers_dropped.inc();
+      }
       upstream_->sendTrailers(*d.trailers);
       return;
     }
@@ -733,6 +791,13 @@ void ConnectionManagerImpl::ActiveStream::startUpstream(bool end_stream) {
   upstream_ =
       &upstream_request_.emplace(callbacks, hcm_.context_.dispatcher(), hcm_.context_.clusters(),
                                  *upstream_target_, hcm_.config_->buffer_limit);
+  // Attempts are measured only for a chain with a filter that observes them.
+  for (size_t i = 0; i < filter_count_; ++i) {
+    if (slots_[i].wants(kHookUpstreamAttempt)) {
+      upstream_request_->observeAttempts();
+      break;
+    }
+  }
   upstream_->start(head, end_stream, tunnel_request_);
 }
 
@@ -757,6 +822,12 @@ void ConnectionManagerImpl::ActiveStream::onUpstreamError(uint16_t status, const
     return;
   }
   sendLocalReply(status, std::string(flag) + "\n", nullptr);
+}
+
+void ConnectionManagerImpl::ActiveStream::onUpstreamAttemptDone(const UpstreamAttempt& attempt) {
+  for (size_t i = 0; i < filter_count_; ++i) {
+    if (slots_[i].wants(kHookUpstreamAttempt)) slots_[i].filter().onUpstreamAttemptDone(attempt);
+  }
 }
 
 void ConnectionManagerImpl::ActiveStream::readDisableDownstream(bool disable) {

@@ -53,6 +53,7 @@ class ConnectionManagerImpl : public network::ReclaimableFilter,
   void onResponseComplete(bool close) override;
   void onRequestStart() override;
   void onResponseFramingError() override { stats().downstream_rs_framing_error.inc(); }
+  void onResponseTrailersDropped() override { stats().downstream_rs_trailers_dropped.inc(); }
 
   // A response the codec writes without a stream (protocol errors, header timeout).
   void sendErrorResponse(ResponseEncoder& encoder, uint16_t status, std::string_view body);

@@ -94,6 +94,30 @@ class StreamFilterCallbacks {
   virtual ResponseHead* responseHeadIfAny() = 0;
   virtual HeaderMap* requestTrailers() = 0;
   virtual HeaderMap* responseTrailers() = 0;
+  // Trailers for a message that has none, created from the filter's data hook that carried the
+  // direction's end (end_stream): that data then goes on with end_stream false and the trailers
+  // follow it from the next filter. nullptr when the direction's end is not at this filter now.
+  virtual HeaderMap* addTrailers(bool request) = 0;
+};
+
+// How one upstream attempt of a stream ended (StreamFilter::onUpstreamAttemptDone).
+struct UpstreamAttempt {
+  enum class Outcome : uint8_t {
+    kResponse,        // the response arrived whole
+    kConnectFailure,  // no connection (refused, connect timeout, no host)
+    kReset,           // the upstream reset or closed before the response ended
+    kTimeout,         // a route timeout (whole, headers or idle)
+    kOverflow,        // pool full / circuit breaker
+    kProtocolError,   // a malformed response
+    kCancelled,       // the stream ended first
+  };
+  Outcome outcome = Outcome::kResponse;
+  uint16_t status = 0;  // the response's, when its head arrived
+  uint32_t attempt = 1;
+  std::string_view host;  // "ip:port", empty when no connection was made
+  uint64_t bytes_sent = 0;
+  uint64_t bytes_received = 0;
+  std::chrono::microseconds duration{0};
 };
 
 // The terminal decision for a stream (see DecoderFilterCallbacks::setUpstream).
@@ -171,6 +195,8 @@ enum FilterHook : uint32_t {
   kHookEncodeTrailers = 1u << 5,
   kHookStreamComplete = 1u << 6,
   kAllHooks = (1u << 7) - 1,
+  // Not in kAllHooks: only a filter that asks for it makes the core measure upstream attempts.
+  kHookUpstreamAttempt = 1u << 7,
 };
 
 // Both paths, with pass-through defaults; and the stream-end hook (log phase).
@@ -204,6 +230,9 @@ class StreamFilter : public StreamDecoderFilter, public StreamEncoderFilter {
   }
   // After the response is complete or the stream was reset (logging, metrics).
   virtual void onStreamComplete() {}
+  // After each upstream attempt (observe only), for filters whose hooks() has
+  // kHookUpstreamAttempt.
+  virtual void onUpstreamAttemptDone(const UpstreamAttempt&) {}
 
  protected:
   DecoderFilterCallbacks* decoder_callbacks_ = nullptr;

@@ -376,6 +376,19 @@ void HeaderMap::forEach(const std::function<bool(const Entry&)>& fn) const {
   }
 }
 
+const HeaderMap::Entry& HeaderMap::at(size_t index) {
+  if (entries_.size() != live_) compact();
+  return entries_[index];
+}
+
+void HeaderMap::compact() {
+  if (entries_.size() == live_) return;
+  entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
+                                [](const Entry& e) { return e.name.empty(); }),
+                 entries_.end());
+  reindex();
+}
+
 void HeaderMap::maybeCompact() {
   // Removal leaves holes so that it never shifts the vector; a map that filters keep editing
   // would otherwise grow without bound, so squeeze the holes out once they dominate.

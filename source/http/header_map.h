@@ -93,6 +93,12 @@ class HeaderMap {
   // Copies `s` into the map's arena: the view stays valid as long as the map (for values that
   // belong with the head but are not fields, e.g. a rewritten request target).
   std::string_view keep(std::string_view s) { return copy(s); }
+  // The index-th live field (0 <= index < size()), in O(1): squeezes removed entries out first
+  // when there are any, so a loop of at() without changes in between is linear overall. Views
+  // stay valid (no bytes move); only entry positions do.
+  const Entry& at(size_t index);
+  // Drops removed entries now (entries() then holds live fields only, in order).
+  void compact();
   // Direct access for encoders: entries with an empty name are removed ones; skip them.
   using Entries = absl::InlinedVector<Entry, 16>;
   const Entries& entries() const { return entries_; }

@@ -10,9 +10,29 @@ UpstreamRequest::UpstreamRequest(UpstreamRequestCallbacks& callbacks, event::Dis
                                  uint32_t buffer_limit)
     : UpstreamExchange(callbacks, dispatcher, clusters, target, buffer_limit) {}
 
-UpstreamRequest::~UpstreamRequest() { reset(); }
+UpstreamRequest::~UpstreamRequest() {
+  observe_ = false;  // the stream and its filters are going away: nobody to tell
+  reset();
+}
+
+void UpstreamRequest::attemptDone(UpstreamAttempt::Outcome outcome) {
+  if (!observe_ || !attempt_open_) return;
+  attempt_open_ = false;
+  UpstreamAttempt a;
+  a.outcome = outcome;
+  a.status = attempt_status_;
+  a.attempt = attempts_;
+  a.host = attempt_host_;
+  a.bytes_sent = attempt_sent_;
+  a.bytes_received = attempt_received_;
+  a.duration = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - attempt_start_);
+  callbacks_.onUpstreamAttemptDone(a);
+}
 
 void UpstreamRequest::reset() {
+  // The stream ended with the attempt under way (client gone, reset, local reply).
+  attemptDone(UpstreamAttempt::Outcome::kCancelled);
   failed_ = true;
   timeout_deadline_.cancel();
   headers_deadline_.cancel();
@@ -60,12 +80,21 @@ void UpstreamRequest::stopBuffering() {
 }
 
 void UpstreamRequest::connect(bool fresh) {
+  if (observe_) {
+    attempt_open_ = true;
+    ++attempts_;
+    attempt_status_ = 0;
+    attempt_sent_ = 0;
+    attempt_received_ = 0;
+    attempt_host_.clear();
+    attempt_start_ = std::chrono::steady_clock::now();
+  }
   upstream::LbContext lb;
   lb.hash_key = target_.hash_key;
   upstream::HttpConnPool* pool = clusters_.pickHttpPool(*target_.cluster, lb, dispatcher_);
   if (pool == nullptr) {
     // No hosts (a DNS name that has not resolved yet).
-    fail(503, "no_healthy_upstream");
+    fail(503, "no_healthy_upstream", UpstreamAttempt::Outcome::kConnectFailure);
     return;
   }
   // Either calls back now (an idle connection, or overflow) or later.
@@ -87,6 +116,7 @@ void UpstreamRequest::keepForReplay(const Buffer& data) {
 bool UpstreamRequest::retryOnFreshConnection() {
   if (retried_ || !replayable_ || response_started_ || failed_) return false;
   retried_ = true;
+  attemptDone(UpstreamAttempt::Outcome::kReset);  // the first attempt; the retry is the second
   target_.cluster->stats().upstream_rq_retry_stale_connection.inc();
   SLUICE_LOG(kDebug, "upstream connection to cluster %s closed before a response; retrying once",
              target_.cluster->name());
@@ -129,6 +159,7 @@ void UpstreamRequest::sendData(Buffer& data, bool end_stream) {
   } else {
     if (tunnel_) armIdle();  // a tunnel is idle only when neither side sends
     keepForReplay(data);
+    attempt_sent_ += data.length();
     encoder_->encodeData(data, end_stream);
   }
   if (end_stream) requestComplete();
@@ -168,8 +199,9 @@ void UpstreamRequest::requestComplete() {
 }
 
 void UpstreamRequest::onPoolReady(RequestEncoder& encoder, upstream::PoolStream& stream,
-                                  const network::Address&) {
+                                  const network::Address& host) {
   pending_ = nullptr;
+  if (observe_) attempt_host_ = host.asString();
   encoder_ = &encoder;
   stream_ = &stream;
   armIdle();
@@ -177,6 +209,7 @@ void UpstreamRequest::onPoolReady(RequestEncoder& encoder, upstream::PoolStream&
   encoder.encodeHeaders(*head_, headers_only);
   if (!headers_only && (!held_body_.empty() || (request_end_ && !held_trailers_))) {
     keepForReplay(held_body_);
+    attempt_sent_ += held_body_.length();
     encoder.encodeData(held_body_, request_end_ && !held_trailers_);
   }
   if (held_trailers_) encoder.encodeTrailers(*held_trailers_);
@@ -192,13 +225,13 @@ void UpstreamRequest::onPoolFailure(upstream::PoolFailure failure) {
   pending_ = nullptr;
   switch (failure) {
     case upstream::PoolFailure::kConnectFailure:
-      fail(503, "upstream_connect_failure");
+      fail(503, "upstream_connect_failure", UpstreamAttempt::Outcome::kConnectFailure);
       break;
     case upstream::PoolFailure::kConnectTimeout:
-      fail(503, "upstream_connect_timeout");
+      fail(503, "upstream_connect_timeout", UpstreamAttempt::Outcome::kConnectFailure);
       break;
     case upstream::PoolFailure::kOverflow:
-      fail(503, "upstream_overflow");
+      fail(503, "upstream_overflow", UpstreamAttempt::Outcome::kOverflow);
       break;
   }
 }
@@ -235,18 +268,27 @@ void UpstreamRequest::decodeHeaders(std::unique_ptr<ResponseHead> head, bool end
   headers_deadline_.cancel();
   if (tunnel_) timeout_deadline_.cancel();  // open (or refused): no deadline on its life
   armIdle();
-  if (end_stream) finished();
+  attempt_status_ = head->status;
+  if (end_stream) {
+    finished();
+    attemptDone(UpstreamAttempt::Outcome::kResponse);
+  }
   callbacks_.onUpstreamHeaders(std::move(head), end_stream);
 }
 
 void UpstreamRequest::decodeData(Buffer& data, bool end_stream) {
   armIdle();
-  if (end_stream) finished();
+  attempt_received_ += data.length();
+  if (end_stream) {
+    finished();
+    attemptDone(UpstreamAttempt::Outcome::kResponse);
+  }
   callbacks_.onUpstreamData(data, end_stream);
 }
 
 void UpstreamRequest::decodeTrailers(std::unique_ptr<HeaderMap> trailers) {
   finished();
+  attemptDone(UpstreamAttempt::Outcome::kResponse);
   callbacks_.onUpstreamTrailers(std::move(trailers));
 }
 
@@ -256,8 +298,11 @@ void UpstreamRequest::onUpstreamFailure(UpstreamFailure failure, bool) {
   if (failure == UpstreamFailure::kClosedBeforeResponse && reused && retryOnFreshConnection()) {
     return;
   }
-  fail(502,
-       failure == UpstreamFailure::kProtocolError ? "upstream_protocol_error" : "upstream_reset");
+  if (failure == UpstreamFailure::kProtocolError) {
+    fail(502, "upstream_protocol_error", UpstreamAttempt::Outcome::kProtocolError);
+  } else {
+    fail(502, "upstream_reset", UpstreamAttempt::Outcome::kReset);
+  }
 }
 
 void UpstreamRequest::finished() {
@@ -278,17 +323,19 @@ void UpstreamRequest::armIdle() {
 }
 
 void UpstreamRequest::onDeadline(event::Deadline& deadline) {
+  constexpr auto kTimeout = UpstreamAttempt::Outcome::kTimeout;
   if (&deadline == &timeout_deadline_) {
-    fail(504, "upstream_request_timeout");
+    fail(504, "upstream_request_timeout", kTimeout);
   } else if (&deadline == &headers_deadline_) {
-    fail(504, "upstream_response_headers_timeout");
+    fail(504, "upstream_response_headers_timeout", kTimeout);
   } else {
-    fail(504, "upstream_idle_timeout");
+    fail(504, "upstream_idle_timeout", kTimeout);
   }
 }
 
-void UpstreamRequest::fail(uint16_t status, const char* flag) {
+void UpstreamRequest::fail(uint16_t status, const char* flag, UpstreamAttempt::Outcome outcome) {
   if (failed_ || response_done_) return;
+  attemptDone(outcome);
   reset();
   SLUICE_LOG(kDebug, "upstream request to cluster %s failed: %s", target_.cluster->name(), flag);
   // The stream answers or resets; it frees this request only with itself (deferred).

@@ -7,6 +7,7 @@
 #include "source/common/buffer.h"
 #include "source/event/dispatcher.h"
 #include "source/http/codec.h"
+#include "source/http/filter.h"
 #include "source/upstream/cluster.h"
 #include "source/upstream/http_conn_pool.h"
 
@@ -45,6 +46,9 @@ class UpstreamRequestCallbacks {
   virtual void onUpstreamError(uint16_t status, const char* flag) = 0;
   // Flow control: stop / resume reading the downstream (the upstream is not taking the body).
   virtual void readDisableDownstream(bool disable) = 0;
+  // An attempt ended (only once asked for with UpstreamRequest::observeAttempts): before the
+  // end of the response, or the failure, is passed on.
+  virtual void onUpstreamAttemptDone(const UpstreamAttempt&) {}
 };
 
 // What carries a stream's request upstream: an HTTP exchange on a pooled connection
@@ -105,6 +109,8 @@ class UpstreamRequest : public UpstreamExchange,
   // Withdraws a pending request or abandons an exchange in progress.
   void reset() override;
   void readDisable(bool disable) override;
+  // Report every attempt to UpstreamRequestCallbacks::onUpstreamAttemptDone (before start()).
+  void observeAttempts() { observe_ = true; }
 
   // ResponseDecoder
   void decodeHeaders(std::unique_ptr<ResponseHead> head, bool end_stream) override;
@@ -130,7 +136,9 @@ class UpstreamRequest : public UpstreamExchange,
   // Keeps a copy of request bytes going out on a reused connection until the response starts
   // (bounded by the buffer limit; past it, or with trailers, the request is not replayable).
   void keepForReplay(const Buffer& data);
-  void fail(uint16_t status, const char* flag);
+  void fail(uint16_t status, const char* flag, UpstreamAttempt::Outcome outcome);
+  // Ends the attempt under way for the observer (once per attempt; nothing when not observed).
+  void attemptDone(UpstreamAttempt::Outcome outcome);
   void armIdle();
   void finished();
   void onDeadline(event::Deadline& deadline) override;
@@ -156,7 +164,16 @@ class UpstreamRequest : public UpstreamExchange,
   bool response_done_ = false;
   bool failed_ = false;
   bool downstream_paused_ = false;  // we asked the stream to stop reading the client
-  uint32_t read_disabled_ = 0;      // the downstream asked us to stop reading the upstream
+  // Attempt observation (observeAttempts): only then are the clock read and the host named.
+  bool observe_ = false;
+  bool attempt_open_ = false;  // an attempt started and was not reported yet
+  uint16_t attempt_status_ = 0;
+  uint32_t attempts_ = 0;
+  uint64_t attempt_sent_ = 0;
+  uint64_t attempt_received_ = 0;
+  std::chrono::steady_clock::time_point attempt_start_;
+  std::string attempt_host_;
+  uint32_t read_disabled_ = 0;  // the downstream asked us to stop reading the upstream
   // Embedded: no timer object or libevent timer per request.
   event::Deadline timeout_deadline_;
   event::Deadline headers_deadline_;

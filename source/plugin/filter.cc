@@ -1,5 +1,6 @@
 #include "source/plugin/filter.h"
 
+#include <cstring>
 #include <new>
 
 #include "absl/strings/str_cat.h"
@@ -23,6 +24,8 @@ uint32_t HookMask(const Hooks& h) {
   if (h.response_trailers != nullptr) mask |= http::kHookEncodeTrailers;
   // Timers are disarmed at the stream's end.
   if (h.stream_complete != nullptr || h.timer != nullptr) mask |= http::kHookStreamComplete;
+  // Only an exporter makes the core measure upstream attempts.
+  if (h.upstream_attempt_done != nullptr) mask |= http::kHookUpstreamAttempt;
   return mask;
 }
 }  // namespace
@@ -50,7 +53,10 @@ PluginFilterConfig::~PluginFilterConfig() {
 }
 
 void PluginFilterConfig::adoptRoutes(std::vector<std::unique_ptr<sl_type_route>> routes) {
-  for (auto& r : routes) r->owner = this;
+  for (auto& r : routes) {
+    r->owner = this;
+    route_set_.insert(r.get());
+  }
   routes_ = std::move(routes);
 }
 
@@ -81,7 +87,7 @@ void PluginFilter::setEncoderFilterCallbacks(http::EncoderFilterCallbacks& callb
 const http::RouteHandle* PluginFilter::selectRoute() {
   if (failed_new_ || config_.hooks().route_select == nullptr) return nullptr;
   const sl_type_route* route = config_.hooks().route_select(plugin_filter_, this);
-  if (route != nullptr && route->owner != &config_) {
+  if (route != nullptr && !config_.ownsRoute(route)) {
     // Not a handle of this filter's config: a plugin bug, and a dangerous one to follow.
     config_.rejected_calls.inc();
     SLUICE_LOG(kError, "plugin filter %s: sl_on_route_select returned a route it did not define",
@@ -206,7 +212,7 @@ FilterHeadersStatus PluginFilter::decodeHeaders(http::RequestHead&, bool end_str
     return FilterHeadersStatus::kStopIteration;
   }
   if (config_.hooks().request_headers == nullptr) return FilterHeadersStatus::kContinue;
-  HookScope scope(*this, "sl_on_request_headers", /*request=*/true);
+  HookScope scope(*this, "sl_on_request_headers", /*request=*/true, /*headers=*/true, end_stream);
   const sl_type_action a = config_.hooks().request_headers(plugin_filter_, this, end_stream);
   validAction(a, true, false);  // records a misuse when it is not valid
   if (endIfMisused()) return FilterHeadersStatus::kStopIteration;
@@ -223,7 +229,7 @@ FilterDataStatus PluginFilter::decodeData(Buffer& data, bool end_stream) {
                            : FilterDataStatus::kContinue;
   }
   request_chunk_ = &data;
-  HookScope scope(*this, "sl_on_request_body", /*request=*/true);
+  HookScope scope(*this, "sl_on_request_body", /*request=*/true, /*headers=*/false, end_stream);
   const sl_type_action a = config_.hooks().request_body(plugin_filter_, this, end_stream);
   request_chunk_ = nullptr;
   validAction(a, false, false);  // records a misuse when it is not valid
@@ -254,7 +260,7 @@ FilterHeadersStatus PluginFilter::encodeHeaders(http::ResponseHead&, bool end_st
   if (config_.hooks().response_headers == nullptr || failed_new_) {
     return FilterHeadersStatus::kContinue;
   }
-  HookScope scope(*this, "sl_on_response_headers", /*request=*/false);
+  HookScope scope(*this, "sl_on_response_headers", /*request=*/false, /*headers=*/true, end_stream);
   const sl_type_action a = config_.hooks().response_headers(plugin_filter_, this, end_stream);
   validAction(a, true, false);  // records a misuse when it is not valid
   if (endIfMisused()) return FilterHeadersStatus::kStopIteration;
@@ -270,7 +276,7 @@ FilterDataStatus PluginFilter::encodeData(Buffer& data, bool end_stream) {
                             : FilterDataStatus::kContinue;
   }
   response_chunk_ = &data;
-  HookScope scope(*this, "sl_on_response_body", /*request=*/false);
+  HookScope scope(*this, "sl_on_response_body", /*request=*/false, /*headers=*/false, end_stream);
   const sl_type_action a = config_.hooks().response_body(plugin_filter_, this, end_stream);
   response_chunk_ = nullptr;
   validAction(a, false, false);  // records a misuse when it is not valid
@@ -307,6 +313,47 @@ void PluginFilter::onStreamComplete() {
   if (config_.hooks().stream_complete != nullptr && !failed_new_) {
     config_.hooks().stream_complete(plugin_filter_, this);
   }
+}
+
+void PluginFilter::onUpstreamAttemptDone(const http::UpstreamAttempt& a) {
+  if (failed_new_ || config_.hooks().upstream_attempt_done == nullptr) return;
+  sl_type_attempt_result r;
+  std::memset(&r, 0, sizeof(r));
+  r.size = sizeof(r);
+  switch (a.outcome) {
+    case http::UpstreamAttempt::Outcome::kResponse:
+      r.outcome = SL_ATTEMPT_RESPONSE;
+      break;
+    case http::UpstreamAttempt::Outcome::kConnectFailure:
+      r.outcome = SL_ATTEMPT_CONNECT_FAILURE;
+      break;
+    case http::UpstreamAttempt::Outcome::kReset:
+      r.outcome = SL_ATTEMPT_RESET;
+      break;
+    case http::UpstreamAttempt::Outcome::kTimeout:
+      r.outcome = SL_ATTEMPT_TIMEOUT;
+      break;
+    case http::UpstreamAttempt::Outcome::kOverflow:
+      r.outcome = SL_ATTEMPT_OVERFLOW;
+      break;
+    case http::UpstreamAttempt::Outcome::kProtocolError:
+      r.outcome = SL_ATTEMPT_PROTOCOL_ERROR;
+      break;
+    case http::UpstreamAttempt::Outcome::kCancelled:
+      r.outcome = SL_ATTEMPT_CANCELLED;
+      break;
+  }
+  r.status = a.status;
+  r.attempt = a.attempt;
+  r.host = sl_type_str{a.host.data(), a.host.size()};
+  r.bytes_sent = a.bytes_sent;
+  r.bytes_received = a.bytes_received;
+  r.duration_us = static_cast<uint64_t>(a.duration.count());
+  uint64_t retry_after_ms = 0;
+  observing_ = true;
+  // Observe-only until retries exist: the answer is not acted on.
+  (void)config_.hooks().upstream_attempt_done(plugin_filter_, this, &r, &retry_after_ms);
+  observing_ = false;
 }
 
 sl_type_result PluginFilter::startTimer(uint64_t token, uint64_t delay_ms) {

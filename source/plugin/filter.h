@@ -30,6 +30,7 @@ class PluginFilter : public http::StreamFilter, public http::RouteSelector, publ
   http::FilterDataStatus encodeData(Buffer& data, bool end_stream) override;
   http::FilterTrailersStatus encodeTrailers(http::HeaderMap& trailers) override;
   void onStreamComplete() override;
+  void onUpstreamAttemptDone(const http::UpstreamAttempt& attempt) override;
   uint32_t hooks() const override;
 
   // For the host functions.
@@ -45,6 +46,22 @@ class PluginFilter : public http::StreamFilter, public http::RouteSelector, publ
   // stream buffered for this direction (nullptr: none).
   Buffer* body(bool request);
   bool completed() const { return decoder_callbacks_->streamCompleted(); }
+  // Inside sl_on_upstream_attempt_done (observe only: nothing may change).
+  bool observing() const { return observing_; }
+  // sl_host_trailers_add on a message without trailers: allowed in this filter's body hook of
+  // that direction with end_stream (nullptr otherwise).
+  http::HeaderMap* addTrailers(bool request) {
+    if (hook_ == nullptr || hook_request_ != request || !hook_end_stream_ ||
+        (request ? request_chunk_ : response_chunk_) == nullptr) {
+      return nullptr;
+    }
+    return decoder_callbacks_->addTrailers(request);
+  }
+  // sl_host_trailers_expect: inside this filter's headers hook of that direction, which did not
+  // end the message.
+  bool inHeadersHook(bool request) const {
+    return hook_ != nullptr && hook_request_ == request && hook_headers_ && !hook_end_stream_;
+  }
   // Counts a host call refused as invalid; returns `result` for convenience.
   sl_type_result rejected(sl_type_result result);
   void fail(std::string_view reason);
@@ -112,11 +129,19 @@ class PluginFilter : public http::StreamFilter, public http::RouteSelector, publ
   bool validAction(sl_type_action action, bool headers_hook, bool trailers_hook);
   // Marks the hook under way (for the misuse checks): its name and direction.
   struct HookScope {
-    HookScope(PluginFilter& f, const char* name, bool request) : f(f) {
+    HookScope(PluginFilter& f, const char* name, bool request, bool headers = false,
+              bool end_stream = false)
+        : f(f) {
       f.hook_ = name;
       f.hook_request_ = request;
+      f.hook_headers_ = headers;
+      f.hook_end_stream_ = end_stream;
     }
-    ~HookScope() { f.hook_ = nullptr; }
+    ~HookScope() {
+      f.hook_ = nullptr;
+      f.hook_headers_ = false;
+      f.hook_end_stream_ = false;
+    }
     PluginFilter& f;
   };
 
@@ -131,7 +156,10 @@ class PluginFilter : public http::StreamFilter, public http::RouteSelector, publ
   bool request_paused_ = false;
   bool response_paused_ = false;
   bool hook_request_ = false;
-  const char* hook_ = nullptr;  // the hook under way, or nullptr
+  bool hook_headers_ = false;     // the hook under way is a headers hook
+  bool hook_end_stream_ = false;  // ... and its end_stream
+  bool observing_ = false;        // in sl_on_upstream_attempt_done
+  const char* hook_ = nullptr;    // the hook under way, or nullptr
   // The misuse recorded in the hook under way (what, and its counter).
   const char* misuse_what_ = nullptr;
   stats::Counter* misuse_counter_ = nullptr;

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "source/common/stats.h"
 #include "source/http/filter.h"
 #include "source/plugin/host_types.h"
@@ -34,6 +35,9 @@ class PluginFilterConfig {
   // The routes this filter defined (it is its chain's route selector when there are any).
   void adoptRoutes(std::vector<std::unique_ptr<sl_type_route>> routes);
   bool definesRoutes() const { return !routes_.empty(); }
+  // Whether `route` is one this filter defined. Checked by address, never by reading through
+  // it: a plugin handing back a pointer it did not get from the host must not make us read it.
+  bool ownsRoute(const sl_type_route* route) const { return route_set_.contains(route); }
   // A per-route config the plugin built for this filter (destroyed with it).
   void adoptRouteConfig(void* route_config) { route_configs_.push_back(route_config); }
 
@@ -59,6 +63,7 @@ class PluginFilterConfig {
   void* const plugin_config_;
   const uint32_t hook_mask_;
   std::vector<std::unique_ptr<sl_type_route>> routes_;
+  absl::flat_hash_set<const sl_type_route*> route_set_;
   std::vector<void*> route_configs_;
 };
 using PluginFilterConfigSharedPtr = std::shared_ptr<const PluginFilterConfig>;

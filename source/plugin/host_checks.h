@@ -7,6 +7,7 @@
 // the real host with something it refuses. No allocation; header-only over the HTTP/1 parser's
 // character tables (the rules a message on the wire is held to).
 
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
@@ -69,6 +70,23 @@ inline bool MetricName(std::string_view name) {
   return true;
 }
 inline bool MetricKind(sl_type_metric_kind kind) { return kind <= SL_METRIC_HISTOGRAM; }
+// Labelled metrics (sl_host_metric_define_tagged): at most this many tags, values this long.
+inline constexpr size_t kMaxMetricTags = 8;
+inline constexpr size_t kMaxMetricTagValue = 256;
+// A Prometheus label name, minus the reserved ones ("__" prefixes, and "le" of histograms).
+inline bool MetricTagKey(std::string_view key) {
+  if (key.empty() || key.size() > 64 || key == "le" || key.substr(0, 2) == "__") return false;
+  for (size_t i = 0; i < key.size(); ++i) {
+    const char c = key[i];
+    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (!(alpha || c == '_' || (i > 0 && c >= '0' && c <= '9'))) return false;
+  }
+  return true;
+}
+inline bool MetricTagValue(std::string_view value) {
+  return value.size() <= kMaxMetricTagValue &&
+         value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
 // A route metadata value: no CR, LF or NUL.
 inline bool RouteMetadataValue(std::string_view value) {
   return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;

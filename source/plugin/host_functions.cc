@@ -143,7 +143,7 @@ sl_type_result SetPseudo(PluginFilter& f, sl_type_header_map map, std::string_vi
   return SL_ERR_INVALID;
 }
 
-bool MayChange(PluginFilter& f) { return !f.completed(); }
+bool MayChange(PluginFilter& f) { return !f.completed() && !f.observing(); }
 
 }  // namespace
 
@@ -161,7 +161,23 @@ sl_type_result sl_host_metric_define(sl_type_config_host* host, sl_type_metric_k
   if (host == nullptr || metric_out == nullptr || !Valid(name) || host->metrics == nullptr) {
     return SL_ERR_INVALID;
   }
-  return host->metrics->define(host->filter_name, kind, View(name), metric_out);
+  return host->metrics->define(host->filter_name, kind, View(name), {}, metric_out);
+}
+
+sl_type_result sl_host_metric_define_tagged(sl_type_config_host* host, sl_type_metric_kind kind,
+                                            sl_type_str name, const sl_type_header* tags,
+                                            size_t tag_count, sl_type_metric** metric_out) {
+  if (host == nullptr || metric_out == nullptr || !Valid(name) || host->metrics == nullptr ||
+      (tags == nullptr && tag_count != 0) || tag_count > sluice::plugin::kMaxMetricTags) {
+    return SL_ERR_INVALID;
+  }
+  sluice::stats::Tags t;
+  t.reserve(tag_count);
+  for (size_t i = 0; i < tag_count; ++i) {
+    if (!Valid(tags[i].name) || !Valid(tags[i].value)) return SL_ERR_INVALID;
+    t.emplace_back(View(tags[i].name), View(tags[i].value));
+  }
+  return host->metrics->define(host->filter_name, kind, View(name), std::move(t), metric_out);
 }
 
 size_t sl_host_config_clusters(sl_type_config_host* host, sl_type_str* names, size_t cap) {
@@ -349,17 +365,63 @@ sl_type_result sl_host_header_at(sl_type_stream* stream, sl_type_header_map map,
   if (stream == nullptr || name == nullptr || value == nullptr) return SL_ERR_INVALID;
   sluice::http::HeaderMap* m = MapOf(PluginFilter::From(stream), map);
   if (m == nullptr) return SL_ERR_STATE;
-  // Removed entries keep their slot (empty name) until the map compacts: skip them.
-  size_t live = 0;
+  if (index >= m->size()) return SL_ERR_NOT_FOUND;
+  // O(1): at() squeezes out removed entries first (only after a change), then indexes.
+  const sluice::http::HeaderMap::Entry& e = m->at(index);
+  *name = Str(e.name);
+  *value = Str(e.value);
+  return SL_OK;
+}
+
+sl_type_result sl_host_header_list(sl_type_stream* stream, sl_type_header_map map,
+                                   sl_type_header* out, size_t cap, size_t* count) {
+  if (count != nullptr) *count = 0;
+  if (stream == nullptr || count == nullptr || (out == nullptr && cap != 0)) return SL_ERR_INVALID;
+  sluice::http::HeaderMap* m = MapOf(PluginFilter::From(stream), map);
+  if (m == nullptr) return SL_ERR_STATE;
+  size_t i = 0;
   for (const auto& e : m->entries()) {
-    if (e.name.empty()) continue;
-    if (live++ == index) {
-      *name = Str(e.name);
-      *value = Str(e.value);
-      return SL_OK;
-    }
+    if (i >= cap) break;
+    if (e.name.empty()) continue;  // removed
+    out[i++] = sl_type_header{Str(e.name), Str(e.value)};
   }
-  return SL_ERR_NOT_FOUND;
+  *count = m->size();
+  return SL_OK;
+}
+
+sl_type_result sl_host_trailers_add(sl_type_stream* stream, sl_type_header_map which,
+                                    sl_type_str name, sl_type_str value) {
+  if (stream == nullptr || !Valid(name) || !Valid(value) ||
+      (which != SL_TRAILERS_REQUEST && which != SL_TRAILERS_RESPONSE)) {
+    return SL_ERR_INVALID;
+  }
+  PluginFilter& f = PluginFilter::From(stream);
+  if (!MayChange(f)) return f.rejected(SL_ERR_STATE);
+  const std::string_view n = View(name), v = View(value);
+  if (!checks::HeaderName(n) || !checks::HeaderValue(v)) {
+    return f.rejected(SL_ERR_INVALID);
+  }
+  sluice::http::HeaderMap* m = MapOf(f, which);
+  // None yet: only from this filter's last body hook of that direction.
+  if (m == nullptr) m = f.addTrailers(which == SL_TRAILERS_REQUEST);
+  if (m == nullptr) return f.rejected(SL_ERR_STATE);
+  m->add(n, v);
+  return SL_OK;
+}
+
+sl_type_result sl_host_trailers_expect(sl_type_stream* stream, sl_type_header_map which) {
+  if (stream == nullptr || (which != SL_TRAILERS_REQUEST && which != SL_TRAILERS_RESPONSE)) {
+    return SL_ERR_INVALID;
+  }
+  PluginFilter& f = PluginFilter::From(stream);
+  const bool request = which == SL_TRAILERS_REQUEST;
+  if (!MayChange(f) || !f.inHeadersHook(request)) return f.rejected(SL_ERR_STATE);
+  // Without a Content-Length the HTTP/1 codecs frame the body chunked, and chunked framing
+  // carries trailers.
+  sluice::http::HeaderMap* m = MapOf(f, request ? SL_HEADERS_REQUEST : SL_HEADERS_RESPONSE);
+  if (m == nullptr) return f.rejected(SL_ERR_STATE);
+  m->remove(sluice::http::KnownHeader::kContentLength);
+  return SL_OK;
 }
 
 sl_type_result sl_host_header_set(sl_type_stream* stream, sl_type_header_map map, sl_type_str name,
@@ -488,7 +550,7 @@ sl_type_result sl_host_body_replace(sl_type_stream* stream, sl_type_body body, s
 sl_type_result sl_host_continue_request(sl_type_stream* stream) {
   if (stream == nullptr) return SL_ERR_INVALID;
   PluginFilter& f = PluginFilter::From(stream);
-  if (f.completed()) return f.rejected(SL_ERR_STATE);
+  if (!MayChange(f)) return f.rejected(SL_ERR_STATE);
   f.continueRequest();
   return SL_OK;
 }
@@ -496,7 +558,7 @@ sl_type_result sl_host_continue_request(sl_type_stream* stream) {
 sl_type_result sl_host_continue_response(sl_type_stream* stream) {
   if (stream == nullptr) return SL_ERR_INVALID;
   PluginFilter& f = PluginFilter::From(stream);
-  if (f.completed()) return f.rejected(SL_ERR_STATE);
+  if (!MayChange(f)) return f.rejected(SL_ERR_STATE);
   f.continueResponse();
   return SL_OK;
 }
@@ -509,7 +571,7 @@ sl_type_result sl_host_send_response(sl_type_stream* stream, uint32_t status,
     return SL_ERR_INVALID;
   }
   PluginFilter& f = PluginFilter::From(stream);
-  if (f.completed()) return f.rejected(SL_ERR_STATE);
+  if (!MayChange(f)) return f.rejected(SL_ERR_STATE);
   if (f.responseHead() != nullptr) {
     f.onRefusedReply();  // from a response hook: the stream ends once the hook returns
     return f.rejected(SL_ERR_STATE);
@@ -541,13 +603,13 @@ sl_type_result sl_host_send_response(sl_type_stream* stream, uint32_t status,
 void sl_host_reset_stream(sl_type_stream* stream) {
   if (stream == nullptr) return;
   PluginFilter& f = PluginFilter::From(stream);
-  if (!f.completed()) f.decoder().resetStream();
+  if (MayChange(f)) f.decoder().resetStream();
 }
 
 void sl_host_fail_stream(sl_type_stream* stream, sl_type_str reason) {
   if (stream == nullptr) return;
   PluginFilter& f = PluginFilter::From(stream);
-  if (f.completed()) return;
+  if (!MayChange(f)) return;
   f.fail(Valid(reason) ? View(reason) : std::string_view("(no reason)"));
 }
 
@@ -640,7 +702,7 @@ sl_type_result sl_host_set_upstream(sl_type_stream* stream,
     return SL_ERR_INVALID;
   }
   PluginFilter& f = PluginFilter::From(stream);
-  if (f.completed() || f.responseHead() != nullptr) return f.rejected(SL_ERR_STATE);
+  if (!MayChange(f) || f.responseHead() != nullptr) return f.rejected(SL_ERR_STATE);
   // Read only the fields the plugin's struct has (it may be from an older minor version).
   sl_type_upstream_request r;
   std::memset(&r, 0, sizeof(r));

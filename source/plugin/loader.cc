@@ -172,10 +172,12 @@ absl::StatusOr<std::unique_ptr<LoadedPlugin>> LoadPlugin(const std::string& path
   Lookup(handle, "sl_on_stream_complete", hooks.stream_complete);
   Lookup(handle, "sl_on_timer", hooks.timer);
   Lookup(handle, "sl_on_callout_done", hooks.callout_done);
-  Lookup(handle, "sl_on_upstream_attempt_done", hooks.upstream_attempt_done);
   // A plugin built for an older minor cannot mean the later hooks (a same-named function of
   // its own would be called with arguments it does not expect).
   if (minor >= 3) {
+    // Declared since 1.0 but first called in 1.3: the C++ SDK of 1.0-1.2 exported it from every
+    // plugin, which would make every stream of theirs measure its upstream attempts for nobody.
+    Lookup(handle, "sl_on_upstream_attempt_done", hooks.upstream_attempt_done);
     Lookup(handle, "sl_on_route_config_type", hooks.route_config_type);
     Lookup(handle, "sl_on_route_config_new", hooks.route_config_new);
     Lookup(handle, "sl_on_route_config_destroy", hooks.route_config_destroy);

@@ -1,18 +1,37 @@
 #include "source/plugin/metrics.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "source/plugin/host_checks.h"
 
 namespace sluice::plugin {
 
+static_assert(checks::kMaxMetricTags == kMaxMetricTags &&
+              checks::kMaxMetricTagValue == kMaxMetricTagValue);
+
 sl_type_result MetricRegistry::define(const std::string& filter_name, sl_type_metric_kind kind,
-                                      std::string_view name, sl_type_metric** out) {
-  if (!checks::MetricKind(kind) || !checks::MetricName(name)) return SL_ERR_INVALID;
+                                      std::string_view name, stats::Tags tags,
+                                      sl_type_metric** out) {
+  if (!checks::MetricKind(kind) || !checks::MetricName(name) || tags.size() > kMaxMetricTags) {
+    return SL_ERR_INVALID;
+  }
+  std::sort(tags.begin(), tags.end());
+  for (size_t i = 0; i < tags.size(); ++i) {
+    if (!checks::MetricTagKey(tags[i].first) || !checks::MetricTagValue(tags[i].second)) {
+      return SL_ERR_INVALID;
+    }
+    if (i > 0 && tags[i].first == tags[i - 1].first) return SL_ERR_INVALID;  // a key twice
+  }
   const std::string full =
       absl::StrCat("plugin.", filter_name, ".", absl::string_view(name.data(), name.size()));
+  std::string key = full;
+  for (const auto& [k, v] : tags) absl::StrAppend(&key, "\n", k, "\n", v);
   absl::MutexLock lock(&mu_);
-  if (auto it = by_name_.find(full); it != by_name_.end()) {
-    if (it->second->kind != kind) return SL_ERR_INVALID;  // same name, other kind
+  if (auto it = kinds_.find(full); it != kinds_.end() && it->second != kind) {
+    return SL_ERR_INVALID;  // same name, other kind
+  }
+  if (auto it = by_name_.find(key); it != by_name_.end()) {
     *out = it->second;
     return SL_OK;
   }
@@ -20,16 +39,17 @@ sl_type_result MetricRegistry::define(const std::string& filter_name, sl_type_me
   m.kind = kind;
   switch (kind) {
     case SL_METRIC_COUNTER:
-      m.counter = &store_.counter(full);
+      m.counter = &store_.counter(full, std::move(tags));
       break;
     case SL_METRIC_GAUGE:
-      m.gauge = &store_.gauge(full);
+      m.gauge = &store_.gauge(full, std::move(tags));
       break;
     default:
-      m.histogram = &store_.histogram(full);
+      m.histogram = &store_.histogram(full, std::move(tags));
       break;
   }
-  by_name_.emplace(full, &m);
+  kinds_.emplace(full, kind);
+  by_name_.emplace(std::move(key), &m);
   *out = &m;
   return SL_OK;
 }

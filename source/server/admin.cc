@@ -47,8 +47,13 @@ class Admin::AdminConnection : public network::ReadFilter,
   void respond() {
     std::string status = "200 OK";
     std::string body;
+    const char* content_type = "text/plain; charset=utf-8";
     if (absl::StartsWith(request_, "GET /stats ") || absl::StartsWith(request_, "GET /stats?")) {
       body = admin_.store_.dumpText();
+    } else if (absl::StartsWith(request_, "GET /stats/prometheus ") ||
+               absl::StartsWith(request_, "GET /stats/prometheus?")) {
+      body = admin_.store_.dumpPrometheus();
+      content_type = "text/plain; version=0.0.4; charset=utf-8";
     } else if (absl::StartsWith(request_, "GET /ready ") ||
                absl::StartsWith(request_, "GET /ready?")) {
       switch (admin_.state_) {
@@ -66,12 +71,12 @@ class Admin::AdminConnection : public network::ReadFilter,
       }
     } else {
       status = "404 Not Found";
-      body = "not found; try GET /stats or GET /ready\n";
+      body = "not found; try GET /stats, GET /stats/prometheus or GET /ready\n";
     }
     Buffer out;
-    out.add(absl::StrCat("HTTP/1.1 ", status,
-                         "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ",
-                         body.size(), "\r\nConnection: close\r\n\r\n", body));
+    out.add(absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", content_type,
+                         "\r\nContent-Length: ", body.size(), "\r\nConnection: close\r\n\r\n",
+                         body));
     connection_->write(out, false);
     connection_->close(network::CloseType::kFlushWrite);
   }

@@ -88,5 +88,69 @@ TEST(HistogramTest, CountSumAndQuantilesOverThreads) {
   EXPECT_NE(std::string::npos, dump.find("test.latency.p50 63\n"));
 }
 
+TEST(StatsTest, TaggedStatsAreOnePerValueSetInAnyOrder) {
+  Store store;
+  Counter& a = store.counter("t.req", {{"method", "GET"}, {"code", "200"}});
+  Counter& b = store.counter("t.req", {{"code", "200"}, {"method", "GET"}});
+  Counter& c = store.counter("t.req", {{"code", "500"}, {"method", "GET"}});
+  EXPECT_EQ(&a, &b);
+  EXPECT_NE(&a, &c);
+  a.add(2);
+  c.inc();
+  store.counter("t.req").add(7);  // the unlabelled one is its own stat
+  store.histogram("t.lat", {{"q", "a\"b\\c"}}).record(5);
+  const std::string text = store.dumpText();
+  EXPECT_NE(text.find("t.req 7\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("t.req{code=\"200\",method=\"GET\"} 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("t.req{code=\"500\",method=\"GET\"} 1\n"), std::string::npos) << text;
+  // Histogram suffixes go before the labels; quotes and backslashes in values are escaped.
+  EXPECT_NE(text.find("t.lat.count{q=\"a\\\"b\\\\c\"} 1\n"), std::string::npos) << text;
+}
+
+TEST(StatsTest, PrometheusFormat) {
+  Store store;
+  store.counter("http.web.rq-total").add(3);
+  store.counter("p.req", {{"m", "GET"}}).add(2);
+  store.counter("p.req", {{"m", "PUT"}}).add(1);
+  store.gauge("p.level").set(-4);
+  Histogram& h = store.histogram("p.size", {{"d", "rs"}});
+  h.record(0);
+  h.record(1);
+  h.record(4);
+  h.record(6);
+  const std::string text = store.dumpPrometheus();
+  const char* const expected[] = {
+      "# HELP http_web_rq_total http.web.rq-total\n# TYPE http_web_rq_total counter\n"
+      "http_web_rq_total 3\n",
+      "# TYPE p_level gauge\np_level -4\n",
+      "# TYPE p_req counter\np_req{m=\"GET\"} 2\np_req{m=\"PUT\"} 1\n",
+      // Buckets: le 0, 1, 2, 3, 5, 7 (bounds of the log-linear buckets, cumulative; bucket
+      // [1.5, 2) holds no integer and is not listed), up to the highest one used, then +Inf.
+      "# TYPE p_size histogram\n"
+      "p_size_bucket{d=\"rs\",le=\"0\"} 1\n"
+      "p_size_bucket{d=\"rs\",le=\"1\"} 2\n"
+      "p_size_bucket{d=\"rs\",le=\"2\"} 2\n"
+      "p_size_bucket{d=\"rs\",le=\"3\"} 2\n"
+      "p_size_bucket{d=\"rs\",le=\"5\"} 3\n"
+      "p_size_bucket{d=\"rs\",le=\"7\"} 4\n"
+      "p_size_bucket{d=\"rs\",le=\"+Inf\"} 4\n"
+      "p_size_sum{d=\"rs\"} 11\n"
+      "p_size_count{d=\"rs\"} 4\n",
+  };
+  for (const char* e : expected) EXPECT_NE(text.find(e), std::string::npos) << e << "\n" << text;
+  // One TYPE line per family.
+  size_t types = 0;
+  for (size_t p = text.find("# TYPE"); p != std::string::npos; p = text.find("# TYPE", p + 1)) {
+    ++types;
+  }
+  EXPECT_EQ(types, 4u);
+  // An empty histogram: only +Inf, sum and count.
+  Store empty;
+  empty.histogram("e");
+  EXPECT_EQ(empty.dumpPrometheus(),
+            "# HELP e e\n# TYPE e histogram\ne_bucket{le=\"0\"} 0\ne_bucket{le=\"+Inf\"} 0\n"
+            "e_sum 0\ne_count 0\n");
+}
+
 }  // namespace
 }  // namespace sluice::stats

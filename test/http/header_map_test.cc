@@ -453,5 +453,30 @@ TEST(HeaderMapTest, RandomizedAgainstNaiveModel) {
   }
 }
 
+TEST(HeaderMapTest, AtIndexesLiveFieldsAfterRemovals) {
+  HeaderMap map;
+  map.add("a", "1");
+  map.add("Host", "h");
+  map.add("b", "2");
+  map.add("c", "3");
+  map.add("b", "4");
+  const std::string_view c_value = map.get("c")->value;
+  EXPECT_EQ(map.remove("b"), 2u);
+  ASSERT_EQ(map.size(), 3u);
+  // Holes are squeezed out on the first at(): indexes are field positions, views still valid.
+  EXPECT_EQ(map.at(0).name, "a");
+  EXPECT_EQ(map.at(1).name, "Host");
+  EXPECT_EQ(map.at(2).name, "c");
+  EXPECT_EQ(map.entries().size(), 3u);
+  EXPECT_EQ(c_value, "3");
+  // Known-header slots follow the compaction.
+  ASSERT_NE(map.get(KnownHeader::kHost), nullptr);
+  EXPECT_EQ(map.get(KnownHeader::kHost)->value, "h");
+  map.set("Host", "h2");
+  EXPECT_EQ(map.at(1).value, "h2");
+  map.add("d", "5");
+  EXPECT_EQ(map.at(3).name, "d");
+}
+
 }  // namespace
 }  // namespace sluice::http

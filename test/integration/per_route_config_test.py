@@ -146,6 +146,35 @@ class PerRouteConfigTest(harness.SluiceTestCase):
         self.assertEqual("route", header(headers, "x-route-say"))
         self.assertEqual("payments", header(headers, "x-route-team"))
 
+    def test_a_route_the_selector_did_not_define_is_refused_unread(self):
+        # route_forger defines one route and selects it; with x-forge it returns a pointer the
+        # host never gave it, which the host refuses by address (no route, a rejected call, a
+        # log line) without reading through it.
+        yaml = f"""
+plugin_dirs: [{PLUGIN_DIR}]
+listeners:
+  - name: web
+    address: {{address: 127.0.0.1, port: 0}}
+    filters:
+      - http_connection_manager:
+          http_filters:
+            - plugin: {{filter: route_echo, plugin: route_filters,
+                        typed_config: {{"@type": {ECHO}, default_say: dflt}}}}
+            - plugin: {{filter: route_forger, plugin: route_filters}}
+            - direct_response: {{status: 200, body: "ok\\n"}}
+admin:
+  address: {{address: 127.0.0.1, port: 0}}
+"""
+        s = self.start_sluice(yaml, concurrency=1)
+        r, _ = self.get(s, "/", "any.test")
+        self.assertEqual(200, r.status, r.raw)
+        self.assertEqual("forger", r.get("x-route-team"))
+        r, _ = self.get(s, "/", "any.test", headers=[("x-forge", "1")])
+        self.assertEqual(200, r.status, r.raw)
+        self.assertEqual("-", r.get("x-route-team"))
+        self.assertEqual(1, s.stats().get("plugin.route_forger.rejected_calls"))
+        self.assertIn("sl_on_route_select returned a route it did not define", s.logs())
+
     def test_the_example_config(self):
         with open(os.path.join(harness.repo_root(), "configs", "per_route.yaml")) as f:
             text = f.read()

@@ -183,4 +183,27 @@ TEST_F(HarnessTest, CalloutsAreAnsweredByTheTest) {
   EXPECT_EQ(1u, refused->rejectedCalls());
 }
 
+TEST_F(HarnessTest, TrailersAddedToAMessageWithoutThem) {
+  std::string error;
+  Plugin* abi13 = host_.load(SLUICE_TEST_PLUGIN_DIR "/abi13_filters.so", &error);
+  ASSERT_NE(nullptr, abi13) << error;
+  Chain chain(host_);
+  ASSERT_EQ("", chain.add(abi13, "trailers"));
+  for (size_t chunk : {1, 5}) {
+    auto s = chain.newStream();
+    auto req = kGet;
+    req.push_back({"x-rs-trailers", "expect"});
+    s->requestHeaders(req);
+    s->responseHeaders({{":status", "200"}, {"content-length", "5"}}, false);
+    EXPECT_EQ("0", s->responseHeader("x-expect-rs"));  // SL_OK
+    EXPECT_FALSE(s->hasResponseHeader("content-length"));
+    EXPECT_EQ(std::to_string(SL_ERR_STATE), s->responseHeader("x-early-add"));
+    s->responseBodyChunked("hello", chunk);
+    EXPECT_EQ("hello", s->forwardedResponseBody());
+    EXPECT_TRUE(s->responseEnded());
+    sluice::plugin_test::Headers want{{"grpc-status", "0"}, {"x-rs-added", "yes"}};
+    EXPECT_EQ(want, s->responseTrailers());
+  }
+}
+
 }  // namespace

@@ -159,6 +159,51 @@ sl_type_result sl_host_metric_define(sl_type_config_host* host, sl_type_metric_k
   return SL_OK;
 }
 
+sl_type_result sl_host_metric_define_tagged(sl_type_config_host* host, sl_type_metric_kind kind,
+                                            sl_type_str name, const sl_type_header* tags,
+                                            size_t tag_count, sl_type_metric** metric_out) {
+  if (host == nullptr || metric_out == nullptr || !Valid(name) ||
+      (tags == nullptr && tag_count != 0) || tag_count > checks::kMaxMetricTags) {
+    return SL_ERR_INVALID;
+  }
+  std::vector<std::pair<std::string, std::string>> t;
+  for (size_t i = 0; i < tag_count; ++i) {
+    if (!Valid(tags[i].name) || !Valid(tags[i].value)) return SL_ERR_INVALID;
+    if (!checks::MetricTagKey(View(tags[i].name)) || !checks::MetricTagValue(View(tags[i].value))) {
+      return SL_ERR_INVALID;
+    }
+    t.emplace_back(View(tags[i].name), View(tags[i].value));
+  }
+  std::sort(t.begin(), t.end());
+  for (size_t i = 1; i < t.size(); ++i) {
+    if (t[i].first == t[i - 1].first) return SL_ERR_INVALID;  // a key twice
+  }
+  if (!checks::MetricKind(kind) || !checks::MetricName(View(name))) return SL_ERR_INVALID;
+  // Recorded as sluice's /stats shows it: name{key="value",...}, keys sorted.
+  const std::string base = "plugin." + host->filter_name + "." + std::string(View(name));
+  std::string full = base;
+  if (!t.empty()) {
+    full += "{";
+    for (size_t i = 0; i < t.size(); ++i) {
+      full += (i ? "," : "") + t[i].first + "=\"" + t[i].second + "\"";
+    }
+    full += "}";
+  }
+  HostState* h = host->host;
+  std::lock_guard<std::mutex> lock(h->mu);
+  // One name has one kind whatever its tags.
+  for (const auto& [n, slot] : h->metric_slots) {
+    if ((n == base || n.rfind(base + "{", 0) == 0) && slot->kind != kind) return SL_ERR_INVALID;
+  }
+  auto& slot = h->metric_slots[full];
+  if (!slot) {
+    slot = std::make_unique<sl_type_metric>(sl_type_metric{h, full, kind});
+    h->metrics[full].kind = kind;
+  }
+  *metric_out = slot.get();
+  return SL_OK;
+}
+
 size_t sl_host_config_clusters(sl_type_config_host* host, sl_type_str* names, size_t cap) {
   if (host == nullptr) return 0;
   const std::vector<std::string>& clusters = host->host->clusters;
@@ -351,6 +396,19 @@ sl_type_result sl_host_header_at(sl_type_stream* stream, sl_type_header_map map,
   return SL_OK;
 }
 
+sl_type_result sl_host_header_list(sl_type_stream* stream, sl_type_header_map map,
+                                   sl_type_header* out, size_t cap, size_t* count) {
+  if (count != nullptr) *count = 0;
+  if (stream == nullptr || count == nullptr || (out == nullptr && cap != 0)) return SL_ERR_INVALID;
+  HeadMap* m = MapOf(*stream->stream, map);
+  if (m == nullptr) return SL_ERR_STATE;
+  for (size_t i = 0; i < cap && i < m->fields.size(); ++i) {
+    out[i] = sl_type_header{Str(m->fields[i].name), Str(m->fields[i].value)};
+  }
+  *count = m->fields.size();
+  return SL_OK;
+}
+
 sl_type_result sl_host_header_set(sl_type_stream* stream, sl_type_header_map map, sl_type_str name,
                                   sl_type_str value) {
   if (stream == nullptr || !Valid(name) || !Valid(value)) return SL_ERR_INVALID;
@@ -406,6 +464,46 @@ sl_type_result sl_host_header_remove(sl_type_stream* stream, sl_type_header_map 
                                  [n](const auto& f) { return NameEquals(f.name, n); }),
                   m->fields.end());
   if (removed != nullptr) *removed = before - m->fields.size();
+  return SL_OK;
+}
+
+sl_type_result sl_host_trailers_add(sl_type_stream* stream, sl_type_header_map which,
+                                    sl_type_str name, sl_type_str value) {
+  if (stream == nullptr || !Valid(name) || !Valid(value) ||
+      (which != SL_TRAILERS_REQUEST && which != SL_TRAILERS_RESPONSE)) {
+    return SL_ERR_INVALID;
+  }
+  StreamState& s = *stream->stream;
+  if (!MayChange(s)) return s.rejectedCall(SL_ERR_STATE);
+  const std::string_view n = View(name), v = View(value);
+  if (!checks::HeaderName(n) || !checks::HeaderValue(v)) return s.rejectedCall(SL_ERR_INVALID);
+  HeadMap& m = s.maps[which];
+  if (!m.exists) {
+    // None yet: only from this filter's last body hook of that direction.
+    const int dir = which == SL_TRAILERS_REQUEST ? 1 : 2;
+    if (stream->in_hook != dir || !stream->in_last_body_hook) return s.rejectedCall(SL_ERR_STATE);
+    m.exists = true;
+    stream->made_trailers = true;
+  }
+  m.fields.push_back({std::string(n), std::string(v)});
+  return SL_OK;
+}
+
+sl_type_result sl_host_trailers_expect(sl_type_stream* stream, sl_type_header_map which) {
+  if (stream == nullptr || (which != SL_TRAILERS_REQUEST && which != SL_TRAILERS_RESPONSE)) {
+    return SL_ERR_INVALID;
+  }
+  StreamState& s = *stream->stream;
+  const bool request = which == SL_TRAILERS_REQUEST;
+  if (!MayChange(s) || stream->in_hook != (request ? 1 : 2) || !stream->in_headers_hook ||
+      stream->headers_end) {
+    return s.rejectedCall(SL_ERR_STATE);
+  }
+  // The host removes Content-Length so that HTTP/1 frames the body chunked (trailers need it).
+  auto& fields = s.maps[request ? SL_HEADERS_REQUEST : SL_HEADERS_RESPONSE].fields;
+  fields.erase(std::remove_if(fields.begin(), fields.end(),
+                              [](const auto& f) { return NameEquals(f.name, "content-length"); }),
+               fields.end());
   return SL_OK;
 }
 

@@ -613,8 +613,8 @@ void StreamState::sendLocalReply(size_t filter, LocalReply reply) {
   Headers head{{":status", std::to_string(reply.status)}};
   for (const auto& h : reply.headers) head.push_back(h);
   SetHead(maps[SL_HEADERS_RESPONSE], head);
-  // Through the response filters of the filters that saw the request, from the sender back.
-  const size_t start = filters.size() - 1 - filter;
+  // Through every filter's response hooks, as sluice (and Envoy) run a local reply.
+  const size_t start = 0;
   deliver(resp, start, Event{Event::kHeaders, "", reply.body.empty()});
   if (!reply.body.empty()) deliver(resp, start, Event{Event::kData, reply.body, true});
   // Recorded as it left them (a filter may still hold part of it paused).
@@ -672,7 +672,12 @@ void StreamState::deliver(Direction& d, size_t pos, Event ev) {
     case Event::kHeaders: {
       auto hook = d.request ? h.request_headers : h.response_headers;
       sl_type_action a = SL_ACTION_CONTINUE;
-      if (hook != nullptr) a = call(hook, ev.end ? 1 : 0);
+      if (hook != nullptr) {
+        f->in_headers_hook = true;
+        f->headers_end = ev.end;
+        a = call(hook, ev.end ? 1 : 0);
+        f->in_headers_hook = false;
+      }
       if (Stopped(*this, d)) return;
       if (a == SL_ACTION_STOP) {
         d.held[pos] = true;
@@ -701,10 +706,23 @@ void StreamState::deliver(Direction& d, size_t pos, Event ev) {
       sl_type_action a = SL_ACTION_DEFAULT;
       if (hook != nullptr) {
         f->current_body[d.request ? 0 : 1] = view;
+        f->in_last_body_hook = ev.end;
         a = call(hook, ev.end ? 1 : 0);
+        f->in_last_body_hook = false;
         f->current_body[d.request ? 0 : 1] = nullptr;
       }
       if (Stopped(*this, d)) return;
+      // Trailers this hook made (sl_host_trailers_add): the body no longer ends the message;
+      // they follow it, from the next filter on.
+      const bool made = f->made_trailers;
+      f->made_trailers = false;
+      if (made) {
+        ev.end = false;
+        d.buffer_end[pos] = false;
+      }
+      auto trailers_after = [&]() {
+        if (made) deliver(d, pos + 1, Event{Event::kTrailers, "", true});
+      };
       if (a > SL_ACTION_DEFAULT) {
         misuse("misuse_unknown_action");
         return;
@@ -716,10 +734,12 @@ void StreamState::deliver(Direction& d, size_t pos, Event ev) {
           d.buffer_end[pos] = ev.end;
         }
         d.held[pos] = true;
+        if (made) d.waiting[pos].push_back(Event{Event::kTrailers, "", true});
         return;
       }
       if (d.buffering[pos]) {
         // The hook saw the whole buffer and let it go (CONTINUE), or looked (DEFAULT/STOP).
+        if (made) d.waiting[pos].push_back(Event{Event::kTrailers, "", true});
         if (a == SL_ACTION_CONTINUE) {
           d.held[pos] = false;
           flush();
@@ -731,12 +751,15 @@ void StreamState::deliver(Direction& d, size_t pos, Event ev) {
         // As in Envoy: CONTINUE from a body hook releases headers this filter paused.
         d.held[pos] = false;
         d.waiting[pos].push_back(std::move(out));
+        if (made) d.waiting[pos].push_back(Event{Event::kTrailers, "", true});
         flush();
       } else if (a == SL_ACTION_STOP || pending_before) {
         d.held[pos] = true;
         d.waiting[pos].push_back(std::move(out));
+        if (made) d.waiting[pos].push_back(Event{Event::kTrailers, "", true});
       } else {
         deliver(d, pos + 1, std::move(out));
+        trailers_after();
       }
       return;
     }

@@ -172,6 +172,12 @@ struct sl_type_stream {
   std::deque<std::string>* current_body[2] = {nullptr, nullptr};
   // Hook under way: 0 none, else which direction (1 request, 2 response).
   int in_hook = 0;
+  // Inside a headers hook (and whether those headers end the message), inside a last body hook
+  // (end_stream 1), and whether that hook made the message's trailers (sl_host_trailers_add).
+  bool in_headers_hook = false;
+  bool headers_end = false;
+  bool in_last_body_hook = false;
+  bool made_trailers = false;
 };
 
 struct sl_type_stream_ref {

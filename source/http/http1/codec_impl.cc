@@ -396,6 +396,8 @@ void ServerConnectionImpl::encodeTrailers(const HeaderMap& trailers) {
     Buffer out;
     EncodeLastChunk(&trailers, out);
     connection_.write(out, false);
+  } else if (!trailers.empty()) {
+    callbacks_.onResponseTrailersDropped();  // nowhere to put them in this framing
   }
   completeResponse();
 }

@@ -8,6 +8,7 @@
 // "route_json" (JSON config and JSON per-route config): x-route-json, the per-route config as
 // the filter got it, or "-".
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -121,8 +122,48 @@ class JsonConfig : public FilterConfig {
   JsonFilter filter_;
 };
 
+// Defines one route (metadata team=forger) and selects it, except that with `x-forge` it hands
+// the host a pointer it never got from it: the host must refuse it without reading through it.
+class ForgerFilter : public Filter {
+ public:
+  explicit ForgerFilter(const sl_type_route* route) : route_(route) {}
+  const sl_type_route* onSelectRoute(Stream& s) override {
+    if (s.requestHeaders().get("x-forge")) {
+      // An address in the never-mapped first page: a host that read through it would crash.
+      return reinterpret_cast<const sl_type_route*>(uintptr_t{64});
+    }
+    return route_;
+  }
+
+ private:
+  const sl_type_route* route_;
+};
+
+class ForgerConfig : public FilterConfig {
+ public:
+  static std::unique_ptr<ForgerConfig> create(ConfigContext& ctx) {
+    auto c = std::make_unique<ForgerConfig>();
+    ConfigContext::RouteDefinition d;
+    d.name = "forged-ok";
+    d.metadata = {{"team", "forger"}};
+    c->route_ = ctx.defineRoute(d);
+    if (c->route_ == nullptr) {
+      ctx.fail("defineRoute refused");
+      return nullptr;
+    }
+    return c;
+  }
+  std::unique_ptr<Filter> newFilter(Stream&) override {
+    return std::make_unique<ForgerFilter>(route_);
+  }
+
+ private:
+  const sl_type_route* route_ = nullptr;
+};
+
 }  // namespace
 
 SLUICE_PLUGIN_FILTERS(sluice::sdk::Register<EchoConfig>("route_echo", "sluice.test.route.RouteEcho",
                                                         {}, "sluice.test.route.RouteEchoPerRoute"),
-                      sluice::sdk::Register<JsonConfig>("route_json"))
+                      sluice::sdk::Register<JsonConfig>("route_json"),
+                      sluice::sdk::Register<ForgerConfig>("route_forger"))

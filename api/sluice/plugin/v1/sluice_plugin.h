@@ -258,13 +258,20 @@ typedef uint32_t sl_type_attempt_outcome;
 #define SL_ATTEMPT_RESET 2u           /* the upstream reset or closed before a response */
 #define SL_ATTEMPT_TIMEOUT 3u         /* per-try timeout */
 #define SL_ATTEMPT_OVERFLOW 4u        /* circuit breaker / pool full */
+/* Since 1.3. */
+#define SL_ATTEMPT_PROTOCOL_ERROR 5u /* the upstream's response was malformed */
+#define SL_ATTEMPT_CANCELLED 6u      /* the stream ended first (client gone, reset, local reply) */
 
 typedef struct sl_type_attempt_result {
   uint32_t size;
   sl_type_attempt_outcome outcome;
   uint32_t status;  /* with SL_ATTEMPT_RESPONSE */
   uint32_t attempt; /* 1 for the first try */
-  sl_type_str host; /* the upstream host tried, "ip:port" */
+  sl_type_str host; /* the upstream host tried, "ip:port"; empty when none was reached */
+  /* Since 1.3 (sl_on_upstream_attempt_done). */
+  uint64_t bytes_sent;     /* request body bytes written to this attempt's connection */
+  uint64_t bytes_received; /* response body bytes read from it */
+  uint64_t duration_us;    /* from the attempt's start (asking for a connection) to its end */
 } sl_type_attempt_result;
 
 /* The response to an HTTP callout (sl_on_callout_done). */
@@ -384,7 +391,18 @@ SL_EXPORT void sl_on_callout_done(void* filter, sl_type_stream* stream, uint64_t
 
 /* Optional. An upstream attempt of this stream ended (only for streams sent upstream with
  * sl_host_set_upstream). Return 1 and set *retry_after_ms to ask the core to try again after
- * that delay (it re-sends the request if it still can); return 0 to let the outcome stand. */
+ * that delay (it re-sends the request if it still can); return 0 to let the outcome stand.
+ * Called since 1.3 (1.0-1.2 hosts looked it up and never called it), and looked up only in
+ * plugins built for 1.3 or later (older C++ SDKs exported it from every plugin): once per
+ * attempt, on the
+ * stream's worker, after the attempt's last response byte arrived and before it is passed on
+ * (so before sl_on_stream_complete), or when it failed (before the local reply the failure
+ * becomes), or when the stream ended while it was under way (SL_ATTEMPT_CANCELLED). The core's
+ * own retry (a reused connection that closed before answering an idempotent request) is a
+ * second attempt, reported as such. Observe-only until retries land: the return value and
+ * *retry_after_ms are ignored, and nothing may be changed, paused or sent from it. Not called
+ * for a CONNECT tunnel that ends here (SL_UPSTREAM_TERMINATE_CONNECT). A filter that does not
+ * export it costs nothing: the core measures attempts only for chains with an observer. */
 SL_EXPORT int sl_on_upstream_attempt_done(void* filter, sl_type_stream* stream,
                                           const sl_type_attempt_result* result,
                                           uint64_t* retry_after_ms);
@@ -443,6 +461,19 @@ void sl_host_config_error(sl_type_config_host* host, sl_type_str message);
 sl_type_result sl_host_metric_define(sl_type_config_host* host, sl_type_metric_kind kind,
                                      sl_type_str name, sl_type_metric** metric_out);
 
+/* Since 1.3. A labelled metric: "plugin.<filter name>.<name>" with `tag_count` tags (labels),
+ * each a key ([a-zA-Z_][a-zA-Z0-9_]*, not "le" nor starting with "__"; at most 8, no key
+ * twice) and a value (at most 256 bytes, no CR, LF or NUL). Each distinct set of tag values is
+ * its own metric (order of the tags does not matter); declaring the same name, kind and tags
+ * again returns the same one. One name has one kind whatever its tags (SL_ERR_INVALID
+ * otherwise). Define one metric per value set you need at config time: tag values are not
+ * chosen per update (that would take a lookup and a lock on the hot path). The admin endpoint
+ * shows them as `name{key="value",...}` in /stats and as Prometheus labels in
+ * /stats/prometheus. */
+sl_type_result sl_host_metric_define_tagged(sl_type_config_host* host, sl_type_metric_kind kind,
+                                            sl_type_str name, const sl_type_header* tags,
+                                            size_t tag_count, sl_type_metric** metric_out);
+
 /* Since 1.2. The clusters of the config being built (the bootstrap's `clusters`), so that a
  * filter which names clusters (a router) can refuse a name that does not exist when the config
  * is loaded, with the name's field path, rather than answer 503 for it at run time. Both are
@@ -500,10 +531,19 @@ void sl_host_stream_info(sl_type_stream* stream, sl_type_stream_info* info);
 /* The index-th value of `name` (0 = first) in *value. SL_ERR_NOT_FOUND past the last. */
 sl_type_result sl_host_header_get(sl_type_stream* stream, sl_type_header_map map, sl_type_str name,
                                   size_t index, sl_type_str* value);
-/* How many fields the map has (pseudo-headers not counted), and the index-th in order. */
+/* How many fields the map has (pseudo-headers not counted), and the index-th in order. Since
+ * 1.3 header_at is O(1) (1.0-1.2: O(index)), so a loop over it is linear. */
 size_t sl_host_header_count(sl_type_stream* stream, sl_type_header_map map);
 sl_type_result sl_host_header_at(sl_type_stream* stream, sl_type_header_map map, size_t index,
                                  sl_type_str* name, sl_type_str* value);
+/* Since 1.3. Every field of the map (pseudo-headers not included) in one call: fills up to
+ * `cap` entries of `out` in order (`out` may be NULL when `cap` is 0) and sets *count to how
+ * many fields there are, so a caller whose `cap` was too small can size an array and call
+ * again. The views are valid until the map is next changed (by any filter, through any host
+ * function) or the hook returns, whichever comes first. SL_ERR_STATE (*count 0) when the map
+ * does not exist yet, as for sl_host_header_get. */
+sl_type_result sl_host_header_list(sl_type_stream* stream, sl_type_header_map map,
+                                   sl_type_header* out, size_t cap, size_t* count);
 /* Replaces every field `name` with one (at the first one's place, or at the end). */
 sl_type_result sl_host_header_set(sl_type_stream* stream, sl_type_header_map map, sl_type_str name,
                                   sl_type_str value);
@@ -514,9 +554,31 @@ sl_type_result sl_host_header_add(sl_type_stream* stream, sl_type_header_map map
 sl_type_result sl_host_header_remove(sl_type_stream* stream, sl_type_header_map map,
                                      sl_type_str name, size_t* removed);
 /* Names must be tokens (RFC 9110 §5.6.2) and values free of CR, LF and NUL: anything else is
- * SL_ERR_INVALID and changes nothing. Trailer maps exist only once trailers arrived (adding
- * trailers to a message that has none is not possible in 1.0); before that they are
+ * SL_ERR_INVALID and changes nothing. Trailer maps exist only once trailers arrived (or, since
+ * 1.3, once a filter added the first one with sl_host_trailers_add); before that they are
  * SL_ERR_STATE. Response maps are SL_ERR_STATE before the response head exists. */
+
+/* Since 1.3: trailers on a message that has none (what gRPC needs: grpc-status after the body).
+ * `which` is SL_TRAILERS_REQUEST or SL_TRAILERS_RESPONSE.
+ * sl_host_trailers_add appends a trailer field. When the message already has trailers it is
+ * sl_host_header_add on that map. When it has none, it may be called from this filter's body
+ * hook of that direction with end_stream == 1 (the last body hook; a message without a body
+ * has none, so it cannot get trailers): the host creates the trailers, the body goes on to the
+ * next filters with end_stream == 0 and the trailers follow it, through the trailers hooks of
+ * the filters after this one (not this one's). Elsewhere: SL_ERR_STATE. Same checks as
+ * sl_host_header_add.
+ * HTTP/1 framing: trailers can only follow a chunked body. A message that goes out with a
+ * Content-Length (or, to an HTTP/1.0 client, delimited by the connection's close) loses them:
+ * the body is sent as it is and the trailers are dropped and counted
+ * (http.<stat_prefix>.downstream_rs_trailers_dropped for responses,
+ * http.<stat_prefix>.upstream_rq_trailers_dropped for requests). A filter that will add
+ * trailers calls sl_host_trailers_expect from that direction's headers hook: the host then
+ * removes the message's Content-Length, so HTTP/1 sends the body chunked and the trailers with
+ * it. SL_ERR_STATE outside that headers hook, or when the headers end the message (end_stream
+ * == 1: no body hook follows). */
+sl_type_result sl_host_trailers_add(sl_type_stream* stream, sl_type_header_map which,
+                                    sl_type_str name, sl_type_str value);
+sl_type_result sl_host_trailers_expect(sl_type_stream* stream, sl_type_header_map which);
 
 /* Body of one direction: inside that direction's body hook, the chunk being delivered; outside
  * it, what SL_ACTION_STOP_AND_BUFFER kept (SL_ERR_STATE / 0 if nothing). Views into the host's

@@ -930,10 +930,8 @@ const sl_type_route* RouterFilter::onSelectRoute(Stream& s) {
 
 sl_type_action RouterFilter::onRequestHeaders(Stream& s, bool) {
   Headers h = s.requestHeaders();
-  const std::string_view authority = h.get(":authority").value_or("");
-  const std::string_view target = h.get(":path").value_or("/");
-  const size_t q = target.find('?');
-  const std::string_view path = target.substr(0, q);
+  // The route was matched in onSelectRoute; the target is read again only by the actions that
+  // rewrite it (each header read is a host call).
   route_ = static_cast<const Route*>(s.routeData());
   if (route_ == nullptr) {
     config_.no_route.inc();
@@ -948,6 +946,10 @@ sl_type_action RouterFilter::onRequestHeaders(Stream& s, bool) {
   }
   if (r.action == Route::Action::kRedirect) {
     config_.rq_redirect.inc();
+    const std::string_view authority = h.get(":authority").value_or("");
+    const std::string_view target = h.get(":path").value_or("/");
+    const size_t q = target.find('?');
+    const std::string_view path = target.substr(0, q);
     const auto& rd = r.redirect;
     std::string location = rd.scheme_redirect().empty() ? "http" : rd.scheme_redirect();
     location += "://";
@@ -959,14 +961,19 @@ sl_type_action RouterFilter::onRequestHeaders(Stream& s, bool) {
     return SL_ACTION_STOP;
   }
   // Rewrites, then field changes (virtual host first, then route), then the decision.
-  if (!r.prefix_rewrite.empty()) {
-    std::string rewritten = r.prefix_rewrite + std::string(target.substr(r.path.size()));
-    h.set(":path", rewritten);
-  } else if (r.rewrite_regex) {
-    std::string p(path);
-    re2::RE2::GlobalReplace(&p, *r.rewrite_regex, r.rewrite_substitution);
-    if (q != std::string_view::npos) p.append(target.substr(q));
-    h.set(":path", p);
+  if (!r.prefix_rewrite.empty() || r.rewrite_regex) {
+    const std::string_view target = h.get(":path").value_or("/");
+    const size_t q = target.find('?');
+    const std::string_view path = target.substr(0, q);
+    if (!r.prefix_rewrite.empty()) {
+      std::string rewritten = r.prefix_rewrite + std::string(target.substr(r.path.size()));
+      h.set(":path", rewritten);
+    } else {
+      std::string p(path);
+      re2::RE2::GlobalReplace(&p, *r.rewrite_regex, r.rewrite_substitution);
+      if (q != std::string_view::npos) p.append(target.substr(q));
+      h.set(":path", p);
+    }
   }
   if (!r.host_rewrite.empty()) h.set(":authority", r.host_rewrite);
   Mutations::Apply(h, r.vhost->mutations.request_remove, r.vhost->mutations.request_add);

@@ -34,6 +34,7 @@
 #ifndef SLUICE_SDK_FILTER_H_
 #define SLUICE_SDK_FILTER_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -104,15 +105,29 @@ class Headers {
     return out;
   }
   size_t size() const { return sl_host_header_count(stream_, map_); }
-  // Calls fn(name, value) for every field in order.
+  // Calls fn(name, value) for every field in order: one host call (sl_host_header_list, ABI
+  // 1.3) for up to 32 fields, two for more. `fn` must not change this map (the views would go).
   template <class Fn>
   void forEach(Fn&& fn) const {
-    const size_t n = size();
-    for (size_t i = 0; i < n; ++i) {
-      sl_type_str name{}, value{};
-      if (sl_host_header_at(stream_, map_, i, &name, &value) != SL_OK) break;
-      fn(View(name), View(value));
+    constexpr size_t kInline = 32;
+    sl_type_header inline_fields[kInline];
+    size_t n = 0;
+    if (sl_host_header_list(stream_, map_, inline_fields, kInline, &n) != SL_OK) return;
+    const sl_type_header* fields = inline_fields;
+    std::vector<sl_type_header> more;
+    if (n > kInline) {
+      more.resize(n);
+      if (sl_host_header_list(stream_, map_, more.data(), more.size(), &n) != SL_OK) return;
+      n = std::min(n, more.size());
+      fields = more.data();
     }
+    for (size_t i = 0; i < n; ++i) fn(View(fields[i].name), View(fields[i].value));
+  }
+  // Every field in order (views valid until this map changes or the hook returns).
+  std::vector<std::pair<std::string_view, std::string_view>> list() const {
+    std::vector<std::pair<std::string_view, std::string_view>> out;
+    forEach([&](std::string_view n, std::string_view v) { out.emplace_back(n, v); });
+    return out;
   }
   sl_type_result set(std::string_view name, std::string_view value) {
     return sl_host_header_set(stream_, map_, Str(name), Str(value));
@@ -182,6 +197,23 @@ class Stream {
   Headers responseTrailers() const { return Headers(s_, SL_TRAILERS_RESPONSE); }
   Body requestBody() const { return Body(s_, SL_BODY_REQUEST); }
   Body responseBody() const { return Body(s_, SL_BODY_RESPONSE); }
+
+  // Trailers on a message that has none (ABI 1.3, see sl_host_trailers_add): from the last body
+  // hook of that direction (end_stream). Call expect*Trailers() from that direction's headers
+  // hook first so that HTTP/1 sends the body chunked (otherwise a Content-Length message drops
+  // them, counted).
+  sl_type_result addRequestTrailer(std::string_view name, std::string_view value) const {
+    return sl_host_trailers_add(s_, SL_TRAILERS_REQUEST, Str(name), Str(value));
+  }
+  sl_type_result addResponseTrailer(std::string_view name, std::string_view value) const {
+    return sl_host_trailers_add(s_, SL_TRAILERS_RESPONSE, Str(name), Str(value));
+  }
+  sl_type_result expectRequestTrailers() const {
+    return sl_host_trailers_expect(s_, SL_TRAILERS_REQUEST);
+  }
+  sl_type_result expectResponseTrailers() const {
+    return sl_host_trailers_expect(s_, SL_TRAILERS_RESPONSE);
+  }
 
   sl_type_result continueRequest() const { return sl_host_continue_request(s_); }
   sl_type_result continueResponse() const { return sl_host_continue_response(s_); }
@@ -380,6 +412,17 @@ class ConfigContext {
   Histogram histogram(std::string_view name) {
     return Histogram(define(SL_METRIC_HISTOGRAM, name));
   }
+  // Labelled metrics (ABI 1.3, sl_host_metric_define_tagged): one per set of tag values.
+  using Tags = std::vector<std::pair<std::string_view, std::string_view>>;
+  Counter counter(std::string_view name, const Tags& tags) {
+    return Counter(define(SL_METRIC_COUNTER, name, tags));
+  }
+  Gauge gauge(std::string_view name, const Tags& tags) {
+    return Gauge(define(SL_METRIC_GAUGE, name, tags));
+  }
+  Histogram histogram(std::string_view name, const Tags& tags) {
+    return Histogram(define(SL_METRIC_HISTOGRAM, name, tags));
+  }
 
   // Refuses the config with this message (return nullptr from create() after it).
   void fail(std::string_view message) { sl_host_config_error(host_, Str(message)); }
@@ -451,6 +494,16 @@ class ConfigContext {
     if (sl_host_metric_define(host_, kind, Str(name), &m) != SL_OK) return nullptr;
     return m;
   }
+  sl_type_metric* define(sl_type_metric_kind kind, std::string_view name, const Tags& tags) {
+    std::vector<sl_type_header> t;
+    t.reserve(tags.size());
+    for (const auto& [k, v] : tags) t.push_back(sl_type_header{Str(k), Str(v)});
+    sl_type_metric* m = nullptr;
+    if (sl_host_metric_define_tagged(host_, kind, Str(name), t.data(), t.size(), &m) != SL_OK) {
+      return nullptr;
+    }
+    return m;
+  }
 
   sl_type_config_host* host_;
   std::string_view filter_name_;
@@ -477,6 +530,10 @@ class Filter {
   virtual void onStreamComplete(Stream&) {}
   virtual void onTimer(Stream&, uint64_t /*token*/) {}
   virtual void onCalloutDone(Stream&, uint64_t /*id*/, const sl_type_callout_result&) {}
+  // Called (ABI 1.3) after each upstream attempt only in a plugin that defines
+  // SLUICE_SDK_OBSERVE_UPSTREAM_ATTEMPTS before including this header: otherwise the plugin does
+  // not export sl_on_upstream_attempt_done, and its streams cost the core nothing to measure.
+  // Observe-only until retries land: the return value is ignored.
   virtual bool onUpstreamAttemptDone(Stream&, const sl_type_attempt_result&,
                                      uint64_t* /*retry_after_ms*/) {
     return false;
@@ -753,16 +810,25 @@ inline Filter* AsFilter(void* f) { return static_cast<Filter*>(f); }
       return nullptr; /* no route: the router answers 404 */                                       \
     }                                                                                              \
   }                                                                                                \
-  SL_EXPORT int sl_on_upstream_attempt_done(void* f, sl_type_stream* s,                            \
-                                            const sl_type_attempt_result* r, uint64_t* delay) {    \
-    bool retry = false;                                                                            \
-    ::sluice::sdk::internal::Guard(s, [&] {                                                        \
-      ::sluice::sdk::Stream st(s);                                                                 \
-      retry = ::sluice::sdk::internal::AsFilter(f)->onUpstreamAttemptDone(st, *r, delay);          \
-      return SL_ACTION_CONTINUE;                                                                   \
-    });                                                                                            \
-    return retry ? 1 : 0;                                                                          \
-  }                                                                                                \
+  SLUICE_SDK_INTERNAL_ATTEMPT_HOOK                                                                 \
   } /* extern "C" */
+
+// sl_on_upstream_attempt_done, exported only on request (see Filter::onUpstreamAttemptDone).
+#ifdef SLUICE_SDK_OBSERVE_UPSTREAM_ATTEMPTS
+#define SLUICE_SDK_INTERNAL_ATTEMPT_HOOK                                                        \
+  SL_EXPORT int sl_on_upstream_attempt_done(void* f, sl_type_stream* s,                         \
+                                            const sl_type_attempt_result* r, uint64_t* delay) { \
+    bool retry = false;                                                                         \
+    try {                                                                                       \
+      ::sluice::sdk::Stream st(s);                                                              \
+      retry = ::sluice::sdk::internal::AsFilter(f)->onUpstreamAttemptDone(st, *r, delay);       \
+    } catch (...) {                                                                             \
+      /* observe-only: nothing to fail */                                                       \
+    }                                                                                           \
+    return retry ? 1 : 0;                                                                       \
+  }
+#else
+#define SLUICE_SDK_INTERNAL_ATTEMPT_HOOK
+#endif
 
 #endif  // SLUICE_SDK_FILTER_H_
