@@ -198,3 +198,17 @@ function(sluice_integration_test)
     set_tests_properties(integration_${A_NAME} PROPERTIES RUN_SERIAL TRUE)
   endif()
 endfunction()
+
+# A plugin's unit test through the plugin test harness (extensions/sdk/test_harness): a
+# GoogleTest binary linking the harness (no sluice code), which loads the plugins it names from
+# <build>/plugins (SLUICE_PLUGIN_DIR in the test's code).
+#
+#   sluice_plugin_unit_test(NAME n SRCS ... PLUGINS target...)
+function(sluice_plugin_unit_test)
+  cmake_parse_arguments(A "" "NAME" "SRCS;PLUGINS" ${ARGN})
+  sluice_cc_test(NAME ${A_NAME} SRCS ${A_SRCS} DEPS sluice_plugin_test_harness)
+  target_compile_definitions(${A_NAME} PRIVATE SLUICE_PLUGIN_DIR="${PROJECT_BINARY_DIR}/plugins")
+  if(A_PLUGINS)
+    add_dependencies(${A_NAME} ${A_PLUGINS})
+  endif()
+endfunction()

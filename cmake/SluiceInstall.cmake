@@ -97,3 +97,9 @@ function(sluice_plugin_package_component)
             RENAME SluicePlugin_${A_NAME}.cmake)
   endif()
 endfunction()
+
+# The plugin test harness: find_package(SluicePlugin COMPONENTS test_harness) gives
+# SluicePlugin::test_harness (the library and sluice/plugin_test/harness.h).
+sluice_plugin_package_component(NAME test_harness TARGETS sluice_plugin_test_harness)
+install(FILES ${PROJECT_SOURCE_DIR}/extensions/sdk/test_harness/sluice/plugin_test/harness.h
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/sluice/plugin_test)

@@ -14,6 +14,7 @@
 #include "source/common/logging.h"
 #include "source/http/http1/parser.h"
 #include "source/plugin/filter.h"
+#include "source/plugin/host_checks.h"
 #include "source/plugin/host_types.h"
 #include "source/plugin/metrics.h"
 
@@ -21,11 +22,10 @@ using sluice::plugin::PluginFilter;
 
 namespace {
 
-std::string_view View(sl_type_str s) {
-  return s.data == nullptr ? std::string_view() : std::string_view(s.data, s.len);
-}
+namespace checks = sluice::plugin::checks;
+using checks::Valid;
+using checks::View;
 sl_type_str Str(std::string_view s) { return sl_type_str{s.data(), s.size()}; }
-bool Valid(sl_type_str s) { return s.data != nullptr || s.len == 0; }
 
 sluice::log::Level LogLevel(sl_type_log_level level) {
   switch (level) {
@@ -74,7 +74,7 @@ sluice::http::HeaderMap* MapOf(PluginFilter& f, sl_type_header_map map) {
   }
 }
 
-bool IsPseudo(std::string_view name) { return !name.empty() && name[0] == ':'; }
+using checks::IsPseudo;
 
 // Reads a pseudo-header: SL_OK, SL_ERR_NOT_FOUND (no such pseudo-header for this map) or
 // SL_ERR_STATE.
@@ -119,17 +119,13 @@ sl_type_result SetPseudo(PluginFilter& f, sl_type_header_map map, std::string_vi
     sluice::http::RequestHead* head = f.requestHead();
     if (head == nullptr) return SL_ERR_STATE;
     if (name == ":method") {
-      if (!sluice::http::http1::IsValidFieldName(value)) return SL_ERR_INVALID;  // a token
+      if (!checks::Method(value)) return SL_ERR_INVALID;
       head->method = head->headers.keep(value);
     } else if (name == ":path") {
-      // Origin-form or asterisk; no whitespace or controls (it goes on the request line).
-      if (value.empty()) return SL_ERR_INVALID;
-      for (unsigned char c : value) {
-        if (c <= 0x20 || c == 0x7f) return SL_ERR_INVALID;
-      }
+      if (!checks::Path(value)) return SL_ERR_INVALID;
       head->target = head->headers.keep(value);
     } else if (name == ":authority") {
-      if (value.empty() || !sluice::http::http1::IsValidFieldValue(value)) return SL_ERR_INVALID;
+      if (!checks::Authority(value)) return SL_ERR_INVALID;
       head->headers.set("Host", value);
     } else {
       return SL_ERR_INVALID;  // :scheme and unknown pseudo-headers are not settable
@@ -139,13 +135,8 @@ sl_type_result SetPseudo(PluginFilter& f, sl_type_header_map map, std::string_vi
   if (map == SL_HEADERS_RESPONSE && name == ":status") {
     sluice::http::ResponseHead* head = f.responseHead();
     if (head == nullptr) return SL_ERR_STATE;
-    if (value.size() != 3) return SL_ERR_INVALID;
     uint16_t status = 0;
-    for (char c : value) {
-      if (c < '0' || c > '9') return SL_ERR_INVALID;
-      status = static_cast<uint16_t>(status * 10 + (c - '0'));
-    }
-    if (status < 100) return SL_ERR_INVALID;
+    if (!checks::Status(value, &status)) return SL_ERR_INVALID;
     head->status = status;
     head->reason = {};
     return SL_OK;
@@ -230,9 +221,7 @@ sl_type_result sl_host_config_route_define(sl_type_config_host* host, const sl_t
     const sl_type_header& m = d.metadata[i];
     if (!Valid(m.name) || !Valid(m.value) || m.name.len == 0) return SL_ERR_INVALID;
     std::string_view value = View(m.value);
-    if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
-      return SL_ERR_INVALID;
-    }
+    if (!checks::RouteMetadataValue(value)) return SL_ERR_INVALID;
     route->metadata.emplace_back(View(m.name), value);
   }
   std::vector<sluice::plugin::PendingRouteConfig> pending;
@@ -242,8 +231,7 @@ sl_type_result sl_host_config_route_define(sl_type_config_host* host, const sl_t
     if (d.filter_configs[i].size < sizeof(uint32_t)) return SL_ERR_INVALID;
     std::memcpy(&c, &d.filter_configs[i], std::min<size_t>(d.filter_configs[i].size, sizeof(c)));
     if (!Valid(c.filter_name) || c.filter_name.len == 0 || !Valid(c.value) ||
-        !Valid(c.field_path) ||
-        (c.format != SL_ROUTE_CONFIG_PROTO_VALUE && c.format != SL_ROUTE_CONFIG_JSON)) {
+        !Valid(c.field_path) || !checks::RouteConfigFormat(c.format)) {
       return SL_ERR_INVALID;
     }
     for (const auto& p : pending) {
@@ -417,7 +405,7 @@ sl_type_result sl_host_trailers_add(sl_type_stream* stream, sl_type_header_map w
   PluginFilter& f = PluginFilter::From(stream);
   if (!MayChange(f)) return f.rejected(SL_ERR_STATE);
   const std::string_view n = View(name), v = View(value);
-  if (!sluice::http::http1::IsValidFieldName(n) || !sluice::http::http1::IsValidFieldValue(v)) {
+  if (!checks::HeaderName(n) || !checks::HeaderValue(v)) {
     return f.rejected(SL_ERR_INVALID);
   }
   sluice::http::HeaderMap* m = MapOf(f, which);
@@ -453,7 +441,7 @@ sl_type_result sl_host_header_set(sl_type_stream* stream, sl_type_header_map map
     const sl_type_result r = SetPseudo(f, map, n, v);
     return r == SL_OK ? r : f.rejected(r);
   }
-  if (!sluice::http::http1::IsValidFieldName(n) || !sluice::http::http1::IsValidFieldValue(v)) {
+  if (!checks::HeaderName(n) || !checks::HeaderValue(v)) {
     return f.rejected(SL_ERR_INVALID);
   }
   sluice::http::HeaderMap* m = MapOf(f, map);
@@ -468,7 +456,7 @@ sl_type_result sl_host_header_add(sl_type_stream* stream, sl_type_header_map map
   PluginFilter& f = PluginFilter::From(stream);
   if (!MayChange(f)) return f.rejected(SL_ERR_STATE);
   const std::string_view n = View(name), v = View(value);
-  if (!sluice::http::http1::IsValidFieldName(n) || !sluice::http::http1::IsValidFieldValue(v)) {
+  if (!checks::HeaderName(n) || !checks::HeaderValue(v)) {
     return f.rejected(SL_ERR_INVALID);  // pseudo-headers included: they cannot be added
   }
   sluice::http::HeaderMap* m = MapOf(f, map);
@@ -593,11 +581,11 @@ sl_type_result sl_host_send_response(sl_type_stream* stream, uint32_t status,
     f.onRefusedReply();  // from a response hook: the stream ends once the hook returns
     return f.rejected(SL_ERR_STATE);
   }
-  if (status < 200 || status > 599) return f.rejected(SL_ERR_INVALID);
+  if (!checks::LocalReplyStatus(status)) return f.rejected(SL_ERR_INVALID);
   for (size_t i = 0; i < header_count; ++i) {
     if (!Valid(headers[i].name) || !Valid(headers[i].value) ||
-        !sluice::http::http1::IsValidFieldName(View(headers[i].name)) ||
-        !sluice::http::http1::IsValidFieldValue(View(headers[i].value))) {
+        !checks::HeaderName(View(headers[i].name)) ||
+        !checks::HeaderValue(View(headers[i].value))) {
       return f.rejected(SL_ERR_INVALID);
     }
   }
@@ -612,10 +600,7 @@ sl_type_result sl_host_send_response(sl_type_stream* stream, uint32_t status,
                                for (size_t i = 0; i < header_count; ++i) {
                                  // The host's own framing fields stay the host's.
                                  const std::string_view n = View(headers[i].name);
-                                 if (sluice::http::HeaderNameEquals(n, "content-length") ||
-                                     sluice::http::HeaderNameEquals(n, "transfer-encoding")) {
-                                   continue;
-                                 }
+                                 if (checks::IsFramingHeader(n)) continue;
                                  m.set(n, View(headers[i].value));
                                }
                              });
@@ -638,7 +623,7 @@ void sl_host_fail_stream(sl_type_stream* stream, sl_type_str reason) {
 }
 
 sl_type_result sl_host_metadata_set(sl_type_stream* stream, sl_type_str key, sl_type_str value) {
-  if (stream == nullptr || !Valid(key) || !Valid(value) || key.len == 0) return SL_ERR_INVALID;
+  if (stream == nullptr || !checks::StreamMetadataKey(key) || !Valid(value)) return SL_ERR_INVALID;
   PluginFilter& f = PluginFilter::From(stream);
   auto& md = f.decoder().streamInfo().metadata;
   md[std::string(View(key))].assign(View(value));

@@ -61,6 +61,19 @@ def sanitized():
     return os.environ.get("SLUICE_SANITIZE", "") not in ("", "0", "OFF", "off", "false")
 
 
+def sanitizer_env(env=None):
+    """`env` (default: this process's) for running a program built outside sluice's build that
+    loads sluice's sanitized code (the plugin test harness): in a sanitized build the ASan
+    runtime must be loaded first, so it is preloaded; otherwise `env` as it is."""
+    env = dict(os.environ if env is None else env)
+    if sanitized():
+        import subprocess
+        asan = subprocess.run(["c++", "-print-file-name=libasan.so"], capture_output=True,
+                              text=True).stdout.strip()
+        env["LD_PRELOAD"] = asan
+    return env
+
+
 def have_ipv6_loopback():
     try:
         with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:

@@ -40,6 +40,44 @@ PLUGIN_SOURCE = textwrap.dedent("""\
     """)
 
 
+HARNESS_TEST_SOURCE = textwrap.dedent("""\
+    // Built out of tree from the install prefix: the installed plugin test harness drives the
+    // installed header_mutation plugin, no proxy running.
+    #include <cstdio>
+
+    #include "sluice/plugin_test/harness.h"
+
+    int main() {
+      sluice::plugin_test::Host host;
+      std::string error;
+      auto* plugin = host.load(PLUGIN_DIR "/header_mutation.so", &error);
+      if (plugin == nullptr) {
+        std::printf("load: %s\\n", error.c_str());
+        return 1;
+      }
+      sluice::plugin_test::Chain chain(host);
+      error = chain.add(plugin, "header_mutation", "request: {set: [{name: x-a, value: b}]}");
+      if (!error.empty()) {
+        std::printf("config: %s\\n", error.c_str());
+        return 1;
+      }
+      auto stream = chain.newStream();
+      stream->requestHeaders({{":method", "GET"}, {":path", "/"}, {":authority", "h"}});
+      std::printf("x-a=%s\\n", stream->requestHeader("x-a").c_str());
+      return stream->requestHeader("x-a") == "b" ? 0 : 1;
+    }
+    """)
+
+HARNESS_TEST_CMAKE = textwrap.dedent("""\
+    cmake_minimum_required(VERSION 3.20)
+    project(harness_user LANGUAGES CXX)
+    find_package(SluicePlugin 1 REQUIRED COMPONENTS test_harness)
+    add_executable(harness_user harness_user.cc)
+    target_link_libraries(harness_user PRIVATE SluicePlugin::test_harness)
+    target_compile_definitions(harness_user PRIVATE PLUGIN_DIR="${SluicePlugin_PLUGIN_DIR}")
+    """)
+
+
 class InstallTest(harness.SluiceTestCase):
 
     def run_ok(self, cmd, env=None):
@@ -90,6 +128,24 @@ class InstallTest(harness.SluiceTestCase):
         self.assertEqual("yes", r.get("x-installed"))
         # header_mutation came from the installed directory.
         self.assertIn(os.path.realpath(plugin_dir) + "/header_mutation.so loaded", s.logs())
+
+    def test_plugin_test_harness_from_the_install_prefix(self):
+        prefix = os.path.join(self.tmpdir, "prefix")
+        self.run_ok(["cmake", "--install", BUILD_DIR, "--prefix", prefix])
+        self.assertEqual(1, len([f for _, _, files in os.walk(prefix) for f in files
+                                 if f == "harness.h"]))
+        src = os.path.join(self.tmpdir, "harness_user")
+        os.mkdir(src)
+        with open(os.path.join(src, "harness_user.cc"), "w") as f:
+            f.write(HARNESS_TEST_SOURCE)
+        with open(os.path.join(src, "CMakeLists.txt"), "w") as f:
+            f.write(HARNESS_TEST_CMAKE)
+        build = os.path.join(self.tmpdir, "harness_user_build")
+        self.run_ok(["cmake", "-S", src, "-B", build, "-DCMAKE_PREFIX_PATH=" + prefix,
+                     "-DCMAKE_CXX_FLAGS=-Wall -Werror"])
+        self.run_ok(["cmake", "--build", build])
+        out = self.run_ok([os.path.join(build, "harness_user")], env=harness.sanitizer_env())
+        self.assertIn("x-a=b", out)
 
 
 if __name__ == "__main__":

@@ -170,6 +170,15 @@ class OutOfTreeTest(harness.SluiceTestCase):
             self.assertIn(os.path.realpath(so) + " loaded", logs)
         self.stop_sluice(s)
 
+    def test_greeting_unit_test_through_the_installed_harness(self):
+        """The docs' example test (greeting_test.cc): built from the install prefix with
+        SluicePlugin::test_harness, and it passes — no proxy runs."""
+        test = os.path.join(self.greeting_build, "greeting_test")
+        self.assertTrue(os.access(test, os.X_OK),
+                        "greeting_test not built: SluicePlugin::test_harness or GTest not found")
+        out = run_ok([test], env=harness.sanitizer_env())
+        self.assertIn("[  PASSED  ] 3 tests", out)
+
     def test_typed_config_errors(self):
         # The host checks the YAML against the type from the plugin's generated code...
         yaml_text = self.example_yaml(1, typo=("reply_path: /hello", "reply_pat: /hello"))

@@ -1,0 +1,60 @@
+// The fake host is complete: every sl_host_* function the ABI header declares is defined (and
+// exported) by the harness library, in the header's order in fake_host.cc, so that a plugin
+// calling a host function added to the header cannot load into the harness before the fake has
+// it. Also: the harness exports nothing of sluice's own code.
+
+#include <dlfcn.h>
+
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace {
+
+std::string Read(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Names of functions declared (or defined) at the start of a line: `<type> sl_host_x(`.
+std::vector<std::string> HostFunctions(const std::string& text) {
+  std::vector<std::string> names;
+  static const std::regex decl(R"(^[A-Za-z_][\w \*]*?\b(sl_host_\w+)\()");
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    std::smatch m;
+    if (std::regex_search(line, m, decl)) names.push_back(m[1]);
+  }
+  return names;
+}
+
+TEST(FakeHostTest, DefinesEveryHostFunctionOfTheHeaderInItsOrder) {
+  const std::vector<std::string> declared = HostFunctions(Read(SLUICE_ABI_HEADER));
+  ASSERT_GE(declared.size(), 40u);  // the parse found them
+  void* lib = dlopen(SLUICE_HARNESS_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(nullptr, lib) << dlerror();
+  for (const std::string& name : declared) {
+    EXPECT_NE(nullptr, dlsym(lib, name.c_str())) << "the harness does not define " << name;
+  }
+  EXPECT_EQ(declared, HostFunctions(Read(SLUICE_FAKE_HOST_SOURCE)))
+      << "fake_host.cc should define the header's host functions, in the header's order";
+}
+
+TEST(FakeHostTest, ExportsOnlyHostFunctionsAndTheHarnessApi) {
+  void* lib = dlopen(SLUICE_HARNESS_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(nullptr, lib) << dlerror();
+  // Symbols of sluice code linked inside (config parsing) stay local.
+  EXPECT_EQ(nullptr,
+            dlsym(lib,
+                  "_ZN6sluice6config9ParseIntoESt17basic_string_viewIcSt11char_traitsIcEENS0_"
+                  "6FormatES4_RN6google8protobuf7MessageEPNS0_12ValueSourcesE"));
+  EXPECT_NE(nullptr, dlsym(lib, "sl_host_log"));
+}
+
+}  // namespace
