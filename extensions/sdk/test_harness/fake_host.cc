@@ -682,14 +682,23 @@ sl_type_result sl_host_callout(sl_type_stream* stream, sl_type_str cluster,
     return SL_ERR_INVALID;
   }
   StreamState& s = *stream->stream;
-  if (s.completed) return s.rejectedCall(SL_ERR_STATE);
+  // As the host (source/plugin/filter_callout.cc): a completion needs somewhere to go; at most
+  // SL_CALLOUT_MAX_IN_FLIGHT per filter; no CONNECT; an unknown cluster is NOT_FOUND, uncounted.
+  if (s.completed ||
+      s.chain->filters[stream->index]->plugin->impl().hooks.callout_done == nullptr) {
+    return s.rejectedCall(SL_ERR_STATE);
+  }
+  const size_t in_flight = std::count_if(
+      s.callouts.begin(), s.callouts.end(),
+      [&](const sluice::plugin_test::Callout& c) { return c.filter == stream->index; });
+  if (in_flight >= SL_CALLOUT_MAX_IN_FLIGHT) return s.rejectedCall(SL_ERR_LIMIT);
   sluice::plugin_test::Callout c;
   bool method = false, path = false;
   for (size_t i = 0; i < header_count; ++i) {
     if (!Valid(headers[i].name) || !Valid(headers[i].value)) return s.rejectedCall(SL_ERR_INVALID);
     const std::string_view n = View(headers[i].name), v = View(headers[i].value);
     if (n == ":method") {
-      method = checks::Method(v);
+      method = checks::Method(v) && v != "CONNECT";
       if (!method) return s.rejectedCall(SL_ERR_INVALID);
     } else if (n == ":path") {
       path = checks::Path(v);
@@ -704,13 +713,13 @@ sl_type_result sl_host_callout(sl_type_stream* stream, sl_type_str cluster,
   if (!method || !path) return s.rejectedCall(SL_ERR_INVALID);
   const auto& clusters = s.host->clusters;
   if (std::find(clusters.begin(), clusters.end(), View(cluster)) == clusters.end()) {
-    return s.rejectedCall(SL_ERR_NOT_FOUND);
+    return SL_ERR_NOT_FOUND;
   }
   c.id = s.next_callout++;
   c.filter = stream->index;
   c.cluster.assign(View(cluster));
   c.body.assign(View(body));
-  c.timeout_ms = timeout_ms;
+  c.timeout_ms = timeout_ms != 0 ? timeout_ms : SL_CALLOUT_DEFAULT_TIMEOUT_MS;
   s.callouts.push_back(c);
   *callout_id = c.id;
   return SL_OK;
