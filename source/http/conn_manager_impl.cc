@@ -501,6 +501,11 @@ void ConnectionManagerImpl::ActiveStream::timeout(stats::Counter& counter, const
   if (!encode_.headers_entered) {
     hcm_.codec_->shutdownNotice();
     sendLocalReply(408, "request timeout\n", nullptr);
+  } else if (!response_head_sent_) {
+    // A filter holds the response head (buffering its body, say): the client has nothing yet
+    // and gets an answer rather than a cut connection.
+    hcm_.codec_->shutdownNotice();
+    sendLocalReply(504, "stream timeout\n", nullptr);
   } else {
     resetFromFilter();
   }
@@ -883,10 +888,12 @@ void ConnectionManagerImpl::ActiveStream::onUpstreamTrailers(std::unique_ptr<Hea
 
 void ConnectionManagerImpl::ActiveStream::onUpstreamError(uint16_t status, const char* flag) {
   if (info_.response_flags.empty()) info_.response_flags = flag;
-  if (encode_.headers_entered) {
+  if (response_head_sent_) {
     resetFromFilter();  // part of a response is out: the client must see it cut
     return;
   }
+  // Nothing is out yet, even if a filter holds the upstream's head: the client gets the error
+  // as a response of its own (sendLocalReply drops what is left of the upstream's).
   sendLocalReply(status, std::string(flag) + "\n", nullptr);
 }
 

@@ -83,6 +83,20 @@ class RawOrigin(harness.UpstreamServer):
                         return
                     buf += d
                 body, buf = buf[:length], buf[length:]
+            if target.startswith("/cut/"):
+                # Half the body its head announces, then the connection closes.
+                size = int(target.split("/")[2])
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (2 * size))
+                conn.sendall(pattern(size))
+                return
+            if target.startswith("/stall/"):
+                # Half the body its head announces, then nothing until the proxy gives up.
+                size = int(target.split("/")[2])
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (2 * size))
+                conn.sendall(pattern(size))
+                while conn.recv(65536):
+                    pass
+                return
             if target.startswith("/resp/"):
                 _, _, framing, size, piece = target.split("/")
                 self.send_body(conn, framing, pattern(int(size)), int(piece))
@@ -247,6 +261,31 @@ class BodyBufferingTest(harness.SluiceTestCase):
         self.assertNotIn(pattern(100), raw)  # nothing of the body: it was held, then dropped
         s.wait_stats(lambda st: harness.stat(st, "http.web.downstream_rs_too_large") == 1,
                      "the response over the limit counted")
+
+    def test_an_origin_that_fails_while_a_filter_holds_the_head_gets_a_502(self):
+        # The client has nothing yet (whole_body holds the head while it buffers): it gets the
+        # upstream error as a response of its own, not a cut connection.
+        s = self.proxy("whole_body")
+        for size in (1000, 200 * 1024):
+            with self.subTest(size=size):
+                c = harness.HttpClient.connect(s.addr("web"))
+                self.addCleanup(c.close)
+                r = self.exchange(c, req("GET", "/cut/%d" % size,
+                                         headers=[("x-whole-body", "response")]))
+                self.assertEqual(502, r.status, r.raw[:300])
+                self.assertIn(r.body, (b"upstream_reset\n", b"upstream_protocol_error\n"))
+
+    def test_a_stream_timeout_while_a_filter_holds_the_head_gets_a_504(self):
+        cfg = harness.routed_config(self.origin.port)
+        hcm = cfg["listeners"][0]["filters"][0]["httpConnectionManager"]
+        hcm["streamIdleTimeout"] = "0.3s"
+        hcm["httpFilters"].insert(0, {"plugin": {"filter": "whole_body", "plugin": "whole_body"}})
+        cfg["pluginDirs"] = [PLUGIN_DIR]
+        s = self.start_sluice(cfg)
+        c = harness.HttpClient.connect(s.addr("web"))
+        self.addCleanup(c.close)
+        r = self.exchange(c, req("GET", "/stall/5000", headers=[("x-whole-body", "response")]))
+        self.assertEqual(504, r.status, r.raw[:300])
 
     def test_stop_from_a_body_hook_keeps_what_is_left(self):
         s = self.proxy("whole_body")
