@@ -168,8 +168,7 @@ void PluginFilter::misuse(stats::Counter& counter, const char* what) {
   misuse_counter_ = &counter;
 }
 
-bool PluginFilter::endIfMisused() {
-  if (misuse_what_ == nullptr) return false;
+void PluginFilter::endMisusedStream() {
   const char* what = misuse_what_;
   misuse_what_ = nullptr;
   misuse_counter_->inc();
@@ -180,7 +179,6 @@ bool PluginFilter::endIfMisused() {
   if (info.response_flags.empty()) info.response_flags = "plugin_misuse";
   // 500 while no response head has reached the codec; a reset otherwise.
   decoder_callbacks_->sendLocalReply(500, "internal error\n", nullptr);
-  return true;
 }
 
 bool PluginFilter::validAction(sl_type_action action, bool headers_hook, bool trailers_hook) {

@@ -147,7 +147,13 @@ class PluginFilter : public http::StreamFilter, public http::RouteSelector, publ
   // stream is ended then, not from under the plugin's feet).
   void misuse(stats::Counter& counter, const char* what);
   // After a hook returned: ends the stream if the hook misused the ABI (true).
-  bool endIfMisused();
+  bool endIfMisused() {
+    // Inline: after every hook call, and almost never true.
+    if (misuse_what_ == nullptr) [[likely]] return false;
+    endMisusedStream();
+    return true;
+  }
+  void endMisusedStream();
   // Checks a hook's action against what that kind of hook may return; false (a misuse
   // recorded) when it may not.
   bool validAction(sl_type_action action, bool headers_hook, bool trailers_hook);
