@@ -1,6 +1,6 @@
 // request_id through the plugin test harness: generation, preservation, echo, its JSON config.
 
-#include <regex>
+#include <string>
 
 #include "gtest/gtest.h"
 #include "sluice/plugin_test/harness.h"
@@ -12,7 +12,20 @@ using sluice::plugin_test::Flow;
 using sluice::plugin_test::Host;
 using sluice::plugin_test::Plugin;
 
-const std::regex kUuid4("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
+// A version-4 UUID in lower case: 8-4-4-4-12 hex digits, version 4, variant 10xx. (Checked by
+// hand: GCC 12 warns inside <regex> under the sanitizers, and CI builds with -Werror.)
+bool IsUuid4(const std::string& id) {
+  if (id.size() != 36) return false;
+  for (size_t i = 0; i < id.size(); ++i) {
+    const char c = id[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-') return false;
+    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+      return false;
+    }
+  }
+  return id[14] == '4' && (id[19] == '8' || id[19] == '9' || id[19] == 'a' || id[19] == 'b');
+}
 
 class RequestIdTest : public ::testing::Test {
  protected:
@@ -32,7 +45,7 @@ TEST_F(RequestIdTest, GeneratesAUuidAndEchoesIt) {
   EXPECT_EQ(Flow::kContinued,
             a->requestHeaders({{":method", "GET"}, {":path", "/"}, {":authority", "h"}}));
   const std::string id = a->requestHeader("x-request-id");
-  EXPECT_TRUE(std::regex_match(id, kUuid4)) << id;
+  EXPECT_TRUE(IsUuid4(id)) << id;
   a->responseHeaders({{":status", "200"}});
   EXPECT_EQ(id, a->responseHeader("x-request-id"));
 
@@ -55,7 +68,7 @@ TEST_F(RequestIdTest, KeepsAnIncomingIdUnlessToldNotTo) {
   auto e = edge.newStream();
   e->requestHeaders(
       {{":method", "GET"}, {":path", "/"}, {":authority", "h"}, {"x-trace", "client-1"}});
-  EXPECT_TRUE(std::regex_match(e->requestHeader("x-trace"), kUuid4)) << e->requestHeader("x-trace");
+  EXPECT_TRUE(IsUuid4(e->requestHeader("x-trace"))) << e->requestHeader("x-trace");
   e->responseHeaders({{":status", "204"}});
   EXPECT_FALSE(e->hasResponseHeader("x-trace"));
 }
