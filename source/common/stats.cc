@@ -1,6 +1,8 @@
 #include "source/common/stats.h"
 
 #include <algorithm>
+#include <set>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 
@@ -178,29 +180,41 @@ std::string Store::dumpPrometheus() const {
     std::string samples;
   };
   std::map<std::string, Family> families;
+  // Stats whose exposed name another stat took ("a.b" and "a_b" both expose a_b): listed as
+  // comments instead of merged into a family that is not theirs (a wrong TYPE, or two series
+  // with the same name and labels, which Prometheus rejects).
+  std::set<std::string> clashes;
   absl::MutexLock lock(&mu_);
-  auto family = [&](absl::string_view name, const char* type) -> Family& {
+  auto family = [&](absl::string_view name, const char* type) -> Family* {
     Family& f = families[PrometheusName(name)];
     if (f.type == nullptr) {
       f.type = type;
       f.help.assign(name.data(), name.size());
+    } else if (std::string_view(f.type) != type || f.help != name) {
+      clashes.insert(absl::StrCat("# sluice: ", name, " (", type, ") is not exported: its name ",
+                                  PrometheusName(name), " is ", f.help, "'s\n"));
+      return nullptr;
     }
-    return f;
+    return &f;
   };
   for (const auto& [key, c] : counters_) {
     const auto [name, labels] = SplitKey(key);
-    absl::StrAppend(&family(name, "counter").samples, PrometheusName(name), labels, " ", c->value(),
-                    "\n");
+    if (Family* f = family(name, "counter")) {
+      absl::StrAppend(&f->samples, PrometheusName(name), labels, " ", c->value(), "\n");
+    }
   }
   for (const auto& [key, g] : gauges_) {
     const auto [name, labels] = SplitKey(key);
-    absl::StrAppend(&family(name, "gauge").samples, PrometheusName(name), labels, " ", g->value(),
-                    "\n");
+    if (Family* f = family(name, "gauge")) {
+      absl::StrAppend(&f->samples, PrometheusName(name), labels, " ", g->value(), "\n");
+    }
   }
   for (const auto& [key, h] : histograms_) {
     const auto [name, labels] = SplitKey(key);
     const std::string prom = PrometheusName(name);
-    std::string& out = family(name, "histogram").samples;
+    Family* f = family(name, "histogram");
+    if (f == nullptr) continue;
+    std::string& out = f->samples;
     uint64_t counts[Histogram::kBuckets];
     h->bucketCounts(counts);
     size_t last = 0;
@@ -226,6 +240,7 @@ std::string Store::dumpPrometheus() const {
     absl::StrAppend(&out, "# HELP ", prom, " ", f.help, "\n# TYPE ", prom, " ", f.type, "\n",
                     f.samples);
   }
+  for (const std::string& c : clashes) out += c;
   return out;
 }
 

@@ -152,5 +152,18 @@ TEST(StatsTest, PrometheusFormat) {
             "e_sum 0\ne_count 0\n");
 }
 
+TEST(StatsTest, PrometheusNamesThatClashAreNotMerged) {
+  // "a.b" and "a_b" both expose a_b: the second is listed as a comment, not merged into the
+  // first's family (a gauge under a counter's TYPE, or two series Prometheus would reject).
+  Store store;
+  store.counter("a.b").add(1);
+  store.gauge("a_b").set(7);
+  store.counter("a_b").add(2);
+  EXPECT_EQ(store.dumpPrometheus(),
+            "# HELP a_b a.b\n# TYPE a_b counter\na_b 1\n"
+            "# sluice: a_b (counter) is not exported: its name a_b is a.b's\n"
+            "# sluice: a_b (gauge) is not exported: its name a_b is a.b's\n");
+}
+
 }  // namespace
 }  // namespace sluice::stats

@@ -839,7 +839,8 @@ def parse_stats(body):
     for line in text.splitlines():
         if not line:
             continue
-        parts = line.split(" ")
+        # The value is after the last space: a label value may hold spaces (name{k="a b"} 1).
+        parts = line.rsplit(" ", 1)
         if len(parts) != 2:
             raise SluiceError("stats: malformed line %r" % line)
         name, value = parts
