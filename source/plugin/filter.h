@@ -125,6 +125,11 @@ class PluginFilter : public http::StreamFilter, public http::RouteSelector, publ
   // The stream is over: every callout in flight is withdrawn (and counted), none completes.
   void cancelCallouts();
 
+ public:
+  // sl_host_callout_cancel: withdraws one callout in flight (false: none with that id).
+  bool cancelCallout(uint64_t id);
+
+ private:
   struct PluginTimer {
     uint64_t token;
     event::TimerPtr timer;
@@ -149,7 +154,8 @@ class PluginFilter : public http::StreamFilter, public http::RouteSelector, publ
   // After a hook returned: ends the stream if the hook misused the ABI (true).
   bool endIfMisused() {
     // Inline: after every hook call, and almost never true.
-    if (misuse_what_ == nullptr) [[likely]] return false;
+    if (misuse_what_ == nullptr) [[likely]]
+      return false;
     endMisusedStream();
     return true;
   }

@@ -163,6 +163,18 @@ void PluginFilter::onCalloutComplete(ActiveCallout& callout, http::CalloutRespon
   config_.hooks().callout_done(plugin_filter_, this, owned->id, &result);
 }
 
+bool PluginFilter::cancelCallout(uint64_t id) {
+  if (!extras_) return false;
+  auto& list = extras_->callouts;
+  auto it = std::find_if(list.begin(), list.end(), [id](const auto& c) { return c->id == id; });
+  if (it == list.end()) return false;
+  // Out of the list before it is destroyed (destroying withdraws it; nothing calls back).
+  std::unique_ptr<ActiveCallout> owned = std::move(*it);
+  list.erase(it);
+  config_.callouts_cancelled.inc();
+  return true;
+}
+
 void PluginFilter::cancelCallouts() {
   if (!extras_ || extras_->callouts.empty()) return;
   // Destroying each withdraws it (a waiting request leaves its pool's queue, an exchange under

@@ -661,6 +661,11 @@ sl_type_result sl_host_callout(sl_type_stream* stream, sl_type_str cluster,
                                                  callout_id);
 }
 
+sl_type_result sl_host_callout_cancel(sl_type_stream* stream, uint64_t callout_id) {
+  if (stream == nullptr) return SL_ERR_INVALID;
+  return PluginFilter::From(stream).cancelCallout(callout_id) ? SL_OK : SL_ERR_NOT_FOUND;
+}
+
 sl_type_result sl_host_route_config(sl_type_stream* stream, void** route_config) {
   if (stream == nullptr || route_config == nullptr) return SL_ERR_INVALID;
   PluginFilter& f = PluginFilter::From(stream);

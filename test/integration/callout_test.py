@@ -94,6 +94,16 @@ class CalloutTest(harness.SluiceTestCase):
         ids = sorted(int(i) for i in re.findall(r"done=(\d+):", out))
         self.assertEqual(list(range(1, 17)), ids)
 
+    def test_a_cancelled_callout_never_completes(self):
+        s = self.start_sluice(config(self.origin.addr[1]))
+        out = self.ask(s, count=2, cancel_first=1)
+        # SL_OK, then SL_ERR_NOT_FOUND (-1): nothing of that id in flight any more.
+        self.assertIn("cancel=0,-1", out)
+        self.assertEqual(["2"], re.findall(r"done=(\d+):", out), out)
+        st = s.stats()
+        self.assertEqual(1, harness.stat(st, "plugin.callout.callouts_cancelled"))
+        self.assertEqual(1, harness.stat(st, "plugin.callout.callouts_ok"))
+
     def test_response_over_the_buffer_limit_is_an_overflow(self):
         s = self.start_sluice(config(self.origin.addr[1], buffer_limit=4096))
         out = self.ask(s, path="/big/100000")

@@ -725,6 +725,18 @@ sl_type_result sl_host_callout(sl_type_stream* stream, sl_type_str cluster,
   return SL_OK;
 }
 
+sl_type_result sl_host_callout_cancel(sl_type_stream* stream, uint64_t callout_id) {
+  if (stream == nullptr) return SL_ERR_INVALID;
+  StreamState& s = *stream->stream;
+  auto it = std::find_if(s.callouts.begin(), s.callouts.end(),
+                         [&](const sluice::plugin_test::Callout& c) {
+                           return c.id == callout_id && c.filter == stream->index;
+                         });
+  if (it == s.callouts.end()) return SL_ERR_NOT_FOUND;
+  s.callouts.erase(it);
+  return SL_OK;
+}
+
 sl_type_result sl_host_route_config(sl_type_stream* stream, void** route_config) {
   if (stream == nullptr || route_config == nullptr) return SL_ERR_INVALID;
   StreamState& s = *stream->stream;

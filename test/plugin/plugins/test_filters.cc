@@ -528,11 +528,21 @@ class CalloutFilter : public Filter {
     timeout_ = std::stoull(std::string(h.get("x-callout-timeout-ms").value_or("0")));
     extra_name_ = std::string(h.get("x-callout-header-name").value_or("x-from-callout"));
     no_path_ = h.get("x-callout-no-path").has_value();
+    const bool cancel_first = h.get("x-callout-cancel-first").has_value();
     out_ = "start=";
+    uint64_t first_id = 0;
     for (int i = 0; i < count; ++i) {
-      const sl_type_result rc = start(s);
+      uint64_t id = 0;
+      const sl_type_result rc = start(s, &id);
       out_ += std::to_string(rc) + ",";
       if (rc == SL_OK) ++pending_;
+      if (i == 0) first_id = id;
+    }
+    if (cancel_first) {
+      // Withdrawn: its completion never comes; a second cancel finds nothing in flight.
+      const sl_type_result once = s.cancelCallout(first_id);
+      if (once == SL_OK) --pending_;
+      out_ += " cancel=" + std::to_string(once) + "," + std::to_string(s.cancelCallout(first_id));
     }
     // A completion inside sl_host_callout would have been recorded before this point.
     out_ += " inside=" + std::to_string(done_ > 0 ? 1 : 0);
@@ -550,7 +560,8 @@ class CalloutFilter : public Filter {
             std::string(sluice::sdk::CalloutHeader(r, "x-origin").value_or("-"));
     if (chain_) {
       chain_ = false;  // one more, from this completion
-      const sl_type_result rc = start(s);
+      uint64_t id = 0;
+      const sl_type_result rc = start(s, &id);
       out_ += " chained=" + std::to_string(rc);
       if (rc == SL_OK) ++pending_;
     }
@@ -558,14 +569,13 @@ class CalloutFilter : public Filter {
   }
 
  private:
-  sl_type_result start(Stream& s) {
+  sl_type_result start(Stream& s, uint64_t* id) {
     std::vector<sl_type_header> h;
     h.push_back({sluice::sdk::Str(":method"), sluice::sdk::Str("POST")});
     if (!no_path_) h.push_back({sluice::sdk::Str(":path"), sluice::sdk::Str(path_)});
     h.push_back({sluice::sdk::Str(extra_name_), sluice::sdk::Str("1")});
-    uint64_t id = 0;
     return sl_host_callout(s.raw(), sluice::sdk::Str(cluster_), h.data(), h.size(),
-                           sluice::sdk::Str(body_), timeout_, &id);
+                           sluice::sdk::Str(body_), timeout_, id);
   }
   std::string cluster_, path_, body_, extra_name_, out_;
   uint64_t timeout_ = 0;

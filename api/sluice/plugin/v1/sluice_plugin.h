@@ -707,6 +707,12 @@ sl_type_result sl_host_timer_cancel(sl_type_stream* stream, uint64_t token);
 sl_type_result sl_host_callout(sl_type_stream* stream, sl_type_str cluster,
                                const sl_type_header* headers, size_t header_count, sl_type_str body,
                                uint64_t timeout_ms, uint64_t* callout_id);
+/* Since 1.3: withdraws callout `callout_id` of this filter (its answer is no longer wanted, e.g.
+ * the first of two alternatives answered): a waiting request leaves the pool's queue, an
+ * exchange under way closes its connection; sl_on_callout_done never comes for it. Counted in
+ * plugin.<filter>.callouts_cancelled. SL_ERR_NOT_FOUND: no such callout in flight (unknown, or
+ * already completed — from inside its own sl_on_callout_done too). */
+sl_type_result sl_host_callout_cancel(sl_type_stream* stream, uint64_t callout_id);
 
 /* Since 1.3: the stream's route (see ROUTES). Each chooses the route first if it is not chosen
  * yet (calling the definer's sl_on_route_select); from a request hook or later. */

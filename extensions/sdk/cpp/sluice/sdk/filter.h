@@ -342,6 +342,9 @@ class Stream {
     return sl_host_callout(s_, Str(cluster), h.data(), h.size(), Str(r.body), r.timeout_ms,
                            id != nullptr ? id : &ignored);
   }
+  // Withdraws callout `id` (ABI 1.3): its onCalloutDone never comes. SL_ERR_NOT_FOUND when it
+  // is not in flight.
+  sl_type_result cancelCallout(uint64_t id) const { return sl_host_callout_cancel(s_, id); }
 
  private:
   sl_type_stream* s_;
