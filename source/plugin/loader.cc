@@ -160,31 +160,7 @@ absl::StatusOr<std::unique_ptr<LoadedPlugin>> LoadPlugin(const std::string& path
         "plugin ", path,
         ": missing required symbol sl_on_config_new (declare it with SL_EXPORT and C linkage)"));
   }
-  Lookup(handle, "sl_on_filter_names", hooks.filter_names);
-  Lookup(handle, "sl_on_config_type", hooks.config_type);
-  Lookup(handle, "sl_on_config_destroy", hooks.config_destroy);
-  Lookup(handle, "sl_on_filter_new", hooks.filter_new);
-  Lookup(handle, "sl_on_filter_destroy", hooks.filter_destroy);
-  Lookup(handle, "sl_on_request_headers", hooks.request_headers);
-  Lookup(handle, "sl_on_request_body", hooks.request_body);
-  Lookup(handle, "sl_on_request_trailers", hooks.request_trailers);
-  Lookup(handle, "sl_on_response_headers", hooks.response_headers);
-  Lookup(handle, "sl_on_response_body", hooks.response_body);
-  Lookup(handle, "sl_on_response_trailers", hooks.response_trailers);
-  Lookup(handle, "sl_on_stream_complete", hooks.stream_complete);
-  Lookup(handle, "sl_on_timer", hooks.timer);
-  Lookup(handle, "sl_on_callout_done", hooks.callout_done);
-  // A plugin built for an older minor cannot mean the later hooks (a same-named function of
-  // its own would be called with arguments it does not expect).
-  if (minor >= 3) {
-    // Declared since 1.0 but first called in 1.3: the C++ SDK of 1.0-1.2 exported it from every
-    // plugin, which would make every stream of theirs measure its upstream attempts for nobody.
-    Lookup(handle, "sl_on_upstream_attempt_done", hooks.upstream_attempt_done);
-    Lookup(handle, "sl_on_route_config_type", hooks.route_config_type);
-    Lookup(handle, "sl_on_route_config_new", hooks.route_config_new);
-    Lookup(handle, "sl_on_route_config_destroy", hooks.route_config_destroy);
-    Lookup(handle, "sl_on_route_select", hooks.route_select);
-  }
+  LookupOptionalHooks(handle, minor, hooks);
 
   std::vector<std::string> names;
   if (hooks.filter_names != nullptr) {

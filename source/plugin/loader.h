@@ -7,36 +7,9 @@
 
 #include "absl/status/statusor.h"
 #include "api/sluice/plugin/v1/sluice_plugin.h"
+#include "source/plugin/hooks.h"
 
 namespace sluice::plugin {
-
-// The hooks one plugin exports (null: absent; abi_version and config_new never are).
-struct Hooks {
-  uint32_t (*abi_version)(void) = nullptr;
-  const char* const* (*filter_names)(void) = nullptr;
-  sl_type_result (*config_type)(sl_type_str, sl_type_config_type*) = nullptr;
-  sl_type_result (*config_new)(sl_type_config_host*, sl_type_str, sl_type_str, void**) = nullptr;
-  void (*config_destroy)(void*) = nullptr;
-  void* (*filter_new)(void*, sl_type_stream*) = nullptr;
-  void (*filter_destroy)(void*) = nullptr;
-  sl_type_action (*request_headers)(void*, sl_type_stream*, int) = nullptr;
-  sl_type_action (*request_body)(void*, sl_type_stream*, int) = nullptr;
-  sl_type_action (*request_trailers)(void*, sl_type_stream*) = nullptr;
-  sl_type_action (*response_headers)(void*, sl_type_stream*, int) = nullptr;
-  sl_type_action (*response_body)(void*, sl_type_stream*, int) = nullptr;
-  sl_type_action (*response_trailers)(void*, sl_type_stream*) = nullptr;
-  void (*stream_complete)(void*, sl_type_stream*) = nullptr;
-  void (*timer)(void*, sl_type_stream*, uint64_t) = nullptr;
-  void (*callout_done)(void*, sl_type_stream*, uint64_t, const sl_type_callout_result*) = nullptr;
-  int (*upstream_attempt_done)(void*, sl_type_stream*, const sl_type_attempt_result*,
-                               uint64_t*) = nullptr;
-  // Since 1.3 (looked up only in plugins built for 1.3 or later).
-  sl_type_result (*route_config_type)(sl_type_str, sl_type_config_type*) = nullptr;
-  sl_type_result (*route_config_new)(sl_type_config_host*, void*, sl_type_str, sl_type_str,
-                                     void**) = nullptr;
-  void (*route_config_destroy)(void*) = nullptr;
-  const sl_type_route* (*route_select)(void*, sl_type_stream*) = nullptr;
-};
 
 // A plugin file, loaded with dlopen(RTLD_NOW | RTLD_LOCAL) after the version handshake. Never
 // unloaded: generated protobuf code it registered, static objects and threads it started may

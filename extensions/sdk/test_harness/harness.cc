@@ -77,27 +77,8 @@ std::unique_ptr<Plugin> Open(void* handle, const std::string& path, const std::s
     *error = path + ": no sl_on_config_new";
     return nullptr;
   }
-  Sym(handle, "sl_on_filter_names", h.filter_names);
-  Sym(handle, "sl_on_config_type", h.config_type);
-  Sym(handle, "sl_on_config_destroy", h.config_destroy);
-  Sym(handle, "sl_on_filter_new", h.filter_new);
-  Sym(handle, "sl_on_filter_destroy", h.filter_destroy);
-  Sym(handle, "sl_on_request_headers", h.request_headers);
-  Sym(handle, "sl_on_request_body", h.request_body);
-  Sym(handle, "sl_on_request_trailers", h.request_trailers);
-  Sym(handle, "sl_on_response_headers", h.response_headers);
-  Sym(handle, "sl_on_response_body", h.response_body);
-  Sym(handle, "sl_on_response_trailers", h.response_trailers);
-  Sym(handle, "sl_on_stream_complete", h.stream_complete);
-  Sym(handle, "sl_on_timer", h.timer);
-  Sym(handle, "sl_on_callout_done", h.callout_done);
-  Sym(handle, "sl_on_upstream_attempt_done", h.upstream_attempt_done);
-  if ((v & 0xffff) >= 3) {
-    Sym(handle, "sl_on_route_config_type", h.route_config_type);
-    Sym(handle, "sl_on_route_config_new", h.route_config_new);
-    Sym(handle, "sl_on_route_config_destroy", h.route_config_destroy);
-    Sym(handle, "sl_on_route_select", h.route_select);
-  }
+  // The loader's own lookup: the same hooks of the same plugin as in sluice.
+  sluice::plugin::LookupOptionalHooks(handle, v & 0xffff, h);
   auto impl = std::make_unique<Plugin::Impl>();
   impl->path = path;
   impl->version = v;

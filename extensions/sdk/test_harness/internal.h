@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "extensions/sdk/test_harness/sluice/plugin_test/harness.h"
+#include "source/plugin/hooks.h"
 
 namespace google::protobuf {
 class DescriptorPool;
@@ -22,31 +23,7 @@ class DynamicMessageFactory;
 
 namespace sluice::plugin_test {
 
-struct Hooks {
-  uint32_t (*abi_version)(void) = nullptr;
-  const char* const* (*filter_names)(void) = nullptr;
-  sl_type_result (*config_type)(sl_type_str, sl_type_config_type*) = nullptr;
-  sl_type_result (*config_new)(sl_type_config_host*, sl_type_str, sl_type_str, void**) = nullptr;
-  void (*config_destroy)(void*) = nullptr;
-  void* (*filter_new)(void*, sl_type_stream*) = nullptr;
-  void (*filter_destroy)(void*) = nullptr;
-  sl_type_action (*request_headers)(void*, sl_type_stream*, int) = nullptr;
-  sl_type_action (*request_body)(void*, sl_type_stream*, int) = nullptr;
-  sl_type_action (*request_trailers)(void*, sl_type_stream*) = nullptr;
-  sl_type_action (*response_headers)(void*, sl_type_stream*, int) = nullptr;
-  sl_type_action (*response_body)(void*, sl_type_stream*, int) = nullptr;
-  sl_type_action (*response_trailers)(void*, sl_type_stream*) = nullptr;
-  void (*stream_complete)(void*, sl_type_stream*) = nullptr;
-  void (*timer)(void*, sl_type_stream*, uint64_t) = nullptr;
-  void (*callout_done)(void*, sl_type_stream*, uint64_t, const sl_type_callout_result*) = nullptr;
-  int (*upstream_attempt_done)(void*, sl_type_stream*, const sl_type_attempt_result*,
-                               uint64_t*) = nullptr;
-  sl_type_result (*route_config_type)(sl_type_str, sl_type_config_type*) = nullptr;
-  sl_type_result (*route_config_new)(sl_type_config_host*, void*, sl_type_str, sl_type_str,
-                                     void**) = nullptr;
-  void (*route_config_destroy)(void*) = nullptr;
-  const sl_type_route* (*route_select)(void*, sl_type_stream*) = nullptr;
-};
+using sluice::plugin::Hooks;
 
 struct Plugin::Impl {
   std::string path;
