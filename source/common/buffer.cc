@@ -404,6 +404,24 @@ IoResult Buffer::readFrom(int fd, size_t max_length) {
   return IoResult{rc, 0};
 }
 
+absl::Span<uint8_t> Buffer::reserve(size_t min) {
+  if (!slices_.empty() && slices_.back().reservable() >= min && min != 0) {
+    Slice& tail = slices_.back();
+    return {tail.reserveBase(), tail.reservable()};
+  }
+  slices_.pushBack(Slice::create(std::max<size_t>(min, 4096)));
+  Slice& tail = slices_.back();
+  return {tail.reserveBase(), tail.reservable()};
+}
+
+void Buffer::commit(size_t n) {
+  if (slices_.empty()) return;
+  Slice& tail = slices_.back();
+  tail.commit(n);
+  length_ += n;
+  if (tail.length() == 0) slices_.popBack();  // a reservation nothing was written into
+}
+
 IoResult Buffer::writeTo(int fd) {
   if (slices_.empty()) {
     return IoResult{0, 0};

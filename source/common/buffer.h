@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "absl/types/span.h"
+
 namespace sluice {
 
 // Result of one read/write system call through a buffer.
@@ -149,6 +151,12 @@ class Buffer {
   std::string toString() const;
   // Fills up to `max` iovecs with the content, front first; returns how many were filled.
   size_t peek(struct iovec* iov, size_t max) const;
+
+  // Room to write into at the end, without a copy: the tail slice's free room when it has at
+  // least `min` bytes, else a new empty slice of at least `min` bytes appended. Fill some of it,
+  // then commit() what was written (committing 0 is fine; an empty new slice is dropped then).
+  absl::Span<uint8_t> reserve(size_t min);
+  void commit(size_t n);
 
   // readv(2) from `fd` into reserved space of up to `max_length` bytes: the tail slice's room
   // plus new slices as needed. On EAGAIN/EOF/error nothing is allocated that stays allocated.

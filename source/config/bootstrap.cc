@@ -381,16 +381,18 @@ void CheckHttpConnectionManager(const v1::HttpConnectionManager& hcm, absl::stri
   }
 }
 
-void CheckFilters(const v1::Listener& listener, absl::string_view path,
-                  const std::set<std::string>& clusters, Problems& problems) {
-  const int count = listener.filters_size();
+// `path`: the field holding the filters ("listeners[0].filters").
+void CheckFilters(const google::protobuf::RepeatedPtrField<v1::NetworkFilter>& filters,
+                  absl::string_view path, const std::set<std::string>& clusters,
+                  Problems& problems) {
+  const int count = filters.size();
   if (count == 0) {
-    problems.Add(Field(path, "filters"), "at least one network filter is required");
+    problems.Add(path, "at least one network filter is required");
     return;
   }
   for (int i = 0; i < count; ++i) {
-    const v1::NetworkFilter& filter = listener.filters(i);
-    const std::string filter_path = Index(Field(path, "filters"), i);
+    const v1::NetworkFilter& filter = filters.Get(i);
+    const std::string filter_path = Index(path, i);
     CheckName(filter.name(), Field(filter_path, "name"), /*required=*/false, problems);
     switch (filter.config_type_case()) {
       case v1::NetworkFilter::CONFIG_TYPE_NOT_SET: {
@@ -477,7 +479,31 @@ void CheckListener(const v1::Listener& listener, absl::string_view path,
       CheckKeepaliveSeconds(keepalive.interval(), Field(keepalive_path, "interval"), problems);
     }
   }
-  CheckFilters(listener, path, clusters, problems);
+  const bool chains = listener.filter_chains_size() > 0 || listener.has_default_filter_chain();
+  if (listener.filters_size() > 0 && chains) {
+    problems.Add(Field(path, "filters"),
+                 "give either filters (one plaintext chain) or filter_chains / "
+                 "default_filter_chain, not both");
+  } else if (!chains) {
+    CheckFilters(listener.filters(), Field(path, "filters"), clusters, problems);
+  }
+  for (int i = 0; i < listener.filter_chains_size(); ++i) {
+    const v1::FilterChain& chain = listener.filter_chains(i);
+    const std::string chain_path = Index(Field(path, "filter_chains"), i);
+    CheckName(chain.name(), Field(chain_path, "name"), /*required=*/false, problems);
+    CheckFilters(chain.filters(), Field(chain_path, "filters"), clusters, problems);
+  }
+  if (listener.has_default_filter_chain()) {
+    const std::string chain_path = Field(path, "default_filter_chain");
+    CheckName(listener.default_filter_chain().name(), Field(chain_path, "name"),
+              /*required=*/false, problems);
+    if (listener.default_filter_chain().has_filter_chain_match()) {
+      problems.Add(Field(chain_path, "filter_chain_match"),
+                   "the default chain takes what no other chain matches: it has no match");
+    }
+    CheckFilters(listener.default_filter_chain().filters(), Field(chain_path, "filters"), clusters,
+                 problems);
+  }
 }
 
 // A DNS name as RFC 1123 allows a host name: dot-separated labels of letters, digits and

@@ -68,6 +68,10 @@ class EmbeddedFileEvent {
   bool assigned() const { return poller_ != nullptr; }
   // Removes any interest and unbinds (before the fd is closed).
   void reset();
+  // Delivers `ready` (masked by the interest at delivery time) soon, from the loop, as if the
+  // kernel had reported it: for readiness the socket cannot report (a TLS layer holding
+  // decrypted bytes already taken from the kernel). Repeated calls before delivery merge.
+  void activate(uint32_t ready);
 
   // While the dispatcher is running an embedded event's callback (this one's or another's),
   // queues `fn(owner)` to run once that callback has returned, and returns true; returns false

@@ -20,9 +20,12 @@ IoPoller::IoPoller(::event_base* base) {
   }
   event_assign(&event_, base, epfd_, EV_READ | EV_PERSIST, &IoPoller::onReadable, this);
   event_add(&event_, nullptr);
+  // No fd: made active by hand (event_active) only.
+  event_assign(&activate_event_, base, -1, 0, &IoPoller::onActivated, this);
 }
 
 IoPoller::~IoPoller() {
+  event_del(&activate_event_);
   event_del(&event_);
   ::close(epfd_);
 }
@@ -57,6 +60,12 @@ void IoPoller::update(EmbeddedFileEvent& ev, uint32_t events) {
 
 void IoPoller::forget(EmbeddedFileEvent& ev) {
   update(ev, 0);
+  for (auto& a : activated_) {
+    if (a.first == &ev) a.first = nullptr;
+  }
+  for (auto& a : activated_running_) {
+    if (a.first == &ev) a.first = nullptr;
+  }
   for (int i = batch_next_; i < batch_size_; ++i) {
     if (batch_[i].data.ptr == &ev) batch_[i].data.ptr = nullptr;
   }
@@ -64,6 +73,48 @@ void IoPoller::forget(EmbeddedFileEvent& ev) {
 
 void IoPoller::onReadable(evutil_socket_t, short, void* arg) {
   static_cast<IoPoller*>(arg)->dispatch();
+}
+
+void IoPoller::onActivated(evutil_socket_t, short, void* arg) {
+  static_cast<IoPoller*>(arg)->dispatchActivated();
+}
+
+void IoPoller::activate(EmbeddedFileEvent& ev, uint32_t ready) {
+  for (auto& a : activated_) {
+    if (a.first == &ev) {
+      a.second |= ready;
+      return;
+    }
+  }
+  if (activated_.empty()) event_active(&activate_event_, 0, 0);
+  activated_.emplace_back(&ev, ready);
+}
+
+void IoPoller::dispatchActivated() {
+  // Activations made by these callbacks run on the next pass of the loop, after the kernel's
+  // readiness and the timers had their turn (one connection cannot monopolise the worker).
+  activated_running_.swap(activated_);
+  for (size_t i = 0; i < activated_running_.size(); ++i) {
+    EmbeddedFileEvent* ev = activated_running_[i].first;
+    if (ev == nullptr) continue;  // forgotten meanwhile
+    const uint32_t ready = activated_running_[i].second & ev->enabled_;
+    if (ready != 0) deliver(*ev, ready);
+  }
+  activated_running_.clear();
+}
+
+void IoPoller::deliver(EmbeddedFileEvent& ev, uint32_t ready) {
+  in_callback_ = true;
+  ev.callback_(ev.owner_, ready);
+  // What the callback deferred (gathered writes) runs now; those may defer more.
+  while (!deferred_.empty()) {
+    running_.swap(deferred_);
+    for (size_t i = 0; i < running_.size(); ++i) {
+      if (running_[i].second != nullptr) running_[i].first(running_[i].second);
+    }
+    running_.clear();
+  }
+  in_callback_ = false;
 }
 
 void IoPoller::dispatch() {
@@ -85,17 +136,7 @@ void IoPoller::dispatch() {
     // The interest may have narrowed earlier in this batch.
     ready &= ev->enabled_;
     if (ready == 0) continue;
-    in_callback_ = true;
-    ev->callback_(ev->owner_, ready);
-    // What the callback deferred (gathered writes) runs now; those may defer more.
-    while (!deferred_.empty()) {
-      running_.swap(deferred_);
-      for (size_t i = 0; i < running_.size(); ++i) {
-        if (running_[i].second != nullptr) running_[i].first(running_[i].second);
-      }
-      running_.clear();
-    }
-    in_callback_ = false;
+    deliver(*ev, ready);
   }
   batch_size_ = batch_next_ = 0;
 }
@@ -136,6 +177,10 @@ void EmbeddedFileEvent::setEnabled(uint32_t events) {
   if (poller_ == nullptr || events == enabled_) return;
   enabled_ = static_cast<uint8_t>(events);
   poller_->update(*this, events);
+}
+
+void EmbeddedFileEvent::activate(uint32_t ready) {
+  if (poller_ != nullptr) poller_->activate(*this, ready);
 }
 
 void EmbeddedFileEvent::reset() {

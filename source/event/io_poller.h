@@ -40,6 +40,9 @@ class IoPoller {
   // readiness already collected for it is never delivered (it may be freed right after).
   void forget(EmbeddedFileEvent& ev);
 
+  // See EmbeddedFileEvent::activate.
+  void activate(EmbeddedFileEvent& ev, uint32_t ready);
+
   // See EmbeddedFileEvent::deferToEndOfCallback.
   bool deferToEndOfCallback(EmbeddedFileEvent::FlushCallback fn, void* owner);
   void cancelDeferred(void* owner);
@@ -57,7 +60,11 @@ class IoPoller {
 
  private:
   static void onReadable(evutil_socket_t, short, void* arg);
+  static void onActivated(evutil_socket_t, short, void* arg);
   void dispatch();
+  void dispatchActivated();
+  // Runs one event's callback, then what it deferred.
+  void deliver(EmbeddedFileEvent& ev, uint32_t ready);
 
   int epfd_;
   struct ::event event_;
@@ -70,6 +77,11 @@ class IoPoller {
   // Run after the current callback, in order (owners set to null were withdrawn).
   std::vector<std::pair<EmbeddedFileEvent::FlushCallback, void*>> deferred_;
   std::vector<std::pair<EmbeddedFileEvent::FlushCallback, void*>> running_;
+  // Activated by hand (EmbeddedFileEvent::activate), delivered from `activate_event_`; entries
+  // of events forgotten meanwhile are cleared.
+  struct ::event activate_event_;
+  std::vector<std::pair<EmbeddedFileEvent*, uint32_t>> activated_;
+  std::vector<std::pair<EmbeddedFileEvent*, uint32_t>> activated_running_;
 };
 
 }  // namespace sluice::event

@@ -290,6 +290,7 @@ ConnectionManagerImpl::ActiveStream::ActiveStream(ConnectionManagerImpl& hcm,
       filter_count_(hcm.config_->filter_factories.size()) {
   info_.downstream_remote = hcm.connection_->remoteAddress();
   info_.downstream_local = hcm.connection_->localAddress();
+  info_.downstream_ssl = hcm.connection_->ssl();
   info_.start = hcm.context_.dispatcher().now();
   const auto& factories = hcm.config_->filter_factories;
   for (size_t i = 0; i < filter_count_; ++i) {
@@ -834,7 +835,7 @@ void ConnectionManagerImpl::ActiveStream::startUpstream(bool end_stream) {
     return;
   }
   // Proxy fields (RFC 7239's de-facto predecessors): the client's address in X-Forwarded-For
-  // as configured, the scheme it used in X-Forwarded-Proto (this hop's: plain HTTP).
+  // as configured, the scheme it used in X-Forwarded-Proto (this hop's).
   using ForwardedFor = ConnectionManagerConfig::ForwardedFor;
   const ForwardedFor xff = hcm_.config_->forwarded_for;
   if (xff != ForwardedFor::kKeep) {
@@ -853,7 +854,7 @@ void ConnectionManagerImpl::ActiveStream::startUpstream(bool end_stream) {
       head.headers.set("X-Forwarded-For", client);
     }
   }
-  head.headers.set("X-Forwarded-Proto", "http");
+  head.headers.set("X-Forwarded-Proto", info_.scheme());
   if (!hcm_.config_->via.empty()) head.headers.add("Via", hcm_.config_->via);
   if (hcm_.config_->forward_path_as_received && head.target.data() == canonical_target_.data() &&
       head.target.size() == canonical_target_.size()) {

@@ -19,7 +19,8 @@ void ConnectTunnel::start(RequestHead&, bool end_stream, bool) {
     return;
   }
   const upstream::Cluster& cluster = *target_.cluster;
-  connection_ = std::make_unique<network::ConnectionImpl>(dispatcher_, *host, nullptr);
+  connection_ = network::CreateClientConnection(dispatcher_, *host,
+                                                cluster.poolSettings().transport_socket_factory);
   connection_->enableHalfClose(true);
   connection_->setBufferLimits(cluster.bufferLimit());
   connection_->addConnectionCallbacks(*this);

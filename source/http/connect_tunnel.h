@@ -5,7 +5,7 @@
 #include "source/common/buffer.h"
 #include "source/event/dispatcher.h"
 #include "source/http/upstream_request.h"
-#include "source/network/connection_impl.h"
+#include "source/network/connection.h"
 #include "source/upstream/cluster.h"
 
 namespace sluice::http {
@@ -48,7 +48,7 @@ class ConnectTunnel : public UpstreamExchange,
   void closeUpstream(network::CloseType how);
   void releaseActive();
 
-  std::unique_ptr<network::ConnectionImpl> connection_;
+  network::ConnectionPtr connection_;
   Buffer held_;  // the client's bytes before the connection is up (bounded)
   bool held_end_ = false;
   bool connected_ = false;

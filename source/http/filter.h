@@ -14,6 +14,7 @@
 #include "source/http/codec.h"
 #include "source/http/header_map.h"
 #include "source/network/address.h"
+#include "source/network/transport_socket.h"
 
 namespace sluice::http {
 
@@ -61,6 +62,11 @@ struct StreamInfo {
   network::Address downstream_remote;
   network::Address downstream_local;
   Protocol protocol = Protocol::kHttp11;
+  // The downstream TLS session (lives as long as the connection, which outlives its streams);
+  // null for plaintext.
+  const network::SslConnectionInfo* downstream_ssl = nullptr;
+  // "https" over TLS, else "http": what the client used, for :scheme and X-Forwarded-Proto.
+  std::string_view scheme() const { return downstream_ssl != nullptr ? "https" : "http"; }
   std::chrono::steady_clock::time_point start;
   uint16_t response_code = 0;
   uint64_t bytes_received = 0;

@@ -8,11 +8,12 @@
 #include "source/common/buffer.h"
 #include "source/event/dispatcher.h"
 #include "source/network/address.h"
+#include "source/network/transport_socket.h"
 
 namespace sluice::network {
 
 enum class ConnectionEvent {
-  kConnected,    // a client connection finished its connect
+  kConnected,    // the transport is ready: TCP connected (and, for TLS, the handshake done)
   kRemoteClose,  // the peer closed or reset, or an I/O error
   kLocalClose,   // close() was called on this side
 };
@@ -97,7 +98,8 @@ class Connection : public event::DeferredDeletable {
   virtual void connect() = 0;
 
   // Moves all of `data` into the write buffer and writes what the kernel takes now.
-  // `end_stream`: half-close (shutdown SHUT_WR) once everything is written.
+  // `end_stream`: half-close once everything is written (through the transport: TLS sends its
+  // close_notify before the FIN).
   virtual void write(Buffer& data, bool end_stream) = 0;
   virtual void close(CloseType type) = 0;
   // Lingering close (nginx's lingering_close): sends what is buffered, half-closes, then reads
@@ -123,10 +125,26 @@ class Connection : public event::DeferredDeletable {
   // waiting in the socket (one non-blocking recv(MSG_PEEK)). For a connection believed idle,
   // true means the client's next request is already on its way.
   virtual bool inputPending() const = 0;
+  // For a connection that has been idle (nothing expected from the peer): false when the peer
+  // closed it or sent bytes nobody asked for — either way it cannot carry a next exchange.
+  virtual bool idlePeerAlive() const = 0;
 
   virtual const Address& remoteAddress() const = 0;
   virtual const Address& localAddress() const = 0;
+  // The application protocol the transport negotiated (ALPN); empty: none.
+  virtual std::string_view nextProtocol() const = 0;
+  // The TLS session; null for a plaintext connection.
+  virtual const SslConnectionInfo* ssl() const = 0;
+  // "tcp" or "tls".
+  virtual std::string_view transportProtocol() const = 0;
 };
 using ConnectionPtr = std::unique_ptr<Connection>;
+
+// Builds a client (upstream) connection to `remote`; call connect() to start it. Every client
+// connection is built here — pools, tunnels, the TCP proxy, callouts — so that the transport is
+// chosen in one place: `factory`'s (the cluster's), plain TCP when null.
+ConnectionPtr CreateClientConnection(event::Dispatcher& dispatcher, const Address& remote,
+                                     const TransportSocketFactory* factory,
+                                     const TransportSocketOptions* options = nullptr);
 
 }  // namespace sluice::network

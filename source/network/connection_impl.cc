@@ -13,36 +13,42 @@ namespace sluice::network {
 
 namespace {
 std::atomic<uint64_t> g_next_id{1};
-
-TransportSocket& SharedRawSocket() {
-  static RawBufferSocket raw;  // stateless: one for every plain connection
-  return raw;
-}
 }  // namespace
 
 ConnectionImpl::ConnectionImpl(event::Dispatcher& dispatcher, int fd, TransportSocketPtr transport,
-                               const Address& remote, const Address& local)
+                               const Address& remote, const Address& local, Buffer* initial_input)
     : id_(g_next_id.fetch_add(1, std::memory_order_relaxed)),
       dispatcher_(dispatcher),
       fd_(fd),
-      transport_(transport ? transport.get() : &SharedRawSocket()),
+      transport_(transport ? transport.get() : &raw_transport_),
       owned_transport_(std::move(transport)),
       remote_(remote),
       local_(local) {
+  transport_->setTransportSocketCallbacks(*this);
+  if (initial_input != nullptr) transport_->prependReadData(*initial_input);
   // No interest until initializeReadFilters(): filters must be in place before the first read.
   file_event_.assign(
       dispatcher_, fd_,
       &event::EmbeddedFileEvent::Trampoline<ConnectionImpl, &ConnectionImpl::onFileEvent>, this);
-  transport_->onConnected();
 }
 
 ConnectionImpl::ConnectionImpl(event::Dispatcher& dispatcher, const Address& remote,
                                TransportSocketPtr transport)
     : id_(g_next_id.fetch_add(1, std::memory_order_relaxed)),
       dispatcher_(dispatcher),
-      transport_(transport ? transport.get() : &SharedRawSocket()),
+      transport_(transport ? transport.get() : &raw_transport_),
       owned_transport_(std::move(transport)),
-      remote_(remote) {}
+      remote_(remote) {
+  transport_->setTransportSocketCallbacks(*this);
+}
+
+ConnectionPtr CreateClientConnection(event::Dispatcher& dispatcher, const Address& remote,
+                                     const TransportSocketFactory* factory,
+                                     const TransportSocketOptions* options) {
+  TransportSocketPtr transport;
+  if (factory != nullptr) transport = factory->createTransportSocket(options);
+  return std::make_unique<ConnectionImpl>(dispatcher, remote, std::move(transport));
+}
 
 ConnectionImpl::Peeked ConnectionImpl::peekSocket() const {
   char byte;
@@ -60,6 +66,7 @@ bool ConnectionImpl::idlePeerAlive() const {
 
 bool ConnectionImpl::inputPending() const {
   if (buffers_ && !buffers_->read.empty()) return true;
+  if (transport_->hasBufferedInput()) return true;
   if (fd_ < 0 || state_ != ConnectionState::kOpen || read_end_) return false;
   return peekSocket() == Peeked::kData;
 }
@@ -92,7 +99,21 @@ void ConnectionImpl::initializeReadFilters() {
       break;
     }
   }
-  if (state_ == ConnectionState::kOpen) updateEvents();
+  // An accepted connection's transport starts now (TLS waits for the ClientHello; a plain
+  // socket reports kConnected), and reading with it.
+  if (state_ == ConnectionState::kOpen && !connecting_ && fd_ >= 0 && !transport_started_) {
+    transport_started_ = true;
+    transport_->onConnected();
+  }
+  if (state_ == ConnectionState::kOpen) {
+    updateEvents();
+    // Bytes read before the connection existed announce themselves no more.
+    if (transport_->hasBufferedInput()) setTransportSocketIsReadable();
+  }
+}
+
+void ConnectionImpl::setTransportSocketIsReadable() {
+  if (state_ != ConnectionState::kClosed) file_event_.activate(event::kRead);
 }
 
 void ConnectionImpl::drain() {
@@ -146,12 +167,13 @@ void ConnectionImpl::onConnectDone() {
     return;
   }
   connecting_ = false;
+  transport_started_ = true;
   if (auto local = Address::localOf(fd_); local.ok()) local_ = *local;
   SetNoDelay(fd_, true);
+  // Plain TCP raises kConnected now; TLS sends its ClientHello and raises it after the handshake.
   transport_->onConnected();
-  raiseEvent(ConnectionEvent::kConnected);
   if (state_ == ConnectionState::kClosed) return;
-  if (writePending() || write_end_) {
+  if (wantsWrite()) {
     onWriteReady();
   } else {
     updateEvents();
@@ -169,17 +191,20 @@ void ConnectionImpl::onReadReady() {
   const uint64_t limit = high_watermark_ != 0
                              ? std::min<uint64_t>(kMaxReadPerEvent, high_watermark_)
                              : kMaxReadPerEvent;
-  IoOutcome out = transport_->doRead(fd_, buffers().read, limit);
+  IoOutcome out = transport_->doRead(buffers().read, limit);
   if (out.action == PostIoAction::kClose) {
     closeSocket(ConnectionEvent::kRemoteClose);
     return;
   }
+  // A handshake finishing inside the read may have closed us (a kConnected observer).
+  if (state_ == ConnectionState::kClosed) return;
   if (out.end_stream) read_end_ = true;
   if (out.bytes > 0 || out.end_stream) dispatchRead();
   if (state_ == ConnectionState::kClosed) return;
   // What the filters wrote during this event goes out now, in one writev (a response head and
-  // body written separately still cost one syscall).
-  if (writePending() || (write_end_ && !shutdown_sent_)) {
+  // body written separately still cost one syscall); so does what the transport produced (a
+  // handshake flight).
+  if (wantsWrite()) {
     onWriteReady();
     if (state_ == ConnectionState::kClosed) return;
   }
@@ -234,28 +259,28 @@ void ConnectionImpl::write(Buffer& data, bool end_stream) {
 void ConnectionImpl::flushDeferred() {
   flush_deferred_ = false;
   if (state_ == ConnectionState::kClosed || fd_ < 0 || connecting_) return;
-  if (writePending() || (write_end_ && !shutdown_sent_) || state_ == ConnectionState::kClosing) {
+  if (wantsWrite() || state_ == ConnectionState::kClosing) {
     onWriteReady();
   }
   if (state_ != ConnectionState::kClosed && !in_event_) releaseIdleBuffers();
 }
 
 void ConnectionImpl::onWriteReady() {
-  if (writePending()) {
-    IoOutcome out = transport_->doWrite(fd_, buffers_->write);
+  // A lingering close half-closes once the reply is out, as end_stream does.
+  const bool end = (write_end_ || linger_ != nullptr) && !shutdown_sent_;
+  bool shut_now = false;
+  if (writePending() || transport_->hasPendingWrite() || end) {
+    IoOutcome out = transport_->doWrite(buffers().write, end);
     if (out.action == PostIoAction::kClose) {
       closeSocket(ConnectionEvent::kRemoteClose);
       return;
     }
+    if (out.end_stream && end) shutdown_sent_ = shut_now = true;
   }
-  if (!writePending()) {
+  if (!writePending() && !transport_->hasPendingWrite()) {
     if (linger_) {
-      // Everything is out: our FIN follows it, and the peer's bytes are read until its own.
-      if (!shutdown_sent_) {
-        ::shutdown(fd_, SHUT_WR);
-        shutdown_sent_ = true;
-        armLingerTimer();
-      }
+      // Everything is out and our FIN follows it; the peer's bytes are read until its own.
+      if (shut_now) armLingerTimer();
       if (read_end_) {
         closeSocket(ConnectionEvent::kLocalClose);
         return;
@@ -267,13 +292,9 @@ void ConnectionImpl::onWriteReady() {
       closeSocket(ConnectionEvent::kLocalClose);
       return;
     }
-    if (write_end_ && !shutdown_sent_) {
-      ::shutdown(fd_, SHUT_WR);
-      shutdown_sent_ = true;
-      if (read_end_) {  // Both directions are done.
-        closeSocket(ConnectionEvent::kLocalClose);
-        return;
-      }
+    if (shut_now && read_end_) {  // Both directions are done.
+      closeSocket(ConnectionEvent::kLocalClose);
+      return;
     }
   }
   checkWatermarks();
@@ -300,7 +321,11 @@ void ConnectionImpl::readDisable(bool disable) {
   if (disable) {
     if (++read_disable_count_ == 1 && state_ == ConnectionState::kOpen) updateEvents();
   } else if (read_disable_count_ > 0) {
-    if (--read_disable_count_ == 0 && state_ == ConnectionState::kOpen) updateEvents();
+    if (--read_disable_count_ == 0 && state_ == ConnectionState::kOpen) {
+      updateEvents();
+      // Input the transport already took from the kernel announces itself no more.
+      if (transport_->hasBufferedInput()) setTransportSocketIsReadable();
+    }
   }
 }
 
@@ -314,14 +339,15 @@ void ConnectionImpl::updateEvents() {
         (linger_ && !read_end_)) {
       mask |= event::kRead;
     }
-    if (writePending() || (write_end_ && !shutdown_sent_)) mask |= event::kWrite;
+    if (wantsWrite()) mask |= event::kWrite;
   }
   file_event_.setEnabled(mask);
 }
 
 void ConnectionImpl::close(CloseType type) {
   if (state_ == ConnectionState::kClosed) return;
-  if (type == CloseType::kFlushWrite && writePending() && !connecting_ && fd_ >= 0) {
+  if (type == CloseType::kFlushWrite && (writePending() || transport_->hasPendingWrite()) &&
+      !connecting_ && fd_ >= 0) {
     if (state_ == ConnectionState::kClosing) return;
     state_ = ConnectionState::kClosing;
     // Unread input is dropped (a filter inside onData keeps its `data` until it returns).
@@ -361,7 +387,7 @@ void ConnectionImpl::closeLingering(std::chrono::milliseconds idle,
       SLUICE_LOG(kDebug, "[C%d] flush or linger timeout; closing", id_);
       closeSocket(ConnectionEvent::kLocalClose);
     });
-  if (writePending()) {
+  if (writePending() || transport_->hasPendingWrite()) {
     // The reply goes out first, bounded as any flush is.
     timer_->enableTimer(std::min(kFlushTimeout, total));
     updateEvents();
@@ -410,6 +436,8 @@ void ConnectionImpl::closeSocket(ConnectionEvent event) {
   file_event_.reset();
   if (timer_) timer_->disableTimer();
   if (fd_ >= 0) {
+    // Its last words (TLS: close_notify, best effort) unless the socket is to be reset.
+    if (transport_started_) transport_->closeSocket(event);
     ::close(fd_);
     fd_ = -1;
   }

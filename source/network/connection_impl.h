@@ -13,11 +13,16 @@ namespace sluice::network {
 
 // A connection over a non-blocking fd, driven by level-triggered events: read interest while
 // reads are enabled, write interest only while bytes (or a pending half-close) wait to be written.
-class ConnectionImpl : public Connection, private ReadFilterCallbacks {
+class ConnectionImpl : public Connection,
+                       private ReadFilterCallbacks,
+                       private TransportSocketCallbacks {
  public:
-  // An accepted connection (takes ownership of `fd`). A null `transport` means plain TCP.
+  // An accepted connection (takes ownership of `fd`). A null `transport` means plain TCP. The
+  // transport's onConnected runs in initializeReadFilters, once the filters are in place.
+  // `initial_input`: bytes already read from `fd` (a ClientHello read to choose the filter
+  // chain), handed to the transport to read first.
   ConnectionImpl(event::Dispatcher& dispatcher, int fd, TransportSocketPtr transport,
-                 const Address& remote, const Address& local);
+                 const Address& remote, const Address& local, Buffer* initial_input = nullptr);
   // A client connection to `remote`; call connect() to start it. Null `transport`: plain TCP.
   ConnectionImpl(event::Dispatcher& dispatcher, const Address& remote,
                  TransportSocketPtr transport);
@@ -43,10 +48,11 @@ class ConnectionImpl : public Connection, private ReadFilterCallbacks {
   bool inputPending() const override;
   const Address& remoteAddress() const override { return remote_; }
   const Address& localAddress() const override { return local_; }
-  // For a connection that has been idle (nothing expected from the peer): false when the peer
-  // closed it or sent bytes nobody asked for — either way it cannot carry a next exchange. One
-  // non-blocking recv(MSG_PEEK); the event loop finds the same later, this finds it now.
-  bool idlePeerAlive() const;
+  std::string_view nextProtocol() const override { return transport_->nextProtocol(); }
+  const SslConnectionInfo* ssl() const override { return transport_->ssl(); }
+  std::string_view transportProtocol() const override { return transport_->protocol(); }
+  // One non-blocking recv(MSG_PEEK); the event loop finds the same later, this finds it now.
+  bool idlePeerAlive() const override;
 
   // How long close(kFlushWrite) may wait for the peer to take the buffered bytes.
   static constexpr std::chrono::milliseconds kFlushTimeout{5000};
@@ -57,7 +63,15 @@ class ConnectionImpl : public Connection, private ReadFilterCallbacks {
   // What one non-blocking recv(MSG_PEEK) of a byte finds on the socket.
   enum class Peeked { kNothing, kData, kClosed };
   Peeked peekSocket() const;
+  // ReadFilterCallbacks and TransportSocketCallbacks
   Connection& connection() override { return *this; }
+  int fd() const override { return fd_; }
+  void setTransportSocketIsReadable() override;
+  void raiseEvent(ConnectionEvent event) override;
+  // Bytes (ours or the transport's) or a half-close wait for the socket.
+  bool wantsWrite() const {
+    return writePending() || transport_->hasPendingWrite() || (write_end_ && !shutdown_sent_);
+  }
   void onFileEvent(uint32_t ready);
   void onConnectDone();
   void onReadReady();
@@ -69,17 +83,17 @@ class ConnectionImpl : public Connection, private ReadFilterCallbacks {
   // Lingering close: reads and drops what the peer sends; closes at its EOF or error.
   void lingerRead();
   void armLingerTimer();
-  void raiseEvent(ConnectionEvent event);
   void flushDeferred();
   static void FlushTrampoline(void* self) { static_cast<ConnectionImpl*>(self)->flushDeferred(); }
 
   const uint64_t id_;
   event::Dispatcher& dispatcher_;
   int fd_ = -1;
-  // The transport in use: `owned_transport_`, or the shared stateless plain-TCP one (so that a
-  // plain connection costs no allocation for it).
+  // The transport in use: `owned_transport_`, or the embedded plain-TCP one (so that a plain
+  // connection costs no allocation for it).
   TransportSocket* transport_;
   TransportSocketPtr owned_transport_;
+  RawBufferSocket raw_transport_;
   Address remote_;
   Address local_;
   // Embedded: no allocation for the socket's readiness (connections exist by the ten thousand).
@@ -117,10 +131,11 @@ class ConnectionImpl : public Connection, private ReadFilterCallbacks {
   uint32_t high_watermark_ = 0;
   bool above_high_ = false;
   bool connecting_ = false;
+  bool transport_started_ = false;  // its onConnected ran
   bool half_close_ = false;
   bool read_end_ = false;          // the peer's FIN was seen
   bool write_end_ = false;         // end_stream was written into the buffer
-  bool shutdown_sent_ = false;     // shutdown(SHUT_WR) done
+  bool shutdown_sent_ = false;     // the transport's half-close is done
   bool in_event_ = false;          // inside onFileEvent: buffers may be referenced up the stack
   bool in_read_dispatch_ = false;  // read filters running: their writes are gathered
   // A flush is queued for the end of the current event callback (another connection's): what

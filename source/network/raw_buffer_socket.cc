@@ -1,3 +1,6 @@
+#include <sys/socket.h>
+
+#include "source/network/connection.h"
 #include "source/network/transport_socket.h"
 
 namespace sluice::network {
@@ -7,8 +10,20 @@ namespace {
 constexpr uint64_t kReadChunk = 64 * 1024;
 }  // namespace
 
-IoOutcome RawBufferSocket::doRead(int fd, Buffer& buffer, uint64_t max_bytes) {
+void RawBufferSocket::prependReadData(Buffer& data) {
+  if (data.empty()) return;
+  if (!initial_) initial_ = std::make_unique<Buffer>();
+  initial_->move(data);
+}
+
+IoOutcome RawBufferSocket::doRead(Buffer& buffer, uint64_t max_bytes) {
+  const int fd = callbacks_->fd();
   IoOutcome out;
+  if (initial_) {
+    out.bytes = initial_->length();
+    buffer.move(*initial_);
+    initial_.reset();
+  }
   while (out.bytes < max_bytes) {
     const uint64_t want = std::min(kReadChunk, max_bytes - out.bytes);
     IoResult r = buffer.readFrom(fd, want);
@@ -29,7 +44,8 @@ IoOutcome RawBufferSocket::doRead(int fd, Buffer& buffer, uint64_t max_bytes) {
   return out;
 }
 
-IoOutcome RawBufferSocket::doWrite(int fd, Buffer& buffer) {
+IoOutcome RawBufferSocket::doWrite(Buffer& buffer, bool end_stream) {
+  const int fd = callbacks_->fd();
   IoOutcome out;
   while (!buffer.empty()) {
     IoResult r = buffer.writeTo(fd);
@@ -40,7 +56,13 @@ IoOutcome RawBufferSocket::doWrite(int fd, Buffer& buffer) {
     if (!r.wouldBlock()) out.action = PostIoAction::kClose;
     break;
   }
+  if (end_stream && buffer.empty() && out.action == PostIoAction::kKeepOpen) {
+    ::shutdown(fd, SHUT_WR);
+    out.end_stream = true;
+  }
   return out;
 }
+
+void RawBufferSocket::onConnected() { callbacks_->raiseEvent(ConnectionEvent::kConnected); }
 
 }  // namespace sluice::network

@@ -88,7 +88,7 @@ sl_type_result GetPseudo(PluginFilter& f, sl_type_header_map map, std::string_vi
     } else if (name == ":path") {
       value = head->target;
     } else if (name == ":scheme") {
-      value = "http";
+      value = f.decoder().streamInfo().scheme();
     } else if (name == ":authority") {
       const auto* host = head->headers.get(sluice::http::KnownHeader::kHost);
       if (host == nullptr) return SL_ERR_NOT_FOUND;
@@ -330,6 +330,12 @@ void sl_host_stream_info(sl_type_stream* stream, sl_type_stream_info* out) {
   info.filter_name = Str(f.config().name());
   info.route_name = Str(si.route_name);
   info.cluster_name = Str(si.cluster_name);
+  if (const sluice::network::SslConnectionInfo* ssl = si.downstream_ssl; ssl != nullptr) {
+    info.tls = 1;
+    info.tls_sni = Str(ssl->sni());
+    info.tls_alpn = Str(ssl->alpn());
+    info.tls_peer_subject = Str(ssl->peerSubject());
+  }
   const size_t n = std::min<size_t>(out->size, sizeof(info));
   const uint32_t their_size = out->size;
   std::memcpy(out, &info, n);

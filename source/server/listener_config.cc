@@ -1,9 +1,11 @@
 #include "source/server/listener_config.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
 #include "source/http/conn_manager.h"
 #include "source/network/filters/tcp_proxy.h"
+#include "source/tls/ssl_socket.h"
 
 namespace sluice::server {
 
@@ -11,6 +13,91 @@ namespace {
 using google::protobuf::util::TimeUtil;
 
 constexpr std::chrono::milliseconds kDefaultTcpIdleTimeout{3600 * 1000};
+
+// Builds the filter chains of one listener.
+struct ChainBuilder {
+  const config::v1::Listener& listener;
+  const upstream::ClusterManager& clusters;
+  stats::Store& store;
+  const std::string& path;
+  http::PluginFilterBuilder* plugins;
+  const std::string& prefix;                 // "listener.<name>."
+  std::shared_ptr<tls::SslStats> ssl_stats;  // one set per listener, made with its first TLS chain
+  bool has_http;
+
+  // `filters_path`: where the filters are in the config (the legacy flat list is
+  // "listener.filters", not a chain's).
+  absl::StatusOr<std::unique_ptr<FilterChain>> build(const config::v1::FilterChain& c,
+                                                     const std::string& chain_path,
+                                                     const std::string& filters_path) {
+    auto chain = std::make_unique<FilterChain>();
+    chain->name = c.name();
+    const auto& m = c.filter_chain_match();
+    for (const std::string& name : m.server_names()) {
+      const std::string lower = absl::AsciiStrToLower(name);
+      if (lower.size() > 2 && lower[0] == '*' && lower[1] == '.') {
+        chain->wildcard_suffixes.push_back(lower.substr(1));
+      } else {
+        chain->exact_names.push_back(lower);
+      }
+    }
+    chain->alpn.assign(m.application_protocols().begin(), m.application_protocols().end());
+    chain->destination_port = m.destination_port();
+    for (int i = 0; i < m.source_prefix_ranges_size(); ++i) {
+      auto prefix_or = CidrPrefix::Parse(m.source_prefix_ranges(i));
+      if (!prefix_or.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(chain_path,
+                                                       ".filter_chain_match.source_prefix_ranges[",
+                                                       i, "]: ", prefix_or.status().message()));
+      }
+      chain->source_prefixes.push_back(*prefix_or);
+    }
+    bool http = false;
+    for (int i = 0; i < c.filters_size(); ++i) {
+      const auto& f = c.filters(i);
+      switch (f.config_type_case()) {
+        case config::v1::NetworkFilter::kTcpProxy: {
+          auto tp = std::make_shared<network::TcpProxyConfig>();
+          tp->cluster = clusters.get(f.tcp_proxy().cluster());
+          if (tp->cluster == nullptr) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                "listener ", listener.name(), ": unknown cluster ", f.tcp_proxy().cluster()));
+          }
+          tp->idle_timeout = f.tcp_proxy().has_idle_timeout()
+                                 ? std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(
+                                       f.tcp_proxy().idle_timeout()))
+                                 : kDefaultTcpIdleTimeout;
+          chain->filter_factories.push_back(network::TcpProxyFilterFactory(std::move(tp)));
+          break;
+        }
+        case config::v1::NetworkFilter::kHttpConnectionManager: {
+          auto hcm = http::BuildConnectionManagerConfig(
+              f.http_connection_manager(), listener.name(), store,
+              absl::StrCat(filters_path, "[", i, "].http_connection_manager"), plugins);
+          if (!hcm.ok()) return hcm.status();
+          chain->filter_factories.push_back(http::ConnectionManagerFilterFactory(std::move(*hcm)));
+          http = true;
+          has_http = true;
+          break;
+        }
+        case config::v1::NetworkFilter::CONFIG_TYPE_NOT_SET:
+          return absl::InvalidArgumentError(
+              absl::StrCat("listener ", listener.name(), ": a filter has no config"));
+      }
+    }
+    if (c.has_tls_context()) {
+      if (!ssl_stats) ssl_stats = std::make_shared<tls::SslStats>(store, prefix);
+      // An HTTP chain speaks HTTP/1.1 (HTTP/2 comes with its codec); a TCP proxy offers none.
+      std::vector<std::string> alpn;
+      if (http) alpn.push_back("http/1.1");
+      auto context =
+          tls::ServerContext::Create(c.tls_context(), chain_path + ".tls_context", alpn, ssl_stats);
+      if (!context.ok()) return context.status();
+      chain->transport = std::make_unique<tls::ServerSslSocketFactory>(std::move(*context));
+    }
+    return chain;
+  }
+};
 }  // namespace
 
 absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(const config::v1::Listener& l,
@@ -22,8 +109,9 @@ absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(const config::v1::Listener
   if (!address.ok()) return address.status();
   const std::string prefix = absl::StrCat("listener.", l.name(), ".");
   auto cfg = std::make_shared<ListenerConfig>(
-      l.max_connections(), store.counter(prefix + "downstream_cx_total"),
-      store.gauge(prefix + "downstream_cx_active"),
+      l.max_connections(),
+      l.max_tls_handshakes() != 0 ? l.max_tls_handshakes() : kDefaultMaxTlsHandshakes,
+      store.counter(prefix + "downstream_cx_total"), store.gauge(prefix + "downstream_cx_active"),
       store.counter(prefix + "downstream_cx_overflow"),
       store.counter(prefix + "downstream_cx_idle_reclaimed"));
   // The limit itself, for dashboards next to downstream_cx_active (0: none of its own).
@@ -51,37 +139,44 @@ absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(const config::v1::Listener
     cfg->worker_cx_total.push_back(
         &store.counter(absl::StrCat(prefix, "worker_", i, ".downstream_cx_total")));
   }
-  for (int i = 0; i < l.filters_size(); ++i) {
-    const auto& f = l.filters(i);
-    switch (f.config_type_case()) {
-      case config::v1::NetworkFilter::kTcpProxy: {
-        auto tp = std::make_shared<network::TcpProxyConfig>();
-        tp->cluster = clusters.get(f.tcp_proxy().cluster());
-        if (tp->cluster == nullptr) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("listener ", l.name(), ": unknown cluster ", f.tcp_proxy().cluster()));
-        }
-        tp->idle_timeout = f.tcp_proxy().has_idle_timeout()
-                               ? std::chrono::milliseconds(
-                                     TimeUtil::DurationToMilliseconds(f.tcp_proxy().idle_timeout()))
-                               : kDefaultTcpIdleTimeout;
-        cfg->filter_factories.push_back(network::TcpProxyFilterFactory(std::move(tp)));
-        break;
-      }
-      case config::v1::NetworkFilter::kHttpConnectionManager: {
-        auto hcm = http::BuildConnectionManagerConfig(
-            f.http_connection_manager(), l.name(), store,
-            absl::StrCat(path, ".filters[", i, "].http_connection_manager"), plugins);
-        if (!hcm.ok()) return hcm.status();
-        cfg->filter_factories.push_back(http::ConnectionManagerFilterFactory(std::move(*hcm)));
-        cfg->reclaim_idle =
-            l.has_reclaim_idle_connections() ? l.reclaim_idle_connections().value() : true;
-        break;
-      }
-      case config::v1::NetworkFilter::CONFIG_TYPE_NOT_SET:
-        return absl::InvalidArgumentError(
-            absl::StrCat("listener ", l.name(), ": a filter has no config"));
-    }
+  cfg->cx_no_filter_chain = &store.counter(prefix + "downstream_cx_no_filter_chain");
+  cfg->cx_handshake_overflow = &store.counter(prefix + "downstream_cx_handshake_overflow");
+  cfg->client_hello_timeout = &store.counter(prefix + "tls_inspector.client_hello_timeout");
+  cfg->client_hello_invalid = &store.counter(prefix + "tls_inspector.client_hello_invalid");
+  if (l.has_listener_filters_timeout()) {
+    cfg->listener_filters_timeout =
+        std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(l.listener_filters_timeout()));
+  }
+
+  ChainBuilder builder{l, clusters, store, path, plugins, prefix, nullptr, false};
+  std::vector<std::unique_ptr<FilterChain>> chains;
+  std::unique_ptr<FilterChain> fallback;
+  if (l.filters_size() > 0) {
+    // The flat list: one plaintext default chain.
+    config::v1::FilterChain legacy;
+    *legacy.mutable_filters() = l.filters();
+    auto chain = builder.build(legacy, path, path + ".filters");
+    if (!chain.ok()) return chain.status();
+    fallback = std::move(*chain);
+  }
+  for (int i = 0; i < l.filter_chains_size(); ++i) {
+    const std::string chain_path = absl::StrCat(path, ".filter_chains[", i, "]");
+    auto chain = builder.build(l.filter_chains(i), chain_path, chain_path + ".filters");
+    if (!chain.ok()) return chain.status();
+    chains.push_back(std::move(*chain));
+  }
+  if (l.has_default_filter_chain()) {
+    const std::string chain_path = path + ".default_filter_chain";
+    auto chain = builder.build(l.default_filter_chain(), chain_path, chain_path + ".filters");
+    if (!chain.ok()) return chain.status();
+    fallback = std::move(*chain);
+  }
+  auto set = FilterChainSet::Create(std::move(chains), std::move(fallback), path);
+  if (!set.ok()) return set.status();
+  cfg->chains = std::move(*set);
+  if (builder.has_http) {
+    cfg->reclaim_idle =
+        l.has_reclaim_idle_connections() ? l.reclaim_idle_connections().value() : true;
   }
   return cfg;
 }

@@ -13,6 +13,7 @@
 #include "source/network/filter_context.h"
 #include "source/network/listener.h"
 #include "source/network/socket.h"
+#include "source/server/filter_chain.h"
 #include "source/upstream/cluster.h"
 
 namespace sluice::server {
@@ -29,8 +30,13 @@ struct ListenerConfig {
   bool tcp_nodelay;
   std::optional<network::KeepaliveOptions> keepalive;
   uint32_t buffer_limit;
-  std::vector<network::FilterFactory> filter_factories;
+  // Filter chains (the legacy flat `filters` list is one default chain).
+  std::unique_ptr<FilterChainSet> chains;
+  // How long a ClientHello may take to arrive when the chain is chosen by it.
+  std::chrono::milliseconds listener_filters_timeout{10000};
   network::ConnectionLimit limit;
+  // TLS handshakes in progress, all workers (Listener.max_tls_handshakes).
+  network::ConnectionLimit tls_handshakes;
   // Its idle connections may be closed to admit new ones at a limit: Listener.reclaim_idle_
   // connections, and a filter that says when a connection is idle (the HTTP connection manager).
   bool reclaim_idle = false;
@@ -40,10 +46,17 @@ struct ListenerConfig {
   stats::Counter& cx_overflow;
   stats::Counter& cx_idle_reclaimed;
   std::vector<stats::Counter*> worker_cx_total;  // one per worker
+  // Closed for want of a chain, or over max_tls_handshakes; ClientHellos that did not come in
+  // time or were malformed (the connection then goes on as one without a ClientHello).
+  stats::Counter* cx_no_filter_chain = nullptr;
+  stats::Counter* cx_handshake_overflow = nullptr;
+  stats::Counter* client_hello_timeout = nullptr;
+  stats::Counter* client_hello_invalid = nullptr;
 
-  ListenerConfig(uint64_t max_connections, stats::Counter& total, stats::Gauge& active,
-                 stats::Counter& overflow, stats::Counter& idle_reclaimed)
+  ListenerConfig(uint64_t max_connections, uint64_t max_handshakes, stats::Counter& total,
+                 stats::Gauge& active, stats::Counter& overflow, stats::Counter& idle_reclaimed)
       : limit(max_connections),
+        tls_handshakes(max_handshakes),
         cx_total(total),
         cx_active(active),
         cx_overflow(overflow),
@@ -58,6 +71,9 @@ inline constexpr uint32_t kDefaultMaxAcceptsPerEvent = 64;
 // into 4-8 KiB buffers, HAProxy
 // 16 KiB). Bulk transfers pay more read calls: clusters or listeners that carry them may raise it.
 inline constexpr uint32_t kDefaultBufferLimit = 8 * 1024;
+// Listener.max_tls_handshakes when not set: far above what a worker completes in a second (a
+// few thousand), far below what a flood of stalled handshakes would hold until their timeout.
+inline constexpr uint32_t kDefaultMaxTlsHandshakes = 4096;
 
 // Builds a validated listener into its runtime form: defaults, filter factories, stats.
 // `path` is its field path in the config ("listeners[2]"), for errors; `plugins` builds plugin

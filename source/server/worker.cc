@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <list>
 
 #include "absl/strings/str_cat.h"
 #include "source/common/block_cache.h"
@@ -15,6 +16,7 @@
 #include "source/network/idle_connection_list.h"
 #include "source/network/listener_impl.h"
 #include "source/network/transport_socket.h"
+#include "source/tls/client_hello.h"
 
 namespace sluice::server {
 
@@ -182,6 +184,17 @@ class Worker::ActiveListener : public network::ListenerCallbacks, public network
     return false;
   }
   void onAccept(int fd, const network::Address& remote) override;
+  // Builds the connection of `chain` on an accepted `fd` (`initial`: bytes already read).
+  void createConnection(int fd, const network::Address& remote, const FilterChain& chain,
+                        Buffer* initial);
+  // Chooses the chain once the ClientHello is known (null `hello`: none came, or not TLS).
+  void onClientHello(int fd, const network::Address& remote, const tls::ClientHelloInfo* hello,
+                     Buffer& initial);
+  // An accepted fd that will not become a connection: closed, its reservation given back.
+  void rejectAccepted(int fd);
+  void closePending();
+
+  class PendingHello;
 
   // How long a listener paused with a client waiting stays paused before it looks again for an
   // idle connection to close.
@@ -201,6 +214,106 @@ class Worker::ActiveListener : public network::ListenerCallbacks, public network
   bool reclaim_elsewhere_ = false;
   // This stretch at the limit is counted in *_overflow (until the next accept).
   bool overflow_counted_ = false;
+  // Accepted connections whose chain waits for their ClientHello.
+  std::list<std::unique_ptr<PendingHello>> pending_;
+};
+
+// An accepted connection whose filter chain is chosen by its TLS ClientHello (server names,
+// ALPN): the hello is read — not peeked: the events are level-triggered, and a partial hello
+// left in the socket would wake the loop until the rest came — and the bytes are handed to the
+// chosen transport, which reads them first. Bounded in time (listener_filters_timeout) and size
+// (kMaxClientHello). It holds its listener's connection reservation like a connection does.
+class Worker::ActiveListener::PendingHello : public event::DeadlineCallbacks {
+ public:
+  PendingHello(ActiveListener& listener, int fd, const network::Address& remote)
+      : listener_(listener), fd_(fd), remote_(remote) {}
+  ~PendingHello() override {
+    event_.reset();
+    if (fd_ >= 0) listener_.rejectAccepted(fd_);
+  }
+  void start(std::list<std::unique_ptr<PendingHello>>::iterator self) {
+    self_ = self;
+    event::Dispatcher& dispatcher = *listener_.worker_.dispatcher_;
+    event_.assign(dispatcher, fd_,
+                  &event::EmbeddedFileEvent::Trampoline<PendingHello, &PendingHello::onReady>,
+                  this);
+    event_.setEnabled(event::kRead);
+    dispatcher.armDeadline(deadline_, listener_.config_->listener_filters_timeout, *this);
+  }
+
+  // The largest ClientHello read (several records of one handshake message; post-quantum key
+  // shares make them 2 KiB and more). Envoy's tls_inspector takes 16 KiB too.
+  static constexpr size_t kMaxClientHello = 16 * 1024;
+
+ private:
+  void onReady(uint32_t) {
+    IoResult r = data_.readFrom(fd_, kMaxClientHello + 5 - data_.length());
+    if (r.rc == 0 || (r.rc < 0 && !r.wouldBlock() && r.error != EINTR)) {
+      // The client left before its hello was complete: nothing to serve.
+      finish(nullptr, /*drop=*/true);
+      return;
+    }
+    if (r.rc < 0) return;
+    // One contiguous view: a single read slice almost always; copied when it spans several.
+    struct iovec iov[1];
+    data_.peek(iov, 1);
+    std::string joined;
+    absl::Span<const uint8_t> bytes(static_cast<const uint8_t*>(iov[0].iov_base), iov[0].iov_len);
+    if (iov[0].iov_len != data_.length()) {
+      joined = data_.toString();
+      bytes =
+          absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(joined.data()), joined.size());
+    }
+    tls::ClientHelloInfo info;
+    switch (tls::ParseClientHello(bytes, &info, kMaxClientHello)) {
+      case tls::ParseResult::kNeedMore:
+        if (data_.length() < kMaxClientHello + 5) return;
+        [[fallthrough]];
+      case tls::ParseResult::kTooLarge:
+      case tls::ParseResult::kInvalid:
+        // Not a hello the chains can be chosen by: as a connection without one (the TLS stack,
+        // if the chain has one, answers with an alert).
+        listener_.config_->client_hello_invalid->inc();
+        finish(nullptr, false);
+        return;
+      case tls::ParseResult::kNotTls:
+        finish(nullptr, false);
+        return;
+      case tls::ParseResult::kDone:
+        finish(&info, false);
+        return;
+    }
+  }
+  void onDeadline(event::Deadline&) override {
+    listener_.config_->client_hello_timeout->inc();
+    finish(nullptr, /*drop=*/true);
+  }
+  void finish(const tls::ClientHelloInfo* hello, bool drop) {
+    event_.reset();
+    deadline_.cancel();
+    ActiveListener& listener = listener_;
+    const int fd = fd_;
+    fd_ = -1;
+    Buffer data;
+    data.move(data_);
+    const network::Address remote = remote_;
+    std::unique_ptr<PendingHello> self = std::move(*self_);
+    listener.pending_.erase(self_);
+    self.reset();  // `this` is gone from here on
+    if (drop) {
+      listener.rejectAccepted(fd);
+      return;
+    }
+    listener.onClientHello(fd, remote, hello, data);
+  }
+
+  ActiveListener& listener_;
+  int fd_;
+  network::Address remote_;
+  Buffer data_;
+  event::EmbeddedFileEvent event_;
+  event::Deadline deadline_;
+  std::list<std::unique_ptr<PendingHello>>::iterator self_;
 };
 
 void Worker::ActiveListener::onAccept(int fd, const network::Address& remote) {
@@ -208,8 +321,79 @@ void Worker::ActiveListener::onAccept(int fd, const network::Address& remote) {
   overflow_counted_ = false;
   if (cfg.tcp_nodelay) network::SetNoDelay(fd, true);
   if (cfg.keepalive) network::SetKeepalive(fd, *cfg.keepalive);
-  auto connection = std::make_unique<network::ConnectionImpl>(*worker_.dispatcher_, fd, nullptr,
-                                                              remote, cfg.address);
+  const FilterChainSet& chains = *cfg.chains;
+  if (chains.needsClientHello()) {
+    auto it = pending_.insert(pending_.end(), std::make_unique<PendingHello>(*this, fd, remote));
+    (*it)->start(it);
+    return;
+  }
+  if (const FilterChain* only = chains.only(); only != nullptr) {
+    createConnection(fd, remote, *only, nullptr);
+    return;
+  }
+  Buffer none;
+  onClientHello(fd, remote, nullptr, none);
+}
+
+void Worker::ActiveListener::onClientHello(int fd, const network::Address& remote,
+                                           const tls::ClientHelloInfo* hello, Buffer& initial) {
+  const ListenerConfig& cfg = *config_;
+  ChainMatchInput input;
+  input.source = &remote;
+  if (cfg.chains->matchesDestinationPort()) {
+    if (auto local = network::Address::localOf(fd); local.ok()) {
+      input.destination_port = local->port();
+    }
+  }
+  if (hello != nullptr) {
+    input.server_name = hello->server_name;
+    input.alpn = &hello->alpn;
+  }
+  const FilterChain* chain = cfg.chains->find(input);
+  if (chain == nullptr) {
+    cfg.cx_no_filter_chain->inc();
+    SLUICE_LOG(kDebug,
+               "listener %s: no filter chain for a connection from %s (server name "
+               "\"%s\"); closed",
+               cfg.name, remote.asString(), input.server_name);
+    rejectAccepted(fd);
+    return;
+  }
+  createConnection(fd, remote, *chain, &initial);
+}
+
+void Worker::ActiveListener::rejectAccepted(int fd) {
+  ::close(fd);
+  release();
+  if (worker_.shared_.paused_listeners.load() > 0 && worker_.shared_.resume_all) {
+    worker_.shared_.resume_all();
+  }
+}
+
+void Worker::ActiveListener::closePending() {
+  while (!pending_.empty()) pending_.pop_front();  // each gives its fd and reservation back
+}
+
+void Worker::ActiveListener::createConnection(int fd, const network::Address& remote,
+                                              const FilterChain& chain, Buffer* initial) {
+  ListenerConfig& cfg = *config_;
+  network::TransportSocketPtr transport;
+  if (chain.transport) {
+    network::TransportSocketOptions options;
+    if (chain.secure()) {
+      // Past the cap a new handshake is refused at once: the ones in flight already hold the
+      // CPU, and a client told no now retries sooner than one left waiting.
+      if (!cfg.tls_handshakes.tryAcquire()) {
+        cfg.cx_handshake_overflow->inc();
+        rejectAccepted(fd);
+        return;
+      }
+      options.handshake_slot = &cfg.tls_handshakes;
+    }
+    transport = chain.transport->createTransportSocket(&options);
+  }
+  auto connection = std::make_unique<network::ConnectionImpl>(
+      *worker_.dispatcher_, fd, std::move(transport), remote, cfg.address, initial);
   connection->setBufferLimits(cfg.buffer_limit);
   cfg.cx_total.inc();
   cfg.cx_active.inc();
@@ -222,7 +406,7 @@ void Worker::ActiveListener::onAccept(int fd, const network::Address& remote) {
   worker_.connections_.push(active);
   SLUICE_LOG(kTrace, "[C%d] accepted from %s on %s", ref.connection().id(), remote.asString(),
              cfg.name);
-  for (const auto& factory : cfg.filter_factories) factory(ref.connection(), *this);
+  for (const auto& factory : chain.filter_factories) factory(ref.connection(), *this);
   ref.connection().initializeReadFilters();
 }
 
@@ -252,6 +436,7 @@ Worker::~Worker() {
 }
 
 void Worker::closeAllNow() {
+  for (auto& l : listeners_) l->closePending();
   // Closing raises events that unlink connections from the lists: walk a snapshot.
   std::vector<network::Connection*> all;
   connections_.collect(all);
@@ -299,7 +484,10 @@ void Worker::trimMemory() {
 
 void Worker::stopListeners(std::function<void()> done) {
   dispatcher_->post([this, done = std::move(done)] {
-    for (auto& l : listeners_) l->disable();
+    for (auto& l : listeners_) {
+      l->disable();
+      l->closePending();  // nothing of theirs is in progress yet
+    }
     // Let protocols wind down politely (HTTP: "Connection: close", idle keep-alives closed).
     std::vector<network::Connection*> all;
     connections_.collect(all);

@@ -4,7 +4,7 @@
 
 #include "source/common/logging.h"
 #include "source/http/http1/client_codec.h"
-#include "source/network/connection_impl.h"
+#include "source/network/connection.h"
 
 namespace sluice::upstream {
 
@@ -29,8 +29,8 @@ class HttpConnPool::ActiveClient : public event::DeferredDeletable,
  public:
   explicit ActiveClient(HttpConnPool& pool)
       : pool_(pool),
-        connection_(
-            std::make_unique<network::ConnectionImpl>(pool.dispatcher_, pool.host_, nullptr)),
+        connection_(network::CreateClientConnection(pool.dispatcher_, pool.host_,
+                                                    pool.settings_.transport_socket_factory)),
         codec_(*connection_, *this, pool.settings_.limits) {
     connection_->setBufferLimits(pool.settings_.buffer_limit);
     connection_->addConnectionCallbacks(*this);
@@ -142,7 +142,7 @@ class HttpConnPool::ActiveClient : public event::DeferredDeletable,
   }
 
   HttpConnPool& pool_;
-  std::unique_ptr<network::ConnectionImpl> connection_;
+  network::ConnectionPtr connection_;
   http::http1::ClientConnectionImpl codec_;
   event::TimerPtr timer_;  // connect timeout, then idle timeout
   PoolCallbacks* callbacks_ = nullptr;

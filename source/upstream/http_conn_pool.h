@@ -11,6 +11,7 @@
 #include "source/http/codec.h"
 #include "source/http/http1/parser.h"
 #include "source/network/address.h"
+#include "source/network/transport_socket.h"
 
 namespace sluice::upstream {
 
@@ -61,6 +62,8 @@ class Cancellable {
 };
 
 struct PoolSettings {
+  // The cluster's transport (TLS to the upstream); null: plain TCP. Outlives the pools.
+  const network::TransportSocketFactory* transport_socket_factory = nullptr;
   std::chrono::milliseconds connect_timeout{5000};
   // An idle keep-alive connection is closed after this long.
   std::chrono::milliseconds idle_timeout{60000};

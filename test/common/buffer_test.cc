@@ -1264,5 +1264,37 @@ TEST(BufferIoTest, LargeTransferRoundTripsByteIdentical) {
   EXPECT_TRUE(proxy_out.empty());
 }
 
+// reserve()/commit(): writing in place at the end (TLS decrypts into it).
+TEST(BufferTest, ReserveAndCommitWriteInPlace) {
+  Buffer b;
+  absl::Span<uint8_t> room = b.reserve(10);
+  ASSERT_GE(room.size(), 10u);
+  std::memcpy(room.data(), "hello", 5);
+  b.commit(5);
+  EXPECT_EQ("hello", b.toString());
+  EXPECT_EQ(1u, b.sliceCount());
+  // The tail's free room is reused while it is large enough.
+  room = b.reserve(3);
+  std::memcpy(room.data(), "abc", 3);
+  b.commit(3);
+  EXPECT_EQ("helloabc", b.toString());
+  EXPECT_EQ(1u, b.sliceCount());
+  // More than the tail has: a new slice.
+  const size_t left = b.reserve(1).size();
+  b.commit(0);
+  room = b.reserve(left + 1);
+  ASSERT_GE(room.size(), left + 1);
+  room[0] = 'z';
+  b.commit(1);
+  EXPECT_EQ("helloabcz", b.toString());
+  EXPECT_EQ(2u, b.sliceCount());
+  // A reservation nothing was written into leaves no empty slice behind.
+  b.reserve(1 << 20);
+  b.commit(0);
+  EXPECT_EQ(2u, b.sliceCount());
+  EXPECT_EQ(9u, b.length());
+}
+
 }  // namespace
 }  // namespace sluice
+

@@ -212,6 +212,46 @@ TEST(EmbeddedFileEventTest, HangUpReportsTheInterestedKinds) {
   EXPECT_EQ(kRead, w.ready[0]);
 }
 
+// A transport holding input no socket event will announce activates its event by hand: the
+// readiness arrives from the loop, masked by the interest at delivery, merged when repeated, and
+// never after a reset.
+TEST(EmbeddedFileEventTest, ActivateDeliversFromTheLoopMaskedAndMerged) {
+  auto d = CreateDispatcher("test");
+  Watched w(*d);
+  // Nothing is readable on the socket: only the activation can wake it.
+  w.event.setEnabled(kRead);
+  w.event.activate(kRead);
+  w.event.activate(kRead | kWrite);  // merged into one delivery; kWrite is not asked for
+  EXPECT_TRUE(w.ready.empty());      // never from inside activate()
+  w.on_ready = [&](uint32_t) {
+    w.event.setEnabled(0);
+    d->exit();
+  };
+  d->run();
+  ASSERT_EQ(1u, w.ready.size());
+  EXPECT_EQ(kRead, w.ready[0]);
+}
+
+TEST(EmbeddedFileEventTest, ActivateIsDroppedAfterResetOrWithoutInterest) {
+  auto d = CreateDispatcher("test");
+  auto gone = std::make_unique<Watched>(*d);
+  Watched quiet(*d);
+  Watched marker(*d);
+  gone->event.setEnabled(kRead);
+  gone->event.activate(kRead);
+  gone.reset();                 // destroyed before the loop runs: nothing may reach it
+  quiet.event.activate(kRead);  // no interest: nothing to deliver
+  marker.event.setEnabled(kRead);
+  marker.event.activate(kRead);
+  marker.on_ready = [&](uint32_t) {
+    marker.event.setEnabled(0);
+    d->exit();
+  };
+  d->run();
+  EXPECT_EQ(1u, marker.ready.size());
+  EXPECT_TRUE(quiet.ready.empty());
+}
+
 // Readiness collected in one batch is not delivered to an event reset (or destroyed) by an
 // earlier callback of the same batch: the connection that owned it may be gone.
 TEST(EmbeddedFileEventTest, NothingIsDeliveredAfterResetOrDestructionWithinABatch) {

@@ -11,6 +11,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import tls_pki  # noqa: E402
 
 
 def good_config():
@@ -225,10 +226,16 @@ clusters:
         names = [n for n in sorted(os.listdir(configs))
                  if n.endswith((".yaml", ".yml", ".json", ".pbtxt", ".pb.txt", ".textproto"))]
         self.assertTrue(names, "no configs in %s" % configs)
+        # Their certificates (certs/..., relative to the working directory) are made here: no key
+        # is in the repository.
+        tls_pki.example_certs(os.path.join(self.tmpdir, "certs"))
         for name in names:
             with self.subTest(config=name):
-                self.assertValid(self.run_cli("--mode", "validate", "-c",
-                                              os.path.join(configs, name)))
+                r = subprocess.run([harness.sluice_bin(), "--mode", "validate", "-c",
+                                    os.path.join(configs, name)], cwd=self.tmpdir,
+                                   stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                   errors="replace", timeout=harness.EXIT_TIMEOUT)
+                self.assertValid(r)
 
     def test_validate_empty_config(self):
         # It would run and serve nothing.

@@ -747,6 +747,31 @@ def shared_pki(directory=None):
         return _shared[key]
 
 
+def example_certs(dest):
+    """The certificates configs/ refers to (as certs/NAME), made into `dest` (created if needed):
+    ca.crt (the root that verifies them all), api.example.com.ecdsa, wild.example.com.ecdsa and
+    .rsa (*.example.com), default.ecdsa — each NAME.crt (leaf + intermediates) and NAME.key.
+    Returns `dest`. Made by the process's shared Pki, so repeated calls are cheap."""
+    pki = shared_pki()
+    root = pki.ca("example-root")
+    made = {
+        "api.example.com.ecdsa": pki.server_cert(root, ["api.example.com"], key="ec"),
+        "wild.example.com.ecdsa": pki.server_cert(root, ["*.example.com", "example.com"],
+                                                  key="ec"),
+        "wild.example.com.rsa": pki.server_cert(root, ["*.example.com", "example.com"],
+                                                key="rsa"),
+        "default.ecdsa": pki.server_cert(root, ["default.test", "localhost", "127.0.0.1"],
+                                         key="ec"),
+    }
+    os.makedirs(dest, exist_ok=True)
+    shutil.copyfile(root.cert, os.path.join(dest, "ca.crt"))
+    for name, cert in made.items():
+        shutil.copyfile(cert.chain, os.path.join(dest, name + ".crt"))
+        shutil.copyfile(cert.key, os.path.join(dest, name + ".key"))
+        os.chmod(os.path.join(dest, name + ".key"), 0o600)
+    return dest
+
+
 # ------------------------------------------------------------------------------------------------
 # openssl s_client, run once and parsed
 
@@ -1385,3 +1410,12 @@ def curl_https(port, path="/", host="localhost", cafile=None, http2=False, cert=
         return res
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    # python3 test/integration/tls_pki.py --out certs: the certificates configs/ refers to.
+    import argparse
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="directory to write the certificates into")
+    out = example_certs(parser.parse_args().out)
+    print("wrote", ", ".join(sorted(os.listdir(out))), "to", out)

@@ -61,8 +61,7 @@ class ConnectionTest : public testing::Test {
     int sv[2];
     ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv));
     peer_ = sv[1];
-    conn_ = std::make_unique<ConnectionImpl>(
-        *dispatcher_, sv[0], std::make_unique<RawBufferSocket>(), Address(), Address());
+    conn_ = std::make_unique<ConnectionImpl>(*dispatcher_, sv[0], nullptr, Address(), Address());
     auto filter = std::make_unique<RecordingFilter>();
     filter_ = filter.get();
     conn_->addReadFilter(std::move(filter));
@@ -123,8 +122,10 @@ TEST_F(ConnectionTest, PeerFinClosesWithoutHalfClose) {
   runUntil([&] { return conn_->state() == ConnectionState::kClosed; });
   EXPECT_EQ("abc", filter_->received);
   EXPECT_TRUE(filter_->saw_end);
-  ASSERT_EQ(1u, callbacks_.events.size());
-  EXPECT_EQ(ConnectionEvent::kRemoteClose, callbacks_.events[0]);
+  // An accepted connection reports its transport ready (plain TCP: at once), then its end.
+  ASSERT_EQ(2u, callbacks_.events.size());
+  EXPECT_EQ(ConnectionEvent::kConnected, callbacks_.events[0]);
+  EXPECT_EQ(ConnectionEvent::kRemoteClose, callbacks_.events[1]);
 }
 
 // What a pool asks before it reuses an idle connection, answered before the loop has seen the
@@ -165,8 +166,10 @@ TEST_F(ConnectionTest, LingeringCloseDrainsThePeerUntilItCloses) {
   shutdown(peer_, SHUT_WR);
   runUntil([&] { return conn_->state() == ConnectionState::kClosed; });
   EXPECT_EQ("", filter_->received);
-  ASSERT_EQ(1u, callbacks_.events.size());
-  EXPECT_EQ(ConnectionEvent::kLocalClose, callbacks_.events[0]);
+  // An accepted connection reports its transport ready (plain TCP: at once), then its end.
+  ASSERT_EQ(2u, callbacks_.events.size());
+  EXPECT_EQ(ConnectionEvent::kConnected, callbacks_.events[0]);
+  EXPECT_EQ(ConnectionEvent::kLocalClose, callbacks_.events[1]);
 }
 
 // A peer that goes silent without closing is let go after the idle bound.
@@ -191,8 +194,10 @@ TEST_F(ConnectionTest, HalfCloseKeepsWritingUntilBothSidesAreDone) {
   runUntil([&] { return conn_->state() == ConnectionState::kClosed; });
   EXPECT_EQ("late reply", readPeer());
   EXPECT_TRUE(peer_eof_);
-  ASSERT_EQ(1u, callbacks_.events.size());
-  EXPECT_EQ(ConnectionEvent::kLocalClose, callbacks_.events[0]);
+  // An accepted connection reports its transport ready (plain TCP: at once), then its end.
+  ASSERT_EQ(2u, callbacks_.events.size());
+  EXPECT_EQ(ConnectionEvent::kConnected, callbacks_.events[0]);
+  EXPECT_EQ(ConnectionEvent::kLocalClose, callbacks_.events[1]);
 }
 
 TEST_F(ConnectionTest, WriteEndStreamHalfClosesOurSide) {
@@ -245,8 +250,10 @@ TEST_F(ConnectionTest, CloseFlushWriteDeliversEverythingThenCloses) {
     return conn_->state() == ConnectionState::kClosed && peer_eof_;
   });
   EXPECT_EQ(big.size(), got.size());
-  ASSERT_EQ(1u, callbacks_.events.size());
-  EXPECT_EQ(ConnectionEvent::kLocalClose, callbacks_.events[0]);
+  // An accepted connection reports its transport ready (plain TCP: at once), then its end.
+  ASSERT_EQ(2u, callbacks_.events.size());
+  EXPECT_EQ(ConnectionEvent::kConnected, callbacks_.events[0]);
+  EXPECT_EQ(ConnectionEvent::kLocalClose, callbacks_.events[1]);
 }
 
 TEST_F(ConnectionTest, CloseNoFlushDropsPendingBytes) {
@@ -343,6 +350,37 @@ TEST(ClientConnectionTest, ConnectsAndReportsFailure) {
   ASSERT_EQ(1u, fail_cb.events.size());
   EXPECT_EQ(ConnectionEvent::kRemoteClose, fail_cb.events[0]);
   EXPECT_EQ(ConnectionState::kClosed, fail.state());
+}
+
+// Bytes read before the connection existed (a ClientHello read to choose the filter chain) reach
+// the filters first, though no socket event announces them, and then the socket's own.
+TEST(ConnectionInitialInputTest, ReadFirstWithoutASocketEvent) {
+  auto dispatcher = event::CreateDispatcher("test");
+  int sv[2];
+  ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv));
+  Buffer initial;
+  initial.add("first ");
+  auto conn =
+      std::make_unique<ConnectionImpl>(*dispatcher, sv[0], nullptr, Address(), Address(), &initial);
+  EXPECT_TRUE(initial.empty());
+  auto filter = std::make_unique<RecordingFilter>();
+  RecordingFilter& f = *filter;
+  conn->addReadFilter(std::move(filter));
+  EXPECT_TRUE(conn->inputPending());
+  f.on_data = [&] {
+    if (f.received == "first ") {
+      ASSERT_EQ(6, write(sv[1], "second", 6));
+    } else if (f.received == "first second") {
+      dispatcher->exit();
+    }
+  };
+  conn->initializeReadFilters();
+  auto guard = dispatcher->createTimer([&] { dispatcher->exit(); });
+  guard->enableTimer(std::chrono::seconds(10));
+  dispatcher->run();
+  EXPECT_EQ("first second", f.received);
+  conn->close(CloseType::kNoFlush);
+  close(sv[1]);
 }
 
 }  // namespace

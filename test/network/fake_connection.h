@@ -58,6 +58,10 @@ class FakeConnection : public Connection, private ReadFilterCallbacks {
   void setBufferLimits(uint32_t) override {}
   size_t writeBufferLength() const override { return 0; }
   bool inputPending() const override { return false; }
+  bool idlePeerAlive() const override { return state_ == ConnectionState::kOpen; }
+  std::string_view nextProtocol() const override { return {}; }
+  const SslConnectionInfo* ssl() const override { return nullptr; }
+  std::string_view transportProtocol() const override { return "tcp"; }
   const Address& remoteAddress() const override { return address_; }
   const Address& localAddress() const override { return address_; }
 

@@ -1,7 +1,7 @@
 #include "source/network/filters/tcp_proxy.h"
 
 #include "source/common/logging.h"
-#include "source/network/connection_impl.h"
+#include "source/network/connection.h"
 #include "source/network/transport_socket.h"
 
 namespace sluice::network {
@@ -65,7 +65,8 @@ FilterStatus TcpProxyFilter::onNewConnection() {
   }
   const Address host = *picked;
   upstream_callbacks_ = std::make_unique<UpstreamCallbacks>(this);
-  auto upstream = std::make_unique<ConnectionImpl>(context_.dispatcher(), host, nullptr);
+  auto upstream = CreateClientConnection(context_.dispatcher(), host,
+                                         cluster.poolSettings().transport_socket_factory);
   upstream->enableHalfClose(true);
   upstream->setBufferLimits(cluster.bufferLimit());
   upstream->addConnectionCallbacks(*upstream_callbacks_);

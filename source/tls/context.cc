@@ -1,0 +1,457 @@
+#include "source/tls/context.h"
+
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "google/protobuf/util/time_util.h"
+#include "source/common/logging.h"
+
+namespace sluice::tls {
+
+namespace {
+using google::protobuf::util::TimeUtil;
+
+// TLS 1.2 suites when the config names none: forward secrecy and AEAD only. AES-GCM and
+// ChaCha20 are of equal preference (the client picks: ChaCha20 on CPUs without AES
+// instructions); 128-bit keys before 256 (as Envoy, nginx's Mozilla "intermediate" profile).
+constexpr char kDefaultCiphers[] =
+    "[ECDHE-ECDSA-AES128-GCM-SHA256|ECDHE-ECDSA-CHACHA20-POLY1305]:"
+    "[ECDHE-RSA-AES128-GCM-SHA256|ECDHE-RSA-CHACHA20-POLY1305]:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384";
+constexpr char kDefaultCurves[] = "X25519:P-256:P-384";
+constexpr std::chrono::milliseconds kDefaultHandshakeTimeout{10000};
+constexpr std::chrono::seconds kDefaultSessionTimeout{7200};
+
+// The error queue as text (and cleared), for config errors.
+std::string SslErrors() {
+  std::vector<std::string> errors;
+  while (uint32_t e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof(buf));
+    errors.emplace_back(buf);
+  }
+  return errors.empty() ? "unknown error" : absl::StrJoin(errors, "; ");
+}
+
+int ContextIndex() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+absl::StatusOr<uint16_t> ProtocolVersion(config::v1::TlsParameters::TlsProtocol v,
+                                         uint16_t fallback, const std::string& path) {
+  switch (v) {
+    case config::v1::TlsParameters::TLS_AUTO:
+      return fallback;
+    case config::v1::TlsParameters::TLSv1_2:
+      return TLS1_2_VERSION;
+    case config::v1::TlsParameters::TLSv1_3:
+      return TLS1_3_VERSION;
+    case config::v1::TlsParameters::TLSv1_0:
+    case config::v1::TlsParameters::TLSv1_1:
+      return absl::InvalidArgumentError(
+          absl::StrCat(path,
+                       ": TLS 1.0 and 1.1 are not supported (deprecated by RFC 8996); the "
+                       "oldest version sluice speaks is TLSv1_2"));
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(path, ": unknown TLS version ", v));
+  }
+}
+
+// Parses the server_name extension (RFC 6066 3): the first host_name, lower-cased.
+std::string ServerNameOf(const SSL_CLIENT_HELLO* hello) {
+  const uint8_t* data;
+  size_t len;
+  if (!SSL_early_callback_ctx_extension_get(hello, TLSEXT_TYPE_server_name, &data, &len) ||
+      len < 2) {
+    return {};
+  }
+  size_t list = (size_t{data[0]} << 8) | data[1];
+  if (list + 2 > len) return {};
+  size_t at = 2;
+  while (at + 3 <= 2 + list) {
+    const uint8_t type = data[at];
+    const size_t n = (size_t{data[at + 1]} << 8) | data[at + 2];
+    at += 3;
+    if (at + n > 2 + list) return {};
+    if (type == TLSEXT_NAMETYPE_host_name) {
+      return absl::AsciiStrToLower(absl::string_view(reinterpret_cast<const char*>(data + at), n));
+    }
+    at += n;
+  }
+  return {};
+}
+
+// Whether the client can verify an ECDSA certificate: an ECDSA signature algorithm offered, and
+// for a client that cannot do TLS 1.3, an ECDHE-ECDSA cipher suite too.
+bool ClientTakesEcdsa(const SSL_CLIENT_HELLO* hello) {
+  const uint8_t* data;
+  size_t len;
+  bool sigalg = false;
+  if (SSL_early_callback_ctx_extension_get(hello, TLSEXT_TYPE_signature_algorithms, &data, &len) &&
+      len >= 2) {
+    for (size_t i = 2; i + 1 < len; i += 2) {
+      const uint16_t alg = static_cast<uint16_t>((data[i] << 8) | data[i + 1]);
+      if (alg == SSL_SIGN_ECDSA_SECP256R1_SHA256 || alg == SSL_SIGN_ECDSA_SECP384R1_SHA384 ||
+          alg == SSL_SIGN_ECDSA_SECP521R1_SHA512) {
+        sigalg = true;
+        break;
+      }
+    }
+  }
+  if (!sigalg) return false;
+  if (SSL_early_callback_ctx_extension_get(hello, TLSEXT_TYPE_supported_versions, &data, &len) &&
+      len >= 1) {
+    for (size_t i = 1; i + 1 < len; i += 2) {
+      if (((data[i] << 8) | data[i + 1]) == TLS1_3_VERSION) return true;
+    }
+  }
+  for (size_t i = 0; i + 1 < hello->cipher_suites_len; i += 2) {
+    const uint16_t id =
+        static_cast<uint16_t>((hello->cipher_suites[i] << 8) | hello->cipher_suites[i + 1]);
+    const SSL_CIPHER* cipher = SSL_get_cipher_by_value(id);
+    if (cipher != nullptr && SSL_CIPHER_get_auth_nid(cipher) == NID_auth_ecdsa) return true;
+  }
+  return false;
+}
+
+// The DNS names a certificate serves: its DNS SANs, or its CN when it has none (as clients
+// ignore the CN once SANs exist).
+std::vector<std::string> DnsNames(X509* cert) {
+  std::vector<std::string> names;
+  bssl::UniquePtr<GENERAL_NAMES> sans(
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
+  if (sans) {
+    for (size_t i = 0; i < sk_GENERAL_NAME_num(sans.get()); ++i) {
+      const GENERAL_NAME* name = sk_GENERAL_NAME_value(sans.get(), i);
+      if (name->type != GEN_DNS) continue;
+      const ASN1_STRING* s = name->d.dNSName;
+      names.push_back(absl::AsciiStrToLower(absl::string_view(
+          reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), ASN1_STRING_length(s))));
+    }
+    if (!names.empty()) return names;
+  }
+  X509_NAME* subject = X509_get_subject_name(cert);
+  const int at = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+  if (at >= 0) {
+    const ASN1_STRING* s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, at));
+    names.push_back(absl::AsciiStrToLower(absl::string_view(
+        reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), ASN1_STRING_length(s))));
+  }
+  return names;
+}
+}  // namespace
+
+SslStats::SslStats(stats::Store& store, const std::string& scope)
+    : handshake(store.counter(scope + "ssl.handshake")),
+      session_reused(store.counter(scope + "ssl.session_reused")),
+      connection_error(store.counter(scope + "ssl.connection_error")),
+      handshake_timeout(store.counter(scope + "ssl.handshake_timeout")),
+      no_certificate(store.counter(scope + "ssl.sni_no_match")),
+      tls_v1_2(store.counter(scope + "ssl.versions.TLSv1_2")),
+      tls_v1_3(store.counter(scope + "ssl.versions.TLSv1_3")) {}
+
+absl::StatusOr<std::string> ReadDataSource(const config::v1::DataSource& source,
+                                           const std::string& path) {
+  switch (source.specifier_case()) {
+    case config::v1::DataSource::kInlineString:
+      return source.inline_string();
+    case config::v1::DataSource::kFilename:
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": required (filename or inline_string)"));
+  }
+  const std::string& file = source.filename();
+  const int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat(path, ": cannot open ", file));
+  }
+  std::string content;
+  char buffer[16 * 1024];
+  while (true) {
+    const ssize_t n = read(fd, buffer, sizeof(buffer));
+    if (n > 0) {
+      content.append(buffer, static_cast<size_t>(n));
+      // Certificates, keys and staples are small; anything this large is the wrong file.
+      if (content.size() > 4 * 1024 * 1024) {
+        close(fd);
+        return absl::InvalidArgumentError(absl::StrCat(path, ": ", file, " is over 4 MiB"));
+      }
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    const int error = errno;
+    close(fd);
+    if (n < 0) return absl::ErrnoToStatus(error, absl::StrCat(path, ": cannot read ", file));
+    return content;
+  }
+}
+
+ServerContext::~ServerContext() = default;
+
+const ServerContext* ServerContext::FromSsl(const SSL* ssl) {
+  return static_cast<const ServerContext*>(
+      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ContextIndex()));
+}
+
+absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::Create(
+    const config::v1::DownstreamTlsContext& config, const std::string& path,
+    const std::vector<std::string>& default_alpn, std::shared_ptr<SslStats> stats) {
+  std::shared_ptr<ServerContext> context(new ServerContext());
+  context->stats_ = std::move(stats);
+  const auto& common = config.common_tls_context();
+  const std::string common_path = absl::StrCat(path, ".common_tls_context");
+  if (common.tls_certificates_size() == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(common_path, ".tls_certificates: at least one certificate is required"));
+  }
+  const auto& protocols =
+      common.alpn_protocols_size() > 0
+          ? std::vector<std::string>(common.alpn_protocols().begin(), common.alpn_protocols().end())
+          : default_alpn;
+  for (size_t i = 0; i < protocols.size(); ++i) {
+    const std::string& p = protocols[i];
+    if (p.empty() || p.size() > 255) {
+      return absl::InvalidArgumentError(absl::StrCat(common_path, ".alpn_protocols[", i,
+                                                     "]: must be 1 to 255 bytes, got ", p.size()));
+    }
+    context->alpn_.push_back(static_cast<char>(p.size()));
+    context->alpn_.append(p);
+  }
+  if (config.has_handshake_timeout()) {
+    context->handshake_timeout_ =
+        std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(config.handshake_timeout()));
+    if (context->handshake_timeout_.count() <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ".handshake_timeout: must be positive"));
+    }
+  } else {
+    context->handshake_timeout_ = kDefaultHandshakeTimeout;
+  }
+  for (int i = 0; i < common.tls_certificates_size(); ++i) {
+    const std::string cert_path = absl::StrCat(common_path, ".tls_certificates[", i, "]");
+    if (auto s = context->addCertificate(common.tls_certificates(i), cert_path); !s.ok()) return s;
+    Certificate& cert = context->certs_.back();
+    if (auto s = context->configureCtx(cert.ctx.get(), config, path, /*sessions=*/i == 0);
+        !s.ok()) {
+      return s;
+    }
+    const size_t index = context->certs_.size() - 1;
+    context->all_.push_back(index);
+    for (const std::string& name : cert.dns_names) {
+      if (name.size() > 2 && name[0] == '*' && name[1] == '.') {
+        context->wildcard_[name.substr(1)].push_back(index);
+      } else {
+        context->exact_[name].push_back(index);
+      }
+    }
+  }
+  return std::shared_ptr<const ServerContext>(std::move(context));
+}
+
+absl::Status ServerContext::addCertificate(const config::v1::TlsCertificate& config,
+                                           const std::string& path) {
+  auto chain = ReadDataSource(config.certificate_chain(), path + ".certificate_chain");
+  if (!chain.ok()) return chain.status();
+  auto key = ReadDataSource(config.private_key(), path + ".private_key");
+  if (!key.ok()) return key.status();
+
+  Certificate cert;
+  cert.ctx.reset(SSL_CTX_new(TLS_method()));
+  if (!cert.ctx) return absl::ResourceExhaustedError("SSL_CTX_new failed");
+  ERR_clear_error();
+  bssl::UniquePtr<BIO> bio(BIO_new_mem_buf(chain->data(), static_cast<long>(chain->size())));
+  bssl::UniquePtr<X509> leaf(PEM_read_bio_X509_AUX(bio.get(), nullptr, nullptr, nullptr));
+  if (!leaf || SSL_CTX_use_certificate(cert.ctx.get(), leaf.get()) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ".certificate_chain: no PEM certificate could be read (", SslErrors(), ")"));
+  }
+  while (true) {
+    bssl::UniquePtr<X509> ca(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    if (!ca) break;
+    if (SSL_CTX_add1_chain_cert(cert.ctx.get(), ca.get()) != 1) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ".certificate_chain: ", SslErrors()));
+    }
+  }
+  // The loop ends at the end of the PEM data (an error it leaves in the queue); anything else is
+  // a broken intermediate.
+  const uint32_t last = ERR_peek_last_error();
+  if (last != 0 &&
+      !(ERR_GET_LIB(last) == ERR_LIB_PEM && ERR_GET_REASON(last) == PEM_R_NO_START_LINE)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ".certificate_chain: an intermediate is broken (", SslErrors(), ")"));
+  }
+  ERR_clear_error();
+
+  bssl::UniquePtr<BIO> key_bio(BIO_new_mem_buf(key->data(), static_cast<long>(key->size())));
+  bssl::UniquePtr<EVP_PKEY> pkey(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
+  // The key's bytes are not needed any more: wipe them rather than leave them to the allocator.
+  OPENSSL_cleanse(key->data(), key->size());
+  if (!pkey) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ".private_key: no PEM private key could be read (encrypted keys are not supported)"));
+  }
+  switch (EVP_PKEY_id(pkey.get())) {
+    case EVP_PKEY_EC:
+      cert.ecdsa = true;
+      break;
+    case EVP_PKEY_RSA:
+      if (EVP_PKEY_bits(pkey.get()) < 2048) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ".private_key: RSA keys must have at least 2048 bits, got ",
+                         EVP_PKEY_bits(pkey.get())));
+      }
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ".private_key: only RSA and ECDSA keys are supported"));
+  }
+  if (SSL_CTX_use_PrivateKey(cert.ctx.get(), pkey.get()) != 1 ||
+      SSL_CTX_check_private_key(cert.ctx.get()) != 1) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": the private key does not match the certificate"));
+  }
+  cert.dns_names = DnsNames(leaf.get());
+  for (const Certificate& other : certs_) {
+    if (other.ecdsa == cert.ecdsa && other.dns_names == cert.dns_names) {
+      SLUICE_LOG(kWarn, "%s: another %s certificate serves the same names (%s); the first wins",
+                 path, cert.ecdsa ? "ECDSA" : "RSA", absl::StrJoin(cert.dns_names, ", "));
+    }
+  }
+  certs_.push_back(std::move(cert));
+  return absl::OkStatus();
+}
+
+absl::Status ServerContext::configureCtx(SSL_CTX* ctx,
+                                         const config::v1::DownstreamTlsContext& config,
+                                         const std::string& path, bool sessions) {
+  const auto& params = config.common_tls_context().tls_params();
+  const std::string params_path = path + ".common_tls_context.tls_params";
+  auto min = ProtocolVersion(params.tls_minimum_protocol_version(), TLS1_2_VERSION,
+                             params_path + ".tls_minimum_protocol_version");
+  if (!min.ok()) return min.status();
+  auto max = ProtocolVersion(params.tls_maximum_protocol_version(), TLS1_3_VERSION,
+                             params_path + ".tls_maximum_protocol_version");
+  if (!max.ok()) return max.status();
+  if (*min > *max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(params_path, ": the minimum version is above the maximum"));
+  }
+  SSL_CTX_set_min_proto_version(ctx, *min);
+  SSL_CTX_set_max_proto_version(ctx, *max);
+
+  const std::string ciphers = params.cipher_suites_size() > 0
+                                  ? absl::StrJoin(params.cipher_suites(), ":")
+                                  : std::string(kDefaultCiphers);
+  if (SSL_CTX_set_strict_cipher_list(ctx, ciphers.c_str()) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(params_path, ".cipher_suites: ", SslErrors()));
+  }
+  const std::string curves = params.ecdh_curves_size() > 0
+                                 ? absl::StrJoin(params.ecdh_curves(), ":")
+                                 : std::string(kDefaultCurves);
+  if (SSL_CTX_set1_curves_list(ctx, curves.c_str()) != 1) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError(
+        absl::StrCat(params_path, ".ecdh_curves: unknown curve in \"", curves, "\""));
+  }
+  // The server's order decides among suites the client offers (the curated list is ours).
+  SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_ex_data(ctx, ContextIndex(), this);
+  SSL_CTX_set_select_certificate_cb(ctx, &ServerContext::SelectCertificate);
+  if (!alpn_.empty()) SSL_CTX_set_alpn_select_cb(ctx, &ServerContext::SelectAlpn, this);
+
+  // Sessions live on the first context (the one every connection starts on), whichever
+  // certificate a connection then switches to.
+  if (sessions) {
+    const auto timeout = config.has_session_timeout()
+                             ? std::chrono::seconds(config.session_timeout().seconds())
+                             : kDefaultSessionTimeout;
+    SSL_CTX_set_timeout(ctx, static_cast<uint32_t>(timeout.count()));
+    SSL_CTX_set_session_psk_dhe_timeout(ctx, static_cast<uint32_t>(timeout.count()));
+    // Tickets: BoringSSL generates the keys and rotates them; one SSL_CTX for all workers
+    // means a ticket issued by one worker resumes on any other.
+    if (config.disable_stateless_session_resumption()) SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    if (config.session_cache_size() > 0) {
+      SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+      SSL_CTX_sess_set_cache_size(ctx, config.session_cache_size());
+    } else {
+      SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    }
+    static constexpr uint8_t kSessionContext[] = "sluice";
+    SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof(kSessionContext) - 1);
+  }
+  return absl::OkStatus();
+}
+
+bssl::UniquePtr<SSL> ServerContext::newSsl() const {
+  bssl::UniquePtr<SSL> ssl(SSL_new(certs_.front().ctx.get()));
+  if (ssl) SSL_set_accept_state(ssl.get());
+  return ssl;
+}
+
+const std::vector<size_t>& ServerContext::candidates(std::string_view name, bool* matched) const {
+  *matched = true;
+  if (!name.empty()) {
+    const absl::string_view key(name.data(), name.size());
+    if (auto it = exact_.find(key); it != exact_.end()) return it->second;
+    // "a.b.example.com" tries ".b.example.com" then ".example.com": the longest suffix first.
+    for (size_t dot = key.find('.'); dot != absl::string_view::npos; dot = key.find('.', dot + 1)) {
+      if (auto it = wildcard_.find(key.substr(dot)); it != wildcard_.end()) return it->second;
+    }
+  }
+  *matched = false;
+  return all_;
+}
+
+enum ssl_select_cert_result_t ServerContext::SelectCertificate(const SSL_CLIENT_HELLO* hello) {
+  const ServerContext* self = FromSsl(hello->ssl);
+  if (self == nullptr) return ssl_select_cert_error;
+  const std::string name = ServerNameOf(hello);
+  bool matched = false;
+  const std::vector<size_t>& candidates = self->candidates(name, &matched);
+  if (!matched && !name.empty()) self->stats_->no_certificate.inc();
+  size_t chosen = candidates.front();
+  if (candidates.size() > 1) {
+    const bool ecdsa = ClientTakesEcdsa(hello);
+    for (size_t index : candidates) {
+      if (self->certs_[index].ecdsa == ecdsa) {
+        chosen = index;
+        break;
+      }
+    }
+  }
+  SSL_CTX* ctx = self->certs_[chosen].ctx.get();
+  if (ctx != SSL_get_SSL_CTX(hello->ssl)) SSL_set_SSL_CTX(hello->ssl, ctx);
+  return ssl_select_cert_success;
+}
+
+int ServerContext::SelectAlpn(SSL*, const uint8_t** out, uint8_t* out_len, const uint8_t* in,
+                              unsigned in_len, void* arg) {
+  const auto* self = static_cast<const ServerContext*>(arg);
+  // Our preference order decides among what the client offers.
+  const auto* ours = reinterpret_cast<const uint8_t*>(self->alpn_.data());
+  for (size_t i = 0; i < self->alpn_.size(); i += 1 + ours[i]) {
+    for (unsigned j = 0; j < in_len; j += 1 + in[j]) {
+      if (in[j] == ours[i] && j + 1 + in[j] <= in_len &&
+          std::equal(in + j + 1, in + j + 1 + in[j], ours + i + 1)) {
+        *out = in + j + 1;
+        *out_len = in[j];
+        return SSL_TLSEXT_ERR_OK;
+      }
+    }
+  }
+  // None in common: go on without ALPN (the client decides whether that is fatal).
+  return SSL_TLSEXT_ERR_NOACK;
+}
+
+}  // namespace sluice::tls

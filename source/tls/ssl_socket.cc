@@ -1,0 +1,301 @@
+#include "source/tls/ssl_socket.h"
+
+#include <openssl/err.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "source/common/logging.h"
+#include "source/network/connection.h"
+
+namespace sluice::tls {
+
+const std::string SslSocket::empty_;
+const std::vector<std::string> SslSocket::no_sans_;
+
+namespace {
+// What one read(2) of the BIO asks for: a whole record and its header, so a record costs one
+// syscall, and a burst of small ones one for several.
+constexpr size_t kInputChunk = 16 * 1024 + 512;
+
+SslSocket* SocketOf(BIO* bio) { return static_cast<SslSocket*>(BIO_get_data(bio)); }
+}  // namespace
+
+SslSocket::SslSocket(std::shared_ptr<const ServerContext> context,
+                     network::ConnectionLimit* handshake_slot)
+    : context_(std::move(context)), ssl_(context_->newSsl()), handshake_slot_(handshake_slot) {
+  if (ssl_) {
+    BIO* bio = BIO_new(Method());
+    BIO_set_data(bio, this);
+    BIO_set_init(bio, 1);
+    SSL_set_bio(ssl_.get(), bio, bio);  // the SSL owns the one BIO (both directions)
+  }
+}
+
+SslSocket::~SslSocket() { endHandshake(); }
+
+BIO_METHOD* SslSocket::Method() {
+  static BIO_METHOD* method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_TYPE_SOCKET, "sluice");
+    BIO_meth_set_read(m, &SslSocket::BioRead);
+    BIO_meth_set_write(m, &SslSocket::BioWrite);
+    BIO_meth_set_ctrl(m, &SslSocket::BioCtrl);
+    return m;
+  }();
+  return method;
+}
+
+int SslSocket::BioRead(BIO* bio, char* out, int len) {
+  SslSocket& self = *SocketOf(bio);
+  BIO_clear_retry_flags(bio);
+  if (self.in_.empty()) {
+    if (self.read_eof_) return 0;
+    const int fd = self.callbacks_->fd();
+    IoResult r = self.in_.readFrom(fd, kInputChunk);
+    if (r.rc == 0) {
+      self.read_eof_ = true;
+      return 0;
+    }
+    if (r.rc < 0) {
+      if (r.wouldBlock() || r.error == EINTR) {
+        BIO_set_retry_read(bio);
+      } else {
+        self.read_errno_ = r.error;
+      }
+      return -1;
+    }
+  }
+  const size_t n = std::min<size_t>(static_cast<size_t>(len), self.in_.length());
+  self.in_.copyOut(0, n, out);
+  self.in_.drain(n);
+  return static_cast<int>(n);
+}
+
+int SslSocket::BioWrite(BIO* bio, const char* in, int len) {
+  // Never blocks: doWrite bounds how much is encrypted ahead of the kernel.
+  BIO_clear_retry_flags(bio);
+  SocketOf(bio)->out_.add(in, static_cast<size_t>(len));
+  return len;
+}
+
+long SslSocket::BioCtrl(BIO*, int cmd, long, void*) {
+  // BoringSSL flushes after each flight; out_ is written by the connection's write path.
+  return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+void SslSocket::onConnected() {
+  if (!ssl_) {
+    callbacks_->connection().close(network::CloseType::kNoFlush);
+    return;
+  }
+  // A stalled handshake is closed like a slow request (nginx's client_header_timeout covers it
+  // there).
+  callbacks_->connection().dispatcher().armDeadline(handshake_deadline_,
+                                                    context_->handshakeTimeout(), *this);
+}
+
+void SslSocket::onDeadline(event::Deadline&) {
+  context_->stats().handshake_timeout.inc();
+  SLUICE_LOG(kDebug, "[C%d] TLS handshake timed out", callbacks_->connection().id());
+  state_ = State::kFailed;
+  endHandshake();
+  callbacks_->connection().close(network::CloseType::kNoFlush);
+}
+
+void SslSocket::endHandshake() {
+  handshake_deadline_.cancel();
+  if (handshake_slot_ != nullptr) {
+    handshake_slot_->release();
+    handshake_slot_ = nullptr;
+  }
+}
+
+void SslSocket::logFailure(const char* where, int ssl_error) {
+  if (log::Enabled(log::Level::kDebug)) {
+    char reason[256] = "";
+    if (uint32_t e = ERR_peek_error(); e != 0) ERR_error_string_n(e, reason, sizeof(reason));
+    SLUICE_LOG(kDebug, "[C%d] TLS %s failed: ssl error %d, %s%s%s", callbacks_->connection().id(),
+               where, ssl_error, reason, read_errno_ != 0 ? " " : "",
+               read_errno_ != 0 ? std::strerror(read_errno_) : "");
+  }
+  ERR_clear_error();
+}
+
+bool SslSocket::doHandshake() {
+  const int rc = SSL_do_handshake(ssl_.get());
+  if (rc == 1) {
+    onHandshakeDone();
+    return true;
+  }
+  const int err = SSL_get_error(ssl_.get(), rc);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return true;
+  // A failed handshake (a bad ClientHello, no shared cipher, the peer's alert or EOF): the alert
+  // BoringSSL wrote, if any, is in out_ and goes out with the close.
+  state_ = State::kFailed;
+  context_->stats().connection_error.inc();
+  logFailure("handshake", err);
+  endHandshake();
+  return false;
+}
+
+void SslSocket::onHandshakeDone() {
+  state_ = State::kOpen;
+  endHandshake();
+  SSL* ssl = ssl_.get();
+  version_ = SSL_get_version(ssl);
+  if (const SSL_CIPHER* c = SSL_get_current_cipher(ssl); c != nullptr) {
+    cipher_ = SSL_CIPHER_standard_name(c);
+  }
+  if (const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name); name != nullptr) {
+    sni_ = name;
+  }
+  const uint8_t* proto = nullptr;
+  unsigned proto_len = 0;
+  SSL_get0_alpn_selected(ssl, &proto, &proto_len);
+  if (proto_len > 0) alpn_.assign(reinterpret_cast<const char*>(proto), proto_len);
+  resumed_ = SSL_session_reused(ssl) == 1;
+  SslStats& stats = context_->stats();
+  stats.handshake.inc();
+  if (resumed_) stats.session_reused.inc();
+  (SSL_version(ssl) == TLS1_3_VERSION ? stats.tls_v1_3 : stats.tls_v1_2).inc();
+  callbacks_->raiseEvent(network::ConnectionEvent::kConnected);
+}
+
+bool SslSocket::flushOut() {
+  const int fd = callbacks_->fd();
+  while (!out_.empty()) {
+    IoResult r = out_.writeTo(fd);
+    if (r.rc > 0) continue;
+    return r.wouldBlock() || r.error == EINTR;
+  }
+  return true;
+}
+
+network::IoOutcome SslSocket::doRead(Buffer& buffer, uint64_t max_bytes) {
+  network::IoOutcome out;
+  if (state_ == State::kHandshaking) {
+    const bool ok = doHandshake();
+    // The flight the handshake produced goes out now (or with the write event).
+    if (!flushOut() || !ok) {
+      out.action = network::PostIoAction::kClose;
+      return out;
+    }
+    if (state_ != State::kOpen) return out;
+    // A closed connection (a kConnected observer) reads no more.
+    if (callbacks_->connection().state() == network::ConnectionState::kClosed) return out;
+  }
+  if (state_ == State::kFailed) {
+    out.action = network::PostIoAction::kClose;
+    return out;
+  }
+  while (out.bytes < max_bytes) {
+    const size_t want = std::min<uint64_t>(kMaxRecord, max_bytes - out.bytes);
+    absl::Span<uint8_t> room = buffer.reserve(std::min<size_t>(want, 4096));
+    const int n =
+        SSL_read(ssl_.get(), room.data(), static_cast<int>(std::min<size_t>(room.size(), want)));
+    if (n > 0) {
+      buffer.commit(static_cast<size_t>(n));
+      out.bytes += static_cast<uint64_t>(n);
+      continue;
+    }
+    buffer.commit(0);
+    const int err = SSL_get_error(ssl_.get(), n);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) break;
+    if (err == SSL_ERROR_ZERO_RETURN) {
+      // close_notify: the peer's orderly end of its side.
+      out.end_stream = true;
+      break;
+    }
+    if (err == SSL_ERROR_SYSCALL && read_eof_ && read_errno_ == 0) {
+      // A FIN without close_notify. HTTP frames its messages itself (a truncated body is caught
+      // by its framing), so this reads as the end of the stream, as nginx and Envoy take it.
+      out.end_stream = true;
+      break;
+    }
+    logFailure("read", err);
+    context_->stats().connection_error.inc();
+    state_ = State::kFailed;
+    out.action = network::PostIoAction::kClose;
+    return out;
+  }
+  // Plaintext BoringSSL decrypted but we did not take (the read was bounded), or records
+  // already in in_: no socket event will tell.
+  if (!out.end_stream && out.bytes >= max_bytes && hasBufferedInput()) {
+    callbacks_->setTransportSocketIsReadable();
+  }
+  // Reading can produce output (a KeyUpdate answer, an alert).
+  if (!flushOut()) out.action = network::PostIoAction::kClose;
+  return out;
+}
+
+network::IoOutcome SslSocket::doWrite(Buffer& buffer, bool end_stream) {
+  network::IoOutcome out;
+  if (state_ == State::kFailed) {
+    out.action = network::PostIoAction::kClose;
+    return out;
+  }
+  if (state_ == State::kHandshaking) {
+    // Application bytes wait for the handshake; its own flight goes out.
+    if (!flushOut()) out.action = network::PostIoAction::kClose;
+    return out;
+  }
+  uint8_t gather[kMaxRecord];
+  while (!buffer.empty() && out_.length() < kMaxPendingOut && state_ == State::kOpen) {
+    // One record per slice, or several small slices gathered into one record (a response head
+    // and a short body written apart make one record, not two).
+    struct iovec iov[1];
+    buffer.peek(iov, 1);
+    const uint8_t* data = static_cast<const uint8_t*>(iov[0].iov_base);
+    size_t len = std::min(iov[0].iov_len, kMaxRecord);
+    if (len < kMaxRecord && buffer.length() > len) {
+      len = std::min(buffer.length(), kMaxRecord);
+      buffer.copyOut(0, len, gather);
+      data = gather;
+    }
+    const int n = SSL_write(ssl_.get(), data, static_cast<int>(len));
+    if (n <= 0) {
+      logFailure("write", SSL_get_error(ssl_.get(), n));
+      context_->stats().connection_error.inc();
+      state_ = State::kFailed;
+      out.action = network::PostIoAction::kClose;
+      return out;
+    }
+    buffer.drain(static_cast<size_t>(n));
+    out.bytes += static_cast<uint64_t>(n);
+  }
+  if (end_stream && buffer.empty() && !shutdown_sent_) {
+    // close_notify first (RFC 8446 6.1), then the FIN once it is out.
+    SSL_shutdown(ssl_.get());
+    shutdown_sent_ = true;
+  }
+  if (!flushOut()) {
+    out.action = network::PostIoAction::kClose;
+    return out;
+  }
+  if (shutdown_sent_ && out_.empty() && end_stream) {
+    ::shutdown(callbacks_->fd(), SHUT_WR);
+    out.end_stream = true;
+  }
+  return out;
+}
+
+void SslSocket::closeSocket(network::ConnectionEvent) {
+  endHandshake();
+  // A close_notify before the FIN tells the peer the stream was not truncated. Best effort: one
+  // write, whatever the kernel takes (nginx does the same with SSL_shutdown on close).
+  if (state_ == State::kOpen && !shutdown_sent_) {
+    SSL_shutdown(ssl_.get());
+    shutdown_sent_ = true;
+  }
+  if (state_ != State::kHandshaking) flushOut();
+  state_ = State::kFailed;
+}
+
+network::TransportSocketPtr ServerSslSocketFactory::createTransportSocket(
+    const network::TransportSocketOptions* options) const {
+  return std::make_unique<SslSocket>(context_, options ? options->handshake_slot : nullptr);
+}
+
+}  // namespace sluice::tls

@@ -1,0 +1,121 @@
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "source/common/buffer.h"
+#include "source/event/dispatcher.h"
+#include "source/network/listener.h"
+#include "source/network/transport_socket.h"
+#include "source/tls/context.h"
+
+namespace sluice::tls {
+
+// TLS over a connection's fd with BoringSSL, driven by the connection's level-triggered events.
+//
+// BoringSSL talks to a BIO of ours rather than to the fd: its reads come from `in_`, which one
+// read(2) of up to 16 KiB fills (BoringSSL has no read-ahead: on the fd itself every record
+// would cost two reads, header and body), and its writes go to `out_`, which the connection's
+// write event drains with one writev — a whole handshake flight, or many records, per syscall.
+// Plaintext is decrypted straight into the connection's read buffer and encrypted from its
+// write buffer's slices (several small slices are first gathered into one record). `out_` is
+// bounded: no more is encrypted while 64 KiB wait for the kernel.
+class SslSocket : public network::TransportSocket,
+                  public network::SslConnectionInfo,
+                  private event::DeadlineCallbacks {
+ public:
+  // Server side: the context stays alive while this socket lives. `handshake_slot`, when given,
+  // was acquired for this connection and is released when its handshake ends.
+  SslSocket(std::shared_ptr<const ServerContext> context, network::ConnectionLimit* handshake_slot);
+  ~SslSocket() override;
+
+  // TransportSocket
+  void setTransportSocketCallbacks(network::TransportSocketCallbacks& callbacks) override {
+    callbacks_ = &callbacks;
+  }
+  std::string_view protocol() const override { return "tls"; }
+  std::string_view nextProtocol() const override { return alpn_; }
+  network::IoOutcome doRead(Buffer& buffer, uint64_t max_bytes) override;
+  network::IoOutcome doWrite(Buffer& buffer, bool end_stream) override;
+  void onConnected() override;
+  void closeSocket(network::ConnectionEvent event) override;
+  bool hasPendingWrite() const override { return !out_.empty(); }
+  bool hasBufferedInput() const override {
+    return !in_.empty() || (state_ == State::kOpen && SSL_pending(ssl_.get()) > 0);
+  }
+  const network::SslConnectionInfo* ssl() const override { return this; }
+  void prependReadData(Buffer& data) override { in_.move(data); }
+
+  // SslConnectionInfo
+  std::string_view version() const override { return version_; }
+  std::string_view cipher() const override { return cipher_; }
+  std::string_view sni() const override { return sni_; }
+  std::string_view alpn() const override { return alpn_; }
+  bool sessionResumed() const override { return resumed_; }
+  bool inEarlyData() const override { return false; }
+  bool peerCertificatePresented() const override { return false; }
+  bool peerCertificateValidated() const override { return false; }
+  const std::string& peerSubject() const override { return empty_; }
+  const std::vector<std::string>& peerSans() const override { return no_sans_; }
+  const std::string& peerFingerprintSha256() const override { return empty_; }
+
+  // The most plaintext encrypted per record (TLS's maximum).
+  static constexpr size_t kMaxRecord = 16 * 1024;
+  // No more is encrypted while this much ciphertext waits for the kernel.
+  static constexpr size_t kMaxPendingOut = 64 * 1024;
+
+ private:
+  enum class State { kHandshaking, kOpen, kShutdown, kFailed };
+  static BIO_METHOD* Method();
+  static int BioRead(BIO* bio, char* out, int len);
+  static int BioWrite(BIO* bio, const char* in, int len);
+  static long BioCtrl(BIO* bio, int cmd, long num, void* ptr);
+
+  // Advances the handshake; false when it failed (the connection must close).
+  bool doHandshake();
+  void onHandshakeDone();
+  void endHandshake();
+  // Writes `out_` to the fd; false on a socket error.
+  bool flushOut();
+  void onDeadline(event::Deadline&) override;
+  // Logs and counts why the handshake or a record failed.
+  void logFailure(const char* where, int ssl_error);
+
+  std::shared_ptr<const ServerContext> context_;
+  bssl::UniquePtr<SSL> ssl_;
+  network::TransportSocketCallbacks* callbacks_ = nullptr;
+  network::ConnectionLimit* handshake_slot_;
+  Buffer in_;
+  Buffer out_;
+  State state_ = State::kHandshaking;
+  bool read_eof_ = false;  // the BIO saw the fd's EOF
+  int read_errno_ = 0;     // the BIO saw a socket error
+  bool shutdown_sent_ = false;
+  bool resumed_ = false;
+  event::Deadline handshake_deadline_;
+  std::string version_;
+  std::string cipher_;
+  std::string sni_;
+  std::string alpn_;
+  static const std::string empty_;
+  static const std::vector<std::string> no_sans_;
+};
+
+// Builds the server TLS sockets of one listener filter chain.
+class ServerSslSocketFactory : public network::TransportSocketFactory {
+ public:
+  explicit ServerSslSocketFactory(std::shared_ptr<const ServerContext> context)
+      : context_(std::move(context)) {}
+  network::TransportSocketPtr createTransportSocket(
+      const network::TransportSocketOptions* options = nullptr) const override;
+  bool implementsSecureTransport() const override { return true; }
+  const ServerContext& context() const { return *context_; }
+
+ private:
+  std::shared_ptr<const ServerContext> context_;
+};
+
+}  // namespace sluice::tls
