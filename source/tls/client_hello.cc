@@ -47,11 +47,10 @@ ParseResult CheckRecordHeader(absl::Span<const uint8_t> data, size_t pos, bool f
 // Walks the records at the start of `data` until they hold a whole handshake message, checking
 // each record header and the handshake header on the way. kDone: the message (header included)
 // is *message_size bytes long and every one of them is in `data`.
-ParseResult FindClientHello(absl::Span<const uint8_t> data, size_t max_size,
-                            size_t* message_size) {
-  size_t pos = 0;               // the current record's header
-  size_t seen = 0;              // bytes of the handshake message in the records before `pos`
-  size_t total = 0;             // header + body of the message; 0 until its header is whole
+ParseResult FindClientHello(absl::Span<const uint8_t> data, size_t max_size, size_t* message_size) {
+  size_t pos = 0;    // the current record's header
+  size_t seen = 0;   // bytes of the handshake message seen so far
+  size_t total = 0;  // header + body of the message; 0 until its header is whole
   uint8_t header[kHandshakeHeaderSize];
   for (bool first = true;; first = false) {
     // The ClientHello cannot end before this record's header and the message bytes still to
@@ -135,7 +134,7 @@ class Reader {
     while (record_left_ == 0) {
       if (data_.size() - pos_ < kRecordHeaderSize) return false;
       record_left_ = (size_t{data_[pos_ + 3]} << 8) | data_[pos_ + 4];
-      
+      pos_ += kRecordHeaderSize;
     }
     return pos_ < data_.size();
   }
@@ -269,8 +268,7 @@ bool ParseBody(Reader body, ClientHelloInfo* out) {
 
   uint16_t extensions_size;
   Reader extensions(body);
-  if (!body.ReadU16(&extensions_size) || !body.Sub(extensions_size, &extensions) ||
-      !body.empty()) {
+  if (!body.ReadU16(&extensions_size) || !body.Sub(extensions_size, &extensions) || !body.empty()) {
     return false;
   }
   // RFC 8446 4.2: "There MUST NOT be more than one extension of the same type". A bit per type

@@ -12,6 +12,7 @@
 extern "C" int SluiceFuzzHttp1Request(const uint8_t* data, size_t size);
 extern "C" int SluiceFuzzHttp1Response(const uint8_t* data, size_t size);
 extern "C" int SluiceFuzzHttp1Server(const uint8_t* data, size_t size);
+extern "C" int SluiceFuzzClientHello(const uint8_t* data, size_t size);
 
 int main(int argc, char** argv) {
   if (argc < 2) {
@@ -36,9 +37,10 @@ int main(int argc, char** argv) {
       SluiceFuzzHttp1Request(data, bytes.size());
       SluiceFuzzHttp1Response(data, bytes.size());
       SluiceFuzzHttp1Server(data, bytes.size());
+      SluiceFuzzClientHello(data, bytes.size());
       ++total;
     }
   }
-  std::printf("replayed %zu seed files through 3 entry points\n", total);
+  std::printf("replayed %zu seed files through 4 entry points\n", total);
   return 0;
 }
