@@ -34,6 +34,19 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
     default:
       break;
   }
+  switch (p.forward_client_cert_details()) {
+    case config::v1::HttpConnectionManager::SANITIZE_SET:
+      c->forward_client_cert = ConnectionManagerConfig::ForwardClientCert::kSanitizeSet;
+      break;
+    case config::v1::HttpConnectionManager::APPEND_FORWARD:
+      c->forward_client_cert = ConnectionManagerConfig::ForwardClientCert::kAppendForward;
+      break;
+    case config::v1::HttpConnectionManager::FORWARD_ONLY:
+      c->forward_client_cert = ConnectionManagerConfig::ForwardClientCert::kForwardOnly;
+      break;
+    default:
+      break;
+  }
   if (p.has_request_headers_timeout()) c->request_headers_timeout = Ms(p.request_headers_timeout());
   if (p.has_request_body_timeout()) c->request_body_timeout = Ms(p.request_body_timeout());
   if (p.has_idle_timeout()) c->idle_timeout = Ms(p.idle_timeout());

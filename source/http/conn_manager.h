@@ -70,6 +70,13 @@ struct ConnectionManagerConfig {
   std::string via;
   // X-Forwarded-For on proxied requests (http_connection_manager.proto, forwarded_for).
   enum class ForwardedFor { kAppend, kReplace, kKeep } forwarded_for = ForwardedFor::kAppend;
+  // X-Forwarded-Client-Cert (forward_client_cert_details).
+  enum class ForwardClientCert {
+    kSanitize,
+    kSanitizeSet,
+    kAppendForward,
+    kForwardOnly
+  } forward_client_cert = ForwardClientCert::kSanitize;
   std::chrono::milliseconds request_headers_timeout{10000};
   std::chrono::milliseconds request_body_timeout{30000};
   std::chrono::milliseconds idle_timeout{65000};

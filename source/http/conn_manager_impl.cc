@@ -16,6 +16,45 @@
 namespace sluice::http {
 
 namespace {
+
+// X-Forwarded-Client-Cert as Envoy writes it (forward_client_cert_details).
+void SetForwardedClientCert(HeaderMap& headers, ConnectionManagerConfig::ForwardClientCert mode,
+                            const network::SslConnectionInfo* ssl) {
+  using Mode = ConnectionManagerConfig::ForwardClientCert;
+  if (mode == Mode::kForwardOnly) return;
+  std::string value;
+  if (mode == Mode::kAppendForward) {
+    for (std::string_view v : headers.getAll("x-forwarded-client-cert")) {
+      if (!value.empty()) value.append(",");
+      value.append(v);
+    }
+  }
+  headers.remove("x-forwarded-client-cert");
+  const bool ours = mode != Mode::kSanitize && ssl != nullptr && ssl->peerCertificatePresented() &&
+                    ssl->peerCertificateValidated();
+  if (ours) {
+    if (!value.empty()) value.append(",");
+    value.append("Hash=").append(ssl->peerFingerprintSha256());
+    // A quoted-string: '"' and '\\' escaped (RFC 2253 subjects may hold both).
+    value.append(";Subject=\"");
+    for (char c : ssl->peerSubject()) {
+      if (c == '"' || c == '\\') value.push_back('\\');
+      value.push_back(c);
+    }
+    value.append("\"");
+    for (const std::string& san : ssl->peerSans()) {
+      // "DNS:a.example" -> ";DNS=a.example", "URI:spiffe://..." -> ";URI=spiffe://...".
+      const size_t colon = san.find(':');
+      if (colon == std::string::npos) continue;
+      value.append(";").append(san, 0, colon).append("=").append(san, colon + 1);
+    }
+  }
+  // Field values carry no control characters: certificate text could (a SAN with a CR in it).
+  for (char& c : value) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  if (!value.empty()) headers.set("X-Forwarded-Client-Cert", value);
+}
 std::atomic<uint64_t> g_next_stream_id{1};
 
 // Pipelined bytes buffered while a response is in progress; above this, stop reading.
@@ -855,6 +894,7 @@ void ConnectionManagerImpl::ActiveStream::startUpstream(bool end_stream) {
     }
   }
   head.headers.set("X-Forwarded-Proto", info_.scheme());
+  SetForwardedClientCert(head.headers, hcm_.config_->forward_client_cert, info_.downstream_ssl);
   if (!hcm_.config_->via.empty()) head.headers.add("Via", hcm_.config_->via);
   if (hcm_.config_->forward_path_as_received && head.target.data() == canonical_target_.data() &&
       head.target.size() == canonical_target_.size()) {

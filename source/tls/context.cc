@@ -1,19 +1,26 @@
 #include "source/tls/context.h"
 
 #include <fcntl.h>
+#include <openssl/digest.h>
 #include <openssl/err.h>
+#include <openssl/hmac.h>
+#include <openssl/mem.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
+#include <ctime>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/util/time_util.h"
 #include "source/common/logging.h"
+#include "source/tls/ocsp.h"
 
 namespace sluice::tls {
 
@@ -158,7 +165,103 @@ SslStats::SslStats(stats::Store& store, const std::string& scope)
       handshake_timeout(store.counter(scope + "ssl.handshake_timeout")),
       no_certificate(store.counter(scope + "ssl.sni_no_match")),
       tls_v1_2(store.counter(scope + "ssl.versions.TLSv1_2")),
-      tls_v1_3(store.counter(scope + "ssl.versions.TLSv1_3")) {}
+      tls_v1_3(store.counter(scope + "ssl.versions.TLSv1_3")),
+      fail_verify_no_cert(store.counter(scope + "ssl.fail_verify_no_cert")),
+      fail_verify_error(store.counter(scope + "ssl.fail_verify_error")),
+      fail_verify_san(store.counter(scope + "ssl.fail_verify_san")),
+      fail_verify_cert_hash(store.counter(scope + "ssl.fail_verify_cert_hash")),
+      ocsp_staple_responses(store.counter(scope + "ssl.ocsp_staple_responses")),
+      ocsp_staple_omitted(store.counter(scope + "ssl.ocsp_staple_omitted")),
+      ocsp_staple_expired(store.counter(scope + "ssl.ocsp_staple_expired")) {}
+
+std::string SubjectOf(X509* cert) {
+  bssl::UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
+  if (X509_NAME_print_ex(bio.get(), X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) < 0) {
+    return {};
+  }
+  const uint8_t* data;
+  size_t len;
+  BIO_mem_contents(bio.get(), &data, &len);
+  return std::string(reinterpret_cast<const char*>(data), len);
+}
+
+std::vector<std::string> SansOf(X509* cert, bool typed) {
+  std::vector<std::string> out;
+  bssl::UniquePtr<GENERAL_NAMES> sans(
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
+  if (!sans) return out;
+  for (size_t i = 0; i < sk_GENERAL_NAME_num(sans.get()); ++i) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(sans.get(), i);
+    const ASN1_STRING* s = nullptr;
+    const char* type = nullptr;
+    if (name->type == GEN_DNS) {
+      s = name->d.dNSName;
+      type = "DNS:";
+    } else if (name->type == GEN_URI) {
+      s = name->d.uniformResourceIdentifier;
+      type = "URI:";
+    } else {
+      continue;
+    }
+    std::string value(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                      ASN1_STRING_length(s));
+    if (name->type == GEN_DNS) value = absl::AsciiStrToLower(value);
+    out.push_back(typed ? absl::StrCat(type, value) : value);
+  }
+  return out;
+}
+
+std::string FingerprintOf(X509* cert) {
+  uint8_t md[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  if (X509_digest(cert, EVP_sha256(), md, &len) != 1) return {};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * len);
+  for (unsigned i = 0; i < len; ++i) {
+    out.push_back(kHex[md[i] >> 4]);
+    out.push_back(kHex[md[i] & 15]);
+  }
+  return out;
+}
+
+PeerInfo PeerInfo::Of(const SSL* ssl) {
+  PeerInfo info;
+  bssl::UniquePtr<X509> cert(SSL_get_peer_certificate(ssl));
+  if (!cert) return info;
+  info.presented = true;
+  info.validated = SSL_get_verify_result(ssl) == X509_V_OK;
+  info.subject = SubjectOf(cert.get());
+  info.sans = SansOf(cert.get(), /*typed=*/true);
+  info.fingerprint = FingerprintOf(cert.get());
+  return info;
+}
+
+const char* PeerCheck::check(X509* cert) const {
+  if (!hashes.empty()) {
+    const std::string fp = FingerprintOf(cert);
+    if (std::find(hashes.begin(), hashes.end(), fp) == hashes.end()) return "hash";
+  }
+  if (sans.empty() && subjects.empty()) return nullptr;
+  if (!subjects.empty()) {
+    const std::string subject = SubjectOf(cert);
+    if (std::find(subjects.begin(), subjects.end(), subject) != subjects.end()) return nullptr;
+  }
+  for (const std::string& san : SansOf(cert, /*typed=*/false)) {
+    for (const std::string& allowed : sans) {
+      if (san == allowed) return nullptr;
+      // "*.example.com" allows one label in place of the star (RFC 6125 6.4.3), DNS only.
+      if (allowed.size() > 2 && allowed[0] == '*' && allowed[1] == '.') {
+        const size_t dot = san.find('.');
+        if (dot != std::string::npos && dot > 0 && san.find(':') == std::string::npos &&
+            san.substr(dot) == allowed.substr(1)) {
+          return nullptr;
+        }
+      }
+    }
+  }
+  return "san";
+}
 
 absl::StatusOr<std::string> ReadDataSource(const config::v1::DataSource& source,
                                            const std::string& path) {
@@ -196,8 +299,6 @@ absl::StatusOr<std::string> ReadDataSource(const config::v1::DataSource& source,
     return content;
   }
 }
-
-ServerContext::~ServerContext() = default;
 
 const ServerContext* ServerContext::FromSsl(const SSL* ssl) {
   return static_cast<const ServerContext*>(
@@ -237,14 +338,64 @@ absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::Create(
   } else {
     context->handshake_timeout_ = kDefaultHandshakeTimeout;
   }
+  context->strict_stapling_ =
+      config.ocsp_staple_policy() == config::v1::DownstreamTlsContext::STRICT_STAPLING;
+  if (auto s = context->loadTicketKeys(config, path); !s.ok()) return s;
+  if (config.client_certificate() != config::v1::DownstreamTlsContext::NONE) {
+    const auto& validation = common.validation_context();
+    const std::string vpath = common_path + ".validation_context";
+    if (!validation.has_trusted_ca()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          vpath, ".trusted_ca: required to verify client certificates (client_certificate is ",
+          config::v1::DownstreamTlsContext::ClientCertificateMode_Name(config.client_certificate()),
+          ")"));
+    }
+    auto pem = ReadDataSource(validation.trusted_ca(), vpath + ".trusted_ca");
+    if (!pem.ok()) return pem.status();
+    bssl::UniquePtr<BIO> bio(BIO_new_mem_buf(pem->data(), static_cast<long>(pem->size())));
+    while (true) {
+      bssl::UniquePtr<X509> ca(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+      if (!ca) break;
+      context->client_cas_.push_back(std::move(ca));
+    }
+    ERR_clear_error();
+    if (context->client_cas_.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(vpath, ".trusted_ca: no PEM certificate could be read"));
+    }
+    for (const std::string& san : validation.match_subject_alt_names()) {
+      context->peer_check_.sans.push_back(
+          san.find(':') == std::string::npos ? absl::AsciiStrToLower(san) : san);
+    }
+    context->peer_check_.subjects.assign(validation.match_subjects().begin(),
+                                         validation.match_subjects().end());
+    for (int h = 0; h < validation.verify_certificate_hash_size(); ++h) {
+      std::string hex;
+      for (char c : validation.verify_certificate_hash(h)) {
+        if (c != ':') hex.push_back(absl::ascii_tolower(c));
+      }
+      if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
+        return absl::InvalidArgumentError(absl::StrCat(vpath, ".verify_certificate_hash[", h,
+                                                       "]: not a SHA-256 in hex (64 digits)"));
+      }
+      context->peer_check_.hashes.push_back(hex);
+    }
+  } else if (common.has_validation_context()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(common_path,
+                     ".validation_context: client certificates are not asked for; set "
+                     "client_certificate to OPTIONAL or REQUIRE"));
+  }
   for (int i = 0; i < common.tls_certificates_size(); ++i) {
     const std::string cert_path = absl::StrCat(common_path, ".tls_certificates[", i, "]");
+
     if (auto s = context->addCertificate(common.tls_certificates(i), cert_path); !s.ok()) return s;
     Certificate& cert = context->certs_.back();
     if (auto s = context->configureCtx(cert.ctx.get(), config, path, /*sessions=*/i == 0);
         !s.ok()) {
       return s;
     }
+    if (auto s = context->configureValidation(cert.ctx.get(), config, path); !s.ok()) return s;
     const size_t index = context->certs_.size() - 1;
     context->all_.push_back(index);
     for (const std::string& name : cert.dns_names) {
@@ -322,6 +473,26 @@ absl::Status ServerContext::addCertificate(const config::v1::TlsCertificate& con
         absl::StrCat(path, ": the private key does not match the certificate"));
   }
   cert.dns_names = DnsNames(leaf.get());
+  if (config.has_ocsp_staple()) {
+    auto der = ReadDataSource(config.ocsp_staple(), path + ".ocsp_staple");
+    if (!der.ok()) return der.status();
+    auto info = ParseOcspResponse(*der, leaf.get());
+    if (!info.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ".ocsp_staple: ", info.status().message()));
+    }
+    const int64_t now = static_cast<int64_t>(time(nullptr));
+    if (info->next_update != 0 && info->next_update <= now) {
+      if (strict_stapling_) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ".ocsp_staple: the response has expired (STRICT_STAPLING)"));
+      }
+      SLUICE_LOG(kWarn, "%s.ocsp_staple: the response has expired; it is not stapled", path);
+    }
+    cert.ocsp = std::move(*der);
+    cert.ocsp_next_update = info->next_update;
+  }
+
   for (const Certificate& other : certs_) {
     if (other.ecdsa == cert.ecdsa && other.dns_names == cert.dns_names) {
       SLUICE_LOG(kWarn, "%s: another %s certificate serves the same names (%s); the first wins",
@@ -380,7 +551,11 @@ absl::Status ServerContext::configureCtx(SSL_CTX* ctx,
     SSL_CTX_set_session_psk_dhe_timeout(ctx, static_cast<uint32_t>(timeout.count()));
     // Tickets: BoringSSL generates the keys and rotates them; one SSL_CTX for all workers
     // means a ticket issued by one worker resumes on any other.
-    if (config.disable_stateless_session_resumption()) SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    if (config.disable_stateless_session_resumption()) {
+      SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    } else if (!ticket_keys_.empty()) {
+      SSL_CTX_set_tlsext_ticket_key_cb(ctx, &ServerContext::TicketKeyCallback);
+    }
     if (config.session_cache_size() > 0) {
       SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
       SSL_CTX_sess_set_cache_size(ctx, config.session_cache_size());
@@ -430,7 +605,29 @@ enum ssl_select_cert_result_t ServerContext::SelectCertificate(const SSL_CLIENT_
       }
     }
   }
-  SSL_CTX* ctx = self->certs_[chosen].ctx.get();
+  const Certificate& cert = self->certs_[chosen];
+  if (!cert.ocsp.empty()) {
+    const bool expired =
+        cert.ocsp_next_update != 0 && cert.ocsp_next_update <= static_cast<int64_t>(time(nullptr));
+    if (expired && self->strict_stapling_) {
+      // Must-Staple clients would refuse the certificate without a valid staple anyway.
+      self->stats_->ocsp_staple_expired.inc();
+      return ssl_select_cert_error;
+    }
+    const uint8_t* unused;
+    size_t unused_len;
+    if (SSL_early_callback_ctx_extension_get(hello, TLSEXT_TYPE_status_request, &unused,
+                                             &unused_len)) {
+      if (expired) {
+        self->stats_->ocsp_staple_omitted.inc();
+      } else {
+        SSL_set_ocsp_response(hello->ssl, reinterpret_cast<const uint8_t*>(cert.ocsp.data()),
+                              cert.ocsp.size());
+        self->stats_->ocsp_staple_responses.inc();
+      }
+    }
+  }
+  SSL_CTX* ctx = cert.ctx.get();
   if (ctx != SSL_get_SSL_CTX(hello->ssl)) SSL_set_SSL_CTX(hello->ssl, ctx);
   return ssl_select_cert_success;
 }
@@ -452,6 +649,116 @@ int ServerContext::SelectAlpn(SSL*, const uint8_t** out, uint8_t* out_len, const
   }
   // None in common: go on without ALPN (the client decides whether that is fatal).
   return SSL_TLSEXT_ERR_NOACK;
+}
+
+absl::Status ServerContext::loadTicketKeys(const config::v1::DownstreamTlsContext& config,
+                                           const std::string& path) {
+  for (int i = 0; i < config.session_ticket_keys_size(); ++i) {
+    const std::string key_path = absl::StrCat(path, ".session_ticket_keys[", i, "]");
+    auto bytes = ReadDataSource(config.session_ticket_keys(i), key_path);
+    if (!bytes.ok()) return bytes.status();
+    TicketKey key{};
+    const auto* p = reinterpret_cast<const uint8_t*>(bytes->data());
+    // nginx's layouts: 48 = name, AES-128 key, HMAC key (16 each); 80 = name, HMAC (32), AES-256.
+    if (bytes->size() == 48) {
+      key.key_len = 16;
+      std::memcpy(key.name, p, 16);
+      std::memcpy(key.aes, p + 16, 16);
+      std::memcpy(key.hmac, p + 32, 16);
+    } else if (bytes->size() == 80) {
+      key.key_len = 32;
+      std::memcpy(key.name, p, 16);
+      std::memcpy(key.hmac, p + 16, 32);
+      std::memcpy(key.aes, p + 48, 32);
+    } else {
+      const size_t size = bytes->size();
+      OPENSSL_cleanse(bytes->data(), bytes->size());
+      return absl::InvalidArgumentError(
+          absl::StrCat(key_path, ": a ticket key is 80 bytes (or 48), got ", size,
+                       " (make one with: openssl rand 80 > ticket.key)"));
+    }
+    OPENSSL_cleanse(bytes->data(), bytes->size());
+    ticket_keys_.push_back(key);
+  }
+  return absl::OkStatus();
+}
+
+ServerContext::~ServerContext() {
+  if (!ticket_keys_.empty()) {
+    OPENSSL_cleanse(ticket_keys_.data(), ticket_keys_.size() * sizeof(TicketKey));
+  }
+}
+
+int ServerContext::TicketKeyCallback(SSL* ssl, uint8_t* key_name, uint8_t* iv,
+                                     EVP_CIPHER_CTX* cipher, HMAC_CTX* hmac, int encrypt) {
+  const ServerContext* self = FromSsl(ssl);
+  if (self == nullptr || self->ticket_keys_.empty()) return -1;
+  const auto& keys = self->ticket_keys_;
+  size_t index = 0;
+  if (encrypt) {
+    if (RAND_bytes(iv, 16) != 1) return -1;
+    std::memcpy(key_name, keys[0].name, 16);
+  } else {
+    while (index < keys.size() && std::memcmp(key_name, keys[index].name, 16) != 0) ++index;
+    if (index == keys.size()) return 0;  // an unknown key: a full handshake, and a new ticket
+  }
+  const TicketKey& key = keys[index];
+  const EVP_CIPHER* aes = key.key_len == 32 ? EVP_aes_256_cbc() : EVP_aes_128_cbc();
+  if (HMAC_Init_ex(hmac, key.hmac, key.key_len, EVP_sha256(), nullptr) != 1) return -1;
+  const int ok = encrypt ? EVP_EncryptInit_ex(cipher, aes, nullptr, key.aes, iv)
+                         : EVP_DecryptInit_ex(cipher, aes, nullptr, key.aes, iv);
+  if (ok != 1) return -1;
+  // A ticket under an older key resumes, and gets a new ticket under the first key.
+  return encrypt || index == 0 ? 1 : 2;
+}
+
+absl::Status ServerContext::configureValidation(SSL_CTX* ctx,
+                                                const config::v1::DownstreamTlsContext& config,
+                                                const std::string&) {
+  if (config.client_certificate() == config::v1::DownstreamTlsContext::NONE) {
+    return absl::OkStatus();
+  }
+  X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+  bssl::UniquePtr<STACK_OF(X509_NAME)> names(sk_X509_NAME_new_null());
+  for (const auto& ca : client_cas_) {
+    if (X509_STORE_add_cert(store, ca.get()) != 1) ERR_clear_error();  // a duplicate in the bundle
+    // The CAs named in the CertificateRequest, so that a client with several certificates picks
+    // one we accept.
+    X509_NAME* name = X509_NAME_dup(X509_get_subject_name(ca.get()));
+    if (name != nullptr) sk_X509_NAME_push(names.get(), name);
+  }
+  SSL_CTX_set_client_CA_list(ctx, names.release());
+  const auto& validation = config.common_tls_context().validation_context();
+  SSL_CTX_set_verify_depth(ctx, validation.max_verify_depth() != 0
+                                    ? static_cast<int>(validation.max_verify_depth())
+                                    : 4);
+  int mode = SSL_VERIFY_PEER;
+  if (config.client_certificate() == config::v1::DownstreamTlsContext::REQUIRE) {
+    mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+  }
+  SSL_CTX_set_verify(ctx, mode, &ServerContext::VerifyPeer);
+  return absl::OkStatus();
+}
+
+int ServerContext::VerifyPeer(int preverify_ok, X509_STORE_CTX* store) {
+  SSL* ssl =
+      static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  const ServerContext* self = ssl != nullptr ? FromSsl(ssl) : nullptr;
+  if (self == nullptr) return 0;
+  if (!preverify_ok) {
+    // The chain does not lead to a trusted CA, has expired, is too deep...: the handshake ends
+    // with the alert for the error BoringSSL put in the store.
+    self->stats_->fail_verify_error.inc();
+    return 0;
+  }
+  if (X509_STORE_CTX_get_error_depth(store) != 0) return 1;
+  const char* failed = self->peer_check_.check(X509_STORE_CTX_get_current_cert(store));
+  if (failed == nullptr) return 1;
+  (std::string_view(failed) == "hash" ? self->stats_->fail_verify_cert_hash
+                                      : self->stats_->fail_verify_san)
+      .inc();
+  X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
+  return 0;
 }
 
 }  // namespace sluice::tls

@@ -26,7 +26,48 @@ struct SslStats {
   stats::Counter& no_certificate;  // a client sent a server name no certificate matches
   stats::Counter& tls_v1_2;
   stats::Counter& tls_v1_3;
+  // mTLS refusals: no certificate when one is required, a chain that does not verify, a SAN or
+  // subject not allowed, a fingerprint not listed.
+  stats::Counter& fail_verify_no_cert;
+  stats::Counter& fail_verify_error;
+  stats::Counter& fail_verify_san;
+  stats::Counter& fail_verify_cert_hash;
+  stats::Counter& ocsp_staple_responses;  // handshakes that got a staple
+  stats::Counter& ocsp_staple_omitted;    // asked for one; none valid to give
+  stats::Counter& ocsp_staple_expired;    // STRICT_STAPLING refused a handshake
 };
+
+// A session ticket key (80 bytes as nginx and Envoy write them, or 48).
+struct TicketKey {
+  uint8_t name[16];
+  uint8_t hmac[32];
+  uint8_t aes[32];
+  size_t key_len;  // 16 (a 48-byte file: AES-128, HMAC key 16) or 32
+};
+
+// The peer-certificate checks beyond the chain (CertificateValidationContext).
+struct PeerCheck {
+  std::vector<std::string> sans;      // DNS (with "*." wildcards) or URI, lower case for DNS
+  std::vector<std::string> subjects;  // RFC 2253
+  std::vector<std::string> hashes;    // SHA-256, lower-case hex without colons
+  bool empty() const { return sans.empty() && subjects.empty() && hashes.empty(); }
+  // Which check failed (nullptr: none): "san", "hash".
+  const char* check(X509* cert) const;
+};
+
+// What the handshake learned about the peer's certificate (PeerCertificateInfo).
+struct PeerInfo {
+  bool presented = false;
+  bool validated = false;
+  std::string subject;
+  std::vector<std::string> sans;
+  std::string fingerprint;
+  static PeerInfo Of(const SSL* ssl);
+};
+// RFC 2253 subject; DNS and URI SANs ("DNS:a.example", "URI:spiffe://..."); SHA-256 hex.
+std::string SubjectOf(X509* cert);
+std::vector<std::string> SansOf(X509* cert, bool typed);
+std::string FingerprintOf(X509* cert);
 
 // An immutable server TLS context: the certificates of one filter chain, chosen per connection
 // by SNI and by the client's signature algorithms, with the protocol settings they share.
@@ -60,6 +101,8 @@ class ServerContext {
     bssl::UniquePtr<SSL_CTX> ctx;
     bool ecdsa = false;
     std::vector<std::string> dns_names;  // lower case, "*.example.com" kept as written
+    std::string ocsp;                    // DER; empty: none configured
+    int64_t ocsp_next_update = 0;        // seconds since the epoch; 0: does not expire
   };
   ServerContext() = default;
   absl::Status addCertificate(const config::v1::TlsCertificate& cert, const std::string& path);
@@ -71,6 +114,13 @@ class ServerContext {
   static enum ssl_select_cert_result_t SelectCertificate(const SSL_CLIENT_HELLO* hello);
   static int SelectAlpn(SSL* ssl, const uint8_t** out, uint8_t* out_len, const uint8_t* in,
                         unsigned in_len, void* arg);
+  static int VerifyPeer(int preverify_ok, X509_STORE_CTX* store);
+  static int TicketKeyCallback(SSL* ssl, uint8_t* key_name, uint8_t* iv, EVP_CIPHER_CTX* cipher,
+                               HMAC_CTX* hmac, int encrypt);
+  absl::Status loadTicketKeys(const config::v1::DownstreamTlsContext& config,
+                              const std::string& path);
+  absl::Status configureValidation(SSL_CTX* ctx, const config::v1::DownstreamTlsContext& config,
+                                   const std::string& path);
 
   std::vector<Certificate> certs_;
   // Server name → indexes into certs_, in config order. Wildcards keyed without the star
@@ -82,6 +132,11 @@ class ServerContext {
   std::string alpn_;
   std::chrono::milliseconds handshake_timeout_{10000};
   std::shared_ptr<SslStats> stats_;
+  std::vector<TicketKey> ticket_keys_;  // empty: BoringSSL's own
+  bool strict_stapling_ = false;
+  PeerCheck peer_check_;
+  // The client CA bundle, PEM, parsed once and added to every certificate's SSL_CTX.
+  std::vector<bssl::UniquePtr<X509>> client_cas_;
 };
 
 // Reads a DataSource (file or inline) for errors that name `path`.

@@ -17,7 +17,8 @@ namespace {
 constexpr uint8_t kOcspBasic[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x01};
 
 absl::Status Malformed(std::string_view what) {
-  return absl::InvalidArgumentError(absl::StrCat("not a valid OCSP response (", std::string(what), ")"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("not a valid OCSP response (", std::string(what), ")"));
 }
 
 // GeneralizedTime "YYYYMMDDHHMMSS[.fff]Z" to seconds since the epoch.
@@ -34,8 +35,8 @@ bool ParseGeneralizedTime(CBS* time, int64_t* out) {
     return true;
   };
   int year, mon, day, hour, min, sec;
-  if (!digits(0, 4, &year) || !digits(4, 2, &mon) || !digits(6, 2, &day) ||
-      !digits(8, 2, &hour) || !digits(10, 2, &min) || !digits(12, 2, &sec)) {
+  if (!digits(0, 4, &year) || !digits(4, 2, &mon) || !digits(6, 2, &day) || !digits(8, 2, &hour) ||
+      !digits(10, 2, &min) || !digits(12, 2, &sec)) {
     return false;
   }
   if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60) {

@@ -135,6 +135,11 @@ bool SslSocket::doHandshake() {
   // BoringSSL wrote, if any, is in out_ and goes out with the close.
   state_ = State::kFailed;
   context_->stats().connection_error.inc();
+  if (const uint32_t e = ERR_peek_error();
+      ERR_GET_LIB(e) == ERR_LIB_SSL &&
+      ERR_GET_REASON(e) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+    context_->stats().fail_verify_no_cert.inc();
+  }
   logFailure("handshake", err);
   endHandshake();
   return false;
@@ -156,6 +161,12 @@ void SslSocket::onHandshakeDone() {
   SSL_get0_alpn_selected(ssl, &proto, &proto_len);
   if (proto_len > 0) alpn_.assign(reinterpret_cast<const char*>(proto), proto_len);
   resumed_ = SSL_session_reused(ssl) == 1;
+  if (PeerInfo peer = PeerInfo::Of(ssl); peer.presented) {
+    peer_ = std::make_unique<PeerInfo>(std::move(peer));
+  }
+  // TLS 1.3 session tickets wait in BoringSSL until the next write: send them now, so that a
+  // client that reads before it writes (or leaves) can still resume.
+  if (SSL_version(ssl) == TLS1_3_VERSION) SSL_write(ssl, "", 0);
   SslStats& stats = context_->stats();
   stats.handshake.inc();
   if (resumed_) stats.session_reused.inc();

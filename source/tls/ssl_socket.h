@@ -56,11 +56,15 @@ class SslSocket : public network::TransportSocket,
   std::string_view alpn() const override { return alpn_; }
   bool sessionResumed() const override { return resumed_; }
   bool inEarlyData() const override { return false; }
-  bool peerCertificatePresented() const override { return false; }
-  bool peerCertificateValidated() const override { return false; }
-  const std::string& peerSubject() const override { return empty_; }
-  const std::vector<std::string>& peerSans() const override { return no_sans_; }
-  const std::string& peerFingerprintSha256() const override { return empty_; }
+  bool peerCertificatePresented() const override { return peer_ != nullptr; }
+  bool peerCertificateValidated() const override { return peer_ != nullptr && peer_->validated; }
+  const std::string& peerSubject() const override { return peer_ ? peer_->subject : empty_; }
+  const std::vector<std::string>& peerSans() const override {
+    return peer_ ? peer_->sans : no_sans_;
+  }
+  const std::string& peerFingerprintSha256() const override {
+    return peer_ ? peer_->fingerprint : empty_;
+  }
 
   // The most plaintext encrypted per record (TLS's maximum).
   static constexpr size_t kMaxRecord = 16 * 1024;
@@ -100,6 +104,8 @@ class SslSocket : public network::TransportSocket,
   std::string cipher_;
   std::string sni_;
   std::string alpn_;
+  // Only when the peer presented a certificate (mTLS): most connections pay a pointer.
+  std::unique_ptr<PeerInfo> peer_;
   static const std::string empty_;
   static const std::vector<std::string> no_sans_;
 };

@@ -1,0 +1,317 @@
+"""TLS policy features against real peers: client certificates (mTLS) and what is forwarded of
+them (X-Forwarded-Client-Cert to a real origin), OCSP stapling, and session ticket keys from
+files shared by two processes (and rotated)."""
+
+import os
+import socket
+import ssl
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+import tls_pki  # noqa: E402
+
+
+def tls_chain(tls_context, filters):
+    return {"filterChains": [{"tlsContext": tls_context,
+                              "filters": [{"httpConnectionManager": filters}]}]}
+
+
+def with_tls(config, tls_context, listener="web"):
+    """The config's HTTP listener `listener` with its filters moved into one TLS chain."""
+    for l in config["listeners"]:
+        if l["name"] == listener:
+            hcm = l.pop("filters")[0]["httpConnectionManager"]
+            l.update(tls_chain(tls_context, hcm))
+    return config
+
+
+def https_request(port, host, cafile, cert=None, request=None, timeout=harness.IO_TIMEOUT):
+    """One request over a new TLS connection with Python's ssl (OpenSSL) as the client; returns
+    the parsed response. `cert`: a tls_pki.Cert to present."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    if cert is not None:
+        ctx.load_cert_chain(cert.chain, cert.key)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    with ctx.wrap_socket(raw, server_hostname=host) as s:
+        s.sendall(request or harness.http_request(headers=[("Connection", "close")]))
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    parsed = harness.parse_response(data, at_eof=True)
+    if parsed is None:
+        raise AssertionError("no whole response in %r" % data[:200])
+    return parsed[0]
+
+
+class TlsFeaturesTest(harness.SluiceTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = tls_pki.shared_pki()
+        cls.root = cls.pki.ca("features-root")
+        cls.server_cert = cls.pki.server_cert(cls.root, ["mtls.test"])
+        cls.client_root = cls.pki.ca("client-root")
+        cls.alice = cls.pki.client_cert(cls.client_root, "alice",
+                                        sans=["DNS:alice.clients.test",
+                                              "URI:spiffe://test/alice"])
+        cls.bob = cls.pki.client_cert(cls.client_root, "bob", sans=["DNS:bob.clients.test"])
+        cls.stranger_root = cls.pki.ca("stranger-root")
+        cls.mallory = cls.pki.client_cert(cls.stranger_root, "mallory")
+
+    def tls_context(self, **extra):
+        ctx = {"commonTlsContext": {
+            "tlsCertificates": [{"certificateChain": {"filename": self.server_cert.chain},
+                                 "privateKey": {"filename": self.server_cert.key}}]}}
+        for k, v in extra.items():
+            if k in ("validationContext", "tlsParams", "alpnProtocols"):
+                ctx["commonTlsContext"][k] = v
+            else:
+                ctx[k] = v
+        return ctx
+
+    def start_routed(self, tls_context, hcm=None):
+        origin = self.server_origin()
+        cfg = with_tls(harness.routed_config(origin.addr[1], hcm=hcm), tls_context)
+        s = self.start_sluice(cfg)
+        return s, origin
+
+    def server_origin(self):
+        return self.server(harness.HttpOrigin)
+
+    def mtls_context(self, mode="REQUIRE", **validation):
+        v = {"trustedCa": {"filename": self.client_root.cert}}
+        v.update(validation)
+        return self.tls_context(clientCertificate=mode, validationContext=v)
+
+    # --- mTLS ---------------------------------------------------------------------------------
+
+    def test_required_client_certificate_is_verified_and_forwarded(self):
+        s, origin = self.start_routed(self.mtls_context(),
+                                      hcm={"forwardClientCertDetails": "SANITIZE_SET"})
+        port = s.addr("web")[1]
+        # A forged header from the client never reaches the origin.
+        forged = harness.http_request(headers=[("Connection", "close"),
+                                               ("X-Forwarded-Client-Cert", "Hash=forged")])
+        r = https_request(port, "mtls.test", self.root.cert, cert=self.alice, request=forged)
+        self.assertEqual(r.status, 200, r.raw[:300])
+        headers = {k.lower(): v for k, v in origin.requests[-1][2].items()}
+        xfcc = headers.get("x-forwarded-client-cert", "")
+        fp = tls_pki.fingerprint_sha256(self.alice.cert)
+        self.assertIn("Hash=%s" % fp, xfcc)
+        self.assertNotIn("forged", xfcc)
+        self.assertIn('Subject="%s"' % tls_pki.subject(self.alice.cert), xfcc)
+        self.assertIn("DNS=alice.clients.test", xfcc)
+        self.assertIn("URI=spiffe://test/alice", xfcc)
+        self.assertEqual(headers.get("x-forwarded-proto"), "https")
+
+        before = s.stats()
+        # No certificate: refused in the handshake (TLS 1.3: the alert comes on the first read).
+        with self.assertRaises((ssl.SSLError, ConnectionError, AssertionError)):
+            https_request(port, "mtls.test", self.root.cert)
+        # A certificate from a CA we do not trust.
+        with self.assertRaises((ssl.SSLError, ConnectionError, AssertionError)):
+            https_request(port, "mtls.test", self.root.cert, cert=self.mallory)
+        harness.wait_until(
+            lambda: harness.stats_delta(before, s.stats()).get(
+                "listener.web.ssl.fail_verify_no_cert", 0) == 1 and
+            harness.stats_delta(before, s.stats()).get("listener.web.ssl.fail_verify_error", 0)
+            >= 1, "the refusals to be counted")
+        self.assertEqual(len(origin.requests), 1, "a refused client reached the origin")
+
+    def test_optional_client_certificate_and_sanitize(self):
+        s, origin = self.start_routed(self.mtls_context("OPTIONAL"))
+        port = s.addr("web")[1]
+        forged = harness.http_request(headers=[("Connection", "close"),
+                                               ("X-Forwarded-Client-Cert", "Hash=forged")])
+        # Without a certificate: served; the forged header is removed (SANITIZE, the default).
+        r = https_request(port, "mtls.test", self.root.cert, request=forged)
+        self.assertEqual(r.status, 200)
+        headers = {k.lower(): v for k, v in origin.requests[-1][2].items()}
+        self.assertNotIn("x-forwarded-client-cert", headers)
+        # With one: served, and SANITIZE forwards nothing of it either.
+        r = https_request(port, "mtls.test", self.root.cert, cert=self.bob, request=forged)
+        self.assertEqual(r.status, 200)
+        headers = {k.lower(): v for k, v in origin.requests[-1][2].items()}
+        self.assertNotIn("x-forwarded-client-cert", headers)
+        # One that does not verify is refused even though a certificate is optional.
+        with self.assertRaises((ssl.SSLError, ConnectionError, AssertionError)):
+            https_request(port, "mtls.test", self.root.cert, cert=self.mallory)
+
+    def test_append_forward_keeps_the_earlier_proxies(self):
+        s, origin = self.start_routed(self.mtls_context(),
+                                      hcm={"forwardClientCertDetails": "APPEND_FORWARD"})
+        earlier = 'Hash=00;Subject="CN=edge"'
+        req = harness.http_request(headers=[("Connection", "close"),
+                                            ("X-Forwarded-Client-Cert", earlier)])
+        r = https_request(s.addr("web")[1], "mtls.test", self.root.cert, cert=self.alice,
+                          request=req)
+        self.assertEqual(r.status, 200)
+        xfcc = {k.lower(): v for k, v in origin.requests[-1][2].items()}["x-forwarded-client-cert"]
+        self.assertTrue(xfcc.startswith(earlier + ",Hash="), xfcc)
+
+    def test_san_and_hash_allow_lists(self):
+        ctx = self.mtls_context(matchSubjectAltNames=["*.clients.test"],
+                                verifyCertificateHash=[])
+        ctx["commonTlsContext"]["validationContext"]["matchSubjectAltNames"] = ["alice.clients.test"]
+        s = self.start_sluice(harness.http_config([{
+            "name": "web", "address": {"address": "127.0.0.1", "port": 0},
+            **tls_chain(ctx, {"httpFilters": [harness.direct_response_filter()]})}]))
+        port = s.addr("web")[1]
+        self.assertEqual(https_request(port, "mtls.test", self.root.cert, cert=self.alice).status,
+                         200)
+        before = s.stats()
+        with self.assertRaises((ssl.SSLError, ConnectionError, AssertionError)):
+            https_request(port, "mtls.test", self.root.cert, cert=self.bob)
+        harness.wait_until(lambda: harness.stats_delta(before, s.stats()).get(
+            "listener.web.ssl.fail_verify_san", 0) == 1, "fail_verify_san")
+
+        # A pinned certificate: only bob's fingerprint, colons and upper case as openssl prints.
+        fp = tls_pki.fingerprint_sha256(self.bob.cert).upper()
+        pinned = ":".join(fp[i:i + 2] for i in range(0, len(fp), 2))
+        ctx2 = self.mtls_context(verifyCertificateHash=[pinned])
+        s2 = self.start_sluice(harness.http_config([{
+            "name": "web", "address": {"address": "127.0.0.1", "port": 0},
+            **tls_chain(ctx2, {"httpFilters": [harness.direct_response_filter()]})}]))
+        port2 = s2.addr("web")[1]
+        self.assertEqual(https_request(port2, "mtls.test", self.root.cert, cert=self.bob).status,
+                         200)
+        before = s2.stats()
+        with self.assertRaises((ssl.SSLError, ConnectionError, AssertionError)):
+            https_request(port2, "mtls.test", self.root.cert, cert=self.alice)
+        harness.wait_until(lambda: harness.stats_delta(before, s2.stats()).get(
+            "listener.web.ssl.fail_verify_cert_hash", 0) == 1, "fail_verify_cert_hash")
+
+    def test_validation_context_without_client_certificates_is_an_error(self):
+        cfg = harness.http_config([{
+            "name": "web", "address": {"address": "127.0.0.1", "port": 0},
+            **tls_chain(self.tls_context(validationContext={
+                "trustedCa": {"filename": self.client_root.cert}}),
+                {"httpFilters": [harness.direct_response_filter()]})}])
+        path = harness.write_config(cfg, self.tmpdir)
+        r = harness.run_cli(["--mode", "validate", "-c", path])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("validation_context", r.stderr)
+        cfg["listeners"][0]["filterChains"][0]["tlsContext"]["clientCertificate"] = "REQUIRE"
+        del cfg["listeners"][0]["filterChains"][0]["tlsContext"]["commonTlsContext"][
+            "validationContext"]
+        path = harness.write_config(cfg, self.tmpdir)
+        r = harness.run_cli(["--mode", "validate", "-c", path])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("trusted_ca: required", r.stderr)
+
+    # --- OCSP stapling ------------------------------------------------------------------------
+
+    def ocsp_config(self, staple, policy=None):
+        ctx = {"commonTlsContext": {"tlsCertificates": [{
+            "certificateChain": {"filename": self.server_cert.chain},
+            "privateKey": {"filename": self.server_cert.key},
+            "ocspStaple": {"filename": staple}}]}}
+        if policy:
+            ctx["ocspStaplePolicy"] = policy
+        return harness.http_config([{
+            "name": "web", "address": {"address": "127.0.0.1", "port": 0},
+            **tls_chain(ctx, {"httpFilters": [harness.direct_response_filter()]})}])
+
+    def test_ocsp_staple_is_served_while_valid(self):
+        good = self.pki.ocsp_response(self.root, self.server_cert, status="good")
+        s = self.start_sluice(self.ocsp_config(good))
+        port = s.addr("web")[1]
+        r = tls_pki.s_client(port, servername="mtls.test", cafile=self.root.cert, status=True)
+        self.assertTrue(r.ok, r.describe())
+        self.assertTrue(r.ocsp_stapled, r.describe())
+        self.assertEqual(r.ocsp_response_status, "successful", r.describe())
+        self.assertEqual(r.ocsp_cert_status, "good", r.describe())
+        # A client that does not ask gets none.
+        r = tls_pki.s_client(port, servername="mtls.test", cafile=self.root.cert)
+        self.assertFalse(r.ocsp_stapled, r.describe())
+        self.assertEqual(harness.stat(s.stats(), "listener.web.ssl.ocsp_staple_responses"), 1)
+
+    def test_an_expired_staple_is_not_served(self):
+        expired = self.pki.ocsp_response(self.root, self.server_cert, status="good", expired=True)
+        s = self.start_sluice(self.ocsp_config(expired))
+        r = tls_pki.s_client(s.addr("web")[1], servername="mtls.test", cafile=self.root.cert,
+                             status=True)
+        self.assertTrue(r.ok, r.describe())
+        self.assertFalse(r.ocsp_stapled, r.describe())
+        self.assertEqual(harness.stat(s.stats(), "listener.web.ssl.ocsp_staple_omitted"), 1)
+        self.assertIn("has expired", s.logs())
+        # STRICT_STAPLING refuses to start with it.
+        path = harness.write_config(self.ocsp_config(expired, "STRICT_STAPLING"), self.tmpdir)
+        r = harness.run_cli(["--mode", "validate", "-c", path])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("ocsp_staple: the response has expired", r.stderr)
+
+    def test_a_staple_about_another_certificate_is_an_error(self):
+        other = self.pki.server_cert(self.root, ["other.test"])
+        wrong = self.pki.ocsp_response(self.root, other, status="good")
+        path = harness.write_config(self.ocsp_config(wrong), self.tmpdir)
+        r = harness.run_cli(["--mode", "validate", "-c", path])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("about another certificate", r.stderr)
+        garbage = os.path.join(self.tmpdir, "garbage.der")
+        with open(garbage, "wb") as f:
+            f.write(b"\x30\x03\x0a\x01\x00")  # a successful status and nothing else
+        path = harness.write_config(self.ocsp_config(garbage), self.tmpdir)
+        r = harness.run_cli(["--mode", "validate", "-c", path])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("not a valid OCSP response", r.stderr)
+
+    # --- Session ticket keys ------------------------------------------------------------------
+
+    def ticket_config(self, key_files):
+        ctx = self.tls_context(sessionTicketKeys=[{"filename": k} for k in key_files])
+        return harness.http_config([{
+            "name": "web", "address": {"address": "127.0.0.1", "port": 0},
+            **tls_chain(ctx, {"httpFilters": [harness.direct_response_filter()]})}])
+
+    def key_file(self, name, size=80):
+        path = os.path.join(self.tmpdir, name)
+        with open(path, "wb") as f:
+            f.write(os.urandom(size))
+        return path
+
+    def test_ticket_keys_from_files_resume_across_processes_and_rotate(self):
+        for version in ("1.3", "1.2"):
+            with self.subTest(tls=version):
+                old = self.key_file("old-%s.key" % version)
+                new = self.key_file("new-%s.key" % version, size=48)
+                sess = os.path.join(self.tmpdir, "sess-%s.pem" % version)
+                first = self.start_sluice(self.ticket_config([old]))
+                r = tls_pki.s_client(first.addr("web")[1], servername="mtls.test",
+                                     tls_version=version, sess_out=sess)
+                self.assertTrue(r.ok and not r.reused, r.describe())
+                first.kill()
+                # Another process with the same key (a restart, another machine): resumed.
+                second = self.start_sluice(self.ticket_config([old]))
+                r = tls_pki.s_client(second.addr("web")[1], servername="mtls.test",
+                                     tls_version=version, sess_in=sess)
+                self.assertTrue(r.reused, r.describe())
+                second.kill()
+                # Rotated: a new key first, the old one kept for decryption.
+                third = self.start_sluice(self.ticket_config([new, old]))
+                r = tls_pki.s_client(third.addr("web")[1], servername="mtls.test",
+                                     tls_version=version, sess_in=sess)
+                self.assertTrue(r.reused, r.describe())
+                third.kill()
+                # The old key gone: a full handshake.
+                fourth = self.start_sluice(self.ticket_config([new]))
+                r = tls_pki.s_client(fourth.addr("web")[1], servername="mtls.test",
+                                     tls_version=version, sess_in=sess)
+                self.assertTrue(r.ok and not r.reused, r.describe())
+                fourth.kill()
+
+    def test_a_ticket_key_of_the_wrong_size_is_an_error(self):
+        path = harness.write_config(self.ticket_config([self.key_file("bad.key", 32)]),
+                                    self.tmpdir)
+        r = harness.run_cli(["--mode", "validate", "-c", path])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("session_ticket_keys[0]: a ticket key is 80 bytes (or 48), got 32",
+                      r.stderr)
+
+
+if __name__ == "__main__":
+    harness.main()
