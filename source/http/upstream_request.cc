@@ -233,6 +233,10 @@ void UpstreamRequest::onPoolFailure(upstream::PoolFailure failure) {
     case upstream::PoolFailure::kOverflow:
       fail(503, "upstream_overflow", UpstreamAttempt::Outcome::kOverflow);
       break;
+    case upstream::PoolFailure::kTlsFailure:
+      // Envoy's UF with a transport failure reason: the host answered, its TLS did not.
+      fail(503, "upstream_tls_failure", UpstreamAttempt::Outcome::kConnectFailure);
+      break;
   }
 }
 

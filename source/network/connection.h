@@ -137,6 +137,8 @@ class Connection : public event::DeferredDeletable {
   virtual const SslConnectionInfo* ssl() const = 0;
   // "tcp" or "tls".
   virtual std::string_view transportProtocol() const = 0;
+  // Why the transport failed the connection (TransportSocket::failureReason); empty: it did not.
+  virtual std::string_view transportFailureReason() const = 0;
 };
 using ConnectionPtr = std::unique_ptr<Connection>;
 

@@ -51,6 +51,7 @@ class ConnectionImpl : public Connection,
   std::string_view nextProtocol() const override { return transport_->nextProtocol(); }
   const SslConnectionInfo* ssl() const override { return transport_->ssl(); }
   std::string_view transportProtocol() const override { return transport_->protocol(); }
+  std::string_view transportFailureReason() const override { return transport_->failureReason(); }
   // One non-blocking recv(MSG_PEEK); the event loop finds the same later, this finds it now.
   bool idlePeerAlive() const override;
 

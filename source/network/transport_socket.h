@@ -100,6 +100,9 @@ class TransportSocket {
   virtual bool hasBufferedInput() const { return false; }
   // Null for plaintext.
   virtual const SslConnectionInfo* ssl() const { return nullptr; }
+  // Why the transport failed the connection (a TLS handshake refused: "TLS: certificate verify
+  // failed (...)"); empty when it did not.
+  virtual std::string_view failureReason() const { return {}; }
   // Bytes taken from the socket before this transport took over (a ClientHello read to choose
   // the listener's filter chain): they are read before anything from the socket.
   virtual void prependReadData(Buffer& data) = 0;

@@ -300,9 +300,43 @@ absl::StatusOr<std::string> ReadDataSource(const config::v1::DataSource& source,
   }
 }
 
-const ServerContext* ServerContext::FromSsl(const SSL* ssl) {
-  return static_cast<const ServerContext*>(
-      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ContextIndex()));
+const SslContext* SslContext::FromSsl(const SSL* ssl) {
+  return static_cast<const SslContext*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ContextIndex()));
+}
+
+void SslContext::attach(SSL_CTX* ctx) const {
+  SSL_CTX_set_ex_data(ctx, ContextIndex(), const_cast<SslContext*>(this));
+}
+
+absl::Status ApplyTlsParams(SSL_CTX* ctx, const config::v1::TlsParameters& params,
+                            const std::string& params_path) {
+  auto min = ProtocolVersion(params.tls_minimum_protocol_version(), TLS1_2_VERSION,
+                             params_path + ".tls_minimum_protocol_version");
+  if (!min.ok()) return min.status();
+  auto max = ProtocolVersion(params.tls_maximum_protocol_version(), TLS1_3_VERSION,
+                             params_path + ".tls_maximum_protocol_version");
+  if (!max.ok()) return max.status();
+  if (*min > *max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(params_path, ": the minimum version is above the maximum"));
+  }
+  SSL_CTX_set_min_proto_version(ctx, *min);
+  SSL_CTX_set_max_proto_version(ctx, *max);
+  const std::string ciphers = params.cipher_suites_size() > 0
+                                  ? absl::StrJoin(params.cipher_suites(), ":")
+                                  : std::string(kDefaultCiphers);
+  if (SSL_CTX_set_strict_cipher_list(ctx, ciphers.c_str()) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(params_path, ".cipher_suites: ", SslErrors()));
+  }
+  const std::string curves = params.ecdh_curves_size() > 0
+                                 ? absl::StrJoin(params.ecdh_curves(), ":")
+                                 : std::string(kDefaultCurves);
+  if (SSL_CTX_set1_curves_list(ctx, curves.c_str()) != 1) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError(
+        absl::StrCat(params_path, ".ecdh_curves: unknown curve in \"", curves, "\""));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::Create(
@@ -409,27 +443,24 @@ absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::Create(
   return std::shared_ptr<const ServerContext>(std::move(context));
 }
 
-absl::Status ServerContext::addCertificate(const config::v1::TlsCertificate& config,
-                                           const std::string& path) {
+absl::Status LoadCertificate(SSL_CTX* ctx, const config::v1::TlsCertificate& config,
+                             const std::string& path, bssl::UniquePtr<X509>* leaf, bool* ecdsa) {
   auto chain = ReadDataSource(config.certificate_chain(), path + ".certificate_chain");
   if (!chain.ok()) return chain.status();
   auto key = ReadDataSource(config.private_key(), path + ".private_key");
   if (!key.ok()) return key.status();
-
-  Certificate cert;
-  cert.ctx.reset(SSL_CTX_new(TLS_method()));
-  if (!cert.ctx) return absl::ResourceExhaustedError("SSL_CTX_new failed");
+  if (ecdsa != nullptr) *ecdsa = false;
   ERR_clear_error();
   bssl::UniquePtr<BIO> bio(BIO_new_mem_buf(chain->data(), static_cast<long>(chain->size())));
-  bssl::UniquePtr<X509> leaf(PEM_read_bio_X509_AUX(bio.get(), nullptr, nullptr, nullptr));
-  if (!leaf || SSL_CTX_use_certificate(cert.ctx.get(), leaf.get()) != 1) {
+  bssl::UniquePtr<X509> leaf_cert(PEM_read_bio_X509_AUX(bio.get(), nullptr, nullptr, nullptr));
+  if (!leaf_cert || SSL_CTX_use_certificate(ctx, leaf_cert.get()) != 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ".certificate_chain: no PEM certificate could be read (", SslErrors(), ")"));
   }
   while (true) {
     bssl::UniquePtr<X509> ca(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
     if (!ca) break;
-    if (SSL_CTX_add1_chain_cert(cert.ctx.get(), ca.get()) != 1) {
+    if (SSL_CTX_add1_chain_cert(ctx, ca.get()) != 1) {
       return absl::InvalidArgumentError(absl::StrCat(path, ".certificate_chain: ", SslErrors()));
     }
   }
@@ -453,7 +484,7 @@ absl::Status ServerContext::addCertificate(const config::v1::TlsCertificate& con
   }
   switch (EVP_PKEY_id(pkey.get())) {
     case EVP_PKEY_EC:
-      cert.ecdsa = true;
+      if (ecdsa != nullptr) *ecdsa = true;
       break;
     case EVP_PKEY_RSA:
       if (EVP_PKEY_bits(pkey.get()) < 2048) {
@@ -466,11 +497,23 @@ absl::Status ServerContext::addCertificate(const config::v1::TlsCertificate& con
       return absl::InvalidArgumentError(
           absl::StrCat(path, ".private_key: only RSA and ECDSA keys are supported"));
   }
-  if (SSL_CTX_use_PrivateKey(cert.ctx.get(), pkey.get()) != 1 ||
-      SSL_CTX_check_private_key(cert.ctx.get()) != 1) {
+  if (SSL_CTX_use_PrivateKey(ctx, pkey.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
     ERR_clear_error();
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": the private key does not match the certificate"));
+  }
+  if (leaf != nullptr) *leaf = std::move(leaf_cert);
+  return absl::OkStatus();
+}
+
+absl::Status ServerContext::addCertificate(const config::v1::TlsCertificate& config,
+                                           const std::string& path) {
+  Certificate cert;
+  cert.ctx.reset(SSL_CTX_new(TLS_method()));
+  if (!cert.ctx) return absl::ResourceExhaustedError("SSL_CTX_new failed");
+  bssl::UniquePtr<X509> leaf;
+  if (auto st = LoadCertificate(cert.ctx.get(), config, path, &leaf, &cert.ecdsa); !st.ok()) {
+    return st;
   }
   cert.dns_names = DnsNames(leaf.get());
   if (config.has_ocsp_staple()) {
@@ -506,38 +549,14 @@ absl::Status ServerContext::addCertificate(const config::v1::TlsCertificate& con
 absl::Status ServerContext::configureCtx(SSL_CTX* ctx,
                                          const config::v1::DownstreamTlsContext& config,
                                          const std::string& path, bool sessions) {
-  const auto& params = config.common_tls_context().tls_params();
-  const std::string params_path = path + ".common_tls_context.tls_params";
-  auto min = ProtocolVersion(params.tls_minimum_protocol_version(), TLS1_2_VERSION,
-                             params_path + ".tls_minimum_protocol_version");
-  if (!min.ok()) return min.status();
-  auto max = ProtocolVersion(params.tls_maximum_protocol_version(), TLS1_3_VERSION,
-                             params_path + ".tls_maximum_protocol_version");
-  if (!max.ok()) return max.status();
-  if (*min > *max) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(params_path, ": the minimum version is above the maximum"));
-  }
-  SSL_CTX_set_min_proto_version(ctx, *min);
-  SSL_CTX_set_max_proto_version(ctx, *max);
-
-  const std::string ciphers = params.cipher_suites_size() > 0
-                                  ? absl::StrJoin(params.cipher_suites(), ":")
-                                  : std::string(kDefaultCiphers);
-  if (SSL_CTX_set_strict_cipher_list(ctx, ciphers.c_str()) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(params_path, ".cipher_suites: ", SslErrors()));
-  }
-  const std::string curves = params.ecdh_curves_size() > 0
-                                 ? absl::StrJoin(params.ecdh_curves(), ":")
-                                 : std::string(kDefaultCurves);
-  if (SSL_CTX_set1_curves_list(ctx, curves.c_str()) != 1) {
-    ERR_clear_error();
-    return absl::InvalidArgumentError(
-        absl::StrCat(params_path, ".ecdh_curves: unknown curve in \"", curves, "\""));
+  if (auto st = ApplyTlsParams(ctx, config.common_tls_context().tls_params(),
+                               path + ".common_tls_context.tls_params");
+      !st.ok()) {
+    return st;
   }
   // The server's order decides among suites the client offers (the curated list is ours).
   SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
-  SSL_CTX_set_ex_data(ctx, ContextIndex(), this);
+  attach(ctx);
   SSL_CTX_set_select_certificate_cb(ctx, &ServerContext::SelectCertificate);
   if (!alpn_.empty()) SSL_CTX_set_alpn_select_cb(ctx, &ServerContext::SelectAlpn, this);
 
@@ -568,7 +587,7 @@ absl::Status ServerContext::configureCtx(SSL_CTX* ctx,
   return absl::OkStatus();
 }
 
-bssl::UniquePtr<SSL> ServerContext::newSsl() const {
+bssl::UniquePtr<SSL> ServerContext::newSsl(const network::TransportSocketOptions*) const {
   bssl::UniquePtr<SSL> ssl(SSL_new(certs_.front().ctx.get()));
   if (ssl) SSL_set_accept_state(ssl.get());
   return ssl;
@@ -736,14 +755,14 @@ absl::Status ServerContext::configureValidation(SSL_CTX* ctx,
   if (config.client_certificate() == config::v1::DownstreamTlsContext::REQUIRE) {
     mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
   }
-  SSL_CTX_set_verify(ctx, mode, &ServerContext::VerifyPeer);
+  SSL_CTX_set_verify(ctx, mode, &SslContext::VerifyPeer);
   return absl::OkStatus();
 }
 
-int ServerContext::VerifyPeer(int preverify_ok, X509_STORE_CTX* store) {
+int SslContext::VerifyPeer(int preverify_ok, X509_STORE_CTX* store) {
   SSL* ssl =
       static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
-  const ServerContext* self = ssl != nullptr ? FromSsl(ssl) : nullptr;
+  const SslContext* self = ssl != nullptr ? FromSsl(ssl) : nullptr;
   if (self == nullptr) return 0;
   if (!preverify_ok) {
     // The chain does not lead to a trusted CA, has expired, is too deep...: the handshake ends

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "api/sluice/config/v1/tls.pb.h"
 #include "source/common/stats.h"
+#include "source/network/transport_socket.h"
 
 namespace sluice::tls {
 
@@ -69,6 +70,38 @@ std::string SubjectOf(X509* cert);
 std::vector<std::string> SansOf(X509* cert, bool typed);
 std::string FingerprintOf(X509* cert);
 
+// What a TLS socket needs of its context, server or client. Set as ex_data on every SSL_CTX it
+// makes, so BoringSSL's callbacks find their way back.
+class SslContext {
+ public:
+  virtual ~SslContext() = default;
+  // A new SSL for one connection (null only when out of memory).
+  virtual bssl::UniquePtr<SSL> newSsl(const network::TransportSocketOptions* options) const = 0;
+  // 0: none of its own (a client's handshake is bounded by the cluster's connect timeout).
+  virtual std::chrono::milliseconds handshakeTimeout() const = 0;
+  virtual bool isServer() const = 0;
+  SslStats& stats() const { return *stats_; }
+
+  static const SslContext* FromSsl(const SSL* ssl);
+
+ protected:
+  // Sets the ex_data that FromSsl reads and the peer verification callback's checks.
+  void attach(SSL_CTX* ctx) const;
+  // Verification of the peer's chain plus the PeerCheck allow-lists, counted in stats_.
+  static int VerifyPeer(int preverify_ok, X509_STORE_CTX* store);
+
+  std::shared_ptr<SslStats> stats_;
+  PeerCheck peer_check_;
+};
+
+// Applies TlsParameters (versions, TLS 1.2 ciphers, curves) to `ctx`; `path` names the field for
+// errors.
+absl::Status ApplyTlsParams(SSL_CTX* ctx, const config::v1::TlsParameters& params,
+                            const std::string& path);
+// Loads a PEM chain and key (TlsCertificate) into `ctx`; sets *leaf and *ecdsa when given.
+absl::Status LoadCertificate(SSL_CTX* ctx, const config::v1::TlsCertificate& cert,
+                             const std::string& path, bssl::UniquePtr<X509>* leaf, bool* ecdsa);
+
 // An immutable server TLS context: the certificates of one filter chain, chosen per connection
 // by SNI and by the client's signature algorithms, with the protocol settings they share.
 // Shared by every worker (BoringSSL's SSL_CTX is thread-safe for SSL_new and the session cache;
@@ -79,7 +112,7 @@ std::string FingerprintOf(X509* cert);
 // alike; connections start on the first and switch (SSL_set_SSL_CTX) in the early ClientHello
 // callback, as Envoy does. Sessions (tickets, cache) stay with the first: they resume whichever
 // certificate the session was made with.
-class ServerContext {
+class ServerContext : public SslContext {
  public:
   // `path` names the config field for errors; `default_alpn` applies when the config lists
   // none (the HTTP listener's protocols).
@@ -88,13 +121,14 @@ class ServerContext {
       const std::vector<std::string>& default_alpn, std::shared_ptr<SslStats> stats);
   ~ServerContext();
 
-  // A new server-side SSL for one connection (null only when out of memory).
-  bssl::UniquePtr<SSL> newSsl() const;
-  std::chrono::milliseconds handshakeTimeout() const { return handshake_timeout_; }
-  SslStats& stats() const { return *stats_; }
+  bssl::UniquePtr<SSL> newSsl(const network::TransportSocketOptions* options) const override;
+  std::chrono::milliseconds handshakeTimeout() const override { return handshake_timeout_; }
+  bool isServer() const override { return true; }
 
-  // What the context of an SSL is, from BoringSSL's callbacks.
-  static const ServerContext* FromSsl(const SSL* ssl);
+  // What the server context of an SSL is, from BoringSSL's callbacks.
+  static const ServerContext* FromSsl(const SSL* ssl) {
+    return static_cast<const ServerContext*>(SslContext::FromSsl(ssl));
+  }
 
  private:
   struct Certificate {
@@ -114,7 +148,6 @@ class ServerContext {
   static enum ssl_select_cert_result_t SelectCertificate(const SSL_CLIENT_HELLO* hello);
   static int SelectAlpn(SSL* ssl, const uint8_t** out, uint8_t* out_len, const uint8_t* in,
                         unsigned in_len, void* arg);
-  static int VerifyPeer(int preverify_ok, X509_STORE_CTX* store);
   static int TicketKeyCallback(SSL* ssl, uint8_t* key_name, uint8_t* iv, EVP_CIPHER_CTX* cipher,
                                HMAC_CTX* hmac, int encrypt);
   absl::Status loadTicketKeys(const config::v1::DownstreamTlsContext& config,
@@ -131,10 +164,8 @@ class ServerContext {
   // ALPN protocols in wire form (length-prefixed), in preference order.
   std::string alpn_;
   std::chrono::milliseconds handshake_timeout_{10000};
-  std::shared_ptr<SslStats> stats_;
   std::vector<TicketKey> ticket_keys_;  // empty: BoringSSL's own
   bool strict_stapling_ = false;
-  PeerCheck peer_check_;
   // The client CA bundle, PEM, parsed once and added to every certificate's SSL_CTX.
   std::vector<bssl::UniquePtr<X509>> client_cas_;
 };

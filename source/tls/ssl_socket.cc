@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "source/common/logging.h"
 #include "source/network/connection.h"
 
@@ -23,9 +24,11 @@ constexpr size_t kInputChunk = 16 * 1024 + 512;
 SslSocket* SocketOf(BIO* bio) { return static_cast<SslSocket*>(BIO_get_data(bio)); }
 }  // namespace
 
-SslSocket::SslSocket(std::shared_ptr<const ServerContext> context,
-                     network::ConnectionLimit* handshake_slot)
-    : context_(std::move(context)), ssl_(context_->newSsl()), handshake_slot_(handshake_slot) {
+SslSocket::SslSocket(std::shared_ptr<const SslContext> context,
+                     const network::TransportSocketOptions* options)
+    : context_(std::move(context)),
+      ssl_(context_->newSsl(options)),
+      handshake_slot_(options != nullptr ? options->handshake_slot : nullptr) {
   if (ssl_) {
     BIO* bio = BIO_new(Method());
     BIO_set_data(bio, this);
@@ -91,9 +94,15 @@ void SslSocket::onConnected() {
     return;
   }
   // A stalled handshake is closed like a slow request (nginx's client_header_timeout covers it
-  // there).
-  callbacks_->connection().dispatcher().armDeadline(handshake_deadline_,
-                                                    context_->handshakeTimeout(), *this);
+  // there). A client's is bounded by its owner's connect timeout.
+  if (context_->handshakeTimeout().count() > 0) {
+    callbacks_->connection().dispatcher().armDeadline(handshake_deadline_,
+                                                      context_->handshakeTimeout(), *this);
+  }
+  // A client speaks first: its ClientHello goes out with the connection's write event.
+  if (!context_->isServer() && !doHandshake()) {
+    callbacks_->connection().close(network::CloseType::kNoFlush);
+  }
 }
 
 void SslSocket::onDeadline(event::Deadline&) {
@@ -113,6 +122,21 @@ void SslSocket::endHandshake() {
 }
 
 void SslSocket::logFailure(const char* where, int ssl_error) {
+  if (failure_.empty()) {
+    // The reason without BoringSSL's "error:1000007d:SSL routines:OPENSSL_internal:" prefix,
+    // and for a refused certificate the verifier's own words.
+    const uint32_t e = ERR_peek_error();
+    const char* reason = e != 0 ? ERR_reason_error_string(e) : nullptr;
+    failure_ = absl::StrCat("TLS ", where, ": ",
+                            reason != nullptr  ? reason
+                            : read_errno_ != 0 ? std::strerror(read_errno_)
+                            : read_eof_        ? "connection closed by the peer"
+                                               : "error");
+    const long verify = SSL_get_verify_result(ssl_.get());
+    if (verify != X509_V_OK) {
+      absl::StrAppend(&failure_, " (", X509_verify_cert_error_string(verify), ")");
+    }
+  }
   if (log::Enabled(log::Level::kDebug)) {
     char reason[256] = "";
     if (uint32_t e = ERR_peek_error(); e != 0) ERR_error_string_n(e, reason, sizeof(reason));
@@ -306,7 +330,7 @@ void SslSocket::closeSocket(network::ConnectionEvent) {
 
 network::TransportSocketPtr ServerSslSocketFactory::createTransportSocket(
     const network::TransportSocketOptions* options) const {
-  return std::make_unique<SslSocket>(context_, options ? options->handshake_slot : nullptr);
+  return std::make_unique<SslSocket>(context_, options);
 }
 
 }  // namespace sluice::tls

@@ -27,9 +27,11 @@ class SslSocket : public network::TransportSocket,
                   public network::SslConnectionInfo,
                   private event::DeadlineCallbacks {
  public:
-  // Server side: the context stays alive while this socket lives. `handshake_slot`, when given,
-  // was acquired for this connection and is released when its handshake ends.
-  SslSocket(std::shared_ptr<const ServerContext> context, network::ConnectionLimit* handshake_slot);
+  // The context stays alive while this socket lives. options->handshake_slot (server), when
+  // given, was acquired for this connection and is released when its handshake ends;
+  // options->server_name (client) is the SNI.
+  SslSocket(std::shared_ptr<const SslContext> context,
+            const network::TransportSocketOptions* options);
   ~SslSocket() override;
 
   // TransportSocket
@@ -47,6 +49,7 @@ class SslSocket : public network::TransportSocket,
     return !in_.empty() || (state_ == State::kOpen && SSL_pending(ssl_.get()) > 0);
   }
   const network::SslConnectionInfo* ssl() const override { return this; }
+  std::string_view failureReason() const override { return failure_; }
   void prependReadData(Buffer& data) override { in_.move(data); }
 
   // SslConnectionInfo
@@ -88,7 +91,7 @@ class SslSocket : public network::TransportSocket,
   // Logs and counts why the handshake or a record failed.
   void logFailure(const char* where, int ssl_error);
 
-  std::shared_ptr<const ServerContext> context_;
+  std::shared_ptr<const SslContext> context_;
   bssl::UniquePtr<SSL> ssl_;
   network::TransportSocketCallbacks* callbacks_ = nullptr;
   network::ConnectionLimit* handshake_slot_;
@@ -106,6 +109,8 @@ class SslSocket : public network::TransportSocket,
   std::string alpn_;
   // Only when the peer presented a certificate (mTLS): most connections pay a pointer.
   std::unique_ptr<PeerInfo> peer_;
+  // Why the handshake failed, for the owner's error (an upstream's 503): empty while it has not.
+  std::string failure_;
   static const std::string empty_;
   static const std::vector<std::string> no_sans_;
 };

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
+#include "source/tls/client_context.h"
 
 namespace sluice::upstream {
 
@@ -71,8 +72,17 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
       default:
         break;
     }
-    auto cluster =
-        std::make_unique<Cluster>(c.name(), timeout, limit, stats, pool, pool_stats, policy);
+    std::unique_ptr<network::TransportSocketFactory> transport;
+    if (c.has_tls_context()) {
+      auto ssl_stats = std::make_shared<tls::SslStats>(store, prefix);
+      auto context = tls::ClientContext::Create(
+          c.tls_context(), absl::StrCat("clusters[", cm->clusters_.size(), "].tls_context"),
+          std::move(ssl_stats));
+      if (!context.ok()) return context.status();
+      transport = std::make_unique<tls::ClientSslSocketFactory>(std::move(*context));
+    }
+    auto cluster = std::make_unique<Cluster>(c.name(), timeout, limit, stats, pool, pool_stats,
+                                             policy, std::move(transport));
     if (c.type() == config::v1::Cluster::STRICT_DNS) {
       auto dns = std::make_unique<DnsSettings>();
       for (const auto& ep : c.endpoints()) {

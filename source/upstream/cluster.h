@@ -59,14 +59,18 @@ struct DnsSettings {
 class Cluster {
  public:
   Cluster(std::string name, std::chrono::milliseconds connect_timeout, uint32_t buffer_limit,
-          ClusterStats stats, PoolSettings pool_settings, PoolStats pool_stats, LbPolicy policy)
-      : name_(std::move(name)),
+          ClusterStats stats, PoolSettings pool_settings, PoolStats pool_stats, LbPolicy policy,
+          std::unique_ptr<network::TransportSocketFactory> transport = nullptr)
+      : transport_(std::move(transport)),
+        name_(std::move(name)),
         connect_timeout_(connect_timeout),
         buffer_limit_(buffer_limit),
         stats_(stats),
         pool_settings_(pool_settings),
         pool_stats_(pool_stats),
-        lb_policy_(policy) {}
+        lb_policy_(policy) {
+    pool_settings_.transport_socket_factory = transport_.get();
+  }
 
   const std::string& name() const { return name_; }
   std::chrono::milliseconds connectTimeout() const { return connect_timeout_; }
@@ -78,6 +82,11 @@ class Cluster {
   // STRICT_DNS clusters: how to find the hosts; nullptr for static ones.
   const DnsSettings* dns() const { return dns_.get(); }
   void setDns(std::unique_ptr<DnsSettings> dns) { dns_ = std::move(dns); }
+  // The transport of every connection to the hosts (TLS); null: plain TCP. Set before the
+  // workers start; the pool settings point at it.
+  const network::TransportSocketFactory* transportSocketFactory() const {
+    return pool_settings_.transport_socket_factory;
+  }
 
   // Main thread only (workers keep their own copy).
   const HostSetPtr& hosts() const { return hosts_; }
@@ -86,11 +95,13 @@ class Cluster {
   void setHosts(std::vector<network::Address> addresses, std::vector<uint32_t> weights);
 
  private:
+  // First: the pool settings point at it.
+  std::unique_ptr<network::TransportSocketFactory> transport_;
   const std::string name_;
   const std::chrono::milliseconds connect_timeout_;
   const uint32_t buffer_limit_;
   mutable ClusterStats stats_;
-  const PoolSettings pool_settings_;
+  PoolSettings pool_settings_;
   mutable PoolStats pool_stats_;
   const LbPolicy lb_policy_;
   std::unique_ptr<DnsSettings> dns_;

@@ -47,6 +47,7 @@ class HttpConnPool::ActiveClient : public event::DeferredDeletable,
   }
 
   bool connectTimedOut() const { return connect_timed_out_; }
+  bool tlsFailed() const { return tls_failed_; }
   uint64_t requests() const { return requests_; }
   // Whether an idle connection can carry a next exchange (see PoolSettings::idle_check_after).
   bool usable() {
@@ -95,6 +96,11 @@ class HttpConnPool::ActiveClient : public event::DeferredDeletable,
     timer_->disableTimer();
     const bool was_connected = connected_;
     if (!was_connected) {
+      tls_failed_ = !connection_->transportFailureReason().empty();
+      if (tls_failed_) {
+        SLUICE_LOG(kDebug, "[C%d] upstream %s: %s", connection_->id(), pool_.host_.asString(),
+                   connection_->transportFailureReason());
+      }
       if (connect_timed_out_) {
         pool_.stats_.cx_connect_timeout.inc();
       } else {
@@ -150,6 +156,7 @@ class HttpConnPool::ActiveClient : public event::DeferredDeletable,
   uint64_t requests_ = 0;
   bool connected_ = false;
   bool connect_timed_out_ = false;
+  bool tls_failed_ = false;
 };
 
 HttpConnPool::HttpConnPool(event::Dispatcher& dispatcher, const network::Address& host,
@@ -255,13 +262,16 @@ void HttpConnPool::onClientClosed(ActiveClient& client, bool connected) {
   std::unique_ptr<ActiveClient> owned = std::move(*client.self);
   list.erase(client.self);
   const bool timed_out = owned->connectTimedOut();
+  const bool tls_failed = owned->tlsFailed();
   // We are inside the connection's own event: free it after.
   dispatcher_.deferredDelete(std::move(owned));
   if (!connected && connecting_ < pending_.size()) {
     // A connect failed while streams wait. Fail one (the one this connection was for) rather
     // than retrying in a loop against a host that refuses: the stream, and a retry policy
     // above it, decide what comes next.
-    failPending(timed_out ? PoolFailure::kConnectTimeout : PoolFailure::kConnectFailure);
+    failPending(timed_out    ? PoolFailure::kConnectTimeout
+                : tls_failed ? PoolFailure::kTlsFailure
+                             : PoolFailure::kConnectFailure);
   } else if (connecting_ < pending_.size() && busy_.size() < settings_.max_connections) {
     createClient();
   }

@@ -19,7 +19,8 @@ namespace sluice::upstream {
 enum class PoolFailure {
   kConnectFailure,  // refused, unreachable, reset while connecting
   kConnectTimeout,
-  kOverflow,  // too many streams already waiting for a connection to this host
+  kOverflow,    // too many streams already waiting for a connection to this host
+  kTlsFailure,  // connected, but the TLS handshake failed (e.g. the certificate did not verify)
 };
 
 // The stream's side of an exchange on a pooled connection.

@@ -260,6 +260,113 @@ class TlsFeaturesTest(harness.SluiceTestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("not a valid OCSP response", r.stderr)
 
+    # --- Upstream TLS -------------------------------------------------------------------------
+
+    def proxy_to(self, port, tls, pool=None, name="o"):
+        cfg = harness.routed_config(port, pool=pool, cluster=name)
+        cfg["clusters"][0]["tlsContext"] = tls
+        return self.start_sluice(cfg)
+
+    def tls_origin(self, cert=None, **extra):
+        """A sluice TLS origin (a real peer with resumption, keep-alive and counters)."""
+        cert = cert or self.server_cert
+        ctx = {"commonTlsContext": {"tlsCertificates": [{
+            "certificateChain": {"filename": cert.chain}, "privateKey": {"filename": cert.key}}]}}
+        ctx.update(extra)
+        return self.start_sluice(harness.http_config([{
+            "name": "origin", "address": {"address": "127.0.0.1", "port": 0},
+            **tls_chain(ctx, {"httpFilters": [harness.direct_response_filter(body="tls origin\n")]})
+        }]))
+
+    def get(self, proxy, path="/"):
+        sock = self.client(proxy, "web")
+        sock.sendall(harness.http_request(target=path))
+        head, rest = harness.recv_head(sock)
+        return head, rest
+
+    def proxied(self, proxy, n=1):
+        out = []
+        for _ in range(n):
+            sock = proxy.connect("web")
+            try:
+                sock.sendall(harness.http_request(headers=[("Connection", "close")]))
+                data, _ = harness.recv_until_closed(sock)
+            finally:
+                sock.close()
+            out.append(harness.parse_response(data, at_eof=True)[0])
+        return out
+
+    def test_upstream_tls_verifies_and_resumes_across_pooled_connections(self):
+        origin = self.tls_origin()
+        port = origin.addr("origin")[1]
+        # A new upstream connection per request: the second and later resume the first's session.
+        proxy = self.proxy_to(port, {"sni": "mtls.test",
+                                     "commonTlsContext": {"validationContext": {
+                                         "trustedCa": {"filename": self.root.cert}}}},
+                              pool={"maxRequestsPerConnection": 1})
+        responses = self.proxied(proxy, 4)
+        for r in responses:
+            self.assertEqual((r.status, r.body), (200, b"tls origin\n"))
+        stats = origin.stats()
+        self.assertEqual(harness.stat(stats, "listener.origin.ssl.handshake"), 4)
+        self.assertGreaterEqual(harness.stat(stats, "listener.origin.ssl.session_reused"), 3)
+        self.assertEqual(harness.stat(proxy.stats(), "cluster.o.ssl.handshake"), 4)
+
+    def test_upstream_certificate_that_does_not_verify_is_a_503(self):
+        origin = self.tls_origin()
+        port = origin.addr("origin")[1]
+        cases = {
+            # Trusting another CA.
+            "wrong_ca": {"sni": "mtls.test", "commonTlsContext": {"validationContext": {
+                "trustedCa": {"filename": self.stranger_root.cert}}}},
+            # The right CA, but the certificate does not name the server asked for.
+            "wrong_name": {"sni": "other.test", "commonTlsContext": {"validationContext": {
+                "trustedCa": {"filename": self.root.cert}}}},
+            # The system bundle (the default) knows nothing of the test CA.
+            "system_bundle": {"sni": "mtls.test"},
+        }
+        for name, tls in cases.items():
+            with self.subTest(case=name):
+                proxy = self.proxy_to(port, tls)
+                r = self.proxied(proxy)[0]
+                self.assertEqual(r.status, 503, r.raw[:200])
+                self.assertIn("upstream_tls_failure", proxy.logs() + r.body.decode("latin-1"))
+                stats = proxy.stats()
+                self.assertEqual(harness.stat(stats, "cluster.o.ssl.connection_error"), 1)
+                self.assertEqual(harness.stat(stats, "cluster.o.upstream_cx_connect_fail"), 1)
+        # insecure_skip_verify: served (and said so at start).
+        proxy = self.proxy_to(port, {"sni": "other.test", "insecureSkipVerify": True})
+        self.assertEqual(self.proxied(proxy)[0].status, 200)
+        self.assertIn("insecure_skip_verify", proxy.logs())
+
+    def test_upstream_client_certificate_and_sni_to_openssl_s_server(self):
+        # A peer that is not sluice: openssl s_server requiring a client certificate. Its -www
+        # page names the SNI it got? It does not; it shows the client certificate it verified.
+        srv = self.server(tls_pki.SServer, self.server_cert, mode="www", verify="require",
+                          client_ca=self.client_root)
+        proxy = self.proxy_to(srv.port, {
+            "sni": "mtls.test",
+            "commonTlsContext": {
+                "tlsCertificates": [{"certificateChain": {"filename": self.alice.chain},
+                                     "privateKey": {"filename": self.alice.key}}],
+                "validationContext": {"trustedCa": {"filename": self.root.cert}}}})
+        r = self.proxied(proxy)[0]
+        self.assertEqual(r.status, 200, r.raw[:300])
+        self.assertIn(b"alice", r.body)  # s_server's page shows the client certificate
+        # Without the client certificate the upstream refuses. In TLS 1.2 the refusal ends the
+        # handshake: a 503 with upstream_tls_failure. In TLS 1.3 the client's handshake is done
+        # before the server has looked at its (absent) certificate (RFC 8446 4.4.2): the request
+        # goes out, the alert comes back in its place — an upstream reset, a 502.
+        for version, status in (("TLSv1_2", 503), ("TLSv1_3", 502)):
+            with self.subTest(version=version):
+                proxy2 = self.proxy_to(srv.port, {"sni": "mtls.test", "commonTlsContext": {
+                    "tlsParams": {"tlsMaximumProtocolVersion": version},
+                    "validationContext": {"trustedCa": {"filename": self.root.cert}}}})
+                self.assertEqual(self.proxied(proxy2)[0].status, status)
+                if status == 503:
+                    self.assertEqual(
+                        harness.stat(proxy2.stats(), "cluster.o.ssl.connection_error"), 1)
+
     # --- Session ticket keys ------------------------------------------------------------------
 
     def ticket_config(self, key_files):

@@ -62,6 +62,7 @@ class FakeConnection : public Connection, private ReadFilterCallbacks {
   std::string_view nextProtocol() const override { return {}; }
   const SslConnectionInfo* ssl() const override { return nullptr; }
   std::string_view transportProtocol() const override { return "tcp"; }
+  std::string_view transportFailureReason() const override { return {}; }
   const Address& remoteAddress() const override { return address_; }
   const Address& localAddress() const override { return address_; }
 
