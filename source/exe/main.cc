@@ -37,9 +37,10 @@ constexpr const char kUsage[] =
     "      --version            print the version and exit\n"
     "\n"
     "Signals: SIGTERM/SIGINT stop accepting, let open connections finish up to the config's\n"
-    "drain_timeout, and exit 0; a second signal closes them at once. SIGHUP is logged and\n"
-    "ignored (no config reload yet: it will come with hot restart), SIGUSR1 is logged (it would\n"
-    "reopen log files; sluice logs to stderr only), SIGUSR2 is logged and ignored.\n";
+    "drain_timeout, and exit 0; a second signal closes them at once. SIGHUP reloads TLS\n"
+    "certificates, keys, OCSP staples and ticket keys from their files (the config itself is\n"
+    "not re-read: that comes with hot restart), SIGUSR1 is logged (it would reopen log files;\n"
+    "sluice logs to stderr only), SIGUSR2 is logged and ignored.\n";
 
 enum LongOnly { kMode = 1000, kConcurrency, kPortsFile, kLogLevel, kVersion };
 

@@ -165,6 +165,7 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
       counter("downstream_cx_lingering_close"),
       counter("downstream_rs_trailers_dropped"),
       counter("upstream_rq_trailers_dropped"),
+      counter("downstream_rq_too_early"),
       {},
   });
   // Every status the HTTP/1 codec answers a protocol error with; anything else is "other".

@@ -292,6 +292,7 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   bool completed_ = false;
   bool request_complete_ = false;
   bool tunnel_request_ = false;  // the codec holds an allowed Upgrade or CONNECT
+  bool early_data_ = false;      // read from TLS 1.3 early data (served: safe to replay)
   bool tunneling_ = false;       // ... and the response opened it
   // The response's head reached the codec: from here on the client may have (part of) it, and
   // a failure can only reset the stream.
@@ -388,6 +389,18 @@ void ConnectionManagerImpl::ActiveStream::decodeHeaders(std::unique_ptr<RequestH
       hcm_.context_.dispatcher().armDeadline(body_deadline_, hcm_.config_->request_body_timeout,
                                              *this);
     }
+  }
+  // 0-RTT (RFC 8470): early data can be replayed by whoever recorded it, so only a request safe
+  // to repeat is served from it; the client sends any other again after the handshake.
+  if (info_.downstream_ssl != nullptr && info_.downstream_ssl->inEarlyData()) {
+    const std::string_view method = request_head_->method;
+    if ((method != "GET" && method != "HEAD" && method != "OPTIONS") || !end_stream) {
+      hcm_.stats().downstream_rq_too_early.inc();
+      info_.response_flags = "too_early";
+      sendLocalReply(425, "too early: send this request again after the TLS handshake\n", nullptr);
+      return;
+    }
+    early_data_ = true;
   }
   if (!normalizeTarget()) return;
   iterateHeaders(decode_, 0);
@@ -894,6 +907,8 @@ void ConnectionManagerImpl::ActiveStream::startUpstream(bool end_stream) {
     }
   }
   head.headers.set("X-Forwarded-Proto", info_.scheme());
+  // The upstream learns the request may be a replay and can answer 425 itself (RFC 8470 5.1).
+  if (early_data_) head.headers.set("Early-Data", "1");
   SetForwardedClientCert(head.headers, hcm_.config_->forward_client_cert, info_.downstream_ssl);
   if (!hcm_.config_->via.empty()) head.headers.add("Via", hcm_.config_->via);
   if (hcm_.config_->forward_path_as_received && head.target.data() == canonical_target_.data() &&

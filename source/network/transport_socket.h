@@ -116,6 +116,8 @@ struct TransportSocketOptions {
   // Server: a slot of the listener's handshake limit, taken for this connection; the transport
   // releases it when its handshake ends (done, failed or abandoned).
   ConnectionLimit* handshake_slot = nullptr;
+  // The worker building the connection (factories keep per-worker state: no locks).
+  size_t worker = SIZE_MAX;
 };
 
 // Builds the transport sockets of one listener filter chain or one cluster: immutable, shared by

@@ -69,9 +69,16 @@ class Admin::AdminConnection : public network::ReadFilter,
           body = "DRAINING\n";
           break;
       }
+    } else if (absl::StartsWith(request_, "POST /certificates/reload ") &&
+               admin_.reload_certificates_) {
+      auto [ok, report] = admin_.reload_certificates_();
+      if (!ok) status = "500 Internal Server Error";
+      body = std::move(report);
     } else {
       status = "404 Not Found";
-      body = "not found; try GET /stats, GET /stats/prometheus or GET /ready\n";
+      body =
+          "not found; try GET /stats, GET /stats/prometheus, GET /ready or POST "
+          "/certificates/reload\n";
     }
     Buffer out;
     out.add(absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", content_type,

@@ -1,7 +1,10 @@
 #pragma once
 
+#include <functional>
 #include <list>
 #include <memory>
+#include <string>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "source/common/stats.h"
@@ -29,6 +32,10 @@ class Admin : private network::ListenerCallbacks {
   absl::StatusOr<network::Address> start(const network::Address& address);
   void stop();
   void setState(State state) { state_ = state; }
+  // What POST /certificates/reload runs: (all loaded, a report).
+  void setCertificateReloader(std::function<std::pair<bool, std::string>()> reload) {
+    reload_certificates_ = std::move(reload);
+  }
 
   static constexpr size_t kMaxRequestHead = 8192;
   static constexpr std::chrono::milliseconds kRequestTimeout{10000};
@@ -52,6 +59,7 @@ class Admin : private network::ListenerCallbacks {
   network::ListenerPtr listener_;
   std::list<std::unique_ptr<AdminConnection>> connections_;
   State state_ = State::kStarting;
+  std::function<std::pair<bool, std::string>()> reload_certificates_;
 };
 
 }  // namespace sluice::server

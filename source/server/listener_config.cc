@@ -24,6 +24,8 @@ struct ChainBuilder {
   const std::string& prefix;                 // "listener.<name>."
   std::shared_ptr<tls::SslStats> ssl_stats;  // one set per listener, made with its first TLS chain
   bool has_http;
+  size_t workers;
+  std::vector<tls::ServerSslSocketFactory*> tls_factories;
 
   // `filters_path`: where the filters are in the config (the legacy flat list is
   // "listener.filters", not a chain's).
@@ -90,10 +92,11 @@ struct ChainBuilder {
       // An HTTP chain speaks HTTP/1.1 (HTTP/2 comes with its codec); a TCP proxy offers none.
       std::vector<std::string> alpn;
       if (http) alpn.push_back("http/1.1");
-      auto context =
-          tls::ServerContext::Create(c.tls_context(), chain_path + ".tls_context", alpn, ssl_stats);
-      if (!context.ok()) return context.status();
-      chain->transport = std::make_unique<tls::ServerSslSocketFactory>(std::move(*context));
+      auto factory = tls::ServerSslSocketFactory::Create(
+          c.tls_context(), chain_path + ".tls_context", std::move(alpn), ssl_stats, workers);
+      if (!factory.ok()) return factory.status();
+      tls_factories.push_back(factory->get());
+      chain->transport = std::move(*factory);
     }
     return chain;
   }
@@ -148,7 +151,7 @@ absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(const config::v1::Listener
         std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(l.listener_filters_timeout()));
   }
 
-  ChainBuilder builder{l, clusters, store, path, plugins, prefix, nullptr, false};
+  ChainBuilder builder{l, clusters, store, path, plugins, prefix, nullptr, false, workers, {}};
   std::vector<std::unique_ptr<FilterChain>> chains;
   std::unique_ptr<FilterChain> fallback;
   if (l.filters_size() > 0) {
@@ -174,6 +177,7 @@ absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(const config::v1::Listener
   auto set = FilterChainSet::Create(std::move(chains), std::move(fallback), path);
   if (!set.ok()) return set.status();
   cfg->chains = std::move(*set);
+  cfg->tls_factories = std::move(builder.tls_factories);
   if (builder.has_http) {
     cfg->reclaim_idle =
         l.has_reclaim_idle_connections() ? l.reclaim_idle_connections().value() : true;

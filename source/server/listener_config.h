@@ -14,6 +14,7 @@
 #include "source/network/listener.h"
 #include "source/network/socket.h"
 #include "source/server/filter_chain.h"
+#include "source/tls/ssl_socket.h"
 #include "source/upstream/cluster.h"
 
 namespace sluice::server {
@@ -32,6 +33,8 @@ struct ListenerConfig {
   uint32_t buffer_limit;
   // Filter chains (the legacy flat `filters` list is one default chain).
   std::unique_ptr<FilterChainSet> chains;
+  // The TLS chains' factories (owned by `chains`), for certificate reloads.
+  std::vector<tls::ServerSslSocketFactory*> tls_factories;
   // How long a ClientHello may take to arrive when the chain is chosen by it.
   std::chrono::milliseconds listener_filters_timeout{10000};
   network::ConnectionLimit limit;

@@ -80,6 +80,10 @@ class Server {
 
  private:
   void listenForOtherSignals();
+  // Re-reads every TLS chain's certificates, keys, staples and ticket keys (SIGHUP, the admin's
+  // POST /certificates/reload). A chain whose files do not load keeps what it has. Returns
+  // whether all loaded, and a report.
+  std::pair<bool, std::string> reloadCertificates();
   absl::Status reserveListenerAddress(ListenerConfig& listener);
   void startDrain();
   void onWorkerIdle();
@@ -97,6 +101,7 @@ class Server {
   std::unique_ptr<WorkerShared> shared_;
   network::ListenSocketRegistry sockets_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<ListenerConfigPtr> listeners_;
   std::unique_ptr<Admin> admin_;
   std::vector<event::SignalEventPtr> signals_;
   event::TimerPtr drain_timer_;
@@ -196,12 +201,14 @@ absl::Status Server::run() {
   }
   // Our sockets listen now: another process's check fails on them from here on.
   sockets_.releaseReservations();
+  listeners_ = listeners;
 
   if (bootstrap_.has_admin() && bootstrap_.admin().has_address()) {
     auto addr = network::Address::fromIpPort(bootstrap_.admin().address().address(),
                                              bootstrap_.admin().address().port());
     if (!addr.ok()) return addr.status();
     admin_ = std::make_unique<Admin>(*main_, store_);
+    admin_->setCertificateReloader([this] { return reloadCertificates(); });
     auto bound = admin_->start(*addr);
     if (!bound.ok()) {
       return absl::Status(bound.status().code(), absl::StrCat("admin: ", bound.status().message()));
@@ -246,10 +253,11 @@ absl::Status Server::run() {
 void Server::listenForOtherSignals() {
   // main() ignores these until here; from now on they are handled on this loop (the workers
   // block them, see Worker::start) and never end the process.
-  signals_.push_back(main_->listenForSignal(SIGHUP, [] {
-    SLUICE_LOG(kInfo,
-               "SIGHUP received and ignored: sluice does not reload its config on SIGHUP (a config "
-               "change will take a hot restart, which comes later); restart it to apply a change");
+  signals_.push_back(main_->listenForSignal(SIGHUP, [this] {
+    // The config itself is not re-read (a change takes a hot restart, which comes later); the
+    // files TLS reads are, as nginx's reload would.
+    SLUICE_LOG(kInfo, "SIGHUP received: reloading TLS certificates and keys from their files");
+    reloadCertificates();
   }));
   signals_.push_back(main_->listenForSignal(SIGUSR1, [] {
     // nginx and Envoy reopen their log files on SIGUSR1 (log rotation). sluice's log is stderr.
@@ -260,6 +268,39 @@ void Server::listenForOtherSignals() {
   signals_.push_back(main_->listenForSignal(SIGUSR2, [] {
     SLUICE_LOG(kInfo, "SIGUSR2 received and ignored: it has no meaning in sluice yet");
   }));
+}
+
+std::pair<bool, std::string> Server::reloadCertificates() {
+  size_t reloaded = 0;
+  std::vector<std::string> errors;
+  for (const ListenerConfigPtr& listener : listeners_) {
+    for (tls::ServerSslSocketFactory* factory : listener->tls_factories) {
+      auto context = factory->rebuild();
+      if (!context.ok()) {
+        store_.counter("server.tls_reload_failure").inc();
+        errors.push_back(absl::StrCat(context.status().message(), " (", factory->path(),
+                                      " keeps its current certificates)"));
+        SLUICE_LOG(kError, "certificate reload: %s", errors.back());
+        continue;
+      }
+      // Each worker swaps its own slot; connections keep the context they started with.
+      for (size_t i = 0; i < workers_.size(); ++i) {
+        workers_[i]->post(
+            [listener, factory, i, context = *context] { factory->setContext(i, context); });
+      }
+      factory->setContext(workers_.size(), *context);
+      store_.counter("server.tls_reload_success").inc();
+      ++reloaded;
+    }
+  }
+  std::string report = absl::StrCat("reloaded ", reloaded, " TLS context(s)");
+  if (!errors.empty()) absl::StrAppend(&report, "; failed: ", absl::StrJoin(errors, "; "));
+  if (errors.empty()) {
+    SLUICE_LOG(kInfo, "certificate reload: %s", report);
+  } else {
+    SLUICE_LOG(kWarn, "certificate reload: %s", report);
+  }
+  return {errors.empty(), report + "\n"};
 }
 
 absl::Status Server::reserveListenerAddress(ListenerConfig& listener) {

@@ -380,6 +380,7 @@ void Worker::ActiveListener::createConnection(int fd, const network::Address& re
   network::TransportSocketPtr transport;
   if (chain.transport) {
     network::TransportSocketOptions options;
+    options.worker = worker_.index_;
     if (chain.secure()) {
       // Past the cap a new handshake is refused at once: the ones in flight already hold the
       // CPU, and a client told no now retries sooner than one left waiting.
@@ -575,6 +576,8 @@ size_t Worker::reclaimIdle(const ListenerConfig* only, size_t count) {
   }
   return closed;
 }
+
+void Worker::post(std::function<void()> fn) { dispatcher_->post(std::move(fn)); }
 
 void Worker::stop() {
   dispatcher_->exit();

@@ -87,6 +87,8 @@ class Worker {
   void updateHosts(const upstream::Cluster& cluster, upstream::HostSetPtr hosts);
   // (any thread) Stop the loop and join the thread.
   void stop();
+  // (any thread) Runs `fn` on the worker's loop.
+  void post(std::function<void()> fn);
 
   size_t index() const { return index_; }
 

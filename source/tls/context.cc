@@ -341,8 +341,10 @@ absl::Status ApplyTlsParams(SSL_CTX* ctx, const config::v1::TlsParameters& param
 
 absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::Create(
     const config::v1::DownstreamTlsContext& config, const std::string& path,
-    const std::vector<std::string>& default_alpn, std::shared_ptr<SslStats> stats) {
+    const std::vector<std::string>& default_alpn, std::shared_ptr<SslStats> stats,
+    const TicketKey* generated_key) {
   std::shared_ptr<ServerContext> context(new ServerContext());
+  context->early_data_ = config.enable_early_data();
   context->stats_ = std::move(stats);
   const auto& common = config.common_tls_context();
   const std::string common_path = absl::StrCat(path, ".common_tls_context");
@@ -375,6 +377,9 @@ absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::Create(
   context->strict_stapling_ =
       config.ocsp_staple_policy() == config::v1::DownstreamTlsContext::STRICT_STAPLING;
   if (auto s = context->loadTicketKeys(config, path); !s.ok()) return s;
+  if (context->ticket_keys_.empty() && generated_key != nullptr) {
+    context->ticket_keys_.push_back(*generated_key);
+  }
   if (config.client_certificate() != config::v1::DownstreamTlsContext::NONE) {
     const auto& validation = common.validation_context();
     const std::string vpath = common_path + ".validation_context";
@@ -581,6 +586,9 @@ absl::Status ServerContext::configureCtx(SSL_CTX* ctx,
     } else {
       SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     }
+    // 0-RTT: BoringSSL accepts early data on resumption with a ticket that allowed it (it
+    // marks the tickets it issues); the HTTP layer decides what may be served from it.
+    if (early_data_) SSL_CTX_set_early_data_enabled(ctx, 1);
     static constexpr uint8_t kSessionContext[] = "sluice";
     SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof(kSessionContext) - 1);
   }

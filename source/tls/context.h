@@ -116,9 +116,13 @@ class ServerContext : public SslContext {
  public:
   // `path` names the config field for errors; `default_alpn` applies when the config lists
   // none (the HTTP listener's protocols).
+  // `generated_key`: the ticket key used when the config names no key files — made once by the
+  // owner (the chain's factory), so that tickets outlive a certificate reload.
   static absl::StatusOr<std::shared_ptr<const ServerContext>> Create(
       const config::v1::DownstreamTlsContext& config, const std::string& path,
-      const std::vector<std::string>& default_alpn, std::shared_ptr<SslStats> stats);
+      const std::vector<std::string>& default_alpn, std::shared_ptr<SslStats> stats,
+      const TicketKey* generated_key = nullptr);
+  bool earlyDataEnabled() const { return early_data_; }
   ~ServerContext();
 
   bssl::UniquePtr<SSL> newSsl(const network::TransportSocketOptions* options) const override;
@@ -166,6 +170,7 @@ class ServerContext : public SslContext {
   std::chrono::milliseconds handshake_timeout_{10000};
   std::vector<TicketKey> ticket_keys_;  // empty: BoringSSL's own
   bool strict_stapling_ = false;
+  bool early_data_ = false;
   // The client CA bundle, PEM, parsed once and added to every certificate's SSL_CTX.
   std::vector<bssl::UniquePtr<X509>> client_cas_;
 };

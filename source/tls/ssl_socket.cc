@@ -1,6 +1,7 @@
 #include "source/tls/ssl_socket.h"
 
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -328,9 +329,41 @@ void SslSocket::closeSocket(network::ConnectionEvent) {
   state_ = State::kFailed;
 }
 
+absl::StatusOr<std::unique_ptr<ServerSslSocketFactory>> ServerSslSocketFactory::Create(
+    const config::v1::DownstreamTlsContext& config, const std::string& path,
+    std::vector<std::string> default_alpn, std::shared_ptr<SslStats> stats, size_t workers) {
+  std::unique_ptr<ServerSslSocketFactory> f(new ServerSslSocketFactory());
+  f->config_ = config;
+  f->path_ = path;
+  f->default_alpn_ = std::move(default_alpn);
+  f->stats_ = std::move(stats);
+  // Without key files, one random key for the life of the process: tickets survive certificate
+  // reloads (BoringSSL's own keys would not: they live in the SSL_CTX a reload replaces). As
+  // nginx and Envoy do; key files give rotation and sharing between processes.
+  f->generated_key_.key_len = 32;
+  RAND_bytes(f->generated_key_.name, sizeof(f->generated_key_.name));
+  RAND_bytes(f->generated_key_.hmac, sizeof(f->generated_key_.hmac));
+  RAND_bytes(f->generated_key_.aes, sizeof(f->generated_key_.aes));
+  auto context = f->rebuild();
+  if (!context.ok()) return context.status();
+  f->slots_.assign(workers + 1, *context);
+  return f;
+}
+
+absl::StatusOr<std::shared_ptr<const ServerContext>> ServerSslSocketFactory::rebuild() const {
+  return ServerContext::Create(config_, path_, default_alpn_, stats_, &generated_key_);
+}
+
+void ServerSslSocketFactory::setContext(size_t worker,
+                                        std::shared_ptr<const ServerContext> context) const {
+  if (worker < slots_.size()) slots_[worker] = std::move(context);
+}
+
 network::TransportSocketPtr ServerSslSocketFactory::createTransportSocket(
     const network::TransportSocketOptions* options) const {
-  return std::make_unique<SslSocket>(context_, options);
+  const size_t slot = options != nullptr && options->worker < slots_.size() - 1 ? options->worker
+                                                                                : slots_.size() - 1;
+  return std::make_unique<SslSocket>(slots_[slot], options);
 }
 
 }  // namespace sluice::tls

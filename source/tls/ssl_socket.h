@@ -58,7 +58,7 @@ class SslSocket : public network::TransportSocket,
   std::string_view sni() const override { return sni_; }
   std::string_view alpn() const override { return alpn_; }
   bool sessionResumed() const override { return resumed_; }
-  bool inEarlyData() const override { return false; }
+  bool inEarlyData() const override { return ssl_ && SSL_in_early_data(ssl_.get()); }
   bool peerCertificatePresented() const override { return peer_ != nullptr; }
   bool peerCertificateValidated() const override { return peer_ != nullptr && peer_->validated; }
   const std::string& peerSubject() const override { return peer_ ? peer_->subject : empty_; }
@@ -115,18 +115,42 @@ class SslSocket : public network::TransportSocket,
   static const std::vector<std::string> no_sans_;
 };
 
-// Builds the server TLS sockets of one listener filter chain.
+// Builds the server TLS sockets of one listener filter chain, and rebuilds its context from the
+// files on a reload (SIGHUP, the admin's POST /certificates/reload).
+//
+// Each worker reads its own slot (TransportSocketOptions::worker); a reload builds the new
+// context on the main thread and posts it to every worker, which swaps its slot: no lock on the
+// accept path, and a connection keeps the context it started with (shared ownership).
 class ServerSslSocketFactory : public network::TransportSocketFactory {
  public:
-  explicit ServerSslSocketFactory(std::shared_ptr<const ServerContext> context)
-      : context_(std::move(context)) {}
+  // Builds the first context; fails as ServerContext::Create does.
+  static absl::StatusOr<std::unique_ptr<ServerSslSocketFactory>> Create(
+      const config::v1::DownstreamTlsContext& config, const std::string& path,
+      std::vector<std::string> default_alpn, std::shared_ptr<SslStats> stats, size_t workers);
+
   network::TransportSocketPtr createTransportSocket(
       const network::TransportSocketOptions* options = nullptr) const override;
   bool implementsSecureTransport() const override { return true; }
-  const ServerContext& context() const { return *context_; }
+
+  // Main thread: a new context from the files as they are now (the old one stays in use if
+  // this fails).
+  absl::StatusOr<std::shared_ptr<const ServerContext>> rebuild() const;
+  // On worker `worker`'s thread (or before the workers start): its connections use `context`
+  // from now on.
+  void setContext(size_t worker, std::shared_ptr<const ServerContext> context) const;
+  const std::string& path() const { return path_; }
 
  private:
-  std::shared_ptr<const ServerContext> context_;
+  ServerSslSocketFactory() = default;
+
+  config::v1::DownstreamTlsContext config_;
+  std::string path_;
+  std::vector<std::string> default_alpn_;
+  std::shared_ptr<SslStats> stats_;
+  TicketKey generated_key_;
+  // One per worker, each touched only by its worker once they run; [workers] (the last) serves
+  // callers with no worker (tests, the main thread).
+  mutable std::vector<std::shared_ptr<const ServerContext>> slots_;
 };
 
 }  // namespace sluice::tls

@@ -11,7 +11,7 @@ from harness import HttpClient, http_config, http_request  # noqa: E402
 
 # What sluice logs for each (source/server/server.cc).
 LOGGED = {
-    signal.SIGHUP: "SIGHUP received and ignored",
+    signal.SIGHUP: "SIGHUP received: reloading TLS certificates",
     signal.SIGUSR1: "SIGUSR1 received (reopen log files)",
     signal.SIGUSR2: "SIGUSR2 received and ignored",
 }

@@ -367,6 +367,155 @@ class TlsFeaturesTest(harness.SluiceTestCase):
                     self.assertEqual(
                         harness.stat(proxy2.stats(), "cluster.o.ssl.connection_error"), 1)
 
+    # --- Certificate reload -------------------------------------------------------------------
+
+    def admin_post(self, sluice, path):
+        sock = sluice.connect("admin")
+        try:
+            sock.sendall(b"POST %s HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\n\r\n" %
+                         path.encode())
+            data, _ = harness.recv_until_closed(sock)
+        finally:
+            sock.close()
+        return harness.parse_response(data, at_eof=True)[0]
+
+    def test_certificates_reload_under_traffic_and_a_broken_file_keeps_the_old(self):
+        first = self.pki.server_cert(self.root, ["mtls.test"], days=365)
+        second = self.pki.server_cert(self.root, ["mtls.test"], days=364)
+        chain = os.path.join(self.tmpdir, "live.crt")
+        key = os.path.join(self.tmpdir, "live.key")
+
+        def install(cert):
+            # Replaced by rename, as deployment tools do: a reload never sees half a file.
+            for src, dst in ((cert.chain, chain), (cert.key, key)):
+                with open(src, "rb") as f:
+                    data = f.read()
+                with open(dst + ".new", "wb") as f:
+                    f.write(data)
+                os.replace(dst + ".new", dst)
+
+        install(first)
+        ctx = {"commonTlsContext": {"tlsCertificates": [{
+            "certificateChain": {"filename": chain}, "privateKey": {"filename": key}}]}}
+        origin = self.server_origin()
+        s = self.start_sluice(with_tls(harness.routed_config(origin.addr[1]), ctx))
+        port = s.addr("web")[1]
+        fp = tls_pki.fingerprint_sha256
+        sess = os.path.join(self.tmpdir, "before.pem")
+        r = tls_pki.s_client(port, servername="mtls.test", cafile=self.root.cert, sess_out=sess)
+        self.assertEqual(r.peer_fingerprint, fp(first.cert), r.describe())
+
+        # Traffic throughout: new TLS connections, one request each; none may fail.
+        import threading
+        stop = threading.Event()
+        failures, served = [], [0]
+
+        def traffic():
+            while not stop.is_set() and served[0] < 5000:
+                try:
+                    resp = https_request(port, "mtls.test", self.root.cert)
+                    if resp.status != 200:
+                        failures.append(resp.status)
+                    served[0] += 1
+                except Exception as e:  # noqa: BLE001 - every failure counts
+                    failures.append(repr(e))
+        threads = [threading.Thread(target=traffic) for _ in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            harness.wait_until(lambda: served[0] >= 50, "traffic before the reload")
+            install(second)
+            s.send_signal(__import__("signal").SIGHUP)
+            harness.wait_until(lambda: harness.stat(s.stats(), "server.tls_reload_success") == 1,
+                               "the SIGHUP reload")
+            mark = served[0]
+            harness.wait_until(lambda: served[0] >= mark + 50, "traffic after the reload")
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(60)
+        self.assertEqual(failures, [])
+        r = tls_pki.s_client(port, servername="mtls.test", cafile=self.root.cert)
+        self.assertEqual(r.peer_fingerprint, fp(second.cert), r.describe())
+        # A session from before the reload still resumes (ticket keys outlive the contexts).
+        r = tls_pki.s_client(port, servername="mtls.test", cafile=self.root.cert, sess_in=sess)
+        self.assertTrue(r.reused, r.describe())
+
+        # A broken key: the reload fails, says why, and the chain keeps the second certificate.
+        with open(key, "w") as f:
+            f.write("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+        resp = self.admin_post(s, "/certificates/reload")
+        self.assertEqual(resp.status, 500, resp.raw)
+        self.assertIn(b"private_key", resp.body)
+        self.assertIn(b"keeps its current certificates", resp.body)
+        self.assertEqual(harness.stat(s.stats(), "server.tls_reload_failure"), 1)
+        r = tls_pki.s_client(port, servername="mtls.test", cafile=self.root.cert)
+        self.assertEqual(r.peer_fingerprint, fp(second.cert), r.describe())
+        self.assertEqual(https_request(port, "mtls.test", self.root.cert).status, 200)
+        # Fixed again: the admin reload takes it.
+        install(first)
+        resp = self.admin_post(s, "/certificates/reload")
+        self.assertEqual(resp.status, 200, resp.raw)
+        r = tls_pki.s_client(port, servername="mtls.test", cafile=self.root.cert)
+        self.assertEqual(r.peer_fingerprint, fp(first.cert), r.describe())
+
+    # --- 0-RTT --------------------------------------------------------------------------------
+
+    def test_early_data_serves_safe_requests_and_answers_425_to_others(self):
+        origin = self.server_origin()
+        ctx = self.tls_context(enableEarlyData=True)
+        s = self.start_sluice(with_tls(harness.routed_config(origin.addr[1]), ctx))
+        port = s.addr("web")[1]
+        cases = (
+            (b"GET /early HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 200),
+            (b"POST /early HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n"
+             b"Connection: close\r\n\r\nhi", 425),
+        )
+        for i, (request, status) in enumerate(cases):
+            with self.subTest(status=status):
+                sess = os.path.join(self.tmpdir, "early-%d.pem" % i)
+                r = tls_pki.s_client(port, servername="mtls.test", cafile=self.root.cert,
+                                     sess_out=sess, tls_version="1.3")
+                self.assertTrue(r.ok, r.describe())
+                early = os.path.join(self.tmpdir, "early-%d.req" % i)
+                with open(early, "wb") as f:
+                    f.write(request)
+                before = len(origin.requests)
+                r = tls_pki.s_client(port, servername="mtls.test", cafile=self.root.cert,
+                                     sess_in=sess, early_data_file=early, tls_version="1.3",
+                                     request=b"")
+                self.assertTrue(r.reused, r.describe())
+                self.assertEqual(r.early_data, "accepted", r.describe())
+                self.assertIn(b"HTTP/1.1 %d" % status, r.data, r.describe())
+                if status == 200:
+                    self.assertEqual(len(origin.requests), before + 1)
+                    headers = {k.lower(): v for k, v in origin.requests[-1][2].items()}
+                    self.assertEqual(headers.get("early-data"), "1")
+                else:
+                    self.assertEqual(len(origin.requests), before, "a 425 reached the origin")
+        self.assertEqual(harness.stat(s.stats(), "http.web.downstream_rq_too_early"), 1)
+        # After the handshake the same POST is served (and carries no Early-Data).
+        r = https_request(port, "mtls.test", self.root.cert, request=cases[1][0])
+        self.assertEqual(r.status, 200)
+        headers = {k.lower(): v for k, v in origin.requests[-1][2].items()}
+        self.assertNotIn("early-data", headers)
+
+    def test_early_data_is_off_by_default(self):
+        s = self.start_sluice(harness.http_config([{
+            "name": "web", "address": {"address": "127.0.0.1", "port": 0},
+            **tls_chain(self.tls_context(), {"httpFilters": [harness.direct_response_filter()]})}]))
+        port = s.addr("web")[1]
+        sess = os.path.join(self.tmpdir, "noearly.pem")
+        tls_pki.s_client(port, servername="mtls.test", cafile=self.root.cert, sess_out=sess,
+                         tls_version="1.3")
+        early = os.path.join(self.tmpdir, "noearly.req")
+        with open(early, "wb") as f:
+            f.write(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        r = tls_pki.s_client(port, servername="mtls.test", cafile=self.root.cert, sess_in=sess,
+                             early_data_file=early, tls_version="1.3", request=b"")
+        self.assertTrue(r.reused, r.describe())
+        self.assertNotEqual(r.early_data, "accepted", r.describe())
+
     # --- Session ticket keys ------------------------------------------------------------------
 
     def ticket_config(self, key_files):
