@@ -172,7 +172,8 @@ SslStats::SslStats(stats::Store& store, const std::string& scope)
       fail_verify_cert_hash(store.counter(scope + "ssl.fail_verify_cert_hash")),
       ocsp_staple_responses(store.counter(scope + "ssl.ocsp_staple_responses")),
       ocsp_staple_omitted(store.counter(scope + "ssl.ocsp_staple_omitted")),
-      ocsp_staple_expired(store.counter(scope + "ssl.ocsp_staple_expired")) {}
+      ocsp_staple_expired(store.counter(scope + "ssl.ocsp_staple_expired")),
+      ktls_unavailable(store.counter(scope + "ssl.ktls_unavailable")) {}
 
 std::string SubjectOf(X509* cert) {
   bssl::UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
@@ -345,6 +346,7 @@ absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::Create(
     const TicketKey* generated_key) {
   std::shared_ptr<ServerContext> context(new ServerContext());
   context->early_data_ = config.enable_early_data();
+  context->ktls_ = config.enable_ktls();
   context->stats_ = std::move(stats);
   const auto& common = config.common_tls_context();
   const std::string common_path = absl::StrCat(path, ".common_tls_context");

@@ -36,6 +36,8 @@ struct SslStats {
   stats::Counter& ocsp_staple_responses;  // handshakes that got a staple
   stats::Counter& ocsp_staple_omitted;    // asked for one; none valid to give
   stats::Counter& ocsp_staple_expired;    // STRICT_STAPLING refused a handshake
+  // enable_ktls asked for, but the records stay in user space (see KernelTlsAvailable).
+  stats::Counter& ktls_unavailable;
 };
 
 // A session ticket key (80 bytes as nginx and Envoy write them, or 48).
@@ -123,6 +125,8 @@ class ServerContext : public SslContext {
       const std::vector<std::string>& default_alpn, std::shared_ptr<SslStats> stats,
       const TicketKey* generated_key = nullptr);
   bool earlyDataEnabled() const { return early_data_; }
+  // enable_ktls was asked for (and could not be honoured: see tls.proto).
+  bool ktlsRequested() const { return ktls_; }
   ~ServerContext();
 
   bssl::UniquePtr<SSL> newSsl(const network::TransportSocketOptions* options) const override;
@@ -171,6 +175,7 @@ class ServerContext : public SslContext {
   std::vector<TicketKey> ticket_keys_;  // empty: BoringSSL's own
   bool strict_stapling_ = false;
   bool early_data_ = false;
+  bool ktls_ = false;
   // The client CA bundle, PEM, parsed once and added to every certificate's SSL_CTX.
   std::vector<bssl::UniquePtr<X509>> client_cas_;
 };

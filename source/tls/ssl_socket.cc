@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "source/common/logging.h"
 #include "source/network/connection.h"
+#include "source/tls/ktls.h"
 
 namespace sluice::tls {
 
@@ -196,6 +197,9 @@ void SslSocket::onHandshakeDone() {
   stats.handshake.inc();
   if (resumed_) stats.session_reused.inc();
   (SSL_version(ssl) == TLS1_3_VERSION ? stats.tls_v1_3 : stats.tls_v1_2).inc();
+  if (context_->isServer() && static_cast<const ServerContext&>(*context_).ktlsRequested()) {
+    stats.ktls_unavailable.inc();
+  }
   callbacks_->raiseEvent(network::ConnectionEvent::kConnected);
 }
 
@@ -346,6 +350,19 @@ absl::StatusOr<std::unique_ptr<ServerSslSocketFactory>> ServerSslSocketFactory::
   RAND_bytes(f->generated_key_.aes, sizeof(f->generated_key_.aes));
   auto context = f->rebuild();
   if (!context.ok()) return context.status();
+  if (config.enable_ktls()) {
+    if (KernelTlsAvailable()) {
+      SLUICE_LOG(kWarn,
+                 "%s.enable_ktls: the kernel has the TLS ULP, but this build does not offload "
+                 "records to it yet; TLS stays in user space (counted in ssl.ktls_unavailable)",
+                 path);
+    } else {
+      SLUICE_LOG(kInfo,
+                 "%s.enable_ktls: this kernel has no TLS ULP (CONFIG_TLS, `modprobe tls`); TLS "
+                 "stays in user space (counted in ssl.ktls_unavailable)",
+                 path);
+    }
+  }
   f->slots_.assign(workers + 1, *context);
   return f;
 }

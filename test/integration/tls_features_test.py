@@ -516,6 +516,29 @@ class TlsFeaturesTest(harness.SluiceTestCase):
         self.assertTrue(r.reused, r.describe())
         self.assertNotEqual(r.early_data, "accepted", r.describe())
 
+    # --- kTLS ---------------------------------------------------------------------------------
+
+    def test_ktls_without_the_kernel_module_is_a_log_line_and_a_counter(self):
+        probe = socket.socket()
+        try:
+            probe.setsockopt(socket.IPPROTO_TCP, 31, b"tls")  # TCP_ULP
+            has_ulp = True
+        except OSError as e:
+            has_ulp = e.errno != 2  # ENOENT: no TLS ULP in this kernel
+        finally:
+            probe.close()
+        s = self.start_sluice(harness.http_config([{
+            "name": "web", "address": {"address": "127.0.0.1", "port": 0},
+            **tls_chain(self.tls_context(enableKtls=True),
+                        {"httpFilters": [harness.direct_response_filter()]})}]))
+        self.assertIn("enable_ktls", s.logs())
+        if not has_ulp:
+            self.assertIn("no TLS ULP", s.logs())
+        for _ in range(3):
+            self.assertEqual(https_request(s.addr("web")[1], "mtls.test", self.root.cert).status,
+                             200)
+        self.assertEqual(harness.stat(s.stats(), "listener.web.ssl.ktls_unavailable"), 3)
+
     # --- Session ticket keys ------------------------------------------------------------------
 
     def ticket_config(self, key_files):
