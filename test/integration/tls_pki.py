@@ -444,7 +444,7 @@ class Pki:
     # -- leaves --
 
     def server_cert(self, ca, names, key="ec", days=365, not_before_past=False, expired=False,
-                    not_yet_valid=False, cn=None):
+                    not_yet_valid=False, cn=None, extensions=()):
         """A server certificate from `ca` for `names` (subjectAltName; "a.test", "*.wild.test",
         "127.0.0.1", "::1", or prefixed "DNS:"/"IP:"), CN = cn or the first name.
 
@@ -453,16 +453,19 @@ class Pki:
         key exchange needs it), subject and authority key identifiers.
 
         Validity: from an hour ago for `days`; not_before_past: from 30 days ago for `days`;
-        expired: ended a day ago (after 30 days); not_yet_valid: starts tomorrow."""
+        expired: ended a day ago (after 30 days); not_yet_valid: starts tomorrow.
+        extensions: more (name, value) pairs, e.g. ("authorityInfoAccess", "OCSP;URI:http://...")."""
         names = tuple(names)
+        extensions = tuple(extensions)
         if cn is None:
             # A CN holds at most 64 characters (RFC 5280's ub-common-name).
             cn = names[0] if names and len(names[0]) <= 64 else "sluice test server"
         return self._memoized(
-            ("server", ca.cert, names, key, days, not_before_past, expired, not_yet_valid, cn),
+            ("server", ca.cert, names, key, days, not_before_past, expired, not_yet_valid, cn,
+             extensions),
             lambda: self._make_leaf(ca, cn, names, key, "serverAuth",
                                     self._validity(days, expired, not_before_past,
-                                                   not_yet_valid)))
+                                                   not_yet_valid), extensions))
 
     def client_cert(self, ca, cn, sans=(), key="ec", days=365, expired=False, eku="clientAuth"):
         """A client certificate from `ca`: CN = cn, the given subjectAltNames (may be empty; e.g.
@@ -480,7 +483,7 @@ class Pki:
             lambda: self._make_leaf(ca, ca.name + " OCSP responder", (), key, "OCSPSigning",
                                     self._validity(days)))
 
-    def _make_leaf(self, ca, cn, names, key, eku, validity):
+    def _make_leaf(self, ca, cn, names, key, eku, validity, extensions=()):
         d = self._new_dir(cn)
         key_path = self._genkey(os.path.join(d, "key.pem"), key)
         csr = self._csr(d, key_path, _subject_arg(cn), ca.config)
@@ -495,6 +498,7 @@ class Pki:
         entries = _san_entries(names)
         if entries:
             ext.append(("subjectAltName", ",".join(entries)))
+        ext.extend(extensions)
         not_before, not_after = validity
         self._issue(ca.config, ca.cert, ca.key, csr, cert, ext, not_before, not_after)
         chain = _write(os.path.join(d, "chain.pem"),
