@@ -131,14 +131,12 @@ class TlsTestCase(harness.SluiceTestCase):
     def port(self, s, name):
         return s.addr(name)[1]
 
-    def tls_socket(self, addr, server_name, alpn=None, check_hostname=True, buffers=None):
-        """A Python ssl client socket, handshake done, verified against the example CA (and
-        `server_name` unless check_hostname is false). A missing close_notify raises
-        (client_context, suppress_ragged_eofs=False) instead of reading as a clean end.
-        buffers: SO_RCVBUF and SO_SNDBUF, set before the connect."""
+    def tls_socket(self, addr, server_name, alpn=None, buffers=None):
+        """A Python ssl client socket, handshake done, verified against the example CA and
+        `server_name`. A missing close_notify raises (client_context,
+        suppress_ragged_eofs=False) instead of reading as a clean end. buffers: SO_RCVBUF and
+        SO_SNDBUF, set before the connect."""
         ctx = client_context(self.ca)
-        if not check_hostname:
-            ctx.check_hostname = False
         if alpn:
             ctx.set_alpn_protocols(alpn)
         raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -160,7 +158,7 @@ class TlsTestCase(harness.SluiceTestCase):
 
     def s_client(self, port, server_name, request=True, **kw):
         """s_client verifying against the example CA; `request`: a GET with Connection: close
-        (True), bytes to send, or None (handshake only)."""
+        (True) or the bytes to send."""
         if request is True:
             request = get(server_name or "localhost")
         return tls_pki.s_client(port, servername=server_name, cafile=self.ca, request=request,
