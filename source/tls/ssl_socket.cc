@@ -185,7 +185,7 @@ void SslSocket::onHandshakeDone() {
   const uint8_t* proto = nullptr;
   unsigned proto_len = 0;
   SSL_get0_alpn_selected(ssl, &proto, &proto_len);
-  if (proto_len > 0) alpn_.assign(reinterpret_cast<const char*>(proto), proto_len);
+  if (proto_len > 0) alpn_ = std::string_view(reinterpret_cast<const char*>(proto), proto_len);
   resumed_ = SSL_session_reused(ssl) == 1;
   if (PeerInfo peer = PeerInfo::Of(ssl); peer.presented) {
     peer_ = std::make_unique<PeerInfo>(std::move(peer));

@@ -103,10 +103,12 @@ class SslSocket : public network::TransportSocket,
   bool shutdown_sent_ = false;
   bool resumed_ = false;
   event::Deadline handshake_deadline_;
-  std::string version_;
-  std::string cipher_;
-  std::string sni_;
-  std::string alpn_;
+  // Views into BoringSSL's static names and the SSL's own storage (valid while ssl_ lives): no
+  // allocation per connection.
+  std::string_view version_;
+  std::string_view cipher_;
+  std::string_view sni_;
+  std::string_view alpn_;
   // Only when the peer presented a certificate (mTLS): most connections pay a pointer.
   std::unique_ptr<PeerInfo> peer_;
   // Why the handshake failed, for the owner's error (an upstream's 503): empty while it has not.
