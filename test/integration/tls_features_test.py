@@ -27,12 +27,15 @@ def with_tls(config, tls_context, listener="web"):
     return config
 
 
-def https_request(port, host, cafile, cert=None, request=None, timeout=harness.IO_TIMEOUT):
+def https_request(port, host, cafile, cert=None, request=None, timeout=harness.IO_TIMEOUT,
+                  alpn=None):
     """One request over a new TLS connection with Python's ssl (OpenSSL) as the client; returns
     the parsed response. `cert`: a tls_pki.Cert to present."""
     ctx = ssl.create_default_context(cafile=cafile)
     if cert is not None:
         ctx.load_cert_chain(cert.chain, cert.key)
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
     raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     with ctx.wrap_socket(raw, server_hostname=host) as s:
         s.sendall(request or harness.http_request(headers=[("Connection", "close")]))
@@ -538,6 +541,37 @@ class TlsFeaturesTest(harness.SluiceTestCase):
             self.assertEqual(https_request(s.addr("web")[1], "mtls.test", self.root.cert).status,
                              200)
         self.assertEqual(harness.stat(s.stats(), "listener.web.ssl.ktls_unavailable"), 3)
+
+    # --- What plugins see ---------------------------------------------------------------------
+
+    def test_plugins_see_the_tls_session_and_the_scheme(self):
+        plugin_dir = os.environ.get("SLUICE_TEST_PLUGIN_DIR", os.path.join(
+            harness.repo_root(), "build", "test", "plugin", "plugins"))
+        filters = {"httpFilters": [{"plugin": {"filter": "inspect", "plugin": "test_filters"}},
+                                   harness.direct_response_filter()]}
+        cfg = harness.http_config(
+            [{"name": "web", "address": {"address": "127.0.0.1", "port": 0},
+              **tls_chain(self.mtls_context("OPTIONAL"), filters)},
+             harness.http_listener("plain", filters=filters["httpFilters"])],
+            bootstrap_extra={"pluginDirs": [plugin_dir]})
+        s = self.start_sluice(cfg)
+        r = https_request(s.addr("web")[1], "mtls.test", self.root.cert, cert=self.alice,
+                          alpn=["h2", "http/1.1"])
+        self.assertEqual(r.status, 200, r.raw[:300])
+        h = {k.lower(): v for k, v in r.headers}
+        self.assertEqual(h.get("x-tls"), "1")
+        self.assertEqual(h.get("x-tls-sni"), "mtls.test")
+        self.assertEqual(h.get("x-tls-alpn"), "http/1.1")
+        self.assertEqual(h.get("x-tls-peer"), tls_pki.subject(self.alice.cert))
+        self.assertEqual(h.get("x-scheme"), "https")
+        # The same filter on a plaintext listener.
+        sock = s.connect("plain")
+        sock.sendall(harness.http_request(headers=[("Connection", "close")]))
+        data, _ = harness.recv_until_closed(sock)
+        sock.close()
+        h = {k.lower(): v for k, v in harness.parse_response(data, at_eof=True)[0].headers}
+        self.assertEqual(h.get("x-tls"), "0")
+        self.assertEqual(h.get("x-scheme"), "http")
 
     # --- Session ticket keys ------------------------------------------------------------------
 

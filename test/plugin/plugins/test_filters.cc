@@ -337,6 +337,14 @@ class InspectFilter : public Filter {
     report_.push_back({"x-filter-name", std::string(sluice::sdk::View(info.filter_name))});
     report_.push_back(
         {"x-ids", std::to_string(info.connection_id) + "/" + std::to_string(info.stream_id)});
+    // What a plugin knows of the downstream TLS session (tls.md).
+    report_.push_back({"x-tls", std::to_string(info.tls)});
+    if (info.tls != 0) {
+      report_.push_back({"x-tls-sni", std::string(sluice::sdk::View(info.tls_sni))});
+      report_.push_back({"x-tls-alpn", std::string(sluice::sdk::View(info.tls_alpn))});
+      report_.push_back({"x-tls-peer", std::string(sluice::sdk::View(info.tls_peer_subject))});
+    }
+    if (auto scheme = h.get(":scheme")) report_.push_back({"x-scheme", std::string(*scheme)});
     if (h.get("x-post")) {
       // Another thread posts back to this stream's worker; the request waits until then.
       std::thread([ref = std::make_shared<sluice::sdk::StreamRef>(s)] {
