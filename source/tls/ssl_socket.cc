@@ -57,11 +57,20 @@ int SslSocket::BioRead(BIO* bio, char* out, int len) {
   BIO_clear_retry_flags(bio);
   if (self.in_.empty()) {
     if (self.read_eof_) return 0;
+    if (self.socket_drained_) {
+      // This readiness event's read came back short: the socket is empty (events are
+      // level-triggered; more data wakes us again). Saves the read(2) that would only EAGAIN.
+      BIO_set_retry_read(bio);
+      return -1;
+    }
     const int fd = self.callbacks_->fd();
     IoResult r = self.in_.readFrom(fd, kInputChunk);
     if (r.rc == 0) {
       self.read_eof_ = true;
       return 0;
+    }
+    if (static_cast<size_t>(r.rc) > 0 && static_cast<size_t>(r.rc) < kInputChunk) {
+      self.socket_drained_ = true;
     }
     if (r.rc < 0) {
       if (r.wouldBlock() || r.error == EINTR) {
@@ -215,10 +224,13 @@ bool SslSocket::flushOut() {
 
 network::IoOutcome SslSocket::doRead(Buffer& buffer, uint64_t max_bytes) {
   network::IoOutcome out;
+  socket_drained_ = false;  // a new readiness event (or an activation): the socket may have more
+  // What BoringSSL writes meanwhile (a handshake flight, session tickets, a KeyUpdate answer)
+  // waits in out_: the connection writes it after this event's filters ran, together with what
+  // they wrote (a full handshake's tickets and first response in one writev).
   if (state_ == State::kHandshaking) {
     const bool ok = doHandshake();
-    // The flight the handshake produced goes out now (or with the write event).
-    if (!flushOut() || !ok) {
+    if (!ok) {
       out.action = network::PostIoAction::kClose;
       return out;
     }
@@ -265,8 +277,6 @@ network::IoOutcome SslSocket::doRead(Buffer& buffer, uint64_t max_bytes) {
   if (!out.end_stream && out.bytes >= max_bytes && hasBufferedInput()) {
     callbacks_->setTransportSocketIsReadable();
   }
-  // Reading can produce output (a KeyUpdate answer, an alert).
-  if (!flushOut()) out.action = network::PostIoAction::kClose;
   return out;
 }
 
