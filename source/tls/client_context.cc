@@ -54,17 +54,10 @@ absl::StatusOr<std::shared_ptr<const ClientContext>> ClientContext::Create(
   } else {
     X509_STORE* store = SSL_CTX_get_cert_store(ctx);
     if (validation.has_trusted_ca()) {
-      auto pem = ReadDataSource(validation.trusted_ca(), vpath + ".trusted_ca");
-      if (!pem.ok()) return pem.status();
-      bssl::UniquePtr<BIO> bio(BIO_new_mem_buf(pem->data(), static_cast<long>(pem->size())));
-      size_t added = 0;
-      while (bssl::UniquePtr<X509> ca{PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)}) {
-        if (X509_STORE_add_cert(store, ca.get()) == 1) ++added;
-      }
-      ERR_clear_error();
-      if (added == 0) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(vpath, ".trusted_ca: no PEM certificate could be read"));
+      auto cas = LoadCaBundle(validation.trusted_ca(), vpath + ".trusted_ca");
+      if (!cas.ok()) return cas.status();
+      for (const auto& ca : *cas) {
+        if (X509_STORE_add_cert(store, ca.get()) != 1) ERR_clear_error();  // a duplicate
       }
     } else {
       if (access(kSystemCaBundle, R_OK) != 0 ||
@@ -75,19 +68,9 @@ absl::StatusOr<std::shared_ptr<const ClientContext>> ClientContext::Create(
                          " cannot be read (install ca-certificates, or name a CA file)"));
       }
     }
-    for (const std::string& san : validation.match_subject_alt_names()) {
-      c->peer_check_.sans.push_back(san.find(':') == std::string::npos ? absl::AsciiStrToLower(san)
-                                                                       : san);
-    }
-    c->peer_check_.subjects.assign(validation.match_subjects().begin(),
-                                   validation.match_subjects().end());
-    for (const std::string& h : validation.verify_certificate_hash()) {
-      std::string hex;
-      for (char ch : h) {
-        if (ch != ':') hex.push_back(absl::ascii_tolower(ch));
-      }
-      c->peer_check_.hashes.push_back(hex);
-    }
+    auto check = ParsePeerCheck(validation, vpath);
+    if (!check.ok()) return check.status();
+    c->peer_check_ = std::move(*check);
     // Without an explicit list, the certificate must name the server we asked for.
     if (c->peer_check_.sans.empty() && c->peer_check_.subjects.empty()) c->verify_name_ = c->sni_;
     SSL_CTX_set_verify_depth(ctx, validation.max_verify_depth() != 0

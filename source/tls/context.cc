@@ -309,6 +309,45 @@ void SslContext::attach(SSL_CTX* ctx) const {
   SSL_CTX_set_ex_data(ctx, ContextIndex(), const_cast<SslContext*>(this));
 }
 
+absl::StatusOr<PeerCheck> ParsePeerCheck(const config::v1::CertificateValidationContext& v,
+                                         const std::string& path) {
+  PeerCheck check;
+  for (const std::string& san : v.match_subject_alt_names()) {
+    // DNS names compare case-insensitively; "URI:..." entries as written.
+    check.sans.push_back(san.find(':') == std::string::npos ? absl::AsciiStrToLower(san) : san);
+  }
+  check.subjects.assign(v.match_subjects().begin(), v.match_subjects().end());
+  for (int h = 0; h < v.verify_certificate_hash_size(); ++h) {
+    // As openssl prints them ("AB:CD:...") or plain hex.
+    std::string hex;
+    for (char c : v.verify_certificate_hash(h)) {
+      if (c != ':') hex.push_back(absl::ascii_tolower(c));
+    }
+    if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ".verify_certificate_hash[", h,
+                                                     "]: not a SHA-256 in hex (64 digits)"));
+    }
+    check.hashes.push_back(std::move(hex));
+  }
+  return check;
+}
+
+absl::StatusOr<std::vector<bssl::UniquePtr<X509>>> LoadCaBundle(
+    const config::v1::DataSource& source, const std::string& path) {
+  auto pem = ReadDataSource(source, path);
+  if (!pem.ok()) return pem.status();
+  std::vector<bssl::UniquePtr<X509>> cas;
+  bssl::UniquePtr<BIO> bio(BIO_new_mem_buf(pem->data(), static_cast<long>(pem->size())));
+  while (bssl::UniquePtr<X509> ca{PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)}) {
+    cas.push_back(std::move(ca));
+  }
+  ERR_clear_error();  // the end of the PEM data
+  if (cas.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": no PEM certificate could be read"));
+  }
+  return cas;
+}
+
 absl::Status ApplyTlsParams(SSL_CTX* ctx, const config::v1::TlsParameters& params,
                             const std::string& params_path) {
   auto min = ProtocolVersion(params.tls_minimum_protocol_version(), TLS1_2_VERSION,
@@ -391,36 +430,12 @@ absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::Create(
           config::v1::DownstreamTlsContext::ClientCertificateMode_Name(config.client_certificate()),
           ")"));
     }
-    auto pem = ReadDataSource(validation.trusted_ca(), vpath + ".trusted_ca");
-    if (!pem.ok()) return pem.status();
-    bssl::UniquePtr<BIO> bio(BIO_new_mem_buf(pem->data(), static_cast<long>(pem->size())));
-    while (true) {
-      bssl::UniquePtr<X509> ca(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-      if (!ca) break;
-      context->client_cas_.push_back(std::move(ca));
-    }
-    ERR_clear_error();
-    if (context->client_cas_.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(vpath, ".trusted_ca: no PEM certificate could be read"));
-    }
-    for (const std::string& san : validation.match_subject_alt_names()) {
-      context->peer_check_.sans.push_back(
-          san.find(':') == std::string::npos ? absl::AsciiStrToLower(san) : san);
-    }
-    context->peer_check_.subjects.assign(validation.match_subjects().begin(),
-                                         validation.match_subjects().end());
-    for (int h = 0; h < validation.verify_certificate_hash_size(); ++h) {
-      std::string hex;
-      for (char c : validation.verify_certificate_hash(h)) {
-        if (c != ':') hex.push_back(absl::ascii_tolower(c));
-      }
-      if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
-        return absl::InvalidArgumentError(absl::StrCat(vpath, ".verify_certificate_hash[", h,
-                                                       "]: not a SHA-256 in hex (64 digits)"));
-      }
-      context->peer_check_.hashes.push_back(hex);
-    }
+    auto cas = LoadCaBundle(validation.trusted_ca(), vpath + ".trusted_ca");
+    if (!cas.ok()) return cas.status();
+    context->client_cas_ = std::move(*cas);
+    auto check = ParsePeerCheck(validation, vpath);
+    if (!check.ok()) return check.status();
+    context->peer_check_ = std::move(*check);
   } else if (common.has_validation_context()) {
     return absl::InvalidArgumentError(
         absl::StrCat(common_path,

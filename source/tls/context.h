@@ -96,6 +96,14 @@ class SslContext {
   PeerCheck peer_check_;
 };
 
+// The allow-lists of a CertificateValidationContext (SANs, subjects, pinned SHA-256 hashes,
+// checked as hex); `path` names it for errors.
+absl::StatusOr<PeerCheck> ParsePeerCheck(const config::v1::CertificateValidationContext& v,
+                                         const std::string& path);
+// The PEM certificates of a CA bundle (at least one, or an error naming `path`).
+absl::StatusOr<std::vector<bssl::UniquePtr<X509>>> LoadCaBundle(
+    const config::v1::DataSource& source, const std::string& path);
+
 // Applies TlsParameters (versions, TLS 1.2 ciphers, curves) to `ctx`; `path` names the field for
 // errors.
 absl::Status ApplyTlsParams(SSL_CTX* ctx, const config::v1::TlsParameters& params,

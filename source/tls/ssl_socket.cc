@@ -337,8 +337,7 @@ void SslSocket::closeSocket(network::ConnectionEvent) {
   // write, whatever the kernel takes (nginx does the same with SSL_shutdown on close). Not when
   // the peer has closed already — its close_notify read and its FIN after it — as nginx does
   // not: nobody would read ours, and the write is a tenth of a resumption's cost.
-  const bool peer_gone =
-      read_eof_ && (SSL_get_shutdown(ssl_.get()) & SSL_RECEIVED_SHUTDOWN) != 0;
+  const bool peer_gone = read_eof_ && (SSL_get_shutdown(ssl_.get()) & SSL_RECEIVED_SHUTDOWN) != 0;
   if (state_ == State::kOpen && !shutdown_sent_ && !peer_gone) {
     SSL_shutdown(ssl_.get());
     shutdown_sent_ = true;

@@ -98,9 +98,9 @@ class SslSocket : public network::TransportSocket,
   Buffer in_;
   Buffer out_;
   State state_ = State::kHandshaking;
-  bool read_eof_ = false;  // the BIO saw the fd's EOF
+  bool read_eof_ = false;        // the BIO saw the fd's EOF
   bool socket_drained_ = false;  // a read in this event came back short
-  int read_errno_ = 0;     // the BIO saw a socket error
+  int read_errno_ = 0;           // the BIO saw a socket error
   bool shutdown_sent_ = false;
   bool resumed_ = false;
   event::Deadline handshake_deadline_;

@@ -206,6 +206,24 @@ class TlsFeaturesTest(harness.SluiceTestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("trusted_ca: required", r.stderr)
 
+    def test_a_pinned_hash_that_is_not_sha256_hex_is_an_error(self):
+        for where in ("listener", "cluster"):
+            with self.subTest(where=where):
+                if where == "listener":
+                    cfg = harness.http_config([{
+                        "name": "web", "address": {"address": "127.0.0.1", "port": 0},
+                        **tls_chain(self.mtls_context(verifyCertificateHash=["AB:CD"]),
+                                    {"httpFilters": [harness.direct_response_filter()]})}])
+                else:
+                    cfg = harness.routed_config(1)
+                    cfg["clusters"][0]["tlsContext"] = {"commonTlsContext": {
+                        "validationContext": {"trustedCa": {"filename": self.root.cert},
+                                              "verifyCertificateHash": ["not-hex"]}}}
+                path = harness.write_config(cfg, self.tmpdir)
+                r = harness.run_cli(["--mode", "validate", "-c", path])
+                self.assertNotEqual(r.returncode, 0)
+                self.assertIn("verify_certificate_hash[0]: not a SHA-256 in hex", r.stderr)
+
     # --- OCSP stapling ------------------------------------------------------------------------
 
     def ocsp_config(self, staple, policy=None):
