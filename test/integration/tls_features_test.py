@@ -360,6 +360,39 @@ class TlsFeaturesTest(harness.SluiceTestCase):
         self.assertEqual(self.proxied(proxy)[0].status, 200)
         self.assertIn("insecure_skip_verify", proxy.logs())
 
+    def test_tcp_proxy_originates_tls_to_its_cluster(self):
+        # Plaintext in, TLS out: the TCP proxy's upstream connection takes the cluster's
+        # transport like the HTTP pool's does.
+        origin = self.tls_origin()
+        tls = {"sni": "mtls.test", "commonTlsContext": {"validationContext": {
+            "trustedCa": {"filename": self.root.cert}}}}
+        proxy = self.start_sluice(harness.tcp_proxy_config(
+            [origin.addr("origin")], cluster_extra={"tlsContext": tls}))
+        for _ in range(2):
+            sock = proxy.connect("l")
+            try:
+                sock.sendall(harness.http_request(headers=[("Connection", "close")]))
+                data, _ = harness.recv_until_closed(sock)
+            finally:
+                sock.close()
+            r = harness.parse_response(data, at_eof=True)[0]
+            self.assertEqual((r.status, r.body), (200, b"tls origin\n"))
+        self.assertEqual(harness.stat(proxy.stats(), "cluster.c.ssl.handshake"), 2)
+        self.assertEqual(harness.stat(origin.stats(), "listener.origin.ssl.session_reused"), 1)
+        # A certificate that does not verify: the upstream never opens, the client is closed.
+        bad = self.start_sluice(harness.tcp_proxy_config(
+            [origin.addr("origin")], cluster_extra={"tlsContext": {
+                "sni": "mtls.test", "commonTlsContext": {"validationContext": {
+                    "trustedCa": {"filename": self.stranger_root.cert}}}}}))
+        sock = bad.connect("l")
+        try:
+            sock.sendall(harness.http_request())
+            data, _ = harness.recv_until_closed(sock)
+        finally:
+            sock.close()
+        self.assertEqual(data, b"")
+        self.assertEqual(harness.stat(bad.stats(), "cluster.c.ssl.connection_error"), 1)
+
     def test_upstream_client_certificate_and_sni_to_openssl_s_server(self):
         # A peer that is not sluice: openssl s_server requiring a client certificate. Its -www
         # page names the SNI it got? It does not; it shows the client certificate it verified.
