@@ -393,6 +393,35 @@ class TlsFeaturesTest(harness.SluiceTestCase):
         self.assertEqual(data, b"")
         self.assertEqual(harness.stat(bad.stats(), "cluster.c.ssl.connection_error"), 1)
 
+    def test_connect_tunnel_originates_tls_to_its_cluster(self):
+        # CONNECT ends at sluice and the tunnel goes to a TLS cluster: the client's plaintext
+        # bytes travel inside sluice's TLS to the origin.
+        origin = self.tls_origin()
+        router = {"@type": harness.ROUTER_TYPE, "virtualHosts": [{
+            "name": "v", "domains": ["*"], "routes": [
+                {"match": {"connect": True},
+                 "route": {"cluster": "o", "connectConfig": {}, "timeout": "5s"}}]}]}
+        cfg = harness.http_config([harness.http_listener(
+            "web", hcm={"upgradeTypes": ["CONNECT"]},
+            filters=[{"plugin": {"filter": "router", "typedConfig": router}}])])
+        cfg["clusters"] = [{"name": "o", "endpoints": [
+            {"address": {"address": "127.0.0.1", "port": origin.addr("origin")[1]}}],
+            "tlsContext": {"sni": "mtls.test", "commonTlsContext": {"validationContext": {
+                "trustedCa": {"filename": self.root.cert}}}}}]
+        s = self.start_sluice(cfg)
+        sock = s.connect("web")
+        try:
+            sock.sendall(b"CONNECT anything:443 HTTP/1.1\r\nHost: anything:443\r\n\r\n")
+            head, rest = harness.recv_head(sock)
+            self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)
+            sock.sendall(harness.http_request(headers=[("Connection", "close")]))
+            data, _ = harness.recv_until_closed(sock)
+        finally:
+            sock.close()
+        r = harness.parse_response(rest + data, at_eof=True)[0]
+        self.assertEqual((r.status, r.body), (200, b"tls origin\n"))
+        self.assertEqual(harness.stat(s.stats(), "cluster.o.ssl.handshake"), 1)
+
     def test_upstream_client_certificate_and_sni_to_openssl_s_server(self):
         # A peer that is not sluice: openssl s_server requiring a client certificate. Its -www
         # page names the SNI it got? It does not; it shows the client certificate it verified.
