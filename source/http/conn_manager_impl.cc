@@ -29,7 +29,7 @@ void SetForwardedClientCert(HeaderMap& headers, ConnectionManagerConfig::Forward
       value.append(v);
     }
   }
-  headers.remove("x-forwarded-client-cert");
+  headers.remove(KnownHeader::kXForwardedClientCert);
   const bool ours = mode != Mode::kSanitize && ssl != nullptr && ssl->peerCertificatePresented() &&
                     ssl->peerCertificateValidated();
   if (ours) {

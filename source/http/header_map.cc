@@ -28,6 +28,7 @@ constexpr std::string_view kKnownNames[kKnownCount] = {
     "via",
     "x-forwarded-for",
     "x-forwarded-proto",
+    "x-forwarded-client-cert",
 };
 
 // ASCII lowercase by table: `c | 0x20` would also fold e.g. CR (0x0d) onto '-' (0x2d), so a name
@@ -114,6 +115,8 @@ KnownHeader LookupKnownHeader(std::string_view name) {
       if (first == 't') return Match(name, KnownHeader::kTransferEncoding);
       if (first == 'x') return Match(name, KnownHeader::kXForwardedProto);
       return KnownHeader::kCount;
+    case 23:
+      return first == 'x' ? Match(name, KnownHeader::kXForwardedClientCert) : KnownHeader::kCount;
     default:
       return KnownHeader::kCount;
   }

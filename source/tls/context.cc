@@ -135,18 +135,10 @@ bool ClientTakesEcdsa(const SSL_CLIENT_HELLO* hello) {
 // ignore the CN once SANs exist).
 std::vector<std::string> DnsNames(X509* cert) {
   std::vector<std::string> names;
-  bssl::UniquePtr<GENERAL_NAMES> sans(
-      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
-  if (sans) {
-    for (size_t i = 0; i < sk_GENERAL_NAME_num(sans.get()); ++i) {
-      const GENERAL_NAME* name = sk_GENERAL_NAME_value(sans.get(), i);
-      if (name->type != GEN_DNS) continue;
-      const ASN1_STRING* s = name->d.dNSName;
-      names.push_back(absl::AsciiStrToLower(absl::string_view(
-          reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), ASN1_STRING_length(s))));
-    }
-    if (!names.empty()) return names;
+  for (std::string& san : SansOf(cert, /*typed=*/true)) {
+    if (san.starts_with("DNS:")) names.push_back(san.substr(4));  // lower-cased by SansOf
   }
+  if (!names.empty()) return names;
   X509_NAME* subject = X509_get_subject_name(cert);
   const int at = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
   if (at >= 0) {
@@ -163,7 +155,7 @@ SslStats::SslStats(stats::Store& store, const std::string& scope)
       session_reused(store.counter(scope + "ssl.session_reused")),
       connection_error(store.counter(scope + "ssl.connection_error")),
       handshake_timeout(store.counter(scope + "ssl.handshake_timeout")),
-      no_certificate(store.counter(scope + "ssl.sni_no_match")),
+      sni_no_match(store.counter(scope + "ssl.sni_no_match")),
       tls_v1_2(store.counter(scope + "ssl.versions.TLSv1_2")),
       tls_v1_3(store.counter(scope + "ssl.versions.TLSv1_3")),
       fail_verify_no_cert(store.counter(scope + "ssl.fail_verify_no_cert")),
@@ -451,7 +443,7 @@ absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::Create(
         !s.ok()) {
       return s;
     }
-    if (auto s = context->configureValidation(cert.ctx.get(), config, path); !s.ok()) return s;
+    if (auto s = context->configureValidation(cert.ctx.get(), config); !s.ok()) return s;
     const size_t index = context->certs_.size() - 1;
     context->all_.push_back(index);
     for (const std::string& name : cert.dns_names) {
@@ -638,7 +630,7 @@ enum ssl_select_cert_result_t ServerContext::SelectCertificate(const SSL_CLIENT_
   const std::string name = ServerNameOf(hello);
   bool matched = false;
   const std::vector<size_t>& candidates = self->candidates(name, &matched);
-  if (!matched && !name.empty()) self->stats_->no_certificate.inc();
+  if (!matched && !name.empty()) self->stats_->sni_no_match.inc();
   size_t chosen = candidates.front();
   if (candidates.size() > 1) {
     const bool ecdsa = ClientTakesEcdsa(hello);
@@ -757,8 +749,7 @@ int ServerContext::TicketKeyCallback(SSL* ssl, uint8_t* key_name, uint8_t* iv,
 }
 
 absl::Status ServerContext::configureValidation(SSL_CTX* ctx,
-                                                const config::v1::DownstreamTlsContext& config,
-                                                const std::string&) {
+                                                const config::v1::DownstreamTlsContext& config) {
   if (config.client_certificate() == config::v1::DownstreamTlsContext::NONE) {
     return absl::OkStatus();
   }

@@ -24,7 +24,7 @@ struct SslStats {
   stats::Counter& session_reused;    // ... of which resumed
   stats::Counter& connection_error;  // handshakes that failed (alert, bad record, reset)
   stats::Counter& handshake_timeout;
-  stats::Counter& no_certificate;  // a client sent a server name no certificate matches
+  stats::Counter& sni_no_match;  // a client sent a server name no certificate matches
   stats::Counter& tls_v1_2;
   stats::Counter& tls_v1_3;
   // mTLS refusals: no certificate when one is required, a chain that does not verify, a SAN or
@@ -168,8 +168,7 @@ class ServerContext : public SslContext {
                                HMAC_CTX* hmac, int encrypt);
   absl::Status loadTicketKeys(const config::v1::DownstreamTlsContext& config,
                               const std::string& path);
-  absl::Status configureValidation(SSL_CTX* ctx, const config::v1::DownstreamTlsContext& config,
-                                   const std::string& path);
+  absl::Status configureValidation(SSL_CTX* ctx, const config::v1::DownstreamTlsContext& config);
 
   std::vector<Certificate> certs_;
   // Server name → indexes into certs_, in config order. Wildcards keyed without the star

@@ -653,6 +653,54 @@ class TlsFeaturesTest(harness.SluiceTestCase):
         self.assertEqual(h.get("x-tls"), "0")
         self.assertEqual(h.get("x-scheme"), "http")
 
+    # --- One port, TLS and plaintext ----------------------------------------------------------
+
+    def test_plaintext_default_chain_behind_the_inspector_serves_a_real_origin(self):
+        # The inspector reads the first bytes to look for a ClientHello; on a connection that is
+        # not TLS those bytes (here the request head and the start of its body) are handed to
+        # the plaintext default chain, which must see them before anything else.
+        origin = self.server_origin()
+        router = {"@type": harness.ROUTER_TYPE, "virtualHosts": [
+            {"name": "v", "domains": ["*"], "routes": [{"route": {"cluster": "o"}}]}]}
+        hcm = {"httpConnectionManager": {
+            "httpFilters": [{"plugin": {"filter": "router", "typedConfig": router}}]}}
+        cfg = harness.http_config([{
+            "name": "web", "address": {"address": "127.0.0.1", "port": 0},
+            "filterChains": [{"filterChainMatch": {"serverNames": ["mtls.test"]},
+                              "tlsContext": self.tls_context(), "filters": [hcm]}],
+            "defaultFilterChain": {"filters": [hcm]}}])
+        cfg["clusters"] = [{"name": "o", "endpoints": [
+            {"address": {"address": "127.0.0.1", "port": origin.addr[1]}}]}]
+        s = self.start_sluice(cfg)
+        body = os.urandom(100000)
+        for framing in ("length", "chunked"):
+            with self.subTest(framing=framing):
+                if framing == "length":
+                    req = harness.http_request("POST", "/up", body=body,
+                                               headers=[("Connection", "close")])
+                else:
+                    req = harness.http_request(
+                        "POST", "/up", body=harness.chunked(body[:7], body[7:]),
+                        headers=[("Connection", "close"), ("Transfer-Encoding", "chunked")])
+                sock = s.connect("web")
+                try:
+                    sock.sendall(req)
+                    data, _ = harness.recv_until_closed(sock)
+                finally:
+                    sock.close()
+                r = harness.parse_response(data, at_eof=True)[0]
+                self.assertEqual(r.status, 200, r.raw[:300])
+                self.assertIn(b"POST /up", r.body)
+                self.assertIn(b"xfp=http ", r.body)
+                self.assertIn(b"body=100000:" + body[:16], r.body)
+        # TLS with the chain's name on the same port.
+        r = https_request(s.addr("web")[1], "mtls.test", self.root.cert,
+                          request=harness.http_request("POST", "/up", body=body,
+                                                       headers=[("Connection", "close")]))
+        self.assertIn(b"xfp=https ", r.body)
+        self.assertIn(b"body=100000:" + body[:16], r.body)
+        self.assertEqual(harness.stat(s.stats(), "listener.web.ssl.handshake"), 1)
+
     # --- Session ticket keys ------------------------------------------------------------------
 
     def ticket_config(self, key_files):
