@@ -8,6 +8,7 @@
 #include "source/common/block_cache.h"
 #include "source/common/logging.h"
 #include "source/http/connect_tunnel.h"
+#include "source/http/filter_manager.h"
 #include "source/http/http1/parser.h"
 #include "source/http/path_normalizer.h"
 #include "source/http/upstream_request.h"
@@ -77,13 +78,12 @@ const std::string& ConnectionManagerImpl::CachedDate() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// ActiveStream: one request/response exchange and its filter chain.
-//
-// Each direction iterates the filters in its order (requests: config order; responses: the
-// reverse). A filter that stops holds that direction at its position: later data is buffered
-// there (and trailers held) until the filter continues; filters before it keep seeing events.
+// ActiveStream: one request/response exchange. Its filter chain is a FilterManager; this class
+// is what lies around the chain: the codec's stream on one side, the upstream on the other,
+// and the stream's timeouts and counters.
 class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
                                             public event::DeferredDeletable,
+                                            private FilterManagerCallbacks,
                                             private event::DeadlineCallbacks,
                                             private UpstreamRequestCallbacks {
  public:
@@ -101,152 +101,13 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
 
   // Called by the manager once the codec wrote the last byte of the response, or on reset.
   void complete();
-  bool responseStarted() const { return encode_.headers_entered; }
   bool tunneling() const { return tunneling_; }
-  uint16_t responseCode() const { return info_.response_code; }
+  uint16_t responseCode() const { return fm_.streamInfo().response_code; }
   void sendLocalReply(uint16_t status, std::string_view body,
-                      const std::function<void(HeaderMap&)>& modify);
-  void resetFromFilter();
-  // A local reply once the response's head entered the filters but has not reached the codec.
-  void sendDirectLocalReply(uint16_t status, std::string_view body,
-                            const std::function<void(HeaderMap&)>& modify);
+                      const std::function<void(HeaderMap&)>& modify) {
+    fm_.sendLocalReply(status, body, modify);
+  }
   void timeout(stats::Counter& counter, const char* flag);
-
- private:
-  enum class Stop { kNone, kData, kTrailers };
-  // One direction's iteration state. The headers and the body may be held at different
-  // filters: the headers at the filter that paused them, the body at or before it (data never
-  // passes the headers).
-  struct Direction {
-    bool decode;
-    bool headers_stopped = false;
-    size_t headers_stop_pos = 0;
-    Stop stop = Stop::kNone;  // where data (and trailers) are held
-    size_t stop_pos = 0;
-    // The filter at stop_pos asked to buffer (kStopIterationAndBuffer): each later part is added
-    // to `buffered` and the filter is called with all of it, so the call with end_stream sees
-    // the whole body (the promise of SL_ACTION_STOP_AND_BUFFER).
-    bool buffering = false;
-    bool headers_entered = false;  // headers have begun iterating
-    bool headers_end_stream = false;
-    bool end_seen = false;  // the source sent its last part
-    bool aborted = false;   // no more iteration (local reply, reset)
-    // A filter added trailers to a message that had none (addTrailers) from the data hook that
-    // carried the end: they follow the data from filter `trailers_from` once it passed.
-    bool trailers_pending = false;
-    // The data hook now under way carries the direction's end (addTrailers is allowed there).
-    bool end_in_hook = false;
-    size_t trailers_from = 0;
-    Buffer buffered;
-    std::unique_ptr<HeaderMap> trailers;
-  };
-
-  class FilterSlot : public DecoderFilterCallbacks, public EncoderFilterCallbacks {
-   public:
-    FilterSlot(ActiveStream& stream, size_t index) : stream_(stream), index_(index) {}
-    ~FilterSlot() override {
-      if (owned_) {
-        delete filter_;
-      } else if (filter_ != nullptr) {
-        filter_->~StreamFilter();  // built in place in the stream's block
-      }
-    }
-    void set(StreamFilter* filter, bool owned) {
-      filter_ = filter;
-      owned_ = owned;
-    }
-    StreamFilter& filter() { return *filter_; }
-    void cacheHooks() { hooks_ = filter_->hooks(); }
-    bool wants(uint32_t hook) const { return (hooks_ & hook) != 0; }
-
-    event::Dispatcher& dispatcher() override { return stream_.hcm_.context_.dispatcher(); }
-    StreamInfo& streamInfo() override { return stream_.info_; }
-    uint64_t streamId() const override { return stream_.id_; }
-    uint64_t connectionId() const override { return stream_.hcm_.connection_->id(); }
-    void resetStream() override { stream_.resetFromFilter(); }
-    bool continueDecoding() override { return stream_.resume(stream_.decode_, index_); }
-    bool setUpstream(const UpstreamSpec& spec) override { return stream_.setUpstream(spec); }
-    Buffer* decodingBuffer() override { return stream_.heldAt(stream_.decode_, index_); }
-    void sendLocalReply(uint16_t status, std::string_view body,
-                        const std::function<void(HeaderMap&)>& modify) override {
-      stream_.sendLocalReply(status, body, modify);
-    }
-    void encodeHeaders(std::unique_ptr<ResponseHead> head, bool end_stream) override {
-      stream_.startResponse(std::move(head), end_stream);
-    }
-    void encodeData(Buffer& data, bool end_stream) override {
-      stream_.sourceData(stream_.encode_, data, end_stream);
-    }
-    void encodeTrailers(std::unique_ptr<HeaderMap> trailers) override {
-      stream_.sourceTrailers(stream_.encode_, std::move(trailers));
-    }
-    RequestHead& requestHead() override { return *stream_.request_head_; }
-    bool streamCompleted() const override { return stream_.completed_; }
-    RequestHead* requestHeadIfAny() override { return stream_.request_head_.get(); }
-    ResponseHead* responseHeadIfAny() override { return stream_.response_head_.get(); }
-    HeaderMap* requestTrailers() override { return stream_.decode_.trailers.get(); }
-    HeaderMap* responseTrailers() override { return stream_.encode_.trailers.get(); }
-    CalloutClient* calloutClient() override { return stream_.hcm_.context_.calloutClient(); }
-    uint32_t bufferLimit() const override { return stream_.hcm_.config_->buffer_limit; }
-    HeaderMap* addTrailers(bool request) override {
-      return stream_.addTrailers(request ? stream_.decode_ : stream_.encode_);
-    }
-    bool continueEncoding() override {
-      return stream_.resume(stream_.encode_, stream_.filter_count_ - 1 - index_);
-    }
-    Buffer* encodingBuffer() override {
-      return stream_.heldAt(stream_.encode_, stream_.filter_count_ - 1 - index_);
-    }
-
-   private:
-    ActiveStream& stream_;
-    const size_t index_;
-    StreamFilter* filter_ = nullptr;
-    uint32_t hooks_ = kAllHooks;
-    bool owned_ = false;
-  };
-
-  ActiveStream(ConnectionManagerImpl& hcm, ResponseEncoder& encoder, FilterSlot* slots,
-               char* in_place);
-
-  FilterSlot& slotAt(const Direction& d, size_t pos) {
-    return slots_[d.decode ? pos : filter_count_ - 1 - pos];
-  }
-  StreamFilter& filterAt(const Direction& d, size_t pos) { return slotAt(d, pos).filter(); }
-  bool live(const Direction& d) const { return !d.aborted && !completed_; }
-  // The body `d` holds at the filter at `pos` (in d's order), or nullptr when that filter holds
-  // none of it: a filter may change only what it holds.
-  Buffer* heldAt(Direction& d, size_t pos) {
-    return d.stop != Stop::kNone && d.stop_pos == pos ? &d.buffered : nullptr;
-  }
-
-  void startResponse(std::unique_ptr<ResponseHead> head, bool end_stream);
-  // Events from a direction's source (the codec for requests, a filter for responses).
-  void sourceData(Direction& d, Buffer& data, bool end_stream);
-  void sourceTrailers(Direction& d, std::unique_ptr<HeaderMap> trailers);
-  // Resumes `d` after the filter at `pos` (in d's order) had stopped it.
-  // Resumes direction `d` stopped at filter `pos`; false when it is not stopped there.
-  bool resume(Direction& d, size_t pos);
-  bool iterateHeaders(Direction& d, size_t from);
-  bool deliverData(Direction& d, size_t from, Buffer& data, bool end_stream);
-  bool deliverDataChain(Direction& d, size_t from, Buffer& data, bool end_stream);
-  HeaderMap* addTrailers(Direction& d);
-  bool deliverTrailers(Direction& d, size_t from);
-  // The end of each chain: for requests nothing consumes the bytes yet (the router will); for
-  // responses the codec.
-  void sinkHeaders(Direction& d);
-  void sinkData(Direction& d, Buffer& data, bool end_stream);
-  void sinkTrailers(Direction& d);
-  void requestReachedEnd();
-  // Absolute-form to origin-form, then the path in canonical form (path_normalizer.h). False
-  // when the request was answered instead (400, 307).
-  bool normalizeTarget();
-  bool overBufferLimit(Direction& d);
-  void resetIdleTimer();
-  void onDeadline(event::Deadline& deadline) override;
-
- public:
-  bool setUpstream(const UpstreamSpec& spec);
   // The downstream's write buffer went above / below its watermarks.
   void onDownstreamWatermark(bool above) {
     if (upstream_ == nullptr) return;
@@ -255,6 +116,40 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   }
 
  private:
+  ActiveStream(ConnectionManagerImpl& hcm, ResponseEncoder& encoder, void* filter_storage);
+
+  // FilterManagerCallbacks
+  void onRequestHeadersDone(RequestHead& head, bool end_stream) override;
+  void onRequestDataDone(Buffer& data, bool end_stream) override;
+  void onRequestTrailersDone(HeaderMap& trailers) override;
+  void onResponseHeadersDone(ResponseHead& head, bool end_stream) override;
+  void onResponseDataDone(Buffer& data, bool end_stream) override;
+  void onResponseTrailersDone(HeaderMap& trailers) override;
+  void onResetFromFilter() override;
+  void onRequestBufferOverflow() override;
+  void onResponseBufferOverflow(bool head_held) override;
+  void onStreamActivity() override { resetIdleTimer(); }
+  event::Dispatcher& dispatcher() override { return hcm_.context_.dispatcher(); }
+  uint64_t connectionId() const override { return hcm_.connection_->id(); }
+  CalloutClient* calloutClient() override { return hcm_.context_.calloutClient(); }
+  bool setUpstream(const UpstreamSpec& spec) override;
+  void addLocalReplyHeaders(HeaderMap& headers) override {
+    headers.add("Server", hcm_.config_->server_name);
+    headers.add("Date", CachedDate());
+  }
+
+  // The whole request went through every filter and none answered.
+  void requestReachedEnd() {
+    if (!fm_.responseStarted() && !fm_.completed()) {
+      fm_.sendLocalReply(404, "no filter answered this request\n", nullptr);
+    }
+  }
+  // Absolute-form to origin-form, then the path in canonical form (path_normalizer.h). On
+  // kReject `reason` says why; on kRedirect the head's target is the Location.
+  PathResult normalizeTarget(RequestHead& head, const char*& reason, std::string_view& location);
+  void resetIdleTimer();
+  void onDeadline(event::Deadline& deadline) override;
+
   void startUpstream(bool end_stream);
   // UpstreamRequestCallbacks
   void onUpstreamHeaders(std::unique_ptr<ResponseHead> head, bool end_stream) override;
@@ -262,23 +157,17 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   void onUpstreamTrailers(std::unique_ptr<HeaderMap> trailers) override;
   void onUpstreamError(uint16_t status, const char* flag) override;
   void readDisableDownstream(bool disable) override;
-  void onUpstreamAttemptDone(const UpstreamAttempt& attempt) override;
+  void onUpstreamAttemptDone(const UpstreamAttempt& attempt) override {
+    fm_.onUpstreamAttemptDone(attempt);
+  }
 
   ConnectionManagerImpl& hcm_;
   ResponseEncoder& encoder_;
-  const uint64_t id_;
-  StreamInfo info_;
-  // In the block after this object: filter_count_ slots, then the filters built in place.
-  FilterSlot* const slots_;
-  const size_t filter_count_;
-  std::unique_ptr<RequestHead> request_head_;
-  std::unique_ptr<ResponseHead> response_head_;
+  FilterManager fm_;
   // The origin-form target as received, and the canonical one the filters were given (both
   // views into the request head's storage).
   std::string_view received_target_;
   std::string_view canonical_target_;
-  Direction decode_{.decode = true};
-  Direction encode_{.decode = false};
   // The terminal decision, and the exchange that carries it out.
   // In the stream's own block: no allocation per proxied request.
   std::optional<UpstreamTarget> upstream_target_;
@@ -290,13 +179,9 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   event::Deadline body_deadline_;
   event::Deadline idle_deadline_;
   bool completed_ = false;
-  bool request_complete_ = false;
   bool tunnel_request_ = false;  // the codec holds an allowed Upgrade or CONNECT
   bool early_data_ = false;      // read from TLS 1.3 early data (served: safe to replay)
   bool tunneling_ = false;       // ... and the response opened it
-  // The response's head reached the codec: from here on the client may have (part of) it, and
-  // a failure can only reset the stream.
-  bool response_head_sent_ = false;
 };
 
 namespace {
@@ -306,55 +191,33 @@ constexpr size_t AlignUp(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 std::unique_ptr<ConnectionManagerImpl::ActiveStream> ConnectionManagerImpl::ActiveStream::Create(
     ConnectionManagerImpl& hcm, ResponseEncoder& encoder) {
   const auto& factories = hcm.config_->filter_factories;
-  constexpr size_t kAlign = StreamFilterFactory::kInPlaceAlign;
-  const size_t slots_at = AlignUp(sizeof(ActiveStream), alignof(FilterSlot));
-  const size_t filters_at = AlignUp(slots_at + factories.size() * sizeof(FilterSlot), kAlign);
-  size_t total = filters_at;
-  for (const auto& f : factories) total += f.inPlaceSize();
-  static_assert(alignof(ActiveStream) <= 16 && kAlign <= 16);
+  const size_t storage_at = AlignUp(sizeof(ActiveStream), FilterManager::kStorageAlign);
+  const size_t total = storage_at + FilterManager::TrailingStorageSize(factories);
+  static_assert(alignof(ActiveStream) <= FilterManager::kStorageAlign);
   // Same-sized blocks come back at every request: a per-thread cache keeps them (a chain of
   // filters makes the block larger than malloc's own per-thread cache).
   char* block = static_cast<char*>(BlockCache::Allocate(total));
-  auto* stream = new (block) ActiveStream(
-      hcm, encoder, reinterpret_cast<FilterSlot*>(block + slots_at), block + filters_at);
+  auto* stream = new (block) ActiveStream(hcm, encoder, block + storage_at);
   return std::unique_ptr<ActiveStream>(stream);
 }
 
 ConnectionManagerImpl::ActiveStream::ActiveStream(ConnectionManagerImpl& hcm,
-                                                  ResponseEncoder& encoder, FilterSlot* slots,
-                                                  char* in_place)
+                                                  ResponseEncoder& encoder, void* filter_storage)
     : hcm_(hcm),
       encoder_(encoder),
-      id_(g_next_stream_id.fetch_add(1, std::memory_order_relaxed)),
-      slots_(slots),
-      filter_count_(hcm.config_->filter_factories.size()) {
-  info_.downstream_remote = hcm.connection_->remoteAddress();
-  info_.downstream_local = hcm.connection_->localAddress();
-  info_.downstream_ssl = hcm.connection_->ssl();
-  info_.start = hcm.context_.dispatcher().now();
-  const auto& factories = hcm.config_->filter_factories;
-  for (size_t i = 0; i < filter_count_; ++i) {
-    FilterSlot& slot = *new (&slots_[i]) FilterSlot(*this, i);
-    const StreamFilterFactory& f = factories[i];
-    if (f.inPlaceSize() != 0) {
-      slot.set(f.construct(in_place), /*owned=*/false);
-      in_place += f.inPlaceSize();
-    } else {
-      slot.set(f.create().release(), /*owned=*/true);
-    }
-    slot.filter().setDecoderFilterCallbacks(slot);
-    slot.filter().setEncoderFilterCallbacks(slot);
-    slot.cacheHooks();
-  }
+      fm_(*this, hcm.config_->filter_factories, filter_storage,
+          g_next_stream_id.fetch_add(1, std::memory_order_relaxed), hcm.config_->buffer_limit) {
+  StreamInfo& info = fm_.streamInfo();
+  info.downstream_remote = hcm.connection_->remoteAddress();
+  info.downstream_local = hcm.connection_->localAddress();
+  info.downstream_ssl = hcm.connection_->ssl();
+  info.start = hcm.context_.dispatcher().now();
   if (hcm.config_->stream_idle_timeout.count() > 0) {
     hcm.context_.dispatcher().armDeadline(idle_deadline_, hcm.config_->stream_idle_timeout, *this);
   }
 }
 
-ConnectionManagerImpl::ActiveStream::~ActiveStream() {
-  // Filters go before the stream state they may refer to, last built first.
-  for (size_t i = filter_count_; i > 0; --i) slots_[i - 1].~FilterSlot();
-}
+ConnectionManagerImpl::ActiveStream::~ActiveStream() = default;
 
 void ConnectionManagerImpl::ActiveStream::resetIdleTimer() {
   if (idle_deadline_.armed()) {
@@ -373,15 +236,12 @@ void ConnectionManagerImpl::ActiveStream::onDeadline(event::Deadline& deadline) 
 
 void ConnectionManagerImpl::ActiveStream::decodeHeaders(std::unique_ptr<RequestHead> head,
                                                         bool end_stream) {
-  request_head_ = std::move(head);
-  info_.protocol = request_head_->version_minor == 0 ? Protocol::kHttp10 : Protocol::kHttp11;
-  decode_.headers_entered = true;
-  decode_.headers_end_stream = end_stream;
-  decode_.end_seen = end_stream;
-  request_complete_ = end_stream;
+  StreamInfo& info = fm_.streamInfo();
+  info.protocol = head->version_minor == 0 ? Protocol::kHttp10 : Protocol::kHttp11;
   // A tunnel's request side is the client's bytes once it opens: no body deadline (the
   // stream's idle timeout still applies), nothing to continue.
   tunnel_request_ = hcm_.codec_->tunnelRequest();
+  if (tunnel_request_) fm_.setTunnelRequest(head->method == "CONNECT");
   if (!end_stream && !tunnel_request_) {
     // The client may be waiting for permission to send the body.
     encoder_.encode100Continue();
@@ -390,25 +250,54 @@ void ConnectionManagerImpl::ActiveStream::decodeHeaders(std::unique_ptr<RequestH
                                              *this);
     }
   }
+  // A request refused before any filter sees it still enters the filter manager (the response
+  // filters and the log phase see its head), but does not iterate.
+  struct Refusal {
+    uint16_t status = 0;
+    std::string body;
+    std::string_view location;
+  } refusal;
   // 0-RTT (RFC 8470): early data can be replayed by whoever recorded it, so only a request safe
   // to repeat is served from it; the client sends any other again after the handshake.
-  if (info_.downstream_ssl != nullptr && info_.downstream_ssl->inEarlyData()) {
-    const std::string_view method = request_head_->method;
+  if (info.downstream_ssl != nullptr && info.downstream_ssl->inEarlyData()) {
+    const std::string_view method = head->method;
     if ((method != "GET" && method != "HEAD" && method != "OPTIONS") || !end_stream) {
       hcm_.stats().downstream_rq_too_early.inc();
-      info_.response_flags = "too_early";
-      sendLocalReply(425, "too early: send this request again after the TLS handshake\n", nullptr);
-      return;
+      info.response_flags = "too_early";
+      refusal.status = 425;
+      refusal.body = "too early: send this request again after the TLS handshake\n";
+    } else {
+      early_data_ = true;
     }
-    early_data_ = true;
   }
-  if (!normalizeTarget()) return;
-  iterateHeaders(decode_, 0);
+  if (refusal.status == 0) {
+    const char* reason = "";
+    switch (normalizeTarget(*head, reason, refusal.location)) {
+      case PathResult::kUnchanged:
+      case PathResult::kNormalized:
+        break;
+      case PathResult::kReject:
+        refusal.status = 400;
+        refusal.body = std::string(reason) + "\n";
+        break;
+      case PathResult::kRedirect:
+        refusal.status = 307;
+        break;
+    }
+  }
+  if (refusal.status != 0) fm_.abortRequest();
+  fm_.decodeHeaders(std::move(head), end_stream);
+  if (refusal.status == 0) return;
+  const std::string_view location = refusal.location;
+  fm_.sendLocalReply(refusal.status, refusal.body, [location](HeaderMap& h) {
+    if (!location.empty()) h.add("Location", location);
+  });
 }
 
-bool ConnectionManagerImpl::ActiveStream::normalizeTarget() {
-  RequestHead& head = *request_head_;
-  if (head.method == "CONNECT") return true;  // authority-form: no path
+PathResult ConnectionManagerImpl::ActiveStream::normalizeTarget(RequestHead& head,
+                                                                const char*& reason,
+                                                                std::string_view& location) {
+  if (head.method == "CONNECT") return PathResult::kUnchanged;  // authority-form: no path
   thread_local std::string scratch;
   std::string_view authority;
   if (!head.target.empty() && head.target[0] != '/' &&
@@ -419,365 +308,99 @@ bool ConnectionManagerImpl::ActiveStream::normalizeTarget() {
   }
   received_target_ = head.target;
   canonical_target_ = head.target;
-  const ConnectionManagerConfig& config = *hcm_.config_;
-  const char* reason = "";
-  switch (NormalizePath(head.target, config.path, scratch, reason)) {
+  const PathResult result = NormalizePath(head.target, hcm_.config_->path, scratch, reason);
+  switch (result) {
     case PathResult::kUnchanged:
-      return true;
+      break;
     case PathResult::kNormalized:
       hcm_.stats().downstream_rq_path_normalized.inc();
       canonical_target_ = head.target = head.headers.keep(scratch);
-      return true;
+      break;
     case PathResult::kReject:
       hcm_.stats().downstream_rq_path_rejected.inc();
-      info_.response_flags = "invalid_path";
-      sendLocalReply(400, std::string(reason) + "\n", nullptr);
-      return false;
-    case PathResult::kRedirect: {
+      fm_.streamInfo().response_flags = "invalid_path";
+      break;
+    case PathResult::kRedirect:
       hcm_.stats().downstream_rq_path_redirected.inc();
-      const std::string_view location = head.headers.keep(scratch);
-      sendLocalReply(307, "", [location](HeaderMap& h) { h.add("Location", location); });
-      return false;
-    }
+      location = head.headers.keep(scratch);
+      break;
   }
-  return true;
+  return result;
 }
 
 void ConnectionManagerImpl::ActiveStream::decodeData(Buffer& data, bool end_stream) {
-  info_.bytes_received += data.length();
   resetIdleTimer();
   if (end_stream) {
-    request_complete_ = true;
     body_deadline_.cancel();
   } else if (body_deadline_.armed()) {
     hcm_.context_.dispatcher().armDeadline(body_deadline_, hcm_.config_->request_body_timeout,
                                            *this);
   }
-  sourceData(decode_, data, end_stream);
+  fm_.decodeData(data, end_stream);
 }
 
 void ConnectionManagerImpl::ActiveStream::decodeTrailers(std::unique_ptr<HeaderMap> trailers) {
   resetIdleTimer();
-  request_complete_ = true;
   body_deadline_.cancel();
-  sourceTrailers(decode_, std::move(trailers));
+  fm_.decodeTrailers(std::move(trailers));
 }
 
 void ConnectionManagerImpl::ActiveStream::onResetStream(StreamResetReason) {
-  decode_.aborted = true;
-  encode_.aborted = true;
-  info_.response_flags = "protocol_error";
-}
-
-void ConnectionManagerImpl::ActiveStream::startResponse(std::unique_ptr<ResponseHead> head,
-                                                        bool end_stream) {
-  if (encode_.headers_entered || completed_) return;
-  response_head_ = std::move(head);
-  encode_.headers_entered = true;
-  encode_.headers_end_stream = end_stream;
-  encode_.end_seen = end_stream;
-  // Whatever is left of the request no longer reaches a filter: the answer is given. Except
-  // in a tunnel, which the answer opens.
-  const bool opens_tunnel =
-      tunnel_request_ && OpensTunnel(request_head_->method == "CONNECT", response_head_->status);
-  if (!request_complete_ && !opens_tunnel) decode_.aborted = true;
-  iterateHeaders(encode_, 0);
-}
-
-void ConnectionManagerImpl::ActiveStream::sendLocalReply(
-    uint16_t status, std::string_view body, const std::function<void(HeaderMap&)>& modify) {
-  if (completed_) return;
-  if (response_head_sent_) {
-    // Too late for a reply of its own: the client already has (part of) another response.
-    resetFromFilter();
-    return;
-  }
-  if (encode_.headers_entered) {
-    // A response is on its way through the filters (one of them failed on it), but the client
-    // has nothing yet: it gets this reply instead.
-    sendDirectLocalReply(status, body, modify);
-    return;
-  }
-  decode_.aborted = true;
-  auto head = std::make_unique<ResponseHead>();
-  head->status = status;
-  head->headers.add("Server", hcm_.config_->server_name);
-  head->headers.add("Date", CachedDate());
-  if (!body.empty()) head->headers.add("Content-Type", "text/plain; charset=utf-8");
-  head->headers.add("Content-Length", std::to_string(body.size()));
-  if (modify) modify(head->headers);
-  startResponse(std::move(head), body.empty());
-  if (!body.empty() && !completed_) {
-    Buffer b;
-    b.add(body);
-    sourceData(encode_, b, true);
-  }
-}
-
-void ConnectionManagerImpl::ActiveStream::sendDirectLocalReply(
-    uint16_t status, std::string_view body, const std::function<void(HeaderMap&)>& modify) {
-  // Straight to the codec, as Envoy does in this state: the filters already iterating the
-  // abandoned response (one of them is on the stack) must not be shown a second one. The rest
-  // of the abandoned response (an upstream's body) is dropped.
-  decode_.aborted = true;
-  encode_.aborted = true;
-  ResponseHead head;
-  head.status = status;
-  head.headers.add("Server", hcm_.config_->server_name);
-  head.headers.add("Date", CachedDate());
-  if (!body.empty()) head.headers.add("Content-Type", "text/plain; charset=utf-8");
-  head.headers.add("Content-Length", std::to_string(body.size()));
-  if (modify) modify(head.headers);
-  info_.response_code = status;
-  response_head_sent_ = true;
-  encoder_.encodeHeaders(head, body.empty());
-  if (!body.empty() && !completed_) {
-    Buffer b;
-    b.add(body);
-    info_.bytes_sent += b.length();
-    encoder_.encodeData(b, true);
-  }
-}
-
-void ConnectionManagerImpl::ActiveStream::resetFromFilter() {
-  if (completed_) return;
-  decode_.aborted = true;
-  encode_.aborted = true;
-  if (info_.response_flags.empty()) info_.response_flags = "reset";
-  encoder_.resetStream();  // HTTP/1: closes the connection; onEvent destroys the stream
+  fm_.abort();
+  fm_.streamInfo().response_flags = "protocol_error";
 }
 
 void ConnectionManagerImpl::ActiveStream::timeout(stats::Counter& counter, const char* flag) {
   if (completed_) return;
   counter.inc();
-  info_.response_flags = flag;
-  if (!encode_.headers_entered) {
+  fm_.streamInfo().response_flags = flag;
+  if (!fm_.responseStarted()) {
     hcm_.codec_->shutdownNotice();
-    sendLocalReply(408, "request timeout\n", nullptr);
-  } else if (!response_head_sent_) {
+    fm_.sendLocalReply(408, "request timeout\n", nullptr);
+  } else if (!fm_.responseHeadSent()) {
     // A filter holds the response head (buffering its body, say): the client has nothing yet
     // and gets an answer rather than a cut connection.
     hcm_.codec_->shutdownNotice();
-    sendLocalReply(504, "stream timeout\n", nullptr);
+    fm_.sendLocalReply(504, "stream timeout\n", nullptr);
   } else {
-    resetFromFilter();
+    fm_.abort();
+    onResetFromFilter();
   }
 }
 
-void ConnectionManagerImpl::ActiveStream::sourceData(Direction& d, Buffer& data, bool end_stream) {
-  if (!live(d) || (!d.decode && !d.headers_entered)) {
-    data.clear();
+void ConnectionManagerImpl::ActiveStream::onRequestHeadersDone(RequestHead&, bool end_stream) {
+  if (upstream_target_) {
+    startUpstream(end_stream);
     return;
   }
-  if (!d.decode) resetIdleTimer();
-  if (end_stream) d.end_seen = true;
-  deliverData(d, 0, data, end_stream);
+  if (end_stream) requestReachedEnd();
 }
 
-void ConnectionManagerImpl::ActiveStream::sourceTrailers(Direction& d,
-                                                         std::unique_ptr<HeaderMap> trailers) {
-  if (!live(d) || (!d.decode && !d.headers_entered)) return;
-  d.end_seen = true;
-  d.trailers = std::move(trailers);
-  deliverTrailers(d, 0);
-}
-
-bool ConnectionManagerImpl::ActiveStream::iterateHeaders(Direction& d, size_t from) {
-  const uint32_t hook = d.decode ? kHookDecodeHeaders : kHookEncodeHeaders;
-  for (size_t pos = from; pos < filter_count_; ++pos) {
-    FilterSlot& slot = slotAt(d, pos);
-    if (!slot.wants(hook)) continue;
-    StreamFilter& f = slot.filter();
-    const FilterHeadersStatus st = d.decode
-                                       ? f.decodeHeaders(*request_head_, d.headers_end_stream)
-                                       : f.encodeHeaders(*response_head_, d.headers_end_stream);
-    if (!live(d)) return false;
-    if (st == FilterHeadersStatus::kStopIteration) {
-      d.headers_stopped = true;
-      d.headers_stop_pos = pos;
-      return false;
-    }
-  }
-  sinkHeaders(d);
-  return live(d);
-}
-
-HeaderMap* ConnectionManagerImpl::ActiveStream::addTrailers(Direction& d) {
-  if (!live(d) || !d.end_in_hook) return nullptr;
-  if (d.trailers == nullptr) d.trailers = std::make_unique<HeaderMap>();
-  return d.trailers.get();
-}
-
-// Passes `data` on, then the trailers a filter added on the way (if it let the data go on;
-// otherwise they wait with it, see deliverDataChain).
-bool ConnectionManagerImpl::ActiveStream::deliverData(Direction& d, size_t from, Buffer& data,
-                                                      bool end_stream) {
-  const bool ok = deliverDataChain(d, from, data, end_stream);
-  if (d.trailers_pending && live(d)) {
-    d.trailers_pending = false;
-    return deliverTrailers(d, d.trailers_from);
-  }
-  return ok;
-}
-
-// Passes `data` from filter `from` on. The filter that paused the headers still gets the data:
-// it decides what happens to the body (keep it with kStopIterationAndBuffer, take it with
-// kStopIterationNoBuffer, or let everything go on with kContinue, which releases the headers too).
-bool ConnectionManagerImpl::ActiveStream::deliverDataChain(Direction& d, size_t from, Buffer& data,
-                                                           bool end_stream) {
-  for (size_t pos = from; pos < filter_count_; ++pos) {
-    if (d.stop == Stop::kTrailers && pos == d.stop_pos) {
-      data.clear();  // Nothing can follow trailers.
-      return false;
-    }
-    const bool at_data_stop = d.stop == Stop::kData && pos == d.stop_pos;
-    const bool at_headers_stop = d.headers_stopped && pos == d.headers_stop_pos;
-    FilterSlot& slot = slotAt(d, pos);
-    if (!at_data_stop && !at_headers_stop &&
-        !slot.wants(d.decode ? kHookDecodeData : kHookEncodeData)) {
-      continue;
-    }
-    StreamFilter& f = slot.filter();
-    // A buffering filter sees everything it holds, the new part at its end; never more than the
-    // buffer limit (checked before the call, so the last call too).
-    const bool whole = at_data_stop && d.buffering;
-    if (whole) {
-      d.buffered.move(data);
-      if (overBufferLimit(d)) return false;
-    }
-    Buffer& arg = whole ? d.buffered : data;
-    const bool had_trailers = d.trailers != nullptr;
-    d.end_in_hook = end_stream;
-    const FilterDataStatus st =
-        d.decode ? f.decodeData(arg, end_stream) : f.encodeData(arg, end_stream);
-    d.end_in_hook = false;
-    if (!live(d)) return false;
-    if (end_stream && !had_trailers && d.trailers != nullptr) {
-      // This filter added trailers: the message no longer ends with this data.
-      end_stream = false;
-      if (st != FilterDataStatus::kContinue) {
-        // It holds the data: the trailers wait here with it and go on when it resumes.
-        d.stop = Stop::kTrailers;
-        d.stop_pos = pos;
-        d.buffering = st == FilterDataStatus::kStopIterationAndBuffer;
-        d.buffered.move(data);  // what the filter left of it, as below
-        overBufferLimit(d);
-        return false;
-      }
-      d.trailers_pending = true;
-      d.trailers_from = pos + 1;
-    }
-    if (st == FilterDataStatus::kContinue) {
-      if (at_data_stop) {
-        d.stop = Stop::kNone;
-        d.buffering = false;
-        // Everything held at this filter goes on first, in order.
-        d.buffered.move(data);
-        data.move(d.buffered);
-      }
-      if (at_headers_stop) {
-        d.headers_stopped = false;
-        if (!iterateHeaders(d, pos + 1)) {
-          // Paused again further on: the data follows the headers up to there.
-          return live(d) && deliverDataChain(d, pos + 1, data, end_stream);
-        }
-      }
-      continue;
-    }
-    if (!at_data_stop) {
-      d.stop = Stop::kData;
-      d.stop_pos = pos;
-    }
-    // Either way what is left of what the filter was shown waits here until it continues:
-    // kStopIterationAndBuffer shows it again with each later part, kStopIterationNoBuffer does
-    // not (the filter drained what it took; later parts are shown one by one).
-    d.buffering = st == FilterDataStatus::kStopIterationAndBuffer;
-    d.buffered.move(data);
-    overBufferLimit(d);
-    return false;
-  }
-  sinkData(d, data, end_stream);
-  return live(d);
-}
-
-bool ConnectionManagerImpl::ActiveStream::deliverTrailers(Direction& d, size_t from) {
-  for (size_t pos = from; pos < filter_count_; ++pos) {
-    const bool at_data_stop = d.stop == Stop::kData && pos == d.stop_pos;
-    const bool at_headers_stop = d.headers_stopped && pos == d.headers_stop_pos;
-    FilterSlot& slot = slotAt(d, pos);
-    if (!at_data_stop && !at_headers_stop &&
-        !slot.wants(d.decode ? kHookDecodeTrailers : kHookEncodeTrailers)) {
-      continue;
-    }
-    StreamFilter& f = slot.filter();
-    const FilterTrailersStatus st =
-        d.decode ? f.decodeTrailers(*d.trailers) : f.encodeTrailers(*d.trailers);
-    if (!live(d)) return false;
-    if (st == FilterTrailersStatus::kStopIteration) {
-      // Held here, with any data this filter holds.
-      d.stop = Stop::kTrailers;
-      d.stop_pos = pos;
-      return false;
-    }
-    if (at_headers_stop) {
-      d.headers_stopped = false;
-      if (!iterateHeaders(d, pos + 1) && !live(d)) return false;
-    }
-    if (at_data_stop || at_headers_stop) {
-      // The filter lets go: its held data, then the trailers, move on from the next filter.
-      if (at_data_stop) {
-        d.stop = Stop::kNone;
-        d.buffering = false;
-      }
-      Buffer held;
-      held.move(d.buffered);
-      if (!held.empty() && !deliverData(d, pos + 1, held, false)) return false;
-      return deliverTrailers(d, pos + 1);
-    }
-  }
-  sinkTrailers(d);
-  return live(d);
-}
-
-bool ConnectionManagerImpl::ActiveStream::resume(Direction& d, size_t pos) {
-  if (!live(d)) return false;
-  const bool headers_here = d.headers_stopped && d.headers_stop_pos == pos;
-  const bool data_here = d.stop != Stop::kNone && d.stop_pos == pos;
-  if (!headers_here && !data_here) return false;  // not stopped at this filter
-  const size_t from = pos + 1;
-  if (headers_here) {
-    d.headers_stopped = false;
-    if (!iterateHeaders(d, from) && !live(d)) return true;
-  }
-  // Only data held at this very filter moves on; data held earlier waits for that filter.
-  if (!data_here) return true;
-  const bool held_trailers = d.stop == Stop::kTrailers;
-  d.stop = Stop::kNone;
-  d.buffering = false;
-  if (!d.headers_end_stream) {
-    const bool end = d.end_seen && !d.trailers;
-    if (!d.buffered.empty() || (end && !held_trailers)) {
-      Buffer held;
-      held.move(d.buffered);
-      if (!deliverData(d, from, held, end)) return true;
-    }
-  }
-  if (held_trailers) deliverTrailers(d, from);
-  return true;
-}
-
-void ConnectionManagerImpl::ActiveStream::sinkHeaders(Direction& d) {
-  if (d.decode) {
-    if (upstream_target_) {
-      startUpstream(d.headers_end_stream);
-      return;
-    }
-    if (d.headers_end_stream) requestReachedEnd();
+void ConnectionManagerImpl::ActiveStream::onRequestDataDone(Buffer& data, bool end_stream) {
+  if (upstream_ != nullptr) {
+    upstream_->sendData(data, end_stream);
     return;
   }
-  info_.response_code = response_head_->status;
-  response_head_sent_ = true;
-  encoder_.encodeHeaders(*response_head_, d.headers_end_stream);
+  data.clear();  // No filter took it and nothing goes upstream.
+  if (end_stream) requestReachedEnd();
+}
+
+void ConnectionManagerImpl::ActiveStream::onRequestTrailersDone(HeaderMap& trailers) {
+  if (upstream_ != nullptr) {
+    // HTTP/1 upstream: a body the codec frames by Content-Length has no place for trailers.
+    if (!trailers.empty() && !tunnel_request_ &&
+        fm_.requestHead()->headers.count(KnownHeader::kContentLength) != 0) {
+      hcm_.stats().upstream_rq_trailers_dropped.inc();
+    }
+    upstream_->sendTrailers(trailers);
+    return;
+  }
+  requestReachedEnd();
+}
+
+void ConnectionManagerImpl::ActiveStream::onResponseHeadersDone(ResponseHead& head,
+                                                                bool end_stream) {
+  encoder_.encodeHeaders(head, end_stream);
   if (!completed_ && hcm_.codec_ && hcm_.codec_->tunneling() && !tunneling_) {
     tunneling_ = true;
     hcm_.stats().downstream_cx_upgrades_total.inc();
@@ -785,75 +408,29 @@ void ConnectionManagerImpl::ActiveStream::sinkHeaders(Direction& d) {
   }
 }
 
-void ConnectionManagerImpl::ActiveStream::sinkData(Direction& d, Buffer& data, bool end_stream) {
-  if (d.decode) {
-    if (upstream_ != nullptr) {
-      upstream_->sendData(data, end_stream);
-      return;
-    }
-    data.clear();  // No filter took it and nothing goes upstream.
-    if (end_stream) requestReachedEnd();
-    return;
-  }
-  info_.bytes_sent += data.length();
+void ConnectionManagerImpl::ActiveStream::onResponseDataDone(Buffer& data, bool end_stream) {
   encoder_.encodeData(data, end_stream);
 }
 
-void ConnectionManagerImpl::ActiveStream::sinkTrailers(Direction& d) {
-  if (d.decode) {
-    if (upstream_ != nullptr) {
-      // HTTP/1 upstream: a body the codec frames by Content-Length has no place for trailers.
-      if (!d.trailers->empty() && !tunnel_request_ &&
-          request_head_->headers.count(KnownHeader::kContentLength) != 0) {
-        hcm_.stats().upstream_rq_trailers_dropped.inc();
-      }
-      upstream_->sendTrailers(*d.trailers);
-      return;
-    }
-    requestReachedEnd();
-    return;
-  }
-  encoder_.encodeTrailers(*d.trailers);
+void ConnectionManagerImpl::ActiveStream::onResponseTrailersDone(HeaderMap& trailers) {
+  encoder_.encodeTrailers(trailers);
 }
 
-void ConnectionManagerImpl::ActiveStream::requestReachedEnd() {
-  // The whole request went through every filter and none answered.
-  if (!encode_.headers_entered && !completed_) {
-    sendLocalReply(404, "no filter answered this request\n", nullptr);
-  }
+void ConnectionManagerImpl::ActiveStream::onResetFromFilter() {
+  if (completed_) return;
+  encoder_.resetStream();  // HTTP/1: closes the connection; onEvent destroys the stream
 }
 
-bool ConnectionManagerImpl::ActiveStream::overBufferLimit(Direction& d) {
-  if (d.buffered.length() <= hcm_.config_->buffer_limit) return false;
-  d.buffered.clear();
-  if (d.decode) {
-    hcm_.stats().downstream_rq_too_large.inc();
-    if (info_.response_flags.empty()) info_.response_flags = "request_too_large";
-    hcm_.codec_->shutdownNotice();  // the rest of the body is not read
-    sendLocalReply(413, "request body too large to buffer\n", nullptr);
-    return true;
-  }
+void ConnectionManagerImpl::ActiveStream::onRequestBufferOverflow() {
+  hcm_.stats().downstream_rq_too_large.inc();
+  hcm_.codec_->shutdownNotice();  // the rest of the body is not read
+}
+
+void ConnectionManagerImpl::ActiveStream::onResponseBufferOverflow(bool head_held) {
   hcm_.stats().downstream_rs_too_large.inc();
-  if (info_.response_flags.empty()) info_.response_flags = "response_too_large";
-  if (!d.headers_stopped) {
-    resetFromFilter();  // its head is out: the client must see the response cut
-    return true;
-  }
-  // Its head is still held by a filter: nothing reached the client, so it can be told with a
-  // response of its own. The rest of the upstream's response is not read (its connection is
-  // not reused), and the reply starts afresh through every response filter.
-  if (upstream_ != nullptr) upstream_->reset();
-  response_head_.reset();
-  d.headers_stopped = false;
-  d.stop = Stop::kNone;
-  d.buffering = false;
-  d.headers_entered = false;
-  d.headers_end_stream = false;
-  d.end_seen = false;
-  d.trailers_pending = false;
-  d.trailers.reset();
-  sendLocalReply(500, "response body too large to buffer\n", nullptr);
-  return true;
+  // Its head still held by a filter: a 500 follows, and the rest of the upstream's response is
+  // not read (its connection is not reused).
+  if (head_held && upstream_ != nullptr) upstream_->reset();
 }
 
 bool ConnectionManagerImpl::ActiveStream::setUpstream(const UpstreamSpec& spec) {
@@ -869,13 +446,13 @@ bool ConnectionManagerImpl::ActiveStream::setUpstream(const UpstreamSpec& spec) 
   target.hash_key.assign(spec.hash_key);
   target.terminate_connect = spec.terminate_connect;
   target.request_buffer_bytes = spec.request_buffer_bytes;
-  info_.route_name = target.route_name;
-  info_.cluster_name = cluster->name();
+  fm_.streamInfo().route_name = target.route_name;
+  fm_.streamInfo().cluster_name = cluster->name();
   return true;
 }
 
 void ConnectionManagerImpl::ActiveStream::startUpstream(bool end_stream) {
-  RequestHead& head = *request_head_;
+  RequestHead& head = *fm_.requestHead();
   UpstreamRequestCallbacks& callbacks = *this;
   if (upstream_target_->terminate_connect && tunnel_request_ && head.method == "CONNECT") {
     // The tunnel ends here: no request goes upstream, so no proxy fields either.
@@ -891,7 +468,7 @@ void ConnectionManagerImpl::ActiveStream::startUpstream(bool end_stream) {
   using ForwardedFor = ConnectionManagerConfig::ForwardedFor;
   const ForwardedFor xff = hcm_.config_->forwarded_for;
   if (xff != ForwardedFor::kKeep) {
-    const std::string client = info_.downstream_remote.ip();
+    const std::string client = fm_.streamInfo().downstream_remote.ip();
     const HeaderMap::Entry* existing = head.headers.get(KnownHeader::kXForwardedFor);
     if (xff == ForwardedFor::kAppend && existing != nullptr) {
       // Every X-Forwarded-For field, joined, then ours (RFC 9110 §5.3: one list).
@@ -906,10 +483,11 @@ void ConnectionManagerImpl::ActiveStream::startUpstream(bool end_stream) {
       head.headers.set("X-Forwarded-For", client);
     }
   }
-  head.headers.set("X-Forwarded-Proto", info_.scheme());
+  head.headers.set("X-Forwarded-Proto", fm_.streamInfo().scheme());
   // The upstream learns the request may be a replay and can answer 425 itself (RFC 8470 5.1).
   if (early_data_) head.headers.set("Early-Data", "1");
-  SetForwardedClientCert(head.headers, hcm_.config_->forward_client_cert, info_.downstream_ssl);
+  SetForwardedClientCert(head.headers, hcm_.config_->forward_client_cert,
+                         fm_.streamInfo().downstream_ssl);
   if (!hcm_.config_->via.empty()) head.headers.add("Via", hcm_.config_->via);
   if (hcm_.config_->forward_path_as_received && head.target.data() == canonical_target_.data() &&
       head.target.size() == canonical_target_.size()) {
@@ -919,44 +497,36 @@ void ConnectionManagerImpl::ActiveStream::startUpstream(bool end_stream) {
       &upstream_request_.emplace(callbacks, hcm_.context_.dispatcher(), hcm_.context_.clusters(),
                                  *upstream_target_, hcm_.config_->buffer_limit);
   // Attempts are measured only for a chain with a filter that observes them.
-  for (size_t i = 0; i < filter_count_; ++i) {
-    if (slots_[i].wants(kHookUpstreamAttempt)) {
-      upstream_request_->observeAttempts();
-      break;
-    }
-  }
+  if (fm_.observesUpstreamAttempts()) upstream_request_->observeAttempts();
   upstream_->start(head, end_stream, tunnel_request_);
 }
 
 void ConnectionManagerImpl::ActiveStream::onUpstreamHeaders(std::unique_ptr<ResponseHead> head,
                                                             bool end_stream) {
   if (!hcm_.config_->via.empty()) head->headers.add("Via", hcm_.config_->via);
-  startResponse(std::move(head), end_stream);
+  fm_.encodeHeaders(std::move(head), end_stream);
 }
 
 void ConnectionManagerImpl::ActiveStream::onUpstreamData(Buffer& data, bool end_stream) {
-  sourceData(encode_, data, end_stream);
+  fm_.encodeData(data, end_stream);
 }
 
 void ConnectionManagerImpl::ActiveStream::onUpstreamTrailers(std::unique_ptr<HeaderMap> trailers) {
-  sourceTrailers(encode_, std::move(trailers));
+  fm_.encodeTrailers(std::move(trailers));
 }
 
 void ConnectionManagerImpl::ActiveStream::onUpstreamError(uint16_t status, const char* flag) {
-  if (info_.response_flags.empty()) info_.response_flags = flag;
-  if (response_head_sent_) {
-    resetFromFilter();  // part of a response is out: the client must see it cut
+  StreamInfo& info = fm_.streamInfo();
+  if (info.response_flags.empty()) info.response_flags = flag;
+  if (fm_.responseHeadSent()) {
+    // Part of a response is out: the client must see it cut.
+    fm_.abort();
+    onResetFromFilter();
     return;
   }
   // Nothing is out yet, even if a filter holds the upstream's head: the client gets the error
   // as a response of its own (sendLocalReply drops what is left of the upstream's).
-  sendLocalReply(status, std::string(flag) + "\n", nullptr);
-}
-
-void ConnectionManagerImpl::ActiveStream::onUpstreamAttemptDone(const UpstreamAttempt& attempt) {
-  for (size_t i = 0; i < filter_count_; ++i) {
-    if (slots_[i].wants(kHookUpstreamAttempt)) slots_[i].filter().onUpstreamAttemptDone(attempt);
-  }
+  fm_.sendLocalReply(status, std::string(flag) + "\n", nullptr);
 }
 
 void ConnectionManagerImpl::ActiveStream::readDisableDownstream(bool disable) {
@@ -984,9 +554,7 @@ void ConnectionManagerImpl::ActiveStream::complete() {
   while (downstream_read_disables_ > 0) readDisableDownstream(false);
   body_deadline_.cancel();
   idle_deadline_.cancel();
-  for (size_t i = 0; i < filter_count_; ++i) {
-    if (slots_[i].wants(kHookStreamComplete)) slots_[i].filter().onStreamComplete();
-  }
+  fm_.complete();
 }
 
 // ---------------------------------------------------------------------------------------------
