@@ -326,6 +326,44 @@ void CheckHttpConnectionManager(const v1::HttpConnectionManager& hcm, absl::stri
     problems.Add(Field(path, "max_request_line_bytes"),
                  "must not exceed max_request_headers_bytes (the head includes the request line)");
   }
+  if (hcm.has_http2_protocol_options()) {
+    const v1::Http2ProtocolOptions& o = hcm.http2_protocol_options();
+    const std::string h2 = Field(path, "http2_protocol_options");
+    auto range = [&](bool has, uint32_t v, const char* name, uint64_t lo, uint64_t hi) {
+      if (has && (v < lo || v > hi)) {
+        problems.Add(Field(h2, name), absl::StrCat("must be ", lo, "..", hi));
+      }
+    };
+    constexpr uint64_t kMaxWindow = (uint64_t{1} << 31) - 1;
+    range(o.has_max_concurrent_streams(), o.max_concurrent_streams().value(),
+          "max_concurrent_streams", 1, kMaxWindow);
+    range(o.has_initial_stream_window_size(), o.initial_stream_window_size().value(),
+          "initial_stream_window_size", 65535, kMaxWindow);
+    range(o.has_initial_connection_window_size(), o.initial_connection_window_size().value(),
+          "initial_connection_window_size", 65535, kMaxWindow);
+    range(o.has_max_frame_size(), o.max_frame_size().value(), "max_frame_size", 16384, 16777215);
+    range(o.has_max_header_list_size(), o.max_header_list_size().value(), "max_header_list_size",
+          1024, 1024 * 1024);
+    range(o.has_hpack_table_size(), o.hpack_table_size().value(), "hpack_table_size", 0, 65536);
+    range(o.has_max_resets_per_second(), o.max_resets_per_second().value(), "max_resets_per_second",
+          1, 1000000);
+    range(o.has_max_control_frames_per_second(), o.max_control_frames_per_second().value(),
+          "max_control_frames_per_second", 1, 1000000);
+    range(o.has_max_consecutive_empty_frames(), o.max_consecutive_empty_frames().value(),
+          "max_consecutive_empty_frames", 0, 1000000);
+    range(o.has_max_priority_frames_per_stream(), o.max_priority_frames_per_stream().value(),
+          "max_priority_frames_per_stream", 0, 1000000);
+    range(o.has_max_continuation_frames(), o.max_continuation_frames().value(),
+          "max_continuation_frames", 0, 1000);
+    range(o.has_max_outbound_control_frames(), o.max_outbound_control_frames().value(),
+          "max_outbound_control_frames", 1, 1000000);
+    if (o.has_keepalive_interval()) {
+      CheckTimeout(o.keepalive_interval(), Field(h2, "keepalive_interval"), problems);
+    }
+    if (o.has_keepalive_timeout()) {
+      CheckTimeout(o.keepalive_timeout(), Field(h2, "keepalive_timeout"), problems);
+    }
+  }
   if (hcm.max_request_headers_count() > 10000) {
     problems.Add(Field(path, "max_request_headers_count"), "must be at most 10000");
   }

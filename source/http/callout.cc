@@ -34,7 +34,7 @@ class CalloutImpl : public Callout, public ResponseDecoder, public upstream::Poo
         callbacks_(callbacks),
         head_(std::make_unique<RequestHead>()) {
     head_->method = head_->headers.keep(request.method);
-    head_->target = head_->headers.keep(request.path);
+    head_->path = head_->headers.keep(request.path);
     head_->headers.add("Host", request.authority.empty() ? std::string_view(cluster.name())
                                                          : std::string_view(request.authority));
     for (const auto& e : request.headers.entries()) {

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "source/common/buffer.h"
+#include "source/event/dispatcher.h"
 #include "source/http/header_map.h"
 
 namespace sluice::http {
@@ -14,11 +15,16 @@ namespace sluice::http {
 enum class Protocol { kHttp10, kHttp11, kHttp2 };
 
 // Why a stream ended before its response was complete.
-enum class StreamResetReason {
-  kConnectionTermination,  // the downstream connection closed
-  kLocalReset,             // we reset it (timeout, protocol error, filter)
-  kProtocolError,
+enum class StreamResetReason : uint8_t {
+  kConnectionTermination,  // the connection closed under it
+  kLocalReset,     // we reset it (a filter, a timeout, an upstream that failed mid-response)
+  kRemoteReset,    // the peer reset it (HTTP/2 RST_STREAM)
+  kProtocolError,  // the peer broke the protocol on it (a malformed request)
+  kRefusedStream,  // refused unprocessed (over a limit, or after GOAWAY): safe to retry
+  kOverflow,       // a buffer limit of the stream was exceeded
+  kConnectError,   // the tunnel a CONNECT asked for failed (HTTP/2 CONNECT_ERROR)
 };
+std::string_view StreamResetReasonName(StreamResetReason reason);
 
 // Whether a response with `status` turns a tunnel request into a tunnel: a 2xx to CONNECT
 // (RFC 9110 §9.3.6), a 101 to an Upgrade (§15.2.2).
@@ -37,8 +43,18 @@ class ResponseEncoder {
   virtual void encodeHeaders(ResponseHead& head, bool end_stream) = 0;
   virtual void encodeData(Buffer& data, bool end_stream) = 0;
   virtual void encodeTrailers(const HeaderMap& trailers) = 0;
-  // Abandons the response: HTTP/1 closes the connection (there is no other way to signal it).
-  virtual void resetStream() = 0;
+  // Abandons the stream: HTTP/2 sends RST_STREAM with the reason's code and tells the stream's
+  // decoder (onResetStream); HTTP/1 closes the connection (there is no other way to signal it),
+  // which ends the stream through the connection's close.
+  virtual void resetStream(StreamResetReason reason) = 0;
+  // Stops (true) or resumes (false) reading this stream's request; calls nest (each true needs
+  // a false). HTTP/1: the connection is not read; HTTP/2: the stream's flow-control credit is
+  // withheld, so its client stops while the connection's other streams go on.
+  virtual void readDisable(bool disable) = 0;
+  // The request asked for a tunnel (an allowed Upgrade or CONNECT; on HTTP/2 CONNECT or an
+  // extended CONNECT): a response that opens it (OpensTunnel) makes both bodies the tunnel's
+  // bytes.
+  virtual bool tunnelRequest() const = 0;
 };
 
 // Client side (upstream): sends one request. The codec owns framing as on the server side.
@@ -78,7 +94,13 @@ class RequestDecoder {
   virtual void decodeData(Buffer& data, bool end_stream) = 0;
   // Trailers end the request.
   virtual void decodeTrailers(std::unique_ptr<HeaderMap> trailers) = 0;
+  // The stream is gone (nothing more is called on this decoder, nor may its encoder be used).
   virtual void onResetStream(StreamResetReason reason) = 0;
+  // The response cannot go out as fast as it is produced (HTTP/1: the connection's write buffer
+  // is full; HTTP/2: the stream's buffer, which the client's window drains): stop producing it
+  // until onBelowWriteBufferLowWatermark.
+  virtual void onAboveWriteBufferHighWatermark() {}
+  virtual void onBelowWriteBufferLowWatermark() {}
 };
 
 class ServerConnectionCallbacks {
@@ -93,10 +115,15 @@ class ServerConnectionCallbacks {
   // `status`; either way the connection closes after that.
   virtual void onProtocolError(uint16_t status, std::string_view reason,
                                ResponseEncoder* encoder) = 0;
-  // A response was written completely; `close` when the connection must close after it.
-  virtual void onResponseComplete(bool close) = 0;
-  // The first bytes of a new request arrived (the request-headers timeout starts).
-  virtual void onRequestStart() = 0;
+  // `decoder`'s stream is over, its response out whole (HTTP/1: written; HTTP/2: the stream
+  // closed). Not called for a stream whose decoder was told onResetStream.
+  virtual void onStreamComplete(RequestDecoder& decoder) = 0;
+  // No stream is in progress on the codec now. `close`: the connection must close after what
+  // was written (HTTP/1: "Connection: close", an error; HTTP/2: after GOAWAY); it lingers when
+  // the codec has input unread (inputUnread).
+  virtual void onCodecIdle(bool close) = 0;
+  // The first bytes of a new request arrived (the request-headers timeout starts). HTTP/1 only.
+  virtual void onRequestStart() {}
   // A response body did not match the Content-Length its head announced (a filter's mistake):
   // the codec sent at most what was announced and closes the connection after it.
   virtual void onResponseFramingError() {}
@@ -104,19 +131,42 @@ class ServerConnectionCallbacks {
   virtual void onResponseTrailersDropped() {}
 };
 
-// Server side of an HTTP connection: bytes in, streams out.
-class ServerConnection {
+// Server side of an HTTP connection: bytes in, streams out. Freed after the current event when
+// the connection goes idle (its caller may be inside one of its calls).
+class ServerConnection : public event::DeferredDeletable {
  public:
-  virtual ~ServerConnection() = default;
+  ~ServerConnection() override = default;
   // Consumes what it can from `data` (bytes it cannot use yet stay there, e.g. a pipelined
   // request while the previous response is in progress).
   virtual void dispatch(Buffer& data) = 0;
   virtual Protocol protocol() const = 0;
-  // Ask the peer to close after the current response (drain, max requests): HTTP/1 adds
-  // "Connection: close" to it.
+  // Ask the peer to close after the streams in progress (drain, max requests): HTTP/1 adds
+  // "Connection: close" to the current response; HTTP/2 sends GOAWAY with the last stream id it
+  // processed. The codec reports onCodecIdle(close) once they are done.
   virtual void shutdownNotice() = 0;
   // True while bytes of a request that has begun are buffered or expected.
   virtual bool requestInProgress() const = 0;
+  // The connection closes now (a timeout): HTTP/2 writes a final GOAWAY; HTTP/1 has nothing
+  // to say.
+  virtual void goAway() {}
+  // The connection's write buffer went over / under its watermarks: the codec passes it on to
+  // the streams whose responses fill it (HTTP/1: the stream; HTTP/2: it stops writing, and each
+  // stream's own buffer then fills against its own watermark).
+  virtual void onUnderlyingConnectionAboveWriteBufferHighWatermark() = 0;
+  virtual void onUnderlyingConnectionBelowWriteBufferLowWatermark() = 0;
+  // HTTP/1's pipelining: parses what is buffered once the response before it completed (the
+  // owner calls it outside any stream callback). Nothing for multiplexing codecs.
+  virtual void resume() {}
+  // Bytes received but not parsed yet.
+  virtual size_t bufferedBytes() const { return 0; }
+  // The last response closes the connection with input unread: the client may still be sending
+  // (the connection is closed lingering).
+  virtual bool inputUnread() const { return false; }
+  // The peer half-closed (passed on only in a tunnel, whose connection reads half-closes).
+  virtual void onRemoteHalfClose() {}
+  // The codec holds no state between requests and may be freed when idle (HTTP/1), or it lives
+  // as long as the connection (HTTP/2: HPACK tables, settings, stream ids).
+  virtual bool releasableWhenIdle() const { return true; }
 };
 using ServerConnectionPtr = std::unique_ptr<ServerConnection>;
 

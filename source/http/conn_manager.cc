@@ -98,6 +98,49 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
       p.has_max_request_body_bytes() && p.max_request_body_bytes().value() != 0
           ? p.max_request_body_bytes().value()
           : (uint64_t{1} << 30);
+  switch (p.codec_type()) {
+    case config::v1::HttpConnectionManager::HTTP1:
+      c->codec_type = ConnectionManagerConfig::CodecType::kHttp1;
+      break;
+    case config::v1::HttpConnectionManager::HTTP2:
+      c->codec_type = ConnectionManagerConfig::CodecType::kHttp2;
+      break;
+    default:
+      break;
+  }
+  {
+    const config::v1::Http2ProtocolOptions& o = p.http2_protocol_options();
+    http2::Http2Settings& h2 = c->http2;
+    auto set = [](const google::protobuf::UInt32Value& v, bool has, uint32_t& field) {
+      if (has) field = v.value();
+    };
+    set(o.max_concurrent_streams(), o.has_max_concurrent_streams(), h2.max_concurrent_streams);
+    set(o.initial_stream_window_size(), o.has_initial_stream_window_size(),
+        h2.initial_stream_window_size);
+    set(o.initial_connection_window_size(), o.has_initial_connection_window_size(),
+        h2.initial_connection_window_size);
+    set(o.max_frame_size(), o.has_max_frame_size(), h2.max_frame_size);
+    h2.max_header_list_size = c->codec.limits.max_header_bytes;
+    set(o.max_header_list_size(), o.has_max_header_list_size(), h2.max_header_list_size);
+    h2.max_headers = c->codec.limits.max_headers;
+    set(o.hpack_table_size(), o.has_hpack_table_size(), h2.header_table_size);
+    set(o.max_resets_per_second(), o.has_max_resets_per_second(), h2.max_resets_per_second);
+    set(o.max_control_frames_per_second(), o.has_max_control_frames_per_second(),
+        h2.max_control_frames_per_second);
+    set(o.max_consecutive_empty_frames(), o.has_max_consecutive_empty_frames(),
+        h2.max_consecutive_empty_frames);
+    set(o.max_priority_frames_per_stream(), o.has_max_priority_frames_per_stream(),
+        h2.max_priority_frames_per_stream);
+    set(o.max_continuation_frames(), o.has_max_continuation_frames(), h2.max_continuations);
+    set(o.max_outbound_control_frames(), o.has_max_outbound_control_frames(),
+        h2.max_outbound_control_frames);
+    if (o.has_keepalive_interval()) h2.keepalive_interval = Ms(o.keepalive_interval());
+    if (o.has_keepalive_timeout()) h2.keepalive_timeout = Ms(o.keepalive_timeout());
+    h2.allow_connect = c->codec.allow_connect;
+    h2.connect_protocols = c->codec.upgrade_types;
+    h2.max_request_body_bytes = c->codec.max_request_body_bytes;
+    h2.max_requests_per_connection = c->max_requests_per_connection;
+  }
   if (plugins != nullptr) plugins->chainBegin(path);
   // Every plugin filter's error, not just the first: a plugin refusing its config must not hide
   // what the next one would say.
@@ -152,6 +195,7 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
       counter("downstream_cx_idle_timeout"),
       counter("downstream_cx_max_requests_reached"),
       counter("downstream_cx_http1_total"),
+      counter("downstream_cx_http2_total"),
       counter("downstream_rs_framing_error"),
       counter("downstream_rq_too_large"),
       counter("downstream_rs_too_large"),
@@ -175,6 +219,28 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
   }
   c->stats->protocol_error_by_status.emplace_back(
       0, &store.counter(absl::StrCat(prefix, "downstream_rq_protocol_error_other")));
+  auto h2 = [&](const char* name) -> stats::Counter& {
+    return store.counter(absl::StrCat(prefix, "http2.", name));
+  };
+  c->http2_stats.reset(new http2::Http2Stats{
+      h2("rx_reset"),
+      h2("tx_reset"),
+      h2("goaway_sent"),
+      h2("rx_messaging_error"),
+      h2("rx_protocol_error"),
+      h2("header_overflow"),
+      h2("rx_reset_flood"),
+      h2("control_frame_flood"),
+      h2("inbound_empty_frames_flood"),
+      h2("inbound_priority_frames_flood"),
+      h2("too_many_continuations"),
+      h2("outbound_flood"),
+      h2("header_bomb"),
+      h2("stream_refused"),
+      h2("keepalive_timeout"),
+      h2("stream_id_exhausted"),
+      h2("pending_send_bytes_paused"),
+  });
   return c;
 }
 

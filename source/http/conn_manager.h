@@ -11,6 +11,7 @@
 #include "source/common/stats.h"
 #include "source/http/filter.h"
 #include "source/http/http1/codec_impl.h"
+#include "source/http/http2/codec_impl.h"
 #include "source/http/path_normalizer.h"
 #include "source/network/filter_context.h"
 
@@ -32,6 +33,7 @@ struct ConnectionManagerStats {
   stats::Counter& downstream_cx_idle_timeout;
   stats::Counter& downstream_cx_max_requests_reached;
   stats::Counter& downstream_cx_http1_total;
+  stats::Counter& downstream_cx_http2_total;
   // Responses whose body did not match their Content-Length, or with an invalid one (a
   // filter's mistake, corrected by the codec).
   stats::Counter& downstream_rs_framing_error;
@@ -91,8 +93,12 @@ struct ConnectionManagerConfig {
   // The upstream gets the path as received (routes still match the canonical one).
   bool forward_path_as_received = false;
   http1::CodecSettings codec;
+  // Which codec a connection gets (http_connection_manager.proto, codec_type).
+  enum class CodecType : uint8_t { kAuto, kHttp1, kHttp2 } codec_type = CodecType::kAuto;
+  http2::Http2Settings http2;
   std::vector<StreamFilterFactory> filter_factories;
   std::unique_ptr<ConnectionManagerStats> stats;
+  std::unique_ptr<http2::Http2Stats> http2_stats;
 };
 using ConnectionManagerConfigPtr = std::shared_ptr<const ConnectionManagerConfig>;
 

@@ -10,6 +10,7 @@
 #include "source/http/connect_tunnel.h"
 #include "source/http/filter_manager.h"
 #include "source/http/http1/parser.h"
+#include "source/http/http2/codec_impl.h"
 #include "source/http/path_normalizer.h"
 #include "source/http/upstream_request.h"
 #include "source/upstream/cluster.h"
@@ -57,9 +58,6 @@ void SetForwardedClientCert(HeaderMap& headers, ConnectionManagerConfig::Forward
   if (!value.empty()) headers.set("X-Forwarded-Client-Cert", value);
 }
 std::atomic<uint64_t> g_next_stream_id{1};
-
-// Pipelined bytes buffered while a response is in progress; above this, stop reading.
-constexpr size_t kMaxPipelinedBytes = 64 * 1024;
 }  // namespace
 
 const std::string& ConnectionManagerImpl::CachedDate() {
@@ -98,6 +96,13 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   void decodeData(Buffer& data, bool end_stream) override;
   void decodeTrailers(std::unique_ptr<HeaderMap> trailers) override;
   void onResetStream(StreamResetReason reason) override;
+  void onAboveWriteBufferHighWatermark() override { onDownstreamWatermark(true); }
+  void onBelowWriteBufferLowWatermark() override { onDownstreamWatermark(false); }
+
+  // The manager's list of active streams.
+  ActiveStream* prev_ = nullptr;
+  ActiveStream* next_ = nullptr;
+  bool linked_ = false;
 
   // Called by the manager once the codec wrote the last byte of the response, or on reset.
   void complete();
@@ -237,10 +242,10 @@ void ConnectionManagerImpl::ActiveStream::onDeadline(event::Deadline& deadline) 
 void ConnectionManagerImpl::ActiveStream::decodeHeaders(std::unique_ptr<RequestHead> head,
                                                         bool end_stream) {
   StreamInfo& info = fm_.streamInfo();
-  info.protocol = head->version_minor == 0 ? Protocol::kHttp10 : Protocol::kHttp11;
+  info.protocol = hcm_.codec_->protocol();
   // A tunnel's request side is the client's bytes once it opens: no body deadline (the
   // stream's idle timeout still applies), nothing to continue.
-  tunnel_request_ = hcm_.codec_->tunnelRequest();
+  tunnel_request_ = encoder_.tunnelRequest();
   if (tunnel_request_) fm_.setTunnelRequest(head->method == "CONNECT");
   if (!end_stream && !tunnel_request_) {
     // The client may be waiting for permission to send the body.
@@ -297,24 +302,17 @@ void ConnectionManagerImpl::ActiveStream::decodeHeaders(std::unique_ptr<RequestH
 PathResult ConnectionManagerImpl::ActiveStream::normalizeTarget(RequestHead& head,
                                                                 const char*& reason,
                                                                 std::string_view& location) {
-  if (head.method == "CONNECT") return PathResult::kUnchanged;  // authority-form: no path
+  if (head.path.empty()) return PathResult::kUnchanged;  // CONNECT: no path
   thread_local std::string scratch;
-  std::string_view authority;
-  if (!head.target.empty() && head.target[0] != '/' &&
-      SplitAbsoluteForm(head.target, authority, scratch)) {
-    // RFC 9112 §3.2.2: the target's authority wins over Host. Upstreams get origin-form.
-    head.headers.set("Host", authority);
-    head.target = head.headers.keep(scratch);
-  }
-  received_target_ = head.target;
-  canonical_target_ = head.target;
-  const PathResult result = NormalizePath(head.target, hcm_.config_->path, scratch, reason);
+  received_target_ = head.path;
+  canonical_target_ = head.path;
+  const PathResult result = NormalizePath(head.path, hcm_.config_->path, scratch, reason);
   switch (result) {
     case PathResult::kUnchanged:
       break;
     case PathResult::kNormalized:
       hcm_.stats().downstream_rq_path_normalized.inc();
-      canonical_target_ = head.target = head.headers.keep(scratch);
+      canonical_target_ = head.path = head.headers.keep(scratch);
       break;
     case PathResult::kReject:
       hcm_.stats().downstream_rq_path_rejected.inc();
@@ -345,22 +343,26 @@ void ConnectionManagerImpl::ActiveStream::decodeTrailers(std::unique_ptr<HeaderM
   fm_.decodeTrailers(std::move(trailers));
 }
 
-void ConnectionManagerImpl::ActiveStream::onResetStream(StreamResetReason) {
+void ConnectionManagerImpl::ActiveStream::onResetStream(StreamResetReason reason) {
   fm_.abort();
-  fm_.streamInfo().response_flags = "protocol_error";
+  StreamInfo& info = fm_.streamInfo();
+  if (info.response_flags.empty()) info.response_flags = StreamResetReasonName(reason);
+  hcm_.onStreamReset(*this, reason);
 }
 
 void ConnectionManagerImpl::ActiveStream::timeout(stats::Counter& counter, const char* flag) {
   if (completed_) return;
   counter.inc();
   fm_.streamInfo().response_flags = flag;
+  // HTTP/1: the connection closes after the answer (the request may be half read). HTTP/2
+  // ends only this stream.
   if (!fm_.responseStarted()) {
-    hcm_.codec_->shutdownNotice();
+    if (!hcm_.http2()) hcm_.codec_->shutdownNotice();
     fm_.sendLocalReply(408, "request timeout\n", nullptr);
   } else if (!fm_.responseHeadSent()) {
     // A filter holds the response head (buffering its body, say): the client has nothing yet
     // and gets an answer rather than a cut connection.
-    hcm_.codec_->shutdownNotice();
+    if (!hcm_.http2()) hcm_.codec_->shutdownNotice();
     fm_.sendLocalReply(504, "stream timeout\n", nullptr);
   } else {
     fm_.abort();
@@ -401,7 +403,7 @@ void ConnectionManagerImpl::ActiveStream::onRequestTrailersDone(HeaderMap& trail
 void ConnectionManagerImpl::ActiveStream::onResponseHeadersDone(ResponseHead& head,
                                                                 bool end_stream) {
   encoder_.encodeHeaders(head, end_stream);
-  if (!completed_ && hcm_.codec_ && hcm_.codec_->tunneling() && !tunneling_) {
+  if (!completed_ && fm_.tunnelOpened() && !tunneling_) {
     tunneling_ = true;
     hcm_.stats().downstream_cx_upgrades_total.inc();
     hcm_.stats().downstream_cx_upgrades_active.inc();
@@ -418,12 +420,16 @@ void ConnectionManagerImpl::ActiveStream::onResponseTrailersDone(HeaderMap& trai
 
 void ConnectionManagerImpl::ActiveStream::onResetFromFilter() {
   if (completed_) return;
-  encoder_.resetStream();  // HTTP/1: closes the connection; onEvent destroys the stream
+  // HTTP/2: RST_STREAM, and the codec tells us (onResetStream); HTTP/1: the connection closes,
+  // and its close ends the stream.
+  encoder_.resetStream(StreamResetReason::kLocalReset);
 }
 
 void ConnectionManagerImpl::ActiveStream::onRequestBufferOverflow() {
   hcm_.stats().downstream_rq_too_large.inc();
-  hcm_.codec_->shutdownNotice();  // the rest of the body is not read
+  // HTTP/1: the rest of the body is not read, so the connection closes after the 413. (HTTP/2
+  // resets the stream's request side after the response: RST_STREAM NO_ERROR.)
+  if (!hcm_.http2()) hcm_.codec_->shutdownNotice();
 }
 
 void ConnectionManagerImpl::ActiveStream::onResponseBufferOverflow(bool head_held) {
@@ -489,9 +495,9 @@ void ConnectionManagerImpl::ActiveStream::startUpstream(bool end_stream) {
   SetForwardedClientCert(head.headers, hcm_.config_->forward_client_cert,
                          fm_.streamInfo().downstream_ssl);
   if (!hcm_.config_->via.empty()) head.headers.add("Via", hcm_.config_->via);
-  if (hcm_.config_->forward_path_as_received && head.target.data() == canonical_target_.data() &&
-      head.target.size() == canonical_target_.size()) {
-    head.target = received_target_;  // no filter rewrote it
+  if (hcm_.config_->forward_path_as_received && head.path.data() == canonical_target_.data() &&
+      head.path.size() == canonical_target_.size()) {
+    head.path = received_target_;  // no filter rewrote it
   }
   upstream_ =
       &upstream_request_.emplace(callbacks, hcm_.context_.dispatcher(), hcm_.context_.clusters(),
@@ -540,9 +546,7 @@ void ConnectionManagerImpl::ActiveStream::readDisableDownstream(bool disable) {
   } else {
     return;
   }
-  if (hcm_.connection_->state() == network::ConnectionState::kOpen) {
-    hcm_.connection_->readDisable(disable);
-  }
+  encoder_.readDisable(disable);
 }
 
 void ConnectionManagerImpl::ActiveStream::complete() {
@@ -569,9 +573,12 @@ static_assert(sizeof(ConnectionManagerImpl) <= 152, "ConnectionManagerImpl grew"
 
 ConnectionManagerImpl::~ConnectionManagerImpl() {
   leaveIdle();
-  if (stream_) {
-    stream_->complete();
+  while (streams_ != nullptr) {
+    ActiveStream* stream = streams_;
+    streams_ = stream->next_;
+    stream->complete();
     stats().downstream_rq_active.dec();
+    delete stream;
   }
 }
 
@@ -581,7 +588,6 @@ void ConnectionManagerImpl::initializeReadFilterCallbacks(network::ReadFilterCal
 }
 
 network::FilterStatus ConnectionManagerImpl::onNewConnection() {
-  stats().downstream_cx_http1_total.inc();
   // The first request's head must arrive within the timeout from the connection's start:
   // a client that connects and trickles (or sends nothing) is cut off.
   armTimer(TimerMode::kHeaders);
@@ -592,6 +598,58 @@ network::FilterStatus ConnectionManagerImpl::onNewConnection() {
   return network::FilterStatus::kContinue;
 }
 
+namespace {
+// RFC 9113 §3.4: what an HTTP/2 client sends first, with prior knowledge or after ALPN.
+constexpr std::string_view kHttp2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+}  // namespace
+
+bool ConnectionManagerImpl::createCodec(const Buffer& data) {
+  if (codec_kind_ == CodecKind::kUnknown) {
+    CodecKind kind = CodecKind::kHttp1;
+    switch (config_->codec_type) {
+      case ConnectionManagerConfig::CodecType::kHttp1:
+        break;
+      case ConnectionManagerConfig::CodecType::kHttp2:
+        kind = CodecKind::kHttp2;
+        break;
+      case ConnectionManagerConfig::CodecType::kAuto: {
+        const std::string_view alpn = connection_->nextProtocol();
+        if (alpn == "h2") {
+          kind = CodecKind::kHttp2;
+        } else if (alpn.empty()) {
+          // Cleartext (or TLS without ALPN): HTTP/2 with prior knowledge starts with the preface,
+          // which no HTTP/1 request does. Undecided while what came so far is a prefix of it.
+          char head[kHttp2Preface.size()];
+          const size_t n = std::min(data.length(), kHttp2Preface.size());
+          data.copyOut(0, n, head);
+          if (std::string_view(head, n) == kHttp2Preface.substr(0, n)) {
+            if (n < kHttp2Preface.size()) return false;
+            kind = CodecKind::kHttp2;
+          }
+        }
+        break;
+      }
+    }
+    codec_kind_ = kind;
+    if (kind == CodecKind::kHttp2) {
+      stats().downstream_cx_http2_total.inc();
+    } else {
+      stats().downstream_cx_http1_total.inc();
+    }
+  }
+  ServerConnectionCallbacks& callbacks = *this;
+  if (codec_kind_ == CodecKind::kHttp2) {
+    codec_ = std::make_unique<http2::ServerConnectionImpl>(
+        *connection_, callbacks, config_->http2, *config_->http2_stats, context_.dispatcher(),
+        config_->buffer_limit);
+  } else {
+    // Created on the first byte of a request and released when the connection goes idle: an
+    // idle keep-alive connection holds no codec state.
+    codec_ = std::make_unique<http1::ServerConnectionImpl>(*connection_, callbacks, config_->codec);
+  }
+  return true;
+}
+
 network::FilterStatus ConnectionManagerImpl::onData(Buffer& data, bool end_stream) {
   if (closing_) {
     data.clear();
@@ -600,24 +658,24 @@ network::FilterStatus ConnectionManagerImpl::onData(Buffer& data, bool end_strea
   // Activity: out of the idle list while these bytes are handled; back in at the most recent
   // end if they leave nothing in progress.
   leaveIdle();
-  if (!codec_) {
-    // Created on the first byte of a request and released when the connection goes idle: an
-    // idle keep-alive connection holds no codec state.
-    ServerConnectionCallbacks& callbacks = *this;
-    codec_ = std::make_unique<http1::ServerConnectionImpl>(*connection_, callbacks, config_->codec);
+  if (!codec_ && !createCodec(data)) {
+    // Part of what may be the HTTP/2 preface: wait for the rest (under the headers timeout).
+    if (end_stream) closeConnection(/*linger=*/false);
+    return network::FilterStatus::kStopIteration;
   }
   codec_->dispatch(data);
   // Only a tunnel reads half-closes (otherwise a FIN closes the connection).
   if (end_stream && codec_) codec_->onRemoteHalfClose();
-  updateReadDisable();
   updateIdle();
   return network::FilterStatus::kStopIteration;
 }
 
 void ConnectionManagerImpl::onDrain() {
   if (closing_) return;
-  if (stream_ || (codec_ && codec_->requestInProgress())) {
-    codec_->shutdownNotice();  // the response in progress is the last one
+  if (codec_ && (streams_ != nullptr || codec_->requestInProgress() || http2())) {
+    // The streams in progress are the last ones (HTTP/2: GOAWAY; the codec reports
+    // onCodecIdle(close) when they are done).
+    codec_->shutdownNotice();
     return;
   }
   beginClose();
@@ -642,7 +700,7 @@ void ConnectionManagerImpl::beginClose() {
 }
 
 void ConnectionManagerImpl::updateIdle() {
-  const bool idle = !closing_ && !stream_ && !(codec_ && codec_->requestInProgress()) &&
+  const bool idle = !closing_ && streams_ == nullptr && !(codec_ && codec_->requestInProgress()) &&
                     connection_->state() == network::ConnectionState::kOpen;
   if (idle == idleListed()) return;
   network::IdleConnectionPool* pool = context_.idleConnections();
@@ -654,32 +712,22 @@ void ConnectionManagerImpl::updateIdle() {
   }
 }
 
-void ConnectionManagerImpl::updateReadDisable() {
-  if (!codec_ || closing_ || connection_->state() != network::ConnectionState::kOpen) return;
-  // While a response is pending, pipelined requests wait in the codec; cap how much.
-  const bool disable = codec_->waitingForResponse() && codec_->bufferedBytes() > kMaxPipelinedBytes;
-  if (disable != read_disabled_) {
-    read_disabled_ = disable;
-    connection_->readDisable(disable);
-  }
-}
-
 void ConnectionManagerImpl::onAboveWriteBufferHighWatermark() {
-  if (stream_) stream_->onDownstreamWatermark(true);
+  if (codec_) codec_->onUnderlyingConnectionAboveWriteBufferHighWatermark();
 }
 
 void ConnectionManagerImpl::onBelowWriteBufferLowWatermark() {
-  if (stream_) stream_->onDownstreamWatermark(false);
+  if (codec_) codec_->onUnderlyingConnectionBelowWriteBufferLowWatermark();
 }
 
 void ConnectionManagerImpl::onEvent(network::ConnectionEvent event) {
   if (event == network::ConnectionEvent::kConnected) return;
   beginClose();
   armTimer(TimerMode::kNone);
-  if (stream_) {
-    // The connection went away with a stream unfinished (for a tunnel that is how it ends).
-    if (!stream_->tunneling()) stats().downstream_rq_reset.inc();
-    destroyStream();
+  // The connection went away with streams unfinished (for a tunnel that is how it ends).
+  while (streams_ != nullptr) {
+    if (!streams_->tunneling()) stats().downstream_rq_reset.inc();
+    destroyStream(*streams_);
   }
 }
 
@@ -690,13 +738,50 @@ RequestDecoder& ConnectionManagerImpl::newStream(ResponseEncoder& encoder) {
   ++requests_;
   stats().downstream_rq_total.inc();
   stats().downstream_rq_active.inc();
-  if (requests_ >= config_->max_requests_per_connection) {
-    // This response is the connection's last.
+  if (requests_ == config_->max_requests_per_connection) {
+    // This stream is the connection's last.
     stats().downstream_cx_max_requests_reached.inc();
     codec_->shutdownNotice();
   }
-  stream_ = ActiveStream::Create(*this, encoder);
-  return *stream_;
+  ActiveStream* stream = ActiveStream::Create(*this, encoder).release();
+  stream->linked_ = true;
+  stream->next_ = streams_;
+  if (streams_ != nullptr) streams_->prev_ = stream;
+  streams_ = stream;
+  return *stream;
+}
+
+void ConnectionManagerImpl::destroyStream(ActiveStream& stream) {
+  if (!stream.linked_) return;
+  stream.linked_ = false;
+  if (stream.prev_ != nullptr) {
+    stream.prev_->next_ = stream.next_;
+  } else {
+    streams_ = stream.next_;
+  }
+  if (stream.next_ != nullptr) stream.next_->prev_ = stream.prev_;
+  stream.prev_ = stream.next_ = nullptr;
+  stream.complete();
+  stats().downstream_rq_active.dec();
+  // We may be inside one of the stream's callbacks: free it after this event.
+  context_.dispatcher().deferredDelete(std::unique_ptr<ActiveStream>(&stream));
+}
+
+void ConnectionManagerImpl::onStreamReset(ActiveStream& stream, StreamResetReason reason) {
+  if (!stream.linked_) return;
+  if (reason != StreamResetReason::kProtocolError) {
+    stats().downstream_rq_reset.inc();
+  } else if (http2()) {
+    // (HTTP/1 counts its protocol errors in onProtocolError, which follows.)
+    stats().downstream_rq_protocol_error.inc();
+  }
+  destroyStream(stream);
+}
+
+void ConnectionManagerImpl::onStreamComplete(RequestDecoder& decoder) {
+  auto& stream = static_cast<ActiveStream&>(decoder);
+  chargeStatus(stream.responseCode());
+  destroyStream(stream);
 }
 
 void ConnectionManagerImpl::onRequestStart() {
@@ -743,9 +828,8 @@ void ConnectionManagerImpl::onDeadline(event::Deadline&) {
     case TimerMode::kResume:
       if (codec_ && !closing_) {
         codec_->resume();
-        updateReadDisable();
         // Nothing was pipelined after all: the connection is idle.
-        if (!stream_ && !codec_->requestInProgress() && !closing_) {
+        if (streams_ == nullptr && !codec_->requestInProgress() && !closing_) {
           armTimer(TimerMode::kIdle);
           updateIdle();
         }
@@ -757,9 +841,9 @@ void ConnectionManagerImpl::onDeadline(event::Deadline&) {
 void ConnectionManagerImpl::onProtocolError(uint16_t status, std::string_view reason,
                                             ResponseEncoder* encoder) {
   stats().downstream_rq_protocol_error.inc();
-  stats().protocolErrorCounter(status).inc();
+  if (status != 0) stats().protocolErrorCounter(status).inc();
   armTimer(TimerMode::kNone);
-  if (stream_) destroyStream();
+  while (streams_ != nullptr) destroyStream(*streams_);
   if (encoder != nullptr) {
     sendErrorResponse(*encoder, status, std::string(reason) + "\n");
   } else {
@@ -789,30 +873,23 @@ void ConnectionManagerImpl::sendErrorResponse(ResponseEncoder& encoder, uint16_t
   encoder.encodeHeaders(head, false);
   Buffer b;
   b.add(body);
-  encoder.encodeData(b, true);  // completes the response: onResponseComplete(close=true)
+  encoder.encodeData(b, true);  // completes the response: onCodecIdle(close=true)
 }
 
-void ConnectionManagerImpl::onResponseComplete(bool close) {
-  if (stream_) {
-    chargeStatus(stream_->responseCode());
-    destroyStream();
-  }
+void ConnectionManagerImpl::onCodecIdle(bool close) {
+  if (closing_) return;
   if (close) {
     closeConnection(codec_->inputUnread());
     return;
-  }
-  if (read_disabled_) {
-    read_disabled_ = false;
-    connection_->readDisable(false);
   }
   // Pipelined requests already buffered are parsed outside this callback chain.
   if (codec_->bufferedBytes() > 0) {
     armTimer(TimerMode::kResume);
     return;
   }
-  // The connection is idle now: let go of the codec (we are inside one of its calls, so it is
-  // freed after this event) until the next request's first byte.
-  context_.dispatcher().deferredDelete(std::move(codec_));
+  // The connection is idle now. An HTTP/1 codec is let go (we are inside one of its calls, so
+  // it is freed after this event) until the next request's first byte.
+  if (codec_->releasableWhenIdle()) context_.dispatcher().deferredDelete(std::move(codec_));
   armTimer(TimerMode::kIdle);
   updateIdle();
 }
@@ -838,21 +915,13 @@ void ConnectionManagerImpl::chargeStatus(uint16_t status) {
   }
 }
 
-void ConnectionManagerImpl::destroyStream() {
-  std::unique_ptr<ActiveStream> stream = std::move(stream_);
-  stream->complete();
-  stats().downstream_rq_active.dec();
-  // We may be inside one of the stream's callbacks: free it after this event.
-  context_.dispatcher().deferredDelete(std::move(stream));
-}
-
 void ConnectionManagerImpl::onHeadersTimeout() {
-  if (closing_ || stream_) return;
+  if (closing_ || streams_ != nullptr) return;
   stats().downstream_rq_headers_timeout.inc();
   SLUICE_LOG(kDebug, "[C%d] request headers timeout", connection_->id());
   beginClose();
-  if (codec_ && codec_->requestInProgress()) {
-    // Part of a request arrived: say why before closing, as nginx and Envoy do.
+  if (codec_ && codec_->protocol() != Protocol::kHttp2 && codec_->requestInProgress()) {
+    // Part of an HTTP/1 request arrived: say why before closing, as nginx and Envoy do.
     chargeStatus(408);
     ResponseHead head;
     head.status = 408;
@@ -866,15 +935,18 @@ void ConnectionManagerImpl::onHeadersTimeout() {
     http1::EncodeResponseHead(head, out);
     out.add(body);
     connection_->write(out, false);
+  } else if (codec_) {
+    codec_->goAway();
   }
   // Not lingering: a client this slow is what the timeout is for (Slowloris).
   closeConnection(/*linger=*/false);
 }
 
 void ConnectionManagerImpl::onIdleTimeout() {
-  if (closing_ || stream_ || (codec_ && codec_->requestInProgress())) return;
+  if (closing_ || streams_ != nullptr || (codec_ && codec_->requestInProgress())) return;
   stats().downstream_cx_idle_timeout.inc();
   beginClose();
+  if (codec_) codec_->goAway();
   connection_->close(network::CloseType::kFlushWrite);
 }
 

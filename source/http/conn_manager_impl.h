@@ -14,11 +14,14 @@
 
 namespace sluice::http {
 
-// The HTTP connection manager: a network filter that owns the codec, turns requests into streams
-// and runs each stream through the HTTP filter chain; it enforces the anti-Slowloris timeouts and
-// turns every protocol error into a well-formed local reply and a counter. Between requests the
-// connection is idle and reclaimable: it sits in its listener's idle list (when the context has
-// one), from which the worker may close it to admit a new connection at a limit.
+// The HTTP connection manager: a network filter that picks the codec (ALPN, or the HTTP/2
+// connection preface on cleartext), owns it, turns each request into a stream and runs the
+// stream through its filter chain (a FilterManager); it enforces the anti-Slowloris timeouts and
+// turns every protocol error into a well-formed local reply (or a reset) and a counter. It
+// knows no protocol: HTTP/1 has one stream at a time, HTTP/2 many, and both are the same list
+// of active streams here. Between requests the connection is idle and reclaimable: it sits in
+// its listener's idle list (when the context has one), from which the worker may close it to
+// admit a new connection at a limit.
 class ConnectionManagerImpl : public network::ReclaimableFilter,
                               private network::ConnectionCallbacks,
                               private ServerConnectionCallbacks,
@@ -50,7 +53,8 @@ class ConnectionManagerImpl : public network::ReclaimableFilter,
   // ServerConnectionCallbacks
   RequestDecoder& newStream(ResponseEncoder& encoder) override;
   void onProtocolError(uint16_t status, std::string_view reason, ResponseEncoder* encoder) override;
-  void onResponseComplete(bool close) override;
+  void onStreamComplete(RequestDecoder& decoder) override;
+  void onCodecIdle(bool close) override;
   void onRequestStart() override;
   void onResponseFramingError() override { stats().downstream_rs_framing_error.inc(); }
   void onResponseTrailersDropped() override { stats().downstream_rs_trailers_dropped.inc(); }
@@ -59,11 +63,16 @@ class ConnectionManagerImpl : public network::ReclaimableFilter,
   void sendErrorResponse(ResponseEncoder& encoder, uint16_t status, std::string_view body);
   void onHeadersTimeout();
   void onIdleTimeout();
-  void destroyStream();
+  // The codec for this connection, once the first bytes (or ALPN) tell: false while the bytes so
+  // far could still be the HTTP/2 preface.
+  bool createCodec(const Buffer& data);
+  // Unlinks `stream`, ends it and frees it after the current event.
+  void destroyStream(ActiveStream& stream);
+  // A stream was reset (by the codec, the peer, or us through the codec).
+  void onStreamReset(ActiveStream& stream, StreamResetReason reason);
   // Closes after the last response; `linger`: the client may still be sending.
   void closeConnection(bool linger);
   void chargeStatus(uint16_t status);
-  void updateReadDisable();
   // The connection is going away: it is no longer idle, whatever happens next.
   void beginClose();
   // Out of the listener's idle list, if in it.
@@ -73,6 +82,7 @@ class ConnectionManagerImpl : public network::ReclaimableFilter,
   // Enters the listener's idle list when nothing is in progress (no stream, no partial
   // request, nothing buffered), leaves it otherwise.
   void updateIdle();
+  bool http2() const { return codec_kind_ == CodecKind::kHttp2; }
 
   ConnectionManagerConfigPtr config_;
   // Through the config rather than a member of its own: every byte of this object is paid per
@@ -80,8 +90,9 @@ class ConnectionManagerImpl : public network::ReclaimableFilter,
   const ConnectionManagerStats& stats() const { return *config_->stats; }
   network::FilterContext& context_;
   network::Connection* connection_ = nullptr;
-  std::unique_ptr<http1::ServerConnectionImpl> codec_;
-  std::unique_ptr<ActiveStream> stream_;
+  std::unique_ptr<ServerConnection> codec_;
+  // The active streams (intrusive, doubly linked through the streams; owned here).
+  ActiveStream* streams_ = nullptr;
   enum class TimerMode : uint8_t { kNone, kHeaders, kIdle, kResume };
   void armTimer(TimerMode mode);
   void onDeadline(event::Deadline&) override;
@@ -91,7 +102,10 @@ class ConnectionManagerImpl : public network::ReclaimableFilter,
   uint32_t requests_ = 0;
   // Small, and after requests_, so that they share its word.
   TimerMode timer_mode_ = TimerMode::kNone;
-  bool read_disabled_ = false;
+  // Which codec the connection speaks: chosen on the first bytes, kept for its life (the HTTP/1
+  // codec itself is freed between requests).
+  enum class CodecKind : uint8_t { kUnknown, kHttp1, kHttp2 };
+  CodecKind codec_kind_ = CodecKind::kUnknown;
   bool closing_ = false;
 };
 

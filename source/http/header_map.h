@@ -128,13 +128,29 @@ class HeaderMap {
   size_t bytes_ = 0;
 };
 
-// Request-specific parts of a parsed request head. Made and freed at every request: the block
-// comes from the per-thread cache.
+// A request head, the same for every protocol: HTTP/2's pseudo-header fields, derived by the
+// HTTP/1 codec from its request line. Made and freed at every request: the block comes from the
+// per-thread cache.
 struct RequestHead : BlockCached {
-  std::string_view method;
-  std::string_view target;  // as sent: origin-form "/p?q", absolute-form, authority (CONNECT), "*"
-  uint8_t version_minor = 1;  // HTTP/1.<minor>; 0 or 1
+  std::string_view method;  // :method
+  // :path: origin-form ("/p?q") or "*" (OPTIONS); empty for CONNECT, whose target is the
+  // authority. (HTTP/1's parser stores the request-target as sent here; its codec then makes it
+  // the :path: absolute-form becomes origin-form, CONNECT's authority-form the authority.)
+  std::string_view path;
+  // :scheme, "http" or "https": as an HTTP/2 client sent it; for HTTP/1 the absolute-form's, else
+  // the connection's. Empty on heads no codec made (callouts).
+  std::string_view scheme;
+  // :protocol of an extended CONNECT (RFC 8441: "websocket"), else empty.
+  std::string_view protocol;
+  // HTTP/1 only: HTTP/1.<minor> as received (0 or 1). HTTP/2 heads say 1.
+  uint8_t version_minor = 1;
+  // :authority is the Host field, for every protocol (HTTP/2's codec stores :authority there):
+  // one authority that routes, filters and an HTTP/1 upstream all read.
   HeaderMap headers;
+  std::string_view authority() const {
+    const HeaderMap::Entry* host = headers.get(KnownHeader::kHost);
+    return host != nullptr ? host->value : std::string_view();
+  }
 };
 
 struct ResponseHead : BlockCached {

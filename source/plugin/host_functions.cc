@@ -86,13 +86,12 @@ sl_type_result GetPseudo(PluginFilter& f, sl_type_header_map map, std::string_vi
     if (name == ":method") {
       value = head->method;
     } else if (name == ":path") {
-      value = head->target;
+      value = head->path;
     } else if (name == ":scheme") {
-      value = f.decoder().streamInfo().scheme();
+      value = !head->scheme.empty() ? head->scheme : f.decoder().streamInfo().scheme();
     } else if (name == ":authority") {
-      const auto* host = head->headers.get(sluice::http::KnownHeader::kHost);
-      if (host == nullptr) return SL_ERR_NOT_FOUND;
-      value = host->value;
+      value = head->authority();
+      if (value.empty()) return SL_ERR_NOT_FOUND;
     } else {
       return SL_ERR_NOT_FOUND;
     }
@@ -123,7 +122,7 @@ sl_type_result SetPseudo(PluginFilter& f, sl_type_header_map map, std::string_vi
       head->method = head->headers.keep(value);
     } else if (name == ":path") {
       if (!checks::Path(value)) return SL_ERR_INVALID;
-      head->target = head->headers.keep(value);
+      head->path = head->headers.keep(value);
     } else if (name == ":authority") {
       if (!checks::Authority(value)) return SL_ERR_INVALID;
       head->headers.set("Host", value);

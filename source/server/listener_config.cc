@@ -55,6 +55,7 @@ struct ChainBuilder {
       chain->source_prefixes.push_back(*prefix_or);
     }
     bool http = false;
+    auto codec = config::v1::HttpConnectionManager::AUTO;
     for (int i = 0; i < c.filters_size(); ++i) {
       const auto& f = c.filters(i);
       switch (f.config_type_case()) {
@@ -80,6 +81,7 @@ struct ChainBuilder {
           chain->filter_factories.push_back(http::ConnectionManagerFilterFactory(std::move(*hcm)));
           http = true;
           has_http = true;
+          codec = f.http_connection_manager().codec_type();
           break;
         }
         case config::v1::NetworkFilter::CONFIG_TYPE_NOT_SET:
@@ -89,9 +91,11 @@ struct ChainBuilder {
     }
     if (c.has_tls_context()) {
       if (!ssl_stats) ssl_stats = std::make_shared<tls::SslStats>(store, prefix);
-      // An HTTP chain speaks HTTP/1.1 (HTTP/2 comes with its codec); a TCP proxy offers none.
+      // An HTTP chain offers what its codec speaks, HTTP/2 first (RFC 9113 §3.2: a client that
+      // offers both gets h2); a TCP proxy offers none.
       std::vector<std::string> alpn;
-      if (http) alpn.push_back("http/1.1");
+      if (http && codec != config::v1::HttpConnectionManager::HTTP1) alpn.push_back("h2");
+      if (http && codec != config::v1::HttpConnectionManager::HTTP2) alpn.push_back("http/1.1");
       auto factory = tls::ServerSslSocketFactory::Create(
           c.tls_context(), chain_path + ".tls_context", std::move(alpn), ssl_stats, workers);
       if (!factory.ok()) return factory.status();

@@ -58,7 +58,7 @@ inline void CheckRequestRoundTrip(const RequestHead& head, const Limits& limits)
   RequestHead again;
   SLUICE_FUZZ_CHECK(!ParseRequestHead(std::move(storage), out.length(), roomy, again));
   SLUICE_FUZZ_CHECK(again.method == head.method);
-  SLUICE_FUZZ_CHECK(again.target == head.target);
+  SLUICE_FUZZ_CHECK(again.path == head.path);
   SLUICE_FUZZ_CHECK(Fields(again.headers) == Fields(head.headers));
 }
 
@@ -180,7 +180,7 @@ class Reader {
       }
       SLUICE_FUZZ_CHECK(head.version_minor <= 1);
       CheckRequestRoundTrip(head, limits_);
-      log_ += "request " + std::string(head.method) + " " + std::string(head.target) + "\n" +
+      log_ += "request " + std::string(head.method) + " " + std::string(head.path) + "\n" +
               Fields(head.headers);
       error = RequestFraming(head, framing_);
     } else {

@@ -67,7 +67,7 @@ class ClientCodecTest : public ::testing::Test {
     ClientConnectionImpl codec(conn_, r, limits_);
     RequestHead head;
     head.method = method;
-    head.target = "/x";
+    head.path = "/x";
     head.headers.add("Host", "h");
     if (!body.empty() && counted) head.headers.add("Content-Length", std::to_string(body.size()));
     RequestEncoder& enc = codec.newExchange(r);
@@ -87,7 +87,7 @@ class ClientCodecTest : public ::testing::Test {
                                const char* upgrade = nullptr) {
     RequestHead head;
     head.method = method;
-    head.target = target;
+    head.path = target;
     head.headers.add("Host", "h");
     if (upgrade != nullptr) head.headers.add("Upgrade", upgrade);
     RequestEncoder& enc = codec.newExchange(r);
@@ -135,7 +135,7 @@ TEST_F(ClientCodecTest, AResponseBeforeTheWholeRequestWasSentEndsTheConnection) 
     ClientConnectionImpl codec(conn_, r, limits_);
     RequestHead head;
     head.method = "POST";
-    head.target = "/";
+    head.path = "/";
     head.headers.add("Host", "h");
     if (!chunked) head.headers.add("Content-Length", "10");
     RequestEncoder& enc = codec.newExchange(r);
@@ -303,7 +303,7 @@ TEST_F(ClientCodecTest, RequestFramingIsTheCodecs) {
   ClientConnectionImpl codec(other, r, limits_);
   RequestHead head;
   head.method = "PUT";
-  head.target = "/";
+  head.path = "/";
   head.headers.add("Host", "h");
   head.headers.add("Transfer-Encoding", "gzip");  // a filter's: not the codec's framing
   RequestEncoder& enc = codec.newExchange(r);

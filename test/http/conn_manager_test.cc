@@ -59,7 +59,7 @@ class RecordingFilter : public StreamFilter {
 class EchoTerminal : public StreamFilter {
  public:
   FilterHeadersStatus decodeHeaders(RequestHead& head, bool end_stream) override {
-    summary_ = std::string(head.method) + " " + std::string(head.target);
+    summary_ = std::string(head.method) + " " + std::string(head.path);
     if (end_stream) respond();
     return FilterHeadersStatus::kStopIteration;
   }

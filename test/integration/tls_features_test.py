@@ -636,7 +636,7 @@ class TlsFeaturesTest(harness.SluiceTestCase):
             bootstrap_extra={"pluginDirs": [plugin_dir]})
         s = self.start_sluice(cfg)
         r = https_request(s.addr("web")[1], "mtls.test", self.root.cert, cert=self.alice,
-                          alpn=["h2", "http/1.1"])
+                          alpn=["http/1.1"])
         self.assertEqual(r.status, 200, r.raw[:300])
         h = {k.lower(): v for k, v in r.headers}
         self.assertEqual(h.get("x-tls"), "1")

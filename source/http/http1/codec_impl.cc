@@ -4,6 +4,7 @@
 
 #include "source/common/logging.h"
 #include "source/http/http1/header_utils.h"
+#include "source/http/path_normalizer.h"
 
 namespace sluice::http::http1 {
 
@@ -21,10 +22,30 @@ void ServerConnectionImpl::dispatch(Buffer& data) {
   }
   buffer_.move(data);
   process();
+  updatePipelineReadDisable();
+}
+
+namespace {
+// Pipelined bytes buffered while a response is in progress; above this, stop reading.
+constexpr size_t kMaxPipelinedBytes = 64 * 1024;
+}  // namespace
+
+void ServerConnectionImpl::updatePipelineReadDisable() {
+  if (state_ == State::kClosed || connection_.state() != network::ConnectionState::kOpen) return;
+  const bool disable = waitingForResponse() && buffer_.length() > kMaxPipelinedBytes;
+  if (disable != pipeline_read_disabled_) {
+    pipeline_read_disabled_ = disable;
+    connection_.readDisable(disable);
+  }
+}
+
+void ServerConnectionImpl::readDisable(bool disable) {
+  if (connection_.state() == network::ConnectionState::kOpen) connection_.readDisable(disable);
 }
 
 void ServerConnectionImpl::resume() {
   if (state_ == State::kIdle && !buffer_.empty()) process();
+  updatePipelineReadDisable();
 }
 
 void ServerConnectionImpl::process() {
@@ -150,6 +171,7 @@ bool ServerConnectionImpl::processHead() {
     tunnel_request_ = true;
   }
 
+  makeNeutral(*head);
   // The codec owns the hop: framing and connection fields are not the filters' business.
   RemoveHopByHop(head->headers, tunnel_request_ && !tunnel_is_connect_);
   head->headers.remove(KnownHeader::kExpect);
@@ -163,6 +185,24 @@ bool ServerConnectionImpl::processHead() {
   decoder_ = &callbacks_.newStream(*this);
   decoder_->decodeHeaders(std::move(head), !has_body && !tunnel_request_);
   return state_ != State::kClosed;
+}
+
+void ServerConnectionImpl::makeNeutral(RequestHead& head) {
+  if (head.method == "CONNECT") {
+    // Authority-form (RFC 9112 §3.2.3): the target is the authority; no :path.
+    head.headers.set("Host", head.path);
+    head.path = {};
+  } else if (!head.path.empty() && head.path[0] != '/' && head.path != "*") {
+    thread_local std::string origin_form;
+    std::string_view authority;
+    if (SplitAbsoluteForm(head.path, authority, origin_form)) {
+      // RFC 9112 §3.2.2: the target's authority wins over Host. Upstreams get origin-form.
+      head.scheme = head.path[4] == 's' || head.path[4] == 'S' ? "https" : "http";
+      head.headers.set("Host", authority);
+      head.path = head.headers.keep(origin_form);
+    }
+  }
+  if (head.scheme.empty()) head.scheme = connection_.ssl() != nullptr ? "https" : "http";
 }
 
 bool ServerConnectionImpl::isAllowedUpgrade(const RequestHead& head) const {
@@ -263,7 +303,7 @@ void ServerConnectionImpl::encodeHeaders(ResponseHead& head, bool end_stream) {
     SLUICE_LOG(kDebug, "[C%d] 101 response to a request that asked for no upgrade; closing",
                connection_.id());
     callbacks_.onResponseFramingError();
-    resetStream();
+    resetStream(StreamResetReason::kLocalReset);
     return;
   }
   // A refused tunnel: what the client sent after its head may be the tunnel's first bytes.
@@ -402,7 +442,7 @@ void ServerConnectionImpl::encodeTrailers(const HeaderMap& trailers) {
   completeResponse();
 }
 
-void ServerConnectionImpl::resetStream() {
+void ServerConnectionImpl::resetStream(StreamResetReason) {
   // HTTP/1 has no way to abort one response but closing the connection.
   decoder_ = nullptr;
   state_ = State::kClosed;
@@ -422,6 +462,7 @@ void ServerConnectionImpl::completeResponse() {
   // A request whose body was not read to the end leaves the connection out of sync.
   if (!request_complete_) close_after_response_ = true;
   const bool close = close_after_response_ || response_until_close_;
+  RequestDecoder* decoder = decoder_;
   decoder_ = nullptr;
   if (close) {
     input_unread_ = !request_complete_ || !buffer_.empty();
@@ -430,7 +471,12 @@ void ServerConnectionImpl::completeResponse() {
   } else {
     state_ = State::kIdle;
   }
-  callbacks_.onResponseComplete(close);
+  if (pipeline_read_disabled_) {
+    pipeline_read_disabled_ = false;
+    if (!close) connection_.readDisable(false);
+  }
+  if (decoder != nullptr) callbacks_.onStreamComplete(*decoder);
+  callbacks_.onCodecIdle(close);
 }
 
 }  // namespace sluice::http::http1

@@ -28,9 +28,7 @@ struct CodecSettings {
 // The server side of HTTP/1.1 on one connection. One request at a time: a pipelined request
 // waits (unparsed, in this codec's buffer) until the response before it is complete, so
 // responses go out in request order.
-class ServerConnectionImpl : public ServerConnection,
-                             public event::DeferredDeletable,
-                             private ResponseEncoder {
+class ServerConnectionImpl : public ServerConnection, private ResponseEncoder {
  public:
   // Made at a request's first byte and freed when the connection goes idle: at every request on
   // a keep-alive connection, hence from the per-thread block cache.
@@ -45,29 +43,26 @@ class ServerConnectionImpl : public ServerConnection,
   Protocol protocol() const override { return protocol_; }
   void shutdownNotice() override { close_after_response_ = true; }
   bool requestInProgress() const override { return state_ != State::kIdle || !buffer_.empty(); }
+  void onUnderlyingConnectionAboveWriteBufferHighWatermark() override {
+    if (decoder_ != nullptr) decoder_->onAboveWriteBufferHighWatermark();
+  }
+  void onUnderlyingConnectionBelowWriteBufferLowWatermark() override {
+    if (decoder_ != nullptr) decoder_->onBelowWriteBufferLowWatermark();
+  }
+  // Parses what is buffered after a response completed (pipelining).
+  void resume() override;
+  size_t bufferedBytes() const override { return buffer_.length(); }
+  // A request body not read to its end, a request after it, or bytes after a protocol error.
+  bool inputUnread() const override { return input_unread_; }
+  // The request side of a tunnel ends.
+  void onRemoteHalfClose() override;
 
-  // Parses what is buffered after a response completed (pipelining). The owner calls it outside
-  // any stream callback.
-  void resume();
-  // Bytes received but not parsed yet.
-  size_t bufferedBytes() const { return buffer_.length(); }
-  // The last response closes the connection with input unread: a request body not read to its
-  // end, a request after it, or bytes after a protocol error. The client may still be sending:
-  // the connection is closed lingering (see network::Connection::closeLingering).
-  bool inputUnread() const { return input_unread_; }
   // Waiting for the current response before parsing more.
   bool waitingForResponse() const { return state_ == State::kRequestDone; }
   // A stream exists (its request is being received or its response being sent).
   bool streamActive() const { return decoder_ != nullptr; }
-  // The request in progress asked for a tunnel (an allowed Upgrade, or CONNECT): its stream is
-  // not ended by the head; after a 101 (2xx to CONNECT) both directions carry raw bytes, which
-  // the request and response bodies then are.
-  bool tunnelRequest() const { return tunnel_request_; }
   // The response switched the connection to a tunnel.
   bool tunneling() const { return state_ == State::kTunnel; }
-  // The peer half-closed (only passed on in a tunnel, whose connection reads half-closes): the
-  // request side of the tunnel ends.
-  void onRemoteHalfClose();
 
  private:
   enum class State { kIdle, kHead, kBody, kRequestDone, kTunnel, kClosed };
@@ -77,6 +72,8 @@ class ServerConnectionImpl : public ServerConnection,
   bool processBody();
   void protocolError(uint16_t status, std::string_view reason);
   bool isAllowedUpgrade(const RequestHead& head) const;
+  // The request-target as the protocol-neutral head has it (:path, :authority in Host, :scheme).
+  void makeNeutral(RequestHead& head);
   void endRequest();
 
   // ResponseEncoder
@@ -84,7 +81,15 @@ class ServerConnectionImpl : public ServerConnection,
   void encodeHeaders(ResponseHead& head, bool end_stream) override;
   void encodeData(Buffer& data, bool end_stream) override;
   void encodeTrailers(const HeaderMap& trailers) override;
-  void resetStream() override;
+  void resetStream(StreamResetReason reason) override;
+  void readDisable(bool disable) override;
+  // The request in progress asked for a tunnel (an allowed Upgrade, or CONNECT): its stream is
+  // not ended by the head; after a 101 (2xx to CONNECT) both directions carry raw bytes, which
+  // the request and response bodies then are.
+  bool tunnelRequest() const override { return tunnel_request_; }
+  // While a response is pending, pipelined requests wait here unparsed; past a bound the
+  // connection is not read until the response completes.
+  void updatePipelineReadDisable();
   void completeResponse();
   // The body sent does not match the head's Content-Length: what was announced is sent at most,
   // and the connection closes after it (a short body then reads as truncated, never as the
@@ -129,6 +134,7 @@ class ServerConnectionImpl : public ServerConnection,
   bool close_after_response_ = false;
   bool input_unread_ = false;
   bool in_dispatch_ = false;
+  bool pipeline_read_disabled_ = false;
 };
 
 }  // namespace sluice::http::http1

@@ -44,11 +44,14 @@ void EncodeRequestHead(const RequestHead& head, Buffer& out) {
   constexpr std::string_view kVersion = " HTTP/1.1\r\n";
   thread_local std::string s;
   s.clear();
-  s.reserve(head.method.size() + 1 + head.target.size() + kVersion.size() +
-            FieldsSize(head.headers) + 2);
+  // CONNECT's request-target is its authority (RFC 9112 §3.2.3); every other one the :path.
+  const std::string_view target =
+      head.path.empty() && head.method == "CONNECT" ? head.authority() : head.path;
+  s.reserve(head.method.size() + 1 + target.size() + kVersion.size() + FieldsSize(head.headers) +
+            2);
   s.append(head.method);
   s.push_back(' ');
-  s.append(head.target);
+  s.append(target);
   s.append(kVersion);
   AppendFields(head.headers, s);
   s.append("\r\n");

@@ -205,7 +205,7 @@ std::optional<ParseError> ParseRequestLine(std::string_view line, RequestHead& h
   if (line[j] != ' ') {
     return Error(400, "invalid character in request-target");
   }
-  head.target = line.substr(target_start, j - target_start);
+  head.path = line.substr(target_start, j - target_start);
   const std::string_view version_text = line.substr(j + 1);
   const uint16_t version = ParseVersion(version_text, head.version_minor);
   if (version == 505) {
@@ -216,7 +216,7 @@ std::optional<ParseError> ParseRequestLine(std::string_view line, RequestHead& h
                           ? "space in request-target or more than one space in request line"
                           : "invalid HTTP version");
   }
-  return ValidateTarget(head.method, head.target);
+  return ValidateTarget(head.method, head.path);
 }
 
 // Every Content-Length value (repeated fields and list elements) must be 1*DIGIT and byte-equal
@@ -554,7 +554,9 @@ HeadScanner::Result HeadScanner::scan(const Buffer& buffer, const Limits& limits
 std::optional<ParseError> ParseRequestHead(std::unique_ptr<char[]> storage, size_t length,
                                            const Limits& limits, RequestHead& head) {
   head.method = {};
-  head.target = {};
+  head.path = {};
+  head.scheme = {};
+  head.protocol = {};
   head.version_minor = 1;
   head.headers.clear();
   const char* p = storage.get();

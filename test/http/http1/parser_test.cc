@@ -206,7 +206,7 @@ class Reader {
         fail(error->status, "head", error->reason);
         return false;
       }
-      current_.start_line = std::string(head.method) + " " + std::string(head.target) + " " +
+      current_.start_line = std::string(head.method) + " " + std::string(head.path) + " " +
                             std::to_string(head.version_minor);
       current_.headers = FieldsToString(head.headers);
       error = RequestFraming(head, framing_);
@@ -716,7 +716,7 @@ TEST(ParseRequestHeadTest, ViewsPointIntoTheAdoptedStorage) {
   ASSERT_FALSE(ParseRequestHead(std::move(storage), raw.size(), Limits(), head));
   EXPECT_EQ(head.method, "POST");
   EXPECT_EQ(head.method.data(), base + 2);
-  EXPECT_EQ(head.target, "/p?q");
+  EXPECT_EQ(head.path, "/p?q");
   EXPECT_EQ(head.version_minor, 0);
   EXPECT_EQ(head.headers.size(), 3u);
   EXPECT_EQ(head.headers.get(KnownHeader::kHost)->value, "example.com");  // OWS trimmed
@@ -959,7 +959,7 @@ TEST(ChunkedDecoderTest, MaxChunkSize) {
 TEST(EncoderTest, RequestRoundTrip) {
   RequestHead head;
   head.method = "PATCH";
-  head.target = "/items/7?x=1";
+  head.path = "/items/7?x=1";
   head.version_minor = 0;  // encoders always speak HTTP/1.1
   head.headers.add("Host", "example.com");
   head.headers.add("X-Removed", "no");
@@ -980,7 +980,7 @@ TEST(EncoderTest, RequestRoundTrip) {
   RequestHead parsed;
   ASSERT_FALSE(ParseRequestHead(std::move(storage), out.length(), Limits(), parsed));
   EXPECT_EQ(parsed.method, head.method);
-  EXPECT_EQ(parsed.target, head.target);
+  EXPECT_EQ(parsed.path, head.path);
   EXPECT_EQ(parsed.version_minor, 1);
   EXPECT_EQ(FieldsToString(parsed.headers), FieldsToString(head.headers));
 }
