@@ -419,10 +419,11 @@ void ServerConnectionImpl::sendPendingFrames() {
     reportIdle();
     return;
   }
-  // nghttp2 is done with the connection (it sent GOAWAY after a connection error, or the
-  // client's): close once what was written is out.
-  if (nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0 &&
-      !terminated_) {
+  // nghttp2 is done with the connection (it sent GOAWAY after a connection error, or the client
+  // sent one and no stream is left): close once what was written is out. The close lingers
+  // (inputUnread), so frames the client still sends do not turn it into a reset.
+  if (nghttp2_session_want_read(session_) == 0 &&
+      nghttp2_session_want_write(session_) == 0 && !terminated_) {
     terminated_ = true;
     for (auto& [id, stream] : streams_) {
       if (RequestDecoder* d = stream->takeDecoder()) {
@@ -476,6 +477,20 @@ int ServerConnectionImpl::onBeginFrame(const nghttp2_frame_hd& hd) {
     case NGHTTP2_RST_STREAM:
       if (++resets_in_window_ > settings_.max_resets_per_second) {
         return flood(stats_.rx_reset_flood, "stream reset flood (rapid reset)");
+      }
+      break;
+    case NGHTTP2_HEADERS:
+      // RFC 9113 §5.1.1: a new stream's id is larger than every earlier one; a HEADERS frame on
+      // a lower id that names no stream nghttp2 still knows is a connection error (nghttp2
+      // ignores it instead).
+      if ((hd.stream_id & 1) != 0) {
+        if (hd.stream_id > max_client_stream_id_) {
+          max_client_stream_id_ = hd.stream_id;
+        } else if (nghttp2_session_find_stream(session_, hd.stream_id) == nullptr) {
+          stats_.rx_protocol_error.inc();
+          flood_code_ = NGHTTP2_PROTOCOL_ERROR;
+          return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
       }
       break;
     case NGHTTP2_DATA:

@@ -103,6 +103,9 @@ class ServerConnectionImpl : public ServerConnection, private event::DeadlineCal
   void onUnderlyingConnectionAboveWriteBufferHighWatermark() override;
   void onUnderlyingConnectionBelowWriteBufferLowWatermark() override;
   bool releasableWhenIdle() const override { return false; }
+  // The client may be sending when we close (frames in flight after our GOAWAY): the close
+  // lingers, so that unread bytes do not make the kernel reset what we wrote.
+  bool inputUnread() const override { return true; }
   void goAway() override;
 
   size_t activeStreams() const { return streams_.size(); }
@@ -161,6 +164,7 @@ class ServerConnectionImpl : public ServerConnection, private event::DeadlineCal
   uint32_t consecutive_empty_ = 0;
   uint64_t priority_frames_ = 0;
   uint64_t streams_opened_ = 0;
+  int32_t max_client_stream_id_ = 0;
   // Keep-alive PING.
   event::Deadline keepalive_deadline_;
   bool ping_outstanding_ = false;
