@@ -318,8 +318,11 @@ void sl_host_stream_info(sl_type_stream* stream, sl_type_stream_info* out) {
     case sluice::http::Protocol::kHttp10:
       info.protocol = SL_PROTOCOL_HTTP10;
       break;
-    default:
+    case sluice::http::Protocol::kHttp11:
       info.protocol = SL_PROTOCOL_HTTP11;
+      break;
+    case sluice::http::Protocol::kHttp2:
+      info.protocol = SL_PROTOCOL_HTTP2;
       break;
   }
   info.downstream_remote.size = sizeof(sl_type_address);

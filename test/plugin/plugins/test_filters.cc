@@ -345,6 +345,12 @@ class InspectFilter : public Filter {
       report_.push_back({"x-tls-peer", std::string(sluice::sdk::View(info.tls_peer_subject))});
     }
     if (auto scheme = h.get(":scheme")) report_.push_back({"x-scheme", std::string(*scheme)});
+    // The protocol the client speaks (SL_PROTOCOL_*), and the request's pseudo-fields.
+    report_.push_back({"x-protocol", std::to_string(info.protocol)});
+    if (auto authority = h.get(":authority")) {
+      report_.push_back({"x-authority", std::string(*authority)});
+    }
+    if (auto path = h.get(":path")) report_.push_back({"x-path", std::string(*path)});
     if (h.get("x-post")) {
       // Another thread posts back to this stream's worker; the request waits until then.
       std::thread([ref = std::make_shared<sluice::sdk::StreamRef>(s)] {
