@@ -79,7 +79,12 @@ class EmbeddedFileEvent {
   // to a connection (a proxied response's head and body) goes out in one syscall.
   using FlushCallback = void (*)(void* owner);
   bool deferToEndOfCallback(FlushCallback fn, void* owner);
-  // Withdraws what deferToEndOfCallback queued for `owner` (it is going away).
+  // The same, but `fn(owner)` runs once every event of the current batch (all the readiness the
+  // kernel reported in one wake-up) had its callback: for a connection that the events of many
+  // others write to (HTTP/2: each upstream's response arrives on its own connection), one
+  // syscall for all of them.
+  bool deferToEndOfBatch(FlushCallback fn, void* owner);
+  // Withdraws what either queued for `owner` (it is going away).
   void cancelDeferred(void* owner);
 
   // A RawCallback that calls `(owner->*Method)(ready_mask)`.

@@ -101,6 +101,28 @@ void IoPoller::dispatchActivated() {
     if (ready != 0) deliver(*ev, ready);
   }
   activated_running_.clear();
+  runBatchDeferred();
+}
+
+void IoPoller::runBatchDeferred() {
+  while (!batch_deferred_.empty()) {
+    batch_running_.swap(batch_deferred_);
+    for (size_t i = 0; i < batch_running_.size(); ++i) {
+      if (batch_running_[i].second == nullptr) continue;  // withdrawn
+      // As a callback of its own: what it writes to other connections is gathered too.
+      in_callback_ = true;
+      batch_running_[i].first(batch_running_[i].second);
+      while (!deferred_.empty()) {
+        running_.swap(deferred_);
+        for (size_t j = 0; j < running_.size(); ++j) {
+          if (running_[j].second != nullptr) running_[j].first(running_[j].second);
+        }
+        running_.clear();
+      }
+      in_callback_ = false;
+    }
+    batch_running_.clear();
+  }
 }
 
 void IoPoller::deliver(EmbeddedFileEvent& ev, uint32_t ready) {
@@ -139,6 +161,7 @@ void IoPoller::dispatch() {
     deliver(*ev, ready);
   }
   batch_size_ = batch_next_ = 0;
+  runBatchDeferred();
 }
 
 bool IoPoller::deferToEndOfCallback(EmbeddedFileEvent::FlushCallback fn, void* owner) {
@@ -147,17 +170,26 @@ bool IoPoller::deferToEndOfCallback(EmbeddedFileEvent::FlushCallback fn, void* o
   return true;
 }
 
+bool IoPoller::deferToEndOfBatch(EmbeddedFileEvent::FlushCallback fn, void* owner) {
+  if (!in_callback_) return false;
+  batch_deferred_.emplace_back(fn, owner);
+  return true;
+}
+
 void IoPoller::cancelDeferred(void* owner) {
-  for (auto& d : deferred_) {
-    if (d.second == owner) d.second = nullptr;
-  }
-  for (auto& d : running_) {
-    if (d.second == owner) d.second = nullptr;
+  for (auto* list : {&deferred_, &running_, &batch_deferred_, &batch_running_}) {
+    for (auto& d : *list) {
+      if (d.second == owner) d.second = nullptr;
+    }
   }
 }
 
 bool EmbeddedFileEvent::deferToEndOfCallback(FlushCallback fn, void* owner) {
   return poller_ != nullptr && poller_->deferToEndOfCallback(fn, owner);
+}
+
+bool EmbeddedFileEvent::deferToEndOfBatch(FlushCallback fn, void* owner) {
+  return poller_ != nullptr && poller_->deferToEndOfBatch(fn, owner);
 }
 
 void EmbeddedFileEvent::cancelDeferred(void* owner) {

@@ -45,6 +45,7 @@ class IoPoller {
 
   // See EmbeddedFileEvent::deferToEndOfCallback.
   bool deferToEndOfCallback(EmbeddedFileEvent::FlushCallback fn, void* owner);
+  bool deferToEndOfBatch(EmbeddedFileEvent::FlushCallback fn, void* owner);
   void cancelDeferred(void* owner);
 
   // Events taken from the kernel per wake-up. More stay readable in the set; libevent calls us
@@ -65,6 +66,8 @@ class IoPoller {
   void dispatchActivated();
   // Runs one event's callback, then what it deferred.
   void deliver(EmbeddedFileEvent& ev, uint32_t ready);
+  // Runs what the batch's callbacks deferred to its end (and what those defer in turn).
+  void runBatchDeferred();
 
   int epfd_;
   struct ::event event_;
@@ -77,6 +80,9 @@ class IoPoller {
   // Run after the current callback, in order (owners set to null were withdrawn).
   std::vector<std::pair<EmbeddedFileEvent::FlushCallback, void*>> deferred_;
   std::vector<std::pair<EmbeddedFileEvent::FlushCallback, void*>> running_;
+  // Run after the current batch (deferToEndOfBatch).
+  std::vector<std::pair<EmbeddedFileEvent::FlushCallback, void*>> batch_deferred_;
+  std::vector<std::pair<EmbeddedFileEvent::FlushCallback, void*>> batch_running_;
   // Activated by hand (EmbeddedFileEvent::activate), delivered from `activate_event_`; entries
   // of events forgotten meanwhile are cleared.
   struct ::event activate_event_;

@@ -116,6 +116,10 @@ class Connection : public event::DeferredDeletable {
   // With half-close on, a peer's FIN is passed up as end_stream and the connection stays open for
   // writing; it closes once both directions are done. Off (default): a FIN closes the connection.
   virtual void enableHalfClose(bool enabled) = 0;
+  // Writes made from other connections' events are gathered until the end of the whole batch
+  // of events the worker is handling, rather than of each event: for a connection that carries
+  // many streams (HTTP/2), whose responses arrive on as many upstream connections.
+  virtual void enableBatchedWrites() {}
   // The connection's buffer bound: reads take at most this much per event, and the write buffer
   // is "above its high watermark" once more than half of it waits there, "below its low
   // watermark" again once it is empty. 0: unlimited.

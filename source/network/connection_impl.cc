@@ -246,7 +246,8 @@ void ConnectionImpl::write(Buffer& data, bool end_stream) {
   if (in_read_dispatch_ || flush_deferred_) return;
   // Inside another connection's event (a proxied response arriving from the upstream): the same,
   // once that event's callback returns.
-  if (file_event_.deferToEndOfCallback(&ConnectionImpl::FlushTrampoline, this)) {
+  if (batched_writes_ ? file_event_.deferToEndOfBatch(&ConnectionImpl::FlushTrampoline, this)
+                      : file_event_.deferToEndOfCallback(&ConnectionImpl::FlushTrampoline, this)) {
     flush_deferred_ = true;
     return;
   }

@@ -43,6 +43,7 @@ class ConnectionImpl : public Connection,
   void readDisable(bool disable) override;
   bool readEnabled() const override { return read_disable_count_ == 0; }
   void enableHalfClose(bool enabled) override { half_close_ = enabled; }
+  void enableBatchedWrites() override { batched_writes_ = true; }
   void setBufferLimits(uint32_t limit) override { high_watermark_ = limit; }
   size_t writeBufferLength() const override { return buffers_ ? buffers_->write.length() : 0; }
   bool inputPending() const override;
@@ -139,6 +140,7 @@ class ConnectionImpl : public Connection,
   bool shutdown_sent_ = false;     // the transport's half-close is done
   bool in_event_ = false;          // inside onFileEvent: buffers may be referenced up the stack
   bool in_read_dispatch_ = false;  // read filters running: their writes are gathered
+  bool batched_writes_ = false;    // enableBatchedWrites
   // A flush is queued for the end of the current event callback (another connection's): what
   // is written until then goes out in one writev.
   bool flush_deferred_ = false;

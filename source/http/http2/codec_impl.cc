@@ -265,6 +265,7 @@ ServerConnectionImpl::ServerConnectionImpl(network::Connection& connection,
         session_, NGHTTP2_FLAG_NONE, 0,
         static_cast<int32_t>(settings_.initial_connection_window_size));
   }
+  connection_.enableBatchedWrites();
   window_start_ = dispatcher_.now();
   armKeepalive();
   // Our SETTINGS go out at once (RFC 9113 §3.4: the server preface).
@@ -422,8 +423,8 @@ void ServerConnectionImpl::sendPendingFrames() {
   // nghttp2 is done with the connection (it sent GOAWAY after a connection error, or the client
   // sent one and no stream is left): close once what was written is out. The close lingers
   // (inputUnread), so frames the client still sends do not turn it into a reset.
-  if (nghttp2_session_want_read(session_) == 0 &&
-      nghttp2_session_want_write(session_) == 0 && !terminated_) {
+  if (nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0 &&
+      !terminated_) {
     terminated_ = true;
     for (auto& [id, stream] : streams_) {
       if (RequestDecoder* d = stream->takeDecoder()) {
