@@ -3,7 +3,11 @@
 #include <time.h>
 
 #include <atomic>
+#include <cstring>
 #include <optional>
+#include <random>
+
+#include "absl/strings/escaping.h"
 
 #include "source/common/block_cache.h"
 #include "source/common/logging.h"
@@ -58,6 +62,25 @@ void SetForwardedClientCert(HeaderMap& headers, ConnectionManagerConfig::Forward
   if (!value.empty()) headers.set("X-Forwarded-Client-Cert", value);
 }
 std::atomic<uint64_t> g_next_stream_id{1};
+
+// An extended CONNECT (RFC 8441 §4: :method CONNECT, :protocol, :path) as the HTTP/1.1 Upgrade
+// request it stands for (RFC 6455 §4.1 for WebSocket): GET, Upgrade: <protocol>,
+// Connection: Upgrade. HTTP/2 has no Sec-WebSocket-Key (RFC 8441 §5): an HTTP/1.1 upstream needs
+// one, so a fresh one is made (its Sec-WebSocket-Accept is dropped on the way back).
+void ExtendedConnectToUpgrade(RequestHead& head) {
+  head.method = "GET";
+  head.headers.set("Upgrade", head.protocol);
+  head.headers.set("Connection", "Upgrade");
+  if (HeaderNameEquals(head.protocol, "websocket") &&
+      head.headers.get("sec-websocket-key") == nullptr) {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    char nonce[16];
+    const uint64_t a = rng(), b = rng();
+    std::memcpy(nonce, &a, 8);
+    std::memcpy(nonce + 8, &b, 8);
+    head.headers.add("Sec-WebSocket-Key", absl::Base64Escape(absl::string_view(nonce, 16)));
+  }
+}
 }  // namespace
 
 const std::string& ConnectionManagerImpl::CachedDate() {
@@ -246,6 +269,9 @@ void ConnectionManagerImpl::ActiveStream::decodeHeaders(std::unique_ptr<RequestH
   // A tunnel's request side is the client's bytes once it opens: no body deadline (the
   // stream's idle timeout still applies), nothing to continue.
   tunnel_request_ = encoder_.tunnelRequest();
+  // RFC 8441: an extended CONNECT (HTTP/2's WebSocket) is HTTP/1.1's Upgrade to the filters
+  // and to the upstream, so that one route and one plugin serve both.
+  if (tunnel_request_ && !head->protocol.empty()) ExtendedConnectToUpgrade(*head);
   if (tunnel_request_) fm_.setTunnelRequest(head->method == "CONNECT");
   if (!end_stream && !tunnel_request_) {
     // The client may be waiting for permission to send the body.
