@@ -175,6 +175,11 @@ class Dispatcher {
   virtual bool isThreadSafe() const = 0;
   // The monotonic clock.
   virtual std::chrono::steady_clock::time_point now() = 0;
+  // While an event callback runs: queues `fn(owner)` to run once every event of the current
+  // batch had its callback (EmbeddedFileEvent::deferToEndOfBatch) and returns true; false (nothing
+  // queued) outside of one. cancelDeferred withdraws it.
+  virtual bool deferToEndOfBatch(EmbeddedFileEvent::FlushCallback, void*) { return false; }
+  virtual void cancelDeferred(void*) {}
 };
 using DispatcherPtr = std::unique_ptr<Dispatcher>;
 

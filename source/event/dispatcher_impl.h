@@ -42,6 +42,8 @@ class DispatcherImpl : public Dispatcher {
 
   ::event_base* base() { return base_; }
   IoPoller& poller() { return *poller_; }
+  bool deferToEndOfBatch(EmbeddedFileEvent::FlushCallback fn, void* owner) override;
+  void cancelDeferred(void* owner) override;
 
  private:
   void runPosted();

@@ -188,6 +188,12 @@ bool EmbeddedFileEvent::deferToEndOfCallback(FlushCallback fn, void* owner) {
   return poller_ != nullptr && poller_->deferToEndOfCallback(fn, owner);
 }
 
+bool DispatcherImpl::deferToEndOfBatch(EmbeddedFileEvent::FlushCallback fn, void* owner) {
+  return poller_->deferToEndOfBatch(fn, owner);
+}
+
+void DispatcherImpl::cancelDeferred(void* owner) { poller_->cancelDeferred(owner); }
+
 bool EmbeddedFileEvent::deferToEndOfBatch(FlushCallback fn, void* owner) {
   return poller_ != nullptr && poller_->deferToEndOfBatch(fn, owner);
 }

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "source/common/block_cache.h"
 #include "source/common/logging.h"
 
 namespace sluice::http::http2 {
@@ -42,24 +43,119 @@ uint32_t ResetCode(StreamResetReason reason) {
 }
 
 // Lower-case copies of response field names (HTTP/2 requires them, RFC 9113 §8.2.1; an HTTP/1
-// upstream sends any case), made in one per-thread arena per head.
-class NameArena {
+// upstream sends any case), made in one per-thread buffer per head: sized for all of them first,
+// so that views into it stay valid while the head is submitted (nghttp2 copies them then).
+class NameLowering {
  public:
+  void prepare(const HeaderMap& headers) {
+    size_t need = 0;
+    for (const HeaderMap::Entry& e : headers.entries()) need += e.name.size();
+    if (buf_.size() < need) buf_.resize(need);
+    used_ = 0;
+  }
   std::string_view lower(std::string_view name) {
     bool upper = false;
     for (char c : name) upper |= c >= 'A' && c <= 'Z';
     if (!upper) return name;
-    chunks_.emplace_back(name);
-    std::string& s = chunks_.back();
-    for (char& c : s) {
-      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    char* out = buf_.data() + used_;
+    for (size_t i = 0; i < name.size(); ++i) {
+      const char c = name[i];
+      out[i] = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
     }
-    return s;
+    used_ += name.size();
+    return std::string_view(out, name.size());
   }
-  void clear() { chunks_.clear(); }
 
  private:
-  std::vector<std::string> chunks_;
+  std::string buf_;
+  size_t used_ = 0;
+};
+
+// nghttp2 allocates and frees many small blocks per stream (its stream, outbound items, header
+// buffers): from per-thread free lists by size class here, not malloc's general path (a session
+// lives and dies on its worker's thread). Bounded per class; larger blocks go to malloc.
+class SmallBlocks {
+ public:
+  static constexpr size_t kHeader = 16;  // keeps blocks 16-byte aligned
+  static constexpr size_t kGranule = 32;
+  static constexpr size_t kClasses = 32;  // up to 1 KiB
+  static constexpr size_t kMaxPerClass = 512;
+
+  static void* Malloc(size_t size, void*) {
+    if (size == 0) size = 1;
+    const size_t cls = (size + kGranule - 1) / kGranule;  // 1-based
+    if (cls > kClasses) return Tag(std::malloc(size + kHeader), 0);
+    Lists& l = lists();
+    if (Node* n = l.head[cls - 1]) {
+      l.head[cls - 1] = n->next;
+      --l.count[cls - 1];
+      return Tag(n, cls);
+    }
+    return Tag(std::malloc(cls * kGranule + kHeader), cls);
+  }
+  static void Free(void* p, void*) {
+    if (p == nullptr) return;
+    char* raw = static_cast<char*>(p) - kHeader;
+    size_t cls;
+    std::memcpy(&cls, raw, sizeof(cls));
+    Lists& l = lists();
+    if (cls == 0 || l.count[cls - 1] >= kMaxPerClass) {
+      std::free(raw);
+      return;
+    }
+    Node* n = reinterpret_cast<Node*>(raw);
+    n->next = l.head[cls - 1];
+    l.head[cls - 1] = n;
+    ++l.count[cls - 1];
+  }
+  static void* Calloc(size_t n, size_t size, void* u) {
+    void* p = Malloc(n * size, u);
+    if (p != nullptr) std::memset(p, 0, n * size);
+    return p;
+  }
+  static void* Realloc(void* p, size_t size, void* u) {
+    if (p == nullptr) return Malloc(size, u);
+    char* raw = static_cast<char*>(p) - kHeader;
+    size_t cls;
+    std::memcpy(&cls, raw, sizeof(cls));
+    if (cls == 0) return Tag(std::realloc(raw, size + kHeader), 0);
+    if (size <= cls * kGranule) return p;
+    void* q = Malloc(size, u);
+    if (q != nullptr) std::memcpy(q, p, cls * kGranule);
+    Free(p, u);
+    return q;
+  }
+  static nghttp2_mem* Mem() {
+    static nghttp2_mem mem = {nullptr, &Malloc, &Free, &Calloc, &Realloc};
+    return &mem;
+  }
+
+ private:
+  struct Node {
+    Node* next;
+  };
+  struct Lists {
+    Node* head[kClasses] = {};
+    uint32_t count[kClasses] = {};
+    ~Lists() {
+      for (Node*& h : head) {
+        while (h != nullptr) {
+          Node* next = h->next;
+          std::free(h);
+          h = next;
+        }
+      }
+    }
+  };
+  static Lists& lists() {
+    thread_local Lists l;
+    return l;
+  }
+  static void* Tag(void* raw, size_t cls) {
+    if (raw == nullptr) return nullptr;
+    std::memcpy(raw, &cls, sizeof(cls));
+    return static_cast<char*>(raw) + kHeader;
+  }
 };
 
 nghttp2_nv Nv(std::string_view name, std::string_view value) {
@@ -87,6 +183,10 @@ std::string_view StatusText(uint16_t status, char (&buf)[4]) {
 // One stream: the request being received, and the response's encoder.
 class ServerStream : public ResponseEncoder, public event::DeferredDeletable {
  public:
+  // One per request: from the per-thread block cache.
+  static void* operator new(size_t size) { return BlockCache::Allocate(size); }
+  static void operator delete(void* p) { BlockCache::Free(p); }
+
   ServerStream(ServerConnectionImpl& parent, int32_t id) : parent_(parent), id_(id) {}
 
   // ResponseEncoder
@@ -246,7 +346,7 @@ ServerConnectionImpl::ServerConnectionImpl(network::Connection& connection,
   nghttp2_option_set_stream_reset_rate_limit(option, uint64_t{settings_.max_resets_per_second} * 2,
                                              settings_.max_resets_per_second * 2);
   nghttp2_option_set_max_deflate_dynamic_table_size(option, 4096);
-  nghttp2_session_server_new2(&session_, Callbacks::Get(), this, option);
+  nghttp2_session_server_new3(&session_, Callbacks::Get(), this, option, SmallBlocks::Mem());
   nghttp2_option_del(option);
 
   std::vector<nghttp2_settings_entry> iv = {
@@ -274,6 +374,7 @@ ServerConnectionImpl::ServerConnectionImpl(network::Connection& connection,
 
 ServerConnectionImpl::~ServerConnectionImpl() {
   keepalive_deadline_.cancel();
+  if (send_scheduled_) dispatcher_.cancelDeferred(this);
   // Streams still here are ended by the connection's close (the manager was told through its
   // own close event): nothing is called back any more.
   for (auto& [id, stream] : streams_) stream->takeDecoder();
@@ -399,8 +500,27 @@ void ServerConnectionImpl::onUnderlyingConnectionBelowWriteBufferLowWatermark() 
 }
 
 ServerStream* ServerConnectionImpl::findStream(int32_t stream_id) {
+  // nghttp2 calls back for one stream many times in a row (a field at a time).
+  if (last_stream_ != nullptr && last_stream_->id_ == stream_id) return last_stream_;
   auto it = streams_.find(stream_id);
-  return it == streams_.end() ? nullptr : it->second.get();
+  if (it == streams_.end()) return nullptr;
+  last_stream_ = it->second.get();
+  return last_stream_;
+}
+
+void ServerConnectionImpl::scheduleSend() {
+  if (dispatching_ || send_scheduled_) return;  // sent when the dispatch (or batch) ends
+  if (dispatcher_.deferToEndOfBatch(&ServerConnectionImpl::SendTrampoline, this)) {
+    send_scheduled_ = true;
+    return;
+  }
+  sendPendingFrames();
+}
+
+void ServerConnectionImpl::SendTrampoline(void* self) {
+  auto* codec = static_cast<ServerConnectionImpl*>(self);
+  codec->send_scheduled_ = false;
+  codec->sendPendingFrames();
 }
 
 void ServerConnectionImpl::sendPendingFrames() {
@@ -713,6 +833,7 @@ int ServerConnectionImpl::onStreamClose(int32_t stream_id, uint32_t error_code) 
   if (it == streams_.end()) return 0;
   std::unique_ptr<ServerStream> stream = std::move(it->second);
   streams_.erase(it);
+  if (last_stream_ == stream.get()) last_stream_ = nullptr;
   stream->closed_ = true;
   if (RequestDecoder* decoder = stream->takeDecoder()) {
     if (stream->end_sent_ && !stream->reset_) {
@@ -794,7 +915,7 @@ void ServerStream::encode100Continue() {
   expect_continue_ = false;
   const nghttp2_nv nva[] = {Nv(":status", "100")};
   nghttp2_submit_headers(parent_.session_, NGHTTP2_FLAG_NONE, id_, nullptr, nva, 1, nullptr);
-  parent_.sendPendingFrames();
+  parent_.scheduleSend();
 }
 
 void ServerStream::localReply(uint16_t status) {
@@ -804,7 +925,7 @@ void ServerStream::localReply(uint16_t status) {
   char buf[4];
   const nghttp2_nv nva[] = {Nv(":status", StatusText(status, buf)), Nv("content-length", "0")};
   nghttp2_submit_response(parent_.session_, id_, nva, 2, nullptr);
-  parent_.sendPendingFrames();
+  parent_.scheduleSend();
 }
 
 void ServerStream::encodeHeaders(ResponseHead& head, bool end_stream) {
@@ -817,9 +938,9 @@ void ServerStream::encodeHeaders(ResponseHead& head, bool end_stream) {
   response_started_ = true;
   const bool opens_tunnel = tunnel_request_ && status / 100 == 2;
   response_has_body_ = !(request_is_head_ || status == 204 || status == 304) || opens_tunnel;
-  thread_local NameArena arena;
+  thread_local NameLowering names;
   thread_local std::vector<nghttp2_nv> nva;
-  arena.clear();
+  names.prepare(head.headers);
   nva.clear();
   char buf[4];
   nva.push_back(Nv(":status", StatusText(status, buf)));
@@ -844,7 +965,7 @@ void ServerStream::encodeHeaders(ResponseHead& head, bool end_stream) {
         continue;
       }
     }
-    nva.push_back(Nv(arena.lower(e.name), e.value));
+    nva.push_back(Nv(names.lower(e.name), e.value));
   }
   if (!response_has_body_) end_stream = true;
   local_end_ = end_stream;
@@ -859,7 +980,7 @@ void ServerStream::encodeHeaders(ResponseHead& head, bool end_stream) {
     provider.read_callback = &ServerConnectionImpl::Callbacks::ReadData;
     nghttp2_submit_response(parent_.session_, id_, nva.data(), nva.size(), &provider);
   }
-  parent_.sendPendingFrames();
+  parent_.scheduleSend();
 }
 
 void ServerStream::encodeData(Buffer& data, bool end_stream) {
@@ -886,7 +1007,7 @@ void ServerStream::encodeData(Buffer& data, bool end_stream) {
     data_deferred_ = false;
     nghttp2_session_resume_data(parent_.session_, id_);
   }
-  parent_.sendPendingFrames();
+  parent_.scheduleSend();
   checkWatermarks();
 }
 
@@ -912,7 +1033,7 @@ void ServerStream::encodeTrailers(const HeaderMap& trailers) {
     data_deferred_ = false;
     nghttp2_session_resume_data(parent_.session_, id_);
   }
-  parent_.sendPendingFrames();
+  parent_.scheduleSend();
 }
 
 ssize_t ServerStream::readData(uint8_t*, size_t length, uint32_t* flags) {
@@ -926,12 +1047,12 @@ ssize_t ServerStream::readData(uint8_t*, size_t length, uint32_t* flags) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
     if (pending_trailers_ != nullptr) {
       *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-      thread_local NameArena arena;
+      thread_local NameLowering names;
       thread_local std::vector<nghttp2_nv> nva;
-      arena.clear();
+      names.prepare(*pending_trailers_);
       nva.clear();
       for (const HeaderMap::Entry& e : pending_trailers_->entries()) {
-        if (!e.name.empty()) nva.push_back(Nv(arena.lower(e.name), e.value));
+        if (!e.name.empty()) nva.push_back(Nv(names.lower(e.name), e.value));
       }
       nghttp2_submit_trailer(parent_.session_, id_, nva.data(), nva.size());
       pending_trailers_.reset();
@@ -979,7 +1100,7 @@ void ServerStream::readDisable(bool disable) {
     const uint64_t n = unconsumed_;
     unconsumed_ = 0;
     nghttp2_session_consume_stream(parent_.session_, id_, n);
-    parent_.sendPendingFrames();
+    parent_.scheduleSend();
   }
 }
 
@@ -988,7 +1109,7 @@ void ServerStream::resetStream(StreamResetReason reason) {
   reset_ = true;
   nghttp2_submit_rst_stream(parent_.session_, NGHTTP2_FLAG_NONE, id_, ResetCode(reason));
   if (RequestDecoder* d = takeDecoder()) d->onResetStream(reason);
-  parent_.sendPendingFrames();
+  parent_.scheduleSend();
 }
 
 }  // namespace sluice::http::http2

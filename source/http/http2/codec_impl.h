@@ -129,6 +129,11 @@ class ServerConnectionImpl : public ServerConnection, private event::DeadlineCal
   // Writes what nghttp2 has queued (unless the connection's write buffer is full); closes the
   // connection when nghttp2 has nothing left to do (after GOAWAY).
   void sendPendingFrames();
+  // What streams queue is sent once, at the end of the current dispatch or batch of events
+  // (every response that arrived in it, in one pass of nghttp2 and one write); at once when
+  // outside of both.
+  void scheduleSend();
+  static void SendTrampoline(void* self);
   // Ends the connection at once: GOAWAY `code` (written by hand when the session is broken),
   // counted in `counter`.
   void terminate(uint32_t code, stats::Counter* counter, const char* why);
@@ -155,6 +160,8 @@ class ServerConnectionImpl : public ServerConnection, private event::DeadlineCal
   bool goaway_sent_ = false;
   bool terminated_ = false;
   bool idle_pending_ = false;
+  bool send_scheduled_ = false;
+  ServerStream* last_stream_ = nullptr;  // findStream's one-entry cache
   // The GOAWAY code a callback asked for when it failed the session (a flood).
   uint32_t flood_code_ = 0;
   // Flood accounting: per second windows.
