@@ -136,6 +136,7 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
     fm_.sendLocalReply(status, body, modify);
   }
   void timeout(stats::Counter& counter, const char* flag);
+  void rearmAfterLocalReply();
   // The downstream's write buffer went above / below its watermarks.
   void onDownstreamWatermark(bool above) {
     if (upstream_ == nullptr) return;
@@ -210,6 +211,7 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   bool tunnel_request_ = false;  // the codec holds an allowed Upgrade or CONNECT
   bool early_data_ = false;      // read from TLS 1.3 early data (served: safe to replay)
   bool tunneling_ = false;       // ... and the response opened it
+  bool timed_out_ = false;       // answered 408/504 by a timeout already
 };
 
 namespace {
@@ -376,8 +378,24 @@ void ConnectionManagerImpl::ActiveStream::onResetStream(StreamResetReason reason
   hcm_.onStreamReset(*this, reason);
 }
 
+void ConnectionManagerImpl::ActiveStream::rearmAfterLocalReply() {
+  // A reply that cannot get out (a client that reads nothing) gets one more idle period; then
+  // the stream is reset (its head is out by then), so it never outlives its timeouts.
+  if (!completed_ && hcm_.config_->stream_idle_timeout.count() > 0) {
+    hcm_.context_.dispatcher().armDeadline(idle_deadline_, hcm_.config_->stream_idle_timeout,
+                                           *this);
+  }
+}
+
 void ConnectionManagerImpl::ActiveStream::timeout(stats::Counter& counter, const char* flag) {
   if (completed_) return;
+  if (timed_out_) {
+    // The reply to the first timeout did not get out within another idle period.
+    fm_.abort();
+    onResetFromFilter();
+    return;
+  }
+  timed_out_ = true;
   counter.inc();
   fm_.streamInfo().response_flags = flag;
   // HTTP/1: the connection closes after the answer (the request may be half read). HTTP/2
@@ -385,11 +403,13 @@ void ConnectionManagerImpl::ActiveStream::timeout(stats::Counter& counter, const
   if (!fm_.responseStarted()) {
     if (!hcm_.http2()) hcm_.codec_->shutdownNotice();
     fm_.sendLocalReply(408, "request timeout\n", nullptr);
+    rearmAfterLocalReply();
   } else if (!fm_.responseHeadSent()) {
     // A filter holds the response head (buffering its body, say): the client has nothing yet
     // and gets an answer rather than a cut connection.
     if (!hcm_.http2()) hcm_.codec_->shutdownNotice();
     fm_.sendLocalReply(504, "stream timeout\n", nullptr);
+    rearmAfterLocalReply();
   } else {
     fm_.abort();
     onResetFromFilter();
@@ -665,9 +685,13 @@ bool ConnectionManagerImpl::createCodec(const Buffer& data) {
   }
   ServerConnectionCallbacks& callbacks = *this;
   if (codec_kind_ == CodecKind::kHttp2) {
+    // What one stream's response may hold while the client's window (or the client) lags, before
+    // its upstream stops being read: HAProxy keeps one 16 KiB buffer per stream, nginx about the
+    // same. A connection of 100 streams then holds at most 6.4 MiB for a client that reads nothing.
+    constexpr uint32_t kHttp2StreamSendBuffer = 64 * 1024;
     codec_ = std::make_unique<http2::ServerConnectionImpl>(
         *connection_, callbacks, config_->http2, *config_->http2_stats, context_.dispatcher(),
-        config_->buffer_limit);
+        std::min(config_->buffer_limit, kHttp2StreamSendBuffer));
   } else {
     // Created on the first byte of a request and released when the connection goes idle: an
     // idle keep-alive connection holds no codec state.

@@ -207,6 +207,7 @@ class ServerStream : public ResponseEncoder, public event::DeferredDeletable {
   // A response the codec gives by itself (431, 413): no decoder is involved.
   void localReply(uint16_t status);
   void checkWatermarks();
+  bool hasDataToSend() const { return !pending_.empty() || local_end_; }
   // Detaches the decoder (the stream is over) and returns it.
   RequestDecoder* takeDecoder() {
     RequestDecoder* d = decoder_;
@@ -468,7 +469,6 @@ void ServerConnectionImpl::shutdownNotice() {
   nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
                         nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
                         nullptr, 0);
-  stats_.goaway_sent.inc();
   if (streams_.empty()) idle_pending_ = true;
   sendPendingFrames();
 }
@@ -480,23 +480,37 @@ void ServerConnectionImpl::goAway() {
     nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
                           nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
                           nullptr, 0);
-    stats_.goaway_sent.inc();
   }
-  // Whatever the connection's write buffer holds, the GOAWAY goes after it now.
-  write_blocked_ = false;
   sendPendingFrames();
 }
 
 bool ServerConnectionImpl::requestInProgress() const { return !streams_.empty(); }
 
 void ServerConnectionImpl::onUnderlyingConnectionAboveWriteBufferHighWatermark() {
-  // Stop pulling from the streams: their own buffers fill, and each tells its producer.
+  // No more DATA for now (the streams' own buffers fill, and each tells its producer); control
+  // frames still go (RST_STREAM, a local reply's head, acks, GOAWAY): they are small, bounded,
+  // and they are what lets streams end while the client does not read.
   write_blocked_ = true;
 }
 
 void ServerConnectionImpl::onUnderlyingConnectionBelowWriteBufferLowWatermark() {
   write_blocked_ = false;
+  for (auto& [id, stream] : streams_) {
+    if (stream->data_deferred_ && stream->hasDataToSend()) {
+      stream->data_deferred_ = false;
+      nghttp2_session_resume_data(session_, id);
+    }
+  }
   sendPendingFrames();
+}
+
+void ServerConnectionImpl::rollWindow() {
+  const auto now = dispatcher_.now();
+  if (now - window_start_ >= std::chrono::seconds(1)) {
+    window_start_ = now;
+    resets_in_window_ = 0;
+    control_in_window_ = 0;
+  }
 }
 
 ServerStream* ServerConnectionImpl::findStream(int32_t stream_id) {
@@ -526,16 +540,20 @@ void ServerConnectionImpl::SendTrampoline(void* self) {
 void ServerConnectionImpl::sendPendingFrames() {
   if (sending_ || terminated_ || dispatching_) return;
   sending_ = true;
-  if (!write_blocked_) {
-    const int rv = nghttp2_session_send(session_);
-    if (rv != 0) {
-      sending_ = false;
-      terminate(NGHTTP2_INTERNAL_ERROR, nullptr, nghttp2_strerror(rv));
-      return;
-    }
+  const int rv = nghttp2_session_send(session_);
+  if (rv != 0) {
+    sending_ = false;
+    terminate(NGHTTP2_INTERNAL_ERROR, nullptr, nghttp2_strerror(rv));
+    return;
   }
   if (out_.length() > 0) connection_.write(out_, false);
   sending_ = false;
+  if (reset_flood_) {
+    // The client made us reset too many streams (malformed requests, refused streams): the
+    // same attack as resetting them itself.
+    terminate(NGHTTP2_ENHANCE_YOUR_CALM, &stats_.rx_reset_flood, "stream reset flood");
+    return;
+  }
   if (idle_pending_) {
     reportIdle();
     return;
@@ -569,12 +587,7 @@ int ServerConnectionImpl::onSendData(nghttp2_frame* frame, const uint8_t* frameh
 
 int ServerConnectionImpl::onBeginFrame(const nghttp2_frame_hd& hd) {
   // Flood accounting happens as frames begin: a frame that floods is never processed.
-  const auto now = dispatcher_.now();
-  if (now - window_start_ >= std::chrono::seconds(1)) {
-    window_start_ = now;
-    resets_in_window_ = 0;
-    control_in_window_ = 0;
-  }
+  rollWindow();
   auto flood = [&](stats::Counter& counter, const char* why) {
     counter.inc();
     flood_code_ = NGHTTP2_ENHANCE_YOUR_CALM;
@@ -857,11 +870,25 @@ int ServerConnectionImpl::onStreamClose(int32_t stream_id, uint32_t error_code) 
 
 int ServerConnectionImpl::onFrameSend(const nghttp2_frame& frame) {
   switch (frame.hd.type) {
-    case NGHTTP2_RST_STREAM:
+    case NGHTTP2_RST_STREAM: {
       stats_.tx_reset.inc();
+      const uint32_t code = frame.rst_stream.error_code;
+      if (code == NGHTTP2_REFUSED_STREAM) stats_.stream_refused.inc();
+      // Resets the client caused (a malformed request, a refused stream, a window it broke)
+      // count towards the same limit as resets it sends (rapid reset, CVE-2023-44487).
+      if (code == NGHTTP2_PROTOCOL_ERROR || code == NGHTTP2_REFUSED_STREAM ||
+          code == NGHTTP2_FLOW_CONTROL_ERROR || code == NGHTTP2_STREAM_CLOSED) {
+        rollWindow();
+        if (++resets_in_window_ > settings_.max_resets_per_second) reset_flood_ = true;
+      }
       break;
+    }
     case NGHTTP2_GOAWAY:
       goaway_sent_ = true;
+      stats_.goaway_sent.inc();
+      // nghttp2 found a connection error of the client's (a malformed frame, a broken window,
+      // bad HPACK, too many streams) and says so with this GOAWAY.
+      if (frame.goaway.error_code != NGHTTP2_NO_ERROR) stats_.rx_protocol_error.inc();
       break;
     case NGHTTP2_HEADERS:
     case NGHTTP2_DATA:
@@ -1038,7 +1065,8 @@ void ServerStream::encodeTrailers(const HeaderMap& trailers) {
 
 ssize_t ServerStream::readData(uint8_t*, size_t length, uint32_t* flags) {
   const size_t n = std::min(length, pending_.length());
-  if (n == 0 && !local_end_) {
+  // Nothing to send yet, or the client is not reading what the connection already holds.
+  if ((n == 0 && !local_end_) || (n > 0 && parent_.write_blocked_)) {
     data_deferred_ = true;
     return NGHTTP2_ERR_DEFERRED;
   }

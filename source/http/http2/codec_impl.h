@@ -141,6 +141,8 @@ class ServerConnectionImpl : public ServerConnection, private event::DeadlineCal
   void onStreamHeadersComplete(ServerStream& stream, bool end_stream);
   // Tells the manager the codec went idle (after a stream closed), once outside nghttp2's calls.
   void reportIdle();
+  // Starts a new one-second window for the flood counts when the last one is over.
+  void rollWindow();
   void onDeadline(event::Deadline& deadline) override;
   void armKeepalive();
 
@@ -161,6 +163,7 @@ class ServerConnectionImpl : public ServerConnection, private event::DeadlineCal
   bool terminated_ = false;
   bool idle_pending_ = false;
   bool send_scheduled_ = false;
+  bool reset_flood_ = false;  // set while sending: the connection ends once the send is done
   ServerStream* last_stream_ = nullptr;  // findStream's one-entry cache
   // The GOAWAY code a callback asked for when it failed the session (a flood).
   uint32_t flood_code_ = 0;
