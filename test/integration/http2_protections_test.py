@@ -602,6 +602,38 @@ class Http2ProtectionsTest(harness.SluiceTestCase):
         self.wait_attacker_gone()
         self.assert_bystander_unaffected(bystander)
 
+    # -- PING keep-alive (optional): a peer that does not answer is ended
+
+    def test_keepalive_ping_ends_a_silent_peer(self):
+        """keepalive_interval: after that much silence sluice sends a PING; no ack within
+        keepalive_timeout ends the connection (GOAWAY NO_ERROR, then close), counted in
+        http2.keepalive_timeout."""
+        self.start({"keepaliveInterval": "0.2s", "keepaliveTimeout": "0.4s"})
+        conn = self.connect()
+        before = self.stats()
+        # This client reads but never acks a PING.
+        ping = conn.wait_for(h2.is_frame(h2.PING), timeout=RESPONSE_TIMEOUT)
+        self.assertTrue(ping.matched, ping.events)
+        self.assertFalse(ping.event.frame.ack)
+        end = conn.wait_for(h2.is_closed(), timeout=RESPONSE_TIMEOUT)
+        self.assertTrue(end.matched, end.events)
+        goaways = [f for f in end.frames(h2.GOAWAY)]
+        self.assertEqual([h2.NO_ERROR], [g.error_code for g in goaways], end.events)
+        self.wait_deltas(before, {H2 + "keepalive_timeout": 1})
+
+    def test_keepalive_ping_answered_keeps_the_connection(self):
+        self.start({"keepaliveInterval": "0.2s", "keepaliveTimeout": "0.4s"})
+        conn = self.connect()
+        before = self.stats()
+        for _ in range(3):  # three rounds: each PING answered, the connection stays
+            ping = conn.wait_for(h2.is_frame(h2.PING), timeout=RESPONSE_TIMEOUT)
+            self.assertTrue(ping.matched, ping.events)
+            conn.write_ping(ping.event.frame.payload, ack=True)
+        self.assert_served(self.get(conn, 1, "/alive"), "/alive", "after three PINGs")
+        after = self.stats()
+        self.assertEqual(harness.stat(after, H2 + "keepalive_timeout"),
+                         harness.stat(before, H2 + "keepalive_timeout"))
+
     # -- a client that never reads
 
     # Each response: far more than sluice may hold for one stream.
