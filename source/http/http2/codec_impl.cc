@@ -231,6 +231,7 @@ class ServerStream : public ResponseEncoder, public event::DeferredDeletable {
   bool remote_end_ = false;
   bool tunnel_request_ = false;
   bool tunnel_connect_ = false;  // CONNECT (no :protocol): 2xx opens it
+  bool tunnel_open_ = false;     // ... and the response opened it
   bool request_is_head_ = false;
   bool expect_continue_ = false;  // the client waits for "100" before its body
   // The response.
@@ -896,10 +897,10 @@ int ServerConnectionImpl::onFrameSend(const nghttp2_frame& frame) {
         ServerStream* stream = findStream(frame.hd.stream_id);
         if (stream == nullptr) break;
         stream->end_sent_ = true;
-        // RFC 9113 §8.1: the response is complete while the request is not (an early answer):
-        // the client is asked to stop sending, without error. Tunnels end both ways by
-        // themselves.
-        if (!stream->remote_end_ && !stream->tunnel_request_) {
+        // RFC 9113 §8.1: the response is complete while the request is not (an early answer,
+        // a refused tunnel): the client is asked to stop sending, without error. Open tunnels
+        // end both ways by themselves.
+        if (!stream->remote_end_ && !stream->tunnel_open_) {
           nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream->id_, NGHTTP2_NO_ERROR);
         }
       }
@@ -964,6 +965,7 @@ void ServerStream::encodeHeaders(ResponseHead& head, bool end_stream) {
   }
   response_started_ = true;
   const bool opens_tunnel = tunnel_request_ && status / 100 == 2;
+  tunnel_open_ = opens_tunnel;
   response_has_body_ = !(request_is_head_ || status == 204 || status == 304) || opens_tunnel;
   thread_local NameLowering names;
   thread_local std::vector<nghttp2_nv> nva;
