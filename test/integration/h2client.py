@@ -25,7 +25,6 @@ Every wait is bounded by a deadline, and nothing sleeps: reads wait on the socke
 
 import hashlib
 import select
-import ssl
 import time
 
 import h2frames as h2
@@ -67,6 +66,7 @@ class Stream:
         self.hold = hold
         self.unacked = 0
         self._block = b""
+        self._end_with_block = False  # the HEADERS frame of the block being read had END_STREAM
 
     @property
     def body(self):
@@ -441,7 +441,7 @@ class Mux:
                     s.headers = fields
                 else:
                     s.trailers = fields
-                if getattr(s, "_end_with_block", False):
+                if s._end_with_block:
                     s.ended = True
         elif t == h2.DATA:
             n = f.length

@@ -1280,16 +1280,32 @@ def stats_delta(before, after, prefix=""):
 # HTTP origins
 
 
+class _Discard:
+    """A write-only file that drops what it is given."""
+    closed = False
+
+    def write(self, data):
+        return len(data)
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
+
+
 class OriginSend:
     """The progress of one generated response body (HttpOrigin's /gen): bytes `sent` so far,
     `stalled` (set when one send made no progress for `stall_after` seconds: the proxy stopped
-    reading; `sent_at_stall` holds the count then) and `done` (the whole body went out)."""
+    reading; `sent_at_stall` holds the count then), `done` (the whole body went out) and
+    `failed` (a send failed: the proxy closed or reset the connection)."""
 
     def __init__(self):
         self.sent = 0
         self.sent_at_stall = None
         self.stalled = threading.Event()
         self.done = threading.Event()
+        self.failed = threading.Event()
 
 
 class HttpOrigin:
@@ -1305,11 +1321,14 @@ class HttpOrigin:
       /bad...    a response with both Content-Length and Transfer-Encoding.
       /big/N     N bytes of "x", chunked.
       /gen?size=N[&framing=cl|chunked][&chunk=K][&seed=S][&trailers=n1:v1,n2:v2][&tag=T]
+          [&cut=M]
                  N bytes of PatternStream(S) (default seed "gen"; digest with
                  pattern_digest(S, N)) in sends of K bytes (default 64 KiB), framed by
                  Content-Length (default) or chunked (one chunk per send), with those trailers
                  after a chunked body. With `tag`, `sends[T]` is an OriginSend: a send that
                  makes no progress for 1 s marks it stalled (the proxy holds the body back).
+                 With `cut`: the connection closes once M body bytes went out, short of what
+                 the framing announced.
       /echo[?framing=cl|chunked]
                  the request body back, with X-Request-Length, X-Request-Sha256,
                  X-Request-Chunked (1 when the request came chunked) and X-Request-Trailers
@@ -1320,9 +1339,13 @@ class HttpOrigin:
                  first, the rest ("tail\\n" and the last chunk) after the gate.
       /hop       a chunked response carrying connection-specific fields: Connection naming
                  X-Hop, X-Hop, Keep-Alive, Proxy-Connection, Upgrade — and X-End-To-End.
-      /fields?n=N[&prefix=P]
+      /status/CODE
+                 a response with that status: "status CODE\n", or for 204 nothing, for 304
+                 Content-Length: 1234 and an ETag and no body.
+      /fields?n=N[&prefix=P][&dup=NAME]
                  a response with N fields P000: value-0 ... (P: X-Field-Number- by default;
-                 mixed case as HTTP/1 origins write them), and the body "ok\n".
+                 mixed case as HTTP/1 origins write them), with dup, three NAME fields
+                 ("a=1; Path=/", "b=2, c=3", "d=4"), and the body "ok\n".
 
     Every request whose body was read is also recorded in `exchanges` (dicts: method, path,
     headers as a list of (name, value) in order with duplicates, body_length, body_sha256,
@@ -1358,6 +1381,13 @@ class HttpOrigin:
             def log_message(self, *args):
                 pass
 
+            def end_headers(self):
+                super().end_headers()
+                if self.command == "HEAD":
+                    # A response to HEAD has no body (RFC 9110 §9.3.2): what the handler writes
+                    # after the head goes nowhere, until the next request.
+                    self._wfile, self.wfile = self.wfile, _Discard()
+
             def record(self, body, chunked, trailers, complete):
                 with origin.cond:
                     origin.exchanges.append({
@@ -1370,6 +1400,8 @@ class HttpOrigin:
                     origin.cond.notify_all()
 
             def answer(self):
+                if isinstance(self.wfile, _Discard):
+                    self.wfile = self._wfile  # after a HEAD on this connection
                 with origin.cond:
                     origin.requests.append((self.command, self.path, dict(self.headers)))
                     origin.cond.notify_all()
@@ -1427,12 +1459,31 @@ class HttpOrigin:
                 if self.path.startswith("/hop"):
                     self.hop()
                     return
+                if self.path.startswith("/status/"):
+                    code = int(self.path[len("/status/"):].split("?")[0])
+                    self.send_response(code)
+                    if code == 304:
+                        # A cache revalidation: the length of the representation, no body.
+                        self.send_header("Content-Length", "1234")
+                        self.send_header("ETag", '"e1"')
+                        self.end_headers()
+                    elif code == 204 or code < 200:
+                        self.end_headers()
+                    else:
+                        out = b"status %d\n" % code
+                        self.send_header("Content-Length", str(len(out)))
+                        self.end_headers()
+                        self.wfile.write(out)
+                    return
                 if self.path.startswith("/fields"):
                     n = int(query.get("n", "1"))
                     prefix = query.get("prefix", "X-Field-Number-")
                     self.send_response(200)
                     for i in range(n):
                         self.send_header("%s%03d" % (prefix, i), "value-%d" % i)
+                    if "dup" in query:
+                        for v in ("a=1; Path=/", "b=2, c=3", "d=4"):
+                            self.send_header(query["dup"], v)
                     self.send_header("Content-Length", "3")
                     self.end_headers()
                     self.wfile.write(b"ok\n")
@@ -1486,7 +1537,7 @@ class HttpOrigin:
             def send_all(self, data, record=None, stall_after=1.0):
                 """Writes data on the socket; with `record` (an OriginSend), counts what went
                 out and marks a stall (no progress for stall_after seconds)."""
-                if record is None:
+                if record is None or self.command == "HEAD":
                     self.wfile.write(data)
                     return
                 view = memoryview(data)
@@ -1511,6 +1562,7 @@ class HttpOrigin:
 
             def generate(self, query):
                 size = int(query.get("size", "0"))
+                cut = int(query["cut"]) if "cut" in query else None
                 framing = query.get("framing", "cl")
                 piece = int(query.get("chunk", "65536"))
                 trailers = [t.split(":", 1) for t in query.get("trailers", "").split(",") if t]
@@ -1530,15 +1582,26 @@ class HttpOrigin:
                 self.send_header("X-Origin", "yes")
                 self.end_headers()
                 buf = bytearray()
-                for chunk in pattern(query.get("seed", "gen")).generate(size):
-                    buf += chunk
-                    off = 0
-                    while len(buf) - off >= piece:
-                        self.send_part(bytes(buf[off:off + piece]), framing, record)
-                        off += piece
-                    del buf[:off]
-                if buf:
-                    self.send_part(bytes(buf), framing, record)
+                # A cut body is the same bytes, stopped short (PatternStream's prefixes agree).
+                limit = size if cut is None else min(cut, size)
+                try:
+                    for chunk in pattern(query.get("seed", "gen")).generate(limit):
+                        buf += chunk
+                        off = 0
+                        while len(buf) - off >= piece:
+                            self.send_part(bytes(buf[off:off + piece]), framing, record)
+                            off += piece
+                        del buf[:off]
+                    if buf:
+                        self.send_part(bytes(buf), framing, record)
+                except OSError:
+                    if record is not None:
+                        record.failed.set()
+                    raise
+                if cut is not None:
+                    # The body ends early: the connection closes mid-body.
+                    self.close_connection = True
+                    return
                 if framing == "chunked":
                     self.send_all(b"0\r\n" + b"".join(b"%s: %s\r\n" % (n.encode(), v.encode())
                                                        for n, v in trailers) + b"\r\n")
