@@ -1280,18 +1280,91 @@ def stats_delta(before, after, prefix=""):
 # HTTP origins
 
 
+class _Discard:
+    """A write-only file that drops what it is given."""
+    closed = False
+
+    def write(self, data):
+        return len(data)
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
+
+
+class OriginSend:
+    """The progress of one generated response body (HttpOrigin's /gen): bytes `sent` so far,
+    `stalled` (set when one send made no progress for `stall_after` seconds: the proxy stopped
+    reading; `sent_at_stall` holds the count then), `done` (the whole body went out) and
+    `failed` (a send failed: the proxy closed or reset the connection)."""
+
+    def __init__(self):
+        self.sent = 0
+        self.sent_at_stall = None
+        self.stalled = threading.Event()
+        self.done = threading.Event()
+        self.failed = threading.Event()
+
+
 class HttpOrigin:
     """A keep-alive HTTP/1.1 origin (Python's http.server, one thread per connection) that
-    counts the connections it accepted and answers with what it saw."""
+    counts the connections it accepted and answers with what it saw.
+
+    Any path not listed below is answered with
+    "METHOD path xff= xfp= via= body=N:first16" (Content-Length framing). Special paths:
+
+      /sink...   waits for `sink_gate` before reading its (Content-Length) body, then answers
+                 "received N" (`sink_received`, `sink_digest`: the sha256 hex of what it read).
+      /slow...   answers after 2 s.            /reset...  resets the connection.
+      /bad...    a response with both Content-Length and Transfer-Encoding.
+      /big/N     N bytes of "x", chunked.
+      /gen?size=N[&framing=cl|chunked][&chunk=K][&seed=S][&trailers=n1:v1,n2:v2][&tag=T]
+          [&cut=M]
+                 N bytes of PatternStream(S) (default seed "gen"; digest with
+                 pattern_digest(S, N)) in sends of K bytes (default 64 KiB), framed by
+                 Content-Length (default) or chunked (one chunk per send), with those trailers
+                 after a chunked body. With `tag`, `sends[T]` is an OriginSend: a send that
+                 makes no progress for 1 s marks it stalled (the proxy holds the body back).
+                 With `cut`: the connection closes once M body bytes went out, short of what
+                 the framing announced.
+      /echo[?framing=cl|chunked]
+                 the request body back, with X-Request-Length, X-Request-Sha256,
+                 X-Request-Chunked (1 when the request came chunked) and X-Request-Trailers
+                 ("name=value" joined by "; ").
+      /gate/NAME[?head=1]
+                 waits (at most 120 s) for gate(NAME) to be set, then answers as for any other
+                 path. With head=1, a chunked response head and a first chunk "head\\n" go out
+                 first, the rest ("tail\\n" and the last chunk) after the gate.
+      /hop       a chunked response carrying connection-specific fields: Connection naming
+                 X-Hop, X-Hop, Keep-Alive, Proxy-Connection, Upgrade — and X-End-To-End.
+      /status/CODE
+                 a response with that status: "status CODE\n", or for 204 nothing, for 304
+                 Content-Length: 1234 and an ETag and no body.
+      /fields?n=N[&prefix=P][&dup=NAME]
+                 a response with N fields P000: value-0 ... (P: X-Field-Number- by default;
+                 mixed case as HTTP/1 origins write them), with dup, three NAME fields
+                 ("a=1; Path=/", "b=2, c=3", "d=4"), and the body "ok\n".
+
+    Every request whose body was read is also recorded in `exchanges` (dicts: method, path,
+    headers as a list of (name, value) in order with duplicates, body_length, body_sha256,
+    body_head (64 bytes), chunked, trailers (list of (name, value)), complete (the body arrived
+    whole)); `wait_exchange(pred)` / `wait_request(pred)` wait for one (bounded)."""
 
     def __init__(self, name="origin", host="127.0.0.1", port=0):
         self.name = name
         self.connections = 0
         self.requests = []  # (method, path, headers) as received
+        self.exchanges = []  # see the class doc
         # "/sink" requests wait for this before reading their body (a slow upstream).
         self.sink_gate = threading.Event()
         self.sink_received = 0
+        self.sink_digest = None
         self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
+        self.gates = {}
+        self.sends = {}
         origin = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -1308,28 +1381,61 @@ class HttpOrigin:
             def log_message(self, *args):
                 pass
 
+            def end_headers(self):
+                super().end_headers()
+                if self.command == "HEAD":
+                    # A response to HEAD has no body (RFC 9110 §9.3.2): what the handler writes
+                    # after the head goes nowhere, until the next request.
+                    self._wfile, self.wfile = self.wfile, _Discard()
+
+            def record(self, body, chunked, trailers, complete):
+                with origin.cond:
+                    origin.exchanges.append({
+                        "method": self.command, "path": self.path,
+                        "headers": list(self.headers.items()),
+                        "body_length": len(body),
+                        "body_sha256": hashlib.sha256(body).hexdigest(),
+                        "body_head": bytes(body[:64]), "chunked": chunked,
+                        "trailers": trailers, "complete": complete})
+                    origin.cond.notify_all()
+
             def answer(self):
-                with origin.lock:
+                if isinstance(self.wfile, _Discard):
+                    self.wfile = self._wfile  # after a HEAD on this connection
+                with origin.cond:
                     origin.requests.append((self.command, self.path, dict(self.headers)))
+                    origin.cond.notify_all()
                 length = int(self.headers.get("Content-Length") or 0)
                 if self.path.startswith("/sink"):
                     origin.sink_gate.wait(120)
                     got = 0
+                    h = hashlib.sha256()
                     while got < length:
                         data = self.rfile.read(min(1 << 20, length - got))
                         if not data:
                             break
                         got += len(data)
+                        h.update(data)
                     origin.sink_received = got
+                    origin.sink_digest = h.hexdigest()
                     out = b"received %d" % got
                     self.send_response(200)
                     self.send_header("Content-Length", str(len(out)))
                     self.end_headers()
                     self.wfile.write(out)
                     return
-                body = self.rfile.read(length) if length else b""
-                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                    body = self.read_chunked()
+                chunked = self.headers.get("Transfer-Encoding", "").lower() == "chunked"
+                trailers = []
+                complete = True
+                if chunked:
+                    body, trailers, complete = self.read_chunked_body()
+                else:
+                    body = self.rfile.read(length) if length else b""
+                    complete = len(body) == length
+                self.record(body, chunked, trailers, complete)
+                if not complete:
+                    self.close_connection = True
+                    return
                 if self.path.startswith("/slow"):
                     threading.Event().wait(2.0)
                 if self.path.startswith("/reset"):
@@ -1343,6 +1449,57 @@ class HttpOrigin:
                                      b"Transfer-Encoding: chunked\r\n\r\n")
                     self.close_connection = True
                     return
+                query = self.query()
+                if self.path.startswith("/gen?") or self.path == "/gen":
+                    self.generate(query)
+                    return
+                if self.path.startswith("/echo"):
+                    self.echo(body, chunked, trailers, query)
+                    return
+                if self.path.startswith("/hop"):
+                    self.hop()
+                    return
+                if self.path.startswith("/status/"):
+                    code = int(self.path[len("/status/"):].split("?")[0])
+                    self.send_response(code)
+                    if code == 304:
+                        # A cache revalidation: the length of the representation, no body.
+                        self.send_header("Content-Length", "1234")
+                        self.send_header("ETag", '"e1"')
+                        self.end_headers()
+                    elif code == 204 or code < 200:
+                        self.end_headers()
+                    else:
+                        out = b"status %d\n" % code
+                        self.send_header("Content-Length", str(len(out)))
+                        self.end_headers()
+                        self.wfile.write(out)
+                    return
+                if self.path.startswith("/fields"):
+                    n = int(query.get("n", "1"))
+                    prefix = query.get("prefix", "X-Field-Number-")
+                    self.send_response(200)
+                    for i in range(n):
+                        self.send_header("%s%03d" % (prefix, i), "value-%d" % i)
+                    if "dup" in query:
+                        for v in ("a=1; Path=/", "b=2, c=3", "d=4"):
+                            self.send_header(query["dup"], v)
+                    self.send_header("Content-Length", "3")
+                    self.end_headers()
+                    self.wfile.write(b"ok\n")
+                    return
+                if self.path.startswith("/gate/"):
+                    gate = origin.gate(self.path[len("/gate/"):].split("?")[0])
+                    if query.get("head") == "1":
+                        self.send_response(200)
+                        self.send_header("Transfer-Encoding", "chunked")
+                        self.send_header("X-Origin", "yes")
+                        self.end_headers()
+                        self.wfile.write(b"5\r\nhead\n\r\n")
+                        gate.wait(120)
+                        self.wfile.write(b"5\r\ntail\n\r\n0\r\n\r\n")
+                        return
+                    gate.wait(120)
                 out = b"%s %s xff=%s xfp=%s via=%s body=%d:%s" % (
                     self.command.encode(), self.path.encode(),
                     (self.headers.get("X-Forwarded-For") or "").encode(),
@@ -1368,31 +1525,246 @@ class HttpOrigin:
                 self.end_headers()
                 self.wfile.write(out)
 
-            def read_chunked(self):
-                data = b""
-                while True:
-                    size = int(self.rfile.readline().strip().split(b";")[0], 16)
-                    if size == 0:
-                        while self.rfile.readline() not in (b"\r\n", b""):
-                            pass
-                        return data
-                    data += self.rfile.read(size)
-                    self.rfile.readline()
+            def query(self):
+                _, _, q = self.path.partition("?")
+                out = {}
+                for part in q.split("&"):
+                    if part:
+                        k, _, v = part.partition("=")
+                        out[k] = v
+                return out
 
-            do_GET = do_POST = do_PUT = do_HEAD = answer
+            def send_all(self, data, record=None, stall_after=1.0):
+                """Writes data on the socket; with `record` (an OriginSend), counts what went
+                out and marks a stall (no progress for stall_after seconds)."""
+                if record is None or self.command == "HEAD":
+                    self.wfile.write(data)
+                    return
+                view = memoryview(data)
+                self.connection.settimeout(stall_after)
+                last = time.monotonic()
+                try:
+                    while view:
+                        try:
+                            n = self.connection.send(view)
+                        except socket.timeout:
+                            if not record.stalled.is_set():
+                                record.sent_at_stall = record.sent
+                                record.stalled.set()
+                            if time.monotonic() - last > 4 * IO_TIMEOUT:
+                                raise
+                            continue
+                        view = view[n:]
+                        record.sent += n
+                        last = time.monotonic()
+                finally:
+                    self.connection.settimeout(IO_TIMEOUT)
+
+            def generate(self, query):
+                size = int(query.get("size", "0"))
+                cut = int(query["cut"]) if "cut" in query else None
+                framing = query.get("framing", "cl")
+                piece = int(query.get("chunk", "65536"))
+                trailers = [t.split(":", 1) for t in query.get("trailers", "").split(",") if t]
+                record = None
+                if "tag" in query:
+                    record = OriginSend()
+                    with origin.cond:
+                        origin.sends[query["tag"]] = record
+                        origin.cond.notify_all()
+                self.send_response(200)
+                if framing == "chunked":
+                    self.send_header("Transfer-Encoding", "chunked")
+                    if trailers:
+                        self.send_header("Trailer", ", ".join(n for n, _ in trailers))
+                else:
+                    self.send_header("Content-Length", str(size))
+                self.send_header("X-Origin", "yes")
+                self.end_headers()
+                buf = bytearray()
+                # A cut body is the same bytes, stopped short (PatternStream's prefixes agree).
+                limit = size if cut is None else min(cut, size)
+                try:
+                    for chunk in pattern(query.get("seed", "gen")).generate(limit):
+                        buf += chunk
+                        off = 0
+                        while len(buf) - off >= piece:
+                            self.send_part(bytes(buf[off:off + piece]), framing, record)
+                            off += piece
+                        del buf[:off]
+                    if buf:
+                        self.send_part(bytes(buf), framing, record)
+                except OSError:
+                    if record is not None:
+                        record.failed.set()
+                    raise
+                if cut is not None:
+                    # The body ends early: the connection closes mid-body.
+                    self.close_connection = True
+                    return
+                if framing == "chunked":
+                    self.send_all(b"0\r\n" + b"".join(b"%s: %s\r\n" % (n.encode(), v.encode())
+                                                       for n, v in trailers) + b"\r\n")
+                if record is not None:
+                    record.done.set()
+
+            def send_part(self, part, framing, record):
+                if framing == "chunked":
+                    self.send_all(b"%x\r\n" % len(part))
+                    self.send_all(part, record)
+                    self.send_all(b"\r\n")
+                else:
+                    self.send_all(part, record)
+
+            def echo(self, body, chunked, trailers, query):
+                self.send_response(200)
+                framing = query.get("framing", "cl")
+                if framing == "chunked":
+                    self.send_header("Transfer-Encoding", "chunked")
+                else:
+                    self.send_header("Content-Length", str(len(body)))
+                self.send_header("X-Request-Length", str(len(body)))
+                self.send_header("X-Request-Sha256", hashlib.sha256(body).hexdigest())
+                self.send_header("X-Request-Chunked", "1" if chunked else "0")
+                self.send_header("X-Request-Trailers",
+                                 "; ".join("%s=%s" % (n, v) for n, v in trailers))
+                self.end_headers()
+                if framing == "chunked":
+                    for i in range(0, len(body), 65536):
+                        part = body[i:i + 65536]
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                    self.wfile.write(b"0\r\n\r\n")
+                else:
+                    self.wfile.write(body)
+
+            def hop(self):
+                self.send_response(200)
+                self.send_header("Connection", "X-Hop")
+                self.send_header("X-Hop", "must not pass")
+                self.send_header("Keep-Alive", "timeout=5")
+                self.send_header("Proxy-Connection", "keep-alive")
+                self.send_header("Upgrade", "example/1")
+                self.send_header("X-End-To-End", "yes")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.wfile.write(b"4\r\nhop\n\r\n0\r\n\r\n")
+
+            def read_chunked_body(self):
+                """(body, trailers [(name, value)], complete) of a chunked request body; not
+                complete when the connection ends (or the coding breaks) before its end."""
+                data = []
+                try:
+                    while True:
+                        line = self.rfile.readline()
+                        if not line:
+                            return b"".join(data), [], False
+                        size = int(line.strip().split(b";")[0], 16)
+                        if size == 0:
+                            trailers = []
+                            while True:
+                                t = self.rfile.readline()
+                                if not t:
+                                    return b"".join(data), trailers, False
+                                if t in (b"\r\n", b"\n"):
+                                    return b"".join(data), trailers, True
+                                n, _, v = t.decode("latin-1").partition(":")
+                                trailers.append((n.strip(), v.strip()))
+                        part = self.rfile.read(size)
+                        data.append(part)
+                        if len(part) < size:
+                            return b"".join(data), [], False
+                        self.rfile.readline()
+                except ValueError:
+                    return b"".join(data), [], False
+
+            do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = answer
 
         class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             daemon_threads = True
             allow_reuse_address = True
+
+            def handle_error(self, request, client_address):
+                # The proxy closing or resetting a connection (a test of exactly that) is no
+                # error of the origin's: no traceback on stderr for it.
+                if isinstance(sys.exc_info()[1], (ConnectionError, socket.timeout)):
+                    return
+                super().handle_error(request, client_address)
 
         self.server = Server((host, port), Handler)
         self.addr = self.server.server_address
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    def gate(self, name):
+        """The Event that /gate/NAME waits for (created on first use, by either side)."""
+        with self.lock:
+            return self.gates.setdefault(name, threading.Event())
+
+    def open_gates(self):
+        """Releases everything waiting: every gate and the sink."""
+        self.sink_gate.set()
+        with self.lock:
+            gates = list(self.gates.values())
+        for g in gates:
+            g.set()
+
+    def wait_request(self, predicate, timeout=STATS_TIMEOUT, what="a request"):
+        """Waits until predicate(method, path, headers) holds for a received request (its head:
+        the body may still be on its way); returns that request."""
+        return self._wait(lambda: next((r for r in self.requests if predicate(*r)), None),
+                          timeout, what)
+
+    def wait_exchange(self, predicate, timeout=STATS_TIMEOUT, what="an exchange"):
+        """Waits until predicate(exchange dict) holds for a recorded exchange; returns it."""
+        return self._wait(lambda: next((e for e in self.exchanges if predicate(e)), None),
+                          timeout, what)
+
+    def wait_send(self, tag, timeout=STATS_TIMEOUT):
+        """The OriginSend of the /gen request tagged `tag`, once it started."""
+        return self._wait(lambda: self.sends.get(tag), timeout, "/gen tag=%s" % tag)
+
+    def _wait(self, find, timeout, what):
+        with self.cond:
+            found = []
+
+            def check():
+                r = find()
+                if r is not None:
+                    found.append(r)
+                    return True
+                return False
+
+            if not self.cond.wait_for(check, timeout):
+                raise AssertionError("%s: no %s within %.0fs (requests: %r)" % (
+                    self.name, what, timeout, [(m, p) for m, p, _ in self.requests][-20:]))
+            return found[0]
+
     def close(self):
+        self.open_gates()
         self.server.shutdown()
         self.server.server_close()
+
+
+_patterns = {}
+_patterns_lock = threading.Lock()
+
+
+def pattern(seed):
+    """A PatternStream for `seed`, shared (building one costs 32k SHA-256 rounds)."""
+    with _patterns_lock:
+        p = _patterns.get(seed)
+        if p is None:
+            p = _patterns[seed] = PatternStream(seed)
+        return p
+
+
+def pattern_bytes(seed, size):
+    """The first `size` bytes of PatternStream(seed) (what /gen?seed=&size= sends)."""
+    return b"".join(pattern(seed).generate(size))
+
+
+def pattern_digest(seed, size):
+    return pattern(seed).digest(size)
 
 
 # ------------------------------------------------------------------------------------------------
