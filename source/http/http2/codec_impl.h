@@ -162,6 +162,7 @@ class ServerConnectionImpl : public ServerConnection, private event::DeadlineCal
   bool goaway_sent_ = false;
   bool terminated_ = false;
   bool idle_pending_ = false;
+  bool goaway_received_ = false;
   bool send_scheduled_ = false;
   bool reset_flood_ = false;  // set while sending: the connection ends once the send is done
   ServerStream* last_stream_ = nullptr;  // findStream's one-entry cache
