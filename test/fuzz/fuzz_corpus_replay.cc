@@ -12,6 +12,7 @@
 extern "C" int SluiceFuzzHttp1Request(const uint8_t* data, size_t size);
 extern "C" int SluiceFuzzHttp1Response(const uint8_t* data, size_t size);
 extern "C" int SluiceFuzzHttp1Server(const uint8_t* data, size_t size);
+extern "C" int SluiceFuzzHttp2Server(const uint8_t* data, size_t size);
 extern "C" int SluiceFuzzClientHello(const uint8_t* data, size_t size);
 
 int main(int argc, char** argv) {
@@ -37,10 +38,11 @@ int main(int argc, char** argv) {
       SluiceFuzzHttp1Request(data, bytes.size());
       SluiceFuzzHttp1Response(data, bytes.size());
       SluiceFuzzHttp1Server(data, bytes.size());
+      SluiceFuzzHttp2Server(data, bytes.size());
       SluiceFuzzClientHello(data, bytes.size());
       ++total;
     }
   }
-  std::printf("replayed %zu seed files through 4 entry points\n", total);
+  std::printf("replayed %zu seed files through 5 entry points\n", total);
   return 0;
 }

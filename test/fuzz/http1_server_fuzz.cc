@@ -30,6 +30,9 @@ struct Setup {
     // 2: small limits (431, 413 and 414 on modest inputs).
     for (int mode = 0; mode < 3; ++mode) {
       config::v1::HttpConnectionManager p;
+      // HTTP/1 only: the HTTP/2 preface is then a request like any other (answered 505); the
+      // HTTP/2 server side has its own target (http2_server_fuzz).
+      p.set_codec_type(config::v1::HttpConnectionManager::HTTP1);
       if (mode == 0) {
         auto* dr = p.add_http_filters()->mutable_direct_response();
         dr->set_status(200);
