@@ -139,7 +139,6 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
     h2.allow_connect = c->codec.allow_connect;
     h2.connect_protocols = c->codec.upgrade_types;
     h2.max_request_body_bytes = c->codec.max_request_body_bytes;
-    h2.max_requests_per_connection = c->max_requests_per_connection;
   }
   if (plugins != nullptr) plugins->chainBegin(path);
   // Every plugin filter's error, not just the first: a plugin refusing its config must not hide

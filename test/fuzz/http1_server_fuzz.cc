@@ -12,14 +12,10 @@
 #include "source/network/connection.h"
 #include "source/network/filter_context.h"
 #include "source/upstream/cluster.h"
-#include "test/network/fake_connection.h"
-#include "test/network/test_filter_context.h"
+#include "test/fuzz/server_fuzz_driver.h"
 
 namespace sluice::http::fuzz {
 namespace {
-
-using network::test::FakeConnection;
-using FakeContext = network::test::TestFilterContext;
 
 struct Setup {
   event::DispatcherPtr dispatcher = event::CreateDispatcher("fuzz");
@@ -60,22 +56,9 @@ extern "C" int SluiceFuzzHttp1Server(const uint8_t* data, size_t size) {
   const auto& config = setup->configs[data[0] % setup->configs.size()];
   const size_t chunk = static_cast<size_t>(data[1]) + 1;
   std::string_view input(reinterpret_cast<const char*>(data + 2), size - 2);
-  {
-    FakeContext context(*setup->dispatcher);
-    FakeConnection conn(*setup->dispatcher);
-    conn.addReadFilter(std::make_unique<sluice::http::ConnectionManagerImpl>(config, context));
-    conn.initializeReadFilters();
-    for (size_t off = 0; off < input.size(); off += chunk) {
-      conn.receive(input.substr(off, chunk));
-    }
-    conn.drain();
-    conn.close(sluice::network::CloseType::kNoFlush);
-    // Whatever was answered is a sequence of HTTP/1.1 responses.
-    if (!conn.output().empty() && conn.output().rfind("HTTP/1.1 ", 0) != 0) __builtin_trap();
-    // Deferred deletions (streams, codecs) run before the connection's owners go away.
-    setup->dispatcher->exit();
-    setup->dispatcher->run();
-  }
+  const std::string out = RunServerConnection(*setup->dispatcher, config, input, chunk);
+  // Whatever was answered is a sequence of HTTP/1.1 responses.
+  if (!out.empty() && out.rfind("HTTP/1.1 ", 0) != 0) __builtin_trap();
   return 0;
 }
 

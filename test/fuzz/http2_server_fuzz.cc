@@ -14,22 +14,18 @@
 #include "source/network/connection.h"
 #include "source/network/filter_context.h"
 #include "source/upstream/cluster.h"
-#include "test/network/fake_connection.h"
-#include "test/network/test_filter_context.h"
+#include "test/fuzz/server_fuzz_driver.h"
 
-namespace sluice::http::fuzz2 {
+namespace sluice::http::fuzz {
 namespace {
-
-using network::test::FakeConnection;
-using FakeContext = network::test::TestFilterContext;
 
 constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-struct Setup {
+struct Http2Setup {
   event::DispatcherPtr dispatcher = event::CreateDispatcher("fuzz2");
   stats::Store store;
   std::vector<ConnectionManagerConfigPtr> configs;
-  Setup() {
+  Http2Setup() {
     // 0: a terminal answering everything; 1: no filter (bodies read to the end, then 404);
     // 2: small limits (few streams, small windows and header lists, low flood thresholds).
     for (int mode = 0; mode < 3; ++mode) {
@@ -59,34 +55,20 @@ struct Setup {
 };
 
 }  // namespace
-}  // namespace sluice::http::fuzz2
+}  // namespace sluice::http::fuzz
 
 extern "C" int SluiceFuzzHttp2Server(const uint8_t* data, size_t size) {
-  using namespace sluice::http::fuzz2;
-  static Setup* setup = new Setup();
+  using namespace sluice::http::fuzz;
+  static Http2Setup* setup = new Http2Setup();
   if (size < 2) return 0;
   // First byte: the config; second: the chunk size the input is delivered in (1..256 bytes).
   const auto& config = setup->configs[data[0] % setup->configs.size()];
   const size_t chunk = static_cast<size_t>(data[1]) + 1;
   std::string input(kPreface);
   input.append(reinterpret_cast<const char*>(data) + 2, size - 2);
-  {
-    FakeContext context(*setup->dispatcher);
-    FakeConnection conn(*setup->dispatcher);
-    conn.addReadFilter(std::make_unique<sluice::http::ConnectionManagerImpl>(config, context));
-    conn.initializeReadFilters();
-    for (size_t off = 0; off < input.size(); off += chunk) {
-      conn.receive(input.substr(off, chunk));
-    }
-    conn.drain();
-    conn.close(sluice::network::CloseType::kNoFlush);
-    // Whatever was answered starts with the server's SETTINGS frame (RFC 9113 §3.4).
-    const std::string& out = conn.output();
-    if (!out.empty() && (out.size() < 9 || out[3] != 0x04 || out[4] != 0)) __builtin_trap();
-    // Deferred deletions (streams, codecs) run before the connection's owners go away.
-    setup->dispatcher->exit();
-    setup->dispatcher->run();
-  }
+  const std::string out = RunServerConnection(*setup->dispatcher, config, input, chunk);
+  // Whatever was answered starts with the server's SETTINGS frame (RFC 9113 §3.4).
+  if (!out.empty() && (out.size() < 9 || out[3] != 0x04 || out[4] != 0)) __builtin_trap();
   return 0;
 }
 

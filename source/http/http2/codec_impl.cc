@@ -109,6 +109,7 @@ class SmallBlocks {
     ++l.count[cls - 1];
   }
   static void* Calloc(size_t n, size_t size, void* u) {
+    if (size != 0 && n > SIZE_MAX / size) return nullptr;
     void* p = Malloc(n * size, u);
     if (p != nullptr) std::memset(p, 0, n * size);
     return p;
@@ -284,12 +285,6 @@ struct ServerConnectionImpl::Callbacks {
   static int FrameSend(nghttp2_session*, const nghttp2_frame* frame, void* u) {
     return Self(u).onFrameSend(*frame);
   }
-  static int FrameNotSend(nghttp2_session*, const nghttp2_frame* frame, int error, void* u) {
-    return Self(u).onFrameNotSend(*frame, error);
-  }
-  static int InvalidFrame(nghttp2_session*, const nghttp2_frame* frame, int error, void* u) {
-    return Self(u).onInvalidFrame(*frame, error);
-  }
   static int BeginFrame(nghttp2_session*, const nghttp2_frame_hd* hd, void* u) {
     return Self(u).onBeginFrame(*hd);
   }
@@ -313,8 +308,6 @@ struct ServerConnectionImpl::Callbacks {
       nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c, &DataChunk);
       nghttp2_session_callbacks_set_on_stream_close_callback(c, &StreamClose);
       nghttp2_session_callbacks_set_on_frame_send_callback(c, &FrameSend);
-      nghttp2_session_callbacks_set_on_frame_not_send_callback(c, &FrameNotSend);
-      nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(c, &InvalidFrame);
       nghttp2_session_callbacks_set_on_begin_frame_callback(c, &BeginFrame);
       return c;
     }();
@@ -921,10 +914,6 @@ int ServerConnectionImpl::onFrameSend(const nghttp2_frame& frame) {
   }
   return 0;
 }
-
-int ServerConnectionImpl::onFrameNotSend(const nghttp2_frame&, int) { return 0; }
-
-int ServerConnectionImpl::onInvalidFrame(const nghttp2_frame&, int) { return 0; }
 
 void ServerConnectionImpl::armKeepalive() {
   if (settings_.keepalive_interval.count() <= 0) return;

@@ -45,8 +45,6 @@ struct Http2Settings {
   uint32_t max_continuations = 8;
   // Control frames we queue (acks) that the client does not read (a client that never reads).
   uint32_t max_outbound_control_frames = 1000;
-  // Requests per connection before a graceful GOAWAY (0: unlimited).
-  uint32_t max_requests_per_connection = 0;
   // PING keep-alive: sent after this much silence (0: off); no answer within the timeout ends
   // the connection.
   std::chrono::milliseconds keepalive_interval{0};
@@ -120,8 +118,6 @@ class ServerConnectionImpl : public ServerConnection, private event::DeadlineCal
   int onDataChunk(int32_t stream_id, const uint8_t* data, size_t len);
   int onStreamClose(int32_t stream_id, uint32_t error_code);
   int onFrameSend(const nghttp2_frame& frame);
-  int onFrameNotSend(const nghttp2_frame& frame, int error);
-  int onInvalidFrame(const nghttp2_frame& frame, int error);
   int onBeginFrame(const nghttp2_frame_hd& hd);
   ssize_t onSend(const uint8_t* data, size_t length);
   int onSendData(nghttp2_frame* frame, const uint8_t* framehd, size_t length);
