@@ -11,10 +11,6 @@
 #include "source/event/dispatcher.h"
 #include "source/http/header_map.h"
 
-namespace sluice::upstream {
-class WorkerClusters;
-}
-
 namespace sluice::http {
 
 // How a callout ended. Mirrors sl_type_attempt_outcome (the plugin ABI reports it as that).
@@ -82,25 +78,20 @@ class Callout : public event::DeferredDeletable {
 using CalloutPtr = std::unique_ptr<Callout>;
 
 // A worker's client for callouts: requests to a named cluster of the config, on that worker's
-// connection pools (shared with proxied traffic: same limits, same counters). Worker thread only.
+// connection pools (shared with proxied traffic: same limits, same counters). The router layer
+// implements it (router::CalloutClientImpl). Worker thread only.
 class CalloutClient {
  public:
-  CalloutClient(event::Dispatcher& dispatcher, upstream::WorkerClusters& clusters)
-      : dispatcher_(dispatcher), clusters_(clusters) {}
-
-  event::Dispatcher& dispatcher() { return dispatcher_; }
+  virtual ~CalloutClient() = default;
+  virtual event::Dispatcher& dispatcher() = 0;
   // Whether the config has a cluster named `cluster`.
-  bool hasCluster(std::string_view cluster) const;
-
+  virtual bool hasCluster(std::string_view cluster) const = 0;
   // Starts a callout. NotFound when the config has no such cluster, InvalidArgument for a
   // request without a method or path, a CONNECT, or a zero timeout. Every other failure
   // (no host, no connection, ...) is an outcome told to `callbacks`, later.
-  absl::StatusOr<CalloutPtr> send(std::string_view cluster, CalloutRequest request,
-                                  const CalloutOptions& options, CalloutCallbacks& callbacks);
-
- private:
-  event::Dispatcher& dispatcher_;
-  upstream::WorkerClusters& clusters_;
+  virtual absl::StatusOr<CalloutPtr> send(std::string_view cluster, CalloutRequest request,
+                                          const CalloutOptions& options,
+                                          CalloutCallbacks& callbacks) = 0;
 };
 
 }  // namespace sluice::http

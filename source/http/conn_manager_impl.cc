@@ -11,17 +11,17 @@
 
 #include "source/common/block_cache.h"
 #include "source/common/logging.h"
-#include "source/http/connect_tunnel.h"
 #include "source/http/filter_manager.h"
 #include "source/http/http1/parser.h"
 #include "source/http/http2/codec_impl.h"
 #include "source/http/path_normalizer.h"
-#include "source/http/upstream_request.h"
-#include "source/upstream/cluster.h"
+#include "source/http/upstream.h"
 
 namespace sluice::http {
 
 namespace {
+
+constexpr size_t AlignUp(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 
 // X-Forwarded-Client-Cert as Envoy writes it (forward_client_cert_details).
 void SetForwardedClientCert(HeaderMap& headers, ConnectionManagerConfig::ForwardClientCert mode,
@@ -180,6 +180,11 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   void onDeadline(event::Deadline& deadline) override;
 
   void startUpstream(bool end_stream);
+  static constexpr size_t ExchangeOffset() {
+    return AlignUp(sizeof(ActiveStream), UpstreamFactory::kExchangeAlign);
+  }
+  void* exchangeStorage() { return reinterpret_cast<char*>(this) + ExchangeOffset(); }
+  void destroyUpstream();
   // UpstreamRequestCallbacks
   void onUpstreamHeaders(std::unique_ptr<ResponseHead> head, bool end_stream) override;
   void onUpstreamData(Buffer& data, bool end_stream) override;
@@ -197,12 +202,11 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   // views into the request head's storage).
   std::string_view received_target_;
   std::string_view canonical_target_;
-  // The terminal decision, and the exchange that carries it out.
-  // In the stream's own block: no allocation per proxied request.
-  std::optional<UpstreamTarget> upstream_target_;
-  std::optional<UpstreamRequest> upstream_request_;
-  std::unique_ptr<ConnectTunnel> connect_tunnel_;  // rare: CONNECT ending here
-  UpstreamExchange* upstream_ = nullptr;           // whichever of the two carries the stream
+  // The terminal decision's exchange (UpstreamFactory), built in the stream's own block: no
+  // allocation per proxied request.
+  UpstreamExchange* upstream_ = nullptr;
+  bool upstream_started_ = false;
+  bool terminate_connect_ = false;  // the decision: a CONNECT ends here (no proxy fields)
   uint32_t downstream_read_disables_ = 0;
   // Embedded: no timer object (and no libevent timer) per request.
   event::Deadline body_deadline_;
@@ -214,16 +218,18 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   bool timed_out_ = false;       // answered 408/504 by a timeout already
 };
 
-namespace {
-constexpr size_t AlignUp(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
-}  // namespace
 
 std::unique_ptr<ConnectionManagerImpl::ActiveStream> ConnectionManagerImpl::ActiveStream::Create(
     ConnectionManagerImpl& hcm, ResponseEncoder& encoder) {
   const auto& factories = hcm.config_->filter_factories;
-  const size_t storage_at = AlignUp(sizeof(ActiveStream), FilterManager::kStorageAlign);
+  // [ActiveStream][the upstream exchange's storage, if any][the filters]
+  UpstreamFactory* upstreams = hcm.context_.upstreamFactory();
+  const size_t exchange_end =
+      ExchangeOffset() + (upstreams != nullptr ? upstreams->exchangeSize() : 0);
+  const size_t storage_at = AlignUp(exchange_end, FilterManager::kStorageAlign);
   const size_t total = storage_at + FilterManager::TrailingStorageSize(factories);
   static_assert(alignof(ActiveStream) <= FilterManager::kStorageAlign);
+  static_assert(alignof(ActiveStream) <= UpstreamFactory::kExchangeAlign);
   // Same-sized blocks come back at every request: a per-thread cache keeps them (a chain of
   // filters makes the block larger than malloc's own per-thread cache).
   char* block = static_cast<char*>(BlockCache::Allocate(total));
@@ -247,7 +253,14 @@ ConnectionManagerImpl::ActiveStream::ActiveStream(ConnectionManagerImpl& hcm,
   }
 }
 
-ConnectionManagerImpl::ActiveStream::~ActiveStream() = default;
+ConnectionManagerImpl::ActiveStream::~ActiveStream() { destroyUpstream(); }
+
+void ConnectionManagerImpl::ActiveStream::destroyUpstream() {
+  if (upstream_ == nullptr) return;
+  UpstreamExchange* exchange = upstream_;
+  upstream_ = nullptr;
+  exchange->~UpstreamExchange();
+}
 
 void ConnectionManagerImpl::ActiveStream::resetIdleTimer() {
   if (idle_deadline_.armed()) {
@@ -417,7 +430,7 @@ void ConnectionManagerImpl::ActiveStream::timeout(stats::Counter& counter, const
 }
 
 void ConnectionManagerImpl::ActiveStream::onRequestHeadersDone(RequestHead&, bool end_stream) {
-  if (upstream_target_) {
+  if (upstream_ != nullptr) {
     startUpstream(end_stream);
     return;
   }
@@ -486,32 +499,30 @@ void ConnectionManagerImpl::ActiveStream::onResponseBufferOverflow(bool head_hel
 }
 
 bool ConnectionManagerImpl::ActiveStream::setUpstream(const UpstreamSpec& spec) {
-  const upstream::Cluster* cluster =
-      hcm_.context_.clusters().manager().get(std::string(spec.cluster));
-  if (cluster == nullptr || upstream_ != nullptr) return false;
-  UpstreamTarget& target = upstream_target_.emplace();
-  target.cluster = cluster;
-  target.route_name.assign(spec.route_name);
-  target.timeout = spec.timeout;
-  target.response_headers_timeout = spec.response_headers_timeout;
-  target.idle_timeout = spec.idle_timeout;
-  target.hash_key.assign(spec.hash_key);
-  target.terminate_connect = spec.terminate_connect;
-  target.request_buffer_bytes = spec.request_buffer_bytes;
-  fm_.streamInfo().route_name = target.route_name;
-  fm_.streamInfo().cluster_name = cluster->name();
+  UpstreamFactory* upstreams = hcm_.context_.upstreamFactory();
+  if (upstreams == nullptr || upstream_started_) return false;
+  // A later decision replaces an earlier one, which must stay if the new one is refused.
+  if (upstream_ != nullptr) {
+    if (!upstreams->hasCluster(spec.cluster)) return false;
+    destroyUpstream();
+  }
+  UpstreamOptions options;
+  options.buffer_limit = hcm_.config_->buffer_limit;
+  // Attempts are measured only for a chain with a filter that observes them.
+  options.observe_attempts = fm_.observesUpstreamAttempts();
+  upstream_ = upstreams->create(exchangeStorage(), spec, *this, options);
+  if (upstream_ == nullptr) return false;
+  terminate_connect_ = spec.terminate_connect;
+  fm_.streamInfo().route_name.assign(spec.route_name);
+  fm_.streamInfo().cluster_name.assign(spec.cluster);
   return true;
 }
 
 void ConnectionManagerImpl::ActiveStream::startUpstream(bool end_stream) {
   RequestHead& head = *fm_.requestHead();
-  UpstreamRequestCallbacks& callbacks = *this;
-  if (upstream_target_->terminate_connect && tunnel_request_ && head.method == "CONNECT") {
+  upstream_started_ = true;
+  if (terminate_connect_ && tunnel_request_ && head.method == "CONNECT") {
     // The tunnel ends here: no request goes upstream, so no proxy fields either.
-    connect_tunnel_ = std::make_unique<ConnectTunnel>(callbacks, hcm_.context_.dispatcher(),
-                                                      hcm_.context_.clusters(), *upstream_target_,
-                                                      hcm_.config_->buffer_limit);
-    upstream_ = connect_tunnel_.get();
     upstream_->start(head, end_stream, tunnel_request_);
     return;
   }
@@ -545,11 +556,6 @@ void ConnectionManagerImpl::ActiveStream::startUpstream(bool end_stream) {
       head.path.size() == canonical_target_.size()) {
     head.path = received_target_;  // no filter rewrote it
   }
-  upstream_ =
-      &upstream_request_.emplace(callbacks, hcm_.context_.dispatcher(), hcm_.context_.clusters(),
-                                 *upstream_target_, hcm_.config_->buffer_limit);
-  // Attempts are measured only for a chain with a filter that observes them.
-  if (fm_.observesUpstreamAttempts()) upstream_request_->observeAttempts();
   upstream_->start(head, end_stream, tunnel_request_);
 }
 

@@ -11,6 +11,7 @@ class WorkerClusters;
 }
 namespace sluice::http {
 class CalloutClient;
+class UpstreamFactory;
 }
 
 namespace sluice::network {
@@ -20,7 +21,11 @@ class FilterContext {
  public:
   virtual ~FilterContext() = default;
   virtual event::Dispatcher& dispatcher() = 0;
+  // The worker's clusters (the TCP proxy's; HTTP streams reach them through upstreamFactory()).
   virtual upstream::WorkerClusters& clusters() = 0;
+  // What carries HTTP streams to the clusters their filters name. Null: none on this context
+  // (a stream's setUpstream is refused).
+  virtual http::UpstreamFactory* upstreamFactory() { return nullptr; }
   // Takes a connection that was closed with kFlushWrite and is still flushing, and frees it once
   // it is closed (or at worker shutdown), so its owner can go away without losing those bytes.
   virtual void adoptClosingConnection(ConnectionPtr connection) = 0;

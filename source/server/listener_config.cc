@@ -4,7 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
 #include "source/http/conn_manager.h"
-#include "source/network/filters/tcp_proxy.h"
+#include "source/tcp_proxy/tcp_proxy.h"
 #include "source/tls/ssl_socket.h"
 
 namespace sluice::server {
@@ -60,7 +60,7 @@ struct ChainBuilder {
       const auto& f = c.filters(i);
       switch (f.config_type_case()) {
         case config::v1::NetworkFilter::kTcpProxy: {
-          auto tp = std::make_shared<network::TcpProxyConfig>();
+          auto tp = std::make_shared<tcp_proxy::TcpProxyConfig>();
           tp->cluster = clusters.get(f.tcp_proxy().cluster());
           if (tp->cluster == nullptr) {
             return absl::InvalidArgumentError(absl::StrCat(
@@ -70,7 +70,7 @@ struct ChainBuilder {
                                  ? std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(
                                        f.tcp_proxy().idle_timeout()))
                                  : kDefaultTcpIdleTimeout;
-          chain->filter_factories.push_back(network::TcpProxyFilterFactory(std::move(tp)));
+          chain->filter_factories.push_back(tcp_proxy::TcpProxyFilterFactory(std::move(tp)));
           break;
         }
         case config::v1::NetworkFilter::kHttpConnectionManager: {

@@ -100,6 +100,7 @@ class Worker::ActiveListener : public network::ListenerCallbacks, public network
   event::Dispatcher& dispatcher() override { return *worker_.dispatcher_; }
   upstream::WorkerClusters& clusters() override { return worker_.clusters_; }
   http::CalloutClient* calloutClient() override { return &worker_.callout_client_; }
+  http::UpstreamFactory* upstreamFactory() override { return &worker_.upstream_factory_; }
   void adoptClosingConnection(network::ConnectionPtr connection) override {
     worker_.adoptClosingConnection(std::move(connection));
   }

@@ -9,7 +9,8 @@
 #include <vector>
 
 #include "source/event/dispatcher.h"
-#include "source/http/callout.h"
+#include "source/router/callout_impl.h"
+#include "source/router/router.h"
 #include "source/network/connection.h"
 #include "source/network/filter_context.h"
 #include "source/network/listener.h"
@@ -118,7 +119,9 @@ class Worker {
   void trimMemory();
   upstream::WorkerClusters clusters_;
   // Callouts of this worker's streams, on clusters_' pools (the streams own the callouts).
-  http::CalloutClient callout_client_{*dispatcher_, clusters_};
+  router::CalloutClientImpl callout_client_{*dispatcher_, clusters_};
+  // Carries this worker's HTTP streams to their clusters.
+  router::UpstreamFactoryImpl upstream_factory_{*dispatcher_, clusters_};
   std::vector<std::unique_ptr<ActiveListener>> listeners_;
   // Orders the idle lists of every listener of this worker together.
   uint64_t idle_clock_ = 0;

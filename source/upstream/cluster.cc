@@ -134,8 +134,8 @@ void Cluster::setHosts(std::vector<network::Address> addresses, std::vector<uint
                                            lb_policy_ == LbPolicy::kMaglev);
 }
 
-const Cluster* ClusterManager::get(const std::string& name) const {
-  auto it = by_name_.find(name);
+const Cluster* ClusterManager::get(std::string_view name) const {
+  auto it = by_name_.find(absl::string_view(name.data(), name.size()));
   return it == by_name_.end() ? nullptr : it->second;
 }
 

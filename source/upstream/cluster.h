@@ -4,6 +4,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -114,7 +115,7 @@ class ClusterManager {
   // Builds clusters from a validated bootstrap, with defaults applied.
   static absl::StatusOr<std::unique_ptr<ClusterManager>> create(
       const config::v1::Bootstrap& bootstrap, stats::Store& store);
-  const Cluster* get(const std::string& name) const;
+  const Cluster* get(std::string_view name) const;
   // The clusters themselves stay mutable for the main thread (STRICT_DNS host sets change:
   // DnsClusterUpdater); workers see them through get() and WorkerClusters.
   const std::vector<std::unique_ptr<Cluster>>& clusters() const { return clusters_; }

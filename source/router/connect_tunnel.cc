@@ -1,17 +1,17 @@
-#include "source/http/connect_tunnel.h"
+#include "source/router/connect_tunnel.h"
 
 #include "source/common/logging.h"
 
-namespace sluice::http {
+namespace sluice::router {
 
-ConnectTunnel::ConnectTunnel(UpstreamRequestCallbacks& callbacks, event::Dispatcher& dispatcher,
+ConnectTunnel::ConnectTunnel(http::UpstreamRequestCallbacks& callbacks, event::Dispatcher& dispatcher,
                              upstream::WorkerClusters& clusters, const UpstreamTarget& target,
                              uint32_t buffer_limit)
-    : UpstreamExchange(callbacks, dispatcher, clusters, target, buffer_limit) {}
+    : ExchangeBase(callbacks, dispatcher, clusters, target, buffer_limit) {}
 
 ConnectTunnel::~ConnectTunnel() { reset(); }
 
-void ConnectTunnel::start(RequestHead&, bool end_stream, bool) {
+void ConnectTunnel::start(http::RequestHead&, bool end_stream, bool) {
   held_end_ = end_stream;
   const network::Address* host = clusters_.pickHost(*target_.cluster);
   if (host == nullptr) {
@@ -46,7 +46,7 @@ void ConnectTunnel::onEvent(network::ConnectionEvent event) {
     connect_deadline_.cancel();
     timeout_deadline_.cancel();
     armIdle();
-    auto head = std::make_unique<ResponseHead>();
+    auto head = std::make_unique<http::ResponseHead>();
     head->status = 200;
     head->reason = "Connection Established";
     callbacks_.onUpstreamHeaders(std::move(head), false);
@@ -164,4 +164,4 @@ void ConnectTunnel::closeUpstream(network::CloseType how) {
   dispatcher_.deferredDelete(std::move(connection_));
 }
 
-}  // namespace sluice::http
+}  // namespace sluice::router

@@ -7,7 +7,7 @@
 #include "source/network/filter_context.h"
 #include "source/upstream/cluster.h"
 
-namespace sluice::network {
+namespace sluice::tcp_proxy {
 
 struct TcpProxyConfig {
   const upstream::Cluster* cluster;
@@ -18,25 +18,25 @@ struct TcpProxyConfig {
 // L4 proxy: pipes a downstream connection to a new upstream connection, both directions, with
 // backpressure (a write buffer above its high watermark stops reads on the other side),
 // half-close propagation, an idle timeout, and the cluster's connect timeout.
-class TcpProxyFilter : public ReadFilter, private ConnectionCallbacks {
+class TcpProxyFilter : public network::ReadFilter, private network::ConnectionCallbacks {
  public:
-  TcpProxyFilter(std::shared_ptr<const TcpProxyConfig> config, FilterContext& context);
+  TcpProxyFilter(std::shared_ptr<const TcpProxyConfig> config, network::FilterContext& context);
   ~TcpProxyFilter() override;
 
-  void initializeReadFilterCallbacks(ReadFilterCallbacks& callbacks) override;
-  FilterStatus onNewConnection() override;
-  FilterStatus onData(Buffer& data, bool end_stream) override;
+  void initializeReadFilterCallbacks(network::ReadFilterCallbacks& callbacks) override;
+  network::FilterStatus onNewConnection() override;
+  network::FilterStatus onData(Buffer& data, bool end_stream) override;
 
  private:
   class UpstreamCallbacks;
 
   // Downstream connection events and watermarks.
-  void onEvent(ConnectionEvent event) override;
+  void onEvent(network::ConnectionEvent event) override;
   void onAboveWriteBufferHighWatermark() override;
   void onBelowWriteBufferLowWatermark() override;
 
   // Upstream side (through UpstreamCallbacks).
-  void onUpstreamEvent(ConnectionEvent event);
+  void onUpstreamEvent(network::ConnectionEvent event);
   void onUpstreamData(Buffer& data, bool end_stream);
   void onUpstreamAboveHighWatermark();
   void onUpstreamBelowLowWatermark();
@@ -48,9 +48,9 @@ class TcpProxyFilter : public ReadFilter, private ConnectionCallbacks {
   void releaseUpstream(bool flush);
 
   std::shared_ptr<const TcpProxyConfig> config_;
-  FilterContext& context_;
-  Connection* downstream_ = nullptr;
-  ConnectionPtr upstream_;
+  network::FilterContext& context_;
+  network::Connection* downstream_ = nullptr;
+  network::ConnectionPtr upstream_;
   std::unique_ptr<UpstreamCallbacks> upstream_callbacks_;
   event::TimerPtr connect_timer_;
   event::TimerPtr idle_timer_;
@@ -60,6 +60,6 @@ class TcpProxyFilter : public ReadFilter, private ConnectionCallbacks {
 };
 
 // The factory for a "tcp_proxy" entry of a listener's filters.
-FilterFactory TcpProxyFilterFactory(std::shared_ptr<const TcpProxyConfig> config);
+network::FilterFactory TcpProxyFilterFactory(std::shared_ptr<const TcpProxyConfig> config);
 
-}  // namespace sluice::network
+}  // namespace sluice::tcp_proxy

@@ -8,17 +8,17 @@
 #include "source/event/dispatcher.h"
 #include "source/http/codec.h"
 #include "source/http/filter.h"
+#include "source/http/upstream.h"
 #include "source/upstream/cluster.h"
 #include "source/upstream/http_conn_pool.h"
 
-namespace sluice::http {
+namespace sluice::router {
 
 // Where and how a stream goes upstream: the terminal decision a filter (the router plugin)
-// makes through sl_host_set_upstream. The core carries it out (host, pooled connection, both
-// directions streamed).
+// makes through sl_host_set_upstream (http::UpstreamSpec), with its cluster found. The core
+// carries it out (host, pooled connection, both directions streamed).
 struct UpstreamTarget {
   const upstream::Cluster* cluster = nullptr;
-  std::string route_name;
   // Whole exchange, from the end of the request to the end of the response; 0: none.
   std::chrono::milliseconds timeout{0};
   // From the end of the request to the response head; 0: none. For a tunnel: the wait for the
@@ -34,52 +34,20 @@ struct UpstreamTarget {
   bool terminate_connect = false;
 };
 
-// What the upstream side tells its stream.
-class UpstreamRequestCallbacks {
- public:
-  virtual ~UpstreamRequestCallbacks() = default;
-  virtual void onUpstreamHeaders(std::unique_ptr<ResponseHead> head, bool end_stream) = 0;
-  virtual void onUpstreamData(Buffer& data, bool end_stream) = 0;
-  virtual void onUpstreamTrailers(std::unique_ptr<HeaderMap> trailers) = 0;
-  // The exchange failed: answer `status` with `flag` as the reason (no response yet), or reset
-  // the stream (a response had started). Nothing else follows.
-  virtual void onUpstreamError(uint16_t status, const char* flag) = 0;
-  // Flow control: stop / resume reading the downstream (the upstream is not taking the body).
-  virtual void readDisableDownstream(bool disable) = 0;
-  // An attempt ended (only once asked for with UpstreamRequest::observeAttempts): before the
-  // end of the response, or the failure, is passed on.
-  virtual void onUpstreamAttemptDone(const UpstreamAttempt&) {}
-};
-
-// What carries a stream's request upstream: an HTTP exchange on a pooled connection
-// (UpstreamRequest), or a CONNECT tunnel that ends here (ConnectTunnel). It reports through
-// UpstreamRequestCallbacks; after reset() nothing more is called back.
-class UpstreamExchange {
- public:
-  virtual ~UpstreamExchange() = default;
-  // `head` must live until the response ends (the stream owns it). `tunnel`: an allowed
-  // Upgrade or CONNECT request.
-  virtual void start(RequestHead& head, bool end_stream, bool tunnel) = 0;
-  virtual void sendData(Buffer& data, bool end_stream) = 0;
-  virtual void sendTrailers(const HeaderMap& trailers) = 0;
-  // Stops everything (the stream ended early). Idempotent.
-  virtual void reset() = 0;
-  // The downstream cannot take more of the response (its write buffer is full) / can again.
-  virtual void readDisable(bool disable) = 0;
-
+// What both kinds of exchange work with: the stream to report to, its worker's dispatcher and
+// clusters, the filter's decision, and how much of the request it may hold.
+class ExchangeBase : public http::UpstreamExchange {
  protected:
-  // What every kind of exchange works with: the stream to report to, its worker's dispatcher
-  // and clusters, the filter's decision, and how much of the request it may hold.
-  UpstreamExchange(UpstreamRequestCallbacks& callbacks, event::Dispatcher& dispatcher,
-                   upstream::WorkerClusters& clusters, const UpstreamTarget& target,
-                   uint32_t buffer_limit)
+  ExchangeBase(http::UpstreamRequestCallbacks& callbacks, event::Dispatcher& dispatcher,
+               upstream::WorkerClusters& clusters, const UpstreamTarget& target,
+               uint32_t buffer_limit)
       : callbacks_(callbacks),
         dispatcher_(dispatcher),
         clusters_(clusters),
         target_(target),
         buffer_limit_(buffer_limit) {}
 
-  UpstreamRequestCallbacks& callbacks_;
+  http::UpstreamRequestCallbacks& callbacks_;
   event::Dispatcher& dispatcher_;
   upstream::WorkerClusters& clusters_;
   const UpstreamTarget& target_;
@@ -89,12 +57,12 @@ class UpstreamExchange {
 // One stream's exchange with an upstream host: takes a pooled connection, sends the request
 // (buffering the body, bounded, until the connection is ready), passes the response back, and
 // maps failures to 502 (reset, protocol error), 503 (no connection) and 504 (timeout).
-class UpstreamRequest : public UpstreamExchange,
-                        public ResponseDecoder,
+class UpstreamRequest : public ExchangeBase,
+                        public http::ResponseDecoder,
                         public upstream::PoolCallbacks,
                         private event::DeadlineCallbacks {
  public:
-  UpstreamRequest(UpstreamRequestCallbacks& callbacks, event::Dispatcher& dispatcher,
+  UpstreamRequest(http::UpstreamRequestCallbacks& callbacks, event::Dispatcher& dispatcher,
                   upstream::WorkerClusters& clusters, const UpstreamTarget& target,
                   uint32_t buffer_limit);
   // Withdraws a pending request or abandons an exchange in progress.
@@ -103,9 +71,9 @@ class UpstreamRequest : public UpstreamExchange,
   // The request. `head` must live until the response ends (the stream owns it). `tunnel`: an
   // Upgrade or CONNECT (the route timeout bounds only the wait for the upstream's answer: a
   // tunnel lives as long as its ends keep it busy; the idle timeout counts traffic either way).
-  void start(RequestHead& head, bool end_stream, bool tunnel) override;
+  void start(http::RequestHead& head, bool end_stream, bool tunnel) override;
   void sendData(Buffer& data, bool end_stream) override;
-  void sendTrailers(const HeaderMap& trailers) override;
+  void sendTrailers(const http::HeaderMap& trailers) override;
   // Withdraws a pending request or abandons an exchange in progress.
   void reset() override;
   void readDisable(bool disable) override;
@@ -113,13 +81,13 @@ class UpstreamRequest : public UpstreamExchange,
   void observeAttempts() { observe_ = true; }
 
   // ResponseDecoder
-  void decodeHeaders(std::unique_ptr<ResponseHead> head, bool end_stream) override;
+  void decodeHeaders(std::unique_ptr<http::ResponseHead> head, bool end_stream) override;
   void decodeData(Buffer& data, bool end_stream) override;
-  void decodeTrailers(std::unique_ptr<HeaderMap> trailers) override;
-  void onUpstreamFailure(UpstreamFailure failure, bool response_started) override;
+  void decodeTrailers(std::unique_ptr<http::HeaderMap> trailers) override;
+  void onUpstreamFailure(http::UpstreamFailure failure, bool response_started) override;
 
   // upstream::PoolCallbacks
-  void onPoolReady(RequestEncoder& encoder, upstream::PoolStream& stream,
+  void onPoolReady(http::RequestEncoder& encoder, upstream::PoolStream& stream,
                    const network::Address& host) override;
   void onPoolFailure(upstream::PoolFailure failure) override;
   void onUpstreamAboveWriteBufferHighWatermark() override;
@@ -136,20 +104,20 @@ class UpstreamRequest : public UpstreamExchange,
   // Keeps a copy of request bytes going out on a reused connection until the response starts
   // (bounded by the buffer limit; past it, or with trailers, the request is not replayable).
   void keepForReplay(const Buffer& data);
-  void fail(uint16_t status, const char* flag, UpstreamAttempt::Outcome outcome);
+  void fail(uint16_t status, const char* flag, http::UpstreamAttempt::Outcome outcome);
   // Ends the attempt under way for the observer (once per attempt; nothing when not observed).
-  void attemptDone(UpstreamAttempt::Outcome outcome);
+  void attemptDone(http::UpstreamAttempt::Outcome outcome);
   void armIdle();
   void finished();
   void onDeadline(event::Deadline& deadline) override;
 
   upstream::Cancellable* pending_ = nullptr;
   upstream::PoolStream* stream_ = nullptr;
-  RequestEncoder* encoder_ = nullptr;
-  RequestHead* head_ = nullptr;
+  http::RequestEncoder* encoder_ = nullptr;
+  http::RequestHead* head_ = nullptr;
   // Request parts that arrived before the connection was ready.
   Buffer held_body_;
-  std::unique_ptr<HeaderMap> held_trailers_;
+  std::unique_ptr<http::HeaderMap> held_trailers_;
   // What went out on a reused connection, for a retry (see keepForReplay).
   Buffer replay_body_;
   bool replayable_ = false;
@@ -180,4 +148,4 @@ class UpstreamRequest : public UpstreamExchange,
   event::Deadline idle_deadline_;
 };
 
-}  // namespace sluice::http
+}  // namespace sluice::router

@@ -1,14 +1,22 @@
-#include "source/http/upstream_request.h"
+#include "source/router/upstream_request.h"
 
 #include "source/common/logging.h"
 #include "source/http/http1/parser.h"
 
-namespace sluice::http {
+namespace sluice::router {
 
-UpstreamRequest::UpstreamRequest(UpstreamRequestCallbacks& callbacks, event::Dispatcher& dispatcher,
+using http::HeaderMap;
+using http::RequestEncoder;
+using http::RequestHead;
+using http::ResponseHead;
+using http::UpstreamAttempt;
+using http::UpstreamFailure;
+
+
+UpstreamRequest::UpstreamRequest(http::UpstreamRequestCallbacks& callbacks, event::Dispatcher& dispatcher,
                                  upstream::WorkerClusters& clusters, const UpstreamTarget& target,
                                  uint32_t buffer_limit)
-    : UpstreamExchange(callbacks, dispatcher, clusters, target, buffer_limit) {}
+    : ExchangeBase(callbacks, dispatcher, clusters, target, buffer_limit) {}
 
 UpstreamRequest::~UpstreamRequest() {
   observe_ = false;  // the stream and its filters are going away: nobody to tell
@@ -62,7 +70,7 @@ void UpstreamRequest::start(RequestHead& head, bool end_stream, bool tunnel) {
   if (!end_stream && !tunnel && target_.request_buffer_bytes > 0) {
     // A body announced larger than the bound streams from the start.
     uint64_t length = 0;
-    const bool counted = http1::ParseResponseContentLength(head.headers, length);
+    const bool counted = http::http1::ParseResponseContentLength(head.headers, length);
     if (counted && length > target_.request_buffer_bytes) {
       target_.cluster->stats().upstream_rq_body_buffer_overflow.inc();
     } else {
@@ -346,4 +354,4 @@ void UpstreamRequest::fail(uint16_t status, const char* flag, UpstreamAttempt::O
   callbacks_.onUpstreamError(status, flag);
 }
 
-}  // namespace sluice::http
+}  // namespace sluice::router

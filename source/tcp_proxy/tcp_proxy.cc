@@ -1,10 +1,25 @@
-#include "source/network/filters/tcp_proxy.h"
+#include "source/tcp_proxy/tcp_proxy.h"
 
 #include "source/common/logging.h"
 #include "source/network/connection.h"
 #include "source/network/transport_socket.h"
 
-namespace sluice::network {
+namespace sluice::tcp_proxy {
+
+using network::Address;
+using network::CloseType;
+using network::Connection;
+using network::ConnectionCallbacks;
+using network::ConnectionEvent;
+using network::ConnectionPtr;
+using network::ConnectionState;
+using network::FilterContext;
+using network::FilterFactory;
+using network::FilterStatus;
+using network::ForwardingReadFilter;
+using network::ReadFilter;
+using network::ReadFilterCallbacks;
+
 
 // Upstream connection callbacks: a separate object so that the upstream's events and data are
 // not confused with the downstream's in one set of overrides.
@@ -65,7 +80,7 @@ FilterStatus TcpProxyFilter::onNewConnection() {
   }
   const Address host = *picked;
   upstream_callbacks_ = std::make_unique<UpstreamCallbacks>(this);
-  auto upstream = CreateClientConnection(context_.dispatcher(), host,
+  auto upstream = network::CreateClientConnection(context_.dispatcher(), host,
                                          cluster.poolSettings().transport_socket_factory);
   upstream->enableHalfClose(true);
   upstream->setBufferLimits(cluster.bufferLimit());
@@ -195,4 +210,4 @@ FilterFactory TcpProxyFilterFactory(std::shared_ptr<const TcpProxyConfig> config
   };
 }
 
-}  // namespace sluice::network
+}  // namespace sluice::tcp_proxy

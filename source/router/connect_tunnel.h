@@ -4,11 +4,11 @@
 
 #include "source/common/buffer.h"
 #include "source/event/dispatcher.h"
-#include "source/http/upstream_request.h"
+#include "source/router/upstream_request.h"
 #include "source/network/connection.h"
 #include "source/upstream/cluster.h"
 
-namespace sluice::http {
+namespace sluice::router {
 
 // A CONNECT request that ends at sluice (the route says so: SL_UPSTREAM_TERMINATE_CONNECT): a
 // TCP connection to a host of the cluster carries the tunnel, and the client is answered 200
@@ -16,19 +16,19 @@ namespace sluice::http {
 // hosts a client may reach is the config's decision, not the client's. Both directions are
 // relayed as they are, with watermark flow control; a half-close passes through either way.
 // Failures before the 200: 503 (no host, refused, connect timeout) or 504 (route timeout).
-class ConnectTunnel : public UpstreamExchange,
+class ConnectTunnel : public ExchangeBase,
                       private network::ConnectionCallbacks,
                       private network::ReadFilter,
                       private event::DeadlineCallbacks {
  public:
-  ConnectTunnel(UpstreamRequestCallbacks& callbacks, event::Dispatcher& dispatcher,
+  ConnectTunnel(http::UpstreamRequestCallbacks& callbacks, event::Dispatcher& dispatcher,
                 upstream::WorkerClusters& clusters, const UpstreamTarget& target,
                 uint32_t buffer_limit);
   ~ConnectTunnel() override;
 
-  void start(RequestHead& head, bool end_stream, bool tunnel) override;
+  void start(http::RequestHead& head, bool end_stream, bool tunnel) override;
   void sendData(Buffer& data, bool end_stream) override;
-  void sendTrailers(const HeaderMap&) override {}  // a tunnel has none
+  void sendTrailers(const http::HeaderMap&) override {}  // a tunnel has none
   void reset() override;
   void readDisable(bool disable) override;
 
@@ -60,4 +60,4 @@ class ConnectTunnel : public UpstreamExchange,
   event::Deadline idle_deadline_;
 };
 
-}  // namespace sluice::http
+}  // namespace sluice::router

@@ -3,7 +3,7 @@
 // reset, a body over the bound, withdrawal (no callback, connection closed), an unknown
 // cluster, and no completion inside send().
 
-#include "source/http/callout.h"
+#include "source/router/callout_impl.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -22,8 +22,15 @@
 #include "gtest/gtest.h"
 #include "source/upstream/cluster.h"
 
-namespace sluice::http {
+namespace sluice::router {
 namespace {
+
+using http::CalloutCallbacks;
+using http::CalloutOptions;
+using http::CalloutOutcome;
+using http::CalloutPtr;
+using http::CalloutRequest;
+using http::CalloutResponse;
 
 // A loopback HTTP/1.1 origin. By path: /ok answers 200 with a body and a field, keeping the
 // connection; /hang never answers; /close closes without answering; /big answers 4000 bytes.
@@ -173,7 +180,7 @@ class CalloutTest : public ::testing::Test {
     ep->set_port(port);
     manager_ = std::move(*upstream::ClusterManager::create(bootstrap, store_));
     clusters_ = std::make_unique<upstream::WorkerClusters>(*manager_, 0);
-    client_ = std::make_unique<CalloutClient>(*dispatcher_, *clusters_);
+    client_ = std::make_unique<CalloutClientImpl>(*dispatcher_, *clusters_);
   }
   void TearDown() override {
     if (clusters_) clusters_->releaseConnections();
@@ -210,7 +217,7 @@ class CalloutTest : public ::testing::Test {
   event::DispatcherPtr dispatcher_ = event::CreateDispatcher("test");
   std::unique_ptr<upstream::ClusterManager> manager_;
   std::unique_ptr<upstream::WorkerClusters> clusters_;
-  std::unique_ptr<CalloutClient> client_;
+  std::unique_ptr<CalloutClientImpl> client_;
 };
 
 TEST_F(CalloutTest, WholeResponseAndConnectionBackToThePool) {
@@ -391,7 +398,7 @@ TEST_F(CalloutTest, FailureKnownAtSendIsToldLater) {
   ep->set_port(origin.port());
   manager_ = std::move(*upstream::ClusterManager::create(bootstrap, store_));
   clusters_ = std::make_unique<upstream::WorkerClusters>(*manager_, 0);
-  client_ = std::make_unique<CalloutClient>(*dispatcher_, *clusters_);
+  client_ = std::make_unique<CalloutClientImpl>(*dispatcher_, *clusters_);
   Recorder a, b;
   CalloutPtr ca = send(get("/ok"), a);
   CalloutPtr cb = send(get("/ok"), b);  // the queue holds one: overflow
@@ -420,4 +427,4 @@ TEST_F(CalloutTest, RefusedAtSend) {
 }
 
 }  // namespace
-}  // namespace sluice::http
+}  // namespace sluice::router

@@ -1,4 +1,4 @@
-#include "source/http/callout.h"
+#include "source/router/callout_impl.h"
 
 #include "absl/strings/str_cat.h"
 #include "source/common/logging.h"
@@ -6,7 +6,21 @@
 #include "source/upstream/cluster.h"
 #include "source/upstream/http_conn_pool.h"
 
-namespace sluice::http {
+namespace sluice::router {
+
+using http::Callout;
+using http::CalloutCallbacks;
+using http::CalloutOptions;
+using http::CalloutOutcome;
+using http::CalloutPtr;
+using http::CalloutRequest;
+using http::CalloutResponse;
+using http::HeaderMap;
+using http::RequestEncoder;
+using http::RequestHead;
+using http::ResponseHead;
+using http::UpstreamFailure;
+
 
 namespace {
 
@@ -15,14 +29,14 @@ namespace {
 bool ClientOwned(std::string_view name) {
   for (std::string_view f : {"content-length", "transfer-encoding", "connection", "keep-alive",
                              "proxy-connection", "upgrade", "te", "trailer", "host"}) {
-    if (HeaderNameEquals(name, f)) return true;
+    if (http::HeaderNameEquals(name, f)) return true;
   }
   return false;
 }
 
 // One callout: waits for a pooled connection, sends the request, collects the response
 // (bounded), and tells its callbacks once.
-class CalloutImpl : public Callout, public ResponseDecoder, public upstream::PoolCallbacks {
+class CalloutImpl : public Callout, public http::ResponseDecoder, public upstream::PoolCallbacks {
  public:
   CalloutImpl(event::Dispatcher& dispatcher, upstream::WorkerClusters& clusters,
               const upstream::Cluster& cluster, CalloutRequest& request,
@@ -220,14 +234,14 @@ class CalloutImpl : public Callout, public ResponseDecoder, public upstream::Poo
 
 }  // namespace
 
-bool CalloutClient::hasCluster(std::string_view cluster) const {
-  return clusters_.manager().get(std::string(cluster)) != nullptr;
+bool CalloutClientImpl::hasCluster(std::string_view cluster) const {
+  return clusters_.manager().get(cluster) != nullptr;
 }
 
-absl::StatusOr<CalloutPtr> CalloutClient::send(std::string_view cluster, CalloutRequest request,
+absl::StatusOr<CalloutPtr> CalloutClientImpl::send(std::string_view cluster, CalloutRequest request,
                                                const CalloutOptions& options,
                                                CalloutCallbacks& callbacks) {
-  const upstream::Cluster* c = clusters_.manager().get(std::string(cluster));
+  const upstream::Cluster* c = clusters_.manager().get(cluster);
   if (c == nullptr)
     return absl::NotFoundError(
         absl::StrCat("no cluster named ", absl::string_view(cluster.data(), cluster.size())));
@@ -244,4 +258,4 @@ absl::StatusOr<CalloutPtr> CalloutClient::send(std::string_view cluster, Callout
   return CalloutPtr(std::move(callout));
 }
 
-}  // namespace sluice::http
+}  // namespace sluice::router
