@@ -286,6 +286,45 @@ bool IsToken(absl::string_view s) {
   return http::http1::IsValidFieldName(std::string_view(s.data(), s.size()));
 }
 
+// HTTP/2 settings, of a connection manager or of a cluster's upstream connections.
+void CheckHttp2ProtocolOptions(const v1::Http2ProtocolOptions& o, const std::string& h2,
+                               Problems& problems) {
+  auto range = [&](bool has, uint32_t v, const char* name, uint64_t lo, uint64_t hi) {
+    if (has && (v < lo || v > hi)) {
+      problems.Add(Field(h2, name), absl::StrCat("must be ", lo, "..", hi));
+    }
+  };
+  constexpr uint64_t kMaxWindow = (uint64_t{1} << 31) - 1;
+  range(o.has_max_concurrent_streams(), o.max_concurrent_streams().value(),
+        "max_concurrent_streams", 1, kMaxWindow);
+  range(o.has_initial_stream_window_size(), o.initial_stream_window_size().value(),
+        "initial_stream_window_size", 65535, kMaxWindow);
+  range(o.has_initial_connection_window_size(), o.initial_connection_window_size().value(),
+        "initial_connection_window_size", 65535, kMaxWindow);
+  range(o.has_max_frame_size(), o.max_frame_size().value(), "max_frame_size", 16384, 16777215);
+  range(o.has_max_header_list_size(), o.max_header_list_size().value(), "max_header_list_size",
+        1024, 1024 * 1024);
+  range(o.has_hpack_table_size(), o.hpack_table_size().value(), "hpack_table_size", 0, 65536);
+  range(o.has_max_resets_per_second(), o.max_resets_per_second().value(), "max_resets_per_second",
+        1, 1000000);
+  range(o.has_max_control_frames_per_second(), o.max_control_frames_per_second().value(),
+        "max_control_frames_per_second", 1, 1000000);
+  range(o.has_max_consecutive_empty_frames(), o.max_consecutive_empty_frames().value(),
+        "max_consecutive_empty_frames", 0, 1000000);
+  range(o.has_max_priority_frames_per_stream(), o.max_priority_frames_per_stream().value(),
+        "max_priority_frames_per_stream", 0, 1000000);
+  range(o.has_max_continuation_frames(), o.max_continuation_frames().value(),
+        "max_continuation_frames", 0, 1000);
+  range(o.has_max_outbound_control_frames(), o.max_outbound_control_frames().value(),
+        "max_outbound_control_frames", 1, 1000000);
+  if (o.has_keepalive_interval()) {
+    CheckTimeout(o.keepalive_interval(), Field(h2, "keepalive_interval"), problems);
+  }
+  if (o.has_keepalive_timeout()) {
+    CheckTimeout(o.keepalive_timeout(), Field(h2, "keepalive_timeout"), problems);
+  }
+}
+
 void CheckHttpConnectionManager(const v1::HttpConnectionManager& hcm, absl::string_view path,
                                 Problems& problems) {
   CheckName(hcm.stat_prefix(), Field(path, "stat_prefix"), /*required=*/false, problems);
@@ -327,42 +366,8 @@ void CheckHttpConnectionManager(const v1::HttpConnectionManager& hcm, absl::stri
                  "must not exceed max_request_headers_bytes (the head includes the request line)");
   }
   if (hcm.has_http2_protocol_options()) {
-    const v1::Http2ProtocolOptions& o = hcm.http2_protocol_options();
-    const std::string h2 = Field(path, "http2_protocol_options");
-    auto range = [&](bool has, uint32_t v, const char* name, uint64_t lo, uint64_t hi) {
-      if (has && (v < lo || v > hi)) {
-        problems.Add(Field(h2, name), absl::StrCat("must be ", lo, "..", hi));
-      }
-    };
-    constexpr uint64_t kMaxWindow = (uint64_t{1} << 31) - 1;
-    range(o.has_max_concurrent_streams(), o.max_concurrent_streams().value(),
-          "max_concurrent_streams", 1, kMaxWindow);
-    range(o.has_initial_stream_window_size(), o.initial_stream_window_size().value(),
-          "initial_stream_window_size", 65535, kMaxWindow);
-    range(o.has_initial_connection_window_size(), o.initial_connection_window_size().value(),
-          "initial_connection_window_size", 65535, kMaxWindow);
-    range(o.has_max_frame_size(), o.max_frame_size().value(), "max_frame_size", 16384, 16777215);
-    range(o.has_max_header_list_size(), o.max_header_list_size().value(), "max_header_list_size",
-          1024, 1024 * 1024);
-    range(o.has_hpack_table_size(), o.hpack_table_size().value(), "hpack_table_size", 0, 65536);
-    range(o.has_max_resets_per_second(), o.max_resets_per_second().value(), "max_resets_per_second",
-          1, 1000000);
-    range(o.has_max_control_frames_per_second(), o.max_control_frames_per_second().value(),
-          "max_control_frames_per_second", 1, 1000000);
-    range(o.has_max_consecutive_empty_frames(), o.max_consecutive_empty_frames().value(),
-          "max_consecutive_empty_frames", 0, 1000000);
-    range(o.has_max_priority_frames_per_stream(), o.max_priority_frames_per_stream().value(),
-          "max_priority_frames_per_stream", 0, 1000000);
-    range(o.has_max_continuation_frames(), o.max_continuation_frames().value(),
-          "max_continuation_frames", 0, 1000);
-    range(o.has_max_outbound_control_frames(), o.max_outbound_control_frames().value(),
-          "max_outbound_control_frames", 1, 1000000);
-    if (o.has_keepalive_interval()) {
-      CheckTimeout(o.keepalive_interval(), Field(h2, "keepalive_interval"), problems);
-    }
-    if (o.has_keepalive_timeout()) {
-      CheckTimeout(o.keepalive_timeout(), Field(h2, "keepalive_timeout"), problems);
-    }
+    CheckHttp2ProtocolOptions(hcm.http2_protocol_options(), Field(path, "http2_protocol_options"),
+                              problems);
   }
   if (hcm.max_request_headers_count() > 10000) {
     problems.Add(Field(path, "max_request_headers_count"), "must be at most 10000");
@@ -622,6 +627,20 @@ void CheckCluster(const v1::Cluster& cluster, absl::string_view path, Problems& 
   if (cluster.has_http_pool() && cluster.http_pool().has_idle_timeout()) {
     CheckTimeout(cluster.http_pool().idle_timeout(), Field(path, "http_pool.idle_timeout"),
                  problems);
+  }
+  if (!v1::Cluster::UpstreamProtocol_IsValid(cluster.protocol())) {
+    problems.Add(Field(path, "protocol"), absl::StrCat("unknown protocol ", cluster.protocol()));
+  }
+  if (cluster.protocol() == v1::Cluster::AUTO && !cluster.has_tls_context()) {
+    problems.Add(Field(path, "protocol"),
+                 "AUTO picks the protocol by ALPN, which needs tls_context (use HTTP2 for h2c)");
+  }
+  if (cluster.has_http2_protocol_options()) {
+    if (cluster.protocol() == v1::Cluster::HTTP1) {
+      problems.Add(Field(path, "http2_protocol_options"), "needs protocol HTTP2 or AUTO");
+    }
+    CheckHttp2ProtocolOptions(cluster.http2_protocol_options(),
+                              Field(path, "http2_protocol_options"), problems);
   }
   if (!v1::Cluster::LbPolicy_IsValid(cluster.lb_policy())) {
     problems.Add(Field(path, "lb_policy"),

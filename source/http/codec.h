@@ -8,6 +8,7 @@
 #include "source/common/buffer.h"
 #include "source/event/dispatcher.h"
 #include "source/http/header_map.h"
+#include "source/network/connection.h"
 
 namespace sluice::http {
 
@@ -57,13 +58,22 @@ class ResponseEncoder {
   virtual bool tunnelRequest() const = 0;
 };
 
-// Client side (upstream): sends one request. The codec owns framing as on the server side.
+// Client side (upstream): sends one request on a stream of a ClientConnection. The codec owns
+// framing as on the server side. Valid until the stream's decoder is told the response ended or
+// failed, or until resetStream().
 class RequestEncoder {
  public:
   virtual ~RequestEncoder() = default;
   virtual void encodeHeaders(RequestHead& head, bool end_stream) = 0;
   virtual void encodeData(Buffer& data, bool end_stream) = 0;
   virtual void encodeTrailers(const HeaderMap& trailers) = 0;
+  // Abandons the stream (its downstream went away): HTTP/2 sends RST_STREAM(CANCEL) and the
+  // connection carries on; HTTP/1 cannot tell the rest of the response from a next one, so the
+  // connection is not reused. Nothing more reaches the decoder.
+  virtual void resetStream() = 0;
+  // Stops (true) or resumes (false) reading this stream's response; calls nest. HTTP/1: the
+  // connection is not read; HTTP/2: the stream's flow-control credit is withheld.
+  virtual void readDisable(bool disable) = 0;
 };
 
 // Why an upstream exchange ended without a whole response.
@@ -73,6 +83,10 @@ enum class UpstreamFailure {
   // upstream's keep-alive timeout as the request went out (the request was never processed).
   kClosedBeforeResponse,
   kProtocolError,  // the upstream sent something that is not a valid response
+  // Refused unprocessed (HTTP/2 REFUSED_STREAM, or above the last stream id of a GOAWAY): the
+  // upstream did nothing with it, so sending it again is safe whatever its method.
+  kRefusedStream,
+  kRemoteReset,  // the upstream reset the stream (HTTP/2 RST_STREAM with another code)
 };
 
 // Client side: receives one response from the codec.
@@ -84,6 +98,69 @@ class ResponseDecoder {
   virtual void decodeTrailers(std::unique_ptr<HeaderMap> trailers) = 0;
   // The exchange failed; nothing more comes. `response_started`: decodeHeaders was called.
   virtual void onUpstreamFailure(UpstreamFailure failure, bool response_started) = 0;
+  // The request cannot go out as fast as it is produced (HTTP/1: the connection's write buffer
+  // is full; HTTP/2: the stream's, which the upstream's window drains): stop sending its body
+  // until onBelowWriteBufferLowWatermark.
+  virtual void onAboveWriteBufferHighWatermark() {}
+  virtual void onBelowWriteBufferLowWatermark() {}
+};
+
+// What a client connection tells its owner (the connection pool's client).
+class ClientConnectionCallbacks {
+ public:
+  virtual ~ClientConnectionCallbacks() = default;
+  // A stream of newStream() is over, exactly once each: its response came whole, it failed
+  // (its decoder was told), or it was reset. `reusable` false: the connection must not carry
+  // another stream (HTTP/1 "Connection: close", a broken exchange): close it.
+  virtual void onStreamDone(bool reusable) = 0;
+  // The peer takes no new stream on this connection (HTTP/2 GOAWAY); those in flight go on
+  // (streams it will not process fail with kRefusedStream).
+  virtual void onGoAway() {}
+  // The number of streams the peer allows at once changed (HTTP/2 SETTINGS).
+  virtual void onStreamLimitChanged() {}
+  // The connection cannot be used any more (a protocol error, not within a stream that could
+  // report it): close it. Streams in flight were told.
+  virtual void onCodecFailed() = 0;
+};
+
+// Client side of an HTTP connection (upstream): streams in, bytes out. HTTP/1 carries one
+// stream at a time; HTTP/2 up to the peer's limit.
+class ClientConnection {
+ public:
+  virtual ~ClientConnection() = default;
+  // A new stream; `decoder` gets its response. Only while streamLimit() allows one more.
+  virtual RequestEncoder& newStream(ResponseDecoder& decoder) = 0;
+  // Bytes from the upstream.
+  virtual void dispatch(Buffer& data) = 0;
+  // The connection closed (either side): streams in flight fail (a close-delimited HTTP/1
+  // body ends). Nothing is called back after this returns.
+  virtual void onConnectionClosed() = 0;
+  virtual Protocol protocol() const = 0;
+  // Streams the connection may carry at once now (HTTP/1: 1; HTTP/2: the peer's
+  // SETTINGS_MAX_CONCURRENT_STREAMS, capped by our own setting).
+  virtual uint32_t streamLimit() const = 0;
+  // We stop using the connection (its host left, or it carried its maximum of requests):
+  // HTTP/2 says so with GOAWAY; streams in flight finish.
+  virtual void goAway() {}
+  // The connection's write buffer went over / under its watermarks.
+  virtual void onUnderlyingConnectionAboveWriteBufferHighWatermark() = 0;
+  virtual void onUnderlyingConnectionBelowWriteBufferLowWatermark() = 0;
+};
+using ClientConnectionPtr = std::unique_ptr<ClientConnection>;
+
+// Makes the codec of each upstream connection of a cluster, once it is connected (with TLS,
+// ALPN then says which protocol the server chose). The HTTP codecs implement it; the pools
+// know codecs only through it.
+class ClientCodecFactory {
+ public:
+  virtual ~ClientCodecFactory() = default;
+  virtual ClientConnectionPtr create(network::Connection& connection,
+                                     ClientConnectionCallbacks& callbacks,
+                                     event::Dispatcher& dispatcher) const = 0;
+  // How many streams a connection being set up is expected to carry (before its codec
+  // exists): what a pool counts on when deciding whether to open another one for the requests
+  // that wait. HTTP/1 (and ALPN not known yet): 1.
+  virtual uint32_t expectedStreamLimit() const = 0;
 };
 
 // Server side: receives one request from the codec.

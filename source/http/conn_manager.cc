@@ -111,31 +111,10 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
   {
     const config::v1::Http2ProtocolOptions& o = p.http2_protocol_options();
     http2::Http2Settings& h2 = c->http2;
-    auto set = [](const google::protobuf::UInt32Value& v, bool has, uint32_t& field) {
-      if (has) field = v.value();
-    };
-    set(o.max_concurrent_streams(), o.has_max_concurrent_streams(), h2.max_concurrent_streams);
-    set(o.initial_stream_window_size(), o.has_initial_stream_window_size(),
-        h2.initial_stream_window_size);
-    set(o.initial_connection_window_size(), o.has_initial_connection_window_size(),
-        h2.initial_connection_window_size);
-    set(o.max_frame_size(), o.has_max_frame_size(), h2.max_frame_size);
+    // The header limits default to HTTP/1's.
     h2.max_header_list_size = c->codec.limits.max_header_bytes;
-    set(o.max_header_list_size(), o.has_max_header_list_size(), h2.max_header_list_size);
     h2.max_headers = c->codec.limits.max_headers;
-    set(o.hpack_table_size(), o.has_hpack_table_size(), h2.header_table_size);
-    set(o.max_resets_per_second(), o.has_max_resets_per_second(), h2.max_resets_per_second);
-    set(o.max_control_frames_per_second(), o.has_max_control_frames_per_second(),
-        h2.max_control_frames_per_second);
-    set(o.max_consecutive_empty_frames(), o.has_max_consecutive_empty_frames(),
-        h2.max_consecutive_empty_frames);
-    set(o.max_priority_frames_per_stream(), o.has_max_priority_frames_per_stream(),
-        h2.max_priority_frames_per_stream);
-    set(o.max_continuation_frames(), o.has_max_continuation_frames(), h2.max_continuations);
-    set(o.max_outbound_control_frames(), o.has_max_outbound_control_frames(),
-        h2.max_outbound_control_frames);
-    if (o.has_keepalive_interval()) h2.keepalive_interval = Ms(o.keepalive_interval());
-    if (o.has_keepalive_timeout()) h2.keepalive_timeout = Ms(o.keepalive_timeout());
+    http2::ApplyProtocolOptions(o, h2);
     h2.allow_connect = c->codec.allow_connect;
     h2.connect_protocols = c->codec.upgrade_types;
     h2.max_request_body_bytes = c->codec.max_request_body_bytes;

@@ -4,7 +4,7 @@
 #include "source/common/logging.h"
 #include "source/http/codec.h"
 #include "source/upstream/cluster.h"
-#include "source/upstream/http_conn_pool.h"
+#include "source/upstream/conn_pool.h"
 
 namespace sluice::router {
 
@@ -79,10 +79,10 @@ class CalloutImpl : public Callout, public http::ResponseDecoder, public upstrea
   }
 
   // upstream::PoolCallbacks
-  void onPoolReady(RequestEncoder& encoder, upstream::PoolStream& stream,
-                   const network::Address&) override {
+  void onPoolReady(RequestEncoder& encoder, const upstream::PoolStreamInfo& info) override {
     pending_ = nullptr;
-    stream_ = &stream;
+    encoder_ = &encoder;
+    reused_ = info.reused;
     const bool headers_only = body_.empty();
     encoder.encodeHeaders(*head_, headers_only);
     if (!headers_only) {
@@ -128,16 +128,27 @@ class CalloutImpl : public Callout, public http::ResponseDecoder, public upstrea
     if (!done_) complete();
   }
   void onUpstreamFailure(UpstreamFailure failure, bool) override {
-    const bool reused = stream_ != nullptr && stream_->reused();
-    stream_ = nullptr;  // the pool closes the connection
+    encoder_ = nullptr;  // the stream is over
     if (done_) return;
     // A kept-alive connection the service closed just as the request went out (its own idle
-    // timeout): the request was not processed. Once, on a new connection, as proxied requests.
-    if (failure == UpstreamFailure::kClosedBeforeResponse && reused && idempotent_ && !retried_) {
-      retried_ = true;
-      cluster_.stats().upstream_rq_retry_stale_connection.inc();
-      connect(/*fresh=*/true);
-      return;
+    // timeout), or a stream the service refused unprocessed (HTTP/2): the request was not
+    // processed. Once, on a new connection, as proxied requests (within max_retries).
+    const bool refused = failure == UpstreamFailure::kRefusedStream;
+    if (refused) cluster_.stats().upstream_rq_refused_stream.inc();
+    const bool stale = failure == UpstreamFailure::kClosedBeforeResponse && reused_ && idempotent_;
+    if ((refused || stale) && !retried_) {
+      upstream::Resource& retries = cluster_.resources().retries;
+      if (retries.canCreate()) {
+        retries.inc();
+        retried_ = true;
+        (refused ? cluster_.stats().upstream_rq_retry_refused
+                 : cluster_.stats().upstream_rq_retry_stale_connection)
+            .inc();
+        connect(/*fresh=*/true);
+        retries.dec();  // the retry is under way: only its start is bounded (a callout is short)
+        return;
+      }
+      cluster_.stats().upstream_rq_retry_overflow.inc();
     }
     finish(failure == UpstreamFailure::kProtocolError ? CalloutOutcome::kProtocolError
                                                       : CalloutOutcome::kReset);
@@ -146,19 +157,20 @@ class CalloutImpl : public Callout, public http::ResponseDecoder, public upstrea
  private:
   // Picks a host and asks its pool for a connection (`fresh`: not an idle one).
   void connect(bool fresh) {
-    upstream::HttpConnPool* pool = clusters_.pickHttpPool(cluster_, {}, dispatcher_);
-    if (pool == nullptr) {
-      finish(CalloutOutcome::kConnectFailure);  // no host (a name not resolved yet)
+    const upstream::WorkerClusters::PoolPick pick = clusters_.pickConnPool(cluster_, {}, dispatcher_);
+    if (pick.pool == nullptr) {
+      // No host (a name not resolved yet), or the cluster's max_connection_pools.
+      finish(pick.overflow ? CalloutOutcome::kOverflow : CalloutOutcome::kConnectFailure);
       return;
     }
-    // Calls back now (an idle connection, or overflow) or later.
-    upstream::Cancellable* pending = pool->newStream(*this, *this, fresh);
+    // Calls back now (a connection with room, or overflow) or later.
+    upstream::Cancellable* pending = pick.pool->newStream(*this, *this, fresh);
     if (!done_) pending_ = pending;
   }
 
   // The response is whole: the connection goes back to its pool (the codec hands it back).
   void complete() {
-    stream_ = nullptr;
+    encoder_ = nullptr;
     finish(CalloutOutcome::kResponse);
   }
 
@@ -198,10 +210,10 @@ class CalloutImpl : public Callout, public http::ResponseDecoder, public upstrea
       pending_->cancel();
       pending_ = nullptr;
     }
-    if (stream_ != nullptr) {
-      upstream::PoolStream* s = stream_;
-      stream_ = nullptr;
-      s->abandon();
+    if (encoder_ != nullptr) {
+      RequestEncoder* e = encoder_;
+      encoder_ = nullptr;
+      e->resetStream();
     }
   }
 
@@ -224,7 +236,9 @@ class CalloutImpl : public Callout, public http::ResponseDecoder, public upstrea
   // The timeout; also delivers, on the next loop iteration, an outcome known inside send().
   event::TimerPtr timer_;
   upstream::Cancellable* pending_ = nullptr;
-  upstream::PoolStream* stream_ = nullptr;
+  // The stream on an upstream connection, from onPoolReady until the response ends or fails.
+  RequestEncoder* encoder_ = nullptr;
+  bool reused_ = false;
   CalloutResponse response_;
   bool done_ = false;
   bool idempotent_ = false;

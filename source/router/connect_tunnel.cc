@@ -13,13 +13,13 @@ ConnectTunnel::~ConnectTunnel() { reset(); }
 
 void ConnectTunnel::start(http::RequestHead&, bool end_stream, bool) {
   held_end_ = end_stream;
-  const network::Address* host = clusters_.pickHost(*target_.cluster);
+  const upstream::Host* host = clusters_.pickHost(*target_.cluster);
   if (host == nullptr) {
     fail(503, "no_healthy_upstream");
     return;
   }
   const upstream::Cluster& cluster = *target_.cluster;
-  connection_ = network::CreateClientConnection(dispatcher_, *host,
+  connection_ = network::CreateClientConnection(dispatcher_, host->address(),
                                                 cluster.poolSettings().transport_socket_factory);
   connection_->enableHalfClose(true);
   connection_->setBufferLimits(cluster.bufferLimit());

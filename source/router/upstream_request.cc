@@ -49,11 +49,14 @@ void UpstreamRequest::reset() {
     pending_->cancel();
     pending_ = nullptr;
   }
-  // Mid-exchange: the connection cannot be reused (the rest of the response would be stray).
-  if (stream_ != nullptr) {
-    stream_->abandon();
-    stream_ = nullptr;
+  // Mid-exchange: HTTP/2 resets the stream; HTTP/1's connection is not reused (the rest of the
+  // response would be stray).
+  if (encoder_ != nullptr) {
+    http::RequestEncoder* encoder = encoder_;
+    encoder_ = nullptr;
+    encoder->resetStream();
   }
+  releaseRetry();
   if (downstream_paused_) {
     downstream_paused_ = false;
     callbacks_.readDisableDownstream(false);
@@ -65,8 +68,9 @@ void UpstreamRequest::start(RequestHead& head, bool end_stream, bool tunnel) {
   request_end_ = end_stream;
   tunnel_ = tunnel;
   const std::string_view m = head.method;
-  replayable_ = !tunnel && (m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" ||
-                            m == "PUT" || m == "DELETE");
+  idempotent_ = m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" ||
+                m == "DELETE";
+  replayable_ = !tunnel;
   if (!end_stream && !tunnel && target_.request_buffer_bytes > 0) {
     // A body announced larger than the bound streams from the start.
     uint64_t length = 0;
@@ -99,18 +103,24 @@ void UpstreamRequest::connect(bool fresh) {
   }
   upstream::LbContext lb;
   lb.hash_key = target_.hash_key;
-  upstream::HttpConnPool* pool = clusters_.pickHttpPool(*target_.cluster, lb, dispatcher_);
-  if (pool == nullptr) {
-    // No hosts (a DNS name that has not resolved yet).
-    fail(503, "no_healthy_upstream", UpstreamAttempt::Outcome::kConnectFailure);
+  const upstream::WorkerClusters::PoolPick pick =
+      clusters_.pickConnPool(*target_.cluster, lb, dispatcher_);
+  if (pick.pool == nullptr) {
+    if (pick.overflow) {
+      fail(503, "upstream_overflow", UpstreamAttempt::Outcome::kOverflow);  // max_connection_pools
+    } else {
+      // No hosts (a DNS name that has not resolved yet).
+      fail(503, "no_healthy_upstream", UpstreamAttempt::Outcome::kConnectFailure);
+    }
     return;
   }
-  // Either calls back now (an idle connection, or overflow) or later.
-  pending_ = pool->newStream(*this, *this, fresh);
+  // Either calls back now (a connection with room, or overflow) or later.
+  upstream::Cancellable* pending = pick.pool->newStream(*this, *this, fresh);
+  if (!failed_ && encoder_ == nullptr) pending_ = pending;
 }
 
 void UpstreamRequest::keepForReplay(const Buffer& data) {
-  if (!replayable_ || response_started_ || stream_ == nullptr || !stream_->reused()) return;
+  if (!replayable_ || response_started_ || !keep_for_replay_) return;
   if (replay_body_.length() + data.length() > buffer_limit_) {
     replayable_ = false;
     replay_body_.clear();
@@ -121,15 +131,26 @@ void UpstreamRequest::keepForReplay(const Buffer& data) {
   replay_body_.addCopy(data);
 }
 
-bool UpstreamRequest::retryOnFreshConnection() {
+bool UpstreamRequest::retryOnFreshConnection(bool refused) {
   if (retried_ || !replayable_ || response_started_ || failed_) return false;
+  if (!refused && !idempotent_) return false;
+  upstream::Resource& retries = target_.cluster->resources().retries;
+  if (!retries.canCreate()) {
+    target_.cluster->stats().upstream_rq_retry_overflow.inc();
+    return false;
+  }
+  retries.inc();
+  retry_counted_ = true;
   retried_ = true;
   attemptDone(UpstreamAttempt::Outcome::kReset);  // the first attempt; the retry is the second
-  target_.cluster->stats().upstream_rq_retry_stale_connection.inc();
-  SLUICE_LOG(kDebug, "upstream connection to cluster %s closed before a response; retrying once",
-             target_.cluster->name());
+  if (refused) {
+    target_.cluster->stats().upstream_rq_retry_refused.inc();
+  } else {
+    target_.cluster->stats().upstream_rq_retry_stale_connection.inc();
+  }
+  SLUICE_LOG(kDebug, "upstream stream to cluster %s %s before a response; retrying once",
+             target_.cluster->name(), refused ? "refused" : "closed");
   encoder_ = nullptr;
-  stream_ = nullptr;
   idle_deadline_.cancel();
   // Sent again from the start: what was kept, then whatever the client had not sent yet.
   replay_body_.move(held_body_);
@@ -206,12 +227,16 @@ void UpstreamRequest::requestComplete() {
   }
 }
 
-void UpstreamRequest::onPoolReady(RequestEncoder& encoder, upstream::PoolStream& stream,
-                                  const network::Address& host) {
+void UpstreamRequest::onPoolReady(RequestEncoder& encoder, const upstream::PoolStreamInfo& info) {
   pending_ = nullptr;
-  if (observe_) attempt_host_ = host.asString();
+  if (observe_) attempt_host_ = info.host.addressString();
   encoder_ = &encoder;
-  stream_ = &stream;
+  host_ = &info.host;
+  reused_ = info.reused;
+  // What goes out is kept until the response starts where a retry may need it: a reused
+  // HTTP/1 connection may turn out closed, an HTTP/2 stream may be refused.
+  keep_for_replay_ = replayable_ && !retried_ &&
+                     (info.reused || info.protocol == http::Protocol::kHttp2);
   armIdle();
   const bool headers_only = request_end_ && held_body_.empty() && !held_trailers_;
   encoder.encodeHeaders(*head_, headers_only);
@@ -226,7 +251,9 @@ void UpstreamRequest::onPoolReady(RequestEncoder& encoder, upstream::PoolStream&
     downstream_paused_ = false;
     callbacks_.readDisableDownstream(false);
   }
-  for (uint32_t i = 0; i < read_disabled_; ++i) stream.readDisable(true);
+  if (encoder_ != nullptr) {
+    for (uint32_t i = 0; i < read_disabled_; ++i) encoder_->readDisable(true);
+  }
 }
 
 void UpstreamRequest::onPoolFailure(upstream::PoolFailure failure) {
@@ -248,7 +275,7 @@ void UpstreamRequest::onPoolFailure(upstream::PoolFailure failure) {
   }
 }
 
-void UpstreamRequest::onUpstreamAboveWriteBufferHighWatermark() {
+void UpstreamRequest::onAboveWriteBufferHighWatermark() {
   // The upstream reads the body slower than the client sends it.
   if (!downstream_paused_) {
     downstream_paused_ = true;
@@ -256,7 +283,7 @@ void UpstreamRequest::onUpstreamAboveWriteBufferHighWatermark() {
   }
 }
 
-void UpstreamRequest::onUpstreamBelowWriteBufferLowWatermark() {
+void UpstreamRequest::onBelowWriteBufferLowWatermark() {
   if (downstream_paused_) {
     downstream_paused_ = false;
     callbacks_.readDisableDownstream(false);
@@ -271,7 +298,7 @@ void UpstreamRequest::readDisable(bool disable) {
   } else {
     return;
   }
-  if (stream_ != nullptr && !response_done_) stream_->readDisable(disable);
+  if (encoder_ != nullptr && !response_done_) encoder_->readDisable(disable);
 }
 
 void UpstreamRequest::decodeHeaders(std::unique_ptr<ResponseHead> head, bool end_stream) {
@@ -305,10 +332,13 @@ void UpstreamRequest::decodeTrailers(std::unique_ptr<HeaderMap> trailers) {
 }
 
 void UpstreamRequest::onUpstreamFailure(UpstreamFailure failure, bool) {
-  const bool reused = stream_ != nullptr && stream_->reused();
-  stream_ = nullptr;  // the pool closes the connection
-  if (failure == UpstreamFailure::kClosedBeforeResponse && reused && retryOnFreshConnection()) {
-    return;
+  encoder_ = nullptr;  // the stream is over
+  if (host_ != nullptr) upstream::HostStats::Inc(host_->stats().rq_error);
+  const bool refused = failure == UpstreamFailure::kRefusedStream;
+  if (refused) target_.cluster->stats().upstream_rq_refused_stream.inc();
+  if (refused || (failure == UpstreamFailure::kClosedBeforeResponse && reused_)) {
+    releaseRetry();
+    if (retryOnFreshConnection(refused)) return;
   }
   if (failure == UpstreamFailure::kProtocolError) {
     fail(502, "upstream_protocol_error", UpstreamAttempt::Outcome::kProtocolError);
@@ -320,13 +350,20 @@ void UpstreamRequest::onUpstreamFailure(UpstreamFailure failure, bool) {
 void UpstreamRequest::finished() {
   response_done_ = true;
   // The pool takes the connection back once the codec is done with it: reading as before.
-  if (stream_ != nullptr) {
-    for (uint32_t i = 0; i < read_disabled_; ++i) stream_->readDisable(false);
+  if (encoder_ != nullptr) {
+    for (uint32_t i = 0; i < read_disabled_; ++i) encoder_->readDisable(false);
   }
-  stream_ = nullptr;
+  encoder_ = nullptr;
+  releaseRetry();
   timeout_deadline_.cancel();
   headers_deadline_.cancel();
   idle_deadline_.cancel();
+}
+
+void UpstreamRequest::releaseRetry() {
+  if (!retry_counted_) return;
+  retry_counted_ = false;
+  target_.cluster->resources().retries.dec();
 }
 
 void UpstreamRequest::armIdle() {

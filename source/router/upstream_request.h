@@ -10,7 +10,7 @@
 #include "source/http/filter.h"
 #include "source/http/upstream.h"
 #include "source/upstream/cluster.h"
-#include "source/upstream/http_conn_pool.h"
+#include "source/upstream/conn_pool.h"
 
 namespace sluice::router {
 
@@ -85,35 +85,43 @@ class UpstreamRequest : public ExchangeBase,
   void decodeData(Buffer& data, bool end_stream) override;
   void decodeTrailers(std::unique_ptr<http::HeaderMap> trailers) override;
   void onUpstreamFailure(http::UpstreamFailure failure, bool response_started) override;
+  // The upstream takes the body slower than the client sends it.
+  void onAboveWriteBufferHighWatermark() override;
+  void onBelowWriteBufferLowWatermark() override;
 
   // upstream::PoolCallbacks
-  void onPoolReady(http::RequestEncoder& encoder, upstream::PoolStream& stream,
-                   const network::Address& host) override;
+  void onPoolReady(http::RequestEncoder& encoder, const upstream::PoolStreamInfo& info) override;
   void onPoolFailure(upstream::PoolFailure failure) override;
-  void onUpstreamAboveWriteBufferHighWatermark() override;
-  void onUpstreamBelowWriteBufferLowWatermark() override;
 
  private:
   void requestComplete();
   // Picks a host and asks its pool for a connection (`fresh`: not an idle one).
   void connect(bool fresh);
-  // A reused connection failed before any response byte: send the request again, once, on a
-  // new connection, if its method is idempotent (RFC 9110 §9.2.2; a proxy must not retry
-  // others, RFC 9112 §9.3.1) and everything sent so far was kept. True when it was.
-  bool retryOnFreshConnection();
-  // Keeps a copy of request bytes going out on a reused connection until the response starts
-  // (bounded by the buffer limit; past it, or with trailers, the request is not replayable).
+  // The request is sent again, once, on a new connection, when everything sent so far was
+  // kept: a reused HTTP/1 connection failed before any response byte and the method is
+  // idempotent (RFC 9110 §9.2.2; a proxy must not retry others, RFC 9112 §9.3.1), or the
+  // upstream refused the stream unprocessed (HTTP/2 REFUSED_STREAM or GOAWAY: any method).
+  // Counts against the cluster's max_retries. True when it was.
+  bool retryOnFreshConnection(bool refused);
+  // Keeps a copy of request bytes going out until the response starts, where a retry could
+  // need them: on a reused HTTP/1 connection, or on HTTP/2 (bounded by the buffer limit; past
+  // it, or with trailers, the request is not replayable).
   void keepForReplay(const Buffer& data);
   void fail(uint16_t status, const char* flag, http::UpstreamAttempt::Outcome outcome);
   // Ends the attempt under way for the observer (once per attempt; nothing when not observed).
   void attemptDone(http::UpstreamAttempt::Outcome outcome);
   void armIdle();
   void finished();
+  // The retry in flight is over (the cluster's retries resource).
+  void releaseRetry();
   void onDeadline(event::Deadline& deadline) override;
 
   upstream::Cancellable* pending_ = nullptr;
-  upstream::PoolStream* stream_ = nullptr;
+  // The stream on an upstream connection, from onPoolReady until the response ended or failed.
   http::RequestEncoder* encoder_ = nullptr;
+  const upstream::Host* host_ = nullptr;
+  bool reused_ = false;  // ... on a connection that carried a stream before
+  bool retry_counted_ = false;  // a retry is in flight (the cluster's retries resource)
   http::RequestHead* head_ = nullptr;
   // Request parts that arrived before the connection was ready.
   Buffer held_body_;
@@ -121,6 +129,8 @@ class UpstreamRequest : public ExchangeBase,
   // What went out on a reused connection, for a retry (see keepForReplay).
   Buffer replay_body_;
   bool replayable_ = false;
+  bool idempotent_ = false;
+  bool keep_for_replay_ = false;  // this attempt's bytes are kept (keepForReplay)
   bool retried_ = false;
   // Reading the request body whole before connecting (UpstreamTarget::request_buffer_bytes).
   bool buffering_body_ = false;

@@ -72,13 +72,13 @@ FilterStatus TcpProxyFilter::onNewConnection() {
   // Nothing to send until the upstream connects: don't read (memory stays bounded).
   downstream_->readDisable(true);
 
-  const Address* picked = context_.clusters().pickHost(cluster);
+  const upstream::Host* picked = context_.clusters().pickHost(cluster);
   if (picked == nullptr) {
     // No hosts (a DNS name that has not resolved yet): nothing to connect to.
     downstream_->close(CloseType::kNoFlush);
     return FilterStatus::kStopIteration;
   }
-  const Address host = *picked;
+  const Address host = picked->address();
   upstream_callbacks_ = std::make_unique<UpstreamCallbacks>(this);
   auto upstream = network::CreateClientConnection(context_.dispatcher(), host,
                                          cluster.poolSettings().transport_socket_factory);

@@ -16,8 +16,36 @@ std::chrono::milliseconds Ms(const google::protobuf::Duration& d) {
 }
 }  // namespace
 
+Cluster::Cluster(std::string name, std::chrono::milliseconds connect_timeout,
+                 uint32_t buffer_limit, ClusterStats stats, PoolSettings pool_settings,
+                 PoolStats pool_stats, LbPolicy policy,
+                 std::unique_ptr<network::TransportSocketFactory> transport,
+                 std::unique_ptr<http::ClientCodecFactory> codecs,
+                 const CircuitBreakerSettings& limits, stats::Store& store,
+                 const std::string& prefix)
+    : transport_(std::move(transport)),
+      codecs_(std::move(codecs)),
+      name_(std::move(name)),
+      connect_timeout_(connect_timeout),
+      buffer_limit_(buffer_limit),
+      stats_(stats),
+      pool_settings_(pool_settings),
+      pool_stats_(pool_stats),
+      lb_policy_(policy),
+      resources_(limits.max_connections, limits.max_pending_requests, limits.max_requests,
+                 limits.max_retries, limits.max_connection_pools,
+                 &store.gauge(prefix + "circuit_breakers.default.cx_open"),
+                 &store.gauge(prefix + "circuit_breakers.default.rq_pending_open"),
+                 &store.gauge(prefix + "circuit_breakers.default.rq_open"),
+                 &store.gauge(prefix + "circuit_breakers.default.rq_retry_open"),
+                 &store.gauge(prefix + "circuit_breakers.default.cx_pool_open")) {
+  pool_settings_.transport_socket_factory = transport_.get();
+  pool_settings_.codec_factory = codecs_.get();
+}
+
 absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
-    const config::v1::Bootstrap& bootstrap, stats::Store& store) {
+    const config::v1::Bootstrap& bootstrap, stats::Store& store,
+    const ClientCodecFactoryBuilder& codecs) {
   auto cm = std::make_unique<ClusterManager>();
   for (const auto& c : bootstrap.clusters()) {
     auto timeout = kDefaultConnectTimeout;
@@ -38,7 +66,11 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
                        store.counter(prefix + "update_success"),
                        store.counter(prefix + "update_failure"),
                        store.counter(prefix + "membership_change"),
-                       store.gauge(prefix + "membership_total")};
+                       store.gauge(prefix + "membership_total"),
+                       store.counter(prefix + "upstream_cx_pool_overflow"),
+                       store.counter(prefix + "upstream_rq_retry_overflow"),
+                       store.counter(prefix + "upstream_rq_refused_stream"),
+                       store.counter(prefix + "upstream_rq_retry_refused")};
     PoolSettings pool;
     pool.connect_timeout = timeout;
     pool.buffer_limit = limit;
@@ -56,8 +88,13 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
                          store.counter(prefix + "upstream_rq_total"),
                          store.counter(prefix + "upstream_rq_reused"),
                          store.counter(prefix + "upstream_rq_pending_overflow"),
+                         store.counter(prefix + "upstream_cx_overflow"),
                          store.counter(prefix + "upstream_cx_idle_timeout"),
-                         store.counter(prefix + "upstream_cx_stale_closed")};
+                         store.counter(prefix + "upstream_cx_stale_closed"),
+                         store.gauge(prefix + "upstream_rq_active"),
+                         store.gauge(prefix + "upstream_rq_pending_active"),
+                         store.counter(prefix + "http2.goaway_received"),
+                         store.counter(prefix + "upstream_cx_max_requests")};
     LbPolicy policy = LbPolicy::kRoundRobin;
     switch (c.lb_policy()) {
       case config::v1::Cluster::LEAST_REQUEST:
@@ -75,14 +112,39 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
     std::unique_ptr<network::TransportSocketFactory> transport;
     if (c.has_tls_context()) {
       auto ssl_stats = std::make_shared<tls::SslStats>(store, prefix);
+      // HTTP/2 over TLS is asked for by ALPN (RFC 9113 §3.2) unless the config names the
+      // protocols itself.
+      config::v1::UpstreamTlsContext tls = c.tls_context();
+      if (tls.common_tls_context().alpn_protocols_size() == 0) {
+        if (c.protocol() == config::v1::Cluster::HTTP2) {
+          tls.mutable_common_tls_context()->add_alpn_protocols("h2");
+        } else if (c.protocol() == config::v1::Cluster::AUTO) {
+          tls.mutable_common_tls_context()->add_alpn_protocols("h2");
+          tls.mutable_common_tls_context()->add_alpn_protocols("http/1.1");
+        }
+      }
       auto context = tls::ClientContext::Create(
-          c.tls_context(), absl::StrCat("clusters[", cm->clusters_.size(), "].tls_context"),
+          tls, absl::StrCat("clusters[", cm->clusters_.size(), "].tls_context"),
           std::move(ssl_stats));
       if (!context.ok()) return context.status();
       transport = std::make_unique<tls::ClientSslSocketFactory>(std::move(*context));
     }
+    auto codec_factory = codecs(c, prefix, store);
+    if (!codec_factory.ok()) return codec_factory.status();
+    CircuitBreakerSettings limits;
+    const auto& cb = c.circuit_breakers();
+    if (cb.has_max_connections()) limits.max_connections = cb.max_connections().value();
+    if (cb.has_max_pending_requests()) {
+      limits.max_pending_requests = cb.max_pending_requests().value();
+    }
+    if (cb.has_max_requests()) limits.max_requests = cb.max_requests().value();
+    if (cb.has_max_retries()) limits.max_retries = cb.max_retries().value();
+    if (cb.has_max_connection_pools()) {
+      limits.max_connection_pools = cb.max_connection_pools().value();
+    }
     auto cluster = std::make_unique<Cluster>(c.name(), timeout, limit, stats, pool, pool_stats,
-                                             policy, std::move(transport));
+                                             policy, std::move(transport),
+                                             std::move(*codec_factory), limits, store, prefix);
     if (c.type() == config::v1::Cluster::STRICT_DNS) {
       auto dns = std::make_unique<DnsSettings>();
       for (const auto& ep : c.endpoints()) {
@@ -130,8 +192,22 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
 
 void Cluster::setHosts(std::vector<network::Address> addresses, std::vector<uint32_t> weights) {
   stats_.membership_total.set(addresses.size());
-  hosts_ = std::make_shared<const HostSet>(std::move(addresses), std::move(weights),
-                                           lb_policy_ == LbPolicy::kMaglev);
+  // A host that stays is the same object, with its health and counters.
+  absl::flat_hash_map<std::string, HostSharedPtr> before;
+  if (hosts_) {
+    for (const HostSharedPtr& h : hosts_->hosts()) before[h->addressString()] = h;
+  }
+  std::vector<HostSharedPtr> hosts;
+  hosts.reserve(addresses.size());
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    auto it = before.find(addresses[i].asString());
+    if (it != before.end() && it->second->weight() == weights[i]) {
+      hosts.push_back(it->second);
+    } else {
+      hosts.push_back(std::make_shared<Host>(std::move(addresses[i]), weights[i]));
+    }
+  }
+  hosts_ = std::make_shared<const HostSet>(std::move(hosts), lb_policy_ == LbPolicy::kMaglev);
 }
 
 const Cluster* ClusterManager::get(std::string_view name) const {
@@ -157,52 +233,62 @@ WorkerClusters::~WorkerClusters() = default;
 
 void WorkerClusters::releaseConnections() {
   for (auto& [cluster, per] : clusters_) {
-    for (auto& pool : per->pools) pool.reset();
+    for (auto& pool : per->pools) release(*cluster, std::move(pool));
   }
+  // Retired pools were counted until they drained: give their places back too.
+  for (auto& [pool, retired] : retired_) release(*retired.cluster, std::move(retired.pool));
   retired_.clear();
 }
 
-HttpConnPool* WorkerClusters::pickHttpPool(const Cluster& cluster, const LbContext& context,
-                                           event::Dispatcher& dispatcher) {
+WorkerClusters::PoolPick WorkerClusters::pickConnPool(const Cluster& cluster,
+                                                      const LbContext& context,
+                                                      event::Dispatcher& dispatcher) {
   PerCluster& per = *clusters_.at(&cluster);
   if (!per.lb) {
     cluster.stats().upstream_rq_no_host.inc();
-    return nullptr;
+    return {};
   }
   const size_t host = per.lb->pickIndex(context);
   auto& slot = per.pools[host];
   if (!slot) {
-    slot = std::make_unique<HttpConnPool>(dispatcher, per.hosts->address(host),
-                                          cluster.poolSettings(), cluster.poolStats());
+    Resource& pools = cluster.resources().connection_pools;
+    if (!pools.canCreate()) {
+      cluster.stats().upstream_cx_pool_overflow.inc();
+      return {nullptr, /*overflow=*/true};
+    }
+    pools.inc();
+    slot = std::make_unique<ConnPoolImpl>(dispatcher, per.hosts->host(host),
+                                          cluster.poolSettings(), cluster.poolStats(),
+                                          cluster.resources());
   }
-  return slot.get();
+  return {slot.get(), false};
 }
 
-const network::Address* WorkerClusters::pickHost(const Cluster& cluster, const LbContext& context) {
+const Host* WorkerClusters::pickHost(const Cluster& cluster, const LbContext& context) {
   PerCluster& per = *clusters_.at(&cluster);
   if (!per.lb) {
     cluster.stats().upstream_rq_no_host.inc();
     return nullptr;
   }
-  return &per.hosts->address(per.lb->pickIndex(context));
+  return per.hosts->host(per.lb->pickIndex(context)).get();
 }
 
 void WorkerClusters::updateHosts(const Cluster& cluster, HostSetPtr hosts) {
   PerCluster& per = *clusters_.at(&cluster);
-  // Pools follow their host's address to its new index.
-  absl::flat_hash_map<std::string, std::unique_ptr<HttpConnPool>> by_address;
+  // Pools follow their host to its new index.
+  absl::flat_hash_map<const Host*, std::unique_ptr<ConnPoolImpl>> by_host;
   for (size_t i = 0; i < per.pools.size(); ++i) {
-    if (per.pools[i]) by_address[per.hosts->address(i).asString()] = std::move(per.pools[i]);
+    if (per.pools[i]) by_host[per.hosts->host(i).get()] = std::move(per.pools[i]);
   }
-  std::vector<std::unique_ptr<HttpConnPool>> pools(hosts->size());
+  std::vector<std::unique_ptr<ConnPoolImpl>> pools(hosts->size());
   for (size_t i = 0; i < hosts->size(); ++i) {
-    auto it = by_address.find(hosts->address(i).asString());
-    if (it != by_address.end()) {
+    auto it = by_host.find(hosts->host(i).get());
+    if (it != by_host.end()) {
       pools[i] = std::move(it->second);
-      by_address.erase(it);
+      by_host.erase(it);
     }
   }
-  for (auto& [address, pool] : by_address) retire(std::move(pool));
+  for (auto& [host, pool] : by_host) retire(cluster, std::move(pool));
   per.lb.reset();  // refers to the old host set
   per.pools = std::move(pools);
   per.hosts = std::move(hosts);
@@ -211,16 +297,23 @@ void WorkerClusters::updateHosts(const Cluster& cluster, HostSetPtr hosts) {
   }
 }
 
-void WorkerClusters::retire(std::unique_ptr<HttpConnPool> pool) {
-  HttpConnPool* p = pool.get();
-  retired_[p] = std::move(pool);
+void WorkerClusters::release(const Cluster& cluster, std::unique_ptr<ConnPoolImpl> pool) {
+  if (!pool) return;
+  cluster.resources().connection_pools.dec();
+  pool.reset();
+}
+
+void WorkerClusters::retire(const Cluster& cluster, std::unique_ptr<ConnPoolImpl> pool) {
+  ConnPoolImpl* p = pool.get();
+  retired_[p] = Retired{&cluster, std::move(pool)};
   p->drain([this, p] {
     // Called from inside one of the pool's connection events: free it after.
     auto it = retired_.find(p);
     if (it == retired_.end()) return;
-    std::unique_ptr<HttpConnPool> owned = std::move(it->second);
+    Retired retired = std::move(it->second);
     retired_.erase(it);
-    owned->dispatcher().deferredDelete(std::move(owned));
+    retired.cluster->resources().connection_pools.dec();
+    retired.pool->dispatcher().deferredDelete(std::move(retired.pool));
   });
 }
 

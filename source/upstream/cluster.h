@@ -13,7 +13,10 @@
 #include "source/common/stats.h"
 #include "source/network/address.h"
 #include "source/network/dns_resolver.h"
-#include "source/upstream/http_conn_pool.h"
+#include "source/http/codec.h"
+#include "source/upstream/conn_pool.h"
+#include "source/upstream/conn_pool_impl.h"
+#include "source/upstream/resource_manager.h"
 #include "source/upstream/load_balancer.h"
 
 namespace sluice::upstream {
@@ -38,6 +41,27 @@ struct ClusterStats {
   stats::Counter& update_failure;
   stats::Counter& membership_change;
   stats::Gauge& membership_total;
+  // Circuit breakers: pools not made (max_connection_pools), retries not made (max_retries).
+  stats::Counter& upstream_cx_pool_overflow;
+  stats::Counter& upstream_rq_retry_overflow;
+  // HTTP/2: streams the upstream refused unprocessed (REFUSED_STREAM, or above a GOAWAY's last
+  // stream id), and those sent again on another connection.
+  stats::Counter& upstream_rq_refused_stream;
+  stats::Counter& upstream_rq_retry_refused;
+};
+
+// Makes a cluster's ClientCodecFactory from its config (source/http/client_codecs.h: the HTTP
+// codecs live above this layer, which knows them only through http::ClientCodecFactory).
+using ClientCodecFactoryBuilder =
+    std::function<absl::StatusOr<std::unique_ptr<http::ClientCodecFactory>>(
+        const config::v1::Cluster& cluster, const std::string& stat_prefix, stats::Store& store)>;
+
+struct CircuitBreakerSettings {
+  uint64_t max_connections = 1024;
+  uint64_t max_pending_requests = 1024;
+  uint64_t max_requests = 1024;
+  uint64_t max_retries = 3;
+  uint64_t max_connection_pools = Resource::kUnlimited;
 };
 
 // How a STRICT_DNS cluster finds its hosts (cluster.proto).
@@ -61,17 +85,9 @@ class Cluster {
  public:
   Cluster(std::string name, std::chrono::milliseconds connect_timeout, uint32_t buffer_limit,
           ClusterStats stats, PoolSettings pool_settings, PoolStats pool_stats, LbPolicy policy,
-          std::unique_ptr<network::TransportSocketFactory> transport = nullptr)
-      : transport_(std::move(transport)),
-        name_(std::move(name)),
-        connect_timeout_(connect_timeout),
-        buffer_limit_(buffer_limit),
-        stats_(stats),
-        pool_settings_(pool_settings),
-        pool_stats_(pool_stats),
-        lb_policy_(policy) {
-    pool_settings_.transport_socket_factory = transport_.get();
-  }
+          std::unique_ptr<network::TransportSocketFactory> transport,
+          std::unique_ptr<http::ClientCodecFactory> codecs, const CircuitBreakerSettings& limits,
+          stats::Store& store, const std::string& stat_prefix);
 
   const std::string& name() const { return name_; }
   std::chrono::milliseconds connectTimeout() const { return connect_timeout_; }
@@ -80,6 +96,8 @@ class Cluster {
   const PoolSettings& poolSettings() const { return pool_settings_; }
   PoolStats& poolStats() const { return pool_stats_; }
   LbPolicy lbPolicy() const { return lb_policy_; }
+  // The circuit breakers: counts shared by every worker (atomics).
+  ResourceManager& resources() const { return resources_; }
   // STRICT_DNS clusters: how to find the hosts; nullptr for static ones.
   const DnsSettings* dns() const { return dns_.get(); }
   void setDns(std::unique_ptr<DnsSettings> dns) { dns_ = std::move(dns); }
@@ -96,8 +114,9 @@ class Cluster {
   void setHosts(std::vector<network::Address> addresses, std::vector<uint32_t> weights);
 
  private:
-  // First: the pool settings point at it.
+  // First: the pool settings point at them.
   std::unique_ptr<network::TransportSocketFactory> transport_;
+  std::unique_ptr<http::ClientCodecFactory> codecs_;
   const std::string name_;
   const std::chrono::milliseconds connect_timeout_;
   const uint32_t buffer_limit_;
@@ -105,6 +124,7 @@ class Cluster {
   PoolSettings pool_settings_;
   mutable PoolStats pool_stats_;
   const LbPolicy lb_policy_;
+  mutable ResourceManager resources_;
   std::unique_ptr<DnsSettings> dns_;
   HostSetPtr hosts_;
 };
@@ -112,9 +132,11 @@ class Cluster {
 // Every cluster of a config snapshot.
 class ClusterManager {
  public:
-  // Builds clusters from a validated bootstrap, with defaults applied.
+  // Builds clusters from a validated bootstrap, with defaults applied; `codecs` makes each
+  // cluster's HTTP codec factory.
   static absl::StatusOr<std::unique_ptr<ClusterManager>> create(
-      const config::v1::Bootstrap& bootstrap, stats::Store& store);
+      const config::v1::Bootstrap& bootstrap, stats::Store& store,
+      const ClientCodecFactoryBuilder& codecs);
   const Cluster* get(std::string_view name) const;
   // The clusters themselves stay mutable for the main thread (STRICT_DNS host sets change:
   // DnsClusterUpdater); workers see them through get() and WorkerClusters.
@@ -133,12 +155,18 @@ class WorkerClusters {
   ~WorkerClusters();
   const ClusterManager& manager() const { return manager_; }
 
-  // Picks a host for a request and returns its pool; nullptr when the cluster has no hosts
-  // (counted in upstream_rq_no_host).
-  HttpConnPool* pickHttpPool(const Cluster& cluster, const LbContext& context,
-                             event::Dispatcher& dispatcher);
-  // Picks a host's address (TCP proxy); nullptr when the cluster has no hosts.
-  const network::Address* pickHost(const Cluster& cluster, const LbContext& context = {});
+  // What a pool pick found: a pool, or why there is none.
+  struct PoolPick {
+    ConnPool* pool = nullptr;
+    // No pool: the cluster has no hosts (counted in upstream_rq_no_host), or (`overflow`) its
+    // max_connection_pools is reached (counted in upstream_cx_pool_overflow).
+    bool overflow = false;
+  };
+  // Picks a host for a request and returns its pool (made on first use).
+  PoolPick pickConnPool(const Cluster& cluster, const LbContext& context,
+                        event::Dispatcher& dispatcher);
+  // Picks a host (TCP proxy, CONNECT tunnels); nullptr when the cluster has no hosts.
+  const Host* pickHost(const Cluster& cluster, const LbContext& context = {});
   // The cluster's hosts changed (posted by the main thread). Pools of hosts that stay are
   // kept; those of hosts that left drain: no new requests, idle connections closed, the rest
   // closed as their requests end, then freed.
@@ -152,19 +180,25 @@ class WorkerClusters {
   struct PerCluster : public HostLoad {
     HostSetPtr hosts;
     LoadBalancerPtr lb;  // null while there are no hosts
-    std::vector<std::unique_ptr<HttpConnPool>> pools;
+    std::vector<std::unique_ptr<ConnPoolImpl>> pools;
     uint64_t activeRequests(size_t host_index) const override {
       const auto& p = pools[host_index];
-      return p ? p->busyCount() + p->pendingCount() : 0;
+      return p ? p->activeStreams() + p->pendingStreams() : 0;
     }
   };
-  void retire(std::unique_ptr<HttpConnPool> pool);
+  // Frees a pool, giving back its place under max_connection_pools.
+  void release(const Cluster& cluster, std::unique_ptr<ConnPoolImpl> pool);
+  void retire(const Cluster& cluster, std::unique_ptr<ConnPoolImpl> pool);
 
   const ClusterManager& manager_;
   const size_t worker_index_;
   absl::flat_hash_map<const Cluster*, std::unique_ptr<PerCluster>> clusters_;
   // Pools of hosts that left, finishing what they carry.
-  absl::flat_hash_map<HttpConnPool*, std::unique_ptr<HttpConnPool>> retired_;
+  struct Retired {
+    const Cluster* cluster;
+    std::unique_ptr<ConnPoolImpl> pool;
+  };
+  absl::flat_hash_map<ConnPoolImpl*, Retired> retired_;
 };
 
 }  // namespace sluice::upstream

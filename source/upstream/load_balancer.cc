@@ -111,10 +111,14 @@ class Maglev : public RandomLb {
 
 }  // namespace
 
-HostSet::HostSet(std::vector<network::Address> addresses, std::vector<uint32_t> weights,
-                 bool with_maglev)
-    : addresses_(std::move(addresses)), weights_(std::move(weights)) {
-  for (uint32_t w : weights_) total_weight_ += w;
+HostSet::HostSet(std::vector<HostSharedPtr> hosts, bool with_maglev) : hosts_(std::move(hosts)) {
+  addresses_.reserve(hosts_.size());
+  weights_.reserve(hosts_.size());
+  for (const HostSharedPtr& h : hosts_) {
+    addresses_.push_back(h->address());
+    weights_.push_back(h->weight());
+    total_weight_ += h->weight();
+  }
   if (with_maglev && !addresses_.empty()) {
     std::vector<std::string> names;
     names.reserve(addresses_.size());

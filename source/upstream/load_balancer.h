@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "source/network/address.h"
+#include "source/upstream/host.h"
 
 namespace sluice::upstream {
 
@@ -24,13 +25,16 @@ class MaglevTable {
   std::vector<uint32_t> table_;
 };
 
-// A cluster's hosts at one moment: addresses, weights and (for MAGLEV) the lookup table.
+// A cluster's hosts at one moment: the Host objects (shared with the host sets before and after
+// this one while they stay), their addresses and weights, and (for MAGLEV) the lookup table.
 // Immutable; a change (DNS) makes a new one, which the main thread posts to each worker.
 class HostSet {
  public:
-  HostSet(std::vector<network::Address> addresses, std::vector<uint32_t> weights, bool with_maglev);
+  HostSet(std::vector<HostSharedPtr> hosts, bool with_maglev);
   size_t size() const { return addresses_.size(); }
   bool empty() const { return addresses_.empty(); }
+  const HostSharedPtr& host(size_t i) const { return hosts_[i]; }
+  const std::vector<HostSharedPtr>& hosts() const { return hosts_; }
   const network::Address& address(size_t i) const { return addresses_[i]; }
   const std::vector<network::Address>& addresses() const { return addresses_; }
   const std::vector<uint32_t>& weights() const { return weights_; }
@@ -38,8 +42,9 @@ class HostSet {
   const MaglevTable* maglev() const { return maglev_.get(); }
 
  private:
-  const std::vector<network::Address> addresses_;
-  const std::vector<uint32_t> weights_;
+  const std::vector<HostSharedPtr> hosts_;
+  std::vector<network::Address> addresses_;
+  std::vector<uint32_t> weights_;
   uint64_t total_weight_ = 0;
   std::unique_ptr<MaglevTable> maglev_;
 };

@@ -12,7 +12,7 @@
 namespace sluice::http::http1 {
 namespace {
 
-struct Recorder : ResponseDecoder, ClientConnectionImpl::Callbacks {
+struct Recorder : ResponseDecoder, ClientConnectionCallbacks {
   std::vector<std::string> events;
   std::string body;
   int complete = 0;
@@ -45,11 +45,18 @@ struct Recorder : ResponseDecoder, ClientConnectionImpl::Callbacks {
     std::string e = f == UpstreamFailure::kProtocolError ? "protocol" : "closed";
     e.append(started ? " after head" : " before head");
     events.push_back(e);
+    failure_seen = true;
   }
-  void onExchangeComplete(bool r) override {
+  // A failed stream is reported done too, its connection not reusable: counted as `failed`.
+  void onStreamDone(bool r) override {
+    if (failure_seen) {
+      failed = failed || !r;
+      return;
+    }
     ++complete;
     reusable = r;
   }
+  bool failure_seen = false;
   void onCodecFailed() override { failed = true; }
 };
 
@@ -70,7 +77,7 @@ class ClientCodecTest : public ::testing::Test {
     head.path = "/x";
     head.headers.add("Host", "h");
     if (!body.empty() && counted) head.headers.add("Content-Length", std::to_string(body.size()));
-    RequestEncoder& enc = codec.newExchange(r);
+    RequestEncoder& enc = codec.newStream(r);
     enc.encodeHeaders(head, body.empty());
     if (!body.empty()) {
       Buffer b;
@@ -90,7 +97,7 @@ class ClientCodecTest : public ::testing::Test {
     head.path = target;
     head.headers.add("Host", "h");
     if (upgrade != nullptr) head.headers.add("Upgrade", upgrade);
-    RequestEncoder& enc = codec.newExchange(r);
+    RequestEncoder& enc = codec.newStream(r);
     enc.encodeHeaders(head, end_stream);
     return enc;
   }
@@ -138,7 +145,7 @@ TEST_F(ClientCodecTest, AResponseBeforeTheWholeRequestWasSentEndsTheConnection) 
     head.path = "/";
     head.headers.add("Host", "h");
     if (!chunked) head.headers.add("Content-Length", "10");
-    RequestEncoder& enc = codec.newExchange(r);
+    RequestEncoder& enc = codec.newStream(r);
     enc.encodeHeaders(head, false);
     Buffer part;
     part.add("12345");
@@ -184,7 +191,7 @@ TEST_F(ClientCodecTest, CloseDelimitedBodyEndsWithTheConnection) {
   start(codec, r);
   feed(codec, "HTTP/1.0 200 OK\r\n\r\nsome bytes", 0);
   EXPECT_EQ(0, r.complete);
-  codec.onUpstreamClosed();
+  codec.onConnectionClosed();
   EXPECT_EQ("some bytes", r.body);
   EXPECT_EQ(1, r.complete);
   EXPECT_FALSE(r.reusable);
@@ -233,7 +240,7 @@ TEST_F(ClientCodecTest, UpgradeAndConnectBecomeTunnelsOnlyWhenTheResponseOpensTh
     enc.encodeData(up, false);
     EXPECT_EQ("from client", conn.output().substr(before));  // raw: no chunk framing
     EXPECT_EQ(0, r.complete);
-    codec.onUpstreamClosed();  // the tunnel ends with the upstream's close
+    codec.onConnectionClosed();  // the tunnel ends with the upstream's close
     EXPECT_EQ("end", r.events.back());
     EXPECT_EQ(1, r.complete);
     EXPECT_FALSE(r.reusable);
@@ -287,7 +294,7 @@ TEST_F(ClientCodecTest, CloseBeforeTheEndFailsTheExchange) {
   ClientConnectionImpl codec(conn_, r, limits_);
   start(codec, r);
   feed(codec, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 0);
-  codec.onUpstreamClosed();
+  codec.onConnectionClosed();
   ASSERT_EQ(2u, r.events.size());
   EXPECT_EQ("closed after head", r.events[1]);
   EXPECT_TRUE(r.failed);
@@ -306,7 +313,7 @@ TEST_F(ClientCodecTest, RequestFramingIsTheCodecs) {
   head.path = "/";
   head.headers.add("Host", "h");
   head.headers.add("Transfer-Encoding", "gzip");  // a filter's: not the codec's framing
-  RequestEncoder& enc = codec.newExchange(r);
+  RequestEncoder& enc = codec.newStream(r);
   enc.encodeHeaders(head, false);
   Buffer b;
   b.add("abc");

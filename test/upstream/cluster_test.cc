@@ -2,6 +2,7 @@
 // hosts that left stop being picked, an empty host set answers "no host" and counts it.
 
 #include "source/upstream/cluster.h"
+#include "source/http/client_codecs.h"
 
 #include <set>
 #include <string>
@@ -27,16 +28,16 @@ class WorkerClustersTest : public ::testing::Test {
       ep->set_address(ip);
       ep->set_port(80);
     }
-    manager_ = std::move(*ClusterManager::create(bootstrap, store_));
+    manager_ = std::move(*ClusterManager::create(bootstrap, store_, &http::CreateClientCodecFactory));
     cluster_ = manager_->clusters().front().get();
   }
 
   // The pools of `n` round-robin picks, by their host's address.
-  std::vector<std::pair<std::string, HttpConnPool*>> pick(WorkerClusters& wc, size_t n) {
-    std::vector<std::pair<std::string, HttpConnPool*>> out;
+  std::vector<std::pair<std::string, ConnPool*>> pick(WorkerClusters& wc, size_t n) {
+    std::vector<std::pair<std::string, ConnPool*>> out;
     for (size_t i = 0; i < n; ++i) {
-      HttpConnPool* p = wc.pickHttpPool(*cluster_, {}, *dispatcher_);
-      out.emplace_back(p != nullptr ? p->host().asString() : "none", p);
+      ConnPool* p = wc.pickConnPool(*cluster_, {}, *dispatcher_).pool;
+      out.emplace_back(p != nullptr ? p->host().addressString() : "none", p);
     }
     return out;
   }
@@ -56,13 +57,13 @@ class WorkerClustersTest : public ::testing::Test {
 TEST_F(WorkerClustersTest, PoolsFollowTheirHostAcrossHostSets) {
   WorkerClusters wc(*manager_, 0);
   auto before = pick(wc, 2);
-  std::map<std::string, HttpConnPool*> by_host(before.begin(), before.end());
+  std::map<std::string, ConnPool*> by_host(before.begin(), before.end());
   ASSERT_EQ(2u, by_host.size());
   ASSERT_TRUE(by_host.count("10.0.0.2:80"));
 
   // 10.0.0.1 leaves, 10.0.0.3 joins; 10.0.0.2 moves to index 0.
   wc.updateHosts(*cluster_, hosts({Addr("10.0.0.2"), Addr("10.0.0.3")}));
-  std::map<std::string, HttpConnPool*> after;
+  std::map<std::string, ConnPool*> after;
   for (auto& [host, pool] : pick(wc, 4)) after[host] = pool;
   EXPECT_EQ((std::set<std::string>{"10.0.0.2:80", "10.0.0.3:80"}),
             (std::set<std::string>{after.begin()->first, std::next(after.begin())->first}));
@@ -73,20 +74,20 @@ TEST_F(WorkerClustersTest, PoolsFollowTheirHostAcrossHostSets) {
 TEST_F(WorkerClustersTest, NoHostsMeansNoPoolAndACounter) {
   WorkerClusters wc(*manager_, 0);
   wc.updateHosts(*cluster_, hosts({}));
-  EXPECT_EQ(nullptr, wc.pickHttpPool(*cluster_, {}, *dispatcher_));
+  EXPECT_EQ(nullptr, wc.pickConnPool(*cluster_, {}, *dispatcher_).pool);
   EXPECT_EQ(nullptr, wc.pickHost(*cluster_));
   EXPECT_EQ(2u, cluster_->stats().upstream_rq_no_host.value());
   EXPECT_EQ(0u, cluster_->stats().membership_total.value());
   // Hosts again: picks resume.
   wc.updateHosts(*cluster_, hosts({Addr("10.0.0.9")}));
   ASSERT_NE(nullptr, wc.pickHost(*cluster_));
-  EXPECT_EQ("10.0.0.9:80", wc.pickHost(*cluster_)->asString());
+  EXPECT_EQ("10.0.0.9:80", wc.pickHost(*cluster_)->addressString());
 }
 
 TEST_F(WorkerClustersTest, AWorkerBuiltLaterStartsFromTheCurrentHosts) {
   hosts({Addr("10.0.0.7")});
   WorkerClusters wc(*manager_, 1);
-  EXPECT_EQ("10.0.0.7:80", wc.pickHost(*cluster_)->asString());
+  EXPECT_EQ("10.0.0.7:80", wc.pickHost(*cluster_)->addressString());
 }
 
 }  // namespace

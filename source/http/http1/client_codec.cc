@@ -5,12 +5,14 @@
 
 namespace sluice::http::http1 {
 
-ClientConnectionImpl::ClientConnectionImpl(network::Connection& connection, Callbacks& callbacks,
+ClientConnectionImpl::ClientConnectionImpl(network::Connection& connection,
+                                           ClientConnectionCallbacks& callbacks,
                                            const Limits& limits)
     : connection_(connection), callbacks_(callbacks), limits_(limits) {}
 
-RequestEncoder& ClientConnectionImpl::newExchange(ResponseDecoder& decoder) {
+RequestEncoder& ClientConnectionImpl::newStream(ResponseDecoder& decoder) {
   decoder_ = &decoder;
+  stream_open_ = true;
   state_ = State::kHead;
   scanner_.reset();
   chunked_.reset();
@@ -30,11 +32,27 @@ RequestEncoder& ClientConnectionImpl::newExchange(ResponseDecoder& decoder) {
   return *this;
 }
 
-void ClientConnectionImpl::abandonExchange() {
+void ClientConnectionImpl::resetStream() {
   decoder_ = nullptr;
   // Whatever the upstream still sends for it cannot be told apart from what a next request
   // would get unless it is read to its end; simplest and safe: this connection is done.
   response_keep_alive_ = false;
+  state_ = State::kFailed;
+  streamDone(false);
+}
+
+void ClientConnectionImpl::streamDone(bool reusable) {
+  if (!stream_open_) return;
+  stream_open_ = false;
+  callbacks_.onStreamDone(reusable);
+}
+
+void ClientConnectionImpl::onUnderlyingConnectionAboveWriteBufferHighWatermark() {
+  if (decoder_ != nullptr) decoder_->onAboveWriteBufferHighWatermark();
+}
+
+void ClientConnectionImpl::onUnderlyingConnectionBelowWriteBufferLowWatermark() {
+  if (decoder_ != nullptr) decoder_->onBelowWriteBufferLowWatermark();
 }
 
 void ClientConnectionImpl::encodeHeaders(RequestHead& head, bool end_stream) {
@@ -285,7 +303,7 @@ bool ClientConnectionImpl::processBody() {
   return false;
 }
 
-void ClientConnectionImpl::onUpstreamClosed() {
+void ClientConnectionImpl::onConnectionClosed() {
   if (state_ == State::kBody && framing_.kind == BodyFraming::Kind::kUntilClose) {
     deliverHead();  // normally done already, at the end of the dispatch that read it
     state_ = State::kDone;
@@ -308,7 +326,7 @@ void ClientConnectionImpl::completeResponse() {
       response_keep_alive_ && request_sent_ && buffer_.empty() && decoder_ != nullptr;
   decoder_ = nullptr;
   state_ = reusable ? State::kIdle : State::kFailed;
-  callbacks_.onExchangeComplete(reusable);
+  streamDone(reusable);
 }
 
 void ClientConnectionImpl::fail(UpstreamFailure failure, const char* reason) {
@@ -318,7 +336,11 @@ void ClientConnectionImpl::fail(UpstreamFailure failure, const char* reason) {
   ResponseDecoder* decoder = decoder_;
   decoder_ = nullptr;
   if (decoder != nullptr) decoder->onUpstreamFailure(failure, response_started_);
-  callbacks_.onCodecFailed();
+  if (stream_open_) {
+    streamDone(false);
+  } else {
+    callbacks_.onCodecFailed();
+  }
 }
 
 }  // namespace sluice::http::http1

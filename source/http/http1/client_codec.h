@@ -15,38 +15,28 @@ namespace sluice::http::http1 {
 // strict response parsing (the same rules as requests downstream: a proxy must not pass on
 // framing its upstream and its client could read differently), and request framing owned by
 // the codec.
-class ClientConnectionImpl : public RequestEncoder {
+class ClientConnectionImpl : public ClientConnection, public RequestEncoder {
  public:
-  class Callbacks {
-   public:
-    virtual ~Callbacks() = default;
-    // The exchange's response was decoded completely. `reusable`: the connection may carry
-    // another request (HTTP/1.1, no "Connection: close", framing that ended on its own).
-    virtual void onExchangeComplete(bool reusable) = 0;
-    // The connection can no longer be used: the upstream broke the protocol or closed (the
-    // exchange's decoder, if any, was told first).
-    virtual void onCodecFailed() = 0;
-  };
+  ClientConnectionImpl(network::Connection& connection, ClientConnectionCallbacks& callbacks,
+                       const Limits& limits);
 
-  ClientConnectionImpl(network::Connection& connection, Callbacks& callbacks, const Limits& limits);
-
-  // Starts an exchange; `decoder` gets the response. One at a time: call again only after
-  // onExchangeComplete.
-  RequestEncoder& newExchange(ResponseDecoder& decoder);
-  // Detaches the decoder of the exchange in progress (its stream went away): the rest of the
-  // response is read and dropped if it can be, and the connection is not reused.
-  void abandonExchange();
-  // Bytes from the upstream.
-  void dispatch(Buffer& data);
-  // The upstream closed its side (or the connection died): ends a close-delimited body, fails
-  // anything else in progress.
-  void onUpstreamClosed();
-  bool busy() const { return state_ != State::kIdle; }
+  // ClientConnection. One stream at a time: newStream again only after onStreamDone.
+  RequestEncoder& newStream(ResponseDecoder& decoder) override;
+  void dispatch(Buffer& data) override;
+  // Ends a close-delimited body; fails anything else in progress.
+  void onConnectionClosed() override;
+  Protocol protocol() const override { return Protocol::kHttp11; }
+  uint32_t streamLimit() const override { return 1; }
+  void onUnderlyingConnectionAboveWriteBufferHighWatermark() override;
+  void onUnderlyingConnectionBelowWriteBufferLowWatermark() override;
 
   // RequestEncoder
   void encodeHeaders(RequestHead& head, bool end_stream) override;
   void encodeData(Buffer& data, bool end_stream) override;
   void encodeTrailers(const HeaderMap& trailers) override;
+  // The rest of the response is not read: the connection is not reused.
+  void resetStream() override;
+  void readDisable(bool disable) override { connection_.readDisable(disable); }
 
  private:
   enum class State { kIdle, kHead, kBody, kDone, kFailed };
@@ -56,9 +46,11 @@ class ClientConnectionImpl : public RequestEncoder {
   void deliverHead();
   void completeResponse();
   void fail(UpstreamFailure failure, const char* reason);
+  // Tells the owner the stream is over (once per stream).
+  void streamDone(bool reusable);
 
   network::Connection& connection_;
-  Callbacks& callbacks_;
+  ClientConnectionCallbacks& callbacks_;
   const Limits& limits_;
   ResponseDecoder* decoder_ = nullptr;
   State state_ = State::kIdle;
@@ -89,6 +81,7 @@ class ClientConnectionImpl : public RequestEncoder {
   bool response_bytes_ = false;  // some byte of this exchange's response arrived
   bool response_keep_alive_ = true;
   bool in_dispatch_ = false;
+  bool stream_open_ = false;  // newStream() was not answered with onStreamDone yet
 };
 
 }  // namespace sluice::http::http1

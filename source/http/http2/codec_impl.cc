@@ -7,6 +7,7 @@
 
 #include "source/common/block_cache.h"
 #include "source/common/logging.h"
+#include "source/http/http2/nghttp2_util.h"
 
 namespace sluice::http::http2 {
 
@@ -40,129 +41,6 @@ uint32_t ResetCode(StreamResetReason reason) {
     default:
       return NGHTTP2_INTERNAL_ERROR;
   }
-}
-
-// Lower-case copies of response field names (HTTP/2 requires them, RFC 9113 §8.2.1; an HTTP/1
-// upstream sends any case), made in one per-thread buffer per head: sized for all of them first,
-// so that views into it stay valid while the head is submitted (nghttp2 copies them then).
-class NameLowering {
- public:
-  void prepare(const HeaderMap& headers) {
-    size_t need = 0;
-    for (const HeaderMap::Entry& e : headers.entries()) need += e.name.size();
-    if (buf_.size() < need) buf_.resize(need);
-    used_ = 0;
-  }
-  std::string_view lower(std::string_view name) {
-    bool upper = false;
-    for (char c : name) upper |= c >= 'A' && c <= 'Z';
-    if (!upper) return name;
-    char* out = buf_.data() + used_;
-    for (size_t i = 0; i < name.size(); ++i) {
-      const char c = name[i];
-      out[i] = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-    }
-    used_ += name.size();
-    return std::string_view(out, name.size());
-  }
-
- private:
-  std::string buf_;
-  size_t used_ = 0;
-};
-
-// nghttp2 allocates and frees many small blocks per stream (its stream, outbound items, header
-// buffers): from per-thread free lists by size class here, not malloc's general path (a session
-// lives and dies on its worker's thread). Bounded per class; larger blocks go to malloc.
-class SmallBlocks {
- public:
-  static constexpr size_t kHeader = 16;  // keeps blocks 16-byte aligned
-  static constexpr size_t kGranule = 32;
-  static constexpr size_t kClasses = 32;  // up to 1 KiB
-  static constexpr size_t kMaxPerClass = 512;
-
-  static void* Malloc(size_t size, void*) {
-    if (size == 0) size = 1;
-    const size_t cls = (size + kGranule - 1) / kGranule;  // 1-based
-    if (cls > kClasses) return Tag(std::malloc(size + kHeader), 0);
-    Lists& l = lists();
-    if (Node* n = l.head[cls - 1]) {
-      l.head[cls - 1] = n->next;
-      --l.count[cls - 1];
-      return Tag(n, cls);
-    }
-    return Tag(std::malloc(cls * kGranule + kHeader), cls);
-  }
-  static void Free(void* p, void*) {
-    if (p == nullptr) return;
-    char* raw = static_cast<char*>(p) - kHeader;
-    size_t cls;
-    std::memcpy(&cls, raw, sizeof(cls));
-    Lists& l = lists();
-    if (cls == 0 || l.count[cls - 1] >= kMaxPerClass) {
-      std::free(raw);
-      return;
-    }
-    Node* n = reinterpret_cast<Node*>(raw);
-    n->next = l.head[cls - 1];
-    l.head[cls - 1] = n;
-    ++l.count[cls - 1];
-  }
-  static void* Calloc(size_t n, size_t size, void* u) {
-    if (size != 0 && n > SIZE_MAX / size) return nullptr;
-    void* p = Malloc(n * size, u);
-    if (p != nullptr) std::memset(p, 0, n * size);
-    return p;
-  }
-  static void* Realloc(void* p, size_t size, void* u) {
-    if (p == nullptr) return Malloc(size, u);
-    char* raw = static_cast<char*>(p) - kHeader;
-    size_t cls;
-    std::memcpy(&cls, raw, sizeof(cls));
-    if (cls == 0) return Tag(std::realloc(raw, size + kHeader), 0);
-    if (size <= cls * kGranule) return p;
-    void* q = Malloc(size, u);
-    if (q != nullptr) std::memcpy(q, p, cls * kGranule);
-    Free(p, u);
-    return q;
-  }
-  static nghttp2_mem* Mem() {
-    static nghttp2_mem mem = {nullptr, &Malloc, &Free, &Calloc, &Realloc};
-    return &mem;
-  }
-
- private:
-  struct Node {
-    Node* next;
-  };
-  struct Lists {
-    Node* head[kClasses] = {};
-    uint32_t count[kClasses] = {};
-    ~Lists() {
-      for (Node*& h : head) {
-        while (h != nullptr) {
-          Node* next = h->next;
-          std::free(h);
-          h = next;
-        }
-      }
-    }
-  };
-  static Lists& lists() {
-    thread_local Lists l;
-    return l;
-  }
-  static void* Tag(void* raw, size_t cls) {
-    if (raw == nullptr) return nullptr;
-    std::memcpy(raw, &cls, sizeof(cls));
-    return static_cast<char*>(raw) + kHeader;
-  }
-};
-
-nghttp2_nv Nv(std::string_view name, std::string_view value) {
-  return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-          reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-          NGHTTP2_NV_FLAG_NONE};
 }
 
 constexpr std::string_view kStatusCodes =
@@ -341,7 +219,7 @@ ServerConnectionImpl::ServerConnectionImpl(network::Connection& connection,
   nghttp2_option_set_stream_reset_rate_limit(option, uint64_t{settings_.max_resets_per_second} * 2,
                                              settings_.max_resets_per_second * 2);
   nghttp2_option_set_max_deflate_dynamic_table_size(option, 4096);
-  nghttp2_session_server_new3(&session_, Callbacks::Get(), this, option, SmallBlocks::Mem());
+  nghttp2_session_server_new3(&session_, Callbacks::Get(), this, option, SessionAllocator());
   nghttp2_option_del(option);
 
   std::vector<nghttp2_settings_entry> iv = {

@@ -1,0 +1,82 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "source/network/address.h"
+
+namespace sluice::upstream {
+
+// A host's own counters: atomics shared by every worker (a host is one object for all of them),
+// read by the admin side. Relaxed: each is a count on its own, not a snapshot of several.
+struct HostStats {
+  std::atomic<uint64_t> cx_total{0};
+  std::atomic<int64_t> cx_active{0};
+  std::atomic<uint64_t> cx_connect_fail{0};
+  std::atomic<uint64_t> rq_total{0};
+  std::atomic<int64_t> rq_active{0};
+  // Streams that ended without a whole response (reset, protocol error, refused).
+  std::atomic<uint64_t> rq_error{0};
+
+  static void Inc(std::atomic<uint64_t>& c) { c.fetch_add(1, std::memory_order_relaxed); }
+  static void Add(std::atomic<int64_t>& g, int64_t n) { g.fetch_add(n, std::memory_order_relaxed); }
+};
+
+// One upstream host of a cluster: its address and weight, its health as the health checker and
+// the outlier detector see it, its counters. Created on the main thread; shared (read-only but
+// for the atomics) by the workers' host sets, so that a verdict written on one thread is seen
+// by the load balancers of all. A host that stays across host-set changes (DNS) is the same
+// object, its state kept.
+class Host {
+ public:
+  // Why a host is not healthy: each writer owns its bit.
+  enum HealthFlag : uint32_t {
+    kFailedActiveHealthCheck = 1u << 0,
+    kFailedOutlierCheck = 1u << 1,  // ejected
+    kPendingActiveHealthCheck = 1u << 2,  // not checked yet (with health checks configured)
+  };
+  using Metadata = absl::flat_hash_map<std::string, std::string>;
+
+  Host(network::Address address, uint32_t weight, std::string hostname = {},
+       Metadata metadata = {})
+      : address_(std::move(address)),
+        address_string_(address_.asString()),
+        hostname_(std::move(hostname)),
+        metadata_(std::move(metadata)),
+        weight_(weight) {}
+  Host(const Host&) = delete;
+  Host& operator=(const Host&) = delete;
+
+  const network::Address& address() const { return address_; }
+  // "ip:port", made once.
+  const std::string& addressString() const { return address_string_; }
+  // The name it was found by (STRICT_DNS), empty for a static address.
+  const std::string& hostname() const { return hostname_; }
+  const Metadata& metadata() const { return metadata_; }
+  uint32_t weight() const { return weight_; }
+
+  bool healthy() const { return health_.load(std::memory_order_relaxed) == 0; }
+  bool hasHealthFlag(HealthFlag flag) const {
+    return (health_.load(std::memory_order_relaxed) & flag) != 0;
+  }
+  void setHealthFlag(HealthFlag flag) { health_.fetch_or(flag, std::memory_order_relaxed); }
+  void clearHealthFlag(HealthFlag flag) { health_.fetch_and(~flag, std::memory_order_relaxed); }
+
+  HostStats& stats() const { return stats_; }
+
+ private:
+  const network::Address address_;
+  const std::string address_string_;
+  const std::string hostname_;
+  const Metadata metadata_;
+  const uint32_t weight_;
+  std::atomic<uint32_t> health_{0};
+  mutable HostStats stats_;
+};
+using HostSharedPtr = std::shared_ptr<Host>;
+using HostConstSharedPtr = std::shared_ptr<const Host>;
+
+}  // namespace sluice::upstream
