@@ -53,6 +53,11 @@ Paths (as harness.HttpOrigin's where they overlap; a query string goes after the
              answers at once (head without content-length), then echoes every DATA as it
              arrives; the request's end ends the response with the trailer x-request-length.
 
+app: a function of the Request, called once the request has ended (on the connection's
+thread: it must not block), returning None (the paths above answer) or a dict: status, headers
+(a list of (name, value)), body (bytes), trailers (a list, or None), gate (a Gate the answer
+waits for, or None).
+
 Every response carries x-origin: yes, x-origin-name, x-origin-conn (the connection's index,
 from 0 in accept order) and x-origin-stream (the stream id).
 
@@ -94,8 +99,9 @@ wait_* helpers):
   processed_counts(name)   {value of field `name`: times processed} over processed requests
   requests_per_connection()  processed requests per connection, in connection order
 
-HTTP/1.1 over TLS: when ALPN selects "http/1.1" (the origin offers only that, or the client does
-not offer h2), the connection is served as a keep-alive HTTP/1.1 origin (Content-Length or
+HTTP/1.1: on cleartext, a connection that does not start with the HTTP/2 preface, and over TLS
+when ALPN selects "http/1.1" (the origin offers only that, or the client does not offer h2), is
+served as a keep-alive HTTP/1.1 origin (Content-Length or
 chunked request bodies; responses with Content-Length) with the same paths except the
 HTTP/2-only ones (gate, reset, sink, stream-echo, trailers), recorded the same way with
 protocol "http/1.1".
@@ -323,9 +329,11 @@ class _Handler:
                         self.origin.cond.notify_all()
                     return
                 self.info.alpn = self.sock.selected_alpn_protocol()
-            use_h1 = (self.info.alpn == "http/1.1" or
-                      (self.origin.tls is not None and self.info.alpn is None and
-                       "h2" not in self.origin.alpn))
+            if self.origin.tls is None:
+                use_h1 = not self.sniff_preface()
+            else:
+                use_h1 = (self.info.alpn == "http/1.1" or
+                          (self.info.alpn is None and "h2" not in self.origin.alpn))
             with self.origin.cond:
                 self.info.protocol = "http/1.1" if use_h1 else "h2"
                 self.origin.cond.notify_all()
@@ -349,6 +357,26 @@ class _Handler:
                     if req.state == "open":
                         req.state = "closed_unanswered"
                 self.origin.cond.notify_all()
+
+    def sniff_preface(self):
+        """Cleartext: True when the client starts with the HTTP/2 preface (prior knowledge),
+        False for anything else (an HTTP/1.1 client). Looks without reading (MSG_PEEK)."""
+        preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+        deadline = time.monotonic() + IO_TIMEOUT
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([self.sock, self.wake_r], [], [], 0.5)
+            if self.origin._stopping:
+                return True
+            if self.sock not in r:
+                continue
+            head = self.sock.recv(len(preface), socket.MSG_PEEK)
+            if not head or not preface.startswith(head):
+                return False
+            if len(head) == len(preface):
+                return True
+            # A part of the preface so far: wait for the rest.
+            select.select([], [], [], 0.01)
+        return True
 
     def serve_h2(self):
         o = self.origin
@@ -702,6 +730,20 @@ class _Handler:
         query = parse_query(path)
         body = bytes(req.body)
         steps = out.steps
+        answer = o.app(req) if o.app is not None else None
+        if answer is not None:
+            data = answer.get("body", b"")
+            headers = self.base_headers(req, answer.get("status", 200)) + [
+                (n.lower(), v) for n, v in answer.get("headers", ())]
+            trailers = answer.get("trailers")
+            if answer.get("gate") is not None:
+                steps.append(("wait", answer["gate"], time.monotonic() + GATE_LIMIT))
+            steps.append(("headers", headers, not data and not trailers))
+            if data:
+                steps.append(("data", data, not trailers, None))
+            if trailers:
+                steps.append(("trailers", list(trailers)))
+            return
         if path.startswith("/gen?") or path == "/gen":
             size = int(query.get("size", "0"))
             framing = query.get("framing", "cl")
@@ -984,7 +1026,15 @@ class _Http1Server:
         query = parse_query(path)
         status = 200
         extra = []
-        if path.startswith("/gen"):
+        answer = o.app(req) if o.app is not None else None
+        if answer is not None:
+            if answer.get("gate") is not None:
+                answer["gate"].wait(GATE_LIMIT)
+            status = answer.get("status", 200)
+            out = answer.get("body", b"")
+            extra = [(n, v) for n, v in answer.get("headers", ())
+                     if n.lower() != "content-length"]
+        elif path.startswith("/gen"):
             out = harness.pattern_bytes(query.get("seed", "gen"), int(query.get("size", "0")))
         elif path.startswith("/echo"):
             out = body
@@ -1012,8 +1062,9 @@ class H2Origin:
 
     def __init__(self, name="h2origin", host="127.0.0.1", port=0, tls=None, alpn=("h2",),
                  max_concurrent_streams=100, initial_window_size=65535, max_frame_size=16384,
-                 connection_window=65535, keep_bodies=True):
+                 connection_window=65535, keep_bodies=True, app=None):
         self.name = name
+        self.app = app
         self.host = host
         self.tls = tls
         self.alpn = tuple(alpn)

@@ -501,6 +501,33 @@ class FaultTest(OriginTestCase):
                          [n for n, _ in r.headers][:4])
 
 
+class AppTest(OriginTestCase):
+
+    def test_an_app_answers_and_can_hold_its_answer(self):
+        def app(req):
+            if req.path.startswith("/check"):
+                ok = req.header("authorization") == "Bearer good"
+                return {"status": 200 if ok else 401, "headers": [("x-user", "alice")],
+                        "body": b"" if ok else b"denied\n",
+                        "gate": o.gate("app") if req.header("x-hold") else None}
+            return None
+
+        o = self.origin(app=app)
+        m = self.mux(o)
+        held = m.request("GET", "/check/a", headers=[("authorization", "Bearer good"),
+                                                     ("x-hold", "1")])
+        a = m.request("GET", "/check/b", headers=[("authorization", "Bearer good")])
+        d = m.request("GET", "/check/c")
+        other = m.request("GET", "/gen?size=10")
+        m.wait(a, d, other)
+        self.assertEqual((200, "alice", b""), (a.status, a.header("x-user"), a.body))
+        self.assertEqual((401, b"denied\n"), (d.status, d.body))
+        self.assertEqual(pattern_bytes("gen", 10), other.body)
+        self.assertFalse(held.done)
+        o.gate("app").set()
+        self.assertEqual(200, m.wait(held).status)
+
+
 class Http1FallbackTest(OriginTestCase):
 
     def test_alpn_http11_is_served_as_http11(self):
@@ -524,6 +551,27 @@ class Http1FallbackTest(OriginTestCase):
         self.assertEqual([2], o.requests_per_connection())
         self.assertEqual(["POST", "GET"], [q.method for q in o.requests])
         self.assertEqual("h2.test", o.requests[0].authority)
+
+    def test_cleartext_http11_without_the_preface(self):
+        o = self.origin()
+        c = harness.HttpClient.connect(o.addr)
+        self.addCleanup(c.close)
+        # The shortest request is shorter than the preface.
+        c.send(b"GET / HTTP/1.1\r\n\r\n")
+        self.assertEqual(200, c.read_response().status)
+        c.send(harness.http_request("PUT", "/echo", body=b"x" * 30))
+        self.assertEqual(b"x" * 30, c.read_response().body)
+        self.assertEqual("http/1.1", o.conns[0].protocol)
+        # A preface sent byte by byte is still HTTP/2.
+        conn = h2frames.H2Conn("127.0.0.1", o.port, timeout=5.0)
+        conn.connect()
+        self.addCleanup(conn.close)
+        for b in h2frames.PREFACE:
+            conn.send(bytes([b]))
+        conn.handshake(send_preface=False)
+        conn.request(1, h2frames.request_headers("h2.test", path="/bytewise"))
+        self.assertEqual("200", conn.read_response(1).status)
+        self.assertEqual("h2", o.conns[1].protocol)
 
 
 if __name__ == "__main__":

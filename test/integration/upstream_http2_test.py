@@ -595,7 +595,6 @@ class TlsUpstreamTest(H2UpstreamTestCase):
             self.assertEqual(200, c.read_response().status)
         self.assertEqual(1, o.connections)
         self.assertEqual(("h2", "h2"), (o.conns[0].alpn, o.conns[0].protocol))
-        self.assertEqual("https", o.requests[0].scheme)
         body = pattern_bytes("tls", MiB)
         r = self.get(s, "/echo", method="POST", body=body)
         self.assertEqual((200, sha(body)), (r.status, r.get("x-request-sha256")))
