@@ -94,17 +94,18 @@ wait_* helpers):
                            path, authority, scheme, headers (list of (name, value) with the
                            pseudo-header fields first, as received), body, trailers, complete
                            (the request ended), state ("open", "answered", "refused",
-                           "refused_goaway", "reset_by_peer", "reset"), processed, reset_code
+                           "refused_goaway", "reset_by_peer", "reset", "closed_unanswered":
+                           the connection ended first), processed, reset_code
                            (the peer's RST_STREAM)
   processed_counts(name)   {value of field `name`: times processed} over processed requests
   requests_per_connection()  processed requests per connection, in connection order
 
 HTTP/1.1: on cleartext, a connection that does not start with the HTTP/2 preface, and over TLS
 when ALPN selects "http/1.1" (the origin offers only that, or the client does not offer h2), is
-served as a keep-alive HTTP/1.1 origin (Content-Length or
-chunked request bodies; responses with Content-Length) with the same paths except the
-HTTP/2-only ones (gate, reset, sink, stream-echo, trailers), recorded the same way with
-protocol "http/1.1".
+served as a keep-alive HTTP/1.1 origin (Content-Length or chunked request bodies; responses
+with Content-Length): the app, /gen, /echo, /status/CODE and "any other" (not the HTTP/2-only
+paths gate, reset, sink, stream-echo, trailers), recorded the same way with protocol "http/1.1"
+and stream_id None.
 
 python3-h2 only (Debian: python3-h2, python3-hpack, python3-hyperframe); certificates come from
 tls_pki.py. Every wait is bounded; the connection threads end on close() or after IDLE_LIMIT
