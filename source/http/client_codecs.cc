@@ -20,7 +20,8 @@ class ClientCodecFactoryImpl : public ClientCodecFactory {
                          stats::Store& store)
       : protocol_(protocol),
         h2_(h2),
-        h2_stats_{store.counter(prefix + "http2.rx_reset"), store.counter(prefix + "http2.tx_reset"),
+        h2_stats_{store.counter(prefix + "http2.rx_reset"),
+                  store.counter(prefix + "http2.tx_reset"),
                   store.counter(prefix + "http2.rx_protocol_error"),
                   store.counter(prefix + "http2.header_overflow")} {}
 
@@ -38,9 +39,14 @@ class ClientCodecFactoryImpl : public ClientCodecFactory {
   }
 
   uint32_t expectedStreamLimit() const override {
-    // AUTO: HTTP/1 until ALPN says otherwise (counting on one stream opens more connections
-    // than needed, never too few).
-    return protocol_ == config::v1::Cluster::HTTP2 ? h2_.max_concurrent_streams : 1;
+    switch (protocol_) {
+      case config::v1::Cluster::HTTP2:
+        return h2_.max_concurrent_streams;
+      case config::v1::Cluster::AUTO:
+        return 0;  // ALPN decides
+      default:
+        return 1;
+    }
   }
 
  private:

@@ -159,7 +159,7 @@ class ClientCodecFactory {
                                      event::Dispatcher& dispatcher) const = 0;
   // How many streams a connection being set up is expected to carry (before its codec
   // exists): what a pool counts on when deciding whether to open another one for the requests
-  // that wait. HTTP/1 (and ALPN not known yet): 1.
+  // that wait. HTTP/1: 1; 0: not known before the handshake (ALPN).
   virtual uint32_t expectedStreamLimit() const = 0;
 };
 

@@ -191,6 +191,7 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   void onUpstreamTrailers(std::unique_ptr<HeaderMap> trailers) override;
   void onUpstreamError(uint16_t status, const char* flag) override;
   void readDisableDownstream(bool disable) override;
+  void onUpstreamTrailersDropped() override { hcm_.stats().upstream_rq_trailers_dropped.inc(); }
   void onUpstreamAttemptDone(const UpstreamAttempt& attempt) override {
     fm_.onUpstreamAttemptDone(attempt);
   }
@@ -217,7 +218,6 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   bool tunneling_ = false;       // ... and the response opened it
   bool timed_out_ = false;       // answered 408/504 by a timeout already
 };
-
 
 std::unique_ptr<ConnectionManagerImpl::ActiveStream> ConnectionManagerImpl::ActiveStream::Create(
     ConnectionManagerImpl& hcm, ResponseEncoder& encoder) {
@@ -448,11 +448,6 @@ void ConnectionManagerImpl::ActiveStream::onRequestDataDone(Buffer& data, bool e
 
 void ConnectionManagerImpl::ActiveStream::onRequestTrailersDone(HeaderMap& trailers) {
   if (upstream_ != nullptr) {
-    // HTTP/1 upstream: a body the codec frames by Content-Length has no place for trailers.
-    if (!trailers.empty() && !tunnel_request_ &&
-        fm_.requestHead()->headers.count(KnownHeader::kContentLength) != 0) {
-      hcm_.stats().upstream_rq_trailers_dropped.inc();
-    }
     upstream_->sendTrailers(trailers);
     return;
   }

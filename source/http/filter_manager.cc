@@ -3,6 +3,8 @@
 #include <new>
 #include <string>
 
+#include "source/http/grpc.h"
+
 namespace sluice::http {
 
 namespace {
@@ -141,19 +143,26 @@ void FilterManager::encodeHeaders(std::unique_ptr<ResponseHead> head, bool end_s
   encode_.headers_entered = true;
   encode_.headers_end_stream = end_stream;
   encode_.end_seen = end_stream;
-  // Whatever is left of the request no longer reaches a filter: the answer is given. Except
-  // in a tunnel, which the answer opens.
-  const bool opens_tunnel = tunnel_request_ && OpensTunnel(tunnel_connect_, response_head_->status);
-  if (!request_complete_ && !opens_tunnel) decode_.aborted = true;
+  // The request goes on streaming while the response does (full duplex: gRPC's streaming
+  // calls, an upstream that answers as it reads); once the response has ended, whatever is left
+  // of the request no longer reaches a filter. Except in a tunnel, which the answer opens.
+  response_opens_tunnel_ = tunnel_request_ && OpensTunnel(tunnel_connect_, response_head_->status);
+  if (end_stream) responseEnded();
   iterateHeaders(encode_, 0);
 }
 
 void FilterManager::encodeData(Buffer& data, bool end_stream) {
+  if (end_stream && encode_.headers_entered) responseEnded();
   sourceData(encode_, data, end_stream);
 }
 
 void FilterManager::encodeTrailers(std::unique_ptr<HeaderMap> trailers) {
+  if (encode_.headers_entered) responseEnded();
   sourceTrailers(encode_, std::move(trailers));
+}
+
+void FilterManager::responseEnded() {
+  if (!request_complete_ && !response_opens_tunnel_) decode_.aborted = true;
 }
 
 void FilterManager::sendLocalReply(uint16_t status, std::string_view body,
@@ -172,17 +181,38 @@ void FilterManager::sendLocalReply(uint16_t status, std::string_view body,
   }
   decode_.aborted = true;
   auto head = std::make_unique<ResponseHead>();
-  head->status = status;
-  callbacks_.addLocalReplyHeaders(head->headers);
-  if (!body.empty()) head->headers.add("Content-Type", "text/plain; charset=utf-8");
-  head->headers.add("Content-Length", std::to_string(body.size()));
-  if (modify) modify(head->headers);
+  body = localReplyHead(status, body, modify, *head);
   encodeHeaders(std::move(head), body.empty());
   if (!body.empty() && !completed_) {
     Buffer b;
     b.add(body);
     sourceData(encode_, b, true);
   }
+}
+
+std::string_view FilterManager::localReplyHead(uint16_t status, std::string_view body,
+                                               const std::function<void(HeaderMap&)>& modify,
+                                               ResponseHead& head) {
+  callbacks_.addLocalReplyHeaders(head.headers);
+  if (request_head_ != nullptr && grpc::IsGrpcRequest(request_head_->headers)) {
+    // A gRPC client reads a call's outcome from grpc-status, not from the HTTP status: a
+    // "trailers-only" response (HTTP 200, the status in the head, no body), as Envoy answers.
+    head.status = 200;
+    head.headers.add("Content-Type", "application/grpc");
+    head.headers.add("grpc-status", std::to_string(grpc::StatusFromHttp(status)));
+    std::string_view message = body;
+    while (!message.empty() && (message.back() == '\n' || message.back() == '\r')) {
+      message.remove_suffix(1);
+    }
+    if (!message.empty()) head.headers.add("grpc-message", grpc::EncodeMessage(message));
+    if (modify) modify(head.headers);
+    return {};
+  }
+  head.status = status;
+  if (!body.empty()) head.headers.add("Content-Type", "text/plain; charset=utf-8");
+  head.headers.add("Content-Length", std::to_string(body.size()));
+  if (modify) modify(head.headers);
+  return body;
 }
 
 void FilterManager::sendDirectLocalReply(uint16_t status, std::string_view body,
@@ -193,12 +223,8 @@ void FilterManager::sendDirectLocalReply(uint16_t status, std::string_view body,
   decode_.aborted = true;
   encode_.aborted = true;
   ResponseHead head;
-  head.status = status;
-  callbacks_.addLocalReplyHeaders(head.headers);
-  if (!body.empty()) head.headers.add("Content-Type", "text/plain; charset=utf-8");
-  head.headers.add("Content-Length", std::to_string(body.size()));
-  if (modify) modify(head.headers);
-  info_.response_code = status;
+  body = localReplyHead(status, body, modify, head);
+  info_.response_code = head.status;
   response_head_sent_ = true;
   callbacks_.onResponseHeadersDone(head, body.empty());
   if (!body.empty() && !completed_) {

@@ -156,6 +156,13 @@ class FilterManager {
 
   FilterSlot& slotAt(const Direction& d, size_t pos);
   bool live(const Direction& d) const { return !d.aborted && !completed_; }
+  // The response's source sent its last part: the request's rest goes nowhere.
+  void responseEnded();
+  // The head of a local reply (a gRPC request gets a trailers-only gRPC response); returns the
+  // body that goes with it.
+  std::string_view localReplyHead(uint16_t status, std::string_view body,
+                                  const std::function<void(HeaderMap&)>& modify,
+                                  ResponseHead& head);
   // The body `d` holds at the filter at `pos` (in d's order), or nullptr when that filter holds
   // none of it: a filter may change only what it holds.
   Buffer* heldAt(Direction& d, size_t pos) {
@@ -197,6 +204,7 @@ class FilterManager {
   bool response_head_sent_ = false;
   bool tunnel_request_ = false;
   bool tunnel_connect_ = false;
+  bool response_opens_tunnel_ = false;
 };
 
 }  // namespace sluice::http

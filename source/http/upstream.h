@@ -23,6 +23,9 @@ class UpstreamRequestCallbacks {
   virtual void onUpstreamError(uint16_t status, const char* flag) = 0;
   // Flow control: stop / resume reading the downstream (the upstream is not taking the body).
   virtual void readDisableDownstream(bool disable) = 0;
+  // Request trailers could not go upstream: an HTTP/1 connection and a body framed by
+  // Content-Length (HTTP/1.1 has trailers only after chunked bodies).
+  virtual void onUpstreamTrailersDropped() {}
   // An attempt ended (only when UpstreamOptions::observe_attempts): before the end of the
   // response, or the failure, is passed on.
   virtual void onUpstreamAttemptDone(const UpstreamAttempt&) {}

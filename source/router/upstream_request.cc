@@ -1,6 +1,9 @@
 #include "source/router/upstream_request.h"
 
+#include <algorithm>
+
 #include "source/common/logging.h"
+#include "source/http/grpc.h"
 #include "source/http/http1/parser.h"
 
 namespace sluice::router {
@@ -12,10 +15,9 @@ using http::ResponseHead;
 using http::UpstreamAttempt;
 using http::UpstreamFailure;
 
-
-UpstreamRequest::UpstreamRequest(http::UpstreamRequestCallbacks& callbacks, event::Dispatcher& dispatcher,
-                                 upstream::WorkerClusters& clusters, const UpstreamTarget& target,
-                                 uint32_t buffer_limit)
+UpstreamRequest::UpstreamRequest(http::UpstreamRequestCallbacks& callbacks,
+                                 event::Dispatcher& dispatcher, upstream::WorkerClusters& clusters,
+                                 const UpstreamTarget& target, uint32_t buffer_limit)
     : ExchangeBase(callbacks, dispatcher, clusters, target, buffer_limit) {}
 
 UpstreamRequest::~UpstreamRequest() {
@@ -68,10 +70,25 @@ void UpstreamRequest::start(RequestHead& head, bool end_stream, bool tunnel) {
   request_end_ = end_stream;
   tunnel_ = tunnel;
   const std::string_view m = head.method;
-  idempotent_ = m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" ||
-                m == "DELETE";
+  idempotent_ =
+      m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
   replayable_ = !tunnel;
-  if (!end_stream && !tunnel && target_.request_buffer_bytes > 0) {
+  timeout_ = target_.timeout;
+  const bool grpc = http::grpc::IsGrpcRequest(head.headers);
+  if (grpc) {
+    // The call's own deadline caps the route's (gRPC's grpc-timeout): sluice ends it then with
+    // DEADLINE_EXCEEDED rather than let the upstream work on for nobody.
+    if (const http::HeaderMap::Entry* t = head.headers.get("grpc-timeout")) {
+      if (auto deadline = http::grpc::ParseTimeout(t->value)) {
+        if (timeout_.count() == 0 || *deadline < timeout_) {
+          timeout_ = std::max(*deadline, std::chrono::milliseconds(1));
+        }
+      }
+    }
+  }
+  // gRPC streams both ways at once (a bidirectional call's responses answer its messages):
+  // its body is never held back for buffering.
+  if (!end_stream && !tunnel && !grpc && target_.request_buffer_bytes > 0) {
     // A body announced larger than the bound streams from the start.
     uint64_t length = 0;
     const bool counted = http::http1::ParseResponseContentLength(head.headers, length);
@@ -209,9 +226,17 @@ void UpstreamRequest::sendTrailers(const HeaderMap& trailers) {
       if (failed_) return;
     }
   } else {
-    encoder_->encodeTrailers(trailers);
+    encodeTrailers(trailers);
   }
   requestComplete();
+}
+
+void UpstreamRequest::encodeTrailers(const HeaderMap& trailers) {
+  if (!trailers.empty() && protocol_ != http::Protocol::kHttp2 && !tunnel_ &&
+      head_->headers.count(http::KnownHeader::kContentLength) != 0) {
+    callbacks_.onUpstreamTrailersDropped();
+  }
+  encoder_->encodeTrailers(trailers);
 }
 
 void UpstreamRequest::requestComplete() {
@@ -219,8 +244,8 @@ void UpstreamRequest::requestComplete() {
   // client's time, not the upstream's. A tunnel's request is its head: they bound the wait for
   // the upstream to open it, and end once it answers.
   if (failed_ || response_started_) return;
-  if (target_.timeout.count() > 0 && !timeout_deadline_.armed()) {
-    dispatcher_.armDeadline(timeout_deadline_, target_.timeout, *this);
+  if (timeout_.count() > 0 && !timeout_deadline_.armed()) {
+    dispatcher_.armDeadline(timeout_deadline_, timeout_, *this);
   }
   if (target_.response_headers_timeout.count() > 0 && !headers_deadline_.armed()) {
     dispatcher_.armDeadline(headers_deadline_, target_.response_headers_timeout, *this);
@@ -233,10 +258,11 @@ void UpstreamRequest::onPoolReady(RequestEncoder& encoder, const upstream::PoolS
   encoder_ = &encoder;
   host_ = &info.host;
   reused_ = info.reused;
+  protocol_ = info.protocol;
   // What goes out is kept until the response starts where a retry may need it: a reused
   // HTTP/1 connection may turn out closed, an HTTP/2 stream may be refused.
-  keep_for_replay_ = replayable_ && !retried_ &&
-                     (info.reused || info.protocol == http::Protocol::kHttp2);
+  keep_for_replay_ =
+      replayable_ && !retried_ && (info.reused || info.protocol == http::Protocol::kHttp2);
   armIdle();
   const bool headers_only = request_end_ && held_body_.empty() && !held_trailers_;
   encoder.encodeHeaders(*head_, headers_only);
@@ -245,7 +271,7 @@ void UpstreamRequest::onPoolReady(RequestEncoder& encoder, const upstream::PoolS
     attempt_sent_ += held_body_.length();
     encoder.encodeData(held_body_, request_end_ && !held_trailers_);
   }
-  if (held_trailers_) encoder.encodeTrailers(*held_trailers_);
+  if (held_trailers_) encodeTrailers(*held_trailers_);
   held_trailers_.reset();
   if (downstream_paused_) {
     downstream_paused_ = false;

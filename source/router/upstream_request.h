@@ -114,6 +114,8 @@ class UpstreamRequest : public ExchangeBase,
   void finished();
   // The retry in flight is over (the cluster's retries resource).
   void releaseRetry();
+  // Sends request trailers (counting those HTTP/1 cannot carry).
+  void encodeTrailers(const http::HeaderMap& trailers);
   void onDeadline(event::Deadline& deadline) override;
 
   upstream::Cancellable* pending_ = nullptr;
@@ -121,6 +123,7 @@ class UpstreamRequest : public ExchangeBase,
   http::RequestEncoder* encoder_ = nullptr;
   const upstream::Host* host_ = nullptr;
   bool reused_ = false;  // ... on a connection that carried a stream before
+  http::Protocol protocol_ = http::Protocol::kHttp11;  // ... of that connection
   bool retry_counted_ = false;  // a retry is in flight (the cluster's retries resource)
   http::RequestHead* head_ = nullptr;
   // Request parts that arrived before the connection was ready.
@@ -130,6 +133,8 @@ class UpstreamRequest : public ExchangeBase,
   Buffer replay_body_;
   bool replayable_ = false;
   bool idempotent_ = false;
+  // The route's whole-exchange timeout, capped by a gRPC call's grpc-timeout.
+  std::chrono::milliseconds timeout_{0};
   bool keep_for_replay_ = false;  // this attempt's bytes are kept (keepForReplay)
   bool retried_ = false;
   // Reading the request body whole before connecting (UpstreamTarget::request_buffer_bytes).

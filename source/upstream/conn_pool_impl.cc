@@ -1,5 +1,6 @@
 #include "source/upstream/conn_pool_impl.h"
 
+#include <algorithm>
 #include <iterator>
 
 #include "source/common/logging.h"
@@ -9,8 +10,9 @@ namespace sluice::upstream {
 
 // A stream waiting for a connection.
 struct ConnPoolImpl::Pending : public Cancellable {
-  Pending(ConnPoolImpl& pool, http::ResponseDecoder& decoder, PoolCallbacks& callbacks, bool fresh)
-      : pool(pool), decoder(decoder), callbacks(callbacks), fresh(fresh) {}
+  Pending(ConnPoolImpl& pool, http::ResponseDecoder& decoder, PoolCallbacks& callbacks,
+          uint64_t min_serial)
+      : pool(pool), decoder(decoder), callbacks(callbacks), min_serial(min_serial) {}
   void cancel() override {
     ConnPoolImpl& p = pool;
     p.resources_.pending_requests.dec();
@@ -21,7 +23,9 @@ struct ConnPoolImpl::Pending : public Cancellable {
   ConnPoolImpl& pool;
   http::ResponseDecoder& decoder;
   PoolCallbacks& callbacks;
-  const bool fresh;  // only on a connection that has carried no stream
+  // Only on a connection with this serial or a later one (`fresh`: not one that carried a
+  // stream before the request was made).
+  const uint64_t min_serial;
   std::list<std::unique_ptr<Pending>>::iterator self;  // where it waits: O(1) withdrawal
 };
 
@@ -33,7 +37,8 @@ class ConnPoolImpl::ActiveClient : public event::DeferredDeletable,
  public:
   explicit ActiveClient(ConnPoolImpl& pool)
       : pool_(pool),
-        expected_(pool.settings_.codec_factory->expectedStreamLimit()),
+        serial_(pool.next_serial_++),
+        expected_(pool.expectedStreamLimit()),
         connection_(network::CreateClientConnection(pool.dispatcher_, pool.host_->address(),
                                                     pool.settings_.transport_socket_factory)) {
     connection_->setBufferLimits(pool.settings_.buffer_limit);
@@ -102,8 +107,8 @@ class ConnPoolImpl::ActiveClient : public event::DeferredDeletable,
     if (!connected_) {
       const bool tls_failed = !connection_->transportFailureReason().empty();
       if (tls_failed) {
-        SLUICE_LOG(kDebug, "[C%d] upstream %s: %s", connection_->id(),
-                   pool_.host_->addressString(), connection_->transportFailureReason());
+        SLUICE_LOG(kDebug, "[C%d] upstream %s: %s", connection_->id(), pool_.host_->addressString(),
+                   connection_->transportFailureReason());
         failure = PoolFailure::kTlsFailure;
       }
       if (connect_timed_out_) {
@@ -146,6 +151,7 @@ class ConnPoolImpl::ActiveClient : public event::DeferredDeletable,
   void onCodecFailed() override { close(); }
 
   ConnPoolImpl& pool_;
+  const uint64_t serial_;    // in the order the pool opened them
   const uint32_t expected_;  // streams counted on while connecting
   network::ConnectionPtr connection_;
   http::ClientConnectionPtr codec_;
@@ -277,7 +283,11 @@ Cancellable* ConnPoolImpl::newStream(http::ResponseDecoder& decoder, PoolCallbac
     callbacks.onPoolFailure(PoolFailure::kOverflow);
     return nullptr;
   }
-  pending_.push_back(std::make_unique<Pending>(*this, decoder, callbacks, fresh));
+  // Fresh: a connection that carried no stream before now, i.e. one still connecting (the
+  // oldest is the last of the list) or a later one.
+  uint64_t min_serial = 0;
+  if (fresh) min_serial = connecting_.empty() ? next_serial_ : connecting_.back()->serial_;
+  pending_.push_back(std::make_unique<Pending>(*this, decoder, callbacks, min_serial));
   Pending* p = pending_.back().get();
   p->self = std::prev(pending_.end());
   resources_.pending_requests.inc();
@@ -335,7 +345,7 @@ void ConnPoolImpl::serve(ActiveClient& client) {
   auto it = pending_.begin();
   while (it != pending_.end() && client.hasRoom() && !client.closed_) {
     Pending& p = **it;
-    if (p.fresh && client.total_streams_ > 0) {
+    if (client.serial_ < p.min_serial) {
       ++it;
       continue;
     }
@@ -356,8 +366,18 @@ void ConnPoolImpl::serve(ActiveClient& client) {
   }
 }
 
+uint32_t ConnPoolImpl::expectedStreamLimit() const {
+  if (learned_limit_ != 0) return learned_limit_;
+  const uint32_t expected = settings_.codec_factory->expectedStreamLimit();
+  // Not known before a handshake (ALPN): the first connection is counted on for everything that
+  // waits, and the next ones open once it says what it carries (one TLS handshake, not one per
+  // waiting request, when the answer is HTTP/2).
+  return expected != 0 ? expected : kUnknownStreamLimit;
+}
+
 void ConnPoolImpl::onClientConnected(ActiveClient& client) {
   connecting_capacity_ -= client.expected_;
+  learned_limit_ = std::max<uint32_t>(1, client.codec_->streamLimit());
   place(client);
   serve(client);
   if (client.closed_) return;

@@ -61,6 +61,9 @@ class ConnPoolImpl : public ConnPool, public event::DeferredDeletable {
   void checkDrained();
   // Over max_idle: the least recently used idle connection goes.
   void trimIdle();
+  // What a connection being opened is counted on to carry.
+  uint32_t expectedStreamLimit() const;
+  static constexpr uint32_t kUnknownStreamLimit = 1u << 20;
 
   event::Dispatcher& dispatcher_;
   const HostSharedPtr host_;
@@ -76,6 +79,10 @@ class ConnPoolImpl : public ConnPool, public event::DeferredDeletable {
   // Streams the connections being opened are expected to carry (ClientCodecFactory).
   uint64_t connecting_capacity_ = 0;
   size_t active_streams_ = 0;
+  uint64_t next_serial_ = 0;
+  // Streams the last connection that came up could carry (its protocol known): what the next
+  // ones are counted on for. 0: none came up yet.
+  uint32_t learned_limit_ = 0;
   std::function<void()> drained_;  // set while draining
   bool draining_host_ = false;
 };

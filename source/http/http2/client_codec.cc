@@ -34,7 +34,7 @@ class ClientStream : public RequestEncoder, public event::DeferredDeletable {
   ClientConnectionImpl& parent_;
   ResponseDecoder* decoder_;  // null once the response ended, failed or was reset by us
   std::list<std::unique_ptr<ClientStream>>::iterator self_;
-  int32_t id_ = -1;  // -1 until the head is submitted
+  int32_t id_ = -1;                      // -1 until the head is submitted
   std::unique_ptr<ResponseHead> head_;   // the response head while its fields arrive
   std::unique_ptr<HeaderMap> trailers_;  // response trailers while they arrive
   Buffer body_;                          // the DATA frame being received
@@ -117,7 +117,9 @@ struct ClientConnectionImpl::Callbacks {
 
 void ClientStream::encodeHeaders(RequestHead& head, bool end_stream) {
   if (id_ >= 0 || closed_) return;
-  // The hop's fields stay with the hop (RFC 9113 §8.2.2), as the HTTP/1 codec removes them.
+  // The hop's fields stay with the hop (RFC 9113 §8.2.2), as the HTTP/1 codec removes them;
+  // but "TE: trailers" is how a client says it takes trailers, and gRPC servers require it.
+  const bool te_trailers = http1::AnyHeaderHasToken(head.headers, KnownHeader::kTe, "trailers");
   http1::RemoveHopByHop(head.headers, /*keep_upgrade=*/false);
   const bool connect = head.method == "CONNECT";
   thread_local NameLowering names;
@@ -137,12 +139,9 @@ void ClientStream::encodeHeaders(RequestHead& head, bool end_stream) {
     if (host != nullptr) nva.push_back(Nv(":authority", host->value));
     nva.push_back(Nv(":path", head.path.empty() ? std::string_view("/") : head.path));
   }
+  if (te_trailers) nva.push_back(Nv("te", "trailers"));
   for (const HeaderMap::Entry& e : head.headers.entries()) {
     if (e.name.empty() || e.known == KnownHeader::kHost) continue;
-    if (e.known == KnownHeader::kTe) {
-      // Only "trailers" may pass (RFC 9113 §8.2.2); gRPC needs it.
-      if (!HeaderNameEquals(e.value, "trailers")) continue;
-    }
     if (connect && e.known == KnownHeader::kContentLength) continue;
     nva.push_back(Nv(names.lower(e.name), e.value));
   }
