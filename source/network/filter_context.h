@@ -12,7 +12,7 @@ class WorkerClusters;
 namespace sluice::http {
 class CalloutClient;
 class UpstreamFactory;
-}
+}  // namespace sluice::http
 
 namespace sluice::network {
 

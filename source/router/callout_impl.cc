@@ -21,7 +21,6 @@ using http::RequestHead;
 using http::ResponseHead;
 using http::UpstreamFailure;
 
-
 namespace {
 
 // Fields the client owns: framing and the hop (RFC 9110 §7.6.1). A callout is one plain
@@ -157,7 +156,8 @@ class CalloutImpl : public Callout, public http::ResponseDecoder, public upstrea
  private:
   // Picks a host and asks its pool for a connection (`fresh`: not an idle one).
   void connect(bool fresh) {
-    const upstream::WorkerClusters::PoolPick pick = clusters_.pickConnPool(cluster_, {}, dispatcher_);
+    const upstream::WorkerClusters::PoolPick pick =
+        clusters_.pickConnPool(cluster_, {}, dispatcher_);
     if (pick.pool == nullptr) {
       // No host (a name not resolved yet), or the cluster's max_connection_pools.
       finish(pick.overflow ? CalloutOutcome::kOverflow : CalloutOutcome::kConnectFailure);
@@ -253,8 +253,8 @@ bool CalloutClientImpl::hasCluster(std::string_view cluster) const {
 }
 
 absl::StatusOr<CalloutPtr> CalloutClientImpl::send(std::string_view cluster, CalloutRequest request,
-                                               const CalloutOptions& options,
-                                               CalloutCallbacks& callbacks) {
+                                                   const CalloutOptions& options,
+                                                   CalloutCallbacks& callbacks) {
   const upstream::Cluster* c = clusters_.manager().get(cluster);
   if (c == nullptr)
     return absl::NotFoundError(

@@ -4,9 +4,9 @@
 
 namespace sluice::router {
 
-ConnectTunnel::ConnectTunnel(http::UpstreamRequestCallbacks& callbacks, event::Dispatcher& dispatcher,
-                             upstream::WorkerClusters& clusters, const UpstreamTarget& target,
-                             uint32_t buffer_limit)
+ConnectTunnel::ConnectTunnel(http::UpstreamRequestCallbacks& callbacks,
+                             event::Dispatcher& dispatcher, upstream::WorkerClusters& clusters,
+                             const UpstreamTarget& target, uint32_t buffer_limit)
     : ExchangeBase(callbacks, dispatcher, clusters, target, buffer_limit) {}
 
 ConnectTunnel::~ConnectTunnel() { reset(); }

@@ -4,8 +4,8 @@
 
 #include "source/common/buffer.h"
 #include "source/event/dispatcher.h"
-#include "source/router/upstream_request.h"
 #include "source/network/connection.h"
+#include "source/router/upstream_request.h"
 #include "source/upstream/cluster.h"
 
 namespace sluice::router {

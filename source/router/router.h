@@ -34,7 +34,7 @@ class RouterExchange : public http::UpstreamExchange {
   const http::UpstreamOptions options_;
   UpstreamTarget target_;
   std::optional<UpstreamRequest> request_;
-  std::unique_ptr<ConnectTunnel> tunnel_;  // rare: a CONNECT ending here
+  std::unique_ptr<ConnectTunnel> tunnel_;     // rare: a CONNECT ending here
   http::UpstreamExchange* active_ = nullptr;  // whichever of the two carries the stream
 };
 

@@ -138,7 +138,8 @@ absl::Status Server::run() {
   store_.gauge("server.concurrency").set(concurrency);
   store_.gauge("server.downstream_cx_limit").set(static_cast<int64_t>(max_connections));
 
-  auto clusters = upstream::ClusterManager::create(bootstrap_, store_, &http::CreateClientCodecFactory);
+  auto clusters =
+      upstream::ClusterManager::create(bootstrap_, store_, &http::CreateClientCodecFactory);
   if (!clusters.ok()) return clusters.status();
   clusters_ = std::move(*clusters);
 
@@ -372,7 +373,8 @@ absl::Status Run(const config::v1::Bootstrap& bootstrap, const config::ValueSour
 
 absl::Status Validate(const config::v1::Bootstrap& bootstrap, const config::ValueSources& sources) {
   stats::Store store;
-  auto clusters = upstream::ClusterManager::create(bootstrap, store, &http::CreateClientCodecFactory);
+  auto clusters =
+      upstream::ClusterManager::create(bootstrap, store, &http::CreateClientCodecFactory);
   if (!clusters.ok()) return clusters.status();
   plugin::PluginManagerPtr plugins = PluginManagerFor(bootstrap, sources, store);
   // Every listener's errors (each reports every plugin filter's), not just the first.

@@ -9,11 +9,11 @@
 #include <vector>
 
 #include "source/event/dispatcher.h"
-#include "source/router/callout_impl.h"
-#include "source/router/router.h"
 #include "source/network/connection.h"
 #include "source/network/filter_context.h"
 #include "source/network/listener.h"
+#include "source/router/callout_impl.h"
+#include "source/router/router.h"
 #include "source/server/listener_config.h"
 #include "source/upstream/cluster.h"
 

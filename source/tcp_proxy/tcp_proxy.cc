@@ -20,7 +20,6 @@ using network::ForwardingReadFilter;
 using network::ReadFilter;
 using network::ReadFilterCallbacks;
 
-
 // Upstream connection callbacks: a separate object so that the upstream's events and data are
 // not confused with the downstream's in one set of overrides.
 class TcpProxyFilter::UpstreamCallbacks : public ReadFilter, public ConnectionCallbacks {
@@ -81,7 +80,7 @@ FilterStatus TcpProxyFilter::onNewConnection() {
   const Address host = picked->address();
   upstream_callbacks_ = std::make_unique<UpstreamCallbacks>(this);
   auto upstream = network::CreateClientConnection(context_.dispatcher(), host,
-                                         cluster.poolSettings().transport_socket_factory);
+                                                  cluster.poolSettings().transport_socket_factory);
   upstream->enableHalfClose(true);
   upstream->setBufferLimits(cluster.bufferLimit());
   upstream->addConnectionCallbacks(*upstream_callbacks_);

@@ -16,10 +16,9 @@ std::chrono::milliseconds Ms(const google::protobuf::Duration& d) {
 }
 }  // namespace
 
-Cluster::Cluster(std::string name, std::chrono::milliseconds connect_timeout,
-                 uint32_t buffer_limit, ClusterStats stats, PoolSettings pool_settings,
-                 PoolStats pool_stats, LbPolicy policy,
-                 std::unique_ptr<network::TransportSocketFactory> transport,
+Cluster::Cluster(std::string name, std::chrono::milliseconds connect_timeout, uint32_t buffer_limit,
+                 ClusterStats stats, PoolSettings pool_settings, PoolStats pool_stats,
+                 LbPolicy policy, std::unique_ptr<network::TransportSocketFactory> transport,
                  std::unique_ptr<http::ClientCodecFactory> codecs,
                  const CircuitBreakerSettings& limits, stats::Store& store,
                  const std::string& prefix)
@@ -257,9 +256,8 @@ WorkerClusters::PoolPick WorkerClusters::pickConnPool(const Cluster& cluster,
       return {nullptr, /*overflow=*/true};
     }
     pools.inc();
-    slot = std::make_unique<ConnPoolImpl>(dispatcher, per.hosts->host(host),
-                                          cluster.poolSettings(), cluster.poolStats(),
-                                          cluster.resources());
+    slot = std::make_unique<ConnPoolImpl>(dispatcher, per.hosts->host(host), cluster.poolSettings(),
+                                          cluster.poolStats(), cluster.resources());
   }
   return {slot.get(), false};
 }

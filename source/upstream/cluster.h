@@ -11,13 +11,13 @@
 #include "absl/status/statusor.h"
 #include "api/sluice/config/v1/bootstrap.pb.h"
 #include "source/common/stats.h"
+#include "source/http/codec.h"
 #include "source/network/address.h"
 #include "source/network/dns_resolver.h"
-#include "source/http/codec.h"
 #include "source/upstream/conn_pool.h"
 #include "source/upstream/conn_pool_impl.h"
-#include "source/upstream/resource_manager.h"
 #include "source/upstream/load_balancer.h"
+#include "source/upstream/resource_manager.h"
 
 namespace sluice::upstream {
 

@@ -35,13 +35,12 @@ class Host {
   // Why a host is not healthy: each writer owns its bit.
   enum HealthFlag : uint32_t {
     kFailedActiveHealthCheck = 1u << 0,
-    kFailedOutlierCheck = 1u << 1,  // ejected
+    kFailedOutlierCheck = 1u << 1,        // ejected
     kPendingActiveHealthCheck = 1u << 2,  // not checked yet (with health checks configured)
   };
   using Metadata = absl::flat_hash_map<std::string, std::string>;
 
-  Host(network::Address address, uint32_t weight, std::string hostname = {},
-       Metadata metadata = {})
+  Host(network::Address address, uint32_t weight, std::string hostname = {}, Metadata metadata = {})
       : address_(std::move(address)),
         address_string_(address_.asString()),
         hostname_(std::move(hostname)),

@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "source/upstream/cluster.h"
 #include "source/http/client_codecs.h"
+#include "source/upstream/cluster.h"
 
 namespace sluice::router {
 namespace {
@@ -179,7 +179,8 @@ class CalloutTest : public ::testing::Test {
     auto* ep = c->add_endpoints()->mutable_address();
     ep->set_address("127.0.0.1");
     ep->set_port(port);
-    manager_ = std::move(*upstream::ClusterManager::create(bootstrap, store_, &http::CreateClientCodecFactory));
+    manager_ = std::move(
+        *upstream::ClusterManager::create(bootstrap, store_, &http::CreateClientCodecFactory));
     clusters_ = std::make_unique<upstream::WorkerClusters>(*manager_, 0);
     client_ = std::make_unique<CalloutClientImpl>(*dispatcher_, *clusters_);
   }
@@ -397,7 +398,8 @@ TEST_F(CalloutTest, FailureKnownAtSendIsToldLater) {
   auto* ep = cl->add_endpoints()->mutable_address();
   ep->set_address("127.0.0.1");
   ep->set_port(origin.port());
-  manager_ = std::move(*upstream::ClusterManager::create(bootstrap, store_, &http::CreateClientCodecFactory));
+  manager_ = std::move(
+      *upstream::ClusterManager::create(bootstrap, store_, &http::CreateClientCodecFactory));
   clusters_ = std::make_unique<upstream::WorkerClusters>(*manager_, 0);
   client_ = std::make_unique<CalloutClientImpl>(*dispatcher_, *clusters_);
   Recorder a, b;

@@ -28,7 +28,8 @@ class WorkerClustersTest : public ::testing::Test {
       ep->set_address(ip);
       ep->set_port(80);
     }
-    manager_ = std::move(*ClusterManager::create(bootstrap, store_, &http::CreateClientCodecFactory));
+    manager_ =
+        std::move(*ClusterManager::create(bootstrap, store_, &http::CreateClientCodecFactory));
     cluster_ = manager_->clusters().front().get();
   }
 
