@@ -148,7 +148,8 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
       auto dns = std::make_unique<DnsSettings>();
       for (const auto& ep : c.endpoints()) {
         dns->names.push_back({ep.address().address(), static_cast<uint16_t>(ep.address().port()),
-                              ep.weight() != 0 ? ep.weight() : 1});
+                              ep.weight() != 0 ? ep.weight() : 1,
+                              Host::Metadata(ep.metadata().begin(), ep.metadata().end())});
       }
       if (c.has_dns_refresh_rate()) dns->refresh_rate = Ms(c.dns_refresh_rate());
       dns->respect_ttl = c.respect_dns_ttl();
@@ -173,15 +174,14 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
       cluster->setDns(std::move(dns));
       cluster->setHosts({}, {});  // until the first lookup
     } else {
-      std::vector<network::Address> endpoints;
-      std::vector<uint32_t> weights;
+      std::vector<Cluster::HostEntry> entries;
       for (const auto& ep : c.endpoints()) {
         auto a = network::Address::fromIpPort(ep.address().address(), ep.address().port());
         if (!a.ok()) return a.status();
-        endpoints.push_back(*a);
-        weights.push_back(ep.weight() != 0 ? ep.weight() : 1);
+        entries.push_back({*a, ep.weight() != 0 ? ep.weight() : 1, std::string(),
+                           Host::Metadata(ep.metadata().begin(), ep.metadata().end())});
       }
-      cluster->setHosts(std::move(endpoints), std::move(weights));
+      cluster->setHosts(std::move(entries));
     }
     cm->by_name_[c.name()] = cluster.get();
     cm->clusters_.push_back(std::move(cluster));
@@ -190,20 +190,31 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
 }
 
 void Cluster::setHosts(std::vector<network::Address> addresses, std::vector<uint32_t> weights) {
-  stats_.membership_total.set(addresses.size());
+  std::vector<HostEntry> entries(addresses.size());
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    entries[i].address = std::move(addresses[i]);
+    entries[i].weight = weights[i];
+  }
+  setHosts(std::move(entries));
+}
+
+void Cluster::setHosts(std::vector<HostEntry> entries) {
+  stats_.membership_total.set(entries.size());
   // A host that stays is the same object, with its health and counters.
   absl::flat_hash_map<std::string, HostSharedPtr> before;
   if (hosts_) {
     for (const HostSharedPtr& h : hosts_->hosts()) before[h->addressString()] = h;
   }
   std::vector<HostSharedPtr> hosts;
-  hosts.reserve(addresses.size());
-  for (size_t i = 0; i < addresses.size(); ++i) {
-    auto it = before.find(addresses[i].asString());
-    if (it != before.end() && it->second->weight() == weights[i]) {
+  hosts.reserve(entries.size());
+  for (HostEntry& e : entries) {
+    auto it = before.find(e.address.asString());
+    if (it != before.end() && it->second->weight() == e.weight &&
+        it->second->hostname() == e.hostname && it->second->metadata() == e.metadata) {
       hosts.push_back(it->second);
     } else {
-      hosts.push_back(std::make_shared<Host>(std::move(addresses[i]), weights[i]));
+      hosts.push_back(std::make_shared<Host>(std::move(e.address), e.weight, std::move(e.hostname),
+                                             std::move(e.metadata)));
     }
   }
   hosts_ = std::make_shared<const HostSet>(std::move(hosts), lb_policy_ == LbPolicy::kMaglev);

@@ -70,6 +70,7 @@ struct DnsSettings {
     std::string name;
     uint16_t port;
     uint32_t weight;
+    Host::Metadata metadata;
   };
   std::vector<Name> names;
   std::chrono::milliseconds refresh_rate{5000};
@@ -109,8 +110,17 @@ class Cluster {
 
   // Main thread only (workers keep their own copy).
   const HostSetPtr& hosts() const { return hosts_; }
-  // A new host set from addresses and weights (Maglev table built here, once, for every
-  // worker). Main thread only.
+  // One host of a new host set.
+  struct HostEntry {
+    network::Address address;
+    uint32_t weight = 1;
+    std::string hostname;  // the DNS name it came from, if any
+    Host::Metadata metadata;
+  };
+  // A new host set (Maglev table built here, once, for every worker); a host already in the
+  // set with the same address, weight, name and metadata stays the same object. Main thread
+  // only.
+  void setHosts(std::vector<HostEntry> entries);
   void setHosts(std::vector<network::Address> addresses, std::vector<uint32_t> weights);
 
  private:

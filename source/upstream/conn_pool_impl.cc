@@ -57,10 +57,16 @@ class ConnPoolImpl::ActiveClient : public event::DeferredDeletable,
   }
 
   // Streams it may carry at once now.
-  uint32_t capacity() const { return codec_ != nullptr ? codec_->streamLimit() : expected_; }
+  // Streams it may carry at once: what was expected until it connected, then what its codec
+  // says (kept here: asked at every stream otherwise), updated when the peer changes it.
+  uint32_t capacity() const { return capacity_; }
   bool hasRoom() const { return connected_ && !draining_ && streams_ < capacity(); }
   // Whether an idle connection can carry a next stream (PoolSettings::idle_check_after).
+  // HTTP/1 only: an idle HTTP/2 connection receives frames (PING acks, SETTINGS) that are not a
+  // sign of trouble, and an upstream closing it says so with GOAWAY first; a stream sent as it
+  // closes is refused unprocessed and sent again.
   bool usable() {
+    if (codec_->protocol() == http::Protocol::kHttp2) return true;
     if (pool_.dispatcher_.now() - idle_since_ < pool_.settings_.idle_check_after) return true;
     return connection_->idlePeerAlive();
   }
@@ -97,6 +103,7 @@ class ConnPoolImpl::ActiveClient : public event::DeferredDeletable,
       timer_->disableTimer();
       connected_ = true;
       codec_ = pool_.settings_.codec_factory->create(*connection_, *this, pool_.dispatcher_);
+      capacity_ = codec_->streamLimit();
       pool_.onClientConnected(*this);
       return;
     }
@@ -136,6 +143,7 @@ class ConnPoolImpl::ActiveClient : public event::DeferredDeletable,
   void onGoAway() override {
     pool_.stats_.goaway_received.inc();
     draining_ = true;  // the peer said it: nothing to send back
+    capacity_ = 0;
     if (closed_) return;
     if (streams_ == 0) {
       close();
@@ -145,6 +153,7 @@ class ConnPoolImpl::ActiveClient : public event::DeferredDeletable,
   }
   void onStreamLimitChanged() override {
     if (closed_) return;
+    capacity_ = codec_->streamLimit();
     pool_.place(*this);
     pool_.serve(*this);
   }
@@ -159,6 +168,7 @@ class ConnPoolImpl::ActiveClient : public event::DeferredDeletable,
   std::chrono::steady_clock::time_point idle_since_;
   ClientList::iterator self_;
   ListId list_ = ListId::kConnecting;
+  uint32_t capacity_ = expected_;
   uint32_t streams_ = 0;        // in flight now
   uint64_t total_streams_ = 0;  // carried, ever
   bool connected_ = false;
@@ -195,8 +205,8 @@ ConnPoolImpl::~ConnPoolImpl() {
   }
   pending_.clear();
   // Worker teardown: the connections go without their events (nothing is told any more).
-  for (ClientList* l : {&connecting_, &idle_, &active_, &busy_, &draining_}) {
-    for (auto& c : *l) {
+  for (ClientList& l : lists_) {
+    for (auto& c : l) {
       resources_.connections.dec();
       stats_.cx_active.dec();
       HostStats::Add(host_->stats().cx_active, -1);
@@ -206,28 +216,14 @@ ConnPoolImpl::~ConnPoolImpl() {
         HostStats::Add(host_->stats().rq_active, -1);
       }
     }
-    l->clear();
+    l.clear();
   }
-}
-
-ConnPoolImpl::ClientList& ConnPoolImpl::list(ListId id) {
-  switch (id) {
-    case ListId::kConnecting:
-      return connecting_;
-    case ListId::kIdle:
-      return idle_;
-    case ListId::kActive:
-      return active_;
-    case ListId::kBusy:
-      return busy_;
-    case ListId::kDraining:
-      break;
-  }
-  return draining_;
 }
 
 size_t ConnPoolImpl::connectionCount() const {
-  return connecting_.size() + idle_.size() + active_.size() + busy_.size() + draining_.size();
+  size_t n = 0;
+  for (const ClientList& l : lists_) n += l.size();
+  return n;
 }
 
 void ConnPoolImpl::place(ActiveClient& client) {

@@ -45,7 +45,8 @@ class ConnPoolImpl : public ConnPool, public event::DeferredDeletable {
   enum class ListId : uint8_t { kConnecting, kIdle, kActive, kBusy, kDraining };
   using ClientList = std::list<std::unique_ptr<ActiveClient>>;
 
-  ClientList& list(ListId id);
+  ClientList& list(ListId id) { return lists_[static_cast<size_t>(id)]; }
+  const ClientList& list(ListId id) const { return lists_[static_cast<size_t>(id)]; }
   // Moves a client to the list its state calls for (at the front: most recently used).
   void place(ActiveClient& client);
   // Opens connections while those on their way cannot carry every waiting stream.
@@ -70,11 +71,13 @@ class ConnPoolImpl : public ConnPool, public event::DeferredDeletable {
   const PoolSettings& settings_;
   PoolStats& stats_;
   ResourceManager& resources_;
-  ClientList connecting_;
-  ClientList idle_;  // front: most recently used
-  ClientList active_;
-  ClientList busy_;
-  ClientList draining_;
+  // By ListId. Idle: the front is the most recently used.
+  ClientList lists_[5];
+  ClientList& connecting_ = lists_[static_cast<size_t>(ListId::kConnecting)];
+  ClientList& idle_ = lists_[static_cast<size_t>(ListId::kIdle)];
+  ClientList& active_ = lists_[static_cast<size_t>(ListId::kActive)];
+  ClientList& busy_ = lists_[static_cast<size_t>(ListId::kBusy)];
+  ClientList& draining_ = lists_[static_cast<size_t>(ListId::kDraining)];
   std::list<std::unique_ptr<Pending>> pending_;
   // Streams the connections being opened are expected to carry (ClientCodecFactory).
   uint64_t connecting_capacity_ = 0;

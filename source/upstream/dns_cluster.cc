@@ -75,27 +75,27 @@ void DnsClusterUpdater::onResolved(size_t index, absl::StatusOr<network::DnsResp
 
 void DnsClusterUpdater::finishRound() {
   (round_failed_ ? cluster_.stats().update_failure : cluster_.stats().update_success).inc();
-  std::vector<network::Address> addresses;
-  std::vector<uint32_t> weights;
+  std::vector<Cluster::HostEntry> entries;
   absl::flat_hash_set<std::string> seen;  // two names may share an address: one host
   for (size_t i = 0; i < results_.size(); ++i) {
+    const DnsSettings::Name& n = settings_.names[i];
     for (const network::Address& a : results_[i]) {
       if (!seen.insert(a.asString()).second) continue;
-      addresses.push_back(a);
-      weights.push_back(settings_.names[i].weight);
+      entries.push_back({a, n.weight, n.name, n.metadata});
     }
   }
   const HostSet& current = *cluster_.hosts();
-  bool changed = current.size() != addresses.size();
-  for (size_t i = 0; !changed && i < addresses.size(); ++i) {
-    changed = current.address(i).asString() != addresses[i].asString() ||
-              current.weights()[i] != weights[i];
+  bool changed = current.size() != entries.size();
+  for (size_t i = 0; !changed && i < entries.size(); ++i) {
+    const Host& h = *current.host(i);
+    changed = h.addressString() != entries[i].address.asString() ||
+              h.weight() != entries[i].weight || h.hostname() != entries[i].hostname;
   }
   if (changed) {
     SLUICE_LOG(kInfo, "cluster %s: %d hosts (was %d)", cluster_.name(),
-               static_cast<int>(addresses.size()), static_cast<int>(current.size()));
+               static_cast<int>(entries.size()), static_cast<int>(current.size()));
     cluster_.stats().membership_change.inc();
-    cluster_.setHosts(std::move(addresses), std::move(weights));
+    cluster_.setHosts(std::move(entries));
     on_update_(cluster_, cluster_.hosts());
   }
   std::chrono::milliseconds next = settings_.refresh_rate;

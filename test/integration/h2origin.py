@@ -246,6 +246,7 @@ class H2OriginConn:
         self.peer_goaway = None
         self.closed = False
         self.protocol_error = None
+        self.pings = 0  # PING frames received (not acks): the peer's keep-alive
 
     def __repr__(self):
         return ("H2OriginConn(%d, %s, requests=%d, processed=%d, max_open=%d, goaway=%s, "
@@ -593,7 +594,12 @@ class _Handler:
             with o.cond:
                 self.info.peer_goaway = (ev.last_stream_id, ev.error_code)
                 o.cond.notify_all()
-        # WindowUpdated, PingReceived (h2 acks it), PriorityUpdated: pump_streams goes on.
+        elif isinstance(ev, h2.events.PingReceived):
+            # h2 acks it; counted for the peer's keep-alive.
+            with o.cond:
+                self.info.pings += 1
+                o.cond.notify_all()
+        # WindowUpdated, PriorityUpdated: pump_streams goes on.
 
     def _h2_stream_open(self, sid):
         stream = self.h2.streams.get(sid)

@@ -571,6 +571,22 @@ class ResetTest(H2UpstreamTestCase):
 # TLS
 
 
+class KeepaliveTest(H2UpstreamTestCase):
+
+    def test_idle_upstream_connections_are_pinged(self):
+        # http2_protocol_options.keepalive_interval on the cluster: an upstream connection
+        # without traffic gets PINGs (and stays open while the upstream acks them).
+        o = self.origin()
+        s = self.start(o, h2opts={"keepaliveInterval": "0.1s", "keepaliveTimeout": "5s"})
+        self.assertEqual(200, self.get(s, "/status/200").status)
+        o.wait_for(lambda o_: o_.conns and o_.conns[0].pings >= 3, what="three PINGs on the idle "
+                   "upstream connection")
+        self.assertEqual(1, o.connections)
+        self.assertFalse(o.conns[0].closed)
+        self.assertEqual(200, self.get(s, "/status/200").status)
+        self.assertEqual(1, o.connections)
+
+
 class TlsUpstreamTest(H2UpstreamTestCase):
 
     @classmethod

@@ -91,5 +91,46 @@ TEST_F(WorkerClustersTest, AWorkerBuiltLaterStartsFromTheCurrentHosts) {
   EXPECT_EQ("10.0.0.7:80", wc.pickHost(*cluster_)->addressString());
 }
 
+// A host that stays across host sets is the same object: what a health checker or the outlier
+// detector wrote on it (atomic flags) and its counters survive a DNS refresh, and every
+// worker's set shares it.
+TEST_F(WorkerClustersTest, HostsThatStayKeepTheirObjectAndState) {
+  HostSetPtr first = hosts({Addr("10.0.0.1"), Addr("10.0.0.2")});
+  HostSharedPtr kept = first->host(1);
+  kept->setHealthFlag(Host::kFailedOutlierCheck);
+  HostStats::Inc(kept->stats().rq_total);
+  EXPECT_FALSE(kept->healthy());
+
+  HostSetPtr second = hosts({Addr("10.0.0.2"), Addr("10.0.0.3")});
+  EXPECT_EQ(kept.get(), second->host(0).get());
+  EXPECT_TRUE(second->host(0)->hasHealthFlag(Host::kFailedOutlierCheck));
+  EXPECT_EQ(1u, second->host(0)->stats().rq_total.load());
+  EXPECT_TRUE(second->host(1)->healthy());
+
+  WorkerClusters a(*manager_, 0);
+  WorkerClusters b(*manager_, 1);
+  // Both workers see the one host (and a flag cleared on one thread is clear for all).
+  kept->clearHealthFlag(Host::kFailedOutlierCheck);
+  EXPECT_TRUE(second->host(0)->healthy());
+}
+
+TEST_F(WorkerClustersTest, EndpointMetadataAndWeightReachTheHost) {
+  config::v1::Bootstrap bootstrap;
+  auto* c = bootstrap.add_clusters();
+  c->set_name("meta");
+  auto* ep = c->add_endpoints();
+  ep->mutable_address()->set_address("10.1.0.1");
+  ep->mutable_address()->set_port(8080);
+  ep->set_weight(7);
+  (*ep->mutable_metadata())["zone"] = "a";
+  auto manager = ClusterManager::create(bootstrap, store_, &http::CreateClientCodecFactory);
+  ASSERT_TRUE(manager.ok()) << manager.status();
+  const Host& h = *(*manager)->get("meta")->hosts()->host(0);
+  EXPECT_EQ("10.1.0.1:8080", h.addressString());
+  EXPECT_EQ(7u, h.weight());
+  ASSERT_EQ(1u, h.metadata().count("zone"));
+  EXPECT_EQ("a", h.metadata().at("zone"));
+}
+
 }  // namespace
 }  // namespace sluice::upstream

@@ -395,11 +395,14 @@ void ClientConnectionImpl::terminate(uint32_t code, const char* why) {
   out_.add(frame, sizeof(frame));
   connection_.write(out_, false);
   // Every stream in flight fails as a protocol error (the pool closes the connection next).
-  for (auto& s : streams_) {
-    if (s->closed_) continue;
-    s->closed_ = true;
-    s->fail(UpstreamFailure::kProtocolError);
-    streamDone(*s);
+  // streamDone takes a stream off the list: the next one is found first.
+  for (auto it = streams_.begin(); it != streams_.end();) {
+    ClientStream& st = **it;
+    ++it;
+    if (st.closed_) continue;
+    st.closed_ = true;
+    st.fail(UpstreamFailure::kProtocolError);
+    streamDone(st);
   }
   failed_report_ = true;
 }
