@@ -110,7 +110,8 @@ class CalloutImpl : public Callout, public http::ResponseDecoder, public upstrea
       return;
     }
     if (response_.body.size() + data.length() > options_.max_response_bytes) {
-      // Not read further: the connection goes (abandoned), the caller learns the status only.
+      // Not read further: the stream is reset (an HTTP/1 connection goes), the caller learns the
+      // status only.
       data.clear();
       response_.body.clear();
       finish(CalloutOutcome::kOverflow);
@@ -138,13 +139,13 @@ class CalloutImpl : public Callout, public http::ResponseDecoder, public upstrea
     if ((refused || stale) && !retried_) {
       upstream::Resource& retries = cluster_.resources().retries;
       if (retries.canCreate()) {
-        retries.inc();
+        retries.inc();  // until the callout ends (release)
+        retry_counted_ = true;
         retried_ = true;
         (refused ? cluster_.stats().upstream_rq_retry_refused
                  : cluster_.stats().upstream_rq_retry_stale_connection)
             .inc();
         connect(/*fresh=*/true);
-        retries.dec();  // the retry is under way: only its start is bounded (a callout is short)
         return;
       }
       cluster_.stats().upstream_rq_retry_overflow.inc();
@@ -206,6 +207,10 @@ class CalloutImpl : public Callout, public http::ResponseDecoder, public upstrea
   // connection. Disarms the timeout.
   void release() {
     timer_->disableTimer();
+    if (retry_counted_) {
+      retry_counted_ = false;
+      cluster_.resources().retries.dec();
+    }
     if (pending_ != nullptr) {
       pending_->cancel();
       pending_ = nullptr;
@@ -243,6 +248,7 @@ class CalloutImpl : public Callout, public http::ResponseDecoder, public upstrea
   bool done_ = false;
   bool idempotent_ = false;
   bool retried_ = false;
+  bool retry_counted_ = false;  // in the cluster's retries (max_retries) while it runs
   bool deliver_ = false;  // an outcome waits for the timer to be told
 };
 
