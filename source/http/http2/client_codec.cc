@@ -41,6 +41,7 @@ class ClientStream : public RequestEncoder, public event::DeferredDeletable {
   size_t header_bytes_ = 0;
   uint32_t header_count_ = 0;
   bool header_overflow_ = false;
+  bool malformed_ = false;  // refused by us as a malformed response (RST_STREAM PROTOCOL_ERROR)
   bool response_started_ = false;  // decodeHeaders was called
   bool remote_end_ = false;
   bool local_end_ = false;  // the request's last part was handed to us
@@ -479,7 +480,35 @@ void ClientConnectionImpl::sendPendingFrames() {
     return;
   }
   if (out_.length() > 0) connection_.write(out_, false);
+  checkSessionDone();
   flushReports();
+}
+
+void ClientConnectionImpl::checkSessionDone() {
+  if (terminated_ || closed_) return;
+  if (nghttp2_session_want_read(session_) != 0 || nghttp2_session_want_write(session_) != 0) {
+    return;
+  }
+  // nghttp2 is done with the connection: it found a connection error of the upstream's (DATA
+  // on stream 0, a broken HPACK block, a PUSH_PROMISE, ...) and wrote its GOAWAY, or both sides
+  // said GOAWAY and no stream is left. Streams still open fail; the pool closes the connection.
+  terminated_ = true;
+  bool failed_streams = false;
+  for (auto it = streams_.begin(); it != streams_.end();) {
+    ClientStream& st = **it;
+    ++it;
+    if (st.closed_) continue;
+    st.closed_ = true;
+    failed_streams = true;
+    st.fail(UpstreamFailure::kProtocolError);
+    streamDone(st);
+  }
+  if (failed_streams || (!goaway_received_ && !goaway_sent_)) {
+    stats_.rx_protocol_error.inc();
+    SLUICE_LOG(kDebug, "[C%d] upstream HTTP/2 connection error: the session ended",
+               connection_.id());
+  }
+  failed_report_ = true;
 }
 
 void ClientConnectionImpl::streamDone(ClientStream& stream) {
@@ -566,9 +595,14 @@ int ClientConnectionImpl::onHeader(const nghttp2_frame& frame, std::string_view 
   if (stream->head_ == nullptr) return 0;
   ResponseHead& head = *stream->head_;
   if (name == ":status") {
-    // nghttp2 checked it is there, once, three digits (RFC 9113 §8.3.2).
+    // nghttp2 checked it is there, once, three digits (RFC 9113 §8.3.2), not 101; a status
+    // below 100 is no status at all (RFC 9110 §15): a malformed response, as for HTTP/1.
     uint16_t status = 0;
     for (char c : value) status = static_cast<uint16_t>(status * 10 + (c - '0'));
+    if (status < 100) {
+      stream->malformed_ = true;
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // RST_STREAM; the stream closes
+    }
     head.status = status;
     return 0;
   }
@@ -612,6 +646,14 @@ int ClientConnectionImpl::onFrameRecv(const nghttp2_frame& frame) {
       const bool end_stream = (frame.hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
       if (end_stream) stream->remote_end_ = true;
       const size_t n = stream->body_.length();
+      if (stream->decoder_ != nullptr && !stream->response_started_) {
+        // DATA before the final head (nghttp2 lets an empty one through after a 1xx): a
+        // malformed response (RFC 9113 §8.1).
+        stream->malformed_ = true;
+        stream->fail(UpstreamFailure::kProtocolError);
+        nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, frame.hd.stream_id,
+                                  NGHTTP2_PROTOCOL_ERROR);
+      }
       if (stream->decoder_ == nullptr) {
         stream->body_.clear();
         stream->consume(n);
@@ -679,7 +721,8 @@ int ClientConnectionImpl::onStreamClose(int32_t stream_id, uint32_t error_code) 
     // stream id), or reset.
     if (error_code == NGHTTP2_REFUSED_STREAM) {
       stream->fail(UpstreamFailure::kRefusedStream);
-    } else if (error_code == NGHTTP2_PROTOCOL_ERROR || stream->header_overflow_) {
+    } else if (error_code == NGHTTP2_PROTOCOL_ERROR || stream->header_overflow_ ||
+               stream->malformed_) {
       stream->fail(UpstreamFailure::kProtocolError);
     } else {
       stream->fail(UpstreamFailure::kRemoteReset);

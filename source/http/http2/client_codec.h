@@ -73,6 +73,9 @@ class ClientConnectionImpl : public ClientConnection, private event::DeadlineCal
   // The connection is unusable (a protocol error of the upstream's, or nghttp2 failed): GOAWAY,
   // streams fail with `failure`, the pool closes the connection.
   void terminate(uint32_t code, const char* why);
+  // nghttp2 ended the session by itself (a connection error it answered with GOAWAY, or
+  // GOAWAY both ways and no stream left): the streams fail and the pool is told.
+  void checkSessionDone();
   // A stream is over: reported to the pool once nghttp2's call returns.
   void streamDone(ClientStream& stream);
   // Tells the pool what happened during nghttp2's calls.
