@@ -14,8 +14,14 @@ namespace sluice::http::http2 {
 namespace {
 
 struct Recorder : ResponseDecoder, ClientConnectionCallbacks {
-  void decodeHeaders(std::unique_ptr<ResponseHead> head, bool) override { status = head->status; }
-  void decodeData(Buffer& data, bool) override { data.clear(); }
+  void decodeHeaders(std::unique_ptr<ResponseHead> head, bool) override {
+    status = head->status;
+    events += "headers;";
+  }
+  void decodeData(Buffer& data, bool) override {
+    data.clear();
+    events += "data;";
+  }
   void decodeTrailers(std::unique_ptr<HeaderMap>) override {}
   void onUpstreamFailure(UpstreamFailure f, bool) override { failure = f; }
   void onStreamDone(bool r) override {
@@ -26,6 +32,7 @@ struct Recorder : ResponseDecoder, ClientConnectionCallbacks {
   void onCodecFailed() override { ++codec_failed; }
 
   uint16_t status = 0;
+  std::string events;
   std::optional<UpstreamFailure> failure;
   int done = 0;
   bool reusable = true;
@@ -131,6 +138,29 @@ TEST_F(Http2ClientCodecTest,
   EXPECT_EQ(1, rec_.done);
   EXPECT_EQ(1, rec_.codec_failed);
   EXPECT_EQ(0u, codec_->streamLimit());
+}
+
+// HPACK: :status (static name 8) with a literal value, not indexed.
+std::string Status(const std::string& code) { return std::string("\x08\x03", 2) + code; }
+
+// DISABLED: fails today (reported to the lead). After an interim 1xx, an empty DATA frame (no
+// END_STREAM) reaches the decoder as decodeData before any decodeHeaders: nghttp2 checks DATA
+// before a final response only for DATA with a payload, and the codec forwards the frame. (The
+// router would pass a body to its downstream before the response head.)
+TEST_F(Http2ClientCodecTest, DISABLED_NoDataBeforeTheFinalHead) {
+  feed(kSettings + Frame(1, 4, 1, Status("100")) + Frame(0, 0, 1, "") +
+       Frame(1, 5, 1, std::string("\x88", 1)));
+  EXPECT_EQ("headers;", rec_.events);
+}
+
+// DISABLED: fails today (reported to the lead). nghttp2 takes any three digits as :status but
+// 101, so "001" or "000" reaches the decoder as a final status 1 or 0 (0 is "no status" in a
+// ResponseHead). The HTTP/1 client codec refuses a status below 100; the HTTP/2 one should too
+// (a malformed response: the stream fails as a protocol error).
+TEST_F(Http2ClientCodecTest, DISABLED_StatusBelow100IsAProtocolError) {
+  feed(kSettings + Frame(1, 5, 1, Status("001")));
+  EXPECT_EQ("", rec_.events);
+  EXPECT_EQ(UpstreamFailure::kProtocolError, rec_.failure);
 }
 
 }  // namespace
