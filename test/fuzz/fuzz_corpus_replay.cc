@@ -13,6 +13,7 @@ extern "C" int SluiceFuzzHttp1Request(const uint8_t* data, size_t size);
 extern "C" int SluiceFuzzHttp1Response(const uint8_t* data, size_t size);
 extern "C" int SluiceFuzzHttp1Server(const uint8_t* data, size_t size);
 extern "C" int SluiceFuzzHttp2Server(const uint8_t* data, size_t size);
+extern "C" int SluiceFuzzHttp2Client(const uint8_t* data, size_t size);
 extern "C" int SluiceFuzzClientHello(const uint8_t* data, size_t size);
 
 int main(int argc, char** argv) {
@@ -39,10 +40,11 @@ int main(int argc, char** argv) {
       SluiceFuzzHttp1Response(data, bytes.size());
       SluiceFuzzHttp1Server(data, bytes.size());
       SluiceFuzzHttp2Server(data, bytes.size());
+      SluiceFuzzHttp2Client(data, bytes.size());
       SluiceFuzzClientHello(data, bytes.size());
       ++total;
     }
   }
-  std::printf("replayed %zu seed files through 5 entry points\n", total);
+  std::printf("replayed %zu seed files through 6 entry points\n", total);
   return 0;
 }
