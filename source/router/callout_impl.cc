@@ -249,7 +249,7 @@ class CalloutImpl : public Callout, public http::ResponseDecoder, public upstrea
   bool idempotent_ = false;
   bool retried_ = false;
   bool retry_counted_ = false;  // in the cluster's retries (max_retries) while it runs
-  bool deliver_ = false;  // an outcome waits for the timer to be told
+  bool deliver_ = false;        // an outcome waits for the timer to be told
 };
 
 }  // namespace

@@ -416,6 +416,16 @@ void ConnPoolImpl::onStreamDone(ActiveClient& client, bool reusable) {
     client.close();  // the host left: no reuse
     return;
   }
+  if (!pending_.empty()) {
+    // What still waits could not take this connection: it asked for a fresh one.
+    if (client.streams_ == 0) {
+      // Idle, it would hold a place under the limits that a new connection needs: it closes
+      // (onClientClosed opens what the waiting streams need).
+      client.close();
+      return;
+    }
+    maybeCreateClients();
+  }
   place(client);
   trimIdle();
 }

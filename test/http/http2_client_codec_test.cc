@@ -103,13 +103,13 @@ const std::string kSettings = Frame(4, 0, 0, "");
 
 // An error nghttp2 reports as fatal (more CONTINUATION frames than allowed): the codec ends the
 // connection itself.
-// DISABLED: crashes today (reported to the lead). terminate() walks streams_ with a range-for
+// A regression test: terminate() walks streams_ with a range-for
 // and calls streamDone() on each open stream, which erases that stream's node from streams_:
 // the loop then advances from a freed node (heap use-after-free; a segfault here). Reached by
 // every terminate(): a fatal nghttp2 error in dispatch (too many CONTINUATIONs or SETTINGS
 // entries, an upstream flooding us with PINGs it does not read the acks of), nghttp2_session_send
 // failing, and the PING keep-alive timeout, whenever a stream is open.
-TEST_F(Http2ClientCodecTest, DISABLED_AFatalErrorFailsTheStreamsAndTheConnection) {
+TEST_F(Http2ClientCodecTest, AFatalErrorFailsTheStreamsAndTheConnection) {
   std::string in =
       kSettings + Frame(1, 0, 1, std::string("\x88", 1));  // :status 200, no END_HEADERS
   for (uint32_t i = 0; i <= settings_.max_continuations; ++i) in += Frame(9, 0, 1, "");
@@ -122,7 +122,7 @@ TEST_F(Http2ClientCodecTest, DISABLED_AFatalErrorFailsTheStreamsAndTheConnection
   EXPECT_TRUE(wroteGoAway());
 }
 
-// DISABLED: fails today (reported to the lead). A connection error that nghttp2 handles itself
+// A regression test: A connection error that nghttp2 handles itself
 // (here DATA on stream 0, RFC 9113 §6.1: PROTOCOL_ERROR; likewise a bad HPACK block, a
 // PUSH_PROMISE, an invalid SETTINGS value, HEADERS on an idle stream, an oversized frame): nghttp2
 // writes GOAWAY and ignores everything after (nghttp2_session_want_read and want_write turn 0),
@@ -130,8 +130,7 @@ TEST_F(Http2ClientCodecTest, DISABLED_AFatalErrorFailsTheStreamsAndTheConnection
 // (onCodecFailed), and streamLimit() still shows room: the streams hang until the upstream
 // closes the connection, and new streams given to it are refused. The server side checks
 // want_read/want_write after sending (codec_impl.cc); the client side does not.
-TEST_F(Http2ClientCodecTest,
-       DISABLED_AConnectionErrorHandledByNghttp2FailsTheStreamsAndTheConnection) {
+TEST_F(Http2ClientCodecTest, AConnectionErrorHandledByNghttp2FailsTheStreamsAndTheConnection) {
   feed(kSettings + Frame(0, 0, 0, "x"));
   EXPECT_TRUE(wroteGoAway());  // nghttp2 ended the connection (holds today)
   EXPECT_EQ(UpstreamFailure::kProtocolError, rec_.failure);
@@ -143,21 +142,22 @@ TEST_F(Http2ClientCodecTest,
 // HPACK: :status (static name 8) with a literal value, not indexed.
 std::string Status(const std::string& code) { return std::string("\x08\x03", 2) + code; }
 
-// DISABLED: fails today (reported to the lead). After an interim 1xx, an empty DATA frame (no
-// END_STREAM) reaches the decoder as decodeData before any decodeHeaders: nghttp2 checks DATA
-// before a final response only for DATA with a payload, and the codec forwards the frame. (The
-// router would pass a body to its downstream before the response head.)
-TEST_F(Http2ClientCodecTest, DISABLED_NoDataBeforeTheFinalHead) {
+// A regression test: after an interim 1xx, an empty DATA frame (no END_STREAM) reached the
+// decoder as decodeData before any decodeHeaders (nghttp2 checks DATA before a final response
+// only for DATA with a payload). DATA before the final head is a malformed response (RFC 9113
+// §8.1), whatever its length: the stream fails as a protocol error, nothing reaches the decoder.
+TEST_F(Http2ClientCodecTest, NoDataBeforeTheFinalHead) {
   feed(kSettings + Frame(1, 4, 1, Status("100")) + Frame(0, 0, 1, "") +
        Frame(1, 5, 1, std::string("\x88", 1)));
-  EXPECT_EQ("headers;", rec_.events);
+  EXPECT_EQ("", rec_.events);
+  EXPECT_EQ(UpstreamFailure::kProtocolError, rec_.failure);
 }
 
-// DISABLED: fails today (reported to the lead). nghttp2 takes any three digits as :status but
-// 101, so "001" or "000" reaches the decoder as a final status 1 or 0 (0 is "no status" in a
-// ResponseHead). The HTTP/1 client codec refuses a status below 100; the HTTP/2 one should too
-// (a malformed response: the stream fails as a protocol error).
-TEST_F(Http2ClientCodecTest, DISABLED_StatusBelow100IsAProtocolError) {
+// A regression test: nghttp2 takes any three digits as :status but 101, so "001" or "000"
+// reached the decoder as a final status 1 or 0 (0 is "no status" in a ResponseHead). As the
+// HTTP/1 client codec does, a status below 100 is a malformed response: the stream fails as a
+// protocol error.
+TEST_F(Http2ClientCodecTest, StatusBelow100IsAProtocolError) {
   feed(kSettings + Frame(1, 5, 1, Status("001")));
   EXPECT_EQ("", rec_.events);
   EXPECT_EQ(UpstreamFailure::kProtocolError, rec_.failure);

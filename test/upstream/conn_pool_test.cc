@@ -1038,10 +1038,10 @@ TEST_F(ConnPoolTest, FreshNeverLandsOnAConnectionThatCarriedAStream) {
 
 // A fresh stream waits behind the pool's max_connections (idle ones do not count against it):
 // once the busy connection goes idle, there is room for a new one.
-// DISABLED: fails today (reported to the lead). A fresh stream that waits for room is skipped by
-// the connection that then goes idle (it carried a stream), and nothing opens another: it waits
-// until that idle connection's idle_timeout (60 s by default) closes it. Enable once fixed.
-TEST_F(ConnPoolTest, DISABLED_FreshStreamWaitingForRoomGetsANewConnectionOnceTheBusyOneIsIdle) {
+// A regression test: a fresh stream that waited for room was skipped by the connection that then
+// went idle (it had carried a stream), and nothing opened another: it waited until that idle
+// connection's idle_timeout (60 s by default) closed it. Now the idle connection closes for it.
+TEST_F(ConnPoolTest, FreshStreamWaitingForRoomGetsANewConnectionOnceTheBusyOneIsIdle) {
   Http1Origin origin;
   settings_.max_connections = 1;
   init(origin.port(), kHttp1);
@@ -1066,11 +1066,10 @@ TEST_F(ConnPoolTest, DISABLED_FreshStreamWaitingForRoomGetsANewConnectionOnceThe
 
 // The same under the cluster's max_connections: the idle connection holds the cluster's only
 // slot, which the fresh stream cannot use.
-// DISABLED: fails today (reported to the lead). A fresh stream that waits for room is skipped by
-// the connection that then goes idle (it carried a stream), and nothing opens another: it waits
-// until that idle connection's idle_timeout (60 s by default) closes it. Enable once fixed.
-TEST_F(ConnPoolTest,
-       DISABLED_FreshStreamUnderTheClusterConnectionLimitIsNotLeftWaitingBehindAnIdleOne) {
+// A regression test: a fresh stream that waited for room was skipped by the connection that then
+// went idle (it had carried a stream), and nothing opened another: it waited until that idle
+// connection's idle_timeout (60 s by default) closed it. Now the idle connection closes for it.
+TEST_F(ConnPoolTest, FreshStreamUnderTheClusterConnectionLimitIsNotLeftWaitingBehindAnIdleOne) {
   Http1Origin origin;
   init(origin.port(), kHttp1, Limits{.max_connections = 1});
   TestStream& a = stream("/hold/a");
@@ -1093,10 +1092,10 @@ TEST_F(ConnPoolTest,
 // What the router does with a refused HTTP/2 stream: at once (inside the failure), a retry on a
 // connection that carried none. With one connection allowed, that is a new one once the first
 // has no stream left.
-// DISABLED: fails today (reported to the lead). A fresh stream that waits for room is skipped by
-// the connection that then goes idle (it carried a stream), and nothing opens another: it waits
-// until that idle connection's idle_timeout (60 s by default) closes it. Enable once fixed.
-TEST_F(ConnPoolTest, DISABLED_Http2RefusedStreamRetriedFreshUnderMaxConnections) {
+// A regression test: a fresh stream that waited for room was skipped by the connection that then
+// went idle (it had carried a stream), and nothing opened another: it waited until that idle
+// connection's idle_timeout (60 s by default) closed it. Now the idle connection closes for it.
+TEST_F(ConnPoolTest, Http2RefusedStreamRetriedFreshUnderMaxConnections) {
   Http2Origin origin;
   settings_.max_connections = 1;
   init(origin.port(), kHttp2);
@@ -1556,11 +1555,11 @@ TEST_F(ConnPoolTest, Http2RefusedStreamFailsItAndTheConnectionStays) {
   EXPECT_EQ(1u, counter("cluster.t.http2.rx_reset"));
 }
 
-// DISABLED: fails today (reported to the lead; test/http/http2_client_codec_test.cc has the
-// codec-level reproduction). An upstream's connection error that nghttp2 handles itself (here
+// A regression test (test/http/http2_client_codec_test.cc has the codec-level one):
+// An upstream's connection error that nghttp2 handles itself (here
 // DATA on stream 0) leaves the codec's streams open and the pool uninformed: the streams wait
 // until the upstream closes the connection, and the connection still takes new streams.
-TEST_F(ConnPoolTest, DISABLED_Http2ConnectionErrorOfTheUpstreamFailsItsStreamsAndClosesIt) {
+TEST_F(ConnPoolTest, Http2ConnectionErrorOfTheUpstreamFailsItsStreamsAndClosesIt) {
   Http2Origin origin;
   init(origin.port(), kHttp2);
   TestStream& a = stream("/hold/a");
