@@ -159,8 +159,11 @@ class CircuitBreakerTest(harness.SluiceTestCase):
         # ... one waiting for it: a second connection is not opened (counted), the request
         # waits as pending ...
         second = self.send(s, "/gate/one")
+        # (The stats are read while the worker writes them: every one awaited, not just the
+        # first that moves.)
         st = s.wait_stats(lambda st: st["cluster.a.upstream_rq_pending_active"] == 1 and
-                          st["cluster.a." + CB + "rq_pending_open"] == 1,
+                          st["cluster.a." + CB + "rq_pending_open"] == 1 and
+                          st["cluster.a.upstream_cx_overflow"] >= 1,
                           "the second request pending")
         self.assertEqual(1, st["cluster.a.upstream_cx_overflow"])
         self.assertEqual(1, o.connections)

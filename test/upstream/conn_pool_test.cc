@@ -1025,7 +1025,9 @@ TEST_F(ConnPoolTest, FreshNeverLandsOnAConnectionThatCarriedAStream) {
   EXPECT_EQ(3u, pool_->connectionCount());
   ask(d, /*fresh=*/true);
   EXPECT_EQ(4u, pool_->connectionCount());
-  ASSERT_TRUE(runUntil([&] { return c.ready == 1 && d.complete; }));
+  // (c's request is on its way once c is ready: the origin's thread may not have read it yet.)
+  ASSERT_TRUE(
+      runUntil([&] { return c.ready == 1 && d.complete && origin.request("/hold/c").conn >= 0; }));
   EXPECT_FALSE(c.reused);
   EXPECT_FALSE(d.reused);
   EXPECT_EQ(4, origin.accepted());
