@@ -110,7 +110,8 @@ class CircuitBreakerTest(harness.SluiceTestCase):
             path = "/gate/" + gate
             held = [self.send(s, "/a" + path) for _ in range(2)]
             harness.wait_until(lambda: seen(a, path) == 2, "both held requests at origin a")
-            st = s.wait_stats(lambda st: st["cluster.a." + CB + "rq_open"] == 1,
+            st = s.wait_stats(lambda st: st["cluster.a." + CB + "rq_open"] == 1 and
+                              st["cluster.a.upstream_rq_active"] == 2,
                               "cluster a at its max_requests")
             self.assertEqual(2, st["cluster.a.upstream_rq_active"])
             self.assertEqual(0, harness.stat(st, "cluster.b." + CB + "rq_open"))
@@ -208,7 +209,10 @@ class CircuitBreakerTest(harness.SluiceTestCase):
         first = self.send(s, "/gate/g")
         harness.wait_until(lambda: seen(o, "/gate/g") == 1, "the first request at the origin")
         waiting = [self.send(s, "/gate/g") for _ in range(3)]
-        st = s.wait_stats(lambda st: st["cluster.a.upstream_rq_pending_active"] == 3,
+        # (The stats are read while the worker writes them: every one awaited.)
+        st = s.wait_stats(lambda st: st["cluster.a.upstream_rq_pending_active"] == 3 and
+                          st["cluster.a.upstream_cx_overflow"] >= 1 and
+                          st["cluster.a." + CB + "cx_open"] == 1,
                           "three requests waiting for the one connection")
         self.assertGreaterEqual(st["cluster.a.upstream_cx_overflow"], 1)
         self.assertEqual(1, st["cluster.a." + CB + "cx_open"])
@@ -304,7 +308,8 @@ class CircuitBreakerTest(harness.SluiceTestCase):
             c.send(req("GET", "/gate/w"))
             held.append(c)
         harness.wait_until(lambda: seen(o, "/gate/w") == 2, "both held requests at the origin")
-        st = s.wait_stats(lambda st: st["cluster.a." + CB + "rq_open"] == 1,
+        st = s.wait_stats(lambda st: st["cluster.a." + CB + "rq_open"] == 1 and
+                          st["cluster.a.upstream_rq_active"] == 2,
                           "cluster a at its max_requests")
         self.assertEqual(2, st["cluster.a.upstream_rq_active"])
         for w in (0, 1):
