@@ -22,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "source/http/client_codecs.h"
 #include "source/upstream/cluster.h"
+#include "test/network/loopback.h"
 
 namespace sluice::router {
 namespace {
@@ -39,17 +40,7 @@ using http::CalloutResponse;
 class Origin {
  public:
   Origin() {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-    listen(fd_, 16);
-    socklen_t len = sizeof(a);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
+    fd_ = network::test::ListenOnLoopback(16, port_);
     thread_ = std::thread([this] { acceptLoop(); });
   }
   ~Origin() {

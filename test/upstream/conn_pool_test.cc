@@ -33,6 +33,7 @@
 #include "gtest/gtest.h"
 #include "source/http/client_codecs.h"
 #include "source/upstream/resource_manager.h"
+#include "test/network/loopback.h"
 
 namespace sluice::upstream {
 namespace {
@@ -58,19 +59,7 @@ struct Seen {
 // request, the connections accepted and those the peer closed.
 class Origin {
  public:
-  Origin() {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-    listen(fd_, 64);
-    socklen_t len = sizeof(a);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-  }
+  Origin() { fd_ = network::test::ListenOnLoopback(64, port_); }
   virtual ~Origin() { close(fd_); }
 
   uint16_t port() const { return port_; }
