@@ -199,18 +199,24 @@ class MultiplexingTest(H2UpstreamTestCase):
         self.assertEqual(200, self.get(s, "/warm-up").status)
         m = self.mux(s)
         streams = [m.request("GET", "/gate/m", headers=[(ID, str(i))]) for i in range(6)]
-        o.wait_for(lambda o: sum(1 for r in o.requests if r.processed and r.state == "open") == 6,
-                   what="6 held streams")
+        # conn 0 holds two. The other four went to a new connection that sluice opened before it
+        # knew that connection's limit; two of them exceed it once the origin's SETTINGS arrive.
+        # Either the origin refused those (their HEADERS left before the SETTINGS came: they are
+        # sent again, on a fresh connection) or nghttp2 kept them queued on that connection until
+        # a stream there ends (the SETTINGS came first). Both are right; which one happens is a
+        # race, so the test waits for sluice to hold all six and at least four at the origin.
+        s.wait_stats(lambda st: stat(st, "cluster.o.upstream_rq_active") == 6,
+                     what="6 active upstream requests")
+        o.wait_for(lambda o: sum(1 for r in o.requests if r.processed and r.state == "open") >= 4,
+                   what="4 held streams")
         o.gate("m").set()
         m.wait(*streams)
         self.assertEqual([200] * 6, [st.status for st in streams])
         self.assertOnceEach(o, [str(i) for i in range(6)])
-        # The connection that knew the limit never went over it. (A new connection may open
-        # streams before the origin's SETTINGS reach sluice; those are refused unprocessed and
-        # sent again: every request still succeeds, once.)
+        # The connection that knew the limit never went over it.
         self.assertEqual(0, o.conns[0].over_limit)
         self.assertLessEqual(o.conns[0].max_open_streams, 2)
-        self.assertGreaterEqual(o.connections, 3)
+        self.assertGreaterEqual(o.connections, 2)
 
 
 # ------------------------------------------------------------------------------------------------
