@@ -1,5 +1,5 @@
 /*
- * sluice plugin ABI, version 1.3: the one header an HTTP filter plugin includes.
+ * sluice plugin ABI, version 1.4: the one header an HTTP filter plugin includes.
  *
  * This header is the reference for the ABI. It is pure C (C99, no C++ types), so a plugin may be
  * written in C, C++ (see extensions/sdk/cpp/ for a header-only wrapper) or anything that speaks
@@ -86,7 +86,7 @@ extern "C" {
 /* Versions and export                                                                         */
 
 #define SL_ABI_VERSION_MAJOR 1
-#define SL_ABI_VERSION_MINOR 3
+#define SL_ABI_VERSION_MINOR 4
 /* major in the high 16 bits, minor in the low 16. */
 #define SL_ABI_VERSION ((uint32_t)((SL_ABI_VERSION_MAJOR << 16) | SL_ABI_VERSION_MINOR))
 
@@ -223,7 +223,38 @@ typedef struct sl_type_stream_info {
   sl_type_str route_name;       /* set by sl_host_set_upstream */
   sl_type_str cluster_name;     /* set by sl_host_set_upstream */
   sl_type_str filter_name;      /* this filter's name in the chain */
+  /* Since 1.4. Why the stream ended as it did so far: SL_RESPONSE_FLAG_* bits (0: nothing
+   * went wrong), and the detail the core or a filter gave (e.g. "upstream_connect_timeout",
+   * or a local reply's details); empty when none. */
+  uint64_t response_flags;
+  sl_type_str response_details;
+  /* Since 1.4. Upstream attempts made so far (retries included); 0 before the first. */
+  uint32_t upstream_attempts;
 } sl_type_stream_info;
+
+/* Since 1.4. Response flags (sl_type_stream_info.response_flags; Envoy's names and short forms,
+ * which the access log prints). Bits only get added. */
+#define SL_RESPONSE_FLAG_FAILED_LOCAL_HEALTH_CHECK (1ull << 0)     /* LH */
+#define SL_RESPONSE_FLAG_NO_HEALTHY_UPSTREAM (1ull << 1)           /* UH */
+#define SL_RESPONSE_FLAG_UPSTREAM_REQUEST_TIMEOUT (1ull << 2)      /* UT */
+#define SL_RESPONSE_FLAG_LOCAL_RESET (1ull << 3)                   /* LR */
+#define SL_RESPONSE_FLAG_UPSTREAM_REMOTE_RESET (1ull << 4)         /* UR */
+#define SL_RESPONSE_FLAG_UPSTREAM_CONNECTION_FAILURE (1ull << 5)   /* UF */
+#define SL_RESPONSE_FLAG_UPSTREAM_CONNECTION_TERMINATION (1ull << 6) /* UC */
+#define SL_RESPONSE_FLAG_UPSTREAM_OVERFLOW (1ull << 7)             /* UO */
+#define SL_RESPONSE_FLAG_NO_ROUTE_FOUND (1ull << 8)                /* NR */
+#define SL_RESPONSE_FLAG_RATE_LIMITED (1ull << 9)                  /* RL */
+#define SL_RESPONSE_FLAG_UNAUTHORIZED_EXTERNAL_SERVICE (1ull << 10) /* UAEX */
+#define SL_RESPONSE_FLAG_UPSTREAM_RETRY_LIMIT_EXCEEDED (1ull << 11) /* URX */
+#define SL_RESPONSE_FLAG_STREAM_IDLE_TIMEOUT (1ull << 12)          /* SI */
+#define SL_RESPONSE_FLAG_DOWNSTREAM_CONNECTION_TERMINATION (1ull << 13) /* DC */
+#define SL_RESPONSE_FLAG_UPSTREAM_PROTOCOL_ERROR (1ull << 14)      /* UPE */
+#define SL_RESPONSE_FLAG_DOWNSTREAM_PROTOCOL_ERROR (1ull << 15)    /* DPE */
+#define SL_RESPONSE_FLAG_NO_CLUSTER_FOUND (1ull << 16)             /* NC */
+#define SL_RESPONSE_FLAG_DURATION_TIMEOUT (1ull << 17)             /* DT: a downstream timeout */
+#define SL_RESPONSE_FLAG_LOCAL_REPLY_LIMIT (1ull << 18)            /* BL: a buffer limit */
+#define SL_RESPONSE_FLAG_PLUGIN_FAILURE (1ull << 19)               /* PF: a plugin failed */
+#define SL_RESPONSE_FLAG_UPSTREAM_PER_TRY_TIMEOUT (1ull << 20)     /* UPT */
 
 /* The type of a filter's config (see sl_on_config_type). */
 typedef struct sl_type_config_type {
@@ -245,7 +276,8 @@ typedef struct sl_type_upstream_request {
   sl_type_str route_name;      /* for logs and stats; may be empty */
   uint64_t timeout_ms;         /* whole exchange, from the end of the request; 0: none */
   uint64_t per_try_timeout_ms; /* one attempt, 0: the whole timeout */
-  uint64_t idle_timeout_ms;    /* longest silence of the upstream, 0: the stream idle timeout */
+  uint64_t idle_timeout_ms;    /* longest silence of the upstream (nginx's proxy_read_timeout);
+                                * 0: the cluster's read_timeout (since 1.4; before: none) */
   sl_type_str hash_key;        /* for consistent-hashing load balancers; empty: none */
   /* Since 1.1: SL_UPSTREAM_* bits. */
   uint32_t flags;
@@ -259,6 +291,16 @@ typedef struct sl_type_upstream_request {
    * Content-Length) is streamed as it arrives, as with 0. The downstream's request body timeout
    * still bounds each pause of the upload. */
   uint64_t request_buffer_bytes;
+  /* A timeout field of sl_type_upstream_request (since 1.4) set to this means "none", whatever
+ * the cluster's default is (0 means "the cluster's"). */
+#define SL_TIMEOUT_NONE UINT64_MAX
+/* Since 1.4: nginx's proxy_connect_timeout for this route: the longest wait for a connection
+   * (a new one's connect and TLS handshake, or a pooled one's turn) per attempt; 0: the
+   * cluster's connect_timeout alone. */
+  uint64_t connect_timeout_ms;
+  /* Since 1.4: nginx's proxy_send_timeout: the longest time the upstream may take no request
+   * body bytes while some wait to go; 0: the cluster's send_timeout (none by default). */
+  uint64_t send_timeout_ms;
 } sl_type_upstream_request;
 
 /* sl_type_upstream_request.flags */
@@ -279,6 +321,31 @@ typedef uint32_t sl_type_attempt_outcome;
 #define SL_ATTEMPT_PROTOCOL_ERROR 5u /* the upstream's response was malformed */
 #define SL_ATTEMPT_CANCELLED 6u      /* the stream ended first (client gone, reset, local reply) */
 
+/* Since 1.4. What went wrong with an attempt, finer than its outcome
+ * (sl_type_attempt_result.error_kind). */
+typedef uint32_t sl_type_upstream_error;
+#define SL_UPSTREAM_ERROR_NONE 0u
+#define SL_UPSTREAM_ERROR_CONNECT_REFUSED 1u   /* refused, unreachable: nothing was sent */
+#define SL_UPSTREAM_ERROR_CONNECT_TIMEOUT 2u   /* the cluster's (or route's) connect timeout */
+#define SL_UPSTREAM_ERROR_TLS_FAILURE 3u       /* the TLS handshake failed */
+#define SL_UPSTREAM_ERROR_OVERFLOW 4u          /* a circuit breaker / pool limit */
+#define SL_UPSTREAM_ERROR_NO_HEALTHY_HOST 5u   /* the cluster has no host to try */
+#define SL_UPSTREAM_ERROR_REFUSED_STREAM 6u    /* refused unprocessed (REFUSED_STREAM, GOAWAY) */
+#define SL_UPSTREAM_ERROR_CONNECTION_CLOSED 7u /* closed or reset before any response byte */
+#define SL_UPSTREAM_ERROR_RESET 8u             /* closed or reset after the response started */
+#define SL_UPSTREAM_ERROR_PROTOCOL_ERROR 9u    /* the response was not valid HTTP */
+#define SL_UPSTREAM_ERROR_TIMEOUT 10u          /* the route's whole-exchange timeout */
+#define SL_UPSTREAM_ERROR_PER_TRY_TIMEOUT 11u  /* this attempt's timeout */
+#define SL_UPSTREAM_ERROR_IDLE_TIMEOUT 12u     /* the upstream was silent too long (read timeout) */
+#define SL_UPSTREAM_ERROR_HEADERS_TIMEOUT 13u  /* no response head in time */
+#define SL_UPSTREAM_ERROR_SEND_TIMEOUT 14u     /* the upstream stopped taking the request body */
+
+/* Since 1.4. Whether the request may be sent again after an attempt ended this way
+ * (sl_type_attempt_result.retry_safety), as the core sees it. */
+#define SL_RETRY_SAFETY_SAFE 0u            /* nothing reached the upstream application */
+#define SL_RETRY_SAFETY_IDEMPOTENT_ONLY 1u /* the upstream may have acted on it */
+#define SL_RETRY_SAFETY_NEVER 2u           /* part of the response went to the client */
+
 typedef struct sl_type_attempt_result {
   uint32_t size;
   sl_type_attempt_outcome outcome;
@@ -289,7 +356,51 @@ typedef struct sl_type_attempt_result {
   uint64_t bytes_sent;     /* request body bytes written to this attempt's connection */
   uint64_t bytes_received; /* response body bytes read from it */
   uint64_t duration_us;    /* from the attempt's start (asking for a connection) to its end */
+  /* Since 1.4. */
+  sl_type_upstream_error error_kind; /* SL_UPSTREAM_ERROR_NONE with SL_ATTEMPT_RESPONSE */
+  uint32_t retry_safety;             /* SL_RETRY_SAFETY_* */
+  /* The response head's fields (pseudo-headers not included), in sl_on_upstream_retry only
+   * (for Retry-After and retriable headers); NULL/0 elsewhere. */
+  const sl_type_header* headers;
+  size_t header_count;
 } sl_type_attempt_result;
+
+/* Since 1.4. Retries (sl_host_upstream_retry_enable, sl_on_upstream_retry): the policy is the
+ * plugin's (which failures, how many times, backoff, budget), the mechanism the core's (the
+ * request kept, bounded; a new attempt on another host; per-try timeouts). */
+typedef struct sl_type_retry_options {
+  uint32_t size;
+  /* Each attempt's timeout, from the later of its start and the end of the request; 0: the
+   * route's (sl_type_upstream_request.per_try_timeout_ms), and none when that is 0 too. The
+   * route's timeout_ms still bounds the whole exchange, every attempt and pause included. */
+  uint64_t per_try_timeout_ms;
+  /* Request body bytes kept for a retry until the response starts; 0: the stream's buffer
+   * limit. A body that grows past it is sent on but not kept: no retry for that stream (counted
+   * in cluster.<name>.upstream_rq_retry_body_overflow). */
+  uint64_t max_replay_bytes;
+  uint32_t flags; /* SL_RETRY_* */
+} sl_type_retry_options;
+/* Each attempt carries x-sluice-attempt-count: N upstream (1 for the first). */
+#define SL_RETRY_ATTEMPT_COUNT_HEADER 1u
+
+/* Since 1.4. What sl_on_upstream_retry asks of the core when it returns SL_RETRY_YES. */
+typedef struct sl_type_retry_decision {
+  uint32_t size;
+  /* Wait this long before the next attempt (backoff, Retry-After); 0: at once. */
+  uint64_t delay_ms;
+  /* A retry budget (Envoy's): the retry is made only while the cluster's retries in flight
+   * (on all workers) stay below max(min_retry_concurrency, budget_percent% of its requests in
+   * flight and waiting). budget_percent 0: no budget. The cluster's circuit_breakers.max_retries
+   * applies in every case. Over either: no retry (cluster.<name>.upstream_rq_retry_overflow,
+   * and the attempt's outcome stands). */
+  double budget_percent;
+  uint32_t min_retry_concurrency;
+} sl_type_retry_decision;
+/* sl_on_upstream_retry's return values. */
+#define SL_RETRY_NO 0              /* the outcome stands */
+#define SL_RETRY_YES 1             /* try again (see sl_type_retry_decision) */
+#define SL_RETRY_LIMIT_EXCEEDED 2  /* the outcome stands; the policy's retries were used up
+                                    * (response flag URX, counted upstream_rq_retry_limit_exceeded) */
 
 /* How an HTTP callout ended (sl_on_callout_done); its views are valid until the hook returns.
  * By `outcome`:
@@ -444,6 +555,23 @@ SL_EXPORT void sl_on_callout_done(void* filter, sl_type_stream* stream, uint64_t
 SL_EXPORT int sl_on_upstream_attempt_done(void* filter, sl_type_stream* stream,
                                           const sl_type_attempt_result* result,
                                           uint64_t* retry_after_ms);
+
+/* Optional, since 1.4. Called on the filter that enabled retries for its stream
+ * (sl_host_upstream_retry_enable) each time an attempt ended in a way the core could still
+ * retry: at a response head, before it is passed on (`status`, `headers`), and at a failure
+ * (connect failure, reset, refused stream, protocol error, timeouts, overflow), before it
+ * becomes a local reply. Not called once part of a response went downstream, once the kept
+ * request body overflowed its bound, when the route's whole timeout passed, or after the stream
+ * ended. Return SL_RETRY_YES with *decision filled to try again: the core drops this attempt
+ * (an HTTP/1 connection with a response under way is closed, an HTTP/2 stream reset), waits
+ * delay_ms, and sends the request again, to another host of the cluster when it has one. Return
+ * SL_RETRY_NO or SL_RETRY_LIMIT_EXCEEDED to let the outcome stand. Nothing may be changed,
+ * paused or sent from it. The core's own transparent retry (a reused connection that closed
+ * before answering an idempotent request, a refused stream) comes first and does not reach it.
+ * sl_on_upstream_attempt_done still reports every attempt to observers. */
+SL_EXPORT int sl_on_upstream_retry(void* filter, sl_type_stream* stream,
+                                   const sl_type_attempt_result* result,
+                                   sl_type_retry_decision* decision);
 
 /* ROUTES (since 1.3)
  *   One filter of a chain may define routes (the router does): in sl_on_config_new it calls
@@ -736,9 +864,17 @@ sl_type_result sl_host_route_clear(sl_type_stream* stream);
  * when configured) and maps failures to local replies: no connection 503, upstream reset or
  * invalid response 502, timeout 504 (the response flag says which). Call from a request hook,
  * before any response exists; SL_ERR_NOT_FOUND when the config has no such cluster.
- * per_try_timeout_ms is accepted and not used yet (it comes with retries). */
+ * per_try_timeout_ms bounds each attempt (since 1.4; a retry filter may set its own). */
 sl_type_result sl_host_set_upstream(sl_type_stream* stream,
                                     const sl_type_upstream_request* request);
+
+/* Since 1.4. Makes this stream retryable by this filter (see sl_on_upstream_retry, which this
+ * filter must export): call from a request hook, before the request leaves this filter. The
+ * core keeps the request body as it goes upstream (bounded by options->max_replay_bytes) until
+ * the response starts. One filter per stream: a later call by another filter gets SL_ERR_STATE.
+ * SL_ERR_UNSUPPORTED: the stream is a tunnel (Upgrade, CONNECT). SL_ERR_INVALID: NULL options. */
+sl_type_result sl_host_upstream_retry_enable(sl_type_stream* stream,
+                                             const sl_type_retry_options* options);
 
 #ifdef __cplusplus
 } /* extern "C" */
