@@ -291,10 +291,7 @@ typedef struct sl_type_upstream_request {
    * Content-Length) is streamed as it arrives, as with 0. The downstream's request body timeout
    * still bounds each pause of the upload. */
   uint64_t request_buffer_bytes;
-  /* A timeout field of sl_type_upstream_request (since 1.4) set to this means "none", whatever
- * the cluster's default is (0 means "the cluster's"). */
-#define SL_TIMEOUT_NONE UINT64_MAX
-/* Since 1.4: nginx's proxy_connect_timeout for this route: the longest wait for a connection
+  /* Since 1.4: nginx's proxy_connect_timeout for this route: the longest wait for a connection
    * (a new one's connect and TLS handshake, or a pooled one's turn) per attempt; 0: the
    * cluster's connect_timeout alone. */
   uint64_t connect_timeout_ms;
@@ -302,6 +299,9 @@ typedef struct sl_type_upstream_request {
    * body bytes while some wait to go; 0: the cluster's send_timeout (none by default). */
   uint64_t send_timeout_ms;
 } sl_type_upstream_request;
+/* A timeout field of sl_type_upstream_request (idle, connect, send; since 1.4) set to this
+ * means "none", whatever the cluster's default is (0 means "the cluster's"). */
+#define SL_TIMEOUT_NONE UINT64_MAX
 
 /* sl_type_upstream_request.flags */
 /* A CONNECT request (on a listener that allows CONNECT) ends here: the core opens a TCP
