@@ -624,6 +624,12 @@ void CheckCluster(const v1::Cluster& cluster, absl::string_view path, Problems& 
   if (cluster.has_connect_timeout()) {
     CheckPositiveTimeout(cluster.connect_timeout(), Field(path, "connect_timeout"), problems);
   }
+  if (cluster.has_read_timeout()) {
+    CheckTimeout(cluster.read_timeout(), Field(path, "read_timeout"), problems);
+  }
+  if (cluster.has_send_timeout()) {
+    CheckTimeout(cluster.send_timeout(), Field(path, "send_timeout"), problems);
+  }
   if (cluster.has_http_pool() && cluster.http_pool().has_idle_timeout()) {
     CheckTimeout(cluster.http_pool().idle_timeout(), Field(path, "http_pool.idle_timeout"),
                  problems);

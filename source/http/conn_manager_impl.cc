@@ -135,7 +135,7 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
                       const std::function<void(HeaderMap&)>& modify) {
     fm_.sendLocalReply(status, body, modify);
   }
-  void timeout(stats::Counter& counter, const char* flag);
+  void timeout(stats::Counter& counter, ResponseFlag flag, std::string_view details);
   void rearmAfterLocalReply();
   // The downstream's write buffer went above / below its watermarks.
   void onDownstreamWatermark(bool above) {
@@ -162,6 +162,7 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   uint64_t connectionId() const override { return hcm_.connection_->id(); }
   CalloutClient* calloutClient() override { return hcm_.context_.calloutClient(); }
   bool setUpstream(const UpstreamSpec& spec) override;
+  bool enableRetries(const RetryOptions& options) override;
   void addLocalReplyHeaders(HeaderMap& headers) override {
     headers.add("Server", hcm_.config_->server_name);
     headers.add("Date", CachedDate());
@@ -189,12 +190,17 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   void onUpstreamHeaders(std::unique_ptr<ResponseHead> head, bool end_stream) override;
   void onUpstreamData(Buffer& data, bool end_stream) override;
   void onUpstreamTrailers(std::unique_ptr<HeaderMap> trailers) override;
-  void onUpstreamError(uint16_t status, const char* flag) override;
+  void onUpstreamError(UpstreamErrorKind kind, uint64_t flags) override;
   void readDisableDownstream(bool disable) override;
   void onUpstreamTrailersDropped() override { hcm_.stats().upstream_rq_trailers_dropped.inc(); }
   void onUpstreamAttemptDone(const UpstreamAttempt& attempt) override {
     fm_.onUpstreamAttemptDone(attempt);
   }
+  RetryVerdict onUpstreamRetry(const UpstreamAttempt& attempt, RetryDecision& decision) override {
+    return fm_.onUpstreamRetry(attempt, decision);
+  }
+  void onUpstreamAttemptStart() override { ++fm_.streamInfo().upstream_attempts; }
+  void addResponseFlags(uint64_t flags) override { fm_.streamInfo().response_flags |= flags; }
 
   ConnectionManagerImpl& hcm_;
   ResponseEncoder& encoder_;
@@ -207,6 +213,9 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   // allocation per proxied request.
   UpstreamExchange* upstream_ = nullptr;
   bool upstream_started_ = false;
+  // Retries a filter asked for (enableRetries) before the exchange existed; allocated only
+  // for streams that retry.
+  std::unique_ptr<RetryOptions> retry_options_;
   bool terminate_connect_ = false;  // the decision: a CONNECT ends here (no proxy fields)
   uint32_t downstream_read_disables_ = 0;
   // Embedded: no timer object (and no libevent timer) per request.
@@ -271,9 +280,11 @@ void ConnectionManagerImpl::ActiveStream::resetIdleTimer() {
 
 void ConnectionManagerImpl::ActiveStream::onDeadline(event::Deadline& deadline) {
   if (&deadline == &body_deadline_) {
-    timeout(hcm_.stats().downstream_rq_body_timeout, "request_body_timeout");
+    timeout(hcm_.stats().downstream_rq_body_timeout, ResponseFlag::kDurationTimeout,
+            "request_body_timeout");
   } else {
-    timeout(hcm_.stats().downstream_rq_stream_idle_timeout, "stream_idle_timeout");
+    timeout(hcm_.stats().downstream_rq_stream_idle_timeout, ResponseFlag::kStreamIdleTimeout,
+            "stream_idle_timeout");
   }
 }
 
@@ -309,7 +320,7 @@ void ConnectionManagerImpl::ActiveStream::decodeHeaders(std::unique_ptr<RequestH
     const std::string_view method = head->method;
     if ((method != "GET" && method != "HEAD" && method != "OPTIONS") || !end_stream) {
       hcm_.stats().downstream_rq_too_early.inc();
-      info.response_flags = "too_early";
+      info.setResponseDetails("too_early");
       refusal.status = 425;
       refusal.body = "too early: send this request again after the TLS handshake\n";
     } else {
@@ -357,7 +368,7 @@ PathResult ConnectionManagerImpl::ActiveStream::normalizeTarget(RequestHead& hea
       break;
     case PathResult::kReject:
       hcm_.stats().downstream_rq_path_rejected.inc();
-      fm_.streamInfo().response_flags = "invalid_path";
+      fm_.streamInfo().setResponseFlag(ResponseFlag::kDownstreamProtocolError, "invalid_path");
       break;
     case PathResult::kRedirect:
       hcm_.stats().downstream_rq_path_redirected.inc();
@@ -387,7 +398,24 @@ void ConnectionManagerImpl::ActiveStream::decodeTrailers(std::unique_ptr<HeaderM
 void ConnectionManagerImpl::ActiveStream::onResetStream(StreamResetReason reason) {
   fm_.abort();
   StreamInfo& info = fm_.streamInfo();
-  if (info.response_flags.empty()) info.response_flags = StreamResetReasonName(reason);
+  ResponseFlag flag = ResponseFlag::kDownstreamConnectionTermination;
+  switch (reason) {
+    case StreamResetReason::kProtocolError:
+      flag = ResponseFlag::kDownstreamProtocolError;
+      break;
+    case StreamResetReason::kLocalReset:
+    case StreamResetReason::kOverflow:
+      flag = ResponseFlag::kLocalReset;
+      break;
+    case StreamResetReason::kConnectError:
+      flag = ResponseFlag::kUpstreamConnectionFailure;
+      break;
+    case StreamResetReason::kConnectionTermination:
+    case StreamResetReason::kRemoteReset:
+    case StreamResetReason::kRefusedStream:
+      break;
+  }
+  info.setResponseFlag(flag, StreamResetReasonName(reason));
   hcm_.onStreamReset(*this, reason);
 }
 
@@ -400,7 +428,8 @@ void ConnectionManagerImpl::ActiveStream::rearmAfterLocalReply() {
   }
 }
 
-void ConnectionManagerImpl::ActiveStream::timeout(stats::Counter& counter, const char* flag) {
+void ConnectionManagerImpl::ActiveStream::timeout(stats::Counter& counter, ResponseFlag flag,
+                                                  std::string_view details) {
   if (completed_) return;
   if (timed_out_) {
     // The reply to the first timeout did not get out within another idle period.
@@ -410,7 +439,7 @@ void ConnectionManagerImpl::ActiveStream::timeout(stats::Counter& counter, const
   }
   timed_out_ = true;
   counter.inc();
-  fm_.streamInfo().response_flags = flag;
+  fm_.streamInfo().setResponseFlag(flag, details);
   // HTTP/1: the connection closes after the answer (the request may be half read). HTTP/2
   // ends only this stream.
   if (!fm_.responseStarted()) {
@@ -507,9 +536,22 @@ bool ConnectionManagerImpl::ActiveStream::setUpstream(const UpstreamSpec& spec) 
   options.observe_attempts = fm_.observesUpstreamAttempts();
   upstream_ = upstreams->create(exchangeStorage(), spec, *this, options);
   if (upstream_ == nullptr) return false;
+  if (retry_options_ != nullptr && !upstream_->enableRetries(*retry_options_)) {
+    retry_options_.reset();  // a tunnel that ends here: nothing to retry
+  }
   terminate_connect_ = spec.terminate_connect;
   fm_.streamInfo().route_name.assign(spec.route_name);
   fm_.streamInfo().cluster_name.assign(spec.cluster);
+  return true;
+}
+
+bool ConnectionManagerImpl::ActiveStream::enableRetries(const RetryOptions& options) {
+  if (upstream_started_ || tunnel_request_) return false;
+  retry_options_ = std::make_unique<RetryOptions>(options);
+  if (upstream_ != nullptr && !upstream_->enableRetries(options)) {
+    retry_options_.reset();
+    return false;
+  }
   return true;
 }
 
@@ -568,9 +610,11 @@ void ConnectionManagerImpl::ActiveStream::onUpstreamTrailers(std::unique_ptr<Hea
   fm_.encodeTrailers(std::move(trailers));
 }
 
-void ConnectionManagerImpl::ActiveStream::onUpstreamError(uint16_t status, const char* flag) {
+void ConnectionManagerImpl::ActiveStream::onUpstreamError(UpstreamErrorKind kind, uint64_t flags) {
   StreamInfo& info = fm_.streamInfo();
-  if (info.response_flags.empty()) info.response_flags = flag;
+  const UpstreamErrorInfo& error = DescribeUpstreamError(kind);
+  info.setResponseFlag(error.flag, error.details);
+  info.response_flags |= flags;
   if (fm_.responseHeadSent()) {
     // Part of a response is out: the client must see it cut.
     fm_.abort();
@@ -579,7 +623,7 @@ void ConnectionManagerImpl::ActiveStream::onUpstreamError(uint16_t status, const
   }
   // Nothing is out yet, even if a filter holds the upstream's head: the client gets the error
   // as a response of its own (sendLocalReply drops what is left of the upstream's).
-  fm_.sendLocalReply(status, std::string(flag) + "\n", nullptr);
+  fm_.sendLocalReply(error.status, std::string(error.details) + "\n", nullptr);
 }
 
 void ConnectionManagerImpl::ActiveStream::readDisableDownstream(bool disable) {

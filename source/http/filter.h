@@ -13,6 +13,8 @@
 #include "source/event/dispatcher.h"
 #include "source/http/codec.h"
 #include "source/http/header_map.h"
+#include "source/http/response_flags.h"
+#include "source/http/upstream_error.h"
 #include "source/network/address.h"
 #include "source/network/transport_socket.h"
 
@@ -71,8 +73,20 @@ struct StreamInfo {
   uint16_t response_code = 0;
   uint64_t bytes_received = 0;
   uint64_t bytes_sent = 0;
-  // Why the stream ended the way it did (for logs): "" when normal.
-  std::string response_flags;
+  // Why the stream ended the way it did: ResponseFlag bits (0 when normal), and the first
+  // detail given (the core's reason, e.g. "upstream_connect_timeout", or a local reply's).
+  uint64_t response_flags = 0;
+  std::string response_details;
+  // Sets `flag`, and `details` unless some are there already (the first cause is kept).
+  void setResponseFlag(ResponseFlag flag, std::string_view details) {
+    response_flags |= FlagBit(flag);
+    if (response_details.empty()) response_details = details;
+  }
+  void setResponseDetails(std::string_view details) {
+    if (response_details.empty()) response_details = details;
+  }
+  // Upstream attempts made (retries included).
+  uint32_t upstream_attempts = 0;
   // Set with the upstream decision (DecoderFilterCallbacks::setUpstream).
   std::string route_name;
   std::string cluster_name;
@@ -130,7 +144,34 @@ struct UpstreamAttempt {
   uint64_t bytes_sent = 0;
   uint64_t bytes_received = 0;
   std::chrono::microseconds duration{0};
+  UpstreamErrorKind error = UpstreamErrorKind::kNone;
+  RetrySafety safety = RetrySafety::kSafe;
+  // The response head, for the retry decision only (StreamFilter::onUpstreamRetry).
+  const HeaderMap* response_headers = nullptr;
 };
+
+// Retries of a stream, as the filter that enables them asks (DecoderFilterCallbacks::
+// enableRetries); the core keeps the request and makes new attempts.
+struct RetryOptions {
+  // Each attempt's bound, from the later of its start and the end of the request; 0: the
+  // route's per_try_timeout (UpstreamSpec), none when that is 0 too.
+  std::chrono::milliseconds per_try_timeout{0};
+  // Request body bytes kept for a retry until the response starts; 0: the stream's buffer
+  // limit.
+  uint64_t max_replay_bytes = 0;
+  // x-sluice-attempt-count on each attempt's request.
+  bool attempt_count_header = false;
+};
+
+// What the deciding filter asks when it wants another attempt.
+struct RetryDecision {
+  std::chrono::milliseconds delay{0};
+  // Retry budget: retries in flight in the cluster below max(min_retry_concurrency,
+  // budget_percent% of its active and pending requests); 0 percent: no budget.
+  double budget_percent = 0;
+  uint32_t min_retry_concurrency = 0;
+};
+enum class RetryVerdict : uint8_t { kNo, kYes, kLimitExceeded };
 
 // The terminal decision for a stream (see DecoderFilterCallbacks::setUpstream).
 struct UpstreamSpec {
@@ -140,8 +181,15 @@ struct UpstreamSpec {
   std::chrono::milliseconds timeout{0};
   // From the end of the request to the response head (a tunnel's answer); 0: none.
   std::chrono::milliseconds response_headers_timeout{0};
-  // Longest silence of the upstream; 0: none.
+  // The per-attempt bounds (nginx's proxy_read/connect/send_timeout and Envoy's per-try
+  // timeout): 0 takes the cluster's (read_timeout, connect_timeout, send_timeout; none for
+  // per_try), kNoTimeout means none whatever the cluster says.
+  static constexpr std::chrono::milliseconds kNoTimeout = std::chrono::milliseconds::max();
+  // Longest silence of the upstream.
   std::chrono::milliseconds idle_timeout{0};
+  std::chrono::milliseconds per_try_timeout{0};
+  std::chrono::milliseconds connect_timeout{0};
+  std::chrono::milliseconds send_timeout{0};
   std::string_view hash_key;
   // A CONNECT request ends here: a TCP connection to a host of the cluster carries the tunnel.
   bool terminate_connect = false;
@@ -155,6 +203,10 @@ class DecoderFilterCallbacks : public virtual StreamFilterCallbacks {
   // connection and stream the response back through the response filters. False (nothing
   // changes) when the config has no such cluster. A later call replaces an earlier one.
   virtual bool setUpstream(const UpstreamSpec& spec) = 0;
+  // Makes the stream retryable, this filter the one that decides (StreamFilter::
+  // onUpstreamRetry): from a request hook, before the upstream request starts. False when
+  // another filter already did, the upstream started, or the stream is a tunnel.
+  virtual bool enableRetries(const RetryOptions& options) = 0;
   // Resume the request path after kStopIteration / kStopIterationAndBuffer. False (nothing
   // happens) when the request path is not stopped at this filter.
   virtual bool continueDecoding() = 0;
@@ -247,6 +299,12 @@ class StreamFilter : public StreamDecoderFilter, public StreamEncoderFilter {
   // After each upstream attempt (observe only), for filters whose hooks() has
   // kHookUpstreamAttempt.
   virtual void onUpstreamAttemptDone(const UpstreamAttempt&) {}
+  // For the filter that enabled retries: an attempt ended in a way the core can still retry
+  // (a response head not passed on yet, or a failure). kYes with `decision` filled asks for
+  // another attempt.
+  virtual RetryVerdict onUpstreamRetry(const UpstreamAttempt&, RetryDecision&) {
+    return RetryVerdict::kNo;
+  }
 
  protected:
   DecoderFilterCallbacks* decoder_callbacks_ = nullptr;

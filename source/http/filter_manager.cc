@@ -37,6 +37,12 @@ class FilterManager::FilterSlot : public DecoderFilterCallbacks, public EncoderF
   void resetStream() override { fm_.resetFromFilter(); }
   bool continueDecoding() override { return fm_.resume(fm_.decode_, index_); }
   bool setUpstream(const UpstreamSpec& spec) override { return fm_.callbacks_.setUpstream(spec); }
+  bool enableRetries(const RetryOptions& options) override {
+    if (fm_.retry_slot_ != kNoSlot || index_ >= kNoSlot) return false;
+    if (!fm_.callbacks_.enableRetries(options)) return false;
+    fm_.retry_slot_ = static_cast<uint8_t>(index_);
+    return true;
+  }
   Buffer* decodingBuffer() override { return fm_.heldAt(fm_.decode_, index_); }
   void sendLocalReply(uint16_t status, std::string_view body,
                       const std::function<void(HeaderMap&)>& modify) override {
@@ -238,7 +244,7 @@ void FilterManager::sendDirectLocalReply(uint16_t status, std::string_view body,
 void FilterManager::resetFromFilter() {
   if (completed_) return;
   abort();
-  if (info_.response_flags.empty()) info_.response_flags = "reset";
+  info_.setResponseFlag(ResponseFlag::kLocalReset, "filter_reset");
   callbacks_.onResetFromFilter();
 }
 
@@ -288,6 +294,12 @@ void FilterManager::onUpstreamAttemptDone(const UpstreamAttempt& attempt) {
   for (size_t i = 0; i < filter_count_; ++i) {
     if (slots_[i].wants(kHookUpstreamAttempt)) slots_[i].filter().onUpstreamAttemptDone(attempt);
   }
+}
+
+RetryVerdict FilterManager::onUpstreamRetry(const UpstreamAttempt& attempt,
+                                           RetryDecision& decision) {
+  if (retry_slot_ == kNoSlot || completed_) return RetryVerdict::kNo;
+  return slots_[retry_slot_].filter().onUpstreamRetry(attempt, decision);
 }
 
 void FilterManager::sourceData(Direction& d, Buffer& data, bool end_stream) {
@@ -493,12 +505,12 @@ bool FilterManager::overBufferLimit(Direction& d) {
   if (d.buffered.length() <= buffer_limit_) return false;
   d.buffered.clear();
   if (d.decode) {
-    if (info_.response_flags.empty()) info_.response_flags = "request_too_large";
+    info_.setResponseFlag(ResponseFlag::kBufferLimit, "request_too_large");
     callbacks_.onRequestBufferOverflow();  // the rest of the body is not read
     sendLocalReply(413, "request body too large to buffer\n", nullptr);
     return true;
   }
-  if (info_.response_flags.empty()) info_.response_flags = "response_too_large";
+  info_.setResponseFlag(ResponseFlag::kBufferLimit, "response_too_large");
   callbacks_.onResponseBufferOverflow(/*head_held=*/d.headers_stopped);
   if (!d.headers_stopped) {
     resetFromFilter();  // its head is out: the client must see the response cut

@@ -41,6 +41,8 @@ class FilterManagerCallbacks {
   virtual uint64_t connectionId() const = 0;
   virtual CalloutClient* calloutClient() = 0;
   virtual bool setUpstream(const UpstreamSpec& spec) = 0;
+  // A filter makes the stream retryable (DecoderFilterCallbacks::enableRetries).
+  virtual bool enableRetries(const RetryOptions&) { return false; }
   // Response data entered the filters (the stream is not idle).
   virtual void onStreamActivity() {}
   // Fields every local reply carries ("Server", "Date").
@@ -110,6 +112,8 @@ class FilterManager {
   // Tells the filters that asked (kHookUpstreamAttempt) how an upstream attempt went.
   void onUpstreamAttemptDone(const UpstreamAttempt& attempt);
   bool observesUpstreamAttempts() const;
+  // Asks the filter that enabled retries (kNo when none did).
+  RetryVerdict onUpstreamRetry(const UpstreamAttempt& attempt, RetryDecision& decision);
 
   StreamInfo& streamInfo() { return info_; }
   const StreamInfo& streamInfo() const { return info_; }
@@ -200,6 +204,9 @@ class FilterManager {
   Direction decode_{.decode = true};
   Direction encode_{.decode = false};
   bool completed_ = false;
+  // The slot of the filter that enabled retries; kNoSlot: none.
+  static constexpr uint8_t kNoSlot = 0xff;
+  uint8_t retry_slot_ = kNoSlot;
   bool request_complete_ = false;  // the codec delivered the request's last part
   bool response_head_sent_ = false;
   bool tunnel_request_ = false;

@@ -18,9 +18,10 @@ class UpstreamRequestCallbacks {
   virtual void onUpstreamHeaders(std::unique_ptr<ResponseHead> head, bool end_stream) = 0;
   virtual void onUpstreamData(Buffer& data, bool end_stream) = 0;
   virtual void onUpstreamTrailers(std::unique_ptr<HeaderMap> trailers) = 0;
-  // The exchange failed: answer `status` with `flag` as the reason (no response yet), or reset
-  // the stream (a response had started). Nothing else follows.
-  virtual void onUpstreamError(uint16_t status, const char* flag) = 0;
+  // The exchange failed: answer with the error's status and details (no response yet), or
+  // reset the stream (a response had started); `flags` are ResponseFlag bits beyond the
+  // kind's own (URX). Nothing else follows.
+  virtual void onUpstreamError(UpstreamErrorKind kind, uint64_t flags) = 0;
   // Flow control: stop / resume reading the downstream (the upstream is not taking the body).
   virtual void readDisableDownstream(bool disable) = 0;
   // Request trailers could not go upstream: an HTTP/1 connection and a body framed by
@@ -29,6 +30,16 @@ class UpstreamRequestCallbacks {
   // An attempt ended (only when UpstreamOptions::observe_attempts): before the end of the
   // response, or the failure, is passed on.
   virtual void onUpstreamAttemptDone(const UpstreamAttempt&) {}
+  // With retries enabled (UpstreamExchange::enableRetries): asks the deciding filter whether
+  // to make another attempt (see StreamFilter::onUpstreamRetry).
+  virtual RetryVerdict onUpstreamRetry(const UpstreamAttempt&, RetryDecision&) {
+    return RetryVerdict::kNo;
+  }
+  // An attempt started (the stream's count of attempts, for logs and plugins).
+  virtual void onUpstreamAttemptStart() {}
+  // ResponseFlag bits the stream ends with whatever comes next (URX on a response passed on
+  // after the retries were used up).
+  virtual void addResponseFlags(uint64_t) {}
 };
 
 // What carries a stream's request to where a filter sent it (UpstreamSpec): an HTTP exchange on
@@ -42,6 +53,9 @@ class UpstreamExchange {
   // `head` must live until the response ends (the stream owns it). `tunnel`: an allowed
   // Upgrade or CONNECT request.
   virtual void start(RequestHead& head, bool end_stream, bool tunnel) = 0;
+  // Before start(): keep the request for new attempts and ask onUpstreamRetry after each
+  // (false: this kind of exchange does not retry — a tunnel that ends here).
+  virtual bool enableRetries(const RetryOptions&) { return false; }
   virtual void sendData(Buffer& data, bool end_stream) = 0;
   virtual void sendTrailers(const HeaderMap& trailers) = 0;
   // Stops everything (the stream ended early). Idempotent.

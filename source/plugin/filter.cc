@@ -1,7 +1,10 @@
 #include "source/plugin/filter.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "source/common/logging.h"
@@ -150,7 +153,7 @@ void PluginFilter::fail(std::string_view reason) {
   SLUICE_LOG(kWarn, "plugin filter %s failed stream %u: %s", config_.name(),
              decoder_callbacks_->streamId(), reason);
   auto& info = decoder_callbacks_->streamInfo();
-  if (info.response_flags.empty()) info.response_flags = "plugin_failure";
+  info.setResponseFlag(http::ResponseFlag::kPluginFailure, "plugin_failure");
   // 500 while no response head has reached the codec (even one the filters are passing on, as
   // in a response hook); a reset otherwise (sendLocalReply decides).
   decoder_callbacks_->sendLocalReply(500, "internal error\n", nullptr);
@@ -176,7 +179,7 @@ void PluginFilter::endMisusedStream() {
              config_.name(), hook_ != nullptr ? hook_ : "a hook", what,
              decoder_callbacks_->streamId());
   auto& info = decoder_callbacks_->streamInfo();
-  if (info.response_flags.empty()) info.response_flags = "plugin_misuse";
+  info.setResponseFlag(http::ResponseFlag::kPluginFailure, "plugin_misuse");
   // 500 while no response head has reached the codec; a reset otherwise.
   decoder_callbacks_->sendLocalReply(500, "internal error\n", nullptr);
 }
@@ -333,9 +336,21 @@ void PluginFilter::onStreamComplete() {
   }
 }
 
-void PluginFilter::onUpstreamAttemptDone(const http::UpstreamAttempt& a) {
-  if (failed_new_ || config_.hooks().upstream_attempt_done == nullptr) return;
-  sl_type_attempt_result r;
+namespace {
+// The plugin ABI's values are the core's (SL_UPSTREAM_ERROR_*, SL_RETRY_SAFETY_*,
+// SL_RESPONSE_FLAG_*): converted by a cast.
+static_assert(SL_UPSTREAM_ERROR_SEND_TIMEOUT ==
+              static_cast<uint32_t>(http::UpstreamErrorKind::kSendTimeout));
+static_assert(SL_UPSTREAM_ERROR_CONNECTION_CLOSED ==
+              static_cast<uint32_t>(http::UpstreamErrorKind::kConnectionClosed));
+static_assert(SL_RETRY_SAFETY_NEVER == static_cast<uint32_t>(http::RetrySafety::kNever));
+static_assert(SL_RESPONSE_FLAG_UPSTREAM_PER_TRY_TIMEOUT ==
+              http::FlagBit(http::ResponseFlag::kUpstreamPerTryTimeout));
+static_assert(SL_RESPONSE_FLAG_UPSTREAM_RETRY_LIMIT_EXCEEDED ==
+              http::FlagBit(http::ResponseFlag::kUpstreamRetryLimitExceeded));
+static_assert(SL_RESPONSE_FLAG_PLUGIN_FAILURE == http::FlagBit(http::ResponseFlag::kPluginFailure));
+
+void FillAttempt(const http::UpstreamAttempt& a, sl_type_attempt_result& r) {
   std::memset(&r, 0, sizeof(r));
   r.size = sizeof(r);
   switch (a.outcome) {
@@ -367,12 +382,63 @@ void PluginFilter::onUpstreamAttemptDone(const http::UpstreamAttempt& a) {
   r.bytes_sent = a.bytes_sent;
   r.bytes_received = a.bytes_received;
   r.duration_us = static_cast<uint64_t>(a.duration.count());
+  r.error_kind = static_cast<sl_type_upstream_error>(a.error);
+  r.retry_safety = static_cast<uint32_t>(a.safety);
+}
+}  // namespace
+
+void PluginFilter::onUpstreamAttemptDone(const http::UpstreamAttempt& a) {
+  if (failed_new_ || config_.hooks().upstream_attempt_done == nullptr) return;
+  sl_type_attempt_result r;
+  FillAttempt(a, r);
   uint64_t retry_after_ms = 0;
   observing_ = true;
   crash::PluginCallScope call(config_.name().c_str(), "sl_on_upstream_attempt_done");
-  // Observe-only until retries exist: the answer is not acted on.
+  // Observation only: retries are sl_on_upstream_retry's.
   (void)config_.hooks().upstream_attempt_done(plugin_filter_, this, &r, &retry_after_ms);
   observing_ = false;
+}
+
+http::RetryVerdict PluginFilter::onUpstreamRetry(const http::UpstreamAttempt& a,
+                                                 http::RetryDecision& decision) {
+  if (failed_new_ || config_.hooks().upstream_retry == nullptr) return http::RetryVerdict::kNo;
+  sl_type_attempt_result r;
+  FillAttempt(a, r);
+  // The response head's fields, as sl_host_header_list gives them (views into the head).
+  std::vector<sl_type_header> headers;
+  if (a.response_headers != nullptr) {
+    headers.reserve(a.response_headers->size());
+    for (const auto& e : a.response_headers->entries()) {
+      if (e.name.empty() || e.name[0] == ':') continue;
+      headers.push_back(
+          {sl_type_str{e.name.data(), e.name.size()}, sl_type_str{e.value.data(), e.value.size()}});
+    }
+    r.headers = headers.data();
+    r.header_count = headers.size();
+  }
+  sl_type_retry_decision d;
+  std::memset(&d, 0, sizeof(d));
+  d.size = sizeof(d);
+  observing_ = true;
+  int verdict;
+  {
+    crash::PluginCallScope call(config_.name().c_str(), "sl_on_upstream_retry");
+    verdict = config_.hooks().upstream_retry(plugin_filter_, this, &r, &d);
+  }
+  observing_ = false;
+  switch (verdict) {
+    case SL_RETRY_YES:
+      decision.delay = std::chrono::milliseconds(
+          std::min<uint64_t>(d.delay_ms, static_cast<uint64_t>(INT32_MAX)));
+      // A budget the plugin got wrong (NaN, negative) is no budget at all.
+      decision.budget_percent = d.budget_percent > 0 ? std::min(d.budget_percent, 100.0) : 0.0;
+      decision.min_retry_concurrency = d.min_retry_concurrency;
+      return http::RetryVerdict::kYes;
+    case SL_RETRY_LIMIT_EXCEEDED:
+      return http::RetryVerdict::kLimitExceeded;
+    default:
+      return http::RetryVerdict::kNo;
+  }
 }
 
 sl_type_result PluginFilter::startTimer(uint64_t token, uint64_t delay_ms) {

@@ -33,6 +33,8 @@ class PluginFilter : public http::StreamFilter, public http::RouteSelector, publ
   http::FilterTrailersStatus encodeTrailers(http::HeaderMap& trailers) override;
   void onStreamComplete() override;
   void onUpstreamAttemptDone(const http::UpstreamAttempt& attempt) override;
+  http::RetryVerdict onUpstreamRetry(const http::UpstreamAttempt& attempt,
+                                     http::RetryDecision& decision) override;
   uint32_t hooks() const override;
 
   // For the host functions.
@@ -48,7 +50,7 @@ class PluginFilter : public http::StreamFilter, public http::RouteSelector, publ
   // stream buffered for this direction (nullptr: none).
   Buffer* body(bool request);
   bool completed() const { return decoder_callbacks_->streamCompleted(); }
-  // Inside sl_on_upstream_attempt_done (observe only: nothing may change).
+  // Inside sl_on_upstream_attempt_done or sl_on_upstream_retry (nothing may change).
   bool observing() const { return observing_; }
   // sl_host_trailers_add on a message without trailers: allowed in this filter's body hook of
   // that direction with end_stream (nullptr otherwise).
@@ -196,7 +198,7 @@ class PluginFilter : public http::StreamFilter, public http::RouteSelector, publ
   bool hook_request_ = false;
   bool hook_headers_ = false;     // the hook under way is a headers hook
   bool hook_end_stream_ = false;  // ... and its end_stream
-  bool observing_ = false;        // in sl_on_upstream_attempt_done
+  bool observing_ = false;        // in sl_on_upstream_attempt_done or sl_on_upstream_retry
   const char* hook_ = nullptr;    // the hook under way, or nullptr
   // The misuse recorded in the hook under way (what, and its counter).
   const char* misuse_what_ = nullptr;

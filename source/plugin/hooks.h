@@ -38,6 +38,9 @@ struct Hooks {
                                      void**) = nullptr;
   void (*route_config_destroy)(void*) = nullptr;
   const sl_type_route* (*route_select)(void*, sl_type_stream*) = nullptr;
+  // Since 1.4.
+  int (*upstream_retry)(void*, sl_type_stream*, const sl_type_attempt_result*,
+                        sl_type_retry_decision*) = nullptr;
 };
 
 namespace hooks_internal {
@@ -76,6 +79,7 @@ inline void LookupOptionalHooks(void* handle, uint32_t minor, Hooks& hooks) {
     Lookup(handle, "sl_on_route_config_destroy", hooks.route_config_destroy);
     Lookup(handle, "sl_on_route_select", hooks.route_select);
   }
+  if (minor >= 4) Lookup(handle, "sl_on_upstream_retry", hooks.upstream_retry);
 }
 
 }  // namespace sluice::plugin

@@ -338,6 +338,9 @@ void sl_host_stream_info(sl_type_stream* stream, sl_type_stream_info* out) {
     info.tls_alpn = Str(ssl->alpn());
     info.tls_peer_subject = Str(ssl->peerSubject());
   }
+  info.response_flags = si.response_flags;
+  info.response_details = Str(si.response_details);
+  info.upstream_attempts = si.upstream_attempts;
   const size_t n = std::min<size_t>(out->size, sizeof(info));
   const uint32_t their_size = out->size;
   std::memcpy(out, &info, n);
@@ -598,9 +601,10 @@ sl_type_result sl_host_send_response(sl_type_stream* stream, uint32_t status,
     }
   }
   if (details.len != 0) {
-    auto& flags = f.decoder().streamInfo().response_flags;
-    if (flags.empty()) {
-      flags = sluice::log::EscapeUntrusted(View(details), sluice::plugin::kMaxDetailsBytes);
+    auto& info = f.decoder().streamInfo();
+    if (info.response_details.empty()) {
+      info.response_details =
+          sluice::log::EscapeUntrusted(View(details), sluice::plugin::kMaxDetailsBytes);
     }
   }
   f.decoder().sendLocalReply(static_cast<uint16_t>(status), View(body),
@@ -739,11 +743,41 @@ sl_type_result sl_host_set_upstream(sl_type_stream* stream,
   spec.route_name = View(r.route_name);
   spec.timeout = std::chrono::milliseconds(r.timeout_ms);
   spec.response_headers_timeout = std::chrono::milliseconds(r.response_headers_timeout_ms);
-  spec.idle_timeout = std::chrono::milliseconds(r.idle_timeout_ms);
+  // 0: the cluster's; SL_TIMEOUT_NONE: none (since 1.4).
+  auto timeout = [](uint64_t ms) {
+    if (ms == SL_TIMEOUT_NONE) return sluice::http::UpstreamSpec::kNoTimeout;
+    return std::chrono::milliseconds(std::min<uint64_t>(ms, INT64_MAX / 1000000));
+  };
+  spec.idle_timeout = timeout(r.idle_timeout_ms);
+  spec.per_try_timeout = timeout(r.per_try_timeout_ms);
+  spec.connect_timeout = timeout(r.connect_timeout_ms);
+  spec.send_timeout = timeout(r.send_timeout_ms);
   spec.hash_key = View(r.hash_key);
   spec.terminate_connect = (r.flags & SL_UPSTREAM_TERMINATE_CONNECT) != 0;
   spec.request_buffer_bytes = r.request_buffer_bytes;
   if (!f.decoder().setUpstream(spec)) return SL_ERR_NOT_FOUND;
+  return SL_OK;
+}
+
+sl_type_result sl_host_upstream_retry_enable(sl_type_stream* stream,
+                                             const sl_type_retry_options* options) {
+  if (stream == nullptr || options == nullptr || options->size < sizeof(uint32_t)) {
+    return SL_ERR_INVALID;
+  }
+  PluginFilter& f = PluginFilter::From(stream);
+  if (!MayChange(f) || f.responseHead() != nullptr || f.requestHead() == nullptr ||
+      f.config().hooks().upstream_retry == nullptr) {
+    return f.rejected(SL_ERR_STATE);
+  }
+  sl_type_retry_options o;
+  std::memset(&o, 0, sizeof(o));
+  std::memcpy(&o, options, std::min<size_t>(options->size, sizeof(o)));
+  sluice::http::RetryOptions ro;
+  ro.per_try_timeout =
+      std::chrono::milliseconds(std::min<uint64_t>(o.per_try_timeout_ms, INT32_MAX));
+  ro.max_replay_bytes = o.max_replay_bytes;
+  ro.attempt_count_header = (o.flags & SL_RETRY_ATTEMPT_COUNT_HEADER) != 0;
+  if (!f.decoder().enableRetries(ro)) return f.rejected(SL_ERR_STATE);
   return SL_OK;
 }
 

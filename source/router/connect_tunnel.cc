@@ -15,7 +15,7 @@ void ConnectTunnel::start(http::RequestHead&, bool end_stream, bool) {
   held_end_ = end_stream;
   const upstream::Host* host = clusters_.pickHost(*target_.cluster);
   if (host == nullptr) {
-    fail(503, "no_healthy_upstream");
+    fail(http::UpstreamErrorKind::kNoHealthyHost);
     return;
   }
   const upstream::Cluster& cluster = *target_.cluster;
@@ -57,7 +57,7 @@ void ConnectTunnel::onEvent(network::ConnectionEvent event) {
   }
   if (!connected_) {
     target_.cluster->stats().upstream_cx_connect_fail.inc();
-    fail(503, "upstream_connect_failure");
+    fail(http::UpstreamErrorKind::kConnectRefused);
     return;
   }
   // The host closed (or reset) its side for good: the tunnel is over.
@@ -121,20 +121,21 @@ void ConnectTunnel::armIdle() {
 void ConnectTunnel::onDeadline(event::Deadline& deadline) {
   if (&deadline == &connect_deadline_) {
     target_.cluster->stats().upstream_cx_connect_timeout.inc();
-    fail(503, "upstream_connect_timeout");
+    fail(http::UpstreamErrorKind::kConnectTimeout);
   } else if (&deadline == &timeout_deadline_) {
-    fail(504, "upstream_request_timeout");
+    fail(http::UpstreamErrorKind::kTimeout);
   } else {
-    fail(504, "upstream_idle_timeout");
+    fail(http::UpstreamErrorKind::kIdleTimeout);
   }
 }
 
-void ConnectTunnel::fail(uint16_t status, const char* flag) {
+void ConnectTunnel::fail(http::UpstreamErrorKind kind) {
   if (done_) return;
   reset();
-  SLUICE_LOG(kDebug, "CONNECT tunnel to cluster %s failed: %s", target_.cluster->name(), flag);
+  SLUICE_LOG(kDebug, "CONNECT tunnel to cluster %s failed: %s", target_.cluster->name(),
+             http::DescribeUpstreamError(kind).details);
   // Before the 200 the client gets this answer; after it, the stream is reset.
-  callbacks_.onUpstreamError(status, flag);
+  callbacks_.onUpstreamError(kind, 0);
 }
 
 void ConnectTunnel::reset() {

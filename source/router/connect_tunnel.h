@@ -42,7 +42,7 @@ class ConnectTunnel : public ExchangeBase,
   network::FilterStatus onData(Buffer& data, bool end_stream) override;
   void onDeadline(event::Deadline& deadline) override;
 
-  void fail(uint16_t status, const char* flag);
+  void fail(http::UpstreamErrorKind kind);
   void pauseDownstream(bool pause);
   void armIdle();
   void closeUpstream(network::CloseType how);

@@ -12,7 +12,15 @@ RouterExchange::RouterExchange(event::Dispatcher& dispatcher, upstream::WorkerCl
   target_.cluster = &cluster;
   target_.timeout = spec.timeout;
   target_.response_headers_timeout = spec.response_headers_timeout;
-  target_.idle_timeout = spec.idle_timeout;
+  // 0: the cluster's default; kNoTimeout: none.
+  auto resolve = [](std::chrono::milliseconds route, std::chrono::milliseconds cluster) {
+    if (route == http::UpstreamSpec::kNoTimeout) return std::chrono::milliseconds(0);
+    return route.count() != 0 ? route : cluster;
+  };
+  target_.idle_timeout = resolve(spec.idle_timeout, cluster.readTimeout());
+  target_.send_timeout = resolve(spec.send_timeout, cluster.sendTimeout());
+  target_.connect_timeout = resolve(spec.connect_timeout, std::chrono::milliseconds(0));
+  target_.per_try_timeout = resolve(spec.per_try_timeout, std::chrono::milliseconds(0));
   target_.hash_key.assign(spec.hash_key);
   target_.terminate_connect = spec.terminate_connect;
   target_.request_buffer_bytes = spec.request_buffer_bytes;
@@ -29,9 +37,15 @@ void RouterExchange::start(http::RequestHead& head, bool end_stream, bool tunnel
     UpstreamRequest& request =
         request_.emplace(callbacks_, dispatcher_, clusters_, target_, options_.buffer_limit);
     if (options_.observe_attempts) request.observeAttempts();
+    if (retry_.has_value() && !tunnel) request.enableRetries(*retry_);
     active_ = &request;
   }
   active_->start(head, end_stream, tunnel);
+}
+
+bool RouterExchange::enableRetries(const http::RetryOptions& options) {
+  retry_ = options;  // (a tunnel, which has nothing to re-send, ignores it at start)
+  return true;
 }
 
 void RouterExchange::sendData(Buffer& data, bool end_stream) {

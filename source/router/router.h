@@ -26,6 +26,7 @@ class RouterExchange : public http::UpstreamExchange {
   void sendTrailers(const http::HeaderMap& trailers) override;
   void reset() override;
   void readDisable(bool disable) override;
+  bool enableRetries(const http::RetryOptions& options) override;
 
  private:
   event::Dispatcher& dispatcher_;
@@ -33,6 +34,7 @@ class RouterExchange : public http::UpstreamExchange {
   http::UpstreamRequestCallbacks& callbacks_;
   const http::UpstreamOptions options_;
   UpstreamTarget target_;
+  std::optional<http::RetryOptions> retry_;
   std::optional<UpstreamRequest> request_;
   std::unique_ptr<ConnectTunnel> tunnel_;     // rare: a CONNECT ending here
   http::UpstreamExchange* active_ = nullptr;  // whichever of the two carries the stream

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "source/common/logging.h"
 #include "source/http/grpc.h"
 #include "source/http/http1/parser.h"
@@ -13,7 +14,48 @@ using http::RequestEncoder;
 using http::RequestHead;
 using http::ResponseHead;
 using http::UpstreamAttempt;
+using http::UpstreamErrorKind;
 using http::UpstreamFailure;
+
+namespace {
+
+UpstreamAttempt::Outcome OutcomeOf(UpstreamErrorKind kind) {
+  switch (kind) {
+    case UpstreamErrorKind::kNone:
+      return UpstreamAttempt::Outcome::kResponse;
+    case UpstreamErrorKind::kConnectRefused:
+    case UpstreamErrorKind::kConnectTimeout:
+    case UpstreamErrorKind::kTlsFailure:
+    case UpstreamErrorKind::kNoHealthyHost:
+      return UpstreamAttempt::Outcome::kConnectFailure;
+    case UpstreamErrorKind::kOverflow:
+      return UpstreamAttempt::Outcome::kOverflow;
+    case UpstreamErrorKind::kRefusedStream:
+    case UpstreamErrorKind::kConnectionClosed:
+    case UpstreamErrorKind::kReset:
+      return UpstreamAttempt::Outcome::kReset;
+    case UpstreamErrorKind::kProtocolError:
+      return UpstreamAttempt::Outcome::kProtocolError;
+    case UpstreamErrorKind::kTimeout:
+    case UpstreamErrorKind::kPerTryTimeout:
+    case UpstreamErrorKind::kIdleTimeout:
+    case UpstreamErrorKind::kHeadersTimeout:
+    case UpstreamErrorKind::kSendTimeout:
+      return UpstreamAttempt::Outcome::kTimeout;
+  }
+  return UpstreamAttempt::Outcome::kReset;
+}
+
+// A copy of a field map (HeaderMap is not copyable: it views into its own storage).
+std::unique_ptr<HeaderMap> CopyFields(const HeaderMap& from) {
+  auto to = std::make_unique<HeaderMap>();
+  for (const auto& e : from.entries()) {
+    if (!e.name.empty()) to->add(e.name, e.value);
+  }
+  return to;
+}
+
+}  // namespace
 
 UpstreamRequest::UpstreamRequest(http::UpstreamRequestCallbacks& callbacks,
                                  event::Dispatcher& dispatcher, upstream::WorkerClusters& clusters,
@@ -25,28 +67,56 @@ UpstreamRequest::~UpstreamRequest() {
   reset();
 }
 
-void UpstreamRequest::attemptDone(UpstreamAttempt::Outcome outcome) {
-  if (!observe_ || !attempt_open_) return;
-  attempt_open_ = false;
+bool UpstreamRequest::enableRetries(const http::RetryOptions& options) {
+  retry_ = std::make_unique<RetryState>();
+  retry_->options = options;
+  retry_->max_replay_bytes =
+      options.max_replay_bytes != 0 ? options.max_replay_bytes : buffer_limit_;
+  return true;
+}
+
+UpstreamAttempt UpstreamRequest::makeAttempt(UpstreamAttempt::Outcome outcome,
+                                             UpstreamErrorKind error) {
   UpstreamAttempt a;
   a.outcome = outcome;
+  a.error = error;
+  if (response_started_) {
+    a.safety = http::RetrySafety::kNever;
+  } else if (outcome == UpstreamAttempt::Outcome::kResponse) {
+    a.safety = http::RetrySafety::kIdempotentOnly;  // the upstream acted on it and answered
+  } else {
+    a.safety = http::DescribeUpstreamError(error).safety;
+  }
   a.status = attempt_status_;
   a.attempt = attempts_;
-  a.host = attempt_host_;
-  a.bytes_sent = attempt_sent_;
-  a.bytes_received = attempt_received_;
-  a.duration = std::chrono::duration_cast<std::chrono::microseconds>(
-      std::chrono::steady_clock::now() - attempt_start_);
-  callbacks_.onUpstreamAttemptDone(a);
+  if (observe_) {
+    a.host = attempt_host_;
+    a.bytes_sent = attempt_sent_;
+    a.bytes_received = attempt_received_;
+    a.duration = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - attempt_start_);
+  } else if (host_ != nullptr) {
+    a.host = host_->addressString();
+  }
+  return a;
+}
+
+void UpstreamRequest::attemptDone(UpstreamAttempt::Outcome outcome, UpstreamErrorKind error) {
+  if (!observe_ || !attempt_open_) return;
+  attempt_open_ = false;
+  callbacks_.onUpstreamAttemptDone(makeAttempt(outcome, error));
 }
 
 void UpstreamRequest::reset() {
   // The stream ended with the attempt under way (client gone, reset, local reply).
   attemptDone(UpstreamAttempt::Outcome::kCancelled);
   failed_ = true;
+  waiting_retry_ = false;
   timeout_deadline_.cancel();
   headers_deadline_.cancel();
   idle_deadline_.cancel();
+  per_try_deadline_.cancel();
+  send_deadline_.cancel();
   if (pending_ != nullptr) {
     pending_->cancel();
     pending_ = nullptr;
@@ -73,7 +143,11 @@ void UpstreamRequest::start(RequestHead& head, bool end_stream, bool tunnel) {
   idempotent_ =
       m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
   replayable_ = !tunnel;
+  if (tunnel) retry_.reset();
   timeout_ = target_.timeout;
+  per_try_timeout_ = retry_ != nullptr && retry_->options.per_try_timeout.count() > 0
+                         ? retry_->options.per_try_timeout
+                         : target_.per_try_timeout;
   const bool grpc = http::grpc::IsGrpcRequest(head.headers);
   if (grpc) {
     // The call's own deadline caps the route's (gRPC's grpc-timeout): sluice ends it then with
@@ -109,10 +183,11 @@ void UpstreamRequest::stopBuffering() {
 }
 
 void UpstreamRequest::connect(bool fresh) {
+  const uint32_t attempt = ++attempts_;
+  callbacks_.onUpstreamAttemptStart();
+  attempt_status_ = 0;
   if (observe_) {
     attempt_open_ = true;
-    ++attempts_;
-    attempt_status_ = 0;
     attempt_sent_ = 0;
     attempt_received_ = 0;
     attempt_host_.clear();
@@ -120,31 +195,45 @@ void UpstreamRequest::connect(bool fresh) {
   }
   upstream::LbContext lb;
   lb.hash_key = target_.hash_key;
+  if (retry_ != nullptr) {
+    if (retry_->options.attempt_count_header) {
+      head_->headers.set("x-sluice-attempt-count", absl::StrCat(attempt));
+    }
+    lb.excluded = retry_->excluded;
+    lb.excluded_count = retry_->excluded_count;
+  }
   const upstream::WorkerClusters::PoolPick pick =
       clusters_.pickConnPool(*target_.cluster, lb, dispatcher_);
   if (pick.pool == nullptr) {
-    if (pick.overflow) {
-      fail(503, "upstream_overflow", UpstreamAttempt::Outcome::kOverflow);  // max_connection_pools
-    } else {
-      // No hosts (a DNS name that has not resolved yet).
-      fail(503, "no_healthy_upstream", UpstreamAttempt::Outcome::kConnectFailure);
-    }
+    // Overflow: max_connection_pools. Else no hosts (a DNS name that has not resolved yet).
+    attemptFailed(pick.overflow ? UpstreamErrorKind::kOverflow : UpstreamErrorKind::kNoHealthyHost);
     return;
   }
   // Either calls back now (a connection with room, or overflow) or later.
   upstream::Cancellable* pending = pick.pool->newStream(*this, *this, fresh);
-  if (!failed_ && encoder_ == nullptr) pending_ = pending;
+  // (What it called back may have ended this attempt, and even started the next.)
+  if (attempts_ != attempt || failed_ || waiting_retry_ || encoder_ != nullptr || response_done_) {
+    return;
+  }
+  pending_ = pending;
+  if (pending_ != nullptr && target_.connect_timeout.count() > 0) {
+    attempt_timer_ = AttemptTimer::kConnect;
+    dispatcher_.armDeadline(idle_deadline_, target_.connect_timeout, *this);
+  }
+  if (request_end_) armAttemptDeadlines();
 }
 
 void UpstreamRequest::keepForReplay(const Buffer& data) {
   if (!replayable_ || response_started_ || !keep_for_replay_) return;
-  if (replay_body_.length() + data.length() > buffer_limit_) {
+  const uint64_t bound = retry_ != nullptr ? retry_->max_replay_bytes : buffer_limit_;
+  if (replay_body_.length() + data.length() > bound) {
     replayable_ = false;
     replay_body_.clear();
+    if (retry_ != nullptr) target_.cluster->stats().upstream_rq_retry_body_overflow.inc();
     return;
   }
-  // A copy: only idempotent requests with a body on a reused connection pay it, and only until
-  // the response starts.
+  // A copy: only requests that may be sent again pay it (a retrying stream, or an idempotent
+  // one on a reused connection), and only until the response starts.
   replay_body_.addCopy(data);
 }
 
@@ -159,7 +248,9 @@ bool UpstreamRequest::retryOnFreshConnection(bool refused) {
   retries.inc();
   retry_counted_ = true;
   retried_ = true;
-  attemptDone(UpstreamAttempt::Outcome::kReset);  // the first attempt; the retry is the second
+  // The first attempt; the retry is the next.
+  attemptDone(UpstreamAttempt::Outcome::kReset,
+              refused ? UpstreamErrorKind::kRefusedStream : UpstreamErrorKind::kConnectionClosed);
   if (refused) {
     target_.cluster->stats().upstream_rq_retry_refused.inc();
   } else {
@@ -169,9 +260,15 @@ bool UpstreamRequest::retryOnFreshConnection(bool refused) {
              target_.cluster->name(), refused ? "refused" : "closed");
   encoder_ = nullptr;
   idle_deadline_.cancel();
+  per_try_deadline_.cancel();
+  headers_deadline_.cancel();
+  send_deadline_.cancel();
   // Sent again from the start: what was kept, then whatever the client had not sent yet.
   replay_body_.move(held_body_);
   held_body_.move(replay_body_);
+  if (retry_ != nullptr && retry_->trailers != nullptr && !held_trailers_) {
+    held_trailers_ = CopyFields(*retry_->trailers);
+  }
   connect(/*fresh=*/true);
   return true;
 }
@@ -195,8 +292,8 @@ void UpstreamRequest::sendData(Buffer& data, bool end_stream) {
     return;
   }
   if (encoder_ == nullptr) {
-    // Not connected yet: keep it, bounded; past the limit stop reading the client until the
-    // connection takes it.
+    // Not connected yet (or between attempts): keep it, bounded; past the limit stop reading
+    // the client until a connection takes it.
     held_body_.move(data);
     if (held_body_.length() > buffer_limit_ && !downstream_paused_) {
       downstream_paused_ = true;
@@ -214,12 +311,14 @@ void UpstreamRequest::sendData(Buffer& data, bool end_stream) {
 void UpstreamRequest::sendTrailers(const HeaderMap& trailers) {
   if (failed_ || response_done_) return;
   request_end_ = true;
-  replayable_ = false;  // trailers are not kept for a retry
+  if (retry_ != nullptr) {
+    // Kept for a replay (trailers are small; only retrying streams pay for the copy).
+    retry_->trailers = CopyFields(trailers);
+  } else {
+    replayable_ = false;  // the transparent retry does not keep trailers
+  }
   if (encoder_ == nullptr) {
-    held_trailers_ = std::make_unique<HeaderMap>();
-    for (const auto& e : trailers.entries()) {
-      if (!e.name.empty()) held_trailers_->add(e.name, e.value);
-    }
+    held_trailers_ = CopyFields(trailers);
     if (buffering_body_) {
       target_.cluster->stats().upstream_rq_body_buffered.inc();
       stopBuffering();
@@ -247,22 +346,34 @@ void UpstreamRequest::requestComplete() {
   if (timeout_.count() > 0 && !timeout_deadline_.armed()) {
     dispatcher_.armDeadline(timeout_deadline_, timeout_, *this);
   }
-  if (target_.response_headers_timeout.count() > 0 && !headers_deadline_.armed()) {
+  if (!waiting_retry_) armAttemptDeadlines();
+}
+
+void UpstreamRequest::armAttemptDeadlines() {
+  if (target_.response_headers_timeout.count() > 0 && !headers_deadline_.armed() &&
+      !response_started_) {
     dispatcher_.armDeadline(headers_deadline_, target_.response_headers_timeout, *this);
+  }
+  if (per_try_timeout_.count() > 0 && !per_try_deadline_.armed() && !tunnel_) {
+    dispatcher_.armDeadline(per_try_deadline_, per_try_timeout_, *this);
   }
 }
 
 void UpstreamRequest::onPoolReady(RequestEncoder& encoder, const upstream::PoolStreamInfo& info) {
   pending_ = nullptr;
+  if (attempt_timer_ == AttemptTimer::kConnect) idle_deadline_.cancel();
+  attempt_timer_ = AttemptTimer::kIdle;
   if (observe_) attempt_host_ = info.host.addressString();
   encoder_ = &encoder;
   host_ = &info.host;
   reused_ = info.reused;
   protocol_ = info.protocol;
-  // What goes out is kept until the response starts where a retry may need it: a reused
-  // HTTP/1 connection may turn out closed, an HTTP/2 stream may be refused.
+  // What goes out is kept until the response starts where a retry may need it: a retrying
+  // stream always; else a reused HTTP/1 connection may turn out closed, an HTTP/2 stream may
+  // be refused.
   keep_for_replay_ =
-      replayable_ && !retried_ && (info.reused || info.protocol == http::Protocol::kHttp2);
+      replayable_ && (retry_ != nullptr ||
+                      (!retried_ && (info.reused || info.protocol == http::Protocol::kHttp2)));
   armIdle();
   const bool headers_only = request_end_ && held_body_.empty() && !held_trailers_;
   encoder.encodeHeaders(*head_, headers_only);
@@ -271,7 +382,7 @@ void UpstreamRequest::onPoolReady(RequestEncoder& encoder, const upstream::PoolS
     attempt_sent_ += held_body_.length();
     encoder.encodeData(held_body_, request_end_ && !held_trailers_);
   }
-  if (held_trailers_) encodeTrailers(*held_trailers_);
+  if (held_trailers_ && encoder_ != nullptr) encodeTrailers(*held_trailers_);
   held_trailers_.reset();
   if (downstream_paused_) {
     downstream_paused_ = false;
@@ -284,19 +395,21 @@ void UpstreamRequest::onPoolReady(RequestEncoder& encoder, const upstream::PoolS
 
 void UpstreamRequest::onPoolFailure(upstream::PoolFailure failure) {
   pending_ = nullptr;
+  if (attempt_timer_ == AttemptTimer::kConnect) idle_deadline_.cancel();
+  attempt_timer_ = AttemptTimer::kIdle;
   switch (failure) {
     case upstream::PoolFailure::kConnectFailure:
-      fail(503, "upstream_connect_failure", UpstreamAttempt::Outcome::kConnectFailure);
+      attemptFailed(UpstreamErrorKind::kConnectRefused);
       break;
     case upstream::PoolFailure::kConnectTimeout:
-      fail(503, "upstream_connect_timeout", UpstreamAttempt::Outcome::kConnectFailure);
+      attemptFailed(UpstreamErrorKind::kConnectTimeout);
       break;
     case upstream::PoolFailure::kOverflow:
-      fail(503, "upstream_overflow", UpstreamAttempt::Outcome::kOverflow);
+      attemptFailed(UpstreamErrorKind::kOverflow);
       break;
     case upstream::PoolFailure::kTlsFailure:
       // Envoy's UF with a transport failure reason: the host answered, its TLS did not.
-      fail(503, "upstream_tls_failure", UpstreamAttempt::Outcome::kConnectFailure);
+      attemptFailed(UpstreamErrorKind::kTlsFailure);
       break;
   }
 }
@@ -307,9 +420,13 @@ void UpstreamRequest::onAboveWriteBufferHighWatermark() {
     downstream_paused_ = true;
     callbacks_.readDisableDownstream(true);
   }
+  if (target_.send_timeout.count() > 0 && !send_deadline_.armed()) {
+    dispatcher_.armDeadline(send_deadline_, target_.send_timeout, *this);
+  }
 }
 
 void UpstreamRequest::onBelowWriteBufferLowWatermark() {
+  send_deadline_.cancel();
   if (downstream_paused_) {
     downstream_paused_ = false;
     callbacks_.readDisableDownstream(false);
@@ -328,12 +445,29 @@ void UpstreamRequest::readDisable(bool disable) {
 }
 
 void UpstreamRequest::decodeHeaders(std::unique_ptr<ResponseHead> head, bool end_stream) {
+  headers_deadline_.cancel();
+  attempt_status_ = head->status;
+  if (retry_ != nullptr && !tunnel_ && head->status >= 200) {
+    // The retry policy sees the head before anything of it goes on (a 503 with Retry-After, a
+    // retriable status or header).
+    if (end_stream && request_end_) {
+      // The exchange is over on the connection, which is reusable: nothing to reset.
+      for (uint32_t i = 0; encoder_ != nullptr && i < read_disabled_; ++i) {
+        encoder_->readDisable(false);
+      }
+      encoder_ = nullptr;
+    }
+    UpstreamAttempt attempt =
+        makeAttempt(UpstreamAttempt::Outcome::kResponse, UpstreamErrorKind::kNone);
+    attempt.response_headers = &head->headers;
+    if (maybeRetry(attempt)) return;
+    if (retry_->retries > 0) target_.cluster->stats().upstream_rq_retry_success.inc();
+  }
   response_started_ = true;
   replay_body_.clear();
-  headers_deadline_.cancel();
+  if (retry_ != nullptr) retry_->trailers.reset();
   if (tunnel_) timeout_deadline_.cancel();  // open (or refused): no deadline on its life
   armIdle();
-  attempt_status_ = head->status;
   if (end_stream) {
     finished();
     attemptDone(UpstreamAttempt::Outcome::kResponse);
@@ -366,10 +500,117 @@ void UpstreamRequest::onUpstreamFailure(UpstreamFailure failure, bool) {
     releaseRetry();
     if (retryOnFreshConnection(refused)) return;
   }
-  if (failure == UpstreamFailure::kProtocolError) {
-    fail(502, "upstream_protocol_error", UpstreamAttempt::Outcome::kProtocolError);
-  } else {
-    fail(502, "upstream_reset", UpstreamAttempt::Outcome::kReset);
+  UpstreamErrorKind kind = UpstreamErrorKind::kConnectionClosed;
+  if (response_started_) {
+    kind = UpstreamErrorKind::kReset;
+  } else if (failure == UpstreamFailure::kProtocolError) {
+    kind = UpstreamErrorKind::kProtocolError;
+  } else if (refused) {
+    kind = UpstreamErrorKind::kRefusedStream;
+  }
+  attemptFailed(kind);
+}
+
+void UpstreamRequest::attemptFailed(UpstreamErrorKind kind) {
+  if (failed_ || response_done_) return;
+  UpstreamAttempt attempt = makeAttempt(OutcomeOf(kind), kind);
+  if (maybeRetry(attempt)) return;
+  fail(kind);
+}
+
+bool UpstreamRequest::maybeRetry(UpstreamAttempt& attempt) {
+  if (retry_ == nullptr || failed_ || response_started_ || !replayable_ || tunnel_) return false;
+  http::RetryDecision decision;
+  switch (callbacks_.onUpstreamRetry(attempt, decision)) {
+    case http::RetryVerdict::kNo:
+      return false;
+    case http::RetryVerdict::kLimitExceeded:
+      extra_flags_ |= http::FlagBit(http::ResponseFlag::kUpstreamRetryLimitExceeded);
+      callbacks_.addResponseFlags(extra_flags_);
+      target_.cluster->stats().upstream_rq_retry_limit_exceeded.inc();
+      return false;
+    case http::RetryVerdict::kYes:
+      break;
+  }
+  // The policy may not change anything, but it may have ended the stream (a misuse).
+  if (failed_) return true;
+  if (!retryAllowed(decision)) return false;
+  scheduleRetry(decision.delay, attempt);
+  return true;
+}
+
+bool UpstreamRequest::retryAllowed(const http::RetryDecision& decision) {
+  upstream::ResourceManager& resources = target_.cluster->resources();
+  // This stream's own retry in flight (the one that just ended) no longer counts.
+  releaseRetry();
+  bool allowed = resources.retries.canCreate();
+  if (allowed && decision.budget_percent > 0) {
+    // Envoy's retry budget: retries in flight stay under a share of the requests in flight
+    // and waiting, so that retries cannot multiply the load of an outage.
+    const double active =
+        static_cast<double>(resources.requests.count() + resources.pending_requests.count());
+    const uint64_t budget =
+        std::max<uint64_t>(decision.min_retry_concurrency,
+                           static_cast<uint64_t>(active * decision.budget_percent / 100.0));
+    allowed = resources.retries.count() < budget;
+  }
+  if (!allowed) target_.cluster->stats().upstream_rq_retry_overflow.inc();
+  return allowed;
+}
+
+void UpstreamRequest::scheduleRetry(std::chrono::milliseconds delay,
+                                    const UpstreamAttempt& attempt) {
+  attemptDone(attempt.outcome, attempt.error);
+  upstream::Resource& retries = target_.cluster->resources().retries;
+  retries.inc();
+  retry_counted_ = true;
+  ++retry_->retries;
+  target_.cluster->stats().upstream_rq_retry.inc();
+  if (host_ != nullptr) {
+    // The next attempt avoids this host (and the few before it).
+    RetryState& r = *retry_;
+    if (r.excluded_count == RetryState::kMaxExcluded) {
+      std::copy(r.excluded + 1, r.excluded + RetryState::kMaxExcluded, r.excluded);
+      --r.excluded_count;
+    }
+    r.excluded[r.excluded_count++] = host_;
+  }
+  SLUICE_LOG(kDebug, "upstream attempt %u to cluster %s: retrying in %lld ms", attempts_,
+             target_.cluster->name(), static_cast<long long>(delay.count()));
+  dropAttempt();
+  // Sent again from the start: what was kept, then whatever the client had not sent yet.
+  replay_body_.move(held_body_);
+  held_body_.move(replay_body_);
+  if (retry_->trailers != nullptr && !held_trailers_) {
+    held_trailers_ = CopyFields(*retry_->trailers);
+  }
+  waiting_retry_ = true;
+  attempt_timer_ = AttemptTimer::kBackoff;
+  // Any duration (backoff with jitter, Retry-After): the dispatcher's heap, not a FIFO.
+  dispatcher_.armDeadline(idle_deadline_, delay, *this);  // TEMP until the timers merge
+}
+
+void UpstreamRequest::dropAttempt() {
+  idle_deadline_.cancel();
+  headers_deadline_.cancel();
+  per_try_deadline_.cancel();
+  send_deadline_.cancel();
+  attempt_timer_ = AttemptTimer::kIdle;
+  if (pending_ != nullptr) {
+    pending_->cancel();
+    pending_ = nullptr;
+  }
+  if (encoder_ != nullptr) {
+    // HTTP/2: RST_STREAM; HTTP/1: the connection closes (the rest of its response is stray).
+    http::RequestEncoder* encoder = encoder_;
+    encoder_ = nullptr;
+    encoder->resetStream();
+  }
+  host_ = nullptr;
+  if (downstream_paused_) {
+    // What the client sends now waits in held_body_ (which pauses it again past the limit).
+    downstream_paused_ = false;
+    callbacks_.readDisableDownstream(false);
   }
 }
 
@@ -384,6 +625,8 @@ void UpstreamRequest::finished() {
   timeout_deadline_.cancel();
   headers_deadline_.cancel();
   idle_deadline_.cancel();
+  per_try_deadline_.cancel();
+  send_deadline_.cancel();
 }
 
 void UpstreamRequest::releaseRetry() {
@@ -394,27 +637,55 @@ void UpstreamRequest::releaseRetry() {
 
 void UpstreamRequest::armIdle() {
   if (target_.idle_timeout.count() <= 0 || failed_ || response_done_) return;
+  attempt_timer_ = AttemptTimer::kIdle;
   dispatcher_.armDeadline(idle_deadline_, target_.idle_timeout, *this);
 }
 
 void UpstreamRequest::onDeadline(event::Deadline& deadline) {
-  constexpr auto kTimeout = UpstreamAttempt::Outcome::kTimeout;
+  upstream::ClusterStats& stats = target_.cluster->stats();
   if (&deadline == &timeout_deadline_) {
-    fail(504, "upstream_request_timeout", kTimeout);
+    fail(UpstreamErrorKind::kTimeout);  // the whole exchange: no attempt after it
   } else if (&deadline == &headers_deadline_) {
-    fail(504, "upstream_response_headers_timeout", kTimeout);
+    attemptFailed(UpstreamErrorKind::kHeadersTimeout);
+  } else if (&deadline == &per_try_deadline_) {
+    stats.upstream_rq_per_try_timeout.inc();
+    attemptFailed(UpstreamErrorKind::kPerTryTimeout);
+  } else if (&deadline == &send_deadline_) {
+    stats.upstream_rq_send_timeout.inc();
+    attemptFailed(UpstreamErrorKind::kSendTimeout);
   } else {
-    fail(504, "upstream_idle_timeout", kTimeout);
+    switch (attempt_timer_) {
+      case AttemptTimer::kIdle:
+        attemptFailed(UpstreamErrorKind::kIdleTimeout);
+        break;
+      case AttemptTimer::kConnect:
+        // The route's connect timeout: the request leaves the pool's queue (the connection,
+        // if one is being made, goes on for whoever comes next).
+        attempt_timer_ = AttemptTimer::kIdle;
+        if (pending_ != nullptr) {
+          pending_->cancel();
+          pending_ = nullptr;
+        }
+        stats.upstream_rq_connect_timeout.inc();
+        attemptFailed(UpstreamErrorKind::kConnectTimeout);
+        break;
+      case AttemptTimer::kBackoff:
+        attempt_timer_ = AttemptTimer::kIdle;
+        waiting_retry_ = false;
+        connect(/*fresh=*/false);
+        break;
+    }
   }
 }
 
-void UpstreamRequest::fail(uint16_t status, const char* flag, UpstreamAttempt::Outcome outcome) {
+void UpstreamRequest::fail(UpstreamErrorKind kind) {
   if (failed_ || response_done_) return;
-  attemptDone(outcome);
+  attemptDone(OutcomeOf(kind), kind);
   reset();
-  SLUICE_LOG(kDebug, "upstream request to cluster %s failed: %s", target_.cluster->name(), flag);
+  SLUICE_LOG(kDebug, "upstream request to cluster %s failed: %s", target_.cluster->name(),
+             http::DescribeUpstreamError(kind).details);
   // The stream answers or resets; it frees this request only with itself (deferred).
-  callbacks_.onUpstreamError(status, flag);
+  callbacks_.onUpstreamError(kind, extra_flags_);
 }
 
 }  // namespace sluice::router

@@ -8,6 +8,11 @@ namespace sluice::upstream {
 
 namespace {
 constexpr std::chrono::milliseconds kDefaultConnectTimeout{5000};
+// Picks a retry makes while it lands on a host an earlier attempt used (Envoy's
+// host_selection_retry_max_attempts, which defaults to 1; a few more cost nothing).
+constexpr int kHostReselectAttempts = 3;
+// nginx's proxy_read_timeout default.
+constexpr std::chrono::milliseconds kDefaultReadTimeout{60000};
 // See listener_config.h: the same reasoning on the upstream side.
 constexpr uint32_t kDefaultBufferLimit = 8 * 1024;
 
@@ -69,7 +74,14 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
                        store.counter(prefix + "upstream_cx_pool_overflow"),
                        store.counter(prefix + "upstream_rq_retry_overflow"),
                        store.counter(prefix + "upstream_rq_refused_stream"),
-                       store.counter(prefix + "upstream_rq_retry_refused")};
+                       store.counter(prefix + "upstream_rq_retry_refused"),
+                       store.counter(prefix + "upstream_rq_retry"),
+                       store.counter(prefix + "upstream_rq_retry_success"),
+                       store.counter(prefix + "upstream_rq_retry_limit_exceeded"),
+                       store.counter(prefix + "upstream_rq_retry_body_overflow"),
+                       store.counter(prefix + "upstream_rq_per_try_timeout"),
+                       store.counter(prefix + "upstream_rq_connect_timeout"),
+                       store.counter(prefix + "upstream_rq_send_timeout")};
     PoolSettings pool;
     pool.connect_timeout = timeout;
     pool.buffer_limit = limit;
@@ -144,6 +156,9 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
     auto cluster = std::make_unique<Cluster>(c.name(), timeout, limit, stats, pool, pool_stats,
                                              policy, std::move(transport),
                                              std::move(*codec_factory), limits, store, prefix);
+    cluster->setProxyTimeouts(
+        c.has_read_timeout() ? Ms(c.read_timeout()) : kDefaultReadTimeout,
+        c.has_send_timeout() ? Ms(c.send_timeout()) : std::chrono::milliseconds(0));
     if (c.type() == config::v1::Cluster::STRICT_DNS) {
       auto dns = std::make_unique<DnsSettings>();
       for (const auto& ep : c.endpoints()) {
@@ -258,7 +273,23 @@ WorkerClusters::PoolPick WorkerClusters::pickConnPool(const Cluster& cluster,
     cluster.stats().upstream_rq_no_host.inc();
     return {};
   }
-  const size_t host = per.lb->pickIndex(context);
+  size_t host = per.lb->pickIndex(context);
+  if (context.excluded_count != 0 && per.hosts->size() > 1) {
+    // A retry: another host if the balancer offers one within a few picks (a hash-based
+    // balancer keeps answering the same host; then it is tried again).
+    for (int i = 0; i < kHostReselectAttempts && context.isExcluded(per.hosts->host(host).get());
+         ++i) {
+      host = per.lb->pickIndex(context);
+    }
+    // Still one of them (a random balancer's bad luck): the next host that is not, unless the
+    // pick is by hash (the key's host, whatever happened, is the point of hashing).
+    if (context.hash_key.empty()) {
+      for (size_t i = 1; i < per.hosts->size() && context.isExcluded(per.hosts->host(host).get());
+           ++i) {
+        host = (host + 1) % per.hosts->size();
+      }
+    }
+  }
   auto& slot = per.pools[host];
   if (!slot) {
     Resource& pools = cluster.resources().connection_pools;

@@ -48,6 +48,17 @@ struct ClusterStats {
   // stream id), and those sent again on another connection.
   stats::Counter& upstream_rq_refused_stream;
   stats::Counter& upstream_rq_retry_refused;
+  // Retries a filter's policy asked for (sl_on_upstream_retry) and the core made; streams whose
+  // response came after at least one of them; policies whose retries were used up; streams not
+  // retryable because their body outgrew the replay bound; attempts ended by their per-try
+  // timeout, by the route's connect timeout (the wait for a connection) and by send_timeout.
+  stats::Counter& upstream_rq_retry;
+  stats::Counter& upstream_rq_retry_success;
+  stats::Counter& upstream_rq_retry_limit_exceeded;
+  stats::Counter& upstream_rq_retry_body_overflow;
+  stats::Counter& upstream_rq_per_try_timeout;
+  stats::Counter& upstream_rq_connect_timeout;
+  stats::Counter& upstream_rq_send_timeout;
 };
 
 // Makes a cluster's ClientCodecFactory from its config (source/http/client_codecs.h: the HTTP
@@ -92,6 +103,14 @@ class Cluster {
 
   const std::string& name() const { return name_; }
   std::chrono::milliseconds connectTimeout() const { return connect_timeout_; }
+  // nginx's proxy_read_timeout / proxy_send_timeout for the cluster's requests (a route's own
+  // win); 0: none.
+  std::chrono::milliseconds readTimeout() const { return read_timeout_; }
+  std::chrono::milliseconds sendTimeout() const { return send_timeout_; }
+  void setProxyTimeouts(std::chrono::milliseconds read, std::chrono::milliseconds send) {
+    read_timeout_ = read;
+    send_timeout_ = send;
+  }
   uint32_t bufferLimit() const { return buffer_limit_; }
   ClusterStats& stats() const { return stats_; }
   const PoolSettings& poolSettings() const { return pool_settings_; }
@@ -129,6 +148,8 @@ class Cluster {
   std::unique_ptr<http::ClientCodecFactory> codecs_;
   const std::string name_;
   const std::chrono::milliseconds connect_timeout_;
+  std::chrono::milliseconds read_timeout_{0};
+  std::chrono::milliseconds send_timeout_{0};
   const uint32_t buffer_limit_;
   mutable ClusterStats stats_;
   PoolSettings pool_settings_;

@@ -56,6 +56,16 @@ enum class LbPolicy { kRoundRobin, kLeastRequest, kRandom, kMaglev };
 // host is on this worker (least request).
 struct LbContext {
   std::string_view hash_key;  // empty: none
+  // Hosts a retry should avoid (the earlier attempts'): the pick is made again, a bounded
+  // number of times, while it lands on one of them (Envoy's previous_hosts predicate).
+  const Host* const* excluded = nullptr;
+  size_t excluded_count = 0;
+  bool isExcluded(const Host* host) const {
+    for (size_t i = 0; i < excluded_count; ++i) {
+      if (excluded[i] == host) return true;
+    }
+    return false;
+  }
 };
 
 // The active requests per host of one cluster on this worker, for least-request picks (the

@@ -239,7 +239,8 @@ TEST_F(FilterManagerTest, RequestOverTheBufferLimitIs413) {
   body("67890", false);
   EXPECT_TRUE(logged("request overflow"));
   EXPECT_TRUE(logged("codec.headers 413"));
-  EXPECT_EQ(fm_->streamInfo().response_flags, "request_too_large");
+  EXPECT_EQ(fm_->streamInfo().response_details, "request_too_large");
+  EXPECT_EQ(fm_->streamInfo().response_flags, FlagBit(ResponseFlag::kBufferLimit));
   EXPECT_FALSE(logged("upstream.data 10"));
 }
 
@@ -249,7 +250,8 @@ TEST_F(FilterManagerTest, LocalReplyAfterTheResponseLeftResetsTheStream) {
   fm_->encodeHeaders(Response(200), false);
   fm_->sendLocalReply(500, "late", nullptr);
   EXPECT_EQ(log().back(), "reset");
-  EXPECT_EQ(fm_->streamInfo().response_flags, "reset");
+  EXPECT_EQ(fm_->streamInfo().response_details, "filter_reset");
+  EXPECT_EQ(fm_->streamInfo().response_flags, FlagBit(ResponseFlag::kLocalReset));
 }
 
 TEST_F(FilterManagerTest, ATunnelKeepsTheRequestGoingAfterItOpens) {

@@ -816,7 +816,32 @@ sl_type_result sl_host_set_upstream(sl_type_stream* stream,
   u.flags = r.flags;
   u.response_headers_timeout_ms = r.response_headers_timeout_ms;
   u.request_buffer_bytes = r.request_buffer_bytes;
+  u.connect_timeout_ms = r.connect_timeout_ms;
+  u.send_timeout_ms = r.send_timeout_ms;
   s.upstream = std::move(u);
+  return SL_OK;
+}
+
+sl_type_result sl_host_upstream_retry_enable(sl_type_stream* stream,
+                                             const sl_type_retry_options* options) {
+  if (stream == nullptr || options == nullptr || options->size < sizeof(uint32_t)) {
+    return SL_ERR_INVALID;
+  }
+  StreamState& s = *stream->stream;
+  const auto& hooks = s.chain->filters[stream->index]->plugin->impl().hooks;
+  if (s.completed || s.maps[SL_HEADERS_RESPONSE].exists || s.local_reply || s.retry.has_value() ||
+      hooks.upstream_retry == nullptr) {
+    return s.rejectedCall(SL_ERR_STATE);
+  }
+  sl_type_retry_options o;
+  std::memset(&o, 0, sizeof(o));
+  std::memcpy(&o, options, std::min<size_t>(options->size, sizeof(o)));
+  sluice::plugin_test::RetryOptions r;
+  r.per_try_timeout_ms = o.per_try_timeout_ms;
+  r.max_replay_bytes = o.max_replay_bytes;
+  r.flags = o.flags;
+  r.filter = stream->index;
+  s.retry = r;
   return SL_OK;
 }
 

@@ -932,6 +932,25 @@ bool Stream::upstreamAttemptDone(const sl_type_attempt_result& result, uint64_t*
   return retry;
 }
 
+int Stream::upstreamRetry(const sl_type_attempt_result& result, sl_type_retry_decision* decision) {
+  StreamState& s = *state_;
+  sl_type_retry_decision d;
+  std::memset(&d, 0, sizeof(d));
+  d.size = sizeof(d);
+  int verdict = SL_RETRY_NO;
+  if (s.retry.has_value() && !s.completed) {
+    const size_t i = s.retry->filter;
+    const Hooks& h = s.chain->filters[i]->plugin->impl().hooks;
+    if (h.upstream_retry != nullptr) {
+      verdict = h.upstream_retry(s.filters[i]->instance, s.filters[i].get(), &result, &d);
+    }
+  }
+  if (decision != nullptr) *decision = d;
+  return verdict;
+}
+
+const std::optional<RetryOptions>& Stream::retryOptions() const { return state_->retry; }
+
 void Stream::setProtocol(sl_type_protocol protocol) { state_->protocol = protocol; }
 void Stream::setDownstreamRemote(const std::string& ipv4, uint16_t port) {
   unsigned a = 0, b = 0, c = 0, d = 0;

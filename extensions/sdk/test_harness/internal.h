@@ -184,6 +184,7 @@ struct StreamState {
   Direction req, resp;
   std::optional<LocalReply> local_reply;
   std::optional<Upstream> upstream;
+  std::optional<RetryOptions> retry;
   bool reset = false;
   std::string failure;
   bool completed = false;

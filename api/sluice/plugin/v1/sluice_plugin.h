@@ -871,8 +871,9 @@ sl_type_result sl_host_set_upstream(sl_type_stream* stream,
 /* Since 1.4. Makes this stream retryable by this filter (see sl_on_upstream_retry, which this
  * filter must export): call from a request hook, before the request leaves this filter. The
  * core keeps the request body as it goes upstream (bounded by options->max_replay_bytes) until
- * the response starts. One filter per stream: a later call by another filter gets SL_ERR_STATE.
- * SL_ERR_UNSUPPORTED: the stream is a tunnel (Upgrade, CONNECT). SL_ERR_INVALID: NULL options. */
+ * the response starts. SL_ERR_STATE: another filter of the stream enabled them already, the
+ * upstream request started, the stream is a tunnel (Upgrade, CONNECT: nothing to re-send), or
+ * this filter does not export sl_on_upstream_retry. SL_ERR_INVALID: NULL options. */
 sl_type_result sl_host_upstream_retry_enable(sl_type_stream* stream,
                                              const sl_type_retry_options* options);
 

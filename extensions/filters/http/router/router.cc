@@ -295,7 +295,10 @@ struct Route {
   std::string host_rewrite;
   uint64_t timeout_ms = 0;
   uint64_t response_headers_timeout_ms = 15000;
-  uint64_t idle_timeout_ms = 60000;
+  uint64_t idle_timeout_ms = 0;  // the cluster's read_timeout
+  uint64_t per_try_timeout_ms = 0;
+  uint64_t connect_timeout_ms = 0;
+  uint64_t send_timeout_ms = 0;
   uint64_t request_buffer_bytes = 64 * 1024;
   std::vector<pb::HashPolicy> hash_policies;
   bool terminate_connect = false;
@@ -785,9 +788,29 @@ class RouterConfig : public FilterConfig {
           error = awhere + ".timeout: " + why;
           return false;
         }
-        if (a.has_idle_timeout() && !TimeoutMs(a.idle_timeout(), r.idle_timeout_ms, why)) {
-          error = awhere + ".idle_timeout: " + why;
+        if (a.has_idle_timeout()) {
+          if (!TimeoutMs(a.idle_timeout(), r.idle_timeout_ms, why)) {
+            error = awhere + ".idle_timeout: " + why;
+            return false;
+          }
+          if (r.idle_timeout_ms == 0) r.idle_timeout_ms = SL_TIMEOUT_NONE;  // not the cluster's
+        }
+        if (a.has_per_try_timeout() &&
+            !TimeoutMs(a.per_try_timeout(), r.per_try_timeout_ms, why)) {
+          error = awhere + ".per_try_timeout: " + why;
           return false;
+        }
+        if (a.has_connect_timeout() &&
+            !TimeoutMs(a.connect_timeout(), r.connect_timeout_ms, why)) {
+          error = awhere + ".connect_timeout: " + why;
+          return false;
+        }
+        if (a.has_send_timeout()) {
+          if (!TimeoutMs(a.send_timeout(), r.send_timeout_ms, why)) {
+            error = awhere + ".send_timeout: " + why;
+            return false;
+          }
+          if (r.send_timeout_ms == 0) r.send_timeout_ms = SL_TIMEOUT_NONE;
         }
         if (a.has_request_buffer_max_bytes()) {
           r.request_buffer_bytes = a.request_buffer_max_bytes().value();
@@ -986,6 +1009,9 @@ sl_type_action RouterFilter::onRequestHeaders(Stream& s, bool) {
   u.timeout_ms = r.timeout_ms;
   u.response_headers_timeout_ms = r.response_headers_timeout_ms;
   u.idle_timeout_ms = r.idle_timeout_ms;
+  u.per_try_timeout_ms = r.per_try_timeout_ms;
+  u.connect_timeout_ms = r.connect_timeout_ms;
+  u.send_timeout_ms = r.send_timeout_ms;
   u.request_buffer_bytes = r.request_buffer_bytes;
   u.hash_key = key;
   u.flags = r.terminate_connect ? SL_UPSTREAM_TERMINATE_CONNECT : 0;

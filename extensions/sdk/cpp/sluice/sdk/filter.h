@@ -275,6 +275,10 @@ class Stream {
     std::string_view hash_key;
     uint32_t flags = 0;
     uint64_t request_buffer_bytes = 0;
+    // ABI 1.4: per attempt; 0 the cluster's default, SL_TIMEOUT_NONE none.
+    uint64_t per_try_timeout_ms = 0;
+    uint64_t connect_timeout_ms = 0;
+    uint64_t send_timeout_ms = 0;
   };
   sl_type_result setUpstream(const Upstream& u) const {
     sl_type_upstream_request r;
@@ -288,7 +292,23 @@ class Stream {
     r.hash_key = Str(u.hash_key);
     r.flags = u.flags;
     r.request_buffer_bytes = u.request_buffer_bytes;
+    r.per_try_timeout_ms = u.per_try_timeout_ms;
+    r.connect_timeout_ms = u.connect_timeout_ms;
+    r.send_timeout_ms = u.send_timeout_ms;
     return sl_host_set_upstream(s_, &r);
+  }
+
+  // ABI 1.4: makes the stream retryable by this filter (see sl_host_upstream_retry_enable);
+  // Filter::onUpstreamRetry then decides after each attempt.
+  sl_type_result enableRetries(uint64_t per_try_timeout_ms = 0, uint64_t max_replay_bytes = 0,
+                               uint32_t flags = 0) const {
+    sl_type_retry_options o;
+    std::memset(&o, 0, sizeof(o));
+    o.size = sizeof(o);
+    o.per_try_timeout_ms = per_try_timeout_ms;
+    o.max_replay_bytes = max_replay_bytes;
+    o.flags = flags;
+    return sl_host_upstream_retry_enable(s_, &o);
   }
 
   // The stream's route (ABI 1.3, see ROUTES in sluice_plugin.h), chosen on first use.
@@ -588,6 +608,13 @@ class Filter {
   virtual bool onUpstreamAttemptDone(Stream&, const sl_type_attempt_result&,
                                      uint64_t* /*retry_after_ms*/) {
     return false;
+  }
+  // ABI 1.4, for the filter that enabled retries (Stream::enableRetries): an attempt ended (a
+  // response head not passed on yet, or a failure). Return SL_RETRY_YES with `decision`
+  // filled for another attempt, SL_RETRY_NO or SL_RETRY_LIMIT_EXCEEDED to let it stand.
+  virtual int onUpstreamRetry(Stream&, const sl_type_attempt_result&,
+                              sl_type_retry_decision& /*decision*/) {
+    return SL_RETRY_NO;
   }
   // For a filter whose config defines routes (ABI 1.3): the stream's route (a handle from
   // ConfigContext::defineRoute), or nullptr when none matches. Only reads the request.
@@ -913,6 +940,16 @@ inline Filter* AsFilter(void* f) { return static_cast<Filter*>(f); }
     } catch (...) {                                                                                \
       ::sluice::sdk::internal::LogCurrentException("onSelectRoute");                               \
       return nullptr; /* no route: the router answers 404 */                                       \
+    }                                                                                              \
+  }                                                                                                \
+  SL_EXPORT int sl_on_upstream_retry(void* f, sl_type_stream* s, const sl_type_attempt_result* r, \
+                                     sl_type_retry_decision* d) {                                 \
+    try {                                                                                          \
+      ::sluice::sdk::Stream st(s);                                                                 \
+      return ::sluice::sdk::internal::AsFilter(f)->onUpstreamRetry(st, *r, *d);                   \
+    } catch (...) {                                                                                \
+      ::sluice::sdk::internal::LogCurrentException("onUpstreamRetry");                             \
+      return SL_RETRY_NO; /* the outcome stands */                                                 \
     }                                                                                              \
   }                                                                                                \
   SLUICE_SDK_INTERNAL_ATTEMPT_HOOK                                                                 \

@@ -173,6 +173,16 @@ struct Upstream {
   uint32_t flags = 0;
   uint64_t response_headers_timeout_ms = 0;
   uint64_t request_buffer_bytes = 0;
+  uint64_t connect_timeout_ms = 0;  // ABI 1.4
+  uint64_t send_timeout_ms = 0;     // ABI 1.4
+};
+
+// sl_host_upstream_retry_enable's options (ABI 1.4), copied, and the filter that called it.
+struct RetryOptions {
+  uint64_t per_try_timeout_ms = 0;
+  uint64_t max_replay_bytes = 0;
+  uint32_t flags = 0;
+  size_t filter = 0;
 };
 
 // A callout a filter started (sl_host_callout), waiting for the test to answer it.
@@ -220,6 +230,10 @@ class Stream {
   // Tells the filters an upstream attempt ended (sl_on_upstream_attempt_done); whether one
   // asked to retry, and after how long.
   bool upstreamAttemptDone(const sl_type_attempt_result& result, uint64_t* retry_after_ms);
+  // Asks the filter that enabled retries (sl_on_upstream_retry, ABI 1.4) about an attempt that
+  // ended; its answer (SL_RETRY_*), SL_RETRY_NO when no filter enabled them. `decision` is
+  // what it filled.
+  int upstreamRetry(const sl_type_attempt_result& result, sl_type_retry_decision* decision);
   // Stream info the plugin reads (sl_host_stream_info): set before requestHeaders.
   void setProtocol(sl_type_protocol protocol);
   void setDownstreamRemote(const std::string& ipv4, uint16_t port);
@@ -244,6 +258,8 @@ class Stream {
   bool responseEnded() const;
   const std::optional<LocalReply>& localReply() const;
   const std::optional<Upstream>& upstream() const;
+  // What a filter asked with sl_host_upstream_retry_enable (ABI 1.4).
+  const std::optional<RetryOptions>& retryOptions() const;
   bool wasReset() const;
   // Why the stream failed ("" when it did not): sl_host_fail_stream's reason, a misuse, or
   // sl_on_filter_new returning NULL. sluice answers such a stream 500 (or resets it); the fake
