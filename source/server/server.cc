@@ -150,6 +150,8 @@ absl::Status Server::run() {
   auto on_hosts = [this](const upstream::Cluster& cluster, upstream::HostSetPtr hosts) {
     for (auto& w : workers_) w->updateHosts(cluster, hosts);
   };
+  // A host's health changing (outlier ejection, health checks) reaches the workers the same way.
+  for (const auto& c : clusters_->clusters()) c->setHostSetPoster(on_hosts);
   if (auto s = dns_clusters_->init(*clusters_, *main_, on_hosts); !s.ok()) return s;
   if (!dns_clusters_->empty()) {
     dns_clusters_->start([this] { main_->exit(); });

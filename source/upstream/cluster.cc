@@ -220,6 +220,24 @@ void Cluster::setHosts(std::vector<HostEntry> entries) {
   hosts_ = std::make_shared<const HostSet>(std::move(hosts), lb_policy_ == LbPolicy::kMaglev);
 }
 
+HostSetPtr Cluster::healthyHosts() const {
+  size_t healthy = 0;
+  for (const HostSharedPtr& h : hosts_->hosts()) healthy += h->healthy() ? 1 : 0;
+  // All healthy (the usual case: no new set, no Maglev table rebuilt), or none (all of them,
+  // rather than no host at all).
+  if (healthy == hosts_->size() || healthy == 0) return hosts_;
+  std::vector<HostSharedPtr> hosts;
+  hosts.reserve(healthy);
+  for (const HostSharedPtr& h : hosts_->hosts()) {
+    if (h->healthy()) hosts.push_back(h);
+  }
+  return std::make_shared<const HostSet>(std::move(hosts), lb_policy_ == LbPolicy::kMaglev);
+}
+
+void Cluster::refreshHealth() {
+  if (poster_) poster_(*this, healthyHosts());
+}
+
 const Cluster* ClusterManager::get(std::string_view name) const {
   auto it = by_name_.find(absl::string_view(name.data(), name.size()));
   return it == by_name_.end() ? nullptr : it->second;
@@ -230,7 +248,7 @@ WorkerClusters::WorkerClusters(const ClusterManager& manager, size_t worker_inde
   // On the main thread, before the worker runs: the clusters' host sets as they are now.
   for (const auto& c : manager.clusters()) {
     auto per = std::make_unique<PerCluster>();
-    per->hosts = c->hosts();
+    per->hosts = c->healthyHosts();
     per->pools.resize(per->hosts->size());
     if (!per->hosts->empty()) {
       per->lb = CreateLoadBalancer(c->lbPolicy(), *per->hosts, worker_index, *per);

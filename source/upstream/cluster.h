@@ -123,6 +123,15 @@ class Cluster {
   void setHosts(std::vector<HostEntry> entries);
   void setHosts(std::vector<network::Address> addresses, std::vector<uint32_t> weights);
 
+  // Main thread: the host set the workers balance over — the hosts without health flags, or
+  // all of them when none is healthy (traffic still flows, as in Envoy's panic mode).
+  HostSetPtr healthyHosts() const;
+  // Who hands a new worker host set to every worker (the server posts it, as DNS updates).
+  using HostSetPoster = std::function<void(const Cluster& cluster, HostSetPtr hosts)>;
+  void setHostSetPoster(HostSetPoster poster) { poster_ = std::move(poster); }
+  // Main thread: a host's health flags changed; the workers get healthyHosts().
+  void refreshHealth();
+
  private:
   // First: the pool settings point at them.
   std::unique_ptr<network::TransportSocketFactory> transport_;
@@ -137,6 +146,7 @@ class Cluster {
   mutable ResourceManager resources_;
   std::unique_ptr<DnsSettings> dns_;
   HostSetPtr hosts_;
+  HostSetPoster poster_;
 };
 
 // Every cluster of a config snapshot.
