@@ -161,6 +161,8 @@ absl::Status Server::run() {
   for (uint32_t i = 0; i < concurrency; ++i) {
     workers_.push_back(std::make_unique<Worker>(i, *shared_, *clusters_));
   }
+  // Before the workers run: their first crossings post to this thread.
+  clusters_->startOutlierDetection(*main_);
 
   plugins_ = PluginManagerFor(bootstrap_, sources_, store_);
   std::vector<ListenerConfigPtr> listeners;

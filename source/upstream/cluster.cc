@@ -144,6 +144,12 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
     auto cluster = std::make_unique<Cluster>(c.name(), timeout, limit, stats, pool, pool_stats,
                                              policy, std::move(transport),
                                              std::move(*codec_factory), limits, store, prefix);
+    if (c.has_outlier_detection()) {
+      // Before the hosts, which get their monitors as they are made.
+      cluster->setOutlierDetection(
+          OutlierDetectionSettings::FromConfig(c.outlier_detection()),
+          OutlierDetectionStats::Create(store, prefix + "outlier_detection."));
+    }
     if (c.type() == config::v1::Cluster::STRICT_DNS) {
       auto dns = std::make_unique<DnsSettings>();
       for (const auto& ep : c.endpoints()) {
@@ -215,9 +221,19 @@ void Cluster::setHosts(std::vector<HostEntry> entries) {
     } else {
       hosts.push_back(std::make_shared<Host>(std::move(e.address), e.weight, std::move(e.hostname),
                                              std::move(e.metadata)));
+      if (outlier_) outlier_->addHost(*hosts.back());
     }
   }
   hosts_ = std::make_shared<const HostSet>(std::move(hosts), lb_policy_ == LbPolicy::kMaglev);
+  if (outlier_) outlier_->onHostsChanged();
+}
+
+void Cluster::setOutlierDetection(const OutlierDetectionSettings& settings,
+                                  OutlierDetectionStats stats, MonotonicClock clock) {
+  outlier_ = std::make_shared<OutlierDetector>(*this, settings, stats, std::move(clock));
+  if (hosts_) {
+    for (const HostSharedPtr& h : hosts_->hosts()) outlier_->addHost(*h);
+  }
 }
 
 HostSetPtr Cluster::healthyHosts() const {
@@ -236,6 +252,12 @@ HostSetPtr Cluster::healthyHosts() const {
 
 void Cluster::refreshHealth() {
   if (poster_) poster_(*this, healthyHosts());
+}
+
+void ClusterManager::startOutlierDetection(event::Dispatcher& main) {
+  for (const auto& c : clusters_) {
+    if (c->outlierDetector() != nullptr) c->outlierDetector()->start(main);
+  }
 }
 
 const Cluster* ClusterManager::get(std::string_view name) const {
