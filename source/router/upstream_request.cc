@@ -5,6 +5,7 @@
 #include "source/common/logging.h"
 #include "source/http/grpc.h"
 #include "source/http/http1/parser.h"
+#include "source/upstream/outlier_detection.h"
 
 namespace sluice::router {
 
@@ -131,6 +132,8 @@ void UpstreamRequest::connect(bool fresh) {
     }
     return;
   }
+  // The attempt's host from here on: a pool failure or a timeout while connecting is its result.
+  host_ = &pick.pool->host();
   // Either calls back now (a connection with room, or overflow) or later.
   upstream::Cancellable* pending = pick.pool->newStream(*this, *this, fresh);
   if (!failed_ && encoder_ == nullptr) pending_ = pending;
@@ -284,6 +287,9 @@ void UpstreamRequest::onPoolReady(RequestEncoder& encoder, const upstream::PoolS
 
 void UpstreamRequest::onPoolFailure(upstream::PoolFailure failure) {
   pending_ = nullptr;
+  if (failure != upstream::PoolFailure::kOverflow && host_ != nullptr) {
+    upstream::ReportHostResult(*host_, upstream::HostResult::kConnectFailure);
+  }
   switch (failure) {
     case upstream::PoolFailure::kConnectFailure:
       fail(503, "upstream_connect_failure", UpstreamAttempt::Outcome::kConnectFailure);
@@ -334,6 +340,12 @@ void UpstreamRequest::decodeHeaders(std::unique_ptr<ResponseHead> head, bool end
   if (tunnel_) timeout_deadline_.cancel();  // open (or refused): no deadline on its life
   armIdle();
   attempt_status_ = head->status;
+  if (host_ != nullptr) {
+    upstream::ReportHostResult(
+        *host_,
+        head->status >= 500 ? upstream::HostResult::kHttp5xx : upstream::HostResult::kSuccess,
+        head->status);
+  }
   if (end_stream) {
     finished();
     attemptDone(UpstreamAttempt::Outcome::kResponse);
@@ -366,6 +378,7 @@ void UpstreamRequest::onUpstreamFailure(UpstreamFailure failure, bool) {
     releaseRetry();
     if (retryOnFreshConnection(refused)) return;
   }
+  if (host_ != nullptr) upstream::ReportHostResult(*host_, upstream::HostResult::kReset);
   if (failure == UpstreamFailure::kProtocolError) {
     fail(502, "upstream_protocol_error", UpstreamAttempt::Outcome::kProtocolError);
   } else {
@@ -399,6 +412,7 @@ void UpstreamRequest::armIdle() {
 
 void UpstreamRequest::onDeadline(event::Deadline& deadline) {
   constexpr auto kTimeout = UpstreamAttempt::Outcome::kTimeout;
+  if (host_ != nullptr) upstream::ReportHostResult(*host_, upstream::HostResult::kTimeout);
   if (&deadline == &timeout_deadline_) {
     fail(504, "upstream_request_timeout", kTimeout);
   } else if (&deadline == &headers_deadline_) {
