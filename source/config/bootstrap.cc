@@ -78,6 +78,8 @@ class Problems {
         sources_ != nullptr ? sources_->WhereIs(std::string_view(path.data(), path.size())) : ""));
   }
 
+  size_t count() const { return lines_.size(); }
+
   absl::Status ToStatus() const {
     if (lines_.empty()) return absl::OkStatus();
     return absl::InvalidArgumentError(absl::StrJoin(lines_, "\n"));
@@ -577,6 +579,61 @@ void CheckDnsEndpoint(const v1::SocketAddress& address, absl::string_view path,
   }
 }
 
+// outlier_detection: every duration at least 1ms (they arm timers and bound windows: 0 would
+// spin or never count), the ejection times in order, percent a percent, and at least one check
+// enabled. The ejection-time order is checked against Envoy's defaults when one is unset.
+void CheckOutlierDetection(const v1::OutlierDetection& od, absl::string_view path,
+                           Problems& problems) {
+  constexpr int64_t kDefaultBaseEjectionMs = 30'000;
+  constexpr int64_t kDefaultMaxEjectionMs = 300'000;
+  if (od.has_interval()) CheckPositiveTimeout(od.interval(), Field(path, "interval"), problems);
+  if (od.has_fail_timeout()) {
+    CheckPositiveTimeout(od.fail_timeout(), Field(path, "fail_timeout"), problems);
+  }
+  bool ejection_times_ok = true;
+  if (od.has_base_ejection_time()) {
+    const size_t before = problems.count();
+    CheckPositiveTimeout(od.base_ejection_time(), Field(path, "base_ejection_time"), problems);
+    ejection_times_ok = problems.count() == before;
+  }
+  if (od.has_max_ejection_time()) {
+    const size_t before = problems.count();
+    CheckPositiveTimeout(od.max_ejection_time(), Field(path, "max_ejection_time"), problems);
+    ejection_times_ok = ejection_times_ok && problems.count() == before;
+  }
+  if (ejection_times_ok) {
+    const auto ms = [](const google::protobuf::Duration& d) {
+      return d.seconds() * 1000 + d.nanos() / 1'000'000;
+    };
+    const int64_t base =
+        od.has_base_ejection_time() ? ms(od.base_ejection_time()) : kDefaultBaseEjectionMs;
+    const int64_t max =
+        od.has_max_ejection_time() ? ms(od.max_ejection_time()) : kDefaultMaxEjectionMs;
+    if (max < base) {
+      problems.Add(Field(path, "max_ejection_time"),
+                   absl::StrCat("must be at least base_ejection_time (", base, "ms",
+                                od.has_base_ejection_time() ? "" : ", its default", "), got ", max,
+                                "ms", od.has_max_ejection_time() ? "" : " (its default)"));
+    }
+  }
+  if (od.has_max_ejection_percent() && od.max_ejection_percent().value() > 100) {
+    problems.Add(Field(path, "max_ejection_percent"),
+                 absl::StrCat("must be at most 100, got ", od.max_ejection_percent().value()));
+  }
+  const bool c5xx = !od.has_consecutive_5xx() || od.consecutive_5xx().value() != 0;
+  const bool gateway = od.consecutive_gateway_failure().value() != 0;
+  const bool max_fails = od.max_fails().value() != 0;
+  if (!c5xx && !gateway && !max_fails) {
+    problems.Add(path,
+                 "every check is disabled (consecutive_5xx, consecutive_gateway_failure and "
+                 "max_fails are 0): no host would ever be ejected; remove outlier_detection or "
+                 "enable one");
+  }
+  if (od.has_fail_timeout() && !max_fails) {
+    problems.Add(Field(path, "fail_timeout"), "has no effect without max_fails");
+  }
+}
+
 void CheckCluster(const v1::Cluster& cluster, absl::string_view path, Problems& problems) {
   if (cluster.endpoints_size() == 0) {
     problems.Add(Field(path, "endpoints"), "at least one endpoint is required");
@@ -658,6 +715,9 @@ void CheckCluster(const v1::Cluster& cluster, absl::string_view path, Problems& 
         Field(path, "per_connection_buffer_limit_bytes"),
         absl::StrCat("must be at least ", kMinBufferLimitBytes, " (or 0 for the default), got ",
                      cluster.per_connection_buffer_limit_bytes()));
+  }
+  if (cluster.has_outlier_detection()) {
+    CheckOutlierDetection(cluster.outlier_detection(), Field(path, "outlier_detection"), problems);
   }
 }
 

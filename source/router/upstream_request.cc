@@ -6,6 +6,7 @@
 #include "source/common/logging.h"
 #include "source/http/grpc.h"
 #include "source/http/http1/parser.h"
+#include "source/upstream/outlier_detection.h"
 
 namespace sluice::router {
 
@@ -209,6 +210,9 @@ void UpstreamRequest::connect(bool fresh) {
     attemptFailed(pick.overflow ? UpstreamErrorKind::kOverflow : UpstreamErrorKind::kNoHealthyHost);
     return;
   }
+  // The attempt's host from here on: a pool failure or a timeout while connecting is its result
+  // (outlier detection), and the host a retry avoids.
+  host_ = &pick.pool->host();
   // Either calls back now (a connection with room, or overflow) or later.
   upstream::Cancellable* pending = pick.pool->newStream(*this, *this, fresh);
   // (What it called back may have ended this attempt, and even started the next.)
@@ -447,6 +451,12 @@ void UpstreamRequest::readDisable(bool disable) {
 void UpstreamRequest::decodeHeaders(std::unique_ptr<ResponseHead> head, bool end_stream) {
   headers_deadline_.cancel();
   attempt_status_ = head->status;
+  if (host_ != nullptr && head->status >= 200) {
+    upstream::ReportHostResult(
+        *host_,
+        head->status >= 500 ? upstream::HostResult::kHttp5xx : upstream::HostResult::kSuccess,
+        head->status);
+  }
   if (retry_ != nullptr && !tunnel_ && head->status >= 200) {
     // The retry policy sees the head before anything of it goes on (a 503 with Retry-After, a
     // retriable status or header).
@@ -513,6 +523,7 @@ void UpstreamRequest::onUpstreamFailure(UpstreamFailure failure, bool) {
 
 void UpstreamRequest::attemptFailed(UpstreamErrorKind kind) {
   if (failed_ || response_done_) return;
+  reportFailure(kind);
   UpstreamAttempt attempt = makeAttempt(OutcomeOf(kind), kind);
   if (maybeRetry(attempt)) return;
   fail(kind);
@@ -644,6 +655,7 @@ void UpstreamRequest::armIdle() {
 void UpstreamRequest::onDeadline(event::Deadline& deadline) {
   upstream::ClusterStats& stats = target_.cluster->stats();
   if (&deadline == &timeout_deadline_) {
+    reportFailure(UpstreamErrorKind::kTimeout);
     fail(UpstreamErrorKind::kTimeout);  // the whole exchange: no attempt after it
   } else if (&deadline == &headers_deadline_) {
     attemptFailed(UpstreamErrorKind::kHeadersTimeout);
@@ -675,6 +687,36 @@ void UpstreamRequest::onDeadline(event::Deadline& deadline) {
         connect(/*fresh=*/false);
         break;
     }
+  }
+}
+
+void UpstreamRequest::reportFailure(UpstreamErrorKind kind) {
+  if (host_ == nullptr) return;
+  // What outlier detection counts against the host (nothing for what is not its fault: our
+  // limits, no host at all, a stream it refused unprocessed).
+  switch (kind) {
+    case UpstreamErrorKind::kConnectRefused:
+    case UpstreamErrorKind::kConnectTimeout:
+    case UpstreamErrorKind::kTlsFailure:
+      upstream::ReportHostResult(*host_, upstream::HostResult::kConnectFailure);
+      break;
+    case UpstreamErrorKind::kConnectionClosed:
+    case UpstreamErrorKind::kReset:
+    case UpstreamErrorKind::kProtocolError:
+      upstream::ReportHostResult(*host_, upstream::HostResult::kReset);
+      break;
+    case UpstreamErrorKind::kTimeout:
+    case UpstreamErrorKind::kPerTryTimeout:
+    case UpstreamErrorKind::kIdleTimeout:
+    case UpstreamErrorKind::kHeadersTimeout:
+    case UpstreamErrorKind::kSendTimeout:
+      upstream::ReportHostResult(*host_, upstream::HostResult::kTimeout);
+      break;
+    case UpstreamErrorKind::kNone:
+    case UpstreamErrorKind::kOverflow:
+    case UpstreamErrorKind::kNoHealthyHost:
+    case UpstreamErrorKind::kRefusedStream:
+      break;
   }
 }
 

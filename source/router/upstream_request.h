@@ -154,6 +154,8 @@ class UpstreamRequest : public ExchangeBase,
   // request withdrawn, its deadlines off).
   void dropAttempt();
   void fail(http::UpstreamErrorKind kind);
+  // Tells outlier detection what the attempt's host did (upstream::ReportHostResult).
+  void reportFailure(http::UpstreamErrorKind kind);
   // The attempt under way, as observers and the retry policy see it.
   http::UpstreamAttempt makeAttempt(http::UpstreamAttempt::Outcome outcome,
                                     http::UpstreamErrorKind error);

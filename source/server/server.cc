@@ -150,6 +150,8 @@ absl::Status Server::run() {
   auto on_hosts = [this](const upstream::Cluster& cluster, upstream::HostSetPtr hosts) {
     for (auto& w : workers_) w->updateHosts(cluster, hosts);
   };
+  // A host's health changing (outlier ejection, health checks) reaches the workers the same way.
+  for (const auto& c : clusters_->clusters()) c->setHostSetPoster(on_hosts);
   if (auto s = dns_clusters_->init(*clusters_, *main_, on_hosts); !s.ok()) return s;
   if (!dns_clusters_->empty()) {
     dns_clusters_->start([this] { main_->exit(); });
@@ -159,6 +161,8 @@ absl::Status Server::run() {
   for (uint32_t i = 0; i < concurrency; ++i) {
     workers_.push_back(std::make_unique<Worker>(i, *shared_, *clusters_));
   }
+  // Before the workers run: their first crossings post to this thread.
+  clusters_->startOutlierDetection(*main_);
 
   plugins_ = PluginManagerFor(bootstrap_, sources_, store_);
   std::vector<ListenerConfigPtr> listeners;

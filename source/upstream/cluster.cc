@@ -159,6 +159,12 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
     cluster->setProxyTimeouts(
         c.has_read_timeout() ? Ms(c.read_timeout()) : kDefaultReadTimeout,
         c.has_send_timeout() ? Ms(c.send_timeout()) : std::chrono::milliseconds(0));
+    if (c.has_outlier_detection()) {
+      // Before the hosts, which get their monitors as they are made.
+      cluster->setOutlierDetection(
+          OutlierDetectionSettings::FromConfig(c.outlier_detection()),
+          OutlierDetectionStats::Create(store, prefix + "outlier_detection."));
+    }
     if (c.type() == config::v1::Cluster::STRICT_DNS) {
       auto dns = std::make_unique<DnsSettings>();
       for (const auto& ep : c.endpoints()) {
@@ -230,9 +236,43 @@ void Cluster::setHosts(std::vector<HostEntry> entries) {
     } else {
       hosts.push_back(std::make_shared<Host>(std::move(e.address), e.weight, std::move(e.hostname),
                                              std::move(e.metadata)));
+      if (outlier_) outlier_->addHost(*hosts.back());
     }
   }
   hosts_ = std::make_shared<const HostSet>(std::move(hosts), lb_policy_ == LbPolicy::kMaglev);
+  if (outlier_) outlier_->onHostsChanged();
+}
+
+void Cluster::setOutlierDetection(const OutlierDetectionSettings& settings,
+                                  OutlierDetectionStats stats, MonotonicClock clock) {
+  outlier_ = std::make_shared<OutlierDetector>(*this, settings, stats, std::move(clock));
+  if (hosts_) {
+    for (const HostSharedPtr& h : hosts_->hosts()) outlier_->addHost(*h);
+  }
+}
+
+HostSetPtr Cluster::healthyHosts() const {
+  size_t healthy = 0;
+  for (const HostSharedPtr& h : hosts_->hosts()) healthy += h->healthy() ? 1 : 0;
+  // All healthy (the usual case: no new set, no Maglev table rebuilt), or none (all of them,
+  // rather than no host at all).
+  if (healthy == hosts_->size() || healthy == 0) return hosts_;
+  std::vector<HostSharedPtr> hosts;
+  hosts.reserve(healthy);
+  for (const HostSharedPtr& h : hosts_->hosts()) {
+    if (h->healthy()) hosts.push_back(h);
+  }
+  return std::make_shared<const HostSet>(std::move(hosts), lb_policy_ == LbPolicy::kMaglev);
+}
+
+void Cluster::refreshHealth() {
+  if (poster_) poster_(*this, healthyHosts());
+}
+
+void ClusterManager::startOutlierDetection(event::Dispatcher& main) {
+  for (const auto& c : clusters_) {
+    if (c->outlierDetector() != nullptr) c->outlierDetector()->start(main);
+  }
 }
 
 const Cluster* ClusterManager::get(std::string_view name) const {
@@ -245,7 +285,7 @@ WorkerClusters::WorkerClusters(const ClusterManager& manager, size_t worker_inde
   // On the main thread, before the worker runs: the clusters' host sets as they are now.
   for (const auto& c : manager.clusters()) {
     auto per = std::make_unique<PerCluster>();
-    per->hosts = c->hosts();
+    per->hosts = c->healthyHosts();
     per->pools.resize(per->hosts->size());
     if (!per->hosts->empty()) {
       per->lb = CreateLoadBalancer(c->lbPolicy(), *per->hosts, worker_index, *per);

@@ -17,6 +17,7 @@
 #include "source/upstream/conn_pool.h"
 #include "source/upstream/conn_pool_impl.h"
 #include "source/upstream/load_balancer.h"
+#include "source/upstream/outlier_detection.h"
 #include "source/upstream/resource_manager.h"
 
 namespace sluice::upstream {
@@ -142,6 +143,22 @@ class Cluster {
   void setHosts(std::vector<HostEntry> entries);
   void setHosts(std::vector<network::Address> addresses, std::vector<uint32_t> weights);
 
+  // Outlier detection (passive health): the cluster's detector, null without
+  // outlier_detection. Set on the main thread before the workers get the hosts: the hosts
+  // there and those added later get their monitors (a test passes its own clock).
+  void setOutlierDetection(const OutlierDetectionSettings& settings, OutlierDetectionStats stats,
+                           MonotonicClock clock = {});
+  OutlierDetector* outlierDetector() const { return outlier_.get(); }
+
+  // Main thread: the host set the workers balance over — the hosts without health flags, or
+  // all of them when none is healthy (traffic still flows, as in Envoy's panic mode).
+  HostSetPtr healthyHosts() const;
+  // Who hands a new worker host set to every worker (the server posts it, as DNS updates).
+  using HostSetPoster = std::function<void(const Cluster& cluster, HostSetPtr hosts)>;
+  void setHostSetPoster(HostSetPoster poster) { poster_ = std::move(poster); }
+  // Main thread: a host's health flags changed; the workers get healthyHosts().
+  void refreshHealth();
+
  private:
   // First: the pool settings point at them.
   std::unique_ptr<network::TransportSocketFactory> transport_;
@@ -158,6 +175,8 @@ class Cluster {
   mutable ResourceManager resources_;
   std::unique_ptr<DnsSettings> dns_;
   HostSetPtr hosts_;
+  OutlierDetectorSharedPtr outlier_;
+  HostSetPoster poster_;
 };
 
 // Every cluster of a config snapshot.
@@ -172,6 +191,9 @@ class ClusterManager {
   // The clusters themselves stay mutable for the main thread (STRICT_DNS host sets change:
   // DnsClusterUpdater); workers see them through get() and WorkerClusters.
   const std::vector<std::unique_ptr<Cluster>>& clusters() const { return clusters_; }
+  // Main thread, before the workers run: the clusters' outlier detectors post their
+  // ejections to `main` and start their interval timers there.
+  void startOutlierDetection(event::Dispatcher& main);
 
  private:
   std::vector<std::unique_ptr<Cluster>> clusters_;

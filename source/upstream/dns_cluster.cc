@@ -96,7 +96,8 @@ void DnsClusterUpdater::finishRound() {
                static_cast<int>(entries.size()), static_cast<int>(current.size()));
     cluster_.stats().membership_change.inc();
     cluster_.setHosts(std::move(entries));
-    on_update_(cluster_, cluster_.hosts());
+    // The workers balance over the healthy ones (an ejected host that stays, stays out).
+    on_update_(cluster_, cluster_.healthyHosts());
   }
   std::chrono::milliseconds next = settings_.refresh_rate;
   if (settings_.respect_ttl && round_ttl_.count() > 0) {

@@ -10,6 +10,9 @@
 
 namespace sluice::upstream {
 
+// Passive health counters of one host (outlier_detection.h); only the pointer is needed here.
+class OutlierMonitor;
+
 // A host's own counters: atomics shared by every worker (a host is one object for all of them),
 // read by the admin side. Relaxed: each is a count on its own, not a snapshot of several.
 struct HostStats {
@@ -66,6 +69,14 @@ class Host {
 
   HostStats& stats() const { return stats_; }
 
+  // The host's outlier-detection counters (outlier_detection.h: ReportHostResult); nullptr
+  // when the cluster has no outlier_detection, so that reporting costs one pointer test there.
+  OutlierMonitor* outlier() const { return outlier_.get(); }
+  // Main thread, before the host reaches a worker (the pointer is not atomic). Shared: a
+  // threshold crossing posted to the main thread keeps the monitor alive until it is handled,
+  // even if the host left meanwhile.
+  void setOutlierMonitor(std::shared_ptr<OutlierMonitor> monitor) { outlier_ = std::move(monitor); }
+
  private:
   const network::Address address_;
   const std::string address_string_;
@@ -74,6 +85,7 @@ class Host {
   const uint32_t weight_;
   std::atomic<uint32_t> health_{0};
   mutable HostStats stats_;
+  std::shared_ptr<OutlierMonitor> outlier_;
 };
 using HostSharedPtr = std::shared_ptr<Host>;
 using HostConstSharedPtr = std::shared_ptr<const Host>;

@@ -995,6 +995,78 @@ drain_timeout: 0s
       << ValidateBootstrap(bootstrap, "test.yaml");
 }
 
+TEST(ValidateTest, OutlierDetection) {
+  // Every problem at once: durations below 1ms or negative, the ejection times out of order,
+  // a percent over 100, fail_timeout without max_fails.
+  const std::string error = ValidationError(R"(
+listeners:
+  - name: tcp
+    address: {address: 127.0.0.1, port: 0}
+    filters: [{tcp_proxy: {cluster: a}}]
+clusters:
+  - name: a
+    endpoints: [{address: {address: 127.0.0.1, port: 8080}}]
+    outlier_detection:
+      interval: 0s
+      base_ejection_time: 0.5ms
+      max_ejection_percent: 101
+      fail_timeout: -1s
+  - name: b
+    endpoints: [{address: {address: 127.0.0.1, port: 8080}}]
+    outlier_detection: {base_ejection_time: 10s, max_ejection_time: 5s}
+  - name: c
+    endpoints: [{address: {address: 127.0.0.1, port: 8080}}]
+    outlier_detection: {base_ejection_time: 600s}
+  - name: d
+    endpoints: [{address: {address: 127.0.0.1, port: 8080}}]
+    outlier_detection: {consecutive_5xx: 0}
+)");
+  const std::vector<std::string> lines = absl::StrSplit(error, '\n');
+  const std::string a = "test.yaml: clusters[0].outlier_detection.";
+  for (const std::string& expected : {
+           a + "interval: must be positive, got 0s",
+           a + "fail_timeout: must be positive, got -1s",
+           a + "base_ejection_time: must be at least 1ms (timeouts count whole milliseconds), "
+               "got 0.000500000s",
+           a + "max_ejection_percent: must be at most 100, got 101",
+           a + "fail_timeout: has no effect without max_fails",
+           std::string("test.yaml: clusters[1].outlier_detection.max_ejection_time: must be at "
+                       "least base_ejection_time (10000ms), got 5000ms"),
+           std::string("test.yaml: clusters[2].outlier_detection.max_ejection_time: must be at "
+                       "least base_ejection_time (600000ms), got 300000ms (its default)"),
+       }) {
+    EXPECT_THAT(error, HasSubstr(expected));
+  }
+  EXPECT_THAT(error, HasSubstr("test.yaml: clusters[3].outlier_detection: every check is "
+                               "disabled (consecutive_5xx, consecutive_gateway_failure and "
+                               "max_fails are 0)"));
+  EXPECT_EQ(lines.size(), 8u) << error;
+
+  // Valid: the defaults (an empty message), and every field set within its bounds.
+  const v1::Bootstrap ok = ParseOk(R"(
+listeners:
+  - name: tcp
+    address: {address: 127.0.0.1, port: 0}
+    filters: [{tcp_proxy: {cluster: a}}]
+clusters:
+  - name: a
+    endpoints: [{address: {address: 127.0.0.1, port: 8080}}]
+    outlier_detection: {}
+  - name: b
+    endpoints: [{address: {address: 127.0.0.1, port: 8080}}]
+    outlier_detection:
+      consecutive_5xx: 0
+      consecutive_gateway_failure: 3
+      interval: 1ms
+      base_ejection_time: 200ms
+      max_ejection_time: 200ms
+      max_ejection_percent: 100
+      max_fails: 2
+      fail_timeout: 5s
+)");
+  EXPECT_TRUE(ValidateBootstrap(ok, "test.yaml").ok()) << ValidateBootstrap(ok, "test.yaml");
+}
+
 TEST(ValidateTest, MultipleErrorsAreReportedTogether) {
   const std::string error = ValidationError(R"(
 listeners:

@@ -114,6 +114,38 @@ TEST_F(WorkerClustersTest, HostsThatStayKeepTheirObjectAndState) {
   EXPECT_TRUE(second->host(0)->healthy());
 }
 
+// A health flag changed on the main thread: refreshHealth() hands the workers the hosts without
+// flags, or all of them when none is healthy (rather than no host at all); a worker built now
+// starts from the same set.
+TEST_F(WorkerClustersTest, RefreshHealthHandsTheWorkersTheHealthyHosts) {
+  std::vector<HostSetPtr> posted;
+  cluster_->setHostSetPoster(
+      [&](const Cluster&, HostSetPtr set) { posted.push_back(std::move(set)); });
+  HostSetPtr all = hosts({Addr("10.0.0.1"), Addr("10.0.0.2")});
+  all->host(0)->setHealthFlag(Host::kFailedOutlierCheck);
+  cluster_->refreshHealth();
+  ASSERT_EQ(1u, posted.size());
+  ASSERT_EQ(1u, posted[0]->size());
+  EXPECT_EQ("10.0.0.2:80", posted[0]->host(0)->addressString());
+  WorkerClusters later(*manager_, 0);
+  EXPECT_EQ("10.0.0.2:80", later.pickHost(*cluster_)->addressString());
+  EXPECT_EQ("10.0.0.2:80", later.pickHost(*cluster_)->addressString());
+
+  all->host(1)->setHealthFlag(Host::kFailedActiveHealthCheck);
+  cluster_->refreshHealth();
+  EXPECT_EQ(all, posted.back());  // none healthy: all of them
+
+  all->host(0)->clearHealthFlag(Host::kFailedOutlierCheck);
+  all->host(1)->clearHealthFlag(Host::kFailedActiveHealthCheck);
+  cluster_->refreshHealth();
+  EXPECT_EQ(all, posted.back());  // all healthy: the cluster's own set, no copy
+  // The worker applies what it is posted.
+  later.updateHosts(*cluster_, posted.back());
+  std::set<std::string> seen;
+  for (int i = 0; i < 4; ++i) seen.insert(later.pickHost(*cluster_)->addressString());
+  EXPECT_EQ(2u, seen.size());
+}
+
 TEST_F(WorkerClustersTest, EndpointMetadataAndWeightReachTheHost) {
   config::v1::Bootstrap bootstrap;
   auto* c = bootstrap.add_clusters();
