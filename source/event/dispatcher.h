@@ -112,11 +112,27 @@ class DeadlineCallbacks {
   virtual void onDeadline(Deadline& deadline) = 0;
 };
 
-// A timeout embedded in its owner: no allocation and no libevent event of its own, for the
-// long, coarse timeouts that every connection carries (idle, request headers). Deadlines armed
-// with the same duration expire in the order they were armed, so the dispatcher keeps one FIFO
-// per distinct duration with one timer each: arming and cancelling are O(1) list operations.
-// Used on the dispatcher's thread only; destroying an armed Deadline cancels it.
+// A timeout embedded in its owner: no allocation and no libevent event of its own. Every
+// connection and stream carries a few, so it is kept to five words (40 bytes on 64-bit).
+//
+// The dispatcher keeps armed Deadlines in one of two kinds of queue, chosen by the caller:
+// - Dispatcher::armDeadline, for durations fixed by config (idle, request headers, keepalive):
+//   Deadlines armed with the same duration expire in the order they were armed, so one FIFO per
+//   distinct duration, with one timer for its head, keeps them sorted for free: arming and
+//   cancelling are O(1) list operations, which matters for the idle timeout pushed back as bytes
+//   move, several times per request. A list left empty is retired when its timer next fires
+//   (at most a few retired lists are kept for reuse), so only the durations in use cost
+//   anything, not every duration ever used.
+// - Dispatcher::armVariableDeadline, for durations that differ from one arming to the next
+//   (backoff with jitter, Retry-After, per-request timeouts from headers): a FIFO per duration
+//   would mean a list and a timer per value, so these go in one min-heap (one timer for its top),
+//   O(log n) to arm, re-arm and cancel.
+// Re-arming an armed Deadline, with either call, moves it (to the other kind if need be).
+// cancel() and destruction work for both. Deadlines due at the same instant in one queue fire in
+// the order they were armed. A callback may arm, cancel or destroy any Deadline, including others
+// due in the same pass. In the heap, one armed from a callback fires on a later pass even when
+// already due, so a zero-delay re-arm cannot keep the loop from I/O.
+// Used on the dispatcher's thread only.
 class Deadline {
  public:
   Deadline() = default;
@@ -124,17 +140,32 @@ class Deadline {
   Deadline(const Deadline&) = delete;
   Deadline& operator=(const Deadline&) = delete;
 
-  bool armed() const { return list_ != nullptr; }
+  bool armed() const { return queue_ != nullptr; }
   void cancel();
 
-  // The dispatcher's bookkeeping (defined by the implementation).
+  // The dispatcher's bookkeeping (defined by the implementation): Queue is what an armed
+  // Deadline points to, a List (FIFO) or the Heap.
+  struct Queue;
   struct List;
+  struct Heap;
 
  private:
   friend class DispatcherImpl;
-  Deadline* prev_ = nullptr;
-  Deadline* next_ = nullptr;
-  List* list_ = nullptr;
+  // Where the Deadline sits in its queue; which member is in use follows queue_'s kind, so the
+  // two kinds share the space (this is what keeps the size of a FIFO-only Deadline).
+  struct Links {
+    Deadline* prev;
+    Deadline* next;
+  };
+  struct HeapSlot {
+    uint64_t seq;    // arming order: breaks ties between equal expiries
+    uint32_t index;  // position in the heap's array, for O(log n) removal
+  };
+  union {
+    Links links_{nullptr, nullptr};
+    HeapSlot slot_;
+  };
+  Queue* queue_ = nullptr;  // null while not armed
   std::chrono::steady_clock::time_point expiry_;
   DeadlineCallbacks* callbacks_ = nullptr;
 };
@@ -156,9 +187,14 @@ class Dispatcher {
   virtual const std::string& name() const = 0;
   virtual FileEventPtr createFileEvent(int fd, FileReadyCb cb, uint32_t events) = 0;
   virtual TimerPtr createTimer(std::function<void()> cb) = 0;
-  // (Re-)arms `deadline` to call `callbacks` after `delay` (see Deadline).
+  // (Re-)arms `deadline` to call `callbacks` after `delay`, in the FIFO of that duration: for
+  // durations fixed by config, few and reused (see Deadline).
   virtual void armDeadline(Deadline& deadline, std::chrono::milliseconds delay,
                            DeadlineCallbacks& callbacks) = 0;
+  // The same for a duration computed per use (backoff, Retry-After, a timeout from a header):
+  // the Deadline goes in a min-heap, so arbitrary values cost no list or timer each.
+  virtual void armVariableDeadline(Deadline& deadline, std::chrono::milliseconds delay,
+                                   DeadlineCallbacks& callbacks) = 0;
   // Signals are process-wide: listen on the main dispatcher only.
   virtual SignalEventPtr listenForSignal(int signum, std::function<void()> cb) = 0;
 
