@@ -157,6 +157,7 @@ void UpstreamRequest::start(RequestHead& head, bool end_stream, bool tunnel) {
       if (auto deadline = http::grpc::ParseTimeout(t->value)) {
         if (timeout_.count() == 0 || *deadline < timeout_) {
           timeout_ = std::max(*deadline, std::chrono::milliseconds(1));
+          timeout_from_request_ = true;
         }
       }
     }
@@ -348,7 +349,13 @@ void UpstreamRequest::requestComplete() {
   // the upstream to open it, and end once it answers.
   if (failed_ || response_started_) return;
   if (timeout_.count() > 0 && !timeout_deadline_.armed()) {
-    dispatcher_.armDeadline(timeout_deadline_, timeout_, *this);
+    // A duration from the request (grpc-timeout) differs per call: the dispatcher's heap, not
+    // a FIFO per duration.
+    if (timeout_from_request_) {
+      dispatcher_.armVariableDeadline(timeout_deadline_, timeout_, *this);
+    } else {
+      dispatcher_.armDeadline(timeout_deadline_, timeout_, *this);
+    }
   }
   if (!waiting_retry_) armAttemptDeadlines();
 }
@@ -598,7 +605,7 @@ void UpstreamRequest::scheduleRetry(std::chrono::milliseconds delay,
   waiting_retry_ = true;
   attempt_timer_ = AttemptTimer::kBackoff;
   // Any duration (backoff with jitter, Retry-After): the dispatcher's heap, not a FIFO.
-  dispatcher_.armDeadline(idle_deadline_, delay, *this);  // TEMP until the timers merge
+  dispatcher_.armVariableDeadline(idle_deadline_, delay, *this);
 }
 
 void UpstreamRequest::dropAttempt() {

@@ -201,6 +201,7 @@ class UpstreamRequest : public ExchangeBase,
   bool buffering_body_ = false;
   bool request_end_ = false;  // the downstream sent its last part
   bool tunnel_ = false;
+  bool timeout_from_request_ = false;  // timeout_ is a gRPC call's grpc-timeout
   bool response_started_ = false;  // a response head was passed on
   bool response_done_ = false;
   bool failed_ = false;

@@ -36,6 +36,10 @@ class CountingDispatcher : public event::Dispatcher {
                    event::DeadlineCallbacks& callbacks) override {
     inner_->armDeadline(d, delay, callbacks);
   }
+  void armVariableDeadline(event::Deadline& d, milliseconds delay,
+                           event::DeadlineCallbacks& callbacks) override {
+    inner_->armVariableDeadline(d, delay, callbacks);
+  }
   event::SignalEventPtr listenForSignal(int signum, std::function<void()> cb) override {
     return inner_->listenForSignal(signum, std::move(cb));
   }
