@@ -190,6 +190,11 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
       counter("downstream_rq_too_early"),
       {},
   });
+  for (int i = 0; i < kResponseFlagCount; ++i) {
+    c->stats->response_flag[i] = &store.counter(
+        absl::StrCat(prefix, "downstream_rq_response_flag.",
+                     std::string(ResponseFlagShortName(static_cast<ResponseFlag>(i)))));
+  }
   // Every status the HTTP/1 codec answers a protocol error with; anything else is "other".
   for (uint16_t status : {400, 413, 414, 431, 501, 505}) {
     c->stats->protocol_error_by_status.emplace_back(

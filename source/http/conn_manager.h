@@ -64,6 +64,9 @@ struct ConnectionManagerStats {
   // "<prefix>downstream_rq_protocol_error_<status>" (and "_other"), created with the config so that
   // counting a rejected request (possibly a flood of them) takes no lock on a worker.
   std::vector<std::pair<uint16_t, stats::Counter*>> protocol_error_by_status;
+  // "<prefix>downstream_rq_response_flag.<UF|UO|URX|...>": streams that ended with each
+  // response flag (ResponseFlag), counted once per stream and flag at its end.
+  stats::Counter* response_flag[kResponseFlagCount] = {};
   stats::Counter& protocolErrorCounter(uint16_t status) const;
 };
 

@@ -131,6 +131,7 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   void complete();
   bool tunneling() const { return tunneling_; }
   uint16_t responseCode() const { return fm_.streamInfo().response_code; }
+  uint64_t responseFlags() { return fm_.streamInfo().response_flags; }
   void sendLocalReply(uint16_t status, std::string_view body,
                       const std::function<void(HeaderMap&)>& modify) {
     fm_.sendLocalReply(status, body, modify);
@@ -858,6 +859,12 @@ void ConnectionManagerImpl::destroyStream(ActiveStream& stream) {
   stream.prev_ = stream.next_ = nullptr;
   stream.complete();
   stats().downstream_rq_active.dec();
+  // Why streams ended as they did, typed (a bit test per flag only when any is set).
+  if (uint64_t flags = stream.responseFlags(); flags != 0) {
+    for (int i = 0; i < kResponseFlagCount; ++i) {
+      if ((flags & (uint64_t{1} << i)) != 0) stats().response_flag[i]->inc();
+    }
+  }
   // We may be inside one of the stream's callbacks: free it after this event.
   context_.dispatcher().deferredDelete(std::unique_ptr<ActiveStream>(&stream));
 }

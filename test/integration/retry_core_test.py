@@ -244,6 +244,9 @@ class AttemptTest(RetryCoreTestCase):
         st = s.stats()
         self.assertEqual(1, st["cluster.a.upstream_rq_retry_limit_exceeded"])
         self.assertEqual(1, flag(st, "URX"))
+        # The core counts the flags too.
+        self.assertEqual(1, st["http.web.downstream_rq_response_flag.URX"])
+        self.assertEqual(0, st["http.web.downstream_rq_response_flag.UF"])
 
     def test_a_retry_goes_to_another_host(self):
         bad = self.origin(default="503")
@@ -269,6 +272,8 @@ class AttemptTest(RetryCoreTestCase):
         self.assertEqual(2, st["cluster.a.upstream_rq_retry"])
         self.assertEqual(1, flag(st, "UF"))
         self.assertEqual(1, flag(st, "URX"))
+        self.assertEqual(1, st["http.web.downstream_rq_response_flag.UF"])
+        self.assertEqual(1, st["http.web.downstream_rq_response_flag.URX"])
         self.assertEqual(3, st['plugin.flags.error_kind{kind="connect_refused"}'])
         self.assertEqual(3, st['plugin.flags.safety{safety="safe"}'])
 
