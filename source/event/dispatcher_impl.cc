@@ -179,33 +179,6 @@ void Deadline::cancel() {
   // The queue's timer may fire for nothing; it then re-arms for the new first or stops.
 }
 
-void Deadline::List::append(Deadline& d) {
-  d.queue_ = this;
-  d.links_ = Links{tail, nullptr};
-  if (tail != nullptr) {
-    tail->links_.next = &d;
-  } else {
-    head = &d;
-  }
-  tail = &d;
-}
-
-void Deadline::List::unlink(Deadline& d) {
-  Deadline* prev = d.links_.prev;
-  Deadline* next = d.links_.next;
-  if (prev != nullptr) {
-    prev->links_.next = next;
-  } else {
-    head = next;
-  }
-  if (next != nullptr) {
-    next->links_.prev = prev;
-  } else {
-    tail = prev;
-  }
-  d.links_ = Links{nullptr, nullptr};
-}
-
 bool Deadline::Heap::Before(const Deadline* a, const Deadline* b) {
   if (a->expiry_ != b->expiry_) return a->expiry_ < b->expiry_;
   return a->slot_.seq < b->slot_.seq;
@@ -284,10 +257,7 @@ void ArmTimer(struct ::event& timer, std::chrono::steady_clock::time_point expir
 }
 }  // namespace
 
-Deadline::List& DispatcherImpl::deadlineList(std::chrono::milliseconds duration) {
-  for (auto& l : deadline_lists_) {
-    if (l->duration == duration) return *l;
-  }
+Deadline::List& DispatcherImpl::newDeadlineList(std::chrono::milliseconds duration) {
   if (!spare_deadline_lists_.empty()) {
     deadline_lists_.push_back(std::move(spare_deadline_lists_.back()));
     spare_deadline_lists_.pop_back();
@@ -341,8 +311,10 @@ void DispatcherImpl::onListTimer(Deadline::List& list) {
   }
   if (list.head == nullptr) {
     // Nothing left of this duration: retire the list, so that lists follow the durations in use.
-    // Only here, in its own timer's callback, so no pass over it is ever under way.
-    retireList(list);
+    // Only here, in its own timer's callback, so no pass over it is ever under way. Not the
+    // zero-delay list: connections resume through it at every request, and retiring and
+    // reviving it each time costs a search and two vector moves per request.
+    if (list.duration.count() != 0) retireList(list);
     return;
   }
   if (!list.timer_armed) {

@@ -28,8 +28,32 @@ struct Deadline::Queue {
 // The deadlines of one duration, oldest first, and the timer set for the oldest.
 struct Deadline::List : Deadline::Queue {
   List() : Queue(false) {}
-  void append(Deadline& d);
-  void unlink(Deadline& d);
+  // On every arm and cancel (several per request): inline.
+  __attribute__((always_inline)) void append(Deadline& d) {
+    d.queue_ = this;
+    d.links_ = Links{tail, nullptr};
+    if (tail != nullptr) {
+      tail->links_.next = &d;
+    } else {
+      head = &d;
+    }
+    tail = &d;
+  }
+  __attribute__((always_inline)) void unlink(Deadline& d) {
+    Deadline* prev = d.links_.prev;
+    Deadline* next = d.links_.next;
+    if (prev != nullptr) {
+      prev->links_.next = next;
+    } else {
+      head = next;
+    }
+    if (next != nullptr) {
+      next->links_.prev = prev;
+    } else {
+      tail = prev;
+    }
+    d.links_ = Links{nullptr, nullptr};
+  }
 
   DispatcherImpl* dispatcher = nullptr;
   std::chrono::milliseconds duration{0};
@@ -102,7 +126,14 @@ class DispatcherImpl : public Dispatcher {
 
  private:
   void runPosted();
-  Deadline::List& deadlineList(std::chrono::milliseconds duration);
+  // The list of `duration` (a search over the few in use; made or revived when none).
+  __attribute__((always_inline)) Deadline::List& deadlineList(std::chrono::milliseconds duration) {
+    for (auto& l : deadline_lists_) {
+      if (l->duration == duration) return *l;
+    }
+    return newDeadlineList(duration);
+  }
+  Deadline::List& newDeadlineList(std::chrono::milliseconds duration);
   void onListTimer(Deadline::List& list);
   void retireList(Deadline::List& list);
   void onHeapTimer();

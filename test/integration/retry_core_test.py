@@ -152,6 +152,12 @@ class RetryCoreTestCase(harness.SluiceTestCase):
     def start(self, clusters, **kw):
         return self.start_sluice(config(clusters, **kw), concurrency=1)
 
+    def settled(self, s, streams):
+        """The stats once `streams` streams have ended (their log phase ran: the counters a
+        worker writes at a stream's end are in)."""
+        return s.wait_stats(lambda st: st.get("plugin.flags.completed", 0) >= streams,
+                            what="%d streams ended" % streams)
+
     def exchange(self, s, method, path, headers=(), body=b"", chunked=False):
         c = harness.HttpClient.connect(s.addr("web"))
         self.addCleanup(c.close)
@@ -188,7 +194,7 @@ class ReplayTest(RetryCoreTestCase):
                     # Both attempts got the whole body.
                     self.assertEqual([(size, want)] * 2,
                                      [(b, d) for (_, _, b, d) in o.requests[-2:]])
-        st = s.stats()
+        st = self.settled(s, n)
         self.assertEqual(n, st["cluster.a.upstream_rq_retry"])
         self.assertEqual(n, st["cluster.a.upstream_rq_retry_success"])
         self.assertEqual(n, st['plugin.retry_probe.decisions{verdict="yes"}'])
@@ -202,7 +208,7 @@ class ReplayTest(RetryCoreTestCase):
                                                         ("x-max-replay", "1000")], body=body)
         self.assertEqual(502, r.status, r.raw[:300])
         self.assertEqual(1, len(o.requests))
-        st = s.stats()
+        st = self.settled(s, 1)
         self.assertEqual(1, st["cluster.a.upstream_rq_retry_body_overflow"])
         self.assertEqual(0, st["cluster.a.upstream_rq_retry"])
         self.assertEqual(1, flag(st, "UC"))
@@ -213,7 +219,7 @@ class ReplayTest(RetryCoreTestCase):
         r = self.exchange(s, "GET", "/a/x")
         self.assertEqual(503, r.status)
         self.assertEqual(b"unavailable\n", r.body)
-        st = s.stats()
+        st = self.settled(s, 1)
         self.assertEqual(0, st["cluster.a.upstream_rq_retry"])
         self.assertEqual(0, st['plugin.retry_probe.decisions{verdict="yes"}'])
 
@@ -228,7 +234,7 @@ class AttemptTest(RetryCoreTestCase):
         self.assertEqual(200, r.status, r.raw[:300])
         self.assertEqual(["1", "2", "3"],
                          [h.get("x-sluice-attempt-count") for (_, h, _, _) in o.requests])
-        st = s.stats()
+        st = self.settled(s, 1)
         self.assertEqual(2, st["cluster.a.upstream_rq_retry"])
         self.assertEqual(1, st["cluster.a.upstream_rq_retry_success"])
         self.assertEqual(3, st["plugin.flags.attempts"])
@@ -241,7 +247,7 @@ class AttemptTest(RetryCoreTestCase):
         self.assertEqual(503, r.status)
         self.assertEqual(b"unavailable\n", r.body)  # the origin's own answer
         self.assertEqual(3, len(o.requests))
-        st = s.stats()
+        st = self.settled(s, 1)
         self.assertEqual(1, st["cluster.a.upstream_rq_retry_limit_exceeded"])
         self.assertEqual(1, flag(st, "URX"))
         # The core counts the flags too.
@@ -258,7 +264,7 @@ class AttemptTest(RetryCoreTestCase):
             r = self.exchange(s, "GET", "/a/%d" % i, headers=[("x-retries", "1")])
             self.assertEqual(200, r.status, r.raw[:300])
         self.assertEqual(20, len(good.requests))
-        st = s.stats()
+        st = self.settled(s, 20)
         self.assertEqual(len(bad.requests), st["cluster.a.upstream_rq_retry"])
         self.assertEqual(0, st["cluster.a.upstream_rq_retry_limit_exceeded"])
 
@@ -268,7 +274,7 @@ class AttemptTest(RetryCoreTestCase):
         r = self.exchange(s, "GET", "/a/x", headers=[("x-retries", "2")])
         self.assertEqual(503, r.status)
         self.assertIn(b"upstream_connect_failure", r.body)
-        st = s.stats()
+        st = self.settled(s, 1)
         self.assertEqual(2, st["cluster.a.upstream_rq_retry"])
         self.assertEqual(1, flag(st, "UF"))
         self.assertEqual(1, flag(st, "URX"))
@@ -283,7 +289,7 @@ class AttemptTest(RetryCoreTestCase):
         r = self.exchange(s, "GET", "/a/x", headers=[("x-retries", "1"), ("x-per-try-ms", "200")])
         self.assertEqual(200, r.status, r.raw[:300])
         self.assertEqual(2, len(o.requests))
-        st = s.stats()
+        st = self.settled(s, 1)
         self.assertEqual(1, st["cluster.a.upstream_rq_per_try_timeout"])
         self.assertEqual(1, st['plugin.flags.error_kind{kind="per_try_timeout"}'])
 
@@ -293,7 +299,7 @@ class AttemptTest(RetryCoreTestCase):
         r = self.exchange(s, "GET", "/a/x")
         self.assertEqual(504, r.status)
         self.assertIn(b"upstream_per_try_timeout", r.body)
-        st = s.stats()
+        st = self.settled(s, 1)
         self.assertEqual(1, flag(st, "UPT"))
 
     def test_the_budget_caps_retries(self):
@@ -305,7 +311,7 @@ class AttemptTest(RetryCoreTestCase):
                                                      ("x-budget-min", "0")])
         self.assertEqual(503, r.status)
         self.assertEqual(1, len(o.requests))
-        st = s.stats()
+        st = self.settled(s, 1)
         self.assertEqual(1, st["cluster.a.upstream_rq_retry_overflow"])
         self.assertEqual(0, st["cluster.a.upstream_rq_retry"])
 
@@ -336,7 +342,8 @@ class ProxyTimeoutTest(RetryCoreTestCase):
         r = self.exchange(s, "GET", "/a/x")
         self.assertEqual(504, r.status)
         self.assertIn(b"upstream_idle_timeout", r.body)
-        self.assertEqual(1, flag(s.stats(), "UT"))
+        # The log phase counts after the response went out: awaited.
+        s.wait_stats(lambda st: flag(st, "UT") == 1, what="the UT flag counted")
 
     def test_a_route_idle_timeout_of_zero_overrides_the_cluster(self):
         o = self.origin(["hang"], default="ok")
@@ -355,7 +362,7 @@ class ProxyTimeoutTest(RetryCoreTestCase):
         r = self.exchange(s, "GET", "/a/x")
         self.assertEqual(503, r.status)
         self.assertIn(b"upstream_connect_timeout", r.body)
-        st = s.stats()
+        st = self.settled(s, 1)
         self.assertEqual(1, st["cluster.a.upstream_rq_connect_timeout"])
         self.assertEqual(1, flag(st, "UF"))
 
@@ -384,7 +391,7 @@ class ProxyTimeoutTest(RetryCoreTestCase):
         r = c.read_response()
         self.assertEqual(504, r.status)
         self.assertIn(b"upstream_send_timeout", r.body)
-        self.assertEqual(1, s.stats()["cluster.a.upstream_rq_send_timeout"])
+        self.assertEqual(1, self.settled(s, 1)["cluster.a.upstream_rq_send_timeout"])
 
 
 if __name__ == "__main__":

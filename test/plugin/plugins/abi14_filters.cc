@@ -4,7 +4,8 @@
 // "flags": at the stream's end, counts each response flag the stream ended with in
 // plugin.flags.response_flag{flag=UF|URX|...}, streams without any in {flag=none}, and the
 // upstream attempts in plugin.flags.attempts; for each attempt (observed) counts its error kind
-// in plugin.flags.error_kind{kind=...} and its retry safety in plugin.flags.safety{...}.
+// in plugin.flags.error_kind{kind=...} and its retry safety in plugin.flags.safety{...};
+// plugin.flags.completed counts the streams that ended (tests await it before reading).
 // "retry_probe": a scripted retry policy, driven by request fields, so that the core's retry
 // mechanism is tested apart from the retry plugin's policy: x-retries: N enables retries and
 // retries any failure and any 5xx response up to N times (then SL_RETRY_LIMIT_EXCEEDED);
@@ -52,7 +53,7 @@ const char* const kSafety[] = {"safe", "idempotent_only", "never"};
 class FlagsConfig : public FilterConfig {
  public:
   Counter flags[kFlagCount];
-  Counter none, attempts;
+  Counter none, attempts, completed;
   Counter kinds[kKindCount];
   Counter safety[3];
 
@@ -63,6 +64,7 @@ class FlagsConfig : public FilterConfig {
     }
     c->none = ctx.counter("response_flag", {{"flag", "none"}});
     c->attempts = ctx.counter("attempts");
+    c->completed = ctx.counter("completed");
     for (size_t i = 0; i < kKindCount; ++i)
       c->kinds[i] = ctx.counter("error_kind", {{"kind", kKinds[i]}});
     for (size_t i = 0; i < 3; ++i) c->safety[i] = ctx.counter("safety", {{"safety", kSafety[i]}});
@@ -87,6 +89,7 @@ class FlagsFilter : public Filter {
       if ((info.response_flags & (1ull << i)) != 0) c_.flags[i].inc();
     }
     c_.attempts.inc(info.upstream_attempts);
+    c_.completed.inc();  // last: a test that sees it sees the rest
   }
 
  private:
