@@ -69,7 +69,9 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
                        store.counter(prefix + "upstream_cx_pool_overflow"),
                        store.counter(prefix + "upstream_rq_retry_overflow"),
                        store.counter(prefix + "upstream_rq_refused_stream"),
-                       store.counter(prefix + "upstream_rq_retry_refused")};
+                       store.counter(prefix + "upstream_rq_retry_refused"),
+                       store.counter(prefix + "lb_healthy_panic"),
+                       store.gauge(prefix + "membership_healthy")};
     PoolSettings pool;
     pool.connect_timeout = timeout;
     pool.buffer_limit = limit;
@@ -144,6 +146,11 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
     auto cluster = std::make_unique<Cluster>(c.name(), timeout, limit, stats, pool, pool_stats,
                                              policy, std::move(transport),
                                              std::move(*codec_factory), limits, store, prefix);
+    // Before the first host set: its hosts start pending when health checks are configured.
+    cluster->setHealthChecks({c.health_checks().begin(), c.health_checks().end()});
+    if (c.common_lb_config().has_healthy_panic_threshold()) {
+      cluster->setHealthyPanicThreshold(c.common_lb_config().healthy_panic_threshold().value());
+    }
     if (c.type() == config::v1::Cluster::STRICT_DNS) {
       auto dns = std::make_unique<DnsSettings>();
       for (const auto& ep : c.endpoints()) {
@@ -200,6 +207,9 @@ void Cluster::setHosts(std::vector<network::Address> addresses, std::vector<uint
 
 void Cluster::setHosts(std::vector<HostEntry> entries) {
   stats_.membership_total.set(entries.size());
+  // With active health checks a new host is not used until a check found it healthy (Envoy's
+  // rule: one success is enough for a host never checked before).
+  const bool checked = !health_checks_.empty();
   // A host that stays is the same object, with its health and counters.
   absl::flat_hash_map<std::string, HostSharedPtr> before;
   if (hosts_) {
@@ -215,9 +225,57 @@ void Cluster::setHosts(std::vector<HostEntry> entries) {
     } else {
       hosts.push_back(std::make_shared<Host>(std::move(e.address), e.weight, std::move(e.hostname),
                                              std::move(e.metadata)));
+      if (checked) {
+        hosts.back()->setHealthFlag(Host::kPendingActiveHealthCheck);
+        hosts.back()->setHealthFlag(Host::kFailedActiveHealthCheck);
+      }
     }
   }
   hosts_ = std::make_shared<const HostSet>(std::move(hosts), lb_policy_ == LbPolicy::kMaglev);
+  // A callback may remove itself (its handle) while it runs: step past it first.
+  for (auto it = member_callbacks_.begin(); it != member_callbacks_.end();) {
+    auto& callback = *it++;
+    callback();
+  }
+  refreshHealth();
+}
+
+std::unique_ptr<Cluster::MemberUpdateHandle> Cluster::addMemberUpdateCallback(
+    std::function<void()> callback) {
+  member_callbacks_.push_back(std::move(callback));
+  return std::unique_ptr<MemberUpdateHandle>(
+      new MemberUpdateHandle(*this, std::prev(member_callbacks_.end())));
+}
+
+void Cluster::refreshHealth() {
+  std::vector<HostSharedPtr> healthy;
+  healthy.reserve(hosts_->size());
+  for (const HostSharedPtr& h : hosts_->hosts()) {
+    if (h->healthy()) healthy.push_back(h);
+  }
+  // Envoy's panic: below the threshold's share of healthy hosts, balance over all of them (a
+  // health check that fails everywhere, or an outage of most hosts, must not leave the last
+  // few to take all the load, nor turn every request away).
+  const size_t total = hosts_->size();
+  const bool panic =
+      total != 0 && panic_threshold_ > 0 &&
+      100.0 * static_cast<double>(healthy.size()) < panic_threshold_ * static_cast<double>(total);
+  HostSetPtr next;
+  if (panic) {
+    if (lb_hosts_ && lb_hosts_->panic() && lb_hosts_->hosts() == hosts_->hosts()) return;
+    next = std::make_shared<const HostSet>(*hosts_, /*panic=*/true);
+  } else if (healthy.size() == total) {
+    if (lb_hosts_ == hosts_) return;
+    next = hosts_;
+  } else {
+    if (lb_hosts_ && !lb_hosts_->panic() && lb_hosts_->hosts() == healthy) return;
+    next = std::make_shared<const HostSet>(std::move(healthy), lb_policy_ == LbPolicy::kMaglev);
+  }
+  lb_hosts_ = std::move(next);
+  // Posted before the gauge says so: whoever reads the gauge and then sends a request finds
+  // the worker's post queued ahead of it (posted work runs first in a loop iteration).
+  if (publisher_) publisher_(*this, lb_hosts_);
+  stats_.membership_healthy.set(static_cast<int64_t>(lb_hosts_->size()));
 }
 
 const Cluster* ClusterManager::get(std::string_view name) const {
@@ -230,7 +288,7 @@ WorkerClusters::WorkerClusters(const ClusterManager& manager, size_t worker_inde
   // On the main thread, before the worker runs: the clusters' host sets as they are now.
   for (const auto& c : manager.clusters()) {
     auto per = std::make_unique<PerCluster>();
-    per->hosts = c->hosts();
+    per->hosts = c->lbHosts();
     per->pools.resize(per->hosts->size());
     if (!per->hosts->empty()) {
       per->lb = CreateLoadBalancer(c->lbPolicy(), *per->hosts, worker_index, *per);
@@ -258,6 +316,7 @@ WorkerClusters::PoolPick WorkerClusters::pickConnPool(const Cluster& cluster,
     cluster.stats().upstream_rq_no_host.inc();
     return {};
   }
+  if (per.hosts->panic()) cluster.stats().lb_healthy_panic.inc();
   const size_t host = per.lb->pickIndex(context);
   auto& slot = per.pools[host];
   if (!slot) {
@@ -279,6 +338,7 @@ const Host* WorkerClusters::pickHost(const Cluster& cluster, const LbContext& co
     cluster.stats().upstream_rq_no_host.inc();
     return nullptr;
   }
+  if (per.hosts->panic()) cluster.stats().lb_healthy_panic.inc();
   return per.hosts->host(per.lb->pickIndex(context)).get();
 }
 
