@@ -319,7 +319,9 @@ class HttpHealthChecker::HttpSession : public HealthCheckerImplBase::Session,
  public:
   HttpSession(HttpHealthChecker& checker, HostSharedPtr host)
       : Session(checker, std::move(host)), checker_(checker) {}
-  ~HttpSession() override { dropConnection(); }
+  // Not inside any of the connection's events: it goes at once (at shutdown nothing is left
+  // for the dispatcher to free after the cluster its codec belongs to).
+  ~HttpSession() override { dropConnection(/*now=*/true); }
 
  private:
   // A connection and its codec, freed together after the event that closed them.
@@ -383,15 +385,20 @@ class HttpHealthChecker::HttpSession : public HealthCheckerImplBase::Session,
     }
   }
 
-  // Drops the connection without its events (this session is going away, or starts over).
-  void dropConnection() {
+  // Drops the connection without its events (this session is going away, or starts over);
+  // `now`: not from inside one of its events, so it may be freed at once.
+  void dropConnection(bool now = false) {
     if (transport_ == nullptr) return;
     transport_->codec.reset();
     if (transport_->connection->state() != network::ConnectionState::kClosed) {
       transport_->connection->removeConnectionCallbacks(*this);
       transport_->connection->close(network::CloseType::kNoFlush);
     }
-    dispatcher().deferredDelete(std::move(transport_));
+    if (now) {
+      transport_.reset();
+    } else {
+      dispatcher().deferredDelete(std::move(transport_));
+    }
     stream_open_ = false;
   }
 
@@ -582,7 +589,7 @@ class TcpHealthChecker::TcpSession : public HealthCheckerImplBase::Session,
  public:
   TcpSession(TcpHealthChecker& checker, HostSharedPtr host)
       : Session(checker, std::move(host)), checker_(checker) {}
-  ~TcpSession() override { dropConnection(); }
+  ~TcpSession() override { dropConnection(/*now=*/true); }
 
  private:
   void startCheck() override {
@@ -601,13 +608,18 @@ class TcpHealthChecker::TcpSession : public HealthCheckerImplBase::Session,
 
   void abandonCheck() override { dropConnection(); }
 
-  void dropConnection() {
+  // `now`: not from inside one of the connection's events (see HttpSession).
+  void dropConnection(bool now = false) {
     if (connection_ == nullptr) return;
     if (connection_->state() != network::ConnectionState::kClosed) {
       connection_->removeConnectionCallbacks(*this);
       connection_->close(network::CloseType::kNoFlush);
     }
-    dispatcher().deferredDelete(std::move(connection_));
+    if (now) {
+      connection_.reset();
+    } else {
+      dispatcher().deferredDelete(std::move(connection_));
+    }
   }
 
   // The check passed: the connection closes (what was sent still goes out first).
