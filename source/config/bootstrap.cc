@@ -14,6 +14,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -634,6 +635,119 @@ void CheckOutlierDetection(const v1::OutlierDetection& od, absl::string_view pat
   }
 }
 
+// A request path a health check sends: origin-form, visible ASCII only (it goes on the wire as
+// the request-target / :path as it is).
+bool IsValidCheckPath(absl::string_view p) {
+  if (p.empty() || p[0] != '/') return false;
+  for (const char c : p) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f || c == '#') return false;
+  }
+  return true;
+}
+
+// Fields a health check request must not add: Host has its own setting; the others are the
+// codec's (framing, connection management) and would break the exchange.
+bool IsReservedCheckHeader(absl::string_view name) {
+  for (absl::string_view reserved : {"host", "content-length", "transfer-encoding", "connection",
+                                     "keep-alive", "proxy-connection", "upgrade", "te"}) {
+    if (absl::EqualsIgnoreCase(name, reserved)) return true;
+  }
+  return false;
+}
+
+// A duration that may be 0 (none) but otherwise follows the timeout rules.
+void CheckOptionalDuration(bool has, const google::protobuf::Duration& d, absl::string_view path,
+                           Problems& problems) {
+  if (has) CheckTimeout(d, path, problems);
+}
+
+void CheckHealthCheck(const v1::HealthCheck& hc, const v1::Cluster& cluster,
+                      const std::string& path, Problems& problems) {
+  if (!hc.has_timeout()) {
+    problems.Add(Field(path, "timeout"), "required (how long one check may take, e.g. \"1s\")");
+  } else {
+    CheckPositiveTimeout(hc.timeout(), Field(path, "timeout"), problems);
+  }
+  if (!hc.has_interval()) {
+    problems.Add(Field(path, "interval"), "required (time between two checks, e.g. \"5s\")");
+  } else {
+    CheckPositiveTimeout(hc.interval(), Field(path, "interval"), problems);
+  }
+  CheckOptionalDuration(hc.has_interval_jitter(), hc.interval_jitter(),
+                        Field(path, "interval_jitter"), problems);
+  CheckOptionalDuration(hc.has_initial_jitter(), hc.initial_jitter(), Field(path, "initial_jitter"),
+                        problems);
+  CheckOptionalDuration(hc.has_no_traffic_interval(), hc.no_traffic_interval(),
+                        Field(path, "no_traffic_interval"), problems);
+  if (hc.has_unhealthy_threshold() && hc.unhealthy_threshold().value() < 1) {
+    problems.Add(Field(path, "unhealthy_threshold"), "must be at least 1");
+  }
+  if (hc.has_healthy_threshold() && hc.healthy_threshold().value() < 1) {
+    problems.Add(Field(path, "healthy_threshold"), "must be at least 1");
+  }
+  switch (hc.health_checker_case()) {
+    case v1::HealthCheck::kHttpHealthCheck: {
+      const auto& http = hc.http_health_check();
+      const std::string hpath = Field(path, "http_health_check");
+      if (http.path().empty()) {
+        problems.Add(Field(hpath, "path"), "required (the path to GET, e.g. \"/healthz\")");
+      } else if (!IsValidCheckPath(http.path())) {
+        problems.Add(Field(hpath, "path"),
+                     absl::StrCat(Quote(http.path()),
+                                  " must start with '/' and hold visible ASCII only (no spaces, "
+                                  "controls or '#')"));
+      }
+      if (!http.host().empty()) CheckFieldValue(http.host(), Field(hpath, "host"), problems);
+      for (int i = 0; i < http.expected_statuses_size(); ++i) {
+        const auto& r = http.expected_statuses(i);
+        const std::string rpath = Index(Field(hpath, "expected_statuses"), i);
+        if (r.start() < 100 || r.start() > 599) {
+          problems.Add(Field(rpath, "start"), absl::StrCat(r.start(), " is not in 100..599"));
+        } else if (r.end() <= r.start() || r.end() > 600) {
+          problems.Add(Field(rpath, "end"),
+                       absl::StrCat("must be above start (", r.start(),
+                                    ": the range is [start, end)) and at most 600, got ", r.end()));
+        }
+      }
+      for (int i = 0; i < http.request_headers_to_add_size(); ++i) {
+        const auto& h = http.request_headers_to_add(i);
+        const std::string rpath = Index(Field(hpath, "request_headers_to_add"), i);
+        if (!IsToken(h.name())) {
+          problems.Add(Field(rpath, "name"),
+                       absl::StrCat(Quote(h.name()), " is not a valid field name"));
+        } else if (IsReservedCheckHeader(h.name())) {
+          problems.Add(Field(rpath, "name"),
+                       absl::StrCat(Quote(h.name()),
+                                    " cannot be added to a health check request (Host is "
+                                    "http_health_check.host; the others are the codec's)"));
+        }
+        CheckFieldValue(h.value(), Field(rpath, "value"), problems);
+      }
+      break;
+    }
+    case v1::HealthCheck::kTcpHealthCheck:
+      break;
+    case v1::HealthCheck::kGrpcHealthCheck: {
+      const auto& grpc = hc.grpc_health_check();
+      const std::string gpath = Field(path, "grpc_health_check");
+      if (cluster.protocol() != v1::Cluster::HTTP2) {
+        problems.Add(gpath,
+                     "a gRPC health check needs the cluster's protocol HTTP2 (gRPC is HTTP/2 "
+                     "only; AUTO may choose HTTP/1.1)");
+      }
+      if (!grpc.authority().empty()) {
+        CheckFieldValue(grpc.authority(), Field(gpath, "authority"), problems);
+      }
+      break;
+    }
+    case v1::HealthCheck::HEALTH_CHECKER_NOT_SET:
+      problems.Add(path,
+                   "one of http_health_check, tcp_health_check or grpc_health_check is required");
+      break;
+  }
+}
+
 void CheckCluster(const v1::Cluster& cluster, absl::string_view path, Problems& problems) {
   if (cluster.endpoints_size() == 0) {
     problems.Add(Field(path, "endpoints"), "at least one endpoint is required");
@@ -708,6 +822,22 @@ void CheckCluster(const v1::Cluster& cluster, absl::string_view path, Problems& 
   if (!v1::Cluster::LbPolicy_IsValid(cluster.lb_policy())) {
     problems.Add(Field(path, "lb_policy"),
                  absl::StrCat("unknown load balancing policy ", cluster.lb_policy()));
+  }
+  if (cluster.health_checks_size() > 1) {
+    problems.Add(
+        Field(path, "health_checks"),
+        absl::StrCat("at most one health check per cluster, got ", cluster.health_checks_size()));
+  }
+  for (int i = 0; i < cluster.health_checks_size(); ++i) {
+    CheckHealthCheck(cluster.health_checks(i), cluster, Index(Field(path, "health_checks"), i),
+                     problems);
+  }
+  if (cluster.common_lb_config().has_healthy_panic_threshold()) {
+    const double t = cluster.common_lb_config().healthy_panic_threshold().value();
+    if (!(t >= 0 && t <= 100)) {
+      problems.Add(Field(path, "common_lb_config.healthy_panic_threshold"),
+                   absl::StrCat("must be a percentage, 0..100 (0: never panic), got ", t));
+    }
   }
   if (cluster.per_connection_buffer_limit_bytes() != 0 &&
       cluster.per_connection_buffer_limit_bytes() < kMinBufferLimitBytes) {

@@ -22,6 +22,7 @@
 #include "source/server/worker.h"
 #include "source/upstream/cluster.h"
 #include "source/upstream/dns_cluster.h"
+#include "source/upstream/health_checker.h"
 
 namespace sluice::server {
 
@@ -99,6 +100,7 @@ class Server {
   plugin::PluginManagerPtr plugins_;
   std::unique_ptr<upstream::ClusterManager> clusters_;
   std::unique_ptr<upstream::DnsClusters> dns_clusters_;
+  std::unique_ptr<upstream::HealthCheckers> health_checkers_;
   std::unique_ptr<WorkerShared> shared_;
   network::ListenSocketRegistry sockets_;
   std::vector<std::unique_ptr<Worker>> workers_;
@@ -143,16 +145,18 @@ absl::Status Server::run() {
   if (!clusters.ok()) return clusters.status();
   clusters_ = std::move(*clusters);
 
-  // STRICT_DNS clusters: looked up on this thread's loop; the workers get every change by
-  // posting. The listeners open once each has had its first answer (or failed: c-ares's own
-  // timeouts bound the wait), so that the first requests find hosts.
+  // Every change of what a cluster's load balancers use (DNS, health checks) reaches the
+  // workers by posting; a worker made later takes the set of the moment.
+  for (const auto& c : clusters_->clusters()) {
+    c->setHostSetPublisher([this](const upstream::Cluster& cluster, upstream::HostSetPtr hosts) {
+      for (auto& w : workers_) w->updateHosts(cluster, hosts);
+    });
+  }
+  // STRICT_DNS clusters: looked up on this thread's loop. The listeners open once each has had
+  // its first answer (or failed: c-ares's own timeouts bound the wait), so that the first
+  // requests find hosts.
   dns_clusters_ = std::make_unique<upstream::DnsClusters>();
-  auto on_hosts = [this](const upstream::Cluster& cluster, upstream::HostSetPtr hosts) {
-    for (auto& w : workers_) w->updateHosts(cluster, hosts);
-  };
-  // A host's health changing (outlier ejection, health checks) reaches the workers the same way.
-  for (const auto& c : clusters_->clusters()) c->setHostSetPoster(on_hosts);
-  if (auto s = dns_clusters_->init(*clusters_, *main_, on_hosts); !s.ok()) return s;
+  if (auto s = dns_clusters_->init(*clusters_, *main_); !s.ok()) return s;
   if (!dns_clusters_->empty()) {
     dns_clusters_->start([this] { main_->exit(); });
     main_->run();
@@ -239,6 +243,11 @@ absl::Status Server::run() {
   }
 
   for (auto& w : workers_) w->start();
+  // Active health checks, on this thread's loop. Until a host's first check it is not healthy;
+  // while too few are, the clusters balance over all their hosts (panic), so the first
+  // requests are served.
+  health_checkers_ = std::make_unique<upstream::HealthCheckers>(*clusters_, *main_, store_);
+  health_checkers_->start();
   if (admin_) admin_->setState(Admin::State::kLive);
   SLUICE_LOG(kInfo, "sluice started with %u workers", concurrency);
 
@@ -249,7 +258,8 @@ absl::Status Server::run() {
   shared_->resume_all = nullptr;
   shared_->reclaim_on = nullptr;
   admin_.reset();
-  dns_clusters_.reset();  // its lookups post to the workers
+  health_checkers_.reset();  // their verdicts post to the workers
+  dns_clusters_.reset();     // its lookups post to the workers
   workers_.clear();
   sockets_.closeAll();
   SLUICE_LOG(kInfo, "sluice exited cleanly");

@@ -81,7 +81,9 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
                        store.counter(prefix + "upstream_rq_retry_body_overflow"),
                        store.counter(prefix + "upstream_rq_per_try_timeout"),
                        store.counter(prefix + "upstream_rq_connect_timeout"),
-                       store.counter(prefix + "upstream_rq_send_timeout")};
+                       store.counter(prefix + "upstream_rq_send_timeout"),
+                       store.counter(prefix + "lb_healthy_panic"),
+                       store.gauge(prefix + "membership_healthy")};
     PoolSettings pool;
     pool.connect_timeout = timeout;
     pool.buffer_limit = limit;
@@ -165,6 +167,11 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
           OutlierDetectionSettings::FromConfig(c.outlier_detection()),
           OutlierDetectionStats::Create(store, prefix + "outlier_detection."));
     }
+    // Before the first host set: its hosts start pending when health checks are configured.
+    cluster->setHealthChecks({c.health_checks().begin(), c.health_checks().end()});
+    if (c.common_lb_config().has_healthy_panic_threshold()) {
+      cluster->setHealthyPanicThreshold(c.common_lb_config().healthy_panic_threshold().value());
+    }
     if (c.type() == config::v1::Cluster::STRICT_DNS) {
       auto dns = std::make_unique<DnsSettings>();
       for (const auto& ep : c.endpoints()) {
@@ -221,6 +228,9 @@ void Cluster::setHosts(std::vector<network::Address> addresses, std::vector<uint
 
 void Cluster::setHosts(std::vector<HostEntry> entries) {
   stats_.membership_total.set(entries.size());
+  // With active health checks a new host is not used until a check found it healthy (Envoy's
+  // rule: one success is enough for a host never checked before).
+  const bool checked = !health_checks_.empty();
   // A host that stays is the same object, with its health and counters.
   absl::flat_hash_map<std::string, HostSharedPtr> before;
   if (hosts_) {
@@ -237,10 +247,20 @@ void Cluster::setHosts(std::vector<HostEntry> entries) {
       hosts.push_back(std::make_shared<Host>(std::move(e.address), e.weight, std::move(e.hostname),
                                              std::move(e.metadata)));
       if (outlier_) outlier_->addHost(*hosts.back());
+      if (checked) {
+        hosts.back()->setHealthFlag(Host::kPendingActiveHealthCheck);
+        hosts.back()->setHealthFlag(Host::kFailedActiveHealthCheck);
+      }
     }
   }
   hosts_ = std::make_shared<const HostSet>(std::move(hosts), lb_policy_ == LbPolicy::kMaglev);
   if (outlier_) outlier_->onHostsChanged();
+  // A callback may remove itself (its handle) while it runs: step past it first.
+  for (auto it = member_callbacks_.begin(); it != member_callbacks_.end();) {
+    auto& callback = *it++;
+    callback();
+  }
+  refreshHealth();
 }
 
 void Cluster::setOutlierDetection(const OutlierDetectionSettings& settings,
@@ -251,22 +271,42 @@ void Cluster::setOutlierDetection(const OutlierDetectionSettings& settings,
   }
 }
 
-HostSetPtr Cluster::healthyHosts() const {
-  size_t healthy = 0;
-  for (const HostSharedPtr& h : hosts_->hosts()) healthy += h->healthy() ? 1 : 0;
-  // All healthy (the usual case: no new set, no Maglev table rebuilt), or none (all of them,
-  // rather than no host at all).
-  if (healthy == hosts_->size() || healthy == 0) return hosts_;
-  std::vector<HostSharedPtr> hosts;
-  hosts.reserve(healthy);
-  for (const HostSharedPtr& h : hosts_->hosts()) {
-    if (h->healthy()) hosts.push_back(h);
-  }
-  return std::make_shared<const HostSet>(std::move(hosts), lb_policy_ == LbPolicy::kMaglev);
+std::unique_ptr<Cluster::MemberUpdateHandle> Cluster::addMemberUpdateCallback(
+    std::function<void()> callback) {
+  member_callbacks_.push_back(std::move(callback));
+  return std::unique_ptr<MemberUpdateHandle>(
+      new MemberUpdateHandle(*this, std::prev(member_callbacks_.end())));
 }
 
 void Cluster::refreshHealth() {
-  if (poster_) poster_(*this, healthyHosts());
+  std::vector<HostSharedPtr> healthy;
+  healthy.reserve(hosts_->size());
+  for (const HostSharedPtr& h : hosts_->hosts()) {
+    if (h->healthy()) healthy.push_back(h);
+  }
+  // Envoy's panic: below the threshold's share of healthy hosts, balance over all of them (a
+  // health check that fails everywhere, or an outage of most hosts, must not leave the last
+  // few to take all the load, nor turn every request away).
+  const size_t total = hosts_->size();
+  const bool panic =
+      total != 0 && panic_threshold_ > 0 &&
+      100.0 * static_cast<double>(healthy.size()) < panic_threshold_ * static_cast<double>(total);
+  HostSetPtr next;
+  if (panic) {
+    if (lb_hosts_ && lb_hosts_->panic() && lb_hosts_->hosts() == hosts_->hosts()) return;
+    next = std::make_shared<const HostSet>(*hosts_, /*panic=*/true);
+  } else if (healthy.size() == total) {
+    if (lb_hosts_ == hosts_) return;
+    next = hosts_;
+  } else {
+    if (lb_hosts_ && !lb_hosts_->panic() && lb_hosts_->hosts() == healthy) return;
+    next = std::make_shared<const HostSet>(std::move(healthy), lb_policy_ == LbPolicy::kMaglev);
+  }
+  lb_hosts_ = std::move(next);
+  // Posted before the gauge says so: whoever reads the gauge and then sends a request finds
+  // the worker's post queued ahead of it (posted work runs first in a loop iteration).
+  if (publisher_) publisher_(*this, lb_hosts_);
+  stats_.membership_healthy.set(static_cast<int64_t>(lb_hosts_->size()));
 }
 
 void ClusterManager::startOutlierDetection(event::Dispatcher& main) {
@@ -285,7 +325,7 @@ WorkerClusters::WorkerClusters(const ClusterManager& manager, size_t worker_inde
   // On the main thread, before the worker runs: the clusters' host sets as they are now.
   for (const auto& c : manager.clusters()) {
     auto per = std::make_unique<PerCluster>();
-    per->hosts = c->healthyHosts();
+    per->hosts = c->lbHosts();
     per->pools.resize(per->hosts->size());
     if (!per->hosts->empty()) {
       per->lb = CreateLoadBalancer(c->lbPolicy(), *per->hosts, worker_index, *per);
@@ -313,6 +353,7 @@ WorkerClusters::PoolPick WorkerClusters::pickConnPool(const Cluster& cluster,
     cluster.stats().upstream_rq_no_host.inc();
     return {};
   }
+  if (per.hosts->panic()) cluster.stats().lb_healthy_panic.inc();
   size_t host = per.lb->pickIndex(context);
   if (context.excluded_count != 0 && per.hosts->size() > 1) {
     // A retry: another host if the balancer offers one within a few picks (a hash-based
@@ -350,6 +391,7 @@ const Host* WorkerClusters::pickHost(const Cluster& cluster, const LbContext& co
     cluster.stats().upstream_rq_no_host.inc();
     return nullptr;
   }
+  if (per.hosts->panic()) cluster.stats().lb_healthy_panic.inc();
   return per.hosts->host(per.lb->pickIndex(context)).get();
 }
 

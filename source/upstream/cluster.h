@@ -2,6 +2,8 @@
 
 #include <array>
 #include <chrono>
+#include <functional>
+#include <list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -60,6 +62,10 @@ struct ClusterStats {
   stats::Counter& upstream_rq_per_try_timeout;
   stats::Counter& upstream_rq_connect_timeout;
   stats::Counter& upstream_rq_send_timeout;
+  // Health: requests picked while the cluster was in panic (too few healthy hosts: every host
+  // used), and how many hosts the load balancers use now.
+  stats::Counter& lb_healthy_panic;
+  stats::Gauge& membership_healthy;
 };
 
 // Makes a cluster's ClientCodecFactory from its config (source/http/client_codecs.h: the HTTP
@@ -128,8 +134,11 @@ class Cluster {
     return pool_settings_.transport_socket_factory;
   }
 
-  // Main thread only (workers keep their own copy).
+  // Main thread only (workers keep their own copy): every host of the cluster.
   const HostSetPtr& hosts() const { return hosts_; }
+  // Main thread only: the hosts the load balancers use — the healthy ones, or all of them in
+  // panic (HostSet::panic()) — what the workers were last given.
+  const HostSetPtr& lbHosts() const { return lb_hosts_; }
   // One host of a new host set.
   struct HostEntry {
     network::Address address;
@@ -140,6 +149,8 @@ class Cluster {
   // A new host set (Maglev table built here, once, for every worker); a host already in the
   // set with the same address, weight, name and metadata stays the same object. Main thread
   // only.
+  // Each change of the host set is told to the member-update callbacks (the health checker
+  // follows it), then published (refreshHealth).
   void setHosts(std::vector<HostEntry> entries);
   void setHosts(std::vector<network::Address> addresses, std::vector<uint32_t> weights);
 
@@ -150,13 +161,38 @@ class Cluster {
                            MonotonicClock clock = {});
   OutlierDetector* outlierDetector() const { return outlier_.get(); }
 
-  // Main thread: the host set the workers balance over — the hosts without health flags, or
-  // all of them when none is healthy (traffic still flows, as in Envoy's panic mode).
-  HostSetPtr healthyHosts() const;
-  // Who hands a new worker host set to every worker (the server posts it, as DNS updates).
-  using HostSetPoster = std::function<void(const Cluster& cluster, HostSetPtr hosts)>;
-  void setHostSetPoster(HostSetPoster poster) { poster_ = std::move(poster); }
-  // Main thread: a host's health flags changed; the workers get healthyHosts().
+  // Health (main thread). Active health checks of the hosts (at most one; set before the first
+  // setHosts: new hosts then start kPendingActiveHealthCheck | kFailedActiveHealthCheck).
+  void setHealthChecks(std::vector<config::v1::HealthCheck> checks) {
+    health_checks_ = std::move(checks);
+  }
+  const std::vector<config::v1::HealthCheck>& healthChecks() const { return health_checks_; }
+  // common_lb_config.healthy_panic_threshold, in percent; 0: never panic.
+  void setHealthyPanicThreshold(double percent) { panic_threshold_ = percent; }
+  double healthyPanicThreshold() const { return panic_threshold_; }
+  // How a new load-balancing host set reaches the workers (the server posts it to each one).
+  using HostSetPublisher = std::function<void(const Cluster& cluster, HostSetPtr hosts)>;
+  void setHostSetPublisher(HostSetPublisher publisher) { publisher_ = std::move(publisher); }
+  // Called after every change of the host set (hosts() is the new one). Main thread; the
+  // handle unregisters it when destroyed (before the cluster).
+  class MemberUpdateHandle {
+   public:
+    ~MemberUpdateHandle() { owner_.member_callbacks_.erase(it_); }
+    MemberUpdateHandle(const MemberUpdateHandle&) = delete;
+    MemberUpdateHandle& operator=(const MemberUpdateHandle&) = delete;
+
+   private:
+    friend class Cluster;
+    MemberUpdateHandle(Cluster& owner, std::list<std::function<void()>>::iterator it)
+        : owner_(owner), it_(it) {}
+    Cluster& owner_;
+    std::list<std::function<void()>>::iterator it_;
+  };
+  std::unique_ptr<MemberUpdateHandle> addMemberUpdateCallback(std::function<void()> callback);
+  // A host's health flags changed (health checker, outlier detection): recomputes the load
+  // balancing set from hosts() — the healthy hosts, or all of them when fewer than the panic
+  // threshold's percent are healthy — and publishes it when it differs from the last one.
+  // The workers' pick path never looks at a host's health: this is where health is applied.
   void refreshHealth();
 
  private:
@@ -176,7 +212,11 @@ class Cluster {
   std::unique_ptr<DnsSettings> dns_;
   HostSetPtr hosts_;
   OutlierDetectorSharedPtr outlier_;
-  HostSetPoster poster_;
+  HostSetPtr lb_hosts_;
+  std::vector<config::v1::HealthCheck> health_checks_;
+  double panic_threshold_ = 50;
+  HostSetPublisher publisher_;
+  std::list<std::function<void()>> member_callbacks_;
 };
 
 // Every cluster of a config snapshot.
@@ -220,9 +260,9 @@ class WorkerClusters {
                         event::Dispatcher& dispatcher);
   // Picks a host (TCP proxy, CONNECT tunnels); nullptr when the cluster has no hosts.
   const Host* pickHost(const Cluster& cluster, const LbContext& context = {});
-  // The cluster's hosts changed (posted by the main thread). Pools of hosts that stay are
-  // kept; those of hosts that left drain: no new requests, idle connections closed, the rest
-  // closed as their requests end, then freed.
+  // The hosts to balance over changed (posted by the main thread: DNS, health). Pools of hosts that
+  // stay are kept; those of hosts that left drain: no new requests, idle connections closed, the
+  // rest closed as their requests end, then freed.
   void updateHosts(const Cluster& cluster, HostSetPtr hosts);
   // Closes every pooled connection (worker teardown: before the dispatcher goes).
   void releaseConnections();

@@ -16,12 +16,11 @@ constexpr std::chrono::seconds kMinTtlRefresh{1};
 }  // namespace
 
 DnsClusterUpdater::DnsClusterUpdater(Cluster& cluster, event::Dispatcher& dispatcher,
-                                     network::DnsResolverPtr resolver, UpdateCallback on_update)
+                                     network::DnsResolverPtr resolver)
     : cluster_(cluster),
       settings_(*cluster.dns()),
       dispatcher_(dispatcher),
       resolver_(std::move(resolver)),
-      on_update_(std::move(on_update)),
       timer_(dispatcher.createTimer([this] { resolveAll(); })),
       queries_(settings_.names.size(), nullptr),
       results_(settings_.names.size()) {}
@@ -95,9 +94,7 @@ void DnsClusterUpdater::finishRound() {
     SLUICE_LOG(kInfo, "cluster %s: %d hosts (was %d)", cluster_.name(),
                static_cast<int>(entries.size()), static_cast<int>(current.size()));
     cluster_.stats().membership_change.inc();
-    cluster_.setHosts(std::move(entries));
-    // The workers balance over the healthy ones (an ejected host that stays, stays out).
-    on_update_(cluster_, cluster_.healthyHosts());
+    cluster_.setHosts(std::move(entries));  // publishes to the workers
   }
   std::chrono::milliseconds next = settings_.refresh_rate;
   if (settings_.respect_ttl && round_ttl_.count() > 0) {
@@ -111,8 +108,7 @@ void DnsClusterUpdater::finishRound() {
   }
 }
 
-absl::Status DnsClusters::init(ClusterManager& manager, event::Dispatcher& dispatcher,
-                               DnsClusterUpdater::UpdateCallback on_update) {
+absl::Status DnsClusters::init(ClusterManager& manager, event::Dispatcher& dispatcher) {
   for (const auto& c : manager.clusters()) {
     if (c->dns() == nullptr) continue;
     auto resolver = network::CreateDnsResolver(dispatcher, c->dns()->resolvers);
@@ -120,8 +116,7 @@ absl::Status DnsClusters::init(ClusterManager& manager, event::Dispatcher& dispa
       return absl::Status(resolver.status().code(),
                           absl::StrCat("cluster ", c->name(), ": ", resolver.status().message()));
     }
-    updaters_.push_back(
-        std::make_unique<DnsClusterUpdater>(*c, dispatcher, std::move(*resolver), on_update));
+    updaters_.push_back(std::make_unique<DnsClusterUpdater>(*c, dispatcher, std::move(*resolver)));
   }
   return absl::OkStatus();
 }

@@ -13,13 +13,13 @@ namespace sluice::upstream {
 
 // Keeps a STRICT_DNS cluster's hosts current, on the main thread: looks up every name of the
 // cluster (c-ares on the main dispatcher: no worker ever waits on DNS), again after the refresh
-// rate (or the records' TTL), and hands each changed host set to `on_update`, which posts it
-// to the workers. A failed lookup keeps the hosts the cluster has.
+// rate (or the records' TTL), and gives each changed host set to the cluster (setHosts), which
+// publishes what the load balancers use to the workers. A failed lookup keeps the hosts the
+// cluster has.
 class DnsClusterUpdater {
  public:
-  using UpdateCallback = std::function<void(const Cluster& cluster, HostSetPtr hosts)>;
   DnsClusterUpdater(Cluster& cluster, event::Dispatcher& dispatcher,
-                    network::DnsResolverPtr resolver, UpdateCallback on_update);
+                    network::DnsResolverPtr resolver);
   ~DnsClusterUpdater();
 
   // Starts the first lookup; `first_done` runs once it has ended (resolved or not).
@@ -34,7 +34,6 @@ class DnsClusterUpdater {
   const DnsSettings& settings_;
   event::Dispatcher& dispatcher_;
   network::DnsResolverPtr resolver_;
-  UpdateCallback on_update_;
   event::TimerPtr timer_;
   std::function<void()> first_done_;
   // One round: a lookup per name, results gathered until all have answered.
@@ -49,8 +48,7 @@ class DnsClusterUpdater {
 class DnsClusters {
  public:
   // Creates an updater per STRICT_DNS cluster (an error if a resolver cannot be set up).
-  absl::Status init(ClusterManager& manager, event::Dispatcher& dispatcher,
-                    DnsClusterUpdater::UpdateCallback on_update);
+  absl::Status init(ClusterManager& manager, event::Dispatcher& dispatcher);
   // Starts every first lookup; `all_done` runs once each has ended (at once if there are none).
   void start(std::function<void()> all_done);
   bool empty() const { return updaters_.empty(); }

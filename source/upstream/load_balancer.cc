@@ -111,7 +111,16 @@ class Maglev : public RandomLb {
 
 }  // namespace
 
-HostSet::HostSet(std::vector<HostSharedPtr> hosts, bool with_maglev) : hosts_(std::move(hosts)) {
+HostSet::HostSet(const HostSet& other, bool panic)
+    : hosts_(other.hosts_),
+      addresses_(other.addresses_),
+      weights_(other.weights_),
+      total_weight_(other.total_weight_),
+      maglev_(other.maglev_),
+      panic_(panic) {}
+
+HostSet::HostSet(std::vector<HostSharedPtr> hosts, bool with_maglev, bool panic)
+    : hosts_(std::move(hosts)), panic_(panic) {
   addresses_.reserve(hosts_.size());
   weights_.reserve(hosts_.size());
   for (const HostSharedPtr& h : hosts_) {
@@ -123,7 +132,7 @@ HostSet::HostSet(std::vector<HostSharedPtr> hosts, bool with_maglev) : hosts_(st
     std::vector<std::string> names;
     names.reserve(addresses_.size());
     for (const auto& a : addresses_) names.push_back(a.asString());
-    maglev_ = std::make_unique<MaglevTable>(names, weights_);
+    maglev_ = std::make_shared<const MaglevTable>(names, weights_);
   }
 }
 

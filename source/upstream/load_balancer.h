@@ -27,10 +27,15 @@ class MaglevTable {
 
 // A cluster's hosts at one moment: the Host objects (shared with the host sets before and after
 // this one while they stay), their addresses and weights, and (for MAGLEV) the lookup table.
-// Immutable; a change (DNS) makes a new one, which the main thread posts to each worker.
+// Immutable; a change (DNS, health) makes a new one, which the main thread posts to each worker.
+// The set a worker balances over holds the healthy hosts, or every host in panic (`panic`:
+// the pick path counts lb_healthy_panic without looking at any host's health).
 class HostSet {
  public:
-  HostSet(std::vector<HostSharedPtr> hosts, bool with_maglev);
+  HostSet(std::vector<HostSharedPtr> hosts, bool with_maglev, bool panic = false);
+  // The same hosts (and Maglev table, shared), marked as a panic set or not.
+  HostSet(const HostSet& other, bool panic);
+  bool panic() const { return panic_; }
   size_t size() const { return addresses_.size(); }
   bool empty() const { return addresses_.empty(); }
   const HostSharedPtr& host(size_t i) const { return hosts_[i]; }
@@ -46,7 +51,8 @@ class HostSet {
   std::vector<network::Address> addresses_;
   std::vector<uint32_t> weights_;
   uint64_t total_weight_ = 0;
-  std::unique_ptr<MaglevTable> maglev_;
+  std::shared_ptr<const MaglevTable> maglev_;
+  const bool panic_ = false;
 };
 using HostSetPtr = std::shared_ptr<const HostSet>;
 

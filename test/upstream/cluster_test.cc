@@ -115,25 +115,28 @@ TEST_F(WorkerClustersTest, HostsThatStayKeepTheirObjectAndState) {
 }
 
 // A health flag changed on the main thread: refreshHealth() hands the workers the hosts without
-// flags, or all of them when none is healthy (rather than no host at all); a worker built now
-// starts from the same set.
+// flags, or all of them in panic (none healthy here); a worker built now starts from the same
+// set.
 TEST_F(WorkerClustersTest, RefreshHealthHandsTheWorkersTheHealthyHosts) {
   std::vector<HostSetPtr> posted;
-  cluster_->setHostSetPoster(
+  cluster_->setHostSetPublisher(
       [&](const Cluster&, HostSetPtr set) { posted.push_back(std::move(set)); });
   HostSetPtr all = hosts({Addr("10.0.0.1"), Addr("10.0.0.2")});
   all->host(0)->setHealthFlag(Host::kFailedOutlierCheck);
   cluster_->refreshHealth();
-  ASSERT_EQ(1u, posted.size());
-  ASSERT_EQ(1u, posted[0]->size());
-  EXPECT_EQ("10.0.0.2:80", posted[0]->host(0)->addressString());
+  // (setHosts published the first set too.)
+  ASSERT_EQ(2u, posted.size());
+  ASSERT_EQ(1u, posted.back()->size());
+  EXPECT_EQ("10.0.0.2:80", posted.back()->host(0)->addressString());
   WorkerClusters later(*manager_, 0);
   EXPECT_EQ("10.0.0.2:80", later.pickHost(*cluster_)->addressString());
   EXPECT_EQ("10.0.0.2:80", later.pickHost(*cluster_)->addressString());
 
   all->host(1)->setHealthFlag(Host::kFailedActiveHealthCheck);
   cluster_->refreshHealth();
-  EXPECT_EQ(all, posted.back());  // none healthy: all of them
+  // None healthy: all of them (the panic threshold's case).
+  EXPECT_TRUE(posted.back()->panic());
+  EXPECT_EQ(2u, posted.back()->size());
 
   all->host(0)->clearHealthFlag(Host::kFailedOutlierCheck);
   all->host(1)->clearHealthFlag(Host::kFailedActiveHealthCheck);

@@ -86,7 +86,7 @@ class OutlierDetectionTest : public ::testing::Test {
     cluster_->setOutlierDetection(
         settings, OutlierDetectionStats::Create(store_, "cluster.svc.outlier_detection."),
         [this] { return std::chrono::steady_clock::time_point(milliseconds(now_ms_.load())); });
-    cluster_->setHostSetPoster(
+    cluster_->setHostSetPublisher(
         [this](const Cluster&, HostSetPtr hosts) { posted_sets_.push_back(std::move(hosts)); });
     detector().start(main_);
   }
