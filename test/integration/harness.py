@@ -1365,6 +1365,7 @@ class HttpOrigin:
         self.cond = threading.Condition(self.lock)
         self.gates = {}
         self.sends = {}
+        self.open_conns = set()
         origin = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -1377,6 +1378,14 @@ class HttpOrigin:
                 self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 with origin.lock:
                     origin.connections += 1
+                    origin.open_conns.add(self.connection)
+
+            def finish(self):
+                try:
+                    super().finish()
+                finally:
+                    with origin.lock:
+                        origin.open_conns.discard(self.connection)
 
             def log_message(self, *args):
                 pass
@@ -1743,6 +1752,19 @@ class HttpOrigin:
         self.open_gates()
         self.server.shutdown()
         self.server.server_close()
+
+    def kill(self):
+        """Dies as a crashed process would: the port refuses connections from now on and every
+        open connection is reset (close() lets keep-alive connections go on being served)."""
+        self.close()
+        with self.lock:
+            conns = list(self.open_conns)
+        for c in conns:
+            try:
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 _patterns = {}
