@@ -768,7 +768,10 @@ network::FilterStatus ConnectionManagerImpl::onData(Buffer& data, bool end_strea
 
 void ConnectionManagerImpl::onDrain() {
   if (closing_) return;
-  if (codec_ && (streams_ != nullptr || codec_->requestInProgress() || http2())) {
+  // A request already in the socket, unread, is in progress too: the drain came in the same
+  // loop iteration as its bytes (closing would reset the client, which sent it in time).
+  if (codec_ && (streams_ != nullptr || codec_->requestInProgress() || http2() ||
+                 connection_->inputPending())) {
     // The streams in progress are the last ones (HTTP/2: GOAWAY; the codec reports
     // onCodecIdle(close) when they are done).
     codec_->shutdownNotice();
