@@ -427,6 +427,76 @@ void CheckHttpConnectionManager(const v1::HttpConnectionManager& hcm, absl::stri
   }
 }
 
+// Request ids and tracing (tracing.proto) of a connection manager at `path`.
+void CheckRequestIdAndTracing(const v1::HttpConnectionManager& hcm, absl::string_view path,
+                              const std::set<std::string>& clusters, Problems& problems) {
+  if (hcm.has_request_id()) {
+    const std::string rpath = Field(Field(path, "request_id"), "header_name");
+    const std::string& name = hcm.request_id().header_name();
+    if (!name.empty() && !IsToken(name)) {
+      problems.Add(rpath, absl::StrCat(Quote(name), " is not a valid field name"));
+    } else {
+      // The proxy's own fields: framing, connection management, the authority, trace context.
+      for (absl::string_view reserved :
+           {"host", "content-length", "transfer-encoding", "connection", "keep-alive",
+            "proxy-connection", "upgrade", "te", "trailer", "traceparent", "tracestate"}) {
+        if (absl::EqualsIgnoreCase(name, reserved)) {
+          problems.Add(rpath, absl::StrCat(Quote(name), " is a field the proxy owns"));
+          break;
+        }
+      }
+    }
+  }
+  if (!hcm.has_tracing()) return;
+  const v1::Tracing& t = hcm.tracing();
+  const std::string tpath = Field(path, "tracing");
+  if (t.collector_cluster().empty()) {
+    problems.Add(Field(tpath, "collector_cluster"),
+                 "required: the cluster of OTLP collectors spans are exported to");
+  } else if (!clusters.contains(t.collector_cluster())) {
+    problems.Add(Field(tpath, "collector_cluster"),
+                 absl::StrCat("unknown cluster ", Quote(t.collector_cluster()), " (",
+                              NameList(clusters), ")"));
+  }
+  if (t.has_random_sampling()) {
+    const double v = t.random_sampling().value();
+    if (!(v >= 0 && v <= 100)) {
+      problems.Add(Field(tpath, "random_sampling"),
+                   absl::StrCat("must be a percentage, 0..100, got ", v));
+    }
+  }
+  auto is_path = [](absl::string_view p) {
+    if (p.empty() || p[0] != '/') return false;
+    for (const char c : p) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u <= 0x20 || u >= 0x7f || c == '#') return false;
+    }
+    return true;
+  };
+  if (!t.collector_path().empty() && !is_path(t.collector_path())) {
+    problems.Add(Field(tpath, "collector_path"),
+                 absl::StrCat(Quote(t.collector_path()),
+                              " is not a request path (origin-form: '/' then visible ASCII)"));
+  }
+  CheckFieldValue(t.collector_authority(), Field(tpath, "collector_authority"), problems);
+  if (t.service_name().size() > 256) {
+    problems.Add(Field(tpath, "service_name"), "must be at most 256 bytes");
+  } else {
+    CheckFilePath(t.service_name(), Field(tpath, "service_name"), problems);  // no controls
+  }
+  if (t.max_batch() > 65536) {
+    problems.Add(Field(tpath, "max_batch"), "must be 1..65536 (or 0: default 512)");
+  }
+  if (t.has_flush_interval()) {
+    const std::string fpath = Field(tpath, "flush_interval");
+    CheckPositiveTimeout(t.flush_interval(), fpath, problems);
+    if (t.flush_interval().seconds() > 3600) problems.Add(fpath, "must be at most 1h");
+  }
+  if (t.has_export_timeout()) {
+    CheckPositiveTimeout(t.export_timeout(), Field(tpath, "export_timeout"), problems);
+  }
+}
+
 // `path`: the field holding the filters ("listeners[0].filters").
 void CheckFilters(const google::protobuf::RepeatedPtrField<v1::NetworkFilter>& filters,
                   absl::string_view path, const std::set<std::string>& clusters,
@@ -464,6 +534,8 @@ void CheckFilters(const google::protobuf::RepeatedPtrField<v1::NetworkFilter>& f
       case v1::NetworkFilter::kHttpConnectionManager:
         CheckHttpConnectionManager(filter.http_connection_manager(),
                                    Field(filter_path, "http_connection_manager"), problems);
+        CheckRequestIdAndTracing(filter.http_connection_manager(),
+                                 Field(filter_path, "http_connection_manager"), clusters, problems);
         // It consumes the connection's bytes; nothing after it would see any.
         if (i != count - 1) {
           problems.Add(filter_path,

@@ -224,6 +224,13 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
       h2("stream_id_exhausted"),
       h2("pending_send_bytes_paused"),
   });
+  if (p.has_request_id()) {
+    c->request_id = std::make_unique<const RequestIdConfig>(BuildRequestIdConfig(p.request_id()));
+  }
+  if (p.has_tracing()) {
+    c->tracer = Tracer::Create(Tracer::BuildOptions(p.tracing()), store,
+                               p.stat_prefix().empty() ? listener_name : p.stat_prefix());
+  }
   return c;
 }
 

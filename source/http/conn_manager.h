@@ -13,6 +13,7 @@
 #include "source/http/http1/codec_impl.h"
 #include "source/http/http2/codec_impl.h"
 #include "source/http/path_normalizer.h"
+#include "source/http/tracer.h"
 #include "source/network/filter_context.h"
 
 namespace sluice::http {
@@ -95,6 +96,9 @@ struct ConnectionManagerConfig {
   PathNormalization path;
   // The upstream gets the path as received (routes still match the canonical one).
   bool forward_path_as_received = false;
+  // Request ids and tracing (tracer.h): null when not configured.
+  std::unique_ptr<const RequestIdConfig> request_id;
+  std::shared_ptr<const Tracer> tracer;
   http1::CodecSettings codec;
   // Which codec a connection gets (http_connection_manager.proto, codec_type).
   enum class CodecType : uint8_t { kAuto, kHttp1, kHttp2 } codec_type = CodecType::kAuto;

@@ -182,6 +182,9 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   void onDeadline(event::Deadline& deadline) override;
 
   void startUpstream(bool end_stream);
+  // Request ids and tracing (tracer.h), when the config has them.
+  void startTracing(RequestHead& head);
+  void finishSpan();
   static constexpr size_t ExchangeOffset() {
     return AlignUp(sizeof(ActiveStream), UpstreamFactory::kExchangeAlign);
   }
@@ -195,6 +198,7 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   void readDisableDownstream(bool disable) override;
   void onUpstreamTrailersDropped() override { hcm_.stats().upstream_rq_trailers_dropped.inc(); }
   void onUpstreamAttemptDone(const UpstreamAttempt& attempt) override {
+    if (span_ != nullptr) span_->upstream_host.assign(attempt.host);
     fm_.onUpstreamAttemptDone(attempt);
   }
   RetryVerdict onUpstreamRetry(const UpstreamAttempt& attempt, RetryDecision& decision) override {
@@ -217,6 +221,8 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   // Retries a filter asked for (enableRetries) before the exchange existed; allocated only
   // for streams that retry.
   std::unique_ptr<RetryOptions> retry_options_;
+  // The span of a sampled stream (tracing configured), else null.
+  std::unique_ptr<ActiveSpan> span_;
   bool terminate_connect_ = false;  // the decision: a CONNECT ends here (no proxy fields)
   uint32_t downstream_read_disables_ = 0;
   // Embedded: no timer object (and no libevent timer) per request.
@@ -300,6 +306,7 @@ void ConnectionManagerImpl::ActiveStream::decodeHeaders(std::unique_ptr<RequestH
   // and to the upstream, so that one route and one plugin serve both.
   if (tunnel_request_ && !head->protocol.empty()) ExtendedConnectToUpgrade(*head);
   if (tunnel_request_) fm_.setTunnelRequest(head->method == "CONNECT");
+  if (hcm_.config_->request_id != nullptr || hcm_.config_->tracer != nullptr) startTracing(*head);
   if (!end_stream && !tunnel_request_) {
     // The client may be waiting for permission to send the body.
     encoder_.encode100Continue();
@@ -420,6 +427,28 @@ void ConnectionManagerImpl::ActiveStream::onResetStream(StreamResetReason reason
   hcm_.onStreamReset(*this, reason);
 }
 
+void ConnectionManagerImpl::ActiveStream::startTracing(RequestHead& head) {
+  const ConnectionManagerConfig& config = *hcm_.config_;
+  StreamInfo& info = fm_.streamInfo();
+  if (config.request_id != nullptr) {
+    info.request_id = ApplyRequestId(*config.request_id, head.headers);
+  }
+  if (config.tracer == nullptr) return;
+  span_ = config.tracer->onRequestHeaders(head.headers);
+  if (span_ != nullptr) {
+    // The stream's start on the wall clock (the clocks are read for sampled streams only).
+    span_->start = std::chrono::system_clock::now() -
+                   std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                       std::chrono::steady_clock::now() - info.start);
+  }
+}
+
+void ConnectionManagerImpl::ActiveStream::finishSpan() {
+  const std::unique_ptr<ActiveSpan> span = std::move(span_);
+  hcm_.config_->tracer->onStreamEnd(
+      *span, SpanEnd{fm_.streamInfo(), fm_.requestHead(), canonical_target_}, hcm_.context_);
+}
+
 void ConnectionManagerImpl::ActiveStream::rearmAfterLocalReply() {
   // A reply that cannot get out (a client that reads nothing) gets one more idle period; then
   // the stream is reset (its head is out by then), so it never outlives its timeouts.
@@ -486,6 +515,10 @@ void ConnectionManagerImpl::ActiveStream::onRequestTrailersDone(HeaderMap& trail
 
 void ConnectionManagerImpl::ActiveStream::onResponseHeadersDone(ResponseHead& head,
                                                                 bool end_stream) {
+  if (const RequestIdConfig* rid = hcm_.config_->request_id.get();
+      rid != nullptr && rid->echo_on_response && !fm_.streamInfo().request_id.empty()) {
+    head.headers.set(rid->header_name, fm_.streamInfo().request_id);
+  }
   encoder_.encodeHeaders(head, end_stream);
   if (!completed_ && fm_.tunnelOpened() && !tunneling_) {
     tunneling_ = true;
@@ -534,7 +567,7 @@ bool ConnectionManagerImpl::ActiveStream::setUpstream(const UpstreamSpec& spec) 
   UpstreamOptions options;
   options.buffer_limit = hcm_.config_->buffer_limit;
   // Attempts are measured only for a chain with a filter that observes them.
-  options.observe_attempts = fm_.observesUpstreamAttempts();
+  options.observe_attempts = fm_.observesUpstreamAttempts() || span_ != nullptr;
   upstream_ = upstreams->create(exchangeStorage(), spec, *this, options);
   if (upstream_ == nullptr) return false;
   if (retry_options_ != nullptr && !upstream_->enableRetries(*retry_options_)) {
@@ -650,6 +683,7 @@ void ConnectionManagerImpl::ActiveStream::complete() {
   while (downstream_read_disables_ > 0) readDisableDownstream(false);
   body_deadline_.cancel();
   idle_deadline_.cancel();
+  if (span_ != nullptr) finishSpan();
   fm_.complete();
 }
 

@@ -87,6 +87,9 @@ struct StreamInfo {
   }
   // Upstream attempts made (retries included).
   uint32_t upstream_attempts = 0;
+  // The request's id (HttpConnectionManager.request_id; empty when not configured): a view into
+  // the request head's storage, valid as long as the stream.
+  std::string_view request_id;
   // Set with the upstream decision (DecoderFilterCallbacks::setUpstream).
   std::string route_name;
   std::string cluster_name;
