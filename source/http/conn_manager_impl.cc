@@ -517,7 +517,7 @@ void ConnectionManagerImpl::ActiveStream::onResponseHeadersDone(ResponseHead& he
                                                                 bool end_stream) {
   if (const RequestIdConfig* rid = hcm_.config_->request_id.get();
       rid != nullptr && rid->echo_on_response && !fm_.streamInfo().request_id.empty()) {
-    head.headers.set(rid->header_name, fm_.streamInfo().request_id);
+    EchoRequestId(*rid, fm_.streamInfo().request_id, head.headers);
   }
   encoder_.encodeHeaders(head, end_stream);
   if (!completed_ && fm_.tunnelOpened() && !tunneling_) {

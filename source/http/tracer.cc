@@ -20,19 +20,21 @@ constexpr std::string_view kTracestate = "tracestate";
 // What an export keeps of the collector's answer (OTLP answers {} or a partial-success note).
 constexpr uint64_t kMaxExportResponseBytes = 64 * 1024;
 
-// Appends `s` as a JSON string: '"', '\\' and control characters escaped, and any byte that is
-// not part of valid UTF-8 (header values may hold obs-text) written as the code point of the
-// same value (\u00XX), so that the output is always valid JSON.
-void AppendJsonString(std::string_view s, std::string& out) {
+// Appends `s` escaped for a JSON string (no quotes): '"', '\\' and control characters escaped, and
+// any byte that is not part of valid UTF-8 (header values may hold obs-text) written as the code
+// point of the same value (\u00XX), so that the output is always valid JSON.
+void AppendJsonEscaped(std::string_view s, std::string& out) {
   static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const size_t n = s.size();
   for (size_t i = 0; i < n;) {
     const unsigned char c = p[i];
     if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-      out.push_back(static_cast<char>(c));
-      ++i;
+      // A run of characters that need no escaping, appended at once.
+      size_t j = i + 1;
+      while (j < n && p[j] >= 0x20 && p[j] < 0x80 && p[j] != '"' && p[j] != '\\') ++j;
+      out.append(reinterpret_cast<const char*>(p + i), j - i);
+      i = j;
       continue;
     }
     if (c == '"' || c == '\\') {
@@ -82,6 +84,12 @@ void AppendJsonString(std::string_view s, std::string& out) {
     }
     ++i;
   }
+}
+
+// `s` as a JSON string, quoted.
+void AppendJsonString(std::string_view s, std::string& out) {
+  out.push_back('"');
+  AppendJsonEscaped(s, out);
   out.push_back('"');
 }
 
@@ -117,9 +125,8 @@ class Attributes {
   void begin(std::string_view key) {
     if (!first_) out_.push_back(',');
     first_ = false;
-    out_.append("{\"key\":");
-    AppendJsonString(key, out_);
-    out_.append(",\"value\":");
+    // Keys are this file's literals: nothing to escape.
+    out_.append("{\"key\":\"").append(key).append("\",\"value\":");
   }
   std::string& out_;
   bool first_ = true;
@@ -249,14 +256,23 @@ RequestIdConfig BuildRequestIdConfig(const config::v1::RequestId& p) {
 }
 
 std::string_view ApplyRequestId(const RequestIdConfig& config, HeaderMap& headers) {
-  if (config.keep_incoming) {
-    const HeaderMap::Entry* e = headers.get(config.header_name);
-    if (e != nullptr && !e->value.empty()) return e->value;
+  const HeaderMap::Entry* e = headers.get(config.header_name);
+  if (e != nullptr) {
+    if (config.keep_incoming && !e->value.empty()) return e->value;
+    headers.remove(config.header_name);
   }
   char id[tracing::kUuidSize];
   tracing::NewUuid4(id);
-  headers.set(config.header_name, std::string_view(id, sizeof(id)));
-  return headers.get(config.header_name)->value;
+  const std::string_view kept = headers.keep(std::string_view(id, sizeof(id)));
+  // The name's bytes are the config's, which outlives every stream.
+  headers.addReference(config.header_name, kept);
+  return kept;
+}
+
+void EchoRequestId(const RequestIdConfig& config, std::string_view id, HeaderMap& headers) {
+  headers.remove(config.header_name);
+  // The id's bytes are the request head's, which outlives the response head's encoding.
+  headers.addReference(config.header_name, id);
 }
 
 Tracer::Options Tracer::BuildOptions(const config::v1::Tracing& p) {
@@ -313,12 +329,24 @@ std::shared_ptr<const Tracer> Tracer::Create(Options options, stats::Store& stor
 }
 
 std::unique_ptr<ActiveSpan> Tracer::onRequestHeaders(HeaderMap& headers) const {
+  // One pass over the fields for both names (their lengths differ: most fields are skipped on
+  // their length).
+  const HeaderMap::Entry* traceparent_field = nullptr;
+  size_t traceparents = 0;
+  size_t tracestates = 0;
+  const HeaderMap::Entry* tracestate_field = nullptr;
+  for (const HeaderMap::Entry& e : headers.entries()) {
+    if (e.name.size() == kTraceparent.size() && HeaderNameEquals(e.name, kTraceparent)) {
+      traceparent_field = &e;
+      ++traceparents;
+    } else if (e.name.size() == kTracestate.size() && HeaderNameEquals(e.name, kTracestate)) {
+      if (tracestate_field == nullptr) tracestate_field = &e;
+      ++tracestates;
+    }
+  }
   // §3.2: more than one traceparent field is as invalid as a malformed one.
   std::optional<tracing::TraceParent> parent;
-  if (const HeaderMap::Entry* e = headers.get(kTraceparent);
-      e != nullptr && headers.count(kTraceparent) == 1) {
-    parent = tracing::ParseTraceparent(e->value);
-  }
+  if (traceparents == 1) parent = tracing::ParseTraceparent(traceparent_field->value);
   bool sampled;
   tracing::TraceId trace_id;
   std::string_view tracestate_view;
@@ -328,14 +356,14 @@ std::unique_ptr<ActiveSpan> Tracer::onRequestHeaders(HeaderMap& headers) const {
     sampled = parent->sampled();
     trace_id = parent->trace_id;
     // Several tracestate fields are one list (RFC 9110 §5.3).
-    if (headers.count(kTracestate) > 1) {
+    if (tracestates > 1) {
       for (std::string_view v : headers.getAll(kTracestate)) {
         if (!tracestate_joined.empty()) tracestate_joined.push_back(',');
         tracestate_joined.append(v);
       }
       tracestate_view = tracestate_joined;
-    } else if (const HeaderMap::Entry* ts = headers.get(kTracestate); ts != nullptr) {
-      tracestate_view = ts->value;
+    } else if (tracestate_field != nullptr) {
+      tracestate_view = tracestate_field->value;
     }
   } else {
     sampled = sample_all_ || tracing::RandomU64() < sampling_threshold_;
@@ -357,13 +385,15 @@ std::unique_ptr<ActiveSpan> Tracer::onRequestHeaders(HeaderMap& headers) const {
     }
     if (keep_tracestate) span->tracestate.assign(tracestate_view);
   }
-  // Changing the map last: the views above point into it.
-  if (!keep_tracestate) {
+  // Changing the map last: the views above point into it (into its bytes, which stay).
+  if (tracestates != 0 && !keep_tracestate) {
     headers.remove(kTracestate);
   } else if (!tracestate_joined.empty()) {
     headers.set(kTracestate, tracestate_joined);
   }
-  headers.set(kTraceparent, std::string_view(traceparent, sizeof(traceparent)));
+  if (traceparents != 0) headers.remove(kTraceparent);
+  headers.addReference(kTraceparent,
+                       headers.keep(std::string_view(traceparent, sizeof(traceparent))));
   return span;
 }
 
@@ -388,11 +418,11 @@ void Tracer::AppendSpanJson(const ActiveSpan& span, const SpanEnd& end,
     AppendJsonString(span.tracestate, out);
   }
   // "<METHOD> <route name or path>".
-  std::string name(method.empty() ? std::string_view("HTTP") : method);
-  name.push_back(' ');
-  name.append(!info.route_name.empty() ? std::string_view(info.route_name) : path);
-  out.append(",\"name\":");
-  AppendJsonString(name, out);
+  out.append(",\"name\":\"");
+  AppendJsonEscaped(method.empty() ? std::string_view("HTTP") : method, out);
+  out.push_back(' ');
+  AppendJsonEscaped(!info.route_name.empty() ? std::string_view(info.route_name) : path, out);
+  out.push_back('"');
   out.append(",\"kind\":2,\"startTimeUnixNano\":");  // SPAN_KIND_SERVER
   AppendNanos(span.start, out);
   out.append(",\"endTimeUnixNano\":");

@@ -32,6 +32,9 @@ RequestIdConfig BuildRequestIdConfig(const config::v1::RequestId& proto);
 // (a UUID v4), before any filter sees the request. Returns the id: a view into the head's own
 // storage, valid as long as `headers` (StreamInfo::request_id).
 std::string_view ApplyRequestId(const RequestIdConfig& config, HeaderMap& headers);
+// Puts the id on a response (echo_on_response), replacing any the response carries. `id` must
+// outlive `headers` (the request head's, StreamInfo::request_id).
+void EchoRequestId(const RequestIdConfig& config, std::string_view id, HeaderMap& headers);
 
 // "tracing.<stat_prefix>.*".
 struct TracingStats {
