@@ -318,11 +318,10 @@ Tracer::Tracer(Options options, TracingStats stats)
 
 std::shared_ptr<const Tracer> Tracer::Create(Options options, stats::Store& store,
                                              std::string_view stat_prefix) {
-  const std::string prefix =
-      absl::StrCat("tracing.", absl::string_view(stat_prefix.data(), stat_prefix.size()), ".");
-  auto counter = [&](const char* name) -> stats::Counter& {
-    return store.counter(absl::StrCat(prefix, name));
-  };
+  // "tracing.<stat_prefix>.<leaf>" in family "tracing.<leaf>", tagged as the manager's own.
+  const stats::Scope scope =
+      stats::Scope(store).tagged("tracing", "http_conn_manager_prefix", stat_prefix);
+  auto counter = [&](const char* name) -> stats::Counter& { return scope.counter(name); };
   TracingStats stats{counter("spans_sampled"), counter("spans_exported"), counter("spans_dropped"),
                      counter("export_failures")};
   return std::shared_ptr<const Tracer>(new Tracer(std::move(options), stats));

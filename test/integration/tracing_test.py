@@ -285,6 +285,16 @@ class PropagationTest(TracingTestCase):
         self.assertEqual(1, harness.stat(st, STAT + "spans_sampled"))
         self.assertEqual(0, harness.stat(st, STAT + "spans_dropped"))
         self.assertEqual(0, harness.stat(st, STAT + "export_failures"))
+        # Prometheus: one family per counter, the manager's prefix a label.
+        code, body = s.admin_get("/stats/prometheus")
+        self.assertEqual(200, code)
+        families = {f.name: f for f in harness.parse_prometheus(body.decode())}
+        for name, value in (("spans_sampled", 1), ("spans_exported", 1), ("spans_dropped", 0),
+                            ("export_failures", 0)):
+            f = families["sluice_tracing_" + name]
+            self.assertEqual("counter", f.type)
+            self.assertEqual([({"http_conn_manager_prefix": "web"}, value)],
+                             [(x.labels, x.value) for x in f.samples], name)
 
     def test_route_name_error_status_and_response_flags(self):
         col = self.collector()
