@@ -233,6 +233,7 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   bool early_data_ = false;      // read from TLS 1.3 early data (served: safe to replay)
   bool tunneling_ = false;       // ... and the response opened it
   bool timed_out_ = false;       // answered 408/504 by a timeout already
+  bool echo_id_ = false;         // the response carries the request's id back
 };
 
 std::unique_ptr<ConnectionManagerImpl::ActiveStream> ConnectionManagerImpl::ActiveStream::Create(
@@ -432,6 +433,7 @@ void ConnectionManagerImpl::ActiveStream::startTracing(RequestHead& head) {
   StreamInfo& info = fm_.streamInfo();
   if (config.request_id != nullptr) {
     info.request_id = ApplyRequestId(*config.request_id, head.headers);
+    echo_id_ = config.request_id->echo_on_response;
   }
   if (config.tracer == nullptr) return;
   span_ = config.tracer->onRequestHeaders(head.headers);
@@ -515,9 +517,8 @@ void ConnectionManagerImpl::ActiveStream::onRequestTrailersDone(HeaderMap& trail
 
 void ConnectionManagerImpl::ActiveStream::onResponseHeadersDone(ResponseHead& head,
                                                                 bool end_stream) {
-  if (const RequestIdConfig* rid = hcm_.config_->request_id.get();
-      rid != nullptr && rid->echo_on_response && !fm_.streamInfo().request_id.empty()) {
-    EchoRequestId(*rid, fm_.streamInfo().request_id, head.headers);
+  if (echo_id_) {
+    EchoRequestId(*hcm_.config_->request_id, fm_.streamInfo().request_id, head.headers);
   }
   encoder_.encodeHeaders(head, end_stream);
   if (!completed_ && fm_.tunnelOpened() && !tunneling_) {
