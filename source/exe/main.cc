@@ -123,6 +123,10 @@ int main(int argc, char** argv) {
     signal(SIGUSR2, SIG_IGN);
   }
 
+  options.config_path = config_path;
+  options.command_line.assign(argv, argv + argc);
+  options.version = SLUICE_VERSION;
+
   sluice::config::ValueSources sources;
   auto bootstrap = sluice::config::LoadBootstrap(config_path, &sources);
   if (!bootstrap.ok()) {
