@@ -54,6 +54,11 @@
 //        would cut the path short at open(2));
 //      addresses: no NUL (inet_pton would read only up to it).
 //    direct_response.body is sent as the body, never inside a head: any bytes are fine.
+//  - admin: an address beyond loopback (the wildcard included) needs bearer_token or an explicit
+//    allow_unauthenticated_remote, so that an exposed admin is a decision; an inline token is
+//    RFC 6750 token characters, at least kMinBearerTokenLength of them (a token from a file is
+//    checked when it is read: the server, --mode validate included); unix_socket.path shorter
+//    than sun_path (108), not abstract ("@"), no controls; its mode octal, at most 0777.
 // Defaults are not applied here; an unset field stays unset for the server to default.
 // A Bootstrap without listeners is an error: the process would run and serve nothing.
 
