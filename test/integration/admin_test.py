@@ -816,7 +816,7 @@ class AccessTest(AdminCase):
             f.write(TOKEN + "\n")
         for old, new in [("port: 8000", "port: 0"), ("port: 9901", "port: 0"),
                          ("/run/sluice/admin.sock", sock),
-                         ("/etc/sluice/admin.token", token_file)]:
+                         ("filename: admin.token", "filename: " + token_file)]:
             self.assertIn(old, text)
             text = text.replace(old, new)
         s = self.start_sluice(text, concurrency=1)
