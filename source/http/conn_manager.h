@@ -61,6 +61,8 @@ struct ConnectionManagerStats {
   stats::Counter& upstream_rq_trailers_dropped;
   // Requests read from TLS 1.3 early data that are not safe to replay: answered 425.
   stats::Counter& downstream_rq_too_early;
+  // From the stream's start (its first byte) to its end, in milliseconds (Envoy's unit).
+  stats::Histogram& downstream_rq_time;
   // "<prefix>downstream_rq_protocol_error_<status>" (and "_other"), created with the config so that
   // counting a rejected request (possibly a flood of them) takes no lock on a worker.
   std::vector<std::pair<uint16_t, stats::Counter*>> protocol_error_by_status;

@@ -132,6 +132,7 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   bool tunneling() const { return tunneling_; }
   uint16_t responseCode() const { return fm_.streamInfo().response_code; }
   uint64_t responseFlags() { return fm_.streamInfo().response_flags; }
+  std::chrono::steady_clock::time_point startTime() { return fm_.streamInfo().start; }
   void sendLocalReply(uint16_t status, std::string_view body,
                       const std::function<void(HeaderMap&)>& modify) {
     fm_.sendLocalReply(status, body, modify);
@@ -862,6 +863,10 @@ void ConnectionManagerImpl::destroyStream(ActiveStream& stream) {
   stream.prev_ = stream.next_ = nullptr;
   stream.complete();
   stats().downstream_rq_active.dec();
+  stats().downstream_rq_time.record(
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                context_.dispatcher().now() - stream.startTime())
+                                .count()));
   // Why streams ended as they did, typed (a bit test per flag only when any is set).
   if (uint64_t flags = stream.responseFlags(); flags != 0) {
     for (int i = 0; i < kResponseFlagCount; ++i) {

@@ -14,7 +14,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "re2/re2.h"
 #include "source/common/logging.h"
 #include "source/http/http1/parser.h"
@@ -75,28 +74,6 @@ std::string_view MethodsAllowed(Admin::Methods methods) {
       return "GET, HEAD, POST";
   }
   return "";
-}
-
-// TEMPORARY, until stats::Store::dumpText/dumpJson/dumpPrometheus(const RE2*) land on main:
-// the same contract built on today's unfiltered dumps.
-absl::string_view TextName(absl::string_view line) {
-  const size_t end = line.find_first_of("{ ");
-  return line.substr(0, end);
-}
-std::string StatsText(const stats::Store& store, const RE2* filter) {
-  std::string out;
-  for (absl::string_view line : absl::StrSplit(store.dumpText(), '\n', absl::SkipEmpty())) {
-    const absl::string_view name = TextName(line);
-    if (filter == nullptr ||
-        RE2::PartialMatch(re2::StringPiece(name.data(), name.size()), *filter)) {
-      absl::StrAppend(&out, line, "\n");
-    }
-  }
-  return out;
-}
-std::string StatsJson(const stats::Store& store, const RE2* filter);
-std::string StatsPrometheus(const stats::Store& store, const RE2*) {
-  return store.dumpPrometheus();
 }
 
 }  // namespace
@@ -202,22 +179,6 @@ std::string JsonQuote(std::string_view s) {
   out.push_back('"');
   return out;
 }
-
-namespace {
-std::string StatsJson(const stats::Store& store, const RE2* filter) {
-  std::string out = "{\"stats\":[";
-  bool first = true;
-  for (absl::string_view line : absl::StrSplit(StatsText(store, filter), '\n', absl::SkipEmpty())) {
-    const size_t sp = line.rfind(' ');
-    const absl::string_view name = line.substr(0, sp);
-    absl::StrAppend(&out, first ? "" : ",",
-                    "{\"name\":", JsonQuote(std::string_view(name.data(), name.size())),
-                    ",\"value\":", line.substr(sp + 1), "}");
-    first = false;
-  }
-  return out + "]}\n";
-}
-}  // namespace
 
 // One admin connection: reads one request, answers it, closes.
 class Admin::AdminConnection : public network::ReadFilter,
@@ -430,14 +391,14 @@ void Admin::addBuiltinEndpoints() {
                  if (!stats_filter(request, filter, error)) return error;
                  const std::string* format = request.param("format");
                  if (format != nullptr && *format == "json") {
-                   return AdminResponse::Json(StatsJson(store_, filter.get()));
+                   return AdminResponse::Json(store_.dumpJson(filter.get()));
                  }
                  if (format != nullptr && *format != "text") {
                    return AdminResponse::Text(400,
                                               absl::StrCat("unknown format ", JsonQuote(*format),
                                                            ": text (the default) or json\n"));
                  }
-                 return AdminResponse::Text(200, StatsText(store_, filter.get()));
+                 return AdminResponse::Text(200, store_.dumpText(filter.get()));
                }});
   addEndpoint({"/stats/prometheus",
                Methods::kRead,
@@ -448,7 +409,7 @@ void Admin::addBuiltinEndpoints() {
                  AdminResponse error;
                  std::unique_ptr<RE2> filter;
                  if (!stats_filter(request, filter, error)) return error;
-                 AdminResponse r = AdminResponse::Text(200, StatsPrometheus(store_, filter.get()));
+                 AdminResponse r = AdminResponse::Text(200, store_.dumpPrometheus(filter.get()));
                  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
                  return r;
                }});

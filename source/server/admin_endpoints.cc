@@ -50,17 +50,13 @@ constexpr FlagName kHealthFlags[] = {
 // A host's counters, by name (as far as a Host keeps them).
 std::vector<std::pair<const char*, int64_t>> HostCounters(const upstream::Host& host) {
   const upstream::HostStats& s = host.stats();
-  auto u = [](const std::atomic<uint64_t>& v) {
-    return static_cast<int64_t>(v.load(std::memory_order_relaxed));
-  };
-  auto g = [](const std::atomic<int64_t>& v) { return v.load(std::memory_order_relaxed); };
   std::vector<std::pair<const char*, int64_t>> out = {
-      {"cx_total", u(s.cx_total)},
-      {"cx_active", g(s.cx_active)},
-      {"cx_connect_fail", u(s.cx_connect_fail)},
-      {"rq_total", u(s.rq_total)},
-      {"rq_active", g(s.rq_active)},
-      {"rq_error", u(s.rq_error)},
+      {"cx_total", static_cast<int64_t>(s.cx_total.value())},
+      {"cx_active", s.cx_active.value()},
+      {"cx_connect_fail", static_cast<int64_t>(s.cx_connect_fail.value())},
+      {"rq_total", static_cast<int64_t>(s.rq_total.value())},
+      {"rq_active", s.rq_active.value()},
+      {"rq_error", static_cast<int64_t>(s.rq_error.value())},
   };
   if (const upstream::OutlierMonitor* m = host.outlier(); m != nullptr) {
     out.emplace_back("outlier.consecutive_5xx", m->consecutive5xx());

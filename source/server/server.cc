@@ -113,7 +113,8 @@ class Server : public AdminServer {
   const config::ValueSources& sources_;
   const Options& options_;
   event::DispatcherPtr main_;
-  stats::Store store_;
+  // Made once the worker count is known: its stats have one slot per worker.
+  std::unique_ptr<stats::Store> store_;
   // Before the workers: filter factories the workers use point into it (its metrics).
   plugin::PluginManagerPtr plugins_;
   std::unique_ptr<upstream::ClusterManager> clusters_;
@@ -144,6 +145,8 @@ absl::Status Server::run() {
         std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(bootstrap_.drain_timeout()));
   }
 
+  store_ = std::make_unique<stats::Store>(concurrency);
+
   const uint64_t nofile = RaiseFileLimit();
   // Each proxied connection costs two descriptors; keep some for listeners, logs and admin
   // (128, or a quarter of a small limit).
@@ -151,17 +154,18 @@ absl::Status Server::run() {
   const uint64_t max_connections = bootstrap_.max_connections() != 0
                                        ? bootstrap_.max_connections()
                                        : std::max<uint64_t>(1, (nofile - reserve) / 2);
-  shared_ = std::make_unique<WorkerShared>(
-      max_connections, store_.counter("server.downstream_cx_total"),
-      store_.gauge("server.downstream_cx_active"), store_.counter("server.downstream_cx_overflow"),
-      store_.counter("server.accept_fd_exhausted"),
-      store_.counter("server.downstream_cx_idle_reclaimed"));
+  shared_ =
+      std::make_unique<WorkerShared>(max_connections, store_->counter("server.downstream_cx_total"),
+                                     store_->gauge("server.downstream_cx_active"),
+                                     store_->counter("server.downstream_cx_overflow"),
+                                     store_->counter("server.accept_fd_exhausted"),
+                                     store_->counter("server.downstream_cx_idle_reclaimed"));
   shared_->workers = concurrency;
-  store_.gauge("server.concurrency").set(concurrency);
-  store_.gauge("server.downstream_cx_limit").set(static_cast<int64_t>(max_connections));
+  store_->gauge("server.concurrency").set(concurrency);
+  store_->gauge("server.downstream_cx_limit").set(static_cast<int64_t>(max_connections));
 
   auto clusters =
-      upstream::ClusterManager::create(bootstrap_, store_, &http::CreateClientCodecFactory);
+      upstream::ClusterManager::create(bootstrap_, *store_, &http::CreateClientCodecFactory);
   if (!clusters.ok()) return clusters.status();
   clusters_ = std::move(*clusters);
 
@@ -188,12 +192,12 @@ absl::Status Server::run() {
   // Before the workers run: their first crossings post to this thread.
   clusters_->startOutlierDetection(*main_);
 
-  plugins_ = PluginManagerFor(bootstrap_, sources_, store_);
+  plugins_ = PluginManagerFor(bootstrap_, sources_, *store_);
   std::vector<ListenerConfigPtr> listeners;
   // Every listener's errors before giving up, as --mode validate reports them.
   std::vector<std::string> errors;
   for (int li = 0; li < bootstrap_.listeners_size(); ++li) {
-    auto cfg = BuildListenerConfig(bootstrap_.listeners(li), *clusters_, store_, concurrency,
+    auto cfg = BuildListenerConfig(bootstrap_.listeners(li), *clusters_, *store_, concurrency,
                                    absl::StrCat("listeners[", li, "]"), plugins_.get());
     if (!cfg.ok()) {
       errors.emplace_back(cfg.status().message());
@@ -244,7 +248,7 @@ absl::Status Server::run() {
                  options_.ports_file,
                  std::chrono::system_clock::now(),
                  std::chrono::steady_clock::now()};
-    admin_ = std::make_unique<Admin>(*main_, store_);
+    admin_ = std::make_unique<Admin>(*main_, *store_);
     AddServerEndpoints(*admin_, *this);
     auto bound = admin_->start(*settings);
     if (!bound.ok()) {
@@ -280,7 +284,7 @@ absl::Status Server::run() {
   // Active health checks, on this thread's loop. Until a host's first check it is not healthy;
   // while too few are, the clusters balance over all their hosts (panic), so the first
   // requests are served.
-  health_checkers_ = std::make_unique<upstream::HealthCheckers>(*clusters_, *main_, store_);
+  health_checkers_ = std::make_unique<upstream::HealthCheckers>(*clusters_, *main_, *store_);
   health_checkers_->start();
   if (admin_) admin_->setState(Admin::State::kLive);
   SLUICE_LOG(kInfo, "sluice started with %u workers", concurrency);
@@ -327,7 +331,7 @@ std::pair<bool, std::string> Server::reloadCertificates() {
     for (tls::ServerSslSocketFactory* factory : listener->tls_factories) {
       auto context = factory->rebuild();
       if (!context.ok()) {
-        store_.counter("server.tls_reload_failure").inc();
+        store_->counter("server.tls_reload_failure").inc();
         errors.push_back(absl::StrCat(context.status().message(), " (", factory->path(),
                                       " keeps its current certificates)"));
         SLUICE_LOG(kError, "certificate reload: %s", errors.back());
@@ -339,7 +343,7 @@ std::pair<bool, std::string> Server::reloadCertificates() {
             [listener, factory, i, context = *context] { factory->setContext(i, context); });
       }
       factory->setContext(workers_.size(), *context);
-      store_.counter("server.tls_reload_success").inc();
+      store_->counter("server.tls_reload_success").inc();
       ++reloaded;
     }
   }

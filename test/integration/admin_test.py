@@ -284,9 +284,14 @@ class EndpointsTest(AdminCase):
                      st["listener.l.downstream_cx_active"] == 0, "3 connections done")
         text = harness.parse_stats(self.get(s, "/stats").body)
         doc = self.get_json(s, "/stats?format=json")
-        as_json = {e["name"]: e["value"] for e in doc["stats"]}
-        self.assertEqual(3, as_json["listener.l.downstream_cx_total"])
-        self.assertEqual(set(text), set(as_json))
+        values = {e["name"]: e["value"] for e in doc["stats"] if "value" in e}
+        self.assertEqual(3, values["listener.l.downstream_cx_total"])
+        self.assertEqual("counter", [e for e in doc["stats"]
+                                     if e["name"] == "listener.l.downstream_cx_total"][0]["type"])
+        # The same stats as the text: histograms there as name.count, .sum and quantiles.
+        histograms = [e["name"] for e in doc["stats"] if e.get("type") == "histogram"]
+        self.assertEqual(set(text), set(values) | {
+            h + suffix for h in histograms for suffix in (".count", ".sum", ".p50", ".p90", ".p99")})
         # The filter: a partial match on the name, RE2 syntax, in both formats.
         filtered = harness.parse_stats(self.get(s, r"/stats?filter=^listener\.l\.").body)
         self.assertTrue(filtered)
