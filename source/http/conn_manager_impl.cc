@@ -131,8 +131,7 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   void complete();
   bool tunneling() const { return tunneling_; }
   uint16_t responseCode() const { return fm_.streamInfo().response_code; }
-  uint64_t responseFlags() { return fm_.streamInfo().response_flags; }
-  std::chrono::steady_clock::time_point startTime() { return fm_.streamInfo().start; }
+  const StreamInfo& info() { return fm_.streamInfo(); }
   void sendLocalReply(uint16_t status, std::string_view body,
                       const std::function<void(HeaderMap&)>& modify) {
     fm_.sendLocalReply(status, body, modify);
@@ -863,12 +862,21 @@ void ConnectionManagerImpl::destroyStream(ActiveStream& stream) {
   stream.prev_ = stream.next_ = nullptr;
   stream.complete();
   stats().downstream_rq_active.dec();
-  stats().downstream_rq_time.record(
-      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                context_.dispatcher().now() - stream.startTime())
-                                .count()));
+  const StreamInfo& info = stream.info();
+  const auto ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            context_.dispatcher().now() - info.start)
+                                            .count());
+  stats().downstream_rq_time.record(ms);
+  if (info.route != nullptr && info.route->stats != nullptr) {
+    const RouteHandle::Stats& rs = *info.route->stats;
+    rs.rq_total.inc();
+    if (info.response_code >= 100 && info.response_code < 600) {
+      rs.rq_xx[info.response_code / 100 - 1]->inc();
+    }
+    rs.rq_time.record(ms);
+  }
   // Why streams ended as they did, typed (a bit test per flag only when any is set).
-  if (uint64_t flags = stream.responseFlags(); flags != 0) {
+  if (uint64_t flags = info.response_flags; flags != 0) {
     for (int i = 0; i < kResponseFlagCount; ++i) {
       if ((flags & (uint64_t{1} << i)) != 0) stats().response_flag[i]->inc();
     }

@@ -3,11 +3,12 @@
 Prometheus' own parser, python3-prometheus-client), through the real binary with two workers (each
 counts in its own slot; the admin merges them), a real origin, and the router plugin.
 
-What is checked: the listener's, the connection manager's, the cluster's and the host's counts
-(requests by response class, connections, per-worker connection counts that sum to the
-listener's), the request-time histograms (one sample per request, cumulative buckets), the
-families and labels Prometheus sees (the tag values out of the names: a cluster named with dots
-stays one label), and that every stat of the text format is in the exposition and vice versa."""
+What is checked: the listener's, the connection manager's, the cluster's, the host's and the
+route's counts (requests by response class, connections, per-worker connection counts that sum
+to the listener's), the request-time histograms (one sample per request, cumulative buckets),
+the families and labels Prometheus sees (the tag values out of the names: a cluster named with
+dots stays one label), and that every counter and gauge of the text format is one sample of the
+exposition."""
 
 import os
 import sys
@@ -64,6 +65,13 @@ class StatsTest(harness.SluiceTestCase):
             "cluster.back.end.host.%s.rq_active" % host: 0,
             "cluster.back.end.host.%s.rq_error" % host: 0,
             "cluster.back.end.host.%s.cx_total" % host: self.origin.connections,
+            # The router names its routes "<virtual host>/<route name or index>".
+            "route.v/0.rq_total": 13,
+            "route.v/0.rq_2xx": 7,
+            "route.v/0.rq_3xx": 1,
+            "route.v/0.rq_4xx": 2,
+            "route.v/0.rq_5xx": 3,
+            "route.v/0.rq_time.count": 13,
         }
         got = {k: st.get(k) for k in expect}
         self.assertEqual(expect, got, harness.format_stats(st))
@@ -100,6 +108,8 @@ class StatsTest(harness.SluiceTestCase):
             self.assertEqual(n, counter("sluice_http_downstream_rq_xx",
                                         http_conn_manager_prefix="web", response_code_class=klass))
             self.assertEqual(n, counter("sluice_cluster_upstream_rq_xx", cluster_name=CLUSTER,
+                                        response_code_class=klass))
+            self.assertEqual(n, counter("sluice_route_rq_xx", route_name="v/0",
                                         response_code_class=klass))
         self.assertEqual(13, counter("sluice_cluster_host_rq_total", cluster_name=CLUSTER,
                                      host=host))
