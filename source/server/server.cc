@@ -18,6 +18,7 @@
 #include "source/network/listen_socket_registry.h"
 #include "source/plugin/plugin.h"
 #include "source/server/admin.h"
+#include "source/server/admin_endpoints.h"
 #include "source/server/listener_config.h"
 #include "source/server/worker.h"
 #include "source/upstream/cluster.h"
@@ -69,7 +70,7 @@ plugin::PluginManagerPtr PluginManagerFor(const config::v1::Bootstrap& bootstrap
 }
 
 // The main thread's part: config, sockets, workers, admin, signals, and the drain.
-class Server {
+class Server : public AdminServer {
  public:
   Server(const config::v1::Bootstrap& bootstrap, const config::ValueSources& sources,
          const Options& options)
@@ -80,14 +81,31 @@ class Server {
 
   absl::Status run();
 
- private:
-  void listenForOtherSignals();
+  // AdminServer
+  const config::v1::Bootstrap& bootstrap() const override { return bootstrap_; }
+  const upstream::ClusterManager& clusterManager() const override { return *clusters_; }
+  std::vector<ListenerInfo> listenerInfo() const override {
+    std::vector<ListenerInfo> out;
+    for (const auto& l : listeners_) out.push_back({l->name, l->address.asString()});
+    return out;
+  }
+  const Info& info() const override { return info_; }
+  bool accepting() const override { return !listeners_stopped_; }
+  void drainListeners() override;
+  void quit() override { startDrain(); }
   // Re-reads every TLS chain's certificates, keys, staples and ticket keys (SIGHUP, the admin's
   // POST /certificates/reload). A chain whose files do not load keeps what it has. Returns
   // whether all loaded, and a report.
-  std::pair<bool, std::string> reloadCertificates();
+  std::pair<bool, std::string> reloadCertificates() override;
+
+ private:
+  void listenForOtherSignals();
   absl::Status reserveListenerAddress(ListenerConfig& listener);
   void startDrain();
+  // Stops every worker's listeners (once) and closes the sockets once none polls them.
+  void stopListening();
+  // Closes the connections still open drain_timeout from now (once).
+  void armDrainTimer();
   void onWorkerIdle();
   void shutdown();
 
@@ -113,6 +131,8 @@ class Server {
   size_t workers_stopped_ = 0;
   size_t workers_idle_ = 0;
   bool draining_ = false;
+  bool listeners_stopped_ = false;
+  Info info_;
 };
 
 absl::Status Server::run() {
@@ -217,18 +237,32 @@ absl::Status Server::run() {
   sockets_.releaseReservations();
   listeners_ = listeners;
 
-  if (bootstrap_.has_admin() && bootstrap_.admin().has_address()) {
-    auto addr = network::Address::fromIpPort(bootstrap_.admin().address().address(),
-                                             bootstrap_.admin().address().port());
-    if (!addr.ok()) return addr.status();
+  if (bootstrap_.has_admin() &&
+      (bootstrap_.admin().has_address() || bootstrap_.admin().has_unix_socket())) {
+    auto settings = AdminSettingsFrom(bootstrap_.admin());
+    if (!settings.ok()) return settings.status();
+    info_ = Info{options_.version,
+                 options_.config_path,
+                 options_.command_line,
+                 concurrency,
+                 options_.ports_file,
+                 std::chrono::system_clock::now(),
+                 std::chrono::steady_clock::now()};
     admin_ = std::make_unique<Admin>(*main_, *store_);
-    admin_->setCertificateReloader([this] { return reloadCertificates(); });
-    auto bound = admin_->start(*addr);
+    AddServerEndpoints(*admin_, *this);
+    auto bound = admin_->start(*settings);
     if (!bound.ok()) {
       return absl::Status(bound.status().code(), absl::StrCat("admin: ", bound.status().message()));
     }
-    SLUICE_LOG(kInfo, "admin on %s", bound->asString());
-    absl::StrAppend(&ports, "admin ", bound->asString(), "\n");
+    if (bound->has_value()) {
+      SLUICE_LOG(kInfo, "admin on %s%s", (*bound)->asString(),
+                 settings->bearer_token.empty() ? "" : " (bearer token required)");
+      absl::StrAppend(&ports, "admin ", (*bound)->asString(), "\n");
+    }
+    if (!settings->unix_path.empty()) {
+      SLUICE_LOG(kInfo, "admin on unix socket %s (mode %04o)", settings->unix_path,
+                 settings->unix_mode);
+    }
   }
 
   shared_->resume_all = [this] {
@@ -356,11 +390,36 @@ void Server::startDrain() {
   if (admin_) admin_->setState(Admin::State::kDraining);
   SLUICE_LOG(kInfo, "draining: no new connections; open ones have up to %dms to finish",
              static_cast<int>(drain_timeout_.count()));
+  armDrainTimer();
+  stopListening();
+  for (auto& w : workers_) {
+    w->notifyWhenIdle([this] { main_->post([this] { onWorkerIdle(); }); });
+  }
+}
+
+void Server::drainListeners() {
+  if (listeners_stopped_) return;
+  if (admin_) admin_->setState(Admin::State::kDraining);
+  SLUICE_LOG(kInfo,
+             "admin: draining listeners: no new connections; open ones have up to %dms to "
+             "finish; the process stays up",
+             static_cast<int>(drain_timeout_.count()));
+  armDrainTimer();
+  stopListening();
+}
+
+void Server::armDrainTimer() {
+  if (drain_timer_) return;
   drain_timer_ = main_->createTimer([this] {
     SLUICE_LOG(kInfo, "drain timeout: closing the remaining connections");
     for (auto& w : workers_) w->closeConnections();
   });
   drain_timer_->enableTimer(drain_timeout_);
+}
+
+void Server::stopListening() {
+  if (listeners_stopped_) return;
+  listeners_stopped_ = true;
   for (auto& w : workers_) {
     w->stopListeners([this] {
       main_->post([this] {
@@ -368,7 +427,6 @@ void Server::startDrain() {
         if (++workers_stopped_ == workers_.size()) sockets_.closeAll();
       });
     });
-    w->notifyWhenIdle([this] { main_->post([this] { onWorkerIdle(); }); });
   }
 }
 
@@ -401,6 +459,12 @@ absl::Status Validate(const config::v1::Bootstrap& bootstrap, const config::Valu
     auto cfg = BuildListenerConfig(bootstrap.listeners(li), **clusters, store, 1,
                                    absl::StrCat("listeners[", li, "]"), plugins.get());
     if (!cfg.ok()) errors.emplace_back(cfg.status().message());
+  }
+  if (bootstrap.has_admin()) {
+    // The bearer token's file is read and checked as at start.
+    if (auto settings = AdminSettingsFrom(bootstrap.admin()); !settings.ok()) {
+      errors.emplace_back(settings.status().message());
+    }
   }
   if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
   return absl::OkStatus();
