@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "api/sluice/config/v1/access_log.pb.h"
@@ -29,6 +30,8 @@ struct AccessLogContext {
   std::chrono::steady_clock::time_point end;
 };
 
+class AccessLogLine;  // access_log.cc
+
 // One access log of a connection manager (config::v1::AccessLog): a format (text or JSON) and
 // the file its lines go to. Immutable, shared by the workers.
 class AccessLog {
@@ -44,9 +47,13 @@ class AccessLog {
   access_log::LogFile* file() const { return file_; }
 
  private:
+  void formatInto(const AccessLogContext& context, AccessLogLine& out) const;
+
   const bool json_;
   LogFormat text_;
   JsonLogFormat json_format_;
+  // Each key's `{"key":` / `,"key":`, made once.
+  std::vector<std::string> json_prefixes_;
   access_log::LogFile* const file_;
 };
 

@@ -102,6 +102,8 @@ inline constexpr std::string_view kDefaultLogFormat =
     "\"%REQ(X-FORWARDED-FOR)%\" \"%REQ(USER-AGENT)%\" \"%REQ(X-REQUEST-ID)%\" "
     "\"%REQ(:AUTHORITY)%\" \"%UPSTREAM_HOST%\"";
 
+// Whether `value` holds a byte that either escaping changes (a few instructions a byte).
+bool NeedsTextEscape(std::string_view value);
 // Appends `value` escaped for a text log line: '"', '\\' and every byte outside 0x20..0x7e as
 // \xNN (nginx's escaping), so that a value never ends a quoted field or splits the line.
 void AppendTextEscaped(std::string& out, std::string_view value);

@@ -536,7 +536,8 @@ bool ConnectionManagerImpl::ActiveStream::setUpstream(const UpstreamSpec& spec) 
   options.buffer_limit = hcm_.config_->buffer_limit;
   // Attempts are measured only for a chain with a filter that observes them.
   options.observe_attempts = fm_.observesUpstreamAttempts();
-  options.upstream_info = &fm_.streamInfo().upstream;
+  // The upstream's host and timings are recorded for whoever reads them (the access logs).
+  if (!hcm_.config_->access_logs.empty()) options.upstream_info = &fm_.streamInfo().upstream;
   upstream_ = upstreams->create(exchangeStorage(), spec, *this, options);
   if (upstream_ == nullptr) return false;
   if (retry_options_ != nullptr && !upstream_->enableRetries(*retry_options_)) {

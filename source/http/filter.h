@@ -61,7 +61,9 @@ class RouteSelector {
 // The upstream side of a stream, as the router layer reports it (the last attempt's): its
 // host and when the request and response crossed the upstream connection (the dispatcher's
 // clock: an event batch's time; unset points are zero). For the access log's
-// %UPSTREAM_HOST%, %UPSTREAM_SERVICE_TIME% and %RESPONSE_DURATION%.
+// %UPSTREAM_HOST%, %UPSTREAM_SERVICE_TIME% and %RESPONSE_DURATION%: recorded only when the
+// connection manager has access logs (UpstreamOptions::upstream_info), so that a stream that
+// nobody logs pays nothing for it.
 struct UpstreamInfo {
   network::Address host;                           // family() 0 when no host was picked
   std::chrono::steady_clock::time_point first_tx;  // the request head handed to the connection

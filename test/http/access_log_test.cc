@@ -75,6 +75,21 @@ TEST(AccessLogFormatTest, TextEscaping) {
   EXPECT_EQ(out, "a\\x22b\\x5cc\\x0d\\x0ad\\x1b[31me\\x7f\\x80\\xff\\x09f");
 }
 
+TEST(AccessLogFormatTest, NeedsTextEscapeFindsEveryByteAtEveryPosition) {
+  for (int c = 0; c < 256; ++c) {
+    const bool plain = c >= 0x20 && c <= 0x7e && c != '"' && c != '\\';
+    for (size_t len = 1; len <= 19; ++len) {
+      for (size_t at = 0; at < len; ++at) {
+        std::string v(len, 'a');
+        v[at] = static_cast<char>(c);
+        ASSERT_EQ(NeedsTextEscape(v), !plain) << c << " " << len << " " << at;
+      }
+    }
+  }
+  EXPECT_FALSE(NeedsTextEscape(""));
+  EXPECT_FALSE(NeedsTextEscape("GET /a/b?c=d HTTP/1.1 ~}|{"));
+}
+
 TEST(AccessLogFormatTest, JsonEscaping) {
   std::string out;
   AppendJsonEscaped(out,
