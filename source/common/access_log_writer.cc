@@ -260,9 +260,7 @@ void LogFile::reopen() {
 
 // ---------------------------------------------------------------------------------------------
 
-Manager::Manager(stats::Store& store) : store_(store) {
-  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-}
+Manager::Manager(stats::Store& store) : store_(store) {}
 
 Manager::~Manager() {
   stop();
@@ -302,6 +300,7 @@ absl::StatusOr<LogFile*> Manager::file(const FileOptions& options) {
 }
 
 void Manager::wake() {
+  if (wake_fd_ < 0) return;  // no writer yet: it takes what is queued when it starts
   const uint64_t one = 1;
   // EAGAIN: the counter is already set (the writer has a wake-up pending).
   [[maybe_unused]] ssize_t rc = ::write(wake_fd_, &one, sizeof(one));
@@ -313,7 +312,13 @@ void Manager::reopen() {
 }
 
 void Manager::start() {
+  // Nothing at all (not even a descriptor) without an access log.
   if (thread_.joinable() || files_.empty()) return;
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) {
+    SLUICE_LOG(kError, "access logs: eventfd: %s (the writer flushes on its interval only)",
+               std::strerror(errno));
+  }
   // Signals are for the main thread's loop (as the workers do).
   sigset_t block;
   sigemptyset(&block);
@@ -387,6 +392,7 @@ void Manager::run() {
           std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1, 60000));
     }
     if (stopping) timeout_ms = std::min(timeout_ms, 10);
+    if (wake_fd_ < 0) timeout_ms = std::min(timeout_ms, 100);  // no eventfd: poll instead
     fds.clear();
     fds.push_back(pollfd{wake_fd_, POLLIN, 0});
     for (int fd : blocked) fds.push_back(pollfd{fd, POLLOUT, 0});
