@@ -24,6 +24,7 @@
 #include "absl/strings/string_view.h"
 #include "google/protobuf/duration.pb.h"
 #include "source/config/loader.h"
+#include "source/http/access_log_format.h"
 #include "source/http/http1/parser.h"
 
 // Checks of what the schema cannot say. Limits, and why:
@@ -335,6 +336,37 @@ void CheckHttp2ProtocolOptions(const v1::Http2ProtocolOptions& o, const std::str
   }
 }
 
+// An access log (access_log.proto): where it goes, its stats name, its format's commands.
+void CheckAccessLog(const v1::AccessLog& log, absl::string_view path, Problems& problems) {
+  if (log.stdout() && !log.path().empty()) {
+    problems.Add(path, "path and stdout are both set (choose one)");
+  } else if (!log.stdout() && log.path().empty()) {
+    problems.Add(path, "required: path (a file) or stdout: true");
+  }
+  CheckFilePath(log.path(), Field(path, "path"), problems);
+  CheckName(log.name(), Field(path, "name"), /*required=*/false, problems);
+  if (!log.format().empty() && !log.json_format().empty()) {
+    problems.Add(path, "format and json_format are both set (choose one)");
+  } else if (!log.json_format().empty()) {
+    std::vector<std::pair<std::string, std::string>> entries(log.json_format().begin(),
+                                                             log.json_format().end());
+    auto json = http::ParseJsonLogFormat(entries);
+    if (!json.ok()) problems.Add(Field(path, "json_format"), json.status().message());
+  } else if (!log.format().empty()) {
+    auto format = http::ParseLogFormat(log.format());
+    if (!format.ok()) problems.Add(Field(path, "format"), format.status().message());
+  }
+  if (log.buffer_size_bytes() != 0 &&
+      (log.buffer_size_bytes() < 4096 || log.buffer_size_bytes() > 64 * 1024 * 1024)) {
+    problems.Add(Field(path, "buffer_size_bytes"), "must be 4096..67108864 (or 0: default)");
+  }
+  if (log.has_flush_interval()) {
+    const std::string fpath = Field(path, "flush_interval");
+    CheckPositiveTimeout(log.flush_interval(), fpath, problems);
+    if (log.flush_interval().seconds() > 3600) problems.Add(fpath, "must be at most 1h");
+  }
+}
+
 void CheckHttpConnectionManager(const v1::HttpConnectionManager& hcm, absl::string_view path,
                                 Problems& problems) {
   CheckName(hcm.stat_prefix(), Field(path, "stat_prefix"), /*required=*/false, problems);
@@ -384,6 +416,9 @@ void CheckHttpConnectionManager(const v1::HttpConnectionManager& hcm, absl::stri
   }
   if (hcm.buffer_limit_bytes() != 0 && hcm.buffer_limit_bytes() < 1024) {
     problems.Add(Field(path, "buffer_limit_bytes"), "must be at least 1024 (or 0: default)");
+  }
+  for (int i = 0; i < hcm.access_log_size(); ++i) {
+    CheckAccessLog(hcm.access_log(i), Index(Field(path, "access_log"), i), problems);
   }
   const int count = hcm.http_filters_size();
   for (int i = 0; i < count; ++i) {

@@ -20,7 +20,8 @@ std::chrono::milliseconds Ms(const google::protobuf::Duration& d) {
 
 absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
     const config::v1::HttpConnectionManager& p, const std::string& listener_name,
-    stats::Store& store, const std::string& path, PluginFilterBuilder* plugins) {
+    stats::Store& store, const std::string& path, PluginFilterBuilder* plugins,
+    access_log::Manager* access_logs) {
   auto c = std::make_shared<ConnectionManagerConfig>();
   if (!p.server_name().empty()) c->server_name = p.server_name();
   c->via = p.via();
@@ -152,6 +153,12 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
     if (absl::Status done = plugins->chainDone(); !done.ok()) errors.emplace_back(done.message());
   }
   if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
+  for (int i = 0; i < p.access_log_size(); ++i) {
+    auto log =
+        BuildAccessLog(p.access_log(i), access_logs, absl::StrCat(path, ".access_log[", i, "]"));
+    if (!log.ok()) return log.status();
+    c->access_logs.push_back(std::move(*log));
+  }
   const stats::Scope scope =
       stats::Scope(store).tagged("http", "http_conn_manager_prefix",
                                  p.stat_prefix().empty() ? listener_name : p.stat_prefix());

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "api/sluice/config/v1/http_connection_manager.pb.h"
 #include "source/common/stats.h"
+#include "source/http/access_log.h"
 #include "source/http/filter.h"
 #include "source/http/http1/codec_impl.h"
 #include "source/http/http2/codec_impl.h"
@@ -106,6 +107,8 @@ struct ConnectionManagerConfig {
   enum class CodecType : uint8_t { kAuto, kHttp1, kHttp2 } codec_type = CodecType::kAuto;
   http2::Http2Settings http2;
   std::vector<StreamFilterFactory> filter_factories;
+  // A line per stream, at its end (access_log.h).
+  std::vector<std::unique_ptr<const AccessLog>> access_logs;
   std::unique_ptr<ConnectionManagerStats> stats;
   std::unique_ptr<http2::Http2Stats> http2_stats;
 };
@@ -129,11 +132,12 @@ class PluginFilterBuilder {
 
 // Builds the runtime config from the (validated) proto; `stat_prefix` defaults to the
 // listener's name. `path` is the manager's field path in the config (for errors); `plugins`
-// builds plugin filters (an error names the entry when there is none).
+// builds plugin filters (an error names the entry when there is none); `access_logs` opens the
+// access logs' files (null: their formats are checked, nothing is logged).
 absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
     const config::v1::HttpConnectionManager& proto, const std::string& listener_name,
     stats::Store& store, const std::string& path = "http_connection_manager",
-    PluginFilterBuilder* plugins = nullptr);
+    PluginFilterBuilder* plugins = nullptr, access_log::Manager* access_logs = nullptr);
 
 // The network filter factory for a listener's "http_connection_manager" entry.
 network::FilterFactory ConnectionManagerFilterFactory(ConnectionManagerConfigPtr config);

@@ -265,6 +265,7 @@ ConnectionManagerImpl::ActiveStream::ActiveStream(ConnectionManagerImpl& hcm,
   info.downstream_local = hcm.connection_->localAddress();
   info.downstream_ssl = hcm.connection_->ssl();
   info.start = hcm.context_.dispatcher().now();
+  if (!hcm.config_->access_logs.empty()) info.start_wall = std::chrono::system_clock::now();
   if (hcm.config_->stream_idle_timeout.count() > 0) {
     hcm.context_.dispatcher().armDeadline(idle_deadline_, hcm.config_->stream_idle_timeout, *this);
   }
@@ -569,6 +570,8 @@ bool ConnectionManagerImpl::ActiveStream::setUpstream(const UpstreamSpec& spec) 
   options.buffer_limit = hcm_.config_->buffer_limit;
   // Attempts are measured only for a chain with a filter that observes them.
   options.observe_attempts = fm_.observesUpstreamAttempts() || span_ != nullptr;
+  // The upstream's host and timings are recorded for whoever reads them (the access logs).
+  if (!hcm_.config_->access_logs.empty()) options.upstream_info = &fm_.streamInfo().upstream;
   upstream_ = upstreams->create(exchangeStorage(), spec, *this, options);
   if (upstream_ == nullptr) return false;
   if (retry_options_ != nullptr && !upstream_->enableRetries(*retry_options_)) {
@@ -686,6 +689,18 @@ void ConnectionManagerImpl::ActiveStream::complete() {
   idle_deadline_.cancel();
   if (span_ != nullptr) finishSpan();
   fm_.complete();
+  // After the filters' log phase (what they set in the stream's metadata is in the line).
+  if (!hcm_.config_->access_logs.empty()) {
+    const AccessLogContext context{.info = fm_.streamInfo(),
+                                   .request = fm_.requestHead(),
+                                   .response = fm_.responseHead(),
+                                   .response_trailers = fm_.responseTrailers(),
+                                   .original_path = received_target_,
+                                   .stream_id = fm_.streamId(),
+                                   .connection_id = connectionId(),
+                                   .end = hcm_.context_.dispatcher().now()};
+    for (const auto& log : hcm_.config_->access_logs) log->log(context);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -996,12 +1011,30 @@ void ConnectionManagerImpl::onProtocolError(uint16_t status, std::string_view re
   stats().downstream_rq_protocol_error.inc();
   if (status != 0) stats().protocolErrorCounter(status).inc();
   armTimer(TimerMode::kNone);
+  // A request the codec refused before it became a stream is logged as Envoy does (DPE).
+  if (streams_ == nullptr && encoder != nullptr) logWithoutStream(status, reason);
   while (streams_ != nullptr) destroyStream(*streams_);
   if (encoder != nullptr) {
     sendErrorResponse(*encoder, status, std::string(reason) + "\n");
   } else {
     closeConnection(/*linger=*/true);
   }
+}
+
+void ConnectionManagerImpl::logWithoutStream(uint16_t status, std::string_view details) {
+  if (config_->access_logs.empty()) return;
+  StreamInfo info;
+  info.downstream_remote = connection_->remoteAddress();
+  info.downstream_local = connection_->localAddress();
+  info.downstream_ssl = connection_->ssl();
+  info.protocol = codec_ ? codec_->protocol() : Protocol::kHttp11;
+  info.start = context_.dispatcher().now();
+  info.start_wall = std::chrono::system_clock::now();
+  info.response_code = status;
+  info.setResponseFlag(ResponseFlag::kDownstreamProtocolError, details);
+  const AccessLogContext context{
+      .info = info, .connection_id = connection_->id(), .end = info.start};
+  for (const auto& log : config_->access_logs) log->log(context);
 }
 
 void ConnectionManagerImpl::closeConnection(bool linger) {

@@ -61,6 +61,8 @@ class ConnectionManagerImpl : public network::ReclaimableFilter,
 
   // A response the codec writes without a stream (protocol errors, header timeout).
   void sendErrorResponse(ResponseEncoder& encoder, uint16_t status, std::string_view body);
+  // The access logs' line for a request answered without a stream.
+  void logWithoutStream(uint16_t status, std::string_view details);
   void onHeadersTimeout();
   void onIdleTimeout();
   // The codec for this connection, once the first bytes (or ALPN) tell: false while the bytes so

@@ -70,6 +70,20 @@ class RouteSelector {
   ~RouteSelector() = default;
 };
 
+// The upstream side of a stream, as the router layer reports it (the last attempt's): its
+// host and when the request and response crossed the upstream connection (the dispatcher's
+// clock: an event batch's time; unset points are zero). For the access log's
+// %UPSTREAM_HOST%, %UPSTREAM_SERVICE_TIME% and %RESPONSE_DURATION%: recorded only when the
+// connection manager has access logs (UpstreamOptions::upstream_info), so that a stream that
+// nobody logs pays nothing for it.
+struct UpstreamInfo {
+  network::Address host;                           // family() 0 when no host was picked
+  std::chrono::steady_clock::time_point first_tx;  // the request head handed to the connection
+  std::chrono::steady_clock::time_point last_tx;   // ... the request's end
+  std::chrono::steady_clock::time_point first_rx;  // the response head received
+  std::chrono::steady_clock::time_point last_rx;   // ... the response's end
+};
+
 // Per-stream facts filters share: addresses, protocol, and a metadata map that one filter
 // writes and later ones read (key -> bytes).
 struct StreamInfo {
@@ -82,6 +96,9 @@ struct StreamInfo {
   // "https" over TLS, else "http": what the client used, for :scheme and X-Forwarded-Proto.
   std::string_view scheme() const { return downstream_ssl != nullptr ? "https" : "http"; }
   std::chrono::steady_clock::time_point start;
+  // The start on the wall clock (for logs): set when the connection manager has access logs
+  // (the clock is not read per stream otherwise); zero when not set.
+  std::chrono::system_clock::time_point start_wall;
   uint16_t response_code = 0;
   uint64_t bytes_received = 0;
   uint64_t bytes_sent = 0;
@@ -105,6 +122,7 @@ struct StreamInfo {
   // Set with the upstream decision (DecoderFilterCallbacks::setUpstream).
   std::string route_name;
   std::string cluster_name;
+  UpstreamInfo upstream;
   absl::flat_hash_map<std::string, std::string> metadata;
   // The route: chosen by `route_selector` (set by that filter when the stream is created) on
   // first use, kept until a filter clears it (route_selected false).

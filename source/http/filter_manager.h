@@ -120,6 +120,7 @@ class FilterManager {
   uint64_t streamId() const { return id_; }
   RequestHead* requestHead() { return request_head_.get(); }
   ResponseHead* responseHead() { return response_head_.get(); }
+  const HeaderMap* responseTrailers() const { return encode_.trailers.get(); }
   bool completed() const { return completed_; }
   // A response entered the filters (from a filter, the upstream or a local reply).
   bool responseStarted() const { return encode_.headers_entered; }

@@ -71,6 +71,9 @@ struct UpstreamOptions {
   // Report every attempt to UpstreamRequestCallbacks::onUpstreamAttemptDone (measured only
   // for a chain with a filter that observes them: the clock is read per attempt).
   bool observe_attempts = false;
+  // Where the exchange records the last attempt's host and timings (the stream's info);
+  // nullptr: not recorded.
+  UpstreamInfo* upstream_info = nullptr;
 };
 
 // Builds the exchanges of a worker's streams (the router layer implements it; the connection

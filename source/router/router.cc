@@ -37,6 +37,7 @@ void RouterExchange::start(http::RequestHead& head, bool end_stream, bool tunnel
     UpstreamRequest& request =
         request_.emplace(callbacks_, dispatcher_, clusters_, target_, options_.buffer_limit);
     if (options_.observe_attempts) request.observeAttempts();
+    request.recordInto(options_.upstream_info);
     if (retry_.has_value() && !tunnel) request.enableRetries(*retry_);
     active_ = &request;
   }

@@ -215,6 +215,7 @@ void UpstreamRequest::connect(bool fresh) {
   // The attempt's host from here on: a pool failure or a timeout while connecting is its result
   // (outlier detection), and the host a retry avoids.
   host_ = &pick.pool->host();
+  if (info_ != nullptr) *info_ = http::UpstreamInfo{host_->address()};  // this attempt's
   // Either calls back now (a connection with room, or overflow) or later.
   upstream::Cancellable* pending = pick.pool->newStream(*this, *this, fresh);
   // (What it called back may have ended this attempt, and even started the next.)
@@ -309,6 +310,7 @@ void UpstreamRequest::sendData(Buffer& data, bool end_stream) {
     if (tunnel_) armIdle();  // a tunnel is idle only when neither side sends
     keepForReplay(data);
     attempt_sent_ += data.length();
+    if (end_stream && info_ != nullptr) info_->last_tx = dispatcher_.now();
     encoder_->encodeData(data, end_stream);
   }
   if (end_stream) requestComplete();
@@ -331,6 +333,7 @@ void UpstreamRequest::sendTrailers(const HeaderMap& trailers) {
       if (failed_) return;
     }
   } else {
+    if (info_ != nullptr) info_->last_tx = dispatcher_.now();
     encodeTrailers(trailers);
   }
   requestComplete();
@@ -388,6 +391,11 @@ void UpstreamRequest::onPoolReady(RequestEncoder& encoder, const upstream::PoolS
                       (!retried_ && (info.reused || info.protocol == http::Protocol::kHttp2)));
   armIdle();
   const bool headers_only = request_end_ && held_body_.empty() && !held_trailers_;
+  if (info_ != nullptr) {
+    info_->first_tx = dispatcher_.now();
+    // A request that is whole now goes out with this call.
+    if (request_end_) info_->last_tx = info_->first_tx;
+  }
   encoder.encodeHeaders(*head_, headers_only);
   if (!headers_only && (!held_body_.empty() || (request_end_ && !held_trailers_))) {
     keepForReplay(held_body_);
@@ -461,6 +469,9 @@ void UpstreamRequest::decodeHeaders(std::unique_ptr<ResponseHead> head, bool end
   attempt_status_ = head->status;
   if (head->status >= 100 && head->status < 600) {
     target_.cluster->stats().upstream_rq_xx[head->status / 100 - 1]->inc();
+  }
+  if (info_ != nullptr && info_->first_rx == std::chrono::steady_clock::time_point{}) {
+    info_->first_rx = dispatcher_.now();
   }
   if (host_ != nullptr && head->status >= 200) {
     upstream::ReportHostResult(
@@ -641,6 +652,7 @@ void UpstreamRequest::dropAttempt() {
 
 void UpstreamRequest::finished() {
   response_done_ = true;
+  if (info_ != nullptr) info_->last_rx = dispatcher_.now();
   // The pool takes the connection back once the codec is done with it: reading as before.
   if (encoder_ != nullptr) {
     for (uint32_t i = 0; i < read_disabled_; ++i) encoder_->readDisable(false);

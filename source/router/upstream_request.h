@@ -92,6 +92,8 @@ class UpstreamRequest : public ExchangeBase,
   void readDisable(bool disable) override;
   // Report every attempt to UpstreamRequestCallbacks::onUpstreamAttemptDone (before start()).
   void observeAttempts() { observe_ = true; }
+  // Record the last attempt's host and timings there (the stream's info; before start()).
+  void recordInto(http::UpstreamInfo* info) { info_ = info; }
   // Keep the request for the attempts a filter's retry policy asks for (before start()).
   bool enableRetries(const http::RetryOptions& options) override;
 
@@ -178,6 +180,7 @@ class UpstreamRequest : public ExchangeBase,
   // The stream on an upstream connection, from onPoolReady until the response ended or failed.
   http::RequestEncoder* encoder_ = nullptr;
   const upstream::Host* host_ = nullptr;
+  http::UpstreamInfo* info_ = nullptr;
   std::unique_ptr<RetryState> retry_;
   http::RequestHead* head_ = nullptr;
   // Request parts that arrived before the connection was ready.

@@ -26,6 +26,7 @@ struct ChainBuilder {
   bool has_http;
   size_t workers;
   std::vector<tls::ServerSslSocketFactory*> tls_factories;
+  access_log::Manager* access_logs = nullptr;
 
   // `filters_path`: where the filters are in the config (the legacy flat list is
   // "listener.filters", not a chain's).
@@ -76,7 +77,8 @@ struct ChainBuilder {
         case config::v1::NetworkFilter::kHttpConnectionManager: {
           auto hcm = http::BuildConnectionManagerConfig(
               f.http_connection_manager(), listener.name(), store,
-              absl::StrCat(filters_path, "[", i, "].http_connection_manager"), plugins);
+              absl::StrCat(filters_path, "[", i, "].http_connection_manager"), plugins,
+              access_logs);
           if (!hcm.ok()) return hcm.status();
           chain->filter_factories.push_back(http::ConnectionManagerFilterFactory(std::move(*hcm)));
           http = true;
@@ -111,7 +113,8 @@ absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(const config::v1::Listener
                                                       const upstream::ClusterManager& clusters,
                                                       stats::Store& store, size_t workers,
                                                       const std::string& path,
-                                                      http::PluginFilterBuilder* plugins) {
+                                                      http::PluginFilterBuilder* plugins,
+                                                      access_log::Manager* access_logs) {
   auto address = network::Address::fromIpPort(l.address().address(), l.address().port());
   if (!address.ok()) return address.status();
   const stats::Scope scope = stats::Scope(store).tagged("listener", "listener_name", l.name());
@@ -155,6 +158,7 @@ absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(const config::v1::Listener
   }
 
   ChainBuilder builder{l, clusters, store, path, plugins, scope, nullptr, false, workers, {}};
+  builder.access_logs = access_logs;
   std::vector<std::unique_ptr<FilterChain>> chains;
   std::unique_ptr<FilterChain> fallback;
   if (l.filters_size() > 0) {

@@ -80,11 +80,13 @@ inline constexpr uint32_t kDefaultMaxTlsHandshakes = 4096;
 
 // Builds a validated listener into its runtime form: defaults, filter factories, stats.
 // `path` is its field path in the config ("listeners[2]"), for errors; `plugins` builds plugin
-// HTTP filters.
+// HTTP filters; `access_logs` opens the HTTP connection managers' access logs (null: formats
+// checked, nothing logged).
 absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(const config::v1::Listener& listener,
                                                       const upstream::ClusterManager& clusters,
                                                       stats::Store& store, size_t workers,
                                                       const std::string& path = "listener",
-                                                      http::PluginFilterBuilder* plugins = nullptr);
+                                                      http::PluginFilterBuilder* plugins = nullptr,
+                                                      access_log::Manager* access_logs = nullptr);
 
 }  // namespace sluice::server

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/util/time_util.h"
+#include "source/common/access_log_writer.h"
 #include "source/common/logging.h"
 #include "source/common/stats.h"
 #include "source/event/dispatcher.h"
@@ -117,6 +118,9 @@ class Server : public AdminServer {
   std::unique_ptr<stats::Store> store_;
   // Before the workers: filter factories the workers use point into it (its metrics).
   plugin::PluginManagerPtr plugins_;
+  // The access logs' files and writer thread; stopped (every queued line written) once the
+  // workers are gone.
+  std::unique_ptr<access_log::Manager> access_logs_;
   std::unique_ptr<upstream::ClusterManager> clusters_;
   std::unique_ptr<upstream::DnsClusters> dns_clusters_;
   std::unique_ptr<upstream::HealthCheckers> health_checkers_;
@@ -193,12 +197,14 @@ absl::Status Server::run() {
   clusters_->startOutlierDetection(*main_);
 
   plugins_ = PluginManagerFor(bootstrap_, sources_, *store_);
+  access_logs_ = std::make_unique<access_log::Manager>(*store_);
   std::vector<ListenerConfigPtr> listeners;
   // Every listener's errors before giving up, as --mode validate reports them.
   std::vector<std::string> errors;
   for (int li = 0; li < bootstrap_.listeners_size(); ++li) {
     auto cfg = BuildListenerConfig(bootstrap_.listeners(li), *clusters_, *store_, concurrency,
-                                   absl::StrCat("listeners[", li, "]"), plugins_.get());
+                                   absl::StrCat("listeners[", li, "]"), plugins_.get(),
+                                   access_logs_.get());
     if (!cfg.ok()) {
       errors.emplace_back(cfg.status().message());
       continue;
@@ -280,6 +286,7 @@ absl::Status Server::run() {
     if (auto s = WritePortsFile(options_.ports_file, ports); !s.ok()) return s;
   }
 
+  access_logs_->start();
   for (auto& w : workers_) w->start();
   // Active health checks, on this thread's loop. Until a host's first check it is not healthy;
   // while too few are, the clusters balance over all their hosts (panic), so the first
@@ -299,6 +306,8 @@ absl::Status Server::run() {
   health_checkers_.reset();  // their verdicts post to the workers
   dns_clusters_.reset();     // its lookups post to the workers
   workers_.clear();
+  // Every line of a finished stream (the workers' last ones included) reaches its file.
+  access_logs_->stop();
   sockets_.closeAll();
   SLUICE_LOG(kInfo, "sluice exited cleanly");
   return absl::OkStatus();
@@ -313,11 +322,17 @@ void Server::listenForOtherSignals() {
     SLUICE_LOG(kInfo, "SIGHUP received: reloading TLS certificates and keys from their files");
     reloadCertificates();
   }));
-  signals_.push_back(main_->listenForSignal(SIGUSR1, [] {
-    // nginx and Envoy reopen their log files on SIGUSR1 (log rotation). sluice's log is stderr.
-    SLUICE_LOG(kInfo,
-               "SIGUSR1 received (reopen log files): nothing to reopen, sluice logs to stderr "
-               "only");
+  signals_.push_back(main_->listenForSignal(SIGUSR1, [this] {
+    // As nginx and Envoy: log rotation. The access logs' files are reopened by their writer;
+    // the process log is stderr (nothing to reopen).
+    if (access_logs_ != nullptr && access_logs_->hasFiles()) {
+      SLUICE_LOG(kInfo, "SIGUSR1 received: reopening the access log files");
+      access_logs_->reopen();
+    } else {
+      SLUICE_LOG(kInfo,
+                 "SIGUSR1 received (reopen log files): nothing to reopen, sluice logs to stderr "
+                 "only");
+    }
   }));
   signals_.push_back(main_->listenForSignal(SIGUSR2, [] {
     SLUICE_LOG(kInfo, "SIGUSR2 received and ignored: it has no meaning in sluice yet");

@@ -193,12 +193,33 @@ struct MetaGetConfig : MetaConfig {
   static std::unique_ptr<MetaConfig> create(ConfigContext& ctx) { return Create<false>(ctx); }
 };
 
+std::string PercentDecode(std::string_view v) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (v[i] == '%' && i + 2 < v.size() && hex(v[i + 1]) >= 0 && hex(v[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex(v[i + 1]) * 16 + hex(v[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(v[i]);
+    }
+  }
+  return out;
+}
+
 class MetaFilter : public Filter {
  public:
   explicit MetaFilter(const MetaConfig& c) : c_(c) {}
   sl_type_action onRequestHeaders(Stream& s, bool) override {
     if (c_.set) {
-      if (auto v = s.requestHeaders().get(c_.proto.header())) s.setMetadata(c_.proto.key(), *v);
+      if (auto v = s.requestHeaders().get(c_.proto.header())) {
+        s.setMetadata(c_.proto.key(), c_.proto.percent_decode() ? PercentDecode(*v) : *v);
+      }
     }
     return SL_ACTION_CONTINUE;
   }
