@@ -261,12 +261,14 @@ class ScriptedCallouts : public CalloutClient {
   };
   class Handle : public Callout {
    public:
-    explicit Handle(Sent& sent) : sent_(sent) {}
+    explicit Handle(std::shared_ptr<Sent> sent) : sent_(std::move(sent)) {}
     ~Handle() override { cancel(); }
-    void cancel() override { sent_.cancelled = true; }
+    void cancel() override { sent_->cancelled = true; }
 
    private:
-    Sent& sent_;
+    // Shared: the tracer deferred-deletes a completed callout, and the dispatcher's deferred
+    // list is cleared only when the dispatcher goes, after this client.
+    std::shared_ptr<Sent> sent_;
   };
 
   explicit ScriptedCallouts(event::Dispatcher& d) : dispatcher_(d) {}
@@ -277,8 +279,8 @@ class ScriptedCallouts : public CalloutClient {
                                   CalloutCallbacks& callbacks) override {
     EXPECT_EQ("otel", cluster);
     EXPECT_GT(options.timeout.count(), 0);
-    sent_.push_back(std::make_unique<Sent>(Sent{std::move(request), &callbacks}));
-    return CalloutPtr(std::make_unique<Handle>(*sent_.back()));
+    sent_.push_back(std::make_shared<Sent>(Sent{std::move(request), &callbacks}));
+    return CalloutPtr(std::make_unique<Handle>(sent_.back()));
   }
   // Answers callout `i`.
   void answer(size_t i, CalloutOutcome outcome, uint16_t status) {
@@ -287,7 +289,7 @@ class ScriptedCallouts : public CalloutClient {
     r.status = status;
     sent_.at(i)->callbacks->onCalloutComplete(r);
   }
-  std::vector<std::unique_ptr<Sent>> sent_;
+  std::vector<std::shared_ptr<Sent>> sent_;
 
  private:
   event::Dispatcher& dispatcher_;

@@ -396,11 +396,14 @@ class ExampleConfigTest(harness.SluiceTestCase):
         held = [send("/legacy/gate/l") for _ in range(4)]
         harness.wait_until(lambda: seen(origin, "/gate/l") == 4, "4 requests at the origin")
         pending = [send("/legacy/gate/l") for _ in range(8)]
-        st = s.wait_stats(lambda st: st["cluster.legacy.upstream_rq_pending_active"] == 8,
-                          "8 requests pending")
-        self.assertEqual(1, st["cluster.legacy." + CB + "cx_open"])
-        self.assertEqual(1, st["cluster.legacy." + CB + "rq_pending_open"])
+        # Every stat read here is awaited: a read may fall between two of the worker's writes.
+        st = s.wait_stats(lambda st: st["cluster.legacy.upstream_rq_pending_active"] == 8 and
+                          st["cluster.legacy.upstream_cx_active"] == 4 and
+                          st["cluster.legacy." + CB + "cx_open"] == 1 and
+                          st["cluster.legacy." + CB + "rq_pending_open"] == 1,
+                          "8 requests pending on 4 connections, both breakers open")
         self.assertEqual(0, st["cluster.legacy." + CB + "rq_open"])
+        self.assertEqual(0, harness.stat(st, "cluster.legacy.upstream_rq_pending_overflow"))
         r = send("/legacy/gate/l").read_response()
         self.assertEqual(503, r.status, r.raw)
         self.assertIn(b"upstream_overflow", r.body)
