@@ -14,11 +14,13 @@
 namespace sluice::log {
 
 namespace internal {
-Level g_level = Level::kInfo;
-}
+constinit std::atomic<Level> g_level{Level::kInfo};
+static_assert(std::atomic<Level>::is_always_lock_free);
+}  // namespace internal
 
 namespace {
 thread_local std::string t_thread_name = "main";
+}  // namespace
 
 const char* LevelName(Level level) {
   switch (level) {
@@ -37,10 +39,9 @@ const char* LevelName(Level level) {
   }
   return "?";
 }
-}  // namespace
 
-void SetLevel(Level level) { internal::g_level = level; }
-Level GetLevel() { return internal::g_level; }
+void SetLevel(Level level) { internal::g_level.store(level, std::memory_order_relaxed); }
+Level GetLevel() { return internal::g_level.load(std::memory_order_relaxed); }
 
 bool ParseLevel(std::string_view name, Level* out) {
   for (Level l :

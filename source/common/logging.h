@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <string>
 #include <string_view>
 
@@ -9,12 +10,15 @@ namespace sluice::log {
 
 enum class Level { kTrace = 0, kDebug, kInfo, kWarn, kError, kOff };
 
-// The process-wide threshold. Set once at start-up (before workers run); reads are relaxed.
+// The process-wide threshold: set at start-up (--log-level) and at run time (the admin's
+// POST /logging?level=, on the main thread); every thread reads it with one relaxed atomic load
+// per SLUICE_LOG, so a change reaches the workers at their next log statement.
 void SetLevel(Level level);
 Level GetLevel();
 inline bool Enabled(Level level);
 // "trace", "debug", "info", "warn", "error", "off".
 bool ParseLevel(std::string_view name, Level* out);
+const char* LevelName(Level level);
 
 // A short name for this thread that every line carries ("main", "worker_0", ...).
 void SetThreadName(std::string name);
@@ -34,9 +38,11 @@ void WriteTagged(Level level, std::string_view tag, std::string_view message);
 std::string EscapeUntrusted(std::string_view text, size_t max_bytes);
 
 namespace internal {
-extern Level g_level;
+extern std::atomic<Level> g_level;
 }
-inline bool Enabled(Level level) { return level >= internal::g_level; }
+inline bool Enabled(Level level) {
+  return level >= internal::g_level.load(std::memory_order_relaxed);
+}
 
 }  // namespace sluice::log
 

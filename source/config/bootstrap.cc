@@ -2,8 +2,10 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/un.h>
 
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <optional>
@@ -53,6 +55,11 @@
 //        would cut the path short at open(2));
 //      addresses: no NUL (inet_pton would read only up to it).
 //    direct_response.body is sent as the body, never inside a head: any bytes are fine.
+//  - admin: an address beyond loopback (the wildcard included) needs bearer_token or an explicit
+//    allow_unauthenticated_remote, so that an exposed admin is a decision; an inline token is
+//    RFC 6750 token characters, at least kMinBearerTokenLength of them (a token from a file is
+//    checked when it is read: the server, --mode validate included); unix_socket.path shorter
+//    than sun_path (108), not abstract ("@"), no controls; its mode octal, at most 0777.
 // Defaults are not applied here; an unset field stays unset for the server to default.
 // A Bootstrap without listeners is an error: the process would run and serve nothing.
 
@@ -462,6 +469,76 @@ void CheckHttpConnectionManager(const v1::HttpConnectionManager& hcm, absl::stri
   }
 }
 
+// Request ids and tracing (tracing.proto) of a connection manager at `path`.
+void CheckRequestIdAndTracing(const v1::HttpConnectionManager& hcm, absl::string_view path,
+                              const std::set<std::string>& clusters, Problems& problems) {
+  if (hcm.has_request_id()) {
+    const std::string rpath = Field(Field(path, "request_id"), "header_name");
+    const std::string& name = hcm.request_id().header_name();
+    if (!name.empty() && !IsToken(name)) {
+      problems.Add(rpath, absl::StrCat(Quote(name), " is not a valid field name"));
+    } else {
+      // The proxy's own fields: framing, connection management, the authority, trace context.
+      for (absl::string_view reserved :
+           {"host", "content-length", "transfer-encoding", "connection", "keep-alive",
+            "proxy-connection", "upgrade", "te", "trailer", "traceparent", "tracestate"}) {
+        if (absl::EqualsIgnoreCase(name, reserved)) {
+          problems.Add(rpath, absl::StrCat(Quote(name), " is a field the proxy owns"));
+          break;
+        }
+      }
+    }
+  }
+  if (!hcm.has_tracing()) return;
+  const v1::Tracing& t = hcm.tracing();
+  const std::string tpath = Field(path, "tracing");
+  if (t.collector_cluster().empty()) {
+    problems.Add(Field(tpath, "collector_cluster"),
+                 "required: the cluster of OTLP collectors spans are exported to");
+  } else if (!clusters.contains(t.collector_cluster())) {
+    problems.Add(Field(tpath, "collector_cluster"),
+                 absl::StrCat("unknown cluster ", Quote(t.collector_cluster()), " (",
+                              NameList(clusters), ")"));
+  }
+  if (t.has_random_sampling()) {
+    const double v = t.random_sampling().value();
+    if (!(v >= 0 && v <= 100)) {
+      problems.Add(Field(tpath, "random_sampling"),
+                   absl::StrCat("must be a percentage, 0..100, got ", v));
+    }
+  }
+  auto is_path = [](absl::string_view p) {
+    if (p.empty() || p[0] != '/') return false;
+    for (const char c : p) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u <= 0x20 || u >= 0x7f || c == '#') return false;
+    }
+    return true;
+  };
+  if (!t.collector_path().empty() && !is_path(t.collector_path())) {
+    problems.Add(Field(tpath, "collector_path"),
+                 absl::StrCat(Quote(t.collector_path()),
+                              " is not a request path (origin-form: '/' then visible ASCII)"));
+  }
+  CheckFieldValue(t.collector_authority(), Field(tpath, "collector_authority"), problems);
+  if (t.service_name().size() > 256) {
+    problems.Add(Field(tpath, "service_name"), "must be at most 256 bytes");
+  } else {
+    CheckFilePath(t.service_name(), Field(tpath, "service_name"), problems);  // no controls
+  }
+  if (t.max_batch() > 65536) {
+    problems.Add(Field(tpath, "max_batch"), "must be 1..65536 (or 0: default 512)");
+  }
+  if (t.has_flush_interval()) {
+    const std::string fpath = Field(tpath, "flush_interval");
+    CheckPositiveTimeout(t.flush_interval(), fpath, problems);
+    if (t.flush_interval().seconds() > 3600) problems.Add(fpath, "must be at most 1h");
+  }
+  if (t.has_export_timeout()) {
+    CheckPositiveTimeout(t.export_timeout(), Field(tpath, "export_timeout"), problems);
+  }
+}
+
 // `path`: the field holding the filters ("listeners[0].filters").
 void CheckFilters(const google::protobuf::RepeatedPtrField<v1::NetworkFilter>& filters,
                   absl::string_view path, const std::set<std::string>& clusters,
@@ -499,6 +576,8 @@ void CheckFilters(const google::protobuf::RepeatedPtrField<v1::NetworkFilter>& f
       case v1::NetworkFilter::kHttpConnectionManager:
         CheckHttpConnectionManager(filter.http_connection_manager(),
                                    Field(filter_path, "http_connection_manager"), problems);
+        CheckRequestIdAndTracing(filter.http_connection_manager(),
+                                 Field(filter_path, "http_connection_manager"), clusters, problems);
         // It consumes the connection's bytes; nothing after it would see any.
         if (i != count - 1) {
           problems.Add(filter_path,
@@ -886,7 +965,126 @@ void CheckCluster(const v1::Cluster& cluster, absl::string_view path, Problems& 
   }
 }
 
+// 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104 (an address already known to be a literal).
+bool IsLoopbackLiteral(const std::string& address) {
+  unsigned char bytes[sizeof(in6_addr)];
+  if (inet_pton(AF_INET, address.c_str(), bytes) == 1) return bytes[0] == 127;
+  if (inet_pton(AF_INET6, address.c_str(), bytes) != 1) return false;
+  static constexpr unsigned char kLoopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  static constexpr unsigned char kMapped4[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (memcmp(bytes, kLoopback6, 16) == 0) return true;
+  return memcmp(bytes, kMapped4, 12) == 0 && bytes[12] == 127;
+}
+
+void CheckAdmin(const v1::Admin& admin, const std::map<std::string, std::string>& bound_addresses,
+                Problems& problems) {
+  if (admin.has_address()) {
+    std::optional<std::string> bound =
+        CheckSocketAddress(admin.address(), "admin.address", /*upstream=*/false, problems);
+    if (bound.has_value() && admin.address().port() != 0) {
+      if (auto it = bound_addresses.find(*bound); it != bound_addresses.end()) {
+        problems.Add("admin.address", absl::StrCat(*bound, " is already used by ", it->second));
+      }
+    }
+    if (bound.has_value() && !IsLoopbackLiteral(admin.address().address()) &&
+        !admin.has_bearer_token() && !admin.allow_unauthenticated_remote()) {
+      problems.Add("admin.address",
+                   absl::StrCat(Quote(admin.address().address()),
+                                " is not a loopback address, and the admin endpoint has no "
+                                "bearer_token: anyone who can reach it could read the config and "
+                                "stats and drain or stop the proxy. Listen on 127.0.0.1 or ::1 "
+                                "(or a unix_socket), set admin.bearer_token, or set "
+                                "admin.allow_unauthenticated_remote: true if the network is "
+                                "guarded otherwise"));
+    }
+  }
+  if (admin.has_bearer_token()) {
+    const v1::DataSource& token = admin.bearer_token();
+    switch (token.specifier_case()) {
+      case v1::DataSource::kInlineString:
+        if (absl::Status s = CheckBearerToken(token.inline_string()); !s.ok()) {
+          problems.Add("admin.bearer_token.inline_string", s.message());
+        }
+        break;
+      case v1::DataSource::kFilename:
+        if (token.filename().empty()) {
+          problems.Add("admin.bearer_token.filename", "must not be empty");
+        } else {
+          CheckFilePath(token.filename(), "admin.bearer_token.filename", problems);
+        }
+        break;
+      case v1::DataSource::SPECIFIER_NOT_SET:
+        problems.Add("admin.bearer_token", "needs filename or inline_string");
+        break;
+    }
+  }
+  if (admin.has_unix_socket()) {
+    const v1::UnixSocketAddress& unix_socket = admin.unix_socket();
+    const std::string& path = unix_socket.path();
+    if (path.empty()) {
+      problems.Add("admin.unix_socket.path", "required (the socket file to create)");
+    } else if (path.size() >= sizeof(sockaddr_un::sun_path)) {
+      problems.Add(
+          "admin.unix_socket.path",
+          absl::StrCat(Quote(path), " is ", path.size(), " bytes long; a unix socket path ",
+                       "must be shorter than ", sizeof(sockaddr_un::sun_path)));
+    } else if (path[0] == '@') {
+      problems.Add("admin.unix_socket.path",
+                   "abstract sockets (\"@name\") are not supported: their access cannot be "
+                   "limited by a file mode");
+    } else {
+      CheckFilePath(path, "admin.unix_socket.path", problems);
+    }
+    if (!unix_socket.mode().empty() && !ParseFileMode(unix_socket.mode()).has_value()) {
+      problems.Add("admin.unix_socket.mode",
+                   absl::StrCat(Quote(unix_socket.mode()),
+                                " is not an octal file mode of at most 0777 (e.g. \"0600\")"));
+    }
+  }
+  if (admin.allow_unauthenticated_remote() && !admin.has_address()) {
+    problems.Add("admin.allow_unauthenticated_remote", "has no meaning without admin.address");
+  }
+  if ((admin.has_bearer_token() || admin.allow_unauthenticated_remote()) && !admin.has_address() &&
+      !admin.has_unix_socket()) {
+    problems.Add("admin", "has settings but neither address nor unix_socket: nothing would listen");
+  }
+}
+
 }  // namespace
+
+absl::Status CheckBearerToken(std::string_view token) {
+  // RFC 6750 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+  size_t i = 0;
+  while (i < token.size() &&
+         (absl::ascii_isalnum(static_cast<unsigned char>(token[i])) ||
+          absl::string_view("-._~+/").find(token[i]) != absl::string_view::npos)) {
+    ++i;
+  }
+  const size_t body = i;
+  while (i < token.size() && token[i] == '=') ++i;
+  if (i != token.size() || body == 0) {
+    return absl::InvalidArgumentError(
+        "a bearer token is letters, digits and \"-._~+/\" with optional trailing \"=\" (RFC "
+        "6750), nothing else (no spaces or control characters)");
+  }
+  if (token.size() < kMinBearerTokenLength) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a bearer token must be at least ", kMinBearerTokenLength, " characters long, got ",
+        token.size(), " (make one with `openssl rand -hex 32`)"));
+  }
+  return absl::OkStatus();
+}
+
+std::optional<uint32_t> ParseFileMode(std::string_view mode) {
+  if (mode.empty() || mode.size() > 4) return std::nullopt;
+  uint32_t value = 0;
+  for (char c : mode) {
+    if (c < '0' || c > '7') return std::nullopt;
+    value = value * 8 + static_cast<uint32_t>(c - '0');
+  }
+  if (value > 0777) return std::nullopt;
+  return value;
+}
 
 absl::Status ValidateBootstrap(const v1::Bootstrap& bootstrap, std::string_view source,
                                const ValueSources* sources) {
@@ -932,15 +1130,7 @@ absl::Status ValidateBootstrap(const v1::Bootstrap& bootstrap, std::string_view 
     CheckCluster(bootstrap.clusters(i), Index("clusters", i), problems);
   }
 
-  if (bootstrap.has_admin() && bootstrap.admin().has_address()) {
-    std::optional<std::string> bound = CheckSocketAddress(
-        bootstrap.admin().address(), "admin.address", /*upstream=*/false, problems);
-    if (bound.has_value() && bootstrap.admin().address().port() != 0) {
-      if (auto it = bound_addresses.find(*bound); it != bound_addresses.end()) {
-        problems.Add("admin.address", absl::StrCat(*bound, " is already used by ", it->second));
-      }
-    }
-  }
+  if (bootstrap.has_admin()) CheckAdmin(bootstrap.admin(), bound_addresses, problems);
   if (bootstrap.concurrency() > kMaxConcurrency) {
     problems.Add("concurrency", absl::StrCat("must be at most ", kMaxConcurrency,
                                              " (or 0 for one "

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -17,6 +19,13 @@ namespace sluice::config {
 // (from the ParseInto of `bootstrap`) knows where the field, or its closest parent, was written.
 absl::Status ValidateBootstrap(const v1::Bootstrap& bootstrap, std::string_view source,
                                const ValueSources* sources = nullptr);
+
+// The admin's bearer token (RFC 6750 token characters, at least kMinBearerTokenLength of them):
+// OK or why not. For an inline token at validation, and a token read from its file at start.
+inline constexpr size_t kMinBearerTokenLength = 16;
+absl::Status CheckBearerToken(std::string_view token);
+// An octal file mode ("0600", "660") of at most 0777, or nullopt.
+std::optional<uint32_t> ParseFileMode(std::string_view mode);
 
 // LoadFile + ValidateBootstrap. `sources` (optional) keeps where free-form values came from,
 // for the plugin configs checked later.

@@ -32,7 +32,8 @@ constexpr const char kUsage[] =
     "                           validate: check the config, print \"ok\" or the errors, exit\n"
     "      --concurrency N      worker threads (default: the config's, else the number of cores)\n"
     "      --ports-file PATH    write \"<listener> <address>\" lines once every socket is bound\n"
-    "      --log-level LEVEL    trace, debug, info (default), warn, error, off\n"
+    "      --log-level LEVEL    trace, debug, info (default), warn, error, off (the admin's\n"
+    "                           POST /logging?level= changes it at run time)\n"
     "  -h, --help               print this help and exit\n"
     "      --version            print the version and exit\n"
     "\n"
@@ -122,6 +123,10 @@ int main(int argc, char** argv) {
     signal(SIGUSR1, SIG_IGN);
     signal(SIGUSR2, SIG_IGN);
   }
+
+  options.config_path = config_path;
+  options.command_line.assign(argv, argv + argc);
+  options.version = SLUICE_VERSION;
 
   sluice::config::ValueSources sources;
   auto bootstrap = sluice::config::LoadBootstrap(config_path, &sources);

@@ -232,6 +232,9 @@ Value Get(const LogSegment& seg, const AccessLogContext& c, Scratch& s) {
     case LogField::kUpstreamAttemptCount:
       return Value::Number(info.upstream_attempts);
     case LogField::kRequestId: {
+      // The connection manager's request id (its own header name), else an x-request-id a
+      // client or a filter (the request_id plugin) put on the request.
+      if (!info.request_id.empty()) return Value::String(info.request_id);
       if (c.request == nullptr) return {};
       const HeaderMap::Entry* e = c.request->headers.get("x-request-id");
       return e != nullptr ? Value::String(e->value) : Value{};

@@ -16,14 +16,12 @@ constexpr uint32_t kHttp2StreamBuffer = 64 * 1024;
 class ClientCodecFactoryImpl : public ClientCodecFactory {
  public:
   ClientCodecFactoryImpl(config::v1::Cluster::UpstreamProtocol protocol,
-                         const http2::Http2Settings& h2, const std::string& prefix,
-                         stats::Store& store)
+                         const http2::Http2Settings& h2, const stats::Scope& scope)
       : protocol_(protocol),
         h2_(h2),
-        h2_stats_{store.counter(prefix + "http2.rx_reset"),
-                  store.counter(prefix + "http2.tx_reset"),
-                  store.counter(prefix + "http2.rx_protocol_error"),
-                  store.counter(prefix + "http2.header_overflow")} {}
+        h2_stats_{scope.counter("http2.rx_reset"), scope.counter("http2.tx_reset"),
+                  scope.counter("http2.rx_protocol_error"),
+                  scope.counter("http2.header_overflow")} {}
 
   ClientConnectionPtr create(network::Connection& connection, ClientConnectionCallbacks& callbacks,
                              event::Dispatcher& dispatcher) const override {
@@ -59,7 +57,7 @@ class ClientCodecFactoryImpl : public ClientCodecFactory {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ClientCodecFactory>> CreateClientCodecFactory(
-    const config::v1::Cluster& cluster, const std::string& stat_prefix, stats::Store& store) {
+    const config::v1::Cluster& cluster, const stats::Scope& scope) {
   http2::Http2Settings h2;
   // Response heads are bounded as HTTP/1's are.
   const http1::Limits limits;
@@ -67,7 +65,7 @@ absl::StatusOr<std::unique_ptr<ClientCodecFactory>> CreateClientCodecFactory(
   h2.max_headers = limits.max_headers;
   http2::ApplyProtocolOptions(cluster.http2_protocol_options(), h2);
   return std::unique_ptr<ClientCodecFactory>(
-      new ClientCodecFactoryImpl(cluster.protocol(), h2, stat_prefix, store));
+      new ClientCodecFactoryImpl(cluster.protocol(), h2, scope));
 }
 
 }  // namespace sluice::http

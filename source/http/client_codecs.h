@@ -15,6 +15,6 @@ namespace sluice::http {
 // ALPN chose "h2", HTTP/1.1 otherwise. HTTP/2 counters are "<stat_prefix>http2.<name>". It is
 // what upstream::ClusterManager::create takes (upstream::ClientCodecFactoryBuilder).
 absl::StatusOr<std::unique_ptr<ClientCodecFactory>> CreateClientCodecFactory(
-    const config::v1::Cluster& cluster, const std::string& stat_prefix, stats::Store& store);
+    const config::v1::Cluster& cluster, const stats::Scope& scope);
 
 }  // namespace sluice::http

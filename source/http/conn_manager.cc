@@ -159,19 +159,18 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
     if (!log.ok()) return log.status();
     c->access_logs.push_back(std::move(*log));
   }
-  const std::string prefix =
-      absl::StrCat("http.", p.stat_prefix().empty() ? listener_name : p.stat_prefix(), ".");
-  auto counter = [&](const char* name) -> stats::Counter& {
-    return store.counter(absl::StrCat(prefix, name));
-  };
+  const stats::Scope scope =
+      stats::Scope(store).tagged("http", "http_conn_manager_prefix",
+                                 p.stat_prefix().empty() ? listener_name : p.stat_prefix());
+  auto counter = [&](const char* name) -> stats::Counter& { return scope.counter(name); };
   c->stats.reset(new ConnectionManagerStats{
       counter("downstream_rq_total"),
-      counter("downstream_rq_1xx"),
-      counter("downstream_rq_2xx"),
-      counter("downstream_rq_3xx"),
-      counter("downstream_rq_4xx"),
-      counter("downstream_rq_5xx"),
-      store.gauge(absl::StrCat(prefix, "downstream_rq_active")),
+      stats::ResponseClassCounter(scope, "downstream_rq_", 1),
+      stats::ResponseClassCounter(scope, "downstream_rq_", 2),
+      stats::ResponseClassCounter(scope, "downstream_rq_", 3),
+      stats::ResponseClassCounter(scope, "downstream_rq_", 4),
+      stats::ResponseClassCounter(scope, "downstream_rq_", 5),
+      scope.gauge("downstream_rq_active"),
       counter("downstream_rq_protocol_error"),
       counter("downstream_rq_headers_timeout"),
       counter("downstream_rq_body_timeout"),
@@ -187,7 +186,7 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
       counter("downstream_flow_control_paused_reading_total"),
       counter("upstream_flow_control_paused_reading_total"),
       counter("downstream_cx_upgrades_total"),
-      store.gauge(absl::StrCat(prefix, "downstream_cx_upgrades_active")),
+      scope.gauge("downstream_cx_upgrades_active"),
       counter("downstream_rq_path_normalized"),
       counter("downstream_rq_path_rejected"),
       counter("downstream_rq_path_redirected"),
@@ -195,23 +194,27 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
       counter("downstream_rs_trailers_dropped"),
       counter("upstream_rq_trailers_dropped"),
       counter("downstream_rq_too_early"),
+      scope.histogram("downstream_rq_time"),
       {},
   });
   for (int i = 0; i < kResponseFlagCount; ++i) {
-    c->stats->response_flag[i] = &store.counter(
-        absl::StrCat(prefix, "downstream_rq_response_flag.",
-                     std::string(ResponseFlagShortName(static_cast<ResponseFlag>(i)))));
+    const std::string flag(ResponseFlagShortName(static_cast<ResponseFlag>(i)));
+    c->stats->response_flag[i] =
+        &scope.counter(absl::StrCat("downstream_rq_response_flag.", flag),
+                       "downstream_rq_response_flag", {{"response_flag", flag}});
   }
   // Every status the HTTP/1 codec answers a protocol error with; anything else is "other".
   for (uint16_t status : {400, 413, 414, 431, 501, 505}) {
     c->stats->protocol_error_by_status.emplace_back(
-        status, &store.counter(absl::StrCat(prefix, "downstream_rq_protocol_error_", status)));
+        status, &scope.counter(absl::StrCat("downstream_rq_protocol_error_", status),
+                               "downstream_rq_protocol_error_by_status",
+                               {{"response_code", absl::StrCat(status)}}));
   }
   c->stats->protocol_error_by_status.emplace_back(
-      0, &store.counter(absl::StrCat(prefix, "downstream_rq_protocol_error_other")));
-  auto h2 = [&](const char* name) -> stats::Counter& {
-    return store.counter(absl::StrCat(prefix, "http2.", name));
-  };
+      0, &scope.counter("downstream_rq_protocol_error_other",
+                        "downstream_rq_protocol_error_by_status", {{"response_code", "other"}}));
+  const stats::Scope h2_scope = scope.child("http2");
+  auto h2 = [&](const char* name) -> stats::Counter& { return h2_scope.counter(name); };
   c->http2_stats.reset(new http2::Http2Stats{
       h2("rx_reset"),
       h2("tx_reset"),
@@ -231,6 +234,13 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
       h2("stream_id_exhausted"),
       h2("pending_send_bytes_paused"),
   });
+  if (p.has_request_id()) {
+    c->request_id = std::make_unique<const RequestIdConfig>(BuildRequestIdConfig(p.request_id()));
+  }
+  if (p.has_tracing()) {
+    c->tracer = Tracer::Create(Tracer::BuildOptions(p.tracing()), store,
+                               p.stat_prefix().empty() ? listener_name : p.stat_prefix());
+  }
   return c;
 }
 

@@ -14,6 +14,7 @@
 #include "source/http/http1/codec_impl.h"
 #include "source/http/http2/codec_impl.h"
 #include "source/http/path_normalizer.h"
+#include "source/http/tracer.h"
 #include "source/network/filter_context.h"
 
 namespace sluice::http {
@@ -62,6 +63,8 @@ struct ConnectionManagerStats {
   stats::Counter& upstream_rq_trailers_dropped;
   // Requests read from TLS 1.3 early data that are not safe to replay: answered 425.
   stats::Counter& downstream_rq_too_early;
+  // From the stream's start (its first byte) to its end, in milliseconds (Envoy's unit).
+  stats::Histogram& downstream_rq_time;
   // "<prefix>downstream_rq_protocol_error_<status>" (and "_other"), created with the config so that
   // counting a rejected request (possibly a flood of them) takes no lock on a worker.
   std::vector<std::pair<uint16_t, stats::Counter*>> protocol_error_by_status;
@@ -96,6 +99,9 @@ struct ConnectionManagerConfig {
   PathNormalization path;
   // The upstream gets the path as received (routes still match the canonical one).
   bool forward_path_as_received = false;
+  // Request ids and tracing (tracer.h): null when not configured.
+  std::unique_ptr<const RequestIdConfig> request_id;
+  std::shared_ptr<const Tracer> tracer;
   http1::CodecSettings codec;
   // Which codec a connection gets (http_connection_manager.proto, codec_type).
   enum class CodecType : uint8_t { kAuto, kHttp1, kHttp2 } codec_type = CodecType::kAuto;

@@ -131,7 +131,7 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   void complete();
   bool tunneling() const { return tunneling_; }
   uint16_t responseCode() const { return fm_.streamInfo().response_code; }
-  uint64_t responseFlags() { return fm_.streamInfo().response_flags; }
+  const StreamInfo& info() { return fm_.streamInfo(); }
   void sendLocalReply(uint16_t status, std::string_view body,
                       const std::function<void(HeaderMap&)>& modify) {
     fm_.sendLocalReply(status, body, modify);
@@ -182,6 +182,9 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   void onDeadline(event::Deadline& deadline) override;
 
   void startUpstream(bool end_stream);
+  // Request ids and tracing (tracer.h), when the config has them.
+  void startTracing(RequestHead& head);
+  void finishSpan();
   static constexpr size_t ExchangeOffset() {
     return AlignUp(sizeof(ActiveStream), UpstreamFactory::kExchangeAlign);
   }
@@ -195,6 +198,7 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   void readDisableDownstream(bool disable) override;
   void onUpstreamTrailersDropped() override { hcm_.stats().upstream_rq_trailers_dropped.inc(); }
   void onUpstreamAttemptDone(const UpstreamAttempt& attempt) override {
+    if (span_ != nullptr) span_->upstream_host.assign(attempt.host);
     fm_.onUpstreamAttemptDone(attempt);
   }
   RetryVerdict onUpstreamRetry(const UpstreamAttempt& attempt, RetryDecision& decision) override {
@@ -217,6 +221,8 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   // Retries a filter asked for (enableRetries) before the exchange existed; allocated only
   // for streams that retry.
   std::unique_ptr<RetryOptions> retry_options_;
+  // The span of a sampled stream (tracing configured), else null.
+  std::unique_ptr<ActiveSpan> span_;
   bool terminate_connect_ = false;  // the decision: a CONNECT ends here (no proxy fields)
   uint32_t downstream_read_disables_ = 0;
   // Embedded: no timer object (and no libevent timer) per request.
@@ -227,6 +233,7 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   bool early_data_ = false;      // read from TLS 1.3 early data (served: safe to replay)
   bool tunneling_ = false;       // ... and the response opened it
   bool timed_out_ = false;       // answered 408/504 by a timeout already
+  bool echo_id_ = false;         // the response carries the request's id back
 };
 
 std::unique_ptr<ConnectionManagerImpl::ActiveStream> ConnectionManagerImpl::ActiveStream::Create(
@@ -301,6 +308,7 @@ void ConnectionManagerImpl::ActiveStream::decodeHeaders(std::unique_ptr<RequestH
   // and to the upstream, so that one route and one plugin serve both.
   if (tunnel_request_ && !head->protocol.empty()) ExtendedConnectToUpgrade(*head);
   if (tunnel_request_) fm_.setTunnelRequest(head->method == "CONNECT");
+  if (hcm_.config_->request_id != nullptr || hcm_.config_->tracer != nullptr) startTracing(*head);
   if (!end_stream && !tunnel_request_) {
     // The client may be waiting for permission to send the body.
     encoder_.encode100Continue();
@@ -421,6 +429,29 @@ void ConnectionManagerImpl::ActiveStream::onResetStream(StreamResetReason reason
   hcm_.onStreamReset(*this, reason);
 }
 
+void ConnectionManagerImpl::ActiveStream::startTracing(RequestHead& head) {
+  const ConnectionManagerConfig& config = *hcm_.config_;
+  StreamInfo& info = fm_.streamInfo();
+  if (config.request_id != nullptr) {
+    info.request_id = ApplyRequestId(*config.request_id, head.headers);
+    echo_id_ = config.request_id->echo_on_response;
+  }
+  if (config.tracer == nullptr) return;
+  span_ = config.tracer->onRequestHeaders(head.headers);
+  if (span_ != nullptr) {
+    // The stream's start on the wall clock (the clocks are read for sampled streams only).
+    span_->start = std::chrono::system_clock::now() -
+                   std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                       std::chrono::steady_clock::now() - info.start);
+  }
+}
+
+void ConnectionManagerImpl::ActiveStream::finishSpan() {
+  const std::unique_ptr<ActiveSpan> span = std::move(span_);
+  hcm_.config_->tracer->onStreamEnd(
+      *span, SpanEnd{fm_.streamInfo(), fm_.requestHead(), canonical_target_}, hcm_.context_);
+}
+
 void ConnectionManagerImpl::ActiveStream::rearmAfterLocalReply() {
   // A reply that cannot get out (a client that reads nothing) gets one more idle period; then
   // the stream is reset (its head is out by then), so it never outlives its timeouts.
@@ -487,6 +518,9 @@ void ConnectionManagerImpl::ActiveStream::onRequestTrailersDone(HeaderMap& trail
 
 void ConnectionManagerImpl::ActiveStream::onResponseHeadersDone(ResponseHead& head,
                                                                 bool end_stream) {
+  if (echo_id_) {
+    EchoRequestId(*hcm_.config_->request_id, fm_.streamInfo().request_id, head.headers);
+  }
   encoder_.encodeHeaders(head, end_stream);
   if (!completed_ && fm_.tunnelOpened() && !tunneling_) {
     tunneling_ = true;
@@ -535,7 +569,7 @@ bool ConnectionManagerImpl::ActiveStream::setUpstream(const UpstreamSpec& spec) 
   UpstreamOptions options;
   options.buffer_limit = hcm_.config_->buffer_limit;
   // Attempts are measured only for a chain with a filter that observes them.
-  options.observe_attempts = fm_.observesUpstreamAttempts();
+  options.observe_attempts = fm_.observesUpstreamAttempts() || span_ != nullptr;
   // The upstream's host and timings are recorded for whoever reads them (the access logs).
   if (!hcm_.config_->access_logs.empty()) options.upstream_info = &fm_.streamInfo().upstream;
   upstream_ = upstreams->create(exchangeStorage(), spec, *this, options);
@@ -653,6 +687,7 @@ void ConnectionManagerImpl::ActiveStream::complete() {
   while (downstream_read_disables_ > 0) readDisableDownstream(false);
   body_deadline_.cancel();
   idle_deadline_.cancel();
+  if (span_ != nullptr) finishSpan();
   fm_.complete();
   // After the filters' log phase (what they set in the stream's metadata is in the line).
   if (!hcm_.config_->access_logs.empty()) {
@@ -877,8 +912,21 @@ void ConnectionManagerImpl::destroyStream(ActiveStream& stream) {
   stream.prev_ = stream.next_ = nullptr;
   stream.complete();
   stats().downstream_rq_active.dec();
+  const StreamInfo& info = stream.info();
+  const auto ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            context_.dispatcher().now() - info.start)
+                                            .count());
+  stats().downstream_rq_time.record(ms);
+  if (info.route != nullptr && info.route->stats != nullptr) {
+    const RouteHandle::Stats& rs = *info.route->stats;
+    rs.rq_total.inc();
+    if (info.response_code >= 100 && info.response_code < 600) {
+      rs.rq_xx[info.response_code / 100 - 1]->inc();
+    }
+    rs.rq_time.record(ms);
+  }
   // Why streams ended as they did, typed (a bit test per flag only when any is set).
-  if (uint64_t flags = stream.responseFlags(); flags != 0) {
+  if (uint64_t flags = info.response_flags; flags != 0) {
     for (int i = 0; i < kResponseFlagCount; ++i) {
       if ((flags & (uint64_t{1} << i)) != 0) stats().response_flag[i]->inc();
     }

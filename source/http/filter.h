@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -10,6 +11,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "source/common/buffer.h"
+#include "source/common/stats.h"
 #include "source/event/dispatcher.h"
 #include "source/http/codec.h"
 #include "source/http/header_map.h"
@@ -43,6 +45,16 @@ enum class FilterTrailersStatus { kContinue, kStopIteration };
 // A route chosen for a stream by the filter of its chain that defines routes (the plugin
 // layer's sl_type_route derives from it): http only carries it between the stream's filters.
 struct RouteHandle {
+  // What the connection manager counts at the end of each stream whose route this was
+  // ("route.<name>.*": rq_total, rq_<N>xx by the response sent, rq_time in ms); null when the
+  // route has none.
+  struct Stats {
+    stats::Counter& rq_total;
+    std::array<stats::Counter*, 5> rq_xx;
+    stats::Histogram& rq_time;
+  };
+  const Stats* stats = nullptr;
+
  protected:
   ~RouteHandle() = default;
 };
@@ -104,6 +116,9 @@ struct StreamInfo {
   }
   // Upstream attempts made (retries included).
   uint32_t upstream_attempts = 0;
+  // The request's id (HttpConnectionManager.request_id; empty when not configured): a view into
+  // the request head's storage, valid as long as the stream.
+  std::string_view request_id;
   // Set with the upstream decision (DecoderFilterCallbacks::setUpstream).
   std::string route_name;
   std::string cluster_name;

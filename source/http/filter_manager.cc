@@ -297,7 +297,7 @@ void FilterManager::onUpstreamAttemptDone(const UpstreamAttempt& attempt) {
 }
 
 RetryVerdict FilterManager::onUpstreamRetry(const UpstreamAttempt& attempt,
-                                           RetryDecision& decision) {
+                                            RetryDecision& decision) {
   if (retry_slot_ == kNoSlot || completed_) return RetryVerdict::kNo;
   return slots_[retry_slot_].filter().onUpstreamRetry(attempt, decision);
 }

@@ -5,6 +5,7 @@
 #include "source/event/dispatcher.h"
 #include "source/network/connection.h"
 #include "source/network/idle_connections.h"
+#include "source/network/worker_local.h"
 
 namespace sluice::upstream {
 class WorkerClusters;
@@ -36,6 +37,8 @@ class FilterContext {
   // The worker's client for callouts (HTTP requests filters make on their own to a cluster).
   // Null: none on this context (callouts are refused as unsupported).
   virtual http::CalloutClient* calloutClient() { return nullptr; }
+  // The worker's objects kept for shared config (worker_local.h). Null: none on this context.
+  virtual WorkerLocals* workerLocals() { return nullptr; }
 };
 
 // Installs one configured filter on a new connection. Built on the main thread from config,

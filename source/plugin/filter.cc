@@ -37,20 +37,30 @@ uint32_t HookMask(const Hooks& h) {
 
 PluginFilterConfig::PluginFilterConfig(const LoadedPlugin& plugin, std::string name,
                                        void* plugin_config, stats::Store& store)
-    : failures(store.counter(absl::StrCat("plugin.", name, ".failures"))),
-      rejected_calls(store.counter(absl::StrCat("plugin.", name, ".rejected_calls"))),
-      misuse_unknown_action(store.counter(absl::StrCat("plugin.", name, ".misuse_unknown_action"))),
-      misuse_buffer_from_headers(
-          store.counter(absl::StrCat("plugin.", name, ".misuse_buffer_from_headers"))),
-      misuse_continue_inside_hook(
-          store.counter(absl::StrCat("plugin.", name, ".misuse_continue_inside_hook"))),
-      misuse_refused_reply(store.counter(absl::StrCat("plugin.", name, ".misuse_refused_reply"))),
-      callouts_started(store.counter(absl::StrCat("plugin.", name, ".callouts_started"))),
-      callouts_ok(store.counter(absl::StrCat("plugin.", name, ".callouts_ok"))),
-      callouts_timeout(store.counter(absl::StrCat("plugin.", name, ".callouts_timeout"))),
-      callouts_failed(store.counter(absl::StrCat("plugin.", name, ".callouts_failed"))),
-      callouts_overflow(store.counter(absl::StrCat("plugin.", name, ".callouts_overflow"))),
-      callouts_cancelled(store.counter(absl::StrCat("plugin.", name, ".callouts_cancelled"))),
+    : failures(stats::Scope(store).tagged("plugin", "plugin", name).counter("failures")),
+      rejected_calls(
+          stats::Scope(store).tagged("plugin", "plugin", name).counter("rejected_calls")),
+      misuse_unknown_action(
+          stats::Scope(store).tagged("plugin", "plugin", name).counter("misuse_unknown_action")),
+      misuse_buffer_from_headers(stats::Scope(store)
+                                     .tagged("plugin", "plugin", name)
+                                     .counter("misuse_buffer_from_headers")),
+      misuse_continue_inside_hook(stats::Scope(store)
+                                      .tagged("plugin", "plugin", name)
+                                      .counter("misuse_continue_inside_hook")),
+      misuse_refused_reply(
+          stats::Scope(store).tagged("plugin", "plugin", name).counter("misuse_refused_reply")),
+      callouts_started(
+          stats::Scope(store).tagged("plugin", "plugin", name).counter("callouts_started")),
+      callouts_ok(stats::Scope(store).tagged("plugin", "plugin", name).counter("callouts_ok")),
+      callouts_timeout(
+          stats::Scope(store).tagged("plugin", "plugin", name).counter("callouts_timeout")),
+      callouts_failed(
+          stats::Scope(store).tagged("plugin", "plugin", name).counter("callouts_failed")),
+      callouts_overflow(
+          stats::Scope(store).tagged("plugin", "plugin", name).counter("callouts_overflow")),
+      callouts_cancelled(
+          stats::Scope(store).tagged("plugin", "plugin", name).counter("callouts_cancelled")),
       plugin_(plugin),
       name_(std::move(name)),
       plugin_config_(plugin_config),

@@ -75,7 +75,12 @@ inline constexpr size_t kMaxMetricTags = 8;
 inline constexpr size_t kMaxMetricTagValue = 256;
 // A Prometheus label name, minus the reserved ones ("__" prefixes, and "le" of histograms).
 inline bool MetricTagKey(std::string_view key) {
-  if (key.empty() || key.size() > 64 || key == "le" || key.substr(0, 2) == "__") return false;
+  // "le" is Prometheus' histogram bucket label, "__" its own prefix, and "plugin" the tag every
+  // plugin metric already carries (the filter's name).
+  if (key.empty() || key.size() > 64 || key == "le" || key == "plugin" ||
+      key.substr(0, 2) == "__") {
+    return false;
+  }
   for (size_t i = 0; i < key.size(); ++i) {
     const char c = key[i];
     const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');

@@ -239,6 +239,21 @@ sl_type_result sl_host_config_route_define(sl_type_config_host* host, const sl_t
     pending.push_back({route.get(), std::string(View(c.filter_name)), std::string(View(c.value)),
                        c.format, std::string(View(c.field_path))});
   }
+  if (host->metrics != nullptr && !route->name.empty()) {
+    // "route.<name>.*", tagged route_name (the router's names are "<virtual host>/<route>").
+    namespace stats = sluice::stats;
+    const stats::Scope scope =
+        stats::Scope(host->metrics->store()).tagged("route", "route_name", route->name);
+    route->owned_stats.reset(
+        new sl_type_route::Stats{scope.counter("rq_total"),
+                                 {&stats::ResponseClassCounter(scope, "rq_", 1),
+                                  &stats::ResponseClassCounter(scope, "rq_", 2),
+                                  &stats::ResponseClassCounter(scope, "rq_", 3),
+                                  &stats::ResponseClassCounter(scope, "rq_", 4),
+                                  &stats::ResponseClassCounter(scope, "rq_", 5)},
+                                 scope.histogram("rq_time")});
+    route->stats = route->owned_stats.get();
+  }
   *route_out = route.get();
   host->routes->push_back(std::move(route));
   for (auto& p : pending) host->route_configs->push_back(std::move(p));

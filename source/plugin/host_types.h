@@ -51,6 +51,8 @@ struct sl_type_route : sluice::http::RouteHandle {
     void* config;
   };
   std::vector<FilterConfig> filter_configs;
+  // What RouteHandle::stats points at.
+  std::unique_ptr<const sluice::http::RouteHandle::Stats> owned_stats;
 };
 
 // What sl_on_config_new may use: the filter's name, where its error goes, its metrics, the

@@ -37,15 +37,18 @@ sl_type_result MetricRegistry::define(const std::string& filter_name, sl_type_me
   }
   sl_type_metric& m = metrics_.emplace_back();
   m.kind = kind;
+  // "plugin.<filter>.<name>{labels}", in family "plugin.<name>" with the tag plugin=<filter>.
+  const stats::Scope scope = stats::Scope(store_).tagged("plugin", "plugin", filter_name);
+  const std::string_view leaf(name.data(), name.size());
   switch (kind) {
     case SL_METRIC_COUNTER:
-      m.counter = &store_.counter(full, std::move(tags));
+      m.counter = &scope.labelledCounter(leaf, std::move(tags));
       break;
     case SL_METRIC_GAUGE:
-      m.gauge = &store_.gauge(full, std::move(tags));
+      m.gauge = &scope.labelledGauge(leaf, std::move(tags));
       break;
     default:
-      m.histogram = &store_.histogram(full, std::move(tags));
+      m.histogram = &scope.labelledHistogram(leaf, std::move(tags));
       break;
   }
   kinds_.emplace(full, kind);

@@ -21,6 +21,7 @@ inline constexpr size_t kMaxMetricTagValue = 256;
 class MetricRegistry {
  public:
   explicit MetricRegistry(stats::Store& store) : store_(store) {}
+  stats::Store& store() { return store_; }
 
   // `tags` may be empty (an unlabelled metric). SL_ERR_INVALID for a bad name or tag, or a name
   // declared before with another kind.

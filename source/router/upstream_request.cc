@@ -188,6 +188,7 @@ void UpstreamRequest::connect(bool fresh) {
   const uint32_t attempt = ++attempts_;
   callbacks_.onUpstreamAttemptStart();
   attempt_status_ = 0;
+  rq_start_ = dispatcher_.now();
   if (observe_) {
     attempt_open_ = true;
     attempt_sent_ = 0;
@@ -466,6 +467,9 @@ void UpstreamRequest::readDisable(bool disable) {
 void UpstreamRequest::decodeHeaders(std::unique_ptr<ResponseHead> head, bool end_stream) {
   headers_deadline_.cancel();
   attempt_status_ = head->status;
+  if (head->status >= 100 && head->status < 600) {
+    target_.cluster->stats().upstream_rq_xx[head->status / 100 - 1]->inc();
+  }
   if (info_ != nullptr && info_->first_rx == std::chrono::steady_clock::time_point{}) {
     info_->first_rx = dispatcher_.now();
   }
@@ -498,6 +502,7 @@ void UpstreamRequest::decodeHeaders(std::unique_ptr<ResponseHead> head, bool end
   armIdle();
   if (end_stream) {
     finished();
+    responseTime();
     attemptDone(UpstreamAttempt::Outcome::kResponse);
   }
   callbacks_.onUpstreamHeaders(std::move(head), end_stream);
@@ -508,6 +513,7 @@ void UpstreamRequest::decodeData(Buffer& data, bool end_stream) {
   attempt_received_ += data.length();
   if (end_stream) {
     finished();
+    responseTime();
     attemptDone(UpstreamAttempt::Outcome::kResponse);
   }
   callbacks_.onUpstreamData(data, end_stream);
@@ -515,13 +521,14 @@ void UpstreamRequest::decodeData(Buffer& data, bool end_stream) {
 
 void UpstreamRequest::decodeTrailers(std::unique_ptr<HeaderMap> trailers) {
   finished();
+  responseTime();
   attemptDone(UpstreamAttempt::Outcome::kResponse);
   callbacks_.onUpstreamTrailers(std::move(trailers));
 }
 
 void UpstreamRequest::onUpstreamFailure(UpstreamFailure failure, bool) {
   encoder_ = nullptr;  // the stream is over
-  if (host_ != nullptr) upstream::HostStats::Inc(host_->stats().rq_error);
+  if (host_ != nullptr) host_->stats().rq_error.inc();
   const bool refused = failure == UpstreamFailure::kRefusedStream;
   if (refused) target_.cluster->stats().upstream_rq_refused_stream.inc();
   if (refused || (failure == UpstreamFailure::kClosedBeforeResponse && reused_)) {
@@ -657,6 +664,12 @@ void UpstreamRequest::finished() {
   idle_deadline_.cancel();
   per_try_deadline_.cancel();
   send_deadline_.cancel();
+}
+
+void UpstreamRequest::responseTime() {
+  target_.cluster->stats().upstream_rq_time.record(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(dispatcher_.now() - rq_start_)
+          .count()));
 }
 
 void UpstreamRequest::releaseRetry() {

@@ -166,6 +166,8 @@ class UpstreamRequest : public ExchangeBase,
                    http::UpstreamErrorKind error = http::UpstreamErrorKind::kNone);
   void armIdle();
   void finished();
+  // Records the attempt's time in cluster.<name>.upstream_rq_time (its response ended).
+  void responseTime();
   // The retry in flight is over (the cluster's retries resource).
   void releaseRetry();
   // Sends request trailers (counting those HTTP/1 cannot carry).
@@ -205,7 +207,7 @@ class UpstreamRequest : public ExchangeBase,
   bool request_end_ = false;  // the downstream sent its last part
   bool tunnel_ = false;
   bool timeout_from_request_ = false;  // timeout_ is a gRPC call's grpc-timeout
-  bool response_started_ = false;  // a response head was passed on
+  bool response_started_ = false;      // a response head was passed on
   bool response_done_ = false;
   bool failed_ = false;
   bool downstream_paused_ = false;  // we asked the stream to stop reading the client
@@ -218,6 +220,8 @@ class UpstreamRequest : public ExchangeBase,
   uint64_t attempt_sent_ = 0;
   uint64_t attempt_received_ = 0;
   std::chrono::steady_clock::time_point attempt_start_;
+  // The attempt's start by the event loop's clock (cluster.<name>.upstream_rq_time).
+  std::chrono::steady_clock::time_point rq_start_;
   std::string attempt_host_;
   uint32_t read_disabled_ = 0;  // the downstream asked us to stop reading the upstream
   // Embedded: no timer object or libevent timer per request.

@@ -1,10 +1,22 @@
 #include "source/server/admin.h"
 
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "re2/re2.h"
 #include "source/common/logging.h"
+#include "source/http/http1/parser.h"
 #include "source/network/connection_impl.h"
 #include "source/network/listener_impl.h"
 #include "source/network/socket.h"
@@ -12,6 +24,163 @@
 
 namespace sluice::server {
 
+namespace {
+
+// Debian's abseil has its own string_view: views cross over through this.
+absl::string_view A(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+std::string Sha256(std::string_view s) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const uint8_t*>(s.data()), s.size(), digest);
+  return std::string(reinterpret_cast<const char*>(digest), sizeof(digest));
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// The length of the well-formed UTF-8 sequence at the start of `s` (no overlongs, surrogates
+// or code points past U+10FFFF), or 0.
+size_t Utf8Length(std::string_view s) {
+  const auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char c = b(0);
+  auto cont = [&](size_t i) { return i < s.size() && (b(i) & 0xc0) == 0x80; };
+  if (c >= 0xc2 && c <= 0xdf) return cont(1) ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) {
+    if (!cont(1) || !cont(2)) return 0;
+    if (c == 0xe0 && b(1) < 0xa0) return 0;
+    if (c == 0xed && b(1) >= 0xa0) return 0;
+    return 3;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    if (c == 0xf0 && b(1) < 0x90) return 0;
+    if (c == 0xf4 && b(1) >= 0x90) return 0;
+    return 4;
+  }
+  return 0;
+}
+
+std::string_view MethodsAllowed(Admin::Methods methods) {
+  switch (methods) {
+    case Admin::Methods::kRead:
+      return "GET, HEAD";
+    case Admin::Methods::kChange:
+      return "POST";
+    case Admin::Methods::kReadAndChange:
+      return "GET, HEAD, POST";
+  }
+  return "";
+}
+
+}  // namespace
+
+const std::string* AdminRequest::param(std::string_view name) const {
+  for (const auto& [k, v] : params) {
+    if (k == name) return &v;
+  }
+  return nullptr;
+}
+
+AdminResponse AdminResponse::Text(uint16_t status, std::string body) {
+  AdminResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+AdminResponse AdminResponse::Json(std::string body) {
+  AdminResponse r;
+  r.content_type = "application/json";
+  r.body = std::move(body);
+  return r;
+}
+
+std::optional<std::string> DecodeQueryComponent(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    const char c = in[i];
+    if (c == '+') {
+      out.push_back(' ');
+    } else if (c == '%') {
+      if (i + 2 >= in.size()) return std::nullopt;
+      const int hi = HexValue(in[i + 1]);
+      const int lo = HexValue(in[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::optional<std::vector<std::pair<std::string, std::string>>> ParseQuery(std::string_view query) {
+  std::vector<std::pair<std::string, std::string>> out;
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view part = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (part.empty()) continue;
+    const size_t eq = part.find('=');
+    auto name = DecodeQueryComponent(part.substr(0, eq));
+    auto value = DecodeQueryComponent(eq == std::string_view::npos ? std::string_view()
+                                                                   : part.substr(eq + 1));
+    if (!name.has_value() || !value.has_value()) return std::nullopt;
+    out.emplace_back(std::move(*name), std::move(*value));
+  }
+  return out;
+}
+
+std::string JsonQuote(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out.push_back('"');
+  char esc[8];
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+      ++i;
+    } else if (c < 0x20 || c == 0x7f) {
+      switch (c) {
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        default:
+          snprintf(esc, sizeof(esc), "\\u%04x", c);
+          out += esc;
+      }
+      ++i;
+    } else if (c < 0x80) {
+      out.push_back(static_cast<char>(c));
+      ++i;
+    } else if (size_t n = Utf8Length(s.substr(i)); n != 0) {
+      out.append(s.substr(i, n));
+      i += n;
+    } else {
+      snprintf(esc, sizeof(esc), "\\u%04x", c);
+      out += esc;
+      ++i;
+    }
+  }
+  out.push_back('"');
+  return out;
+}
+
+// One admin connection: reads one request, answers it, closes.
 class Admin::AdminConnection : public network::ReadFilter,
                                public network::ConnectionCallbacks,
                                public event::DeferredDeletable {
@@ -19,8 +188,12 @@ class Admin::AdminConnection : public network::ReadFilter,
   AdminConnection(Admin& admin, network::ConnectionPtr connection)
       : admin_(admin), connection_(std::move(connection)) {
     connection_->addConnectionCallbacks(*this);
-    timer_ = admin_.dispatcher_.createTimer(
-        [this] { connection_->close(network::CloseType::kNoFlush); });
+    timer_ = admin_.dispatcher_.createTimer([this] {
+      // Too slow: tell the client (nginx and Envoy answer 408 too), then close.
+      respond(AdminResponse::Text(408, "request timeout: the request must arrive within " +
+                                           std::to_string(kRequestTimeout.count() / 1000) + "s\n"),
+              /*head_only=*/false);
+    });
     timer_->enableTimer(kRequestTimeout);
   }
   ~AdminConnection() override { connection_->removeConnectionCallbacks(*this); }
@@ -30,13 +203,12 @@ class Admin::AdminConnection : public network::ReadFilter,
 
   void initializeReadFilterCallbacks(network::ReadFilterCallbacks&) override {}
   network::FilterStatus onData(Buffer& data, bool end_stream) override {
-    request_ += data.toString();
-    data.clear();
-    if (request_.find("\r\n\r\n") != std::string::npos) {
-      respond();
-    } else if (request_.size() > kMaxRequestHead || end_stream) {
-      connection_->close(network::CloseType::kNoFlush);
+    if (responded_) {
+      data.clear();
+      return network::FilterStatus::kStopIteration;
     }
+    input_.move(data);
+    process(end_stream);
     return network::FilterStatus::kStopIteration;
   }
   void onEvent(network::ConnectionEvent event) override {
@@ -44,84 +216,465 @@ class Admin::AdminConnection : public network::ReadFilter,
   }
 
  private:
-  void respond() {
-    std::string status = "200 OK";
-    std::string body;
-    const char* content_type = "text/plain; charset=utf-8";
-    if (absl::StartsWith(request_, "GET /stats ") || absl::StartsWith(request_, "GET /stats?")) {
-      body = admin_.store_.dumpText();
-    } else if (absl::StartsWith(request_, "GET /stats/prometheus ") ||
-               absl::StartsWith(request_, "GET /stats/prometheus?")) {
-      body = admin_.store_.dumpPrometheus();
-      content_type = "text/plain; version=0.0.4; charset=utf-8";
-    } else if (absl::StartsWith(request_, "GET /ready ") ||
-               absl::StartsWith(request_, "GET /ready?")) {
-      switch (admin_.state_) {
-        case State::kLive:
-          body = "LIVE\n";
-          break;
-        case State::kStarting:
-          status = "503 Service Unavailable";
-          body = "STARTING\n";
-          break;
-        case State::kDraining:
-          status = "503 Service Unavailable";
-          body = "DRAINING\n";
+  void process(bool end_stream) {
+    if (!head_done_) {
+      http::http1::Limits limits;
+      limits.max_request_line = kMaxRequestLine;
+      limits.max_header_bytes = kMaxRequestHead;
+      limits.max_headers = 64;
+      switch (scanner_.scan(input_, limits, /*is_request=*/true)) {
+        case http::http1::HeadScanner::Result::kNeedMore:
+          if (end_stream) close();
+          return;
+        case http::http1::HeadScanner::Result::kRequestLineTooLong:
+          return fail(414, "request line too long");
+        case http::http1::HeadScanner::Result::kHeadTooLarge:
+          return fail(431, absl::StrCat("request head larger than ", kMaxRequestHead, " bytes"));
+        case http::http1::HeadScanner::Result::kBadLineEnding:
+          return fail(400, "bad line ending (lines end with CRLF)");
+        case http::http1::HeadScanner::Result::kComplete:
           break;
       }
-    } else if (absl::StartsWith(request_, "POST /certificates/reload ") &&
-               admin_.reload_certificates_) {
-      auto [ok, report] = admin_.reload_certificates_();
-      if (!ok) status = "500 Internal Server Error";
-      body = std::move(report);
-    } else {
-      status = "404 Not Found";
-      body =
-          "not found; try GET /stats, GET /stats/prometheus, GET /ready or POST "
-          "/certificates/reload\n";
+      const size_t length = scanner_.headLength();
+      auto storage = std::make_unique<char[]>(length);
+      input_.copyOut(0, length, storage.get());
+      input_.drain(length);
+      if (auto error = http::http1::ParseRequestHead(std::move(storage), length, limits, head_);
+          error.has_value()) {
+        return fail(error->status, error->reason);
+      }
+      if (auto error = http::http1::RequestFraming(head_, framing_); error.has_value()) {
+        return fail(error->status, error->reason);
+      }
+      head_done_ = true;
+      using Kind = http::http1::BodyFraming::Kind;
+      if (framing_.kind == Kind::kContentLength && framing_.content_length > kMaxRequestBody) {
+        return fail(413, absl::StrCat("request body larger than ", kMaxRequestBody,
+                                      " bytes (admin parameters go in the query string)"));
+      }
+      const bool has_body = framing_.kind == Kind::kChunked ||
+                            (framing_.kind == Kind::kContentLength && framing_.content_length > 0);
+      const auto* expect = head_.headers.get("expect");
+      if (has_body && expect != nullptr &&
+          absl::EqualsIgnoreCase(A(expect->value), "100-continue")) {
+        Buffer out;
+        out.add("HTTP/1.1 100 Continue\r\n\r\n");
+        connection_->write(out, false);
+      }
     }
-    Buffer out;
-    out.add(absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", content_type,
-                         "\r\nContent-Length: ", body.size(), "\r\nConnection: close\r\n\r\n",
-                         body));
-    connection_->write(out, false);
+    // The body: read (so that closing does not reset the answer away) and ignored.
+    using Kind = http::http1::BodyFraming::Kind;
+    if (framing_.kind == Kind::kContentLength) {
+      const size_t take = std::min<uint64_t>(input_.length(), framing_.content_length - body_);
+      input_.drain(take);
+      body_ += take;
+      if (body_ < framing_.content_length) {
+        if (end_stream) close();
+        return;
+      }
+    } else if (framing_.kind == Kind::kChunked) {
+      Buffer discard;
+      http::http1::Limits limits;
+      const auto result = chunked_.decode(input_, discard, limits);
+      body_ += discard.length();
+      if (result == http::http1::ChunkedDecoder::Result::kError) {
+        return fail(chunked_.error().status, chunked_.error().reason);
+      }
+      if (body_ > kMaxRequestBody) {
+        return fail(413, absl::StrCat("request body larger than ", kMaxRequestBody, " bytes"));
+      }
+      if (result == http::http1::ChunkedDecoder::Result::kNeedMore) {
+        if (end_stream) close();
+        return;
+      }
+    }
+    const auto* authorization = head_.headers.get("authorization");
+    AdminResponse response =
+        admin_.handle(head_.method, head_.path,
+                      authorization != nullptr ? authorization->value : std::string_view(),
+                      head_.headers.count("authorization"));
+    SLUICE_LOG(kDebug, "admin: %s %s -> %d", head_.method, log::EscapeUntrusted(head_.path, 256),
+               response.status);
+    respond(std::move(response), head_.method == "HEAD");
+  }
+
+  void fail(uint16_t status, std::string_view reason) {
+    respond(AdminResponse::Text(status, absl::StrCat(A(reason), "\n")), /*head_only=*/false);
+  }
+
+  void respond(AdminResponse response, bool head_only) {
+    if (responded_) return;
+    responded_ = true;
+    timer_->disableTimer();
+    std::string reason(http::http1::ReasonPhrase(response.status));
+    std::string out = absl::StrCat(
+        "HTTP/1.1 ", response.status, " ", reason, "\r\nContent-Type: ", response.content_type,
+        "\r\nContent-Length: ", response.body.size(),
+        "\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff");
+    for (const auto& [name, value] : response.headers) {
+      absl::StrAppend(&out, "\r\n", name, ": ", value);
+    }
+    absl::StrAppend(&out, "\r\nConnection: close\r\n\r\n");
+    if (!head_only) out += response.body;
+    Buffer buffer;
+    buffer.add(out);
+    connection_->write(buffer, false);
     connection_->close(network::CloseType::kFlushWrite);
+    if (response.after) admin_.dispatcher_.post(std::move(response.after));
+  }
+
+  void close() {
+    responded_ = true;
+    connection_->close(network::CloseType::kNoFlush);
   }
 
   Admin& admin_;
   network::ConnectionPtr connection_;
   event::TimerPtr timer_;
-  std::string request_;
+  Buffer input_;
+  http::http1::HeadScanner scanner_;
+  http::RequestHead head_;
+  http::http1::BodyFraming framing_;
+  http::http1::ChunkedDecoder chunked_;
+  uint64_t body_ = 0;
+  bool head_done_ = false;
+  bool responded_ = false;
 };
 
 Admin::Admin(event::Dispatcher& dispatcher, stats::Store& store)
-    : dispatcher_(dispatcher), store_(store) {}
+    : dispatcher_(dispatcher), store_(store) {
+  addBuiltinEndpoints();
+}
 
 Admin::~Admin() { stop(); }
 
-absl::StatusOr<network::Address> Admin::start(const network::Address& address) {
-  auto fd = network::CreateListenSocket(address, network::ListenOptions{.reuse_port = false});
-  if (!fd.ok()) return fd.status();
-  fd_ = *fd;
-  auto bound = network::Address::localOf(fd_);
-  if (!bound.ok()) return bound.status();
-  address_ = *bound;
-  if (!address_.isLoopback()) {
-    SLUICE_LOG(kWarn,
-               "admin endpoint on %s is exposed beyond this host (not a loopback address): it has "
-               "no authentication, so anyone who can reach that address can read every counter "
-               "and, as the admin interface grows, act on the proxy. Bind it to 127.0.0.1 or ::1, "
-               "or firewall the port.",
-               address_.asString());
+void Admin::addEndpoint(Endpoint endpoint) { endpoints_.push_back(std::move(endpoint)); }
+
+std::string_view Admin::stateName() const {
+  if (health_check_failed_ && state_ == State::kLive) return "HEALTH_CHECK_FAILED";
+  switch (state_) {
+    case State::kStarting:
+      return "STARTING";
+    case State::kLive:
+      return "LIVE";
+    case State::kDraining:
+      return "DRAINING";
   }
+  return "";
+}
+
+void Admin::addBuiltinEndpoints() {
+  // A filter for the stats dumps: ?filter=REGEX (RE2, partial match on the stat's name).
+  auto stats_filter = [](const AdminRequest& request, std::unique_ptr<RE2>& out,
+                         AdminResponse& error) {
+    const std::string* filter = request.param("filter");
+    if (filter == nullptr) return true;
+    RE2::Options options;
+    options.set_log_errors(false);
+    out = std::make_unique<RE2>(*filter, options);
+    if (!out->ok()) {
+      error = AdminResponse::Text(
+          400, absl::StrCat("invalid filter regex ", JsonQuote(*filter), ": ", out->error(),
+                            " (RE2 syntax: https://github.com/google/re2/wiki/Syntax)\n"));
+      return false;
+    }
+    return true;
+  };
+  addEndpoint({"/stats",
+               Methods::kRead,
+               {"format", "filter"},
+               "the stats, sorted by name: `name value` lines; ?format=json; ?filter=REGEX "
+               "keeps the names it matches (RE2, anywhere in the name)",
+               [this, stats_filter](const AdminRequest& request) {
+                 AdminResponse error;
+                 std::unique_ptr<RE2> filter;
+                 if (!stats_filter(request, filter, error)) return error;
+                 const std::string* format = request.param("format");
+                 if (format != nullptr && *format == "json") {
+                   return AdminResponse::Json(store_.dumpJson(filter.get()));
+                 }
+                 if (format != nullptr && *format != "text") {
+                   return AdminResponse::Text(400,
+                                              absl::StrCat("unknown format ", JsonQuote(*format),
+                                                           ": text (the default) or json\n"));
+                 }
+                 return AdminResponse::Text(200, store_.dumpText(filter.get()));
+               }});
+  addEndpoint({"/stats/prometheus",
+               Methods::kRead,
+               {"filter"},
+               "the stats in Prometheus' text exposition format (0.0.4); ?filter=REGEX as for "
+               "/stats (on the stat's /stats name)",
+               [this, stats_filter](const AdminRequest& request) {
+                 AdminResponse error;
+                 std::unique_ptr<RE2> filter;
+                 if (!stats_filter(request, filter, error)) return error;
+                 AdminResponse r = AdminResponse::Text(200, store_.dumpPrometheus(filter.get()));
+                 r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+                 return r;
+               }});
+  addEndpoint({"/ready",
+               Methods::kRead,
+               {},
+               "200 LIVE while the workers serve; 503 before (STARTING), while draining "
+               "(DRAINING) and after POST /healthcheck/fail (HEALTH_CHECK_FAILED)",
+               [this](const AdminRequest&) {
+                 const bool ready = state_ == State::kLive && !health_check_failed_;
+                 return AdminResponse::Text(ready ? 200 : 503, absl::StrCat(A(stateName()), "\n"));
+               }});
+  addEndpoint({"/healthcheck/fail",
+               Methods::kChange,
+               {},
+               "make /ready answer 503 (take this proxy out of a load balancer's rotation); "
+               "serving goes on",
+               [this](const AdminRequest&) {
+                 if (!health_check_failed_) {
+                   SLUICE_LOG(kInfo, "admin: health check set to fail: /ready answers 503");
+                 }
+                 health_check_failed_ = true;
+                 return AdminResponse::Text(200, "OK\n");
+               }});
+  addEndpoint({"/healthcheck/ok",
+               Methods::kChange,
+               {},
+               "undo /healthcheck/fail",
+               [this](const AdminRequest&) {
+                 if (health_check_failed_) {
+                   SLUICE_LOG(kInfo, "admin: health check set to pass again");
+                 }
+                 health_check_failed_ = false;
+                 return AdminResponse::Text(200, "OK\n");
+               }});
+  addEndpoint(
+      {"/logging",
+       Methods::kReadAndChange,
+       {"level"},
+       "GET: the log level; POST ?level=trace|debug|info|warn|error|off changes it at "
+       "once, for every thread",
+       [](const AdminRequest& request) {
+         const std::string* level = request.param("level");
+         const log::Level current = log::GetLevel();
+         if (request.method != "POST") {
+           if (level != nullptr) {
+             AdminResponse r =
+                 AdminResponse::Text(405, "changing the log level takes POST /logging?level=...\n");
+             r.headers.emplace_back("Allow", "POST");
+             return r;
+           }
+           return AdminResponse::Text(200, absl::StrCat("level: ", log::LevelName(current), "\n"));
+         }
+         log::Level parsed;
+         if (level == nullptr || !log::ParseLevel(*level, &parsed)) {
+           return AdminResponse::Text(
+               400, absl::StrCat(
+                        level == nullptr ? "missing ?level=" : "unknown level " + JsonQuote(*level),
+                        ": trace, debug, info, warn, error or off\n"));
+         }
+         // Written whatever the threshold (at the less verbose of the two levels, at
+         // most error): the log says when and how its own verbosity changed.
+         if (current != log::Level::kOff || parsed != log::Level::kOff) {
+           const log::Level say = std::min(std::max(current, parsed), log::Level::kError);
+           log::Write(say, __FILE__, __LINE__,
+                      absl::StrCat("admin: log level changed from ", log::LevelName(current),
+                                   " to ", log::LevelName(parsed)));
+         }
+         log::SetLevel(parsed);
+         return AdminResponse::Text(200, absl::StrCat("level: ", log::LevelName(parsed), " (was ",
+                                                      log::LevelName(current), ")\n"));
+       }});
+  addEndpoint({"/help", Methods::kRead, {}, "this list", [this](const AdminRequest&) {
+                 AdminResponse r = notFound("/help");
+                 r.status = 200;
+                 return r;
+               }});
+}
+
+AdminResponse Admin::notFound(std::string_view path) const {
+  std::string body;
+  if (path != "/help") {
+    body = absl::StrCat("no endpoint ", JsonQuote(path), "; the endpoints are:\n");
+  } else {
+    body = "sluice admin endpoints:\n";
+  }
+  for (const Endpoint& e : endpoints_) {
+    absl::StrAppend(&body, "  ", e.methods == Methods::kRead ? "GET " : "",
+                    e.methods == Methods::kChange ? "POST " : "",
+                    e.methods == Methods::kReadAndChange ? "GET|POST " : "", e.path, ": ", e.help,
+                    "\n");
+  }
+  return AdminResponse::Text(404, std::move(body));
+}
+
+bool Admin::authorized(std::string_view authorization, size_t count) const {
+  if (token_digest_.empty()) return true;
+  if (count != 1) return false;
+  // "Bearer" is case-insensitive (RFC 9110 11.1), followed by one or more spaces.
+  constexpr std::string_view kScheme = "bearer";
+  if (authorization.size() <= kScheme.size() ||
+      !absl::EqualsIgnoreCase(A(authorization.substr(0, kScheme.size())), A(kScheme)) ||
+      authorization[kScheme.size()] != ' ') {
+    return false;
+  }
+  std::string_view token = authorization.substr(kScheme.size());
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  // Digests of equal length compared in constant time: neither the token's bytes nor its
+  // length show in the time taken.
+  const std::string digest = Sha256(token);
+  return CRYPTO_memcmp(digest.data(), token_digest_.data(), digest.size()) == 0;
+}
+
+AdminResponse Admin::handle(std::string_view method, std::string_view target,
+                            std::string_view authorization, size_t authorization_count) {
+  if (!authorized(authorization, authorization_count)) {
+    AdminResponse r = AdminResponse::Text(
+        401, "unauthorized: this admin endpoint needs `Authorization: Bearer <token>`\n");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"sluice admin\"");
+    return r;
+  }
+  // Absolute-form ("http://host/path"): the path is what follows the authority.
+  if (!target.empty() && target.front() != '/') {
+    const size_t scheme = target.find("://");
+    if (scheme == std::string_view::npos) return AdminResponse::Text(404, "no such endpoint\n");
+    const size_t slash = target.find('/', scheme + 3);
+    target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+  }
+  const size_t q = target.find('?');
+  AdminRequest request;
+  request.method = std::string(method);
+  request.path = std::string(target.substr(0, q));
+  if (q != std::string_view::npos) {
+    auto params = ParseQuery(target.substr(q + 1));
+    if (!params.has_value()) {
+      return AdminResponse::Text(400,
+                                 "malformed query string (a % not followed by two hex "
+                                 "digits)\n");
+    }
+    request.params = std::move(*params);
+  }
+  const Endpoint* endpoint = nullptr;
+  for (const Endpoint& e : endpoints_) {
+    if (e.path == request.path) {
+      endpoint = &e;
+      break;
+    }
+  }
+  if (endpoint == nullptr) return notFound(request.path);
+  const bool read = method == "GET" || method == "HEAD";
+  const bool allowed = (read && endpoint->methods != Methods::kChange) ||
+                       (method == "POST" && endpoint->methods != Methods::kRead);
+  if (!allowed) {
+    AdminResponse r = AdminResponse::Text(
+        405, absl::StrCat(request.path, " takes ", A(MethodsAllowed(endpoint->methods)),
+                          endpoint->methods == Methods::kChange
+                              ? " (it changes the proxy's state: a GET must not)"
+                              : "",
+                          "\n"));
+    r.headers.emplace_back("Allow", std::string(MethodsAllowed(endpoint->methods)));
+    return r;
+  }
+  for (const auto& [name, value] : request.params) {
+    bool known = false;
+    for (const std::string& p : endpoint->params) known = known || p == name;
+    if (!known) {
+      return AdminResponse::Text(
+          400, absl::StrCat(
+                   "unknown query parameter ", JsonQuote(name), " for ", request.path,
+                   endpoint->params.empty()
+                       ? std::string(" (it takes none)")
+                       : absl::StrCat(" (it takes: ", absl::StrJoin(endpoint->params, ", "), ")"),
+                   "\n"));
+    }
+  }
+  return endpoint->handler(request);
+}
+
+absl::Status Admin::listenUnix(const std::string& path, uint32_t mode) {
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof(sun.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("unix socket path \"", path, "\" too long"));
+  }
+  memcpy(sun.sun_path, path.data(), path.size());
+  const socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+  struct stat st;
+  if (lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(path, " exists and is not a socket: not replaced"));
+    }
+    // A socket file: in use by a live process, or left behind by one that is gone.
+    const int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
+    const bool live = connect(probe, reinterpret_cast<const sockaddr*>(&sun), len) == 0;
+    const int err = errno;
+    ::close(probe);
+    if (live || err != ECONNREFUSED) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(path, ": another process listens on this socket",
+                       live ? "" : absl::StrCat(" (or it cannot be probed: ", strerror(err), ")")));
+    }
+    ::unlink(path.c_str());
+  }
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
+  // The mode is set on the file before anyone can connect: bind under a umask that leaves no
+  // permission to others, then chmod to what the config says.
+  const mode_t old_umask = umask(0177);
+  const int rc = bind(fd, reinterpret_cast<const sockaddr*>(&sun), len);
+  const int bind_errno = errno;
+  umask(old_umask);
+  if (rc != 0) {
+    ::close(fd);
+    return absl::UnavailableError(absl::StrCat("bind ", path, ": ", strerror(bind_errno)));
+  }
+  if (chmod(path.c_str(), mode) != 0 || listen(fd, 16) != 0 || stat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    ::unlink(path.c_str());
+    return absl::UnavailableError(absl::StrCat("listen on ", path, ": ", strerror(err)));
+  }
+  unix_fd_ = fd;
+  unix_path_ = path;
+  unix_inode_ = st.st_ino;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<network::Address>> Admin::start(const Settings& settings) {
+  if (!settings.bearer_token.empty()) token_digest_ = Sha256(settings.bearer_token);
   network::ListenerCallbacks& callbacks = *this;
-  listener_ = std::make_unique<network::TcpListenerImpl>(dispatcher_, fd_, callbacks, 16);
-  listener_->enable();
-  return address_;
+  std::optional<network::Address> bound;
+  if (settings.address.has_value()) {
+    auto fd =
+        network::CreateListenSocket(*settings.address, network::ListenOptions{.reuse_port = false});
+    if (!fd.ok()) return fd.status();
+    fd_ = *fd;
+    auto local = network::Address::localOf(fd_);
+    if (!local.ok()) return local.status();
+    address_ = *local;
+    bound = address_;
+    if (!address_.isLoopback() && token_digest_.empty()) {
+      SLUICE_LOG(kWarn,
+                 "admin endpoint on %s is exposed beyond this host (not a loopback address) with "
+                 "no authentication (allow_unauthenticated_remote): anyone who can reach that "
+                 "address can read the config and every stat, and drain or stop the proxy. Bind "
+                 "it to 127.0.0.1 or ::1, set admin.bearer_token, or firewall the port.",
+                 address_.asString());
+    }
+    listener_ = std::make_unique<network::TcpListenerImpl>(dispatcher_, fd_, callbacks, 16);
+    listener_->enable();
+  }
+  if (!settings.unix_path.empty()) {
+    if (auto s = listenUnix(settings.unix_path, settings.unix_mode); !s.ok()) return s;
+    unix_listener_ =
+        std::make_unique<network::TcpListenerImpl>(dispatcher_, unix_fd_, callbacks, 16);
+    unix_listener_->enable();
+  }
+  return bound;
 }
 
 void Admin::stop() {
   listener_.reset();
+  unix_listener_.reset();
   std::vector<network::Connection*> all;
   for (auto& c : connections_) all.push_back(&c->connection());
   for (auto* c : all) c->close(network::CloseType::kNoFlush);
@@ -129,6 +682,15 @@ void Admin::stop() {
   if (fd_ >= 0) {
     ::close(fd_);
     fd_ = -1;
+  }
+  if (unix_fd_ >= 0) {
+    ::close(unix_fd_);
+    unix_fd_ = -1;
+    // Ours still (not replaced by another process meanwhile): remove it.
+    struct stat st;
+    if (lstat(unix_path_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == unix_inode_) {
+      ::unlink(unix_path_.c_str());
+    }
   }
 }
 
@@ -149,6 +711,9 @@ void Admin::remove(AdminConnection& c) {
   std::unique_ptr<AdminConnection> owned = std::move(*c.position);
   connections_.erase(c.position);
   dispatcher_.deferredDelete(std::move(owned));
+  // A listener paused at kMaxConnections takes connections again.
+  if (listener_ && listener_->paused()) listener_->enable();
+  if (unix_listener_ && unix_listener_->paused()) unix_listener_->enable();
 }
 
 }  // namespace sluice::server

@@ -1,11 +1,17 @@
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <list>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "source/common/stats.h"
 #include "source/event/dispatcher.h"
@@ -15,30 +21,97 @@
 
 namespace sluice::server {
 
-// The admin endpoint, on the main thread. A stub until the HTTP codec lands: it reads one request
-// head (bounded in size and time), answers `GET /stats` with the counters as text, `GET /ready`
-// with 200 while the workers serve and 503 before and during the drain (so that a load balancer
-// that polls it stops sending new connections), anything else with 404, and closes.
+// One admin request, parsed: the method, the path without its query, and the query's
+// parameters, percent-decoded ("+" is a space), in order.
+struct AdminRequest {
+  std::string method;
+  std::string path;
+  std::vector<std::pair<std::string, std::string>> params;
+  // The value of the first parameter `name`, or nullptr ("?graceful" has the value "").
+  const std::string* param(std::string_view name) const;
+};
+
+// What a handler answers. The admin adds Content-Length, Connection: close and
+// Cache-Control: no-store; a HEAD request gets the head of the GET's answer.
+struct AdminResponse {
+  uint16_t status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  // Runs on the main loop after the response went out (POST /quitquitquit drains then).
+  std::function<void()> after;
+
+  static AdminResponse Text(uint16_t status, std::string body);
+  static AdminResponse Json(std::string body);
+};
+
+// Percent-decodes a query component ("+" is a space); nullopt on a malformed escape.
+std::optional<std::string> DecodeQueryComponent(std::string_view in);
+// Splits "a=1&b&c=%20" into decoded (name, value) pairs; nullopt on a malformed escape.
+std::optional<std::vector<std::pair<std::string, std::string>>> ParseQuery(std::string_view query);
+// `s` as a JSON string literal, quotes included. Bytes that are not well-formed UTF-8 become
+// \u00XX (their Latin-1 reading), so the result is always valid JSON.
+std::string JsonQuote(std::string_view s);
+
+// The admin endpoint: a small HTTP/1.1 server on the main thread (docs/admin.md). One request
+// per connection: the head (bounded: kMaxRequestHead) and a body (bounded: kMaxRequestBody,
+// read and ignored: parameters come in the query string) must arrive within kRequestTimeout;
+// the answer carries "Connection: close". Reads are GET (and HEAD); changes take POST, and a
+// GET of a changing endpoint answers 405 with Allow. Unknown paths answer 404 with the list of
+// endpoints, unknown query parameters 400. With a bearer token, every request must carry
+// `Authorization: Bearer <token>` (401 before anything else is looked at).
 class Admin : private network::ListenerCallbacks {
  public:
-  // What `GET /ready` reports.
+  // What `GET /ready` reports (with the health-check override below).
   enum class State { kStarting, kLive, kDraining };
+
+  // Which methods an endpoint takes: reads answer GET and HEAD, changes POST only.
+  enum class Methods { kRead, kChange, kReadAndChange };
+  using Handler = std::function<AdminResponse(const AdminRequest&)>;
+  struct Endpoint {
+    std::string path;
+    Methods methods = Methods::kRead;
+    // The query parameters it takes; any other is a 400.
+    std::vector<std::string> params;
+    // One line for the 404 list ("print the stats as text; ?format=json, ?filter=REGEX").
+    std::string help;
+    Handler handler;
+  };
+
+  struct Settings {
+    // Where to listen: a TCP address and/or a unix socket path (its file mode; 0600 default).
+    std::optional<network::Address> address;
+    std::string unix_path;
+    uint32_t unix_mode = 0600;
+    // Non-empty: required as `Authorization: Bearer <token>` on every request.
+    std::string bearer_token;
+  };
 
   Admin(event::Dispatcher& dispatcher, stats::Store& store);
   ~Admin() override;
 
-  // Binds and starts accepting; returns the bound address (port 0 resolved). Warns in the log
-  // when the address is not a loopback one: the endpoint has no authentication.
-  absl::StatusOr<network::Address> start(const network::Address& address);
+  // Adds an endpoint (before start). The admin's own: /stats, /stats/prometheus, /ready,
+  // /healthcheck/fail, /healthcheck/ok, /logging, /help.
+  void addEndpoint(Endpoint endpoint);
+
+  // Binds and starts accepting; returns the bound TCP address (port 0 resolved) when there is
+  // one. Warns in the log when the TCP address is not a loopback one and there is no token.
+  absl::StatusOr<std::optional<network::Address>> start(const Settings& settings);
   void stop();
+
   void setState(State state) { state_ = state; }
-  // What POST /certificates/reload runs: (all loaded, a report).
-  void setCertificateReloader(std::function<std::pair<bool, std::string>()> reload) {
-    reload_certificates_ = std::move(reload);
-  }
+  State state() const { return state_; }
+  // POST /healthcheck/fail sets it, /healthcheck/ok clears it: /ready answers 503 while set,
+  // whatever the state, so that a load balancer takes the proxy out of rotation.
+  bool healthCheckFailed() const { return health_check_failed_; }
+  // "LIVE", "DRAINING", "STARTING" or "HEALTH_CHECK_FAILED" (what /ready and /server_info say).
+  std::string_view stateName() const;
 
   static constexpr size_t kMaxRequestHead = 8192;
+  static constexpr size_t kMaxRequestLine = 4096;
+  static constexpr size_t kMaxRequestBody = 64 * 1024;
   static constexpr std::chrono::milliseconds kRequestTimeout{10000};
+  static constexpr size_t kMaxConnections = 64;
 
  private:
   class AdminConnection;
@@ -50,16 +123,30 @@ class Admin : private network::ListenerCallbacks {
   bool onFdExhausted(bool) override { return false; }
   void remove(AdminConnection& c);
 
-  static constexpr size_t kMaxConnections = 64;
+  // The response to a complete, parsed request (auth, routing, methods, parameters, handler).
+  AdminResponse handle(std::string_view method, std::string_view target,
+                       std::string_view authorization, size_t authorization_count);
+  bool authorized(std::string_view authorization, size_t count) const;
+  AdminResponse notFound(std::string_view path) const;
+  void addBuiltinEndpoints();
+  absl::Status listenUnix(const std::string& path, uint32_t mode);
 
   event::Dispatcher& dispatcher_;
   stats::Store& store_;
+  std::vector<Endpoint> endpoints_;
   int fd_ = -1;
+  int unix_fd_ = -1;
+  std::string unix_path_;
+  // The unix socket's inode, so that stop() removes our file and not a successor's.
+  uint64_t unix_inode_ = 0;
   network::Address address_;
   network::ListenerPtr listener_;
+  network::ListenerPtr unix_listener_;
   std::list<std::unique_ptr<AdminConnection>> connections_;
   State state_ = State::kStarting;
-  std::function<std::pair<bool, std::string>()> reload_certificates_;
+  bool health_check_failed_ = false;
+  // SHA-256 of the token (empty: none): compared in constant time.
+  std::string token_digest_;
 };
 
 }  // namespace sluice::server

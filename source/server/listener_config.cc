@@ -21,7 +21,7 @@ struct ChainBuilder {
   stats::Store& store;
   const std::string& path;
   http::PluginFilterBuilder* plugins;
-  const std::string& prefix;                 // "listener.<name>."
+  const stats::Scope& scope;                 // "listener.<name>."
   std::shared_ptr<tls::SslStats> ssl_stats;  // one set per listener, made with its first TLS chain
   bool has_http;
   size_t workers;
@@ -92,7 +92,7 @@ struct ChainBuilder {
       }
     }
     if (c.has_tls_context()) {
-      if (!ssl_stats) ssl_stats = std::make_shared<tls::SslStats>(store, prefix);
+      if (!ssl_stats) ssl_stats = std::make_shared<tls::SslStats>(scope);
       // An HTTP chain offers what its codec speaks, HTTP/2 first (RFC 9113 §3.2: a client that
       // offers both gets h2); a TCP proxy offers none.
       std::vector<std::string> alpn;
@@ -117,15 +117,14 @@ absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(const config::v1::Listener
                                                       access_log::Manager* access_logs) {
   auto address = network::Address::fromIpPort(l.address().address(), l.address().port());
   if (!address.ok()) return address.status();
-  const std::string prefix = absl::StrCat("listener.", l.name(), ".");
+  const stats::Scope scope = stats::Scope(store).tagged("listener", "listener_name", l.name());
   auto cfg = std::make_shared<ListenerConfig>(
       l.max_connections(),
       l.max_tls_handshakes() != 0 ? l.max_tls_handshakes() : kDefaultMaxTlsHandshakes,
-      store.counter(prefix + "downstream_cx_total"), store.gauge(prefix + "downstream_cx_active"),
-      store.counter(prefix + "downstream_cx_overflow"),
-      store.counter(prefix + "downstream_cx_idle_reclaimed"));
+      scope.counter("downstream_cx_total"), scope.gauge("downstream_cx_active"),
+      scope.counter("downstream_cx_overflow"), scope.counter("downstream_cx_idle_reclaimed"));
   // The limit itself, for dashboards next to downstream_cx_active (0: none of its own).
-  store.gauge(prefix + "downstream_cx_limit").set(l.max_connections());
+  scope.gauge("downstream_cx_limit").set(l.max_connections());
   cfg->name = l.name();
   cfg->address = *address;
   cfg->listen_options.reuse_port = l.has_reuse_port() ? l.reuse_port().value() : true;
@@ -147,18 +146,18 @@ absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(const config::v1::Listener
                           : kDefaultBufferLimit;
   for (size_t i = 0; i < workers; ++i) {
     cfg->worker_cx_total.push_back(
-        &store.counter(absl::StrCat(prefix, "worker_", i, ".downstream_cx_total")));
+        &scope.tagged("worker", "worker_id", absl::StrCat(i)).counter("downstream_cx_total"));
   }
-  cfg->cx_no_filter_chain = &store.counter(prefix + "downstream_cx_no_filter_chain");
-  cfg->cx_handshake_overflow = &store.counter(prefix + "downstream_cx_handshake_overflow");
-  cfg->client_hello_timeout = &store.counter(prefix + "tls_inspector.client_hello_timeout");
-  cfg->client_hello_invalid = &store.counter(prefix + "tls_inspector.client_hello_invalid");
+  cfg->cx_no_filter_chain = &scope.counter("downstream_cx_no_filter_chain");
+  cfg->cx_handshake_overflow = &scope.counter("downstream_cx_handshake_overflow");
+  cfg->client_hello_timeout = &scope.counter("tls_inspector.client_hello_timeout");
+  cfg->client_hello_invalid = &scope.counter("tls_inspector.client_hello_invalid");
   if (l.has_listener_filters_timeout()) {
     cfg->listener_filters_timeout =
         std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(l.listener_filters_timeout()));
   }
 
-  ChainBuilder builder{l, clusters, store, path, plugins, prefix, nullptr, false, workers, {}};
+  ChainBuilder builder{l, clusters, store, path, plugins, scope, nullptr, false, workers, {}};
   builder.access_logs = access_logs;
   std::vector<std::unique_ptr<FilterChain>> chains;
   std::unique_ptr<FilterChain> fallback;

@@ -19,6 +19,7 @@
 #include "source/network/listen_socket_registry.h"
 #include "source/plugin/plugin.h"
 #include "source/server/admin.h"
+#include "source/server/admin_endpoints.h"
 #include "source/server/listener_config.h"
 #include "source/server/worker.h"
 #include "source/upstream/cluster.h"
@@ -70,7 +71,7 @@ plugin::PluginManagerPtr PluginManagerFor(const config::v1::Bootstrap& bootstrap
 }
 
 // The main thread's part: config, sockets, workers, admin, signals, and the drain.
-class Server {
+class Server : public AdminServer {
  public:
   Server(const config::v1::Bootstrap& bootstrap, const config::ValueSources& sources,
          const Options& options)
@@ -81,14 +82,31 @@ class Server {
 
   absl::Status run();
 
- private:
-  void listenForOtherSignals();
+  // AdminServer
+  const config::v1::Bootstrap& bootstrap() const override { return bootstrap_; }
+  const upstream::ClusterManager& clusterManager() const override { return *clusters_; }
+  std::vector<ListenerInfo> listenerInfo() const override {
+    std::vector<ListenerInfo> out;
+    for (const auto& l : listeners_) out.push_back({l->name, l->address.asString()});
+    return out;
+  }
+  const Info& info() const override { return info_; }
+  bool accepting() const override { return !listeners_stopped_; }
+  void drainListeners() override;
+  void quit() override { startDrain(); }
   // Re-reads every TLS chain's certificates, keys, staples and ticket keys (SIGHUP, the admin's
   // POST /certificates/reload). A chain whose files do not load keeps what it has. Returns
   // whether all loaded, and a report.
-  std::pair<bool, std::string> reloadCertificates();
+  std::pair<bool, std::string> reloadCertificates() override;
+
+ private:
+  void listenForOtherSignals();
   absl::Status reserveListenerAddress(ListenerConfig& listener);
   void startDrain();
+  // Stops every worker's listeners (once) and closes the sockets once none polls them.
+  void stopListening();
+  // Closes the connections still open drain_timeout from now (once).
+  void armDrainTimer();
   void onWorkerIdle();
   void shutdown();
 
@@ -96,7 +114,8 @@ class Server {
   const config::ValueSources& sources_;
   const Options& options_;
   event::DispatcherPtr main_;
-  stats::Store store_;
+  // Made once the worker count is known: its stats have one slot per worker.
+  std::unique_ptr<stats::Store> store_;
   // Before the workers: filter factories the workers use point into it (its metrics).
   plugin::PluginManagerPtr plugins_;
   // The access logs' files and writer thread; stopped (every queued line written) once the
@@ -116,6 +135,8 @@ class Server {
   size_t workers_stopped_ = 0;
   size_t workers_idle_ = 0;
   bool draining_ = false;
+  bool listeners_stopped_ = false;
+  Info info_;
 };
 
 absl::Status Server::run() {
@@ -128,6 +149,8 @@ absl::Status Server::run() {
         std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(bootstrap_.drain_timeout()));
   }
 
+  store_ = std::make_unique<stats::Store>(concurrency);
+
   const uint64_t nofile = RaiseFileLimit();
   // Each proxied connection costs two descriptors; keep some for listeners, logs and admin
   // (128, or a quarter of a small limit).
@@ -135,17 +158,18 @@ absl::Status Server::run() {
   const uint64_t max_connections = bootstrap_.max_connections() != 0
                                        ? bootstrap_.max_connections()
                                        : std::max<uint64_t>(1, (nofile - reserve) / 2);
-  shared_ = std::make_unique<WorkerShared>(
-      max_connections, store_.counter("server.downstream_cx_total"),
-      store_.gauge("server.downstream_cx_active"), store_.counter("server.downstream_cx_overflow"),
-      store_.counter("server.accept_fd_exhausted"),
-      store_.counter("server.downstream_cx_idle_reclaimed"));
+  shared_ =
+      std::make_unique<WorkerShared>(max_connections, store_->counter("server.downstream_cx_total"),
+                                     store_->gauge("server.downstream_cx_active"),
+                                     store_->counter("server.downstream_cx_overflow"),
+                                     store_->counter("server.accept_fd_exhausted"),
+                                     store_->counter("server.downstream_cx_idle_reclaimed"));
   shared_->workers = concurrency;
-  store_.gauge("server.concurrency").set(concurrency);
-  store_.gauge("server.downstream_cx_limit").set(static_cast<int64_t>(max_connections));
+  store_->gauge("server.concurrency").set(concurrency);
+  store_->gauge("server.downstream_cx_limit").set(static_cast<int64_t>(max_connections));
 
   auto clusters =
-      upstream::ClusterManager::create(bootstrap_, store_, &http::CreateClientCodecFactory);
+      upstream::ClusterManager::create(bootstrap_, *store_, &http::CreateClientCodecFactory);
   if (!clusters.ok()) return clusters.status();
   clusters_ = std::move(*clusters);
 
@@ -172,13 +196,13 @@ absl::Status Server::run() {
   // Before the workers run: their first crossings post to this thread.
   clusters_->startOutlierDetection(*main_);
 
-  plugins_ = PluginManagerFor(bootstrap_, sources_, store_);
-  access_logs_ = std::make_unique<access_log::Manager>(store_);
+  plugins_ = PluginManagerFor(bootstrap_, sources_, *store_);
+  access_logs_ = std::make_unique<access_log::Manager>(*store_);
   std::vector<ListenerConfigPtr> listeners;
   // Every listener's errors before giving up, as --mode validate reports them.
   std::vector<std::string> errors;
   for (int li = 0; li < bootstrap_.listeners_size(); ++li) {
-    auto cfg = BuildListenerConfig(bootstrap_.listeners(li), *clusters_, store_, concurrency,
+    auto cfg = BuildListenerConfig(bootstrap_.listeners(li), *clusters_, *store_, concurrency,
                                    absl::StrCat("listeners[", li, "]"), plugins_.get(),
                                    access_logs_.get());
     if (!cfg.ok()) {
@@ -219,18 +243,32 @@ absl::Status Server::run() {
   sockets_.releaseReservations();
   listeners_ = listeners;
 
-  if (bootstrap_.has_admin() && bootstrap_.admin().has_address()) {
-    auto addr = network::Address::fromIpPort(bootstrap_.admin().address().address(),
-                                             bootstrap_.admin().address().port());
-    if (!addr.ok()) return addr.status();
-    admin_ = std::make_unique<Admin>(*main_, store_);
-    admin_->setCertificateReloader([this] { return reloadCertificates(); });
-    auto bound = admin_->start(*addr);
+  if (bootstrap_.has_admin() &&
+      (bootstrap_.admin().has_address() || bootstrap_.admin().has_unix_socket())) {
+    auto settings = AdminSettingsFrom(bootstrap_.admin());
+    if (!settings.ok()) return settings.status();
+    info_ = Info{options_.version,
+                 options_.config_path,
+                 options_.command_line,
+                 concurrency,
+                 options_.ports_file,
+                 std::chrono::system_clock::now(),
+                 std::chrono::steady_clock::now()};
+    admin_ = std::make_unique<Admin>(*main_, *store_);
+    AddServerEndpoints(*admin_, *this);
+    auto bound = admin_->start(*settings);
     if (!bound.ok()) {
       return absl::Status(bound.status().code(), absl::StrCat("admin: ", bound.status().message()));
     }
-    SLUICE_LOG(kInfo, "admin on %s", bound->asString());
-    absl::StrAppend(&ports, "admin ", bound->asString(), "\n");
+    if (bound->has_value()) {
+      SLUICE_LOG(kInfo, "admin on %s%s", (*bound)->asString(),
+                 settings->bearer_token.empty() ? "" : " (bearer token required)");
+      absl::StrAppend(&ports, "admin ", (*bound)->asString(), "\n");
+    }
+    if (!settings->unix_path.empty()) {
+      SLUICE_LOG(kInfo, "admin on unix socket %s (mode %04o)", settings->unix_path,
+                 settings->unix_mode);
+    }
   }
 
   shared_->resume_all = [this] {
@@ -253,7 +291,7 @@ absl::Status Server::run() {
   // Active health checks, on this thread's loop. Until a host's first check it is not healthy;
   // while too few are, the clusters balance over all their hosts (panic), so the first
   // requests are served.
-  health_checkers_ = std::make_unique<upstream::HealthCheckers>(*clusters_, *main_, store_);
+  health_checkers_ = std::make_unique<upstream::HealthCheckers>(*clusters_, *main_, *store_);
   health_checkers_->start();
   if (admin_) admin_->setState(Admin::State::kLive);
   SLUICE_LOG(kInfo, "sluice started with %u workers", concurrency);
@@ -308,7 +346,7 @@ std::pair<bool, std::string> Server::reloadCertificates() {
     for (tls::ServerSslSocketFactory* factory : listener->tls_factories) {
       auto context = factory->rebuild();
       if (!context.ok()) {
-        store_.counter("server.tls_reload_failure").inc();
+        store_->counter("server.tls_reload_failure").inc();
         errors.push_back(absl::StrCat(context.status().message(), " (", factory->path(),
                                       " keeps its current certificates)"));
         SLUICE_LOG(kError, "certificate reload: %s", errors.back());
@@ -320,7 +358,7 @@ std::pair<bool, std::string> Server::reloadCertificates() {
             [listener, factory, i, context = *context] { factory->setContext(i, context); });
       }
       factory->setContext(workers_.size(), *context);
-      store_.counter("server.tls_reload_success").inc();
+      store_->counter("server.tls_reload_success").inc();
       ++reloaded;
     }
   }
@@ -367,11 +405,36 @@ void Server::startDrain() {
   if (admin_) admin_->setState(Admin::State::kDraining);
   SLUICE_LOG(kInfo, "draining: no new connections; open ones have up to %dms to finish",
              static_cast<int>(drain_timeout_.count()));
+  armDrainTimer();
+  stopListening();
+  for (auto& w : workers_) {
+    w->notifyWhenIdle([this] { main_->post([this] { onWorkerIdle(); }); });
+  }
+}
+
+void Server::drainListeners() {
+  if (listeners_stopped_) return;
+  if (admin_) admin_->setState(Admin::State::kDraining);
+  SLUICE_LOG(kInfo,
+             "admin: draining listeners: no new connections; open ones have up to %dms to "
+             "finish; the process stays up",
+             static_cast<int>(drain_timeout_.count()));
+  armDrainTimer();
+  stopListening();
+}
+
+void Server::armDrainTimer() {
+  if (drain_timer_) return;
   drain_timer_ = main_->createTimer([this] {
     SLUICE_LOG(kInfo, "drain timeout: closing the remaining connections");
     for (auto& w : workers_) w->closeConnections();
   });
   drain_timer_->enableTimer(drain_timeout_);
+}
+
+void Server::stopListening() {
+  if (listeners_stopped_) return;
+  listeners_stopped_ = true;
   for (auto& w : workers_) {
     w->stopListeners([this] {
       main_->post([this] {
@@ -379,7 +442,6 @@ void Server::startDrain() {
         if (++workers_stopped_ == workers_.size()) sockets_.closeAll();
       });
     });
-    w->notifyWhenIdle([this] { main_->post([this] { onWorkerIdle(); }); });
   }
 }
 
@@ -412,6 +474,12 @@ absl::Status Validate(const config::v1::Bootstrap& bootstrap, const config::Valu
     auto cfg = BuildListenerConfig(bootstrap.listeners(li), **clusters, store, 1,
                                    absl::StrCat("listeners[", li, "]"), plugins.get());
     if (!cfg.ok()) errors.emplace_back(cfg.status().message());
+  }
+  if (bootstrap.has_admin()) {
+    // The bearer token's file is read and checked as at start.
+    if (auto settings = AdminSettingsFrom(bootstrap.admin()); !settings.ok()) {
+      errors.emplace_back(settings.status().message());
+    }
   }
   if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
   return absl::OkStatus();

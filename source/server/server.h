@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "api/sluice/config/v1/bootstrap.pb.h"
@@ -16,6 +17,10 @@ struct Options {
   // When set: after every socket is bound, write "<listener> <address>" lines (and "admin ...")
   // to this file, atomically, so that tests and scripts can use port 0.
   std::string ports_file;
+  // For the admin's /server_info: the config file, the whole command line, the version.
+  std::string config_path;
+  std::vector<std::string> command_line;
+  std::string version;
 };
 
 // Runs the proxy until SIGTERM/SIGINT and a drain; returns OK for a clean exit. `sources` is

@@ -101,6 +101,7 @@ class Worker::ActiveListener : public network::ListenerCallbacks, public network
   upstream::WorkerClusters& clusters() override { return worker_.clusters_; }
   http::CalloutClient* calloutClient() override { return &worker_.callout_client_; }
   http::UpstreamFactory* upstreamFactory() override { return &worker_.upstream_factory_; }
+  network::WorkerLocals* workerLocals() override { return &worker_.locals_; }
   void adoptClosingConnection(network::ConnectionPtr connection) override {
     worker_.adoptClosingConnection(std::move(connection));
   }
@@ -422,6 +423,9 @@ Worker::~Worker() {
   // stop() joined the thread; what is left is torn down here, on the owner's thread, with the
   // loop no longer running.
   on_idle_ = nullptr;
+  // What they hold (an export in flight) uses the pools and the dispatcher; streams closed
+  // below find none and keep nothing.
+  locals_.close();
   for (auto& l : listeners_) l->stopPolling();
   closeAllNow();
   // Closing a proxied connection may hand its upstream over to closing_: close those too.

@@ -122,6 +122,8 @@ class Worker {
   router::CalloutClientImpl callout_client_{*dispatcher_, clusters_};
   // Carries this worker's HTTP streams to their clusters.
   router::UpstreamFactoryImpl upstream_factory_{*dispatcher_, clusters_};
+  // Objects shared config keeps on this worker (a tracer's span batch); destroyed first.
+  network::WorkerLocals locals_;
   std::vector<std::unique_ptr<ActiveListener>> listeners_;
   // Orders the idle lists of every listener of this worker together.
   uint64_t idle_clock_ = 0;

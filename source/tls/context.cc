@@ -150,22 +150,22 @@ std::vector<std::string> DnsNames(X509* cert) {
 }
 }  // namespace
 
-SslStats::SslStats(stats::Store& store, const std::string& scope)
-    : handshake(store.counter(scope + "ssl.handshake")),
-      session_reused(store.counter(scope + "ssl.session_reused")),
-      connection_error(store.counter(scope + "ssl.connection_error")),
-      handshake_timeout(store.counter(scope + "ssl.handshake_timeout")),
-      sni_no_match(store.counter(scope + "ssl.sni_no_match")),
-      tls_v1_2(store.counter(scope + "ssl.versions.TLSv1_2")),
-      tls_v1_3(store.counter(scope + "ssl.versions.TLSv1_3")),
-      fail_verify_no_cert(store.counter(scope + "ssl.fail_verify_no_cert")),
-      fail_verify_error(store.counter(scope + "ssl.fail_verify_error")),
-      fail_verify_san(store.counter(scope + "ssl.fail_verify_san")),
-      fail_verify_cert_hash(store.counter(scope + "ssl.fail_verify_cert_hash")),
-      ocsp_staple_responses(store.counter(scope + "ssl.ocsp_staple_responses")),
-      ocsp_staple_omitted(store.counter(scope + "ssl.ocsp_staple_omitted")),
-      ocsp_staple_expired(store.counter(scope + "ssl.ocsp_staple_expired")),
-      ktls_unavailable(store.counter(scope + "ssl.ktls_unavailable")) {}
+SslStats::SslStats(const stats::Scope& scope)
+    : handshake(scope.counter("ssl.handshake")),
+      session_reused(scope.counter("ssl.session_reused")),
+      connection_error(scope.counter("ssl.connection_error")),
+      handshake_timeout(scope.counter("ssl.handshake_timeout")),
+      sni_no_match(scope.counter("ssl.sni_no_match")),
+      tls_v1_2(scope.counter("ssl.versions.TLSv1_2")),
+      tls_v1_3(scope.counter("ssl.versions.TLSv1_3")),
+      fail_verify_no_cert(scope.counter("ssl.fail_verify_no_cert")),
+      fail_verify_error(scope.counter("ssl.fail_verify_error")),
+      fail_verify_san(scope.counter("ssl.fail_verify_san")),
+      fail_verify_cert_hash(scope.counter("ssl.fail_verify_cert_hash")),
+      ocsp_staple_responses(scope.counter("ssl.ocsp_staple_responses")),
+      ocsp_staple_omitted(scope.counter("ssl.ocsp_staple_omitted")),
+      ocsp_staple_expired(scope.counter("ssl.ocsp_staple_expired")),
+      ktls_unavailable(scope.counter("ssl.ktls_unavailable")) {}
 
 std::string SubjectOf(X509* cert) {
   bssl::UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));

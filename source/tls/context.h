@@ -19,7 +19,7 @@ namespace sluice::tls {
 // Counters of one TLS context (a listener's filter chain), as Envoy names them under
 // `<scope>.ssl.`.
 struct SslStats {
-  explicit SslStats(stats::Store& store, const std::string& scope);
+  explicit SslStats(const stats::Scope& scope);
   stats::Counter& handshake;         // handshakes completed
   stats::Counter& session_reused;    // ... of which resumed
   stats::Counter& connection_error;  // handshakes that failed (alert, bad record, reset)

@@ -25,11 +25,11 @@ Cluster::Cluster(std::string name, std::chrono::milliseconds connect_timeout, ui
                  ClusterStats stats, PoolSettings pool_settings, PoolStats pool_stats,
                  LbPolicy policy, std::unique_ptr<network::TransportSocketFactory> transport,
                  std::unique_ptr<http::ClientCodecFactory> codecs,
-                 const CircuitBreakerSettings& limits, stats::Store& store,
-                 const std::string& prefix)
+                 const CircuitBreakerSettings& limits, const stats::Scope& scope)
     : transport_(std::move(transport)),
       codecs_(std::move(codecs)),
       name_(std::move(name)),
+      scope_(scope),
       connect_timeout_(connect_timeout),
       buffer_limit_(buffer_limit),
       stats_(stats),
@@ -38,11 +38,11 @@ Cluster::Cluster(std::string name, std::chrono::milliseconds connect_timeout, ui
       lb_policy_(policy),
       resources_(limits.max_connections, limits.max_pending_requests, limits.max_requests,
                  limits.max_retries, limits.max_connection_pools,
-                 &store.gauge(prefix + "circuit_breakers.default.cx_open"),
-                 &store.gauge(prefix + "circuit_breakers.default.rq_pending_open"),
-                 &store.gauge(prefix + "circuit_breakers.default.rq_open"),
-                 &store.gauge(prefix + "circuit_breakers.default.rq_retry_open"),
-                 &store.gauge(prefix + "circuit_breakers.default.cx_pool_open")) {
+                 &scope.gauge("circuit_breakers.default.cx_open"),
+                 &scope.gauge("circuit_breakers.default.rq_pending_open"),
+                 &scope.gauge("circuit_breakers.default.rq_open"),
+                 &scope.gauge("circuit_breakers.default.rq_retry_open"),
+                 &scope.gauge("circuit_breakers.default.cx_pool_open")) {
   pool_settings_.transport_socket_factory = transport_.get();
   pool_settings_.codec_factory = codecs_.get();
 }
@@ -57,33 +57,39 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
     const uint32_t limit = c.per_connection_buffer_limit_bytes() != 0
                                ? c.per_connection_buffer_limit_bytes()
                                : kDefaultBufferLimit;
-    const std::string prefix = absl::StrCat("cluster.", c.name(), ".");
-    ClusterStats stats{store.counter(prefix + "upstream_cx_total"),
-                       store.gauge(prefix + "upstream_cx_active"),
-                       store.counter(prefix + "upstream_cx_connect_fail"),
-                       store.counter(prefix + "upstream_cx_connect_timeout"),
-                       store.counter(prefix + "upstream_rq_no_host"),
-                       store.counter(prefix + "upstream_rq_retry_stale_connection"),
-                       store.counter(prefix + "upstream_rq_body_buffered"),
-                       store.counter(prefix + "upstream_rq_body_buffer_overflow"),
-                       store.counter(prefix + "update_attempt"),
-                       store.counter(prefix + "update_success"),
-                       store.counter(prefix + "update_failure"),
-                       store.counter(prefix + "membership_change"),
-                       store.gauge(prefix + "membership_total"),
-                       store.counter(prefix + "upstream_cx_pool_overflow"),
-                       store.counter(prefix + "upstream_rq_retry_overflow"),
-                       store.counter(prefix + "upstream_rq_refused_stream"),
-                       store.counter(prefix + "upstream_rq_retry_refused"),
-                       store.counter(prefix + "upstream_rq_retry"),
-                       store.counter(prefix + "upstream_rq_retry_success"),
-                       store.counter(prefix + "upstream_rq_retry_limit_exceeded"),
-                       store.counter(prefix + "upstream_rq_retry_body_overflow"),
-                       store.counter(prefix + "upstream_rq_per_try_timeout"),
-                       store.counter(prefix + "upstream_rq_connect_timeout"),
-                       store.counter(prefix + "upstream_rq_send_timeout"),
-                       store.counter(prefix + "lb_healthy_panic"),
-                       store.gauge(prefix + "membership_healthy")};
+    const stats::Scope scope = stats::Scope(store).tagged("cluster", "cluster_name", c.name());
+    ClusterStats stats{scope.counter("upstream_cx_total"),
+                       scope.gauge("upstream_cx_active"),
+                       scope.counter("upstream_cx_connect_fail"),
+                       scope.counter("upstream_cx_connect_timeout"),
+                       scope.counter("upstream_rq_no_host"),
+                       scope.counter("upstream_rq_retry_stale_connection"),
+                       scope.counter("upstream_rq_body_buffered"),
+                       scope.counter("upstream_rq_body_buffer_overflow"),
+                       scope.counter("update_attempt"),
+                       scope.counter("update_success"),
+                       scope.counter("update_failure"),
+                       scope.counter("membership_change"),
+                       scope.gauge("membership_total"),
+                       scope.counter("upstream_cx_pool_overflow"),
+                       scope.counter("upstream_rq_retry_overflow"),
+                       scope.counter("upstream_rq_refused_stream"),
+                       scope.counter("upstream_rq_retry_refused"),
+                       scope.counter("upstream_rq_retry"),
+                       scope.counter("upstream_rq_retry_success"),
+                       scope.counter("upstream_rq_retry_limit_exceeded"),
+                       scope.counter("upstream_rq_retry_body_overflow"),
+                       scope.counter("upstream_rq_per_try_timeout"),
+                       scope.counter("upstream_rq_connect_timeout"),
+                       scope.counter("upstream_rq_send_timeout"),
+                       scope.counter("lb_healthy_panic"),
+                       scope.gauge("membership_healthy"),
+                       {&stats::ResponseClassCounter(scope, "upstream_rq_", 1),
+                        &stats::ResponseClassCounter(scope, "upstream_rq_", 2),
+                        &stats::ResponseClassCounter(scope, "upstream_rq_", 3),
+                        &stats::ResponseClassCounter(scope, "upstream_rq_", 4),
+                        &stats::ResponseClassCounter(scope, "upstream_rq_", 5)},
+                       scope.histogram("upstream_rq_time")};
     PoolSettings pool;
     pool.connect_timeout = timeout;
     pool.buffer_limit = limit;
@@ -98,16 +104,16 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
                          stats.upstream_cx_active,
                          stats.upstream_cx_connect_fail,
                          stats.upstream_cx_connect_timeout,
-                         store.counter(prefix + "upstream_rq_total"),
-                         store.counter(prefix + "upstream_rq_reused"),
-                         store.counter(prefix + "upstream_rq_pending_overflow"),
-                         store.counter(prefix + "upstream_cx_overflow"),
-                         store.counter(prefix + "upstream_cx_idle_timeout"),
-                         store.counter(prefix + "upstream_cx_stale_closed"),
-                         store.gauge(prefix + "upstream_rq_active"),
-                         store.gauge(prefix + "upstream_rq_pending_active"),
-                         store.counter(prefix + "http2.goaway_received"),
-                         store.counter(prefix + "upstream_cx_max_requests")};
+                         scope.counter("upstream_rq_total"),
+                         scope.counter("upstream_rq_reused"),
+                         scope.counter("upstream_rq_pending_overflow"),
+                         scope.counter("upstream_cx_overflow"),
+                         scope.counter("upstream_cx_idle_timeout"),
+                         scope.counter("upstream_cx_stale_closed"),
+                         scope.gauge("upstream_rq_active"),
+                         scope.gauge("upstream_rq_pending_active"),
+                         scope.counter("http2.goaway_received"),
+                         scope.counter("upstream_cx_max_requests")};
     LbPolicy policy = LbPolicy::kRoundRobin;
     switch (c.lb_policy()) {
       case config::v1::Cluster::LEAST_REQUEST:
@@ -124,7 +130,7 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
     }
     std::unique_ptr<network::TransportSocketFactory> transport;
     if (c.has_tls_context()) {
-      auto ssl_stats = std::make_shared<tls::SslStats>(store, prefix);
+      auto ssl_stats = std::make_shared<tls::SslStats>(scope);
       // HTTP/2 over TLS is asked for by ALPN (RFC 9113 §3.2) unless the config names the
       // protocols itself.
       config::v1::UpstreamTlsContext tls = c.tls_context();
@@ -142,7 +148,7 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
       if (!context.ok()) return context.status();
       transport = std::make_unique<tls::ClientSslSocketFactory>(std::move(*context));
     }
-    auto codec_factory = codecs(c, prefix, store);
+    auto codec_factory = codecs(c, scope);
     if (!codec_factory.ok()) return codec_factory.status();
     CircuitBreakerSettings limits;
     const auto& cb = c.circuit_breakers();
@@ -155,17 +161,16 @@ absl::StatusOr<std::unique_ptr<ClusterManager>> ClusterManager::create(
     if (cb.has_max_connection_pools()) {
       limits.max_connection_pools = cb.max_connection_pools().value();
     }
-    auto cluster = std::make_unique<Cluster>(c.name(), timeout, limit, stats, pool, pool_stats,
-                                             policy, std::move(transport),
-                                             std::move(*codec_factory), limits, store, prefix);
+    auto cluster =
+        std::make_unique<Cluster>(c.name(), timeout, limit, stats, pool, pool_stats, policy,
+                                  std::move(transport), std::move(*codec_factory), limits, scope);
     cluster->setProxyTimeouts(
         c.has_read_timeout() ? Ms(c.read_timeout()) : kDefaultReadTimeout,
         c.has_send_timeout() ? Ms(c.send_timeout()) : std::chrono::milliseconds(0));
     if (c.has_outlier_detection()) {
       // Before the hosts, which get their monitors as they are made.
-      cluster->setOutlierDetection(
-          OutlierDetectionSettings::FromConfig(c.outlier_detection()),
-          OutlierDetectionStats::Create(store, prefix + "outlier_detection."));
+      cluster->setOutlierDetection(OutlierDetectionSettings::FromConfig(c.outlier_detection()),
+                                   OutlierDetectionStats::Create(scope.child("outlier_detection")));
     }
     // Before the first host set: its hosts start pending when health checks are configured.
     cluster->setHealthChecks({c.health_checks().begin(), c.health_checks().end()});
@@ -244,8 +249,8 @@ void Cluster::setHosts(std::vector<HostEntry> entries) {
         it->second->hostname() == e.hostname && it->second->metadata() == e.metadata) {
       hosts.push_back(it->second);
     } else {
-      hosts.push_back(std::make_shared<Host>(std::move(e.address), e.weight, std::move(e.hostname),
-                                             std::move(e.metadata)));
+      hosts.push_back(std::make_shared<Host>(std::move(e.address), e.weight, scope_,
+                                             std::move(e.hostname), std::move(e.metadata)));
       if (outlier_) outlier_->addHost(*hosts.back());
       if (checked) {
         hosts.back()->setHealthFlag(Host::kPendingActiveHealthCheck);

@@ -66,13 +66,18 @@ struct ClusterStats {
   // used), and how many hosts the load balancers use now.
   stats::Counter& lb_healthy_panic;
   stats::Gauge& membership_healthy;
+  // Upstream responses by class (each attempt's that got a head: upstream_rq_1xx .. 5xx), and
+  // each attempt's time from its start (the wait for a connection included) to the response's
+  // last byte, in milliseconds.
+  std::array<stats::Counter*, 5> upstream_rq_xx;
+  stats::Histogram& upstream_rq_time;
 };
 
 // Makes a cluster's ClientCodecFactory from its config (source/http/client_codecs.h: the HTTP
 // codecs live above this layer, which knows them only through http::ClientCodecFactory).
 using ClientCodecFactoryBuilder =
     std::function<absl::StatusOr<std::unique_ptr<http::ClientCodecFactory>>(
-        const config::v1::Cluster& cluster, const std::string& stat_prefix, stats::Store& store)>;
+        const config::v1::Cluster& cluster, const stats::Scope& scope)>;
 
 struct CircuitBreakerSettings {
   uint64_t max_connections = 1024;
@@ -106,9 +111,11 @@ class Cluster {
           ClusterStats stats, PoolSettings pool_settings, PoolStats pool_stats, LbPolicy policy,
           std::unique_ptr<network::TransportSocketFactory> transport,
           std::unique_ptr<http::ClientCodecFactory> codecs, const CircuitBreakerSettings& limits,
-          stats::Store& store, const std::string& stat_prefix);
+          const stats::Scope& scope);
 
   const std::string& name() const { return name_; }
+  // "cluster.<name>." with the tag cluster_name: where the cluster's and its hosts' stats live.
+  const stats::Scope& statsScope() const { return scope_; }
   std::chrono::milliseconds connectTimeout() const { return connect_timeout_; }
   // nginx's proxy_read_timeout / proxy_send_timeout for the cluster's requests (a route's own
   // win); 0: none.
@@ -200,6 +207,7 @@ class Cluster {
   std::unique_ptr<network::TransportSocketFactory> transport_;
   std::unique_ptr<http::ClientCodecFactory> codecs_;
   const std::string name_;
+  const stats::Scope scope_;
   const std::chrono::milliseconds connect_timeout_;
   std::chrono::milliseconds read_timeout_{0};
   std::chrono::milliseconds send_timeout_{0};

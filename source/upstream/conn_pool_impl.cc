@@ -124,7 +124,7 @@ class ConnPoolImpl::ActiveClient : public event::DeferredDeletable,
       } else {
         pool_.stats_.cx_connect_fail.inc();
       }
-      HostStats::Inc(pool_.host_->stats().cx_connect_fail);
+      pool_.host_->stats().cx_connect_fail.inc();
     }
     // Streams in progress fail (or a close-delimited body ends) through their decoders; each
     // is reported done (onStreamDone) on a closed client.
@@ -209,11 +209,11 @@ ConnPoolImpl::~ConnPoolImpl() {
     for (auto& c : l) {
       resources_.connections.dec();
       stats_.cx_active.dec();
-      HostStats::Add(host_->stats().cx_active, -1);
+      host_->stats().cx_active.add(-1);
       for (uint32_t i = 0; i < c->streams_; ++i) {
         resources_.requests.dec();
         stats_.rq_active.dec();
-        HostStats::Add(host_->stats().rq_active, -1);
+        host_->stats().rq_active.add(-1);
       }
     }
     l.clear();
@@ -312,8 +312,8 @@ bool ConnPoolImpl::createClient() {
   resources_.connections.inc();
   stats_.cx_total.inc();
   stats_.cx_active.inc();
-  HostStats::Inc(host_->stats().cx_total);
-  HostStats::Add(host_->stats().cx_active, 1);
+  host_->stats().cx_total.inc();
+  host_->stats().cx_active.add(1);
   connecting_.push_front(std::make_unique<ActiveClient>(*this));
   ActiveClient& c = *connecting_.front();
   c.self_ = connecting_.begin();
@@ -328,8 +328,8 @@ void ConnPoolImpl::attach(ActiveClient& client, http::ResponseDecoder& decoder,
   ++active_streams_;
   resources_.requests.inc();
   stats_.rq_active.inc();
-  HostStats::Inc(host_->stats().rq_total);
-  HostStats::Add(host_->stats().rq_active, 1);
+  host_->stats().rq_total.inc();
+  host_->stats().rq_active.add(1);
   const bool reused = client.total_streams_ > 1;
   if (reused) stats_.rq_reused.inc();
   place(client);
@@ -391,7 +391,7 @@ void ConnPoolImpl::onStreamDone(ActiveClient& client, bool reusable) {
   --active_streams_;
   resources_.requests.dec();
   stats_.rq_active.dec();
-  HostStats::Add(host_->stats().rq_active, -1);
+  host_->stats().rq_active.add(-1);
   if (client.closed_) return;  // its close event does the rest
   if (!reusable) {
     client.close();
@@ -440,7 +440,7 @@ void ConnPoolImpl::onClientClosed(ActiveClient& client, bool connected, PoolFail
   if (!connected) connecting_capacity_ -= client.expected_;
   resources_.connections.dec();
   stats_.cx_active.dec();
-  HostStats::Add(host_->stats().cx_active, -1);
+  host_->stats().cx_active.add(-1);
   ClientList& l = list(client.list_);
   std::unique_ptr<ActiveClient> owned = std::move(*client.self_);
   l.erase(client.self_);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "source/common/stats.h"
 #include "source/network/address.h"
 
 namespace sluice::upstream {
@@ -13,19 +14,24 @@ namespace sluice::upstream {
 // Passive health counters of one host (outlier_detection.h); only the pointer is needed here.
 class OutlierMonitor;
 
-// A host's own counters: atomics shared by every worker (a host is one object for all of them),
-// read by the admin side. Relaxed: each is a count on its own, not a snapshot of several.
+// A host's own stats, in the store like every other: "cluster.<name>.host.<ip:port>.<stat>",
+// tagged cluster_name and host (Prometheus: sluice_cluster_host_rq_total{cluster_name=...,
+// host=...}). A host that leaves and comes back (DNS) finds its stats where it left them.
 struct HostStats {
-  std::atomic<uint64_t> cx_total{0};
-  std::atomic<int64_t> cx_active{0};
-  std::atomic<uint64_t> cx_connect_fail{0};
-  std::atomic<uint64_t> rq_total{0};
-  std::atomic<int64_t> rq_active{0};
+  stats::Counter& cx_total;
+  stats::Gauge& cx_active;
+  stats::Counter& cx_connect_fail;
+  stats::Counter& rq_total;
+  stats::Gauge& rq_active;
   // Streams that ended without a whole response (reset, protocol error, refused).
-  std::atomic<uint64_t> rq_error{0};
+  stats::Counter& rq_error;
 
-  static void Inc(std::atomic<uint64_t>& c) { c.fetch_add(1, std::memory_order_relaxed); }
-  static void Add(std::atomic<int64_t>& g, int64_t n) { g.fetch_add(n, std::memory_order_relaxed); }
+  // `cluster`: the cluster's scope; `address`: "ip:port".
+  static HostStats Create(const stats::Scope& cluster, std::string_view address) {
+    const stats::Scope s = cluster.tagged("host", "host", address);
+    return {s.counter("cx_total"), s.gauge("cx_active"), s.counter("cx_connect_fail"),
+            s.counter("rq_total"), s.gauge("rq_active"), s.counter("rq_error")};
+  }
 };
 
 // One upstream host of a cluster: its address and weight, its health as the health checker and
@@ -43,9 +49,11 @@ class Host {
   };
   using Metadata = absl::flat_hash_map<std::string, std::string>;
 
-  Host(network::Address address, uint32_t weight, std::string hostname = {}, Metadata metadata = {})
+  Host(network::Address address, uint32_t weight, const stats::Scope& cluster_stats,
+       std::string hostname = {}, Metadata metadata = {})
       : address_(std::move(address)),
         address_string_(address_.asString()),
+        stats_(HostStats::Create(cluster_stats, address_string_)),
         hostname_(std::move(hostname)),
         metadata_(std::move(metadata)),
         weight_(weight) {}
@@ -67,7 +75,7 @@ class Host {
   void setHealthFlag(HealthFlag flag) { health_.fetch_or(flag, std::memory_order_relaxed); }
   void clearHealthFlag(HealthFlag flag) { health_.fetch_and(~flag, std::memory_order_relaxed); }
 
-  HostStats& stats() const { return stats_; }
+  const HostStats& stats() const { return stats_; }
 
   // The host's outlier-detection counters (outlier_detection.h: ReportHostResult); nullptr
   // when the cluster has no outlier_detection, so that reporting costs one pointer test there.
@@ -80,11 +88,11 @@ class Host {
  private:
   const network::Address address_;
   const std::string address_string_;
+  const HostStats stats_;
   const std::string hostname_;
   const Metadata metadata_;
   const uint32_t weight_;
   std::atomic<uint32_t> health_{0};
-  mutable HostStats stats_;
   std::shared_ptr<OutlierMonitor> outlier_;
 };
 using HostSharedPtr = std::shared_ptr<Host>;

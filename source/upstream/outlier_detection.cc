@@ -46,14 +46,13 @@ OutlierDetectionSettings OutlierDetectionSettings::FromConfig(
   return s;
 }
 
-OutlierDetectionStats OutlierDetectionStats::Create(stats::Store& store,
-                                                    const std::string& prefix) {
-  return {store.gauge(prefix + "ejections_active"),
-          store.counter(prefix + "ejections_total"),
-          store.counter(prefix + "ejections_consecutive_5xx"),
-          store.counter(prefix + "ejections_consecutive_gateway_failure"),
-          store.counter(prefix + "ejections_max_fails"),
-          store.counter(prefix + "ejections_overflow")};
+OutlierDetectionStats OutlierDetectionStats::Create(const stats::Scope& scope) {
+  return {scope.gauge("ejections_active"),
+          scope.counter("ejections_total"),
+          scope.counter("ejections_consecutive_5xx"),
+          scope.counter("ejections_consecutive_gateway_failure"),
+          scope.counter("ejections_max_fails"),
+          scope.counter("ejections_overflow")};
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -59,8 +59,8 @@ struct OutlierDetectionStats {
   // Ejections max_ejection_percent did not allow.
   stats::Counter& ejections_overflow;
 
-  // `prefix`: "cluster.<name>.outlier_detection."
-  static OutlierDetectionStats Create(stats::Store& store, const std::string& prefix);
+  // `scope`: the cluster's "outlier_detection" child.
+  static OutlierDetectionStats Create(const stats::Scope& scope);
 };
 
 // The monotonic clock the detector reads (injected by tests). Called on the workers too (the

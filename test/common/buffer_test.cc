@@ -1297,4 +1297,3 @@ TEST(BufferTest, ReserveAndCommitWriteInPlace) {
 
 }  // namespace
 }  // namespace sluice
-

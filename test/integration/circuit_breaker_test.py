@@ -341,7 +341,7 @@ class CircuitBreakerTest(harness.SluiceTestCase):
         """Opens client connections one at a time until each of the two workers accepted
         `per_worker` of them (SO_REUSEPORT spreads them by their source port); closes the
         others. Returns {worker index: [HttpClient, ...]}."""
-        names = ["listener.web.worker_%d.downstream_cx_total" % w for w in (0, 1)]
+        names = ["listener.web.worker.%d.downstream_cx_total" % w for w in (0, 1)]
         got = {0: [], 1: []}
         before = s.stats()
         totals = [harness.stat(before, n) for n in names]

@@ -229,6 +229,9 @@ clusters:
         # Their certificates (certs/..., relative to the working directory) are made here: no key
         # is in the repository.
         tls_pki.example_certs(os.path.join(self.tmpdir, "certs"))
+        # And the admin's bearer token (configs/admin.yaml), also relative.
+        with open(os.path.join(self.tmpdir, "admin.token"), "w") as f:
+            f.write("0123456789abcdef0123456789abcdef\n")
         for name in names:
             with self.subTest(config=name):
                 r = subprocess.run([harness.sluice_bin(), "--mode", "validate", "-c",

@@ -851,6 +851,15 @@ def parse_stats(body):
     return stats
 
 
+def parse_prometheus(text):
+    """The metric families of a /stats/prometheus body, read by Prometheus' own parser
+    (python3-prometheus-client), which raises on anything the exposition format does not allow.
+    The families come back as a list (the parser is lazy: a late error would otherwise go
+    unseen)."""
+    from prometheus_client.parser import text_string_to_metric_families
+    return list(text_string_to_metric_families(text))
+
+
 def stats_names(body):
     """The stat names of a /stats body, in the order served."""
     return [line.split(" ")[0] for line in body.decode("utf-8").splitlines() if line]

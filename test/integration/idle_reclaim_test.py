@@ -253,7 +253,7 @@ class IdleReclaimTest(harness.SluiceTestCase):
         self.stop_sluice(s)
 
     def worker_totals(self, st):
-        return [st["listener.web.worker_%d.downstream_cx_total" % i] for i in range(2)]
+        return [st["listener.web.worker.%d.downstream_cx_total" % i] for i in range(2)]
 
     def accepted_by(self, s, before):
         """The worker that accepted one connection since `before` (worker totals)."""

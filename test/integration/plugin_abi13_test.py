@@ -260,20 +260,25 @@ class PluginAbi13Test(harness.SluiceTestCase):
         self.assertIn("version=0.0.4", headers["content-type"])
         text = body.decode()
         lines = text.splitlines()
-        self.assertIn("# TYPE plugin_tagged_metrics_requests counter", lines)
-        self.assertIn("# HELP plugin_tagged_metrics_requests plugin.tagged_metrics.requests", lines)
-        self.assertIn('plugin_tagged_metrics_requests{listener="web",method="GET"} 2', lines)
-        self.assertIn("# TYPE plugin_tagged_metrics_invalid_refused gauge", lines)
-        self.assertIn("plugin_tagged_metrics_invalid_refused 6", lines)
-        self.assertIn("# TYPE http_web_downstream_rq_total counter", lines)
+        # A plugin's metric is in the family sluice_plugin_<name>, its filter the label "plugin".
+        self.assertIn("# TYPE sluice_plugin_requests counter", lines)
+        self.assertIn("# HELP sluice_plugin_requests plugin.requests", lines)
+        self.assertIn('sluice_plugin_requests{listener="web",method="GET",plugin="tagged_metrics"} 2',
+                      lines)
+        self.assertIn("# TYPE sluice_plugin_invalid_refused gauge", lines)
+        self.assertIn('sluice_plugin_invalid_refused{plugin="tagged_metrics"} 6', lines)
+        self.assertIn("# TYPE sluice_http_downstream_rq_total counter", lines)
         # One TYPE per family.
         types = [ln for ln in lines if ln.startswith("# TYPE ")]
         self.assertEqual(len(types), len(set(types)))
+        # Prometheus' own parser takes it whole.
+        families = {f.name: f for f in harness.parse_prometheus(text)}
+        self.assertEqual("histogram", families["sluice_plugin_body_bytes"].type)
         # The histogram: cumulative buckets on the documented bounds, then +Inf, sum, count.
-        self.assertIn("# TYPE plugin_tagged_metrics_body_bytes histogram", lines)
+        self.assertIn("# TYPE sluice_plugin_body_bytes histogram", lines)
         buckets = [(m.group(1), int(m.group(2))) for m in re.finditer(
-            r'^plugin_tagged_metrics_body_bytes_bucket\{dir="rs",le="([^"]+)"\} (\d+)$', text,
-            re.M)]
+            r'^sluice_plugin_body_bytes_bucket\{dir="rs",plugin="tagged_metrics",le="([^"]+)"\} '
+            r'(\d+)$', text, re.M)]
         self.assertEqual("+Inf", buckets[-1][0])
         self.assertEqual(4, buckets[-1][1])
         bounds = [int(le) for le, _ in buckets[:-1]]
@@ -282,10 +287,11 @@ class PluginAbi13Test(harness.SluiceTestCase):
         self.assertEqual(expected[:len(bounds)], bounds)
         counts = [n for _, n in buckets]
         self.assertEqual(counts, sorted(counts))
-        m = re.search(r'^plugin_tagged_metrics_body_bytes_sum\{dir="rs"\} (\d+)$', text, re.M)
+        m = re.search(r'^sluice_plugin_body_bytes_sum\{dir="rs",plugin="tagged_metrics"\} (\d+)$',
+                      text, re.M)
         self.assertIsNotNone(m, text)
         self.assertEqual(st['plugin.tagged_metrics.body_bytes.sum{dir="rs"}'], int(m.group(1)))
-        self.assertIn('plugin_tagged_metrics_body_bytes_count{dir="rs"} 4', lines)
+        self.assertIn('sluice_plugin_body_bytes_count{dir="rs",plugin="tagged_metrics"} 4', lines)
 
     # ----- upstream attempts -----
 
@@ -366,9 +372,10 @@ class ExampleConfigTest(harness.SluiceTestCase):
         code, body = s.admin_get("/stats/prometheus")
         self.assertEqual(200, code)
         lines = body.decode().splitlines()
-        self.assertIn("# HELP http_web_downstream_rq_2xx http.web.downstream_rq_2xx", lines)
-        self.assertIn("# TYPE http_web_downstream_rq_2xx counter", lines)
-        self.assertIn("http_web_downstream_rq_2xx 1", lines)
+        self.assertIn("# HELP sluice_http_downstream_rq_xx http.downstream_rq_xx", lines)
+        self.assertIn("# TYPE sluice_http_downstream_rq_xx counter", lines)
+        self.assertIn('sluice_http_downstream_rq_xx{http_conn_manager_prefix="web",'
+                      'response_code_class="2"} 1', lines)
 
     def test_the_abi13_observability_config(self):
         origin = harness.HttpOrigin()
@@ -384,8 +391,8 @@ class ExampleConfigTest(harness.SluiceTestCase):
         self.assertEqual(1, st['plugin.tagged_metrics.requests{listener="web",method="GET"}'])
         code, body = s.admin_get("/stats/prometheus")
         self.assertEqual(200, code)
-        self.assertIn(b'plugin_attempts_attempts{outcome="response"} 1', body)
-        self.assertIn(b"# TYPE plugin_attempts_duration_us histogram", body)
+        self.assertIn(b'sluice_plugin_attempts{outcome="response",plugin="attempts"} 1', body)
+        self.assertIn(b"# TYPE sluice_plugin_duration_us histogram", body)
 
 
 if __name__ == "__main__":

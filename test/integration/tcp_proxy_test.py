@@ -55,8 +55,8 @@ class TcpProxyTest(harness.SluiceTestCase):
             self.assertIn("listener.l." + n, st)
         for n in CLUSTER_STATS:
             self.assertIn("cluster.c." + n, st)
-        workers = sorted(n for n in st if n.startswith("listener.l.worker_"))
-        self.assertEqual(workers, ["listener.l.worker_%d.downstream_cx_total" % i
+        workers = sorted(n for n in st if n.startswith("listener.l.worker."))
+        self.assertEqual(workers, ["listener.l.worker.%d.downstream_cx_total" % i
                                    for i in range(3)])
         for n, v in st.items():
             self.assertGreaterEqual(v, 0, n)

@@ -468,7 +468,7 @@ class ResumptionTest(TlsTestCase):
         ]), concurrency=self.WORKERS)
 
     def worker_totals(self, stats, name):
-        return [harness.stat(stats, "listener.%s.worker_%d.downstream_cx_total" % (name, i))
+        return [harness.stat(stats, "listener.%s.worker.%d.downstream_cx_total" % (name, i))
                 for i in range(self.WORKERS)]
 
     def resume(self, name, server_name, version, body, n=20, extra=(), bits=None,

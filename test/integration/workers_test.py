@@ -32,10 +32,10 @@ class WorkersTest(harness.SluiceTestCase):
             done += len(batch)
 
     def worker_totals(self, st, concurrency):
-        names = sorted(k for k in st if k.startswith("listener.l.worker_"))
-        self.assertEqual(names, sorted("listener.l.worker_%d.downstream_cx_total" % i
+        names = sorted(k for k in st if k.startswith("listener.l.worker."))
+        self.assertEqual(names, sorted("listener.l.worker.%d.downstream_cx_total" % i
                                        for i in range(concurrency)), harness.format_stats(st))
-        return [st["listener.l.worker_%d.downstream_cx_total" % i] for i in range(concurrency)]
+        return [st["listener.l.worker.%d.downstream_cx_total" % i] for i in range(concurrency)]
 
     def test_two_workers_share_the_load(self):
         n = 200
@@ -45,7 +45,7 @@ class WorkersTest(harness.SluiceTestCase):
         self.run_connections(s, n)
         st = s.wait_stats(lambda st: st["listener.l.downstream_cx_total"] == n and
                           st["listener.l.downstream_cx_active"] == 0 and
-                          sum(st["listener.l.worker_%d.downstream_cx_total" % i]
+                          sum(st["listener.l.worker.%d.downstream_cx_total" % i]
                               for i in range(2)) == n,
                           "%d connections counted, all closed" % n)
         totals = self.worker_totals(st, 2)

@@ -98,13 +98,13 @@ TEST_F(WorkerClustersTest, HostsThatStayKeepTheirObjectAndState) {
   HostSetPtr first = hosts({Addr("10.0.0.1"), Addr("10.0.0.2")});
   HostSharedPtr kept = first->host(1);
   kept->setHealthFlag(Host::kFailedOutlierCheck);
-  HostStats::Inc(kept->stats().rq_total);
+  kept->stats().rq_total.inc();
   EXPECT_FALSE(kept->healthy());
 
   HostSetPtr second = hosts({Addr("10.0.0.2"), Addr("10.0.0.3")});
   EXPECT_EQ(kept.get(), second->host(0).get());
   EXPECT_TRUE(second->host(0)->hasHealthFlag(Host::kFailedOutlierCheck));
-  EXPECT_EQ(1u, second->host(0)->stats().rq_total.load());
+  EXPECT_EQ(1u, second->host(0)->stats().rq_total.value());
   EXPECT_TRUE(second->host(1)->healthy());
 
   WorkerClusters a(*manager_, 0);

@@ -716,7 +716,8 @@ class ConnPoolTest : public ::testing::Test {
       cluster.mutable_http2_protocol_options()->mutable_max_concurrent_streams()->set_value(
           max_concurrent_streams);
     }
-    auto factory = http::CreateClientCodecFactory(cluster, "cluster.t.", store_);
+    auto factory = http::CreateClientCodecFactory(
+        cluster, stats::Scope(store_).tagged("cluster", "cluster_name", "t"));
     ASSERT_TRUE(factory.ok()) << factory.status();
     codec_factory_ = std::move(*factory);
     settings_.codec_factory = codec_factory_.get();
@@ -724,7 +725,8 @@ class ConnPoolTest : public ::testing::Test {
         limits.max_connections, limits.max_pending, limits.max_requests, Resource::kUnlimited,
         Resource::kUnlimited, &store_.gauge("cx_open"), &store_.gauge("rq_pending_open"),
         &store_.gauge("rq_open"), &store_.gauge("rq_retry_open"), &store_.gauge("cx_pool_open"));
-    host_ = std::make_shared<Host>(*network::Address::fromIpPort("127.0.0.1", port), 1);
+    host_ = std::make_shared<Host>(*network::Address::fromIpPort("127.0.0.1", port), 1,
+                                   stats::Scope(store_).tagged("cluster", "cluster_name", "t"));
     pool_ = makePool();
   }
   std::unique_ptr<ConnPoolImpl> makePool() {
@@ -755,8 +757,8 @@ class ConnPoolTest : public ::testing::Test {
     }
     EXPECT_EQ(0, stats_.cx_active.value());
     if (host_ != nullptr) {
-      EXPECT_EQ(0, host_->stats().cx_active.load());
-      EXPECT_EQ(0, host_->stats().rq_active.load());
+      EXPECT_EQ(0, host_->stats().cx_active.value());
+      EXPECT_EQ(0, host_->stats().rq_active.value());
     }
     for (const auto& s : streams_) EXPECT_EQ(0, s->violations) << s->path;
   }
@@ -846,7 +848,7 @@ TEST_F(ConnPoolTest, Http1CarriesOneStreamPerConnection) {
   EXPECT_EQ(2u, counter("cx_total"));
   EXPECT_EQ(2u, counter("rq_total"));
   EXPECT_EQ(0u, counter("rq_reused"));
-  EXPECT_EQ(2u, host_->stats().rq_total.load());
+  EXPECT_EQ(2u, host_->stats().rq_total.value());
 }
 
 TEST_F(ConnPoolTest, Http1ReusesTheMostRecentlyUsedIdleConnection) {
@@ -1122,7 +1124,7 @@ TEST_F(ConnPoolTest, ConnectFailureFailsThePendingStreams) {
   EXPECT_EQ(0u, pool_->connectionCount());
   EXPECT_EQ(3u, counter("cx_connect_fail"));
   EXPECT_EQ(0u, counter("cx_connect_timeout"));
-  EXPECT_EQ(3u, host_->stats().cx_connect_fail.load());
+  EXPECT_EQ(3u, host_->stats().cx_connect_fail.value());
 }
 
 TEST_F(ConnPoolTest, Http2ConnectFailureFailsEveryStreamItWasOpenedFor) {
@@ -1152,7 +1154,7 @@ TEST_F(ConnPoolTest, ConnectTimeout) {
   EXPECT_EQ(PoolFailure::kConnectTimeout, *a.pool_failure);
   EXPECT_EQ(1u, counter("cx_connect_timeout"));
   EXPECT_EQ(0u, counter("cx_connect_fail"));
-  EXPECT_EQ(1u, host_->stats().cx_connect_fail.load());
+  EXPECT_EQ(1u, host_->stats().cx_connect_fail.value());
   EXPECT_EQ(0u, pool_->connectionCount());
 }
 

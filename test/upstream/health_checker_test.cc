@@ -38,7 +38,8 @@ class TrackerTest : public ::testing::Test {
     host_.setHealthFlag(Host::kPendingActiveHealthCheck);
     host_.setHealthFlag(Host::kFailedActiveHealthCheck);
   }
-  Host host_{*network::Address::fromIpPort("127.0.0.1", 80), 1};
+  stats::Store store_;
+  Host host_{*network::Address::fromIpPort("127.0.0.1", 80), 1, stats::Scope(store_)};
   HostHealthTracker tracker_{host_, /*unhealthy=*/3, /*healthy=*/2};
 };
 
@@ -92,7 +93,8 @@ TEST_F(TrackerTest, OtherFlagsAreNotTheCheckersBusiness) {
 }
 
 TEST(TrackerThresholdOneTest, EveryResultDecides) {
-  Host host(*network::Address::fromIpPort("127.0.0.1", 80), 1);
+  stats::Store store;
+  Host host(*network::Address::fromIpPort("127.0.0.1", 80), 1, stats::Scope(store));
   HostHealthTracker tracker(host, 1, 1);
   EXPECT_FALSE(tracker.onSuccess());  // healthy already (not pending): no change
   EXPECT_TRUE(tracker.onFailure());
@@ -106,7 +108,7 @@ TEST(TrackerThresholdOneTest, EveryResultDecides) {
 
 TEST(GrpcHealthTest, RequestIsWhatProtobufEncodes) {
   for (const std::string& service : {std::string(), std::string("svc"),
-                                    std::string("grpc.health.v1.Health"), std::string(300, 's')}) {
+                                     std::string("grpc.health.v1.Health"), std::string(300, 's')}) {
     google::protobuf::StringValue ref;
     ref.set_value(service);
     EXPECT_EQ(ref.SerializeAsString(), grpc_health::EncodeRequest(service)) << service.size();

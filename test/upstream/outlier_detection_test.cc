@@ -84,7 +84,10 @@ class OutlierDetectionTest : public ::testing::Test {
         std::move(*ClusterManager::create(bootstrap, store_, &http::CreateClientCodecFactory));
     cluster_ = manager_->clusters().front().get();
     cluster_->setOutlierDetection(
-        settings, OutlierDetectionStats::Create(store_, "cluster.svc.outlier_detection."),
+        settings,
+        OutlierDetectionStats::Create(stats::Scope(store_)
+                                          .tagged("cluster", "cluster_name", "svc")
+                                          .child("outlier_detection")),
         [this] { return std::chrono::steady_clock::time_point(milliseconds(now_ms_.load())); });
     cluster_->setHostSetPublisher(
         [this](const Cluster&, HostSetPtr hosts) { posted_sets_.push_back(std::move(hosts)); });

@@ -234,27 +234,27 @@ typedef struct sl_type_stream_info {
 
 /* Since 1.4. Response flags (sl_type_stream_info.response_flags; Envoy's names and short forms,
  * which the access log prints). Bits only get added. */
-#define SL_RESPONSE_FLAG_FAILED_LOCAL_HEALTH_CHECK (1ull << 0)     /* LH */
-#define SL_RESPONSE_FLAG_NO_HEALTHY_UPSTREAM (1ull << 1)           /* UH */
-#define SL_RESPONSE_FLAG_UPSTREAM_REQUEST_TIMEOUT (1ull << 2)      /* UT */
-#define SL_RESPONSE_FLAG_LOCAL_RESET (1ull << 3)                   /* LR */
-#define SL_RESPONSE_FLAG_UPSTREAM_REMOTE_RESET (1ull << 4)         /* UR */
-#define SL_RESPONSE_FLAG_UPSTREAM_CONNECTION_FAILURE (1ull << 5)   /* UF */
-#define SL_RESPONSE_FLAG_UPSTREAM_CONNECTION_TERMINATION (1ull << 6) /* UC */
-#define SL_RESPONSE_FLAG_UPSTREAM_OVERFLOW (1ull << 7)             /* UO */
-#define SL_RESPONSE_FLAG_NO_ROUTE_FOUND (1ull << 8)                /* NR */
-#define SL_RESPONSE_FLAG_RATE_LIMITED (1ull << 9)                  /* RL */
-#define SL_RESPONSE_FLAG_UNAUTHORIZED_EXTERNAL_SERVICE (1ull << 10) /* UAEX */
-#define SL_RESPONSE_FLAG_UPSTREAM_RETRY_LIMIT_EXCEEDED (1ull << 11) /* URX */
-#define SL_RESPONSE_FLAG_STREAM_IDLE_TIMEOUT (1ull << 12)          /* SI */
+#define SL_RESPONSE_FLAG_FAILED_LOCAL_HEALTH_CHECK (1ull << 0)          /* LH */
+#define SL_RESPONSE_FLAG_NO_HEALTHY_UPSTREAM (1ull << 1)                /* UH */
+#define SL_RESPONSE_FLAG_UPSTREAM_REQUEST_TIMEOUT (1ull << 2)           /* UT */
+#define SL_RESPONSE_FLAG_LOCAL_RESET (1ull << 3)                        /* LR */
+#define SL_RESPONSE_FLAG_UPSTREAM_REMOTE_RESET (1ull << 4)              /* UR */
+#define SL_RESPONSE_FLAG_UPSTREAM_CONNECTION_FAILURE (1ull << 5)        /* UF */
+#define SL_RESPONSE_FLAG_UPSTREAM_CONNECTION_TERMINATION (1ull << 6)    /* UC */
+#define SL_RESPONSE_FLAG_UPSTREAM_OVERFLOW (1ull << 7)                  /* UO */
+#define SL_RESPONSE_FLAG_NO_ROUTE_FOUND (1ull << 8)                     /* NR */
+#define SL_RESPONSE_FLAG_RATE_LIMITED (1ull << 9)                       /* RL */
+#define SL_RESPONSE_FLAG_UNAUTHORIZED_EXTERNAL_SERVICE (1ull << 10)     /* UAEX */
+#define SL_RESPONSE_FLAG_UPSTREAM_RETRY_LIMIT_EXCEEDED (1ull << 11)     /* URX */
+#define SL_RESPONSE_FLAG_STREAM_IDLE_TIMEOUT (1ull << 12)               /* SI */
 #define SL_RESPONSE_FLAG_DOWNSTREAM_CONNECTION_TERMINATION (1ull << 13) /* DC */
-#define SL_RESPONSE_FLAG_UPSTREAM_PROTOCOL_ERROR (1ull << 14)      /* UPE */
-#define SL_RESPONSE_FLAG_DOWNSTREAM_PROTOCOL_ERROR (1ull << 15)    /* DPE */
-#define SL_RESPONSE_FLAG_NO_CLUSTER_FOUND (1ull << 16)             /* NC */
-#define SL_RESPONSE_FLAG_DURATION_TIMEOUT (1ull << 17)             /* DT: a downstream timeout */
-#define SL_RESPONSE_FLAG_LOCAL_REPLY_LIMIT (1ull << 18)            /* BL: a buffer limit */
-#define SL_RESPONSE_FLAG_PLUGIN_FAILURE (1ull << 19)               /* PF: a plugin failed */
-#define SL_RESPONSE_FLAG_UPSTREAM_PER_TRY_TIMEOUT (1ull << 20)     /* UPT */
+#define SL_RESPONSE_FLAG_UPSTREAM_PROTOCOL_ERROR (1ull << 14)           /* UPE */
+#define SL_RESPONSE_FLAG_DOWNSTREAM_PROTOCOL_ERROR (1ull << 15)         /* DPE */
+#define SL_RESPONSE_FLAG_NO_CLUSTER_FOUND (1ull << 16)                  /* NC */
+#define SL_RESPONSE_FLAG_DURATION_TIMEOUT (1ull << 17)         /* DT: a downstream timeout */
+#define SL_RESPONSE_FLAG_LOCAL_REPLY_LIMIT (1ull << 18)        /* BL: a buffer limit */
+#define SL_RESPONSE_FLAG_PLUGIN_FAILURE (1ull << 19)           /* PF: a plugin failed */
+#define SL_RESPONSE_FLAG_UPSTREAM_PER_TRY_TIMEOUT (1ull << 20) /* UPT */
 
 /* The type of a filter's config (see sl_on_config_type). */
 typedef struct sl_type_config_type {
@@ -397,10 +397,11 @@ typedef struct sl_type_retry_decision {
   uint32_t min_retry_concurrency;
 } sl_type_retry_decision;
 /* sl_on_upstream_retry's return values. */
-#define SL_RETRY_NO 0              /* the outcome stands */
-#define SL_RETRY_YES 1             /* try again (see sl_type_retry_decision) */
-#define SL_RETRY_LIMIT_EXCEEDED 2  /* the outcome stands; the policy's retries were used up
-                                    * (response flag URX, counted upstream_rq_retry_limit_exceeded) */
+#define SL_RETRY_NO 0  /* the outcome stands */
+#define SL_RETRY_YES 1 /* try again (see sl_type_retry_decision) */
+#define SL_RETRY_LIMIT_EXCEEDED                              \
+  2 /* the outcome stands; the policy's retries were used up \
+     * (response flag URX, counted upstream_rq_retry_limit_exceeded) */
 
 /* How an HTTP callout ended (sl_on_callout_done); its views are valid until the hook returns.
  * By `outcome`:
@@ -624,13 +625,15 @@ void sl_host_config_error(sl_type_config_host* host, sl_type_str message);
 
 /* Declares a metric named "plugin.<filter name>.<name>" (name: [a-zA-Z0-9_.]+). Declaring the
  * same name and kind again returns the same metric. The metric lives as long as the process;
- * updates are lock-free and may come from any thread. */
+ * updates are lock-free and may come from any thread (a gauge's set and add included: an add
+ * racing with a set is never lost). Prometheus sees it as sluice_plugin_<name> with the label
+ * plugin="<filter name>". */
 sl_type_result sl_host_metric_define(sl_type_config_host* host, sl_type_metric_kind kind,
                                      sl_type_str name, sl_type_metric** metric_out);
 
 /* Since 1.3. A labelled metric: "plugin.<filter name>.<name>" with `tag_count` tags (labels),
- * each a key ([a-zA-Z_][a-zA-Z0-9_]*, not "le" nor starting with "__"; at most 8, no key
- * twice) and a value (at most 256 bytes, no CR, LF or NUL). Each distinct set of tag values is
+ * each a key ([a-zA-Z_][a-zA-Z0-9_]*, not "le" or "plugin" nor starting with "__"; at most 8, no
+ * key twice) and a value (at most 256 bytes, no CR, LF or NUL). Each distinct set of tag values is
  * its own metric (order of the tags does not matter); declaring the same name, kind and tags
  * again returns the same one. One name has one kind whatever its tags (SL_ERR_INVALID
  * otherwise). Define one metric per value set you need at config time: tag values are not

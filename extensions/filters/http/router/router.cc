@@ -795,13 +795,11 @@ class RouterConfig : public FilterConfig {
           }
           if (r.idle_timeout_ms == 0) r.idle_timeout_ms = SL_TIMEOUT_NONE;  // not the cluster's
         }
-        if (a.has_per_try_timeout() &&
-            !TimeoutMs(a.per_try_timeout(), r.per_try_timeout_ms, why)) {
+        if (a.has_per_try_timeout() && !TimeoutMs(a.per_try_timeout(), r.per_try_timeout_ms, why)) {
           error = awhere + ".per_try_timeout: " + why;
           return false;
         }
-        if (a.has_connect_timeout() &&
-            !TimeoutMs(a.connect_timeout(), r.connect_timeout_ms, why)) {
+        if (a.has_connect_timeout() && !TimeoutMs(a.connect_timeout(), r.connect_timeout_ms, why)) {
           error = awhere + ".connect_timeout: " + why;
           return false;
         }

@@ -942,11 +942,11 @@ inline Filter* AsFilter(void* f) { return static_cast<Filter*>(f); }
       return nullptr; /* no route: the router answers 404 */                                       \
     }                                                                                              \
   }                                                                                                \
-  SL_EXPORT int sl_on_upstream_retry(void* f, sl_type_stream* s, const sl_type_attempt_result* r, \
-                                     sl_type_retry_decision* d) {                                 \
+  SL_EXPORT int sl_on_upstream_retry(void* f, sl_type_stream* s, const sl_type_attempt_result* r,  \
+                                     sl_type_retry_decision* d) {                                  \
     try {                                                                                          \
       ::sluice::sdk::Stream st(s);                                                                 \
-      return ::sluice::sdk::internal::AsFilter(f)->onUpstreamRetry(st, *r, *d);                   \
+      return ::sluice::sdk::internal::AsFilter(f)->onUpstreamRetry(st, *r, *d);                    \
     } catch (...) {                                                                                \
       ::sluice::sdk::internal::LogCurrentException("onUpstreamRetry");                             \
       return SL_RETRY_NO; /* the outcome stands */                                                 \

@@ -1,0 +1,46 @@
+#include "source/server/admin.h"
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace sluice::server {
+namespace {
+
+using Params = std::vector<std::pair<std::string, std::string>>;
+
+TEST(AdminQueryTest, DecodesFormEncoding) {
+  EXPECT_EQ(DecodeQueryComponent("a%2Bb+c%20d"), "a+b c d");
+  EXPECT_EQ(DecodeQueryComponent("%5Ecluster%5C.app%24"), "^cluster\\.app$");
+  EXPECT_EQ(DecodeQueryComponent("%e2%82%AC"), "\xe2\x82\xac");
+  EXPECT_EQ(DecodeQueryComponent(""), "");
+  for (const char* bad : {"%", "%4", "%zz", "a%g0", "%%"}) {
+    EXPECT_FALSE(DecodeQueryComponent(bad).has_value()) << bad;
+  }
+}
+
+TEST(AdminQueryTest, SplitsParametersInOrder) {
+  EXPECT_EQ(ParseQuery("format=json&filter=%5Ex&graceful"),
+            (Params{{"format", "json"}, {"filter", "^x"}, {"graceful", ""}}));
+  EXPECT_EQ(ParseQuery("&&a=1&&"), (Params{{"a", "1"}}));
+  EXPECT_EQ(ParseQuery("a=b=c"), (Params{{"a", "b=c"}}));
+  EXPECT_EQ(ParseQuery("a%3Db=c"), (Params{{"a=b", "c"}}));
+  EXPECT_EQ(ParseQuery(""), Params{});
+  EXPECT_FALSE(ParseQuery("a=1&b=%x1").has_value());
+}
+
+TEST(AdminJsonTest, QuotesAnyBytesAsValidJson) {
+  EXPECT_EQ(JsonQuote("plain"), "\"plain\"");
+  EXPECT_EQ(JsonQuote("a\"b\\c"), "\"a\\\"b\\\\c\"");
+  EXPECT_EQ(JsonQuote("\r\n\t\x1b\x7f"), "\"\\r\\n\\t\\u001b\\u007f\"");
+  EXPECT_EQ(JsonQuote(std::string("\0", 1)), "\"\\u0000\"");
+  // Well-formed UTF-8 stays; bytes that are not become their Latin-1 code point.
+  EXPECT_EQ(JsonQuote("caf\xc3\xa9"), "\"caf\xc3\xa9\"");
+  EXPECT_EQ(JsonQuote("\xff\xc3"), "\"\\u00ff\\u00c3\"");
+  EXPECT_EQ(JsonQuote("\xed\xa0\x80"), "\"\\u00ed\\u00a0\\u0080\"");  // a surrogate
+}
+
+}  // namespace
+}  // namespace sluice::server
