@@ -199,6 +199,21 @@ TEST(AccessLogTest, EveryFieldInText) {
   EXPECT_EQ(f.line("%PROTOCOL%"), "HTTP/1.0\n");
 }
 
+TEST(AccessLogTest, ValuesOfEveryLengthAndNumbersOfEverySize) {
+  Fixture f;
+  for (size_t len = 0; len <= 40; ++len) {
+    std::string v;
+    for (size_t i = 0; i < len; ++i) v.push_back(static_cast<char>('a' + i % 26));
+    f.request.headers.set("x-len", v);
+    EXPECT_EQ(f.line("<%REQ(X-LEN)%>"), "<" + (v.empty() ? std::string("-") : v) + ">\n");
+  }
+  for (uint64_t n : {uint64_t{0}, uint64_t{9}, uint64_t{10}, uint64_t{99999999},
+                     uint64_t{18446744073709551615u}}) {
+    f.info.bytes_received = n;
+    EXPECT_EQ(f.line("%BYTES_RECEIVED%"), std::to_string(n) + "\n");
+  }
+}
+
 TEST(AccessLogTest, NoUpstreamNoRequest) {
   StreamInfo info;
   info.response_code = 400;
