@@ -107,16 +107,20 @@ absl::StatusOr<LogHeaderRef> ParseHeader(std::string_view name, LogField field,
 absl::StatusOr<LogFormat> Parse(std::string_view text, bool json) {
   LogFormat format;
   std::string literal;
+  // The text since the last command, as written (JSON: escaped), into `to`.
+  auto take_literal = [&](std::string& to) {
+    if (json) {
+      AppendJsonEscaped(to, literal);
+    } else {
+      to = std::move(literal);
+    }
+    literal.clear();
+  };
   auto flush_literal = [&] {
     if (literal.empty()) return;
     LogSegment s;
     s.field = LogField::kLiteral;
-    if (json) {
-      AppendJsonEscaped(s.text, literal);
-    } else {
-      s.text = std::move(literal);
-    }
-    literal.clear();
+    take_literal(s.text);
     format.segments.push_back(std::move(s));
   };
   size_t i = 0;
@@ -223,7 +227,7 @@ absl::StatusOr<LogFormat> Parse(std::string_view text, bool json) {
         s.text.assign(arg);
         break;
     }
-    flush_literal();
+    take_literal(s.prefix);
     format.segments.push_back(std::move(s));
     i = j;
   }
@@ -321,28 +325,48 @@ absl::StatusOr<JsonLogFormat> ParseJsonLogFormat(
   return json;
 }
 
-bool NeedsTextEscape(std::string_view value) {
-  // Eight bytes at a time (the "bit twiddling hacks" byte tests, exact for whether any byte of
-  // the word matches): below 0x20, above 0x7e, '"' or '\\'.
+// Whether any byte of the word `x` needs escaping: below 0x20, above 0x7e, '"' or '\\' (the "bit
+// twiddling hacks" byte tests, exact for whether any byte of the word matches).
+inline bool WordNeedsEscape(uint64_t x) {
   constexpr uint64_t k01 = 0x0101010101010101ull;
   constexpr uint64_t k80 = 0x8080808080808080ull;
+  const uint64_t below = (x - k01 * 0x20) & ~x & k80;
+  const uint64_t above = ((x + k01 * (127 - 0x7e)) | x) & k80;
+  const uint64_t q = x ^ (k01 * '"');
+  const uint64_t b = x ^ (k01 * '\\');
+  const uint64_t quote = (q - k01) & ~q & k80;
+  const uint64_t backslash = (b - k01) & ~b & k80;
+  return (below | above | quote | backslash) != 0;
+}
+
+bool NeedsTextEscape(std::string_view value) {
   const char* p = value.data();
   size_t n = value.size();
   for (; n >= 8; p += 8, n -= 8) {
     uint64_t x;
     std::memcpy(&x, p, 8);
-    const uint64_t below = (x - k01 * 0x20) & ~x & k80;
-    const uint64_t above = ((x + k01 * (127 - 0x7e)) | x) & k80;
-    const uint64_t q = x ^ (k01 * '"');
-    const uint64_t b = x ^ (k01 * '\\');
-    const uint64_t quote = (q - k01) & ~q & k80;
-    const uint64_t backslash = (b - k01) & ~b & k80;
-    if ((below | above | quote | backslash) != 0) return true;
+    if (WordNeedsEscape(x)) return true;
   }
   for (; n > 0; ++p, --n) {
     if (!Plain(*p)) return true;
   }
   return false;
+}
+
+bool CopyIfPlain(std::string_view value, char* out) {
+  const char* p = value.data();
+  size_t n = value.size();
+  for (; n >= 8; p += 8, out += 8, n -= 8) {
+    uint64_t x;
+    std::memcpy(&x, p, 8);
+    if (WordNeedsEscape(x)) return false;
+    std::memcpy(out, &x, 8);
+  }
+  for (; n > 0; ++p, ++out, --n) {
+    if (!Plain(*p)) return false;
+    *out = *p;
+  }
+  return true;
 }
 
 void AppendTextEscaped(std::string& out, std::string_view value) {

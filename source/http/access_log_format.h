@@ -65,6 +65,10 @@ struct LogSegment {
   // kLiteral: the text (in a JSON format, already a JSON string's escaped content);
   // kDynamicMetadata: the key.
   std::string text;
+  // A command's literal text before it, written first (escaped as `text` is): a line is one
+  // step per command, not one per command and one per piece of text between them. Only text
+  // after the last command is a kLiteral segment of its own.
+  std::string prefix;
   // Header commands: the field, and the one read when it is absent ("A?B").
   LogHeaderRef header;
   LogHeaderRef fallback;
@@ -77,7 +81,8 @@ struct LogFormat {
   std::vector<LogSegment> segments;
   // Exactly one command and no literal text (a typed JSON value).
   bool singleCommand() const {
-    return segments.size() == 1 && segments[0].field != LogField::kLiteral;
+    return segments.size() == 1 && segments[0].field != LogField::kLiteral &&
+           segments[0].prefix.empty();
   }
 };
 
@@ -104,6 +109,10 @@ inline constexpr std::string_view kDefaultLogFormat =
 
 // Whether `value` holds a byte that either escaping changes (a few instructions a byte).
 bool NeedsTextEscape(std::string_view value);
+// Copies `value` to `out` (room for value.size() bytes) while checking it, eight bytes at a time:
+// true when no byte needs escaping (the copy is whole), false as soon as one does (`out` then
+// holds part of it, to be overwritten). One pass instead of a check and a copy.
+bool CopyIfPlain(std::string_view value, char* out);
 // Appends `value` escaped for a text log line: '"', '\\' and every byte outside 0x20..0x7e as
 // \xNN (nginx's escaping), so that a value never ends a quoted field or splits the line.
 void AppendTextEscaped(std::string& out, std::string_view value);

@@ -29,6 +29,8 @@ constexpr std::string_view kKnownNames[kKnownCount] = {
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-client-cert",
+    "user-agent",
+    "x-request-id",
 };
 
 // ASCII lowercase by table: `c | 0x20` would also fold e.g. CR (0x0d) onto '-' (0x2d), so a name
@@ -102,9 +104,12 @@ KnownHeader LookupKnownHeader(std::string_view name) {
     case 10:
       if (first == 'c') return Match(name, KnownHeader::kConnection);
       if (first == 'k') return Match(name, KnownHeader::kKeepAlive);
+      if (first == 'u') return Match(name, KnownHeader::kUserAgent);
       return KnownHeader::kCount;
     case 12:
-      return first == 'c' ? Match(name, KnownHeader::kContentType) : KnownHeader::kCount;
+      if (first == 'c') return Match(name, KnownHeader::kContentType);
+      if (first == 'x') return Match(name, KnownHeader::kXRequestId);
+      return KnownHeader::kCount;
     case 14:
       return first == 'c' ? Match(name, KnownHeader::kContentLength) : KnownHeader::kCount;
     case 15:

@@ -34,6 +34,10 @@ enum class KnownHeader : uint8_t {
   // Removed from every proxied request (forward_client_cert_details SANITIZE): known, so that
   // the removal costs nothing when it is absent.
   kXForwardedClientCert,
+  // Read once per request by access logs and tracing (and set by request ids): known, so that
+  // reading them is an index, not a scan of the head.
+  kUserAgent,
+  kXRequestId,
   kCount,  // not a header
 };
 

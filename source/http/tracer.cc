@@ -433,7 +433,7 @@ void Tracer::AppendSpanJson(const ActiveSpan& span, const SpanEnd& end,
   a.string("url.scheme", info.scheme());
   if (info.response_code != 0) a.integer("http.response.status_code", info.response_code);
   if (request != nullptr) {
-    if (const HeaderMap::Entry* ua = request->headers.get("user-agent"); ua != nullptr) {
+    if (const HeaderMap::Entry* ua = request->headers.get(KnownHeader::kUserAgent); ua != nullptr) {
       a.string("user_agent.original", ua->value);
     }
   }

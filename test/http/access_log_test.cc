@@ -23,15 +23,25 @@ TEST(AccessLogFormatTest, ParsesTheDefaultAndLiterals) {
   ASSERT_TRUE(def.ok()) << def.status();
   auto f = ParseLogFormat("a %% b %RESPONSE_CODE%\n");
   ASSERT_TRUE(f.ok()) << f.status();
-  ASSERT_EQ(f->segments.size(), 2u);
-  EXPECT_EQ(f->segments[0].text, "a % b ");
-  EXPECT_EQ(f->segments[1].field, LogField::kResponseCode);
+  // The text before a command is its prefix; only text after the last command stands alone.
+  ASSERT_EQ(f->segments.size(), 1u);
+  EXPECT_EQ(f->segments[0].prefix, "a % b ");
+  EXPECT_EQ(f->segments[0].field, LogField::kResponseCode);
   EXPECT_FALSE(f->singleCommand());
+  auto tail = ParseLogFormat("%RESPONSE_CODE% %BYTES_SENT% end");
+  ASSERT_TRUE(tail.ok()) << tail.status();
+  ASSERT_EQ(tail->segments.size(), 3u);
+  EXPECT_EQ(tail->segments[0].prefix, "");
+  EXPECT_EQ(tail->segments[1].prefix, " ");
+  EXPECT_EQ(tail->segments[1].field, LogField::kBytesSent);
+  EXPECT_EQ(tail->segments[2].field, LogField::kLiteral);
+  EXPECT_EQ(tail->segments[2].text, " end");
   auto one = ParseLogFormat("%REQ(USER-AGENT?:AUTHORITY):12%");
   ASSERT_TRUE(one.ok()) << one.status();
   ASSERT_TRUE(one->singleCommand());
   const LogSegment& s = one->segments[0];
   EXPECT_EQ(s.header.name, "user-agent");
+  EXPECT_EQ(s.header.known, KnownHeader::kUserAgent);
   EXPECT_EQ(s.fallback.pseudo, LogHeaderRef::Pseudo::kAuthority);
   EXPECT_EQ(s.max_length, 12u);
   auto host = ParseLogFormat("%REQ(Host)%");
@@ -83,10 +93,16 @@ TEST(AccessLogFormatTest, NeedsTextEscapeFindsEveryByteAtEveryPosition) {
         std::string v(len, 'a');
         v[at] = static_cast<char>(c);
         ASSERT_EQ(NeedsTextEscape(v), !plain) << c << " " << len << " " << at;
+        std::string copy(len, '\0');
+        ASSERT_EQ(CopyIfPlain(v, copy.data()), plain) << c << " " << len << " " << at;
+        if (plain) {
+          ASSERT_EQ(copy, v);
+        }
       }
     }
   }
   EXPECT_FALSE(NeedsTextEscape(""));
+  EXPECT_TRUE(CopyIfPlain("", nullptr));
   EXPECT_FALSE(NeedsTextEscape("GET /a/b?c=d HTTP/1.1 ~}|{"));
 }
 
