@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "source/common/json_string.h"
 
 namespace sluice::log {
 
@@ -80,27 +81,6 @@ std::string Prefix(Level level) {
                          static_cast<int>(tv.tv_usec / 1000), LevelName(level), t_thread_name);
 }
 
-// The length of the well-formed UTF-8 sequence (RFC 3629: no overlongs, no surrogates, at most
-// U+10FFFF) that starts `s`, or 0.
-size_t Utf8Length(std::string_view s) {
-  const auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
-  const unsigned char c = b(0);
-  auto cont = [&](size_t i) { return i < s.size() && (b(i) & 0xc0) == 0x80; };
-  if (c >= 0xc2 && c <= 0xdf) return cont(1) ? 2 : 0;
-  if (c >= 0xe0 && c <= 0xef) {
-    if (!cont(1) || !cont(2)) return 0;
-    if (c == 0xe0 && b(1) < 0xa0) return 0;   // overlong
-    if (c == 0xed && b(1) >= 0xa0) return 0;  // surrogates
-    return 3;
-  }
-  if (c >= 0xf0 && c <= 0xf4) {
-    if (!cont(1) || !cont(2) || !cont(3)) return 0;
-    if (c == 0xf0 && b(1) < 0x90) return 0;   // overlong
-    if (c == 0xf4 && b(1) >= 0x90) return 0;  // beyond U+10FFFF
-    return 4;
-  }
-  return 0;
-}
 }  // namespace
 
 std::string EscapeUntrusted(std::string_view text, size_t max_bytes) {
@@ -114,7 +94,7 @@ std::string EscapeUntrusted(std::string_view text, size_t max_bytes) {
     size_t consumed = 1;
     if (c >= 0x20 && c < 0x7f) {
       piece = text.substr(i, 1);
-    } else if (size_t n = c >= 0x80 ? Utf8Length(text.substr(i)) : 0; n != 0) {
+    } else if (size_t n = c >= 0x80 ? json::Utf8SequenceLength(text.substr(i)) : 0; n != 0) {
       // U+0080..U+009F (C2 80..C2 9F) are C1 controls: CSI (U+009B) drives some terminals.
       if (n == 2 && c == 0xc2 && static_cast<unsigned char>(text[i + 1]) < 0xa0) {
         n = 0;

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "re2/re2.h"
+#include "source/common/json_string.h"
 
 namespace sluice::stats {
 
@@ -176,62 +177,6 @@ std::string PrometheusName(std::string_view family) {
     if (!ok) c = '_';
   }
   return out;
-}
-
-// A JSON string: quotes, backslashes and control characters escaped; bytes that are not
-// well-formed UTF-8 as \u00XX (Latin-1), so that the document always parses.
-void AppendJsonString(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(static_cast<char>(c));
-      ++i;
-      continue;
-    }
-    if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-      out.append(buf);
-      ++i;
-      continue;
-    }
-    if (c < 0x80) {
-      out.push_back(static_cast<char>(c));
-      ++i;
-      continue;
-    }
-    // The length of a well-formed sequence starting here, 0 if none.
-    size_t n = 0;
-    if (c >= 0xc2 && c <= 0xdf)
-      n = 2;
-    else if (c >= 0xe0 && c <= 0xef)
-      n = 3;
-    else if (c >= 0xf0 && c <= 0xf4)
-      n = 4;
-    bool ok = n != 0 && i + n <= s.size();
-    for (size_t k = 1; ok && k < n; ++k) {
-      ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
-    }
-    if (ok && n == 3) {
-      const auto c1 = static_cast<unsigned char>(s[i + 1]);
-      ok = !(c == 0xe0 && c1 < 0xa0) && !(c == 0xed && c1 >= 0xa0);  // overlong, surrogates
-    } else if (ok && n == 4) {
-      const auto c1 = static_cast<unsigned char>(s[i + 1]);
-      ok = !(c == 0xf0 && c1 < 0x90) && !(c == 0xf4 && c1 >= 0x90);
-    }
-    if (ok) {
-      out.append(s.substr(i, n));
-      i += n;
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-      out.append(buf);
-      ++i;
-    }
-  }
-  out.push_back('"');
 }
 
 }  // namespace
@@ -424,7 +369,7 @@ std::string Store::dumpJson(const re2::RE2* filter) const {
     if (!first) out.push_back(',');
     first = false;
     out.append("\n{\"name\":");
-    AppendJsonString(out, name);
+    json::AppendString(out, name);
     Tags tags = e.scope->tags;
     tags.insert(tags.end(), e.own_tags.begin(), e.own_tags.end());
     SortTags(tags);
@@ -448,9 +393,9 @@ std::string Store::dumpJson(const re2::RE2* filter) const {
       out.append(",\"tags\":{");
       for (size_t i = 0; i < tags.size(); ++i) {
         if (i != 0) out.push_back(',');
-        AppendJsonString(out, tags[i].first);
+        json::AppendString(out, tags[i].first);
         out.push_back(':');
-        AppendJsonString(out, tags[i].second);
+        json::AppendString(out, tags[i].second);
       }
       out.push_back('}');
     }

@@ -12,6 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
+#include "source/common/json_string.h"
 #include "source/http/response_flags.h"
 
 namespace sluice::http {
@@ -355,7 +356,7 @@ class AccessLogLine {
     }
     thread_local std::string escaped;
     escaped.clear();
-    AppendJsonEscaped(escaped, v);
+    json::AppendEscaped(escaped, v);
     append(escaped);
   }
 

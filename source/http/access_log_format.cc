@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "source/common/json_string.h"
 
 namespace sluice::http {
 
@@ -110,7 +111,7 @@ absl::StatusOr<LogFormat> Parse(std::string_view text, bool json) {
   // The text since the last command, as written (JSON: escaped), into `to`.
   auto take_literal = [&](std::string& to) {
     if (json) {
-      AppendJsonEscaped(to, literal);
+      json::AppendEscaped(to, literal);
     } else {
       to = std::move(literal);
     }
@@ -235,35 +236,6 @@ absl::StatusOr<LogFormat> Parse(std::string_view text, bool json) {
   return format;
 }
 
-// Length of the valid UTF-8 sequence at s[i] (RFC 3629: no overlongs, no surrogates, at most
-// U+10FFFF), or 0.
-size_t Utf8SequenceLength(std::string_view s, size_t i) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  size_t n;
-  unsigned char lo = 0x80, hi = 0xbf;
-  if (b0 >= 0xc2 && b0 <= 0xdf) {
-    n = 2;
-  } else if (b0 >= 0xe0 && b0 <= 0xef) {
-    n = 3;
-    if (b0 == 0xe0) lo = 0xa0;
-    if (b0 == 0xed) hi = 0x9f;
-  } else if (b0 >= 0xf0 && b0 <= 0xf4) {
-    n = 4;
-    if (b0 == 0xf0) lo = 0x90;
-    if (b0 == 0xf4) hi = 0x8f;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  const auto b1 = static_cast<unsigned char>(s[i + 1]);
-  if (b1 < lo || b1 > hi) return 0;
-  for (size_t k = 2; k < n; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if (b < 0x80 || b > 0xbf) return 0;
-  }
-  return n;
-}
-
 constexpr char kHex[] = "0123456789abcdef";
 
 // Bytes a value may hold as they are: printable ASCII but '"' and '\\' (both formats' escaping
@@ -319,7 +291,7 @@ absl::StatusOr<JsonLogFormat> ParseJsonLogFormat(
           absl::StrCat("key \"", key, "\": ", format.status().message()));
     }
     std::string escaped;
-    AppendJsonEscaped(escaped, key);
+    json::AppendEscaped(escaped, key);
     json.entries.emplace_back(std::move(escaped), std::move(*format));
   }
   return json;
@@ -378,51 +350,6 @@ void AppendTextEscaped(std::string& out, std::string_view value) {
     const char esc[4] = {'\\', 'x', kHex[u >> 4], kHex[u & 0xf]};
     out.append(esc, 4);
     clean = i + 1;
-  }
-  out.append(value.data() + clean, value.size() - clean);
-}
-
-void AppendJsonEscaped(std::string& out, std::string_view value) {
-  size_t clean = 0;
-  size_t i = 0;
-  while (i < value.size()) {
-    if (Plain(value[i])) {
-      ++i;
-      continue;
-    }
-    const auto u = static_cast<unsigned char>(value[i]);
-    if (u >= 0x80) {
-      const size_t n = Utf8SequenceLength(value, i);
-      if (n != 0) {
-        i += n;
-        continue;
-      }
-    }
-    out.append(value.data() + clean, i - clean);
-    switch (u) {
-      case '"':
-        out.append("\\\"");
-        break;
-      case '\\':
-        out.append("\\\\");
-        break;
-      case '\n':
-        out.append("\\n");
-        break;
-      case '\r':
-        out.append("\\r");
-        break;
-      case '\t':
-        out.append("\\t");
-        break;
-      default: {
-        const char esc[6] = {'\\', 'u', '0', '0', kHex[u >> 4], kHex[u & 0xf]};
-        out.append(esc, 6);
-        break;
-      }
-    }
-    ++i;
-    clean = i;
   }
   out.append(value.data() + clean, value.size() - clean);
 }

@@ -116,9 +116,6 @@ bool CopyIfPlain(std::string_view value, char* out);
 // Appends `value` escaped for a text log line: '"', '\\' and every byte outside 0x20..0x7e as
 // \xNN (nginx's escaping), so that a value never ends a quoted field or splits the line.
 void AppendTextEscaped(std::string& out, std::string_view value);
-// Appends `value` as the content of a JSON string (without the quotes): '"', '\\' and control
-// characters escaped (\n, \r, \t, \uNNNN), DEL as \u007f, valid UTF-8 as it is, and each byte
-// of an invalid sequence as \u00NN (its Latin-1 reading: the octet can be recovered).
-void AppendJsonEscaped(std::string& out, std::string_view value);
+// JSON values are escaped by json::AppendEscaped (source/common/json_string.h).
 
 }  // namespace sluice::http

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
+#include "source/common/json_string.h"
 #include "source/common/logging.h"
 #include "source/http/callout.h"
 
@@ -19,79 +20,6 @@ constexpr std::string_view kTraceparent = "traceparent";
 constexpr std::string_view kTracestate = "tracestate";
 // What an export keeps of the collector's answer (OTLP answers {} or a partial-success note).
 constexpr uint64_t kMaxExportResponseBytes = 64 * 1024;
-
-// Appends `s` escaped for a JSON string (no quotes): '"', '\\' and control characters escaped, and
-// any byte that is not part of valid UTF-8 (header values may hold obs-text) written as the code
-// point of the same value (\u00XX), so that the output is always valid JSON.
-void AppendJsonEscaped(std::string_view s, std::string& out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const size_t n = s.size();
-  for (size_t i = 0; i < n;) {
-    const unsigned char c = p[i];
-    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-      // A run of characters that need no escaping, appended at once.
-      size_t j = i + 1;
-      while (j < n && p[j] >= 0x20 && p[j] < 0x80 && p[j] != '"' && p[j] != '\\') ++j;
-      out.append(reinterpret_cast<const char*>(p + i), j - i);
-      i = j;
-      continue;
-    }
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(static_cast<char>(c));
-      ++i;
-      continue;
-    }
-    if (c >= 0x80) {
-      // The length of a well-formed UTF-8 sequence starting here (RFC 3629 §4), or 0.
-      size_t len = 0;
-      if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-      } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-      } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-      }
-      bool ok = len != 0 && i + len <= n;
-      for (size_t k = 1; ok && k < len; ++k) ok = (p[i + k] & 0xc0) == 0x80;
-      if (ok && len == 3) {
-        ok = !(c == 0xe0 && p[i + 1] < 0xa0) && !(c == 0xed && p[i + 1] >= 0xa0);  // overlong,
-      } else if (ok && len == 4) {                                                 // surrogates
-        ok = !(c == 0xf0 && p[i + 1] < 0x90) && !(c == 0xf4 && p[i + 1] >= 0x90);
-      }
-      if (ok) {
-        out.append(reinterpret_cast<const char*>(p + i), len);
-        i += len;
-        continue;
-      }
-    }
-    switch (c) {
-      case '\n':
-        out.append("\\n");
-        break;
-      case '\r':
-        out.append("\\r");
-        break;
-      case '\t':
-        out.append("\\t");
-        break;
-      default:
-        out.append("\\u00");
-        out.push_back(kHex[c >> 4]);
-        out.push_back(kHex[c & 0xf]);
-        break;
-    }
-    ++i;
-  }
-}
-
-// `s` as a JSON string, quoted.
-void AppendJsonString(std::string_view s, std::string& out) {
-  out.push_back('"');
-  AppendJsonEscaped(s, out);
-  out.push_back('"');
-}
 
 void AppendHexId(const uint8_t* bytes, size_t n, std::string& out) {
   char hex[32];
@@ -113,7 +41,7 @@ class Attributes {
   void string(std::string_view key, std::string_view value) {
     begin(key);
     out_.append("{\"stringValue\":");
-    AppendJsonString(value, out_);
+    json::AppendString(out_, value);
     out_.append("}}");
   }
   void integer(std::string_view key, int64_t value) {
@@ -414,13 +342,13 @@ void Tracer::AppendSpanJson(const ActiveSpan& span, const SpanEnd& end,
   }
   if (!span.tracestate.empty()) {
     out.append(",\"traceState\":");
-    AppendJsonString(span.tracestate, out);
+    json::AppendString(out, span.tracestate);
   }
   // "<METHOD> <route name or path>".
   out.append(",\"name\":\"");
-  AppendJsonEscaped(method.empty() ? std::string_view("HTTP") : method, out);
+  json::AppendEscaped(out, method.empty() ? std::string_view("HTTP") : method);
   out.push_back(' ');
-  AppendJsonEscaped(!info.route_name.empty() ? std::string_view(info.route_name) : path, out);
+  json::AppendEscaped(out, !info.route_name.empty() ? std::string_view(info.route_name) : path);
   out.push_back('"');
   out.append(",\"kind\":2,\"startTimeUnixNano\":");  // SPAN_KIND_SERVER
   AppendNanos(span.start, out);
@@ -452,7 +380,7 @@ void Tracer::AppendSpanJson(const ActiveSpan& span, const SpanEnd& end,
     out.append(",\"status\":{\"code\":2");  // STATUS_CODE_ERROR
     if (!info.response_details.empty()) {
       out.append(",\"message\":");
-      AppendJsonString(info.response_details, out);
+      json::AppendString(out, info.response_details);
     }
     out.push_back('}');
   }

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "re2/re2.h"
+#include "source/common/json_string.h"
 #include "source/common/logging.h"
 #include "source/http/http1/parser.h"
 #include "source/network/connection_impl.h"
@@ -40,28 +41,6 @@ int HexValue(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-// The length of the well-formed UTF-8 sequence at the start of `s` (no overlongs, surrogates
-// or code points past U+10FFFF), or 0.
-size_t Utf8Length(std::string_view s) {
-  const auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
-  const unsigned char c = b(0);
-  auto cont = [&](size_t i) { return i < s.size() && (b(i) & 0xc0) == 0x80; };
-  if (c >= 0xc2 && c <= 0xdf) return cont(1) ? 2 : 0;
-  if (c >= 0xe0 && c <= 0xef) {
-    if (!cont(1) || !cont(2)) return 0;
-    if (c == 0xe0 && b(1) < 0xa0) return 0;
-    if (c == 0xed && b(1) >= 0xa0) return 0;
-    return 3;
-  }
-  if (c >= 0xf0 && c <= 0xf4) {
-    if (!cont(1) || !cont(2) || !cont(3)) return 0;
-    if (c == 0xf0 && b(1) < 0x90) return 0;
-    if (c == 0xf4 && b(1) >= 0x90) return 0;
-    return 4;
-  }
-  return 0;
 }
 
 std::string_view MethodsAllowed(Admin::Methods methods) {
@@ -134,49 +113,6 @@ std::optional<std::vector<std::pair<std::string, std::string>>> ParseQuery(std::
     if (!name.has_value() || !value.has_value()) return std::nullopt;
     out.emplace_back(std::move(*name), std::move(*value));
   }
-  return out;
-}
-
-std::string JsonQuote(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out.push_back('"');
-  char esc[8];
-  for (size_t i = 0; i < s.size();) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(static_cast<char>(c));
-      ++i;
-    } else if (c < 0x20 || c == 0x7f) {
-      switch (c) {
-        case '\n':
-          out += "\\n";
-          break;
-        case '\r':
-          out += "\\r";
-          break;
-        case '\t':
-          out += "\\t";
-          break;
-        default:
-          snprintf(esc, sizeof(esc), "\\u%04x", c);
-          out += esc;
-      }
-      ++i;
-    } else if (c < 0x80) {
-      out.push_back(static_cast<char>(c));
-      ++i;
-    } else if (size_t n = Utf8Length(s.substr(i)); n != 0) {
-      out.append(s.substr(i, n));
-      i += n;
-    } else {
-      snprintf(esc, sizeof(esc), "\\u%04x", c);
-      out += esc;
-      ++i;
-    }
-  }
-  out.push_back('"');
   return out;
 }
 
@@ -374,7 +310,7 @@ void Admin::addBuiltinEndpoints() {
     out = std::make_unique<RE2>(*filter, options);
     if (!out->ok()) {
       error = AdminResponse::Text(
-          400, absl::StrCat("invalid filter regex ", JsonQuote(*filter), ": ", out->error(),
+          400, absl::StrCat("invalid filter regex ", json::Quote(*filter), ": ", out->error(),
                             " (RE2 syntax: https://github.com/google/re2/wiki/Syntax)\n"));
       return false;
     }
@@ -395,7 +331,7 @@ void Admin::addBuiltinEndpoints() {
                  }
                  if (format != nullptr && *format != "text") {
                    return AdminResponse::Text(400,
-                                              absl::StrCat("unknown format ", JsonQuote(*format),
+                                              absl::StrCat("unknown format ", json::Quote(*format),
                                                            ": text (the default) or json\n"));
                  }
                  return AdminResponse::Text(200, store_.dumpText(filter.get()));
@@ -466,9 +402,9 @@ void Admin::addBuiltinEndpoints() {
          log::Level parsed;
          if (level == nullptr || !log::ParseLevel(*level, &parsed)) {
            return AdminResponse::Text(
-               400, absl::StrCat(
-                        level == nullptr ? "missing ?level=" : "unknown level " + JsonQuote(*level),
-                        ": trace, debug, info, warn, error or off\n"));
+               400, absl::StrCat(level == nullptr ? "missing ?level="
+                                                  : "unknown level " + json::Quote(*level),
+                                 ": trace, debug, info, warn, error or off\n"));
          }
          // Written whatever the threshold (at the less verbose of the two levels, at
          // most error): the log says when and how its own verbosity changed.
@@ -492,7 +428,7 @@ void Admin::addBuiltinEndpoints() {
 AdminResponse Admin::notFound(std::string_view path) const {
   std::string body;
   if (path != "/help") {
-    body = absl::StrCat("no endpoint ", JsonQuote(path), "; the endpoints are:\n");
+    body = absl::StrCat("no endpoint ", json::Quote(path), "; the endpoints are:\n");
   } else {
     body = "sluice admin endpoints:\n";
   }
@@ -578,7 +514,7 @@ AdminResponse Admin::handle(std::string_view method, std::string_view target,
     if (!known) {
       return AdminResponse::Text(
           400, absl::StrCat(
-                   "unknown query parameter ", JsonQuote(name), " for ", request.path,
+                   "unknown query parameter ", json::Quote(name), " for ", request.path,
                    endpoint->params.empty()
                        ? std::string(" (it takes none)")
                        : absl::StrCat(" (it takes: ", absl::StrJoin(endpoint->params, ", "), ")"),

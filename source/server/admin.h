@@ -49,9 +49,6 @@ struct AdminResponse {
 std::optional<std::string> DecodeQueryComponent(std::string_view in);
 // Splits "a=1&b&c=%20" into decoded (name, value) pairs; nullopt on a malformed escape.
 std::optional<std::vector<std::pair<std::string, std::string>>> ParseQuery(std::string_view query);
-// `s` as a JSON string literal, quotes included. Bytes that are not well-formed UTF-8 become
-// \u00XX (their Latin-1 reading), so the result is always valid JSON.
-std::string JsonQuote(std::string_view s);
 
 // The admin endpoint: a small HTTP/1.1 server on the main thread (docs/admin.md). One request
 // per connection: the head (bounded: kMaxRequestHead) and a body (bounded: kMaxRequestBody,

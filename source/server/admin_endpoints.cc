@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/util/json_util.h"
+#include "source/common/json_string.h"
 #include "source/common/logging.h"
 #include "source/config/bootstrap.h"
 #include "source/config/redact.h"
@@ -80,7 +81,7 @@ bool WantsJson(const AdminRequest& request, AdminResponse& error) {
   if (format == nullptr || *format == "text") return false;
   if (*format == "json") return true;
   error = AdminResponse::Text(
-      400, absl::StrCat("unknown format ", JsonQuote(*format), ": text (the default) or json\n"));
+      400, absl::StrCat("unknown format ", json::Quote(*format), ": text (the default) or json\n"));
   return false;
 }
 
@@ -164,7 +165,7 @@ std::string ClustersJson(const upstream::ClusterManager& clusters) {
   for (const auto& cluster : clusters.clusters()) {
     const upstream::HostSetPtr& hosts = cluster->hosts();
     const upstream::HostSetPtr& lb = cluster->lbHosts();
-    absl::StrAppend(&out, first_cluster ? "" : ",", "{\"name\":", JsonQuote(cluster->name()),
+    absl::StrAppend(&out, first_cluster ? "" : ",", "{\"name\":", json::Quote(cluster->name()),
                     ",\"type\":\"", cluster->dns() != nullptr ? "STRICT_DNS" : "STATIC",
                     "\",\"lb_policy\":\"", LbPolicyName(cluster->lbPolicy()),
                     "\",\"healthy_panic_threshold\":", cluster->healthyPanicThreshold(),
@@ -178,8 +179,8 @@ std::string ClustersJson(const upstream::ClusterManager& clusters) {
           if (host->hasHealthFlag(f.flag)) flags.push_back(absl::StrCat("\"", f.name, "\""));
         }
         absl::StrAppend(
-            &out, first_host ? "" : ",", "{\"address\":", JsonQuote(host->addressString()),
-            ",\"hostname\":", JsonQuote(host->hostname()), ",\"weight\":", host->weight(),
+            &out, first_host ? "" : ",", "{\"address\":", json::Quote(host->addressString()),
+            ",\"hostname\":", json::Quote(host->hostname()), ",\"weight\":", host->weight(),
             ",\"healthy\":", host->healthy() ? "true" : "false", ",\"health_flags\":[",
             absl::StrJoin(flags, ","), "],\"stats\":{");
         first_host = false;
@@ -206,7 +207,7 @@ std::string ConfigDumpJson(const config::v1::Bootstrap& bootstrap) {
   std::string json;
   const auto status = google::protobuf::util::MessageToJsonString(copy, &json, options);
   if (!status.ok()) {
-    return absl::StrCat("{\"error\":", JsonQuote(std::string(status.message())), "}\n");
+    return absl::StrCat("{\"error\":", json::Quote(std::string(status.message())), "}\n");
   }
   return absl::StrCat("{\"bootstrap\": ", json, "}\n");
 }
@@ -247,8 +248,9 @@ void AddServerEndpoints(Admin& admin, AdminServer& server) {
                        bool first = true;
                        for (const auto& l : server.listenerInfo()) {
                          if (json) {
-                           absl::StrAppend(&out, first ? "" : ",", "{\"name\":", JsonQuote(l.name),
-                                           ",\"address\":", JsonQuote(l.address),
+                           absl::StrAppend(&out, first ? "" : ",",
+                                           "{\"name\":", json::Quote(l.name),
+                                           ",\"address\":", json::Quote(l.address),
                                            ",\"accepting\":", accepting ? "true" : "false", "}");
                          } else {
                            absl::StrAppend(&out, l.name, "::", l.address, "\n");
@@ -269,17 +271,18 @@ void AddServerEndpoints(Admin& admin, AdminServer& server) {
                                  std::chrono::steady_clock::now() - info.start)
                                  .count();
          std::vector<std::string> argv;
-         for (const std::string& a : info.command_line) argv.push_back(JsonQuote(a));
+         for (const std::string& a : info.command_line) argv.push_back(json::Quote(a));
          return AdminResponse::Json(absl::StrCat(
-             "{\"version\":", JsonQuote(info.version), ",\"tls_library\":",
-             JsonQuote(tls::LibraryVersion()), ",\"state\":\"", std::string(admin.stateName()),
+             "{\"version\":", json::Quote(info.version), ",\"tls_library\":",
+             json::Quote(tls::LibraryVersion()), ",\"state\":\"", std::string(admin.stateName()),
              "\",\"accepting\":", server.accepting() ? "true" : "false",
              ",\"uptime_seconds\":", uptime, ",\"start_time\":\"", Rfc3339(info.start_time),
              "\",\"pid\":", getpid(), ",\"concurrency\":", info.concurrency, ",\"log_level\":\"",
-             log::LevelName(log::GetLevel()), "\",\"config_path\":", JsonQuote(info.config_path),
-             ",\"command_line_options\":{\"config\":", JsonQuote(info.config_path),
-             ",\"concurrency\":", info.concurrency, ",\"ports_file\":", JsonQuote(info.ports_file),
-             "},\"command_line\":[", absl::StrJoin(argv, ","), "]}\n"));
+             log::LevelName(log::GetLevel()), "\",\"config_path\":", json::Quote(info.config_path),
+             ",\"command_line_options\":{\"config\":", json::Quote(info.config_path),
+             ",\"concurrency\":", info.concurrency,
+             ",\"ports_file\":", json::Quote(info.ports_file), "},\"command_line\":[",
+             absl::StrJoin(argv, ","), "]}\n"));
        }});
   admin.addEndpoint(
       {"/drain_listeners",

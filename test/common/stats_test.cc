@@ -231,7 +231,7 @@ TEST(StatsTest, JsonAndFilters) {
   EXPECT_EQ(
       store.dumpJson(&anchored),
       "{\"stats\":[\n{\"name\":\"p.req{m=\\\"G\\\\\\\"E\\\\nT\\u00ff\\\"}\",\"type\":\"counter\","
-      "\"value\":1,\"tags\":{\"m\":\"G\\\"E\\u000aT\\u00ff\"}}\n]}\n");
+      "\"value\":1,\"tags\":{\"m\":\"G\\\"E\\nT\\u00ff\"}}\n]}\n");
   EXPECT_EQ(store.dumpJson(&total),
             "{\"stats\":[\n{\"name\":\"listener.web.downstream_cx_total\",\"type\":\"counter\","
             "\"value\":5,\"tags\":{\"listener_name\":\"web\"}}\n]}\n");

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "source/common/json_string.h"
 #include "source/http/access_log.h"
 #include "source/http/access_log_format.h"
 
@@ -108,14 +109,14 @@ TEST(AccessLogFormatTest, NeedsTextEscapeFindsEveryByteAtEveryPosition) {
 
 TEST(AccessLogFormatTest, JsonEscaping) {
   std::string out;
-  AppendJsonEscaped(out,
-                    "q\"b\\ \r\n\t\x1b\x7f caf\xc3\xa9 \xf0\x9f\x98\x80 bad\xff\xc3 over\xc0\xaf");
+  json::AppendEscaped(
+      out, "q\"b\\ \r\n\t\x1b\x7f caf\xc3\xa9 \xf0\x9f\x98\x80 bad\xff\xc3 over\xc0\xaf");
   EXPECT_EQ(out,
             "q\\\"b\\\\ \\r\\n\\t\\u001b\\u007f caf\xc3\xa9 \xf0\x9f\x98\x80 bad\\u00ff\\u00c3 "
             "over\\u00c0\\u00af");
   // Surrogates encoded in UTF-8 (ED A0 80) are not UTF-8.
   out.clear();
-  AppendJsonEscaped(out, "\xed\xa0\x80");
+  json::AppendEscaped(out, "\xed\xa0\x80");
   EXPECT_EQ(out, "\\u00ed\\u00a0\\u0080");
 }
 

@@ -40,13 +40,18 @@ class StatsTest(harness.SluiceTestCase):
             c.close()
         return plan, len(conns)
 
-    def test_text_counts_are_exact(self):
+    def settled_traffic(self):
+        """traffic(), then the stats once every request's end is counted and every connection
+        closed: (connections, the origin's "ip:port", stats)."""
         plan, conns = self.traffic()
-        host = "%s:%d" % self.origin.addr
         st = self.s.wait_stats(
             lambda st: st.get("http.web.downstream_rq_time.count") == len(plan) and
             st.get("listener.web.downstream_cx_active") == 0,
             "every request's end counted and every connection closed")
+        return conns, "%s:%d" % self.origin.addr, st
+
+    def test_text_counts_are_exact(self):
+        conns, host, st = self.settled_traffic()
         expect = {
             "http.web.downstream_rq_total": 13,
             "http.web.downstream_rq_2xx": 7,
@@ -80,12 +85,7 @@ class StatsTest(harness.SluiceTestCase):
         self.assertEqual(conns, sum(per_worker), harness.format_stats(st))
 
     def test_prometheus_families_and_labels(self):
-        plan, conns = self.traffic()
-        host = "%s:%d" % self.origin.addr
-        st = self.s.wait_stats(
-            lambda st: st.get("http.web.downstream_rq_time.count") == len(plan) and
-            st.get("listener.web.downstream_cx_active") == 0,
-            "every request's end counted and every connection closed")
+        conns, host, st = self.settled_traffic()
         code, body = self.s.admin_get("/stats/prometheus")
         self.assertEqual(200, code)
         families = {f.name: f for f in harness.parse_prometheus(body.decode())}

@@ -31,16 +31,5 @@ TEST(AdminQueryTest, SplitsParametersInOrder) {
   EXPECT_FALSE(ParseQuery("a=1&b=%x1").has_value());
 }
 
-TEST(AdminJsonTest, QuotesAnyBytesAsValidJson) {
-  EXPECT_EQ(JsonQuote("plain"), "\"plain\"");
-  EXPECT_EQ(JsonQuote("a\"b\\c"), "\"a\\\"b\\\\c\"");
-  EXPECT_EQ(JsonQuote("\r\n\t\x1b\x7f"), "\"\\r\\n\\t\\u001b\\u007f\"");
-  EXPECT_EQ(JsonQuote(std::string("\0", 1)), "\"\\u0000\"");
-  // Well-formed UTF-8 stays; bytes that are not become their Latin-1 code point.
-  EXPECT_EQ(JsonQuote("caf\xc3\xa9"), "\"caf\xc3\xa9\"");
-  EXPECT_EQ(JsonQuote("\xff\xc3"), "\"\\u00ff\\u00c3\"");
-  EXPECT_EQ(JsonQuote("\xed\xa0\x80"), "\"\\u00ed\\u00a0\\u0080\"");  // a surrogate
-}
-
 }  // namespace
 }  // namespace sluice::server

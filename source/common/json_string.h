@@ -1,0 +1,24 @@
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace sluice::json {
+
+// The length of the well-formed UTF-8 sequence that starts `s` (RFC 3629: no overlongs, no
+// surrogates, nothing past U+10FFFF), or 0 (empty, ASCII, or not well-formed).
+size_t Utf8SequenceLength(std::string_view s);
+
+// Appends `value` escaped for the inside of a JSON string (RFC 8259 §7), always a valid one:
+// '"' and '\\' escaped; \n, \r and \t as such; other control characters and DEL as \u00XX;
+// well-formed UTF-8 as it is; any other byte (obs-text in a header, a cut sequence) as the code
+// point of its value, \u00XX (Latin-1), so that a reader sees every byte and the document parses.
+// Runs that need nothing are copied at once: a value is scanned at a few instructions a byte.
+void AppendEscaped(std::string& out, std::string_view value);
+
+// `value` as a quoted JSON string, appended to `out`.
+void AppendString(std::string& out, std::string_view value);
+std::string Quote(std::string_view value);
+
+}  // namespace sluice::json
