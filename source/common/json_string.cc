@@ -6,15 +6,6 @@ namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
 
-// Printable ASCII but '"' and '\\': what a JSON string holds as it is (besides UTF-8).
-struct PlainTable {
-  bool plain[256];
-  constexpr PlainTable() : plain() {
-    for (int c = 0x20; c < 0x7f; ++c) plain[c] = c != '"' && c != '\\';
-  }
-};
-constexpr PlainTable kPlain;
-
 }  // namespace
 
 size_t Utf8SequenceLength(std::string_view s) {
@@ -52,7 +43,7 @@ void AppendEscaped(std::string& out, std::string_view value) {
   size_t i = 0;
   while (i < value.size()) {
     const auto u = static_cast<unsigned char>(value[i]);
-    if (kPlain.plain[u]) {
+    if (IsPlain(static_cast<char>(u))) {
       ++i;
       continue;
     }

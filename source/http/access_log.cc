@@ -383,35 +383,53 @@ class AccessLogLine {
   char* end_ = nullptr;
 };
 
+namespace {
+
+enum class Escaping { kText, kJson };
+
+// A run of segments (a text line, or the string of a JSON field with several commands): each
+// command's prefix, then its value — "-" when missing; in text, "-" for an empty string too, so
+// that a line split at spaces keeps its fields. Values sluice made (trusted) skip the escaping.
+template <Escaping kEscaping>
+void AppendSegments(const std::vector<LogSegment>& segments, const AccessLogContext& c, Scratch& s,
+                    AccessLogLine& out) {
+  for (const LogSegment& seg : segments) {
+    out.append(seg.prefix);  // (in JSON, escaped at config time, as `text` is)
+    if (seg.field == LogField::kLiteral) {
+      out.append(seg.text);
+      continue;
+    }
+    const Value v = Get(seg, c, s);
+    switch (v.kind) {
+      case Value::Kind::kMissing:
+        out.push('-');
+        break;
+      case Value::Kind::kNumber:
+        out.number(v.number);
+        break;
+      case Value::Kind::kString: {
+        const std::string_view text = Cut(v.text, seg.max_length);
+        if (text.empty()) {
+          if (kEscaping == Escaping::kText) out.push('-');
+        } else if (v.trusted) {
+          out.append(text);
+        } else if (kEscaping == Escaping::kText) {
+          out.text(text);
+        } else {
+          out.json(text);
+        }
+        break;
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void AccessLog::formatInto(const AccessLogContext& c, AccessLogLine& out) const {
   Scratch s;
   if (!json_) {
-    for (const LogSegment& seg : text_.segments) {
-      out.append(seg.prefix);
-      if (seg.field == LogField::kLiteral) {
-        out.append(seg.text);
-        continue;
-      }
-      const Value v = Get(seg, c, s);
-      switch (v.kind) {
-        case Value::Kind::kMissing:
-          out.push('-');
-          break;
-        case Value::Kind::kNumber:
-          out.number(v.number);
-          break;
-        case Value::Kind::kString:
-          // An empty value prints "-" too: a line split at spaces keeps its fields.
-          if (v.text.empty()) {
-            out.push('-');
-          } else if (v.trusted) {
-            out.append(Cut(v.text, seg.max_length));
-          } else {
-            out.text(Cut(v.text, seg.max_length));
-          }
-          break;
-      }
-    }
+    AppendSegments<Escaping::kText>(text_.segments, c, s, out);
     out.push('\n');
     return;
   }
@@ -441,25 +459,7 @@ void AccessLog::formatInto(const AccessLogContext& c, AccessLogLine& out) const 
       continue;
     }
     out.push('"');
-    for (const LogSegment& seg : format.segments) {
-      out.append(seg.prefix);  // escaped at config time, as `text` is
-      if (seg.field == LogField::kLiteral) {
-        out.append(seg.text);
-        continue;
-      }
-      const Value v = Get(seg, c, s);
-      switch (v.kind) {
-        case Value::Kind::kMissing:
-          out.push('-');
-          break;
-        case Value::Kind::kNumber:
-          out.number(v.number);
-          break;
-        case Value::Kind::kString:
-          out.json(Cut(v.text, seg.max_length));
-          break;
-      }
-    }
+    AppendSegments<Escaping::kJson>(format.segments, c, s, out);
     out.push('"');
   }
   if (json_format_.entries.empty()) out.push('{');

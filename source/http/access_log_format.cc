@@ -238,19 +238,6 @@ absl::StatusOr<LogFormat> Parse(std::string_view text, bool json) {
 
 constexpr char kHex[] = "0123456789abcdef";
 
-// Bytes a value may hold as they are: printable ASCII but '"' and '\\' (both formats' escaping
-// starts from this; JSON then lets valid UTF-8 through). A table: a value is scanned at a few
-// instructions a byte.
-struct PlainTable {
-  bool plain[256];
-  constexpr PlainTable() : plain() {
-    for (int c = 0x20; c < 0x7f; ++c) plain[c] = c != '"' && c != '\\';
-  }
-};
-constexpr PlainTable kPlain;
-
-inline bool Plain(char c) { return kPlain.plain[static_cast<unsigned char>(c)]; }
-
 }  // namespace
 
 bool IsNumericLogField(LogField field) {
@@ -320,7 +307,7 @@ bool NeedsTextEscape(std::string_view value) {
     if (WordNeedsEscape(x)) return true;
   }
   for (; n > 0; ++p, --n) {
-    if (!Plain(*p)) return true;
+    if (!json::IsPlain(*p)) return true;
   }
   return false;
 }
@@ -335,7 +322,7 @@ bool CopyIfPlain(std::string_view value, char* out) {
     std::memcpy(out, &x, 8);
   }
   for (; n > 0; ++p, ++out, --n) {
-    if (!Plain(*p)) return false;
+    if (!json::IsPlain(*p)) return false;
     *out = *p;
   }
   return true;
@@ -344,7 +331,7 @@ bool CopyIfPlain(std::string_view value, char* out) {
 void AppendTextEscaped(std::string& out, std::string_view value) {
   size_t clean = 0;
   for (size_t i = 0; i < value.size(); ++i) {
-    if (Plain(value[i])) continue;
+    if (json::IsPlain(value[i])) continue;
     const auto u = static_cast<unsigned char>(value[i]);
     out.append(value.data() + clean, i - clean);
     const char esc[4] = {'\\', 'x', kHex[u >> 4], kHex[u & 0xf]};
