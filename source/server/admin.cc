@@ -3,8 +3,6 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -524,57 +522,6 @@ AdminResponse Admin::handle(std::string_view method, std::string_view target,
   return endpoint->handler(request);
 }
 
-absl::Status Admin::listenUnix(const std::string& path, uint32_t mode) {
-  sockaddr_un sun{};
-  sun.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof(sun.sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat("unix socket path \"", path, "\" too long"));
-  }
-  memcpy(sun.sun_path, path.data(), path.size());
-  const socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
-  struct stat st;
-  if (lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(path, " exists and is not a socket: not replaced"));
-    }
-    // A socket file: in use by a live process, or left behind by one that is gone.
-    const int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (probe < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
-    const bool live = connect(probe, reinterpret_cast<const sockaddr*>(&sun), len) == 0;
-    const int err = errno;
-    ::close(probe);
-    if (live || err != ECONNREFUSED) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(path, ": another process listens on this socket",
-                       live ? "" : absl::StrCat(" (or it cannot be probed: ", strerror(err), ")")));
-    }
-    ::unlink(path.c_str());
-  }
-  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
-  // The mode is set on the file before anyone can connect: bind under a umask that leaves no
-  // permission to others, then chmod to what the config says.
-  const mode_t old_umask = umask(0177);
-  const int rc = bind(fd, reinterpret_cast<const sockaddr*>(&sun), len);
-  const int bind_errno = errno;
-  umask(old_umask);
-  if (rc != 0) {
-    ::close(fd);
-    return absl::UnavailableError(absl::StrCat("bind ", path, ": ", strerror(bind_errno)));
-  }
-  if (chmod(path.c_str(), mode) != 0 || listen(fd, 16) != 0 || stat(path.c_str(), &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    ::unlink(path.c_str());
-    return absl::UnavailableError(absl::StrCat("listen on ", path, ": ", strerror(err)));
-  }
-  unix_fd_ = fd;
-  unix_path_ = path;
-  unix_inode_ = st.st_ino;
-  return absl::OkStatus();
-}
-
 absl::StatusOr<std::optional<network::Address>> Admin::start(const Settings& settings) {
   if (!settings.bearer_token.empty()) token_digest_ = Sha256(settings.bearer_token);
   network::ListenerCallbacks& callbacks = *this;
@@ -600,9 +547,12 @@ absl::StatusOr<std::optional<network::Address>> Admin::start(const Settings& set
     listener_->enable();
   }
   if (!settings.unix_path.empty()) {
-    if (auto s = listenUnix(settings.unix_path, settings.unix_mode); !s.ok()) return s;
-    unix_listener_ =
-        std::make_unique<network::TcpListenerImpl>(dispatcher_, unix_fd_, callbacks, 16);
+    auto unix_socket = network::UnixListenSocket::Listen(settings.unix_path,
+                                                         settings.unix_mode, /*backlog=*/16);
+    if (!unix_socket.ok()) return unix_socket.status();
+    unix_socket_ = std::move(*unix_socket);
+    unix_listener_ = std::make_unique<network::TcpListenerImpl>(dispatcher_, unix_socket_->fd(),
+                                                                callbacks, 16);
     unix_listener_->enable();
   }
   return bound;
@@ -619,15 +569,7 @@ void Admin::stop() {
     ::close(fd_);
     fd_ = -1;
   }
-  if (unix_fd_ >= 0) {
-    ::close(unix_fd_);
-    unix_fd_ = -1;
-    // Ours still (not replaced by another process meanwhile): remove it.
-    struct stat st;
-    if (lstat(unix_path_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == unix_inode_) {
-      ::unlink(unix_path_.c_str());
-    }
-  }
+  unix_socket_.reset();
 }
 
 void Admin::onAccept(int fd, const network::Address& remote) {

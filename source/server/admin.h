@@ -18,6 +18,7 @@
 #include "source/network/address.h"
 #include "source/network/connection.h"
 #include "source/network/listener.h"
+#include "source/network/unix_socket.h"
 
 namespace sluice::server {
 
@@ -126,16 +127,12 @@ class Admin : private network::ListenerCallbacks {
   bool authorized(std::string_view authorization, size_t count) const;
   AdminResponse notFound(std::string_view path) const;
   void addBuiltinEndpoints();
-  absl::Status listenUnix(const std::string& path, uint32_t mode);
 
   event::Dispatcher& dispatcher_;
   stats::Store& store_;
   std::vector<Endpoint> endpoints_;
   int fd_ = -1;
-  int unix_fd_ = -1;
-  std::string unix_path_;
-  // The unix socket's inode, so that stop() removes our file and not a successor's.
-  uint64_t unix_inode_ = 0;
+  std::unique_ptr<network::UnixListenSocket> unix_socket_;
   network::Address address_;
   network::ListenerPtr listener_;
   network::ListenerPtr unix_listener_;

@@ -1,0 +1,44 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace sluice::network {
+
+// A listening unix-domain stream socket bound to a path (the admin's socket, the control
+// socket). It owns the descriptor and, on destruction, removes the file if it is still the one
+// it bound: a successor that replaced it (a hot restart binds the same path) keeps its own.
+class UnixListenSocket {
+ public:
+  // Binds `path` with `mode` (set before anyone can connect: bound under a umask that allows
+  // nothing to others, then chmod) and listens with `backlog`.
+  //
+  // A socket file already there is replaced only when nothing listens on it (a connect is
+  // refused: left behind by a process that is gone); a live one is FailedPreconditionError
+  // ("another process listens on this socket") and is left alone, as is a path that is not a
+  // socket.
+  static absl::StatusOr<std::unique_ptr<UnixListenSocket>> Listen(const std::string& path,
+                                                                  mode_t mode, int backlog);
+  ~UnixListenSocket();
+  UnixListenSocket(const UnixListenSocket&) = delete;
+  UnixListenSocket& operator=(const UnixListenSocket&) = delete;
+
+  // Non-blocking, close-on-exec.
+  int fd() const { return fd_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  UnixListenSocket(int fd, std::string path, uint64_t inode)
+      : fd_(fd), path_(std::move(path)), inode_(inode) {}
+
+  int fd_;
+  std::string path_;
+  uint64_t inode_;
+};
+
+}  // namespace sluice::network
