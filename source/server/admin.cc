@@ -547,12 +547,12 @@ absl::StatusOr<std::optional<network::Address>> Admin::start(const Settings& set
     listener_->enable();
   }
   if (!settings.unix_path.empty()) {
-    auto unix_socket = network::UnixListenSocket::Listen(settings.unix_path,
-                                                         settings.unix_mode, /*backlog=*/16);
+    auto unix_socket =
+        network::UnixListenSocket::Listen(settings.unix_path, settings.unix_mode, /*backlog=*/16);
     if (!unix_socket.ok()) return unix_socket.status();
     unix_socket_ = std::move(*unix_socket);
-    unix_listener_ = std::make_unique<network::TcpListenerImpl>(dispatcher_, unix_socket_->fd(),
-                                                                callbacks, 16);
+    unix_listener_ =
+        std::make_unique<network::TcpListenerImpl>(dispatcher_, unix_socket_->fd(), callbacks, 16);
     unix_listener_->enable();
   }
   return bound;
