@@ -24,8 +24,8 @@ TEST(ControlFrameTest, MessagesSurviveAnySplit) {
   for (size_t cut = 0; cut <= stream.size(); ++cut) {
     FrameDecoder d;
     std::vector<std::string> got;
-    for (std::string_view part : {std::string_view(stream).substr(0, cut),
-                                  std::string_view(stream).substr(cut)}) {
+    for (std::string_view part :
+         {std::string_view(stream).substr(0, cut), std::string_view(stream).substr(cut)}) {
       d.append(part);
       while (true) {
         auto m = d.next();
