@@ -32,6 +32,7 @@ constexpr const char kUsage[] =
     "                           validate: check the config, print \"ok\" or the errors, exit\n"
     "      --concurrency N      worker threads (default: the config's, else the number of cores)\n"
     "      --ports-file PATH    write \"<listener> <address>\" lines once every socket is bound\n"
+    "      --control-socket PATH  the control socket (overrides the config's control_socket)\n"
     "      --log-level LEVEL    trace, debug, info (default), warn, error, off (the admin's\n"
     "                           POST /logging?level= changes it at run time)\n"
     "  -h, --help               print this help and exit\n"
@@ -43,7 +44,7 @@ constexpr const char kUsage[] =
     "not re-read: that comes with hot restart), SIGUSR1 is logged (it would reopen log files;\n"
     "sluice logs to stderr only), SIGUSR2 is logged and ignored.\n";
 
-enum LongOnly { kMode = 1000, kConcurrency, kPortsFile, kLogLevel, kVersion };
+enum LongOnly { kMode = 1000, kConcurrency, kPortsFile, kLogLevel, kVersion, kControlSocket };
 
 int UsageError(const std::string& message) {
   fprintf(stderr, "sluice: %s\n\n%s", message.c_str(), kUsage);
@@ -64,6 +65,7 @@ int main(int argc, char** argv) {
       {"mode", required_argument, nullptr, kMode},
       {"concurrency", required_argument, nullptr, kConcurrency},
       {"ports-file", required_argument, nullptr, kPortsFile},
+      {"control-socket", required_argument, nullptr, kControlSocket},
       {"log-level", required_argument, nullptr, kLogLevel},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, kVersion},
@@ -92,6 +94,9 @@ int main(int argc, char** argv) {
       }
       case kPortsFile:
         options.ports_file = optarg;
+        break;
+      case kControlSocket:
+        options.control_socket = optarg;
         break;
       case kLogLevel: {
         sluice::log::Level level;

@@ -110,9 +110,9 @@ class ControlServer::Connection : public event::DeferredDeletable {
         return;
       }
       if (request.protocol() != cv1::PROTOCOL_VERSION) {
-        sendAndClose({Error(absl::StrCat("control protocol ", request.protocol(),
-                                         " is not this sluice's (", cv1::PROTOCOL_VERSION,
-                                         "): a sluice of another major version"))});
+        sendAndClose(
+            {Error(absl::StrCat("control protocol ", request.protocol(), " is not this sluice's (",
+                                cv1::PROTOCOL_VERSION, "): a sluice of another major version"))});
         return;
       }
       for (auto& f : server_.handler_(request, peer_pid_)) out_.push_back(std::move(f));
@@ -218,14 +218,15 @@ void ControlServer::onAcceptReady() {
       ++refused_;
       SLUICE_LOG(kWarn, "control socket: refused a client running as uid %u (pid %d)",
                  known ? cred.uid : 0u, known ? cred.pid : 0);
-      ref.sendAndClose({Error("permission denied: the control socket takes clients of sluice's "
-                              "own user or root")});
+      ref.sendAndClose(
+          {Error("permission denied: the control socket takes clients of sluice's "
+                 "own user or root")});
       continue;
     }
     if (connections_.size() > kMaxConnections) {
       ++refused_;
-      ref.sendAndClose({Error(absl::StrCat("too many control clients (at most ",
-                                           kMaxConnections, "): try again"))});
+      ref.sendAndClose({Error(
+          absl::StrCat("too many control clients (at most ", kMaxConnections, "): try again"))});
     }
   }
 }

@@ -10,7 +10,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "google/protobuf/util/time_util.h"
+#include "re2/re2.h"
 #include "source/common/access_log_writer.h"
 #include "source/common/logging.h"
 #include "source/common/stats.h"
@@ -20,6 +22,7 @@
 #include "source/plugin/plugin.h"
 #include "source/server/admin.h"
 #include "source/server/admin_endpoints.h"
+#include "source/server/control_server.h"
 #include "source/server/listener_config.h"
 #include "source/server/worker.h"
 #include "source/upstream/cluster.h"
@@ -108,6 +111,8 @@ class Server : public AdminServer {
   // Closes the connections still open drain_timeout from now (once).
   void armDrainTimer();
   void onWorkerIdle();
+  // A control socket request (control.proto), answered on this thread.
+  std::vector<ControlFrame> onControl(const sluice::control::v1::Request& request, pid_t peer);
   void shutdown();
 
   const config::v1::Bootstrap& bootstrap_;
@@ -129,6 +134,7 @@ class Server : public AdminServer {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<ListenerConfigPtr> listeners_;
   std::unique_ptr<Admin> admin_;
+  std::unique_ptr<ControlServer> control_;
   std::vector<event::SignalEventPtr> signals_;
   event::TimerPtr drain_timer_;
   std::chrono::milliseconds drain_timeout_ = kDefaultDrainTimeout;
@@ -243,17 +249,17 @@ absl::Status Server::run() {
   sockets_.releaseReservations();
   listeners_ = listeners;
 
+  info_ = Info{options_.version,
+               options_.config_path,
+               options_.command_line,
+               concurrency,
+               options_.ports_file,
+               std::chrono::system_clock::now(),
+               std::chrono::steady_clock::now()};
   if (bootstrap_.has_admin() &&
       (bootstrap_.admin().has_address() || bootstrap_.admin().has_unix_socket())) {
     auto settings = AdminSettingsFrom(bootstrap_.admin());
     if (!settings.ok()) return settings.status();
-    info_ = Info{options_.version,
-                 options_.config_path,
-                 options_.command_line,
-                 concurrency,
-                 options_.ports_file,
-                 std::chrono::system_clock::now(),
-                 std::chrono::steady_clock::now()};
     admin_ = std::make_unique<Admin>(*main_, *store_);
     AddServerEndpoints(*admin_, *this);
     auto bound = admin_->start(*settings);
@@ -269,6 +275,18 @@ absl::Status Server::run() {
       SLUICE_LOG(kInfo, "admin on unix socket %s (mode %04o)", settings->unix_path,
                  settings->unix_mode);
     }
+  }
+
+  const std::string& control_path =
+      !options_.control_socket.empty() ? options_.control_socket : bootstrap_.control_socket();
+  if (!control_path.empty()) {
+    auto control = ControlServer::Start(
+        *main_, control_path, [this](const sluice::control::v1::Request& request, pid_t peer) {
+          return onControl(request, peer);
+        });
+    if (!control.ok()) return control.status();
+    control_ = std::move(*control);
+    SLUICE_LOG(kInfo, "control socket on %s", control_path);
   }
 
   shared_->resume_all = [this] {
@@ -393,6 +411,56 @@ absl::Status Server::reserveListenerAddress(ListenerConfig& listener) {
   // Port 0: our sockets take the port the kernel chose for the reservation.
   listener.address = *reserved;
   return absl::OkStatus();
+}
+
+std::vector<ControlFrame> Server::onControl(const sluice::control::v1::Request& request,
+                                            pid_t peer) {
+  sluice::control::v1::Response r;
+  switch (request.command_case()) {
+    case sluice::control::v1::Request::kStatus: {
+      auto* s = r.mutable_status();
+      s->set_pid(static_cast<uint32_t>(getpid()));
+      s->set_version(info_.version);
+      s->set_state(draining_ ? "draining" : "live");
+      s->set_concurrency(info_.concurrency);
+      s->set_config_path(info_.config_path);
+      const auto up = std::chrono::duration_cast<std::chrono::seconds>(
+          std::chrono::steady_clock::now() - info_.start);
+      s->set_uptime_seconds(static_cast<uint64_t>(up.count()));
+      s->set_lineage_uptime_seconds(static_cast<uint64_t>(up.count()));
+      s->set_downstream_connections_active(
+          static_cast<uint64_t>(store_->gauge("server.downstream_cx_active").value()));
+      break;
+    }
+    case sluice::control::v1::Request::kStats: {
+      std::unique_ptr<re2::RE2> filter;
+      if (!request.stats().filter().empty()) {
+        filter = std::make_unique<re2::RE2>(request.stats().filter(), re2::RE2::Quiet);
+        if (!filter->ok()) {
+          return {ControlServer::Error(absl::StrCat("invalid stats filter: ", filter->error()))};
+        }
+      }
+      r.mutable_stats()->set_text(store_->dumpText(filter.get()));
+      break;
+    }
+    case sluice::control::v1::Request::kDrain:
+      SLUICE_LOG(kInfo, "control socket: drain asked by pid %d", static_cast<int>(peer));
+      r.mutable_drain();
+      startDrain();
+      break;
+    case sluice::control::v1::Request::kReloadCertificates: {
+      auto [ok, report] = reloadCertificates();
+      if (!ok) return {ControlServer::Error(report)};
+      for (absl::string_view line : absl::StrSplit(report, '\n', absl::SkipEmpty())) {
+        r.mutable_reload_certificates()->add_reloaded(std::string(line));
+      }
+      break;
+    }
+    default:
+      // The hot-restart handoff's commands are answered by a later step of issue 17.
+      return {ControlServer::Error("this sluice does not take that control command yet")};
+  }
+  return {ControlServer::Reply(std::move(r))};
 }
 
 void Server::startDrain() {

@@ -17,6 +17,8 @@ struct Options {
   // When set: after every socket is bound, write "<listener> <address>" lines (and "admin ...")
   // to this file, atomically, so that tests and scripts can use port 0.
   std::string ports_file;
+  // The control socket's path (overrides Bootstrap.control_socket).
+  std::string control_socket;
   // For the admin's /server_info: the config file, the whole command line, the version.
   std::string config_path;
   std::vector<std::string> command_line;
