@@ -25,43 +25,63 @@ void ListenSocketRegistry::releaseReservations() {
 }
 
 bool ListenSocketRegistry::holds(const Address& address) const {
-  const std::string prefix = absl::StrCat(address.asString(), "#");
-  auto it = sockets_.lower_bound(prefix);
-  return it != sockets_.end() && it->first.compare(0, prefix.size(), prefix) == 0;
+  auto it = sockets_.find(address.asString());
+  return it != sockets_.end() && !it->second.empty();
+}
+
+size_t ListenSocketRegistry::count() const {
+  size_t n = 0;
+  for (const auto& [address, fds] : sockets_) n += fds.size();
+  return n;
 }
 
 absl::StatusOr<std::vector<int>> ListenSocketRegistry::getOrCreate(const Address& address,
                                                                    const ListenOptions& options,
                                                                    size_t count) {
   std::vector<int> fds;
+  // Port 0 cannot name an inherited socket: it always means "a new group on a free port".
+  if (address.port() != 0) {
+    if (auto it = sockets_.find(address.asString()); it != sockets_.end()) fds = it->second;
+  }
   Address bind_address = address;
-  for (size_t i = 0; i < count; ++i) {
-    // Port 0 cannot name an inherited socket: it always means "a new one on a free port".
-    if (bind_address.port() != 0) {
-      if (auto it = sockets_.find(absl::StrCat(bind_address.asString(), "#", i));
-          it != sockets_.end()) {
-        fds.push_back(it->second);
-        continue;
-      }
-    }
+  if (!fds.empty()) {
+    auto local = Address::localOf(fds.front());
+    if (!local.ok()) return local.status();
+    bind_address = *local;
+  }
+  std::vector<int> created;
+  while (fds.size() < count) {
     auto fd = CreateListenSocket(bind_address, options);
-    if (!fd.ok()) return fd.status();
+    if (!fd.ok()) {
+      for (int f : created) ::close(f);
+      return fd.status();
+    }
     if (bind_address.port() == 0) {
       // The kernel chose a port: every further socket of this group must share it.
       auto local = Address::localOf(*fd);
-      if (!local.ok()) return local.status();
+      if (!local.ok()) {
+        ::close(*fd);
+        for (int f : created) ::close(f);
+        return local.status();
+      }
       bind_address = bind_address.withPort(local->port());
     }
-    sockets_[absl::StrCat(bind_address.asString(), "#", i)] = *fd;
+    created.push_back(*fd);
     fds.push_back(*fd);
   }
+  auto& group = sockets_[bind_address.asString()];
+  group.insert(group.end(), created.begin(), created.end());
   return fds;
 }
 
-void ListenSocketRegistry::adopt(const std::string& key, int fd) { sockets_[key] = fd; }
+void ListenSocketRegistry::adopt(const std::string& address, int fd) {
+  sockets_[address].push_back(fd);
+}
 
 void ListenSocketRegistry::closeAll() {
-  for (auto& [key, fd] : sockets_) ::close(fd);
+  for (auto& [address, fds] : sockets_) {
+    for (int fd : fds) ::close(fd);
+  }
   sockets_.clear();
 }
 

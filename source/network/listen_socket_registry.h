@@ -10,10 +10,11 @@
 
 namespace sluice::network {
 
-// Every listening socket of the process, keyed by "<address>#<index>" (index: the worker for
-// SO_REUSEPORT sockets, 0 for a shared socket). It owns the fds. A hot restart hands these fds to
-// the next process, which adopt()s them instead of binding anew, so not one connection in any
-// accept queue is lost.
+// Every listening socket of the process, by address ("127.0.0.1:8000"): one socket, or the
+// SO_REUSEPORT group of one per worker. It owns the fds. A hot restart hands them all to the next
+// process, which adopt()s them by address instead of binding anew — whatever either process's
+// worker count — so that not one connection in any accept queue is lost: a socket the kernel
+// feeds is never closed while the proxy runs.
 class ListenSocketRegistry {
  public:
   ListenSocketRegistry() = default;
@@ -21,8 +22,10 @@ class ListenSocketRegistry {
   ListenSocketRegistry(const ListenSocketRegistry&) = delete;
   ListenSocketRegistry& operator=(const ListenSocketRegistry&) = delete;
 
-  // Returns `count` sockets for `address`: adopted ones where present, new ones otherwise. With
-  // port 0 the first socket picks the port and the others bind to the same one (SO_REUSEPORT).
+  // Returns the sockets for `address`: every adopted one (even more than `count`: the caller
+  // must accept on all of them), and new ones up to `count`. With port 0 the first socket picks
+  // the port and the others bind to the same one (SO_REUSEPORT); port 0 never names an adopted
+  // socket.
   absl::StatusOr<std::vector<int>> getOrCreate(const Address& address, const ListenOptions& options,
                                                size_t count);
   // Before any socket of this process is bound: makes sure that no other socket listens on
@@ -33,17 +36,19 @@ class ListenSocketRegistry {
   absl::StatusOr<Address> reserve(const Address& address);
   // Closes the reservations, once every socket is bound and listening.
   void releaseReservations();
-  // Registers an inherited listening fd under `key` ("<address>#<index>").
-  void adopt(const std::string& key, int fd);
+  // Registers an inherited listening fd of `address` (Address::asString()).
+  void adopt(const std::string& address, int fd);
   // Closes every socket (drain): connections waiting in accept queues are reset by the kernel.
   void closeAll();
-  const std::map<std::string, int>& sockets() const { return sockets_; }
+  // By address, each group in creation (or adoption) order.
+  const std::map<std::string, std::vector<int>>& sockets() const { return sockets_; }
+  size_t count() const;
 
  private:
   // Whether any socket is registered for `address` (before getOrCreate: adopted ones).
   bool holds(const Address& address) const;
 
-  std::map<std::string, int> sockets_;
+  std::map<std::string, std::vector<int>> sockets_;
   std::vector<int> reservations_;
 };
 

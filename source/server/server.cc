@@ -236,8 +236,13 @@ absl::Status Server::run() {
     auto bound = network::Address::localOf(fds->front());
     if (!bound.ok()) return bound.status();
     cfg->address = *bound;
-    for (uint32_t i = 0; i < concurrency; ++i) {
-      workers_[i]->addListener(cfg, (*fds)[count == 1 ? 0 : i]);
+    if (count == 1) {
+      for (uint32_t i = 0; i < concurrency; ++i) workers_[i]->addListener(cfg, fds->front());
+    } else {
+      // One socket per worker; sockets inherited beyond the worker count (a predecessor with
+      // more workers) are shared out too: the kernel still feeds every one of them.
+      for (size_t k = 0; k < fds->size(); ++k)
+        workers_[k % concurrency]->addListener(cfg, (*fds)[k]);
     }
     SLUICE_LOG(
         kInfo, "listener %s on %s (%s, %u workers%s)", cfg->name, bound->asString(),

@@ -334,13 +334,14 @@ TEST(ListenSocketRegistryTest, ReusePortGroupSharesTheKernelChosenPort) {
   const uint16_t port = Address::localOf((*fds)[0])->port();
   EXPECT_NE(0, port);
   for (int fd : *fds) EXPECT_EQ(port, Address::localOf(fd)->port());
-  EXPECT_EQ(3u, registry.sockets().size());
+  EXPECT_EQ(3u, registry.count());
 
   // A second port-0 group gets its own port and its own sockets.
   auto other = registry.getOrCreate(*addr, ListenOptions{.reuse_port = true}, 1);
   ASSERT_TRUE(other.ok());
   EXPECT_NE(port, Address::localOf(other->front())->port());
-  EXPECT_EQ(4u, registry.sockets().size());
+  EXPECT_EQ(4u, registry.count());
+  EXPECT_EQ(2u, registry.sockets().size());
 }
 
 TEST(ListenSocketRegistryTest, AdoptedSocketIsReusedNotRebound) {
@@ -349,10 +350,29 @@ TEST(ListenSocketRegistryTest, AdoptedSocketIsReusedNotRebound) {
   auto fd = CreateListenSocket(*addr, ListenOptions{.reuse_port = false});
   ASSERT_TRUE(fd.ok());
   const Address bound = *Address::localOf(*fd);
-  registry.adopt(bound.asString() + "#0", *fd);
+  registry.adopt(bound.asString(), *fd);
   auto fds = registry.getOrCreate(bound, ListenOptions{.reuse_port = false}, 1);
   ASSERT_TRUE(fds.ok()) << fds.status();
   EXPECT_EQ(*fd, fds->front());
+}
+
+TEST(ListenSocketRegistryTest, EveryAdoptedSocketIsReturnedWhateverTheCount) {
+  // The old process ran 3 workers, the new one 2 (or 5): all 3 inherited sockets are handed
+  // out, and new ones join the group on the same port up to the count.
+  ListenSocketRegistry old_process;
+  auto addr = Address::fromIpPort("127.0.0.1", 0);
+  auto group = old_process.getOrCreate(*addr, ListenOptions{.reuse_port = true}, 3);
+  ASSERT_TRUE(group.ok()) << group.status();
+  const Address bound = *Address::localOf(group->front());
+  for (size_t want : {size_t{2}, size_t{5}}) {
+    ListenSocketRegistry registry;
+    for (int fd : *group) registry.adopt(bound.asString(), dup(fd));
+    auto fds = registry.getOrCreate(bound, ListenOptions{.reuse_port = true}, want);
+    ASSERT_TRUE(fds.ok()) << fds.status();
+    EXPECT_EQ(std::max<size_t>(3, want), fds->size());
+    for (int fd : *fds) EXPECT_EQ(bound.port(), Address::localOf(fd)->port());
+    EXPECT_EQ(fds->size(), registry.count());
+  }
 }
 
 TEST(ListenSocketRegistryTest, BindConflictIsAClearError) {
@@ -402,7 +422,7 @@ TEST(ListenSocketRegistryTest, ReservationHoldsThePortForOurOwnReusePortGroup) {
   ASSERT_TRUE(fds.ok()) << fds.status();
   for (int fd : *fds) EXPECT_EQ(reserved->port(), Address::localOf(fd)->port());
   registry.releaseReservations();
-  EXPECT_EQ(3u, registry.sockets().size());
+  EXPECT_EQ(3u, registry.count());
   // Now that they listen, another process's check fails on them.
   ListenSocketRegistry other;
   EXPECT_TRUE(absl::IsAlreadyExists(other.reserve(*reserved).status()));
@@ -443,7 +463,7 @@ TEST(ListenSocketRegistryTest, AdoptedAddressIsNotChecked) {
   ASSERT_TRUE(fd.ok());
   const Address bound = *Address::localOf(*fd);
   ListenSocketRegistry registry;
-  registry.adopt(bound.asString() + "#0", *fd);
+  registry.adopt(bound.asString(), *fd);
   auto reserved = registry.reserve(bound);
   ASSERT_TRUE(reserved.ok()) << reserved.status();
   EXPECT_EQ(bound.asString(), reserved->asString());
