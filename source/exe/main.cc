@@ -33,6 +33,8 @@ constexpr const char kUsage[] =
     "      --concurrency N      worker threads (default: the config's, else the number of cores)\n"
     "      --ports-file PATH    write \"<listener> <address>\" lines once every socket is bound\n"
     "      --control-socket PATH  the control socket (overrides the config's control_socket)\n"
+    "      --hot-restart-from PATH  take over from the sluice whose control socket is PATH:\n"
+    "                           its listening sockets, then it drains (docs/hot_restart.md)\n"
     "      --log-level LEVEL    trace, debug, info (default), warn, error, off (the admin's\n"
     "                           POST /logging?level= changes it at run time)\n"
     "  -h, --help               print this help and exit\n"
@@ -44,7 +46,15 @@ constexpr const char kUsage[] =
     "not re-read: that comes with hot restart), SIGUSR1 is logged (it would reopen log files;\n"
     "sluice logs to stderr only), SIGUSR2 is logged and ignored.\n";
 
-enum LongOnly { kMode = 1000, kConcurrency, kPortsFile, kLogLevel, kVersion, kControlSocket };
+enum LongOnly {
+  kMode = 1000,
+  kConcurrency,
+  kPortsFile,
+  kLogLevel,
+  kVersion,
+  kControlSocket,
+  kHotRestartFrom
+};
 
 int UsageError(const std::string& message) {
   fprintf(stderr, "sluice: %s\n\n%s", message.c_str(), kUsage);
@@ -66,6 +76,7 @@ int main(int argc, char** argv) {
       {"concurrency", required_argument, nullptr, kConcurrency},
       {"ports-file", required_argument, nullptr, kPortsFile},
       {"control-socket", required_argument, nullptr, kControlSocket},
+      {"hot-restart-from", required_argument, nullptr, kHotRestartFrom},
       {"log-level", required_argument, nullptr, kLogLevel},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, kVersion},
@@ -97,6 +108,9 @@ int main(int argc, char** argv) {
         break;
       case kControlSocket:
         options.control_socket = optarg;
+        break;
+      case kHotRestartFrom:
+        options.hot_restart_from = optarg;
         break;
       case kLogLevel: {
         sluice::log::Level level;

@@ -69,6 +69,7 @@ absl::StatusOr<std::vector<int>> ListenSocketRegistry::getOrCreate(const Address
     created.push_back(*fd);
     fds.push_back(*fd);
   }
+  claimed_.insert(bind_address.asString());
   auto& group = sockets_[bind_address.asString()];
   group.insert(group.end(), created.begin(), created.end());
   return fds;
@@ -76,6 +77,20 @@ absl::StatusOr<std::vector<int>> ListenSocketRegistry::getOrCreate(const Address
 
 void ListenSocketRegistry::adopt(const std::string& address, int fd) {
   sockets_[address].push_back(fd);
+}
+
+size_t ListenSocketRegistry::closeUnclaimed() {
+  size_t closed = 0;
+  for (auto it = sockets_.begin(); it != sockets_.end();) {
+    if (claimed_.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    for (int fd : it->second) ::close(fd);
+    closed += it->second.size();
+    it = sockets_.erase(it);
+  }
+  return closed;
 }
 
 void ListenSocketRegistry::closeAll() {

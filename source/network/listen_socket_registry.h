@@ -1,6 +1,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,9 @@ class ListenSocketRegistry {
   void releaseReservations();
   // Registers an inherited listening fd of `address` (Address::asString()).
   void adopt(const std::string& address, int fd);
+  // Closes the adopted sockets of addresses no getOrCreate() asked for (a hot restart to a config
+  // without them); returns how many.
+  size_t closeUnclaimed();
   // Closes every socket (drain): connections waiting in accept queues are reset by the kernel.
   void closeAll();
   // By address, each group in creation (or adoption) order.
@@ -49,6 +53,7 @@ class ListenSocketRegistry {
   bool holds(const Address& address) const;
 
   std::map<std::string, std::vector<int>> sockets_;
+  std::set<std::string> claimed_;
   std::vector<int> reservations_;
 };
 

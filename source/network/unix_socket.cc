@@ -63,6 +63,19 @@ absl::StatusOr<std::unique_ptr<UnixListenSocket>> UnixListenSocket::Listen(const
   return std::unique_ptr<UnixListenSocket>(new UnixListenSocket(fd, path, st.st_ino));
 }
 
+absl::StatusOr<std::unique_ptr<UnixListenSocket>> UnixListenSocket::ListenReplacing(
+    const std::string& path, mode_t mode, int backlog) {
+  const std::string temporary = absl::StrCat(path, ".", getpid());
+  auto socket = Listen(temporary, mode, backlog);
+  if (!socket.ok()) return socket.status();
+  if (rename(temporary.c_str(), path.c_str()) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("rename ", temporary, " to ", path, ": ", strerror(errno)));
+  }
+  (*socket)->renamedTo(path);
+  return socket;
+}
+
 UnixListenSocket::~UnixListenSocket() {
   ::close(fd_);
   // Ours still (not replaced by another process meanwhile): remove it.

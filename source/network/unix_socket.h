@@ -24,6 +24,12 @@ class UnixListenSocket {
   // socket.
   static absl::StatusOr<std::unique_ptr<UnixListenSocket>> Listen(const std::string& path,
                                                                   mode_t mode, int backlog);
+  // The same, taking the path over from a live process (hot restart: the successor's control
+  // socket): bound at a temporary name beside it, then renamed over it, so that the path always
+  // answers — the old process keeps its socket, unnamed, and does not remove ours.
+  static absl::StatusOr<std::unique_ptr<UnixListenSocket>> ListenReplacing(const std::string& path,
+                                                                           mode_t mode,
+                                                                           int backlog);
   ~UnixListenSocket();
   UnixListenSocket(const UnixListenSocket&) = delete;
   UnixListenSocket& operator=(const UnixListenSocket&) = delete;
@@ -33,6 +39,7 @@ class UnixListenSocket {
   const std::string& path() const { return path_; }
 
  private:
+  void renamedTo(std::string path) { path_ = std::move(path); }
   UnixListenSocket(int fd, std::string path, uint64_t inode)
       : fd_(fd), path_(std::move(path)), inode_(inode) {}
 

@@ -162,8 +162,10 @@ class ControlServer::Connection : public event::DeferredDeletable {
 
 absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(event::Dispatcher& dispatcher,
                                                                     const std::string& path,
-                                                                    Handler handler) {
-  auto socket = network::UnixListenSocket::Listen(path, 0600, /*backlog=*/16);
+                                                                    Handler handler,
+                                                                    bool take_over) {
+  auto socket = take_over ? network::UnixListenSocket::ListenReplacing(path, 0600, /*backlog=*/16)
+                          : network::UnixListenSocket::Listen(path, 0600, /*backlog=*/16);
   if (!socket.ok()) {
     return absl::Status(socket.status().code(),
                         absl::StrCat("control socket: ", socket.status().message()));

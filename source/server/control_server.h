@@ -36,9 +36,11 @@ class ControlServer {
       const sluice::control::v1::Request& request, pid_t peer_pid)>;
 
   // Listens on `path` (mode 0600). Errors say why (a live process on the path among them).
+  // `take_over`: the path belongs to a live predecessor (hot restart), and becomes ours.
   static absl::StatusOr<std::unique_ptr<ControlServer>> Start(event::Dispatcher& dispatcher,
                                                               const std::string& path,
-                                                              Handler handler);
+                                                              Handler handler,
+                                                              bool take_over = false);
   ~ControlServer();
 
   // One Response framed, with `error` set (and the protocol version).

@@ -2,9 +2,12 @@
 
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <thread>
 
@@ -22,6 +25,7 @@
 #include "source/plugin/plugin.h"
 #include "source/server/admin.h"
 #include "source/server/admin_endpoints.h"
+#include "source/server/control_frame.h"
 #include "source/server/control_server.h"
 #include "source/server/listener_config.h"
 #include "source/server/worker.h"
@@ -111,6 +115,12 @@ class Server : public AdminServer {
   // Closes the connections still open drain_timeout from now (once).
   void armDrainTimer();
   void onWorkerIdle();
+  // Hot restart, the successor's side: takes the predecessor's listening sockets into the
+  // registry (before anything binds), and later tells it to drain.
+  absl::Status takeSockets();
+  absl::Status startPredecessorDrain();
+  // The old side: every listening socket, in frames of at most kMaxFdsPerMessage descriptors.
+  std::vector<ControlFrame> handOverSockets(pid_t successor);
   // A control socket request (control.proto), answered on this thread.
   std::vector<ControlFrame> onControl(const sluice::control::v1::Request& request, pid_t peer);
   void shutdown();
@@ -135,6 +145,8 @@ class Server : public AdminServer {
   std::vector<ListenerConfigPtr> listeners_;
   std::unique_ptr<Admin> admin_;
   std::unique_ptr<ControlServer> control_;
+  // The predecessor's control socket (hot restart), open from takeSockets() to the drain.
+  int predecessor_ = -1;
   std::vector<event::SignalEventPtr> signals_;
   event::TimerPtr drain_timer_;
   std::chrono::milliseconds drain_timeout_ = kDefaultDrainTimeout;
@@ -219,6 +231,9 @@ absl::Status Server::run() {
     listeners.push_back(std::move(*cfg));
   }
   if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
+  if (!options_.hot_restart_from.empty()) {
+    if (auto s = takeSockets(); !s.ok()) return s;
+  }
   // Every address is checked before this process binds any socket of its own, so that listeners
   // of this config on overlapping addresses (0.0.0.0:80 and 127.0.0.1:80) do not take each
   // other for another process.
@@ -252,6 +267,10 @@ absl::Status Server::run() {
   }
   // Our sockets listen now: another process's check fails on them from here on.
   sockets_.releaseReservations();
+  if (const size_t closed = sockets_.closeUnclaimed(); closed != 0) {
+    SLUICE_LOG(kInfo, "hot restart: closed %zu inherited sockets of addresses this config drops",
+               closed);
+  }
   listeners_ = listeners;
 
   info_ = Info{options_.version,
@@ -286,9 +305,11 @@ absl::Status Server::run() {
       !options_.control_socket.empty() ? options_.control_socket : bootstrap_.control_socket();
   if (!control_path.empty()) {
     auto control = ControlServer::Start(
-        *main_, control_path, [this](const sluice::control::v1::Request& request, pid_t peer) {
+        *main_, control_path,
+        [this](const sluice::control::v1::Request& request, pid_t peer) {
           return onControl(request, peer);
-        });
+        },
+        /*take_over=*/predecessor_ >= 0);
     if (!control.ok()) return control.status();
     control_ = std::move(*control);
     SLUICE_LOG(kInfo, "control socket on %s", control_path);
@@ -318,6 +339,13 @@ absl::Status Server::run() {
   health_checkers_->start();
   if (admin_) admin_->setState(Admin::State::kLive);
   SLUICE_LOG(kInfo, "sluice started with %u workers", concurrency);
+  if (predecessor_ >= 0) {
+    if (auto s = startPredecessorDrain(); !s.ok()) {
+      // This process serves already, beside the old one: say so, and go on.
+      SLUICE_LOG(kError, "hot restart: %s (the previous sluice was not told to drain)",
+                 s.message());
+    }
+  }
 
   main_->run();
 
@@ -461,11 +489,49 @@ std::vector<ControlFrame> Server::onControl(const sluice::control::v1::Request& 
       }
       break;
     }
+    case sluice::control::v1::Request::kTakeSockets:
+      return handOverSockets(peer);
+    case sluice::control::v1::Request::kStartDrain:
+      SLUICE_LOG(kInfo, "hot restart: pid %d serves; draining", static_cast<int>(peer));
+      r.mutable_start_drain()->set_drain_timeout_ms(static_cast<uint64_t>(drain_timeout_.count()));
+      startDrain();
+      break;
     default:
-      // The hot-restart handoff's commands are answered by a later step of issue 17.
+      // take_state (ticket keys, counters) comes with a later step of issue 17.
       return {ControlServer::Error("this sluice does not take that control command yet")};
   }
   return {ControlServer::Reply(std::move(r))};
+}
+
+std::vector<ControlFrame> Server::handOverSockets(pid_t successor) {
+  std::vector<ControlFrame> frames;
+  sluice::control::v1::Response batch;
+  std::vector<int> fds;
+  auto flush = [&](bool more) {
+    batch.mutable_take_sockets()->set_more(more);
+    ControlFrame f = ControlServer::Reply(std::move(batch));
+    f.fds = std::move(fds);
+    frames.push_back(std::move(f));
+    batch = {};
+    fds.clear();
+  };
+  for (const auto& [address, group] : sockets_.sockets()) {
+    for (int fd : group) {
+      if (fds.size() == control::kMaxFdsPerMessage) flush(/*more=*/true);
+      int reuse = 0;
+      socklen_t len = sizeof(reuse);
+      getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &reuse, &len);
+      auto* s = batch.mutable_take_sockets()->add_sockets();
+      s->set_address(address);
+      s->set_reuse_port(reuse != 0);
+      s->set_index(static_cast<uint32_t>(fds.size()));
+      fds.push_back(fd);
+    }
+  }
+  flush(/*more=*/false);
+  SLUICE_LOG(kInfo, "hot restart: %zu listening sockets handed to pid %d", sockets_.count(),
+             static_cast<int>(successor));
+  return frames;
 }
 
 void Server::startDrain() {
@@ -503,6 +569,109 @@ void Server::armDrainTimer() {
     for (auto& w : workers_) w->closeConnections();
   });
   drain_timer_->enableTimer(drain_timeout_);
+}
+
+namespace {
+
+// One request and its responses on a blocking control connection (the successor's side, before
+// its loop runs); `fds` gathers the descriptors that came with them.
+absl::StatusOr<std::vector<sluice::control::v1::Response>> Call(
+    int fd, const sluice::control::v1::Request& request, std::vector<int>& fds,
+    bool (*more)(const sluice::control::v1::Response&)) {
+  const std::string frame = control::EncodeFrame(request.SerializeAsString());
+  if (::send(fd, frame.data(), frame.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(frame.size())) {
+    return absl::UnavailableError(absl::StrCat("control socket: send: ", strerror(errno)));
+  }
+  std::vector<sluice::control::v1::Response> out;
+  control::FrameDecoder decoder;
+  std::string bytes;
+  while (true) {
+    auto m = decoder.next();
+    if (!m.ok()) return m.status();
+    if (m->has_value()) {
+      sluice::control::v1::Response r;
+      if (!r.ParseFromString(**m)) return absl::DataLossError("control socket: a bad response");
+      if (!r.error().empty()) return absl::FailedPreconditionError(r.error());
+      out.push_back(std::move(r));
+      if (!more(out.back())) return out;
+      continue;
+    }
+    bytes.clear();
+    auto n = control::RecvWithFds(fd, 65536, bytes, fds);
+    if (!n.ok()) return n.status();
+    if (*n == 0) return absl::UnavailableError("control socket: closed by the running sluice");
+    decoder.append(bytes);
+  }
+}
+
+}  // namespace
+
+absl::Status Server::takeSockets() {
+  const std::string& path = options_.hot_restart_from;
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  if (fd < 0 || path.size() >= sizeof(sun.sun_path)) {
+    if (fd >= 0) ::close(fd);
+    return absl::InvalidArgumentError(absl::StrCat("hot restart: bad control socket ", path));
+  }
+  std::memcpy(sun.sun_path, path.data(), path.size());
+  // Bounded: a predecessor that does not answer fails this start, not hangs it.
+  timeval tv{30, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return absl::UnavailableError(absl::StrCat("hot restart: cannot reach the running sluice at ",
+                                               path, ": ", strerror(err)));
+  }
+  sluice::control::v1::Request request;
+  request.set_protocol(sluice::control::v1::PROTOCOL_VERSION);
+  request.mutable_take_sockets()->set_pid(static_cast<uint32_t>(getpid()));
+  std::vector<int> fds;
+  auto responses = Call(fd, request, fds, [](const sluice::control::v1::Response& r) {
+    return r.take_sockets().more();
+  });
+  auto fail = [&](absl::Status s) {
+    for (int f : fds) ::close(f);
+    ::close(fd);
+    return absl::Status(s.code(), absl::StrCat("hot restart: ", s.message()));
+  };
+  if (!responses.ok()) return fail(responses.status());
+  size_t base = 0;
+  size_t adopted = 0;
+  for (const auto& r : *responses) {
+    const auto& sockets = r.take_sockets().sockets();
+    for (const auto& s : sockets) {
+      if (base + s.index() >= fds.size()) return fail(absl::DataLossError("descriptors missing"));
+    }
+    for (const auto& s : sockets) {
+      sockets_.adopt(s.address(), fds[base + s.index()]);
+      ++adopted;
+    }
+    base += static_cast<size_t>(sockets.size());
+  }
+  if (adopted != fds.size()) return fail(absl::DataLossError("descriptors without a socket"));
+  predecessor_ = fd;
+  SLUICE_LOG(kInfo, "hot restart: took %zu listening sockets from %s", adopted, path);
+  return absl::OkStatus();
+}
+
+absl::Status Server::startPredecessorDrain() {
+  sluice::control::v1::Request request;
+  request.set_protocol(sluice::control::v1::PROTOCOL_VERSION);
+  request.mutable_start_drain();
+  std::vector<int> fds;
+  auto r =
+      Call(predecessor_, request, fds, [](const sluice::control::v1::Response&) { return false; });
+  for (int f : fds) ::close(f);
+  ::close(predecessor_);
+  predecessor_ = -1;
+  if (!r.ok()) return r.status();
+  SLUICE_LOG(kInfo, "hot restart: the previous sluice drains (up to %llums)",
+             static_cast<unsigned long long>(r->front().start_drain().drain_timeout_ms()));
+  return absl::OkStatus();
 }
 
 void Server::stopListening() {

@@ -19,6 +19,9 @@ struct Options {
   std::string ports_file;
   // The control socket's path (overrides Bootstrap.control_socket).
   std::string control_socket;
+  // Hot restart: the running sluice's control socket. This process takes its listening sockets
+  // (after its own config and plugins loaded), starts, then tells it to drain.
+  std::string hot_restart_from;
   // For the admin's /server_info: the config file, the whole command line, the version.
   std::string config_path;
   std::vector<std::string> command_line;
