@@ -393,6 +393,9 @@ void CheckHttpConnectionManager(const v1::HttpConnectionManager& hcm, absl::stri
   if (hcm.has_stream_idle_timeout()) {
     CheckTimeout(hcm.stream_idle_timeout(), Field(path, "stream_idle_timeout"), problems);
   }
+  if (hcm.has_drain_timeout()) {
+    CheckTimeout(hcm.drain_timeout(), Field(path, "drain_timeout"), problems);
+  }
   // Limits: big enough for real clients, small enough to bound memory per connection.
   if (hcm.max_request_line_bytes() != 0 &&
       (hcm.max_request_line_bytes() < 256 || hcm.max_request_line_bytes() > 1024 * 1024)) {

@@ -54,6 +54,7 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
   if (p.has_stream_idle_timeout()) c->stream_idle_timeout = Ms(p.stream_idle_timeout());
   if (p.has_lingering_timeout()) c->lingering_timeout = Ms(p.lingering_timeout());
   if (p.has_lingering_time()) c->lingering_time = Ms(p.lingering_time());
+  if (p.has_drain_timeout()) c->drain_timeout = Ms(p.drain_timeout());
   if (p.max_requests_per_connection() != 0) {
     c->max_requests_per_connection = p.max_requests_per_connection();
   }
@@ -178,6 +179,7 @@ absl::StatusOr<ConnectionManagerConfigPtr> BuildConnectionManagerConfig(
       counter("downstream_rq_reset"),
       counter("downstream_cx_idle_timeout"),
       counter("downstream_cx_max_requests_reached"),
+      counter("downstream_cx_drain_close"),
       counter("downstream_cx_http1_total"),
       counter("downstream_cx_http2_total"),
       counter("downstream_rs_framing_error"),

@@ -34,6 +34,9 @@ struct ConnectionManagerStats {
   stats::Counter& downstream_rq_reset;
   stats::Counter& downstream_cx_idle_timeout;
   stats::Counter& downstream_cx_max_requests_reached;
+  // Connections closed because the server drained (Envoy's name): after their last response
+  // ("Connection: close", or HTTP/2's final GOAWAY), or idle at the end of the drain timeout.
+  stats::Counter& downstream_cx_drain_close;
   stats::Counter& downstream_cx_http1_total;
   stats::Counter& downstream_cx_http2_total;
   // Responses whose body did not match their Content-Length, or with an invalid one (a
@@ -94,6 +97,9 @@ struct ConnectionManagerConfig {
   std::chrono::milliseconds stream_idle_timeout{300000};
   std::chrono::milliseconds lingering_timeout{5000};
   std::chrono::milliseconds lingering_time{30000};
+  // While the server drains: how long an idle connection stays open for one more request, and
+  // the time between HTTP/2's notice GOAWAY and its final one if the client's PING ack is late.
+  std::chrono::milliseconds drain_timeout{5000};
   uint32_t max_requests_per_connection = 1000;
   uint32_t buffer_limit = 1024 * 1024;
   PathNormalization path;

@@ -810,6 +810,9 @@ network::FilterStatus ConnectionManagerImpl::onData(Buffer& data, bool end_strea
     return network::FilterStatus::kStopIteration;
   }
   codec_->dispatch(data);
+  // The drain found this connection before its first bytes: HTTP/2's notice goes out now (an
+  // HTTP/1 request learns it in newStream).
+  if (draining_ && http2() && codec_) codec_->shutdownNotice();
   // Only a tunnel reads half-closes (otherwise a FIN closes the connection).
   if (end_stream && codec_) codec_->onRemoteHalfClose();
   updateIdle();
@@ -817,18 +820,42 @@ network::FilterStatus ConnectionManagerImpl::onData(Buffer& data, bool end_strea
 }
 
 void ConnectionManagerImpl::onDrain() {
+  if (closing_ || draining_) return;
+  draining_ = true;
+  // Nothing is closed here. A connection with a request in progress (or its bytes in the
+  // socket, unread) closes after that response ("Connection: close"; HTTP/2: the notice GOAWAY,
+  // then the final one). An idle one may be about to carry a request — a keep-alive client
+  // sending its next one, or a connection accepted a moment before the drain whose first bytes
+  // are still on their way — and closing it now would reset that request: it gets the drain
+  // timeout to send one, which is answered with "Connection: close" (nginx closes idle
+  // keep-alive connections at once on a graceful stop, and a client racing it fails).
+  if (codec_) codec_->shutdownNotice();
+  // HTTP/2's wait for the PING ack is bounded by it too. (A partial HTTP/1 request keeps its
+  // headers or body timeout.)
+  if (http2() || streams_ == nullptr) armTimer(TimerMode::kDrain);
+}
+
+void ConnectionManagerImpl::onDrainTimeout() {
   if (closing_) return;
-  // A request already in the socket, unread, is in progress too: the drain came in the same
-  // loop iteration as its bytes (closing would reset the client, which sent it in time).
-  if (codec_ && (streams_ != nullptr || codec_->requestInProgress() || http2() ||
-                 connection_->inputPending())) {
-    // The streams in progress are the last ones (HTTP/2: GOAWAY; the codec reports
-    // onCodecIdle(close) when they are done).
-    codec_->shutdownNotice();
+  if (http2() && codec_) {
+    // The client did not answer the notice's PING in time: the final GOAWAY now. The streams
+    // in progress finish; the codec reports the connection idle (close) after the last one.
+    codec_->goAway();
+    if (streams_ == nullptr && !codec_->requestInProgress()) {
+      stats().downstream_cx_drain_close.inc();
+      closeConnection(/*linger=*/true);  // frames the client still sends are read, not reset
+    }
     return;
   }
-  beginClose();
-  connection_->close(network::CloseType::kFlushWrite);
+  if (streams_ != nullptr || (codec_ && codec_->requestInProgress())) return;
+  if (connection_->inputPending()) {
+    // A request arrived in this very loop iteration: it is read next and served (then closed).
+    armTimer(TimerMode::kDrain);
+    return;
+  }
+  stats().downstream_cx_drain_close.inc();
+  SLUICE_LOG(kDebug, "[C%d] idle connection closed by the drain", connection_->id());
+  closeConnection(/*linger=*/false);
 }
 
 bool ConnectionManagerImpl::reclaim() {
@@ -891,6 +918,8 @@ RequestDecoder& ConnectionManagerImpl::newStream(ResponseEncoder& encoder) {
     // This stream is the connection's last.
     stats().downstream_cx_max_requests_reached.inc();
     codec_->shutdownNotice();
+  } else if (draining_ && !http2()) {
+    codec_->shutdownNotice();  // "Connection: close" on this response
   }
   ActiveStream* stream = ActiveStream::Create(*this, encoder).release();
   stream->linked_ = true;
@@ -958,6 +987,8 @@ void ConnectionManagerImpl::onRequestStart() {
 }
 
 void ConnectionManagerImpl::armTimer(TimerMode mode) {
+  // Idle while the server drains: the drain's (shorter) wait for a last request applies.
+  if (mode == TimerMode::kIdle && draining_) mode = TimerMode::kDrain;
   timer_mode_ = mode;
   std::chrono::milliseconds delay{0};
   switch (mode) {
@@ -968,6 +999,9 @@ void ConnectionManagerImpl::armTimer(TimerMode mode) {
       break;
     case TimerMode::kIdle:
       delay = config_->idle_timeout;
+      break;
+    case TimerMode::kDrain:
+      delay = config_->drain_timeout;
       break;
     case TimerMode::kResume:
       context_.dispatcher().armDeadline(deadline_, std::chrono::milliseconds(0), *this);
@@ -992,6 +1026,9 @@ void ConnectionManagerImpl::onDeadline(event::Deadline&) {
       break;
     case TimerMode::kIdle:
       onIdleTimeout();
+      break;
+    case TimerMode::kDrain:
+      onDrainTimeout();
       break;
     case TimerMode::kResume:
       if (codec_ && !closing_) {
@@ -1065,6 +1102,7 @@ void ConnectionManagerImpl::sendErrorResponse(ResponseEncoder& encoder, uint16_t
 void ConnectionManagerImpl::onCodecIdle(bool close) {
   if (closing_) return;
   if (close) {
+    if (draining_) stats().downstream_cx_drain_close.inc();
     closeConnection(codec_->inputUnread());
     return;
   }

@@ -65,6 +65,8 @@ class ConnectionManagerImpl : public network::ReclaimableFilter,
   void logWithoutStream(uint16_t status, std::string_view details);
   void onHeadersTimeout();
   void onIdleTimeout();
+  // The drain timeout passed: an idle connection closes; HTTP/2 sends its final GOAWAY.
+  void onDrainTimeout();
   // The codec for this connection, once the first bytes (or ALPN) tell: false while the bytes so
   // far could still be the HTTP/2 preface.
   bool createCodec(const Buffer& data);
@@ -95,7 +97,7 @@ class ConnectionManagerImpl : public network::ReclaimableFilter,
   std::unique_ptr<ServerConnection> codec_;
   // The active streams (intrusive, doubly linked through the streams; owned here).
   ActiveStream* streams_ = nullptr;
-  enum class TimerMode : uint8_t { kNone, kHeaders, kIdle, kResume };
+  enum class TimerMode : uint8_t { kNone, kHeaders, kIdle, kResume, kDrain };
   void armTimer(TimerMode mode);
   void onDeadline(event::Deadline&) override;
   // One deadline serves every connection-level timeout, since only one applies at a time; it is
@@ -109,6 +111,8 @@ class ConnectionManagerImpl : public network::ReclaimableFilter,
   enum class CodecKind : uint8_t { kUnknown, kHttp1, kHttp2 };
   CodecKind codec_kind_ = CodecKind::kUnknown;
   bool closing_ = false;
+  // The server drains: every response is the connection's last.
+  bool draining_ = false;
 };
 
 }  // namespace sluice::http

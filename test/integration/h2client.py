@@ -32,6 +32,10 @@ import h2frames as h2
 DEFAULT_TIMEOUT = 30.0
 
 
+
+# The last stream id of a drain's first GOAWAY (RFC 9113 §6.8: a notice; streams still come).
+NOTICE_STREAM_ID = 2**31 - 1
+
 class Stream:
     """One request/response. Response side: headers (list of (name, value), None until the final
     head), informational (1xx heads), trailers, body (bytes, kept unless keep_body=False),
@@ -370,12 +374,16 @@ class Mux:
                   raise_on_close=False)
         return self.closed
 
-    def wait_goaway(self, timeout=DEFAULT_TIMEOUT):
-        self.pump(lambda: bool(self.goaways), timeout, what="a GOAWAY", raise_on_close=False)
-        if not self.goaways:
+    def wait_goaway(self, timeout=DEFAULT_TIMEOUT, notice=False):
+        """The first GOAWAY that says which stream was the last (a drain's final one, after the
+        notice); notice=True: the first GOAWAY of any kind (a drain's notice: 2^31-1)."""
+        def found():
+            return [g for g in self.goaways if notice or g.last_stream_id != NOTICE_STREAM_ID]
+        self.pump(lambda: bool(found()), timeout, what="a GOAWAY", raise_on_close=False)
+        if not found():
             raise AssertionError("the connection ended (%r) without a GOAWAY; last frames: %r"
                                  % (self.closed, self.frames[-8:]))
-        return self.goaways[0]
+        return found()[0]
 
     # -- frames
 

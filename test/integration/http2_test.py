@@ -1357,6 +1357,42 @@ class LifecycleTest(H2TestCase):
         self.assertEqual([], self.requests_for("/late"))
         self.assertEqual(0, s.wait_exit())
 
+    def test_drain_serves_streams_sent_before_the_client_saw_the_notice(self):
+        # RFC 9113 §6.8: the first GOAWAY (2^31-1) is a notice; a stream the client opens before
+        # it has read it (here: before it answers the PING that follows) is still served, and
+        # the final GOAWAY, after the PING's ack, names it as the last.
+        s = self.start(drain_timeout="60s", concurrency=1,
+                       hcm={"drainTimeout": "60s"})
+        m = self.mux(s, answer_pings=False)
+        self.assertEqual(200, m.wait(m.request("GET", "/gen?size=10")).status)
+        s.send_signal(signal.SIGTERM)
+        notice = m.wait_goaway(notice=True)
+        self.assertEqual((h2.NO_ERROR, h2client.NOTICE_STREAM_ID),
+                         (notice.error_code, notice.last_stream_id))
+        m.pump(lambda: bool(m.pings), what="the drain's PING")
+        crossing = m.request("GET", "/gen?size=1000")
+        m.wait(crossing)
+        self.assertEqual((200, 1000), (crossing.status, len(crossing.body)))
+        self.assertEqual([notice], m.goaways)
+        m.conn.write_ping(m.pings[0].payload, ack=True)
+        g = m.wait_goaway()
+        self.assertEqual((h2.NO_ERROR, crossing.id), (g.error_code, g.last_stream_id))
+        m.wait_closed(timeout=30)
+        self.assertEqual(0, s.wait_exit())
+
+    def test_drain_timeout_bounds_the_wait_for_the_ping_ack(self):
+        # A client that never answers the PING gets the final GOAWAY after the manager's
+        # drain_timeout, and an idle connection is then closed.
+        s = self.start(drain_timeout="60s", concurrency=1, hcm={"drainTimeout": "1s"})
+        m = self.mux(s, answer_pings=False)
+        r = m.wait(m.request("GET", "/gen?size=10"))
+        s.send_signal(signal.SIGTERM)
+        m.wait_goaway(notice=True)
+        g = m.wait_goaway(timeout=30)
+        self.assertEqual((h2.NO_ERROR, r.id), (g.error_code, g.last_stream_id))
+        m.wait_closed(timeout=30)
+        self.assertEqual(0, s.wait_exit())
+
     def test_drain_timeout_ends_a_stream_that_never_finishes(self):
         s = self.start(drain_timeout="1s")
         m = self.mux(s)

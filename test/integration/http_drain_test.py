@@ -1,6 +1,9 @@
-"""Draining HTTP connections on SIGTERM: the listener stops accepting, an idle keep-alive
-connection is closed at once, a request in progress is answered with "Connection: close", and the
-process exits 0 once every connection is gone (well before the drain timeout)."""
+"""Draining HTTP/1.1 connections on SIGTERM (the same drain a hot restart starts): the listener
+stops accepting; a request in progress is answered with "Connection: close"; an idle connection —
+a keep-alive one between requests, or one accepted whose request has not arrived yet — stays open
+for the connection manager's drain_timeout for one more request (answered with "Connection:
+close"), and is closed if none comes; the process exits 0 once every connection is gone (well
+before the server's drain timeout)."""
 
 import os
 import signal
@@ -14,38 +17,67 @@ from harness import HttpClient, http_config, http_request  # noqa: E402
 
 class HttpDrainTest(harness.SluiceTestCase):
 
-    def test_sigterm_closes_idle_and_finishes_in_progress(self):
-        # A long drain timeout: the exit must come from the connections finishing, not from it.
-        s = self.start_sluice(http_config(drain_timeout="60s"), concurrency=1)
-        addr = s.addr("web")
-
-        idle = HttpClient.connect(addr)
-        idle.send(http_request())
-        first = idle.read_response()
-        self.assertEqual(first.status, 200)
-
-        busy = HttpClient.connect(addr)
-        busy.send(http_request()[:10])  # a request head in progress
-        s.wait_stats(lambda st: st["listener.web.downstream_cx_active"] == 2,
-                     "both connections accepted")
-
-        s.send_signal(signal.SIGTERM)
-        # The idle keep-alive connection is closed by the proxy without a response.
-        self.assertEqual(idle.expect_closed(), b"")
+    def wait_refused(self, addr):
         # New connections are refused once the listener is closed (it closes as soon as every
         # worker has stopped polling it: poll, bounded).
         deadline = time.monotonic() + harness.STATS_TIMEOUT
         while not harness.connect_refused(addr):
             self.assertLess(time.monotonic(), deadline, "the listener still accepts")
             time.sleep(0.02)
-        # The request in progress completes, with notice that the connection ends.
+
+    def test_sigterm_serves_a_last_request_on_every_connection(self):
+        # Long drain timeouts: what ends each connection is its last response, and the exit
+        # comes from the connections finishing, not from a timeout.
+        s = self.start_sluice(http_config(drain_timeout="60s", hcm={"drainTimeout": "60s"}),
+                              concurrency=1)
+        addr = s.addr("web")
+
+        idle = HttpClient.connect(addr)  # keep-alive, between requests
+        idle.send(http_request())
+        self.assertEqual(idle.read_response().status, 200)
+        busy = HttpClient.connect(addr)  # a request head in progress
+        busy.send(http_request()[:10])
+        silent = HttpClient.connect(addr)  # accepted, nothing sent yet
+        s.wait_stats(lambda st: st["listener.web.downstream_cx_active"] == 3,
+                     "three connections accepted")
+
+        s.send_signal(signal.SIGTERM)
+        self.wait_refused(addr)
+        # Nothing was closed by the drain itself.
+        self.assertTrue(idle.still_open() and silent.still_open())
+        for client, rest in ((busy, http_request()[10:]), (idle, http_request()),
+                             (silent, http_request())):
+            client.send(rest)
+            last = client.read_response()
+            self.assertEqual(last.status, 200)
+            self.assertTrue(last.has_token("connection", "close"), last)
+            self.assertEqual(client.expect_closed(), b"")
+            client.close()
+        self.assertEqual(s.wait_exit(), 0)
+
+    def test_an_idle_connection_is_closed_after_the_drain_timeout(self):
+        s = self.start_sluice(http_config(drain_timeout="60s", hcm={"drainTimeout": "1s"}),
+                              concurrency=1)
+        addr = s.addr("web")
+        idle = HttpClient.connect(addr)
+        idle.send(http_request())
+        self.assertEqual(idle.read_response().status, 200)
+        busy = HttpClient.connect(addr)
+        busy.send(http_request()[:10])
+        s.wait_stats(lambda st: st["listener.web.downstream_cx_active"] == 2,
+                     "both connections accepted")
+        s.send_signal(signal.SIGTERM)
+        # Closed without a response once the drain timeout passed (the client sent nothing).
+        self.assertEqual(idle.expect_closed(timeout=30), b"")
+        s.wait_stats(lambda st: st["http.web.downstream_cx_drain_close"] == 1,
+                     "the idle connection counted as closed by the drain")
+        # A partial request is not idle: it still completes.
         busy.send(http_request()[10:])
         last = busy.read_response()
         self.assertEqual(last.status, 200)
         self.assertTrue(last.has_token("connection", "close"), last)
         self.assertEqual(busy.expect_closed(), b"")
         self.assertEqual(s.wait_exit(), 0)
-
         idle.close()
         busy.close()
 

@@ -336,24 +336,36 @@ void ServerConnectionImpl::terminate(uint32_t code, stats::Counter* counter, con
   callbacks_.onProtocolError(0, "HTTP/2 connection error", nullptr);
 }
 
+namespace {
+// The opaque data of the PING that follows the notice GOAWAY (keep-alive PINGs carry zeros).
+constexpr uint8_t kDrainPing[8] = {'s', 'l', 'd', 'r', 'a', 'i', 'n', '1'};
+}  // namespace
+
 void ServerConnectionImpl::shutdownNotice() {
+  if (goaway_sent_ || notice_sent_ || terminated_) return;
+  // RFC 9113 §6.8's graceful shutdown, as Envoy and h2o do it: a GOAWAY with the highest stream
+  // id tells the client to open no more streams, while those it sent meanwhile are still
+  // served; the final GOAWAY (the last stream processed) follows a round trip later, when the
+  // PING sent with the notice comes back. A single GOAWAY would refuse the streams in flight —
+  // a client sees them fail during every drain.
+  notice_sent_ = true;
+  nghttp2_submit_shutdown_notice(session_);
+  nghttp2_submit_ping(session_, NGHTTP2_FLAG_NONE, kDrainPing);
+  sendPendingFrames();
+}
+
+void ServerConnectionImpl::sendFinalGoAway() {
   if (goaway_sent_ || terminated_) return;
   goaway_sent_ = true;
   nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
                         nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
                         nullptr, 0);
   if (streams_.empty()) idle_pending_ = true;
-  sendPendingFrames();
 }
 
 void ServerConnectionImpl::goAway() {
   if (terminated_) return;
-  if (!goaway_sent_) {
-    goaway_sent_ = true;
-    nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
-                          nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
-                          nullptr, 0);
-  }
+  sendFinalGoAway();
   sendPendingFrames();
 }
 
@@ -649,7 +661,14 @@ int ServerConnectionImpl::onFrameRecv(const nghttp2_frame& frame) {
       break;
     }
     case NGHTTP2_PING:
-      if ((frame.hd.flags & NGHTTP2_FLAG_ACK) != 0) ping_outstanding_ = false;
+      if ((frame.hd.flags & NGHTTP2_FLAG_ACK) == 0) break;
+      if (notice_sent_ && std::memcmp(frame.ping.opaque_data, kDrainPing, sizeof(kDrainPing)) == 0) {
+        // A round trip after the notice: every stream the client opened before it saw the
+        // notice has arrived. The final GOAWAY is sent with the writes after this dispatch.
+        sendFinalGoAway();
+      } else {
+        ping_outstanding_ = false;
+      }
       break;
     case NGHTTP2_GOAWAY:
       // The client will open no more streams; those in progress finish, then it closes.
@@ -767,7 +786,8 @@ int ServerConnectionImpl::onFrameSend(const nghttp2_frame& frame) {
       break;
     }
     case NGHTTP2_GOAWAY:
-      goaway_sent_ = true;
+      // (The notice's 2^31-1 is not the final GOAWAY: streams may still come.)
+      if (frame.goaway.last_stream_id != (1u << 31) - 1) goaway_sent_ = true;
       stats_.goaway_sent.inc();
       // nghttp2 found a connection error of the client's (a malformed frame, a broken window,
       // bad HPACK, too many streams) and says so with this GOAWAY.

@@ -97,6 +97,8 @@ class ServerConnectionImpl : public ServerConnection, private event::DeadlineCal
   void onStreamHeadersComplete(ServerStream& stream, bool end_stream);
   // Tells the manager the codec went idle (after a stream closed), once outside nghttp2's calls.
   void reportIdle();
+  // The GOAWAY with the last stream processed (once): no stream is accepted after it.
+  void sendFinalGoAway();
   // Starts a new one-second window for the flood counts when the last one is over.
   void rollWindow();
   void onDeadline(event::Deadline& deadline) override;
@@ -115,7 +117,8 @@ class ServerConnectionImpl : public ServerConnection, private event::DeadlineCal
   bool dispatching_ = false;
   bool sending_ = false;
   bool write_blocked_ = false;  // the connection's write buffer is over its high watermark
-  bool goaway_sent_ = false;
+  bool goaway_sent_ = false;  // the final GOAWAY (with the last stream id processed)
+  bool notice_sent_ = false;  // the notice GOAWAY (2^31-1) and its PING, awaiting the ack
   bool terminated_ = false;
   bool idle_pending_ = false;
   bool goaway_received_ = false;
