@@ -494,4 +494,27 @@ int64_t Store::valueOf(const std::string& name) const {
   return 0;
 }
 
+std::vector<std::pair<std::string, uint64_t>> Store::counterValues() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::pair<std::string, uint64_t>> out;
+  for (const auto& [name, e] : stats_) {
+    if (e.kind == Kind::kCounter) {
+      out.emplace_back(name, static_cast<const Counter*>(e.stat)->value());
+    }
+  }
+  return out;
+}
+
+size_t Store::addToCounters(const std::vector<std::pair<std::string, uint64_t>>& values) {
+  absl::MutexLock lock(&mu_);
+  size_t added = 0;
+  for (const auto& [name, n] : values) {
+    auto it = stats_.find(name);
+    if (it == stats_.end() || it->second.kind != Kind::kCounter) continue;
+    static_cast<Counter*>(it->second.stat)->add(n);
+    ++added;
+  }
+  return added;
+}
+
 }  // namespace sluice::stats

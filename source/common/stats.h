@@ -232,6 +232,13 @@ class Store {
   // A counter's or gauge's value by name; 0 when no such stat exists (tests, admin).
   int64_t valueOf(const std::string& name) const;
 
+  // Every counter by its full name (as dumpText names it) and value: what a hot-restart
+  // successor continues from.
+  std::vector<std::pair<std::string, uint64_t>> counterValues() const;
+  // Adds each value to the counter of that full name, where one exists (a predecessor's counts:
+  // counters of its config that this one dropped are not made). How many were found.
+  size_t addToCounters(const std::vector<std::pair<std::string, uint64_t>>& values);
+
   uint32_t threadSlots() const { return slots_; }
   // How many stats exist.
   size_t size() const;

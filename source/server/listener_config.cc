@@ -27,6 +27,7 @@ struct ChainBuilder {
   size_t workers;
   std::vector<tls::ServerSslSocketFactory*> tls_factories;
   access_log::Manager* access_logs = nullptr;
+  tls::GeneratedTicketKeys* ticket_keys = nullptr;
 
   // `filters_path`: where the filters are in the config (the legacy flat list is
   // "listener.filters", not a chain's).
@@ -98,8 +99,16 @@ struct ChainBuilder {
       std::vector<std::string> alpn;
       if (http && codec != config::v1::HttpConnectionManager::HTTP1) alpn.push_back("h2");
       if (http && codec != config::v1::HttpConnectionManager::HTTP2) alpn.push_back("http/1.1");
-      auto factory = tls::ServerSslSocketFactory::Create(
-          c.tls_context(), chain_path + ".tls_context", std::move(alpn), ssl_stats, workers);
+      // The chain's generated ticket keys, by an identity a hot-restart successor can match.
+      std::vector<tls::TicketKey> keys;
+      if (ticket_keys != nullptr) {
+        const std::string place =
+            !c.name().empty() ? c.name() : chain_path.substr(chain_path.rfind('.') + 1);
+        keys = ticket_keys->keysFor(tls::ChainIdentity(listener.name(), place, c.tls_context()));
+      }
+      auto factory =
+          tls::ServerSslSocketFactory::Create(c.tls_context(), chain_path + ".tls_context",
+                                              std::move(alpn), ssl_stats, workers, std::move(keys));
       if (!factory.ok()) return factory.status();
       tls_factories.push_back(factory->get());
       chain->transport = std::move(*factory);
@@ -109,12 +118,10 @@ struct ChainBuilder {
 };
 }  // namespace
 
-absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(const config::v1::Listener& l,
-                                                      const upstream::ClusterManager& clusters,
-                                                      stats::Store& store, size_t workers,
-                                                      const std::string& path,
-                                                      http::PluginFilterBuilder* plugins,
-                                                      access_log::Manager* access_logs) {
+absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(
+    const config::v1::Listener& l, const upstream::ClusterManager& clusters, stats::Store& store,
+    size_t workers, const std::string& path, http::PluginFilterBuilder* plugins,
+    access_log::Manager* access_logs, tls::GeneratedTicketKeys* ticket_keys) {
   auto address = network::Address::fromIpPort(l.address().address(), l.address().port());
   if (!address.ok()) return address.status();
   const stats::Scope scope = stats::Scope(store).tagged("listener", "listener_name", l.name());
@@ -159,6 +166,7 @@ absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(const config::v1::Listener
 
   ChainBuilder builder{l, clusters, store, path, plugins, scope, nullptr, false, workers, {}};
   builder.access_logs = access_logs;
+  builder.ticket_keys = ticket_keys;
   std::vector<std::unique_ptr<FilterChain>> chains;
   std::unique_ptr<FilterChain> fallback;
   if (l.filters_size() > 0) {

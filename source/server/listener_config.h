@@ -15,6 +15,7 @@
 #include "source/network/socket.h"
 #include "source/server/filter_chain.h"
 #include "source/tls/ssl_socket.h"
+#include "source/tls/ticket_keys.h"
 #include "source/upstream/cluster.h"
 
 namespace sluice::server {
@@ -82,11 +83,10 @@ inline constexpr uint32_t kDefaultMaxTlsHandshakes = 4096;
 // `path` is its field path in the config ("listeners[2]"), for errors; `plugins` builds plugin
 // HTTP filters; `access_logs` opens the HTTP connection managers' access logs (null: formats
 // checked, nothing logged).
-absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(const config::v1::Listener& listener,
-                                                      const upstream::ClusterManager& clusters,
-                                                      stats::Store& store, size_t workers,
-                                                      const std::string& path = "listener",
-                                                      http::PluginFilterBuilder* plugins = nullptr,
-                                                      access_log::Manager* access_logs = nullptr);
+absl::StatusOr<ListenerConfigPtr> BuildListenerConfig(
+    const config::v1::Listener& listener, const upstream::ClusterManager& clusters,
+    stats::Store& store, size_t workers, const std::string& path = "listener",
+    http::PluginFilterBuilder* plugins = nullptr, access_log::Manager* access_logs = nullptr,
+    tls::GeneratedTicketKeys* ticket_keys = nullptr);
 
 }  // namespace sluice::server

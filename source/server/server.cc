@@ -27,8 +27,10 @@
 #include "source/server/admin_endpoints.h"
 #include "source/server/control_frame.h"
 #include "source/server/control_server.h"
+#include "source/server/hot_restart.h"
 #include "source/server/listener_config.h"
 #include "source/server/worker.h"
+#include "source/tls/ticket_keys.h"
 #include "source/upstream/cluster.h"
 #include "source/upstream/dns_cluster.h"
 #include "source/upstream/health_checker.h"
@@ -115,12 +117,19 @@ class Server : public AdminServer {
   // Closes the connections still open drain_timeout from now (once).
   void armDrainTimer();
   void onWorkerIdle();
-  // Hot restart, the successor's side: takes the predecessor's listening sockets into the
-  // registry (before anything binds), and later tells it to drain.
-  absl::Status takeSockets();
-  absl::Status startPredecessorDrain();
+  // Hot restart, the successor's side: connects to the predecessor and takes its state (ticket
+  // keys, epoch), before any listener is built.
+  absl::Status takeState();
+  // Tells the predecessor to drain, once this process serves; takes its counters.
+  void startPredecessorDrain();
   // The old side: every listening socket, in frames of at most kMaxFdsPerMessage descriptors.
   std::vector<ControlFrame> handOverSockets(pid_t successor);
+  std::vector<ControlFrame> handOverState();
+  std::vector<ControlFrame> onStartDrain(const sluice::control::v1::StartDrainRequest& request,
+                                         pid_t successor);
+  // The old side, after its workers stopped: what its counters gained while it drained, to the
+  // successor.
+  void sendDrainCounters();
   // A control socket request (control.proto), answered on this thread.
   std::vector<ControlFrame> onControl(const sluice::control::v1::Request& request, pid_t peer);
   void shutdown();
@@ -145,8 +154,17 @@ class Server : public AdminServer {
   std::vector<ListenerConfigPtr> listeners_;
   std::unique_ptr<Admin> admin_;
   std::unique_ptr<ControlServer> control_;
-  // The predecessor's control socket (hot restart), open from takeSockets() to the drain.
-  int predecessor_ = -1;
+  // The predecessor's control socket (hot restart), open from takeState() to its drain.
+  std::unique_ptr<PredecessorClient> predecessor_;
+  // Ticket keys of the chains without key files (this process's, and the predecessor's).
+  tls::GeneratedTicketKeys ticket_keys_;
+  // Hot restarts behind this process, and when its lineage's first process started.
+  uint32_t restart_epoch_ = 0;
+  std::chrono::system_clock::time_point lineage_start_ = std::chrono::system_clock::now();
+  // The old side of a hot restart: its counters as its drain started, and where the successor
+  // takes what they gained since.
+  std::vector<std::pair<std::string, uint64_t>> drain_counters_;
+  std::string successor_control_;
   std::vector<event::SignalEventPtr> signals_;
   event::TimerPtr drain_timer_;
   std::chrono::milliseconds drain_timeout_ = kDefaultDrainTimeout;
@@ -216,13 +234,17 @@ absl::Status Server::run() {
 
   plugins_ = PluginManagerFor(bootstrap_, sources_, *store_);
   access_logs_ = std::make_unique<access_log::Manager>(*store_);
+  // Before the listeners are built: their TLS chains take the predecessor's ticket keys.
+  if (!options_.hot_restart_from.empty()) {
+    if (auto s = takeState(); !s.ok()) return s;
+  }
   std::vector<ListenerConfigPtr> listeners;
   // Every listener's errors before giving up, as --mode validate reports them.
   std::vector<std::string> errors;
   for (int li = 0; li < bootstrap_.listeners_size(); ++li) {
     auto cfg = BuildListenerConfig(bootstrap_.listeners(li), *clusters_, *store_, concurrency,
                                    absl::StrCat("listeners[", li, "]"), plugins_.get(),
-                                   access_logs_.get());
+                                   access_logs_.get(), &ticket_keys_);
     if (!cfg.ok()) {
       errors.emplace_back(cfg.status().message());
       continue;
@@ -231,8 +253,14 @@ absl::Status Server::run() {
     listeners.push_back(std::move(*cfg));
   }
   if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
-  if (!options_.hot_restart_from.empty()) {
-    if (auto s = takeSockets(); !s.ok()) return s;
+  if (predecessor_) {
+    auto taken = predecessor_->takeSockets(sockets_);
+    if (!taken.ok()) {
+      return absl::Status(taken.status().code(),
+                          absl::StrCat("hot restart: ", taken.status().message()));
+    }
+    SLUICE_LOG(kInfo, "hot restart: took %zu listening sockets from %s", *taken,
+               options_.hot_restart_from);
   }
   // Every address is checked before this process binds any socket of its own, so that listeners
   // of this config on overlapping addresses (0.0.0.0:80 and 127.0.0.1:80) do not take each
@@ -309,7 +337,7 @@ absl::Status Server::run() {
         [this](const sluice::control::v1::Request& request, pid_t peer) {
           return onControl(request, peer);
         },
-        /*take_over=*/predecessor_ >= 0);
+        /*take_over=*/predecessor_ != nullptr);
     if (!control.ok()) return control.status();
     control_ = std::move(*control);
     SLUICE_LOG(kInfo, "control socket on %s", control_path);
@@ -339,18 +367,13 @@ absl::Status Server::run() {
   health_checkers_->start();
   if (admin_) admin_->setState(Admin::State::kLive);
   SLUICE_LOG(kInfo, "sluice started with %u workers", concurrency);
-  if (predecessor_ >= 0) {
-    if (auto s = startPredecessorDrain(); !s.ok()) {
-      // This process serves already, beside the old one: say so, and go on.
-      SLUICE_LOG(kError, "hot restart: %s (the previous sluice was not told to drain)",
-                 s.message());
-    }
-  }
+  if (predecessor_) startPredecessorDrain();
 
   main_->run();
 
   // Join every worker before touching what they share: resume_all may be running on one.
   for (auto& w : workers_) w->stop();
+  sendDrainCounters();
   shared_->resume_all = nullptr;
   shared_->reclaim_on = nullptr;
   admin_.reset();
@@ -460,7 +483,11 @@ std::vector<ControlFrame> Server::onControl(const sluice::control::v1::Request& 
       const auto up = std::chrono::duration_cast<std::chrono::seconds>(
           std::chrono::steady_clock::now() - info_.start);
       s->set_uptime_seconds(static_cast<uint64_t>(up.count()));
-      s->set_lineage_uptime_seconds(static_cast<uint64_t>(up.count()));
+      s->set_lineage_uptime_seconds(
+          static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                    std::chrono::system_clock::now() - lineage_start_)
+                                    .count()));
+      s->set_restart_epoch(restart_epoch_);
       s->set_downstream_connections_active(
           static_cast<uint64_t>(store_->gauge("server.downstream_cx_active").value()));
       break;
@@ -491,14 +518,21 @@ std::vector<ControlFrame> Server::onControl(const sluice::control::v1::Request& 
     }
     case sluice::control::v1::Request::kTakeSockets:
       return handOverSockets(peer);
+    case sluice::control::v1::Request::kTakeState:
+      return handOverState();
     case sluice::control::v1::Request::kStartDrain:
-      SLUICE_LOG(kInfo, "hot restart: pid %d serves; draining", static_cast<int>(peer));
-      r.mutable_start_drain()->set_drain_timeout_ms(static_cast<uint64_t>(drain_timeout_.count()));
-      startDrain();
+      return onStartDrain(request.start_drain(), peer);
+    case sluice::control::v1::Request::kMergeCounters: {
+      std::vector<std::pair<std::string, uint64_t>> values(
+          request.merge_counters().counters().begin(), request.merge_counters().counters().end());
+      const size_t merged = store_->addToCounters(values);
+      SLUICE_LOG(kInfo, "hot restart: %zu counters of pid %u's drain merged", merged,
+                 request.merge_counters().pid());
+      r.mutable_merge_counters()->set_merged(static_cast<uint32_t>(merged));
       break;
+    }
     default:
-      // take_state (ticket keys, counters) comes with a later step of issue 17.
-      return {ControlServer::Error("this sluice does not take that control command yet")};
+      return {ControlServer::Error("unknown control command")};
   }
   return {ControlServer::Reply(std::move(r))};
 }
@@ -571,107 +605,89 @@ void Server::armDrainTimer() {
   drain_timer_->enableTimer(drain_timeout_);
 }
 
-namespace {
-
-// One request and its responses on a blocking control connection (the successor's side, before
-// its loop runs); `fds` gathers the descriptors that came with them.
-absl::StatusOr<std::vector<sluice::control::v1::Response>> Call(
-    int fd, const sluice::control::v1::Request& request, std::vector<int>& fds,
-    bool (*more)(const sluice::control::v1::Response&)) {
-  const std::string frame = control::EncodeFrame(request.SerializeAsString());
-  if (::send(fd, frame.data(), frame.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(frame.size())) {
-    return absl::UnavailableError(absl::StrCat("control socket: send: ", strerror(errno)));
+absl::Status Server::takeState() {
+  auto client = PredecessorClient::Connect(options_.hot_restart_from);
+  if (!client.ok())
+    return absl::UnavailableError(absl::StrCat("hot restart: ", client.status().message()));
+  auto state = (*client)->takeState();
+  if (!state.ok()) {
+    return absl::Status(state.status().code(),
+                        absl::StrCat("hot restart: ", state.status().message()));
   }
-  std::vector<sluice::control::v1::Response> out;
-  control::FrameDecoder decoder;
-  std::string bytes;
-  while (true) {
-    auto m = decoder.next();
-    if (!m.ok()) return m.status();
-    if (m->has_value()) {
-      sluice::control::v1::Response r;
-      if (!r.ParseFromString(**m)) return absl::DataLossError("control socket: a bad response");
-      if (!r.error().empty()) return absl::FailedPreconditionError(r.error());
-      out.push_back(std::move(r));
-      if (!more(out.back())) return out;
-      continue;
+  for (const auto& k : state->session_ticket_keys()) {
+    tls::TicketKey key;
+    if (!tls::GeneratedTicketKeys::Parse(k.key(), key)) {
+      return absl::DataLossError("hot restart: a session ticket key is not 80 bytes");
     }
-    bytes.clear();
-    auto n = control::RecvWithFds(fd, 65536, bytes, fds);
-    if (!n.ok()) return n.status();
-    if (*n == 0) return absl::UnavailableError("control socket: closed by the running sluice");
-    decoder.append(bytes);
+    ticket_keys_.inherit(k.chain(), key);
   }
-}
-
-}  // namespace
-
-absl::Status Server::takeSockets() {
-  const std::string& path = options_.hot_restart_from;
-  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un sun{};
-  sun.sun_family = AF_UNIX;
-  if (fd < 0 || path.size() >= sizeof(sun.sun_path)) {
-    if (fd >= 0) ::close(fd);
-    return absl::InvalidArgumentError(absl::StrCat("hot restart: bad control socket ", path));
+  restart_epoch_ = state->restart_epoch() + 1;
+  if (state->lineage_start_unix_seconds() != 0) {
+    lineage_start_ = std::chrono::system_clock::time_point(
+        std::chrono::seconds(state->lineage_start_unix_seconds()));
   }
-  std::memcpy(sun.sun_path, path.data(), path.size());
-  // Bounded: a predecessor that does not answer fails this start, not hangs it.
-  timeval tv{30, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  if (connect(fd, reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return absl::UnavailableError(absl::StrCat("hot restart: cannot reach the running sluice at ",
-                                               path, ": ", strerror(err)));
-  }
-  sluice::control::v1::Request request;
-  request.set_protocol(sluice::control::v1::PROTOCOL_VERSION);
-  request.mutable_take_sockets()->set_pid(static_cast<uint32_t>(getpid()));
-  std::vector<int> fds;
-  auto responses = Call(fd, request, fds, [](const sluice::control::v1::Response& r) {
-    return r.take_sockets().more();
-  });
-  auto fail = [&](absl::Status s) {
-    for (int f : fds) ::close(f);
-    ::close(fd);
-    return absl::Status(s.code(), absl::StrCat("hot restart: ", s.message()));
-  };
-  if (!responses.ok()) return fail(responses.status());
-  size_t base = 0;
-  size_t adopted = 0;
-  for (const auto& r : *responses) {
-    const auto& sockets = r.take_sockets().sockets();
-    for (const auto& s : sockets) {
-      if (base + s.index() >= fds.size()) return fail(absl::DataLossError("descriptors missing"));
-    }
-    for (const auto& s : sockets) {
-      sockets_.adopt(s.address(), fds[base + s.index()]);
-      ++adopted;
-    }
-    base += static_cast<size_t>(sockets.size());
-  }
-  if (adopted != fds.size()) return fail(absl::DataLossError("descriptors without a socket"));
-  predecessor_ = fd;
-  SLUICE_LOG(kInfo, "hot restart: took %zu listening sockets from %s", adopted, path);
+  SLUICE_LOG(kInfo, "hot restart: epoch %u; session ticket keys of %d TLS chains taken over",
+             restart_epoch_, state->session_ticket_keys_size());
+  predecessor_ = std::move(*client);
   return absl::OkStatus();
 }
 
-absl::Status Server::startPredecessorDrain() {
-  sluice::control::v1::Request request;
-  request.set_protocol(sluice::control::v1::PROTOCOL_VERSION);
-  request.mutable_start_drain();
-  std::vector<int> fds;
-  auto r =
-      Call(predecessor_, request, fds, [](const sluice::control::v1::Response&) { return false; });
-  for (int f : fds) ::close(f);
-  ::close(predecessor_);
-  predecessor_ = -1;
-  if (!r.ok()) return r.status();
-  SLUICE_LOG(kInfo, "hot restart: the previous sluice drains (up to %llums)",
-             static_cast<unsigned long long>(r->front().start_drain().drain_timeout_ms()));
-  return absl::OkStatus();
+void Server::startPredecessorDrain() {
+  const std::string& control =
+      !options_.control_socket.empty() ? options_.control_socket : bootstrap_.control_socket();
+  auto r = predecessor_->startDrain(control);
+  predecessor_.reset();
+  if (!r.ok()) {
+    // This process serves already, beside the old one: say so, and go on.
+    SLUICE_LOG(kError, "hot restart: %s (the previous sluice was not told to drain)",
+               r.status().message());
+    return;
+  }
+  std::vector<std::pair<std::string, uint64_t>> counters(r->counters().begin(),
+                                                         r->counters().end());
+  const size_t merged = store_->addToCounters(counters);
+  SLUICE_LOG(kInfo,
+             "hot restart: the previous sluice drains (up to %llums); %zu of its %zu "
+             "counters continue here",
+             static_cast<unsigned long long>(r->drain_timeout_ms()), merged, counters.size());
+}
+
+std::vector<ControlFrame> Server::handOverState() {
+  sluice::control::v1::Response r;
+  auto* state = r.mutable_take_state();
+  for (const auto& [chain, key] : ticket_keys_.own()) {
+    auto* k = state->add_session_ticket_keys();
+    k->set_chain(chain);
+    k->set_key(tls::GeneratedTicketKeys::Serialize(key));
+  }
+  state->set_restart_epoch(restart_epoch_);
+  state->set_lineage_start_unix_seconds(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(lineage_start_.time_since_epoch()).count()));
+  return {ControlServer::Reply(std::move(r))};
+}
+
+std::vector<ControlFrame> Server::onStartDrain(
+    const sluice::control::v1::StartDrainRequest& request, pid_t successor) {
+  if (draining_) return {ControlServer::Error("this sluice drains already")};
+  SLUICE_LOG(kInfo, "hot restart: pid %d serves; draining", static_cast<int>(successor));
+  sluice::control::v1::Response r;
+  r.mutable_start_drain()->set_drain_timeout_ms(static_cast<uint64_t>(drain_timeout_.count()));
+  drain_counters_ = store_->counterValues();
+  for (const auto& [name, value] : drain_counters_) {
+    if (value != 0) (*r.mutable_start_drain()->mutable_counters())[name] = value;
+  }
+  successor_control_ = request.control_socket();
+  startDrain();
+  return {ControlServer::Reply(std::move(r))};
+}
+
+void Server::sendDrainCounters() {
+  if (successor_control_.empty()) return;
+  auto s = SendDrainCounters(successor_control_, drain_counters_, store_->counterValues());
+  if (!s.ok()) {
+    SLUICE_LOG(kWarn, "hot restart: the counts of this drain did not reach the successor: %s",
+               s.message());
+  }
 }
 
 void Server::stopListening() {

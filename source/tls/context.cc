@@ -374,7 +374,7 @@ absl::Status ApplyTlsParams(SSL_CTX* ctx, const config::v1::TlsParameters& param
 absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::Create(
     const config::v1::DownstreamTlsContext& config, const std::string& path,
     const std::vector<std::string>& default_alpn, std::shared_ptr<SslStats> stats,
-    const TicketKey* generated_key) {
+    const std::vector<TicketKey>* generated_keys) {
   std::shared_ptr<ServerContext> context(new ServerContext());
   context->early_data_ = config.enable_early_data();
   context->ktls_ = config.enable_ktls();
@@ -410,8 +410,8 @@ absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::Create(
   context->strict_stapling_ =
       config.ocsp_staple_policy() == config::v1::DownstreamTlsContext::STRICT_STAPLING;
   if (auto s = context->loadTicketKeys(config, path); !s.ok()) return s;
-  if (context->ticket_keys_.empty() && generated_key != nullptr) {
-    context->ticket_keys_.push_back(*generated_key);
+  if (context->ticket_keys_.empty() && generated_keys != nullptr) {
+    context->ticket_keys_ = *generated_keys;
   }
   if (config.client_certificate() != config::v1::DownstreamTlsContext::NONE) {
     const auto& validation = common.validation_context();

@@ -126,12 +126,13 @@ class ServerContext : public SslContext {
  public:
   // `path` names the config field for errors; `default_alpn` applies when the config lists
   // none (the HTTP listener's protocols).
-  // `generated_key`: the ticket key used when the config names no key files — made once by the
-  // owner (the chain's factory), so that tickets outlive a certificate reload.
+  // `generated_keys`: the ticket keys used when the config names no key files (the first
+  // encrypts) — made by the owner (the chain's factory, from GeneratedTicketKeys), so that
+  // tickets outlive a certificate reload and a hot restart.
   static absl::StatusOr<std::shared_ptr<const ServerContext>> Create(
       const config::v1::DownstreamTlsContext& config, const std::string& path,
       const std::vector<std::string>& default_alpn, std::shared_ptr<SslStats> stats,
-      const TicketKey* generated_key = nullptr);
+      const std::vector<TicketKey>* generated_keys = nullptr);
   bool earlyDataEnabled() const { return early_data_; }
   // enable_ktls was asked for (and could not be honoured: see tls.proto).
   bool ktlsRequested() const { return ktls_; }

@@ -1,6 +1,7 @@
 #include "source/tls/ssl_socket.h"
 
 #include <openssl/err.h>
+#include <openssl/mem.h>
 #include <openssl/rand.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -348,19 +349,25 @@ void SslSocket::closeSocket(network::ConnectionEvent) {
 
 absl::StatusOr<std::unique_ptr<ServerSslSocketFactory>> ServerSslSocketFactory::Create(
     const config::v1::DownstreamTlsContext& config, const std::string& path,
-    std::vector<std::string> default_alpn, std::shared_ptr<SslStats> stats, size_t workers) {
+    std::vector<std::string> default_alpn, std::shared_ptr<SslStats> stats, size_t workers,
+    std::vector<TicketKey> generated_keys) {
   std::unique_ptr<ServerSslSocketFactory> f(new ServerSslSocketFactory());
   f->config_ = config;
   f->path_ = path;
   f->default_alpn_ = std::move(default_alpn);
   f->stats_ = std::move(stats);
-  // Without key files, one random key for the life of the process: tickets survive certificate
-  // reloads (BoringSSL's own keys would not: they live in the SSL_CTX a reload replaces). As
-  // nginx and Envoy do; key files give rotation and sharing between processes.
-  f->generated_key_.key_len = 32;
-  RAND_bytes(f->generated_key_.name, sizeof(f->generated_key_.name));
-  RAND_bytes(f->generated_key_.hmac, sizeof(f->generated_key_.hmac));
-  RAND_bytes(f->generated_key_.aes, sizeof(f->generated_key_.aes));
+  // Without key files, random keys for the life of the process (the server's
+  // GeneratedTicketKeys: one of its own, and its hot-restart predecessor's): tickets survive
+  // certificate reloads (BoringSSL's own keys would not: they live in the SSL_CTX a reload
+  // replaces) and one hot restart. Key files give rotation and sharing between hosts.
+  f->generated_keys_ = std::move(generated_keys);
+  if (f->generated_keys_.empty()) {
+    TicketKey& key = f->generated_keys_.emplace_back();
+    key.key_len = 32;
+    RAND_bytes(key.name, sizeof(key.name));
+    RAND_bytes(key.hmac, sizeof(key.hmac));
+    RAND_bytes(key.aes, sizeof(key.aes));
+  }
   auto context = f->rebuild();
   if (!context.ok()) return context.status();
   if (config.enable_ktls()) {
@@ -381,7 +388,13 @@ absl::StatusOr<std::unique_ptr<ServerSslSocketFactory>> ServerSslSocketFactory::
 }
 
 absl::StatusOr<std::shared_ptr<const ServerContext>> ServerSslSocketFactory::rebuild() const {
-  return ServerContext::Create(config_, path_, default_alpn_, stats_, &generated_key_);
+  return ServerContext::Create(config_, path_, default_alpn_, stats_, &generated_keys_);
+}
+
+ServerSslSocketFactory::~ServerSslSocketFactory() {
+  if (!generated_keys_.empty()) {
+    OPENSSL_cleanse(generated_keys_.data(), generated_keys_.size() * sizeof(TicketKey));
+  }
 }
 
 void ServerSslSocketFactory::setContext(size_t worker,

@@ -129,7 +129,9 @@ class ServerSslSocketFactory : public network::TransportSocketFactory {
   // Builds the first context; fails as ServerContext::Create does.
   static absl::StatusOr<std::unique_ptr<ServerSslSocketFactory>> Create(
       const config::v1::DownstreamTlsContext& config, const std::string& path,
-      std::vector<std::string> default_alpn, std::shared_ptr<SslStats> stats, size_t workers);
+      std::vector<std::string> default_alpn, std::shared_ptr<SslStats> stats, size_t workers,
+      std::vector<TicketKey> generated_keys = {});
+  ~ServerSslSocketFactory() override;
 
   network::TransportSocketPtr createTransportSocket(
       const network::TransportSocketOptions* options = nullptr) const override;
@@ -150,7 +152,7 @@ class ServerSslSocketFactory : public network::TransportSocketFactory {
   std::string path_;
   std::vector<std::string> default_alpn_;
   std::shared_ptr<SslStats> stats_;
-  TicketKey generated_key_;
+  std::vector<TicketKey> generated_keys_;  // cleansed on destruction
   // One per worker, each touched only by its worker once they run; [workers] (the last) serves
   // callers with no worker (tests, the main thread).
   mutable std::vector<std::shared_ptr<const ServerContext>> slots_;

@@ -335,5 +335,29 @@ TEST(StatsTest, BytesPerStat) {
   EXPECT_LT(histogram_idle, 350);
 }
 
+TEST(StatsTest, CounterValuesCarryOverToAnotherStoreByFullName) {
+  // A hot restart: the old store's counters by name, added to the new store's counters of the
+  // same name (the successor's config may have dropped some, or added others).
+  Store old_store(2);
+  old_store.counter("http.web.downstream_rq_total").add(7);
+  old_store.counter("cluster.gone.upstream_rq_total").add(3);
+  old_store.counter("requests", {{"route", "a"}}).add(2);
+  old_store.gauge("server.downstream_cx_active").set(5);
+  auto values = old_store.counterValues();
+  ASSERT_EQ(3u, values.size());  // counters only: gauges are the new process's own
+
+  Store new_store(1);
+  new_store.counter("http.web.downstream_rq_total").add(1);
+  new_store.counter("requests", {{"route", "a"}});
+  new_store.gauge("server.downstream_cx_active").set(1);
+  EXPECT_EQ(2u, new_store.addToCounters(values));
+  EXPECT_EQ(8, new_store.valueOf("http.web.downstream_rq_total"));
+  EXPECT_EQ(2, new_store.valueOf("requests{route=\"a\"}"));
+  EXPECT_EQ(1, new_store.valueOf("server.downstream_cx_active"));
+  // A counter the new config does not have is not made.
+  EXPECT_EQ(0, new_store.valueOf("cluster.gone.upstream_rq_total"));
+  EXPECT_EQ(3u, new_store.size());
+}
+
 }  // namespace
 }  // namespace sluice::stats

@@ -662,7 +662,8 @@ int ServerConnectionImpl::onFrameRecv(const nghttp2_frame& frame) {
     }
     case NGHTTP2_PING:
       if ((frame.hd.flags & NGHTTP2_FLAG_ACK) == 0) break;
-      if (notice_sent_ && std::memcmp(frame.ping.opaque_data, kDrainPing, sizeof(kDrainPing)) == 0) {
+      if (notice_sent_ &&
+          std::memcmp(frame.ping.opaque_data, kDrainPing, sizeof(kDrainPing)) == 0) {
         // A round trip after the notice: every stream the client opened before it saw the
         // notice has arrived. The final GOAWAY is sent with the writes after this dispatch.
         sendFinalGoAway();

@@ -117,8 +117,8 @@ class ServerConnectionImpl : public ServerConnection, private event::DeadlineCal
   bool dispatching_ = false;
   bool sending_ = false;
   bool write_blocked_ = false;  // the connection's write buffer is over its high watermark
-  bool goaway_sent_ = false;  // the final GOAWAY (with the last stream id processed)
-  bool notice_sent_ = false;  // the notice GOAWAY (2^31-1) and its PING, awaiting the ack
+  bool goaway_sent_ = false;    // the final GOAWAY (with the last stream id processed)
+  bool notice_sent_ = false;    // the notice GOAWAY (2^31-1) and its PING, awaiting the ack
   bool terminated_ = false;
   bool idle_pending_ = false;
   bool goaway_received_ = false;
