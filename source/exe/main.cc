@@ -1,16 +1,19 @@
 // sluice: an extensible L7 proxy. See README.md for the flags and configs/ for examples.
 
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 
 #include "absl/strings/numbers.h"
 #include "source/common/crash_handler.h"
 #include "source/common/logging.h"
 #include "source/config/bootstrap.h"
+#include "source/exe/reload.h"
 #include "source/server/server.h"
 #include "source/tls/version.h"
 
@@ -22,6 +25,7 @@ namespace {
 
 constexpr const char kUsage[] =
     "Usage: sluice -c FILE [options]\n"
+    "       sluice reload --control-socket PATH [options]   (a hot restart: sluice reload -h)\n"
     "\n"
     "An extensible L7 proxy. FILE is YAML (.yaml/.yml), JSON (.json) or text proto\n"
     "(.pb.txt/.pbtxt/.textproto/.txtpb) mapped onto sluice.config.v1.Bootstrap.\n"
@@ -35,6 +39,8 @@ constexpr const char kUsage[] =
     "      --control-socket PATH  the control socket (overrides the config's control_socket)\n"
     "      --hot-restart-from PATH  take over from the sluice whose control socket is PATH:\n"
     "                           its listening sockets, then it drains (docs/hot_restart.md)\n"
+    "      --ready-fd N         write \"ready <pid>\" to descriptor N once serving (used by\n"
+    "                           sluice reload)\n"
     "      --log-level LEVEL    trace, debug, info (default), warn, error, off (the admin's\n"
     "                           POST /logging?level= changes it at run time)\n"
     "  -h, --help               print this help and exit\n"
@@ -53,7 +59,8 @@ enum LongOnly {
   kLogLevel,
   kVersion,
   kControlSocket,
-  kHotRestartFrom
+  kHotRestartFrom,
+  kReadyFd
 };
 
 int UsageError(const std::string& message) {
@@ -66,6 +73,9 @@ int UsageError(const std::string& message) {
 int main(int argc, char** argv) {
   // First: a crash anywhere after this (a plugin's included, at load or at run time) is reported.
   sluice::crash::Install();
+  if (argc > 1 && std::string_view(argv[1]) == "reload") {
+    return sluice::exe::ReloadMain(argc - 1, argv + 1);
+  }
   std::string config_path;
   std::string mode = "serve";
   sluice::server::Options options;
@@ -77,6 +87,7 @@ int main(int argc, char** argv) {
       {"ports-file", required_argument, nullptr, kPortsFile},
       {"control-socket", required_argument, nullptr, kControlSocket},
       {"hot-restart-from", required_argument, nullptr, kHotRestartFrom},
+      {"ready-fd", required_argument, nullptr, kReadyFd},
       {"log-level", required_argument, nullptr, kLogLevel},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, kVersion},
@@ -112,6 +123,17 @@ int main(int argc, char** argv) {
       case kHotRestartFrom:
         options.hot_restart_from = optarg;
         break;
+      case kReadyFd: {
+        int fd;
+        if (!absl::SimpleAtoi(optarg, &fd) || fd < 3 || fcntl(fd, F_GETFD) < 0) {
+          return UsageError(std::string("--ready-fd must be an open descriptor above 2, not \"") +
+                            optarg + "\"");
+        }
+        // Not passed on to anything this process starts.
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        options.ready_fd = fd;
+        break;
+      }
       case kLogLevel: {
         sluice::log::Level level;
         if (!sluice::log::ParseLevel(optarg, &level)) {

@@ -130,6 +130,7 @@ class ConnectionManagerImpl::ActiveStream : public RequestDecoder,
   // Called by the manager once the codec wrote the last byte of the response, or on reset.
   void complete();
   bool tunneling() const { return tunneling_; }
+  bool responseHeadSent() const { return fm_.responseHeadSent(); }
   uint16_t responseCode() const { return fm_.streamInfo().response_code; }
   const StreamInfo& info() { return fm_.streamInfo(); }
   void sendLocalReply(uint16_t status, std::string_view body,
@@ -829,7 +830,12 @@ void ConnectionManagerImpl::onDrain() {
   // are still on their way — and closing it now would reset that request: it gets the drain
   // timeout to send one, which is answered with "Connection: close" (nginx closes idle
   // keep-alive connections at once on a graceful stop, and a client racing it fails).
-  if (codec_) codec_->shutdownNotice();
+  // HTTP/1: a response whose head is out already cannot carry the notice; closing after it
+  // would fail the client's next request on this connection, so the connection stays for the
+  // drain timeout after it instead, and the next response says "Connection: close".
+  if (codec_ && (http2() || streams_ == nullptr || !streams_->responseHeadSent())) {
+    codec_->shutdownNotice();
+  }
   // HTTP/2's wait for the PING ack is bounded by it too. (A partial HTTP/1 request keeps its
   // headers or body timeout.)
   if (http2() || streams_ == nullptr) armTimer(TimerMode::kDrain);

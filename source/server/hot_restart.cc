@@ -101,13 +101,22 @@ absl::StatusOr<std::vector<pb::Response>> PredecessorClient::call(
   return Call(fd_, request, fds, more);
 }
 
-absl::StatusOr<pb::TakeStateResponse> PredecessorClient::takeState() {
+absl::StatusOr<pb::TakeStateResponse> PredecessorClient::takeState(bool stdio,
+                                                                   std::vector<int>& stdio_fds) {
   pb::Request request = NewRequest();
-  request.mutable_take_state();
+  request.mutable_take_state()->set_stdio(stdio);
   std::vector<int> fds;
   auto r = call(request, fds, &One);
-  for (int f : fds) ::close(f);
-  if (!r.ok()) return r.status();
+  if (!r.ok() || (stdio && fds.size() != 2)) {
+    for (int f : fds) ::close(f);
+    if (!r.ok()) return r.status();
+    return absl::DataLossError("the standard output and error did not come");
+  }
+  if (stdio) {
+    stdio_fds = fds;
+  } else {
+    for (int f : fds) ::close(f);
+  }
   return std::move(*r->front().mutable_take_state());
 }
 

@@ -26,8 +26,10 @@ class PredecessorClient {
   PredecessorClient(const PredecessorClient&) = delete;
   PredecessorClient& operator=(const PredecessorClient&) = delete;
 
-  // Ticket keys, restart epoch, lineage start.
-  absl::StatusOr<sluice::control::v1::TakeStateResponse> takeState();
+  // Ticket keys, restart epoch, lineage start; with `stdio`, the predecessor's standard output
+  // and error into `stdio_fds` (owned by the caller).
+  absl::StatusOr<sluice::control::v1::TakeStateResponse> takeState(bool stdio,
+                                                                   std::vector<int>& stdio_fds);
   // Every listening socket of the predecessor, adopted into `registry` by address; how many.
   absl::StatusOr<size_t> takeSockets(network::ListenSocketRegistry& registry);
   // This process serves: the predecessor stops accepting and drains. `control_socket`: ours,

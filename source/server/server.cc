@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "re2/re2.h"
 #include "source/common/access_log_writer.h"
 #include "source/common/logging.h"
+#include "source/common/sd_notify.h"
 #include "source/common/stats.h"
 #include "source/event/dispatcher.h"
 #include "source/http/client_codecs.h"
@@ -67,6 +69,24 @@ absl::Status WritePortsFile(const std::string& path, const std::string& content)
     return absl::UnavailableError(absl::StrCat("cannot rename ", tmp, " to ", path));
   }
   return absl::OkStatus();
+}
+
+// `sluice reload` waits on this pipe (--ready-fd): one line once this process serves (and, after
+// a hot restart, has told its predecessor to drain); the end of the pipe without it means this
+// process failed (its log says why).
+std::string CurrentDirectory() {
+  char buf[4096];
+  return getcwd(buf, sizeof(buf)) != nullptr ? std::string(buf) : std::string();
+}
+
+void ReportReady(int fd) {
+  if (fd < 0) return;
+  const std::string line = absl::StrCat("ready ", getpid(), "\n");
+  ssize_t n;
+  do {
+    n = ::write(fd, line.data(), line.size());
+  } while (n < 0 && errno == EINTR);
+  ::close(fd);
 }
 
 plugin::PluginManagerPtr PluginManagerFor(const config::v1::Bootstrap& bootstrap,
@@ -120,11 +140,24 @@ class Server : public AdminServer {
   // Hot restart, the successor's side: connects to the predecessor and takes its state (ticket
   // keys, epoch), before any listener is built.
   absl::Status takeState();
+  // Listens on the control socket (a successor: takes its path over).
+  absl::Status startControl();
+  // A hot restart's successor whose control socket is its predecessor's.
+  // (The same socket file however either path is spelled.)
+  bool takesOverControlPath() const {
+    const std::string& path =
+        !options_.control_socket.empty() ? options_.control_socket : bootstrap_.control_socket();
+    if (predecessor_ == nullptr || path.empty()) return false;
+    struct stat ours, theirs;
+    return stat(path.c_str(), &ours) == 0 &&
+           stat(options_.hot_restart_from.c_str(), &theirs) == 0 && ours.st_dev == theirs.st_dev &&
+           ours.st_ino == theirs.st_ino;
+  }
   // Tells the predecessor to drain, once this process serves; takes its counters.
   void startPredecessorDrain();
   // The old side: every listening socket, in frames of at most kMaxFdsPerMessage descriptors.
   std::vector<ControlFrame> handOverSockets(pid_t successor);
-  std::vector<ControlFrame> handOverState();
+  std::vector<ControlFrame> handOverState(bool stdio);
   std::vector<ControlFrame> onStartDrain(const sluice::control::v1::StartDrainRequest& request,
                                          pid_t successor);
   // The old side, after its workers stopped: what its counters gained while it drained, to the
@@ -156,8 +189,14 @@ class Server : public AdminServer {
   std::unique_ptr<ControlServer> control_;
   // The predecessor's control socket (hot restart), open from takeState() to its drain.
   std::unique_ptr<PredecessorClient> predecessor_;
+  // `sluice reload` started this process: its predecessor's standard output and error, which
+  // become its own once it serves.
+  std::vector<int> inherited_stdio_;
   // Ticket keys of the chains without key files (this process's, and the predecessor's).
   tls::GeneratedTicketKeys ticket_keys_;
+  // Where relative paths of the command line (the config's) are resolved: `sluice reload`
+  // starts the successor there.
+  std::string working_directory_ = CurrentDirectory();
   // Hot restarts behind this process, and when its lineage's first process started.
   uint32_t restart_epoch_ = 0;
   std::chrono::system_clock::time_point lineage_start_ = std::chrono::system_clock::now();
@@ -165,6 +204,7 @@ class Server : public AdminServer {
   // takes what they gained since.
   std::vector<std::pair<std::string, uint64_t>> drain_counters_;
   std::string successor_control_;
+  bool handed_over_ = false;
   std::vector<event::SignalEventPtr> signals_;
   event::TimerPtr drain_timer_;
   std::chrono::milliseconds drain_timeout_ = kDefaultDrainTimeout;
@@ -279,17 +319,18 @@ absl::Status Server::run() {
     auto bound = network::Address::localOf(fds->front());
     if (!bound.ok()) return bound.status();
     cfg->address = *bound;
-    if (count == 1) {
+    if (!cfg->listen_options.reuse_port) {
       for (uint32_t i = 0; i < concurrency; ++i) workers_[i]->addListener(cfg, fds->front());
     } else {
       // One socket per worker; sockets inherited beyond the worker count (a predecessor with
-      // more workers) are shared out too: the kernel still feeds every one of them.
+      // more workers) are shared out too: the kernel still feeds every one of them, and one
+      // nobody polled would hold its connections until they time out.
       for (size_t k = 0; k < fds->size(); ++k)
         workers_[k % concurrency]->addListener(cfg, (*fds)[k]);
     }
     SLUICE_LOG(
         kInfo, "listener %s on %s (%s, %u workers%s)", cfg->name, bound->asString(),
-        count == 1 ? "shared socket" : "SO_REUSEPORT", concurrency,
+        cfg->listen_options.reuse_port ? "SO_REUSEPORT" : "shared socket", concurrency,
         cfg->reuse_port_with_other_processes ? ", port shared with other processes allowed" : "");
     absl::StrAppend(&ports, cfg->name, " ", bound->asString(), "\n");
   }
@@ -329,18 +370,11 @@ absl::Status Server::run() {
     }
   }
 
-  const std::string& control_path =
-      !options_.control_socket.empty() ? options_.control_socket : bootstrap_.control_socket();
-  if (!control_path.empty()) {
-    auto control = ControlServer::Start(
-        *main_, control_path,
-        [this](const sluice::control::v1::Request& request, pid_t peer) {
-          return onControl(request, peer);
-        },
-        /*take_over=*/predecessor_ != nullptr);
-    if (!control.ok()) return control.status();
-    control_ = std::move(*control);
-    SLUICE_LOG(kInfo, "control socket on %s", control_path);
+  // A hot restart's successor takes its predecessor's control path over once its workers run
+  // (see below): a failure before then leaves the predecessor its path. Another path (a live
+  // one is refused) is taken now, before this process serves anything.
+  if (!takesOverControlPath()) {
+    if (auto s = startControl(); !s.ok()) return s;
   }
 
   shared_->resume_all = [this] {
@@ -354,7 +388,7 @@ absl::Status Server::run() {
   signals_.push_back(main_->listenForSignal(SIGTERM, [this] { startDrain(); }));
   signals_.push_back(main_->listenForSignal(SIGINT, [this] { startDrain(); }));
 
-  if (!options_.ports_file.empty()) {
+  if (!predecessor_ && !options_.ports_file.empty()) {
     if (auto s = WritePortsFile(options_.ports_file, ports); !s.ok()) return s;
   }
 
@@ -367,7 +401,28 @@ absl::Status Server::run() {
   health_checkers_->start();
   if (admin_) admin_->setState(Admin::State::kLive);
   SLUICE_LOG(kInfo, "sluice started with %u workers", concurrency);
-  if (predecessor_) startPredecessorDrain();
+  if (predecessor_) {
+    // Everything that could fail has succeeded but these two (a failure now leaves two
+    // processes serving, the old one without its control path: said, and both keep serving).
+    if (takesOverControlPath()) {
+      if (auto s = startControl(); !s.ok()) return s;
+    }
+    if (!options_.ports_file.empty()) {
+      if (auto s = WritePortsFile(options_.ports_file, ports); !s.ok()) return s;
+    }
+    startPredecessorDrain();
+  }
+  if (inherited_stdio_.size() == 2) {
+    // `sluice reload` started this process: from here it logs where its predecessor did, and
+    // the command's own output is let go (with the ready line, it sees the end of both).
+    SLUICE_LOG(kInfo, "serving; logging continues in the previous process's output");
+    dup2(inherited_stdio_[0], STDOUT_FILENO);
+    dup2(inherited_stdio_[1], STDERR_FILENO);
+    for (int fd : inherited_stdio_) ::close(fd);
+    inherited_stdio_.clear();
+  }
+  ReportReady(options_.ready_fd);
+  sd::Notify(absl::StrCat("READY=1\nMAINPID=", getpid(), "\nSTATUS=serving"));
 
   main_->run();
 
@@ -488,6 +543,8 @@ std::vector<ControlFrame> Server::onControl(const sluice::control::v1::Request& 
                                     std::chrono::system_clock::now() - lineage_start_)
                                     .count()));
       s->set_restart_epoch(restart_epoch_);
+      for (const auto& arg : info_.command_line) s->add_command_line(arg);
+      s->set_working_directory(working_directory_);
       s->set_downstream_connections_active(
           static_cast<uint64_t>(store_->gauge("server.downstream_cx_active").value()));
       break;
@@ -519,7 +576,7 @@ std::vector<ControlFrame> Server::onControl(const sluice::control::v1::Request& 
     case sluice::control::v1::Request::kTakeSockets:
       return handOverSockets(peer);
     case sluice::control::v1::Request::kTakeState:
-      return handOverState();
+      return handOverState(request.take_state().stdio());
     case sluice::control::v1::Request::kStartDrain:
       return onStartDrain(request.start_drain(), peer);
     case sluice::control::v1::Request::kMergeCounters: {
@@ -575,6 +632,8 @@ void Server::startDrain() {
     return;
   }
   draining_ = true;
+  // systemd: the service stops — unless a successor took over (it is the main process now).
+  if (!handed_over_) sd::Notify("STOPPING=1\nSTATUS=draining");
   if (admin_) admin_->setState(Admin::State::kDraining);
   SLUICE_LOG(kInfo, "draining: no new connections; open ones have up to %dms to finish",
              static_cast<int>(drain_timeout_.count()));
@@ -609,7 +668,7 @@ absl::Status Server::takeState() {
   auto client = PredecessorClient::Connect(options_.hot_restart_from);
   if (!client.ok())
     return absl::UnavailableError(absl::StrCat("hot restart: ", client.status().message()));
-  auto state = (*client)->takeState();
+  auto state = (*client)->takeState(/*stdio=*/options_.ready_fd >= 0, inherited_stdio_);
   if (!state.ok()) {
     return absl::Status(state.status().code(),
                         absl::StrCat("hot restart: ", state.status().message()));
@@ -652,7 +711,23 @@ void Server::startPredecessorDrain() {
              static_cast<unsigned long long>(r->drain_timeout_ms()), merged, counters.size());
 }
 
-std::vector<ControlFrame> Server::handOverState() {
+absl::Status Server::startControl() {
+  const std::string& path =
+      !options_.control_socket.empty() ? options_.control_socket : bootstrap_.control_socket();
+  if (path.empty()) return absl::OkStatus();
+  auto control = ControlServer::Start(
+      *main_, path,
+      [this](const sluice::control::v1::Request& request, pid_t peer) {
+        return onControl(request, peer);
+      },
+      /*take_over=*/takesOverControlPath());
+  if (!control.ok()) return control.status();
+  control_ = std::move(*control);
+  SLUICE_LOG(kInfo, "control socket on %s", path);
+  return absl::OkStatus();
+}
+
+std::vector<ControlFrame> Server::handOverState(bool stdio) {
   sluice::control::v1::Response r;
   auto* state = r.mutable_take_state();
   for (const auto& [chain, key] : ticket_keys_.own()) {
@@ -663,7 +738,9 @@ std::vector<ControlFrame> Server::handOverState() {
   state->set_restart_epoch(restart_epoch_);
   state->set_lineage_start_unix_seconds(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::seconds>(lineage_start_.time_since_epoch()).count()));
-  return {ControlServer::Reply(std::move(r))};
+  ControlFrame frame = ControlServer::Reply(std::move(r));
+  if (stdio) frame.fds = {STDOUT_FILENO, STDERR_FILENO};
+  return {std::move(frame)};
 }
 
 std::vector<ControlFrame> Server::onStartDrain(
@@ -677,6 +754,7 @@ std::vector<ControlFrame> Server::onStartDrain(
     if (value != 0) (*r.mutable_start_drain()->mutable_counters())[name] = value;
   }
   successor_control_ = request.control_socket();
+  handed_over_ = true;
   startDrain();
   return {ControlServer::Reply(std::move(r))};
 }

@@ -22,6 +22,8 @@ struct Options {
   // Hot restart: the running sluice's control socket. This process takes its listening sockets
   // (after its own config and plugins loaded), starts, then tells it to drain.
   std::string hot_restart_from;
+  // `sluice reload`'s pipe: "ready <pid>" is written to it once this process serves (-1: none).
+  int ready_fd = -1;
   // For the admin's /server_info: the config file, the whole command line, the version.
   std::string config_path;
   std::vector<std::string> command_line;

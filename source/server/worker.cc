@@ -195,6 +195,7 @@ class Worker::ActiveListener : public network::ListenerCallbacks, public network
   // An accepted fd that will not become a connection: closed, its reservation given back.
   void rejectAccepted(int fd);
   void closePending();
+  bool hasPending() const { return !pending_.empty(); }
 
   class PendingHello;
 
@@ -370,6 +371,7 @@ void Worker::ActiveListener::rejectAccepted(int fd) {
   if (worker_.shared_.paused_listeners.load() > 0 && worker_.shared_.resume_all) {
     worker_.shared_.resume_all();
   }
+  worker_.checkIdle();
 }
 
 void Worker::ActiveListener::closePending() {
@@ -411,6 +413,8 @@ void Worker::ActiveListener::createConnection(int fd, const network::Address& re
              cfg.name);
   for (const auto& factory : chain.filter_factories) factory(ref.connection(), *this);
   ref.connection().initializeReadFilters();
+  // Accepted before the drain, its ClientHello read after: it drains like the others.
+  if (worker_.draining_) ref.connection().drain();
 }
 
 Worker::Worker(size_t index, WorkerShared& shared, const upstream::ClusterManager& clusters)
@@ -490,10 +494,10 @@ void Worker::trimMemory() {
 
 void Worker::stopListeners(std::function<void()> done) {
   dispatcher_->post([this, done = std::move(done)] {
-    for (auto& l : listeners_) {
-      l->disable();
-      l->closePending();  // nothing of theirs is in progress yet
-    }
+    draining_ = true;
+    // Connections still waiting for their ClientHello are kept: a client sent it (a closed
+    // connection would fail its handshake — during a hot restart too); they drain once built.
+    for (auto& l : listeners_) l->disable();
     // Let protocols wind down politely (HTTP: "Connection: close", idle keep-alives closed).
     std::vector<network::Connection*> all;
     connections_.collect(all);
@@ -510,11 +514,13 @@ void Worker::notifyWhenIdle(std::function<void()> on_idle) {
 }
 
 void Worker::checkIdle() {
-  if (on_idle_ && connections_.empty()) {
-    auto cb = std::move(on_idle_);
-    on_idle_ = nullptr;
-    cb();
+  if (!on_idle_ || !connections_.empty()) return;
+  for (const auto& l : listeners_) {
+    if (l->hasPending()) return;
   }
+  auto cb = std::move(on_idle_);
+  on_idle_ = nullptr;
+  cb();
 }
 
 void Worker::updateHosts(const upstream::Cluster& cluster, upstream::HostSetPtr hosts) {

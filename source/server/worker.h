@@ -141,6 +141,8 @@ class Worker {
   ConnectionList connections_;
   ConnectionList closing_;  // adopted, flushing before close
   std::function<void()> on_idle_;
+  // The listeners stopped (a drain): connections made from here on drain at once.
+  bool draining_ = false;
   std::thread thread_;
 };
 
