@@ -464,5 +464,40 @@ class ReloadCommandTest(harness.SluiceTestCase):
         self.assertEqual(b"one\n", get(addr))
 
 
+
+class ExampleConfigTest(harness.SluiceTestCase):
+    """configs/hot_restart.yaml as it ships (its ports and control path swapped for the
+    test's), reloaded with `sluice reload` after its body changed."""
+
+    def test_the_example_config(self):
+        with open(os.path.join(harness.repo_root(), "configs", "hot_restart.yaml")) as f:
+            text = f.read()
+        control = os.path.join(self.tmpdir, "control.sock")
+        for fixed, new in (("port: 10000}", "port: 0}"), ("port: 9901}", "port: 0}"),
+                           ("/tmp/sluice-control.sock", control)):
+            self.assertIn(fixed, text)
+            text = text.replace(fixed, new)
+        s = self.start_sluice(text, concurrency=2)
+        addr = s.addr("web")
+        self.assertEqual(b"served by the first generation\n", get(addr))
+        # The next generation: same file, new body, the port the first one got.
+        text = text.replace("first generation", "second generation").replace(
+            "port: 0}", "port: %d}" % addr[1], 1)
+        with open(s.config_path, "w") as f:
+            f.write(text)
+        r = subprocess.run([harness.sluice_bin(), "reload", "--control-socket", control],
+                           capture_output=True, text=True, timeout=harness.EXIT_TIMEOUT)
+        self.assertEqual(0, r.returncode, r.stderr)
+        self.assertEqual(0, s.wait_exit())
+        self.assertEqual(b"served by the second generation\n", get(addr))
+        c = ControlClient(control)
+        self.addCleanup(c.close)
+        successor = c.call(status={}).status.pid
+        c.call(drain={})
+        harness.wait_until(lambda: not os.path.exists("/proc/%d" % successor) or
+                           open("/proc/%d/stat" % successor).read().split()[2] == "Z",
+                           "the successor's exit")
+
+
 if __name__ == "__main__":
     harness.main()

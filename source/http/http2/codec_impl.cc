@@ -536,10 +536,13 @@ int ServerConnectionImpl::onBeginHeaders(const nghttp2_frame& frame) {
     return 0;
   }
   ++streams_opened_;
-  // Stream ids run out at 2^31: well before, a graceful GOAWAY makes the client reconnect.
+  // Stream ids run out at 2^31: well before, a graceful GOAWAY makes the client reconnect. The
+  // final one at once, naming this stream: no notice is needed, since streams the client sends
+  // meanwhile would only bring it nearer the end (it is sent with the writes after this
+  // dispatch).
   if (frame.hd.stream_id > (1 << 30) && !goaway_sent_) {
     stats_.stream_id_exhausted.inc();
-    shutdownNotice();
+    sendFinalGoAway();
   }
   auto stream = std::make_unique<ServerStream>(*this, frame.hd.stream_id);
   stream->head_ = std::make_unique<RequestHead>();
