@@ -55,64 +55,26 @@ int Fail(const std::string& message) {
 // One request and its one response over a fresh connection (bounded by `seconds`).
 bool Ask(const std::string& path, const pb::Request& request, pb::Response& response,
          std::string& error, int seconds = 10) {
-  sockaddr_un sun{};
-  sun.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(sun.sun_path)) {
-    error = "control socket path too long";
+  auto fd = server::control::ConnectBlocking(path, seconds);
+  if (!fd.ok()) {
+    error = std::string(fd.status().message());
     return false;
   }
-  std::memcpy(sun.sun_path, path.data(), path.size());
-  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    error = strerror(errno);
-    return false;
-  }
-  timeval tv{seconds, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  if (connect(fd, reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0) {
-    error = absl::StrCat("cannot reach a running sluice at ", path, ": ", strerror(errno));
-    ::close(fd);
-    return false;
-  }
-  const std::string frame = server::control::EncodeFrame(request.SerializeAsString());
-  if (::send(fd, frame.data(), frame.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(frame.size())) {
-    error = absl::StrCat("send: ", strerror(errno));
-    ::close(fd);
-    return false;
-  }
-  server::control::FrameDecoder decoder;
   std::vector<int> fds;
-  std::string bytes;
-  bool done = false;
-  while (!done) {
-    auto m = decoder.next();
-    if (!m.ok()) {
-      error = std::string(m.status().message());
-      break;
-    }
-    if (m->has_value()) {
-      if (!response.ParseFromString(**m)) {
-        error = "a response that does not parse";
-      } else if (!response.error().empty()) {
-        error = response.error();
-      } else {
-        done = true;
-      }
-      break;
-    }
-    bytes.clear();
-    auto n = server::control::RecvWithFds(fd, 65536, bytes, fds);
-    if (!n.ok() || *n == 0) {
-      error = n.ok() ? "the running sluice closed the control connection"
-                     : std::string(n.status().message());
-      break;
-    }
-    decoder.append(bytes);
-  }
+  auto s = server::control::Exchange(
+      *fd, request.SerializeAsString(), fds, [&](std::string_view message) -> absl::StatusOr<bool> {
+        if (!response.ParseFromArray(message.data(), static_cast<int>(message.size()))) {
+          return absl::DataLossError("a response that does not parse");
+        }
+        if (!response.error().empty()) {
+          return absl::FailedPreconditionError(response.error());
+        }
+        return false;
+      });
   for (int f : fds) ::close(f);
-  ::close(fd);
-  return done;
+  ::close(*fd);
+  if (!s.ok()) error = std::string(s.message());
+  return s.ok();
 }
 
 // The successor's arguments: the running one's, without what names its own handoff, with the

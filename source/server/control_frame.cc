@@ -1,6 +1,8 @@
 #include "source/server/control_frame.h"
 
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -108,6 +110,57 @@ absl::StatusOr<size_t> RecvWithFds(int sock, size_t max, std::string& out, std::
     return absl::DataLossError("control socket: descriptors were cut (MSG_CTRUNC)");
   }
   return static_cast<size_t>(n);
+}
+
+absl::StatusOr<int> ConnectBlocking(const std::string& path, int timeout_seconds) {
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof(sun.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("bad control socket path \"", path, "\""));
+  }
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
+  std::memcpy(sun.sun_path, path.data(), path.size());
+  timeval tv{timeout_seconds, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return absl::UnavailableError(
+        absl::StrCat("cannot reach a running sluice at ", path, ": ", strerror(err)));
+  }
+  return fd;
+}
+
+absl::Status Exchange(int sock, std::string_view request, std::vector<int>& fds,
+                      const std::function<absl::StatusOr<bool>(std::string_view)>& on_message) {
+  const std::string frame = EncodeFrame(request);
+  size_t sent = 0;
+  while (sent < frame.size()) {
+    const ssize_t n = ::send(sock, frame.data() + sent, frame.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0)
+      return absl::UnavailableError(absl::StrCat("control socket: send: ", strerror(errno)));
+    sent += static_cast<size_t>(n);
+  }
+  FrameDecoder decoder;
+  std::string bytes;
+  while (true) {
+    auto m = decoder.next();
+    if (!m.ok()) return m.status();
+    if (m->has_value()) {
+      auto more = on_message(**m);
+      if (!more.ok()) return more.status();
+      if (!*more) return absl::OkStatus();
+      continue;
+    }
+    bytes.clear();
+    auto n = RecvWithFds(sock, 65536, bytes, fds);
+    if (!n.ok()) return n.status();
+    if (*n == 0) return absl::UnavailableError("control socket: closed by the running sluice");
+    decoder.append(bytes);
+  }
 }
 
 }  // namespace sluice::server::control

@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,5 +48,16 @@ absl::Status SendWithFds(int sock, std::string_view bytes, absl::Span<const int>
 // Reads up to `max` bytes from `sock` (blocking) into `out` (appended), with any descriptors
 // that came with them appended to `fds` (close-on-exec). 0 bytes read: the peer closed.
 absl::StatusOr<size_t> RecvWithFds(int sock, size_t max, std::string& out, std::vector<int>& fds);
+
+// A client's blocking connection to the control socket at `path`, with send and receive
+// timeouts of `timeout_seconds` (a peer that does not answer fails the call, never hangs it):
+// its descriptor, for the caller to close.
+absl::StatusOr<int> ConnectBlocking(const std::string& path, int timeout_seconds);
+
+// On a blocking connection: sends `request` framed, then reads framed messages, handing each to
+// `on_message` until it returns false or an error (which ends the exchange). Descriptors that
+// arrive are appended to `fds`: the caller's to close, whatever the outcome.
+absl::Status Exchange(int sock, std::string_view request, std::vector<int>& fds,
+                      const std::function<absl::StatusOr<bool>(std::string_view)>& on_message);
 
 }  // namespace sluice::server::control

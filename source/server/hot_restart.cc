@@ -1,7 +1,6 @@
 #include "source/server/hot_restart.h"
 
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,63 +16,25 @@ namespace {
 
 namespace pb = sluice::control::v1;
 
-// A blocking, bounded connection to a control socket; -1 and `error` on failure.
-int ConnectControl(const std::string& path, std::string& error) {
-  sockaddr_un sun{};
-  sun.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof(sun.sun_path)) {
-    error = absl::StrCat("bad control socket path \"", path, "\"");
-    return -1;
-  }
-  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    error = absl::StrCat("socket: ", strerror(errno));
-    return -1;
-  }
-  std::memcpy(sun.sun_path, path.data(), path.size());
-  timeval tv{PredecessorClient::kTimeoutSeconds, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  if (connect(fd, reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0) {
-    error = absl::StrCat("cannot reach the running sluice at ", path, ": ", strerror(errno));
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
+// One request and its responses (several while `more` says so).
 absl::StatusOr<std::vector<pb::Response>> Call(int fd, const pb::Request& request,
                                                std::vector<int>& fds,
                                                bool (*more)(const pb::Response&)) {
-  const std::string frame = control::EncodeFrame(request.SerializeAsString());
-  size_t sent = 0;
-  while (sent < frame.size()) {
-    const ssize_t n = ::send(fd, frame.data() + sent, frame.size() - sent, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0)
-      return absl::UnavailableError(absl::StrCat("control socket: send: ", strerror(errno)));
-    sent += static_cast<size_t>(n);
-  }
   std::vector<pb::Response> out;
-  control::FrameDecoder decoder;
-  std::string bytes;
-  while (true) {
-    auto m = decoder.next();
-    if (!m.ok()) return m.status();
-    if (m->has_value()) {
-      pb::Response r;
-      if (!r.ParseFromString(**m)) return absl::DataLossError("control socket: a bad response");
-      if (!r.error().empty()) return absl::FailedPreconditionError(r.error());
-      out.push_back(std::move(r));
-      if (!more(out.back())) return out;
-      continue;
-    }
-    bytes.clear();
-    auto n = control::RecvWithFds(fd, 65536, bytes, fds);
-    if (!n.ok()) return n.status();
-    if (*n == 0) return absl::UnavailableError("control socket: closed by the running sluice");
-    decoder.append(bytes);
-  }
+  auto s = control::Exchange(
+      fd, request.SerializeAsString(), fds, [&](std::string_view message) -> absl::StatusOr<bool> {
+        pb::Response r;
+        if (!r.ParseFromArray(message.data(), static_cast<int>(message.size()))) {
+          return absl::DataLossError("control socket: a bad response");
+        }
+        if (!r.error().empty()) {
+          return absl::FailedPreconditionError(r.error());
+        }
+        out.push_back(std::move(r));
+        return more(out.back());
+      });
+  if (!s.ok()) return s;
+  return out;
 }
 
 bool One(const pb::Response&) { return false; }
@@ -88,10 +49,9 @@ pb::Request NewRequest() {
 
 absl::StatusOr<std::unique_ptr<PredecessorClient>> PredecessorClient::Connect(
     const std::string& path) {
-  std::string error;
-  const int fd = ConnectControl(path, error);
-  if (fd < 0) return absl::UnavailableError(error);
-  return std::unique_ptr<PredecessorClient>(new PredecessorClient(fd));
+  auto fd = control::ConnectBlocking(path, kTimeoutSeconds);
+  if (!fd.ok()) return fd.status();
+  return std::unique_ptr<PredecessorClient>(new PredecessorClient(*fd));
 }
 
 PredecessorClient::~PredecessorClient() { ::close(fd_); }
@@ -176,13 +136,12 @@ absl::Status SendDrainCounters(const std::string& path,
     if (value > base) (*merge->mutable_counters())[name] = value - base;
   }
   if (merge->counters().empty()) return absl::OkStatus();
-  std::string error;
-  const int fd = ConnectControl(path, error);
-  if (fd < 0) return absl::UnavailableError(error);
+  auto fd = control::ConnectBlocking(path, PredecessorClient::kTimeoutSeconds);
+  if (!fd.ok()) return fd.status();
   std::vector<int> fds;
-  auto r = Call(fd, request, fds, &One);
+  auto r = Call(*fd, request, fds, &One);
   for (int f : fds) ::close(f);
-  ::close(fd);
+  ::close(*fd);
   return r.status();
 }
 

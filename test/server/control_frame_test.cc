@@ -96,5 +96,54 @@ TEST(ControlFrameTest, DescriptorsTravelInBatches) {
   close(sv[1]);
 }
 
+TEST(ControlFrameTest, ExchangeReadsMessagesUntilTheHandlerIsDone) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  // The peer's answers are already there, split across a descriptor batch.
+  const std::string answers = EncodeFrame("one") + EncodeFrame("two");
+  const int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(null, 0);
+  const int passed[] = {null};
+  ASSERT_TRUE(SendWithFds(sv[1], answers.substr(0, 5), passed).ok());
+  ::close(null);
+  ASSERT_EQ(::send(sv[1], answers.data() + 5, answers.size() - 5, 0),
+            static_cast<ssize_t>(answers.size() - 5));
+  std::vector<std::string> got;
+  std::vector<int> fds;
+  auto s = Exchange(sv[0], "request", fds, [&](std::string_view m) -> absl::StatusOr<bool> {
+    got.emplace_back(m);
+    return got.size() < 2;
+  });
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ((std::vector<std::string>{"one", "two"}), got);
+  EXPECT_EQ(1u, fds.size());
+  // The request went out framed.
+  std::string request(EncodeFrame("request").size(), '\0');
+  ASSERT_EQ(::recv(sv[1], request.data(), request.size(), MSG_WAITALL),
+            static_cast<ssize_t>(request.size()));
+  EXPECT_EQ(EncodeFrame("request"), request);
+  // A handler's error ends the exchange with it; the peer's close is an error too.
+  const std::string three = EncodeFrame("three");
+  ASSERT_EQ(::send(sv[1], three.data(), three.size(), 0), static_cast<ssize_t>(three.size()));
+  s = Exchange(sv[0], "again", fds, [](std::string_view) -> absl::StatusOr<bool> {
+    return absl::DataLossError("not ours");
+  });
+  EXPECT_EQ("not ours", s.message());
+  ::close(sv[1]);
+  s = Exchange(sv[0], "last", fds, [](std::string_view) -> absl::StatusOr<bool> { return true; });
+  EXPECT_FALSE(s.ok());
+  for (int fd : fds) ::close(fd);
+  ::close(sv[0]);
+}
+
+TEST(ControlFrameTest, ConnectBlockingSaysWhyItCannot) {
+  auto fd = ConnectBlocking("/nonexistent/sluice-control.sock", 1);
+  ASSERT_FALSE(fd.ok());
+  EXPECT_NE(std::string::npos,
+            fd.status().message().find("cannot reach a running sluice at /nonexistent/"))
+      << fd.status();
+  EXPECT_FALSE(ConnectBlocking(std::string(200, 'x'), 1).ok());
+}
+
 }  // namespace
 }  // namespace sluice::server::control
