@@ -838,7 +838,9 @@ void ConnectionManagerImpl::onDrain() {
   }
   // HTTP/2's wait for the PING ack is bounded by it too. (A partial HTTP/1 request keeps its
   // headers or body timeout.)
-  if (http2() || streams_ == nullptr) armTimer(TimerMode::kDrain);
+  if (http2() || (streams_ == nullptr && !(codec_ && codec_->requestInProgress()))) {
+    armTimer(TimerMode::kDrain);
+  }
 }
 
 void ConnectionManagerImpl::onDrainTimeout() {
@@ -1007,8 +1009,9 @@ void ConnectionManagerImpl::armTimer(TimerMode mode) {
       delay = config_->idle_timeout;
       break;
     case TimerMode::kDrain:
-      delay = config_->drain_timeout;
-      break;
+      // "0s" is not "never": idle connections close at the loop's next turn.
+      context_.dispatcher().armDeadline(deadline_, config_->drain_timeout, *this);
+      return;
     case TimerMode::kResume:
       context_.dispatcher().armDeadline(deadline_, std::chrono::milliseconds(0), *this);
       return;

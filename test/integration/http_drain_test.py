@@ -81,6 +81,17 @@ class HttpDrainTest(harness.SluiceTestCase):
         idle.close()
         busy.close()
 
+    def test_a_zero_drain_timeout_closes_idle_connections_at_once(self):
+        s = self.start_sluice(http_config(drain_timeout="60s", hcm={"drainTimeout": "0s"}),
+                              concurrency=1)
+        idle = HttpClient.connect(s.addr("web"))
+        idle.send(http_request())
+        self.assertEqual(idle.read_response().status, 200)
+        s.send_signal(signal.SIGTERM)
+        self.assertEqual(idle.expect_closed(), b"")
+        self.assertEqual(s.wait_exit(), 0)
+        idle.close()
+
 
 if __name__ == "__main__":
     harness.main()
