@@ -12,7 +12,7 @@ another process holds) leaves the old one serving, and says why."""
 
 import os
 import re
-import signal
+import shutil
 import socket
 import subprocess
 import sys
@@ -497,6 +497,40 @@ class ExampleConfigTest(harness.SluiceTestCase):
         harness.wait_until(lambda: not os.path.exists("/proc/%d" % successor) or
                            open("/proc/%d/stat" % successor).read().split()[2] == "Z",
                            "the successor's exit")
+
+
+
+class SystemdUnitTest(harness.SluiceTestCase):
+    """deploy/systemd/sluice.service: what makes hot restart work under systemd, and
+    `systemd-analyze verify` on it (with this tree's binary for /usr/bin/sluice)."""
+
+    def unit(self):
+        with open(os.path.join(harness.repo_root(), "deploy", "systemd", "sluice.service")) as f:
+            return f.read()
+
+    def test_the_unit_reloads_by_hot_restart_and_follows_the_successor(self):
+        text = self.unit()
+        lines = dict(l.split("=", 1) for l in text.splitlines()
+                     if "=" in l and not l.startswith("#"))
+        self.assertEqual("notify", lines["Type"])
+        self.assertEqual("all", lines["NotifyAccess"])  # the successor says MAINPID=
+        start, reload = lines["ExecStart"].split(), lines["ExecReload"].split()
+        control = start[start.index("--control-socket") + 1]
+        self.assertEqual(["/usr/bin/sluice", "reload", "--control-socket", control], reload)
+        self.assertTrue(control.startswith("/run/" + lines["RuntimeDirectory"] + "/"), control)
+        self.assertIn("--mode validate", lines["ExecStartPre"])
+
+    def test_systemd_analyze_verify(self):
+        analyze = shutil.which("systemd-analyze")
+        if analyze is None:
+            self.skipTest("systemd-analyze is not installed (Debian's systemd package)")
+        path = os.path.join(self.tmpdir, "sluice.service")
+        with open(path, "w") as f:
+            f.write(self.unit().replace("/usr/bin/sluice", harness.sluice_bin()))
+        r = subprocess.run([analyze, "verify", path], capture_output=True, text=True,
+                           timeout=harness.EXIT_TIMEOUT)
+        self.assertEqual(0, r.returncode, r.stderr)
+        self.assertNotIn("sluice.service", r.stderr)  # no warning about the unit
 
 
 if __name__ == "__main__":
