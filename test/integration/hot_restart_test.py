@@ -3,7 +3,8 @@ takes every listening socket of the running sluice, whatever either's worker cou
 keys of its TLS chains and its counters, and the old one drains and exits.
 
 The issue's proof is test_three_restarts_under_load_fail_nothing: HTTP/1.1 keep-alive clients,
-an HTTP/2 client, h2load runs and new TLS connections keep running through three restarts — a
+HTTP/2 clients (h2c and over TLS), h2load runs and new TLS connections keep running through
+three restarts — a
 changed route, a new certificate, another worker count — and not one request or connection
 fails; the new route and certificate answer afterwards, a TLS session from before a restart
 resumes after it, and the last process's request counters equal what the clients sent. A
@@ -121,15 +122,17 @@ def h1_teardown(state):
         state["conn"].close()
 
 
-def h2_step(addr):
-    """Four concurrent streams on the loop's HTTP/2 connection; a new connection once the server
-    sent a GOAWAY (no stream is opened after it: what every HTTP/2 client does)."""
+def h2_step(addr, tls=False):
+    """Four concurrent streams on the loop's HTTP/2 connection (h2c, or TLS with ALPN h2); a new
+    connection once the server sent a GOAWAY (no stream is opened after it: what every HTTP/2
+    client does)."""
     def step(state):
         m = state.get("mux")
         if m is None or m.goaways or m.closed is not None:
             if m is not None:
                 m.close()
-            m = state["mux"] = h2client.Mux.connect(*addr)
+            m = state["mux"] = h2client.Mux.connect(*addr, tls=tls,
+                                                    server_name="hr.test" if tls else None)
         streams = [m.request("GET", "/gen?size=64") for _ in range(4)]
         m.wait(*streams)
         for s in streams:
@@ -226,6 +229,7 @@ class HotRestartUnderLoadTest(harness.SluiceTestCase):
         loops = [Loop("h1-keepalive-%d" % i, h1_keepalive_step(web), teardown=h1_teardown)
                  for i in range(2)]
         loops.append(Loop("h2", h2_step(web), teardown=h2_teardown))
+        loops.append(Loop("h2-tls", h2_step(tls, tls=True), teardown=h2_teardown))
         h2load_unsent = [0]
         loops.append(Loop("h2load", h2load_step(url, h2load_unsent)))
         loops.append(Loop("tls", tls_step))
@@ -289,8 +293,8 @@ class HotRestartUnderLoadTest(harness.SluiceTestCase):
         # Every request reached exactly one process, and the counters of all four add up in
         # the last one (snapshots at each drain's start, and what each counted while draining,
         # merged as it exited).
-        web_sent = sum(l.ok for l in loops if l.name != "tls") + checks["web"]
-        tls_sent = served["tls"] + checks["tls"]
+        web_sent = sum(l.ok for l in loops if l.name not in ("tls", "h2-tls")) + checks["web"]
+        tls_sent = served["tls"] + served["h2-tls"] + checks["tls"]
         harness.wait_until(lambda: harness.stat(s.stats(), "http.web.downstream_rq_total") >=
                            web_sent, "the web requests counted")
         st = s.stats()
