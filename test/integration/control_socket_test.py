@@ -139,10 +139,13 @@ class ControlSocketTest(harness.SluiceTestCase):
         if pid == 0:  # the child: nobody
             code = 1
             try:
+                # The socket's directory is entered as root and named relative to it: only that
+                # directory's own mode counts, not its parents' (a machine's /tmp may be 0700).
+                os.chdir(os.path.dirname(path))
                 os.setgid(65534)
                 os.setuid(65534)
                 # Refused at once: the answer comes without a request.
-                r = ControlClient(path).read()
+                r = ControlClient(os.path.basename(path)).read()
                 code = 0 if r is not None and "permission denied" in r.error else 2
             except BaseException as e:  # said, then the exit code tells
                 sys.stderr.write("child: %r\n" % e)
