@@ -4,9 +4,7 @@
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -194,6 +192,15 @@ int ReloadMain(int argc, char** argv) {
   }
   if (optind < argc) return usage(std::string("unexpected argument ") + argv[optind]);
   if (path.empty()) return usage("the running sluice's --control-socket is required");
+  // The successor starts in the running process's directory: a config named relative to ours
+  // is made absolute.
+  if (!config.empty() && config[0] != '/') {
+    char cwd[4096];
+    if (getcwd(cwd, sizeof(cwd)) == nullptr) {
+      return Fail(absl::StrCat("getcwd: ", strerror(errno)));
+    }
+    config = absl::StrCat(cwd, "/", config);
+  }
 
   pb::Request request;
   request.set_protocol(pb::PROTOCOL_VERSION);
@@ -230,6 +237,8 @@ int ReloadMain(int argc, char** argv) {
     // Its own session: it outlives this command (and the terminal or unit that ran it).
     setsid();
     if (!status.working_directory().empty() && chdir(status.working_directory().c_str()) != 0) {
+      fprintf(stderr, "sluice reload: chdir %s: %s\n", status.working_directory().c_str(),
+              strerror(errno));
       _exit(127);
     }
     const int null = open("/dev/null", O_RDONLY);

@@ -47,34 +47,43 @@ absl::StatusOr<std::optional<std::string>> FrameDecoder::next() {
   return message;
 }
 
-absl::Status SendWithFds(int sock, std::string_view bytes, absl::Span<const int> fds) {
-  if (bytes.empty()) return absl::InvalidArgumentError("SendWithFds: no bytes to carry the fds");
+absl::StatusOr<size_t> SendSome(int sock, std::string_view bytes, absl::Span<const int> fds,
+                                bool wait) {
   if (fds.size() > kMaxFdsPerMessage) {
     return absl::InvalidArgumentError(
-        absl::StrCat("SendWithFds: ", fds.size(), " fds, at most ", kMaxFdsPerMessage));
+        absl::StrCat("control socket: ", fds.size(), " fds, at most ", kMaxFdsPerMessage));
   }
-  std::vector<char> control(CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage));
+  iovec iov{const_cast<char*>(bytes.data()), bytes.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
+  if (!fds.empty()) {
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
+  while (true) {
+    const ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL | (wait ? 0 : MSG_DONTWAIT));
+    if (n >= 0) return static_cast<size_t>(n);
+    if (errno == EINTR) continue;
+    if (!wait && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+    return absl::UnavailableError(absl::StrCat("control socket: sendmsg: ", strerror(errno)));
+  }
+}
+
+absl::Status SendWithFds(int sock, std::string_view bytes, absl::Span<const int> fds) {
+  if (bytes.empty()) return absl::InvalidArgumentError("SendWithFds: no bytes to carry the fds");
   size_t sent = 0;
   while (sent < bytes.size()) {
-    iovec iov{const_cast<char*>(bytes.data() + sent), bytes.size() - sent};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    if (sent == 0 && !fds.empty()) {
-      msg.msg_control = control.data();
-      msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-      cmsghdr* c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-      std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-    }
-    const ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return absl::UnavailableError(absl::StrCat("control socket: sendmsg: ", strerror(errno)));
-    }
-    sent += static_cast<size_t>(n);
+    auto n = SendSome(sock, bytes.substr(sent), sent == 0 ? fds : absl::Span<const int>(),
+                      /*wait=*/true);
+    if (!n.ok()) return n.status();
+    sent += *n;
   }
   return absl::OkStatus();
 }
@@ -135,15 +144,7 @@ absl::StatusOr<int> ConnectBlocking(const std::string& path, int timeout_seconds
 
 absl::Status Exchange(int sock, std::string_view request, std::vector<int>& fds,
                       const std::function<absl::StatusOr<bool>(std::string_view)>& on_message) {
-  const std::string frame = EncodeFrame(request);
-  size_t sent = 0;
-  while (sent < frame.size()) {
-    const ssize_t n = ::send(sock, frame.data() + sent, frame.size() - sent, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0)
-      return absl::UnavailableError(absl::StrCat("control socket: send: ", strerror(errno)));
-    sent += static_cast<size_t>(n);
-  }
+  if (auto s = SendWithFds(sock, EncodeFrame(request), {}); !s.ok()) return s;
   FrameDecoder decoder;
   std::string bytes;
   while (true) {

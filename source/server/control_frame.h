@@ -41,8 +41,14 @@ class FrameDecoder {
 // The most descriptors one sendmsg carries (the kernel's SCM_MAX_FD is 253).
 inline constexpr size_t kMaxFdsPerMessage = 200;
 
-// Sends `bytes` (not empty) with `fds` (at most kMaxFdsPerMessage) as SCM_RIGHTS on the unix
-// stream socket `sock` (blocking). The descriptors travel with the first byte.
+// One sendmsg of `bytes` on the unix stream socket `sock`, with `fds` (at most
+// kMaxFdsPerMessage) as SCM_RIGHTS on its first byte. `wait`: block until some bytes go;
+// otherwise 0 when the socket is full. How many bytes went (the descriptors went with any).
+absl::StatusOr<size_t> SendSome(int sock, std::string_view bytes, absl::Span<const int> fds,
+                                bool wait);
+
+// Sends `bytes` (not empty) with `fds` as SCM_RIGHTS on `sock` (blocking), whole. The
+// descriptors travel with the first byte.
 absl::Status SendWithFds(int sock, std::string_view bytes, absl::Span<const int> fds);
 
 // Reads up to `max` bytes from `sock` (blocking) into `out` (appended), with any descriptors

@@ -14,37 +14,6 @@ namespace sluice::server {
 
 namespace cv1 = sluice::control::v1;
 
-namespace {
-
-// One sendmsg without blocking: the bytes sent (0: the socket is full), the descriptors with
-// the first byte when `fds` is not empty, or an error.
-absl::StatusOr<size_t> SendSome(int fd, std::string_view bytes, const std::vector<int>& fds) {
-  iovec iov{const_cast<char*>(bytes.data()), bytes.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  std::vector<char> control;
-  if (!fds.empty()) {
-    control.resize(CMSG_SPACE(sizeof(int) * fds.size()));
-    msg.msg_control = control.data();
-    msg.msg_controllen = control.size();
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-  }
-  while (true) {
-    const ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n >= 0) return static_cast<size_t>(n);
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-    return absl::UnavailableError(strerror(errno));
-  }
-}
-
-}  // namespace
-
 class ControlServer::Connection : public event::DeferredDeletable {
  public:
   Connection(ControlServer& server, int fd, pid_t peer_pid)
@@ -124,10 +93,12 @@ class ControlServer::Connection : public event::DeferredDeletable {
   bool flush() {
     while (!out_.empty()) {
       ControlFrame& f = out_.front();
-      static const std::vector<int> kNone;
-      auto n = SendSome(fd_, std::string_view(f.bytes).substr(sent_), sent_ == 0 ? f.fds : kNone);
+      auto n =
+          control::SendSome(fd_, std::string_view(f.bytes).substr(sent_),
+                            sent_ == 0 ? absl::Span<const int>(f.fds) : absl::Span<const int>(),
+                            /*wait=*/false);
       if (!n.ok()) {
-        SLUICE_LOG(kWarn, "control socket: write failed: %s", n.status().message());
+        SLUICE_LOG(kWarn, "%s", n.status().message());
         server_.remove(*this);
         return false;
       }

@@ -2,13 +2,10 @@
 
 #include <signal.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <thread>
 
@@ -71,14 +68,14 @@ absl::Status WritePortsFile(const std::string& path, const std::string& content)
   return absl::OkStatus();
 }
 
-// `sluice reload` waits on this pipe (--ready-fd): one line once this process serves (and, after
-// a hot restart, has told its predecessor to drain); the end of the pipe without it means this
-// process failed (its log says why).
 std::string CurrentDirectory() {
   char buf[4096];
   return getcwd(buf, sizeof(buf)) != nullptr ? std::string(buf) : std::string();
 }
 
+// `sluice reload` waits on this pipe (--ready-fd): one line once this process serves (and, after
+// a hot restart, has told its predecessor to drain); the end of the pipe without it means this
+// process failed (its log says why).
 void ReportReady(int fd) {
   if (fd < 0) return;
   const std::string line = absl::StrCat("ready ", getpid(), "\n");
@@ -142,16 +139,9 @@ class Server : public AdminServer {
   absl::Status takeState();
   // Listens on the control socket (a successor: takes its path over).
   absl::Status startControl();
-  // A hot restart's successor whose control socket is its predecessor's.
-  // (The same socket file however either path is spelled.)
-  bool takesOverControlPath() const {
-    const std::string& path =
-        !options_.control_socket.empty() ? options_.control_socket : bootstrap_.control_socket();
-    if (predecessor_ == nullptr || path.empty()) return false;
-    struct stat ours, theirs;
-    return stat(path.c_str(), &ours) == 0 &&
-           stat(options_.hot_restart_from.c_str(), &theirs) == 0 && ours.st_dev == theirs.st_dev &&
-           ours.st_ino == theirs.st_ino;
+  // The control socket's path: the flag's, else the config's (empty: none).
+  const std::string& controlPath() const {
+    return !options_.control_socket.empty() ? options_.control_socket : bootstrap_.control_socket();
   }
   // Tells the predecessor to drain, once this process serves; takes its counters.
   void startPredecessorDrain();
@@ -189,6 +179,9 @@ class Server : public AdminServer {
   std::unique_ptr<ControlServer> control_;
   // The predecessor's control socket (hot restart), open from takeState() to its drain.
   std::unique_ptr<PredecessorClient> predecessor_;
+  // A successor whose control socket is its predecessor's (the same file however either path is
+  // spelled): it takes the path over once its workers run. Known from takeState() on.
+  bool take_over_control_ = false;
   // `sluice reload` started this process: its predecessor's standard output and error, which
   // become its own once it serves.
   std::vector<int> inherited_stdio_;
@@ -373,7 +366,7 @@ absl::Status Server::run() {
   // A hot restart's successor takes its predecessor's control path over once its workers run
   // (see below): a failure before then leaves the predecessor its path. Another path (a live
   // one is refused) is taken now, before this process serves anything.
-  if (!takesOverControlPath()) {
+  if (!take_over_control_) {
     if (auto s = startControl(); !s.ok()) return s;
   }
 
@@ -404,7 +397,7 @@ absl::Status Server::run() {
   if (predecessor_) {
     // Everything that could fail has succeeded but these two (a failure now leaves two
     // processes serving, the old one without its control path: said, and both keep serving).
-    if (takesOverControlPath()) {
+    if (take_over_control_) {
       if (auto s = startControl(); !s.ok()) return s;
     }
     if (!options_.ports_file.empty()) {
@@ -609,12 +602,8 @@ std::vector<ControlFrame> Server::handOverSockets(pid_t successor) {
   for (const auto& [address, group] : sockets_.sockets()) {
     for (int fd : group) {
       if (fds.size() == control::kMaxFdsPerMessage) flush(/*more=*/true);
-      int reuse = 0;
-      socklen_t len = sizeof(reuse);
-      getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &reuse, &len);
       auto* s = batch.mutable_take_sockets()->add_sockets();
       s->set_address(address);
-      s->set_reuse_port(reuse != 0);
       s->set_index(static_cast<uint32_t>(fds.size()));
       fds.push_back(fd);
     }
@@ -688,12 +677,17 @@ absl::Status Server::takeState() {
   SLUICE_LOG(kInfo, "hot restart: epoch %u; session ticket keys of %d TLS chains taken over",
              restart_epoch_, state->session_ticket_keys_size());
   predecessor_ = std::move(*client);
+  struct stat ours, theirs;
+  take_over_control_ = !controlPath().empty() && stat(controlPath().c_str(), &ours) == 0 &&
+                       stat(options_.hot_restart_from.c_str(), &theirs) == 0 &&
+                       ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino;
   return absl::OkStatus();
 }
 
 void Server::startPredecessorDrain() {
-  const std::string& control =
-      !options_.control_socket.empty() ? options_.control_socket : bootstrap_.control_socket();
+  // Absolute: the predecessor may run in another directory.
+  std::string control = controlPath();
+  if (!control.empty() && control[0] != '/') control = working_directory_ + "/" + control;
   auto r = predecessor_->startDrain(control);
   predecessor_.reset();
   if (!r.ok()) {
@@ -712,15 +706,14 @@ void Server::startPredecessorDrain() {
 }
 
 absl::Status Server::startControl() {
-  const std::string& path =
-      !options_.control_socket.empty() ? options_.control_socket : bootstrap_.control_socket();
+  const std::string& path = controlPath();
   if (path.empty()) return absl::OkStatus();
   auto control = ControlServer::Start(
       *main_, path,
       [this](const sluice::control::v1::Request& request, pid_t peer) {
         return onControl(request, peer);
       },
-      /*take_over=*/takesOverControlPath());
+      /*take_over=*/take_over_control_);
   if (!control.ok()) return control.status();
   control_ = std::move(*control);
   SLUICE_LOG(kInfo, "control socket on %s", path);

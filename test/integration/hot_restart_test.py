@@ -445,16 +445,20 @@ class ReloadCommandTest(harness.SluiceTestCase):
         control = os.path.join(self.tmpdir, "control.sock")
         s = self.start_sluice(simple_config("one\n", 0, control), concurrency=1, name="one")
         addr = s.addr("web")
-        broken = os.path.join(self.tmpdir, "broken.yaml")
-        with open(broken, "w") as f:
+        # Named relative to the directory `sluice reload` runs in (another than the running
+        # sluice's): the successor, which starts in the running one's, still finds it.
+        elsewhere = os.path.join(self.tmpdir, "elsewhere")
+        os.mkdir(elsewhere)
+        with open(os.path.join(elsewhere, "broken.yaml"), "w") as f:
             f.write("listeners: [{name: web, address: {port: -1}}]\n")
         r = subprocess.run([harness.sluice_bin(), "reload", "--control-socket", control,
-                            "-c", broken], capture_output=True, text=True,
+                            "-c", "broken.yaml"], capture_output=True, text=True, cwd=elsewhere,
                            timeout=harness.EXIT_TIMEOUT)
         self.assertEqual(1, r.returncode, r.stderr)
         self.assertRegex(r.stderr, r"exited with status 1 before serving; pid %d still serves"
                          % s.pid)
-        self.assertIn("broken.yaml", r.stderr)  # the successor's own error, on our stderr
+        # The successor's own error, on our stderr: it read the file.
+        self.assertIn("elsewhere/broken.yaml: listeners[0].address.port", r.stderr)
         self.assertEqual(b"one\n", get(addr))
         r = subprocess.run([harness.sluice_bin(), "reload", "--control-socket",
                             control + ".none"], capture_output=True, text=True,

@@ -12,7 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import HttpClient, http_config, http_request  # noqa: E402
+from harness import HttpClient, http_config, http_request, routed_config  # noqa: E402
 
 
 class HttpDrainTest(harness.SluiceTestCase):
@@ -91,6 +91,43 @@ class HttpDrainTest(harness.SluiceTestCase):
         self.assertEqual(idle.expect_closed(), b"")
         self.assertEqual(s.wait_exit(), 0)
         idle.close()
+
+    def test_a_response_under_way_from_a_real_origin_keeps_its_connection_for_one_more(self):
+        # The drain comes after the response's head left (a real origin streams it): that head
+        # cannot say "Connection: close", so the connection is not closed after the response —
+        # the client, told nothing, would send its next request into a closed connection. It
+        # stays for the drain timeout, and the next response says close.
+        origin = self.server(harness.HttpOrigin)
+        cfg = routed_config(origin.addr[1], hcm={"drainTimeout": "60s"})
+        cfg["drainTimeout"] = "60s"
+        s = self.start_sluice(cfg, concurrency=1)
+        sock = harness.connect(s.addr("web"))
+        self.addCleanup(sock.close)
+        sock.sendall(http_request(target="/gate/drain?head=1"))
+        data = b""
+        while b"head\n" not in data:
+            chunk = sock.recv(65536)
+            self.assertTrue(chunk, "closed before the first chunk: %r" % data)
+            data += chunk
+        s.send_signal(signal.SIGTERM)
+        self.wait_refused(s.addr("web"))
+        origin.gate("drain").set()
+        while not data.endswith(b"0\r\n\r\n"):
+            chunk = sock.recv(65536)
+            self.assertTrue(chunk, "closed before the end of the response: %r" % data)
+            data += chunk
+        first = harness.parse_response(data)[0]
+        self.assertEqual((200, b"head\ntail\n"), (first.status, first.body))
+        self.assertFalse(first.has_token("connection", "close"), first)
+        # The connection is still there: the next request is served, and is the last.
+        sock.sendall(http_request(target="/after"))
+        rest, how = harness.recv_until_closed(sock)
+        self.assertEqual("eof", how)
+        last = harness.parse_response(rest, at_eof=True)[0]
+        self.assertEqual(200, last.status)
+        self.assertTrue(last.has_token("connection", "close"), last)
+        self.assertTrue(last.body.startswith(b"GET /after"), last.body)
+        self.assertEqual(s.wait_exit(), 0)
 
 
 if __name__ == "__main__":
