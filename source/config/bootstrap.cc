@@ -59,7 +59,9 @@
 //    allow_unauthenticated_remote, so that an exposed admin is a decision; an inline token is
 //    RFC 6750 token characters, at least kMinBearerTokenLength of them (a token from a file is
 //    checked when it is read: the server, --mode validate included); unix_socket.path shorter
-//    than sun_path (108), not abstract ("@"), no controls; its mode octal, at most 0777.
+//    than sun_path (108), not abstract ("@"), no controls; its mode octal, at most 0777;
+//    probe_address anywhere (it answers only /ready and /live), but not on a listener's or
+//    admin.address's fixed address.
 // Defaults are not applied here; an unset field stays unset for the server to default.
 // A Bootstrap without listeners is an error: the process would run and serve nothing.
 
@@ -981,9 +983,12 @@ bool IsLoopbackLiteral(const std::string& address) {
 
 void CheckAdmin(const v1::Admin& admin, const std::map<std::string, std::string>& bound_addresses,
                 Problems& problems) {
+  // admin.address as "ip:port" when it is valid and fixed (probe_address must differ).
+  std::optional<std::string> admin_bound;
   if (admin.has_address()) {
     std::optional<std::string> bound =
         CheckSocketAddress(admin.address(), "admin.address", /*upstream=*/false, problems);
+    if (admin.address().port() != 0) admin_bound = bound;
     if (bound.has_value() && admin.address().port() != 0) {
       if (auto it = bound_addresses.find(*bound); it != bound_addresses.end()) {
         problems.Add("admin.address", absl::StrCat(*bound, " is already used by ", it->second));
@@ -999,6 +1004,19 @@ void CheckAdmin(const v1::Admin& admin, const std::map<std::string, std::string>
                                 "(or a unix_socket), set admin.bearer_token, or set "
                                 "admin.allow_unauthenticated_remote: true if the network is "
                                 "guarded otherwise"));
+    }
+  }
+  if (admin.has_probe_address()) {
+    // No loopback rule here: the probe listener answers nothing but the state word.
+    std::optional<std::string> bound = CheckSocketAddress(
+        admin.probe_address(), "admin.probe_address", /*upstream=*/false, problems);
+    if (bound.has_value() && admin.probe_address().port() != 0) {
+      if (auto it = bound_addresses.find(*bound); it != bound_addresses.end()) {
+        problems.Add("admin.probe_address",
+                     absl::StrCat(*bound, " is already used by ", it->second));
+      } else if (bound == admin_bound) {
+        problems.Add("admin.probe_address", absl::StrCat(*bound, " is admin.address too"));
+      }
     }
   }
   if (admin.has_bearer_token()) {
@@ -1049,7 +1067,11 @@ void CheckAdmin(const v1::Admin& admin, const std::map<std::string, std::string>
   }
   if ((admin.has_bearer_token() || admin.allow_unauthenticated_remote()) && !admin.has_address() &&
       !admin.has_unix_socket()) {
-    problems.Add("admin", "has settings but neither address nor unix_socket: nothing would listen");
+    problems.Add("admin", admin.has_probe_address()
+                              ? "bearer_token applies to address and unix_socket, and there is "
+                                "neither (probe_address takes no token)"
+                              : "has settings but neither address nor unix_socket: nothing would "
+                                "listen");
   }
 }
 

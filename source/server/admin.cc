@@ -119,8 +119,8 @@ class Admin::AdminConnection : public network::ReadFilter,
                                public network::ConnectionCallbacks,
                                public event::DeferredDeletable {
  public:
-  AdminConnection(Admin& admin, network::ConnectionPtr connection)
-      : admin_(admin), connection_(std::move(connection)) {
+  AdminConnection(Admin& admin, network::ConnectionPtr connection, bool probe)
+      : admin_(admin), connection_(std::move(connection)), probe_(probe) {
     connection_->addConnectionCallbacks(*this);
     timer_ = admin_.dispatcher_.createTimer([this] {
       // Too slow: tell the client (nginx and Envoy answer 408 too), then close.
@@ -133,6 +133,7 @@ class Admin::AdminConnection : public network::ReadFilter,
   ~AdminConnection() override { connection_->removeConnectionCallbacks(*this); }
 
   network::Connection& connection() { return *connection_; }
+  bool probe() const { return probe_; }
   std::list<std::unique_ptr<AdminConnection>>::iterator position;
 
   void initializeReadFilterCallbacks(network::ReadFilterCallbacks&) override {}
@@ -226,9 +227,9 @@ class Admin::AdminConnection : public network::ReadFilter,
     AdminResponse response =
         admin_.handle(head_.method, head_.path,
                       authorization != nullptr ? authorization->value : std::string_view(),
-                      head_.headers.count("authorization"));
-    SLUICE_LOG(kDebug, "admin: %s %s -> %d", head_.method, log::EscapeUntrusted(head_.path, 256),
-               response.status);
+                      head_.headers.count("authorization"), probe_);
+    SLUICE_LOG(kDebug, "admin%s: %s %s -> %d", probe_ ? " (probe listener)" : "", head_.method,
+               log::EscapeUntrusted(head_.path, 256), response.status);
     respond(std::move(response), head_.method == "HEAD");
   }
 
@@ -264,6 +265,7 @@ class Admin::AdminConnection : public network::ReadFilter,
 
   Admin& admin_;
   network::ConnectionPtr connection_;
+  const bool probe_;
   event::TimerPtr timer_;
   Buffer input_;
   http::http1::HeadScanner scanner_;
@@ -295,6 +297,14 @@ std::string_view Admin::stateName() const {
       return "DRAINING";
   }
   return "";
+}
+
+void Admin::setHealthCheckFailed(bool failed) {
+  if (failed != health_check_failed_) {
+    SLUICE_LOG(kInfo, failed ? "health check set to fail: /ready answers 503"
+                             : "health check set to pass again");
+  }
+  health_check_failed_ = failed;
 }
 
 void Admin::addBuiltinEndpoints() {
@@ -356,16 +366,24 @@ void Admin::addBuiltinEndpoints() {
                  const bool ready = state_ == State::kLive && !health_check_failed_;
                  return AdminResponse::Text(ready ? 200 : 503, absl::StrCat(A(stateName()), "\n"));
                }});
+  // Liveness, apart from readiness: a draining or health-check-failed proxy is alive, and a
+  // liveness probe that failed on those would have it restarted in the middle of its drain.
+  // Answered from the main loop, so a wedged loop fails it (no answer).
+  addEndpoint({"/live",
+               Methods::kRead,
+               {},
+               "200 and the state (LIVE, STARTING, DRAINING, HEALTH_CHECK_FAILED) while the "
+               "process runs its main loop, whatever the state",
+               [this](const AdminRequest&) {
+                 return AdminResponse::Text(200, absl::StrCat(A(stateName()), "\n"));
+               }});
   addEndpoint({"/healthcheck/fail",
                Methods::kChange,
                {},
                "make /ready answer 503 (take this proxy out of a load balancer's rotation); "
                "serving goes on",
                [this](const AdminRequest&) {
-                 if (!health_check_failed_) {
-                   SLUICE_LOG(kInfo, "admin: health check set to fail: /ready answers 503");
-                 }
-                 health_check_failed_ = true;
+                 setHealthCheckFailed(true);
                  return AdminResponse::Text(200, "OK\n");
                }});
   addEndpoint({"/healthcheck/ok",
@@ -373,10 +391,7 @@ void Admin::addBuiltinEndpoints() {
                {},
                "undo /healthcheck/fail",
                [this](const AdminRequest&) {
-                 if (health_check_failed_) {
-                   SLUICE_LOG(kInfo, "admin: health check set to pass again");
-                 }
-                 health_check_failed_ = false;
+                 setHealthCheckFailed(false);
                  return AdminResponse::Text(200, "OK\n");
                }});
   addEndpoint(
@@ -458,8 +473,9 @@ bool Admin::authorized(std::string_view authorization, size_t count) const {
 }
 
 AdminResponse Admin::handle(std::string_view method, std::string_view target,
-                            std::string_view authorization, size_t authorization_count) {
-  if (!authorized(authorization, authorization_count)) {
+                            std::string_view authorization, size_t authorization_count,
+                            bool probe) {
+  if (!probe && !authorized(authorization, authorization_count)) {
     AdminResponse r = AdminResponse::Text(
         401, "unauthorized: this admin endpoint needs `Authorization: Bearer <token>`\n");
     r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"sluice admin\"");
@@ -490,6 +506,15 @@ AdminResponse Admin::handle(std::string_view method, std::string_view target,
     if (e.path == request.path) {
       endpoint = &e;
       break;
+    }
+  }
+  if (probe) {
+    // A fixed list, not a flag on endpoints: nothing added to the admin later can leak here.
+    // Nor does a 404 list the endpoints (the admin's does, to those holding the token).
+    bool served = false;
+    for (std::string_view p : kProbePaths) served = served || request.path == p;
+    if (!served || endpoint == nullptr) {
+      return AdminResponse::Text(404, "not found: this address serves only /ready and /live\n");
     }
   }
   if (endpoint == nullptr) return notFound(request.path);
@@ -546,6 +571,21 @@ absl::StatusOr<std::optional<network::Address>> Admin::start(const Settings& set
     listener_ = std::make_unique<network::TcpListenerImpl>(dispatcher_, fd_, callbacks, 16);
     listener_->enable();
   }
+  if (settings.probe_address.has_value()) {
+    auto fd = network::CreateListenSocket(*settings.probe_address,
+                                          network::ListenOptions{.reuse_port = false});
+    if (!fd.ok()) {
+      return absl::Status(fd.status().code(),
+                          absl::StrCat("probe_address: ", fd.status().message()));
+    }
+    probe_fd_ = *fd;
+    auto local = network::Address::localOf(probe_fd_);
+    if (!local.ok()) return local.status();
+    probe_address_ = *local;
+    probe_listener_ =
+        std::make_unique<network::TcpListenerImpl>(dispatcher_, probe_fd_, probe_callbacks_, 16);
+    probe_listener_->enable();
+  }
   if (!settings.unix_path.empty()) {
     auto unix_socket =
         network::UnixListenSocket::Listen(settings.unix_path, settings.unix_mode, /*backlog=*/16);
@@ -561,22 +601,29 @@ absl::StatusOr<std::optional<network::Address>> Admin::start(const Settings& set
 void Admin::stop() {
   listener_.reset();
   unix_listener_.reset();
+  probe_listener_.reset();
   std::vector<network::Connection*> all;
   for (auto& c : connections_) all.push_back(&c->connection());
   for (auto* c : all) c->close(network::CloseType::kNoFlush);
   connections_.clear();
+  probe_connections_ = 0;
   if (fd_ >= 0) {
     ::close(fd_);
     fd_ = -1;
   }
+  if (probe_fd_ >= 0) {
+    ::close(probe_fd_);
+    probe_fd_ = -1;
+  }
   unix_socket_.reset();
 }
 
-void Admin::onAccept(int fd, const network::Address& remote) {
-  auto connection =
-      std::make_unique<network::ConnectionImpl>(dispatcher_, fd, nullptr, remote, address_);
+void Admin::accept(int fd, const network::Address& remote, bool probe) {
+  auto connection = std::make_unique<network::ConnectionImpl>(dispatcher_, fd, nullptr, remote,
+                                                              probe ? *probe_address_ : address_);
   auto* raw = connection.get();
-  auto active = std::make_unique<AdminConnection>(*this, std::move(connection));
+  auto active = std::make_unique<AdminConnection>(*this, std::move(connection), probe);
+  if (probe) ++probe_connections_;
   AdminConnection& ref = *active;
   connections_.push_front(std::move(active));
   ref.position = connections_.begin();
@@ -588,10 +635,12 @@ void Admin::onAccept(int fd, const network::Address& remote) {
 void Admin::remove(AdminConnection& c) {
   std::unique_ptr<AdminConnection> owned = std::move(*c.position);
   connections_.erase(c.position);
+  if (owned->probe()) --probe_connections_;
   dispatcher_.deferredDelete(std::move(owned));
   // A listener paused at kMaxConnections takes connections again.
   if (listener_ && listener_->paused()) listener_->enable();
   if (unix_listener_ && unix_listener_->paused()) unix_listener_->enable();
+  if (probe_listener_ && probe_listener_->paused()) probe_listener_->enable();
 }
 
 }  // namespace sluice::server

@@ -57,7 +57,9 @@ std::optional<std::vector<std::pair<std::string, std::string>>> ParseQuery(std::
 // the answer carries "Connection: close". Reads are GET (and HEAD); changes take POST, and a
 // GET of a changing endpoint answers 405 with Allow. Unknown paths answer 404 with the list of
 // endpoints, unknown query parameters 400. With a bearer token, every request must carry
-// `Authorization: Bearer <token>` (401 before anything else is looked at).
+// `Authorization: Bearer <token>` (401 before anything else is looked at). A probe address
+// (Settings::probe_address) is a second TCP listener that answers only GET/HEAD /ready and
+// /live, without the token: for health checkers that cannot send one (kubelet probes).
 class Admin : private network::ListenerCallbacks {
  public:
   // What `GET /ready` reports (with the health-check override below).
@@ -83,12 +85,14 @@ class Admin : private network::ListenerCallbacks {
     uint32_t unix_mode = 0600;
     // Non-empty: required as `Authorization: Bearer <token>` on every request.
     std::string bearer_token;
+    // The probe listener: /ready and /live only, no token (it says nothing but the state).
+    std::optional<network::Address> probe_address;
   };
 
   Admin(event::Dispatcher& dispatcher, stats::Store& store);
   ~Admin() override;
 
-  // Adds an endpoint (before start). The admin's own: /stats, /stats/prometheus, /ready,
+  // Adds an endpoint (before start). The admin's own: /stats, /stats/prometheus, /ready, /live,
   // /healthcheck/fail, /healthcheck/ok, /logging, /help.
   void addEndpoint(Endpoint endpoint);
 
@@ -96,12 +100,16 @@ class Admin : private network::ListenerCallbacks {
   // one. Warns in the log when the TCP address is not a loopback one and there is no token.
   absl::StatusOr<std::optional<network::Address>> start(const Settings& settings);
   void stop();
+  // The probe listener's bound address (port 0 resolved), once started with one.
+  const std::optional<network::Address>& probeAddress() const { return probe_address_; }
 
   void setState(State state) { state_ = state; }
   State state() const { return state_; }
   // POST /healthcheck/fail sets it, /healthcheck/ok clears it: /ready answers 503 while set,
   // whatever the state, so that a load balancer takes the proxy out of rotation.
   bool healthCheckFailed() const { return health_check_failed_; }
+  // The same switch for other callers (the control socket's SetHealth, `sluice drain`); logged.
+  void setHealthCheckFailed(bool failed);
   // "LIVE", "DRAINING", "STARTING" or "HEALTH_CHECK_FAILED" (what /ready and /server_info say).
   std::string_view stateName() const;
 
@@ -110,20 +118,46 @@ class Admin : private network::ListenerCallbacks {
   static constexpr size_t kMaxRequestBody = 64 * 1024;
   static constexpr std::chrono::milliseconds kRequestTimeout{10000};
   static constexpr size_t kMaxConnections = 64;
+  // The probe listener's own cap: probes from beyond this host cannot starve the operator's
+  // connections, nor the operator's the probes.
+  static constexpr size_t kMaxProbeConnections = 16;
+  // The only paths the probe listener serves.
+  static constexpr std::string_view kProbePaths[] = {"/ready", "/live"};
 
  private:
   class AdminConnection;
+  // Accepts for the probe listener (the admin itself accepts for the others).
+  class ProbeCallbacks : public network::ListenerCallbacks {
+   public:
+    explicit ProbeCallbacks(Admin& admin) : admin_(admin) {}
+    bool reserveConnection() override { return admin_.probe_connections_ < kMaxProbeConnections; }
+    void unreserveConnection() override {}
+    void onAccept(int fd, const network::Address& remote) override {
+      admin_.accept(fd, remote, /*probe=*/true);
+    }
+    void onPaused() override {}
+    bool onFdExhausted(bool) override { return false; }
 
-  bool reserveConnection() override { return connections_.size() < kMaxConnections; }
+   private:
+    Admin& admin_;
+  };
+
+  bool reserveConnection() override {
+    return connections_.size() - probe_connections_ < kMaxConnections;
+  }
   void unreserveConnection() override {}
-  void onAccept(int fd, const network::Address& remote) override;
+  void onAccept(int fd, const network::Address& remote) override {
+    accept(fd, remote, /*probe=*/false);
+  }
+  void accept(int fd, const network::Address& remote, bool probe);
   void onPaused() override {}
   bool onFdExhausted(bool) override { return false; }
   void remove(AdminConnection& c);
 
   // The response to a complete, parsed request (auth, routing, methods, parameters, handler).
+  // `probe`: it came to the probe listener (no auth; /ready and /live only).
   AdminResponse handle(std::string_view method, std::string_view target,
-                       std::string_view authorization, size_t authorization_count);
+                       std::string_view authorization, size_t authorization_count, bool probe);
   bool authorized(std::string_view authorization, size_t count) const;
   AdminResponse notFound(std::string_view path) const;
   void addBuiltinEndpoints();
@@ -136,7 +170,13 @@ class Admin : private network::ListenerCallbacks {
   network::Address address_;
   network::ListenerPtr listener_;
   network::ListenerPtr unix_listener_;
+  int probe_fd_ = -1;
+  std::optional<network::Address> probe_address_;
+  ProbeCallbacks probe_callbacks_{*this};
+  network::ListenerPtr probe_listener_;
+  // Every open connection; probe_connections_ of them came to the probe listener.
   std::list<std::unique_ptr<AdminConnection>> connections_;
+  size_t probe_connections_ = 0;
   State state_ = State::kStarting;
   bool health_check_failed_ = false;
   // SHA-256 of the token (empty: none): compared in constant time.

@@ -98,6 +98,15 @@ absl::StatusOr<Admin::Settings> AdminSettingsFrom(const config::v1::Admin& confi
     }
     settings.address = *address;
   }
+  if (config.has_probe_address()) {
+    auto address = network::Address::fromIpPort(config.probe_address().address(),
+                                                config.probe_address().port());
+    if (!address.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("admin.probe_address: ", address.status().message()));
+    }
+    settings.probe_address = *address;
+  }
   if (config.has_unix_socket()) {
     settings.unix_path = config.unix_socket().path();
     if (!config.unix_socket().mode().empty()) {

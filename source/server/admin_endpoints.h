@@ -49,9 +49,9 @@ class AdminServer {
   virtual std::pair<bool, std::string> reloadCertificates() = 0;
 };
 
-// The admin's settings from its config: the TCP address, the unix socket and its mode, the
-// bearer token (read from its file, trailing whitespace dropped, and checked). Errors name the
-// field ("admin.bearer_token.filename: ...").
+// The admin's settings from its config: the TCP address, the probe address, the unix socket and
+// its mode, the bearer token (read from its file, trailing whitespace dropped, and checked). Errors
+// name the field ("admin.bearer_token.filename: ...").
 absl::StatusOr<Admin::Settings> AdminSettingsFrom(const config::v1::Admin& config);
 
 // Adds /clusters, /config_dump, /listeners, /server_info, /drain_listeners, /quitquitquit and

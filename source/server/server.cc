@@ -343,7 +343,8 @@ absl::Status Server::run() {
                std::chrono::system_clock::now(),
                std::chrono::steady_clock::now()};
   if (bootstrap_.has_admin() &&
-      (bootstrap_.admin().has_address() || bootstrap_.admin().has_unix_socket())) {
+      (bootstrap_.admin().has_address() || bootstrap_.admin().has_unix_socket() ||
+       bootstrap_.admin().has_probe_address())) {
     auto settings = AdminSettingsFrom(bootstrap_.admin());
     if (!settings.ok()) return settings.status();
     admin_ = std::make_unique<Admin>(*main_, *store_);
@@ -360,6 +361,11 @@ absl::Status Server::run() {
     if (!settings->unix_path.empty()) {
       SLUICE_LOG(kInfo, "admin on unix socket %s (mode %04o)", settings->unix_path,
                  settings->unix_mode);
+    }
+    if (const auto& probe = admin_->probeAddress(); probe.has_value()) {
+      SLUICE_LOG(kInfo, "admin probe listener on %s (/ready and /live only, no token)",
+                 probe->asString());
+      absl::StrAppend(&ports, "admin_probe ", probe->asString(), "\n");
     }
   }
 

@@ -22,7 +22,7 @@ EXPOSED_WARNING = "is exposed beyond this host"
 TOKEN = "3f1c0b5e9a7d4c2e8b6a1f0d9c8e7b6a"  # 32 hex digits, as `openssl rand -hex 16` makes
 
 READS = ["/stats", "/stats/prometheus", "/clusters", "/config_dump", "/listeners", "/ready",
-         "/server_info", "/help"]
+         "/live", "/server_info", "/help"]
 CHANGES = ["/healthcheck/fail", "/healthcheck/ok", "/drain_listeners", "/quitquitquit",
            "/certificates/reload"]
 ALL_ENDPOINTS = READS + CHANGES + ["/logging"]
