@@ -13,6 +13,7 @@
 #include "source/common/crash_handler.h"
 #include "source/common/logging.h"
 #include "source/config/bootstrap.h"
+#include "source/exe/drain.h"
 #include "source/exe/reload.h"
 #include "source/server/server.h"
 #include "source/tls/version.h"
@@ -26,6 +27,9 @@ namespace {
 constexpr const char kUsage[] =
     "Usage: sluice -c FILE [options]\n"
     "       sluice reload --control-socket PATH [options]   (a hot restart: sluice reload -h)\n"
+    "       sluice drain --control-socket PATH [options]    (a graceful end before a signal,\n"
+    "                                                        e.g. a preStop hook: sluice drain "
+    "-h)\n"
     "\n"
     "An extensible L7 proxy. FILE is YAML (.yaml/.yml), JSON (.json) or text proto\n"
     "(.pb.txt/.pbtxt/.textproto/.txtpb) mapped onto sluice.config.v1.Bootstrap.\n"
@@ -75,6 +79,9 @@ int main(int argc, char** argv) {
   sluice::crash::Install();
   if (argc > 1 && std::string_view(argv[1]) == "reload") {
     return sluice::exe::ReloadMain(argc - 1, argv + 1);
+  }
+  if (argc > 1 && std::string_view(argv[1]) == "drain") {
+    return sluice::exe::DrainMain(argc - 1, argv + 1);
   }
   std::string config_path;
   std::string mode = "serve";

@@ -19,7 +19,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "api/sluice/control/v1/control.pb.h"
-#include "source/server/control_frame.h"
+#include "source/exe/control_client.h"
 
 namespace sluice::exe {
 
@@ -50,27 +50,10 @@ int Fail(const std::string& message) {
   return 1;
 }
 
-// One request and its one response over a fresh connection (bounded by `seconds`).
+// One request and its one response over a fresh connection.
 bool Ask(const std::string& path, const pb::Request& request, pb::Response& response,
-         std::string& error, int seconds = 10) {
-  auto fd = server::control::ConnectBlocking(path, seconds);
-  if (!fd.ok()) {
-    error = std::string(fd.status().message());
-    return false;
-  }
-  std::vector<int> fds;
-  auto s = server::control::Exchange(
-      *fd, request.SerializeAsString(), fds, [&](std::string_view message) -> absl::StatusOr<bool> {
-        if (!response.ParseFromArray(message.data(), static_cast<int>(message.size()))) {
-          return absl::DataLossError("a response that does not parse");
-        }
-        if (!response.error().empty()) {
-          return absl::FailedPreconditionError(response.error());
-        }
-        return false;
-      });
-  for (int f : fds) ::close(f);
-  ::close(*fd);
+         std::string& error) {
+  const absl::Status s = AskControl(path, request, response);
   if (!s.ok()) error = std::string(s.message());
   return s.ok();
 }

@@ -531,7 +531,8 @@ std::vector<ControlFrame> Server::onControl(const sluice::control::v1::Request& 
       auto* s = r.mutable_status();
       s->set_pid(static_cast<uint32_t>(getpid()));
       s->set_version(info_.version);
-      s->set_state(draining_ ? "draining" : "live");
+      // A drain of the listeners alone (keep_process) drains too: nothing is accepted.
+      s->set_state(draining_ || listeners_stopped_ ? "draining" : "live");
       s->set_concurrency(info_.concurrency);
       s->set_config_path(info_.config_path);
       const auto up = std::chrono::duration_cast<std::chrono::seconds>(
@@ -560,9 +561,26 @@ std::vector<ControlFrame> Server::onControl(const sluice::control::v1::Request& 
       break;
     }
     case sluice::control::v1::Request::kDrain:
-      SLUICE_LOG(kInfo, "control socket: drain asked by pid %d", static_cast<int>(peer));
-      r.mutable_drain();
-      startDrain();
+      r.mutable_drain()->set_drain_timeout_ms(static_cast<uint64_t>(drain_timeout_.count()));
+      if (request.drain().keep_process()) {
+        SLUICE_LOG(kInfo, "control socket: drain of the listeners asked by pid %d",
+                   static_cast<int>(peer));
+        drainListeners();
+      } else {
+        SLUICE_LOG(kInfo, "control socket: drain asked by pid %d", static_cast<int>(peer));
+        startDrain();
+      }
+      break;
+    case sluice::control::v1::Request::kSetHealth:
+      if (!admin_) {
+        return {ControlServer::Error(
+            "this sluice has no admin endpoint, so no readiness to fail (set admin.address, "
+            "admin.unix_socket or admin.probe_address)")};
+      }
+      SLUICE_LOG(kInfo, "control socket: health check set to %s by pid %d",
+                 request.set_health().failing() ? "fail" : "pass", static_cast<int>(peer));
+      admin_->setHealthCheckFailed(request.set_health().failing());
+      r.mutable_set_health();
       break;
     case sluice::control::v1::Request::kReloadCertificates: {
       auto [ok, report] = reloadCertificates();
@@ -643,7 +661,7 @@ void Server::drainListeners() {
   if (listeners_stopped_) return;
   if (admin_) admin_->setState(Admin::State::kDraining);
   SLUICE_LOG(kInfo,
-             "admin: draining listeners: no new connections; open ones have up to %dms to "
+             "draining listeners: no new connections; open ones have up to %dms to "
              "finish; the process stays up",
              static_cast<int>(drain_timeout_.count()));
   armDrainTimer();
