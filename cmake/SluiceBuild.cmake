@@ -166,10 +166,13 @@ function(sluice_plugin)
 endfunction()
 
 # The interpreter of the integration tests: Debian's, whose packages (python3-websockets, from
-# tools/deps) the tests use, ahead of any other python3 on the PATH.
-find_program(SLUICE_PYTHON3 NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
-if(NOT SLUICE_PYTHON3)
-  find_program(SLUICE_PYTHON3 NAMES python3 REQUIRED)
+# tools/deps) the tests use, ahead of any other python3 on the PATH. Not needed without the tests
+# (deploy/oci/Dockerfile builds with SLUICE_BUILD_TESTS=OFF and no python3).
+if(SLUICE_BUILD_TESTS)
+  find_program(SLUICE_PYTHON3 NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
+  if(NOT SLUICE_PYTHON3)
+    find_program(SLUICE_PYTHON3 NAMES python3 REQUIRED)
+  endif()
 endif()
 
 # An integration test: a Python 3 script (the standard library and Debian's python3 packages,
