@@ -65,15 +65,31 @@ absl::StatusOr<std::unique_ptr<UnixListenSocket>> UnixListenSocket::Listen(const
 
 absl::StatusOr<std::unique_ptr<UnixListenSocket>> UnixListenSocket::ListenReplacing(
     const std::string& path, mode_t mode, int backlog) {
-  const std::string temporary = absl::StrCat(path, ".", getpid());
-  auto socket = Listen(temporary, mode, backlog);
+  auto socket = ListenBeside(path, mode, backlog);
   if (!socket.ok()) return socket.status();
-  if (rename(temporary.c_str(), path.c_str()) != 0) {
-    return absl::UnavailableError(
-        absl::StrCat("rename ", temporary, " to ", path, ": ", strerror(errno)));
-  }
-  (*socket)->renamedTo(path);
+  if (auto s = (*socket)->takeOverPath(); !s.ok()) return s;
   return socket;
+}
+
+absl::StatusOr<std::unique_ptr<UnixListenSocket>> UnixListenSocket::ListenBeside(
+    const std::string& path, mode_t mode, int backlog) {
+  auto socket = Listen(absl::StrCat(path, ".", getpid()), mode, backlog);
+  if (!socket.ok()) return socket.status();
+  (*socket)->target_ = path;
+  return socket;
+}
+
+absl::Status UnixListenSocket::takeOverPath() {
+  if (target_.empty()) return absl::OkStatus();
+  // rename(2) replaces the file in one step: a client finds either the old socket or ours,
+  // never no file.
+  if (rename(path_.c_str(), target_.c_str()) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("rename ", path_, " to ", target_, ": ", strerror(errno)));
+  }
+  path_ = std::move(target_);
+  target_.clear();
+  return absl::OkStatus();
 }
 
 UnixListenSocket::~UnixListenSocket() {

@@ -30,6 +30,13 @@ class UnixListenSocket {
   static absl::StatusOr<std::unique_ptr<UnixListenSocket>> ListenReplacing(const std::string& path,
                                                                            mode_t mode,
                                                                            int backlog);
+  // ListenReplacing in two steps: listens at the temporary name now, and takes `path` over in
+  // takeOverPath(). Between the two, the live process keeps the path, and this socket's end
+  // removes only the temporary file (a hot restart's successor that fails before it serves).
+  static absl::StatusOr<std::unique_ptr<UnixListenSocket>> ListenBeside(const std::string& path,
+                                                                        mode_t mode, int backlog);
+  // Renames the socket of ListenBeside() over its path (once; a no-op for the others).
+  absl::Status takeOverPath();
   ~UnixListenSocket();
   UnixListenSocket(const UnixListenSocket&) = delete;
   UnixListenSocket& operator=(const UnixListenSocket&) = delete;
@@ -39,13 +46,14 @@ class UnixListenSocket {
   const std::string& path() const { return path_; }
 
  private:
-  void renamedTo(std::string path) { path_ = std::move(path); }
   UnixListenSocket(int fd, std::string path, uint64_t inode)
       : fd_(fd), path_(std::move(path)), inode_(inode) {}
 
   int fd_;
   std::string path_;
   uint64_t inode_;
+  // ListenBeside(): the path takeOverPath() renames path_ over (empty once it did).
+  std::string target_;
 };
 
 }  // namespace sluice::network
