@@ -5,8 +5,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -119,8 +121,8 @@ class Admin::AdminConnection : public network::ReadFilter,
                                public network::ConnectionCallbacks,
                                public event::DeferredDeletable {
  public:
-  AdminConnection(Admin& admin, network::ConnectionPtr connection, bool probe)
-      : admin_(admin), connection_(std::move(connection)), probe_(probe) {
+  AdminConnection(Admin& admin, network::ConnectionPtr connection, Source source)
+      : admin_(admin), connection_(std::move(connection)), source_(source) {
     connection_->addConnectionCallbacks(*this);
     timer_ = admin_.dispatcher_.createTimer([this] {
       // Too slow: tell the client (nginx and Envoy answer 408 too), then close.
@@ -133,7 +135,7 @@ class Admin::AdminConnection : public network::ReadFilter,
   ~AdminConnection() override { connection_->removeConnectionCallbacks(*this); }
 
   network::Connection& connection() { return *connection_; }
-  bool probe() const { return probe_; }
+  Source source() const { return source_; }
   std::list<std::unique_ptr<AdminConnection>>::iterator position;
 
   void initializeReadFilterCallbacks(network::ReadFilterCallbacks&) override {}
@@ -227,9 +229,9 @@ class Admin::AdminConnection : public network::ReadFilter,
     AdminResponse response =
         admin_.handle(head_.method, head_.path,
                       authorization != nullptr ? authorization->value : std::string_view(),
-                      head_.headers.count("authorization"), probe_);
-    SLUICE_LOG(kDebug, "admin%s: %s %s -> %d", probe_ ? " (probe listener)" : "", head_.method,
-               log::EscapeUntrusted(head_.path, 256), response.status);
+                      head_.headers.count("authorization"), source_);
+    SLUICE_LOG(kDebug, "admin%s: %s %s -> %d", source_ == kProbe ? " (probe listener)" : "",
+               head_.method, log::EscapeUntrusted(head_.path, 256), response.status);
     respond(std::move(response), head_.method == "HEAD");
   }
 
@@ -265,7 +267,7 @@ class Admin::AdminConnection : public network::ReadFilter,
 
   Admin& admin_;
   network::ConnectionPtr connection_;
-  const bool probe_;
+  const Source source_;
   event::TimerPtr timer_;
   Buffer input_;
   http::http1::HeadScanner scanner_;
@@ -286,9 +288,9 @@ Admin::~Admin() { stop(); }
 
 void Admin::addEndpoint(Endpoint endpoint) { endpoints_.push_back(std::move(endpoint)); }
 
-std::string_view Admin::stateName() const {
-  if (health_check_failed_ && state_ == State::kLive) return "HEALTH_CHECK_FAILED";
-  switch (state_) {
+std::string_view Admin::stateName(State state) const {
+  if (health_check_failed_ && state == State::kLive) return "HEALTH_CHECK_FAILED";
+  switch (state) {
     case State::kStarting:
       return "STARTING";
     case State::kLive:
@@ -362,9 +364,10 @@ void Admin::addBuiltinEndpoints() {
                {},
                "200 LIVE while the workers serve; 503 before (STARTING), while draining "
                "(DRAINING) and after POST /healthcheck/fail (HEALTH_CHECK_FAILED)",
-               [this](const AdminRequest&) {
-                 const bool ready = state_ == State::kLive && !health_check_failed_;
-                 return AdminResponse::Text(ready ? 200 : 503, absl::StrCat(A(stateName()), "\n"));
+               [this](const AdminRequest& request) {
+                 const bool ready = request.state == State::kLive && !health_check_failed_;
+                 return AdminResponse::Text(ready ? 200 : 503,
+                                            absl::StrCat(A(stateName(request.state)), "\n"));
                }});
   // Liveness, apart from readiness: a draining or health-check-failed proxy is alive, and a
   // liveness probe that failed on those would have it restarted in the middle of its drain.
@@ -374,8 +377,8 @@ void Admin::addBuiltinEndpoints() {
                {},
                "200 and the state (LIVE, STARTING, DRAINING, HEALTH_CHECK_FAILED) while the "
                "process runs its main loop, whatever the state",
-               [this](const AdminRequest&) {
-                 return AdminResponse::Text(200, absl::StrCat(A(stateName()), "\n"));
+               [this](const AdminRequest& request) {
+                 return AdminResponse::Text(200, absl::StrCat(A(stateName(request.state)), "\n"));
                }});
   addEndpoint({"/healthcheck/fail",
                Methods::kChange,
@@ -474,7 +477,8 @@ bool Admin::authorized(std::string_view authorization, size_t count) const {
 
 AdminResponse Admin::handle(std::string_view method, std::string_view target,
                             std::string_view authorization, size_t authorization_count,
-                            bool probe) {
+                            Source source) {
+  const bool probe = source == kProbe;
   if (!probe && !authorized(authorization, authorization_count)) {
     AdminResponse r = AdminResponse::Text(
         401, "unauthorized: this admin endpoint needs `Authorization: Bearer <token>`\n");
@@ -492,6 +496,7 @@ AdminResponse Admin::handle(std::string_view method, std::string_view target,
   AdminRequest request;
   request.method = std::string(method);
   request.path = std::string(target.substr(0, q));
+  request.state = handed_over_[source] ? handed_over_state_ : state_;
   if (q != std::string_view::npos) {
     auto params = ParseQuery(target.substr(q + 1));
     if (!params.has_value()) {
@@ -548,14 +553,18 @@ AdminResponse Admin::handle(std::string_view method, std::string_view target,
 }
 
 absl::StatusOr<std::optional<network::Address>> Admin::start(const Settings& settings) {
+  // Owned from here on (closed by stop()), whatever this returns.
+  fd_ = settings.inherited_fd;
+  probe_fd_ = settings.inherited_probe_fd;
   if (!settings.bearer_token.empty()) token_digest_ = Sha256(settings.bearer_token);
-  network::ListenerCallbacks& callbacks = *this;
   std::optional<network::Address> bound;
   if (settings.address.has_value()) {
-    auto fd =
-        network::CreateListenSocket(*settings.address, network::ListenOptions{.reuse_port = false});
-    if (!fd.ok()) return fd.status();
-    fd_ = *fd;
+    if (fd_ < 0) {
+      auto fd = network::CreateListenSocket(*settings.address,
+                                            network::ListenOptions{.reuse_port = false});
+      if (!fd.ok()) return fd.status();
+      fd_ = *fd;
+    }
     auto local = network::Address::localOf(fd_);
     if (!local.ok()) return local.status();
     address_ = *local;
@@ -568,37 +577,103 @@ absl::StatusOr<std::optional<network::Address>> Admin::start(const Settings& set
                  "it to 127.0.0.1 or ::1, set admin.bearer_token, or firewall the port.",
                  address_.asString());
     }
-    listener_ = std::make_unique<network::TcpListenerImpl>(dispatcher_, fd_, callbacks, 16);
-    listener_->enable();
+    listener_ = std::make_unique<network::TcpListenerImpl>(dispatcher_, fd_, acceptors_[kTcp], 16);
+    if (settings.inherited_fd < 0) listener_->enable();
   }
   if (settings.probe_address.has_value()) {
-    auto fd = network::CreateListenSocket(*settings.probe_address,
-                                          network::ListenOptions{.reuse_port = false});
-    if (!fd.ok()) {
-      return absl::Status(fd.status().code(),
-                          absl::StrCat("probe_address: ", fd.status().message()));
+    if (probe_fd_ < 0) {
+      auto fd = network::CreateListenSocket(*settings.probe_address,
+                                            network::ListenOptions{.reuse_port = false});
+      if (!fd.ok()) {
+        return absl::Status(fd.status().code(),
+                            absl::StrCat("probe_address: ", fd.status().message()));
+      }
+      probe_fd_ = *fd;
     }
-    probe_fd_ = *fd;
     auto local = network::Address::localOf(probe_fd_);
     if (!local.ok()) return local.status();
     probe_address_ = *local;
     probe_listener_ =
-        std::make_unique<network::TcpListenerImpl>(dispatcher_, probe_fd_, probe_callbacks_, 16);
-    probe_listener_->enable();
+        std::make_unique<network::TcpListenerImpl>(dispatcher_, probe_fd_, acceptors_[kProbe], 16);
+    if (settings.inherited_probe_fd < 0) probe_listener_->enable();
   }
   if (!settings.unix_path.empty()) {
     auto unix_socket =
-        network::UnixListenSocket::Listen(settings.unix_path, settings.unix_mode, /*backlog=*/16);
+        settings.take_over_unix_path
+            ? network::UnixListenSocket::ListenBeside(settings.unix_path, settings.unix_mode,
+                                                      /*backlog=*/16)
+            : network::UnixListenSocket::Listen(settings.unix_path, settings.unix_mode,
+                                                /*backlog=*/16);
     if (!unix_socket.ok()) return unix_socket.status();
     unix_socket_ = std::move(*unix_socket);
-    unix_listener_ =
-        std::make_unique<network::TcpListenerImpl>(dispatcher_, unix_socket_->fd(), callbacks, 16);
+    unix_listener_ = std::make_unique<network::TcpListenerImpl>(dispatcher_, unix_socket_->fd(),
+                                                                acceptors_[kUnix], 16);
+    // Beside the path, nobody connects to it until the rename.
     unix_listener_->enable();
   }
   return bound;
 }
 
+absl::Status Admin::takeOver() {
+  if (unix_socket_) {
+    if (auto s = unix_socket_->takeOverPath(); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("admin unix socket: ", s.message()));
+    }
+  }
+  // enable() on a listener that accepts already changes nothing.
+  if (listener_) listener_->enable();
+  if (probe_listener_) probe_listener_->enable();
+  return absl::OkStatus();
+}
+
+std::vector<std::pair<std::string, int>> Admin::listeningSockets() const {
+  std::vector<std::pair<std::string, int>> out;
+  if (listener_ && fd_ >= 0) out.emplace_back(address_.asString(), fd_);
+  if (probe_listener_ && probe_fd_ >= 0) out.emplace_back(probe_address_->asString(), probe_fd_);
+  return out;
+}
+
+size_t Admin::handOver(const std::vector<std::string>& addresses, bool unix_path) {
+  auto named = [&](const std::string& address) {
+    return std::find(addresses.begin(), addresses.end(), address) != addresses.end();
+  };
+  // The state their requests were sent in: the successor serves the address from now on.
+  handed_over_state_ = state_;
+  size_t stopped = 0;
+  // Its copy closed, the socket lives on in the successor: nothing queued on it is lost.
+  if (listener_ && fd_ >= 0 && named(address_.asString())) {
+    listener_.reset();
+    ::close(fd_);
+    fd_ = -1;
+    handed_over_[kTcp] = true;
+    ++stopped;
+  }
+  if (probe_listener_ && probe_fd_ >= 0 && named(probe_address_->asString())) {
+    probe_listener_.reset();
+    ::close(probe_fd_);
+    probe_fd_ = -1;
+    handed_over_[kProbe] = true;
+    ++stopped;
+  }
+  // Nobody can connect to the unix socket any more (its path is the successor's): what is
+  // still queued on it is accepted and answered as usual.
+  if (unix_socket_ && unix_path) handed_over_[kUnix] = true;
+  return stopped;
+}
+
+void Admin::stopAccepting() {
+  listener_.reset();
+  unix_listener_.reset();
+  probe_listener_.reset();
+}
+
+void Admin::notifyWhenIdle(std::function<void()> idle) {
+  on_idle_ = std::move(idle);
+  if (connections_.empty()) dispatcher_.post(std::exchange(on_idle_, nullptr));
+}
+
 void Admin::stop() {
+  on_idle_ = nullptr;
   listener_.reset();
   unix_listener_.reset();
   probe_listener_.reset();
@@ -618,12 +693,12 @@ void Admin::stop() {
   unix_socket_.reset();
 }
 
-void Admin::accept(int fd, const network::Address& remote, bool probe) {
-  auto connection = std::make_unique<network::ConnectionImpl>(dispatcher_, fd, nullptr, remote,
-                                                              probe ? *probe_address_ : address_);
+void Admin::accept(int fd, const network::Address& remote, Source source) {
+  auto connection = std::make_unique<network::ConnectionImpl>(
+      dispatcher_, fd, nullptr, remote, source == kProbe ? *probe_address_ : address_);
   auto* raw = connection.get();
-  auto active = std::make_unique<AdminConnection>(*this, std::move(connection), probe);
-  if (probe) ++probe_connections_;
+  auto active = std::make_unique<AdminConnection>(*this, std::move(connection), source);
+  if (source == kProbe) ++probe_connections_;
   AdminConnection& ref = *active;
   connections_.push_front(std::move(active));
   ref.position = connections_.begin();
@@ -635,12 +710,13 @@ void Admin::accept(int fd, const network::Address& remote, bool probe) {
 void Admin::remove(AdminConnection& c) {
   std::unique_ptr<AdminConnection> owned = std::move(*c.position);
   connections_.erase(c.position);
-  if (owned->probe()) --probe_connections_;
+  if (owned->source() == kProbe) --probe_connections_;
   dispatcher_.deferredDelete(std::move(owned));
   // A listener paused at kMaxConnections takes connections again.
   if (listener_ && listener_->paused()) listener_->enable();
   if (unix_listener_ && unix_listener_->paused()) unix_listener_->enable();
   if (probe_listener_ && probe_listener_->paused()) probe_listener_->enable();
+  if (connections_.empty() && on_idle_) dispatcher_.post(std::exchange(on_idle_, nullptr));
 }
 
 }  // namespace sluice::server

@@ -274,7 +274,7 @@ void AddServerEndpoints(Admin& admin, AdminServer& server) {
        Methods::kRead,
        {},
        "version, state, uptime, concurrency, command line and config path, as JSON",
-       [&server, &admin](const AdminRequest&) {
+       [&server, &admin](const AdminRequest& request) {
          const AdminServer::Info& info = server.info();
          const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
                                  std::chrono::steady_clock::now() - info.start)
@@ -282,8 +282,9 @@ void AddServerEndpoints(Admin& admin, AdminServer& server) {
          std::vector<std::string> argv;
          for (const std::string& a : info.command_line) argv.push_back(json::Quote(a));
          return AdminResponse::Json(absl::StrCat(
-             "{\"version\":", json::Quote(info.version), ",\"tls_library\":",
-             json::Quote(tls::LibraryVersion()), ",\"state\":\"", std::string(admin.stateName()),
+             "{\"version\":", json::Quote(info.version),
+             ",\"tls_library\":", json::Quote(tls::LibraryVersion()), ",\"state\":\"",
+             std::string(admin.stateName(request.state)),
              "\",\"accepting\":", server.accepting() ? "true" : "false",
              ",\"uptime_seconds\":", uptime, ",\"start_time\":\"", Rfc3339(info.start_time),
              "\",\"pid\":", getpid(), ",\"concurrency\":", info.concurrency, ",\"log_level\":\"",

@@ -47,6 +47,26 @@ pb::Request NewRequest() {
 
 }  // namespace
 
+void InheritedAdminSockets::add(const std::string& address, int fd) {
+  if (!fds_.emplace(address, fd).second) ::close(fd);
+}
+
+int InheritedAdminSockets::take(const network::Address& address) {
+  if (address.port() == 0) return -1;
+  auto it = fds_.find(address.asString());
+  if (it == fds_.end()) return -1;
+  const int fd = it->second;
+  fds_.erase(it);
+  return fd;
+}
+
+size_t InheritedAdminSockets::closeAll() {
+  for (const auto& [address, fd] : fds_) ::close(fd);
+  const size_t closed = fds_.size();
+  fds_.clear();
+  return closed;
+}
+
 absl::StatusOr<std::unique_ptr<PredecessorClient>> PredecessorClient::Connect(
     const std::string& path) {
   auto fd = control::ConnectBlocking(path, kTimeoutSeconds);
@@ -80,7 +100,8 @@ absl::StatusOr<pb::TakeStateResponse> PredecessorClient::takeState(bool stdio,
   return std::move(*r->front().mutable_take_state());
 }
 
-absl::StatusOr<size_t> PredecessorClient::takeSockets(network::ListenSocketRegistry& registry) {
+absl::StatusOr<size_t> PredecessorClient::takeSockets(network::ListenSocketRegistry& registry,
+                                                      InheritedAdminSockets& admin) {
   pb::Request request = NewRequest();
   request.mutable_take_sockets()->set_pid(static_cast<uint32_t>(getpid()));
   std::vector<int> fds;
@@ -101,19 +122,30 @@ absl::StatusOr<size_t> PredecessorClient::takeSockets(network::ListenSocketRegis
   }
   if (base != fds.size()) return fail(absl::DataLossError("descriptors without a socket"));
   base = 0;
+  size_t adopted = 0;
   for (const auto& r : *responses) {
     for (const auto& s : r.take_sockets().sockets()) {
-      registry.adopt(s.address(), fds[base + s.index()]);
+      const int fd = fds[base + s.index()];
+      if (s.admin()) {
+        admin.add(s.address(), fd);
+      } else {
+        registry.adopt(s.address(), fd);
+        ++adopted;
+      }
     }
     base += static_cast<size_t>(r.take_sockets().sockets_size());
   }
-  return fds.size();
+  return adopted;
 }
 
 absl::StatusOr<pb::StartDrainResponse> PredecessorClient::startDrain(
-    const std::string& control_socket) {
+    const std::string& control_socket, const std::vector<std::string>& admin_addresses,
+    bool admin_unix_socket) {
   pb::Request request = NewRequest();
-  request.mutable_start_drain()->set_control_socket(control_socket);
+  auto* drain = request.mutable_start_drain();
+  drain->set_control_socket(control_socket);
+  for (const auto& a : admin_addresses) drain->add_admin_addresses(a);
+  drain->set_admin_unix_socket(admin_unix_socket);
   std::vector<int> fds;
   auto r = call(request, fds, &One);
   for (int f : fds) ::close(f);

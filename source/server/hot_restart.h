@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -8,9 +9,33 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "api/sluice/control/v1/control.pb.h"
+#include "source/network/address.h"
 #include "source/network/listen_socket_registry.h"
 
 namespace sluice::server {
+
+// The admin's listening sockets a predecessor handed over (ListenSocket.admin), by address:
+// each goes to the successor's admin address or probe listener of the same address; those not
+// taken are closed with this (the predecessor keeps its own until it exits).
+class InheritedAdminSockets {
+ public:
+  InheritedAdminSockets() = default;
+  ~InheritedAdminSockets() { closeAll(); }
+  InheritedAdminSockets(const InheritedAdminSockets&) = delete;
+  InheritedAdminSockets& operator=(const InheritedAdminSockets&) = delete;
+
+  // Takes `fd` (a second one for the same address is closed).
+  void add(const std::string& address, int fd);
+  // The socket of `address`, now the caller's; -1 when none came. Port 0 never names one: it
+  // asks for a port of the kernel's choice, which a successor binds afresh.
+  int take(const network::Address& address);
+  // Closes those not taken; how many.
+  size_t closeAll();
+  size_t size() const { return fds_.size(); }
+
+ private:
+  std::map<std::string, int> fds_;
+};
 
 // The successor's side of a hot restart (docs/hot_restart.md): a blocking client of the running
 // sluice's control socket, used on the main thread before this process's loop runs — nothing
@@ -30,12 +55,17 @@ class PredecessorClient {
   // and error into `stdio_fds` (owned by the caller).
   absl::StatusOr<sluice::control::v1::TakeStateResponse> takeState(bool stdio,
                                                                    std::vector<int>& stdio_fds);
-  // Every listening socket of the predecessor, adopted into `registry` by address; how many.
-  absl::StatusOr<size_t> takeSockets(network::ListenSocketRegistry& registry);
+  // Every listening socket of the predecessor: the listeners' adopted into `registry` by
+  // address (how many), the admin's into `admin`.
+  absl::StatusOr<size_t> takeSockets(network::ListenSocketRegistry& registry,
+                                     InheritedAdminSockets& admin);
   // This process serves: the predecessor stops accepting and drains. `control_socket`: ours,
-  // where it sends its last counts as it exits. Its counters as the drain starts.
+  // where it sends its last counts as it exits. `admin_addresses`: the admin sockets this
+  // process accepts on now; `admin_unix_socket`: it took the admin's unix socket path over.
+  // Its counters as the drain starts.
   absl::StatusOr<sluice::control::v1::StartDrainResponse> startDrain(
-      const std::string& control_socket);
+      const std::string& control_socket, const std::vector<std::string>& admin_addresses,
+      bool admin_unix_socket);
 
  private:
   explicit PredecessorClient(int fd) : fd_(fd) {}

@@ -68,6 +68,13 @@ absl::Status WritePortsFile(const std::string& path, const std::string& content)
   return absl::OkStatus();
 }
 
+// Whether two paths name the same file (however each is spelled).
+bool SameFile(const std::string& a, const std::string& b) {
+  struct stat sa, sb;
+  return !a.empty() && !b.empty() && stat(a.c_str(), &sa) == 0 && stat(b.c_str(), &sb) == 0 &&
+         sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 std::string CurrentDirectory() {
   char buf[4096];
   return getcwd(buf, sizeof(buf)) != nullptr ? std::string(buf) : std::string();
@@ -182,6 +189,12 @@ class Server : public AdminServer {
   // A successor whose control socket is its predecessor's (the same file however either path is
   // spelled): it takes the path over once its workers run. Known from takeState() on.
   bool take_over_control_ = false;
+  // The same for the admin's unix socket.
+  bool take_over_admin_unix_ = false;
+  // The predecessor's admin sockets, from takeSockets() until the admin takes those of its
+  // addresses; and the addresses it took (the predecessor stops accepting on them).
+  InheritedAdminSockets inherited_admin_;
+  std::vector<std::string> admin_taken_;
   // `sluice reload` started this process: its predecessor's standard output and error, which
   // become its own once it serves.
   std::vector<int> inherited_stdio_;
@@ -200,6 +213,8 @@ class Server : public AdminServer {
   bool handed_over_ = false;
   std::vector<event::SignalEventPtr> signals_;
   event::TimerPtr drain_timer_;
+  // After a handoff: bounds the wait for the admin's last requests at exit.
+  event::TimerPtr admin_exit_timer_;
   std::chrono::milliseconds drain_timeout_ = kDefaultDrainTimeout;
   size_t workers_stopped_ = 0;
   size_t workers_idle_ = 0;
@@ -287,13 +302,13 @@ absl::Status Server::run() {
   }
   if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
   if (predecessor_) {
-    auto taken = predecessor_->takeSockets(sockets_);
+    auto taken = predecessor_->takeSockets(sockets_, inherited_admin_);
     if (!taken.ok()) {
       return absl::Status(taken.status().code(),
                           absl::StrCat("hot restart: ", taken.status().message()));
     }
-    SLUICE_LOG(kInfo, "hot restart: took %zu listening sockets from %s", *taken,
-               options_.hot_restart_from);
+    SLUICE_LOG(kInfo, "hot restart: took %zu listening sockets and %zu of the admin's from %s",
+               *taken, inherited_admin_.size(), options_.hot_restart_from);
   }
   // Every address is checked before this process binds any socket of its own, so that listeners
   // of this config on overlapping addresses (0.0.0.0:80 and 127.0.0.1:80) do not take each
@@ -347,26 +362,50 @@ absl::Status Server::run() {
        bootstrap_.admin().has_probe_address())) {
     auto settings = AdminSettingsFrom(bootstrap_.admin());
     if (!settings.ok()) return settings.status();
+    // A hot restart's successor: the predecessor's sockets of the same addresses (port 0 binds
+    // afresh), and its unix socket's path.
+    if (settings->address.has_value()) {
+      settings->inherited_fd = inherited_admin_.take(*settings->address);
+      if (settings->inherited_fd >= 0) admin_taken_.push_back(settings->address->asString());
+    }
+    if (settings->probe_address.has_value()) {
+      settings->inherited_probe_fd = inherited_admin_.take(*settings->probe_address);
+      if (settings->inherited_probe_fd >= 0) {
+        admin_taken_.push_back(settings->probe_address->asString());
+      }
+    }
+    settings->take_over_unix_path = take_over_admin_unix_;
     admin_ = std::make_unique<Admin>(*main_, *store_);
     AddServerEndpoints(*admin_, *this);
     auto bound = admin_->start(*settings);
     if (!bound.ok()) {
       return absl::Status(bound.status().code(), absl::StrCat("admin: ", bound.status().message()));
     }
+    constexpr std::string_view kInherited = " (its predecessor's socket)";
     if (bound->has_value()) {
-      SLUICE_LOG(kInfo, "admin on %s%s", (*bound)->asString(),
-                 settings->bearer_token.empty() ? "" : " (bearer token required)");
+      SLUICE_LOG(kInfo, "admin on %s%s%s", (*bound)->asString(),
+                 settings->bearer_token.empty() ? "" : " (bearer token required)",
+                 settings->inherited_fd >= 0 ? kInherited : "");
       absl::StrAppend(&ports, "admin ", (*bound)->asString(), "\n");
     }
     if (!settings->unix_path.empty()) {
-      SLUICE_LOG(kInfo, "admin on unix socket %s (mode %04o)", settings->unix_path,
-                 settings->unix_mode);
+      SLUICE_LOG(
+          kInfo, "admin on unix socket %s (mode %04o%s)", settings->unix_path, settings->unix_mode,
+          take_over_admin_unix_ ? "; its predecessor's path, taken over once this serves" : "");
     }
     if (const auto& probe = admin_->probeAddress(); probe.has_value()) {
-      SLUICE_LOG(kInfo, "admin probe listener on %s (/ready and /live only, no token)",
-                 probe->asString());
+      SLUICE_LOG(kInfo, "admin probe listener on %s%s (/ready and /live only, no token)",
+                 probe->asString(), settings->inherited_probe_fd >= 0 ? kInherited : "");
       absl::StrAppend(&ports, "admin_probe ", probe->asString(), "\n");
     }
+  }
+  // The predecessor's admin sockets no address of ours took: closed now, or they would outlive
+  // it here, with nobody accepting on them. It keeps its own until it exits.
+  if (const size_t closed = inherited_admin_.closeAll(); closed != 0) {
+    SLUICE_LOG(kInfo,
+               "hot restart: %zu admin sockets of the previous sluice are not this config's "
+               "addresses: they close with it",
+               closed);
   }
 
   // A hot restart's successor takes its predecessor's control path over once its workers run
@@ -405,6 +444,13 @@ absl::Status Server::run() {
     // processes serving, the old one without its control path: said, and both keep serving).
     if (take_over_control_) {
       if (auto s = startControl(); !s.ok()) return s;
+    }
+    if (admin_) {
+      if (auto s = admin_->takeOver(); !s.ok()) return s;
+      if (take_over_admin_unix_) {
+        SLUICE_LOG(kInfo, "hot restart: admin unix socket %s taken over",
+                   bootstrap_.admin().unix_socket().path());
+      }
     }
     if (!options_.ports_file.empty()) {
       if (auto s = WritePortsFile(options_.ports_file, ports); !s.ok()) return s;
@@ -623,18 +669,23 @@ std::vector<ControlFrame> Server::handOverSockets(pid_t successor) {
     batch = {};
     fds.clear();
   };
+  auto add = [&](const std::string& address, int fd, bool admin) {
+    if (fds.size() == control::kMaxFdsPerMessage) flush(/*more=*/true);
+    auto* s = batch.mutable_take_sockets()->add_sockets();
+    s->set_address(address);
+    s->set_index(static_cast<uint32_t>(fds.size()));
+    s->set_admin(admin);
+    fds.push_back(fd);
+  };
   for (const auto& [address, group] : sockets_.sockets()) {
-    for (int fd : group) {
-      if (fds.size() == control::kMaxFdsPerMessage) flush(/*more=*/true);
-      auto* s = batch.mutable_take_sockets()->add_sockets();
-      s->set_address(address);
-      s->set_index(static_cast<uint32_t>(fds.size()));
-      fds.push_back(fd);
-    }
+    for (int fd : group) add(address, fd, /*admin=*/false);
   }
+  std::vector<std::pair<std::string, int>> admin;
+  if (admin_) admin = admin_->listeningSockets();
+  for (const auto& [address, fd] : admin) add(address, fd, /*admin=*/true);
   flush(/*more=*/false);
-  SLUICE_LOG(kInfo, "hot restart: %zu listening sockets handed to pid %d", sockets_.count(),
-             static_cast<int>(successor));
+  SLUICE_LOG(kInfo, "hot restart: %zu listening sockets and %zu of the admin's handed to pid %d",
+             sockets_.count(), admin.size(), static_cast<int>(successor));
   return frames;
 }
 
@@ -701,10 +752,10 @@ absl::Status Server::takeState() {
   SLUICE_LOG(kInfo, "hot restart: epoch %u; session ticket keys of %d TLS chains taken over",
              restart_epoch_, state->session_ticket_keys_size());
   predecessor_ = std::move(*client);
-  struct stat ours, theirs;
-  take_over_control_ = !controlPath().empty() && stat(controlPath().c_str(), &ours) == 0 &&
-                       stat(options_.hot_restart_from.c_str(), &theirs) == 0 &&
-                       ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino;
+  take_over_control_ = SameFile(controlPath(), options_.hot_restart_from);
+  take_over_admin_unix_ =
+      bootstrap_.has_admin() && bootstrap_.admin().has_unix_socket() &&
+      SameFile(bootstrap_.admin().unix_socket().path(), state->admin_unix_socket());
   return absl::OkStatus();
 }
 
@@ -712,7 +763,7 @@ void Server::startPredecessorDrain() {
   // Absolute: the predecessor may run in another directory.
   std::string control = controlPath();
   if (!control.empty() && control[0] != '/') control = working_directory_ + "/" + control;
-  auto r = predecessor_->startDrain(control);
+  auto r = predecessor_->startDrain(control, admin_taken_, take_over_admin_unix_);
   predecessor_.reset();
   if (!r.ok()) {
     // This process serves already, beside the old one: say so, and go on.
@@ -755,6 +806,12 @@ std::vector<ControlFrame> Server::handOverState(bool stdio) {
   state->set_restart_epoch(restart_epoch_);
   state->set_lineage_start_unix_seconds(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::seconds>(lineage_start_.time_since_epoch()).count()));
+  if (admin_ && bootstrap_.admin().has_unix_socket()) {
+    // Absolute: the successor may run in another directory.
+    std::string path = bootstrap_.admin().unix_socket().path();
+    if (!path.empty() && path[0] != '/') path = working_directory_ + "/" + path;
+    state->set_admin_unix_socket(path);
+  }
   ControlFrame frame = ControlServer::Reply(std::move(r));
   if (stdio) frame.fds = {STDOUT_FILENO, STDERR_FILENO};
   return {std::move(frame)};
@@ -772,6 +829,15 @@ std::vector<ControlFrame> Server::onStartDrain(
   }
   successor_control_ = request.control_socket();
   handed_over_ = true;
+  if (admin_) {
+    const std::vector<std::string> addresses(request.admin_addresses().begin(),
+                                             request.admin_addresses().end());
+    if (const size_t stopped = admin_->handOver(addresses, request.admin_unix_socket());
+        stopped != 0) {
+      SLUICE_LOG(kInfo, "hot restart: stops accepting on %zu admin sockets (pid %d does)", stopped,
+                 static_cast<int>(successor));
+    }
+  }
   startDrain();
   return {ControlServer::Reply(std::move(r))};
 }
@@ -804,6 +870,16 @@ void Server::onWorkerIdle() {
 
 void Server::shutdown() {
   if (drain_timer_) drain_timer_->disableTimer();
+  // After a handoff, the admin requests this process accepted were sent to the service, which
+  // goes on: they are answered before it exits (each within the admin's request timeout, which
+  // bounds the wait). After SIGTERM they end with the service, as before.
+  if (handed_over_ && admin_ && admin_->connections() != 0) {
+    admin_->stopAccepting();
+    admin_exit_timer_ = main_->createTimer([this] { main_->exit(); });
+    admin_exit_timer_->enableTimer(Admin::kRequestTimeout + std::chrono::seconds(1));
+    admin_->notifyWhenIdle([this] { main_->exit(); });
+    return;
+  }
   main_->exit();
 }
 

@@ -9,8 +9,14 @@ changed route, a new certificate, another worker count — and not one request o
 fails; the new route and certificate answer afterwards, a TLS session from before a restart
 resumes after it, and the last process's request counters equal what the clients sent. A
 successor that cannot start (a bad config, a plugin of another ABI, a control socket path
-another process holds) leaves the old one serving, and says why."""
+another process holds) leaves the old one serving, and says why.
 
+HotRestartAdminTest: the admin on fixed ports (its address, its probe listener) and on a unix
+socket goes through restarts with readiness asked all along — never refused, never anything but
+200 LIVE — and is answered by the successor afterwards; ExampleConfigTest reloads the shipped
+example with its admin on a fixed port."""
+
+import json
 import os
 import re
 import shutil
@@ -397,6 +403,160 @@ class HotRestartTest(harness.SluiceTestCase):
         self.assertNotIn("draining", s.log_text())
 
 
+def http_get(where, path):
+    """GET `path` on a new connection to a TCP (host, port) or a unix socket path: (status, body).
+    The admin answers with Connection: close, so the body is what comes until the end."""
+    if isinstance(where, str):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(harness.IO_TIMEOUT)
+        s.connect(where)
+    else:
+        s = socket.create_connection(where, timeout=harness.IO_TIMEOUT)
+    with s:
+        s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    m = re.match(rb"HTTP/1.1 (\d+) ", head)
+    if not m:
+        raise AssertionError("response %r" % data[:200])
+    return int(m.group(1)), body
+
+
+def served_by(where):
+    """The pid of the sluice whose admin answers at `where` (/server_info)."""
+    status, body = http_get(where, "/server_info")
+    if status != 200:
+        raise AssertionError("/server_info: %d %r" % (status, body[:200]))
+    return json.loads(body)["pid"]
+
+
+class HotRestartAdminTest(harness.SluiceTestCase):
+    """The admin's listening sockets through a hot restart: its TCP address and probe listener
+    are handed over by address like the listeners' (a fixed admin port no longer makes the
+    successor fail to bind), and its unix socket's path is taken over by a rename."""
+
+    def admin_config(self, body, ports, control, unix):
+        web, admin, probe = ports
+        c = simple_config(body, web, control)
+        c["admin"] = {"address": {"address": "127.0.0.1", "port": admin},
+                      "probeAddress": {"address": "127.0.0.1", "port": probe},
+                      "unixSocket": {"path": unix}}
+        return c
+
+    def test_a_fixed_admin_port_probe_listener_and_unix_socket_are_handed_over(self):
+        control = os.path.join(self.tmpdir, "control.sock")
+        unix = os.path.join(self.tmpdir, "admin.sock")
+        # The first binds port 0; its successors get the ports it reported, fixed in their
+        # configs (no race with another process for a port picked by the test).
+        s = self.start_sluice(self.admin_config("one\n", (0, 0, 0), control, unix),
+                              concurrency=2, name="one")
+        web, admin, probe = s.addr("web"), s.addr("admin"), s.addr("admin_probe")
+        ports = (web[1], admin[1], probe[1])
+        self.assertEqual(s.pid, served_by(admin))
+        self.assertEqual(s.pid, served_by(unix))
+
+        # Readiness is asked all along, as a load balancer and an operator's script would: on
+        # the probe listener, the admin's address and its unix socket. Not one connection may
+        # be refused or answered with anything but 200 LIVE: at every moment exactly one
+        # process accepts on each, and it is live.
+        def ready_step(where):
+            def step(_state):
+                status, body = http_get(where, "/ready")
+                if (status, body) != (200, b"LIVE\n"):
+                    raise AssertionError("%r: %d %r" % (where, status, body))
+                return 1
+            return step
+        loops = [Loop("probe", ready_step(probe)), Loop("admin", ready_step(admin)),
+                 Loop("unix", ready_step(unix))]
+        for loop in loops:
+            self.addCleanup(loop.stop)
+        harness.wait_until(lambda: all(l.ok >= 20 for l in loops), "readiness checks")
+
+        for i, (body, workers) in enumerate((("two\n", 1), ("three\n", 3)), start=1):
+            before = {l.name: l.ok for l in loops}
+            nxt = self.start_sluice(self.admin_config(body, ports, control, unix),
+                                    concurrency=workers, name=body.strip(),
+                                    args=("--hot-restart-from", control))
+            self.assertEqual(0, s.wait_exit(), s.log_text())
+            # The same addresses, answered by the successor.
+            self.assertEqual((web, admin, probe),
+                             (nxt.addr("web"), nxt.addr("admin"), nxt.addr("admin_probe")))
+            self.assertEqual(nxt.pid, served_by(admin))
+            self.assertEqual(nxt.pid, served_by(unix))
+            self.assertEqual((200, b"LIVE\n"), http_get(probe, "/ready"))
+            self.assertEqual(body.encode(), get(web))
+            log = nxt.log_text()
+            self.assertIn("admin on 127.0.0.1:%d (its predecessor's socket)" % admin[1], log)
+            self.assertIn("admin probe listener on 127.0.0.1:%d (its predecessor's socket)" %
+                          probe[1], log)
+            self.assertIn("hot restart: admin unix socket %s taken over" % unix, log)
+            self.assertIn("stops accepting on 2 admin sockets (pid %d does)" % nxt.pid,
+                          s.log_text())
+            harness.wait_until(lambda: all(l.ok >= before[l.name] + 20 for l in loops) or
+                               any(l.failures for l in loops), "readiness checks after %d" % i)
+            c = ControlClient(control)
+            self.addCleanup(c.close)
+            self.assertEqual(i, c.call(status={}).status.restart_epoch)
+            s = nxt
+        for loop in loops:
+            loop.stop()
+        self.assertEqual([], [f for l in loops for f in l.failures][:10])
+        # Nothing left beside the socket: no temporary name of a takeover.
+        self.assertEqual(["admin.sock", "control.sock"],
+                         sorted(n for n in os.listdir(self.tmpdir) if n.endswith(".sock") or
+                                ".sock." in n))
+
+    def test_an_admin_moved_elsewhere_binds_afresh_and_the_old_address_closes_with_the_old_one(self):
+        control = os.path.join(self.tmpdir, "control.sock")
+        unix = os.path.join(self.tmpdir, "admin.sock")
+        s = self.start_sluice(self.admin_config("one\n", (0, 0, 0), control, unix),
+                              concurrency=1, name="one")
+        web, admin = s.addr("web"), s.addr("admin")
+        # Port 0 is "any port": a new one, and so is another unix path.
+        moved = os.path.join(self.tmpdir, "admin2.sock")
+        nxt = self.start_sluice(self.admin_config("two\n", (web[1], 0, 0), control, moved),
+                                concurrency=1, name="two", args=("--hot-restart-from", control))
+        self.assertEqual(0, s.wait_exit(), s.log_text())
+        self.assertNotEqual(admin, nxt.addr("admin"))
+        self.assertEqual(nxt.pid, served_by(nxt.addr("admin")))
+        self.assertEqual(nxt.pid, served_by(moved))
+        self.assertEqual((200, b"LIVE\n"), http_get(nxt.addr("admin_probe"), "/ready"))
+        self.assertNotIn("admin sockets (pid", s.log_text())
+        self.assertIn("2 admin sockets of the previous sluice are not this config's addresses",
+                      nxt.log_text())
+        # The old addresses went with the old process.
+        with self.assertRaises(OSError):
+            http_get(admin, "/ready")
+        self.assertFalse(os.path.exists(unix))
+
+    def test_a_successor_failing_after_taking_the_sockets_leaves_the_old_admin_serving(self):
+        control = os.path.join(self.tmpdir, "control.sock")
+        unix = os.path.join(self.tmpdir, "admin.sock")
+        s = self.start_sluice(self.admin_config("one\n", (0, 0, 0), control, unix),
+                              concurrency=1, name="one")
+        web, admin, probe = s.addr("web"), s.addr("admin"), s.addr("admin_probe")
+        # The successor takes every socket, the admin's too, then fails: its admin's unix socket
+        # would be a file that is not a socket.
+        not_a_socket = os.path.join(self.tmpdir, "not-a-socket")
+        open(not_a_socket, "w").close()
+        nxt = self.start_sluice(self.admin_config("two\n", (web[1], admin[1], probe[1]), control,
+                                                  not_a_socket),
+                                wait=False, name="two", args=("--hot-restart-from", control))
+        self.assertEqual(1, nxt.wait_exit())
+        self.assertIn("exists and is not a socket", nxt.log_text())
+        self.assertIn("took 1 listening sockets", nxt.log_text())
+        self.assertEqual(s.pid, served_by(admin))
+        self.assertEqual(s.pid, served_by(unix))
+        self.assertEqual((200, b"LIVE\n"), http_get(probe, "/ready"))
+        self.assertEqual(b"one\n", get(web))
+        self.assertNotIn("draining", s.log_text())
+
+
 class ReloadCommandTest(harness.SluiceTestCase):
     """`sluice reload`: the same command line, the binary on disk, one command."""
 
@@ -474,8 +634,9 @@ class ReloadCommandTest(harness.SluiceTestCase):
 
 
 class ExampleConfigTest(harness.SluiceTestCase):
-    """configs/hot_restart.yaml as it ships (its ports and control path swapped for the
-    test's), reloaded with `sluice reload` after its body changed."""
+    """configs/hot_restart.yaml as it ships (its control path swapped for the test's, and its
+    fixed ports for ports the first process got), reloaded with `sluice reload` after its body
+    changed: the successor's config names the admin's port as the shipped one does."""
 
     def test_the_example_config(self):
         with open(os.path.join(harness.repo_root(), "configs", "hot_restart.yaml")) as f:
@@ -487,10 +648,14 @@ class ExampleConfigTest(harness.SluiceTestCase):
             text = text.replace(fixed, new)
         s = self.start_sluice(text, concurrency=2)
         addr = s.addr("web")
+        admin = s.addr("admin")
         self.assertEqual(b"served by the first generation\n", get(addr))
-        # The next generation: same file, new body, the port the first one got.
+        self.assertEqual(s.pid, served_by(admin))
+        # The next generation: same file, new body, the ports the first one got, fixed as the
+        # shipped 10000 and 9901 are (a successor binding them itself would find them taken).
         text = text.replace("first generation", "second generation").replace(
-            "port: 0}", "port: %d}" % addr[1], 1)
+            "port: 0}", "port: %d}" % addr[1], 1).replace("port: 0}", "port: %d}" % admin[1], 1)
+        self.assertNotIn("port: 0}", text)
         with open(s.config_path, "w") as f:
             f.write(text)
         r = subprocess.run([harness.sluice_bin(), "reload", "--control-socket", control],
@@ -501,6 +666,7 @@ class ExampleConfigTest(harness.SluiceTestCase):
         c = ControlClient(control)
         self.addCleanup(c.close)
         successor = c.call(status={}).status.pid
+        self.assertEqual(successor, served_by(admin))
         c.call(drain={})
         harness.wait_until(lambda: not os.path.exists("/proc/%d" % successor) or
                            open("/proc/%d/stat" % successor).read().split()[2] == "Z",
