@@ -38,7 +38,7 @@ USER = "65532:65532"
 UID = 65532
 ENTRYPOINT = ["/usr/bin/sluice"]
 CMD = ["-c", "/etc/sluice/sluice.yaml"]
-PORTS = ["8080/tcp"]
+PORTS = ["8080/tcp", "9902/tcp"]
 PATHS = ["/usr/bin/sluice", "/usr/lib/sluice/plugins/", "/etc/sluice/sluice.yaml"]
 
 # A cold build-image downloads and unpacks about a hundred packages; it may also wait for the
@@ -141,7 +141,7 @@ class DockerfileTest(unittest.TestCase):
         for needle in ["uid=%d" % UID, "--user \"$uid:$uid\"",
                        "--entrypoint '%s'" % json.dumps(ENTRYPOINT, separators=(",", ":")),
                        "--cmd '%s'" % json.dumps(CMD, separators=(",", ":")),
-                       "--port %s" % PORTS[0], "--workingdir /", "/usr/lib/sluice/plugins",
+                       "--port %s" % PORTS[0], "--port %s" % PORTS[1], "--workingdir /", "/usr/lib/sluice/plugins",
                        "/etc/sluice/sluice.yaml", "-m 0700 \"$img/run/sluice\""]:
             self.assertIn(needle, script)
 
@@ -189,8 +189,11 @@ class ImageFixture:
                 return
         env = dict(os.environ, SLUICE_OCI_LOCK_WAIT=str(LOCK_WAIT))
         start = time.monotonic()
-        p = run([os.path.join(OCI_DIR, "build-image"), "--build-dir", BUILD_DIR,
-                 "--tag", cls.tag], timeout=BUILD_TIMEOUT, env=env)
+        # timeout(1) sends SIGTERM first, so that build-image cleans up (its mounts, its
+        # buildah container) before the test gives up.
+        p = run(["timeout", "--kill-after=30", str(BUILD_TIMEOUT),
+                 os.path.join(OCI_DIR, "build-image"), "--build-dir", BUILD_DIR,
+                 "--tag", cls.tag], timeout=BUILD_TIMEOUT + 60, env=env)
         cls.build_seconds = time.monotonic() - start
         sys.stderr.write(p.stderr)
         if p.returncode == 77:
@@ -198,8 +201,9 @@ class ImageFixture:
             cls.skip_reason = lines[-1] if lines else p.stderr.strip()
             return
         if p.returncode != 0:
-            raise AssertionError("deploy/oci/build-image failed (%d):\n%s" %
-                                 (p.returncode, p.stderr))
+            raise AssertionError("deploy/oci/build-image failed (%d%s):\n%s" % (
+                p.returncode, ", timed out after %ds" % BUILD_TIMEOUT if p.returncode == 124 else "",
+                p.stderr))
         log("image %s built in %.0fs" % (cls.tag, cls.build_seconds))
         cls.find_podman_options()
         ctr = run(["buildah", "from", "--quiet", cls.tag])
@@ -270,10 +274,12 @@ class ImageTestCase(harness.SluiceTestCase):
             self.skipTest(ImageFixture.skip_reason)
 
     def origin_config(self, origin):
-        """A config with one listener (127.0.0.1, port 0) routed to `origin`, admin on
-        127.0.0.1 port 0, and the control socket where the image's default has it."""
+        """A config with one listener (127.0.0.1, port 0) routed to `origin`, admin and the
+        health probe listener on 127.0.0.1 port 0, and the control socket where the image's
+        default has it."""
         cfg = harness.routed_config(origin.addr[1])
         cfg["controlSocket"] = "/run/sluice/control.sock"
+        cfg["admin"]["probeAddress"] = {"address": "127.0.0.1", "port": 0}
         return cfg
 
     def workdir(self):
@@ -317,6 +323,12 @@ class ImageTestCase(harness.SluiceTestCase):
         self.assertEqual(200, r.status, r.raw)
         self.assertTrue(r.body.startswith(b"GET " + path.encode()), r.raw)
         origin.wait_request(lambda m, p, h: p == path)
+        # And the health probe the image's default config has too.
+        probe = harness.HttpClient.connect(ports["admin_probe"])
+        self.addCleanup(probe.close)
+        probe.send(harness.http_request("GET", "/ready"))
+        r = probe.read_response()
+        self.assertEqual(200, r.status, r.raw)
         return c
 
 
