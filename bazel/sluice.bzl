@@ -4,7 +4,7 @@ mirrors the CMakeLists.txt beside it target for target (same names, same sources
     sluice_cc_library(name, srcs, hdrs, deps)
     sluice_cc_binary(name, srcs, deps)
     sluice_cc_test(name, srcs, deps)          # GoogleTest, with gtest_main
-    sluice_proto_library(name, protos, deps)  # api/ protos, included as "api/sluice/..."
+    sluice_proto_library(name, protos)        # api/ protos, included as "api/sluice/..."
     sluice_plugin(name, srcs, protos, descriptor_sets, deps, file_name)
 """
 
@@ -46,7 +46,7 @@ def sluice_cc_test(name, srcs = [], deps = [], copts = [], size = "small", **kwa
         **kwargs
     )
 
-def sluice_proto_library(name, protos, deps = []):
+def sluice_proto_library(name, protos):
     """The api/ protos, compiled as CMake compiles them (cmake/SluiceBuild.cmake).
 
     Their import root is api/ ("sluice/config/v1/x.proto"), while sluice's sources include the
@@ -64,7 +64,7 @@ def sluice_proto_library(name, protos, deps = []):
             "@com_google_protobuf//:struct_proto",
             "@com_google_protobuf//:wrappers_proto",
             "@com_google_protobuf//:descriptor_proto",
-        ] + [d + "_proto" for d in deps],
+        ],
     )
     outs = []
     for p in protos:
@@ -72,7 +72,7 @@ def sluice_proto_library(name, protos, deps = []):
         outs += [base + ".pb.h", base + ".pb.cc"]
     native.genrule(
         name = name + "_gen",
-        srcs = protos + [d + "_gen_srcs" for d in deps] + ["@com_google_protobuf//:well_known_protos"],
+        srcs = protos + ["@com_google_protobuf//:well_known_protos"],
         outs = outs,
         tools = ["@com_google_protobuf//:protoc"],
         # $(RULEDIR) is bazel-bin/api; the .proto files are named from api/, their import root.
@@ -81,7 +81,6 @@ def sluice_proto_library(name, protos, deps = []):
               " ".join(["api/" + p for p in protos]),
         message = "protoc (sluice api) " + name,
     )
-    native.filegroup(name = name + "_gen_srcs", srcs = protos)
     native.cc_library(
         name = name,
         srcs = [o for o in outs if o.endswith(".cc")],
@@ -90,7 +89,7 @@ def sluice_proto_library(name, protos, deps = []):
         includes = ["."],
         # Generated code is not ours to keep warning-free.
         copts = ["-w"],
-        deps = ["@com_google_protobuf//:protobuf"] + deps,
+        deps = ["@com_google_protobuf//:protobuf"],
     )
 
 def _embed_descriptor_set(name, proto, stem):
